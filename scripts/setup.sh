@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on a fresh Debian machine of this kind (root, apt):
+# tshark (the dissection oracle in tests), libpcap-dev (live capture), iproute2 (network namespaces
+# for the live test), tcpdump/tcpreplay (replay into the namespaces).
+set -euo pipefail
+need=()
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
+[ -e /usr/include/pcap.h ] || need+=(libpcap-dev)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: need ${need[*]} but not root; install them by hand" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # tshark asks whether non-root users may capture; preseed "no".
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

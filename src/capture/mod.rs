@@ -1,0 +1,28 @@
+//! Where packets come from: capture files (pcap, pcapng, gzip, directories) and live interfaces.
+//! Nothing after this module knows files from interfaces.
+
+pub mod file;
+
+use crate::time::Ts;
+
+/// Link-layer header type, as in pcap's LINKTYPE_* numbers.
+pub type Linktype = u32;
+
+pub const LINKTYPE_NULL: Linktype = 0;
+pub const LINKTYPE_ETHERNET: Linktype = 1;
+pub const LINKTYPE_RAW: Linktype = 101;
+pub const LINKTYPE_LOOP: Linktype = 108;
+pub const LINKTYPE_LINUX_SLL: Linktype = 113;
+pub const LINKTYPE_IPV4: Linktype = 228;
+pub const LINKTYPE_IPV6: Linktype = 229;
+pub const LINKTYPE_LINUX_SLL2: Linktype = 276;
+
+/// One captured frame.
+#[derive(Clone, Debug)]
+pub struct Packet {
+    pub ts: Ts,
+    pub linktype: Linktype,
+    /// Length on the wire (may exceed `data.len()` when the snaplen cut it).
+    pub orig_len: u32,
+    pub data: Vec<u8>,
+}

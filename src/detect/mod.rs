@@ -1,0 +1,1 @@
+//! Detection: the PsExec technique per (source, target) and per source host, from events.

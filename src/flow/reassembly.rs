@@ -1,0 +1,1 @@
+//! Per-direction TCP stream reassembly: ordering, overlaps (first copy wins), gaps.

@@ -1,0 +1,1 @@
+//! Bidirectional flow table: timeouts, port reuse, caps.

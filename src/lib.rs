@@ -1,0 +1,16 @@
+//! psexec-sensor: finds PsExec-style lateral movement (remote service or task creation over SMB and
+//! DCE-RPC) in network traffic.
+//!
+//! The modules follow the data, one way:
+//! capture → decode → flow (TCP reassembly) → smb / dcerpc → event → detect → output.
+
+pub mod capture;
+pub mod dcerpc;
+pub mod decode;
+pub mod detect;
+pub mod event;
+pub mod flow;
+pub mod output;
+pub mod sink;
+pub mod smb;
+pub mod time;

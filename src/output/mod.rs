@@ -1,0 +1,1 @@
+//! Writers: JSON lines and the human summary.
