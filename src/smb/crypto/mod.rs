@@ -157,6 +157,12 @@ struct Session {
     keys: Option<SessionKeys>,
     /// Derivation was tried and failed: do not try again, do not note every message.
     gave_up: bool,
+    /// Why it failed, until reported. Reported when the session turns out to be encrypted (its
+    /// first transform message, or a final response demanding encryption): a failure for a
+    /// session that never encrypts is no one's concern.
+    unreported_failure: Option<String>,
+    /// The server set SMB2_SESSION_FLAG_ENCRYPT_DATA in the final SESSION_SETUP response.
+    encrypt_data: bool,
     decrypted: u64,
     failed: u64,
 }
@@ -222,6 +228,7 @@ impl ConnDecryptor {
         if !self.sessions.get(&sid).is_some_and(|s| s.keys.is_some() || s.gave_up) {
             self.keys_from_session_secret(sid);
         }
+        self.report_failure(sid);
         let s = self.sessions.get_mut(&sid)?;
         let keys = s.keys.as_mut()?;
         // CCM and GCM ciphertext is exactly as long as the plaintext.
@@ -287,6 +294,18 @@ impl ConnDecryptor {
             });
         }
         std::mem::take(&mut self.notes)
+    }
+
+    /// Drains the notes into `sink`: caps as `cap_reached`, everything else as `anomaly` events of
+    /// kind `decrypt` (layer "smb3-crypto"), keys derived included so the output says which
+    /// sessions were decrypted and from what kind of secret.
+    pub fn report_notes(&mut self, sink: &mut crate::sink::Sink, ts: crate::time::Ts, conn: Option<crate::event::ConnFields>) {
+        for n in self.take_notes() {
+            match n.kind {
+                NoteKind::CapReached(cap) => sink.cap_reached(cap, ts, conn.clone(), "smb3-crypto", n.text),
+                _ => sink.anomaly(ts, conn.clone(), crate::event::AnomalyKind::Decrypt, "smb3-crypto", n.text),
+            }
+        }
     }
 
     /// Whether the sensor holds keys for `session_id` on this connection.
@@ -418,7 +437,15 @@ impl ConnDecryptor {
                     }
                 }
             }
-            wire::STATUS_SUCCESS => self.derive(sid),
+            wire::STATUS_SUCCESS => {
+                s.encrypt_data = m
+                    .session_setup_response()
+                    .is_some_and(|(flags, _)| flags & wire::SESSION_FLAG_ENCRYPT_DATA != 0);
+                self.derive(sid);
+                if self.sessions.get(&sid).is_some_and(|s| s.encrypt_data) {
+                    self.report_failure(sid);
+                }
+            }
             // Logon failure and the like: the session never exists.
             _ => {
                 self.sessions.remove(&sid);
@@ -546,12 +573,22 @@ impl ConnDecryptor {
     }
 
     fn give_up(&mut self, sid: u64, why: String) {
-        if let Some(s) = self.sessions.get_mut(&sid) {
-            s.gave_up = true;
-            s.auth = None;
-            s.hash = None;
+        let text = format!("could not derive keys for session {sid:#018x}: {why}");
+        match self.sessions.get_mut(&sid) {
+            Some(s) => {
+                s.gave_up = true;
+                s.auth = None;
+                s.hash = None;
+                s.unreported_failure = Some(text);
+            }
+            None => self.note(NoteKind::DeriveFailed, Some(sid), text),
         }
-        self.note(NoteKind::DeriveFailed, Some(sid), format!("could not derive keys for session {sid:#018x}: {why}"));
+    }
+
+    fn report_failure(&mut self, sid: u64) {
+        if let Some(text) = self.sessions.get_mut(&sid).and_then(|s| s.unreported_failure.take()) {
+            self.note(NoteKind::DeriveFailed, Some(sid), text);
+        }
     }
 }
 

@@ -111,6 +111,10 @@ struct LabRun {
     plaintexts: Vec<(Direction, Vec<u8>)>,
     transforms: usize,
     notes: Vec<DecryptNote>,
+    /// Notes queued before the first transform message.
+    notes_before_transform: usize,
+    /// Every NetBIOS message, in order, for the robustness test.
+    messages: Vec<(Direction, Vec<u8>)>,
 }
 
 fn run_capture(name: &str, keys: Option<Arc<KeyStore>>) -> LabRun {
@@ -118,7 +122,7 @@ fn run_capture(name: &str, keys: Option<Arc<KeyStore>>) -> LabRun {
     let data = std::fs::read(&path).unwrap();
     let (_, cap) = pcap_parser::pcap::parse_pcap(&data).unwrap();
     let mut d = ConnDecryptor::new(keys);
-    let mut run = LabRun { plaintexts: vec![], transforms: 0, notes: vec![] };
+    let mut run = LabRun { plaintexts: vec![], transforms: 0, notes: vec![], notes_before_transform: 0, messages: vec![] };
     let mut bufs: [Vec<u8>; 2] = [vec![], vec![]];
     let mut next_seq: [Option<u32>; 2] = [None, None];
     for b in &cap.blocks {
@@ -161,6 +165,7 @@ fn run_capture(name: &str, keys: Option<Arc<KeyStore>>) -> LabRun {
             }
             let msg: Vec<u8> = bufs[i][4..4 + len].to_vec();
             bufs[i].drain(..4 + len);
+            run.messages.push((dir, msg.clone()));
             match msg.get(..4) {
                 Some(b"\xfeSMB") => {
                     let cmd = u16::from_le_bytes([msg[12], msg[13]]);
@@ -169,6 +174,9 @@ fn run_capture(name: &str, keys: Option<Arc<KeyStore>>) -> LabRun {
                     }
                 }
                 Some(b"\xfdSMB") => {
+                    if run.transforms == 0 {
+                        run.notes_before_transform = run.notes.len();
+                    }
                     run.transforms += 1;
                     let t = Transform::parse(&msg).unwrap();
                     if let Some(p) = d.decrypt(dir, &msg) {
@@ -260,6 +268,79 @@ fn wrong_password_gives_no_plaintext_and_a_clear_note() {
             failed[0].text
         );
         assert!(!run.notes.iter().any(|n| n.kind == NoteKind::KeysDerived));
+    }
+}
+
+#[test]
+fn failures_are_reported_once_the_session_turns_out_encrypted() {
+    // j1: the server does not demand encryption (impacket asks for it after SESSION_SETUP), so
+    // the failure waits for the first transform message; j3: SESSION_FLAG_ENCRYPT_DATA is set
+    // in the final response, so it is reported at once.
+    let j1 = run_capture("j1_psexec_opportunistic_enc.pcap", store("admin:wrong\n"));
+    assert_eq!(j1.notes_before_transform, 0, "{:?}", j1.notes);
+    assert_eq!(j1.notes.len(), 1);
+    let j3 = run_capture("j3_benign_upload_enc.pcap", store("admin:wrong\n"));
+    assert_eq!(j3.notes_before_transform, 1, "{:?}", j3.notes);
+    assert_eq!(j3.notes.len(), 1);
+}
+
+#[test]
+fn notes_become_decrypt_anomalies() {
+    let mut d = ConnDecryptor::new(store("session:0x0008E40014000011:B4546771B515F766A86735532DD6C4F0\n"));
+    assert!(d.decrypt(Direction::ToClient, &hex(MS_SMB300_TRANSFORM)).is_some());
+    let mut sink = crate::sink::Sink::new();
+    d.report_notes(&mut sink, crate::time::Ts(1), None);
+    assert_eq!(sink.counters.get("anomaly.decrypt"), 1);
+    assert!(d.take_notes().is_empty(), "drained");
+}
+
+/// Hostile input: every handshake and transform message of j1, truncated and bit-flipped in many
+/// ways, must neither panic nor yield plaintext that does not authenticate.
+#[test]
+fn mangled_lab_messages_do_not_panic() {
+    let clean = run_capture("j1_psexec_opportunistic_enc.pcap", None);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..40 {
+        let mut d = ConnDecryptor::new(store("admin:Passw0rd!Lab\n"));
+        let mut decrypted = 0;
+        for (dir, msg) in &clean.messages {
+            let mut m = msg.clone();
+            match round % 4 {
+                0 => m.truncate((next() as usize) % (m.len() + 1)),
+                1 => {
+                    for _ in 0..4 {
+                        let i = (next() as usize) % m.len();
+                        m[i] ^= 1 << (next() % 8);
+                    }
+                }
+                2 => {
+                    // Large lengths and offsets where the parsers read them.
+                    let i = (next() as usize) % m.len().min(200);
+                    m[i] = 0xff;
+                }
+                _ => {}
+            }
+            if m.starts_with(b"\xfdSMB") {
+                if let Some(p) = d.decrypt(*dir, &m) {
+                    // Only an untouched message can authenticate.
+                    assert!(msg == &m, "round {round}");
+                    assert!(p.starts_with(b"\xfeSMB"));
+                    decrypted += 1;
+                }
+            } else {
+                d.observe(*dir, &m);
+            }
+            let _ = d.take_notes();
+        }
+        if round % 4 == 3 {
+            assert_eq!(decrypted, clean.transforms, "untouched rounds decrypt everything");
+        }
     }
 }
 

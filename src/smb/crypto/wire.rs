@@ -17,6 +17,8 @@ pub const STATUS_MORE_PROCESSING_REQUIRED: u32 = 0xC000_0016;
 const FLAG_SERVER_TO_REDIR: u32 = 0x0000_0001;
 /// SESSION_SETUP request Flags: binds an existing session to a new channel (multichannel).
 pub const SESSION_FLAG_BINDING: u8 = 0x01;
+/// SESSION_SETUP response SessionFlags: the server requires encryption for this session.
+pub const SESSION_FLAG_ENCRYPT_DATA: u16 = 0x0004;
 const NEGOTIATE_CONTEXT_ENCRYPTION: u16 = 0x0002;
 /// At most this many negotiate contexts are walked (real servers send fewer than ten).
 pub const MAX_NEGOTIATE_CONTEXTS: usize = 32;
