@@ -89,9 +89,9 @@ pub fn decrypt_in_place(
     buf: &mut [u8],
     tag: &[u8; 16],
 ) -> bool {
-    fn run<A: AeadInOut + KeyInit>(key: &[u8], nonce: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8; 16]) -> bool
+    fn run<A>(key: &[u8], nonce: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8; 16]) -> bool
     where
-        A: aes_gcm::aead::AeadCore<TagSize = U16>,
+        A: AeadInOut + KeyInit + aes_gcm::aead::AeadCore<TagSize = U16>,
     {
         let Ok(aead) = A::new_from_slice(key) else { return false };
         let Ok(nonce) = <&Array<u8, A::NonceSize>>::try_from(nonce) else { return false };
@@ -111,9 +111,9 @@ pub fn decrypt_in_place(
 /// never encrypts: this exists so the tests can build transform messages.
 #[cfg(test)]
 pub fn encrypt_in_place(cipher: Cipher, key: &[u8], nonce: &[u8; 16], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-    fn run<A: AeadInOut + KeyInit>(key: &[u8], nonce: &[u8], aad: &[u8], buf: &mut [u8]) -> [u8; 16]
+    fn run<A>(key: &[u8], nonce: &[u8], aad: &[u8], buf: &mut [u8]) -> [u8; 16]
     where
-        A: aes_gcm::aead::AeadCore<TagSize = U16>,
+        A: AeadInOut + KeyInit + aes_gcm::aead::AeadCore<TagSize = U16>,
     {
         let aead = A::new_from_slice(key).expect("test key length");
         let nonce = <&Array<u8, A::NonceSize>>::try_from(nonce).expect("nonce length");

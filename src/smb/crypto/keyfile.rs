@@ -119,22 +119,22 @@ pub fn parse(text: &str, origin: &str) -> Result<(Vec<Credential>, Vec<SessionSe
             return Err(err("expected `[DOMAIN\\]user:password`, `nthash:[DOMAIN\\]user:HASH` or `session:ID:KEY`"));
         };
         match head.trim() {
-            "session" => sessions.push(parse_session(rest).map_err(|w| err(w))?),
+            "session" => sessions.push(parse_session(rest).map_err(err)?),
             "nthash" => {
                 let (who, hash) = rest.rsplit_once(':').ok_or_else(|| err("expected `nthash:[DOMAIN\\]user:<32 hex digits>`"))?;
                 let bytes = unhex(hash.trim()).filter(|b| b.len() == 16).ok_or_else(|| err("NT hash must be 32 hex digits"))?;
                 let mut h = [0u8; 16];
                 h.copy_from_slice(&bytes);
-                let (user, domain) = split_user(who).map_err(|w| err(w))?;
+                let (user, domain) = split_user(who).map_err(err)?;
                 creds.push(Credential { user, domain, nt_hash: h, source: "nthash" });
             }
             "password" => {
                 let (who, pw) = rest.split_once(':').ok_or_else(|| err("expected `password:[DOMAIN\\]user:PASSWORD`"))?;
-                let (user, domain) = split_user(who).map_err(|w| err(w))?;
+                let (user, domain) = split_user(who).map_err(err)?;
                 creds.push(Credential { user, domain, nt_hash: nt_hash(pw), source: "password" });
             }
             _ => {
-                let (user, domain) = split_user(head).map_err(|w| err(w))?;
+                let (user, domain) = split_user(head).map_err(err)?;
                 creds.push(Credential { user, domain, nt_hash: nt_hash(rest), source: "password" });
             }
         }

@@ -302,8 +302,8 @@ impl ConnDecryptor {
     pub fn report_notes(&mut self, sink: &mut crate::sink::Sink, ts: crate::time::Ts, conn: Option<crate::event::ConnFields>) {
         for n in self.take_notes() {
             match n.kind {
-                NoteKind::CapReached(cap) => sink.cap_reached(cap, ts, conn.clone(), "smb3-crypto", n.text),
-                _ => sink.anomaly(ts, conn.clone(), crate::event::AnomalyKind::Decrypt, "smb3-crypto", n.text),
+                NoteKind::CapReached(cap) => sink.cap_reached(cap, ts, conn, "smb3-crypto", n.text),
+                _ => sink.anomaly(ts, conn, crate::event::AnomalyKind::Decrypt, "smb3-crypto", n.text),
             }
         }
     }
@@ -377,8 +377,13 @@ impl ConnDecryptor {
         let auth = ntlm_msg::authenticate(buf);
         let session = if sid == 0 {
             if self.pending.len() >= MAX_PENDING_SETUPS {
-                self.note(NoteKind::CapReached("MAX_PENDING_SETUPS"), None, "SESSION_SETUP request not tracked".into());
-                return;
+                // Requests whose responses never came: forget the oldest.
+                self.pending.remove(0);
+                self.note(
+                    NoteKind::CapReached("MAX_PENDING_SETUPS"),
+                    None,
+                    "oldest unanswered SESSION_SETUP request forgotten".into(),
+                );
             }
             let hash = if self.dialect == Some(0x0311) { self.conn_hash.clone() } else { None };
             self.pending.push((m.message_id(), Session { hash, ..Session::default() }));

@@ -356,3 +356,74 @@ fn lab_capture_without_keys_is_silent() {
     let run = run_capture("j1_psexec_opportunistic_enc.pcap", None);
     assert!(run.transforms > 0 && run.plaintexts.is_empty() && run.notes.is_empty());
 }
+
+fn ms_final_response(sid: u64, message_id: u64, session_flags: u16) -> Vec<u8> {
+    let mut fin = hex(MS_SESSION_SETUP_RESPONSE_1)[..64 + 8].to_vec();
+    fin[8..12].copy_from_slice(&0u32.to_le_bytes());
+    fin[24..32].copy_from_slice(&message_id.to_le_bytes());
+    fin[40..48].copy_from_slice(&sid.to_le_bytes());
+    fin[64..72].copy_from_slice(&[9, 0, 0, 0, 0x48, 0, 0, 0]);
+    fin[66..68].copy_from_slice(&session_flags.to_le_bytes());
+    fin
+}
+
+#[test]
+fn wrong_password_on_published_handshake_is_reported_at_first_transform() {
+    let sid = 0x0000_1000_0000_0019u64;
+    let mut d = ConnDecryptor::new(store("SUT311\\Administrator:not-the-password\n"));
+    for (dir, m) in [
+        (Direction::ToServer, MS_NEGOTIATE_REQUEST),
+        (Direction::ToClient, MS_NEGOTIATE_RESPONSE),
+        (Direction::ToServer, MS_SESSION_SETUP_REQUEST_1),
+        (Direction::ToClient, MS_SESSION_SETUP_RESPONSE_1),
+        (Direction::ToServer, MS_SESSION_SETUP_REQUEST_2),
+    ] {
+        d.observe(dir, &hex(m));
+    }
+    d.observe(Direction::ToClient, &ms_final_response(sid, 3, 0));
+    assert!(d.take_notes().is_empty(), "nothing to say until the session encrypts");
+    let mut t = hex(MS_SMB311_TRANSFORM_REQUEST);
+    t[44..52].copy_from_slice(&sid.to_le_bytes());
+    assert!(d.decrypt(Direction::ToServer, &t).is_none());
+    let notes = d.take_notes();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].kind, NoteKind::DeriveFailed);
+    assert_eq!(
+        notes[0].text,
+        "could not derive keys for session 0x0000100000000019: NTProofStr mismatch (wrong password?) for user 'SUT311\\administrator'"
+    );
+    // Further messages of that session add nothing.
+    assert!(d.decrypt(Direction::ToServer, &t).is_none());
+    assert!(d.take_notes().is_empty());
+}
+
+#[test]
+fn session_and_pending_caps_hold() {
+    let mut d = ConnDecryptor::new(store("a:b\n"));
+    let req = hex(MS_SESSION_SETUP_REQUEST_1);
+    for i in 0..(MAX_PENDING_SETUPS as u64 + 3) {
+        let mut m = req.clone();
+        m[24..32].copy_from_slice(&(100 + i).to_le_bytes());
+        d.observe(Direction::ToServer, &m);
+    }
+    assert_eq!(d.pending.len(), MAX_PENDING_SETUPS);
+    let notes = d.take_notes();
+    assert_eq!(notes.len(), 3);
+    assert!(notes.iter().all(|n| n.kind == NoteKind::CapReached("MAX_PENDING_SETUPS")));
+    for sid in 1..(MAX_SESSIONS_PER_CONN as u64 + 10) {
+        let mut m = req.clone();
+        m[40..48].copy_from_slice(&sid.to_le_bytes());
+        d.observe(Direction::ToServer, &m);
+    }
+    assert_eq!(d.sessions.len(), MAX_SESSIONS_PER_CONN);
+    assert!(d.take_notes().iter().any(|n| n.kind == NoteKind::CapReached("MAX_SESSIONS_PER_CONN")));
+    // Notes are bounded too, with a count of what was dropped.
+    for sid in 1000..1200u64 {
+        let mut m = req.clone();
+        m[40..48].copy_from_slice(&sid.to_le_bytes());
+        d.observe(Direction::ToServer, &m);
+    }
+    let notes = d.take_notes();
+    assert_eq!(notes.len(), MAX_PENDING_NOTES + 1);
+    assert_eq!(notes.last().unwrap().kind, NoteKind::CapReached("MAX_PENDING_NOTES"));
+}

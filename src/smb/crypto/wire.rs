@@ -108,14 +108,15 @@ impl<'a> Smb2Msg<'a> {
             let mut off = u32_at(body, 60)? as usize;
             for _ in 0..context_count.min(MAX_NEGOTIATE_CONTEXTS) {
                 let Some(ctype) = u16_at(self.b, off) else { break };
-                let Some(dlen) = u16_at(self.b, off + 2) else { break };
+                let Some(dlen) = u16_at(self.b, off.saturating_add(2)) else { break };
                 let dlen = dlen as usize;
-                let Some(data) = self.buffer(off + 8, dlen) else { break };
+                let Some(data) = self.buffer(off.saturating_add(8), dlen) else { break };
                 if ctype == NEGOTIATE_CONTEXT_ENCRYPTION && u16_at(data, 0).unwrap_or(0) >= 1 {
                     cipher_id = u16_at(data, 2);
                 }
                 // Contexts are 8-byte aligned.
-                off = (off + 8 + dlen + 7) & !7;
+                let Some(end) = off.checked_add(8 + dlen + 7) else { break };
+                off = end & !7;
             }
         }
         Some(NegotiateResponse { dialect, cipher_id, capabilities })
