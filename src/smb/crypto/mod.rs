@@ -214,6 +214,9 @@ impl ConnDecryptor {
 
     /// A whole transform message (from 0xFD 'SMB' through the end of the encrypted payload).
     /// Returns the decrypted SMB2 message bytes, or None without keys or when it fails to verify.
+    /// The plaintext is exactly OriginalMessageSize bytes and may be a compound chain, or (SMB
+    /// 3.1.1 with compression) a 0xFC 'SMB' compressed message: the caller parses it as if it had
+    /// arrived in clear. Only a message whose tag verifies is ever returned.
     pub fn decrypt(&mut self, dir: Direction, transform_message: &[u8]) -> Option<Vec<u8>> {
         self.keys.as_ref()?;
         let t = Transform::parse(transform_message)?;
