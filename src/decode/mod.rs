@@ -150,6 +150,41 @@ impl Decoder {
     }
 }
 
+/// The two IP addresses of a frame, without decoding further (for sharding packets across workers
+/// by a symmetric hash of the host pair: every fragment and both directions land together).
+pub fn host_pair(pkt: &Packet) -> Option<(IpAddr, IpAddr)> {
+    let sliced = match link_start(pkt.linktype, &pkt.data) {
+        LinkStart::Ethernet(d) => LaxSlicedPacket::from_ethernet(d).ok()?,
+        LinkStart::EtherType(t, d) => LaxSlicedPacket::from_ether_type(EtherType(t), d),
+        LinkStart::Ip(d) => LaxSlicedPacket::from_ip(d).ok()?,
+        _ => return None,
+    };
+    match sliced.net? {
+        LaxNetSlice::Ipv4(v4) => Some((v4.header().source_addr().into(), v4.header().destination_addr().into())),
+        LaxNetSlice::Ipv6(v6) => Some((v6.header().source_addr().into(), v6.header().destination_addr().into())),
+        LaxNetSlice::Arp(_) => None,
+    }
+}
+
+/// A hash of the unordered host pair: the same for both directions, stable across runs.
+pub fn host_pair_hash(a: IpAddr, b: IpAddr) -> u64 {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |ip: IpAddr| {
+        let bytes: Vec<u8> = match ip {
+            IpAddr::V4(x) => x.octets().to_vec(),
+            IpAddr::V6(x) => x.octets().to_vec(),
+        };
+        for x in bytes {
+            h ^= x as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(lo);
+    eat(hi);
+    h
+}
+
 fn skip<T>(sink: &mut Sink, counter: &'static str) -> Option<T> {
     sink.count(counter, 1);
     None

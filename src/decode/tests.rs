@@ -155,3 +155,12 @@ fn ipv6_fragments() {
     assert_eq!((t.sport, t.seq), (50001, 9));
     assert_eq!(t.payload, &(0..50u8).collect::<Vec<_>>()[..]);
 }
+
+#[test]
+fn host_pair_hash_is_symmetric() {
+    let p = pkt(LINKTYPE_ETHERNET, ether(0x0800, &v4_tcp()));
+    let (a, b) = host_pair(&p).unwrap();
+    assert_eq!((a, b), (IpAddr::from(A4), IpAddr::from(B4)));
+    assert_eq!(host_pair_hash(a, b), host_pair_hash(b, a));
+    assert_ne!(host_pair_hash(a, b), host_pair_hash(a, a));
+}
