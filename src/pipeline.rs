@@ -14,6 +14,7 @@ use crate::capture::Packet;
 use crate::decode::Decoder;
 use crate::event::{AnomalyKind, Event};
 use crate::flow::table::{FlowSummary, FlowTable};
+use crate::flow::ParserFactory;
 use crate::sink::{Counters, Sink};
 use crate::smb::SmbShared;
 use crate::time::Ts;
@@ -63,19 +64,26 @@ pub struct EngineConfig {
 pub struct Engine {
     decoder: Decoder,
     flows: FlowTable,
-    factory: AppFactory,
+    factory: Box<dyn ParserFactory>,
     sink: Sink,
     last_ts: Ts,
 }
 
 impl Engine {
+    /// An engine with the sensor's parsers (SMB, DCE-RPC).
     pub fn new(cfg: EngineConfig) -> Engine {
+        let factory = Box::new(AppFactory::new(cfg.smb.clone()));
+        Engine::with_factory(cfg, factory)
+    }
+
+    /// An engine with another parser factory (tests, tools that want raw streams).
+    pub fn with_factory(cfg: EngineConfig, factory: Box<dyn ParserFactory>) -> Engine {
         let mut flows = match cfg.max_flows {
             Some(n) => FlowTable::with_max_flows(n),
             None => FlowTable::new(),
         };
         flows.keep_summaries = cfg.flow_summaries;
-        Engine { decoder: Decoder::new(), flows, factory: AppFactory::new(cfg.smb), sink: Sink::new(), last_ts: Ts(0) }
+        Engine { decoder: Decoder::new(), flows, factory, sink: Sink::new(), last_ts: Ts(0) }
     }
 
     /// One captured frame.
@@ -86,7 +94,7 @@ impl Engine {
             self.last_ts = pkt.ts;
         }
         if let Some(seg) = self.decoder.decode(pkt, &mut self.sink) {
-            self.flows.segment(pkt.ts, &seg, &mut self.factory, &mut self.sink);
+            self.flows.segment(pkt.ts, &seg, self.factory.as_mut(), &mut self.sink);
         }
         self.drain(index, out);
     }
@@ -99,7 +107,7 @@ impl Engine {
 
     /// End of input: close every flow (parsers flush what they hold). The engine can be reused.
     pub fn finish(&mut self, out: &mut dyn EventConsumer) {
-        self.flows.finish(self.last_ts, &mut self.factory, &mut self.sink);
+        self.flows.finish(self.last_ts, self.factory.as_mut(), &mut self.sink);
         self.drain(FINISH_INDEX, out);
     }
 
@@ -142,11 +150,11 @@ pub fn run_file(
     out: &mut dyn EventConsumer,
     on_packet: &mut dyn FnMut(u64),
 ) -> FileOutcome {
+    engine.sink.count("files", 1);
     let mut reader = match CaptureReader::open_with_progress(path, progress) {
         Ok(r) => r,
         Err(e) => return FileOutcome { path: path.to_owned(), packets: 0, error: Some(e) },
     };
-    engine.sink.count("files", 1);
     let mut pkt = Packet::empty();
     let error = loop {
         match reader.next_packet(&mut pkt) {
@@ -174,7 +182,7 @@ pub fn run_file(
 mod tests {
     use super::*;
     use crate::capture::LINKTYPE_ETHERNET;
-    use crate::decode::testpkt::*;
+    use crate::decode::build::*;
 
     fn frame(t: u64, src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, flags: u8, payload: &[u8]) -> Packet {
         let data = ether(0x0800, &ipv4(src, dst, 6, &tcp(sp, dp, seq, 0, flags, payload)));

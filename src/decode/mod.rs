@@ -4,6 +4,7 @@
 //! the link types it does not take directly are in [`link`], fragments in [`defrag`].
 //! Everything that is not TCP over IP is counted and skipped.
 
+pub mod build;
 pub mod defrag;
 pub mod link;
 
@@ -212,7 +213,5 @@ fn segment<'a>(info: &IpInfo, tcp: &TcpSlice<'a>, missing: u32) -> TcpSegment<'a
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testpkt;
 #[cfg(test)]
 mod tests;

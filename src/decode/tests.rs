@@ -1,4 +1,4 @@
-use super::testpkt::*;
+use super::build::*;
 use super::*;
 use crate::capture::*;
 use crate::time::Ts;

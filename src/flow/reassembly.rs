@@ -23,6 +23,14 @@ pub const MAX_REASSEMBLY_BYTES_TOTAL: usize = 64 << 20;
 /// (a corrupt or hostile sequence number), so it is dropped rather than buffered.
 pub const MAX_SEQ_JUMP: u64 = 64 << 20;
 
+/// ACKs past a hole (in separate packets) before it is declared lost. One is not enough: a capture
+/// point may see the peer's ACK before the data it acknowledges.
+pub const ACKS_PAST_HOLE_FOR_GAP: u32 = 3;
+
+/// How far before / after the next expected byte a RST may be and still be believed.
+const RST_WINDOW_BEHIND: i64 = 1 << 16;
+const RST_WINDOW_AHEAD: i64 = 16 << 20;
+
 /// What the reassembler hands on, in stream order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Chunk<'a> {
@@ -57,8 +65,10 @@ pub struct StreamDir {
     ooo: BTreeMap<u64, Vec<u8>>,
     ooo_bytes: usize,
     pub stats: DirStats,
-    /// A FIN was seen at this offset.
-    fin_at: Option<u64>,
+    /// ACKs seen past the current hole (at `hole_at`): a hole is lost once this reaches
+    /// [`ACKS_PAST_HOLE_FOR_GAP`].
+    acks_past_hole: u32,
+    hole_at: u64,
 }
 
 /// Where anomalies of this direction are reported.
@@ -103,21 +113,14 @@ impl StreamDir {
         }
     }
 
-    /// A FIN at `seq` after `len` payload bytes: remembered so close can tell a clean end.
-    pub fn fin(&mut self, seq: u32, len: usize) {
-        if let Some(off) = self.offset_of(seq) {
-            self.fin_at = Some(off.saturating_add(len as u64));
-        }
-    }
-
-    /// Offset of `seq` relative to the stream start, when it is within ±2 GiB of the next byte.
-    fn offset_of(&self, seq: u32) -> Option<u64> {
+    /// Whether a RST at `seq` from this direction is plausible: near the next expected byte (or
+    /// nothing is known of this direction yet).
+    pub fn rst_in_window(&self, seq: u32) -> bool {
         if !self.started {
-            return None;
+            return true;
         }
         let diff = seq.wrapping_sub(self.next_seq) as i32 as i64;
-        let off = self.next_off as i64 + diff;
-        (off >= 0).then_some(off as u64)
+        (-RST_WINDOW_BEHIND..=RST_WINDOW_AHEAD).contains(&diff)
     }
 
     fn advance(&mut self, n: u64) {
@@ -190,7 +193,8 @@ impl StreamDir {
     }
 
     /// The peer acknowledged up to `ack`: bytes before it that we never saw are lost for good.
-    /// Only acted on when data after the hole is buffered (otherwise the hole may still fill).
+    /// Only acted on when data after the hole is buffered (otherwise the hole may still fill), and
+    /// after [`ACKS_PAST_HOLE_FOR_GAP`] such ACKs.
     pub fn acked(
         &mut self,
         ack: u32,
@@ -207,6 +211,14 @@ impl StreamDir {
             return;
         }
         let acked_to = self.next_off + diff as u64;
+        if self.hole_at != self.next_off {
+            self.hole_at = self.next_off;
+            self.acks_past_hole = 0;
+        }
+        self.acks_past_hole += 1;
+        if self.acks_past_hole < ACKS_PAST_HOLE_FOR_GAP {
+            return;
+        }
         while let Some(first) = self.ooo.keys().next().copied() {
             if self.next_off >= acked_to {
                 break;
@@ -488,11 +500,28 @@ mod tests {
         h.seg(1, b"abc");
         h.seg(10, b"jkl"); // 4..10 lost by the capture
         h.ack(8); // the peer has 4..8, which we never saw; 8..10 may still come
+        assert_eq!(h.out.chunks, vec!["abc"], "one ACK may be reordered before its data");
+        h.ack(8);
+        h.ack(8);
         assert_eq!(h.out.chunks, vec!["abc", "gap(4)"]);
+        h.ack(13);
+        h.ack(13);
         h.ack(13);
         assert_eq!(h.out.chunks, vec!["abc", "gap(4)", "gap(2)", "jkl"]);
         assert_eq!(h.sink.counters.get("anomaly.gap"), 2);
         assert_eq!(h.dir.stats.gap_bytes, 6);
+    }
+
+    #[test]
+    fn ack_seen_before_its_data_does_not_cause_a_gap() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        h.seg(1, b"abc");
+        h.seg(7, b"ghi");
+        h.ack(10); // captured before the 4..7 segment it also acknowledges
+        h.seg(4, b"def");
+        assert_eq!(h.out.chunks, vec!["abc", "def", "ghi"]);
+        assert_eq!(h.dir.stats.gaps, 0);
     }
 
     #[test]

@@ -270,8 +270,10 @@ impl FlowTable {
             if matches!(app, App::Ignored) {
                 skipped[dir.index()] += seg.payload.len() as u64;
             } else {
+                // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
+                let data_seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
                 let mut out = |c: Chunk<'_>, sink: &mut Sink| deliver(app, factory, rep.ctx, ts, dir, c, sink);
-                dirs[dir.index()].segment(seg.seq, seg.payload, seg.missing, &mut self.budget, &rep, sink, &mut out);
+                dirs[dir.index()].segment(data_seq, seg.payload, seg.missing, &mut self.budget, &rep, sink, &mut out);
             }
         }
         if seg.flags.ack && !matches!(app, App::Ignored) {
@@ -280,10 +282,14 @@ impl FlowTable {
             dirs[other.index()].acked(seg.ack, &mut self.budget, &rep, sink, &mut out);
         }
         if seg.flags.fin {
-            dirs[dir.index()].fin(seg.seq, seg.payload.len());
             flow.fin[dir.index()] = true;
         }
-        let end = if seg.flags.rst {
+        if seg.flags.rst && !dirs[dir.index()].rst_in_window(seg.seq) {
+            // A reset far from where the stream is cannot be from the real endpoint: an
+            // injected RST must not blind us to the rest of the connection.
+            sink.count("tcp.rst_out_of_window", 1);
+        }
+        let end = if seg.flags.rst && dirs[dir.index()].rst_in_window(seg.seq) {
             Some("rst")
         } else if flow.fin[0] && flow.fin[1] {
             Some("fin")

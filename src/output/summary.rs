@@ -63,7 +63,7 @@ impl Summary {
         let _ = writeln!(
             s,
             "  input      {} files ({} failed), {} packets, {}",
-            c.get("files") + files_failed as u64,
+            c.get("files").max(files_failed as u64),
             files_failed,
             c.get("packets"),
             human_bytes(c.get("bytes"))
@@ -182,7 +182,7 @@ mod tests {
         c.add("anomaly.gap", 2);
         c.add("MAX_FLOWS", 3);
         let text = s.render(&c, 1);
-        assert!(text.contains("2 files (1 failed), 10 packets"), "{text}");
+        assert!(text.contains("1 files (1 failed), 10 packets"), "{text}");
         assert!(text.contains("ADMIN$ (2)"), "{text}");
         assert!(text.contains("IPC$ (1)"), "{text}");
         assert!(text.contains("ADMIN$\\x.exe 100 bytes [executable]"), "{text}");

@@ -247,3 +247,30 @@ fn finish_closes_in_first_seen_order() {
     let expected: Vec<u16> = (0..20u16).map(|i| 40000 + ((i as u32 * 7919) % 1000) as u16).collect();
     assert_eq!(ports, expected);
 }
+
+#[test]
+fn injected_rst_out_of_window_is_ignored() {
+    let mut t = T::new();
+    t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
+    t.pkt(1, (S, 445), (C, 50000), 900, 101, "SA", b"");
+    t.pkt(1, (C, 50000), (S, 445), 101, 901, "A", b"first part of the stream ");
+    // A forged reset "from the client" with a sequence number far from the stream.
+    t.pkt(1, (C, 50000), (S, 445), 101 + 50_000_000, 0, "R", b"");
+    t.pkt(1, (C, 50000), (S, 445), 126, 901, "A", b"and the rest");
+    assert_eq!(t.log.borrow()[0].1.closes, 0);
+    assert_eq!(t.sink.counters.get("tcp.rst_out_of_window"), 1);
+    // A real one closes.
+    t.pkt(1, (C, 50000), (S, 445), 138, 0, "R", b"");
+    let log = t.log.borrow();
+    assert_eq!(log[0].1.data[0], b"first part of the stream and the rest");
+    assert_eq!(log[0].1.closes, 1);
+}
+
+#[test]
+fn data_on_syn_starts_after_the_syn() {
+    let mut t = T::new();
+    t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"fast-open-data-0123");
+    t.pkt(1, (C, 50000), (S, 445), 120, 0, "A", b"+more");
+    t.finish(2);
+    assert_eq!(t.log.borrow()[0].1.data[0], b"fast-open-data-0123+more");
+}

@@ -1,5 +1,5 @@
-//! Hand-built frames for tests (no checksums: the decoder does not verify them).
-#![allow(dead_code)]
+//! Hand-built frames for tests, fuzz seeds and evasion suites (no checksums: the decoder does not
+//! verify them).
 
 pub const SYN: u8 = 0x02;
 pub const ACK: u8 = 0x10;
