@@ -184,6 +184,7 @@ mod tests {
     use crate::capture::LINKTYPE_ETHERNET;
     use crate::decode::build::*;
 
+    #[allow(clippy::too_many_arguments)]
     fn frame(t: u64, src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, flags: u8, payload: &[u8]) -> Packet {
         let data = ether(0x0800, &ipv4(src, dst, 6, &tcp(sp, dp, seq, 0, flags, payload)));
         Packet { ts: Ts::from_secs(t), linktype: LINKTYPE_ETHERNET, orig_len: data.len() as u32, data }

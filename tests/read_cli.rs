@@ -147,7 +147,7 @@ fn bad_inputs_are_reported_and_good_ones_still_read() {
     let tshark_good = tshark_streams(&good);
     let tshark_trunc = tshark_streams(&lab("a_psexec_default.pcap"));
     if let (Some(g), Some(t)) = (tshark_good, tshark_trunc) {
-        let pairs = |m: &HashMap<(String, u64, String, u64), u64>| {
+        let pairs = |m: &HashMap<DirKey, u64>| {
             let mut s: Vec<_> = m.keys().map(|(a, ap, b, bp)| {
                 let (x, y) = ((a.clone(), *ap), (b.clone(), *bp));
                 if x <= y { (x, y) } else { (y, x) }
@@ -205,7 +205,9 @@ fn stub_commands_say_so() {
 
 /// Per direction (src, sport, dst, dport) → bytes covered by TCP payload (union of sequence
 /// ranges), from tshark. None when tshark is absent.
-fn tshark_streams(cap: &Path) -> Option<HashMap<(String, u64, String, u64), u64>> {
+type DirKey = (String, u64, String, u64);
+
+fn tshark_streams(cap: &Path) -> Option<HashMap<DirKey, u64>> {
     let o = Command::new("tshark")
         .arg("-r")
         .arg(cap)
@@ -217,7 +219,7 @@ fn tshark_streams(cap: &Path) -> Option<HashMap<(String, u64, String, u64), u64>
     if !o.status.success() {
         return None;
     }
-    let mut segs: BTreeMap<(String, u64, String, u64), Vec<(u32, u64)>> = BTreeMap::new();
+    let mut segs: BTreeMap<DirKey, Vec<(u32, u64)>> = BTreeMap::new();
     for l in String::from_utf8_lossy(&o.stdout).lines() {
         let p: Vec<&str> = l.split('|').collect();
         if p.len() < 8 {

@@ -7,7 +7,9 @@ fn pkt(linktype: Linktype, data: Vec<u8>) -> Packet {
     Packet { ts: Ts::from_secs(1), linktype, orig_len: data.len() as u32, data }
 }
 
-fn decode_one(p: &Packet) -> (Option<(IpAddr, IpAddr, u16, u16, u32, Vec<u8>, u32)>, Sink) {
+type Facts = (IpAddr, IpAddr, u16, u16, u32, Vec<u8>, u32);
+
+fn decode_one(p: &Packet) -> (Option<Facts>, Sink) {
     let mut d = Decoder::new();
     let mut s = Sink::new();
     let r = d.decode(p, &mut s).map(|t| (t.src, t.dst, t.sport, t.dport, t.seq, t.payload.to_vec(), t.missing));

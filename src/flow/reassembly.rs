@@ -129,6 +129,7 @@ impl StreamDir {
     }
 
     /// A segment of this direction: `payload` at `seq`, followed by `missing` bytes the capture cut.
+    #[allow(clippy::too_many_arguments)]
     pub fn segment(
         &mut self,
         seq: u32,

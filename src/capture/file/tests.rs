@@ -247,6 +247,6 @@ fn directories_expand_recursively_sorted_and_by_magic() {
     write(&d, "b.pcap.truth.json", b"{}");
     write(&d.join("sub"), "a.cap", &pcap(1, false, false, &[]));
     write(&d, "notes.txt", b"hello");
-    let list = expand_inputs(&[d.clone()]);
+    let list = expand_inputs(std::slice::from_ref(&d));
     assert_eq!(list, vec![d.join("b.pcap"), d.join("sub").join("a.cap")]);
 }
