@@ -374,10 +374,13 @@ impl CaptureReader {
                 Err(PcapError::Eof) => Step::End,
                 Err(PcapError::Incomplete(_)) => Step::Refill,
                 Err(PcapError::BufferTooSmall) => Step::Grow,
-                Err(PcapError::UnexpectedEof) => Step::Fail(CaptureError::Truncated {
-                    path: self.path.clone(),
-                    packets: self.packets,
-                }),
+                Err(PcapError::UnexpectedEof) => {
+                    if declared_record_len(self.format, self.inner.data()).is_some_and(|n| n > MAX_CAPTURE_RECORD_BYTES) {
+                        Step::Fail(CaptureError::RecordTooLarge { path: self.path.clone(), packets: self.packets })
+                    } else {
+                        Step::Fail(CaptureError::Truncated { path: self.path.clone(), packets: self.packets })
+                    }
+                }
                 Err(e) => Step::Fail(CaptureError::Malformed {
                     path: self.path.clone(),
                     packets: self.packets,
@@ -487,6 +490,19 @@ impl BlockState {
         pkt.data.clear();
         pkt.data.extend_from_slice(data);
         self.last_ts = ts;
+    }
+}
+
+/// The length the record at the start of `buf` declares (the smaller of both byte orders, as the
+/// record's own byte order is not tracked here), to tell an absurd length from a cut file.
+fn declared_record_len(format: Format, buf: &[u8]) -> Option<usize> {
+    let field = |at: usize| -> Option<usize> {
+        let b: [u8; 4] = buf.get(at..at + 4)?.try_into().ok()?;
+        Some(u32::from_le_bytes(b).min(u32::from_be_bytes(b)) as usize)
+    };
+    match format {
+        Format::Pcap => field(8), // caplen
+        Format::PcapNg => field(4), // block total length
     }
 }
 

@@ -44,7 +44,12 @@ pub struct TcpFlags {
 pub struct Decoder {
     defrag: Defragmenter,
     reassembled: Vec<u8>,
+    /// Link types already reported as unsupported (each reported once).
+    unsupported: Vec<u32>,
 }
+
+/// Distinct unsupported link types reported as anomalies; more are only counted.
+const MAX_UNSUPPORTED_LINKTYPES_REPORTED: usize = 16;
 
 /// Where a TCP header + payload came from.
 struct IpInfo {
@@ -76,7 +81,19 @@ impl Decoder {
                 Err(_) => return skip(sink, "decode.malformed_ip"),
             },
             LinkStart::NotIp => return skip(sink, "decode.non_ip"),
-            LinkStart::UnsupportedLinktype => return skip(sink, "decode.unsupported_linktype"),
+            LinkStart::UnsupportedLinktype => {
+                if !self.unsupported.contains(&pkt.linktype) && self.unsupported.len() < MAX_UNSUPPORTED_LINKTYPES_REPORTED {
+                    self.unsupported.push(pkt.linktype);
+                    sink.anomaly(
+                        pkt.ts,
+                        None,
+                        crate::event::AnomalyKind::Capture,
+                        "capture",
+                        format!("link type {} is not decoded; its packets are skipped", pkt.linktype),
+                    );
+                }
+                return skip(sink, "decode.unsupported_linktype");
+            }
             LinkStart::Truncated => return skip(sink, "decode.truncated_link"),
         };
         let (info, payload, frag) = match &sliced.net {

@@ -166,3 +166,14 @@ fn host_pair_hash_is_symmetric() {
     assert_eq!(host_pair_hash(a, b), host_pair_hash(b, a));
     assert_ne!(host_pair_hash(a, b), host_pair_hash(a, a));
 }
+
+#[test]
+fn unsupported_link_type_is_reported_once() {
+    let mut d = Decoder::new();
+    let mut s = Sink::new();
+    for _ in 0..3 {
+        assert!(d.decode(&pkt(127, vec![0; 40]), &mut s).is_none());
+    }
+    assert_eq!(s.counters.get("decode.unsupported_linktype"), 3);
+    assert_eq!(s.counters.get("anomaly.capture"), 1);
+}

@@ -220,10 +220,38 @@ fn absurd_record_length_is_refused_without_allocating_it() {
     let (pkts, err) = read_all(&f);
     assert_eq!(pkts.len(), 1);
     let err = err.expect("must fail");
-    assert!(
-        matches!(err, CaptureError::RecordTooLarge { .. } | CaptureError::Truncated { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, CaptureError::RecordTooLarge { packets: 1, .. }), "{err:?}");
+    assert!(err.to_string().contains("absurd record length"), "{err}");
+}
+
+#[test]
+fn absurd_length_in_a_long_file_hits_the_buffer_cap() {
+    // Enough data after the bogus header that the reader is not at end of file when it asks.
+    let mut raw = pcap(1, false, false, &[(1, 0, b"ok")]);
+    for v in [5u32, 0, 0x4000_0000, 0x4000_0000] {
+        raw.extend_from_slice(&v.to_le_bytes());
+    }
+    raw.extend_from_slice(&vec![0u8; MAX_CAPTURE_RECORD_BYTES + 1024]);
+    let d = temp_dir("absurd2");
+    let f = write(&d, "a.pcap", &raw);
+    let (pkts, err) = read_all(&f);
+    assert_eq!(pkts.len(), 1);
+    assert!(matches!(err, Some(CaptureError::RecordTooLarge { .. })), "{err:?}");
+}
+
+#[test]
+fn pcapng_truncated_block() {
+    let mut b = Vec::new();
+    ng_shb(&mut b);
+    ng_idb(&mut b, 1, None, None);
+    ng_epb(&mut b, 0, 1, b"first");
+    ng_epb(&mut b, 0, 2, b"second packet");
+    b.truncate(b.len() - 6);
+    let d = temp_dir("ngtrunc");
+    let f = write(&d, "a.pcapng", &b);
+    let (pkts, err) = read_all(&f);
+    assert_eq!(pkts.len(), 1);
+    assert!(matches!(err, Some(CaptureError::Truncated { packets: 1, .. })), "{err:?}");
 }
 
 #[test]

@@ -274,3 +274,12 @@ fn data_on_syn_starts_after_the_syn() {
     t.finish(2);
     assert_eq!(t.log.borrow()[0].1.data[0], b"fast-open-data-0123+more");
 }
+
+#[test]
+fn flow_state_stays_small() {
+    // MAX_FLOWS entries must fit the memory budget (about 50 MiB at the default cap): a guard
+    // against per-flow state creeping up.
+    let sz = std::mem::size_of::<Flow>() + std::mem::size_of::<FlowKey>();
+    assert!(sz <= 400, "{sz}");
+    assert!(sz * MAX_FLOWS <= 50 << 20, "{}", sz * MAX_FLOWS);
+}
