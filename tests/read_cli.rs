@@ -286,3 +286,17 @@ fn delivered_bytes_match_tshark() {
         assert!(checked > 0, "{}: no parsed flows", cap.display());
     }
 }
+
+#[test]
+fn events_to_stdout_are_json_lines() {
+    let d = scratch("stdout");
+    let truncated = d.join("cut.pcap");
+    let bytes = std::fs::read(lab("c_smbexec.pcap")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 7]).unwrap();
+    let o = run(&[os("read"), truncated.as_os_str(), os("--events"), os("-"), os("--no-summary")]);
+    assert_eq!(o.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert!(lines.iter().any(|v| v["log"] == "anomaly" && v["kind"] == "capture" && v["layer"] == "capture"), "{stdout}");
+    assert!(o.stderr.starts_with(b"psexec-sensor: "), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -547,6 +547,18 @@ mod tests {
     }
 
     #[test]
+    fn snaplen_cut_tail_is_a_gap_and_the_stream_goes_on() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        let rep = Report { ctx: &h.ctx, ts: Ts(1) };
+        let out = &mut h.out;
+        // 4 bytes captured of a 10-byte segment.
+        h.dir.segment(1, b"abcd", 6, &mut h.budget, &rep, &mut h.sink, &mut |c, _| record(out, c));
+        h.seg(11, b"next");
+        assert_eq!(h.out.chunks, vec!["abcd", "gap(6)", "next"]);
+    }
+
+    #[test]
     fn midstream_pickup_starts_at_first_segment() {
         let mut h = Harness::new();
         h.seg(5_000_000, b"mid");

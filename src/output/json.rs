@@ -5,8 +5,15 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+/// Several writers may share stdout (`--events -` with alerts on stdout): each line is then written
+/// whole, under stdout's lock, so lines never interleave mid-way.
+enum Target {
+    Buffered(BufWriter<Box<dyn Write + Send>>),
+    Stdout(Vec<u8>),
+}
+
 pub struct JsonLines {
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: Target,
     path: String,
     lines: u64,
 }
@@ -14,32 +21,48 @@ pub struct JsonLines {
 impl JsonLines {
     /// `-` is stdout; anything else a file, created or truncated.
     pub fn create(path: &Path) -> io::Result<JsonLines> {
-        let w: Box<dyn Write + Send> = if path.as_os_str() == "-" {
-            Box::new(io::stdout())
-        } else {
-            Box::new(File::create(path)?)
-        };
-        Ok(JsonLines { out: BufWriter::with_capacity(1 << 16, w), path: path.display().to_string(), lines: 0 })
+        if path.as_os_str() == "-" {
+            return Ok(JsonLines::stdout());
+        }
+        let w: Box<dyn Write + Send> = Box::new(File::create(path)?);
+        Ok(JsonLines {
+            out: Target::Buffered(BufWriter::with_capacity(1 << 16, w)),
+            path: path.display().to_string(),
+            lines: 0,
+        })
     }
 
     pub fn stdout() -> JsonLines {
-        JsonLines { out: BufWriter::with_capacity(1 << 16, Box::new(io::stdout())), path: "-".into(), lines: 0 }
+        JsonLines { out: Target::Stdout(Vec::with_capacity(1024)), path: "-".into(), lines: 0 }
     }
 
-    /// An in-memory writer (tests).
+    /// Any writer (tests).
     pub fn to_writer(w: Box<dyn Write + Send>) -> JsonLines {
-        JsonLines { out: BufWriter::new(w), path: "<memory>".into(), lines: 0 }
+        JsonLines { out: Target::Buffered(BufWriter::new(w)), path: "<memory>".into(), lines: 0 }
     }
 
     pub fn write<T: Serialize + ?Sized>(&mut self, v: &T) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, v).map_err(io::Error::other)?;
-        self.out.write_all(b"\n")?;
+        match &mut self.out {
+            Target::Buffered(w) => {
+                serde_json::to_writer(&mut *w, v).map_err(io::Error::other)?;
+                w.write_all(b"\n")?;
+            }
+            Target::Stdout(line) => {
+                line.clear();
+                serde_json::to_writer(&mut *line, v).map_err(io::Error::other)?;
+                line.push(b'\n');
+                io::stdout().lock().write_all(line)?;
+            }
+        }
         self.lines += 1;
         Ok(())
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        match &mut self.out {
+            Target::Buffered(w) => w.flush(),
+            Target::Stdout(_) => io::stdout().lock().flush(),
+        }
     }
 
     pub fn lines(&self) -> u64 {
