@@ -741,5 +741,5 @@ fn file_mut(t: &mut Tables, sid: u64, key: FileKey) -> Option<&mut OpenFile> {
 /// FILETIME (100 ns ticks since 1601) to Ts; None for 0 or pre-1970 values.
 fn filetime(ft: u64) -> Option<Ts> {
     const EPOCH_DIFF_100NS: u64 = 116_444_736_000_000_000;
-    ft.checked_sub(EPOCH_DIFF_100NS).filter(|_| ft != 0).map(|v| Ts(v.saturating_mul(100)))
+    ft.checked_sub(EPOCH_DIFF_100NS).filter(|v| *v > 0).map(|v| Ts(v.saturating_mul(100)))
 }

@@ -1,0 +1,261 @@
+//! The SMB2 state machine over whole conversations from the lab captures, checked against each
+//! capture's `.truth.json`. A tiny test-only reader pulls TCP payloads out of the (plain Ethernet /
+//! IPv4, in order) lab pcaps so this test does not depend on the flow layer.
+
+use psexec_sensor::event::{Event, FileAction, SmbFiles};
+use psexec_sensor::flow::{ConnId, Direction, FlowCtx, StreamParser, Uid};
+use psexec_sensor::sink::Sink;
+use psexec_sensor::smb::{SmbParser, SmbShared};
+use psexec_sensor::time::Ts;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+fn lab(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/lab").join(name)
+}
+
+struct Seg {
+    ts: Ts,
+    conn: ConnId,
+    dir: Direction,
+    seq: u32,
+    syn: bool,
+    payload: Vec<u8>,
+}
+
+/// Ethernet / IPv4 / TCP segments to or from port 445.
+fn segments(path: &PathBuf) -> Vec<Seg> {
+    let data = std::fs::read(path).expect("capture");
+    let (_, cap) = pcap_parser::pcap::parse_pcap(&data).expect("pcap");
+    let mut out = Vec::new();
+    for b in cap.blocks {
+        let ts = Ts(u64::from(b.ts_sec) * 1_000_000_000 + u64::from(b.ts_usec) * 1000);
+        let f = b.data;
+        if f.len() < 14 + 20 || f[12..14] != [0x08, 0x00] {
+            continue;
+        }
+        let ip = &f[14..];
+        let ihl = usize::from(ip[0] & 15) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+        if ip[9] != 6 || total < ihl + 20 {
+            continue;
+        }
+        let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
+        let dst = IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
+        let tcp = &ip[ihl..total];
+        let sp = u16::from_be_bytes([tcp[0], tcp[1]]);
+        let dp = u16::from_be_bytes([tcp[2], tcp[3]]);
+        let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+        let doff = usize::from(tcp[12] >> 4) * 4;
+        let syn = tcp[13] & 0x02 != 0;
+        let (conn, dir) = if dp == 445 {
+            (ConnId { orig_h: src, orig_p: sp, resp_h: dst, resp_p: dp }, Direction::ToServer)
+        } else if sp == 445 {
+            (ConnId { orig_h: dst, orig_p: dp, resp_h: src, resp_p: sp }, Direction::ToClient)
+        } else {
+            continue;
+        };
+        out.push(Seg { ts, conn, dir, seq, syn, payload: tcp[doff.min(tcp.len())..].to_vec() });
+    }
+    out
+}
+
+/// Runs every SMB connection of the capture through SmbParser, feeding each segment cut into
+/// pieces of `piece` bytes (0 = whole segments). Returns all events.
+fn run(path: &PathBuf, piece: usize) -> (Vec<Event>, Sink) {
+    let mut parsers: HashMap<ConnId, (SmbParser, [Option<u32>; 2])> = HashMap::new();
+    let mut sink = Sink::new();
+    let mut events = Vec::new();
+    let mut last = Ts(0);
+    for s in segments(path) {
+        last = s.ts;
+        let (p, next) = parsers.entry(s.conn).or_insert_with(|| {
+            let ctx = FlowCtx { conn: s.conn, uid: Uid::new(&s.conn, s.ts.0) };
+            (SmbParser::new(ctx, SmbShared::default()), [None, None])
+        });
+        let i = s.dir.index();
+        if s.syn {
+            next[i] = Some(s.seq.wrapping_add(1));
+            continue;
+        }
+        if s.payload.is_empty() {
+            continue;
+        }
+        let want = *next[i].get_or_insert(s.seq);
+        let ahead = s.seq.wrapping_sub(want);
+        let mut data = &s.payload[..];
+        if ahead != 0 && ahead < 1 << 31 {
+            p.gap(s.ts, s.dir, u64::from(ahead), &mut sink);
+        } else if ahead != 0 {
+            // retransmission: keep only what is new
+            let old = want.wrapping_sub(s.seq) as usize;
+            data = data.get(old..).unwrap_or(&[]);
+        }
+        next[i] = Some(s.seq.wrapping_add(s.payload.len() as u32));
+        if piece == 0 {
+            p.data(s.ts, s.dir, data, &mut sink);
+        } else {
+            for c in data.chunks(piece) {
+                p.data(s.ts, s.dir, c, &mut sink);
+            }
+        }
+        events.append(&mut sink.events);
+    }
+    let mut conns: Vec<_> = parsers.into_iter().collect();
+    conns.sort_by_key(|(c, _)| c.orig_p);
+    for (_, (mut p, _)) in conns {
+        p.close(last, &mut sink);
+    }
+    events.append(&mut sink.events);
+    (events, sink)
+}
+
+fn truth(name: &str) -> Value {
+    let t = std::fs::read_to_string(lab(&format!("{name}.truth.json"))).expect("truth");
+    serde_json::from_str(&t).expect("truth json")
+}
+
+fn files(ev: &[Event]) -> Vec<&SmbFiles> {
+    ev.iter().filter_map(|e| if let Event::SmbFiles(f) = e { Some(f) } else { None }).collect()
+}
+
+fn shares(ev: &[Event]) -> Vec<String> {
+    ev.iter()
+        .filter_map(|e| if let Event::SmbMapping(m) = e { Some(m.share.to_ascii_uppercase()) } else { None })
+        .collect()
+}
+
+/// Every tree connect, pipe and upload the truth lists is in the events.
+fn check_truth(capture: &str, ev: &[Event]) {
+    let t = truth(capture);
+    let e = &t["expect"];
+    let shares = shares(ev);
+    for s in e["tree_connects"].as_array().unwrap() {
+        let s = s.as_str().unwrap().to_ascii_uppercase();
+        assert!(shares.contains(&s), "{capture}: share {s} not in {shares:?}");
+    }
+    let fs = files(ev);
+    for p in e["pipes"].as_array().unwrap() {
+        let p = p.as_str().unwrap();
+        assert!(
+            fs.iter().any(|f| f.action == Some(FileAction::PipeOpen) && f.name.eq_ignore_ascii_case(p) && f.status == "STATUS_SUCCESS"),
+            "{capture}: PIPE_OPEN {p} missing"
+        );
+    }
+    for u in e["uploads"].as_array().unwrap() {
+        let name = u["name"].as_str().unwrap();
+        let share = u["share"].as_str().unwrap();
+        let w = fs
+            .iter()
+            .find(|f| f.action == Some(FileAction::FileWrite) && f.name.eq_ignore_ascii_case(name) && f.share.eq_ignore_ascii_case(share))
+            .unwrap_or_else(|| panic!("{capture}: FILE_WRITE {share}\\{name} missing"));
+        assert_eq!(w.bytes_written, u["bytes"].as_u64(), "{capture}: bytes of {name}");
+        if let Some(h) = u["sha256"].as_str() {
+            assert_eq!(w.sha256.as_deref(), Some(h), "{capture}: sha256 of {name}");
+            assert_eq!(w.hash_complete, Some(true));
+        }
+        assert_eq!(w.status, "STATUS_SUCCESS");
+    }
+}
+
+fn auth_users(ev: &[Event]) -> Vec<(Option<String>, &'static str, String)> {
+    ev.iter()
+        .filter_map(|e| if let Event::SmbAuth(a) = e { Some((a.user.clone(), a.auth, a.status.clone())) } else { None })
+        .collect()
+}
+
+#[test]
+fn a_psexec_default_matches_truth() {
+    let cap = "a_psexec_default.pcap";
+    let (ev, sink) = run(&lab(cap), 0);
+    check_truth(cap, &ev);
+    let fs = files(&ev);
+    let upload = truth(cap)["expect"]["uploads"][0]["name"].as_str().unwrap().to_string();
+    let w = fs.iter().find(|f| f.action == Some(FileAction::FileWrite) && f.name == upload).unwrap();
+    assert_eq!(w.pe, Some(true));
+    assert_eq!(w.path, "\\\\192.0.2.20\\ADMIN$");
+    assert!(fs.iter().any(|f| f.action == Some(FileAction::FileDelete) && f.name == upload), "FILE_DELETE of {upload}");
+    let auths = auth_users(&ev);
+    assert!(auths.contains(&(Some("admin".into()), "ntlmssp", "STATUS_SUCCESS".into())), "{auths:?}");
+    assert!(ev.iter().any(|e| matches!(e, Event::SmbAuth(a) if a.dialect == "SMB 3.1.1")));
+    // IPC$ is a pipe share, ADMIN$ a disk share
+    for e in &ev {
+        if let Event::SmbMapping(m) = e {
+            let want = if m.share == "IPC$" { "PIPE" } else { "DISK" };
+            assert_eq!(m.share_type, want, "{}", m.path);
+        }
+    }
+    assert_eq!(sink.counters.get("anomaly.malformed"), 0);
+    assert_eq!(sink.counters.get("anomaly.gap"), 0);
+}
+
+#[test]
+fn a_psexec_default_cut_at_every_few_bytes() {
+    let cap = "a_psexec_default.pcap";
+    let (whole, _) = run(&lab(cap), 0);
+    for piece in [1usize, 3, 7, 100] {
+        let (ev, _) = run(&lab(cap), piece);
+        check_truth(cap, &ev);
+        let f = |ev: &[Event]| files(ev).iter().map(|f| (f.action, f.name.clone(), f.sha256.clone())).collect::<Vec<_>>();
+        assert_eq!(f(&ev), f(&whole), "piece {piece}");
+    }
+}
+
+#[test]
+fn k1_large_upload_streams() {
+    let cap = "k1_psexec_large_upload.pcap";
+    let (ev, sink) = run(&lab(cap), 0);
+    check_truth(cap, &ev);
+    // the 1 MiB writes streamed rather than buffered
+    assert!(sink.counters.get("smb2.streamed_messages") >= 8, "{:?}", sink.counters);
+    let w = files(&ev).into_iter().find(|f| f.action == Some(FileAction::FileWrite) && f.name == "bigsvc.exe").unwrap();
+    assert_eq!(w.write_count, Some(9));
+}
+
+#[test]
+fn f_benign_admin_upload_smbclient_compounds() {
+    let cap = "f_benign_admin_upload.pcap";
+    let (ev, _) = run(&lab(cap), 0);
+    check_truth(cap, &ev);
+    assert!(!files(&ev).iter().any(|f| f.action == Some(FileAction::PipeOpen)));
+}
+
+#[test]
+fn j1_encrypted_session_is_visible_as_such() {
+    let cap = "j1_psexec_opportunistic_enc.pcap";
+    let (ev, _) = run(&lab(cap), 0);
+    let auths = auth_users(&ev);
+    assert!(auths.iter().any(|(u, a, s)| u.as_deref() == Some("admin") && *a == "ntlmssp" && s == "STATUS_SUCCESS"), "{auths:?}");
+    let vis: Vec<_> = ev.iter().filter_map(|e| if let Event::SmbVisibility(v) = e { Some(v) } else { None }).collect();
+    let start = vis.iter().find(|v| v.state == "start" && v.kind == "encrypted").expect("visibility start");
+    assert_eq!(start.user.as_deref(), Some("admin"));
+    assert!(start.cipher.is_some());
+    let end = vis.iter().find(|v| v.state == "end").expect("visibility end");
+    let opaque: Vec<_> = ev.iter().filter_map(|e| if let Event::SmbOpaque(o) = e { Some(o) } else { None }).collect();
+    assert_eq!(end.messages, opaque.len() as u64);
+    assert!(!opaque.is_empty());
+    for o in &opaque {
+        // measured on the lab captures: the wire size is the plaintext size plus the 52-byte header
+        assert_eq!(o.wire_size, o.original_size + 52, "{o:?}");
+        assert_eq!(o.session_id, start.session_id);
+    }
+    // impacket's client nonces are ASCII letters
+    assert!(opaque.iter().filter(|o| o.to_server).all(|o| o.nonce_form == "ascii-letters"));
+    // the upload is one big encrypted client message: 64 + 48 + the truth's byte count
+    let bytes = truth(cap)["expect"]["uploads"][0]["bytes"].as_u64().unwrap() as u32;
+    assert!(opaque.iter().any(|o| o.to_server && o.original_size == 64 + 48 + bytes), "no upload-sized message");
+}
+
+/// `SMB2_LAB_DUMP=capture.pcap cargo test --test smb2_lab dump -- --nocapture` prints the events.
+#[test]
+fn dump() {
+    if let Ok(cap) = std::env::var("SMB2_LAB_DUMP") {
+        let (ev, sink) = run(&lab(&cap), 0);
+        for e in ev {
+            println!("{}", serde_json::to_string(&e).unwrap());
+        }
+        println!("{:?}", sink.counters);
+    }
+}
