@@ -4,3 +4,6 @@ pub mod records;
 pub mod state;
 
 pub use state::{Smb2State, StreamTarget, MAX_PENDING_SMB_REQUESTS};
+
+#[cfg(test)]
+mod state_tests;
