@@ -248,6 +248,32 @@ fn j1_encrypted_session_is_visible_as_such() {
     assert!(opaque.iter().any(|o| o.to_server && o.original_size == 64 + 48 + bytes), "no upload-sized message");
 }
 
+/// Every cleartext SMB2 lab capture: its truth holds, nothing malformed. SMB1-only captures are
+/// only counted here (the SMB1 parser has its own tests).
+#[test]
+fn every_cleartext_lab_capture_matches_truth() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(lab("")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".pcap") {
+            continue;
+        }
+        let t = truth(&name);
+        let (ev, sink) = run(&path, 0);
+        assert_eq!(sink.counters.get("anomaly.malformed"), 0, "{name}");
+        if sink.counters.get("smb2.commands") == 0 {
+            assert!(sink.counters.get("smb1.messages") > 0, "{name}: neither SMB2 nor SMB1");
+            continue;
+        }
+        if t["visibility"] == "cleartext" {
+            check_truth(&name, &ev);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "only {checked} captures checked");
+}
+
 /// `SMB2_LAB_DUMP=capture.pcap cargo test --test smb2_lab dump -- --nocapture` prints the events.
 #[test]
 fn dump() {
