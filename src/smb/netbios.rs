@@ -39,7 +39,7 @@ pub fn parse_nbss_header(b: &[u8]) -> Option<NbssHeader> {
 
 /// Whether `b` starts with an SMB-family magic: 0xFF/0xFE/0xFD/0xFC followed by "SMB".
 pub fn is_smb_magic(b: &[u8]) -> bool {
-    matches!(b.get(..4), Some([0xFF | 0xFE | 0xFD | 0xFC, b'S', b'M', b'B']))
+    matches!(b.get(..4), Some([0xFC..=0xFF, b'S', b'M', b'B']))
 }
 
 /// Smallest SMB message worth resynchronising on (an SMB1 header is 32 bytes, SMB2 64, the

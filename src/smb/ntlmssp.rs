@@ -59,7 +59,7 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 
 /// A security buffer field (len u16, maxlen u16, offset u32) at `at`, resolved inside `msg`.
 /// Out-of-bounds fields give an empty slice: a hostile length only loses that field.
-fn field<'a>(msg: &'a [u8], at: usize) -> &'a [u8] {
+fn field(msg: &[u8], at: usize) -> &[u8] {
     let (Some(len), Some(off)) = (u16_at(msg, at), u32_at(msg, at + 4)) else { return &[] };
     let start = off as usize;
     start

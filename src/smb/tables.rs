@@ -139,6 +139,8 @@ pub struct Visibility {
 
 #[derive(Debug, Default)]
 pub struct Session {
+    /// SMB2 SessionId or SMB1 UID.
+    pub id: u64,
     pub auth: Option<SessionAuth>,
     pub trees: HashMap<u32, Tree>,
     pub files: HashMap<FileKey, OpenFile>,
@@ -194,7 +196,8 @@ impl Session {
         }
         if let Some(old) = self.files.insert(key, f) {
             // A FileId reused without a CLOSE we saw: log what the old handle did.
-            finish_file(cx, old, None, sink);
+            let tree = self.trees.get(&old.tree_id).cloned().unwrap_or_else(Tree::unknown);
+            finish_file_in(cx, self.id, &tree, old, sink);
         }
         true
     }
@@ -318,11 +321,6 @@ pub fn finish_file_in(cx: &Cx<'_>, session_id: u64, tree: &Tree, mut f: OpenFile
     }
 }
 
-fn finish_file(cx: &Cx<'_>, f: OpenFile, tree: Option<&Tree>, sink: &mut Sink) {
-    let unknown = Tree::unknown();
-    finish_file_in(cx, 0, tree.unwrap_or(&unknown), f, sink);
-}
-
 /// The per-connection table of sessions.
 #[derive(Debug, Default)]
 pub struct Tables {
@@ -337,7 +335,7 @@ impl Tables {
                 sink.cap_reached("MAX_SMB_SESSIONS", cx.ts, Some(cx.conn()), cx.layer, format!("session {id:#x}"));
                 return None;
             }
-            self.sessions.insert(id, Session::default());
+            self.sessions.insert(id, Session { id, ..Session::default() });
         }
         self.sessions.get_mut(&id)
     }

@@ -240,6 +240,7 @@ impl Smb2State {
     }
 
     /// Starts a write through `key`: counts it and returns the resolved handle key.
+    #[allow(clippy::too_many_arguments)]
     fn write_begin(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, tid: u32, key: FileKey, w: &WriteRequest, sink: &mut Sink) -> Option<FileKey> {
         let s = t.session(sid, cx, sink)?;
         let key = s.file_or_unknown(key, tid, cx, sink)?;
@@ -251,6 +252,7 @@ impl Smb2State {
     }
 
     /// Write data at file `offset` (a whole write or a streamed chunk of one).
+    #[allow(clippy::too_many_arguments)]
     fn write_data(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, key: FileKey, offset: u64, data: &[u8], sink: &mut Sink) {
         let Some(s) = t.sessions.get_mut(&sid) else { return };
         let key = s.resolve(key);
@@ -268,6 +270,7 @@ impl Smb2State {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn write_missing(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, key: FileKey, offset: u64, len: u64, sink: &mut Sink) {
         let Some(s) = t.sessions.get_mut(&sid) else { return };
         let key = s.resolve(key);
@@ -394,27 +397,21 @@ impl Smb2State {
                     sink.emit(Event::SmbFiles(del));
                 }
             }
-            (WRITE, Some(p)) => {
-                if !ok {
-                    if let Some(f) = p.file.and_then(|k| file_mut(t, p.session_id, k)) {
-                        f.write_status.get_or_insert(st);
-                    }
+            (WRITE, Some(p)) if !ok => {
+                if let Some(f) = p.file.and_then(|k| file_mut(t, p.session_id, k)) {
+                    f.write_status.get_or_insert(st);
                 }
             }
-            (READ, Some(p)) => {
-                if ok {
-                    if let (Some(r), Some(key)) = (parse_read_response(msg), p.file) {
-                        let data = r.data(msg);
-                        self.read_data(cx, t, p.session_id, key, data, sink);
-                    }
+            (READ, Some(p)) if ok => {
+                if let (Some(r), Some(key)) = (parse_read_response(msg), p.file) {
+                    let data = r.data(msg);
+                    self.read_data(cx, t, p.session_id, key, data, sink);
                 }
             }
-            (IOCTL, Some(Pending { session_id, tree_id, file, info: Info::Ioctl { transceive: true }, .. })) => {
-                if ok {
-                    if let Some(io) = parse_ioctl_response(msg) {
-                        let key = file.unwrap_or(FileKey::Id(io.file_id));
-                        self.pipe_bytes(cx, t, session_id, tree_id, key, Direction::ToClient, io.output, sink);
-                    }
+            (IOCTL, Some(Pending { session_id, tree_id, file, info: Info::Ioctl { transceive: true }, .. })) if ok => {
+                if let Some(io) = parse_ioctl_response(msg) {
+                    let key = file.unwrap_or(FileKey::Id(io.file_id));
+                    self.pipe_bytes(cx, t, session_id, tree_id, key, Direction::ToClient, io.output, sink);
                 }
             }
             (IOCTL, None) => {
