@@ -100,9 +100,20 @@ pub struct OpenFile {
     pub desired_access: Option<u32>,
     pub disposition: Option<u32>,
     pub create_options: Option<u32>,
+    /// The FILE_OPEN / PIPE_OPEN record of a CREATE on a tree whose type was missed, held until
+    /// the handle's first bytes tell a pipe (DCE-RPC) from a file.
+    pub deferred_open: Option<Box<SmbFiles>>,
 }
 
 impl OpenFile {
+    /// Emits the held open record, as PIPE_OPEN if the handle turned out to be a pipe.
+    pub fn emit_deferred_open(&mut self, sink: &mut Sink) {
+        if let Some(mut r) = self.deferred_open.take() {
+            r.action = Some(if self.is_pipe { FileAction::PipeOpen } else { FileAction::FileOpen });
+            sink.emit(Event::SmbFiles(*r));
+        }
+    }
+
     pub fn new(name: &str, tree_id: u32, is_pipe: bool) -> OpenFile {
         OpenFile {
             name: name.to_string(),
@@ -116,6 +127,7 @@ impl OpenFile {
             desired_access: None,
             disposition: None,
             create_options: None,
+            deferred_open: None,
         }
     }
 }
@@ -299,6 +311,7 @@ pub fn files_record(cx: &Cx<'_>, action: FileAction, tree: &Tree, name: &str, st
 /// A handle is gone (CLOSE, or the flow ended): log its write summary and close its pipe.
 /// `tree` is the handle's tree (None → looked up by the caller already failed: "<unknown>").
 pub fn finish_file_in(cx: &Cx<'_>, session_id: u64, tree: &Tree, mut f: OpenFile, sink: &mut Sink) {
+    f.emit_deferred_open(sink);
     if let Some(w) = f.writes.take() {
         let s = w.finish();
         let status = nt_status_name(f.write_status.unwrap_or(0));

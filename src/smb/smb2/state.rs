@@ -262,7 +262,11 @@ impl Smb2State {
         if !f.is_pipe && !tree_known && offset == 0 && f.writes.as_ref().is_none_or(|w| w.bytes_written == 0) && Conversation::looks_like_dcerpc(data) {
             f.writes = None;
             attach_pipe_counted(&mut s.pipes, f, cx, sink);
+            if let Some(tree) = s.trees.get_mut(&f.tree_id) {
+                tree.share_type = ShareType::Pipe;
+            }
         }
+        f.emit_deferred_open(sink);
         if f.is_pipe {
             pipe_data(cx, f, Direction::ToServer, data, sink);
         } else if let Some(w) = f.writes.as_mut() {
@@ -290,7 +294,11 @@ impl Smb2State {
         let f = s.files.get_mut(&key)?;
         if !f.is_pipe && Conversation::looks_like_dcerpc(data) {
             attach_pipe_counted(&mut s.pipes, f, cx, sink);
+            if let Some(tree) = s.trees.get_mut(&f.tree_id) {
+                tree.share_type = ShareType::Pipe;
+            }
         }
+        f.emit_deferred_open(sink);
         pipe_data(cx, f, dir, data, sink);
         Some(key)
     }
@@ -391,7 +399,16 @@ impl Smb2State {
                 }
                 let delete = r.delete_on_close && ok;
                 let mut del = r.clone();
-                sink.emit(Event::SmbFiles(r));
+                let held = match resp {
+                    // Tree type missed (midstream): pipe or file is decided by the first bytes.
+                    Some(c) if tree.share_type == ShareType::Unknown && !is_pipe => {
+                        s.files.get_mut(&FileKey::Id(c.file_id)).map(|f| f.deferred_open = Some(Box::new(r.clone()))).is_some()
+                    }
+                    _ => false,
+                };
+                if !held {
+                    sink.emit(Event::SmbFiles(r));
+                }
                 if delete {
                     del.action = Some(FileAction::FileDelete);
                     sink.emit(Event::SmbFiles(del));
