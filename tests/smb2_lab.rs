@@ -86,11 +86,13 @@ fn run(path: &PathBuf, piece: usize) -> (Vec<Event>, Sink) {
     let mut sink = Sink::new();
     let mut events = Vec::new();
     let mut last = Ts(0);
+    // One worker's shared SMB state: multichannel handles cross connections through it.
+    let shared = SmbShared::default();
     for s in in_order(segments(path)) {
         last = s.ts;
         let (p, next) = parsers.entry(s.conn).or_insert_with(|| {
             let ctx = FlowCtx { conn: s.conn, uid: Uid::new(&s.conn, s.ts.0) };
-            (SmbParser::new(ctx, SmbShared::default()), [None, None])
+            (SmbParser::new(ctx, shared.clone()), [None, None])
         });
         let i = s.dir.index();
         if s.syn {

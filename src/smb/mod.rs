@@ -42,6 +42,8 @@ const RESYNC_CARRY: usize = NBSS_HEADER_LEN + 3;
 #[derive(Clone, Default)]
 pub struct SmbShared {
     pub keys: Option<std::sync::Arc<crypto::KeyStore>>,
+    /// Trees and handles published across connections (multichannel).
+    pub names: tables::SharedRegistry,
 }
 
 /// Whether `first` starts like SMB over TCP: a NetBIOS session message or session request whose
@@ -123,7 +125,7 @@ impl SmbParser {
         SmbParser {
             ctx,
             readers: [Reader::new(), Reader::new()],
-            tables: Tables::default(),
+            tables: Tables::with_registry(shared.names.clone()),
             smb2: Smb2State::new(crypto::ConnDecryptor::new(shared.keys.clone())),
             have_keys,
         }

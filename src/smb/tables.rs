@@ -13,6 +13,8 @@ use crate::smb::files::WriteTracker;
 use crate::smb::status::nt_status_name;
 use crate::time::Ts;
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 /// Sessions tracked per connection.
 pub const MAX_SMB_SESSIONS: usize = 64;
@@ -22,6 +24,10 @@ pub const MAX_TREES: usize = 256;
 pub const MAX_OPEN_FILES: usize = 1024;
 /// DCE-RPC conversations (pipe handles) kept per session.
 pub const MAX_PIPES_PER_SESSION: usize = 64;
+
+/// Handles and trees remembered across the connections of one worker (SMB3 multichannel: a
+/// file opened on one channel is written on another).
+pub const MAX_SHARED_HANDLES: usize = 65_536;
 
 /// Written where the tree connect (or the CREATE) was not seen.
 pub const UNKNOWN: &str = "<unknown>";
@@ -334,13 +340,100 @@ pub fn finish_file_in(cx: &Cx<'_>, session_id: u64, tree: &Tree, mut f: OpenFile
     }
 }
 
+/// What one connection tells the others about a session's trees and handles (multichannel),
+/// keyed by server address and SessionId so unrelated servers never mix.
+#[derive(Debug, Default)]
+pub struct SharedNames {
+    trees: HashMap<(IpAddr, u64, u32), Tree>,
+    handles: HashMap<(IpAddr, u64, u128), (String, u32)>,
+}
+
+/// The registry shared by the SMB parsers of one worker.
+pub type SharedRegistry = Arc<Mutex<SharedNames>>;
+
+impl SharedNames {
+    fn full(&self) -> bool {
+        self.trees.len() + self.handles.len() >= MAX_SHARED_HANDLES
+    }
+}
+
+/// Publishes (Some) or withdraws (None) a handle's name in `registry` for the other channels.
+pub fn share_handle(registry: Option<&SharedRegistry>, cx: &Cx<'_>, sid: u64, id: u128, name_tree: Option<(String, u32)>, sink: &mut Sink) {
+    let Some(r) = registry else { return };
+    let Ok(mut g) = r.lock() else { return };
+    let key = (cx.flow.conn.resp_h, sid, id);
+    match name_tree {
+        None => {
+            g.handles.remove(&key);
+        }
+        Some(v) => {
+            if g.full() && !g.handles.contains_key(&key) {
+                sink.cap_reached("MAX_SHARED_HANDLES", cx.ts, Some(cx.conn()), cx.layer, "handles");
+                return;
+            }
+            g.handles.insert(key, v);
+        }
+    }
+}
+
 /// The per-connection table of sessions.
 #[derive(Debug, Default)]
 pub struct Tables {
     pub sessions: HashMap<u64, Session>,
+    /// Cross-connection names (None in unit tests that want one connection alone).
+    pub registry: Option<SharedRegistry>,
 }
 
 impl Tables {
+    pub fn with_registry(registry: SharedRegistry) -> Tables {
+        Tables { sessions: HashMap::new(), registry: Some(registry) }
+    }
+
+    /// Publishes a tree for the other channels of the session.
+    pub fn share_tree(&self, cx: &Cx<'_>, sid: u64, tid: u32, tree: &Tree, sink: &mut Sink) {
+        let Some(r) = &self.registry else { return };
+        let Ok(mut g) = r.lock() else { return };
+        if g.full() {
+            sink.cap_reached("MAX_SHARED_HANDLES", cx.ts, Some(cx.conn()), cx.layer, "trees");
+            return;
+        }
+        g.trees.insert((cx.flow.conn.resp_h, sid, tid), tree.clone());
+    }
+
+    /// Publishes (Some) or withdraws (None) a handle's name for the other channels.
+    pub fn share_handle(&self, cx: &Cx<'_>, sid: u64, id: u128, name_tree: Option<(String, u32)>, sink: &mut Sink) {
+        share_handle(self.registry.as_ref(), cx, sid, id, name_tree, sink);
+    }
+
+    /// Learns a handle (and its tree) opened on another channel, if one was published. Returns
+    /// whether the handle is now known here.
+    pub fn adopt_handle(&mut self, cx: &Cx<'_>, sid: u64, id: u128, sink: &mut Sink) -> bool {
+        let Some(r) = self.registry.clone() else { return false };
+        let found = {
+            let Ok(g) = r.lock() else { return false };
+            let server = cx.flow.conn.resp_h;
+            g.handles.get(&(server, sid, id)).map(|(name, tid)| (name.clone(), *tid, g.trees.get(&(server, sid, *tid)).cloned()))
+        };
+        let Some((name, tid, tree)) = found else { return false };
+        let Some(s) = self.session(sid, cx, sink) else { return false };
+        if let Some(tree) = tree {
+            if s.trees.get(&tid).is_none_or(|t| t.share_type == ShareType::Unknown) {
+                s.insert_tree(tid, tree, cx, sink);
+            }
+        }
+        let is_pipe = s.trees.get(&tid).is_some_and(Tree::is_pipe);
+        sink.count("smb.multichannel_handles", 1);
+        if let Some(f) = s.files.get_mut(&FileKey::Id(id)) {
+            // Seen here first under "<unknown>": it gets its name, writes so far are kept.
+            f.name = name;
+            f.tree_id = tid;
+            return true;
+        }
+        let mut f = OpenFile::new(&name, tid, is_pipe);
+        f.fuid = Some(crate::smb::smb2::records::file_id_hex(id));
+        s.insert_file(FileKey::Id(id), f, cx, sink)
+    }
+
     /// The session, created on demand within [`MAX_SMB_SESSIONS`].
     pub fn session(&mut self, id: u64, cx: &Cx<'_>, sink: &mut Sink) -> Option<&mut Session> {
         if !self.sessions.contains_key(&id) {

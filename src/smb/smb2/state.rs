@@ -199,6 +199,7 @@ impl Smb2State {
                 let Some(r) = parse_read_request(msg) else { return self.malformed(cx, "READ request", sink) };
                 let key = key_of(r.file_id, chain);
                 chain.file = Some(key);
+                adopt_if_unknown(cx, t, sid, key, sink);
                 p.file = t.session(sid, cx, sink).and_then(|s| s.file_or_unknown(key, tid, cx, sink));
                 p.info = Info::Read;
             }
@@ -215,6 +216,7 @@ impl Smb2State {
             CLOSE => {
                 let Some(id) = parse_close_request(msg) else { return self.malformed(cx, "CLOSE request", sink) };
                 let key = key_of(id, chain);
+                adopt_if_unknown(cx, t, sid, key, sink);
                 chain.file = Some(key);
                 p.file = Some(key);
                 p.info = Info::Close;
@@ -222,6 +224,7 @@ impl Smb2State {
             SET_INFO => {
                 let Some(si) = parse_set_info_request(msg) else { return self.malformed(cx, "SET_INFO request", sink) };
                 let key = key_of(si.file_id, chain);
+                adopt_if_unknown(cx, t, sid, key, sink);
                 chain.file = Some(key);
                 p.file = Some(key);
                 p.info = Info::SetInfo(match si.kind {
@@ -242,6 +245,7 @@ impl Smb2State {
     /// Starts a write through `key`: counts it and returns the resolved handle key.
     #[allow(clippy::too_many_arguments)]
     fn write_begin(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, tid: u32, key: FileKey, w: &WriteRequest, sink: &mut Sink) -> Option<FileKey> {
+        adopt_if_unknown(cx, t, sid, key, sink);
         let s = t.session(sid, cx, sink)?;
         let key = s.file_or_unknown(key, tid, cx, sink)?;
         let f = s.files.get_mut(&key)?;
@@ -289,6 +293,7 @@ impl Smb2State {
     /// Bytes for a pipe handle (IOCTL transceive, pipe reads). Returns the resolved key.
     #[allow(clippy::too_many_arguments)]
     fn pipe_bytes(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, tid: u32, key: FileKey, dir: Direction, data: &[u8], sink: &mut Sink) -> Option<FileKey> {
+        adopt_if_unknown(cx, t, sid, key, sink);
         let s = t.session(sid, cx, sink)?;
         let key = s.file_or_unknown(key, tid, cx, sink)?;
         let f = s.files.get_mut(&key)?;
@@ -351,8 +356,10 @@ impl Smb2State {
                 let ts = p.as_ref().map_or(cx.ts, |p| p.ts);
                 self.emit_mapping(cx, ts, &path, share_type.unwrap_or(ShareType::Unknown), nt_status_name(st), h.session_id, Some(h.tree_id), sink);
                 if let (true, Some(stype)) = (ok, share_type) {
+                    let tree = Tree::new(&path, stype);
+                    t.share_tree(cx, h.session_id, h.tree_id, &tree, sink);
                     if let Some(s) = t.session(h.session_id, cx, sink) {
-                        s.insert_tree(h.tree_id, Tree::new(&path, stype), cx, sink);
+                        s.insert_tree(h.tree_id, tree, cx, sink);
                     }
                 }
             }
@@ -363,6 +370,7 @@ impl Smb2State {
             }
             (LOGOFF, Some(p)) => t.end_session(p.session_id, cx, sink),
             (CREATE, Some(Pending { ts, session_id, tree_id, info: Info::Create { key, name, access, disposition, options }, .. })) => {
+                let registry = t.registry.clone();
                 let Some(s) = t.session(session_id, cx, sink) else { return };
                 let tree = s.tree_or_unknown(tree_id, cx, sink);
                 let resp = if ok { parse_create_response(msg) } else { None };
@@ -390,6 +398,7 @@ impl Smb2State {
                         if let FileKey::Provisional(m) = key {
                             s.aliases.insert(m, c.file_id);
                         }
+                        share_handle(registry.as_ref(), cx, session_id, c.file_id, Some((name.clone(), tree_id)), sink);
                     }
                     None => {
                         if let Some(f) = s.remove_file(key) {
@@ -441,6 +450,10 @@ impl Smb2State {
             }
             (CLOSE, Some(p)) => {
                 if let Some(key) = p.file {
+                    let Some(s) = t.sessions.get_mut(&p.session_id) else { return };
+                    if let FileKey::Id(id) = s.resolve(key) {
+                        t.share_handle(cx, p.session_id, id, None, sink);
+                    }
                     let Some(s) = t.sessions.get_mut(&p.session_id) else { return };
                     if let Some(f) = s.remove_file(key) {
                         let tree = s.trees.get(&f.tree_id).cloned().unwrap_or_else(Tree::unknown);
@@ -744,6 +757,15 @@ impl Smb2State {
             }
         }
     }
+}
+
+/// A FileId this connection never saw opened may belong to another channel of the session.
+fn adopt_if_unknown(cx: &Cx<'_>, t: &mut Tables, sid: u64, key: FileKey, sink: &mut Sink) {
+    let FileKey::Id(id) = key else { return };
+    if id == FILE_ID_RELATED || t.sessions.get(&sid).is_some_and(|s| s.files.get(&key).is_some_and(|f| f.name != UNKNOWN)) {
+        return;
+    }
+    t.adopt_handle(cx, sid, id, sink);
 }
 
 fn file_mut(t: &mut Tables, sid: u64, key: FileKey) -> Option<&mut OpenFile> {
