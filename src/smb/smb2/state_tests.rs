@@ -396,3 +396,35 @@ fn hostile_bytes_do_not_panic() {
         p.close(Ts(2), &mut sink);
     }
 }
+
+/// Multichannel: a handle opened on one connection and written on another keeps its name when
+/// both parsers share one SmbShared; with separate ones it is "<unknown>".
+#[test]
+fn multichannel_handle_keeps_its_name() {
+    for shared_state in [true, false] {
+        let shared = SmbShared::default();
+        let mut a = SmbParser::new(ctx(), shared.clone());
+        let mut second = ctx();
+        second.conn.orig_p = 50001;
+        let mut b = SmbParser::new(second, if shared_state { shared.clone() } else { SmbShared::default() });
+        let mut sink = Sink::new();
+        let mut c = Conv::new();
+        login(&mut c);
+        req(&mut c, create_request(5, SID, ADMIN, "chan.exe", 0, 0));
+        resp(&mut c, create_response(5, SID, ADMIN, 0x88, 0, 0));
+        for (i, (d, bytes)) in c.iter().enumerate() {
+            a.data(Ts(i as u64), *d, bytes, &mut sink);
+        }
+        let body = exe(64);
+        b.data(Ts(50), Direction::ToServer, &nb(&write_request(1, SID, ADMIN, 0x88, 0, &body, 0)), &mut sink);
+        b.close(Ts(60), &mut sink);
+        let ev = std::mem::take(&mut sink.events);
+        let w = of(&ev, FileAction::FileWrite);
+        assert_eq!(w.len(), 1);
+        if shared_state {
+            assert_eq!((w[0].name.as_str(), w[0].share.as_str()), ("chan.exe", "ADMIN$"));
+        } else {
+            assert_eq!(w[0].name, "<unknown>");
+        }
+    }
+}
