@@ -25,15 +25,36 @@ struct Seg {
     payload: Vec<u8>,
 }
 
-/// Ethernet / IPv4 / TCP segments to or from port 445.
+/// Ethernet / IPv4 / TCP segments to or from port 445 (pcap, or pcapng with microsecond time).
 fn segments(path: &PathBuf) -> Vec<Seg> {
     let data = std::fs::read(path).expect("capture");
-    let (_, cap) = pcap_parser::pcap::parse_pcap(&data).expect("pcap");
-    let linktype = cap.header.network.0;
+    let mut frames: Vec<(Ts, u32, &[u8])> = Vec::new();
+    if data.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+        use pcap_parser::pcapng::Block;
+        let (_, cap) = pcap_parser::pcapng::parse_pcapng(&data).expect("pcapng");
+        for sec in &cap.sections {
+            let mut links = Vec::new();
+            for b in &sec.blocks {
+                match b {
+                    Block::InterfaceDescription(i) => links.push(u32::from(i.linktype.0 as u16)),
+                    Block::EnhancedPacket(e) => {
+                        let t = (u64::from(e.ts_high) << 32 | u64::from(e.ts_low)) * 1000;
+                        let lt = links.get(e.if_id as usize).copied().unwrap_or(1);
+                        frames.push((Ts(t), lt, &e.data[..(e.caplen as usize).min(e.data.len())]));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    } else {
+        let (_, cap) = pcap_parser::pcap::parse_pcap(&data).expect("pcap");
+        let lt = cap.header.network.0 as u32;
+        for b in cap.blocks {
+            frames.push((Ts(u64::from(b.ts_sec) * 1_000_000_000 + u64::from(b.ts_usec) * 1000), lt, b.data));
+        }
+    }
     let mut out = Vec::new();
-    for b in cap.blocks {
-        let ts = Ts(u64::from(b.ts_sec) * 1_000_000_000 + u64::from(b.ts_usec) * 1000);
-        let f = b.data;
+    for (ts, linktype, f) in frames {
         let ip = match linktype {
             1 => {
                 let mut at = 12;
@@ -368,7 +389,7 @@ fn public_smb2_captures_match_truth() {
                 continue;
             }
             let name = p.to_string_lossy().to_string();
-            if !(name.ends_with(".pcap") || name.ends_with(".cap")) {
+            if !(name.ends_with(".pcap") || name.ends_with(".cap") || name.ends_with(".pcapng")) {
                 continue;
             }
             let truth_path = PathBuf::from(format!("{name}.truth.json"));
@@ -386,6 +407,16 @@ fn public_smb2_captures_match_truth() {
     }
     assert!(failed.is_empty(), "{failed:#?}");
     assert!(checked.len() >= 8, "{checked:?}");
+}
+
+/// Kerberos in SESSION_SETUP is named as such (Zeek's kerberos445_auth capture).
+#[test]
+fn kerberos_session_setup() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/public/zeek/kerberos445_auth.pcapng");
+    let (ev, _) = run(&p, 0);
+    let auths = auth_users(&ev);
+    assert!(!auths.is_empty());
+    assert!(auths.iter().any(|(u, a, s)| u.is_none() && *a == "kerberos" && s == "STATUS_SUCCESS"), "{auths:?}");
 }
 
 /// `SMB2_LAB_DUMP=capture.pcap cargo test --test smb2_lab dump -- --nocapture` prints the events.
