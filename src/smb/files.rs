@@ -103,7 +103,7 @@ impl WriteTracker {
         }
         if offset == self.hashed_upto {
             self.hasher.update(data);
-            self.hashed_upto += data.len() as u64;
+            self.hashed_upto = self.hashed_upto.saturating_add(data.len() as u64);
             self.drain_held();
         } else if offset < self.hashed_upto {
             let end = offset.saturating_add(data.len() as u64);
@@ -131,6 +131,11 @@ impl WriteTracker {
             let _ = offset;
             self.lose(HashLoss::Missing);
         }
+    }
+
+    /// The declared contents were not all there (a malformed write): no hash.
+    pub fn mark_incomplete(&mut self) {
+        self.lose(HashLoss::Missing);
     }
 
     fn note_head(&mut self, offset: u64, data: &[u8]) {

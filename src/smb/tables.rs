@@ -26,7 +26,7 @@ pub const MAX_OPEN_FILES: usize = 1024;
 pub const MAX_PIPES_PER_SESSION: usize = 64;
 
 /// Handles and trees remembered across the connections of one worker (SMB3 multichannel: a
-/// file opened on one channel is written on another).
+/// file opened on one channel is written on another). Reaching it empties the registry.
 pub const MAX_SHARED_HANDLES: usize = 65_536;
 
 /// Written where the tree connect (or the CREATE) was not seen.
@@ -355,6 +355,10 @@ impl SharedNames {
     fn full(&self) -> bool {
         self.trees.len() + self.handles.len() >= MAX_SHARED_HANDLES
     }
+    fn clear(&mut self) {
+        self.trees.clear();
+        self.handles.clear();
+    }
 }
 
 /// Publishes (Some) or withdraws (None) a handle's name in `registry` for the other channels.
@@ -368,8 +372,9 @@ pub fn share_handle(registry: Option<&SharedRegistry>, cx: &Cx<'_>, sid: u64, id
         }
         Some(v) => {
             if g.full() && !g.handles.contains_key(&key) {
+                // Start over rather than refuse forever (a live sensor runs for months).
                 sink.cap_reached("MAX_SHARED_HANDLES", cx.ts, Some(cx.conn()), cx.layer, "handles");
-                return;
+                g.clear();
             }
             g.handles.insert(key, v);
         }
@@ -395,7 +400,7 @@ impl Tables {
         let Ok(mut g) = r.lock() else { return };
         if g.full() {
             sink.cap_reached("MAX_SHARED_HANDLES", cx.ts, Some(cx.conn()), cx.layer, "trees");
-            return;
+            g.clear();
         }
         g.trees.insert((cx.flow.conn.resp_h, sid, tid), tree.clone());
     }

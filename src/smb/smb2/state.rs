@@ -187,9 +187,15 @@ impl Smb2State {
                 if let Some(key) = key {
                     let data = w.data(msg);
                     self.write_data(cx, t, sid, key, w.offset, data, sink);
-                    let short = u64::from(w.length).saturating_sub(data.len() as u64);
-                    if short > 0 {
-                        self.write_missing(cx, t, sid, key, w.offset + data.len() as u64, short, sink);
+                    // A whole message holding less than its Length: the length lies, nothing
+                    // was lost; the contents are not what was declared.
+                    if (data.len() as u64) < u64::from(w.length) {
+                        sink.anomaly(cx.ts, Some(cx.conn()), crate::event::AnomalyKind::Malformed, "smb2", "WRITE Length beyond its message");
+                        if let Some(f) = file_mut(t, sid, key) {
+                            if let Some(w) = f.writes.as_mut() {
+                                w.mark_incomplete();
+                            }
+                        }
                     }
                 }
                 p.file = key;
@@ -395,8 +401,11 @@ impl Smb2State {
                             f.fuid = Some(fuid);
                             s.insert_file(FileKey::Id(c.file_id), f, cx, sink);
                         }
+                        // Bounded like the handles it points to; a refused handle needs no alias.
                         if let FileKey::Provisional(m) = key {
-                            s.aliases.insert(m, c.file_id);
+                            if s.files.contains_key(&FileKey::Id(c.file_id)) && s.aliases.len() < MAX_OPEN_FILES {
+                                s.aliases.insert(m, c.file_id);
+                            }
                         }
                         share_handle(registry.as_ref(), cx, session_id, c.file_id, Some((name.clone(), tree_id)), sink);
                     }

@@ -428,3 +428,24 @@ fn multichannel_handle_keeps_its_name() {
         }
     }
 }
+
+/// Offsets and lengths at the ends of their ranges do not overflow.
+#[test]
+fn extreme_write_offsets() {
+    let mut c = Conv::new();
+    login(&mut c);
+    req(&mut c, create_request(5, SID, ADMIN, "x.bin", 0, 0));
+    resp(&mut c, create_response(5, SID, ADMIN, 0x55, 0, 0));
+    let mut w = write_request(6, SID, ADMIN, 0x55, u64::MAX - 3, b"MZMZMZMZ", 0);
+    // claim more data than the message holds
+    w[64 + 4..64 + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    req(&mut c, w);
+    req(&mut c, write_request(7, SID, ADMIN, 0x55, 0, b"MZ", 0));
+    let (ev, _) = run(&c, 0);
+    let f = of(&ev, FileAction::FileWrite);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].hash_complete, Some(false));
+    assert_eq!(f[0].pe, Some(true));
+    // only the bytes really present count, not the lying Length
+    assert_eq!(f[0].bytes_written, Some(10));
+}
