@@ -286,6 +286,8 @@ fn a_psexec_default_matches_truth() {
     }
     assert_eq!(sink.counters.get("anomaly.malformed"), 0);
     assert_eq!(sink.counters.get("anomaly.gap"), 0);
+    // the pipes' bytes went to their DCE-RPC conversations both ways
+    assert!(sink.counters.get("smb.pipe_bytes_to_server") > 0 && sink.counters.get("smb.pipe_bytes_to_client") > 0, "{:?}", sink.counters);
 }
 
 #[test]
@@ -417,6 +419,37 @@ fn kerberos_session_setup() {
     let auths = auth_users(&ev);
     assert!(!auths.is_empty());
     assert!(auths.iter().any(|(u, a, s)| u.is_none() && *a == "kerberos" && s == "STATUS_SUCCESS"), "{auths:?}");
+}
+
+/// Every DCE-RPC byte tshark finds on the lab captures' pipes reaches a pipe conversation, in each
+/// direction (skipped when tshark is not installed).
+#[test]
+fn pipe_bytes_match_tshark() {
+    for cap in ["a_psexec_default.pcap", "c_smbexec.pcap", "e_services_create_start.pcap", "h_benign_svc_query.pcap", "k1_psexec_large_upload.pcap"] {
+        let path = lab(cap);
+        let Ok(out) = std::process::Command::new("tshark")
+            .args(["-r", path.to_str().unwrap(), "-Y", "dcerpc", "-T", "fields", "-e", "tcp.srcport", "-e", "dcerpc.cn_frag_len"])
+            .output()
+        else {
+            eprintln!("tshark not found: skipped");
+            return;
+        };
+        let (mut to_server, mut to_client) = (0u64, 0u64);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut it = line.split('\t');
+            let port = it.next().unwrap_or("");
+            let total: u64 = it.next().unwrap_or("").split(',').filter_map(|v| v.parse::<u64>().ok()).sum();
+            if port == "445" {
+                to_client += total;
+            } else {
+                to_server += total;
+            }
+        }
+        assert!(to_server > 0, "{cap}: tshark saw no DCE-RPC");
+        let (_, sink) = run(&path, 0);
+        assert_eq!(sink.counters.get("smb.pipe_bytes_to_server"), to_server, "{cap}");
+        assert_eq!(sink.counters.get("smb.pipe_bytes_to_client"), to_client, "{cap}");
+    }
 }
 
 /// `SMB2_LAB_DUMP=capture.pcap cargo test --test smb2_lab dump -- --nocapture` prints the events.

@@ -483,6 +483,11 @@ fn finish_session(id: u64, mut s: Session, cx: &Cx<'_>, sink: &mut Sink) {
 /// Feeds pipe bytes to a handle's conversation, if it has one.
 pub fn pipe_data(cx: &Cx<'_>, f: &mut OpenFile, dir: Direction, bytes: &[u8], sink: &mut Sink) {
     if let Some(conv) = f.pipe.as_mut() {
+        let name = match dir {
+            Direction::ToServer => "smb.pipe_bytes_to_server",
+            Direction::ToClient => "smb.pipe_bytes_to_client",
+        };
+        sink.count(name, bytes.len() as u64);
         conv.data(cx.flow, cx.ts, dir, bytes, sink);
     }
 }
