@@ -641,14 +641,38 @@ impl Smb2State {
 
     /// A whole transform (0xFD) message: decrypted when keys allow, else accounted as opaque.
     pub fn transform(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, msg: &[u8], sink: &mut Sink) {
-        let Some(th) = parse_transform_header(msg) else { return self.malformed(cx, "transform header", sink) };
+        // One NetBIOS message normally holds one transform; be lenient like Suricata and walk
+        // several back to back when the first one's size says there is more.
+        let mut rest = msg;
+        for _ in 0..MAX_COMPOUND_COMMANDS {
+            let Some(th) = parse_transform_header(rest) else { return self.malformed(cx, "transform header", sink) };
+            let size = TRANSFORM_HEADER_LEN.saturating_add(th.original_size as usize);
+            let (one, tail) = if size < rest.len() && rest.get(size..size + 4) == Some(&TRANSFORM_MAGIC[..]) {
+                rest.split_at(size)
+            } else {
+                (rest, &[][..])
+            };
+            self.one_transform(cx, t, dir, &th, one, sink);
+            if tail.is_empty() {
+                return;
+            }
+            rest = tail;
+        }
+    }
+
+    fn one_transform(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, th: &TransformHeader, msg: &[u8], sink: &mut Sink) {
         match self.decryptor.decrypt(dir, msg) {
             Some(plain) => {
                 self.visibility(cx, t, th.session_id, "encrypted", msg.len() as u64, true, sink);
                 sink.count("smb2.decrypted_messages", 1);
-                self.message(cx, t, dir, &plain, true, sink);
+                if plain.starts_with(COMPRESSION_MAGIC) {
+                    // compressed, then encrypted
+                    self.compressed(cx, t, dir, &plain, plain.len() as u64, sink);
+                } else {
+                    self.message(cx, t, dir, &plain, true, sink);
+                }
             }
-            None => self.transform_opaque(cx, t, dir, &th, msg.len() as u64, sink),
+            None => self.transform_opaque(cx, t, dir, th, msg.len() as u64, sink),
         }
     }
 

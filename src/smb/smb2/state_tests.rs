@@ -449,3 +449,22 @@ fn extreme_write_offsets() {
     // only the bytes really present count, not the lying Length
     assert_eq!(f[0].bytes_written, Some(10));
 }
+
+/// Two transform messages in one NetBIOS message are both accounted.
+#[test]
+fn two_transforms_in_one_netbios_message() {
+    let mut c = Conv::new();
+    let mut both = Vec::new();
+    for size in [30u32, 40] {
+        let mut t = vec![0u8; 52 + size as usize];
+        t[..4].copy_from_slice(TRANSFORM_MAGIC);
+        t[20..31].copy_from_slice(b"qwertyuiopa");
+        t[36..40].copy_from_slice(&size.to_le_bytes());
+        t[44..52].copy_from_slice(&SID.to_le_bytes());
+        both.extend(t);
+    }
+    req(&mut c, both);
+    let (ev, _) = run(&c, 0);
+    let sizes: Vec<_> = ev.iter().filter_map(|e| if let Event::SmbOpaque(o) = e { Some((o.original_size, o.wire_size)) } else { None }).collect();
+    assert_eq!(sizes, vec![(30, 82), (40, 92)]);
+}
