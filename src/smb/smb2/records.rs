@@ -261,10 +261,22 @@ pub fn parse_session_setup_response(msg: &[u8]) -> Option<SessionSetupResponse<'
     })
 }
 
-/// TREE_CONNECT request: the UNC path bytes (UTF-16LE).
+pub const TREE_CONNECT_FLAG_EXTENSION_PRESENT: u16 = 0x0004;
+
+/// TREE_CONNECT request: the UNC path bytes (UTF-16LE). With the 3.1.1 extension present the
+/// path offset may count from the extension (right after the fixed part) instead of the header;
+/// whichever place holds a `\\` UNC start wins.
 pub fn parse_tree_connect_request(msg: &[u8]) -> Option<&[u8]> {
     let b = body(msg, 8)?;
-    Some(slice_at(msg, u16_at(b, 4)? as usize, u16_at(b, 6)? as usize))
+    let (off, len) = (u16_at(b, 4)? as usize, u16_at(b, 6)? as usize);
+    let from_header = slice_at(msg, off, len);
+    if u16_at(b, 2)? & TREE_CONNECT_FLAG_EXTENSION_PRESENT != 0 && !from_header.starts_with(b"\\\0\\\0") {
+        let from_ext = slice_at(msg, (SMB2_HEADER_LEN + 8).saturating_add(off), len);
+        if from_ext.starts_with(b"\\\0\\\0") {
+            return Some(from_ext);
+        }
+    }
+    Some(from_header)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -903,6 +915,18 @@ pub(crate) mod tests {
     fn tree_connect() {
         let m = tree_connect_request(3, 5, "\\\\10.0.0.1\\ADMIN$");
         assert_eq!(utf16_name(parse_tree_connect_request(&m).unwrap()), "\\\\10.0.0.1\\ADMIN$");
+        // extension present, path offset counted from the extension
+        let mut e = header(TREE_CONNECT, 0, 0, 3, 0, 5);
+        let p = utf16("\\\\srv\\C$");
+        let mut b = vec![0u8; 8];
+        put16(&mut b, 0, 9);
+        put16(&mut b, 2, TREE_CONNECT_FLAG_EXTENSION_PRESENT);
+        put16(&mut b, 4, 16);
+        put16(&mut b, 6, p.len() as u16);
+        e.extend(b);
+        e.extend(vec![0u8; 16]);
+        e.extend(&p);
+        assert_eq!(utf16_name(parse_tree_connect_request(&e).unwrap()), "\\\\srv\\C$");
         let r = parse_tree_connect_response(&tree_connect_response(3, 5, 9, SHARE_TYPE_PIPE, 0)).unwrap();
         assert_eq!(r.share_type, SHARE_TYPE_PIPE);
     }
