@@ -49,10 +49,10 @@ pub struct SmbShared {
 /// Whether `first` starts like SMB over TCP: a NetBIOS session message or session request whose
 /// payload begins with an SMB1/SMB2/transform/compression magic.
 pub fn looks_like_smb(first: &[u8]) -> bool {
-    if first.len() >= 8 && first[0] == 0 && matches!(first[4], 0xFF | 0xFE | 0xFD | 0xFC) {
-        return &first[5..8] == b"SMB";
+    if first.first() == Some(&NBSS_MESSAGE) {
+        return first.get(NBSS_HEADER_LEN..).is_some_and(netbios::is_smb_magic);
     }
-    first.first() == Some(&0x81)
+    first.first() == Some(&netbios::NBSS_SESSION_REQUEST)
 }
 
 /// What the framer does with the body of the current NetBIOS message.
@@ -388,5 +388,19 @@ impl StreamParser for SmbParser {
         let cx = Cx { flow: ctx, ts, version: SmbVersion::Smb2, layer: "smb2" };
         smb2.close(&cx, tables, sink);
         tables.end_all(&cx, sink);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_smb;
+    #[test]
+    fn smb_by_its_first_bytes() {
+        assert!(looks_like_smb(b"\x00\x00\x00\x48\xfeSMB@"));
+        assert!(looks_like_smb(b"\x00\x00\x01\x00\xfdSMB"));
+        assert!(looks_like_smb(b"\x81\x00\x00\x44"));
+        assert!(!looks_like_smb(b"\x00\x00\x00\x48\xfeSM"));
+        assert!(!looks_like_smb(b"\x05\x00\x0b\x03"));
+        assert!(!looks_like_smb(b""));
     }
 }
