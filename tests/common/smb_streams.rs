@@ -12,12 +12,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 pub struct Seg {
-    ts: Ts,
-    conn: ConnId,
-    dir: Direction,
-    seq: u32,
-    syn: bool,
-    payload: Vec<u8>,
+    pub ts: Ts,
+    pub conn: ConnId,
+    pub dir: Direction,
+    pub seq: u32,
+    pub syn: bool,
+    pub payload: Vec<u8>,
 }
 
 /// Ethernet / IPv4 / TCP segments to or from port 445 (pcap, or pcapng with microsecond time).
