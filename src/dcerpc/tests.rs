@@ -1,0 +1,457 @@
+//! Conversation-level tests: real pipe bytes from the lab captures (extracted by
+//! `tools/extract_dcerpc_pipe.py` into tests/data/dcerpc/*.pipe.txt) and hand-built PDUs for the
+//! cases the lab does not show (fragments, NDR64, big-endian, packet privacy, decoys, epm).
+
+use super::epm::build::tower;
+use super::interfaces::{EPMAPPER, SVCCTL};
+use super::ndr::uuid_bytes_le;
+use super::pdu::build::*;
+use super::pdu::*;
+use super::svcctl::build::{create_service_w, W};
+use super::*;
+use crate::event::{DceRpc, Event};
+use crate::flow::{ConnId, Uid};
+
+fn ctx() -> FlowCtx {
+    FlowCtx {
+        conn: ConnId {
+            orig_h: "192.0.2.10".parse().unwrap(),
+            orig_p: 50000,
+            resp_h: "192.0.2.20".parse().unwrap(),
+            resp_p: 445,
+        },
+        uid: Uid(7),
+    }
+}
+
+fn dce(sink: &Sink) -> Vec<&DceRpc> {
+    sink.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::DceRpc(d) => Some(d.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Lines `<frame> <c|s> <fileid> <hex>` grouped by file id, in capture order.
+fn fixture(name: &str) -> Vec<(String, Vec<(Direction, Vec<u8>)>)> {
+    let path = format!("{}/tests/data/dcerpc/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("fixture");
+    let mut out: Vec<(String, Vec<(Direction, Vec<u8>)>)> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let dir = if f[1] == "c" { Direction::ToServer } else { Direction::ToClient };
+        let bytes: Vec<u8> = (0..f[3].len() / 2).map(|i| u8::from_str_radix(&f[3][i * 2..i * 2 + 2], 16).unwrap()).collect();
+        match out.iter_mut().find(|(fid, _)| fid == f[2]) {
+            Some((_, v)) => v.push((dir, bytes)),
+            None => out.push((f[2].to_string(), vec![(dir, bytes)])),
+        }
+    }
+    out
+}
+
+/// Feeds every pipe of a fixture to its own Conversation; `split` cuts every write in two there.
+fn run_fixture(name: &str, pipe: Option<&str>, split: Option<usize>) -> Sink {
+    let mut sink = Sink::new();
+    for (_, msgs) in fixture(name) {
+        let mut conv = Conversation::new(Transport::SmbPipe, pipe);
+        for (i, (dir, b)) in msgs.iter().enumerate() {
+            let ts = Ts::from_secs(1000 + i as u64);
+            match split {
+                Some(at) if at < b.len() => {
+                    conv.data(&ctx(), ts, *dir, &b[..at], &mut sink);
+                    conv.data(&ctx(), ts, *dir, &b[at..], &mut sink);
+                }
+                _ => conv.data(&ctx(), ts, *dir, b, &mut sink),
+            }
+        }
+        conv.close(&ctx(), Ts::from_secs(2000), &mut sink);
+    }
+    sink
+}
+
+fn find<'a>(ev: &[&'a DceRpc], op: &str) -> &'a DceRpc {
+    ev.iter().find(|e| e.operation == op).copied().unwrap_or_else(|| panic!("no {op} in {ev:#?}"))
+}
+
+#[test]
+fn lab_psexec_default_create_service() {
+    let sink = run_fixture("a_psexec_default.pipe.txt", None, None);
+    let ev = dce(&sink);
+    let ops: Vec<(&str, &str)> = ev.iter().map(|e| (e.endpoint.as_str(), e.operation.as_str())).collect();
+    assert_eq!(
+        ops,
+        vec![
+            ("srvsvc", "bind"),
+            ("srvsvc", "NetrShareEnum"),
+            ("svcctl", "bind"),
+            ("svcctl", "OpenSCManagerW"),
+            ("svcctl", "OpenServiceW"),
+            ("svcctl", "CreateServiceW"),
+        ]
+    );
+    let create = find(&ev, "CreateServiceW");
+    assert_eq!(create.args.service_name.as_deref(), Some("nUwj"));
+    assert_eq!(create.args.binary_path.as_deref(), Some("%systemroot%\\zeCGSXch.exe"));
+    assert_eq!(create.status, "nca_s_op_rng_error"); // Samba refuses CreateServiceW
+    assert_eq!(create.named_pipe.as_deref(), Some("\\pipe\\svcctl"));
+    assert_eq!(create.transport, "smb_pipe");
+    assert_eq!(create.opnum, Some(12));
+    assert!(create.rtt.is_some());
+    // Handles chain: the SCM handle OpenSCManagerW returned is the one CreateServiceW uses.
+    let open = find(&ev, "OpenSCManagerW");
+    assert_eq!(open.args.machine_name.as_deref(), Some("DUMMY"));
+    assert_eq!(open.args.database.as_deref(), Some("ServicesActive"));
+    assert!(open.args.response_handle.is_some());
+    assert_eq!(open.args.response_handle, create.args.handle);
+    assert_eq!(open.args.return_code, Some(0));
+    // OpenServiceW for the not-yet-existing service fails with ERROR_SERVICE_DOES_NOT_EXIST.
+    let os = find(&ev, "OpenServiceW");
+    assert_eq!((os.args.service_name.as_deref(), os.args.return_code), (Some("nUwj"), Some(1060)));
+    let bind = &ev[2];
+    let ifs = bind.interfaces.as_ref().unwrap();
+    assert_eq!((ifs.len(), ifs[0].result, ifs[0].transfer_syntax.as_deref()), (1, Some("acceptance"), Some("NDR")));
+}
+
+#[test]
+fn lab_smbexec_and_services_create() {
+    let sink = run_fixture("c_smbexec.pipe.txt", None, None);
+    let c = find(&dce(&sink), "CreateServiceW").clone();
+    let p = c.args.binary_path.unwrap();
+    assert!(p.starts_with("%COMSPEC% /Q /c echo "), "{p}");
+    assert!(p.contains("__output"), "{p}");
+
+    let sink = run_fixture("e_services_create_start.pipe.txt", None, None);
+    let ev = dce(&sink);
+    let c = find(&ev, "CreateServiceW");
+    assert_eq!(c.args.service_name.as_deref(), Some("LabEvilSvc"));
+    assert_eq!(c.args.display_name.as_deref(), Some("LabEvilSvc"));
+    assert_eq!(c.args.binary_path.as_deref(), Some("C:\\Windows\\Temp\\payload.exe"));
+    assert_eq!(find(&ev, "OpenServiceW").args.service_name.as_deref(), Some("LabEvilSvc"));
+}
+
+#[test]
+fn lab_benign_query_names_operations_in_order() {
+    let sink = run_fixture("h_benign_svc_query.pipe.txt", None, None);
+    let ops: Vec<String> =
+        dce(&sink).iter().filter(|e| e.operation != "bind").map(|e| e.operation.clone()).collect();
+    assert_eq!(
+        ops,
+        [
+            "OpenSCManagerW", "EnumServicesStatusW", "EnumServicesStatusW", "CloseServiceHandle",
+            "OpenSCManagerW", "OpenServiceW", "QueryServiceStatus", "CloseServiceHandle",
+            "OpenSCManagerW", "OpenServiceW", "QueryServiceConfigW", "QueryServiceConfigW", "CloseServiceHandle",
+        ]
+    );
+    assert!(dce(&sink).iter().all(|e| e.status == "ok"));
+}
+
+#[test]
+fn create_service_split_across_two_writes_at_every_cut() {
+    let pipes = fixture("a_psexec_default.pipe.txt");
+    let svcctl = &pipes[1].1;
+    let create_req = &svcctl[6].1;
+    assert_eq!(create_req[2], PTYPE_REQUEST);
+    for cut in 1..create_req.len() {
+        let mut sink = Sink::new();
+        let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
+        for (i, (dir, b)) in svcctl.iter().enumerate() {
+            if i == 6 {
+                conv.data(&ctx(), Ts(1), *dir, &b[..cut], &mut sink);
+                conv.data(&ctx(), Ts(2), *dir, &b[cut..], &mut sink);
+            } else {
+                conv.data(&ctx(), Ts(3), *dir, b, &mut sink);
+            }
+        }
+        let ev = dce(&sink);
+        let c = find(&ev, "CreateServiceW");
+        assert_eq!(c.args.service_name.as_deref(), Some("nUwj"), "cut {cut}");
+        assert_eq!(c.args.binary_path.as_deref(), Some("%systemroot%\\zeCGSXch.exe"), "cut {cut}");
+    }
+}
+
+#[test]
+fn two_pdus_in_one_write_and_whole_stream_in_one_write() {
+    let pipes = fixture("a_psexec_default.pipe.txt");
+    let svcctl = &pipes[1].1;
+    let client: Vec<u8> = svcctl.iter().filter(|(d, _)| *d == Direction::ToServer).flat_map(|(_, b)| b.clone()).collect();
+    let server: Vec<u8> = svcctl.iter().filter(|(d, _)| *d == Direction::ToClient).flat_map(|(_, b)| b.clone()).collect();
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::SmbPipe, None);
+    conv.data(&ctx(), Ts(1), Direction::ToServer, &client, &mut sink);
+    conv.data(&ctx(), Ts(2), Direction::ToClient, &server, &mut sink);
+    let ev = dce(&sink);
+    assert_eq!(ev.len(), 4);
+    assert_eq!(find(&ev, "CreateServiceW").args.service_name.as_deref(), Some("nUwj"));
+    assert_eq!(find(&ev, "OpenServiceW").status, "ok");
+}
+
+fn bind_ack_pdu(call_id: u32, sec: &str, results: &[(u16, &str)]) -> Vec<u8> {
+    pdu(PTYPE_BIND_ACK, 3, call_id, &bind_ack_body(sec, results), None)
+}
+
+fn create_stub(name: &str, path: &str) -> Vec<u8> {
+    let mut w = W::new(false);
+    create_service_w(&mut w, &[7; 20], name, Some(name), path);
+    w.v
+}
+
+fn response_ok_create() -> Vec<u8> {
+    let mut w = W::new(false);
+    w.ptr(0).handle(&[9; 20]).u32(0);
+    w.v
+}
+
+#[test]
+fn request_in_three_fragments() {
+    let stub = create_stub("FragSvc", "C:\\Windows\\frag.exe");
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::SmbPipe, None);
+    conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_BIND, 3, 1, &bind_body(&[(0, SVCCTL, 2, &[NDR20_UUID])]), None), &mut sink);
+    conv.data(&ctx(), Ts(2), Direction::ToClient, &bind_ack_pdu(1, "\\PIPE\\svcctl", &[(0, NDR20_UUID)]), &mut sink);
+    let (a, rest) = stub.split_at(13);
+    let (b, c) = rest.split_at(29);
+    let mut all = Vec::new();
+    for (part, flags) in [(a, PFC_FIRST_FRAG), (b, 0), (c, PFC_LAST_FRAG)] {
+        all.extend(pdu(PTYPE_REQUEST, flags, 2, &request_body(0, 12, part), None));
+    }
+    conv.data(&ctx(), Ts(3), Direction::ToServer, &all, &mut sink);
+    conv.data(&ctx(), Ts(4), Direction::ToClient, &pdu(PTYPE_RESPONSE, 3, 2, &response_body(0, &response_ok_create()), None), &mut sink);
+    let ev = dce(&sink);
+    let c = find(&ev, "CreateServiceW");
+    assert_eq!(c.request_frags, Some(3));
+    assert_eq!(c.request_stub_len, Some(stub.len() as u32));
+    assert_eq!(c.args.service_name.as_deref(), Some("FragSvc"));
+    assert_eq!(c.args.binary_path.as_deref(), Some("C:\\Windows\\frag.exe"));
+    assert_eq!(c.args.response_handle.as_deref(), Some(crate::event::hex(&[9; 20]).as_str()));
+    assert_eq!(c.named_pipe.as_deref(), Some("\\PIPE\\svcctl"));
+    assert_eq!(c.rtt, Some(1e-9)); // Ts(3) → Ts(4) is 1 ns
+}
+
+#[test]
+fn bind_of_twelve_items_with_svcctl_last() {
+    let decoys: Vec<String> = (0..11).map(|i| format!("{:08x}-1111-2222-3333-444455556666", 0xabc0_0000u32 + i)).collect();
+    let mut items: Vec<(u16, &str, u16, &[&str])> = decoys.iter().enumerate().map(|(i, u)| (i as u16, u.as_str(), 1, &[NDR20_UUID][..])).collect();
+    items.push((11, SVCCTL, 2, &[NDR20_UUID]));
+    let mut results: Vec<(u16, &str)> = (0..11).map(|_| (2u16, NDR20_UUID)).collect();
+    results.push((0, NDR20_UUID));
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
+    conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_BIND, 3, 1, &bind_body(&items), None), &mut sink);
+    conv.data(&ctx(), Ts(2), Direction::ToClient, &bind_ack_pdu(1, "\\PIPE\\svcctl", &results), &mut sink);
+    let stub = create_stub("MsfSvc", "%SYSTEMROOT%\\abcdEFGH.exe");
+    conv.data(&ctx(), Ts(3), Direction::ToServer, &pdu(PTYPE_REQUEST, 3, 2, &request_body(11, 12, &stub), None), &mut sink);
+    conv.close(&ctx(), Ts(4), &mut sink);
+    let ev = dce(&sink);
+    let bind = find(&ev, "bind");
+    let ifs = bind.interfaces.as_ref().unwrap();
+    assert_eq!(ifs.len(), 12);
+    assert_eq!(ifs[0].endpoint, format!("unknown-{}", decoys[0]));
+    assert_eq!(ifs[0].result, Some("provider_rejection"));
+    assert_eq!((ifs[11].endpoint.as_str(), ifs[11].result), ("svcctl", Some("acceptance")));
+    assert_eq!((bind.endpoint.as_str(), bind.ctx_id), ("svcctl", Some(11)));
+    let c = find(&ev, "CreateServiceW");
+    assert_eq!(c.uuid.as_deref(), Some(SVCCTL));
+    assert_eq!(c.args.binary_path.as_deref(), Some("%SYSTEMROOT%\\abcdEFGH.exe"));
+    assert_eq!(c.status, "<no response>");
+    assert_eq!(c.rtt, None);
+}
+
+#[test]
+fn ndr64_negotiated_stub_decoded_as_ndr64() {
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::Tcp, None);
+    let items: [(u16, &str, u16, &[&str]); 2] = [
+        (0, SVCCTL, 2, &[NDR20_UUID]),
+        (1, SVCCTL, 2, &[NDR64_UUID]),
+    ];
+    conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_BIND, 3, 1, &bind_body(&items), None), &mut sink);
+    conv.data(&ctx(), Ts(2), Direction::ToClient, &bind_ack_pdu(1, "49667", &[(2, NDR20_UUID), (0, NDR64_UUID)]), &mut sink);
+    let mut w = W::ndr64();
+    create_service_w(&mut w, &[7; 20], "Svc64", None, "C:\\x64.exe");
+    conv.data(&ctx(), Ts(3), Direction::ToServer, &pdu(PTYPE_REQUEST, 3, 2, &request_body(1, 45, &w.v), None), &mut sink);
+    conv.close(&ctx(), Ts(4), &mut sink);
+    let ev = dce(&sink);
+    let ifs = find(&ev, "bind").interfaces.clone().unwrap();
+    assert_eq!(ifs[1].transfer_syntax.as_deref(), Some("NDR64"));
+    let c = find(&ev, "CreateServiceWOW64W");
+    assert_eq!(c.args.service_name.as_deref(), Some("Svc64"));
+    assert_eq!(c.args.binary_path.as_deref(), Some("C:\\x64.exe"));
+    assert_eq!((c.transport, c.named_pipe.as_deref()), ("tcp", Some("49667")));
+}
+
+#[test]
+fn big_endian_data_representation() {
+    let mut w = W::new(true);
+    create_service_w(&mut w, &[7; 20], "BeSvc", None, "C:\\be.exe");
+    let mut body = Vec::new();
+    body.extend_from_slice(&(w.v.len() as u32).to_be_bytes());
+    body.extend_from_slice(&0u16.to_be_bytes());
+    body.extend_from_slice(&12u16.to_be_bytes());
+    body.extend_from_slice(&w.v);
+    let mut p = header(PTYPE_REQUEST, 3, (16 + body.len()) as u16, 0, 0x0100_0002, true);
+    p.extend_from_slice(&body);
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl")); // bind missed: pipe hint
+    conv.data(&ctx(), Ts(1), Direction::ToServer, &p, &mut sink);
+    let mut resp = header(PTYPE_FAULT, 3, 32, 0, 0x0100_0002, true);
+    resp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+    resp.extend_from_slice(&5u32.to_be_bytes());
+    resp.extend_from_slice(&[0; 4]);
+    conv.data(&ctx(), Ts(2), Direction::ToClient, &resp, &mut sink);
+    let ev = dce(&sink);
+    assert_eq!(ev.len(), 1);
+    let c = ev[0];
+    assert_eq!((c.endpoint.as_str(), c.operation.as_str(), c.call_id), ("svcctl", "CreateServiceW", 0x0100_0002));
+    assert_eq!(c.args.service_name.as_deref(), Some("BeSvc"));
+    assert_eq!(c.args.binary_path.as_deref(), Some("C:\\be.exe"));
+    assert_eq!(c.status, "nca_s_fault_access_denied");
+    assert_eq!(c.uuid, None); // guessed from the pipe name, not bound
+    assert_eq!(c.named_pipe.as_deref(), Some("\\PIPE\\svcctl"));
+}
+
+#[test]
+fn auth_trailer_padding_and_privacy() {
+    let stub = create_stub("AuthSvc", "C:\\auth.exe"); // not a multiple of 4 → pad bytes
+    for (level, encrypted) in [(2u8, false), (5, false), (6, true)] {
+        let mut sink = Sink::new();
+        let mut conv = Conversation::new(Transport::Tcp, None);
+        let bind = pdu(PTYPE_BIND, 3, 1, &bind_body(&[(0, SVCCTL, 2, &[NDR20_UUID])]), Some((10, level, &[0x4e; 40])));
+        conv.data(&ctx(), Ts(1), Direction::ToServer, &bind, &mut sink);
+        conv.data(&ctx(), Ts(2), Direction::ToClient, &bind_ack_pdu(1, "49667", &[(0, NDR20_UUID)]), &mut sink);
+        let mut odd = stub.clone();
+        odd.push(0xee); // trailing stub byte: 1..3 pad bytes follow before the sec_trailer
+        let req = pdu(PTYPE_REQUEST, 3, 2, &request_body(0, 12, &odd), Some((10, level, &[0x55; 16])));
+        assert!(req.len() % 4 == 0);
+        conv.data(&ctx(), Ts(3), Direction::ToServer, &req, &mut sink);
+        conv.close(&ctx(), Ts(4), &mut sink);
+        let ev = dce(&sink);
+        let bind_ev = find(&ev, "bind");
+        assert_eq!(bind_ev.auth_type.as_deref(), Some("ntlmssp"));
+        let c = find(&ev, "CreateServiceW");
+        assert_eq!(c.stub_encrypted, encrypted, "level {level}");
+        assert_eq!(c.auth_level, Some(auth_level_name(level)));
+        assert_eq!(c.request_stub_len, Some(odd.len() as u32), "padding and verifier stripped");
+        if encrypted {
+            assert_eq!(c.args.service_name, None);
+        } else {
+            assert_eq!(c.args.service_name.as_deref(), Some("AuthSvc"));
+            assert_eq!(c.args.binary_path.as_deref(), Some("C:\\auth.exe"));
+        }
+    }
+}
+
+#[test]
+fn ept_map_over_tcp_gives_port_and_expectation() {
+    let mut sink = Sink::new();
+    let mut tcp = TcpParser::new(ctx());
+    tcp.data(Ts(1), Direction::ToServer, &pdu(PTYPE_BIND, 3, 1, &bind_body(&[(0, EPMAPPER, 3, &[NDR20_UUID])]), None), &mut sink);
+    tcp.data(Ts(2), Direction::ToClient, &bind_ack_pdu(1, "135", &[(0, NDR20_UUID)]), &mut sink);
+    let mut w = W::new(false);
+    w.ptr(1);
+    w.v.extend_from_slice(&[0; 16]);
+    let t = tower(SVCCTL, 2, 0, [0, 0, 0, 0]);
+    w.ptr(2).u32(t.len() as u32).u32(t.len() as u32);
+    w.v.extend_from_slice(&t);
+    w.align(4);
+    w.handle(&[0; 20]).u32(4);
+    tcp.data(Ts(3), Direction::ToServer, &pdu(PTYPE_REQUEST, 3, 2, &request_body(0, 3, &w.v), None), &mut sink);
+    let t = tower(SVCCTL, 2, 49668, [192, 0, 2, 20]);
+    let mut r = W::new(false);
+    r.handle(&[0; 20]).u32(1).u32(4).u32(0).u32(1).ptr(3).u32(t.len() as u32).u32(t.len() as u32);
+    r.v.extend_from_slice(&t);
+    r.align(4);
+    r.u32(0);
+    tcp.data(Ts(4), Direction::ToClient, &pdu(PTYPE_RESPONSE, 3, 2, &response_body(0, &r.v), None), &mut sink);
+    let ev = dce(&sink);
+    let m = find(&ev, "ept_map");
+    assert_eq!((m.endpoint.as_str(), m.transport), ("epmapper", "tcp"));
+    assert_eq!(m.args.epm_port, Some(49668));
+    assert_eq!(m.args.mapped_endpoint.as_deref(), Some("svcctl"));
+    let x = expectation_from_event(m).unwrap();
+    assert_eq!((x.server, x.port, x.uuid.as_deref()), ("192.0.2.20".parse().unwrap(), 49668, Some(SVCCTL)));
+}
+
+#[test]
+fn midstream_tcp_without_bind_is_unknown_and_unanswered_calls_flush_at_close() {
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::Tcp, None);
+    let stub = create_stub("X", "Y");
+    // Starts in the middle of a PDU: garbage first, then a whole request.
+    let mut bytes = vec![0x41; 7];
+    bytes.extend(pdu(PTYPE_REQUEST, 3, 5, &request_body(3, 12, &stub), None));
+    conv.gap(&ctx(), Ts(0), Direction::ToServer, &mut sink);
+    conv.data(&ctx(), Ts(1), Direction::ToServer, &bytes, &mut sink);
+    assert!(dce(&sink).is_empty());
+    conv.close(&ctx(), Ts(2), &mut sink);
+    let ev = dce(&sink);
+    assert_eq!(ev.len(), 1);
+    assert_eq!((ev[0].endpoint.as_str(), ev[0].operation.as_str(), ev[0].status.as_str()), ("unknown", "unknown-12", "<no response>"));
+    assert_eq!(ev[0].args.service_name, None);
+}
+
+#[test]
+fn calls_in_flight_are_capped() {
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
+    let n = conversation::MAX_DCERPC_CALLS_IN_FLIGHT as u32 + 3;
+    for id in 0..n {
+        conv.data(&ctx(), Ts(id as u64), Direction::ToServer, &pdu(PTYPE_REQUEST, 3, id, &request_body(0, 6, &[0; 20]), None), &mut sink);
+    }
+    assert_eq!(sink.counters.get("MAX_DCERPC_CALLS_IN_FLIGHT"), 3);
+    assert_eq!(dce(&sink).len(), 3);
+    assert!(dce(&sink).iter().all(|e| e.operation == "QueryServiceStatus" && e.status == "<no response>"));
+}
+
+#[test]
+fn stub_cap_truncates_and_reports() {
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::Tcp, None);
+    let chunk = vec![0u8; 60_000];
+    let frags = conversation::MAX_DCERPC_STUB_BYTES / chunk.len() + 2;
+    for i in 0..frags {
+        let flags = if i == 0 { PFC_FIRST_FRAG } else if i + 1 == frags { PFC_LAST_FRAG } else { 0 };
+        conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_REQUEST, flags, 1, &request_body(0, 1, &chunk), None), &mut sink);
+    }
+    conv.close(&ctx(), Ts(2), &mut sink);
+    assert_eq!(sink.counters.get("MAX_DCERPC_STUB_BYTES"), 1);
+    let ev = dce(&sink);
+    assert_eq!(ev[0].request_stub_len, Some(conversation::MAX_DCERPC_STUB_BYTES as u32));
+    assert_eq!(ev[0].request_frags, Some(frags as u32));
+}
+
+#[test]
+fn looks_like_dcerpc_probe() {
+    let b = pdu(PTYPE_BIND, 3, 1, &bind_body(&[(0, SVCCTL, 2, &[NDR20_UUID])]), None);
+    assert!(Conversation::looks_like_dcerpc(&b));
+    assert!(Conversation::looks_like_dcerpc(&b[..4]));
+    assert!(!Conversation::looks_like_dcerpc(b"\xfeSMB@\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00"));
+    let _ = uuid_bytes_le(SVCCTL);
+}
+
+#[test]
+fn hostile_bytes_never_panic() {
+    // Deterministic pseudo-random input, including mutated real PDUs.
+    let pipes = fixture("a_psexec_default.pipe.txt");
+    let mut seed: u64 = 0x1234_5678;
+    let mut next = || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    for round in 0..300 {
+        let mut sink = Sink::new();
+        let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
+        for (dir, b) in &pipes[1].1 {
+            let mut m = b.clone();
+            for _ in 0..(round % 7) {
+                let i = next() % m.len();
+                m[i] = next() as u8;
+            }
+            let cut = next() % (m.len() + 1);
+            conv.data(&ctx(), Ts(1), *dir, &m[..cut], &mut sink);
+            conv.data(&ctx(), Ts(1), *dir, &m[cut..], &mut sink);
+        }
+        conv.close(&ctx(), Ts(2), &mut sink);
+    }
+}
