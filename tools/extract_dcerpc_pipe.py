@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """Extract DCE-RPC bytes carried by SMB2 WRITE requests / READ responses (and IOCTL pipe transceive)
-from a capture, as fixture lines: `<frame> <c|s> <fileid-hex> <hex bytes>`.
+from a capture, as fixture lines: `<frame> <c|s> <fileid-hex> <hex bytes>`; with `--tcp`, the
+payloads of DCE-RPC-over-TCP streams (`<frame> <c|s> tcp<stream> <hex>`).
 Uses tshark for the TCP payload; parses NBSS + SMB2 itself. Lab captures only (ours)."""
 import subprocess, struct, sys
 
 def main(pcap, server_port="445"):
     out = subprocess.run(["tshark", "-r", pcap, "-Y", "smb2 && tcp.len>0", "-T", "fields",
-                          "-e", "frame.number", "-e", "tcp.srcport", "-e", "tcp.payload"],
+                          "-e", "frame.number", "-e", "tcp.srcport", "-e", "tcp.payload",
+                          "-e", "tcp.reassembled.data"],
                          capture_output=True, text=True, check=True).stdout
     read_fid = {}  # (client port, message id) -> FileId of the READ/IOCTL request
     for line in out.splitlines():
         parts = line.split("\t")
         if len(parts) < 3 or not parts[2]:
             continue
-        frame, sport, payload = parts[0], parts[1], bytes.fromhex(parts[2].replace(":", ""))
+        # A message spread over several segments: tshark reassembles it on the last one.
+        whole = parts[3] if len(parts) > 3 and parts[3] else parts[2]
+        frame, sport, payload = parts[0], parts[1], bytes.fromhex(whole.replace(":", ""))
         d = "s" if sport == server_port else "c"
         dport_key = None
         pos = 0
@@ -63,5 +67,32 @@ def main(pcap, server_port="445"):
                     break
                 off += nxt
 
+def main_tcp(pcap):
+    """DCE-RPC directly over TCP: every TCP stream in which tshark sees dcerpc and no SMB.
+    Lines: `<frame> <c|s> tcp<stream> <hex>`, c = from the side that opened the stream."""
+    streams = subprocess.run(["tshark", "-r", pcap, "-Y", "dcerpc && !smb2 && !smb", "-T", "fields",
+                              "-e", "tcp.stream"], capture_output=True, text=True, check=True).stdout.split()
+    wanted = set(streams)
+    out = subprocess.run(["tshark", "-r", pcap, "-Y", "tcp.len>0", "-T", "fields", "-e", "frame.number",
+                          "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.payload"],
+                         capture_output=True, text=True, check=True).stdout
+    client = {}
+    syn = subprocess.run(["tshark", "-r", pcap, "-Y", "tcp.flags.syn==1 && tcp.flags.ack==0", "-T", "fields",
+                          "-e", "tcp.stream", "-e", "tcp.srcport"], capture_output=True, text=True).stdout
+    for l in syn.splitlines():
+        p = l.split("\t")
+        if len(p) == 2:
+            client[p[0]] = p[1]
+    for line in out.splitlines():
+        frame, stream, sport, dport, payload = (line.split("\t") + [""] * 5)[:5]
+        if stream not in wanted or not payload:
+            continue
+        c = client.get(stream)
+        d = "c" if (sport == c if c else int(dport) < int(sport)) else "s"
+        print(frame, d, "tcp" + stream, payload.replace(":", ""))
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--tcp":
+        main_tcp(sys.argv[2])
+    else:
+        main(*sys.argv[1:])

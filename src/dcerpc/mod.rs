@@ -53,13 +53,15 @@ pub struct Conversation {
     assoc: Association,
     /// One framer per direction (index `Direction::index`).
     framers: [Framer; 2],
+    /// Whether non-DCE-RPC bytes were already reported per direction.
+    skip_reported: [bool; 2],
 }
 
 impl Conversation {
     /// `named_pipe` is the pipe's name as opened (e.g. "svcctl"); a hint only, used when the bind
     /// was missed.
     pub fn new(transport: Transport, named_pipe: Option<&str>) -> Conversation {
-        Conversation { assoc: Association::new(transport, named_pipe), framers: [Framer::new(), Framer::new()] }
+        Conversation { assoc: Association::new(transport, named_pipe), framers: [Framer::new(), Framer::new()], skip_reported: [false; 2] }
     }
 
     /// Whether `first` (the first bytes written to a pipe or sent on a connection) starts a
@@ -82,6 +84,10 @@ impl Conversation {
                 Framed::Pdu(p) => self.assoc.pdu(ctx, ts, dir, &p, sink),
                 Framed::Skipped(n) => {
                     sink.count("dcerpc.bytes_skipped", n as u64);
+                    // One anomaly per conversation and direction; the counter keeps the total.
+                    if std::mem::replace(&mut self.skip_reported[dir.index()], true) {
+                        continue;
+                    }
                     sink.anomaly(
                         ts,
                         Some(ConnFields::new(ts, ctx.uid, &ctx.conn)),

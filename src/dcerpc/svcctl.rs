@@ -130,7 +130,7 @@ fn request(opnum: u16, r: &mut NdrReader<'_>, a: &mut DceArgs) -> Option<()> {
                         }
                     }
                 }
-                a.arguments = Some(out);
+                a.arguments = Some(out).filter(|v| !v.is_empty());
             }
         }
         OP_CONTROL_SERVICE => {

@@ -60,7 +60,7 @@ fn tsch_request(opnum: u16, r: &mut NdrReader<'_>, a: &mut DceArgs) -> Option<()
                         }
                     }
                 }
-                a.arguments = Some(out);
+                a.arguments = Some(out).filter(|v| !v.is_empty());
             }
         }
         OP_SCH_RPC_RETRIEVE_TASK | OP_SCH_RPC_STOP | OP_SCH_RPC_DELETE | OP_SCH_RPC_RENAME

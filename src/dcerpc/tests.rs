@@ -36,8 +36,11 @@ fn dce(sink: &Sink) -> Vec<&DceRpc> {
 
 /// Lines `<frame> <c|s> <fileid> <hex>` grouped by file id, in capture order.
 fn fixture(name: &str) -> Vec<(String, Vec<(Direction, Vec<u8>)>)> {
-    let path = format!("{}/tests/data/dcerpc/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("fixture");
+    fixture_at(&format!("{}/tests/data/dcerpc/{name}", env!("CARGO_MANIFEST_DIR")))
+}
+
+fn fixture_at(path: &str) -> Vec<(String, Vec<(Direction, Vec<u8>)>)> {
+    let text = std::fs::read_to_string(path).expect("fixture");
     let mut out: Vec<(String, Vec<(Direction, Vec<u8>)>)> = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -145,6 +148,41 @@ fn lab_benign_query_names_operations_in_order() {
         ]
     );
     assert!(dce(&sink).iter().all(|e| e.status == "ok"));
+}
+
+#[test]
+fn sysinternals_psexec_wow64_create_and_chain() {
+    // 401trg capture (Apache-2.0): PsExec creates PSEXESVC with opnum 45 over \\pipe\\ntsvcs.
+    let sink = run_fixture("401trg_smb_psexec_add_user.pipe.txt", None, None);
+    let ev = dce(&sink);
+    let c = find(&ev, "CreateServiceWOW64W");
+    assert_eq!(c.args.service_name.as_deref(), Some("PSEXESVC"));
+    assert_eq!(c.args.binary_path.as_deref(), Some("%SystemRoot%\\PSEXESVC.exe"));
+    assert_eq!(c.named_pipe.as_deref(), Some("\\pipe\\ntsvcs"));
+    let open = find(&ev, "OpenSCManagerW");
+    assert_eq!(open.args.machine_name.as_deref(), Some("dc1"));
+    assert_eq!(open.args.response_handle, c.args.handle);
+    // OpenServiceW → StartServiceW chain on the service handle; later DeleteService.
+    let os = find(&ev, "OpenServiceW");
+    let start = find(&ev, "StartServiceW");
+    assert_eq!(os.args.response_handle, start.args.handle);
+    assert_eq!(start.args.argc, Some(0));
+    assert!(ev.iter().any(|e| e.operation == "DeleteService" && e.args.return_code == Some(0)));
+    assert!(ev.iter().any(|e| e.operation == "ControlService" && e.args.control == Some(1)));
+}
+
+#[test]
+fn windows_at_netr_job_add_over_ndr64() {
+    // 401trg capture (Apache-2.0): `at` over \\PIPE\\atsvc, the server accepting NDR64 only.
+    let sink = run_fixture("401trg_smb_at_schedule.pipe.txt", None, None);
+    let ev = dce(&sink);
+    let ifs = find(&ev, "bind").interfaces.clone().unwrap();
+    assert_eq!(ifs[1].transfer_syntax.as_deref(), Some("NDR64"));
+    assert_eq!(ifs[1].result, Some("acceptance"));
+    let j = find(&ev, "NetrJobAdd");
+    assert_eq!(j.endpoint, "atsvc");
+    assert_eq!(j.args.command.as_deref(), Some("c:\\mimikatz.exe"));
+    assert_eq!(j.args.machine_name.as_deref(), Some("\\\\admin-pc"));
 }
 
 #[test]
@@ -453,5 +491,25 @@ fn hostile_bytes_never_panic() {
             conv.data(&ctx(), Ts(1), *dir, &m[cut..], &mut sink);
         }
         conv.close(&ctx(), Ts(2), &mut sink);
+    }
+}
+
+/// Helper for cross-checks, not a test: prints the events for a fixture file made by
+/// `tools/extract_dcerpc_pipe.py` (`DCERPC_FIXTURE=/tmp/x.txt cargo test --lib dump_fixture -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn dump_fixture_from_env() {
+    let Ok(path) = std::env::var("DCERPC_FIXTURE") else { return };
+    let mut sink = Sink::new();
+    for (fid, msgs) in fixture_at(&path) {
+        let transport = if fid.starts_with("tcp") { Transport::Tcp } else { Transport::SmbPipe };
+        let mut conv = Conversation::new(transport, None);
+        for (i, (dir, b)) in msgs.iter().enumerate() {
+            conv.data(&ctx(), Ts::from_secs(i as u64), *dir, b, &mut sink);
+        }
+        conv.close(&ctx(), Ts::from_secs(100_000), &mut sink);
+    }
+    for e in &sink.events {
+        println!("{}", serde_json::to_string(e).unwrap());
     }
 }
