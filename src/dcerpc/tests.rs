@@ -35,20 +35,20 @@ fn dce(sink: &Sink) -> Vec<&DceRpc> {
 }
 
 /// Lines `<frame> <c|s> <fileid> <hex>` grouped by file id, in capture order.
-fn fixture(name: &str) -> Vec<(String, Vec<(Direction, Vec<u8>)>)> {
+fn fixture(name: &str) -> Vec<(String, Vec<(Direction, Vec<u8>, u64)>)> {
     fixture_at(&format!("{}/tests/data/dcerpc/{name}", env!("CARGO_MANIFEST_DIR")))
 }
 
-fn fixture_at(path: &str) -> Vec<(String, Vec<(Direction, Vec<u8>)>)> {
+fn fixture_at(path: &str) -> Vec<(String, Vec<(Direction, Vec<u8>, u64)>)> {
     let text = std::fs::read_to_string(path).expect("fixture");
-    let mut out: Vec<(String, Vec<(Direction, Vec<u8>)>)> = Vec::new();
+    let mut out: Vec<(String, Vec<(Direction, Vec<u8>, u64)>)> = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let dir = if f[1] == "c" { Direction::ToServer } else { Direction::ToClient };
         let bytes: Vec<u8> = (0..f[3].len() / 2).map(|i| u8::from_str_radix(&f[3][i * 2..i * 2 + 2], 16).unwrap()).collect();
         match out.iter_mut().find(|(fid, _)| fid == f[2]) {
-            Some((_, v)) => v.push((dir, bytes)),
-            None => out.push((f[2].to_string(), vec![(dir, bytes)])),
+            Some((_, v)) => v.push((dir, bytes, f[0].parse().unwrap())),
+            None => out.push((f[2].to_string(), vec![(dir, bytes, f[0].parse().unwrap())])),
         }
     }
     out
@@ -59,8 +59,9 @@ fn run_fixture(name: &str, pipe: Option<&str>, split: Option<usize>) -> Sink {
     let mut sink = Sink::new();
     for (_, msgs) in fixture(name) {
         let mut conv = Conversation::new(Transport::SmbPipe, pipe);
-        for (i, (dir, b)) in msgs.iter().enumerate() {
-            let ts = Ts::from_secs(1000 + i as u64);
+        for (dir, b, frame) in msgs.iter() {
+            // Frame numbers as time keep the order across pipes.
+            let ts = Ts::from_secs(1000 + frame);
             match split {
                 Some(at) if at < b.len() => {
                     conv.data(&ctx(), ts, *dir, &b[..at], &mut sink);
@@ -194,7 +195,7 @@ fn create_service_split_across_two_writes_at_every_cut() {
     for cut in 1..create_req.len() {
         let mut sink = Sink::new();
         let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
-        for (i, (dir, b)) in svcctl.iter().enumerate() {
+        for (i, (dir, b, _)) in svcctl.iter().enumerate() {
             if i == 6 {
                 conv.data(&ctx(), Ts(1), *dir, &b[..cut], &mut sink);
                 conv.data(&ctx(), Ts(2), *dir, &b[cut..], &mut sink);
@@ -213,8 +214,8 @@ fn create_service_split_across_two_writes_at_every_cut() {
 fn two_pdus_in_one_write_and_whole_stream_in_one_write() {
     let pipes = fixture("a_psexec_default.pipe.txt");
     let svcctl = &pipes[1].1;
-    let client: Vec<u8> = svcctl.iter().filter(|(d, _)| *d == Direction::ToServer).flat_map(|(_, b)| b.clone()).collect();
-    let server: Vec<u8> = svcctl.iter().filter(|(d, _)| *d == Direction::ToClient).flat_map(|(_, b)| b.clone()).collect();
+    let client: Vec<u8> = svcctl.iter().filter(|(d, _, _)| *d == Direction::ToServer).flat_map(|(_, b, _)| b.clone()).collect();
+    let server: Vec<u8> = svcctl.iter().filter(|(d, _, _)| *d == Direction::ToClient).flat_map(|(_, b, _)| b.clone()).collect();
     let mut sink = Sink::new();
     let mut conv = Conversation::new(Transport::SmbPipe, None);
     conv.data(&ctx(), Ts(1), Direction::ToServer, &client, &mut sink);
@@ -480,7 +481,7 @@ fn hostile_bytes_never_panic() {
     for round in 0..300 {
         let mut sink = Sink::new();
         let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
-        for (dir, b) in &pipes[1].1 {
+        for (dir, b, _) in &pipes[1].1 {
             let mut m = b.clone();
             for _ in 0..(round % 7) {
                 let i = next() % m.len();
@@ -504,12 +505,53 @@ fn dump_fixture_from_env() {
     for (fid, msgs) in fixture_at(&path) {
         let transport = if fid.starts_with("tcp") { Transport::Tcp } else { Transport::SmbPipe };
         let mut conv = Conversation::new(transport, None);
-        for (i, (dir, b)) in msgs.iter().enumerate() {
-            conv.data(&ctx(), Ts::from_secs(i as u64), *dir, b, &mut sink);
+        for (dir, b, frame) in msgs.iter() {
+            conv.data(&ctx(), Ts::from_secs(*frame), *dir, b, &mut sink);
         }
         conv.close(&ctx(), Ts::from_secs(100_000), &mut sink);
     }
     for e in &sink.events {
         println!("{}", serde_json::to_string(e).unwrap());
+    }
+}
+
+/// Cross-check against tshark where it decodes svcctl: the same requests (opnum, service name,
+/// binary path) in the same order as `tools/tshark_svcctl.sh` on the lab capture the fixture came
+/// from. Skipped (with a note) only when tshark or the shared captures are absent.
+#[test]
+fn svcctl_requests_match_tshark_on_lab_captures() {
+    let lab = "/work/shared/captures/lab";
+    let script = format!("{}/tools/tshark_svcctl.sh", env!("CARGO_MANIFEST_DIR"));
+    for name in ["a_psexec_default", "c_smbexec", "e_services_create_start", "h_benign_svc_query"] {
+        let pcap = format!("{lab}/{name}.pcap");
+        let out = match std::process::Command::new("sh").arg(&script).arg(&pcap).output() {
+            Ok(o) if o.status.success() && std::path::Path::new(&pcap).exists() => o,
+            _ => {
+                eprintln!("tshark or {pcap} unavailable: cross-check skipped");
+                return;
+            }
+        };
+        let theirs: Vec<(u16, String, String)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f[0].parse().unwrap(), f.get(1).unwrap_or(&"").to_string(), f.get(2).unwrap_or(&"").to_string())
+            })
+            .collect();
+        let sink = run_fixture(&format!("{name}.pipe.txt"), None, None);
+        let mut ours: Vec<&DceRpc> = dce(&sink).into_iter().filter(|e| e.endpoint == "svcctl" && e.opnum.is_some()).collect();
+        ours.sort_by_key(|e| (e.conn.ts, e.call_id));
+        let ours: Vec<(u16, String, String)> = ours
+            .iter()
+            .map(|e| {
+                (
+                    e.opnum.unwrap(),
+                    e.args.service_name.clone().unwrap_or_default(),
+                    e.args.binary_path.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert!(!theirs.is_empty(), "{name}: tshark saw no svcctl");
+        assert_eq!(ours, theirs, "{name}");
     }
 }
