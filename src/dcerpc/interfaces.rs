@@ -20,6 +20,8 @@ pub const DSSETUP: &str = "3919286a-b10c-11d0-9ba8-00c04fd92ef5";
 pub const IWBEMSERVICES: &str = "9556dc99-828c-11cf-a37e-00aa003240c7";
 pub const IREMOTESCMACTIVATOR: &str = "000001a0-0000-0000-c000-000000000046";
 pub const IOBJECTEXPORTER: &str = "99fcfec4-5260-101b-bbcb-00aa0021347a";
+pub const EXCHANGE_MAPI: &str = "a4f1db00-ca47-1067-b31f-00dd010662da";
+pub const NSPI: &str = "f5cc5a18-4264-101a-8c59-08002b2f8426";
 
 /// UUID (lowercase) → endpoint name.
 static ENDPOINTS: &[(&str, &str)] = &[
@@ -37,7 +39,7 @@ static ENDPOINTS: &[(&str, &str)] = &[
     (NETLOGON, "netlogon"),
     (EVENTLOG, "eventlog"),
     (DRSUAPI, "drsuapi"),
-    (DSSETUP, "lsa_ds"),
+    (DSSETUP, "dssetup"),
     (IWBEMSERVICES, "IWbemServices"),
     (IREMOTESCMACTIVATOR, "IRemoteSCMActivator"),
     (IOBJECTEXPORTER, "IObjectExporter"),
@@ -63,6 +65,9 @@ static ENDPOINTS: &[(&str, &str)] = &[
     ("d95afe70-a6d5-4259-822e-2c84da1ddb0d", "WindowsShutdown"),
     ("f6beaff7-1e19-4fbb-9f8f-b89e2018337c", "IEventService"),
     ("7c44d7d4-31d5-424c-bd5e-2b3e1f323d22", "dsaop"),
+    (EXCHANGE_MAPI, "exchange_mapi"),
+    (NSPI, "nspi"),
+    ("00020401-0000-0000-c000-000000000046", "ITypeInfo"),
     ("f5cc59b4-4264-101a-8c59-08002b2f8426", "frsrpc"),
 ];
 
@@ -125,6 +130,8 @@ fn table(uuid: &str) -> &'static [&'static str] {
         "f309ad18-d86a-11d0-a075-00c04fb68820" => IWBEMLEVEL1LOGIN_OPS,
         "00000131-0000-0000-c000-000000000046" | "00000143-0000-0000-c000-000000000046" => IREMUNKNOWN_OPS,
         "76f03f96-cdfd-44fc-a22c-64950a001209" => IREMOTEWINSPOOL_OPS,
+        EXCHANGE_MAPI => EXCHANGE_MAPI_OPS,
+        NSPI => NSPI_OPS,
         _ => &[],
     }
 }
@@ -327,6 +334,19 @@ static IWBEMSERVICES_OPS: &[&str] = &[
 
 static IREMOTESCMACTIVATOR_OPS: &[&str] =
     &["QueryInterface", "AddRef", "Release", "RemoteGetClassObject", "RemoteCreateInstance"];
+
+static EXCHANGE_MAPI_OPS: &[&str] = &[
+    "EcDoConnect", "EcDoDisconnect", "EcDoRpc", "EcGetMoreRpc", "EcRRegisterPushNotification",
+    "EcRUnregisterPushNotification", "EcDummyRpc", "EcRGetDCName", "EcRNetGetDCName", "EcDoRpcExt",
+    "EcDoConnectEx", "EcDoRpcExt2",
+];
+
+static NSPI_OPS: &[&str] = &[
+    "NspiBind", "NspiUnbind", "NspiUpdateStat", "NspiQueryRows", "NspiSeekEntries", "NspiGetMatches",
+    "NspiResortRestriction", "NspiDNToMId", "NspiGetPropList", "NspiGetProps", "NspiCompareMIds",
+    "NspiModProps", "NspiGetSpecialTable", "NspiGetTemplateInfo", "NspiModLinkAtt", "NspiDeleteEntries",
+    "NspiQueryColumns", "NspiGetNamesFromIDs", "NspiGetIDsFromNames", "NspiResolveNames", "NspiResolveNamesW",
+];
 
 static IOBJECTEXPORTER_OPS: &[&str] =
     &["ResolveOxid", "SimplePing", "ComplexPing", "ServerAlive", "ResolveOxid2", "ServerAlive2"];

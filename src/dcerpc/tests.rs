@@ -520,7 +520,7 @@ fn dump_fixture_from_env() {
 /// from. Skipped (with a note) only when tshark or the shared captures are absent.
 #[test]
 fn svcctl_requests_match_tshark_on_lab_captures() {
-    let lab = "/work/shared/captures/lab";
+    let lab = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/lab");
     let script = format!("{}/tools/tshark_svcctl.sh", env!("CARGO_MANIFEST_DIR"));
     for name in ["a_psexec_default", "c_smbexec", "e_services_create_start", "h_benign_svc_query"] {
         let pcap = format!("{lab}/{name}.pcap");
@@ -554,4 +554,38 @@ fn svcctl_requests_match_tshark_on_lab_captures() {
         assert!(!theirs.is_empty(), "{name}: tshark saw no svcctl");
         assert_eq!(ours, theirs, "{name}");
     }
+}
+
+/// Same (named_pipe, endpoint, operation) records as Zeek's own expected dce_rpc.log for its
+/// domain-join trace (BSD-3-Clause, bundled under captures/public/zeek; the DCE-RPC-over-TCP bytes
+/// were extracted into tests/data/dcerpc/zeek_cs_window7_join.tcp.txt).
+#[test]
+fn matches_zeek_expected_log_for_domain_join() {
+    let log = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/public/zeek/cs_window7-join_stream092.pcap.zeek-expected.dce_rpc.log");
+    let text = std::fs::read_to_string(log).expect("bundled zeek log");
+    let mut zeek: Vec<(String, String, String)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[7].replace("\\\\", "\\"), f[8].to_string(), f[9].to_string())
+        })
+        .collect();
+    let mut sink = Sink::new();
+    for (fid, msgs) in fixture("zeek_cs_window7_join.tcp.txt") {
+        assert!(fid.starts_with("tcp"));
+        let mut conv = Conversation::new(Transport::Tcp, None);
+        for (dir, b, frame) in msgs {
+            conv.data(&ctx(), Ts::from_secs(frame), dir, &b, &mut sink);
+        }
+        conv.close(&ctx(), Ts::from_secs(1 << 20), &mut sink);
+    }
+    let mut ours: Vec<(String, String, String)> = dce(&sink)
+        .iter()
+        .filter(|e| e.opnum.is_some())
+        .map(|e| (e.named_pipe.clone().unwrap_or_default(), e.endpoint.clone(), e.operation.clone()))
+        .collect();
+    zeek.sort();
+    ours.sort();
+    assert_eq!(ours, zeek);
 }
