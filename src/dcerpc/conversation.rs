@@ -391,7 +391,7 @@ impl Association {
     }
 
     /// Calls older than the timeout are logged without response.
-    fn expire(&mut self, ctx: &FlowCtx, now: Ts, sink: &mut Sink) {
+    pub fn expire(&mut self, ctx: &FlowCtx, now: Ts, sink: &mut Sink) {
         let limit = DCERPC_CALL_TIMEOUT_SECS;
         let stale: Vec<u32> =
             self.calls.values().filter(|c| c.ts.saturating_add_secs(limit) < now).map(|c| c.call_id).collect();

@@ -107,6 +107,18 @@ pub fn uuid_for_pipe(pipe: &str) -> Option<&'static str> {
     PIPE_HINTS.iter().find(|(n, _)| n.eq_ignore_ascii_case(p)).map(|(_, u)| *u)
 }
 
+/// The technique a call stands for, by interface and opnum: "service-create" (svcctl 12, 24, 44,
+/// 45, 60), "service-modify" (svcctl 11, 23), "task-create" (SchRpcRegisterTask, NetrJobAdd,
+/// SASetAccountInformation). Works on stub-encrypted calls too: it needs only the header.
+pub fn technique_of(uuid: &str, opnum: u16) -> Option<&'static str> {
+    match (uuid.to_ascii_lowercase().as_str(), opnum) {
+        (SVCCTL, 12 | 24 | 44 | 45 | 60) => Some("service-create"),
+        (SVCCTL, 11 | 23) => Some("service-modify"),
+        (ITASKSCHEDULERSERVICE, 1) | (ATSVC, 0) | (SASEC, 0) => Some("task-create"),
+        _ => None,
+    }
+}
+
 fn table(uuid: &str) -> &'static [&'static str] {
     match uuid.to_ascii_lowercase().as_str() {
         SVCCTL => SVCCTL_OPS,
@@ -407,6 +419,15 @@ mod tests {
         assert_eq!(endpoint_or_unknown("01234567-89ab-cdef-0123-456789abcdef"), "unknown-01234567-89ab-cdef-0123-456789abcdef");
         assert_eq!(operation_name("01234567-89ab-cdef-0123-456789abcdef", 3), "unknown-3");
         assert_eq!(endpoint_name("367ABB81-9844-35F1-AD32-98F038001003"), Some("svcctl"));
+    }
+
+    #[test]
+    fn techniques() {
+        assert_eq!(technique_of(SVCCTL, 45), Some("service-create"));
+        assert_eq!(technique_of(SVCCTL, 23), Some("service-modify"));
+        assert_eq!(technique_of(ITASKSCHEDULERSERVICE, 1), Some("task-create"));
+        assert_eq!(technique_of(SVCCTL, 15), None);
+        assert_eq!(technique_of(SRVSVC, 12), None);
     }
 
     #[test]

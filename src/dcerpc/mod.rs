@@ -12,6 +12,28 @@
 //!
 //! `named_pipe` in the events is Zeek's: the bind_ack secondary address (`\PIPE\svcctl`, or the
 //! port number over TCP); when the bind_ack was missed, `\PIPE\<name>` from the opened pipe name.
+//!
+//! Decoded arguments (`DceArgs`, flattened into the record), by call:
+//! - svcctl OpenSCManagerW/A (15/27): `machine_name`, `database`, `access`; OpenSCManager2 (64):
+//!   `database`, `access`; response: `response_handle` (SCM handle), `return_code`.
+//! - svcctl CreateServiceW/A (12/24), CreateServiceWOW64A/W (44/45), CreateWowService (60):
+//!   `handle` (SCM), `service_name`, `display_name`, `access`, `service_type`, `start_type`,
+//!   `error_control`, `binary_path`, `start_name`; response: `response_handle` (service handle).
+//! - svcctl ChangeServiceConfigW/A (11/23): `handle`, `service_type`, `start_type`,
+//!   `error_control`, `binary_path`, `start_name`, `display_name` (absent = unchanged).
+//! - svcctl OpenServiceW/A (16/28): `handle`, `service_name`, `access`; response: `response_handle`.
+//! - svcctl StartServiceW/A (19/31): `handle`, `argc`, `arguments`; ControlService (1): `handle`,
+//!   `control`; DeleteService (2), CloseServiceHandle (0) and the rest: `handle`.
+//! - ITaskSchedulerService SchRpcRegisterTask (1): `task_path`, and from the task XML `command`,
+//!   `command_arguments`, `user_id` (Principal UserId or GroupId), `run_level`; SchRpcRun (12):
+//!   `task_path`, `argc`, `arguments`; SchRpcDelete (13) and other path calls: `task_path`.
+//! - atsvc NetrJobAdd (0): `machine_name` (ServerName), `command`.
+//! - epmapper ept_map (3): `mapped_uuid`, `mapped_endpoint` (the interface asked about),
+//!   `epm_port`, `epm_ip` (from the answer's tower).
+//! - every response: `return_code` = the stub's last four bytes (Win32 error / HRESULT).
+//!
+//! Under packet privacy (auth level 6) the stub is not decoded: `stub_encrypted` is true and only
+//! the interface, opnum and sizes are known.
 
 pub mod conversation;
 pub mod epm;
@@ -109,6 +131,12 @@ impl Conversation {
     /// The pipe handle was closed or the connection ended: log calls still waiting for a response.
     pub fn close(&mut self, ctx: &FlowCtx, ts: Ts, sink: &mut Sink) {
         self.assoc.close(ctx, ts, sink);
+    }
+
+    /// Packet time advanced without data here (the owner's periodic sweep): log calls that waited
+    /// longer than [`conversation::DCERPC_CALL_TIMEOUT_SECS`] as `<no response>`.
+    pub fn timeout(&mut self, ctx: &FlowCtx, now: Ts, sink: &mut Sink) {
+        self.assoc.expire(ctx, now, sink);
     }
 
     /// Zeek's `named_pipe` as this conversation would log it now.

@@ -589,3 +589,22 @@ fn matches_zeek_expected_log_for_domain_join() {
     ours.sort();
     assert_eq!(ours, zeek);
 }
+
+#[test]
+fn unanswered_call_times_out_on_packet_time() {
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
+    let req = pdu(PTYPE_REQUEST, 3, 4, &request_body(0, 2, &[1; 20]), None);
+    conv.data(&ctx(), Ts::from_secs(10), Direction::ToServer, &req, &mut sink);
+    conv.timeout(&ctx(), Ts::from_secs(10 + conversation::DCERPC_CALL_TIMEOUT_SECS), &mut sink);
+    assert!(dce(&sink).is_empty());
+    conv.timeout(&ctx(), Ts::from_secs(11 + conversation::DCERPC_CALL_TIMEOUT_SECS), &mut sink);
+    let ev = dce(&sink);
+    assert_eq!((ev.len(), ev[0].operation.as_str(), ev[0].status.as_str()), (1, "DeleteService", "<no response>"));
+    assert_eq!(ev[0].conn.ts, Ts::from_secs(10));
+    assert_eq!(ev[0].args.handle.as_deref(), Some(crate::event::hex(&[1; 20]).as_str()));
+    // A late response finds nothing to pair with and emits nothing.
+    let resp = pdu(PTYPE_RESPONSE, 3, 4, &response_body(0, &[0; 4]), None);
+    conv.data(&ctx(), Ts::from_secs(400), Direction::ToClient, &resp, &mut sink);
+    assert_eq!(dce(&sink).len(), 1);
+}
