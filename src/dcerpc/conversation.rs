@@ -140,11 +140,7 @@ impl Association {
                     self.emit_bind(ctx, ts, h.call_id, b, format!("bind_nak reason {reason}"), sink);
                 }
             }
-            pdu::PTYPE_AUTH3 => {
-                if trailer.is_some() {
-                    self.auth = trailer;
-                }
-            }
+            pdu::PTYPE_AUTH3 if trailer.is_some() => self.auth = trailer,
             pdu::PTYPE_REQUEST => match pdu::parse_request(body, &h) {
                 Some(req) => self.on_request(ctx, ts, &h, req, trailer, sink),
                 None => self.malformed(ctx, ts, sink, "truncated request"),

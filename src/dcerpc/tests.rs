@@ -34,14 +34,17 @@ fn dce(sink: &Sink) -> Vec<&DceRpc> {
         .collect()
 }
 
+/// Per pipe (file id) or TCP stream: its messages (direction, bytes, frame number) in capture order.
+type Pipes = Vec<(String, Vec<(Direction, Vec<u8>, u64)>)>;
+
 /// Lines `<frame> <c|s> <fileid> <hex>` grouped by file id, in capture order.
-fn fixture(name: &str) -> Vec<(String, Vec<(Direction, Vec<u8>, u64)>)> {
+fn fixture(name: &str) -> Pipes {
     fixture_at(&format!("{}/tests/data/dcerpc/{name}", env!("CARGO_MANIFEST_DIR")))
 }
 
-fn fixture_at(path: &str) -> Vec<(String, Vec<(Direction, Vec<u8>, u64)>)> {
+fn fixture_at(path: &str) -> Pipes {
     let text = std::fs::read_to_string(path).expect("fixture");
-    let mut out: Vec<(String, Vec<(Direction, Vec<u8>, u64)>)> = Vec::new();
+    let mut out: Pipes = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let dir = if f[1] == "c" { Direction::ToServer } else { Direction::ToClient };
