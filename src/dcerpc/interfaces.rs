@@ -48,13 +48,57 @@ static ENDPOINTS: &[(&str, &str)] = &[
     ("00000143-0000-0000-c000-000000000046", "IRemUnknown2"),
     ("00020400-0000-0000-c000-000000000046", "IDispatch"),
     ("f309ad18-d86a-11d0-a075-00c04fb68820", "IWbemLevel1Login"),
-    ("027947e1-d731-11ce-a357-000000000001", "IEnumWbemClassObject"),
-    ("1c1c45ee-4395-11d2-b60b-00104b703efd", "IWbemFetchSmartEnum"),
-    ("423ec01e-2e35-11d2-b604-00104b703efd", "IWbemWCOSmartEnum"),
+    ("027947e1-d731-11ce-a357-000000000001", "IEnumWbemClassObject interface"),
+    ("1c1c45ee-4395-11d2-b60b-00104b703efd", "IWbemFetchSmartEnum interface"),
+    ("423ec01e-2e35-11d2-b604-00104b703efd", "IWbemWCOSmartEnum interface"),
     ("d4781cd6-e5d3-44df-ad94-930efe48a887", "IWbemLoginClientID"),
-    ("44aca675-e8fc-11d0-a07c-00c04fb68820", "IWbemCallResult"),
+    ("44aca675-e8fc-11d0-a07c-00c04fb68820", "IWbemCallResult interface"),
     ("76f03f96-cdfd-44fc-a22c-64950a001209", "IRemoteWinspool"),
     ("4fc742e0-4a10-11cf-8273-00aa004ae673", "netdfs"),
+    ("0a74ef1c-41a4-4e06-83ae-dc74fb1cdd53", "idletask"),
+    ("906b0ce0-c70b-1067-b317-00dd010662da", "IXnRemote"),
+    ("ae33069b-a2a8-46ee-a235-ddfd339be281", "IRPCRemoteObject"),
+    ("0b6edbfa-4a24-4fc6-8a23-942b1eca65d1", "IRPCAsyncNotify"),
+    ("5261574a-4572-206e-b268-6b199213b4e4", "AsyncEMSMDB"),
+    ("45f52c28-7f9f-101a-b52b-08002b2efabe", "winspipe"),
+    ("1544f5e0-613c-11d1-93df-00c04fd7bd09", "exchange_rfr"),
+    ("44aca674-e8fc-11d0-a07c-00c04fb68820", "IWbemContext interface"),
+    ("674b6698-ee92-11d0-ad71-00c04fd8fdff", "IWbemContext unmarshaler"),
+    ("dc12a681-737f-11cf-884d-00aa004b2e24", "IWbemClassObject interface"),
+    ("4590f812-1d3a-11d0-891f-00aa004b2e24", "IWbemClassObject unmarshaler"),
+    ("9a653086-174f-11d2-b5f9-00104b703efd", "IWbemClassObject interface"),
+    ("c49e32c6-bc8b-11d2-85d4-00105a1f8304", "IWbemBackupRestoreEx interface"),
+    ("7c857801-7381-11cf-884d-00aa004b2e24", "IWbemObjectSink interface"),
+    ("c49e32c7-bc8b-11d2-85d4-00105a1f8304", "IWbemBackupRestore interface"),
+    ("a359dec5-e813-4834-8a2a-ba7f1d777d76", "IWbemBackupRestoreEx interface"),
+    ("f1e9c5b2-f59b-11d2-b362-00105a1f8177", "IWbemRemoteRefresher interface"),
+    ("2c9273e0-1dc3-11d3-b364-00105a1f8177", "IWbemRefreshingServices interface"),
+    ("541679ab-2e5f-11d3-b34e-00104bcc4b4a", "IWbemLoginHelper interface"),
+    ("51c82175-844e-4750-b0d8-ec255555bc06", "KMS"),
+    ("50abc2a4-574d-40b3-9d66-ee4fd5fba076", "dnsserver"),
+    ("3faf4738-3a21-4307-b46c-fdda9bb8c0d5", "AudioSrv"),
+    ("c386ca3e-9061-4a72-821e-498d83be188f", "AudioRpc"),
+    ("91ae6020-9e3c-11cf-8d7c-00aa00c091be", "ICertPassage"),
+    ("c8cb7687-e6d3-11d2-a958-00c04f682e16", "DAV RPC SERVICE"),
+    ("3d267954-eeb7-11d1-b94e-00c04fa3080d", "HydraLsPipe"),
+    ("8d0ffe72-d252-11d0-bf8f-00c04fd9126b", "IKeySvc"),
+    ("68b58241-c259-4f03-a2e5-a2651dcbc930", "IKeySvc2"),
+    ("0d72a7d4-6148-11d1-b4aa-00c04fb66ea0", "ICertProtect"),
+    ("f50aac00-c7f3-428e-a022-a6b71bfb9d43", "ICatDBSvc"),
+    ("3c4728c5-f0ab-448b-bda1-6ce01eb0a6d5", "RpcSrvDHCPC"),
+    ("3c4728c5-f0ab-448b-bda1-6ce01eb0a6d6", "dhcpcsvc6"),
+    ("2f59a331-bf7d-48cb-9ec5-7c090d76e8b8", "lcrpc"),
+    ("5ca4a760-ebb1-11cf-8611-00a0245420ed", "winstation_rpc"),
+    ("12b81e99-f207-4a4c-85d3-77b42f76fd14", "ISeclogon"),
+    ("d6d70ef0-0e3b-11cb-acc3-08002b1d29c3", "NsiS"),
+    ("d3fbb514-0e3b-11cb-8fad-08002b1d29c3", "NsiC"),
+    ("d6d70ef0-0e3b-11cb-acc3-08002b1d29c4", "NsiM"),
+    ("17fdd703-1827-4e34-79d4-24a55c53bb37", "msgsvc"),
+    ("5a7b91f8-ff00-11d0-a9b2-00c04fb6e6fc", "msgsvcsend"),
+    ("57674cd0-5200-11ce-a897-08002b2e9c6d", "lls_license"),
+    ("342cfd40-3c6c-11ce-a893-08002b2e9c6d", "llsrpc"),
+    ("83da7c00-e84f-11d2-9807-00c04f8ec850", "sfcapi"),
+    ("2f5f3220-c126-1076-b549-074d078619da", "nddeapi"),
     ("6bffd098-a112-3610-9833-012892020162", "browser"),
     ("afa8bd80-7d8a-11c9-bef4-08002b102989", "mgmt"),
     ("8d9f4e40-a03d-11ce-8f69-08003e30051b", "pnp"),
@@ -68,7 +112,7 @@ static ENDPOINTS: &[(&str, &str)] = &[
     (EXCHANGE_MAPI, "exchange_mapi"),
     (NSPI, "nspi"),
     ("00020401-0000-0000-c000-000000000046", "ITypeInfo"),
-    ("f5cc59b4-4264-101a-8c59-08002b2f8426", "frsrpc"),
+    ("f5cc59b4-4264-101a-8c59-08002b2f8426", "FrsRpc"),
 ];
 
 /// Pipe name (lowercase, without `\PIPE\`) → the interface usually bound on it; used only when
@@ -143,6 +187,27 @@ fn table(uuid: &str) -> &'static [&'static str] {
         "00000131-0000-0000-c000-000000000046" | "00000143-0000-0000-c000-000000000046" => IREMUNKNOWN_OPS,
         "76f03f96-cdfd-44fc-a22c-64950a001209" => IREMOTEWINSPOOL_OPS,
         EXCHANGE_MAPI => EXCHANGE_MAPI_OPS,
+        "4d9f4ab8-7d1c-11cf-861e-0020af6e7c57" => &["RemoteActivation"],
+        "3dde7c30-165d-11d1-ab8f-00805f14db40" => &["bkrp_BackupKey"],
+        "12b81e99-f207-4a4c-85d3-77b42f76fd14" => &["SeclCreateProcessWithLogonW", "SeclCreateProcessWithLogonExW"],
+        "afa8bd80-7d8a-11c9-bef4-08002b102989" => {
+            &["inq_if_ids", "inq_stats", "is_server_listening", "stop_server_listening", "inq_princ_name"]
+        }
+        "6bffd098-a112-3610-9833-012892020162" => &[
+            "BrowserrServerEnum", "BrowserrDebugCall", "BrowserrQueryOtherDomains", "BrowserrResetNetlogonState",
+            "BrowserrDebugTrace", "BrowserrQueryStatistics", "BrowserrResetStatistics", "NetrBrowserStatisticsClear",
+            "NetrBrowserStatisticsGet", "BrowserrSetNetlogonState", "BrowserrQueryEmulatedDomains",
+            "BrowserrServerEnumEx",
+        ],
+        "4fc742e0-4a10-11cf-8273-00aa004ae673" => &[
+            "NetrDfsManagerGetVersion", "NetrDfsAdd", "NetrDfsRemove", "NetrDfsSetInfo", "NetrDfsGetInfo",
+            "NetrDfsEnum", "NetrDfsRename", "NetrDfsMove", "NetrDfsManagerGetConfigInfo", "NetrDfsManagerSendSiteInfo",
+            "NetrDfsAddFtRoot", "NetrDfsRemoveFtRoot", "NetrDfsAddStdRoot", "NetrDfsRemoveStdRoot",
+            "NetrDfsManagerInitialize", "NetrDfsAddStdRootForced", "NetrDfsGetDcAddress", "NetrDfsSetDcAddress",
+            "NetrDfsFlushFtTable", "NetrDfsAdd2", "NetrDfsRemove2", "NetrDfsEnumEx", "NetrDfsSetInfo2",
+        ],
+        "894de0c0-0d55-11d3-a322-00c04fa321a1" => &["BaseInitiateShutdown", "BaseAbortShutdown", "BaseInitiateShutdownEx"],
+        "d95afe70-a6d5-4259-822e-2c84da1ddb0d" => &["WsdrInitiateShutdown", "WsdrAbortShutdown"],
         NSPI => NSPI_OPS,
         _ => &[],
     }
@@ -178,7 +243,7 @@ static SVCCTL_OPS: &[&str] = &[
 
 static TSCH_OPS: &[&str] = &[
     "SchRpcHighestVersion", "SchRpcRegisterTask", "SchRpcRetrieveTask", "SchRpcCreateFolder",
-    "SchRpcSetSecurity", "SchRpcGetSecurity", "SchRpcEnumFolders", "SchRpcEnumTasks",
+    "SchRpcSetSecurity", "SchRpcGetSecurity", "SchRpcEnumFolder", "SchRpcEnumTasks",
     "SchRpcEnumInstances", "SchRpcGetInstanceInfo", "SchRpcStopInstance", "SchRpcStop",
     "SchRpcRun", "SchRpcDelete", "SchRpcRename", "SchRpcScheduledRuntimes",
     "SchRpcGetLastRunInfo", "SchRpcGetTaskInfo", "SchRpcGetNumberOfMissedRuns", "SchRpcEnableTask",
@@ -191,7 +256,7 @@ static SASEC_OPS: &[&str] =
 
 static EPM_OPS: &[&str] = &[
     "ept_insert", "ept_delete", "ept_lookup", "ept_map", "ept_lookup_handle_free", "ept_inq_object",
-    "ept_mgmt_delete", "ept_map_auth",
+    "ept_mgmt_delete", "ept_map_auth", "ept_map_auth_async",
 ];
 
 static SRVSVC_OPS: &[&str] = &[
@@ -230,6 +295,7 @@ static SAMR_OPS: &[&str] = &[
     "SamrGetDomainPasswordInformation", "SamrConnect2", "SamrSetInformationUser2", "SamrSetBootKeyInformation",
     "SamrGetBootKeyInformation", "SamrConnect3", "SamrConnect4", "SamrUnicodeChangePasswordUser3",
     "SamrConnect5", "SamrRidToSid", "SamrSetDSRMPassword", "SamrValidatePassword",
+    "SamrQueryLocalizableAccountsInDomain", "SamrPerformGenericOperation",
 ];
 
 static LSARPC_OPS: &[&str] = &[
@@ -252,7 +318,12 @@ static LSARPC_OPS: &[&str] = &[
     "CredrReadDomainCredentials", "CredrDelete", "CredrGetTargetInfo", "CredrProfileLoaded",
     "LsarLookupNames3", "CredrGetSessionTypes", "LsarRegisterAuditEvent", "LsarGenAuditEvent",
     "LsarUnregisterAuditEvent", "LsarQueryForestTrustInformation", "LsarSetForestTrustInformation", "CredrRename",
-    "LsarLookupSids3", "LsarLookupNames4",
+    "LsarLookupSids3", "LsarLookupNames4", "LsarOpenPolicySce", "LsarAdtRegisterSecurityEventSource",
+    "LsarAdtUnregisterSecurityEventSource", "LsarAdtReportSecurityEvent", "CredrFindBestCredential",
+    "LsarSetAuditPolicy", "LsarQueryAuditPolicy", "LsarEnumerateAuditPolicy", "LsarEnumerateAuditCategories",
+    "LsarEnumerateAuditSubCategories", "LsarLookupAuditCategoryName", "LsarLookupAuditSubCategoryName",
+    "LsarSetAuditSecurity", "LsarQueryAuditSecurity", "CredReadByTokenHandle", "CredrRestoreCredentials",
+    "CredrBackupCredentials",
 ];
 
 static WINREG_OPS: &[&str] = &[
@@ -263,7 +334,7 @@ static WINREG_OPS: &[&str] = &[
     "BaseRegQueryInfoKey", "BaseRegQueryValue", "BaseRegReplaceKey", "BaseRegRestoreKey",
     "BaseRegSaveKey", "BaseRegSetKeySecurity", "BaseRegSetValue", "BaseRegUnLoadKey",
     "BaseInitiateSystemShutdown", "BaseAbortSystemShutdown", "BaseRegGetVersion", "OpenCurrentConfig",
-    "", "BaseRegQueryMultipleValues", "BaseInitiateSystemShutdownEx", "BaseRegSaveKeyEx",
+    "OpenDynData", "BaseRegQueryMultipleValues", "BaseInitiateSystemShutdownEx", "BaseRegSaveKeyEx",
     "OpenPerformanceText", "OpenPerformanceNlsText", "BaseRegQueryMultipleValues2", "BaseRegDeleteKeyEx",
 ];
 
@@ -275,25 +346,36 @@ static SPOOLSS_OPS: &[&str] = &[
     "RpcWritePrinter", "RpcEndPagePrinter", "RpcAbortPrinter", "RpcReadPrinter", "RpcEndDocPrinter",
     "RpcAddJob", "RpcScheduleJob", "RpcGetPrinterData", "RpcSetPrinterData", "RpcWaitForPrinterChange",
     "RpcClosePrinter", "RpcAddForm", "RpcDeleteForm", "RpcGetForm", "RpcSetForm", "RpcEnumForms",
-    "RpcEnumPorts", "RpcEnumMonitors", "", "", "RpcDeletePort", "RpcCreatePrinterIC", "RpcPlayGdiScriptOnPrinterIC",
-    "RpcDeletePrinterIC", "", "", "", "RpcAddMonitor", "RpcDeleteMonitor", "RpcDeletePrintProcessor", "",
-    "", "RpcEnumPrintProcessorDatatypes", "RpcResetPrinter", "RpcGetPrinterDriver2", "", "",
-    "RpcFindClosePrinterChangeNotification", "", "RpcReplyOpenPrinter", "RpcRouterReplyPrinter",
-    "RpcReplyClosePrinter", "RpcAddPortEx", "RpcRemoteFindFirstPrinterChangeNotification", "", "",
-    "RpcRemoteFindFirstPrinterChangeNotificationEx", "RpcRouterReplyPrinterEx", "RpcRouterRefreshPrinterChangeNotification",
-    "", "RpcOpenPrinterEx", "RpcAddPrinterEx", "RpcSetPort", "RpcEnumPrinterData", "RpcDeletePrinterData",
-    "", "", "", "RpcSetPrinterDataEx", "RpcGetPrinterDataEx", "RpcEnumPrinterDataEx", "RpcEnumPrinterKey",
-    "RpcDeletePrinterDataEx", "RpcDeletePrinterKey", "", "RpcDeletePrinterDriverEx", "RpcAddPerMachineConnection",
-    "RpcDeletePerMachineConnection", "RpcEnumPerMachineConnections", "RpcXcvData", "RpcAddPrinterDriverEx",
+    "RpcEnumPorts", "RpcEnumMonitors", "RpcAddPort", "RpcConfigurePort", "RpcDeletePort", "RpcCreatePrinterIC",
+    "RpcPlayGdiScriptOnPrinterIC", "RpcDeletePrinterIC", "RpcAddPrinterConnection", "RpcDeletePrinterConnection",
+    "RpcPrinterMessageBox", "RpcAddMonitor", "RpcDeleteMonitor", "RpcDeletePrintProcessor", "RpcAddPrintProvidor",
+    "RpcDeletePrintProvidor", "RpcEnumPrintProcessorDatatypes", "RpcResetPrinter", "RpcGetPrinterDriver2",
+    "RpcClientFindFirstPrinterChangeNotification", "RpcFindNextPrinterChangeNotification",
+    "RpcFindClosePrinterChangeNotification", "RpcRouterFindFirstPrinterChangeNotificationOld",
+    "RpcReplyOpenPrinter", "RpcRouterReplyPrinter", "RpcReplyClosePrinter", "RpcAddPortEx",
+    "RpcRemoteFindFirstPrinterChangeNotification", "RpcSpoolerInit", "RpcResetPrinterEx",
+    "RpcRemoteFindFirstPrinterChangeNotificationEx", "RpcRouterReplyPrinterEx",
+    "RpcRouterRefreshPrinterChangeNotification", "RpcSetAllocFailCount", "RpcSplOpenPrinter", "RpcAddPrinterEx",
+    "RpcSetPort", "RpcEnumPrinterData", "RpcDeletePrinterData", "RpcClusterSplOpen", "RpcClusterSplClose",
+    "RpcClusterSplIsAlive", "RpcSetPrinterDataEx", "RpcGetPrinterDataEx", "RpcEnumPrinterDataEx",
+    "RpcEnumPrinterKey", "RpcDeletePrinterDataEx", "RpcDeletePrinterKey", "RpcSeekPrinter",
+    "RpcDeletePrinterDriverEx", "RpcAddPerMachineConnection", "RpcDeletePerMachineConnection",
+    "RpcEnumPerMachineConnections", "RpcXcvData", "RpcAddPrinterDriverEx", "RpcSplOpenPrinter",
+    "RpcGetSpoolFileInfo", "RpcCommitSpoolData", "RpcCloseSpoolFileHandle", "RpcFlushPrinter",
+    "RpcSendRecvBidiData", "RpcAddDriverCatalog", "RpcAddPrinterConnection2", "RpcDeletePrinterConnection2",
+    "RpcInstallPrinterDriverFromPackage", "RpcUploadPrinterDriverPackage", "RpcGetCorePrinterDrivers",
+    "RpcCorePrinterDriverInstalled", "RpcGetPrinterDriverPackagePath", "RpcReportJobProcessingProgress",
 ];
 
 static WKSSVC_OPS: &[&str] = &[
-    "NetrWkstaGetInfo", "NetrWkstaSetInfo", "NetrWkstaUserEnum", "", "", "NetrWkstaTransportEnum",
-    "NetrWkstaTransportAdd", "NetrWkstaTransportDel", "NetrUseAdd", "NetrUseGetInfo", "NetrUseDel",
-    "NetrUseEnum", "", "NetrWorkstationStatisticsGet", "", "", "", "", "", "", "NetrGetJoinInformation",
-    "", "NetrJoinDomain2", "NetrUnjoinDomain2", "NetrRenameMachineInDomain2", "NetrValidateName2",
-    "NetrGetJoinableOUs2", "NetrAddAlternateComputerName", "NetrRemoveAlternateComputerName",
-    "NetrSetPrimaryComputerName", "NetrEnumerateComputerNames",
+    "NetrWkstaGetInfo", "NetrWkstaSetInfo", "NetrWkstaUserEnum", "NetrWkstaUserGetInfo", "NetrWkstaUserSetInfo",
+    "NetrWkstaTransportEnum", "NetrWkstaTransportAdd", "NetrWkstaTransportDel", "NetrUseAdd", "NetrUseGetInfo",
+    "NetrUseDel", "NetrUseEnum", "NetrMessageBufferSend", "NetrWorkstationStatisticsGet", "NetrLogonDomainNameAdd",
+    "NetrLogonDomainNameDel", "NetrJoinDomain", "NetrUnjoinDomain", "NetrValidateName", "NetrRenameMachineInDomain",
+    "NetrGetJoinInformation", "NetrGetJoinableOUs", "NetrJoinDomain2", "NetrUnjoinDomain2",
+    "NetrRenameMachineInDomain2", "NetrValidateName2", "NetrGetJoinableOUs2", "NetrAddAlternateComputerName",
+    "NetrRemoveAlternateComputerName", "NetrSetPrimaryComputerName", "NetrEnumerateComputerNames",
+    "NetrWorkstationResetDfsCache",
 ];
 
 static NETLOGON_OPS: &[&str] = &[
@@ -344,18 +426,20 @@ static IWBEMSERVICES_OPS: &[&str] = &[
     "ExecNotificationQuery", "ExecNotificationQueryAsync", "ExecMethod", "ExecMethodAsync",
 ];
 
-static IREMOTESCMACTIVATOR_OPS: &[&str] =
-    &["QueryInterface", "AddRef", "Release", "RemoteGetClassObject", "RemoteCreateInstance"];
+static IREMOTESCMACTIVATOR_OPS: &[&str] = &[
+    "QueryInterfaceIRemoteSCMActivator", "AddRefIRemoteISCMActivator", "ReleaseIRemoteISCMActivator",
+    "RemoteGetClassObject", "RemoteCreateInstance",
+];
 
 static EXCHANGE_MAPI_OPS: &[&str] = &[
     "EcDoConnect", "EcDoDisconnect", "EcDoRpc", "EcGetMoreRpc", "EcRRegisterPushNotification",
     "EcRUnregisterPushNotification", "EcDummyRpc", "EcRGetDCName", "EcRNetGetDCName", "EcDoRpcExt",
-    "EcDoConnectEx", "EcDoRpcExt2",
+    "EcDoConnectEx", "EcDoRpcExt2", "EcUnknown0xC", "EcUnknown0xD", "EcDoAsyncConnectEx",
 ];
 
 static NSPI_OPS: &[&str] = &[
     "NspiBind", "NspiUnbind", "NspiUpdateStat", "NspiQueryRows", "NspiSeekEntries", "NspiGetMatches",
-    "NspiResortRestriction", "NspiDNToMId", "NspiGetPropList", "NspiGetProps", "NspiCompareMIds",
+    "NspiResortRestriction", "NspiDNToEph", "NspiGetPropList", "NspiGetProps", "NspiCompareMIds",
     "NspiModProps", "NspiGetSpecialTable", "NspiGetTemplateInfo", "NspiModLinkAtt", "NspiDeleteEntries",
     "NspiQueryColumns", "NspiGetNamesFromIDs", "NspiGetIDsFromNames", "NspiResolveNames", "NspiResolveNamesW",
 ];
@@ -379,7 +463,19 @@ static IREMOTEWINSPOOL_OPS: &[&str] = &[
     "RpcAsyncEnumPrinterData", "RpcAsyncEnumPrinterDataEx", "RpcAsyncEnumPrinterKey", "RpcAsyncDeletePrinterData",
     "RpcAsyncDeletePrinterDataEx", "RpcAsyncDeletePrinterKey", "RpcAsyncXcvData", "RpcAsyncSendRecvBidiData",
     "RpcAsyncCreatePrinterIC", "RpcAsyncPlayGdiScriptOnPrinterIC", "RpcAsyncDeletePrinterIC", "RpcAsyncEnumPrinters",
-    "RpcAsyncAddPrinterDriver",
+    "RpcAsyncAddPrinterDriver", "RpcAsyncEnumPrinterDrivers", "RpcAsyncGetPrinterDriverDirectory",
+    "RpcAsyncDeletePrinterDriver", "RpcAsyncDeletePrinterDriverEx", "RpcAsyncAddPrintProcessor",
+    "RpcAsyncEnumPrintProcessors", "RpcAsyncGetPrintProcessorDirectory", "RpcAsyncEnumPorts",
+    "RpcAsyncEnumMonitors", "RpcAsyncAddPort", "RpcAsyncSetPort", "RpcAsyncAddMonitor", "RpcAsyncDeleteMonitor",
+    "RpcAsyncDeletePrintProcessor", "RpcAsyncEnumPrintProcessorDatatypes", "RpcAsyncAddPerMachineConnection",
+    "RpcAsyncDeletePerMachineConnection", "RpcAsyncEnumPerMachineConnections",
+    "RpcSyncRegisterForRemoteNotifications", "RpcSyncUnRegisterForRemoteNotifications",
+    "RpcSyncRefreshRemoteNotifications", "RpcAsyncGetRemoteNotifications",
+    "RpcAsyncInstallPrinterDriverFromPackage", "RpcAsyncUploadPrinterDriverPackage",
+    "RpcAsyncGetCorePrinterDrivers", "RpcAsyncCorePrinterDriverInstalled",
+    "RpcAsyncGetPrinterDriverPackagePath", "RpcAsyncDeletePrinterDriverPackage", "RpcAsyncReadPrinter",
+    "RpcAsyncResetPrinter", "RpcAsyncGetJobNamedPropertyValue", "RpcAsyncSetJobNamedProperty",
+    "RpcAsyncDeleteJobNamedProperty", "RpcAsyncEnumJobNamedProperties", "RpcAsyncLogJobInfoForBranchOffice",
 ];
 
 #[cfg(test)]
@@ -412,7 +508,7 @@ mod tests {
         assert_eq!(operation_name(SRVSVC, 15), "NetrShareEnum");
         assert_eq!(operation_name(WINREG, 35), "BaseRegDeleteKeyEx");
         assert_eq!(operation_name(SPOOLSS, 29), "RpcClosePrinter");
-        assert_eq!(operation_name(SPOOLSS, 69), "RpcOpenPrinterEx");
+        assert_eq!(operation_name(SPOOLSS, 69), "RpcSplOpenPrinter"); // Zeek's name for RpcOpenPrinterEx
         assert_eq!(operation_name(SAMR, 64), "SamrConnect5");
         assert_eq!(operation_name(LSARPC, 44), "LsarOpenPolicy2");
         assert_eq!(operation_name(NETLOGON, 26), "NetrServerAuthenticate3");
