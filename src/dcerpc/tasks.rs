@@ -149,6 +149,12 @@ fn find_open(xml: &str, name: &str) -> Option<(usize, usize)> {
         let after = xml.get(at + 1..)?;
         let gt = after.find('>')?;
         let tag = &after[..gt];
+        // A '<' inside the candidate starts the next candidate: resume there, so every byte is
+        // scanned a bounded number of times (no quadratic blow-up on "<<<<…>").
+        if let Some(inner) = tag.rfind('<') {
+            from = at + 1 + inner;
+            continue;
+        }
         from = at + 1;
         if tag.starts_with('/') || tag.starts_with('?') || tag.starts_with('!') {
             continue;
@@ -167,8 +173,12 @@ fn find_close(xml: &str, name: &str) -> Option<usize> {
     while let Some(rel) = xml.get(from..)?.find("</") {
         let at = from + rel;
         let after = xml.get(at + 2..)?;
-        let end = after.find('>').unwrap_or(after.len());
+        let end = after.find('>')?;
         let tag = after[..end].trim();
+        if let Some(inner) = tag.rfind('<') {
+            from = at + 2 + inner;
+            continue;
+        }
         if tag.rsplit(':').next() == Some(name) {
             return Some(at);
         }
@@ -220,6 +230,17 @@ mod tests {
         let mut c = DceArgs::default();
         apply_task_xml("<<<<>>>< Command", &mut c);
         assert_eq!(c.command, None);
+    }
+
+    #[test]
+    fn extractor_is_linear_on_hostile_markup() {
+        // 64 Ki of '<' then '>' would be quadratic for a naive scan; this must finish at once.
+        let hostile = format!("{}>{}", "<".repeat(65_536), "</".repeat(30_000));
+        let mut a = DceArgs::default();
+        apply_task_xml(&hostile, &mut a);
+        assert_eq!(a.command, None);
+        let nested = "<Exec><<Command>x</Command></Exec>";
+        assert_eq!(tag_text(nested, "Command").as_deref(), Some("x"));
     }
 
     #[test]

@@ -611,3 +611,34 @@ fn unanswered_call_times_out_on_packet_time() {
     conv.data(&ctx(), Ts::from_secs(400), Direction::ToClient, &resp, &mut sink);
     assert_eq!(dce(&sink).len(), 1);
 }
+
+#[test]
+fn stub_decoders_survive_random_bytes() {
+    let mut seed: u64 = 0xdead_beef;
+    let mut next = || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as u32
+    };
+    for round in 0..400u32 {
+        let len = (next() % 300) as usize;
+        // Mostly small numbers, sometimes huge ones, so counts and pointers take every branch.
+        let stub: Vec<u8> = (0..len).map(|_| if next() % 4 == 0 { next() as u8 } else { (next() % 3) as u8 }).collect();
+        let be = round % 2 == 0;
+        let syntax = if round % 3 == 0 { ndr::Syntax::Ndr64 } else { ndr::Syntax::Ndr20 };
+        for opnum in 0..=65u16 {
+            let mut a = crate::event::DceArgs::default();
+            svcctl::decode_request(opnum, &stub, be, syntax, &mut a);
+            svcctl::decode_response(opnum, &stub, be, syntax, &mut a);
+            tasks::decode_tsch_request(opnum, &stub, be, syntax, &mut a);
+            tasks::decode_tsch_response(opnum, &stub, be, syntax, &mut a);
+            tasks::decode_atsvc_request(opnum, &stub, be, syntax, &mut a);
+        }
+        let mut a = crate::event::DceArgs::default();
+        epm::decode_map_request(&stub, be, ndr::Syntax::Ndr20, &mut a);
+        let _ = epm::decode_map_response(&stub, be, ndr::Syntax::Ndr20, &mut a);
+        let _ = epm::parse_tower(&stub);
+        let _ = pdu::parse_bind(&stub, be);
+        let _ = pdu::parse_bind_ack(&stub, be);
+        tasks::apply_task_xml(&String::from_utf8_lossy(&stub), &mut a);
+    }
+}
