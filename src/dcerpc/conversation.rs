@@ -21,6 +21,10 @@ pub const MAX_DCERPC_CALLS_IN_FLIGHT: usize = 64;
 pub const MAX_DCERPC_STUB_BYTES: usize = 1024 * 1024;
 /// Most fragments reassembled per call and direction: tools can force tiny fragments.
 pub const MAX_DCERPC_FRAGMENTS_PER_CALL: u32 = 4096;
+/// Most stub bytes held for reassembly by one association, over all its calls in flight: with
+/// [`MAX_DCERPC_CALLS_IN_FLIGHT`] calls of [`MAX_DCERPC_STUB_BYTES`] each an association could
+/// otherwise pin 64 MiB. Beyond it fragments are counted but not kept.
+pub const MAX_DCERPC_ASSOCIATION_STUB_BYTES: usize = 4 * 1024 * 1024;
 /// Most presentation contexts remembered per association (one bind offers at most 255).
 pub const MAX_DCERPC_CONTEXTS: usize = 512;
 /// Most binds / alter_contexts awaiting their ack.
@@ -54,6 +58,8 @@ struct Call {
     opnum: u16,
     big_endian: bool,
     req_stub: Vec<u8>,
+    /// Request stub bytes seen (the stub itself is dropped once decoded).
+    req_len: usize,
     req_frags: u32,
     req_done: bool,
     /// Stub incomplete (cap, gap or missed first fragment): decoded best-effort only.
@@ -312,17 +318,23 @@ impl Association {
         }
         let syntax = self.contexts.get(&req.ctx_id).map(|c| c.syntax).unwrap_or_default();
         let uuid = self.call_uuid(req.ctx_id).map(str::to_owned);
+        let budget = self.stub_budget();
         let Some(call) = self.calls.get_mut(&h.call_id) else { return };
-        append(&mut call.req_stub, &mut call.req_frags, &mut call.req_partial, req.stub, ts, ctx, sink);
+        call.req_len = call.req_len.saturating_add(req.stub.len());
+        // Under packet privacy the stub is ciphertext: count it, never keep it.
+        let keep = if call.stub_encrypted { &[][..] } else { req.stub };
+        append(&mut call.req_stub, &mut call.req_frags, &mut call.req_partial, keep, budget, ts, ctx, sink);
         if h.last_frag() {
             call.req_done = true;
             if let (false, Some(u)) = (call.stub_encrypted, uuid) {
                 decode_request(&u, call.opnum, &call.req_stub, call.big_endian, syntax, &mut call.args);
             }
+            call.req_stub = Vec::new();
         }
     }
 
     fn on_response(&mut self, ctx: &FlowCtx, ts: Ts, h: &Header, stub: &[u8], sink: &mut Sink) {
+        let budget = self.stub_budget();
         let Some(call) = self.calls.get_mut(&h.call_id) else {
             sink.count("dcerpc.response_without_request", 1);
             return;
@@ -331,7 +343,8 @@ impl Association {
             call.resp_partial = !h.first_frag();
             call.resp_big_endian = h.big_endian();
         }
-        append(&mut call.resp_stub, &mut call.resp_frags, &mut call.resp_partial, stub, ts, ctx, sink);
+        let keep = if call.stub_encrypted { &[][..] } else { stub };
+        append(&mut call.resp_stub, &mut call.resp_frags, &mut call.resp_partial, keep, budget, ts, ctx, sink);
         if !h.last_frag() {
             return;
         }
@@ -344,6 +357,12 @@ impl Association {
             }
         }
         self.emit_call(ctx, Some(ts), call, STATUS_OK.into(), sink);
+    }
+
+    /// Stub bytes this association may still buffer.
+    fn stub_budget(&self) -> usize {
+        let held: usize = self.calls.values().map(|c| c.req_stub.len() + c.resp_stub.len()).sum();
+        MAX_DCERPC_ASSOCIATION_STUB_BYTES.saturating_sub(held)
     }
 
     /// The interface of a context: from the bind, else (bind missed) from the pipe name.
@@ -378,7 +397,7 @@ impl Association {
             auth_level: call.auth.map(|a| pdu::auth_level_name(a.auth_level)),
             stub_encrypted: call.stub_encrypted,
             status,
-            request_stub_len: Some(u32::try_from(call.req_stub.len()).unwrap_or(u32::MAX)),
+            request_stub_len: Some(u32::try_from(call.req_len).unwrap_or(u32::MAX)),
             request_frags: Some(call.req_frags),
             interfaces: None,
             args: call.args,
@@ -441,6 +460,7 @@ fn append(
     frags: &mut u32,
     partial: &mut bool,
     more: &[u8],
+    budget: usize,
     ts: Ts,
     ctx: &FlowCtx,
     sink: &mut Sink,
@@ -461,6 +481,21 @@ fn append(
         }
         *partial = true;
     }
+    let room = if more.len().min(room) > budget {
+        if budget > 0 || !*partial {
+            sink.cap_reached(
+                "MAX_DCERPC_ASSOCIATION_STUB_BYTES",
+                ts,
+                Some(conn(ctx, ts)),
+                "dcerpc",
+                "association reassembly budget spent",
+            );
+        }
+        *partial = true;
+        budget
+    } else {
+        room
+    };
     stub.extend_from_slice(&more[..more.len().min(room)]);
 }
 

@@ -459,7 +459,8 @@ fn stub_cap_truncates_and_reports() {
     conv.close(&ctx(), Ts(2), &mut sink);
     assert_eq!(sink.counters.get("MAX_DCERPC_STUB_BYTES"), 1);
     let ev = dce(&sink);
-    assert_eq!(ev[0].request_stub_len, Some(conversation::MAX_DCERPC_STUB_BYTES as u32));
+    // The reported size is what the client sent, beyond what was kept.
+    assert_eq!(ev[0].request_stub_len, Some((frags * chunk.len()) as u32));
     assert_eq!(ev[0].request_frags, Some(frags as u32));
 }
 
@@ -641,4 +642,25 @@ fn stub_decoders_survive_random_bytes() {
         let _ = pdu::parse_bind_ack(&stub, be);
         tasks::apply_task_xml(&String::from_utf8_lossy(&stub), &mut a);
     }
+}
+
+#[test]
+fn association_reassembly_budget_is_capped() {
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::Tcp, None);
+    let chunk = vec![0u8; 60_000];
+    // Six calls, each left unfinished at 900 000 bytes: 5.4 MB would be held without the budget.
+    for call in 1..=6u32 {
+        for i in 0..15 {
+            let flags = if i == 0 { PFC_FIRST_FRAG } else { 0 };
+            conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_REQUEST, flags, call, &request_body(0, 1, &chunk), None), &mut sink);
+        }
+    }
+    assert_eq!(sink.counters.get("MAX_DCERPC_STUB_BYTES"), 0);
+    assert!(sink.counters.get("MAX_DCERPC_ASSOCIATION_STUB_BYTES") >= 1);
+    conv.close(&ctx(), Ts(2), &mut sink);
+    let ev = dce(&sink);
+    assert_eq!(ev.len(), 6);
+    // Sizes are still reported in full even where bytes were not kept.
+    assert!(ev.iter().all(|e| e.request_stub_len == Some(900_000)));
 }
