@@ -64,9 +64,15 @@ struct Call {
     req_done: bool,
     /// Stub incomplete (cap, gap or missed first fragment): decoded best-effort only.
     req_partial: bool,
+    /// The first fragment was never seen: the stub's start is unknown, so it is not decoded.
+    req_missed_start: bool,
+    /// Bytes of this request were lost (gap): keep the prefix, append nothing after the hole.
+    req_frozen: bool,
     resp_stub: Vec<u8>,
     resp_frags: u32,
     resp_partial: bool,
+    resp_missed_start: bool,
+    resp_frozen: bool,
     resp_big_endian: bool,
     auth: Option<AuthTrailer>,
     stub_encrypted: bool,
@@ -310,6 +316,7 @@ impl Association {
                 opnum: req.opnum,
                 big_endian: h.big_endian(),
                 req_partial: !h.first_frag(),
+                req_missed_start: !h.first_frag(),
                 auth,
                 stub_encrypted: trailer.is_some_and(|t| t.auth_level == pdu::AUTH_LEVEL_PRIVACY),
                 ..Call::default()
@@ -322,11 +329,11 @@ impl Association {
         let Some(call) = self.calls.get_mut(&h.call_id) else { return };
         call.req_len = call.req_len.saturating_add(req.stub.len());
         // Under packet privacy the stub is ciphertext: count it, never keep it.
-        let keep = if call.stub_encrypted { &[][..] } else { req.stub };
+        let keep = if call.stub_encrypted || call.req_frozen { &[][..] } else { req.stub };
         append(&mut call.req_stub, &mut call.req_frags, &mut call.req_partial, keep, budget, ts, ctx, sink);
         if h.last_frag() {
             call.req_done = true;
-            if let (false, Some(u)) = (call.stub_encrypted, uuid) {
+            if let (false, false, Some(u)) = (call.stub_encrypted, call.req_missed_start, uuid) {
                 decode_request(&u, call.opnum, &call.req_stub, call.big_endian, syntax, &mut call.args);
             }
             call.req_stub = Vec::new();
@@ -341,19 +348,28 @@ impl Association {
         };
         if call.resp_frags == 0 {
             call.resp_partial = !h.first_frag();
+            call.resp_missed_start = !h.first_frag();
             call.resp_big_endian = h.big_endian();
         }
-        let keep = if call.stub_encrypted { &[][..] } else { stub };
+        let keep = if call.stub_encrypted || call.resp_frozen { &[][..] } else { stub };
         append(&mut call.resp_stub, &mut call.resp_frags, &mut call.resp_partial, keep, budget, ts, ctx, sink);
         if !h.last_frag() {
             return;
         }
         let Some(mut call) = self.calls.remove(&h.call_id) else { return };
-        if !call.stub_encrypted {
+        let stub = std::mem::take(&mut call.resp_stub);
+        if call.stub_encrypted {
+            // nothing readable
+        } else if call.resp_missed_start {
+            // Only the return code (the last four bytes) does not depend on the missed start.
+            if !call.resp_frozen {
+                call.args.return_code = svcctl::return_code(&stub, call.resp_big_endian);
+            }
+        } else if let Some(u) = self.call_uuid(call.ctx_id) {
             let syntax = self.contexts.get(&call.ctx_id).map(|c| c.syntax).unwrap_or_default();
-            if let Some(u) = self.call_uuid(call.ctx_id) {
-                let stub = std::mem::take(&mut call.resp_stub);
-                decode_response(u, call.opnum, &stub, call.resp_big_endian, syntax, &mut call.args);
+            decode_response(u, call.opnum, &stub, call.resp_big_endian, syntax, &mut call.args);
+            if call.resp_frozen {
+                call.args.return_code = None; // the stub's end was lost
             }
         }
         self.emit_call(ctx, Some(ts), call, STATUS_OK.into(), sink);
@@ -421,8 +437,14 @@ impl Association {
     pub fn gap(&mut self, dir: Direction) {
         for c in self.calls.values_mut() {
             match dir {
-                Direction::ToServer if !c.req_done => c.req_partial = true,
-                Direction::ToClient if c.resp_frags > 0 => c.resp_partial = true,
+                Direction::ToServer if !c.req_done => {
+                    c.req_partial = true;
+                    c.req_frozen = true;
+                }
+                Direction::ToClient if c.resp_frags > 0 => {
+                    c.resp_partial = true;
+                    c.resp_frozen = true;
+                }
                 _ => {}
             }
         }
@@ -439,7 +461,7 @@ impl Association {
         calls.sort_by_key(|c| (c.ts, c.call_id));
         for mut c in calls {
             // A request whose last fragment never came: decode what we have.
-            if !c.req_done && !c.stub_encrypted {
+            if !c.req_done && !c.stub_encrypted && !c.req_missed_start {
                 let syntax = self.contexts.get(&c.ctx_id).map(|x| x.syntax).unwrap_or_default();
                 if let Some(u) = self.call_uuid(c.ctx_id) {
                     decode_request(u, c.opnum, &c.req_stub, c.big_endian, syntax, &mut c.args);

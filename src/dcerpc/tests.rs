@@ -664,3 +664,32 @@ fn association_reassembly_budget_is_capped() {
     // Sizes are still reported in full even where bytes were not kept.
     assert!(ev.iter().all(|e| e.request_stub_len == Some(900_000)));
 }
+
+#[test]
+fn missed_first_fragment_is_not_decoded_and_gap_freezes_reassembly() {
+    let stub = create_stub("GapSvc", "C:\\gap.exe");
+    let (a, rest) = stub.split_at(56); // handle, then "GapSvc" (46 bytes), pad, display pointer
+    let (b, c) = rest.split_at(30);
+    // 1. Only the middle and last fragments: logged, opnum known, nothing invented.
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
+    conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_REQUEST, 0, 9, &request_body(0, 12, b), None), &mut sink);
+    conv.data(&ctx(), Ts(2), Direction::ToServer, &pdu(PTYPE_REQUEST, PFC_LAST_FRAG, 9, &request_body(0, 12, c), None), &mut sink);
+    conv.data(&ctx(), Ts(3), Direction::ToClient, &pdu(PTYPE_RESPONSE, 3, 9, &response_body(0, &response_ok_create()), None), &mut sink);
+    let ev = dce(&sink);
+    assert_eq!((ev[0].operation.as_str(), ev[0].args.service_name.as_deref(), ev[0].args.binary_path.as_deref()), ("CreateServiceW", None, None));
+    assert_eq!(ev[0].args.return_code, Some(0));
+    // 2. First fragment, then a gap, then the rest: the prefix (service name) survives, the path
+    //    after the hole is not guessed.
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
+    conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_REQUEST, PFC_FIRST_FRAG, 9, &request_body(0, 12, a), None), &mut sink);
+    conv.gap(&ctx(), Ts(2), Direction::ToServer, &mut sink);
+    conv.data(&ctx(), Ts(3), Direction::ToServer, &pdu(PTYPE_REQUEST, 0, 9, &request_body(0, 12, b), None), &mut sink);
+    conv.data(&ctx(), Ts(4), Direction::ToServer, &pdu(PTYPE_REQUEST, PFC_LAST_FRAG, 9, &request_body(0, 12, c), None), &mut sink);
+    conv.close(&ctx(), Ts(5), &mut sink);
+    let ev = dce(&sink);
+    assert_eq!(ev[0].args.service_name.as_deref(), Some("GapSvc"));
+    assert_eq!(ev[0].args.binary_path, None);
+    assert_eq!(ev[0].request_frags, Some(3));
+}
