@@ -90,6 +90,8 @@ pub struct Association {
     calls: BTreeMap<u32, Call>,
     /// Auth negotiated at bind / alter_context / auth3.
     auth: Option<AuthTrailer>,
+    /// Well-formed PDUs seen (both directions).
+    pdus: u64,
 }
 
 impl Association {
@@ -102,6 +104,7 @@ impl Association {
             pending_binds: BTreeMap::new(),
             calls: BTreeMap::new(),
             auth: None,
+            pdus: 0,
         }
     }
 
@@ -125,6 +128,11 @@ impl Association {
         }
     }
 
+    /// Well-formed PDUs seen so far.
+    pub fn pdus_seen(&self) -> u64 {
+        self.pdus
+    }
+
     /// A whole PDU from `dir`.
     pub fn pdu(&mut self, ctx: &FlowCtx, ts: Ts, dir: Direction, bytes: &[u8], sink: &mut Sink) {
         let _ = dir;
@@ -135,6 +143,7 @@ impl Association {
             return self.malformed(ctx, ts, sink, "auth verifier outside the PDU");
         };
         sink.count("dcerpc.pdus", 1);
+        self.pdus = self.pdus.saturating_add(1);
         self.expire(ctx, ts, sink);
         let be = h.big_endian();
         match h.ptype {

@@ -139,6 +139,12 @@ impl Conversation {
         self.assoc.expire(ctx, now, sink);
     }
 
+    /// Well-formed DCE-RPC PDUs seen so far: lets the owner give up on a pipe that only ever
+    /// carried something else.
+    pub fn pdus_seen(&self) -> u64 {
+        self.assoc.pdus_seen()
+    }
+
     /// Zeek's `named_pipe` as this conversation would log it now.
     pub fn named_pipe(&self) -> Option<String> {
         self.assoc.named_pipe()

@@ -225,6 +225,7 @@ fn two_pdus_in_one_write_and_whole_stream_in_one_write() {
     conv.data(&ctx(), Ts(2), Direction::ToClient, &server, &mut sink);
     let ev = dce(&sink);
     assert_eq!(ev.len(), 4);
+    assert_eq!(conv.pdus_seen(), 8);
     assert_eq!(find(&ev, "CreateServiceW").args.service_name.as_deref(), Some("nUwj"));
     assert_eq!(find(&ev, "OpenServiceW").status, "ok");
 }
