@@ -50,6 +50,57 @@ struct PendingBind {
     offered: Vec<(u16, String)>,
 }
 
+/// One direction of a call: its stub reassembled from fragments within the caps.
+#[derive(Clone, Debug, Default)]
+struct Reassembly {
+    stub: Vec<u8>,
+    /// Stub bytes seen (kept or not).
+    len: usize,
+    frags: u32,
+    /// Stub incomplete (cap, gap or missed first fragment): decoded best-effort only.
+    partial: bool,
+    /// The first fragment was never seen: the stub's start is unknown, so it is not decoded.
+    missed_start: bool,
+    /// Bytes were lost (gap): keep the prefix, append nothing after the hole.
+    frozen: bool,
+}
+
+impl Reassembly {
+    /// Appends one fragment's stub within the caps (`budget`: what the association may still hold).
+    /// `keep` false counts the fragment without storing it (ciphertext).
+    fn append(&mut self, more: &[u8], keep: bool, budget: usize, ts: Ts, ctx: &FlowCtx, sink: &mut Sink) {
+        self.len = self.len.saturating_add(more.len());
+        if self.frags >= MAX_DCERPC_FRAGMENTS_PER_CALL {
+            if self.frags == MAX_DCERPC_FRAGMENTS_PER_CALL {
+                sink.cap_reached("MAX_DCERPC_FRAGMENTS_PER_CALL", ts, Some(conn(ctx, ts)), "dcerpc", "fragments dropped");
+            }
+            self.frags = self.frags.saturating_add(1);
+            self.partial = true;
+            return;
+        }
+        self.frags += 1;
+        if !keep || self.frozen {
+            return;
+        }
+        let mut room = MAX_DCERPC_STUB_BYTES.saturating_sub(self.stub.len());
+        if more.len() > room {
+            if room > 0 || !self.partial {
+                sink.cap_reached("MAX_DCERPC_STUB_BYTES", ts, Some(conn(ctx, ts)), "dcerpc", "stub truncated");
+            }
+            self.partial = true;
+        }
+        if more.len().min(room) > budget {
+            if budget > 0 || !self.partial {
+                let detail = "association reassembly budget spent";
+                sink.cap_reached("MAX_DCERPC_ASSOCIATION_STUB_BYTES", ts, Some(conn(ctx, ts)), "dcerpc", detail);
+            }
+            self.partial = true;
+            room = budget;
+        }
+        self.stub.extend_from_slice(&more[..more.len().min(room)]);
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct Call {
     ts: Ts,
@@ -57,22 +108,9 @@ struct Call {
     ctx_id: u16,
     opnum: u16,
     big_endian: bool,
-    req_stub: Vec<u8>,
-    /// Request stub bytes seen (the stub itself is dropped once decoded).
-    req_len: usize,
-    req_frags: u32,
+    req: Reassembly,
     req_done: bool,
-    /// Stub incomplete (cap, gap or missed first fragment): decoded best-effort only.
-    req_partial: bool,
-    /// The first fragment was never seen: the stub's start is unknown, so it is not decoded.
-    req_missed_start: bool,
-    /// Bytes of this request were lost (gap): keep the prefix, append nothing after the hole.
-    req_frozen: bool,
-    resp_stub: Vec<u8>,
-    resp_frags: u32,
-    resp_partial: bool,
-    resp_missed_start: bool,
-    resp_frozen: bool,
+    resp: Reassembly,
     resp_big_endian: bool,
     auth: Option<AuthTrailer>,
     stub_encrypted: bool,
@@ -324,8 +362,7 @@ impl Association {
                 ctx_id: req.ctx_id,
                 opnum: req.opnum,
                 big_endian: h.big_endian(),
-                req_partial: !h.first_frag(),
-                req_missed_start: !h.first_frag(),
+                req: Reassembly { partial: !h.first_frag(), missed_start: !h.first_frag(), ..Reassembly::default() },
                 auth,
                 stub_encrypted: trailer.is_some_and(|t| t.auth_level == pdu::AUTH_LEVEL_PRIVACY),
                 ..Call::default()
@@ -336,16 +373,14 @@ impl Association {
         let uuid = self.call_uuid(req.ctx_id).map(str::to_owned);
         let budget = self.stub_budget();
         let Some(call) = self.calls.get_mut(&h.call_id) else { return };
-        call.req_len = call.req_len.saturating_add(req.stub.len());
         // Under packet privacy the stub is ciphertext: count it, never keep it.
-        let keep = if call.stub_encrypted || call.req_frozen { &[][..] } else { req.stub };
-        append(&mut call.req_stub, &mut call.req_frags, &mut call.req_partial, keep, budget, ts, ctx, sink);
+        call.req.append(req.stub, !call.stub_encrypted, budget, ts, ctx, sink);
         if h.last_frag() {
             call.req_done = true;
-            if let (false, false, Some(u)) = (call.stub_encrypted, call.req_missed_start, uuid) {
-                decode_request(&u, call.opnum, &call.req_stub, call.big_endian, syntax, &mut call.args);
+            if let (false, false, Some(u)) = (call.stub_encrypted, call.req.missed_start, uuid) {
+                decode_request(&u, call.opnum, &call.req.stub, call.big_endian, syntax, &mut call.args);
             }
-            call.req_stub = Vec::new();
+            call.req.stub = Vec::new();
         }
     }
 
@@ -355,29 +390,28 @@ impl Association {
             sink.count("dcerpc.response_without_request", 1);
             return;
         };
-        if call.resp_frags == 0 {
-            call.resp_partial = !h.first_frag();
-            call.resp_missed_start = !h.first_frag();
+        if call.resp.frags == 0 {
+            call.resp.partial = !h.first_frag();
+            call.resp.missed_start = !h.first_frag();
             call.resp_big_endian = h.big_endian();
         }
-        let keep = if call.stub_encrypted || call.resp_frozen { &[][..] } else { stub };
-        append(&mut call.resp_stub, &mut call.resp_frags, &mut call.resp_partial, keep, budget, ts, ctx, sink);
+        call.resp.append(stub, !call.stub_encrypted, budget, ts, ctx, sink);
         if !h.last_frag() {
             return;
         }
         let Some(mut call) = self.calls.remove(&h.call_id) else { return };
-        let stub = std::mem::take(&mut call.resp_stub);
+        let stub = std::mem::take(&mut call.resp.stub);
         if call.stub_encrypted {
             // nothing readable
-        } else if call.resp_missed_start {
+        } else if call.resp.missed_start {
             // Only the return code (the last four bytes) does not depend on the missed start.
-            if !call.resp_frozen {
+            if !call.resp.frozen {
                 call.args.return_code = svcctl::return_code(&stub, call.resp_big_endian);
             }
         } else if let Some(u) = self.call_uuid(call.ctx_id) {
             let syntax = self.contexts.get(&call.ctx_id).map(|c| c.syntax).unwrap_or_default();
             decode_response(u, call.opnum, &stub, call.resp_big_endian, syntax, &mut call.args);
-            if call.resp_frozen {
+            if call.resp.frozen {
                 call.args.return_code = None; // the stub's end was lost
             }
         }
@@ -386,7 +420,7 @@ impl Association {
 
     /// Stub bytes this association may still buffer.
     fn stub_budget(&self) -> usize {
-        let held: usize = self.calls.values().map(|c| c.req_stub.len() + c.resp_stub.len()).sum();
+        let held: usize = self.calls.values().map(|c| c.req.stub.len() + c.resp.stub.len()).sum();
         MAX_DCERPC_ASSOCIATION_STUB_BYTES.saturating_sub(held)
     }
 
@@ -422,8 +456,8 @@ impl Association {
             auth_level: call.auth.map(|a| pdu::auth_level_name(a.auth_level)),
             stub_encrypted: call.stub_encrypted,
             status,
-            request_stub_len: Some(u32::try_from(call.req_len).unwrap_or(u32::MAX)),
-            request_frags: Some(call.req_frags),
+            request_stub_len: Some(u32::try_from(call.req.len).unwrap_or(u32::MAX)),
+            request_frags: Some(call.req.frags),
             interfaces: None,
             args: call.args,
         };
@@ -447,12 +481,12 @@ impl Association {
         for c in self.calls.values_mut() {
             match dir {
                 Direction::ToServer if !c.req_done => {
-                    c.req_partial = true;
-                    c.req_frozen = true;
+                    c.req.partial = true;
+                    c.req.frozen = true;
                 }
-                Direction::ToClient if c.resp_frags > 0 => {
-                    c.resp_partial = true;
-                    c.resp_frozen = true;
+                Direction::ToClient if c.resp.frags > 0 => {
+                    c.resp.partial = true;
+                    c.resp.frozen = true;
                 }
                 _ => {}
             }
@@ -470,10 +504,10 @@ impl Association {
         calls.sort_by_key(|c| (c.ts, c.call_id));
         for mut c in calls {
             // A request whose last fragment never came: decode what we have.
-            if !c.req_done && !c.stub_encrypted && !c.req_missed_start {
+            if !c.req_done && !c.stub_encrypted && !c.req.missed_start {
                 let syntax = self.contexts.get(&c.ctx_id).map(|x| x.syntax).unwrap_or_default();
                 if let Some(u) = self.call_uuid(c.ctx_id) {
-                    decode_request(u, c.opnum, &c.req_stub, c.big_endian, syntax, &mut c.args);
+                    decode_request(u, c.opnum, &c.req.stub, c.big_endian, syntax, &mut c.args);
                 }
             }
             self.emit_call(ctx, None, c, STATUS_NO_RESPONSE.into(), sink);
@@ -483,51 +517,6 @@ impl Association {
 
 fn conn(ctx: &FlowCtx, ts: Ts) -> ConnFields {
     ConnFields::new(ts, ctx.uid, &ctx.conn)
-}
-
-/// Appends one fragment's stub within the caps.
-fn append(
-    stub: &mut Vec<u8>,
-    frags: &mut u32,
-    partial: &mut bool,
-    more: &[u8],
-    budget: usize,
-    ts: Ts,
-    ctx: &FlowCtx,
-    sink: &mut Sink,
-) {
-    if *frags >= MAX_DCERPC_FRAGMENTS_PER_CALL {
-        if *frags == MAX_DCERPC_FRAGMENTS_PER_CALL {
-            sink.cap_reached("MAX_DCERPC_FRAGMENTS_PER_CALL", ts, Some(conn(ctx, ts)), "dcerpc", "fragments dropped");
-        }
-        *frags = frags.saturating_add(1);
-        *partial = true;
-        return;
-    }
-    *frags += 1;
-    let room = MAX_DCERPC_STUB_BYTES.saturating_sub(stub.len());
-    if more.len() > room {
-        if room > 0 || !*partial {
-            sink.cap_reached("MAX_DCERPC_STUB_BYTES", ts, Some(conn(ctx, ts)), "dcerpc", "stub truncated");
-        }
-        *partial = true;
-    }
-    let room = if more.len().min(room) > budget {
-        if budget > 0 || !*partial {
-            sink.cap_reached(
-                "MAX_DCERPC_ASSOCIATION_STUB_BYTES",
-                ts,
-                Some(conn(ctx, ts)),
-                "dcerpc",
-                "association reassembly budget spent",
-            );
-        }
-        *partial = true;
-        budget
-    } else {
-        room
-    };
-    stub.extend_from_slice(&more[..more.len().min(room)]);
 }
 
 /// Routes a request stub to its interface's decoder.

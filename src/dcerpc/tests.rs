@@ -694,3 +694,21 @@ fn missed_first_fragment_is_not_decoded_and_gap_freezes_reassembly() {
     assert_eq!(ev[0].args.binary_path, None);
     assert_eq!(ev[0].request_frags, Some(3));
 }
+
+#[test]
+fn fragment_count_is_capped() {
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::Tcp, None);
+    let n = conversation::MAX_DCERPC_FRAGMENTS_PER_CALL + 10;
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        let flags = if i == 0 { PFC_FIRST_FRAG } else if i + 1 == n { PFC_LAST_FRAG } else { 0 };
+        bytes.extend(pdu(PTYPE_REQUEST, flags, 1, &request_body(0, 1, &[7]), None));
+    }
+    conv.data(&ctx(), Ts(1), Direction::ToServer, &bytes, &mut sink);
+    conv.close(&ctx(), Ts(2), &mut sink);
+    assert_eq!(sink.counters.get("MAX_DCERPC_FRAGMENTS_PER_CALL"), 1);
+    let ev = dce(&sink);
+    assert_eq!(ev[0].request_frags, Some(n));
+    assert_eq!(ev[0].request_stub_len, Some(n));
+}
