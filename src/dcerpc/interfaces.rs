@@ -117,8 +117,8 @@ static ENDPOINTS: &[(&str, &str)] = &[
 
 /// Pipe name (lowercase, without `\PIPE\`) → the interface usually bound on it; used only when
 /// the bind was missed. `atsvc` serves both atsvc and ITaskSchedulerService: we pick
-/// ITaskSchedulerService (what current tools use) but only for naming, never for decoding a
-/// stub whose opnum does not fit (see `Conversation`).
+/// ITaskSchedulerService (what current tools use), so a legacy `at` client whose bind was missed
+/// is misnamed (and its stub decoded as the wrong interface, best-effort and bounded).
 static PIPE_HINTS: &[(&str, &str)] = &[
     ("svcctl", SVCCTL),
     ("ntsvcs", SVCCTL),
