@@ -30,7 +30,11 @@
 //! - atsvc NetrJobAdd (0): `machine_name` (ServerName), `command`.
 //! - epmapper ept_map (3): `mapped_uuid`, `mapped_endpoint` (the interface asked about),
 //!   `epm_port`, `epm_ip` (from the answer's tower).
-//! - every response: `return_code` = the stub's last four bytes (Win32 error / HRESULT).
+//! - every svcctl, task-scheduler, atsvc and ept_map response: `return_code` = the stub's last
+//!   four bytes (Win32 error / HRESULT / epm status).
+//!
+//! `request_stub_len` is the stub size the client sent (auth padding and verifier excluded), even
+//! where caps kept fewer bytes; `request_frags` the number of request fragments.
 //!
 //! Under packet privacy (auth level 6) the stub is not decoded: `stub_encrypted` is true and only
 //! the interface, opnum and sizes are known.

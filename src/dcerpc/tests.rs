@@ -1,5 +1,5 @@
 //! Conversation-level tests: real pipe bytes from the lab captures (extracted by
-//! `tools/extract_dcerpc_pipe.py` into tests/data/dcerpc/*.pipe.txt) and hand-built PDUs for the
+//! `scripts/extract_dcerpc_pipe.py` into tests/data/dcerpc/*.pipe.txt) and hand-built PDUs for the
 //! cases the lab does not show (fragments, NDR64, big-endian, packet privacy, decoys, epm).
 
 use super::epm::build::tower;
@@ -501,7 +501,7 @@ fn hostile_bytes_never_panic() {
 }
 
 /// Helper for cross-checks, not a test: prints the events for a fixture file made by
-/// `tools/extract_dcerpc_pipe.py` (`DCERPC_FIXTURE=/tmp/x.txt cargo test --lib dump_fixture -- --ignored --nocapture`).
+/// `scripts/extract_dcerpc_pipe.py` (`DCERPC_FIXTURE=/tmp/x.txt cargo test --lib dump_fixture -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn dump_fixture_from_env() {
@@ -521,12 +521,12 @@ fn dump_fixture_from_env() {
 }
 
 /// Cross-check against tshark where it decodes svcctl: the same requests (opnum, service name,
-/// binary path) in the same order as `tools/tshark_svcctl.sh` on the lab capture the fixture came
+/// binary path) in the same order as `scripts/tshark_svcctl.sh` on the lab capture the fixture came
 /// from. Skipped (with a note) only when tshark or the shared captures are absent.
 #[test]
 fn svcctl_requests_match_tshark_on_lab_captures() {
     let lab = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/lab");
-    let script = format!("{}/tools/tshark_svcctl.sh", env!("CARGO_MANIFEST_DIR"));
+    let script = format!("{}/scripts/tshark_svcctl.sh", env!("CARGO_MANIFEST_DIR"));
     for name in ["a_psexec_default", "c_smbexec", "e_services_create_start", "h_benign_svc_query"] {
         let pcap = format!("{lab}/{name}.pcap");
         let out = match std::process::Command::new("sh").arg(&script).arg(&pcap).output() {
