@@ -110,7 +110,13 @@ impl Conversation {
                 Framed::Pdu(p) => self.assoc.pdu(ctx, ts, dir, &p, sink),
                 Framed::Skipped(n) => {
                     sink.count("dcerpc.bytes_skipped", n as u64);
-                    // One anomaly per conversation and direction; the counter keeps the total.
+                    // A pipe that never carried a PDU is simply not DCE-RPC (PsExec's own
+                    // PSEXESVC pipes, RemCom's stdio): that is not an anomaly. Once it has spoken
+                    // DCE-RPC, junk is. One anomaly per conversation and direction; the counter
+                    // keeps the total.
+                    if self.assoc.pdus_seen() == 0 {
+                        continue;
+                    }
                     if std::mem::replace(&mut self.skip_reported[dir.index()], true) {
                         continue;
                     }
