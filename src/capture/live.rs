@@ -156,6 +156,9 @@ impl StatsWidener {
 /// An open interface.
 pub struct LiveCapture {
     cap: pcap::Capture<pcap::Active>,
+    /// The capture socket, owned by `cap`; only polled.
+    fd: std::os::fd::RawFd,
+    timeout_ms: i32,
     iface: String,
     linktype: Linktype,
     stop: StopFlag,
@@ -204,7 +207,11 @@ impl LiveCapture {
                 .map_err(|source| LiveError::Filter { expr: expr.to_string(), source })?;
         }
         let linktype = cap.get_datalink().0 as Linktype;
+        let cap = cap.setnonblock().map_err(open_err)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&cap);
         Ok(LiveCapture {
+            fd,
+            timeout_ms: cfg.timeout_ms.max(1),
             cap,
             iface: cfg.interface.clone(),
             linktype,
@@ -241,24 +248,51 @@ impl LiveCapture {
 
     /// One read: a packet, `Idle` when the read timeout passed without one (time for a stats tick
     /// or a flow-timeout sweep on a quiet link), or `Stopped`.
+    ///
+    /// The handle is non-blocking and the wait is our own `poll` with the read timeout: libpcap's
+    /// TPACKET_V3 reader would otherwise block without limit on a silent link (the kernel only
+    /// retires blocks that hold packets), and a stop request would go unseen.
     pub fn next_packet_or_idle(&mut self) -> Result<Next, LiveError> {
         if self.stop.is_stopped() {
             return Ok(Next::Stopped);
         }
+        if let Some(p) = self.read_ready()? {
+            return Ok(Next::Packet(p));
+        }
+        self.wait_readable();
+        if self.stop.is_stopped() {
+            return Ok(Next::Stopped);
+        }
+        Ok(match self.read_ready()? {
+            Some(p) => Next::Packet(p),
+            None => Next::Idle,
+        })
+    }
+
+    /// A packet the kernel has already handed over, if any; never waits.
+    fn read_ready(&mut self) -> Result<Option<Packet>, LiveError> {
         let nanos = self.nanos;
         match self.cap.next_packet() {
-            Ok(p) => Ok(Next::Packet(Packet {
+            Ok(p) => Ok(Some(Packet {
                 ts: ts_of(&p.header.ts, nanos),
                 linktype: self.linktype,
                 orig_len: p.header.len,
                 data: p.data.to_vec(),
             })),
-            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
-            // A signal can interrupt the wait; the flag tells whether it was ours.
-            Err(pcap::Error::PcapError(ref m)) if m.contains("Interrupted system call") => {
-                Ok(if self.stop.is_stopped() { Next::Stopped } else { Next::Idle })
-            }
+            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            // A signal can interrupt a read; the caller looks at the stop flag next.
+            Err(pcap::Error::PcapError(ref m)) if m.contains("Interrupted system call") => Ok(None),
             Err(source) => Err(LiveError::Read { iface: self.iface.clone(), source }),
+        }
+    }
+
+    /// Waits until the capture socket is readable, the timeout passes or a signal arrives.
+    fn wait_readable(&self) {
+        let mut pfd = libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, count 1. The result needs no handling: every outcome (ready,
+        // timeout, EINTR, error) is followed by a non-blocking read that reports real errors.
+        unsafe {
+            libc::poll(&mut pfd, 1, self.timeout_ms);
         }
     }
 
