@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use psexec_sensor::capture::live::{
-    drop_privileges, LiveCapture, LiveConfig, Next, PrivilegeDrop, StopFlag, DEFAULT_BPF,
+    drop_privileges, LiveCapture, LiveConfig, PrivilegeDrop, Read, StopFlag, DEFAULT_BPF,
 };
 
 const PROBE_ENV: &str = "PSX_LIVE_PROBE";
@@ -305,12 +305,19 @@ fn probe_child() {
             let mut announced = false;
             let mut last_ts = 0u64;
             let mut ts_backwards = 0u64;
+            // One buffer for the whole run, as the sensor's capture thread uses it.
+            let mut p = psexec_sensor::capture::Packet {
+                ts: psexec_sensor::time::Ts(0),
+                linktype: 0,
+                orig_len: 0,
+                data: Vec::new(),
+            };
             loop {
                 if Instant::now() > deadline {
                     stop.stop();
                 }
-                match cap.next_packet_or_idle().unwrap() {
-                    Next::Packet(p) => {
+                match cap.next_into(&mut p).unwrap() {
+                    Read::Packet => {
                         frames += 1;
                         bytes += p.data.len() as u64;
                         digest = digest.wrapping_add(frame_digest(&p.data));
@@ -322,8 +329,8 @@ fn probe_child() {
                         }
                         last_ts = p.ts.0;
                     }
-                    Next::Idle => {}
-                    Next::Stopped => break,
+                    Read::Idle => {}
+                    Read::Stopped => break,
                 }
                 if frames >= expect && !announced {
                     announced = true;

@@ -1,9 +1,11 @@
 //! Live capture from an interface through libpcap (feature `live`).
 //!
 //! The `live` command opens a [`LiveCapture`], drops root with [`drop_privileges`], installs the
-//! signal handlers of a [`StopFlag`] and pulls [`Packet`]s with [`LiveCapture::next_packet`] until it
-//! returns `Ok(None)` (stopped). Every read wakes at least every [`READ_TIMEOUT_MS`], so a stop is
-//! seen within that time even on a silent link. [`LiveCapture::stats`] gives the kernel's counters
+//! signal handlers of a [`StopFlag`] and pulls packets with [`LiveCapture::next_into`] (one reused
+//! [`Packet`] buffer; `Read::Idle` at least every [`READ_TIMEOUT_MS`] on a quiet link, the moment
+//! for stats ticks and idle-flow sweeps) until it returns `Read::Stopped`. [`LiveCapture::next_packet`]
+//! and the `Iterator` impl give owned packets instead. A stop is seen within the read timeout even
+//! on a silent link. [`LiveCapture::stats`] gives the kernel's counters
 //! (received, dropped in the kernel buffer, dropped by the interface) widened to 64 bits.
 
 use std::ffi::CString;
@@ -248,40 +250,56 @@ impl LiveCapture {
 
     /// One read: a packet, `Idle` when the read timeout passed without one (time for a stats tick
     /// or a flow-timeout sweep on a quiet link), or `Stopped`.
+    pub fn next_packet_or_idle(&mut self) -> Result<Next, LiveError> {
+        let mut pkt = Packet {
+            ts: Ts(0),
+            linktype: self.linktype,
+            orig_len: 0,
+            data: Vec::new(),
+        };
+        Ok(match self.next_into(&mut pkt)? {
+            Read::Packet => Next::Packet(pkt),
+            Read::Idle => Next::Idle,
+            Read::Stopped => Next::Stopped,
+        })
+    }
+
+    /// Like [`Self::next_packet_or_idle`], but fills `pkt` in place, reusing its buffer (as
+    /// `capture::file::CaptureReader::next_packet` does): `pkt` holds a new frame only when this
+    /// returns [`Read::Packet`].
     ///
     /// The handle is non-blocking and the wait is our own `poll` with the read timeout: libpcap's
     /// TPACKET_V3 reader would otherwise block without limit on a silent link (the kernel only
     /// retires blocks that hold packets), and a stop request would go unseen.
-    pub fn next_packet_or_idle(&mut self) -> Result<Next, LiveError> {
+    pub fn next_into(&mut self, pkt: &mut Packet) -> Result<Read, LiveError> {
         if self.stop.is_stopped() {
-            return Ok(Next::Stopped);
+            return Ok(Read::Stopped);
         }
-        if let Some(p) = self.read_ready()? {
-            return Ok(Next::Packet(p));
+        if self.read_ready(pkt)? {
+            return Ok(Read::Packet);
         }
         self.wait_readable();
         if self.stop.is_stopped() {
-            return Ok(Next::Stopped);
+            return Ok(Read::Stopped);
         }
-        Ok(match self.read_ready()? {
-            Some(p) => Next::Packet(p),
-            None => Next::Idle,
-        })
+        Ok(if self.read_ready(pkt)? { Read::Packet } else { Read::Idle })
     }
 
-    /// A packet the kernel has already handed over, if any; never waits.
-    fn read_ready(&mut self) -> Result<Option<Packet>, LiveError> {
+    /// Copies a packet the kernel has already handed over into `pkt`, if any; never waits.
+    fn read_ready(&mut self, pkt: &mut Packet) -> Result<bool, LiveError> {
         let nanos = self.nanos;
         match self.cap.next_packet() {
-            Ok(p) => Ok(Some(Packet {
-                ts: ts_of(&p.header.ts, nanos),
-                linktype: self.linktype,
-                orig_len: p.header.len,
-                data: p.data.to_vec(),
-            })),
-            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Ok(p) => {
+                pkt.ts = ts_of(&p.header.ts, nanos);
+                pkt.linktype = self.linktype;
+                pkt.orig_len = p.header.len;
+                pkt.data.clear();
+                pkt.data.extend_from_slice(p.data);
+                Ok(true)
+            }
+            Err(pcap::Error::TimeoutExpired) => Ok(false),
             // A signal can interrupt a read; the caller looks at the stop flag next.
-            Err(pcap::Error::PcapError(ref m)) if m.contains("Interrupted system call") => Ok(None),
+            Err(pcap::Error::PcapError(ref m)) if m.contains("Interrupted system call") => Ok(false),
             Err(source) => Err(LiveError::Read { iface: self.iface.clone(), source }),
         }
     }
@@ -315,7 +333,18 @@ fn ts_of(tv: &libc::timeval, nanos: bool) -> Ts {
     Ts(secs.saturating_mul(1_000_000_000).saturating_add(frac_ns))
 }
 
-/// What one read gave.
+/// What one [`LiveCapture::next_into`] gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// The packet buffer holds a new frame.
+    Packet,
+    /// The read timeout passed without a frame.
+    Idle,
+    /// The stop flag is set.
+    Stopped,
+}
+
+/// What one [`LiveCapture::next_packet_or_idle`] gave.
 #[derive(Debug)]
 pub enum Next {
     Packet(Packet),
