@@ -112,14 +112,16 @@ impl StopFlag {
         &self.0
     }
 
-    /// First SIGINT or SIGTERM sets the flag (the sensor flushes and writes pending alerts);
-    /// a second one while the flag is set exits at once with status 130, for a stuck flush.
+    /// SIGINT and SIGTERM set the flag (the sensor flushes and writes pending alerts). A second
+    /// SIGINT while the flag is set exits at once with status 130 (an impatient Ctrl-C on a stuck
+    /// flush); SIGTERM never does, because supervisors and wrappers such as `timeout` may deliver
+    /// it twice in a row and must not cut the flush short (they follow up with SIGKILL anyway).
     pub fn install_signal_handlers(&self) -> Result<(), LiveError> {
         use signal_hook::consts::{SIGINT, SIGTERM};
+        // Order matters: the conditional shutdown must see the flag before this signal sets it.
+        signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&self.0))
+            .map_err(LiveError::Signals)?;
         for sig in [SIGINT, SIGTERM] {
-            // Order matters: the conditional shutdown must see the flag before this signal sets it.
-            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&self.0))
-                .map_err(LiveError::Signals)?;
             signal_hook::flag::register(sig, Arc::clone(&self.0)).map_err(LiveError::Signals)?;
         }
         Ok(())
