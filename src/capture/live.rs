@@ -497,6 +497,15 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_in_both_precisions() {
+        let tv = libc::timeval { tv_sec: 1_700_000_000, tv_usec: 123_456 };
+        assert_eq!(ts_of(&tv, false), Ts(1_700_000_000_123_456_000));
+        assert_eq!(ts_of(&tv, true), Ts(1_700_000_000_000_123_456));
+        let before_epoch = libc::timeval { tv_sec: -1, tv_usec: 0 };
+        assert_eq!(ts_of(&before_epoch, false), Ts(0));
+    }
+
+    #[test]
     fn unknown_user_is_reported_not_fatal() {
         assert_eq!(lookup_user("no-such-user-psexec-sensor-xyz"), Ok(None));
         assert_eq!(lookup_user("root"), Ok(Some((0, 0))));
