@@ -49,10 +49,12 @@ unshare -m --propagation private bash -euo pipefail -c '
   CARGO_TARGET_DIR="$work/target" cargo build --offline -q 2>&1 | grep -v "^$" || true
   bin="$work/target/debug/pcap-fallback-check"
   [ -x "$bin" ] || { echo "FAIL: build did not produce a binary" >&2; exit 1; }
-  link="$(find "$work/target/debug/build" -path "*pcap-link/libpcap.so" | head -1)"
+  link="$(find "$work/target/debug/build" -path "*pcap-link/libpcap.so" -print -quit)"
   [ -n "$link" ] || { echo "FAIL: build.rs made no OUT_DIR symlink" >&2; exit 1; }
   echo "symlink: $link -> $(readlink "$link")"
   "$bin"
-  ldd "$bin" | grep -q "libpcap.so.0.8" || { echo "FAIL: not linked against libpcap.so.0.8" >&2; exit 1; }
-  echo "OK: built and linked against $(ldd "$bin" | grep libpcap | awk "{print \$1, \$2, \$3}") without libpcap-dev"
+  # Whole output first: grep -q closing the pipe early would fail ldd under pipefail.
+  deps="$(ldd "$bin")"
+  case "$deps" in *libpcap.so.0.8*) ;; *) echo "FAIL: not linked against libpcap.so.0.8" >&2; exit 1 ;; esac
+  echo "OK: built and linked against $(grep libpcap <<<"$deps" | awk "{print \$1, \$2, \$3}") without libpcap-dev"
 ' _ "$triple_dir" "$work"
