@@ -19,10 +19,12 @@
 //!    FSCTL_PIPE_TRANSCEIVE (120 + q) → 112 + r, as Windows does. q and r are the PDU lengths.
 //! 4. **Service creation sequence**, all within [`InferenceConfig::sequence_window_secs`]:
 //!    a *bind-sized* exchange (q 72–512, r 56–512: a bind with one or more contexts and its
-//!    bind_ack), then one or more *handle calls* (q ≥ 36, r = 48 + up to 40 of auth verifier: a
-//!    20-byte context handle and a status, like OpenSCManagerW and OpenServiceW), then a *create
-//!    call*: q ≥ 140 and larger than every handle call since the bind, answered by 32–92 bytes
-//!    (a fault, or CreateServiceW's tag + handle + status). See [`shapes`] for the arithmetic.
+//!    bind_ack); immediately after it a *handle call* (q ≥ 36, r exactly 48 = 24 + 20-byte context
+//!    handle + status, or 72–88 with a DCE-RPC auth verifier: OpenSCManagerW, which every
+//!    service-control session starts with), possibly more handle calls (OpenServiceW), then a
+//!    *create call*: q ≥ 140 and larger than every handle call since the bind, answered by exactly
+//!    32 (a fault) or 52 (CreateServiceW's tag + handle + status; 76–92 with a verifier).
+//!    See [`shapes`] for the arithmetic.
 //!
 //! With an upload by the same client to the same server (any of its sessions) that ended at most
 //! [`InferenceConfig::upload_window_secs`] before the create call, the result is
@@ -610,12 +612,14 @@ impl Session {
             if !shapes::is_bind(b.q, b.r) {
                 continue;
             }
+            // The first call on a service-control binding opens the SCM: nothing else works
+            // without that handle.
+            if !self.exchanges.get(i + 1).is_some_and(|e| shapes::is_handle_call(e.q, e.r)) {
+                continue;
+            }
             let calls: Vec<usize> = (i + 1..self.exchanges.len())
                 .filter(|&j| self.exchanges.get(j).is_some_and(|e| shapes::is_handle_call(e.q, e.r)))
                 .collect();
-            if calls.is_empty() {
-                continue;
-            }
             let largest = calls.iter().filter_map(|&j| self.exchanges.get(j)).map(|e| e.q).max().unwrap_or(0);
             if !shapes::is_create_call(create.q, create.r, largest) {
                 return None;

@@ -45,9 +45,10 @@ pub const BIND_MAX: u32 = 512;
 /// A call that returns a 20-byte context handle and a 4-byte status (OpenSCManagerW, OpenServiceW,
 /// CreateServiceW without tag...): 24 + 20 + 4.
 pub const HANDLE_REPLY: u32 = DCE_CALL_HEADER + 20 + 4;
-/// What DCE-RPC authentication adds to a call PDU: an 8-byte sec_trailer, a 16-byte NTLMSSP
-/// verifier, and up to 16 bytes of stub padding.
-pub const MAX_AUTH_VERIFIER: u32 = 8 + 16 + 16;
+/// What DCE-RPC authentication adds to a call PDU: an 8-byte sec_trailer and a 16-byte NTLMSSP
+/// verifier, plus up to 16 bytes of stub padding.
+pub const AUTH_VERIFIER_MIN: u32 = 8 + 16;
+pub const MAX_AUTH_VERIFIER: u32 = AUTH_VERIFIER_MIN + 16;
 /// Smallest request of an OpenSCManagerW-like call: 24 + three 4-byte fields (null pointers).
 pub const HANDLE_CALL_MIN: u32 = DCE_CALL_HEADER + 12;
 /// A fault PDU: 16 + alloc_hint 4 + ctx 2 + cancel 1 + reserved 1 + status 4 + reserved 4.
@@ -128,19 +129,32 @@ pub fn is_bind(q: u32, r: u32) -> bool {
     (BIND_ONE_CONTEXT..=BIND_MAX).contains(&q) && (BIND_ACK_MIN..=BIND_MAX).contains(&r)
 }
 
-/// A call that returns a context handle and a status (OpenSCManagerW, OpenServiceW).
+/// The reply of a call that returns a context handle and a status (OpenSCManagerW, OpenServiceW):
+/// exactly [`HANDLE_REPLY`] on an unauthenticated pipe (SMB carries the security), or that plus a
+/// verifier ([`AUTH_VERIFIER_MIN`] to [`MAX_AUTH_VERIFIER`]) when the call is signed or sealed.
+/// Exact sizes matter: other interfaces' calls answer 52, 56, 64… (SamrConnect5 is 64).
+pub fn is_handle_reply(r: u32) -> bool {
+    r == HANDLE_REPLY || (HANDLE_REPLY + AUTH_VERIFIER_MIN..=HANDLE_REPLY + MAX_AUTH_VERIFIER).contains(&r)
+}
+
+/// A call that returns a context handle and a status.
 pub fn is_handle_call(q: u32, r: u32) -> bool {
-    (HANDLE_CALL_MIN..=MAX_PIPE_PDU).contains(&q) && (HANDLE_REPLY..=HANDLE_REPLY + MAX_AUTH_VERIFIER).contains(&r)
+    (HANDLE_CALL_MIN..=MAX_PIPE_PDU).contains(&q) && is_handle_reply(r)
+}
+
+/// The reply of CreateServiceW: a fault PDU, or tag + handle + status, exactly or plus a verifier.
+/// (A fault carrying a verifier is not expected and not accepted: it would overlap other calls.)
+pub fn is_create_reply(r: u32) -> bool {
+    r == FAULT_PDU
+        || r == CREATE_SERVICE_REPLY
+        || (CREATE_SERVICE_REPLY + AUTH_VERIFIER_MIN..=CREATE_SERVICE_REPLY + MAX_AUTH_VERIFIER).contains(&r)
 }
 
 /// A large request with a small reply: CreateServiceW (answered by a handle + status, or a fault).
 /// `larger_than` is the largest handle-call request seen since the bind: CreateServiceW carries a
 /// service name, binary path and eleven more fields, so it outgrows the calls that opened handles.
 pub fn is_create_call(q: u32, r: u32, larger_than: u32) -> bool {
-    q >= CREATE_CALL_MIN
-        && q > larger_than
-        && q <= MAX_PIPE_PDU
-        && (FAULT_PDU..=CREATE_SERVICE_REPLY + MAX_AUTH_VERIFIER).contains(&r)
+    q >= CREATE_CALL_MIN && q > larger_than && q <= MAX_PIPE_PDU && is_create_reply(r)
 }
 
 #[cfg(test)]
@@ -207,6 +221,10 @@ mod tests {
         assert!(is_bind(72, 68));
         assert!(!is_bind(72, 48));
         assert!(is_handle_call(104, 48));
+        assert!(is_handle_call(104, 72));
+        assert!(!is_handle_call(104, 64));
         assert!(!is_handle_call(104, 316));
+        assert!(is_create_reply(32) && is_create_reply(52) && is_create_reply(76) && is_create_reply(92));
+        assert!(!is_create_reply(56) && !is_create_reply(48) && !is_create_reply(93));
     }
 }
