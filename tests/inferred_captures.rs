@@ -46,7 +46,14 @@ fn u64le(b: &[u8], at: usize) -> Option<u64> {
 /// What a sniffer without keys learns from a capture, as events. None when the file is not a
 /// classic Ethernet pcap.
 fn opaque_events(path: &Path) -> Option<Vec<Event>> {
-    let data = std::fs::read(path).ok()?;
+    let raw = std::fs::read(path).ok()?;
+    let data = if path.extension().is_some_and(|e| e == "gz") {
+        let mut d = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut d).ok()?;
+        d
+    } else {
+        raw
+    };
     let (mut rest, header) = pcap_parser::parse_pcap_header(&data).ok()?;
     if header.network.0 != 1 {
         return None;
@@ -389,4 +396,50 @@ fn no_negative_capture_in_the_corpus_alerts() {
         }
     }
     assert!(checked >= 20, "only {checked} negative captures read");
+}
+
+/// Sysinternals PsExec from Windows (SMB 2.1, measured as if encrypted): pipelined 64 KiB writes
+/// plus a tail, binds with WRITE+READ and calls with IOCTL transceive, the upload on one connection
+/// and the service on another.
+#[test]
+fn windows_psexec_measured_as_encrypted_is_inferred_with_its_upload() {
+    for rel in [
+        "public/401trg/20171220_smb_psexec_add_user.pcap",
+        "public/suricata-verify/smb2-07/20171220_smb_psexec_add_user.pcap",
+    ] {
+        let (_, out, t) = run(rel);
+        assert_eq!(t["tool"], "sysinternals-psexec", "{rel}");
+        let with: Vec<_> = out.iter().filter(|x| x.with_upload).collect();
+        assert_eq!(with.len(), 1, "{rel}: {out:#?}");
+        let truth_bytes = t["expect"]["uploads"][0]["bytes"].as_u64().expect("upload bytes");
+        let size = with[0].upload_size.expect("upload size");
+        assert!((truth_bytes - 512..=truth_bytes + 512).contains(&size), "{rel}: {size} vs {truth_bytes}");
+        assert_eq!(with[0].tool_hint, None, "{rel}");
+        assert!(with[0].evidence.iter().any(|e| e.what == "ioctl request"), "{rel}");
+    }
+    // The same tool's service creation in a capture that starts after the upload.
+    let (_, out, t) = run("public/suricata-verify/dcerpc-smb-test-01/input.pcap");
+    assert_eq!(t["verdict"], "positive");
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert!(!out[0].with_upload);
+    assert_eq!(out[0].confidence, InferredConfidence::Low);
+}
+
+#[test]
+#[ignore]
+fn dump_dir() {
+    let dir = PathBuf::from(std::env::var("INFER_DIR").unwrap());
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    for p in names {
+        let n = p.to_string_lossy().to_string();
+        if n.ends_with(".json") { continue; }
+        let Some(ev) = opaque_events(&p) else { println!("== {n}: unreadable"); continue };
+        let out = infer(&ev);
+        let t = truth(&p);
+        println!("== {n} opaque={} verdict={} tool={}", opaque_count(&ev), t["verdict"], t["tool"]);
+        for x in &out {
+            println!("   {} {:?} {:?} {}", x.variant, x.upload_size, x.tool_hint, x.reason);
+        }
+    }
 }

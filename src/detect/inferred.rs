@@ -12,8 +12,10 @@
 //!    a small reply (an 80-byte WRITE response, or a compound answer of at most
 //!    [`shapes::MAX_UPLOAD_REPLY`]) is a chunk of a file upload; consecutive chunks add up until a
 //!    CLOSE-shaped pair (88 → 124), a compound chunk, or [`InferenceConfig::upload_run_gap_secs`] of
-//!    quiet. The upload size is request − 112 summed over chunks: exact for plain WRITEs, an upper
-//!    bound (by the other commands' few hundred bytes) for compounds.
+//!    quiet. A smaller WRITE right after a chunk is the file's tail and counts too (unless it is
+//!    no larger than a bind, 512 bytes, so that a pipe write is never taken for it). The upload
+//!    size is request − 112 summed over chunks: exact for plain WRITEs (short by a tail of at most
+//!    512 bytes), an upper bound (by the other commands' few hundred bytes) for compounds.
 //! 3. **Pipe exchanges.** A DCE-RPC request/response on a named pipe, in either carrier:
 //!    WRITE (112 + q) → 80 then READ (113) → 80 + r, as impacket does; or IOCTL
 //!    FSCTL_PIPE_TRANSCEIVE (120 + q) → 112 + r, as Windows does. q and r are the PDU lengths.
@@ -256,6 +258,8 @@ struct Session {
     pairer: Pairer,
     pending_write: Option<PendingWrite>,
     run: Option<Upload>,
+    /// The last pair was a plain upload chunk: a smaller write next is the file's tail.
+    after_chunk: bool,
     upload: Option<Upload>,
     /// Pipe exchanges of the last `sequence_window_secs`, oldest first.
     exchanges: VecDeque<Exchange>,
@@ -478,10 +482,20 @@ impl Session {
         // Uploads.
         if let Some((data, exact)) = shapes::upload_chunk(req, resp) {
             self.add_chunk(cfg, p, data, exact);
+            self.after_chunk = exact;
             if !exact {
                 self.close_run();
             }
             return;
+        }
+        // The tail of a file is a smaller write right after its chunks. Tails up to a bind's size
+        // are left out of the count so that a pipe write is never swallowed.
+        if std::mem::take(&mut self.after_chunk) {
+            if let Some(data) = shapes::write_data(req, resp).filter(|d| *d > shapes::BIND_MAX) {
+                self.add_chunk(cfg, p, u64::from(data), true);
+                self.after_chunk = true;
+                return;
+            }
         }
         if shapes::is_close(req, resp) {
             self.close_run();

@@ -22,6 +22,8 @@ pub const READ_RESPONSE_FIXED: u32 = SMB2_HEADER + 16;
 pub const IOCTL_REQUEST_FIXED: u32 = SMB2_HEADER + 56;
 /// IOCTL response: header + 48 + output.
 pub const IOCTL_RESPONSE_FIXED: u32 = SMB2_HEADER + 48;
+/// CREATE response without create contexts: header + 88.
+pub const CREATE_RESPONSE: u32 = SMB2_HEADER + 88;
 /// CLOSE request (header + 24) and response (header + 60): an exact pair no other command has.
 pub const CLOSE_REQUEST: u32 = SMB2_HEADER + 24;
 pub const CLOSE_RESPONSE: u32 = SMB2_HEADER + 60;
@@ -91,10 +93,13 @@ pub fn read_data(req: u32, resp: u32) -> Option<u32> {
 }
 
 /// IOCTL FSCTL_PIPE_TRANSCEIVE: (request PDU length, response PDU length).
-/// Ambiguity: CREATE (120 + name + contexts → 152 + contexts) and other commands can fit; the
-/// DCE-RPC shapes below and the sequence are what narrow it.
+/// Ambiguity: CREATE (120 + name + contexts → 152 + contexts) and other commands can fit; a CREATE
+/// answered without contexts (152) is excluded, the rest is left to the DCE-RPC shapes below and
+/// the sequence.
 pub fn transceive(req: u32, resp: u32) -> Option<(u32, u32)> {
-    if resp == WRITE_RESPONSE || (READ_REQUEST_MIN..=READ_REQUEST_MAX).contains(&req) {
+    // A 152-byte answer is a CREATE response without contexts (opening a file or pipe); reading it
+    // as IOCTL would only gain DCE-RPC replies of exactly 40 bytes.
+    if resp == WRITE_RESPONSE || resp == CREATE_RESPONSE || (READ_REQUEST_MIN..=READ_REQUEST_MAX).contains(&req) {
         return None;
     }
     let q = req.checked_sub(IOCTL_REQUEST_FIXED)?;
@@ -211,6 +216,7 @@ mod tests {
         assert_eq!(transceive(113, 148), None);
         assert_eq!(transceive(184, 80), None);
         assert_eq!(transceive(130, 180), None);
+        assert_eq!(transceive(144, 152), None);
         assert_eq!(upload_chunk(56_432, 80), Some((56_320, true)));
         assert_eq!(upload_chunk(56_432 + 88 + 136, 356), Some((56_320 + 88 + 136, false)));
         assert_eq!(upload_chunk(56_432, 2000), None);

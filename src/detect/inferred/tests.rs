@@ -349,3 +349,49 @@ fn hostile_sizes_never_panic() {
         assert!(t.evidence.len() <= MAX_EVIDENCE);
     }
 }
+
+#[test]
+fn file_tail_after_chunks_counts_but_a_bind_sized_write_does_not() {
+    let mut s = Seq::new();
+    s.upload(65_536).upload(65_536).upload(12_288).upload(2_208).close();
+    s.call_rw(116, 92).call_ioctl(56, HANDLE_REPLY).call_ioctl(create_service_q(8, 30), CREATE_SERVICE_REPLY);
+    let out = s.run(InferenceConfig::default());
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].upload_size, Some(65_536 * 2 + 12_288 + 2_208));
+    // No CLOSE between the upload and the bind: the bind is still read as a bind.
+    let mut s = Seq::new();
+    s.upload(56_320).call_rw(BIND_ONE_CONTEXT, 68).call_rw(open_scm_q(), HANDLE_REPLY);
+    s.call_rw(create_service_q(4, 25), FAULT_PDU);
+    let out = s.run(InferenceConfig::default());
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].upload_size, Some(56_320));
+}
+
+#[test]
+fn reordered_and_interleaved_sequences_are_inferred() {
+    // Upload between the bind and the first call; a share enumeration on another pipe between the
+    // handle calls and the create call.
+    let mut s = Seq::new();
+    s.call_ioctl(BIND_ONE_CONTEXT, 68);
+    s.create("abcdefgh.exe").upload(56_320).close();
+    s.call_ioctl(open_scm_q(), HANDLE_REPLY).call_ioctl(open_service_q(4), HANDLE_REPLY);
+    s.call_ioctl(76, 316);
+    s.call_ioctl(create_service_q(4, 25), CREATE_SERVICE_REPLY);
+    let out = s.run(InferenceConfig::default());
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert!(out[0].with_upload);
+}
+
+#[test]
+fn authenticated_binding_with_verifiers_is_inferred() {
+    // Three contexts + NTLMSSP NEGOTIATE in the bind, CHALLENGE in the ack; every call then carries
+    // an 8-byte sec_trailer and a 16-byte signature (+ stub padding).
+    let v = AUTH_VERIFIER_MIN;
+    let mut s = Seq::new();
+    s.upload(100_000).close();
+    s.call_ioctl(160 + 8 + 40, 116 + 8 + 180).call_ioctl(open_scm_q() + v, HANDLE_REPLY + v);
+    s.call_ioctl(create_service_q(6, 40) + v + 4, CREATE_SERVICE_REPLY + v);
+    let out = s.run(InferenceConfig::default());
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert!(out[0].with_upload);
+}
