@@ -76,15 +76,16 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 
 /// Sessions tracked at once; at the cap the least recently active one is finished and dropped.
-pub const MAX_INFERENCE_SESSIONS: usize = 8192;
-/// Evidence items in one inferred technique.
-pub const MAX_EVIDENCE: usize = 24;
+pub const MAX_INFERENCE_SESSIONS: usize = 4096;
+/// Evidence items in one inferred technique: upload chunks (request and reply), the bind, the
+/// handle calls and the create call (up to four messages each).
+pub const MAX_EVIDENCE: usize = 2 * MAX_UPLOAD_EVIDENCE + 4 + 4 * MAX_HANDLE_CALLS_KEPT + 4;
 /// Upload chunks kept as evidence (the rest are only summed).
 pub const MAX_UPLOAD_EVIDENCE: usize = 4;
 /// Handle calls reported as evidence between a bind and a create call.
 pub const MAX_HANDLE_CALLS_KEPT: usize = 4;
 /// Pipe exchanges kept per session inside the sequence window; beyond it the oldest is dropped.
-pub const MAX_EXCHANGES_KEPT: usize = 64;
+pub const MAX_EXCHANGES_KEPT: usize = 32;
 /// Inferred techniques per session; more means a loop, not more information.
 pub const MAX_INFERENCES_PER_SESSION: u32 = 8;
 /// Cap notes waiting for [`Inference::report_caps`].
@@ -96,7 +97,7 @@ const PIPE_WRITE_MAX_AGE_SECS: u64 = 30;
 const SWEEP_EVERY_SECS: u64 = 60;
 
 /// Windows of the signature, in packet time.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct InferenceConfig {
     /// The create call must come at most this long after the upload ended.
     pub upload_window_secs: u64,
@@ -368,7 +369,7 @@ impl Inference {
         let ts = o.conn.ts;
         self.sweep(ts, out);
         let key = (o.conn.orig_h, o.conn.resp_h, o.session_id);
-        let cfg = self.cfg.clone();
+        let cfg = self.cfg;
         let mut matched = Vec::new();
         let mut pairs = Vec::new();
         let mut cap = None;
@@ -405,7 +406,7 @@ impl Inference {
     }
 
     fn finish_session(&mut self, key: SessionKey, out: &mut Vec<InferredTechnique>) {
-        let cfg = self.cfg.clone();
+        let cfg = self.cfg;
         let mut matched = Vec::new();
         if let Some(s) = self.sessions.get_mut(&key) {
             let mut pairs = Vec::new();
@@ -505,8 +506,13 @@ impl Session {
         // Pipe calls.
         if let Some(q) = shapes::write_data(req, resp).filter(|q| (shapes::DCE_HEADER..=shapes::MAX_PIPE_PDU).contains(q)) {
             self.pending_write = match self.pending_write.take() {
-                // A multi-fragment request: the fragments add up.
-                Some(w) if w.last.resp.ts.saturating_add_secs(PIPE_WRITE_MAX_AGE_SECS) >= p.req.ts => {
+                // A multi-fragment request: the fragments add up. Only a full fragment is
+                // followed by more; a smaller unanswered write (an AUTH3 after an authenticated
+                // bind) is replaced.
+                Some(w)
+                    if w.q >= shapes::MIN_FRAGMENT_SPLIT
+                        && w.last.resp.ts.saturating_add_secs(PIPE_WRITE_MAX_AGE_SECS) >= p.req.ts =>
+                {
                     Some(PendingWrite { first: w.first, last: p, q: w.q.saturating_add(q) })
                 }
                 _ => Some(PendingWrite { first: p, last: p, q }),

@@ -64,6 +64,9 @@ pub const CREATE_SERVICE_REPLY: u32 = DCE_CALL_HEADER + 4 + 20 + 4;
 pub const CREATE_CALL_MIN: u32 = DCE_CALL_HEADER + 20 + 16 + 4 + 16 + 32 + 28;
 /// Largest DCE-RPC fragment we read as one pipe PDU (Windows negotiates 5840, impacket 4280).
 pub const MAX_PIPE_PDU: u32 = 5840;
+/// A DCE-RPC request is split into fragments of max_xmit_frag bytes, which [C706] requires to be at
+/// least 1432: a pipe write shorter than that is the last (or only) fragment of its PDU.
+pub const MIN_FRAGMENT_SPLIT: u32 = 1432;
 /// Smallest single client write that counts as an upload chunk. Above [`MAX_PIPE_PDU`] so a pipe
 /// write is never taken for an upload. A tool writing its executable in chunks under this size is
 /// not seen as uploading (documented limit).

@@ -395,3 +395,19 @@ fn authenticated_binding_with_verifiers_is_inferred() {
     assert_eq!(out.len(), 1, "{out:#?}");
     assert!(out[0].with_upload);
 }
+
+#[test]
+fn auth3_and_multi_fragment_requests_over_write_read() {
+    let v = AUTH_VERIFIER_MIN;
+    let mut s = Seq::new();
+    s.upload(100_000).close();
+    // Authenticated bind, then AUTH3: a write nobody answers with a read.
+    s.call_rw(72 + 8 + 40, 68 + 8 + 200).pair(WRITE_REQUEST_FIXED + 16 + 8 + 330, WRITE_RESPONSE);
+    s.call_rw(open_scm_q() + v, HANDLE_REPLY + v);
+    // A create request split into a full 1432-byte fragment and the rest.
+    s.pair(WRITE_REQUEST_FIXED + 1432, WRITE_RESPONSE).call_rw(900, CREATE_SERVICE_REPLY + v);
+    let out = s.run(InferenceConfig::default());
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let create: Vec<_> = out[0].evidence.iter().filter(|e| e.role == "create-call").collect();
+    assert_eq!(create[0].inner, Some(1432 + 900));
+}
