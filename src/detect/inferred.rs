@@ -266,6 +266,8 @@ struct Session {
     exchanges: VecDeque<Exchange>,
     exchanges_dropped: bool,
     inferences: u32,
+    /// Its flow ended; kept only until its upload is used or expires.
+    ended: bool,
 }
 
 /// The size-and-sequence inference over all sessions. Feed it every event in packet order.
@@ -288,8 +290,8 @@ impl Inference {
             Event::SmbOpaque(o) => self.on_opaque(o, out),
             Event::SmbAuth(a) => {
                 if let Some(sid) = a.session_id {
-                    // Only sessions that already carry opaque messages, or that authenticated a
-                    // user, are worth a slot; identity arrives before encryption starts.
+                    // Identity arrives before encryption starts, so the slot is taken now; sessions
+                    // that never turn opaque leave with the idle sweep or the LRU at the cap.
                     if a.user.is_some() {
                         let key = (a.conn.orig_h, a.conn.resp_h, sid);
                         if let Some(s) = self.session(key, &a.conn, out) {
@@ -310,7 +312,7 @@ impl Inference {
                     }
                 }
                 if v.state == "end" {
-                    self.finish_session(key, out);
+                    self.end_session(key, out);
                 }
             }
             _ => {}
@@ -340,7 +342,7 @@ impl Inference {
         if self.caps.len() < MAX_PENDING_CAP_NOTES {
             self.caps.push(CapNote { cap, ts, conn, detail });
         } else {
-            self.caps_dropped += 1;
+            self.caps_dropped = self.caps_dropped.saturating_add(1);
         }
     }
 
@@ -377,6 +379,7 @@ impl Inference {
             let Some(s) = self.session(key, &o.conn, out) else { return };
             s.conn = o.conn;
             s.last_ts = ts;
+            s.ended = false;
             let m = Msg { ts, size: o.original_size, uid: o.conn.uid };
             let notes = if o.to_server {
                 s.client_msgs = s.client_msgs.saturating_add(1);
@@ -405,7 +408,27 @@ impl Inference {
         }
     }
 
+    /// The flow of a session ended: complete it, but keep an upload it made for the window, since
+    /// the service may be created over another connection (the idle sweep drops it later).
+    fn end_session(&mut self, key: SessionKey, out: &mut Vec<InferredTechnique>) {
+        self.complete(key, out);
+        if let Some(s) = self.sessions.get_mut(&key) {
+            s.close_run();
+            if s.upload.is_none() {
+                self.sessions.remove(&key);
+            } else {
+                s.ended = true;
+            }
+        }
+    }
+
     fn finish_session(&mut self, key: SessionKey, out: &mut Vec<InferredTechnique>) {
+        self.complete(key, out);
+        self.sessions.remove(&key);
+    }
+
+    /// Pair what is held and run the sequence over it.
+    fn complete(&mut self, key: SessionKey, out: &mut Vec<InferredTechnique>) {
         let cfg = self.cfg;
         let mut matched = Vec::new();
         if let Some(s) = self.sessions.get_mut(&key) {
@@ -418,7 +441,6 @@ impl Inference {
         for m in matched {
             self.emit(key, m, out);
         }
-        self.sessions.remove(&key);
     }
 
     fn sweep(&mut self, now: Ts, out: &mut Vec<InferredTechnique>) {
@@ -450,14 +472,23 @@ impl Inference {
                 let better = match best {
                     None => true,
                     // Prefer this session's own upload, then the most recent.
-                    Some((bk, bend)) => *k == key && bk != key || (bk != key && u.end > bend),
+                    Some((bk, bend)) => bk != key && (*k == key || u.end > bend),
                 };
                 if better {
                     best = Some((*k, u.end));
                 }
             }
         }
-        let upload = best.and_then(|(k, _)| self.sessions.get_mut(&k).and_then(|s| s.upload.take()));
+        let mut upload = None;
+        if let Some((k, _)) = best {
+            if let Some(s) = self.sessions.get_mut(&k) {
+                upload = s.upload.take();
+                // An ended session was only kept for its upload.
+                if s.ended {
+                    self.sessions.remove(&k);
+                }
+            }
+        }
         if upload.is_none() && !self.cfg.report_service_only {
             return;
         }

@@ -411,3 +411,42 @@ fn auth3_and_multi_fragment_requests_over_write_read() {
     let create: Vec<_> = out[0].evidence.iter().filter(|e| e.role == "create-call").collect();
     assert_eq!(create[0].inner, Some(1432 + 900));
 }
+
+#[test]
+fn upload_survives_the_end_of_its_connection() {
+    use crate::event::SmbVisibility;
+    let mut s = Seq::new();
+    s.sid = 1;
+    s.upload(56_320).close();
+    let conn = s.conn();
+    let end = |sid| {
+        Event::SmbVisibility(SmbVisibility {
+            conn,
+            session_id: sid,
+            kind: "encrypted",
+            state: "end",
+            cipher: None,
+            dialect: None,
+            user: None,
+            domain: None,
+            workstation: None,
+            messages: 4,
+            bytes: 1,
+            decrypted: false,
+        })
+    };
+    s.events.push(end(1));
+    s.sid = 2;
+    s.call_ioctl(BIND_ONE_CONTEXT, 68).call_ioctl(open_scm_q(), HANDLE_REPLY);
+    s.call_ioctl(create_service_q(4, 25), FAULT_PDU);
+    s.events.push(end(2));
+    let mut inf = Inference::new(InferenceConfig::default());
+    let mut out = vec![];
+    for e in &s.events {
+        inf.on_event(e, &mut out);
+    }
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert!(out[0].with_upload);
+    // The upload was consumed and the service session ended: nothing is left.
+    assert!(inf.sessions.is_empty());
+}
