@@ -154,7 +154,7 @@ fn packet(
         if st.buf.len() < 8 {
             break;
         }
-        let smb = |b: &[u8]| b.len() >= 4 && b[1..4] == *b"SMB" && matches!(b[0], 0xfc | 0xfd | 0xfe | 0xff);
+        let smb = |b: &[u8]| b.len() >= 4 && b[1..4] == *b"SMB" && matches!(b[0], 0xfc..=0xff);
         if st.buf[0] != 0 || !smb(&st.buf[4..]) {
             match (1..st.buf.len().saturating_sub(7)).find(|&i| st.buf[i] == 0 && smb(&st.buf[i + 4..])) {
                 Some(i) => {

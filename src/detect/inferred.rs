@@ -529,9 +529,8 @@ impl Session {
                 return;
             }
         }
-        if shapes::is_close(req, resp) {
-            self.close_run();
-        } else if self.run.as_ref().is_some_and(|r| r.end.saturating_add_secs(cfg.upload_run_gap_secs) < p.req.ts) {
+        let quiet = self.run.as_ref().is_some_and(|r| r.end.saturating_add_secs(cfg.upload_run_gap_secs) < p.req.ts);
+        if shapes::is_close(req, resp) || quiet {
             self.close_run();
         }
         // Pipe calls.

@@ -120,7 +120,7 @@ pub fn transceive(req: u32, resp: u32) -> Option<(u32, u32)> {
 /// that includes the other commands (a few hundred bytes).
 pub fn upload_chunk(req: u32, resp: u32) -> Option<(u64, bool)> {
     let data = req.checked_sub(WRITE_REQUEST_FIXED)?;
-    if data >= UPLOAD_CHUNK_MIN && resp <= MAX_UPLOAD_REPLY && resp >= WRITE_RESPONSE {
+    if data >= UPLOAD_CHUNK_MIN && (WRITE_RESPONSE..=MAX_UPLOAD_REPLY).contains(&resp) {
         Some((u64::from(data), resp == WRITE_RESPONSE))
     } else {
         None
