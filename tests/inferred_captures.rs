@@ -321,7 +321,19 @@ fn j1_encrypted_psexec_is_inferred() {
     assert_eq!(x.tool_hint, Some("impacket"));
     assert_eq!(x.user.as_deref(), Some("admin"));
     assert!(x.reason.contains("inferred from encrypted SMB3"));
-    assert!(x.evidence.iter().any(|e| e.role == "create-call"));
+    // The DCE-RPC fragment lengths tshark shows after decrypting j1 with the lab password
+    // (`-o ntlmssp.nt_password:… -e dcerpc.cn_frag_len`): svcctl bind 72 / bind_ack 68,
+    // OpenSCManagerW 104 / 48, OpenServiceW 72 / 48, CreateServiceW 204 / fault 32.
+    let pdus = |role: &str| -> Vec<u32> {
+        x.evidence.iter().filter(|e| e.role == role).filter_map(|e| e.inner).collect()
+    };
+    assert_eq!(pdus("bind"), vec![72, 68]);
+    assert_eq!(pdus("handle-call"), vec![104, 48, 72, 48]);
+    assert_eq!(pdus("create-call"), vec![204, 32]);
+    assert_eq!(pdus("upload"), vec![56_320]);
+    // …carried by WRITE (112 + PDU) and READ responses (80 + PDU), as tshark shows.
+    let create: Vec<u32> = x.evidence.iter().filter(|e| e.role == "create-call").map(|e| e.size).collect();
+    assert_eq!(create, vec![316, 80, 113, 112]);
 }
 
 #[test]

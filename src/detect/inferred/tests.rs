@@ -450,3 +450,24 @@ fn upload_survives_the_end_of_its_connection() {
     // The upload was consumed and the service session ended: nothing is left.
     assert!(inf.sessions.is_empty());
 }
+
+#[test]
+fn windows_style_browsing_after_a_copy_does_not_alert() {
+    // CREATEs with request contexts (MxAc 24, QFid 24, RqLs v2 56 → padded) answered with response
+    // contexts (MxAc 32, QFid 56, RqLs v2 76), directory listings, info queries, closes.
+    let mut s = Seq::new();
+    s.tree_connect(r"\\fileserver.example.com\Departments").upload(1 << 20).upload(1 << 20).upload(300_000).close();
+    let names = ["Finance", r"Finance\Reports", r"Finance\Reports\2026\Q3-summary-final.xlsx", r"Finance\Budget\x"];
+    for round in 0..20u32 {
+        for (i, n) in names.iter().enumerate() {
+            let name = 2 * n.len() as u32 + 2 * round;
+            let ctx = [24 + 24, 24 + 24 + 56, 24, 0][i % 4];
+            let resp = 152 + [32 + 56, 32 + 56 + 76, 32, 0][i % 4];
+            s.pair(IOCTL_REQUEST_FIXED + ((name + 7) & !7) + ctx, resp);
+            s.pair(96 + 2, 72 + 8 + 104 * (round + 1)); // QUERY_DIRECTORY
+            s.pair(104, 72 + 40); // QUERY_INFO basic
+            s.close();
+        }
+    }
+    assert!(s.run(InferenceConfig::default()).is_empty());
+}
