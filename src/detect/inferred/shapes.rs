@@ -64,6 +64,9 @@ pub const CREATE_SERVICE_REPLY: u32 = DCE_CALL_HEADER + 4 + 20 + 4;
 pub const CREATE_CALL_MIN: u32 = DCE_CALL_HEADER + 20 + 16 + 4 + 16 + 32 + 28;
 /// Largest DCE-RPC fragment we read as one pipe PDU (Windows negotiates 5840, impacket 4280).
 pub const MAX_PIPE_PDU: u32 = 5840;
+/// Largest request we read as one call once its fragments are added up: a command line of 32,767
+/// UTF-16 characters in a binary path, and the rest.
+pub const MAX_CALL_TOTAL: u32 = 1 << 17;
 /// A DCE-RPC request is split into fragments of max_xmit_frag bytes, which [C706] requires to be at
 /// least 1432: a pipe write shorter than that is the last (or only) fragment of its PDU.
 pub const MIN_FRAGMENT_SPLIT: u32 = 1432;
@@ -162,7 +165,7 @@ pub fn is_create_reply(r: u32) -> bool {
 /// `larger_than` is the largest handle-call request seen since the bind: CreateServiceW carries a
 /// service name, binary path and eleven more fields, so it outgrows the calls that opened handles.
 pub fn is_create_call(q: u32, r: u32, larger_than: u32) -> bool {
-    q >= CREATE_CALL_MIN && q > larger_than && q <= MAX_PIPE_PDU && is_create_reply(r)
+    q >= CREATE_CALL_MIN && q > larger_than && q <= MAX_CALL_TOTAL && is_create_reply(r)
 }
 
 #[cfg(test)]
