@@ -285,6 +285,9 @@ impl Inference {
         Inference { cfg, sessions: BTreeMap::new(), last_sweep: Ts(0), caps: Vec::new(), caps_dropped: 0 }
     }
 
+    /// Feed one event (packet order). `smb_opaque` drives the inference; `smb_auth` and
+    /// `smb_visibility` give the session its user, domain and workstation (and `state = "end"`
+    /// completes it); other events are ignored. Inferred techniques are appended to `out`.
     pub fn on_event(&mut self, ev: &Event, out: &mut Vec<InferredTechnique>) {
         match ev {
             Event::SmbOpaque(o) => self.on_opaque(o, out),
