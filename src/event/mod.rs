@@ -346,9 +346,17 @@ pub struct DceArgs {
     /// Win32 / HRESULT return code from the response stub.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_code: Option<u32>,
-    /// Endpoint mapper answer: the TCP port that serves `service_name`'s interface.
+    /// Endpoint mapper answer: the TCP port that serves `mapped_endpoint`'s interface.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epm_port: Option<u16>,
+    /// Endpoint mapper answer: the IP address in the tower (often 0.0.0.0 = the mapper's host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epm_ip: Option<String>,
+    /// Endpoint mapper: the interface asked about (`ept_map` map_tower), uuid and Zeek name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapped_uuid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapped_endpoint: Option<String>,
 }
 
 impl DceArgs {
