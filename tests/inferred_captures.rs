@@ -460,3 +460,56 @@ fn survey_directory() {
         }
     }
 }
+
+/// The same inference fed by the real pipeline (capture → flow → SMB layer → events), so the
+/// `smb_opaque` / `smb_auth` / `smb_visibility` contract between the layers is checked too.
+fn pipeline_events(rel: &str) -> Vec<Event> {
+    use psexec_sensor::pipeline::{run_file, Collect, Engine, EngineConfig};
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut collect = Collect::default();
+    let mut index = 0;
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let outcome = run_file(&mut engine, &root().join(rel), &mut index, progress, &mut collect, &mut |_| {});
+    assert!(outcome.error.is_none(), "{rel}: {:?}", outcome.error);
+    collect.events.into_iter().map(|(_, e)| e).collect()
+}
+
+#[test]
+fn end_to_end_j1_through_the_smb_layer() {
+    let events = pipeline_events("lab/j1_psexec_opportunistic_enc.pcap");
+    // The SMB layer sees the same 58 transform headers as the walker, with the same sizes.
+    let walker = opaque_events(&root().join("lab/j1_psexec_opportunistic_enc.pcap")).expect("walker");
+    let sizes = |ev: &[Event]| -> Vec<(bool, u32, &'static str)> {
+        ev.iter()
+            .filter_map(|e| match e {
+                // The walker's counter/random split is rough; the client's letters are not.
+                Event::SmbOpaque(o) => Some((o.to_server, o.original_size, if o.to_server { o.nonce_form } else { "" })),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(sizes(&events), sizes(&walker));
+    let out = infer(&events);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let t = truth(&root().join("lab/j1_psexec_opportunistic_enc.pcap"));
+    assert_eq!(out[0].src, ip(&t["attacker_ip"]));
+    assert!(out[0].with_upload);
+    assert_eq!(out[0].upload_size, Some(56_320));
+    assert_eq!(out[0].tool_hint, Some("impacket"));
+    assert_eq!(out[0].user.as_deref(), Some("admin"));
+}
+
+#[test]
+fn end_to_end_encrypted_negatives_through_the_smb_layer() {
+    for rel in [
+        "lab/j3_benign_upload_enc.pcap",
+        "public/zeek/smb3.pcap",
+        "public/zeek/smb311.pcap",
+        "public/suricata-verify/smb3-02-midstream/input.pcap",
+    ] {
+        let events = pipeline_events(rel);
+        assert!(opaque_count(&events) >= 20, "{rel}: {} opaque", opaque_count(&events));
+        let out = infer(&events);
+        assert!(out.is_empty(), "{rel}: {out:#?}");
+    }
+}
