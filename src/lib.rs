@@ -8,6 +8,7 @@ pub mod capture;
 pub mod dcerpc;
 pub mod decode;
 pub mod detect;
+pub mod eval;
 pub mod event;
 pub mod flow;
 pub mod output;

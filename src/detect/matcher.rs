@@ -1,0 +1,1193 @@
+//! The matcher: per (source, target) state and per-source state, driven by events in packet order.
+//!
+//! An attack instance opens at a remote service creation / reconfiguration or task registration
+//! and gathers evidence from a sliding window around it: what the pair did in the `window` before
+//! it (snapshotted when it opens) and what follows while it stays open. It closes, and its alert is
+//! written, when packet time passes `last activity + window` (or at `finish`). Repeats from the same
+//! source on the same target while it is open fold into it.
+
+use super::attribution::{attribute, AttribInput};
+use super::names::{basename_lower, is_admin_share, looks_random, runs_interpreter, share_relative, upload_relative};
+use super::rules::{ExceptionSubject, Rules};
+use crate::event::alert::{
+    Alert, Basis, Evidence, FoldedCall, HostSummary, Severity, SignalAlert, Technique, TechniqueAlert, Upload,
+    VisibilityAlert,
+};
+use crate::event::{ConnFields, DceRpc, Event, FileAction, SmbFiles};
+use crate::time::Ts;
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// (source, target) pairs tracked at once; beyond it idle pairs are swept and new pairs ignored.
+pub const MAX_PAIRS: usize = 65_536;
+/// Source hosts tracked (for sweeps and host summaries).
+pub const MAX_SOURCES: usize = 65_536;
+/// Open attack instances per pair.
+pub const MAX_OPEN_INSTANCES: usize = 8;
+/// Evidence lines kept per alert.
+pub const MAX_EVIDENCE: usize = 64;
+/// Folded calls kept per alert (the count keeps counting).
+pub const MAX_FOLDED_CALLS: usize = 32;
+/// Distinct uploads remembered per pair (and per instance).
+pub const MAX_UPLOADS: usize = 64;
+/// Pipe opens, admin-share connects and distinct calls remembered per pair.
+pub const MAX_PAIR_ITEMS: usize = 128;
+/// Service handles remembered per pair (OpenService / CreateService results).
+pub const MAX_HANDLES: usize = 256;
+/// SMB3-encrypted sessions already reported.
+pub const MAX_VISIBILITY_KEYS: usize = 65_536;
+/// Packet-time interval between sweeps of idle state.
+const SWEEP_EVERY_NS: u64 = 30 * 1_000_000_000;
+
+pub const SVCCTL_UUID: &str = "367abb81-9844-35f1-ad32-98f038001003";
+pub const TASKSCHED_UUID: &str = "86d35949-83c9-4044-b424-db363231fd0c";
+pub const ATSVC_UUID: &str = "1ff70682-0a51-30e8-076d-740be8cee98b";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Iface {
+    Svcctl,
+    TaskSched,
+    Atsvc,
+    Other,
+}
+
+fn iface_of(endpoint: &str, uuid: Option<&str>) -> Iface {
+    let u = uuid.unwrap_or("");
+    if endpoint.eq_ignore_ascii_case("svcctl") || u.eq_ignore_ascii_case(SVCCTL_UUID) {
+        Iface::Svcctl
+    } else if endpoint.eq_ignore_ascii_case("ITaskSchedulerService") || u.eq_ignore_ascii_case(TASKSCHED_UUID) {
+        Iface::TaskSched
+    } else if endpoint.eq_ignore_ascii_case("atsvc") || u.eq_ignore_ascii_case(ATSVC_UUID) {
+        Iface::Atsvc
+    } else {
+        Iface::Other
+    }
+}
+
+/// What an svcctl / task call means for detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CallRole {
+    Create(Technique),
+    OpenScm,
+    OpenService,
+    Start,
+    Control,
+    Delete,
+    TaskRun,
+    TaskDelete,
+    Other,
+}
+
+fn role(iface: Iface, opnum: u16) -> CallRole {
+    match (iface, opnum) {
+        (Iface::Svcctl, 12 | 24 | 44 | 45 | 60) => CallRole::Create(Technique::ServiceCreate),
+        (Iface::Svcctl, 11 | 23) => CallRole::Create(Technique::ServiceModify),
+        (Iface::Svcctl, 15 | 27 | 64) => CallRole::OpenScm,
+        (Iface::Svcctl, 16 | 28) => CallRole::OpenService,
+        (Iface::Svcctl, 19 | 31) => CallRole::Start,
+        (Iface::Svcctl, 1) => CallRole::Control,
+        (Iface::Svcctl, 2) => CallRole::Delete,
+        (Iface::TaskSched, 1) => CallRole::Create(Technique::TaskCreate),
+        (Iface::TaskSched, 12) => CallRole::TaskRun,
+        (Iface::TaskSched, 13) => CallRole::TaskDelete,
+        (Iface::Atsvc, 0) => CallRole::Create(Technique::TaskCreate),
+        (Iface::Atsvc, 1) => CallRole::TaskDelete,
+        _ => CallRole::Other,
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Auth {
+    user: Option<String>,
+    domain: Option<String>,
+    workstation: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+struct UploadRec {
+    ts: Ts,
+    share: String,
+    name: String,
+    rel: String,
+    size: u64,
+    sha256: Option<String>,
+    pe: bool,
+    claimed: bool,
+    ev: Evidence,
+}
+
+#[derive(Clone, Debug)]
+struct Instance {
+    technique: Technique,
+    basis: Basis,
+    transport: &'static str,
+    iface: Iface,
+    first_ts: Ts,
+    last_ts: Ts,
+    service_name: Option<String>,
+    display_name: Option<String>,
+    binary_path: Option<String>,
+    start_type: Option<u32>,
+    task_path: Option<String>,
+    command: Option<String>,
+    calls: Vec<FoldedCall>,
+    count: u32,
+    started: bool,
+    deleted: bool,
+    failed: bool,
+    handles: Vec<String>,
+    /// Uploads before (false) or after (true) the first create.
+    uploads: Vec<(UploadRec, bool)>,
+    shares: BTreeSet<String>,
+    pipes: Vec<String>,
+    evidence: Vec<Evidence>,
+    evidence_dropped: bool,
+}
+
+impl Instance {
+    fn push_evidence(&mut self, ev: Evidence) {
+        if self.evidence.len() < MAX_EVIDENCE {
+            self.evidence.push(ev);
+        } else {
+            self.evidence_dropped = true;
+        }
+    }
+    fn add_pipe(&mut self, p: &str) {
+        if self.pipes.len() < MAX_PAIR_ITEMS && !self.pipes.iter().any(|x| x.eq_ignore_ascii_case(p)) {
+            self.pipes.push(p.to_string());
+        }
+    }
+    fn names_service(&self, name: &str) -> bool {
+        self.service_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name))
+            || self.calls.iter().any(|c| c.service_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+    }
+}
+
+#[derive(Default)]
+struct PairState {
+    last_ts: Ts,
+    first_uid: Option<String>,
+    smb_seen: bool,
+    auth: Option<Auth>,
+    admin_connects: Vec<(Ts, String, Evidence)>,
+    uploads: Vec<UploadRec>,
+    pipes: Vec<(Ts, String, Evidence)>,
+    calls: Vec<(String, Ts)>,
+    max_bind_contexts: (u32, Ts),
+    machine_name: Option<String>,
+    handles: Vec<(String, String)>,
+    open: Vec<Instance>,
+}
+
+#[derive(Default)]
+struct SourceState {
+    first_ts: Ts,
+    last_ts: Ts,
+    attacks: u32,
+    suppressed: u32,
+    signals: u32,
+    targets: BTreeSet<IpAddr>,
+    tools: BTreeSet<String>,
+    techniques: BTreeSet<Technique>,
+    users: BTreeSet<String>,
+    changed: bool,
+    admin_connects: Vec<(Ts, IpAddr)>,
+    last_sweep_alert: Option<Ts>,
+}
+
+/// Counters of named caps reached inside detection.
+#[derive(Clone, Debug, Default)]
+pub struct DetectStats {
+    pub caps: BTreeMap<&'static str, u64>,
+    pub events: u64,
+}
+
+/// See `super` (mod.rs) for the API contract.
+pub struct Detector {
+    rules: Rules,
+    window_ns: u64,
+    pairs: FxHashMap<(IpAddr, IpAddr), PairState>,
+    sources: FxHashMap<IpAddr, SourceState>,
+    visibility_seen: FxHashSet<(IpAddr, IpAddr, u64)>,
+    now: Ts,
+    next_sweep: Ts,
+    next_summary: Option<Ts>,
+    stats: DetectStats,
+}
+
+fn ev(c: &ConnFields, ts: Ts, log: &'static str, summary: String) -> Evidence {
+    Evidence { ts, log, uid: c.uid.to_string(), summary }
+}
+
+fn fnv(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+fn clean_pipe(name: &str) -> String {
+    let n = name.trim_start_matches('\\');
+    let n = if n.len() > 5 && n.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("pipe\\")) { &n[5..] } else { n };
+    n.to_string()
+}
+
+fn call_status(e: &DceRpc) -> (String, bool) {
+    if e.status != "ok" {
+        return (e.status.clone(), true);
+    }
+    match e.args.return_code {
+        Some(rc) if rc != 0 => (format!("0x{rc:08x}"), true),
+        _ => ("ok".into(), false),
+    }
+}
+
+impl Detector {
+    pub fn new(rules: Rules) -> Detector {
+        let window_ns = rules.settings.window_secs.saturating_mul(1_000_000_000);
+        Detector {
+            rules,
+            window_ns,
+            pairs: FxHashMap::default(),
+            sources: FxHashMap::default(),
+            visibility_seen: FxHashSet::default(),
+            now: Ts(0),
+            next_sweep: Ts(0),
+            next_summary: None,
+            stats: DetectStats::default(),
+        }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    pub fn stats(&self) -> &DetectStats {
+        &self.stats
+    }
+
+    fn cap(&mut self, name: &'static str) {
+        *self.stats.caps.entry(name).or_insert(0) += 1;
+    }
+
+    /// Feed one event (packet-time order). Alerts whose instances closed are appended to `out`.
+    pub fn on_event(&mut self, event: &Event, out: &mut Vec<Alert>) {
+        self.stats.events += 1;
+        let Some(conn) = event.conn() else { return };
+        let ts = conn.ts;
+        if ts > self.now {
+            self.now = ts;
+        }
+        if self.now >= self.next_sweep {
+            self.sweep(out, false);
+            self.next_sweep = Ts(self.now.0.saturating_add(SWEEP_EVERY_NS));
+        }
+        match event {
+            Event::SmbAuth(a) => {
+                if let Some(p) = self.pair(conn) {
+                    p.smb_seen = true;
+                    if a.user.as_deref().is_some_and(|u| !u.is_empty()) {
+                        p.auth = Some(Auth { user: a.user.clone(), domain: a.domain.clone(), workstation: a.workstation.clone() });
+                    }
+                }
+            }
+            Event::SmbMapping(m) => self.on_mapping(conn, &m.share, &m.path, &m.status, out),
+            Event::SmbFiles(f) => self.on_files(conn, f),
+            Event::SmbVisibility(v) => self.on_visibility(conn, v, out),
+            Event::SmbOpaque(_) => {
+                // Size-based inference of the technique inside SMB3-encrypted sessions plugs in here
+                // (issue 7): it would open an instance with `Basis::Inferred` through `open_instance`.
+                if let Some(p) = self.pair(conn) {
+                    p.smb_seen = true;
+                }
+            }
+            Event::DceRpc(d) => self.on_dce(conn, d, out),
+            Event::Anomaly(_) => {}
+        }
+    }
+
+    fn pair(&mut self, c: &ConnFields) -> Option<&mut PairState> {
+        let key = (c.orig_h, c.resp_h);
+        if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
+            self.cap("MAX_PAIRS");
+            return None;
+        }
+        let p = self.pairs.entry(key).or_default();
+        p.last_ts = p.last_ts.max(c.ts);
+        if p.first_uid.is_none() {
+            p.first_uid = Some(c.uid.to_string());
+        }
+        Some(p)
+    }
+
+    fn on_mapping(&mut self, c: &ConnFields, share: &str, path: &str, status: &str, out: &mut Vec<Alert>) {
+        let window = self.window_ns;
+        let Some(p) = self.pair(c) else { return };
+        p.smb_seen = true;
+        if !is_admin_share(share) {
+            return;
+        }
+        let e = ev(c, c.ts, "smb_mapping", format!("tree connect {path} ({status})"));
+        for inst in p.open.iter_mut() {
+            inst.shares.insert(share.to_ascii_uppercase());
+            inst.push_evidence(e.clone());
+        }
+        prune(&mut p.admin_connects, c.ts, window, |x| x.0);
+        if p.admin_connects.len() < MAX_PAIR_ITEMS {
+            p.admin_connects.push((c.ts, share.to_ascii_uppercase(), e));
+        }
+        self.on_admin_connect(c, out);
+    }
+
+    fn on_admin_connect(&mut self, c: &ConnFields, out: &mut Vec<Alert>) {
+        let sweep_ns = self.rules.settings.sweep_window_secs.saturating_mul(1_000_000_000);
+        let min = self.rules.settings.sweep_min_targets as usize;
+        if !self.sources.contains_key(&c.orig_h) && self.sources.len() >= MAX_SOURCES {
+            self.cap("MAX_SOURCES");
+            return;
+        }
+        let s = self.sources.entry(c.orig_h).or_default();
+        prune(&mut s.admin_connects, c.ts, sweep_ns, |x| x.0);
+        if s.admin_connects.len() < MAX_PAIR_ITEMS {
+            s.admin_connects.push((c.ts, c.resp_h));
+        }
+        let targets: BTreeSet<IpAddr> = s.admin_connects.iter().map(|x| x.1).collect();
+        let recent = s.last_sweep_alert.is_some_and(|t| c.ts.0 < t.0.saturating_add(sweep_ns));
+        if targets.len() >= min && !recent {
+            s.last_sweep_alert = Some(c.ts);
+            let first = s.admin_connects.first().map_or(c.ts, |x| x.0);
+            let targets: Vec<IpAddr> = targets.into_iter().collect();
+            let reason = format!(
+                "{} connected to admin shares on {} hosts within {} s.",
+                c.orig_h,
+                targets.len(),
+                self.rules.settings.sweep_window_secs
+            );
+            let sig = SignalAlert {
+                ts: first,
+                id: format!("sig-{:016x}", fnv(&[b"sweep", &ip_bytes(&c.orig_h), &first.0.to_be_bytes()])),
+                signal: "admin-share-sweep",
+                attack: vec!["T1021.002"],
+                severity: Severity::Medium,
+                src_ip: c.orig_h,
+                dst_ip: None,
+                user: None,
+                share: None,
+                upload: None,
+                service_name: None,
+                targets,
+                reason,
+                evidence: vec![ev(c, c.ts, "smb_mapping", "admin-share connect".into())],
+                suppressed_by: None,
+            };
+            self.emit_signal(sig, out);
+        }
+    }
+
+    fn on_files(&mut self, c: &ConnFields, f: &SmbFiles) {
+        let window = self.window_ns;
+        let Some(p) = self.pair(c) else { return };
+        p.smb_seen = true;
+        let is_pipe = f.action == Some(FileAction::PipeOpen)
+            || (f.action == Some(FileAction::FileOpen) && f.share.eq_ignore_ascii_case("IPC$"));
+        if is_pipe {
+            let name = clean_pipe(&f.name);
+            if name.is_empty() {
+                return;
+            }
+            let e = ev(c, c.ts, "smb_files", format!("pipe open \\{} ({})", name, f.status));
+            for inst in p.open.iter_mut() {
+                inst.add_pipe(&name);
+                inst.push_evidence(e.clone());
+            }
+            prune(&mut p.pipes, c.ts, window, |x| x.0);
+            if p.pipes.len() < MAX_PAIR_ITEMS && !p.pipes.iter().any(|x| x.1.eq_ignore_ascii_case(&name)) {
+                p.pipes.push((c.ts, name, e));
+            }
+            return;
+        }
+        if f.action != Some(FileAction::FileWrite) {
+            return;
+        }
+        let bytes = f.bytes_written.unwrap_or(0);
+        let unknown_share = f.share == "<unknown>" || f.share.is_empty();
+        if bytes == 0 || !(is_admin_share(&f.share) || (unknown_share && f.pe == Some(true))) {
+            return;
+        }
+        let share = if unknown_share { "<unknown>".to_string() } else { f.share.to_ascii_uppercase() };
+        let name = f.name.trim_start_matches('\\').to_string();
+        let rel = upload_relative(&share, &name);
+        let pe = f.pe == Some(true);
+        let summary = format!(
+            "wrote {}\\{} {} bytes{}{}",
+            share,
+            name,
+            bytes,
+            if pe { " PE" } else { "" },
+            f.sha256.as_deref().map(|h| format!(" sha256 {h}")).unwrap_or_default()
+        );
+        let e = ev(c, f.first_write_ts.unwrap_or(c.ts), "smb_files", summary);
+        let ts = f.first_write_ts.unwrap_or(c.ts);
+        let open = !p.open.is_empty();
+        // Aggregate by name over handles (the truth sums bytes over every handle).
+        let rec = if let Some(u) = p.uploads.iter_mut().find(|u| u.rel == rel) {
+            u.size = u.size.saturating_add(bytes);
+            u.pe |= pe;
+            if f.sha256.is_some() {
+                u.sha256 = f.sha256.clone();
+            }
+            u.claimed |= open;
+            u.clone()
+        } else {
+            let u = UploadRec { ts, share, name, rel: rel.clone(), size: bytes, sha256: f.sha256.clone(), pe, claimed: open, ev: e.clone() };
+            if p.uploads.len() < MAX_UPLOADS {
+                p.uploads.push(u.clone());
+            }
+            u
+        };
+        for inst in p.open.iter_mut() {
+            inst.push_evidence(e.clone());
+            if let Some(x) = inst.uploads.iter_mut().find(|x| x.0.rel == rel) {
+                x.0 = rec.clone();
+            } else if inst.uploads.len() < MAX_UPLOADS {
+                inst.uploads.push((rec.clone(), true));
+            }
+        }
+    }
+
+    fn on_visibility(&mut self, c: &ConnFields, v: &crate::event::SmbVisibility, out: &mut Vec<Alert>) {
+        let auth = self.pair(c).and_then(|p| {
+            p.smb_seen = true;
+            p.auth.clone()
+        });
+        if v.state != "start" {
+            return;
+        }
+        let key = (c.orig_h, c.resp_h, v.session_id);
+        if self.visibility_seen.contains(&key) {
+            return;
+        }
+        if self.visibility_seen.len() >= MAX_VISIBILITY_KEYS {
+            self.cap("MAX_VISIBILITY_KEYS");
+            return;
+        }
+        self.visibility_seen.insert(key);
+        let auth = auth.unwrap_or_default();
+        let user = v.user.clone().or(auth.user);
+        let reason = format!(
+            "SMB3 session from {} to {}{} is {}{}: the sensor cannot see shares, files or RPC inside it.",
+            c.orig_h,
+            c.resp_h,
+            user.as_deref().map(|u| format!(" as {u}")).unwrap_or_default(),
+            v.kind,
+            if v.decrypted { " (decrypted with supplied keys)" } else { "" }
+        );
+        out.push(Alert::Visibility(VisibilityAlert {
+            ts: c.ts,
+            uid: c.uid.to_string(),
+            src_ip: c.orig_h,
+            dst_ip: c.resp_h,
+            session_id: v.session_id,
+            state: v.kind,
+            user,
+            domain: v.domain.clone().or(auth.domain),
+            workstation: v.workstation.clone().or(auth.workstation),
+            dialect: v.dialect.clone(),
+            cipher: v.cipher.clone(),
+            decrypted: v.decrypted,
+            reason,
+        }));
+    }
+
+    fn on_dce(&mut self, c: &ConnFields, d: &DceRpc, out: &mut Vec<Alert>) {
+        let Some(p) = self.pair(c) else { return };
+        if d.transport == "smb_pipe" {
+            p.smb_seen = true;
+        }
+        if d.operation == "bind" || d.operation == "alter_context" {
+            if let Some(ctxs) = &d.interfaces {
+                let relevant = ctxs.iter().any(|x| iface_of(&x.endpoint, Some(&x.uuid)) != Iface::Other);
+                let n = u32::try_from(ctxs.len()).unwrap_or(u32::MAX);
+                if relevant && n >= p.max_bind_contexts.0 {
+                    p.max_bind_contexts = (n, c.ts);
+                }
+            }
+            return;
+        }
+        let op_key = format!("{}::{}", d.endpoint, d.operation);
+        if let Some(x) = p.calls.iter_mut().find(|x| x.0 == op_key) {
+            x.1 = c.ts;
+        } else if p.calls.len() < MAX_PAIR_ITEMS {
+            p.calls.push((op_key, c.ts));
+        }
+        let iface = iface_of(&d.endpoint, d.uuid.as_deref());
+        let Some(opnum) = d.opnum else { return };
+        let (status, failed) = call_status(d);
+        let handle_service = d
+            .args
+            .handle
+            .as_deref()
+            .and_then(|h| p.handles.iter().find(|x| x.0 == h).map(|x| x.1.clone()));
+        let remember_handle = |p: &mut PairState, name: &Option<String>| {
+            if let (Some(h), Some(n)) = (d.args.response_handle.as_deref(), name.as_deref()) {
+                if p.handles.len() >= MAX_HANDLES {
+                    p.handles.remove(0);
+                }
+                p.handles.push((h.to_string(), n.to_string()));
+            }
+        };
+        match role(iface, opnum) {
+            CallRole::OpenScm => {
+                if let Some(m) = &d.args.machine_name {
+                    p.machine_name = Some(m.clone());
+                }
+            }
+            CallRole::OpenService => remember_handle(p, &d.args.service_name),
+            CallRole::Create(tech) => {
+                let service_name = d.args.service_name.clone().or(handle_service.clone());
+                remember_handle(p, &service_name);
+                let summary = format!(
+                    "{} {}{}{}{} -> {}{}",
+                    d.endpoint,
+                    d.operation,
+                    service_name.as_deref().map(|s| format!(" service {s}")).unwrap_or_default(),
+                    d.args.binary_path.as_deref().map(|s| format!(" path {s}")).unwrap_or_default(),
+                    d.args.task_path.as_deref().map(|s| format!(" task {s}")).unwrap_or_default(),
+                    status,
+                    if d.stub_encrypted { " (stub encrypted)" } else { "" }
+                );
+                let e = ev(c, c.ts, "dce_rpc", summary);
+                let call = FoldedCall {
+                    ts: c.ts,
+                    service_name: service_name.clone(),
+                    binary_path: d.args.binary_path.clone(),
+                    task_path: d.args.task_path.clone(),
+                    status,
+                };
+                self.open_instance(c, d, iface, tech, service_name, call, failed, e);
+            }
+            CallRole::Start | CallRole::Delete | CallRole::Control | CallRole::TaskRun | CallRole::TaskDelete => {
+                let r = role(iface, opnum);
+                let name = handle_service.or_else(|| d.args.service_name.clone());
+                let unknown = name.is_none() && d.args.handle.is_none();
+                let e = ev(
+                    c,
+                    c.ts,
+                    "dce_rpc",
+                    format!(
+                        "{} {}{} -> {}",
+                        d.endpoint,
+                        d.operation,
+                        name.as_deref().map(|s| format!(" service {s}")).unwrap_or_default(),
+                        status
+                    ),
+                );
+                let handle = d.args.handle.clone();
+                let hit = p.open.iter_mut().rev().find(|i| {
+                    let same_family = match r {
+                        CallRole::TaskRun | CallRole::TaskDelete => i.technique == Technique::TaskCreate,
+                        _ => i.technique != Technique::TaskCreate,
+                    };
+                    same_family
+                        && (name.as_deref().is_some_and(|n| i.names_service(n))
+                            || handle.as_deref().is_some_and(|h| i.handles.iter().any(|x| x == h))
+                            || unknown)
+                });
+                if let Some(i) = hit {
+                    match r {
+                        CallRole::Start | CallRole::TaskRun => i.started = true,
+                        CallRole::Delete | CallRole::TaskDelete => i.deleted = true,
+                        _ => {}
+                    }
+                    i.last_ts = i.last_ts.max(c.ts);
+                    i.push_evidence(e);
+                } else if matches!(r, CallRole::Start | CallRole::Control) {
+                    let user = p.auth.as_ref().and_then(|a| a.user.clone());
+                    let what = if r == CallRole::Start { "started" } else { "sent a control to" };
+                    let reason = format!(
+                        "{} {} existing service {} on {} (no service was created).",
+                        c.orig_h,
+                        what,
+                        name.as_deref().unwrap_or("<unknown>"),
+                        c.resp_h
+                    );
+                    let sig = SignalAlert {
+                        ts: c.ts,
+                        id: format!("sig-{:016x}", fnv(&[b"svcctl", &ip_bytes(&c.orig_h), &ip_bytes(&c.resp_h), &c.ts.0.to_be_bytes()])),
+                        signal: "service-control",
+                        attack: vec!["T1569.002"],
+                        severity: Severity::Low,
+                        src_ip: c.orig_h,
+                        dst_ip: Some(c.resp_h),
+                        user,
+                        share: None,
+                        upload: None,
+                        service_name: name,
+                        targets: vec![],
+                        reason,
+                        evidence: vec![e],
+                        suppressed_by: None,
+                    };
+                    self.emit_signal(sig, out);
+                }
+            }
+            CallRole::Other => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_instance(
+        &mut self,
+        c: &ConnFields,
+        d: &DceRpc,
+        iface: Iface,
+        tech: Technique,
+        service_name: Option<String>,
+        call: FoldedCall,
+        failed: bool,
+        e: Evidence,
+    ) {
+        let window = self.window_ns;
+        let key = (c.orig_h, c.resp_h);
+        let Some(p) = self.pairs.get_mut(&key) else { return };
+        if let Some(i) = p.open.iter_mut().find(|i| i.technique == tech) {
+            i.count = i.count.saturating_add(1);
+            i.last_ts = i.last_ts.max(c.ts);
+            i.failed &= failed;
+            if i.calls.len() < MAX_FOLDED_CALLS {
+                i.calls.push(call);
+            }
+            if i.service_name.is_none() {
+                i.service_name = service_name;
+            }
+            if i.binary_path.is_none() {
+                i.binary_path = d.args.binary_path.clone();
+            }
+            if let Some(h) = &d.args.response_handle {
+                if i.handles.len() < MAX_HANDLES {
+                    i.handles.push(h.clone());
+                }
+            }
+            i.push_evidence(e);
+            return;
+        }
+        if p.open.len() >= MAX_OPEN_INSTANCES {
+            self.cap("MAX_OPEN_INSTANCES");
+            return;
+        }
+        let from = Ts(c.ts.0.saturating_sub(window));
+        let mut inst = Instance {
+            technique: tech,
+            basis: if d.stub_encrypted { Basis::StubEncrypted } else { Basis::Cleartext },
+            transport: d.transport,
+            iface,
+            first_ts: c.ts,
+            last_ts: c.ts,
+            service_name,
+            display_name: d.args.display_name.clone(),
+            binary_path: d.args.binary_path.clone(),
+            start_type: d.args.start_type,
+            task_path: d.args.task_path.clone(),
+            command: match (&d.args.command, &d.args.command_arguments) {
+                (Some(a), Some(b)) if !b.is_empty() => Some(format!("{a} {b}")),
+                (a, _) => a.clone(),
+            },
+            calls: vec![call],
+            count: 1,
+            started: false,
+            deleted: false,
+            failed,
+            handles: d.args.response_handle.iter().cloned().collect(),
+            uploads: vec![],
+            shares: BTreeSet::new(),
+            pipes: vec![],
+            evidence: vec![],
+            evidence_dropped: false,
+        };
+        // Snapshot the window before the call.
+        let mut before: Vec<Evidence> = vec![];
+        for (ts, share, ev) in &p.admin_connects {
+            if *ts >= from {
+                inst.shares.insert(share.clone());
+                before.push(ev.clone());
+            }
+        }
+        for u in p.uploads.iter_mut() {
+            if u.ts >= from {
+                u.claimed = true;
+                before.push(u.ev.clone());
+                if inst.uploads.len() < MAX_UPLOADS {
+                    inst.uploads.push((u.clone(), false));
+                }
+            }
+        }
+        for (ts, name, ev) in &p.pipes {
+            if *ts >= from {
+                inst.add_pipe(name);
+                before.push(ev.clone());
+            }
+        }
+        before.sort_by_key(|e| e.ts);
+        if let Some(first) = before.first() {
+            inst.first_ts = inst.first_ts.min(first.ts);
+        }
+        for b in before {
+            inst.push_evidence(b);
+        }
+        inst.push_evidence(e);
+        p.open.push(inst);
+    }
+
+    /// Close instances whose window has passed, expire uploads, drop idle pairs.
+    fn sweep(&mut self, out: &mut Vec<Alert>, all: bool) {
+        let now = self.now;
+        let window = self.window_ns;
+        let mut closed: Vec<((IpAddr, IpAddr), Instance)> = vec![];
+        let mut expired: Vec<((IpAddr, IpAddr), UploadRec, Option<String>)> = vec![];
+        for (key, p) in self.pairs.iter_mut() {
+            let mut i = 0;
+            while i < p.open.len() {
+                if all || now.0 > p.open[i].last_ts.0.saturating_add(window) {
+                    closed.push((*key, p.open.remove(i)));
+                } else {
+                    i += 1;
+                }
+            }
+            let user = p.auth.as_ref().and_then(|a| a.user.clone());
+            p.uploads.retain(|u| {
+                let keep = !all && now.0 <= u.ts.0.saturating_add(window);
+                if !keep && !u.claimed {
+                    expired.push((*key, u.clone(), user.clone()));
+                }
+                keep
+            });
+            if !all {
+                prune(&mut p.admin_connects, now, window, |x| x.0);
+                prune(&mut p.pipes, now, window, |x| x.0);
+                p.calls.retain(|x| now.0 <= x.1 .0.saturating_add(window));
+            }
+        }
+        if !all {
+            self.pairs.retain(|_, p| !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(window));
+        }
+        closed.sort_by_key(|(_, i)| i.first_ts);
+        for (key, inst) in closed {
+            let a = self.build_alert(key, inst);
+            self.emit_technique(a, out);
+        }
+        expired.sort_by_key(|(_, u, _)| u.ts);
+        for (key, u, user) in expired {
+            self.upload_signal(key, u, user, out);
+        }
+    }
+
+    fn upload_signal(&mut self, key: (IpAddr, IpAddr), u: UploadRec, user: Option<String>, out: &mut Vec<Alert>) {
+        let lower = u.name.to_ascii_lowercase();
+        let exe_name = [".exe", ".dll", ".sys", ".bat", ".ps1", ".vbs", ".scr", ".msi"].iter().any(|x| lower.ends_with(x));
+        if !(u.pe || exe_name) {
+            return;
+        }
+        let reason = format!(
+            "{} wrote {} {}\\{} ({} bytes) to {} with no service or task created around it.",
+            key.0,
+            if u.pe { "executable" } else { "script/executable-named file" },
+            u.share,
+            u.name,
+            u.size,
+            key.1
+        );
+        let sig = SignalAlert {
+            ts: u.ts,
+            id: format!("sig-{:016x}", fnv(&[b"upload", &ip_bytes(&key.0), &ip_bytes(&key.1), u.rel.as_bytes(), &u.ts.0.to_be_bytes()])),
+            signal: "admin-share-executable",
+            attack: vec!["T1570", "T1021.002"],
+            severity: if u.pe { Severity::Medium } else { Severity::Low },
+            src_ip: key.0,
+            dst_ip: Some(key.1),
+            user,
+            share: Some(u.share.clone()),
+            upload: Some(Upload { share: u.share.clone(), name: u.name.clone(), size: u.size, sha256: u.sha256.clone(), pe: u.pe, referenced: false }),
+            service_name: None,
+            targets: vec![],
+            reason,
+            evidence: vec![u.ev.clone()],
+            suppressed_by: None,
+        };
+        self.emit_signal(sig, out);
+    }
+
+    fn build_alert(&mut self, key: (IpAddr, IpAddr), inst: Instance) -> TechniqueAlert {
+        let (src, dst) = key;
+        let p = self.pairs.get(&key);
+        let auth = p.and_then(|p| p.auth.clone()).unwrap_or_default();
+        let machine = p.and_then(|p| p.machine_name.clone());
+        let smb_seen = p.is_some_and(|p| p.smb_seen);
+        let from = Ts(inst.first_ts.0.saturating_sub(self.window_ns));
+        let calls: Vec<String> = p
+            .map(|p| p.calls.iter().filter(|x| x.1 >= from).map(|x| x.0.clone()).collect())
+            .unwrap_or_default();
+        let bind_ctx = p.map_or(0, |p| if p.max_bind_contexts.1 >= from { p.max_bind_contexts.0 } else { 0 });
+
+        // Does a binary path (or task command) refer to a file this source just wrote?
+        let paths: Vec<&str> = inst
+            .calls
+            .iter()
+            .filter_map(|c| c.binary_path.as_deref())
+            .chain(inst.binary_path.as_deref())
+            .chain(inst.command.as_deref())
+            .collect();
+        let refers = |u: &UploadRec| {
+            paths.iter().any(|bp| {
+                let by_path = share_relative(bp).is_some_and(|r| r == u.rel);
+                let by_name = u.share == "<unknown>" && basename_lower(super::names::executable_part(bp)) == basename_lower(&u.name);
+                by_path || by_name
+            })
+        };
+        let mut uploads: Vec<Upload> = vec![];
+        let mut upload_before = false;
+        let mut upload_after = false;
+        let mut any_pe = false;
+        for (u, after) in &inst.uploads {
+            let r = refers(u);
+            if r {
+                if *after {
+                    upload_after = true;
+                } else {
+                    upload_before = true;
+                }
+            }
+            any_pe |= u.pe;
+            uploads.push(Upload { share: u.share.clone(), name: u.name.clone(), size: u.size, sha256: u.sha256.clone(), pe: u.pe, referenced: r });
+        }
+        let binary_is_upload = upload_before || upload_after;
+        let interpreter = paths.iter().any(|p| runs_interpreter(p));
+        let lengths = self.rules.settings.random_name_lengths.clone();
+        let random_name = inst.service_name.as_deref().is_some_and(|n| looks_random(n, &lengths))
+            || inst.task_path.as_deref().is_some_and(|t| looks_random(t.trim_start_matches('\\'), &lengths));
+
+        let input = AttribInput {
+            technique: Some(inst.technique),
+            service_names: inst.calls.iter().filter_map(|c| c.service_name.as_deref()).chain(inst.service_name.as_deref()).collect(),
+            display_names: inst.display_name.as_deref().into_iter().collect(),
+            binary_paths: paths.clone(),
+            uploads: inst.uploads.iter().map(|(u, _)| u.name.as_str()).collect(),
+            pipes: inst.pipes.iter().map(|s| s.as_str()).collect(),
+            machine_names: machine.as_deref().into_iter().collect(),
+            task_paths: inst.task_path.as_deref().into_iter().collect(),
+            commands: inst.command.as_deref().into_iter().collect(),
+            calls: calls.iter().map(|s| s.as_str()).collect(),
+            transport: Some(inst.transport),
+            binary_is_upload,
+            smb: smb_seen,
+            stub_encrypted: inst.basis == Basis::StubEncrypted,
+            max_bind_contexts: bind_ctx,
+            count: inst.count,
+        };
+        let attrib = attribute(&self.rules, &input);
+
+        let mut conf: f64 = match inst.basis {
+            Basis::Cleartext => 0.55,
+            Basis::StubEncrypted => 0.40,
+            Basis::Inferred => 0.25,
+        };
+        if upload_before {
+            conf += 0.30;
+        } else if upload_after {
+            conf += 0.15;
+        } else if any_pe {
+            conf += 0.10;
+        }
+        if interpreter {
+            conf += 0.20;
+        }
+        if random_name {
+            conf += 0.10;
+        }
+        if inst.started {
+            conf += 0.10;
+        }
+        if inst.deleted {
+            conf += 0.05;
+        }
+        if attrib.tool != "unknown" {
+            conf += 0.10;
+        }
+        if inst.count > 1 {
+            conf += 0.05;
+        }
+        let conf = (conf.min(0.99) * 100.0).round() / 100.0;
+        let severity = if conf >= 0.8 {
+            Severity::High
+        } else if conf >= 0.5 || inst.basis == Basis::StubEncrypted {
+            Severity::Medium
+        } else {
+            Severity::Low
+        };
+
+        let over_smb = inst.transport == "smb_pipe" || !inst.shares.is_empty() || !uploads.is_empty();
+        let mut attack: Vec<&'static str> = vec![];
+        match inst.technique {
+            Technique::ServiceCreate | Technique::ServiceModify => {
+                attack.push("T1569.002");
+                attack.push("T1543.003");
+            }
+            Technique::TaskCreate => attack.push(if inst.iface == Iface::Atsvc { "T1053.002" } else { "T1053.005" }),
+        }
+        if over_smb {
+            attack.push("T1021.002");
+        }
+        if !uploads.is_empty() {
+            attack.push("T1570");
+        }
+
+        let reason = reason_sentence(&inst, src, dst, &uploads, upload_before, upload_after, interpreter, random_name, &attrib.tool);
+        let id = format!("psx-{:016x}", fnv(&[&ip_bytes(&src), &ip_bytes(&dst), inst.technique.as_str().as_bytes(), &inst.first_ts.0.to_be_bytes()]));
+        let mut evidence = inst.evidence.clone();
+        evidence.sort_by_key(|e| e.ts);
+        if inst.evidence_dropped {
+            self.cap("MAX_EVIDENCE");
+        }
+        TechniqueAlert {
+            ts: inst.first_ts,
+            ts_end: inst.last_ts,
+            id,
+            technique: inst.technique,
+            attack,
+            severity,
+            confidence: conf,
+            basis: inst.basis,
+            src_ip: src,
+            dst_ip: dst,
+            user: auth.user,
+            domain: auth.domain,
+            workstation: auth.workstation,
+            share: if inst.shares.is_empty() { None } else { Some(inst.shares.iter().cloned().collect::<Vec<_>>().join(",")) },
+            uploads,
+            service_name: inst.service_name.clone(),
+            display_name: inst.display_name.clone(),
+            binary_path: inst.binary_path.clone(),
+            start_type: inst.start_type,
+            task_path: inst.task_path.clone(),
+            command: inst.command.clone(),
+            pipes: inst.pipes.clone(),
+            tool: attrib.tool,
+            tool_reason: attrib.why,
+            count: inst.count,
+            calls: inst.calls.clone(),
+            started: inst.started,
+            deleted: inst.deleted,
+            failed: inst.failed,
+            reason,
+            evidence,
+            suppressed_by: None,
+        }
+    }
+
+    fn source(&mut self, src: IpAddr) -> Option<&mut SourceState> {
+        if !self.sources.contains_key(&src) && self.sources.len() >= MAX_SOURCES {
+            *self.stats.caps.entry("MAX_SOURCES").or_insert(0) += 1;
+            return None;
+        }
+        Some(self.sources.entry(src).or_default())
+    }
+
+    fn emit_technique(&mut self, mut a: TechniqueAlert, out: &mut Vec<Alert>) {
+        let subject = ExceptionSubject {
+            src: a.src_ip,
+            dst: Some(a.dst_ip),
+            user: a.user.as_deref(),
+            domain: a.domain.as_deref(),
+            service_name: a.service_name.as_deref(),
+            tool: Some(a.tool.as_str()),
+        };
+        a.suppressed_by = self.rules.exception_for(&subject).map(str::to_string);
+        if let Some(s) = self.source(a.src_ip) {
+            touch(s, a.ts, a.ts_end);
+            s.attacks += 1;
+            if a.suppressed_by.is_some() {
+                s.suppressed += 1;
+            }
+            s.targets.insert(a.dst_ip);
+            s.tools.insert(a.tool.clone());
+            s.techniques.insert(a.technique);
+            if let Some(u) = &a.user {
+                let q = match &a.domain {
+                    Some(d) if !d.is_empty() => format!("{d}\\{u}"),
+                    _ => u.clone(),
+                };
+                if s.users.len() < MAX_PAIR_ITEMS {
+                    s.users.insert(q);
+                }
+            }
+            s.changed = true;
+        }
+        out.push(Alert::Technique(Box::new(a)));
+    }
+
+    fn emit_signal(&mut self, mut sig: SignalAlert, out: &mut Vec<Alert>) {
+        let subject = ExceptionSubject {
+            src: sig.src_ip,
+            dst: sig.dst_ip,
+            user: sig.user.as_deref(),
+            domain: None,
+            service_name: sig.service_name.as_deref(),
+            tool: None,
+        };
+        sig.suppressed_by = self.rules.exception_for(&subject).map(str::to_string);
+        if let Some(s) = self.source(sig.src_ip) {
+            touch(s, sig.ts, sig.ts);
+            s.signals += 1;
+            s.changed = true;
+        }
+        out.push(Alert::Signal(sig));
+    }
+
+    /// Live mode: close instances whose window passed by `now` (packet or wall time mapped to the
+    /// capture clock) and emit periodic host summaries every `summary_interval_secs`.
+    pub fn tick(&mut self, now: Ts, out: &mut Vec<Alert>) {
+        if now > self.now {
+            self.now = now;
+        }
+        self.sweep(out, false);
+        let interval = self.rules.settings.summary_interval_secs.saturating_mul(1_000_000_000);
+        match self.next_summary {
+            None => self.next_summary = Some(Ts(self.now.0.saturating_add(interval))),
+            Some(t) if self.now >= t => {
+                self.summaries(out, false);
+                self.next_summary = Some(Ts(self.now.0.saturating_add(interval)));
+            }
+            _ => {}
+        }
+    }
+
+    /// End of input: flush every open instance, report unclaimed uploads, emit host summaries.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        self.sweep(out, true);
+        self.summaries(out, true);
+    }
+
+    fn summaries(&mut self, out: &mut Vec<Alert>, is_final: bool) {
+        let now = self.now;
+        let mut srcs: Vec<IpAddr> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| (s.attacks > 0 || s.signals > 0) && (is_final || s.changed))
+            .map(|(k, _)| *k)
+            .collect();
+        srcs.sort();
+        for src in srcs {
+            let Some(s) = self.sources.get_mut(&src) else { continue };
+            s.changed = false;
+            out.push(Alert::HostSummary(HostSummary {
+                ts: now,
+                src_ip: src,
+                first_ts: s.first_ts,
+                last_ts: s.last_ts,
+                attacks: s.attacks,
+                suppressed: s.suppressed,
+                signals: s.signals,
+                targets: s.targets.iter().copied().collect(),
+                tools: s.tools.iter().cloned().collect(),
+                techniques: s.techniques.iter().copied().collect(),
+                users: s.users.iter().cloned().collect(),
+                is_final,
+            }));
+        }
+    }
+}
+
+fn touch(s: &mut SourceState, a: Ts, b: Ts) {
+    if s.first_ts == Ts(0) || a < s.first_ts {
+        s.first_ts = a;
+    }
+    if b > s.last_ts {
+        s.last_ts = b;
+    }
+}
+
+/// Drop entries older than `window` before `now` (items are appended in time order).
+fn prune<T>(v: &mut Vec<T>, now: Ts, window: u64, ts: impl Fn(&T) -> Ts) {
+    let cut = now.0.saturating_sub(window);
+    v.retain(|x| ts(x).0 >= cut);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reason_sentence(
+    inst: &Instance,
+    src: IpAddr,
+    dst: IpAddr,
+    uploads: &[Upload],
+    upload_before: bool,
+    upload_after: bool,
+    interpreter: bool,
+    random_name: bool,
+    tool: &str,
+) -> String {
+    let what = match inst.technique {
+        Technique::ServiceCreate => "created service",
+        Technique::ServiceModify => "reconfigured service",
+        Technique::TaskCreate => "registered task",
+    };
+    let name = inst
+        .service_name
+        .as_deref()
+        .or(inst.task_path.as_deref())
+        .map(|n| format!(" {n}"))
+        .unwrap_or_default();
+    let mut s = String::new();
+    let referenced: Vec<&Upload> = uploads.iter().filter(|u| u.referenced).collect();
+    if upload_before {
+        if let Some(u) = referenced.first() {
+            s.push_str(&format!("{src} uploaded {}\\{} to {dst} and then {what}{name}", u.share, u.name));
+        }
+    } else {
+        s.push_str(&format!("{src} {what}{name} on {dst}"));
+    }
+    if inst.basis == Basis::StubEncrypted {
+        s.push_str(" (stub encrypted: seen from the interface and opnum alone)");
+    }
+    if let Some(bp) = &inst.binary_path {
+        if upload_before {
+            s.push_str(&format!(" running it ({bp})"));
+        } else if upload_after {
+            s.push_str(&format!(" running {bp}, a file it uploaded right after"));
+        } else if interpreter {
+            s.push_str(&format!(" running a command interpreter ({bp})"));
+        } else {
+            s.push_str(&format!(" running {bp}"));
+        }
+    } else if let Some(cmd) = &inst.command {
+        s.push_str(&format!(" running {cmd}"));
+    }
+    if random_name {
+        s.push_str(", random-looking name");
+    }
+    if inst.count > 1 {
+        s.push_str(&format!(", {} times", inst.count));
+    }
+    if inst.started {
+        s.push_str(", and started it");
+    }
+    if inst.failed {
+        s.push_str(", the call failed on the server but the attempt is on the wire");
+    }
+    if tool != "unknown" {
+        s.push_str(&format!(" (looks like {tool})"));
+    }
+    s.push('.');
+    s
+}
