@@ -543,6 +543,9 @@ impl Detector {
             .as_deref()
             .and_then(|h| p.handles.iter().find(|x| x.0 == h).map(|x| x.1.clone()));
         let remember_handle = |p: &mut PairState, name: &Option<String>| {
+            if failed {
+                return;
+            }
             if let (Some(h), Some(n)) = (d.args.response_handle.as_deref(), name.as_deref()) {
                 if p.handles.len() >= MAX_HANDLES {
                     p.handles.remove(0);
