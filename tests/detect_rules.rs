@@ -311,3 +311,56 @@ fn attributes_impacket_services_and_unknown() {
     assert_eq!(t.tool, "unknown", "technique detected whether or not a tool matches");
     assert!(t.tool_reason.is_none());
 }
+
+#[test]
+fn attributes_stub_encrypted_wow64_create_to_psexec_and_ansi_create_to_unknown() {
+    // suricata-verify dcerpc-dce-iface-01: PsExec's svcctl over TCP with packet privacy, no SMB seen
+    let enc = |s: &mut Seq, t: f64, op: u16, name: &str| {
+        s.call_on(t, "tcp", "svcctl", op, name, DceArgs::default(), "ok", true);
+    };
+    let mut s = Seq::new("192.168.10.31", "192.168.10.30");
+    enc(&mut s, 0.0, 15, "OpenSCManagerW");
+    enc(&mut s, 0.01, 45, "CreateServiceWOW64W");
+    enc(&mut s, 0.02, 0, "CloseServiceHandle");
+    enc(&mut s, 0.03, 16, "OpenServiceW");
+    enc(&mut s, 0.04, 19, "StartServiceW");
+    enc(&mut s, 1.9, 1, "ControlService");
+    enc(&mut s, 1.95, 2, "DeleteService");
+    let alerts = run(&s.done());
+    let t = one(&alerts);
+    assert_eq!(t.tool, "sysinternals-psexec");
+    assert!(t.started && t.deleted);
+    assert!(signals(&alerts).is_empty(), "stop/delete of the created service are not separate signals");
+    // pcap-attack LM_smbexec: ANSI svcctl (27 / 24 / 31), twice, stub encrypted
+    let mut s = Seq::new("172.16.66.1", "172.16.66.36");
+    for k in 0..2 {
+        let t0 = k as f64 * 20.0;
+        enc(&mut s, t0, 27, "OpenSCManagerA");
+        enc(&mut s, t0 + 0.1, 24, "CreateServiceA");
+        enc(&mut s, t0 + 0.2, 31, "StartServiceA");
+        enc(&mut s, t0 + 0.3, 2, "DeleteService");
+    }
+    let alerts = run(&s.done());
+    let t = one(&alerts);
+    assert_eq!(t.count, 2);
+    assert_eq!(t.tool, "unknown");
+}
+
+#[test]
+fn start_through_a_handle_of_unseen_origin_belongs_to_the_open_instance() {
+    // Capture started mid-session: the CreateService response handle was not decoded.
+    let mut s = Seq::new(ATT, VIC);
+    s.create(0.0, "PSEXESVC", "%SystemRoot%\\PSEXESVC.exe", None, "ok").start(0.1, "never-seen");
+    let alerts = run(&s.done());
+    assert!(one(&alerts).started);
+    assert!(signals(&alerts).is_empty());
+}
+
+#[test]
+fn interface_and_opnum_keys_are_validated() {
+    let e = err("[[tool]]\nname = \"t\"\n[[tool.signature]]\ninterface = \"samr\"\n");
+    assert_eq!(e.line, 4);
+    assert!(e.message.contains("interface"));
+    let e = err("[[tool]]\nname = \"t\"\n[[tool.signature]]\nopnum = 70000\n");
+    assert_eq!(e.line, 4, "{e}");
+}

@@ -18,6 +18,10 @@ pub struct AttribInput<'a> {
     /// "endpoint::operation" of calls seen from the source on the target.
     pub calls: Vec<&'a str>,
     pub transport: Option<&'a str>,
+    /// "svcctl" | "atsvc" | "ITaskSchedulerService"
+    pub interface: Option<&'a str>,
+    /// Opnums of the create / register calls folded into the instance.
+    pub opnums: Vec<u16>,
     pub binary_is_upload: bool,
     pub smb: bool,
     pub stub_encrypted: bool,
@@ -69,6 +73,8 @@ pub fn signature_matches(sig: &Signature, x: &AttribInput<'_>) -> bool {
         && any(&sig.call, &x.calls)
         && sig.technique.is_none_or(|t| Some(t) == x.technique)
         && sig.transport.as_deref().is_none_or(|t| Some(t) == x.transport)
+        && sig.interface.as_deref().is_none_or(|i| Some(i) == x.interface)
+        && sig.opnum.is_none_or(|n| x.opnums.contains(&n))
         && sig.binary_is_upload.is_none_or(|b| b == x.binary_is_upload)
         && sig.smb.is_none_or(|b| b == x.smb)
         && sig.stub_encrypted.is_none_or(|b| b == x.stub_encrypted)

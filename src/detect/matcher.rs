@@ -132,6 +132,7 @@ struct Instance {
     task_path: Option<String>,
     command: Option<String>,
     calls: Vec<FoldedCall>,
+    opnums: Vec<u16>,
     count: u32,
     started: bool,
     deleted: bool,
@@ -586,7 +587,9 @@ impl Detector {
             CallRole::Start | CallRole::Delete | CallRole::Control | CallRole::TaskRun | CallRole::TaskDelete => {
                 let r = role(iface, opnum);
                 let name = handle_service.or_else(|| d.args.service_name.clone());
-                let unknown = name.is_none() && d.args.handle.is_none();
+                // No name through the handle chain (stub encrypted, or the handle's origin was
+                // missed): the call most likely concerns the instance this pair has open.
+                let unknown = name.is_none();
                 let e = ev(
                     c,
                     c.ts,
@@ -669,6 +672,11 @@ impl Detector {
         let Some(p) = self.pairs.get_mut(&key) else { return };
         if let Some(i) = p.open.iter_mut().find(|i| i.technique == tech) {
             i.count = i.count.saturating_add(1);
+            if let Some(op) = d.opnum {
+                if !i.opnums.contains(&op) {
+                    i.opnums.push(op);
+                }
+            }
             i.last_ts = i.last_ts.max(c.ts);
             i.failed &= failed;
             if i.calls.len() < MAX_FOLDED_CALLS {
@@ -710,6 +718,7 @@ impl Detector {
                 (a, _) => a.clone(),
             },
             calls: vec![call],
+            opnums: d.opnum.into_iter().collect(),
             count: 1,
             started: false,
             deleted: false,
@@ -894,6 +903,13 @@ impl Detector {
             commands: inst.command.as_deref().into_iter().collect(),
             calls: calls.iter().map(|s| s.as_str()).collect(),
             transport: Some(inst.transport),
+            interface: Some(match inst.iface {
+                Iface::Svcctl => "svcctl",
+                Iface::Atsvc => "atsvc",
+                Iface::TaskSched => "ITaskSchedulerService",
+                Iface::Other => "other",
+            }),
+            opnums: inst.opnums.clone(),
             binary_is_upload,
             smb: smb_seen,
             stub_encrypted: inst.basis == Basis::StubEncrypted,

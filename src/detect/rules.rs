@@ -16,7 +16,8 @@
 //! why = "4-letter service running an 8-letter exe from %systemroot%"
 //! service_name = '^[a-z]{4}$'     # regexes, case-insensitive: service_name display_name binary_path
 //! binary_path = '^%systemroot%\\[a-z]{8}\.exe$'   # upload pipe machine_name task_path command call
-//! # exact: technique ("service-create"|"service-modify"|"task-create"), transport ("smb_pipe"|"tcp")
+//! # exact: technique ("service-create"|"service-modify"|"task-create"), transport ("smb_pipe"|"tcp"),
+//! #   interface ("svcctl"|"atsvc"|"ITaskSchedulerService"), opnum (of any create/register call)
 //! # booleans: binary_is_upload, smb (any SMB seen from source to target), stub_encrypted
 //! # numbers: min_bind_contexts (contexts offered in one bind that included the interface), min_count
 //!
@@ -107,6 +108,8 @@ pub struct Signature {
     pub call: Option<Regex>,
     pub technique: Option<Technique>,
     pub transport: Option<String>,
+    pub interface: Option<String>,
+    pub opnum: Option<u16>,
     pub binary_is_upload: Option<bool>,
     pub smb: Option<bool>,
     pub stub_encrypted: Option<bool>,
@@ -334,6 +337,8 @@ struct RawSignature {
     call: Option<Spanned<String>>,
     technique: Option<Spanned<String>>,
     transport: Option<Spanned<String>>,
+    interface: Option<Spanned<String>>,
+    opnum: Option<u16>,
     binary_is_upload: Option<bool>,
     smb: Option<bool>,
     stub_encrypted: Option<bool>,
@@ -489,6 +494,14 @@ impl Rules {
                             ));
                         }
                     }
+                    if let Some(i) = &r.interface {
+                        if !matches!(i.get_ref().as_str(), "svcctl" | "atsvc" | "ITaskSchedulerService") {
+                            return Err(ctx.err_at(
+                                i.span().start,
+                                format!("unknown interface {:?} (svcctl, atsvc, ITaskSchedulerService)", i.get_ref()),
+                            ));
+                        }
+                    }
                     let sig = Signature {
                         why: r.why.clone().unwrap_or_default(),
                         service_name: ctx.regex(&r.service_name, "service_name")?,
@@ -502,6 +515,8 @@ impl Rules {
                         call: ctx.regex(&r.call, "call")?,
                         technique,
                         transport: r.transport.as_ref().map(|t| t.get_ref().clone()),
+                        interface: r.interface.as_ref().map(|t| t.get_ref().clone()),
+                        opnum: r.opnum,
                         binary_is_upload: r.binary_is_upload,
                         smb: r.smb,
                         stub_encrypted: r.stub_encrypted,
@@ -574,6 +589,8 @@ impl Signature {
             && self.call.is_none()
             && self.technique.is_none()
             && self.transport.is_none()
+            && self.interface.is_none()
+            && self.opnum.is_none()
             && self.binary_is_upload.is_none()
             && self.smb.is_none()
             && self.stub_encrypted.is_none()
