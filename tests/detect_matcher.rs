@@ -372,3 +372,26 @@ fn task_registration_is_task_create() {
     assert!(t.started);
     assert_eq!(t.tool, "impacket-atexec");
 }
+
+#[test]
+fn late_write_summary_is_ordered_by_its_first_write_time() {
+    // The FILE_WRITE summary is emitted when the handle closes, possibly after the create call;
+    // its first write was before the create, so this is still upload-then-create.
+    let mut d = Detector::new(Rules::embedded());
+    let mut out = vec![];
+    let mut s = Seq::new(ATT, VIC);
+    s.create(2.0, "Updater", "%SystemRoot%\\payload.exe", None, "ok");
+    for e in s.done() {
+        d.on_event(&e, &mut out);
+    }
+    let mut w = Seq::new(ATT, VIC);
+    w.write(1.0, "ADMIN$", "payload.exe", 1000, true, None);
+    let Event::SmbFiles(mut f) = w.done().remove(0) else { panic!() };
+    f.conn.ts = ts(3.0);
+    d.on_event(&Event::SmbFiles(f), &mut out);
+    d.finish(&mut out);
+    let t = one(&out);
+    assert!(t.uploads[0].referenced);
+    assert!(t.reason.contains("uploaded ADMIN$\\payload.exe"), "{}", t.reason);
+    assert_eq!(t.ts, ts(1.0), "ts is the first evidence");
+}

@@ -123,6 +123,8 @@ struct Instance {
     basis: Basis,
     transport: &'static str,
     iface: Iface,
+    /// Time of the first create/register call: uploads before it count as "upload then create".
+    create_ts: Ts,
     first_ts: Ts,
     last_ts: Ts,
     service_name: Option<String>,
@@ -465,7 +467,12 @@ impl Detector {
             if let Some(x) = inst.uploads.iter_mut().find(|x| x.0.rel == rel) {
                 x.0 = rec.clone();
             } else if inst.uploads.len() < MAX_UPLOADS {
-                inst.uploads.push((rec.clone(), true));
+                // Write summaries arrive when the handle closes; order by when the writing began.
+                let after = rec.ts > inst.create_ts;
+                if !after {
+                    inst.first_ts = inst.first_ts.min(rec.ts);
+                }
+                inst.uploads.push((rec.clone(), after));
             }
         }
     }
@@ -706,6 +713,7 @@ impl Detector {
             basis: if d.stub_encrypted { Basis::StubEncrypted } else { Basis::Cleartext },
             transport: d.transport,
             iface,
+            create_ts: c.ts,
             first_ts: c.ts,
             last_ts: c.ts,
             service_name,
