@@ -43,6 +43,8 @@ fn impacket_psexec_lab_sequence_is_one_attributed_alert() {
     assert_eq!(json["kind"], "technique");
     assert_eq!(json["technique"], "service-create");
     assert_eq!(json["src_ip"], ATT);
+    let human = alerts[0].human();
+    assert!(human.contains("impacket-psexec") && human.contains(SHA) && human.contains("nUwj") && human.contains("%systemroot%\\zeCGSXch.exe"), "{human}");
 }
 
 #[test]
@@ -394,4 +396,34 @@ fn late_write_summary_is_ordered_by_its_first_write_time() {
     assert!(t.uploads[0].referenced);
     assert!(t.reason.contains("uploaded ADMIN$\\payload.exe"), "{}", t.reason);
     assert_eq!(t.ts, ts(1.0), "ts is the first evidence");
+}
+
+#[test]
+fn inferred_instances_have_the_lowest_confidence_and_say_so() {
+    let mut d = Detector::new(Rules::embedded());
+    let mut out = vec![];
+    let mut s = Seq::new("192.0.2.13", VIC);
+    s.auth(0.0, "admin", "WORKGROUP");
+    for e in s.done() {
+        d.on_event(&e, &mut out);
+    }
+    d.on_inferred(&conn(1.0, "192.0.2.13", VIC, 445), Technique::ServiceCreate, "svcctl", "encrypted 56 KB write then svcctl-sized exchange".into());
+    d.finish(&mut out);
+    let t = one(&out);
+    assert_eq!(t.basis, Basis::Inferred);
+    assert!(t.confidence < 0.4, "{}", t.confidence);
+    assert!(t.reason.contains("inferred"), "{}", t.reason);
+    assert_eq!(t.user.as_deref(), Some("admin"));
+    assert_eq!(t.evidence.last().unwrap().log, "smb_opaque");
+}
+
+#[test]
+#[ignore = "prints the lab psexec alert for eyeballing: cargo test --test detect_matcher show -- --ignored --nocapture"]
+fn show_lab_psexec_alert() {
+    let mut s = Seq::new(ATT, VIC);
+    impacket_psexec(&mut s, 0.0);
+    for a in run(&s.done()) {
+        println!("{}", serde_json::to_string(&a).unwrap());
+        print!("{}", a.human());
+    }
 }

@@ -13,7 +13,7 @@ use crate::event::alert::{
     Alert, Basis, Evidence, FoldedCall, HostSummary, Severity, SignalAlert, Technique, TechniqueAlert, Upload,
     VisibilityAlert,
 };
-use crate::event::{ConnFields, DceRpc, Event, FileAction, SmbFiles};
+use crate::event::{ConnFields, DceArgs, DceRpc, Event, FileAction, SmbFiles};
 use crate::time::Ts;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
@@ -97,6 +97,15 @@ fn role(iface: Iface, opnum: u16) -> CallRole {
     }
 }
 
+/// How a create/register call was seen.
+#[derive(Clone, Copy)]
+struct How<'a> {
+    basis: Basis,
+    transport: &'static str,
+    opnum: Option<u16>,
+    args: &'a DceArgs,
+}
+
 #[derive(Clone, Debug, Default)]
 struct Auth {
     user: Option<String>,
@@ -173,6 +182,7 @@ struct PairState {
     first_uid: Option<String>,
     smb_seen: bool,
     auth: Option<Auth>,
+    auth_ev: Option<Evidence>,
     admin_connects: Vec<(Ts, String, Evidence)>,
     uploads: Vec<UploadRec>,
     pipes: Vec<(Ts, String, Evidence)>,
@@ -305,6 +315,16 @@ impl Detector {
                     p.smb_seen = true;
                     if a.user.as_deref().is_some_and(|u| !u.is_empty()) {
                         p.auth = Some(Auth { user: a.user.clone(), domain: a.domain.clone(), workstation: a.workstation.clone() });
+                        let summary = format!(
+                            "session setup {} as {}\\{} from {} ({}, {})",
+                            a.auth,
+                            a.domain.as_deref().unwrap_or(""),
+                            a.user.as_deref().unwrap_or(""),
+                            a.workstation.as_deref().unwrap_or("?"),
+                            a.dialect,
+                            a.status
+                        );
+                        p.auth_ev = Some(ev(conn, ts, "smb_auth", summary));
                     }
                 }
             }
@@ -589,7 +609,13 @@ impl Detector {
                     task_path: d.args.task_path.clone(),
                     status,
                 };
-                self.open_instance(c, d, iface, tech, service_name, call, failed, e);
+                let how = How {
+                    basis: if d.stub_encrypted { Basis::StubEncrypted } else { Basis::Cleartext },
+                    transport: d.transport,
+                    opnum: d.opnum,
+                    args: &d.args,
+                };
+                self.open_instance(c, how, iface, tech, service_name, call, failed, e);
             }
             CallRole::Start | CallRole::Delete | CallRole::Control | CallRole::TaskRun | CallRole::TaskDelete => {
                 let r = role(iface, opnum);
@@ -666,7 +692,7 @@ impl Detector {
     fn open_instance(
         &mut self,
         c: &ConnFields,
-        d: &DceRpc,
+        how: How<'_>,
         iface: Iface,
         tech: Technique,
         service_name: Option<String>,
@@ -679,13 +705,17 @@ impl Detector {
         let Some(p) = self.pairs.get_mut(&key) else { return };
         if let Some(i) = p.open.iter_mut().find(|i| i.technique == tech) {
             i.count = i.count.saturating_add(1);
-            if let Some(op) = d.opnum {
+            if let Some(op) = how.opnum {
                 if !i.opnums.contains(&op) {
                     i.opnums.push(op);
                 }
             }
             i.last_ts = i.last_ts.max(c.ts);
             i.failed &= failed;
+            // A readable call outranks encrypted or inferred ones folded with it.
+            if how.basis < i.basis {
+                i.basis = how.basis;
+            }
             if i.calls.len() < MAX_FOLDED_CALLS {
                 i.calls.push(call);
             }
@@ -693,9 +723,9 @@ impl Detector {
                 i.service_name = service_name;
             }
             if i.binary_path.is_none() {
-                i.binary_path = d.args.binary_path.clone();
+                i.binary_path = how.args.binary_path.clone();
             }
-            if let Some(h) = &d.args.response_handle {
+            if let Some(h) = &how.args.response_handle {
                 if i.handles.len() < MAX_HANDLES {
                     i.handles.push(h.clone());
                 }
@@ -710,28 +740,28 @@ impl Detector {
         let from = Ts(c.ts.0.saturating_sub(window));
         let mut inst = Instance {
             technique: tech,
-            basis: if d.stub_encrypted { Basis::StubEncrypted } else { Basis::Cleartext },
-            transport: d.transport,
+            basis: how.basis,
+            transport: how.transport,
             iface,
             create_ts: c.ts,
             first_ts: c.ts,
             last_ts: c.ts,
             service_name,
-            display_name: d.args.display_name.clone(),
-            binary_path: d.args.binary_path.clone(),
-            start_type: d.args.start_type,
-            task_path: d.args.task_path.clone(),
-            command: match (&d.args.command, &d.args.command_arguments) {
+            display_name: how.args.display_name.clone(),
+            binary_path: how.args.binary_path.clone(),
+            start_type: how.args.start_type,
+            task_path: how.args.task_path.clone(),
+            command: match (&how.args.command, &how.args.command_arguments) {
                 (Some(a), Some(b)) if !b.is_empty() => Some(format!("{a} {b}")),
                 (a, _) => a.clone(),
             },
             calls: vec![call],
-            opnums: d.opnum.into_iter().collect(),
+            opnums: how.opnum.into_iter().collect(),
             count: 1,
             started: false,
             deleted: false,
             failed,
-            handles: d.args.response_handle.iter().cloned().collect(),
+            handles: how.args.response_handle.iter().cloned().collect(),
             uploads: vec![],
             shares: BTreeSet::new(),
             pipes: vec![],
@@ -740,6 +770,11 @@ impl Detector {
         };
         // Snapshot the window before the call.
         let mut before: Vec<Evidence> = vec![];
+        if let Some(a) = &p.auth_ev {
+            if a.ts >= from {
+                before.push(a.clone());
+            }
+        }
         for (ts, share, ev) in &p.admin_connects {
             if *ts >= from {
                 inst.shares.insert(share.clone());
@@ -770,6 +805,28 @@ impl Detector {
         }
         inst.push_evidence(e);
         p.open.push(inst);
+    }
+
+    /// Entry point for detectors that infer the technique without a readable call (issue 7: SMB3
+    /// message sizes). Opens or folds into an instance with `basis: inferred` (lowest confidence);
+    /// `detail` becomes its evidence line. The rest (window, folding, attribution, exceptions,
+    /// host summaries) is shared with readable calls.
+    pub fn on_inferred(&mut self, c: &ConnFields, technique: Technique, iface_hint: &str, detail: String) {
+        if c.ts > self.now {
+            self.now = c.ts;
+        }
+        let Some(p) = self.pair(c) else { return };
+        p.smb_seen = true;
+        let iface = match iface_hint {
+            "atsvc" => Iface::Atsvc,
+            "ITaskSchedulerService" => Iface::TaskSched,
+            _ => Iface::Svcctl,
+        };
+        let e = ev(c, c.ts, "smb_opaque", detail);
+        let call = FoldedCall { ts: c.ts, service_name: None, binary_path: None, task_path: None, status: "<inferred>".into() };
+        let args = DceArgs::default();
+        let how = How { basis: Basis::Inferred, transport: "smb_pipe", opnum: None, args: &args };
+        self.open_instance(c, how, iface, technique, None, call, false, e);
     }
 
     /// Close instances whose window has passed, expire uploads, drop idle pairs.
@@ -1184,8 +1241,10 @@ fn reason_sentence(
     } else {
         s.push_str(&format!("{src} {what}{name} on {dst}"));
     }
-    if inst.basis == Basis::StubEncrypted {
-        s.push_str(" (stub encrypted: seen from the interface and opnum alone)");
+    match inst.basis {
+        Basis::StubEncrypted => s.push_str(" (stub encrypted: seen from the interface and opnum alone)"),
+        Basis::Inferred => s.push_str(" (inferred from the sizes of SMB3-encrypted messages; nothing inside was readable)"),
+        Basis::Cleartext => {}
     }
     if let Some(bp) = &inst.binary_path {
         if upload_before {

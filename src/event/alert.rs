@@ -62,7 +62,8 @@ impl Technique {
 }
 
 /// What the alert stands on.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+/// Ordered from most to least direct.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum Basis {
     /// The call's arguments were readable (service name, binary path …).
@@ -282,4 +283,99 @@ fn ser_ips<S: serde::Serializer>(ips: &[IpAddr], s: S) -> Result<S::Ok, S::Error
         seq.serialize_element(&ip.to_string())?;
     }
     seq.end()
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+fn who(user: &Option<String>, domain: &Option<String>) -> String {
+    match (user, domain) {
+        (Some(u), Some(d)) if !d.is_empty() => format!(" as {d}\\{u}"),
+        (Some(u), _) => format!(" as {u}"),
+        _ => String::new(),
+    }
+}
+
+impl Alert {
+    /// A readable rendering for the human summary (stderr), a few lines per alert.
+    pub fn human(&self) -> String {
+        match self {
+            Alert::Technique(t) => {
+                let mut s = format!(
+                    "[{} {:.2}] {} {} -> {}{} tool={}{}\n",
+                    t.severity.as_str().to_uppercase(),
+                    t.confidence,
+                    t.technique.as_str(),
+                    t.src_ip,
+                    t.dst_ip,
+                    who(&t.user, &t.domain),
+                    t.tool,
+                    if t.count > 1 { format!(" x{}", t.count) } else { String::new() }
+                );
+                if t.service_name.is_some() || t.binary_path.is_some() {
+                    s.push_str(&format!(
+                        "  service {}  binary {}\n",
+                        t.service_name.as_deref().unwrap_or("?"),
+                        t.binary_path.as_deref().unwrap_or("?")
+                    ));
+                }
+                if t.task_path.is_some() || t.command.is_some() {
+                    s.push_str(&format!(
+                        "  task {}  command {}\n",
+                        t.task_path.as_deref().unwrap_or("?"),
+                        t.command.as_deref().unwrap_or("?")
+                    ));
+                }
+                for u in &t.uploads {
+                    s.push_str(&format!(
+                        "  upload {}\\{} {} bytes{}{}{}\n",
+                        u.share,
+                        u.name,
+                        u.size,
+                        if u.pe { " PE" } else { "" },
+                        u.sha256.as_deref().map(|h| format!(" sha256 {h}")).unwrap_or_default(),
+                        if u.referenced { " (the service binary)" } else { "" }
+                    ));
+                }
+                if !t.pipes.is_empty() {
+                    s.push_str(&format!("  pipes {}\n", t.pipes.join(", ")));
+                }
+                s.push_str(&format!("  {}\n", t.reason));
+                if let Some(x) = &t.suppressed_by {
+                    s.push_str(&format!("  suppressed by exception {x}\n"));
+                }
+                s
+            }
+            Alert::Signal(g) => format!(
+                "[{}] signal {} {}{}: {}{}\n",
+                g.severity.as_str().to_uppercase(),
+                g.signal,
+                g.src_ip,
+                g.dst_ip.map(|d| format!(" -> {d}")).unwrap_or_default(),
+                g.reason,
+                g.suppressed_by.as_deref().map(|x| format!(" (suppressed by {x})")).unwrap_or_default()
+            ),
+            Alert::Visibility(v) => format!("[VISIBILITY] {}\n", v.reason),
+            Alert::HostSummary(h) => format!(
+                "[HOST] {}: {} attack(s) ({} suppressed), {} signal(s) on {} target(s); tools {}; {} .. {}\n",
+                h.src_ip,
+                h.attacks,
+                h.suppressed,
+                h.signals,
+                h.targets.len(),
+                if h.tools.is_empty() { "-".into() } else { h.tools.join(", ") },
+                h.first_ts.as_secs_f64(),
+                h.last_ts.as_secs_f64()
+            ),
+        }
+    }
 }
