@@ -324,7 +324,8 @@ pub fn score(case: &Case, alerts: &[Alert]) -> CaptureScore {
         }
         for (i, u) in t.expect.uploads.iter().enumerate() {
             let want = u.name.trim_start_matches('\\');
-            let hit = pair.iter().flat_map(|a| a.uploads.iter()).find(|g| eq_ci(g.name.trim_start_matches('\\'), want));
+            let same = |g: &&crate::event::alert::Upload| eq_ci(g.name.trim_start_matches('\\'), want);
+            let hit = pair.iter().flat_map(|a| a.uploads.iter()).find(same);
             fields.push(FieldCheck {
                 field: format!("uploads[{i}].name"),
                 expected: u.name.clone(),
@@ -332,7 +333,9 @@ pub fn score(case: &Case, alerts: &[Alert]) -> CaptureScore {
                 ok: hit.is_some(),
             });
             if let Some(b) = u.bytes {
-                let got = hit.map(|g| g.size);
+                // The truth sums every handle that wrote the name in the capture; attacks far apart
+                // are separate alerts, so sum over all of the pair's alerts.
+                let got = hit.map(|_| pair.iter().flat_map(|a| a.uploads.iter()).filter(same).map(|g| g.size).sum::<u64>());
                 fields.push(FieldCheck {
                     field: format!("uploads[{i}].bytes"),
                     expected: b.to_string(),

@@ -213,3 +213,28 @@ fn tool_equivalences() {
     assert!(tool_accepts("unknown-malware", "unknown"));
     assert!(!tool_accepts("impacket-psexec", "unknown"));
 }
+
+#[test]
+fn runs_far_apart_are_two_alerts_and_upload_bytes_sum_over_the_capture() {
+    // elcabezzonn multiple_psexecs: PsExec run twice 16 minutes apart; the truth sums the bytes
+    // written to PSEXESVC.exe over the whole capture.
+    let path = PathBuf::from("/work/shared/captures/public/elcabezzonn/multiple_psexecs_with_cmds_netstat_ipconfig.pcap.gz");
+    if !path.is_file() {
+        return;
+    }
+    let truth = Truth::load(&PathBuf::from(format!("{}.truth.json", path.display()))).unwrap();
+    let c = Case { capture: path, truth_path: PathBuf::new(), truth };
+    let mut s = Seq::new("192.168.1.46", "192.168.1.195");
+    for t0 in [0.0, 966.0] {
+        s.tree(t0, "ADMIN$")
+            .write(t0 + 0.1, "ADMIN$", "PSEXESVC.exe", 145568, true, None)
+            .create(t0 + 0.2, "PSEXESVC", "%SystemRoot%\\PSEXESVC.exe", Some(&format!("h{t0}")), "ok")
+            .start(t0 + 0.3, &format!("h{t0}"))
+            .pipe(t0 + 0.4, "PSEXESVC-WS-1234-stdin");
+    }
+    let alerts = run(&s.done());
+    assert_eq!(techniques(&alerts).len(), 2);
+    let sc = score(&c, &alerts);
+    assert_eq!(sc.status, Status::Detected);
+    assert!(sc.fields.iter().all(|f| f.ok), "{:#?}", sc.fields);
+}
