@@ -305,6 +305,26 @@ fn encrypted_smb3_session_is_a_visibility_record() {
     assert_eq!(v[0].src_ip, ip("192.0.2.13"));
     assert_eq!(v[0].dst_ip, ip(VIC));
     assert_eq!(v[0].cipher.as_deref(), Some("AES-128-GCM"));
+    assert_eq!(v[0].visibility, "smb3-encrypted");
+    let json = serde_json::to_value(alerts.iter().find(|a| matches!(a, Alert::Visibility(_))).unwrap()).unwrap();
+    assert_eq!(json["kind"], "visibility");
+    // decrypted with supplied keys: the sensor sees inside, no visibility record
+    let mut d = Seq::new("192.0.2.13", VIC);
+    d.events.push(Event::SmbVisibility(SmbVisibility {
+        conn: conn(0.1, "192.0.2.13", VIC, 445),
+        session_id: 7,
+        kind: "encrypted",
+        state: "start",
+        cipher: None,
+        dialect: None,
+        user: None,
+        domain: None,
+        workstation: None,
+        messages: 1,
+        bytes: 100,
+        decrypted: true,
+    }));
+    assert!(run(&d.done()).is_empty());
 }
 
 #[test]

@@ -502,7 +502,9 @@ impl Detector {
             p.smb_seen = true;
             p.auth.clone()
         });
-        if v.state != "start" {
+        // One record per session, on the first sign (normally state "start"); none when the
+        // supplied keys let us read it.
+        if v.decrypted {
             return;
         }
         let key = (c.orig_h, c.resp_h, v.session_id);
@@ -517,12 +519,11 @@ impl Detector {
         let auth = auth.unwrap_or_default();
         let user = v.user.clone().or(auth.user);
         let reason = format!(
-            "SMB3 session from {} to {}{} is {}{}: the sensor cannot see shares, files or RPC inside it.",
+            "SMB3 session from {} to {}{} is {}: the sensor cannot see shares, files or RPC inside it.",
             c.orig_h,
             c.resp_h,
             user.as_deref().map(|u| format!(" as {u}")).unwrap_or_default(),
-            v.kind,
-            if v.decrypted { " (decrypted with supplied keys)" } else { "" }
+            v.kind
         );
         out.push(Alert::Visibility(VisibilityAlert {
             ts: c.ts,
@@ -530,7 +531,7 @@ impl Detector {
             src_ip: c.orig_h,
             dst_ip: c.resp_h,
             session_id: v.session_id,
-            state: v.kind,
+            visibility: format!("smb3-{}", v.kind),
             user,
             domain: v.domain.clone().or(auth.domain),
             workstation: v.workstation.clone().or(auth.workstation),

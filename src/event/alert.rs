@@ -231,8 +231,8 @@ pub struct VisibilityAlert {
     #[serde(serialize_with = "ser_ip")]
     pub dst_ip: IpAddr,
     pub session_id: u64,
-    /// "encrypted" | "compressed"
-    pub state: &'static str,
+    /// "smb3-encrypted" | "smb3-compressed"
+    pub visibility: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
