@@ -306,6 +306,8 @@ fn encrypted_smb3_session_is_a_visibility_record() {
     assert_eq!(v[0].dst_ip, ip(VIC));
     assert_eq!(v[0].cipher.as_deref(), Some("AES-128-GCM"));
     assert_eq!(v[0].visibility, "smb3-encrypted");
+    let Alert::HostSummary(h) = alerts.last().unwrap() else { panic!("summary") };
+    assert_eq!((h.attacks, h.unreadable_sessions), (0, 1));
     let json = serde_json::to_value(alerts.iter().find(|a| matches!(a, Alert::Visibility(_))).unwrap()).unwrap();
     assert_eq!(json["kind"], "visibility");
     // decrypted with supplied keys: the sensor sees inside, no visibility record

@@ -200,6 +200,7 @@ struct SourceState {
     attacks: u32,
     suppressed: u32,
     signals: u32,
+    unreadable_sessions: u32,
     targets: BTreeSet<IpAddr>,
     tools: BTreeSet<String>,
     techniques: BTreeSet<Technique>,
@@ -525,6 +526,16 @@ impl Detector {
             user.as_deref().map(|u| format!(" as {u}")).unwrap_or_default(),
             v.kind
         );
+        if let Some(s) = self.source(c.orig_h) {
+            touch(s, c.ts, c.ts);
+            s.unreadable_sessions += 1;
+            if let Some(u) = &user {
+                if s.users.len() < MAX_PAIR_ITEMS {
+                    s.users.insert(u.clone());
+                }
+            }
+            s.changed = true;
+        }
         out.push(Alert::Visibility(VisibilityAlert {
             ts: c.ts,
             uid: c.uid.to_string(),
@@ -1170,7 +1181,7 @@ impl Detector {
         let mut srcs: Vec<IpAddr> = self
             .sources
             .iter()
-            .filter(|(_, s)| (s.attacks > 0 || s.signals > 0) && (is_final || s.changed))
+            .filter(|(_, s)| (s.attacks > 0 || s.signals > 0 || s.unreadable_sessions > 0) && (is_final || s.changed))
             .map(|(k, _)| *k)
             .collect();
         srcs.sort();
@@ -1185,6 +1196,7 @@ impl Detector {
                 attacks: s.attacks,
                 suppressed: s.suppressed,
                 signals: s.signals,
+                unreadable_sessions: s.unreadable_sessions,
                 targets: s.targets.iter().copied().collect(),
                 tools: s.tools.iter().cloned().collect(),
                 techniques: s.techniques.iter().copied().collect(),

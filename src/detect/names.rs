@@ -56,9 +56,11 @@ pub fn share_relative(path: &str) -> Option<String> {
         format!("admin$\\{rest}")
     } else if let Some(rest) = p.strip_prefix("%systemdrive%\\") {
         format!("c$\\{rest}")
-    } else if p.len() >= 3 && p.as_bytes()[1] == b':' && p.as_bytes()[2] == b'\\' && p.as_bytes()[0].is_ascii_alphabetic() {
-        let drive = p.as_bytes()[0] as char;
-        format!("{drive}$\\{}", p.get(3..).unwrap_or(""))
+    } else if let Some(&[d, b':', b'\\']) = p.as_bytes().get(..3) {
+        if !d.is_ascii_alphabetic() {
+            return None;
+        }
+        format!("{}$\\{}", d as char, p.get(3..).unwrap_or(""))
     } else {
         return None;
     };

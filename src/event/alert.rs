@@ -259,6 +259,8 @@ pub struct HostSummary {
     pub attacks: u32,
     pub suppressed: u32,
     pub signals: u32,
+    /// SMB3-encrypted sessions the sensor could not read (visibility records).
+    pub unreadable_sessions: u32,
     #[serde(serialize_with = "ser_ips")]
     pub targets: Vec<IpAddr>,
     pub tools: Vec<String>,
@@ -366,11 +368,12 @@ impl Alert {
             ),
             Alert::Visibility(v) => format!("[VISIBILITY] {}\n", v.reason),
             Alert::HostSummary(h) => format!(
-                "[HOST] {}: {} attack(s) ({} suppressed), {} signal(s) on {} target(s); tools {}; {} .. {}\n",
+                "[HOST] {}: {} attack(s) ({} suppressed), {} signal(s), {} unreadable session(s) on {} target(s); tools {}; {} .. {}\n",
                 h.src_ip,
                 h.attacks,
                 h.suppressed,
                 h.signals,
+                h.unreadable_sessions,
                 h.targets.len(),
                 if h.tools.is_empty() { "-".into() } else { h.tools.join(", ") },
                 h.first_ts.as_secs_f64(),
