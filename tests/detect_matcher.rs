@@ -449,3 +449,14 @@ fn show_lab_psexec_alert() {
         print!("{}", a.human());
     }
 }
+
+#[test]
+fn detect_all_equals_event_by_event() {
+    let mut s = Seq::new(ATT, VIC);
+    impacket_psexec(&mut s, 0.0);
+    let ev = s.done();
+    let a = psexec_sensor::detect::detect_all(Rules::embedded(), ev.iter());
+    let b = run(&ev);
+    assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    assert_eq!(techniques(&a).len(), 1);
+}

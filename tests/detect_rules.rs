@@ -13,7 +13,13 @@ fn load(text: &str) -> Result<Rules, RuleError> {
 fn err(text: &str) -> RuleError {
     match load(text) {
         Ok(_) => panic!("expected an error for:\n{text}"),
-        Err(e) => e,
+        Err(e) => {
+            // the message a user sees names the file and the line
+            assert!(e.to_string().starts_with(&format!("bad.toml:{}: ", e.line)), "{e}");
+            assert!(e.line > 0, "{e}");
+            eprintln!("{e}");
+            e
+        }
     }
 }
 

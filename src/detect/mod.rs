@@ -40,3 +40,18 @@ pub mod rules;
 pub use attribution::{attribute, AttribInput, Attribution};
 pub use matcher::{DetectStats, Detector};
 pub use rules::{RuleError, Rules, Settings};
+
+use crate::event::alert::Alert;
+use crate::event::Event;
+
+/// Offline convenience: every alert for a finite, packet-ordered event sequence (on_event for each,
+/// then finish).
+pub fn detect_all<'a>(rules: Rules, events: impl IntoIterator<Item = &'a Event>) -> Vec<Alert> {
+    let mut d = Detector::new(rules);
+    let mut out = Vec::new();
+    for e in events {
+        d.on_event(e, &mut out);
+    }
+    d.finish(&mut out);
+    out
+}
