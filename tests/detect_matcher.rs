@@ -429,14 +429,58 @@ fn inferred_instances_have_the_lowest_confidence_and_say_so() {
     for e in s.done() {
         d.on_event(&e, &mut out);
     }
-    d.on_inferred(&conn(1.0, "192.0.2.13", VIC, 445), Technique::ServiceCreate, "svcctl", "encrypted 56 KB write then svcctl-sized exchange".into());
+    d.on_inferred(psexec_sensor::detect::InferredCall {
+        conn: conn(1.0, "192.0.2.13", VIC, 445),
+        first_ts: ts(0.5),
+        technique: Technique::ServiceCreate,
+        interface: "svcctl",
+        user: None,
+        domain: None,
+        workstation: None,
+        upload_size: Some(56320),
+        tool_hint: Some("impacket-psexec".into()),
+        medium: true,
+        reason: "encrypted 56 KB write then svcctl-sized exchange".into(),
+        evidence: vec![(ts(0.5), "write request 56400 bytes (upload)".into())],
+    });
     d.finish(&mut out);
     let t = one(&out);
     assert_eq!(t.basis, Basis::Inferred);
-    assert!(t.confidence < 0.4, "{}", t.confidence);
-    assert!(t.reason.contains("inferred"), "{}", t.reason);
+    assert!(t.confidence < 0.5, "{}", t.confidence);
+    assert_eq!(t.severity, Severity::Medium);
+    assert!(t.reason.contains("inferred") && t.reason.contains("56320 bytes"), "{}", t.reason);
     assert_eq!(t.user.as_deref(), Some("admin"));
-    assert_eq!(t.evidence.last().unwrap().log, "smb_opaque");
+    assert_eq!(t.ts, ts(0.0), "first evidence: the session setup before the inferred upload");
+    assert!(t.evidence.iter().any(|e| e.ts == ts(0.5) && e.summary.contains("upload")));
+    assert_eq!(t.tool, "impacket-psexec");
+    assert!(t.attack.contains(&"T1570"));
+    assert!(t.evidence.iter().all(|e| e.log == "smb_opaque" || e.log == "smb_auth"));
+    // a readable cleartext create folded in outranks the inference
+    let mut d = Detector::new(Rules::embedded());
+    let mut out = vec![];
+    d.on_inferred(psexec_sensor::detect::InferredCall {
+        conn: conn(1.0, ATT, VIC, 445),
+        first_ts: ts(1.0),
+        technique: Technique::ServiceCreate,
+        interface: "svcctl",
+        user: None,
+        domain: None,
+        workstation: None,
+        upload_size: None,
+        tool_hint: None,
+        medium: false,
+        reason: "sizes".into(),
+        evidence: vec![],
+    });
+    let mut s = Seq::new(ATT, VIC);
+    s.create(2.0, "nUwj", "%systemroot%\\zeCGSXch.exe", None, "ok");
+    for e in s.done() {
+        d.on_event(&e, &mut out);
+    }
+    d.finish(&mut out);
+    let t = one(&out);
+    assert_eq!(t.basis, Basis::Cleartext);
+    assert_eq!(t.count, 2);
 }
 
 #[test]

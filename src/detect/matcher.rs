@@ -155,6 +155,36 @@ struct Instance {
     pipes: Vec<String>,
     evidence: Vec<Evidence>,
     evidence_dropped: bool,
+    /// Inferred instances: bytes an encrypted upload carried, the inferring detector's tool hint,
+    /// and whether it rated itself medium (an upload preceded the service calls).
+    inferred_upload: Option<u64>,
+    tool_hint: Option<String>,
+    inferred_medium: bool,
+}
+
+/// A technique inferred without a readable call (see `Detector::on_inferred`).
+#[derive(Clone, Debug)]
+pub struct InferredCall {
+    /// Connection and time of the (inferred) create call.
+    pub conn: ConnFields,
+    /// First evidence (e.g. the start of the encrypted upload).
+    pub first_ts: Ts,
+    pub technique: Technique,
+    /// "svcctl" | "atsvc" | "ITaskSchedulerService"
+    pub interface: &'static str,
+    pub user: Option<String>,
+    pub domain: Option<String>,
+    pub workstation: Option<String>,
+    /// Bytes of an upload seen as encrypted WRITEs before the service calls.
+    pub upload_size: Option<u64>,
+    /// Tool suggested by the inferring detector, used when no signature matches.
+    pub tool_hint: Option<String>,
+    /// The inferring detector rated it medium (upload then service) rather than low.
+    pub medium: bool,
+    /// One sentence from the inferring detector.
+    pub reason: String,
+    /// Evidence lines (time, summary), e.g. each message size taken for a bind or a create.
+    pub evidence: Vec<(Ts, String)>,
 }
 
 impl Instance {
@@ -779,6 +809,9 @@ impl Detector {
             pipes: vec![],
             evidence: vec![],
             evidence_dropped: false,
+            inferred_upload: None,
+            tool_hint: None,
+            inferred_medium: false,
         };
         // Snapshot the window before the call.
         let mut before: Vec<Evidence> = vec![];
@@ -820,25 +853,41 @@ impl Detector {
     }
 
     /// Entry point for detectors that infer the technique without a readable call (issue 7: SMB3
-    /// message sizes). Opens or folds into an instance with `basis: inferred` (lowest confidence);
-    /// `detail` becomes its evidence line. The rest (window, folding, attribution, exceptions,
-    /// host summaries) is shared with readable calls.
-    pub fn on_inferred(&mut self, c: &ConnFields, technique: Technique, iface_hint: &str, detail: String) {
+    /// message sizes, `detect::inferred`). Opens or folds into an instance with `basis: inferred`
+    /// (lowest confidence); window, folding, attribution, exceptions and host summaries are shared
+    /// with readable calls. The pipeline converts its `InferredTechnique` into an `InferredCall`.
+    pub fn on_inferred(&mut self, x: InferredCall) {
+        let c = &x.conn;
         if c.ts > self.now {
             self.now = c.ts;
         }
         let Some(p) = self.pair(c) else { return };
         p.smb_seen = true;
-        let iface = match iface_hint {
+        if p.auth.is_none() && x.user.is_some() {
+            p.auth = Some(Auth { user: x.user.clone(), domain: x.domain.clone(), workstation: x.workstation.clone() });
+        }
+        let iface = match x.interface {
             "atsvc" => Iface::Atsvc,
             "ITaskSchedulerService" => Iface::TaskSched,
             _ => Iface::Svcctl,
         };
-        let e = ev(c, c.ts, "smb_opaque", detail);
+        let e = ev(c, c.ts, "smb_opaque", x.reason.clone());
         let call = FoldedCall { ts: c.ts, service_name: None, binary_path: None, task_path: None, status: "<inferred>".into() };
         let args = DceArgs::default();
         let how = How { basis: Basis::Inferred, transport: "smb_pipe", opnum: None, args: &args };
-        self.open_instance(c, how, iface, technique, None, call, false, e);
+        self.open_instance(c, how, iface, x.technique, None, call, false, e);
+        let key = (c.orig_h, c.resp_h);
+        if let Some(i) = self.pairs.get_mut(&key).and_then(|p| p.open.iter_mut().find(|i| i.technique == x.technique)) {
+            i.first_ts = i.first_ts.min(x.first_ts);
+            for (ts, summary) in x.evidence {
+                i.push_evidence(Evidence { ts, log: "smb_opaque", uid: c.uid.to_string(), summary });
+            }
+            i.inferred_upload = i.inferred_upload.max(x.upload_size);
+            if i.tool_hint.is_none() {
+                i.tool_hint = x.tool_hint;
+            }
+            i.inferred_medium |= x.medium;
+        }
     }
 
     /// Close instances whose window has passed, expire uploads, drop idle pairs.
@@ -993,7 +1042,12 @@ impl Detector {
             max_bind_contexts: bind_ctx,
             count: inst.count,
         };
-        let attrib = attribute(&self.rules, &input);
+        let mut attrib = attribute(&self.rules, &input);
+        if attrib.tool == "unknown" {
+            if let Some(h) = &inst.tool_hint {
+                attrib = super::attribution::Attribution { tool: h.clone(), why: Some("hint from size inference".into()) };
+            }
+        }
 
         let mut conf: f64 = match inst.basis {
             Basis::Cleartext => 0.55,
@@ -1025,10 +1079,14 @@ impl Detector {
         if inst.count > 1 {
             conf += 0.05;
         }
+        if inst.basis == Basis::Inferred {
+            // Sizes alone never make a high-confidence alert.
+            conf = if inst.inferred_medium { 0.45 } else { 0.3 };
+        }
         let conf = (conf.min(0.99) * 100.0).round() / 100.0;
         let severity = if conf >= 0.8 {
             Severity::High
-        } else if conf >= 0.5 || inst.basis == Basis::StubEncrypted {
+        } else if conf >= 0.5 || inst.basis == Basis::StubEncrypted || inst.inferred_medium {
             Severity::Medium
         } else {
             Severity::Low
@@ -1046,7 +1104,7 @@ impl Detector {
         if over_smb {
             attack.push("T1021.002");
         }
-        if !uploads.is_empty() {
+        if !uploads.is_empty() || inst.inferred_upload.is_some() {
             attack.push("T1570");
         }
 
@@ -1256,7 +1314,12 @@ fn reason_sentence(
     }
     match inst.basis {
         Basis::StubEncrypted => s.push_str(" (stub encrypted: seen from the interface and opnum alone)"),
-        Basis::Inferred => s.push_str(" (inferred from the sizes of SMB3-encrypted messages; nothing inside was readable)"),
+        Basis::Inferred => {
+            if let Some(n) = inst.inferred_upload {
+                s.push_str(&format!(" after an encrypted upload of about {n} bytes"));
+            }
+            s.push_str(" (inferred from the sizes of SMB3-encrypted messages; nothing inside was readable)")
+        }
         Basis::Cleartext => {}
     }
     if let Some(bp) = &inst.binary_path {

@@ -38,7 +38,7 @@ pub mod names;
 pub mod rules;
 
 pub use attribution::{attribute, AttribInput, Attribution};
-pub use matcher::{DetectStats, Detector};
+pub use matcher::{DetectStats, Detector, InferredCall};
 pub use rules::{RuleError, Rules, Settings};
 
 use crate::event::alert::Alert;
