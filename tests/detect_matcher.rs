@@ -504,3 +504,15 @@ fn detect_all_equals_event_by_event() {
     assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
     assert_eq!(techniques(&a).len(), 1);
 }
+
+#[test]
+fn user_of_a_long_session_is_kept_beyond_the_window() {
+    let mut s = Seq::new(ATT, VIC);
+    s.auth(0.0, "admin", "CORP").tree(1.0, "IPC$");
+    s.create(5000.0, "abcd", "%windir%\\x.exe", None, "ok");
+    let alerts = run(&s.done());
+    let t = one(&alerts);
+    assert_eq!(t.user.as_deref(), Some("admin"));
+    assert_eq!(t.domain.as_deref(), Some("CORP"));
+    assert!(t.evidence.iter().all(|e| e.log != "smb_auth"), "auth outside the window is not evidence");
+}

@@ -39,6 +39,9 @@ pub const MAX_HANDLES: usize = 256;
 pub const MAX_VISIBILITY_KEYS: usize = 65_536;
 /// Packet-time interval between sweeps of idle state.
 const SWEEP_EVERY_NS: u64 = 30 * 1_000_000_000;
+/// An idle pair that authenticated is kept this long (packet time) so that an attack late in a
+/// long SMB session still names its user; such pairs are evicted first when `MAX_PAIRS` is reached.
+const AUTH_KEEP_NS: u64 = 24 * 3600 * 1_000_000_000;
 
 pub const SVCCTL_UUID: &str = "367abb81-9844-35f1-ad32-98f038001003";
 pub const TASKSCHED_UUID: &str = "86d35949-83c9-4044-b424-db363231fd0c";
@@ -257,6 +260,7 @@ pub struct Detector {
     now: Ts,
     next_sweep: Ts,
     next_summary: Option<Ts>,
+    last_evict: Option<Ts>,
     stats: DetectStats,
 }
 
@@ -312,6 +316,7 @@ impl Detector {
             now: Ts(0),
             next_sweep: Ts(0),
             next_summary: None,
+            last_evict: None,
             stats: DetectStats::default(),
         }
     }
@@ -377,8 +382,16 @@ impl Detector {
     fn pair(&mut self, c: &ConnFields) -> Option<&mut PairState> {
         let key = (c.orig_h, c.resp_h);
         if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
-            self.cap("MAX_PAIRS");
-            return None;
+            // Evict pairs idle beyond the window (kept only for their user), at most once per sweep period.
+            if self.last_evict.is_none_or(|t| self.now.0 >= t.0.saturating_add(SWEEP_EVERY_NS)) {
+                self.last_evict = Some(self.now);
+                let (now, window) = (self.now, self.window_ns);
+                self.pairs.retain(|_, p| !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(window));
+            }
+            if self.pairs.len() >= MAX_PAIRS {
+                self.cap("MAX_PAIRS");
+                return None;
+            }
         }
         let p = self.pairs.entry(key).or_default();
         p.last_ts = p.last_ts.max(c.ts);
@@ -920,7 +933,10 @@ impl Detector {
             }
         }
         if !all {
-            self.pairs.retain(|_, p| !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(window));
+            self.pairs.retain(|_, p| {
+                let keep = if p.auth.is_some() { AUTH_KEEP_NS.max(window) } else { window };
+                !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(keep)
+            });
         }
         closed.sort_by_key(|(_, i)| i.first_ts);
         for (key, inst) in closed {
