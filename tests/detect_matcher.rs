@@ -85,8 +85,8 @@ fn window_edges_evidence_just_inside_and_just_outside() {
     let mut d = Seq::new(ATT, VIC);
     d.create(0.0, "abcd", "%windir%\\svc.exe", Some("h1"), "ok").pipe(600.001, "x").start(600.002, "h1");
     let rd = run(&d.done());
-    assert!(!one(&rd).started);
-    assert_eq!(signals(&rd)[0].signal, "service-control");
+    assert!(!one(&rd).started, "the instance closed one window after its last activity");
+    assert!(signals(&rd).is_empty(), "a late start of the attack's own service is not an 'existing service' signal");
 }
 
 #[test]
@@ -515,4 +515,21 @@ fn user_of_a_long_session_is_kept_beyond_the_window() {
     assert_eq!(t.user.as_deref(), Some("admin"));
     assert_eq!(t.domain.as_deref(), Some("CORP"));
     assert!(t.evidence.iter().all(|e| e.log != "smb_auth"), "auth outside the window is not evidence");
+}
+
+#[test]
+fn stopping_the_attack_service_long_after_is_not_an_existing_service_signal() {
+    // PsExec stops and deletes PSEXESVC when the remote command ends, possibly long after creating it.
+    let mut s = Seq::new(ATT, VIC);
+    s.create(0.0, "PSEXESVC", "%SystemRoot%\\PSEXESVC.exe", Some("h1"), "ok").start(0.1, "h1");
+    s.open_service(1900.0, "PSEXESVC", "h2", 0);
+    s.svc(1900.1, 1, "ControlService", DceArgs { handle: Some("h2".into()), control: Some(1), return_code: Some(0), ..Default::default() }, "ok");
+    s.delete(1900.2, "h2");
+    // a different, existing service is still a signal
+    s.open_service(1901.0, "Spooler", "h3", 0).start(1901.1, "h3");
+    let alerts = run(&s.done());
+    assert_eq!(techniques(&alerts).len(), 1);
+    let sig = signals(&alerts);
+    assert_eq!(sig.len(), 1, "{sig:?}");
+    assert_eq!(sig[0].service_name.as_deref(), Some("Spooler"));
 }

@@ -39,7 +39,7 @@ pub const MAX_HANDLES: usize = 256;
 pub const MAX_VISIBILITY_KEYS: usize = 65_536;
 /// Packet-time interval between sweeps of idle state.
 const SWEEP_EVERY_NS: u64 = 30 * 1_000_000_000;
-/// An idle pair that authenticated is kept this long (packet time) so that an attack late in a
+/// An idle pair that authenticated or attacked is kept this long (packet time) so that an attack late in a
 /// long SMB session still names its user; such pairs are evicted first when `MAX_PAIRS` is reached.
 const AUTH_KEEP_NS: u64 = 24 * 3600 * 1_000_000_000;
 
@@ -224,6 +224,9 @@ struct PairState {
     machine_name: Option<String>,
     handles: Vec<(String, String)>,
     open: Vec<Instance>,
+    /// Services (lowercase names; "" when unknown) of this pair's closed attack instances: a later
+    /// start/stop of one is the tail of an attack already reported, not an existing service.
+    reported_services: Vec<String>,
 }
 
 #[derive(Default)]
@@ -709,7 +712,12 @@ impl Detector {
                     }
                     i.last_ts = i.last_ts.max(c.ts);
                     i.push_evidence(e);
-                } else if matches!(r, CallRole::Start | CallRole::Control) {
+                } else if matches!(r, CallRole::Start | CallRole::Control)
+                    && !match name.as_deref() {
+                        Some(n) => p.reported_services.iter().any(|x| x.eq_ignore_ascii_case(n)),
+                        None => !p.reported_services.is_empty(),
+                    }
+                {
                     let user = p.auth.as_ref().and_then(|a| a.user.clone());
                     let what = if r == CallRole::Start { "started" } else { "sent a control to" };
                     let reason = format!(
@@ -913,7 +921,20 @@ impl Detector {
             let mut i = 0;
             while i < p.open.len() {
                 if all || now.0 > p.open[i].last_ts.0.saturating_add(window) {
-                    closed.push((*key, p.open.remove(i)));
+                    let inst = p.open.remove(i);
+                    let names = inst
+                        .calls
+                        .iter()
+                        .map(|c| c.service_name.as_deref().unwrap_or("").to_ascii_lowercase());
+                    for n in names {
+                        if !p.reported_services.contains(&n) {
+                            if p.reported_services.len() >= MAX_PAIR_ITEMS {
+                                p.reported_services.remove(0);
+                            }
+                            p.reported_services.push(n);
+                        }
+                    }
+                    closed.push((*key, inst));
                 } else {
                     i += 1;
                 }
@@ -934,7 +955,7 @@ impl Detector {
         }
         if !all {
             self.pairs.retain(|_, p| {
-                let keep = if p.auth.is_some() { AUTH_KEEP_NS.max(window) } else { window };
+                let keep = if p.auth.is_some() || !p.reported_services.is_empty() { AUTH_KEEP_NS.max(window) } else { window };
                 !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(keep)
             });
         }
