@@ -370,3 +370,24 @@ fn interface_and_opnum_keys_are_validated() {
     let e = err("[[tool]]\nname = \"t\"\n[[tool.signature]]\nopnum = 70000\n");
     assert_eq!(e.line, 4, "{e}");
 }
+
+#[test]
+fn a_directory_can_layer_over_the_defaults_by_file_name() {
+    let dir = std::env::temp_dir().join(format!("psx-rules-layer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("exceptions.toml"), "[[exception]]\nname = \"jump\"\nsource = [\"192.0.2.0/24\"]\n").unwrap();
+    let r = Rules::load_dir_over_defaults(&dir).unwrap();
+    assert_eq!(r.tools.len(), Rules::embedded().tools.len(), "tool signatures kept");
+    assert_eq!(r.exceptions.len(), 1);
+    assert_eq!(r.settings.window_secs, 600);
+    let mut s = Seq::new(ATT, VIC);
+    impacket_psexec(&mut s, 0.0);
+    let alerts = run_with(r, &s.done());
+    assert_eq!(one(&alerts).suppressed_by.as_deref(), Some("jump"));
+    assert_eq!(one(&alerts).tool, "impacket-psexec");
+    // a second [settings] outside settings.toml conflicts with the embedded one, and says where
+    std::fs::write(dir.join("zz.toml"), "[settings]\nwindow_secs = 60\n").unwrap();
+    let e = Rules::load_dir_over_defaults(&dir).unwrap_err();
+    assert!(e.file.ends_with("zz.toml") && e.message.contains("settings.toml"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

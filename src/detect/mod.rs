@@ -2,7 +2,9 @@
 //!
 //! # API (what the pipeline calls)
 //! ```ignore
-//! let rules = match dir { Some(d) => Rules::load_dir(d)?, None => Rules::embedded() }; // RuleError: file:line: problem
+//! // RuleError displays as `file:line: problem`. load_dir_over_defaults layers DIR over the embedded
+//! // files by name (an exceptions-only DIR keeps the tool signatures); load_dir replaces them.
+//! let rules = match dir { Some(d) => Rules::load_dir_over_defaults(d)?, None => Rules::embedded() };
 //! let mut det = Detector::new(rules);
 //! let mut alerts = Vec::new();
 //! for ev in events { det.on_event(&ev, &mut alerts); /* write and clear alerts */ }

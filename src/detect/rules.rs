@@ -403,8 +403,30 @@ impl Rules {
             .unwrap_or_else(|e| panic!("embedded rules are invalid: {e}"))
     }
 
-    /// Every `*.toml` in `dir`, in name order. An empty directory is an error.
+    /// Every `*.toml` in `dir`, in name order, replacing the defaults entirely. An empty directory
+    /// is an error.
     pub fn load_dir(dir: &Path) -> Result<Rules, RuleError> {
+        Rules::from_sources(Rules::read_dir_sources(dir)?)
+    }
+
+    /// The embedded defaults with `dir` layered over them by file name: `dir/exceptions.toml`
+    /// replaces the embedded exceptions.toml, `dir/site.toml` adds to them, and embedded files
+    /// that `dir` does not shadow stay (so an exceptions-only directory keeps the tool signatures).
+    pub fn load_dir_over_defaults(dir: &Path) -> Result<Rules, RuleError> {
+        let own = Rules::read_dir_sources(dir)?;
+        let shadowed = |name: &str| {
+            own.iter().any(|(p, _)| Path::new(p).file_name().is_some_and(|f| f.to_string_lossy() == name))
+        };
+        let mut sources: Vec<(String, String)> = EMBEDDED
+            .iter()
+            .filter(|(n, _)| !shadowed(n))
+            .map(|(n, t)| (format!("<embedded>/{n}"), t.to_string()))
+            .collect();
+        sources.extend(own);
+        Rules::from_sources(sources)
+    }
+
+    fn read_dir_sources(dir: &Path) -> Result<Vec<(String, String)>, RuleError> {
         let name = dir.display().to_string();
         let rd = std::fs::read_dir(dir)
             .map_err(|e| RuleError { file: name.clone(), line: 0, message: format!("cannot read directory: {e}") })?;
@@ -423,7 +445,7 @@ impl Rules {
                 .map_err(|e| RuleError { file: file.clone(), line: 0, message: format!("cannot read: {e}") })?;
             sources.push((file, text));
         }
-        Rules::from_sources(sources)
+        Ok(sources)
     }
 
     /// Parse one or more (file name, text) pairs into one rule set.
