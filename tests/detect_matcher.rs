@@ -533,3 +533,30 @@ fn stopping_the_attack_service_long_after_is_not_an_existing_service_signal() {
     assert_eq!(sig.len(), 1, "{sig:?}");
     assert_eq!(sig[0].service_name.as_deref(), Some("Spooler"));
 }
+
+#[test]
+fn caps_are_counted_and_reported_through_the_sink() {
+    // smbexec with many commands: the count keeps counting past MAX_FOLDED_CALLS
+    let mut s = Seq::new(ATT, VIC);
+    let n = psexec_sensor::detect::matcher::MAX_FOLDED_CALLS + 8;
+    for i in 0..n {
+        smbexec_create(&mut s, i as f64, "whoami");
+    }
+    let mut d = Detector::new(Rules::embedded());
+    let mut out = vec![];
+    for e in s.done() {
+        d.on_event(&e, &mut out);
+    }
+    d.finish(&mut out);
+    let t = one(&out);
+    assert_eq!(t.count as usize, n);
+    assert_eq!(t.calls.len(), psexec_sensor::detect::matcher::MAX_FOLDED_CALLS);
+    assert_eq!(d.stats().caps.get("MAX_FOLDED_CALLS"), Some(&8));
+    let mut sink = psexec_sensor::sink::Sink::new();
+    d.report_caps(&mut sink);
+    assert_eq!(sink.counters.get("MAX_FOLDED_CALLS"), 8);
+    assert!(sink.events.iter().any(|e| matches!(e, Event::Anomaly(a) if a.cap == Some("MAX_FOLDED_CALLS") && a.layer == "detect")));
+    let before = sink.events.len();
+    d.report_caps(&mut sink);
+    assert_eq!(sink.events.len(), before, "reported once");
+}

@@ -265,6 +265,8 @@ pub struct Detector {
     next_summary: Option<Ts>,
     last_evict: Option<Ts>,
     stats: DetectStats,
+    cap_last_ts: BTreeMap<&'static str, Ts>,
+    caps_reported: BTreeMap<&'static str, u64>,
 }
 
 fn ev(c: &ConnFields, ts: Ts, log: &'static str, summary: String) -> Evidence {
@@ -321,6 +323,8 @@ impl Detector {
             next_summary: None,
             last_evict: None,
             stats: DetectStats::default(),
+            cap_last_ts: BTreeMap::new(),
+            caps_reported: BTreeMap::new(),
         }
     }
 
@@ -332,8 +336,28 @@ impl Detector {
         &self.stats
     }
 
+    /// Count a cap reached (reported through the sink by `report_caps`).
     fn cap(&mut self, name: &'static str) {
         *self.stats.caps.entry(name).or_insert(0) += 1;
+        self.cap_last_ts.insert(name, self.now);
+    }
+
+    /// Report caps reached since the last call through the sink: one `cap_reached` anomaly per cap
+    /// (layer "detect") and the rest as counts, so `cap.<NAME>` counters stay exact.
+    pub fn report_caps(&mut self, sink: &mut crate::sink::Sink) {
+        for (&name, &total) in &self.stats.caps {
+            let done = self.caps_reported.get(name).copied().unwrap_or(0);
+            let delta = total.saturating_sub(done);
+            if delta == 0 {
+                continue;
+            }
+            let ts = self.cap_last_ts.get(name).copied().unwrap_or(self.now);
+            sink.cap_reached(name, ts, None, "detect", format!("detection cap {name} reached {delta} time(s)"));
+            if delta > 1 {
+                sink.count(name, delta - 1);
+            }
+            self.caps_reported.insert(name, total);
+        }
     }
 
     /// Feed one event (packet-time order). Alerts whose instances closed are appended to `out`.
@@ -513,6 +537,7 @@ impl Detector {
         let e = ev(c, f.first_write_ts.unwrap_or(c.ts), "smb_files", summary);
         let ts = f.first_write_ts.unwrap_or(c.ts);
         let open = !p.open.is_empty();
+        let mut uploads_full = false;
         // Aggregate by name over handles (the truth sums bytes over every handle).
         let rec = if let Some(u) = p.uploads.iter_mut().find(|u| u.rel == rel) {
             u.size = u.size.saturating_add(bytes);
@@ -526,6 +551,8 @@ impl Detector {
             let u = UploadRec { ts, share, name, rel: rel.clone(), size: bytes, sha256: f.sha256.clone(), pe, claimed: open, ev: e.clone() };
             if p.uploads.len() < MAX_UPLOADS {
                 p.uploads.push(u.clone());
+            } else {
+                uploads_full = true;
             }
             u
         };
@@ -541,6 +568,9 @@ impl Detector {
                 }
                 inst.uploads.push((rec.clone(), after));
             }
+        }
+        if uploads_full {
+            self.cap("MAX_UPLOADS");
         }
     }
 
@@ -779,7 +809,8 @@ impl Detector {
             if how.basis < i.basis {
                 i.basis = how.basis;
             }
-            if i.calls.len() < MAX_FOLDED_CALLS {
+            let folded_full = i.calls.len() >= MAX_FOLDED_CALLS;
+            if !folded_full {
                 i.calls.push(call);
             }
             if i.service_name.is_none() {
@@ -794,6 +825,9 @@ impl Detector {
                 }
             }
             i.push_evidence(e);
+            if folded_full {
+                self.cap("MAX_FOLDED_CALLS");
+            }
             return;
         }
         if p.open.len() >= MAX_OPEN_INSTANCES {
@@ -1190,7 +1224,7 @@ impl Detector {
 
     fn source(&mut self, src: IpAddr) -> Option<&mut SourceState> {
         if !self.sources.contains_key(&src) && self.sources.len() >= MAX_SOURCES {
-            *self.stats.caps.entry("MAX_SOURCES").or_insert(0) += 1;
+            self.cap("MAX_SOURCES");
             return None;
         }
         Some(self.sources.entry(src).or_default())

@@ -10,6 +10,8 @@
 //! for ev in events { det.on_event(&ev, &mut alerts); /* write and clear alerts */ }
 //! det.tick(now, &mut alerts);   // live mode, periodically: closes expired instances, periodic host summaries
 //! det.finish(&mut alerts);      // end of input: flush open attack instances, host summaries
+//! det.report_caps(&mut sink);   // now and then / at the end: detection caps reached -> cap_reached
+//! det.on_inferred(call);        // size inference (detect::inferred) -> InferredCall -> basis "inferred"
 //! ```
 //! Events must arrive in packet-time order (the order the protocol layers emit them). Alerts are
 //! `crate::event::alert::Alert` (serialize with `kind`: technique / signal / visibility /
