@@ -560,3 +560,11 @@ fn caps_are_counted_and_reported_through_the_sink() {
     d.report_caps(&mut sink);
     assert_eq!(sink.events.len(), before, "reported once");
 }
+
+#[test]
+fn detector_and_rules_move_across_threads() {
+    fn send<T: Send + 'static>() {}
+    send::<Detector>();
+    send::<Rules>();
+    send::<Alert>();
+}
