@@ -7,6 +7,10 @@
 //! source on the same target while it is open fold into it.
 
 use super::attribution::{attribute, AttribInput};
+use super::calls::{call_status, clean_pipe, iface_of, role, CallRole, Iface};
+pub use super::calls::{ATSVC_UUID, SVCCTL_UUID, TASKSCHED_UUID};
+use super::instance::{reason_sentence, Auth, How, Instance, UploadRec};
+pub use super::instance::InferredCall;
 use super::names::{basename_lower, is_admin_share, looks_random, runs_interpreter, share_relative, upload_relative};
 use super::rules::{ExceptionSubject, Rules};
 use crate::event::alert::{
@@ -42,172 +46,6 @@ const SWEEP_EVERY_NS: u64 = 30 * 1_000_000_000;
 /// An idle pair that authenticated or attacked is kept this long (packet time) so that an attack late in a
 /// long SMB session still names its user; such pairs are evicted first when `MAX_PAIRS` is reached.
 const AUTH_KEEP_NS: u64 = 24 * 3600 * 1_000_000_000;
-
-pub const SVCCTL_UUID: &str = "367abb81-9844-35f1-ad32-98f038001003";
-pub const TASKSCHED_UUID: &str = "86d35949-83c9-4044-b424-db363231fd0c";
-pub const ATSVC_UUID: &str = "1ff70682-0a51-30e8-076d-740be8cee98b";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Iface {
-    Svcctl,
-    TaskSched,
-    Atsvc,
-    Other,
-}
-
-fn iface_of(endpoint: &str, uuid: Option<&str>) -> Iface {
-    let u = uuid.unwrap_or("");
-    if endpoint.eq_ignore_ascii_case("svcctl") || u.eq_ignore_ascii_case(SVCCTL_UUID) {
-        Iface::Svcctl
-    } else if endpoint.eq_ignore_ascii_case("ITaskSchedulerService") || u.eq_ignore_ascii_case(TASKSCHED_UUID) {
-        Iface::TaskSched
-    } else if endpoint.eq_ignore_ascii_case("atsvc") || u.eq_ignore_ascii_case(ATSVC_UUID) {
-        Iface::Atsvc
-    } else {
-        Iface::Other
-    }
-}
-
-/// What an svcctl / task call means for detection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CallRole {
-    Create(Technique),
-    OpenScm,
-    OpenService,
-    Start,
-    Control,
-    Delete,
-    TaskRun,
-    TaskDelete,
-    Other,
-}
-
-fn role(iface: Iface, opnum: u16) -> CallRole {
-    match (iface, opnum) {
-        (Iface::Svcctl, 12 | 24 | 44 | 45 | 60) => CallRole::Create(Technique::ServiceCreate),
-        (Iface::Svcctl, 11 | 23) => CallRole::Create(Technique::ServiceModify),
-        (Iface::Svcctl, 15 | 27 | 64) => CallRole::OpenScm,
-        (Iface::Svcctl, 16 | 28) => CallRole::OpenService,
-        (Iface::Svcctl, 19 | 31) => CallRole::Start,
-        (Iface::Svcctl, 1) => CallRole::Control,
-        (Iface::Svcctl, 2) => CallRole::Delete,
-        (Iface::TaskSched, 1) => CallRole::Create(Technique::TaskCreate),
-        (Iface::TaskSched, 12) => CallRole::TaskRun,
-        (Iface::TaskSched, 13) => CallRole::TaskDelete,
-        (Iface::Atsvc, 0) => CallRole::Create(Technique::TaskCreate),
-        (Iface::Atsvc, 1) => CallRole::TaskDelete,
-        _ => CallRole::Other,
-    }
-}
-
-/// How a create/register call was seen.
-#[derive(Clone, Copy)]
-struct How<'a> {
-    basis: Basis,
-    transport: &'static str,
-    opnum: Option<u16>,
-    args: &'a DceArgs,
-}
-
-#[derive(Clone, Debug, Default)]
-struct Auth {
-    user: Option<String>,
-    domain: Option<String>,
-    workstation: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-struct UploadRec {
-    ts: Ts,
-    share: String,
-    name: String,
-    rel: String,
-    size: u64,
-    sha256: Option<String>,
-    pe: bool,
-    claimed: bool,
-    ev: Evidence,
-}
-
-#[derive(Clone, Debug)]
-struct Instance {
-    technique: Technique,
-    basis: Basis,
-    transport: &'static str,
-    iface: Iface,
-    /// Time of the first create/register call: uploads before it count as "upload then create".
-    create_ts: Ts,
-    first_ts: Ts,
-    last_ts: Ts,
-    service_name: Option<String>,
-    display_name: Option<String>,
-    binary_path: Option<String>,
-    start_type: Option<u32>,
-    task_path: Option<String>,
-    command: Option<String>,
-    calls: Vec<FoldedCall>,
-    opnums: Vec<u16>,
-    count: u32,
-    started: bool,
-    deleted: bool,
-    failed: bool,
-    handles: Vec<String>,
-    /// Uploads before (false) or after (true) the first create.
-    uploads: Vec<(UploadRec, bool)>,
-    shares: BTreeSet<String>,
-    pipes: Vec<String>,
-    evidence: Vec<Evidence>,
-    evidence_dropped: bool,
-    /// Inferred instances: bytes an encrypted upload carried, the inferring detector's tool hint,
-    /// and whether it rated itself medium (an upload preceded the service calls).
-    inferred_upload: Option<u64>,
-    tool_hint: Option<String>,
-    inferred_medium: bool,
-}
-
-/// A technique inferred without a readable call (see `Detector::on_inferred`).
-#[derive(Clone, Debug)]
-pub struct InferredCall {
-    /// Connection and time of the (inferred) create call.
-    pub conn: ConnFields,
-    /// First evidence (e.g. the start of the encrypted upload).
-    pub first_ts: Ts,
-    pub technique: Technique,
-    /// "svcctl" | "atsvc" | "ITaskSchedulerService"
-    pub interface: &'static str,
-    pub user: Option<String>,
-    pub domain: Option<String>,
-    pub workstation: Option<String>,
-    /// Bytes of an upload seen as encrypted WRITEs before the service calls.
-    pub upload_size: Option<u64>,
-    /// Tool suggested by the inferring detector, used when no signature matches.
-    pub tool_hint: Option<String>,
-    /// The inferring detector rated it medium (upload then service) rather than low.
-    pub medium: bool,
-    /// One sentence from the inferring detector.
-    pub reason: String,
-    /// Evidence lines (time, summary), e.g. each message size taken for a bind or a create.
-    pub evidence: Vec<(Ts, String)>,
-}
-
-impl Instance {
-    fn push_evidence(&mut self, ev: Evidence) {
-        if self.evidence.len() < MAX_EVIDENCE {
-            self.evidence.push(ev);
-        } else {
-            self.evidence_dropped = true;
-        }
-    }
-    fn add_pipe(&mut self, p: &str) {
-        if self.pipes.len() < MAX_PAIR_ITEMS && !self.pipes.iter().any(|x| x.eq_ignore_ascii_case(p)) {
-            self.pipes.push(p.to_string());
-        }
-    }
-    fn names_service(&self, name: &str) -> bool {
-        self.service_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name))
-            || self.calls.iter().any(|c| c.service_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-    }
-}
 
 #[derive(Default)]
 struct PairState {
@@ -290,22 +128,6 @@ fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
     match ip {
         IpAddr::V4(a) => a.octets().to_vec(),
         IpAddr::V6(a) => a.octets().to_vec(),
-    }
-}
-
-fn clean_pipe(name: &str) -> String {
-    let n = name.trim_start_matches('\\');
-    let n = if n.len() > 5 && n.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("pipe\\")) { &n[5..] } else { n };
-    n.to_string()
-}
-
-fn call_status(e: &DceRpc) -> (String, bool) {
-    if e.status != "ok" {
-        return (e.status.clone(), true);
-    }
-    match e.args.return_code {
-        Some(rc) if rc != 0 => (format!("0x{rc:08x}"), true),
-        _ => ("ok".into(), false),
     }
 }
 
@@ -1349,78 +1171,4 @@ fn touch(s: &mut SourceState, a: Ts, b: Ts) {
 fn prune<T>(v: &mut Vec<T>, now: Ts, window: u64, ts: impl Fn(&T) -> Ts) {
     let cut = now.0.saturating_sub(window);
     v.retain(|x| ts(x).0 >= cut);
-}
-
-#[allow(clippy::too_many_arguments)]
-fn reason_sentence(
-    inst: &Instance,
-    src: IpAddr,
-    dst: IpAddr,
-    uploads: &[Upload],
-    upload_before: bool,
-    upload_after: bool,
-    interpreter: bool,
-    random_name: bool,
-    tool: &str,
-) -> String {
-    let what = match inst.technique {
-        Technique::ServiceCreate => "created service",
-        Technique::ServiceModify => "reconfigured service",
-        Technique::TaskCreate => "registered task",
-    };
-    let name = inst
-        .service_name
-        .as_deref()
-        .or(inst.task_path.as_deref())
-        .map(|n| format!(" {n}"))
-        .unwrap_or_default();
-    let mut s = String::new();
-    let referenced: Vec<&Upload> = uploads.iter().filter(|u| u.referenced).collect();
-    if upload_before {
-        if let Some(u) = referenced.first() {
-            s.push_str(&format!("{src} uploaded {}\\{} to {dst} and then {what}{name}", u.share, u.name));
-        }
-    } else {
-        s.push_str(&format!("{src} {what}{name} on {dst}"));
-    }
-    match inst.basis {
-        Basis::StubEncrypted => s.push_str(" (stub encrypted: seen from the interface and opnum alone)"),
-        Basis::Inferred => {
-            if let Some(n) = inst.inferred_upload {
-                s.push_str(&format!(" after an encrypted upload of about {n} bytes"));
-            }
-            s.push_str(" (inferred from the sizes of SMB3-encrypted messages; nothing inside was readable)")
-        }
-        Basis::Cleartext => {}
-    }
-    if let Some(bp) = &inst.binary_path {
-        if upload_before {
-            s.push_str(&format!(" running it ({bp})"));
-        } else if upload_after {
-            s.push_str(&format!(" running {bp}, a file it uploaded right after"));
-        } else if interpreter {
-            s.push_str(&format!(" running a command interpreter ({bp})"));
-        } else {
-            s.push_str(&format!(" running {bp}"));
-        }
-    } else if let Some(cmd) = &inst.command {
-        s.push_str(&format!(" running {cmd}"));
-    }
-    if random_name {
-        s.push_str(", random-looking name");
-    }
-    if inst.count > 1 {
-        s.push_str(&format!(", {} times", inst.count));
-    }
-    if inst.started {
-        s.push_str(", and started it");
-    }
-    if inst.failed {
-        s.push_str(", the call failed on the server but the attempt is on the wire");
-    }
-    if tool != "unknown" {
-        s.push_str(&format!(" (looks like {tool})"));
-    }
-    s.push('.');
-    s
 }

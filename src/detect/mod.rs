@@ -37,6 +37,8 @@
 //! * Exceptions (rules) never drop an alert: they set `suppressed_by`.
 
 pub mod attribution;
+mod calls;
+mod instance;
 pub mod matcher;
 pub mod names;
 pub mod rules;
