@@ -97,7 +97,8 @@ pub struct Truth {
 
 impl Truth {
     pub fn load(path: &Path) -> anyhow::Result<Truth> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Truth::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
     pub fn parse(text: &str) -> Result<Truth, serde_json::Error> {
@@ -143,7 +144,11 @@ pub fn discover(dirs: &[PathBuf]) -> anyhow::Result<Vec<Case>> {
             continue;
         }
         let truth = Truth::load(&t)?;
-        cases.push(Case { capture, truth_path: t, truth });
+        cases.push(Case {
+            capture,
+            truth_path: t,
+            truth,
+        });
     }
     Ok(cases)
 }
@@ -227,11 +232,16 @@ fn services_of(a: &TechniqueAlert) -> Vec<(Option<&str>, Option<&str>)> {
 }
 
 fn name_ok(exp: &ExpectService, got: Option<&str>) -> bool {
-    exp.name.as_deref().is_none_or(|n| got.is_some_and(|g| eq_ci(n, g)))
+    exp.name
+        .as_deref()
+        .is_none_or(|n| got.is_some_and(|g| eq_ci(n, g)))
 }
 
 fn path_ok(exp: &ExpectService, got: Option<&str>) -> bool {
-    let exact = exp.binary_path.as_deref().is_none_or(|p| got.is_some_and(|g| eq_ci(p, g)));
+    let exact = exp
+        .binary_path
+        .as_deref()
+        .is_none_or(|p| got.is_some_and(|g| eq_ci(p, g)));
     let contains = exp
         .binary_path_contains
         .as_deref()
@@ -240,14 +250,19 @@ fn path_ok(exp: &ExpectService, got: Option<&str>) -> bool {
 }
 
 fn service_matches(exp: &ExpectService, a: &TechniqueAlert) -> bool {
-    services_of(a).into_iter().any(|(n, p)| name_ok(exp, n) && path_ok(exp, p))
+    services_of(a)
+        .into_iter()
+        .any(|(n, p)| name_ok(exp, n) && path_ok(exp, p))
 }
 
 /// Which tools satisfy a truth tool.
 pub fn tool_accepts(truth_tool: &str, got: &str) -> bool {
     match truth_tool {
         "smbexec-unknown" => {
-            matches!(got, "unknown" | "smbexec-unknown" | "impacket-smbexec" | "crackmapexec-smbexec")
+            matches!(
+                got,
+                "unknown" | "smbexec-unknown" | "impacket-smbexec" | "crackmapexec-smbexec"
+            )
         }
         "unknown-malware" | "unknown" => matches!(got, "unknown" | "unknown-malware"),
         t => t == got,
@@ -263,11 +278,16 @@ pub fn score(case: &Case, alerts: &[Alert]) -> CaptureScore {
         .copied()
         .filter(|a| Some(a.src_ip) == t.attacker_ip && Some(a.dst_ip) == t.victim_ip)
         .collect();
-    let signals = alerts.iter().filter(|a| matches!(a, Alert::Signal(_))).count();
+    let signals = alerts
+        .iter()
+        .filter(|a| matches!(a, Alert::Signal(_)))
+        .count();
     let vis = alerts
         .iter()
         .filter(|a| match a {
-            Alert::Visibility(v) => Some(v.src_ip) == t.attacker_ip && Some(v.dst_ip) == t.victim_ip,
+            Alert::Visibility(v) => {
+                Some(v.src_ip) == t.attacker_ip && Some(v.dst_ip) == t.victim_ip
+            }
             _ => false,
         })
         .count();
@@ -275,7 +295,10 @@ pub fn score(case: &Case, alerts: &[Alert]) -> CaptureScore {
     let matching: Vec<&TechniqueAlert> = if t.expect.services.is_empty() {
         pair.clone()
     } else {
-        pair.iter().copied().filter(|a| t.expect.services.iter().any(|s| service_matches(s, a))).collect()
+        pair.iter()
+            .copied()
+            .filter(|a| t.expect.services.iter().any(|s| service_matches(s, a)))
+            .collect()
     };
     let best = matching.first().copied().or(pair.first().copied());
     let mut fields = vec![];
@@ -305,26 +328,54 @@ pub fn score(case: &Case, alerts: &[Alert]) -> CaptureScore {
     if t.verdict == Verdict::Positive && !pair.is_empty() {
         if let Some(exp) = &t.technique {
             let got = best.map(|a| a.technique.as_str()).unwrap_or("-");
-            fields.push(FieldCheck { field: "technique".into(), expected: exp.clone(), got: got.into(), ok: eq_ci(exp, got) });
+            fields.push(FieldCheck {
+                field: "technique".into(),
+                expected: exp.clone(),
+                got: got.into(),
+                ok: eq_ci(exp, got),
+            });
         }
         for (i, s) in t.expect.services.iter().enumerate() {
             if let Some(n) = &s.name {
-                let hit = pair.iter().flat_map(|a| services_of(a)).find_map(|(gn, _)| gn.filter(|g| eq_ci(g, n)));
-                let got = hit.or_else(|| best.and_then(|a| a.service_name.as_deref())).unwrap_or("-");
-                fields.push(FieldCheck { field: format!("services[{i}].name"), expected: n.clone(), got: got.into(), ok: hit.is_some() });
+                let hit = pair
+                    .iter()
+                    .flat_map(|a| services_of(a))
+                    .find_map(|(gn, _)| gn.filter(|g| eq_ci(g, n)));
+                let got = hit
+                    .or_else(|| best.and_then(|a| a.service_name.as_deref()))
+                    .unwrap_or("-");
+                fields.push(FieldCheck {
+                    field: format!("services[{i}].name"),
+                    expected: n.clone(),
+                    got: got.into(),
+                    ok: hit.is_some(),
+                });
             }
             if s.binary_path.is_some() || s.binary_path_contains.is_some() {
-                let exp = s.binary_path.clone().unwrap_or_else(|| format!("*{}*", s.binary_path_contains.as_deref().unwrap_or("")));
-                let hit = pair.iter().flat_map(|a| services_of(a)).find_map(|(gn, gp)| {
-                    (name_ok(s, gn) && path_ok(s, gp)).then_some(gp).flatten()
+                let exp = s.binary_path.clone().unwrap_or_else(|| {
+                    format!("*{}*", s.binary_path_contains.as_deref().unwrap_or(""))
                 });
-                let got = hit.or_else(|| best.and_then(|a| a.binary_path.as_deref())).unwrap_or("-");
-                fields.push(FieldCheck { field: format!("services[{i}].binary_path"), expected: exp, got: got.into(), ok: hit.is_some() });
+                let hit = pair
+                    .iter()
+                    .flat_map(|a| services_of(a))
+                    .find_map(|(gn, gp)| {
+                        (name_ok(s, gn) && path_ok(s, gp)).then_some(gp).flatten()
+                    });
+                let got = hit
+                    .or_else(|| best.and_then(|a| a.binary_path.as_deref()))
+                    .unwrap_or("-");
+                fields.push(FieldCheck {
+                    field: format!("services[{i}].binary_path"),
+                    expected: exp,
+                    got: got.into(),
+                    ok: hit.is_some(),
+                });
             }
         }
         for (i, u) in t.expect.uploads.iter().enumerate() {
             let want = u.name.trim_start_matches('\\');
-            let same = |g: &&crate::event::alert::Upload| eq_ci(g.name.trim_start_matches('\\'), want);
+            let same =
+                |g: &&crate::event::alert::Upload| eq_ci(g.name.trim_start_matches('\\'), want);
             let hit = pair.iter().flat_map(|a| a.uploads.iter()).find(same);
             fields.push(FieldCheck {
                 field: format!("uploads[{i}].name"),
@@ -335,7 +386,13 @@ pub fn score(case: &Case, alerts: &[Alert]) -> CaptureScore {
             if let Some(b) = u.bytes {
                 // The truth sums every handle that wrote the name in the capture; attacks far apart
                 // are separate alerts, so sum over all of the pair's alerts.
-                let got = hit.map(|_| pair.iter().flat_map(|a| a.uploads.iter()).filter(same).map(|g| g.size).sum::<u64>());
+                let got = hit.map(|_| {
+                    pair.iter()
+                        .flat_map(|a| a.uploads.iter())
+                        .filter(same)
+                        .map(|g| g.size)
+                        .sum::<u64>()
+                });
                 fields.push(FieldCheck {
                     field: format!("uploads[{i}].bytes"),
                     expected: b.to_string(),
@@ -417,7 +474,10 @@ fn ratio(a: usize, b: usize) -> f64 {
 
 impl Report {
     pub fn new(captures: Vec<CaptureScore>) -> Report {
-        let mut t = Totals { captures: captures.len(), ..Default::default() };
+        let mut t = Totals {
+            captures: captures.len(),
+            ..Default::default()
+        };
         for c in &captures {
             match c.status {
                 Status::Detected => {
@@ -448,7 +508,11 @@ impl Report {
         t.field_accuracy = ratio(t.fields_right, t.fields_checked);
         t.attribution_accuracy = ratio(t.attribution_right, t.attribution_checked);
         let ok = captures.iter().all(|c| c.ok);
-        Report { captures, totals: t, ok }
+        Report {
+            captures,
+            totals: t,
+            ok,
+        }
     }
 
     /// Every visible positive detected and no negative alerting (and no encrypted positive silent).
@@ -473,7 +537,11 @@ impl Report {
         for c in &self.captures {
             let expected = match c.verdict {
                 Verdict::Negative => format!("negative/{}", c.visibility),
-                Verdict::Positive => format!("{}/{}", c.expected_technique.as_deref().unwrap_or("positive"), c.visibility),
+                Verdict::Positive => format!(
+                    "{}/{}",
+                    c.expected_technique.as_deref().unwrap_or("positive"),
+                    c.visibility
+                ),
             };
             let got = if c.technique_alerts == 0 {
                 if c.visibility_records > 0 {
@@ -484,10 +552,18 @@ impl Report {
                     "-".to_string()
                 }
             } else {
-                format!("{} x{}", c.got_technique.as_deref().unwrap_or("technique"), c.technique_alerts)
+                format!(
+                    "{} x{}",
+                    c.got_technique.as_deref().unwrap_or("technique"),
+                    c.technique_alerts
+                )
             };
             let right = c.fields.iter().filter(|f| f.ok).count();
-            let mut fields = if c.fields.is_empty() { "-".to_string() } else { format!("{right}/{}", c.fields.len()) };
+            let mut fields = if c.fields.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{right}/{}", c.fields.len())
+            };
             for f in c.fields.iter().filter(|f| !f.ok) {
                 fields.push_str(&format!(" !{}", f.field));
             }
@@ -531,7 +607,11 @@ impl Report {
         }
         let mut s = String::new();
         for r in &rows {
-            let line: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{:w$}", c, w = widths[i])).collect();
+            let line: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{:w$}", c, w = widths[i]))
+                .collect();
             s.push_str(line.join("  ").trim_end());
             s.push('\n');
         }

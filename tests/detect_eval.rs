@@ -15,7 +15,11 @@ fn case(rel: &str) -> Case {
     let capture = repo_captures().join(rel);
     let truth_path = PathBuf::from(format!("{}.truth.json", capture.display()));
     let truth = Truth::load(&truth_path).unwrap();
-    Case { capture, truth_path, truth }
+    Case {
+        capture,
+        truth_path,
+        truth,
+    }
 }
 
 #[test]
@@ -24,7 +28,10 @@ fn discovers_every_truth_file_with_its_capture() {
     let n_truth = walkdir_count(&repo_captures());
     assert!(cases.len() >= 12, "lab captures: {}", cases.len());
     assert!(cases.len() <= n_truth);
-    let a = cases.iter().find(|c| c.capture.ends_with("a_psexec_default.pcap")).unwrap();
+    let a = cases
+        .iter()
+        .find(|c| c.capture.ends_with("a_psexec_default.pcap"))
+        .unwrap();
     assert_eq!(a.truth.verdict, Verdict::Positive);
     assert_eq!(a.truth.attacker_ip, Some(ip("192.0.2.10")));
     assert_eq!(a.truth.expect.services[0].name.as_deref(), Some("nUwj"));
@@ -33,7 +40,9 @@ fn discovers_every_truth_file_with_its_capture() {
     if shared.is_dir() {
         let all = discover(&[shared]).unwrap();
         assert!(all.len() >= 60, "{}", all.len());
-        assert!(all.iter().any(|c| c.truth.tool.as_deref() == Some("sharpnopsexec")));
+        assert!(all
+            .iter()
+            .any(|c| c.truth.tool.as_deref() == Some("sharpnopsexec")));
     }
 }
 
@@ -59,7 +68,10 @@ fn psexec_lab_alert_scores_detected_with_all_fields_and_tool() {
     assert_eq!(sc.status, Status::Detected);
     assert!(sc.fields.iter().all(|f| f.ok), "{:#?}", sc.fields);
     assert!(sc.fields.iter().any(|f| f.field == "uploads[0].sha256"));
-    assert!(sc.fields.iter().any(|f| f.field == "services[0].binary_path"));
+    assert!(sc
+        .fields
+        .iter()
+        .any(|f| f.field == "services[0].binary_path"));
     assert_eq!(sc.attribution_ok, Some(true));
     assert!(sc.ok);
 }
@@ -78,8 +90,14 @@ fn wrong_pair_or_wrong_service_is_missed() {
     s.create(0.0, "nUwj", "%systemroot%\\other.exe", None, "ok");
     let sc = score(&c, &run(&s.done()));
     assert_eq!(sc.status, Status::Missed);
-    assert!(sc.fields.iter().any(|f| f.field == "services[0].binary_path" && !f.ok));
-    assert!(sc.fields.iter().any(|f| f.field == "uploads[0].name" && !f.ok));
+    assert!(sc
+        .fields
+        .iter()
+        .any(|f| f.field == "services[0].binary_path" && !f.ok));
+    assert!(sc
+        .fields
+        .iter()
+        .any(|f| f.field == "uploads[0].name" && !f.ok));
     let r = Report::new(vec![sc]);
     assert!(!r.all_ok());
     assert_eq!(r.totals.recall, 0.0);
@@ -101,42 +119,72 @@ fn binary_path_contains_and_folded_calls_are_scored() {
     assert_eq!(sc.attribution_ok, Some(true));
 
     // CrackMapExec: two expected services with the same name and different paths, folded in one alert
-    let shared = PathBuf::from("/work/shared/captures/public/elcabezzonn/cme-smb-chip-douglas.pcap");
+    let shared =
+        PathBuf::from("/work/shared/captures/public/elcabezzonn/cme-smb-chip-douglas.pcap");
     if !shared.is_file() {
         return;
     }
     let truth = Truth::load(&PathBuf::from(format!("{}.truth.json", shared.display()))).unwrap();
-    let c = Case { capture: shared, truth_path: PathBuf::new(), truth: truth.clone() };
+    let c = Case {
+        capture: shared,
+        truth_path: PathBuf::new(),
+        truth: truth.clone(),
+    };
     let mut s = Seq::new("192.168.1.109", "192.168.1.46");
     for (i, svc) in truth.expect.services.iter().enumerate() {
-        s.create(i as f64 * 5.0, svc.name.as_deref().unwrap(), svc.binary_path.as_deref().unwrap(), None, "ok");
+        s.create(
+            i as f64 * 5.0,
+            svc.name.as_deref().unwrap(),
+            svc.binary_path.as_deref().unwrap(),
+            None,
+            "ok",
+        );
     }
     let alerts = run(&s.done());
     assert_eq!(techniques(&alerts).len(), 1);
     let sc = score(&c, &alerts);
     assert_eq!(sc.status, Status::Detected);
-    assert_eq!(sc.fields.iter().filter(|f| f.field.ends_with("binary_path") && f.ok).count(), 2, "{:#?}", sc.fields);
+    assert_eq!(
+        sc.fields
+            .iter()
+            .filter(|f| f.field.ends_with("binary_path") && f.ok)
+            .count(),
+        2,
+        "{:#?}",
+        sc.fields
+    );
     assert_eq!(sc.attribution_ok, Some(true));
     // only the first command seen: the second expected path is a wrong field
     let mut s = Seq::new("192.168.1.109", "192.168.1.46");
     let svc = &truth.expect.services[0];
-    s.create(0.0, svc.name.as_deref().unwrap(), svc.binary_path.as_deref().unwrap(), None, "ok");
+    s.create(
+        0.0,
+        svc.name.as_deref().unwrap(),
+        svc.binary_path.as_deref().unwrap(),
+        None,
+        "ok",
+    );
     let sc = score(&c, &run(&s.done()));
     assert_eq!(sc.status, Status::Detected);
-    assert!(sc.fields.iter().any(|f| f.field == "services[1].binary_path" && !f.ok));
+    assert!(sc
+        .fields
+        .iter()
+        .any(|f| f.field == "services[1].binary_path" && !f.ok));
 }
 
 #[test]
 fn negatives_with_signals_are_quiet_and_with_techniques_fail() {
     let c = case("lab/f_benign_admin_upload.pcap");
     let mut s = Seq::new("192.0.2.11", "192.0.2.20");
-    s.tree(0.0, "ADMIN$").write(0.1, "ADMIN$", "tool.exe", 56320, true, Some(SHA));
+    s.tree(0.0, "ADMIN$")
+        .write(0.1, "ADMIN$", "tool.exe", 56320, true, Some(SHA));
     let alerts = run(&s.done());
     let sc = score(&c, &alerts);
     assert_eq!(sc.status, Status::Quiet);
     assert_eq!(sc.signals, 1);
     assert!(sc.ok);
-    s.write(0.1, "ADMIN$", "tool.exe", 56320, true, Some(SHA)).create(1.0, "Tool", "%SystemRoot%\\tool.exe", None, "ok");
+    s.write(0.1, "ADMIN$", "tool.exe", 56320, true, Some(SHA))
+        .create(1.0, "Tool", "%SystemRoot%\\tool.exe", None, "ok");
     let bad = score(&c, &run(&s.done()));
     assert_eq!(bad.status, Status::FalseAlert);
     let r = Report::new(vec![sc, bad]);
@@ -196,7 +244,12 @@ fn report_totals_table_and_json() {
     assert_eq!(r.totals.fields_right, r.totals.fields_checked);
     assert!(!r.all_ok());
     let table = r.table();
-    assert!(table.contains("lab/a_psexec_default.pcap") && table.contains("MISSED") && table.contains("ok quiet"), "{table}");
+    assert!(
+        table.contains("lab/a_psexec_default.pcap")
+            && table.contains("MISSED")
+            && table.contains("ok quiet"),
+        "{table}"
+    );
     assert!(table.contains("impacket-psexec/impacket-psexec"), "{table}");
     assert!(table.contains("recall on visible positives 1/2"), "{table}");
     let j = r.to_json();
@@ -223,12 +276,22 @@ fn runs_far_apart_are_two_alerts_and_upload_bytes_sum_over_the_capture() {
         return;
     }
     let truth = Truth::load(&PathBuf::from(format!("{}.truth.json", path.display()))).unwrap();
-    let c = Case { capture: path, truth_path: PathBuf::new(), truth };
+    let c = Case {
+        capture: path,
+        truth_path: PathBuf::new(),
+        truth,
+    };
     let mut s = Seq::new("192.168.1.46", "192.168.1.195");
     for t0 in [0.0, 966.0] {
         s.tree(t0, "ADMIN$")
             .write(t0 + 0.1, "ADMIN$", "PSEXESVC.exe", 145568, true, None)
-            .create(t0 + 0.2, "PSEXESVC", "%SystemRoot%\\PSEXESVC.exe", Some(&format!("h{t0}")), "ok")
+            .create(
+                t0 + 0.2,
+                "PSEXESVC",
+                "%SystemRoot%\\PSEXESVC.exe",
+                Some(&format!("h{t0}")),
+                "ok",
+            )
             .start(t0 + 0.3, &format!("h{t0}"))
             .pipe(t0 + 0.4, "PSEXESVC-WS-1234-stdin");
     }

@@ -38,7 +38,10 @@ pub struct Attribution {
 
 impl Attribution {
     pub fn unknown() -> Attribution {
-        Attribution { tool: "unknown".into(), why: None }
+        Attribution {
+            tool: "unknown".into(),
+            why: None,
+        }
     }
 }
 
@@ -46,8 +49,15 @@ pub fn attribute(rules: &Rules, input: &AttribInput<'_>) -> Attribution {
     for tool in &rules.tools {
         for sig in &tool.signatures {
             if signature_matches(sig, input) {
-                let why = if sig.why.is_empty() { None } else { Some(sig.why.clone()) };
-                return Attribution { tool: tool.name.clone(), why };
+                let why = if sig.why.is_empty() {
+                    None
+                } else {
+                    Some(sig.why.clone())
+                };
+                return Attribution {
+                    tool: tool.name.clone(),
+                    why,
+                };
             }
         }
     }
@@ -72,12 +82,20 @@ pub fn signature_matches(sig: &Signature, x: &AttribInput<'_>) -> bool {
         && any(&sig.command, &x.commands)
         && any(&sig.call, &x.calls)
         && sig.technique.is_none_or(|t| Some(t) == x.technique)
-        && sig.transport.as_deref().is_none_or(|t| Some(t) == x.transport)
-        && sig.interface.as_deref().is_none_or(|i| Some(i) == x.interface)
+        && sig
+            .transport
+            .as_deref()
+            .is_none_or(|t| Some(t) == x.transport)
+        && sig
+            .interface
+            .as_deref()
+            .is_none_or(|i| Some(i) == x.interface)
         && sig.opnum.is_none_or(|n| x.opnums.contains(&n))
         && sig.binary_is_upload.is_none_or(|b| b == x.binary_is_upload)
         && sig.smb.is_none_or(|b| b == x.smb)
         && sig.stub_encrypted.is_none_or(|b| b == x.stub_encrypted)
-        && sig.min_bind_contexts.is_none_or(|n| x.max_bind_contexts >= n)
+        && sig
+            .min_bind_contexts
+            .is_none_or(|n| x.max_bind_contexts >= n)
         && sig.min_count.is_none_or(|n| x.count >= n)
 }

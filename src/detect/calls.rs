@@ -19,7 +19,9 @@ pub(super) fn iface_of(endpoint: &str, uuid: Option<&str>) -> Iface {
     let u = uuid.unwrap_or("");
     if endpoint.eq_ignore_ascii_case("svcctl") || u.eq_ignore_ascii_case(SVCCTL_UUID) {
         Iface::Svcctl
-    } else if endpoint.eq_ignore_ascii_case("ITaskSchedulerService") || u.eq_ignore_ascii_case(TASKSCHED_UUID) {
+    } else if endpoint.eq_ignore_ascii_case("ITaskSchedulerService")
+        || u.eq_ignore_ascii_case(TASKSCHED_UUID)
+    {
         Iface::TaskSched
     } else if endpoint.eq_ignore_ascii_case("atsvc") || u.eq_ignore_ascii_case(ATSVC_UUID) {
         Iface::Atsvc
@@ -62,7 +64,11 @@ pub(super) fn role(iface: Iface, opnum: u16) -> CallRole {
 
 pub(super) fn clean_pipe(name: &str) -> String {
     let n = name.trim_start_matches('\\');
-    let n = if n.len() > 5 && n.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("pipe\\")) { &n[5..] } else { n };
+    let n = if n.len() > 5 && n.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("pipe\\")) {
+        &n[5..]
+    } else {
+        n
+    };
     n.to_string()
 }
 

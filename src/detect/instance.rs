@@ -108,13 +108,21 @@ impl Instance {
         }
     }
     pub(super) fn add_pipe(&mut self, p: &str) {
-        if self.pipes.len() < MAX_PAIR_ITEMS && !self.pipes.iter().any(|x| x.eq_ignore_ascii_case(p)) {
+        if self.pipes.len() < MAX_PAIR_ITEMS
+            && !self.pipes.iter().any(|x| x.eq_ignore_ascii_case(p))
+        {
             self.pipes.push(p.to_string());
         }
     }
     pub(super) fn names_service(&self, name: &str) -> bool {
-        self.service_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name))
-            || self.calls.iter().any(|c| c.service_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        self.service_name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            || self.calls.iter().any(|c| {
+                c.service_name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
     }
 }
 
@@ -145,13 +153,18 @@ pub(super) fn reason_sentence(
     let referenced: Vec<&Upload> = uploads.iter().filter(|u| u.referenced).collect();
     if upload_before {
         if let Some(u) = referenced.first() {
-            s.push_str(&format!("{src} uploaded {}\\{} to {dst} and then {what}{name}", u.share, u.name));
+            s.push_str(&format!(
+                "{src} uploaded {}\\{} to {dst} and then {what}{name}",
+                u.share, u.name
+            ));
         }
     } else {
         s.push_str(&format!("{src} {what}{name} on {dst}"));
     }
     match inst.basis {
-        Basis::StubEncrypted => s.push_str(" (stub encrypted: seen from the interface and opnum alone)"),
+        Basis::StubEncrypted => {
+            s.push_str(" (stub encrypted: seen from the interface and opnum alone)")
+        }
         Basis::Inferred => {
             if let Some(n) = inst.inferred_upload {
                 s.push_str(&format!(" after an encrypted upload of about {n} bytes"));

@@ -6,16 +6,15 @@
 //! written, when packet time passes `last activity + window` (or at `finish`). Repeats from the same
 //! source on the same target while it is open fold into it.
 
-use super::attribution::{attribute, AttribInput};
 use super::calls::{call_status, clean_pipe, iface_of, role, CallRole, Iface};
 pub use super::calls::{ATSVC_UUID, SVCCTL_UUID, TASKSCHED_UUID};
-use super::instance::{reason_sentence, Auth, How, Instance, UploadRec};
 pub use super::instance::InferredCall;
-use super::names::{basename_lower, is_admin_share, looks_random, runs_interpreter, share_relative, upload_relative};
-use super::rules::{ExceptionSubject, Rules};
+use super::instance::{Auth, How, Instance, UploadRec};
+use super::names::{is_admin_share, upload_relative};
+use super::report::touch;
+use super::rules::Rules;
 use crate::event::alert::{
-    Alert, Basis, Evidence, FoldedCall, HostSummary, Severity, SignalAlert, Technique, TechniqueAlert, Upload,
-    VisibilityAlert,
+    Alert, Basis, Evidence, FoldedCall, Severity, SignalAlert, Technique, VisibilityAlert,
 };
 use crate::event::{ConnFields, DceArgs, DceRpc, Event, FileAction, SmbFiles};
 use crate::time::Ts;
@@ -48,40 +47,40 @@ const SWEEP_EVERY_NS: u64 = 30 * 1_000_000_000;
 const AUTH_KEEP_NS: u64 = 24 * 3600 * 1_000_000_000;
 
 #[derive(Default)]
-struct PairState {
-    last_ts: Ts,
-    first_uid: Option<String>,
-    smb_seen: bool,
-    auth: Option<Auth>,
-    auth_ev: Option<Evidence>,
-    admin_connects: Vec<(Ts, String, Evidence)>,
-    uploads: Vec<UploadRec>,
-    pipes: Vec<(Ts, String, Evidence)>,
-    calls: Vec<(String, Ts)>,
-    max_bind_contexts: (u32, Ts),
-    machine_name: Option<String>,
-    handles: Vec<(String, String)>,
-    open: Vec<Instance>,
+pub(super) struct PairState {
+    pub(super) last_ts: Ts,
+    pub(super) first_uid: Option<String>,
+    pub(super) smb_seen: bool,
+    pub(super) auth: Option<Auth>,
+    pub(super) auth_ev: Option<Evidence>,
+    pub(super) admin_connects: Vec<(Ts, String, Evidence)>,
+    pub(super) uploads: Vec<UploadRec>,
+    pub(super) pipes: Vec<(Ts, String, Evidence)>,
+    pub(super) calls: Vec<(String, Ts)>,
+    pub(super) max_bind_contexts: (u32, Ts),
+    pub(super) machine_name: Option<String>,
+    pub(super) handles: Vec<(String, String)>,
+    pub(super) open: Vec<Instance>,
     /// Services (lowercase names; "" when unknown) of this pair's closed attack instances: a later
     /// start/stop of one is the tail of an attack already reported, not an existing service.
-    reported_services: Vec<String>,
+    pub(super) reported_services: Vec<String>,
 }
 
 #[derive(Default)]
-struct SourceState {
-    first_ts: Ts,
-    last_ts: Ts,
-    attacks: u32,
-    suppressed: u32,
-    signals: u32,
-    unreadable_sessions: u32,
-    targets: BTreeSet<IpAddr>,
-    tools: BTreeSet<String>,
-    techniques: BTreeSet<Technique>,
-    users: BTreeSet<String>,
-    changed: bool,
-    admin_connects: Vec<(Ts, IpAddr)>,
-    last_sweep_alert: Option<Ts>,
+pub(super) struct SourceState {
+    pub(super) first_ts: Ts,
+    pub(super) last_ts: Ts,
+    pub(super) attacks: u32,
+    pub(super) suppressed: u32,
+    pub(super) signals: u32,
+    pub(super) unreadable_sessions: u32,
+    pub(super) targets: BTreeSet<IpAddr>,
+    pub(super) tools: BTreeSet<String>,
+    pub(super) techniques: BTreeSet<Technique>,
+    pub(super) users: BTreeSet<String>,
+    pub(super) changed: bool,
+    pub(super) admin_connects: Vec<(Ts, IpAddr)>,
+    pub(super) last_sweep_alert: Option<Ts>,
 }
 
 /// Counters of named caps reached inside detection.
@@ -93,25 +92,30 @@ pub struct DetectStats {
 
 /// See `super` (mod.rs) for the API contract.
 pub struct Detector {
-    rules: Rules,
-    window_ns: u64,
-    pairs: FxHashMap<(IpAddr, IpAddr), PairState>,
-    sources: FxHashMap<IpAddr, SourceState>,
-    visibility_seen: FxHashSet<(IpAddr, IpAddr, u64)>,
-    now: Ts,
-    next_sweep: Ts,
-    next_summary: Option<Ts>,
-    last_evict: Option<Ts>,
-    stats: DetectStats,
-    cap_last_ts: BTreeMap<&'static str, Ts>,
-    caps_reported: BTreeMap<&'static str, u64>,
+    pub(super) rules: Rules,
+    pub(super) window_ns: u64,
+    pub(super) pairs: FxHashMap<(IpAddr, IpAddr), PairState>,
+    pub(super) sources: FxHashMap<IpAddr, SourceState>,
+    pub(super) visibility_seen: FxHashSet<(IpAddr, IpAddr, u64)>,
+    pub(super) now: Ts,
+    pub(super) next_sweep: Ts,
+    pub(super) next_summary: Option<Ts>,
+    pub(super) last_evict: Option<Ts>,
+    pub(super) stats: DetectStats,
+    pub(super) cap_last_ts: BTreeMap<&'static str, Ts>,
+    pub(super) caps_reported: BTreeMap<&'static str, u64>,
 }
 
-fn ev(c: &ConnFields, ts: Ts, log: &'static str, summary: String) -> Evidence {
-    Evidence { ts, log, uid: c.uid.to_string(), summary }
+pub(super) fn ev(c: &ConnFields, ts: Ts, log: &'static str, summary: String) -> Evidence {
+    Evidence {
+        ts,
+        log,
+        uid: c.uid.to_string(),
+        summary,
+    }
 }
 
-fn fnv(parts: &[&[u8]]) -> u64 {
+pub(super) fn fnv(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for &b in *p {
@@ -124,7 +128,7 @@ fn fnv(parts: &[&[u8]]) -> u64 {
     h
 }
 
-fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
+pub(super) fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
     match ip {
         IpAddr::V4(a) => a.octets().to_vec(),
         IpAddr::V6(a) => a.octets().to_vec(),
@@ -159,7 +163,7 @@ impl Detector {
     }
 
     /// Count a cap reached (reported through the sink by `report_caps`).
-    fn cap(&mut self, name: &'static str) {
+    pub(super) fn cap(&mut self, name: &'static str) {
         *self.stats.caps.entry(name).or_insert(0) += 1;
         self.cap_last_ts.insert(name, self.now);
     }
@@ -174,7 +178,13 @@ impl Detector {
                 continue;
             }
             let ts = self.cap_last_ts.get(name).copied().unwrap_or(self.now);
-            sink.cap_reached(name, ts, None, "detect", format!("detection cap {name} reached {delta} time(s)"));
+            sink.cap_reached(
+                name,
+                ts,
+                None,
+                "detect",
+                format!("detection cap {name} reached {delta} time(s)"),
+            );
             if delta > 1 {
                 sink.count(name, delta - 1);
             }
@@ -199,7 +209,11 @@ impl Detector {
                 if let Some(p) = self.pair(conn) {
                     p.smb_seen = true;
                     if a.user.as_deref().is_some_and(|u| !u.is_empty()) {
-                        p.auth = Some(Auth { user: a.user.clone(), domain: a.domain.clone(), workstation: a.workstation.clone() });
+                        p.auth = Some(Auth {
+                            user: a.user.clone(),
+                            domain: a.domain.clone(),
+                            workstation: a.workstation.clone(),
+                        });
                         let summary = format!(
                             "session setup {} as {}\\{} from {} ({}, {})",
                             a.auth,
@@ -232,10 +246,15 @@ impl Detector {
         let key = (c.orig_h, c.resp_h);
         if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
             // Evict pairs idle beyond the window (kept only for their user), at most once per sweep period.
-            if self.last_evict.is_none_or(|t| self.now.0 >= t.0.saturating_add(SWEEP_EVERY_NS)) {
+            if self
+                .last_evict
+                .is_none_or(|t| self.now.0 >= t.0.saturating_add(SWEEP_EVERY_NS))
+            {
                 self.last_evict = Some(self.now);
                 let (now, window) = (self.now, self.window_ns);
-                self.pairs.retain(|_, p| !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(window));
+                self.pairs.retain(|_, p| {
+                    !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(window)
+                });
             }
             if self.pairs.len() >= MAX_PAIRS {
                 self.cap("MAX_PAIRS");
@@ -250,14 +269,26 @@ impl Detector {
         Some(p)
     }
 
-    fn on_mapping(&mut self, c: &ConnFields, share: &str, path: &str, status: &str, out: &mut Vec<Alert>) {
+    fn on_mapping(
+        &mut self,
+        c: &ConnFields,
+        share: &str,
+        path: &str,
+        status: &str,
+        out: &mut Vec<Alert>,
+    ) {
         let window = self.window_ns;
         let Some(p) = self.pair(c) else { return };
         p.smb_seen = true;
         if !is_admin_share(share) {
             return;
         }
-        let e = ev(c, c.ts, "smb_mapping", format!("tree connect {path} ({status})"));
+        let e = ev(
+            c,
+            c.ts,
+            "smb_mapping",
+            format!("tree connect {path} ({status})"),
+        );
         for inst in p.open.iter_mut() {
             inst.shares.insert(share.to_ascii_uppercase());
             inst.push_evidence(e.clone());
@@ -270,7 +301,11 @@ impl Detector {
     }
 
     fn on_admin_connect(&mut self, c: &ConnFields, out: &mut Vec<Alert>) {
-        let sweep_ns = self.rules.settings.sweep_window_secs.saturating_mul(1_000_000_000);
+        let sweep_ns = self
+            .rules
+            .settings
+            .sweep_window_secs
+            .saturating_mul(1_000_000_000);
         let min = self.rules.settings.sweep_min_targets as usize;
         if !self.sources.contains_key(&c.orig_h) && self.sources.len() >= MAX_SOURCES {
             self.cap("MAX_SOURCES");
@@ -282,7 +317,9 @@ impl Detector {
             s.admin_connects.push((c.ts, c.resp_h));
         }
         let targets: BTreeSet<IpAddr> = s.admin_connects.iter().map(|x| x.1).collect();
-        let recent = s.last_sweep_alert.is_some_and(|t| c.ts.0 < t.0.saturating_add(sweep_ns));
+        let recent = s
+            .last_sweep_alert
+            .is_some_and(|t| c.ts.0 < t.0.saturating_add(sweep_ns));
         if targets.len() >= min && !recent {
             s.last_sweep_alert = Some(c.ts);
             let first = s.admin_connects.first().map_or(c.ts, |x| x.0);
@@ -295,7 +332,10 @@ impl Detector {
             );
             let sig = SignalAlert {
                 ts: first,
-                id: format!("sig-{:016x}", fnv(&[b"sweep", &ip_bytes(&c.orig_h), &first.0.to_be_bytes()])),
+                id: format!(
+                    "sig-{:016x}",
+                    fnv(&[b"sweep", &ip_bytes(&c.orig_h), &first.0.to_be_bytes()])
+                ),
                 signal: "admin-share-sweep",
                 attack: vec!["T1021.002"],
                 severity: Severity::Medium,
@@ -325,13 +365,20 @@ impl Detector {
             if name.is_empty() {
                 return;
             }
-            let e = ev(c, c.ts, "smb_files", format!("pipe open \\{} ({})", name, f.status));
+            let e = ev(
+                c,
+                c.ts,
+                "smb_files",
+                format!("pipe open \\{} ({})", name, f.status),
+            );
             for inst in p.open.iter_mut() {
                 inst.add_pipe(&name);
                 inst.push_evidence(e.clone());
             }
             prune(&mut p.pipes, c.ts, window, |x| x.0);
-            if p.pipes.len() < MAX_PAIR_ITEMS && !p.pipes.iter().any(|x| x.1.eq_ignore_ascii_case(&name)) {
+            if p.pipes.len() < MAX_PAIR_ITEMS
+                && !p.pipes.iter().any(|x| x.1.eq_ignore_ascii_case(&name))
+            {
                 p.pipes.push((c.ts, name, e));
             }
             return;
@@ -344,7 +391,11 @@ impl Detector {
         if bytes == 0 || !(is_admin_share(&f.share) || (unknown_share && f.pe == Some(true))) {
             return;
         }
-        let share = if unknown_share { "<unknown>".to_string() } else { f.share.to_ascii_uppercase() };
+        let share = if unknown_share {
+            "<unknown>".to_string()
+        } else {
+            f.share.to_ascii_uppercase()
+        };
         let name = f.name.trim_start_matches('\\').to_string();
         let rel = upload_relative(&share, &name);
         let pe = f.pe == Some(true);
@@ -354,7 +405,10 @@ impl Detector {
             name,
             bytes,
             if pe { " PE" } else { "" },
-            f.sha256.as_deref().map(|h| format!(" sha256 {h}")).unwrap_or_default()
+            f.sha256
+                .as_deref()
+                .map(|h| format!(" sha256 {h}"))
+                .unwrap_or_default()
         );
         let e = ev(c, f.first_write_ts.unwrap_or(c.ts), "smb_files", summary);
         let ts = f.first_write_ts.unwrap_or(c.ts);
@@ -370,7 +424,17 @@ impl Detector {
             u.claimed |= open;
             u.clone()
         } else {
-            let u = UploadRec { ts, share, name, rel: rel.clone(), size: bytes, sha256: f.sha256.clone(), pe, claimed: open, ev: e.clone() };
+            let u = UploadRec {
+                ts,
+                share,
+                name,
+                rel: rel.clone(),
+                size: bytes,
+                sha256: f.sha256.clone(),
+                pe,
+                claimed: open,
+                ev: e.clone(),
+            };
             if p.uploads.len() < MAX_UPLOADS {
                 p.uploads.push(u.clone());
             } else {
@@ -396,7 +460,12 @@ impl Detector {
         }
     }
 
-    fn on_visibility(&mut self, c: &ConnFields, v: &crate::event::SmbVisibility, out: &mut Vec<Alert>) {
+    fn on_visibility(
+        &mut self,
+        c: &ConnFields,
+        v: &crate::event::SmbVisibility,
+        out: &mut Vec<Alert>,
+    ) {
         let auth = self.pair(c).and_then(|p| {
             p.smb_seen = true;
             p.auth.clone()
@@ -458,7 +527,9 @@ impl Detector {
         }
         if d.operation == "bind" || d.operation == "alter_context" {
             if let Some(ctxs) = &d.interfaces {
-                let relevant = ctxs.iter().any(|x| iface_of(&x.endpoint, Some(&x.uuid)) != Iface::Other);
+                let relevant = ctxs
+                    .iter()
+                    .any(|x| iface_of(&x.endpoint, Some(&x.uuid)) != Iface::Other);
                 let n = u32::try_from(ctxs.len()).unwrap_or(u32::MAX);
                 if relevant && n >= p.max_bind_contexts.0 {
                     p.max_bind_contexts = (n, c.ts);
@@ -505,11 +576,26 @@ impl Detector {
                     "{} {}{}{}{} -> {}{}",
                     d.endpoint,
                     d.operation,
-                    service_name.as_deref().map(|s| format!(" service {s}")).unwrap_or_default(),
-                    d.args.binary_path.as_deref().map(|s| format!(" path {s}")).unwrap_or_default(),
-                    d.args.task_path.as_deref().map(|s| format!(" task {s}")).unwrap_or_default(),
+                    service_name
+                        .as_deref()
+                        .map(|s| format!(" service {s}"))
+                        .unwrap_or_default(),
+                    d.args
+                        .binary_path
+                        .as_deref()
+                        .map(|s| format!(" path {s}"))
+                        .unwrap_or_default(),
+                    d.args
+                        .task_path
+                        .as_deref()
+                        .map(|s| format!(" task {s}"))
+                        .unwrap_or_default(),
                     status,
-                    if d.stub_encrypted { " (stub encrypted)" } else { "" }
+                    if d.stub_encrypted {
+                        " (stub encrypted)"
+                    } else {
+                        ""
+                    }
                 );
                 let e = ev(c, c.ts, "dce_rpc", summary);
                 let call = FoldedCall {
@@ -520,14 +606,22 @@ impl Detector {
                     status,
                 };
                 let how = How {
-                    basis: if d.stub_encrypted { Basis::StubEncrypted } else { Basis::Cleartext },
+                    basis: if d.stub_encrypted {
+                        Basis::StubEncrypted
+                    } else {
+                        Basis::Cleartext
+                    },
                     transport: d.transport,
                     opnum: d.opnum,
                     args: &d.args,
                 };
                 self.open_instance(c, how, iface, tech, service_name, call, failed, e);
             }
-            CallRole::Start | CallRole::Delete | CallRole::Control | CallRole::TaskRun | CallRole::TaskDelete => {
+            CallRole::Start
+            | CallRole::Delete
+            | CallRole::Control
+            | CallRole::TaskRun
+            | CallRole::TaskDelete => {
                 let r = role(iface, opnum);
                 let name = handle_service.or_else(|| d.args.service_name.clone());
                 // No name through the handle chain (stub encrypted, or the handle's origin was
@@ -541,19 +635,25 @@ impl Detector {
                         "{} {}{} -> {}",
                         d.endpoint,
                         d.operation,
-                        name.as_deref().map(|s| format!(" service {s}")).unwrap_or_default(),
+                        name.as_deref()
+                            .map(|s| format!(" service {s}"))
+                            .unwrap_or_default(),
                         status
                     ),
                 );
                 let handle = d.args.handle.clone();
                 let hit = p.open.iter_mut().rev().find(|i| {
                     let same_family = match r {
-                        CallRole::TaskRun | CallRole::TaskDelete => i.technique == Technique::TaskCreate,
+                        CallRole::TaskRun | CallRole::TaskDelete => {
+                            i.technique == Technique::TaskCreate
+                        }
                         _ => i.technique != Technique::TaskCreate,
                     };
                     same_family
                         && (name.as_deref().is_some_and(|n| i.names_service(n))
-                            || handle.as_deref().is_some_and(|h| i.handles.iter().any(|x| x == h))
+                            || handle
+                                .as_deref()
+                                .is_some_and(|h| i.handles.iter().any(|x| x == h))
                             || unknown)
                 });
                 if let Some(i) = hit {
@@ -566,12 +666,19 @@ impl Detector {
                     i.push_evidence(e);
                 } else if matches!(r, CallRole::Start | CallRole::Control)
                     && !match name.as_deref() {
-                        Some(n) => p.reported_services.iter().any(|x| x.eq_ignore_ascii_case(n)),
+                        Some(n) => p
+                            .reported_services
+                            .iter()
+                            .any(|x| x.eq_ignore_ascii_case(n)),
                         None => !p.reported_services.is_empty(),
                     }
                 {
                     let user = p.auth.as_ref().and_then(|a| a.user.clone());
-                    let what = if r == CallRole::Start { "started" } else { "sent a control to" };
+                    let what = if r == CallRole::Start {
+                        "started"
+                    } else {
+                        "sent a control to"
+                    };
                     let reason = format!(
                         "{} {} existing service {} on {} (no service was created).",
                         c.orig_h,
@@ -581,7 +688,15 @@ impl Detector {
                     );
                     let sig = SignalAlert {
                         ts: c.ts,
-                        id: format!("sig-{:016x}", fnv(&[b"svcctl", &ip_bytes(&c.orig_h), &ip_bytes(&c.resp_h), &c.ts.0.to_be_bytes()])),
+                        id: format!(
+                            "sig-{:016x}",
+                            fnv(&[
+                                b"svcctl",
+                                &ip_bytes(&c.orig_h),
+                                &ip_bytes(&c.resp_h),
+                                &c.ts.0.to_be_bytes()
+                            ])
+                        ),
                         signal: "service-control",
                         attack: vec!["T1569.002"],
                         severity: Severity::Low,
@@ -617,7 +732,9 @@ impl Detector {
     ) {
         let window = self.window_ns;
         let key = (c.orig_h, c.resp_h);
-        let Some(p) = self.pairs.get_mut(&key) else { return };
+        let Some(p) = self.pairs.get_mut(&key) else {
+            return;
+        };
         if let Some(i) = p.open.iter_mut().find(|i| i.technique == tech) {
             i.count = i.count.saturating_add(1);
             if let Some(op) = how.opnum {
@@ -741,7 +858,11 @@ impl Detector {
         let Some(p) = self.pair(c) else { return };
         p.smb_seen = true;
         if p.auth.is_none() && x.user.is_some() {
-            p.auth = Some(Auth { user: x.user.clone(), domain: x.domain.clone(), workstation: x.workstation.clone() });
+            p.auth = Some(Auth {
+                user: x.user.clone(),
+                domain: x.domain.clone(),
+                workstation: x.workstation.clone(),
+            });
         }
         let iface = match x.interface {
             "atsvc" => Iface::Atsvc,
@@ -749,15 +870,35 @@ impl Detector {
             _ => Iface::Svcctl,
         };
         let e = ev(c, c.ts, "smb_opaque", x.reason.clone());
-        let call = FoldedCall { ts: c.ts, service_name: None, binary_path: None, task_path: None, status: "<inferred>".into() };
+        let call = FoldedCall {
+            ts: c.ts,
+            service_name: None,
+            binary_path: None,
+            task_path: None,
+            status: "<inferred>".into(),
+        };
         let args = DceArgs::default();
-        let how = How { basis: Basis::Inferred, transport: "smb_pipe", opnum: None, args: &args };
+        let how = How {
+            basis: Basis::Inferred,
+            transport: "smb_pipe",
+            opnum: None,
+            args: &args,
+        };
         self.open_instance(c, how, iface, x.technique, None, call, false, e);
         let key = (c.orig_h, c.resp_h);
-        if let Some(i) = self.pairs.get_mut(&key).and_then(|p| p.open.iter_mut().find(|i| i.technique == x.technique)) {
+        if let Some(i) = self
+            .pairs
+            .get_mut(&key)
+            .and_then(|p| p.open.iter_mut().find(|i| i.technique == x.technique))
+        {
             i.first_ts = i.first_ts.min(x.first_ts);
             for (ts, summary) in x.evidence {
-                i.push_evidence(Evidence { ts, log: "smb_opaque", uid: c.uid.to_string(), summary });
+                i.push_evidence(Evidence {
+                    ts,
+                    log: "smb_opaque",
+                    uid: c.uid.to_string(),
+                    summary,
+                });
             }
             i.inferred_upload = i.inferred_upload.max(x.upload_size);
             if i.tool_hint.is_none() {
@@ -768,7 +909,7 @@ impl Detector {
     }
 
     /// Close instances whose window has passed, expire uploads, drop idle pairs.
-    fn sweep(&mut self, out: &mut Vec<Alert>, all: bool) {
+    pub(super) fn sweep(&mut self, out: &mut Vec<Alert>, all: bool) {
         let now = self.now;
         let window = self.window_ns;
         let mut closed: Vec<((IpAddr, IpAddr), Instance)> = vec![];
@@ -811,7 +952,11 @@ impl Detector {
         }
         if !all {
             self.pairs.retain(|_, p| {
-                let keep = if p.auth.is_some() || !p.reported_services.is_empty() { AUTH_KEEP_NS.max(window) } else { window };
+                let keep = if p.auth.is_some() || !p.reported_services.is_empty() {
+                    AUTH_KEEP_NS.max(window)
+                } else {
+                    window
+                };
                 !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(keep)
             });
         }
@@ -824,346 +969,6 @@ impl Detector {
         for (key, u, user) in expired {
             self.upload_signal(key, u, user, out);
         }
-    }
-
-    fn upload_signal(&mut self, key: (IpAddr, IpAddr), u: UploadRec, user: Option<String>, out: &mut Vec<Alert>) {
-        let lower = u.name.to_ascii_lowercase();
-        let exe_name = [".exe", ".dll", ".sys", ".bat", ".ps1", ".vbs", ".scr", ".msi"].iter().any(|x| lower.ends_with(x));
-        if !(u.pe || exe_name) {
-            return;
-        }
-        let reason = format!(
-            "{} wrote {} {}\\{} ({} bytes) to {} with no service or task created around it.",
-            key.0,
-            if u.pe { "executable" } else { "script/executable-named file" },
-            u.share,
-            u.name,
-            u.size,
-            key.1
-        );
-        let sig = SignalAlert {
-            ts: u.ts,
-            id: format!("sig-{:016x}", fnv(&[b"upload", &ip_bytes(&key.0), &ip_bytes(&key.1), u.rel.as_bytes(), &u.ts.0.to_be_bytes()])),
-            signal: "admin-share-executable",
-            attack: vec!["T1570", "T1021.002"],
-            severity: if u.pe { Severity::Medium } else { Severity::Low },
-            src_ip: key.0,
-            dst_ip: Some(key.1),
-            user,
-            share: Some(u.share.clone()),
-            upload: Some(Upload { share: u.share.clone(), name: u.name.clone(), size: u.size, sha256: u.sha256.clone(), pe: u.pe, referenced: false }),
-            service_name: None,
-            targets: vec![],
-            reason,
-            evidence: vec![u.ev.clone()],
-            suppressed_by: None,
-        };
-        self.emit_signal(sig, out);
-    }
-
-    fn build_alert(&mut self, key: (IpAddr, IpAddr), inst: Instance) -> TechniqueAlert {
-        let (src, dst) = key;
-        let p = self.pairs.get(&key);
-        let auth = p.and_then(|p| p.auth.clone()).unwrap_or_default();
-        let machine = p.and_then(|p| p.machine_name.clone());
-        let smb_seen = p.is_some_and(|p| p.smb_seen);
-        let from = Ts(inst.first_ts.0.saturating_sub(self.window_ns));
-        let calls: Vec<String> = p
-            .map(|p| p.calls.iter().filter(|x| x.1 >= from).map(|x| x.0.clone()).collect())
-            .unwrap_or_default();
-        let bind_ctx = p.map_or(0, |p| if p.max_bind_contexts.1 >= from { p.max_bind_contexts.0 } else { 0 });
-
-        // Does a binary path (or task command) refer to a file this source just wrote?
-        let paths: Vec<&str> = inst
-            .calls
-            .iter()
-            .filter_map(|c| c.binary_path.as_deref())
-            .chain(inst.binary_path.as_deref())
-            .chain(inst.command.as_deref())
-            .collect();
-        let refers = |u: &UploadRec| {
-            paths.iter().any(|bp| {
-                let by_path = share_relative(bp).is_some_and(|r| r == u.rel);
-                let by_name = u.share == "<unknown>" && basename_lower(super::names::executable_part(bp)) == basename_lower(&u.name);
-                by_path || by_name
-            })
-        };
-        let mut uploads: Vec<Upload> = vec![];
-        let mut upload_before = false;
-        let mut upload_after = false;
-        let mut any_pe = false;
-        for (u, after) in &inst.uploads {
-            let r = refers(u);
-            if r {
-                if *after {
-                    upload_after = true;
-                } else {
-                    upload_before = true;
-                }
-            }
-            any_pe |= u.pe;
-            uploads.push(Upload { share: u.share.clone(), name: u.name.clone(), size: u.size, sha256: u.sha256.clone(), pe: u.pe, referenced: r });
-        }
-        let binary_is_upload = upload_before || upload_after;
-        let interpreter = paths.iter().any(|p| runs_interpreter(p));
-        let lengths = self.rules.settings.random_name_lengths.clone();
-        let random_name = inst.service_name.as_deref().is_some_and(|n| looks_random(n, &lengths))
-            || inst.task_path.as_deref().is_some_and(|t| looks_random(t.trim_start_matches('\\'), &lengths));
-
-        let input = AttribInput {
-            technique: Some(inst.technique),
-            service_names: inst.calls.iter().filter_map(|c| c.service_name.as_deref()).chain(inst.service_name.as_deref()).collect(),
-            display_names: inst.display_name.as_deref().into_iter().collect(),
-            binary_paths: paths.clone(),
-            uploads: inst.uploads.iter().map(|(u, _)| u.name.as_str()).collect(),
-            pipes: inst.pipes.iter().map(|s| s.as_str()).collect(),
-            machine_names: machine.as_deref().into_iter().collect(),
-            task_paths: inst.task_path.as_deref().into_iter().collect(),
-            commands: inst.command.as_deref().into_iter().collect(),
-            calls: calls.iter().map(|s| s.as_str()).collect(),
-            transport: Some(inst.transport),
-            interface: Some(match inst.iface {
-                Iface::Svcctl => "svcctl",
-                Iface::Atsvc => "atsvc",
-                Iface::TaskSched => "ITaskSchedulerService",
-                Iface::Other => "other",
-            }),
-            opnums: inst.opnums.clone(),
-            binary_is_upload,
-            smb: smb_seen,
-            stub_encrypted: inst.basis == Basis::StubEncrypted,
-            max_bind_contexts: bind_ctx,
-            count: inst.count,
-        };
-        let mut attrib = attribute(&self.rules, &input);
-        if attrib.tool == "unknown" {
-            if let Some(h) = &inst.tool_hint {
-                attrib = super::attribution::Attribution { tool: h.clone(), why: Some("hint from size inference".into()) };
-            }
-        }
-
-        let mut conf: f64 = match inst.basis {
-            Basis::Cleartext => 0.55,
-            Basis::StubEncrypted => 0.40,
-            Basis::Inferred => 0.25,
-        };
-        if upload_before {
-            conf += 0.30;
-        } else if upload_after {
-            conf += 0.15;
-        } else if any_pe {
-            conf += 0.10;
-        }
-        if interpreter {
-            conf += 0.20;
-        }
-        if random_name {
-            conf += 0.10;
-        }
-        if inst.started {
-            conf += 0.10;
-        }
-        if inst.deleted {
-            conf += 0.05;
-        }
-        if attrib.tool != "unknown" {
-            conf += 0.10;
-        }
-        if inst.count > 1 {
-            conf += 0.05;
-        }
-        if inst.basis == Basis::Inferred {
-            // Sizes alone never make a high-confidence alert.
-            conf = if inst.inferred_medium { 0.45 } else { 0.3 };
-        }
-        let conf = (conf.min(0.99) * 100.0).round() / 100.0;
-        let severity = if conf >= 0.8 {
-            Severity::High
-        } else if conf >= 0.5 || inst.basis == Basis::StubEncrypted || inst.inferred_medium {
-            Severity::Medium
-        } else {
-            Severity::Low
-        };
-
-        let over_smb = inst.transport == "smb_pipe" || !inst.shares.is_empty() || !uploads.is_empty();
-        let mut attack: Vec<&'static str> = vec![];
-        match inst.technique {
-            Technique::ServiceCreate | Technique::ServiceModify => {
-                attack.push("T1569.002");
-                attack.push("T1543.003");
-            }
-            Technique::TaskCreate => attack.push(if inst.iface == Iface::Atsvc { "T1053.002" } else { "T1053.005" }),
-        }
-        if over_smb {
-            attack.push("T1021.002");
-        }
-        if !uploads.is_empty() || inst.inferred_upload.is_some() {
-            attack.push("T1570");
-        }
-
-        let reason = reason_sentence(&inst, src, dst, &uploads, upload_before, upload_after, interpreter, random_name, &attrib.tool);
-        let id = format!("psx-{:016x}", fnv(&[&ip_bytes(&src), &ip_bytes(&dst), inst.technique.as_str().as_bytes(), &inst.first_ts.0.to_be_bytes()]));
-        let mut evidence = inst.evidence.clone();
-        evidence.sort_by_key(|e| e.ts);
-        if inst.evidence_dropped {
-            self.cap("MAX_EVIDENCE");
-        }
-        TechniqueAlert {
-            ts: inst.first_ts,
-            ts_end: inst.last_ts,
-            id,
-            technique: inst.technique,
-            attack,
-            severity,
-            confidence: conf,
-            basis: inst.basis,
-            src_ip: src,
-            dst_ip: dst,
-            user: auth.user,
-            domain: auth.domain,
-            workstation: auth.workstation,
-            share: if inst.shares.is_empty() { None } else { Some(inst.shares.iter().cloned().collect::<Vec<_>>().join(",")) },
-            uploads,
-            service_name: inst.service_name.clone(),
-            display_name: inst.display_name.clone(),
-            binary_path: inst.binary_path.clone(),
-            start_type: inst.start_type,
-            task_path: inst.task_path.clone(),
-            command: inst.command.clone(),
-            pipes: inst.pipes.clone(),
-            tool: attrib.tool,
-            tool_reason: attrib.why,
-            count: inst.count,
-            calls: inst.calls.clone(),
-            started: inst.started,
-            deleted: inst.deleted,
-            failed: inst.failed,
-            reason,
-            evidence,
-            suppressed_by: None,
-        }
-    }
-
-    fn source(&mut self, src: IpAddr) -> Option<&mut SourceState> {
-        if !self.sources.contains_key(&src) && self.sources.len() >= MAX_SOURCES {
-            self.cap("MAX_SOURCES");
-            return None;
-        }
-        Some(self.sources.entry(src).or_default())
-    }
-
-    fn emit_technique(&mut self, mut a: TechniqueAlert, out: &mut Vec<Alert>) {
-        let subject = ExceptionSubject {
-            src: a.src_ip,
-            dst: Some(a.dst_ip),
-            user: a.user.as_deref(),
-            domain: a.domain.as_deref(),
-            service_name: a.service_name.as_deref(),
-            tool: Some(a.tool.as_str()),
-        };
-        a.suppressed_by = self.rules.exception_for(&subject).map(str::to_string);
-        if let Some(s) = self.source(a.src_ip) {
-            touch(s, a.ts, a.ts_end);
-            s.attacks += 1;
-            if a.suppressed_by.is_some() {
-                s.suppressed += 1;
-            }
-            s.targets.insert(a.dst_ip);
-            s.tools.insert(a.tool.clone());
-            s.techniques.insert(a.technique);
-            if let Some(u) = &a.user {
-                let q = match &a.domain {
-                    Some(d) if !d.is_empty() => format!("{d}\\{u}"),
-                    _ => u.clone(),
-                };
-                if s.users.len() < MAX_PAIR_ITEMS {
-                    s.users.insert(q);
-                }
-            }
-            s.changed = true;
-        }
-        out.push(Alert::Technique(Box::new(a)));
-    }
-
-    fn emit_signal(&mut self, mut sig: SignalAlert, out: &mut Vec<Alert>) {
-        let subject = ExceptionSubject {
-            src: sig.src_ip,
-            dst: sig.dst_ip,
-            user: sig.user.as_deref(),
-            domain: None,
-            service_name: sig.service_name.as_deref(),
-            tool: None,
-        };
-        sig.suppressed_by = self.rules.exception_for(&subject).map(str::to_string);
-        if let Some(s) = self.source(sig.src_ip) {
-            touch(s, sig.ts, sig.ts);
-            s.signals += 1;
-            s.changed = true;
-        }
-        out.push(Alert::Signal(sig));
-    }
-
-    /// Live mode: close instances whose window passed by `now` (packet or wall time mapped to the
-    /// capture clock) and emit periodic host summaries every `summary_interval_secs`.
-    pub fn tick(&mut self, now: Ts, out: &mut Vec<Alert>) {
-        if now > self.now {
-            self.now = now;
-        }
-        self.sweep(out, false);
-        let interval = self.rules.settings.summary_interval_secs.saturating_mul(1_000_000_000);
-        match self.next_summary {
-            None => self.next_summary = Some(Ts(self.now.0.saturating_add(interval))),
-            Some(t) if self.now >= t => {
-                self.summaries(out, false);
-                self.next_summary = Some(Ts(self.now.0.saturating_add(interval)));
-            }
-            _ => {}
-        }
-    }
-
-    /// End of input: flush every open instance, report unclaimed uploads, emit host summaries.
-    pub fn finish(&mut self, out: &mut Vec<Alert>) {
-        self.sweep(out, true);
-        self.summaries(out, true);
-    }
-
-    fn summaries(&mut self, out: &mut Vec<Alert>, is_final: bool) {
-        let now = self.now;
-        let mut srcs: Vec<IpAddr> = self
-            .sources
-            .iter()
-            .filter(|(_, s)| (s.attacks > 0 || s.signals > 0 || s.unreadable_sessions > 0) && (is_final || s.changed))
-            .map(|(k, _)| *k)
-            .collect();
-        srcs.sort();
-        for src in srcs {
-            let Some(s) = self.sources.get_mut(&src) else { continue };
-            s.changed = false;
-            out.push(Alert::HostSummary(HostSummary {
-                ts: now,
-                src_ip: src,
-                first_ts: s.first_ts,
-                last_ts: s.last_ts,
-                attacks: s.attacks,
-                suppressed: s.suppressed,
-                signals: s.signals,
-                unreadable_sessions: s.unreadable_sessions,
-                targets: s.targets.iter().copied().collect(),
-                tools: s.tools.iter().cloned().collect(),
-                techniques: s.techniques.iter().copied().collect(),
-                users: s.users.iter().cloned().collect(),
-                is_final,
-            }));
-        }
-    }
-}
-
-fn touch(s: &mut SourceState, a: Ts, b: Ts) {
-    if s.first_ts == Ts(0) || a < s.first_ts {
-        s.first_ts = a;
-    }
-    if b > s.last_ts {
-        s.last_ts = b;
     }
 }
 

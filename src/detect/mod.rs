@@ -41,7 +41,9 @@ mod calls;
 mod instance;
 pub mod matcher;
 pub mod names;
+mod report;
 pub mod rules;
+mod scoring;
 
 pub use attribution::{attribute, AttribInput, Attribution};
 pub use matcher::{DetectStats, Detector, InferredCall};

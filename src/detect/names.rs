@@ -9,7 +9,10 @@ pub fn is_admin_share(share: &str) -> bool {
 /// Last path component, lowercase.
 pub fn basename_lower(path: &str) -> String {
     let p = path.trim_end_matches(['\\', '/']);
-    p.rsplit(['\\', '/']).next().unwrap_or(p).to_ascii_lowercase()
+    p.rsplit(['\\', '/'])
+        .next()
+        .unwrap_or(p)
+        .to_ascii_lowercase()
 }
 
 /// The executable part of a service binary path: unquoted, up to the first `.exe`/`.bat`/`.com`/
@@ -24,7 +27,10 @@ pub fn executable_part(binary_path: &str) -> &str {
     for ext in [".exe", ".bat", ".com", ".cmd", ".dll"] {
         if let Some(i) = lower.find(ext) {
             let e = i + ext.len();
-            let ok = lower.as_bytes().get(e).is_none_or(|c| *c == b' ' || *c == b'"');
+            let ok = lower
+                .as_bytes()
+                .get(e)
+                .is_none_or(|c| *c == b' ' || *c == b'"');
             if ok && end.is_none_or(|x| e < x) {
                 end = Some(e);
             }
@@ -41,7 +47,9 @@ pub fn executable_part(binary_path: &str) -> &str {
 /// `C:\Windows` and `\\host\C$\Windows` all become `admin$`. Returns None when the path does not
 /// name a location on a share (e.g. `%COMSPEC%`, a bare file name).
 pub fn share_relative(path: &str) -> Option<String> {
-    let p = executable_part(path).replace('/', "\\").to_ascii_lowercase();
+    let p = executable_part(path)
+        .replace('/', "\\")
+        .to_ascii_lowercase();
     let p = p.trim();
     let rel = if let Some(rest) = p.strip_prefix("\\\\") {
         // \\host\share\rest  (any host: the target's name, its address, 127.0.0.1, localhost)
@@ -50,7 +58,10 @@ pub fn share_relative(path: &str) -> Option<String> {
         let share = it.next()?;
         let tail = it.next().unwrap_or("");
         format!("{share}\\{tail}")
-    } else if let Some(rest) = p.strip_prefix("%systemroot%\\").or_else(|| p.strip_prefix("%windir%\\")) {
+    } else if let Some(rest) = p
+        .strip_prefix("%systemroot%\\")
+        .or_else(|| p.strip_prefix("%windir%\\"))
+    {
         format!("admin$\\{rest}")
     } else if let Some(rest) = p.strip_prefix("\\systemroot\\") {
         format!("admin$\\{rest}")
@@ -71,7 +82,11 @@ pub fn share_relative(path: &str) -> Option<String> {
 pub fn upload_relative(share: &str, name: &str) -> String {
     let name = name.replace('/', "\\");
     let name = name.trim_start_matches('\\');
-    canonical(&format!("{}\\{}", share.to_ascii_lowercase(), name.to_ascii_lowercase()))
+    canonical(&format!(
+        "{}\\{}",
+        share.to_ascii_lowercase(),
+        name.to_ascii_lowercase()
+    ))
 }
 
 fn canonical(rel: &str) -> String {
@@ -88,9 +103,20 @@ fn canonical(rel: &str) -> String {
 /// Does the binary path run a command interpreter (cmd, %COMSPEC%, PowerShell, script hosts)?
 pub fn runs_interpreter(binary_path: &str) -> bool {
     let l = binary_path.to_ascii_lowercase();
-    ["%comspec%", "cmd.exe", "cmd /c", "powershell", "pwsh", "mshta", "rundll32", "regsvr32", "wscript", "cscript"]
-        .iter()
-        .any(|k| l.contains(k))
+    [
+        "%comspec%",
+        "cmd.exe",
+        "cmd /c",
+        "powershell",
+        "pwsh",
+        "mshta",
+        "rundll32",
+        "regsvr32",
+        "wscript",
+        "cscript",
+    ]
+    .iter()
+    .any(|k| l.contains(k))
 }
 
 /// Letters-only (or hex-ish) names of a typical tool length that do not read like a word: mixed
@@ -114,7 +140,9 @@ pub fn looks_random(name: &str, lengths: &[usize]) -> bool {
         // lower-case letter; random mixes (nUwj, zeCGSXch, KPZbFwrLmh) break that.
         let cs: Vec<char> = name.chars().collect();
         let camel = cs.first().is_some_and(|c| c.is_ascii_uppercase())
-            && cs.iter().enumerate().all(|(i, c)| !c.is_ascii_uppercase() || cs.get(i + 1).is_some_and(|d| d.is_ascii_lowercase()));
+            && cs.iter().enumerate().all(|(i, c)| {
+                !c.is_ascii_uppercase() || cs.get(i + 1).is_some_and(|d| d.is_ascii_lowercase())
+            });
         return !camel;
     }
     // All one case: random if it lacks vowels in a way words do not (e.g. "btobto" is a word-like
@@ -136,14 +164,35 @@ mod tests {
         assert_eq!(share_relative("C:\\Windows\\zeCGSXch.exe"), want);
         assert_eq!(share_relative("\"C:\\Windows\\zeCGSXch.exe\" -k x"), want);
         assert_eq!(share_relative("\\\\VICTIM\\ADMIN$\\zeCGSXch.exe"), want);
-        assert_eq!(share_relative("\\\\127.0.0.1\\C$\\Windows\\zeCGSXch.exe"), want);
-        assert_eq!(share_relative("%SystemRoot%\\PSEXESVC.exe -s"), Some("admin$\\psexesvc.exe".into()));
-        assert_eq!(share_relative("D:\\tools\\x.exe"), Some("d$\\tools\\x.exe".into()));
+        assert_eq!(
+            share_relative("\\\\127.0.0.1\\C$\\Windows\\zeCGSXch.exe"),
+            want
+        );
+        assert_eq!(
+            share_relative("%SystemRoot%\\PSEXESVC.exe -s"),
+            Some("admin$\\psexesvc.exe".into())
+        );
+        assert_eq!(
+            share_relative("D:\\tools\\x.exe"),
+            Some("d$\\tools\\x.exe".into())
+        );
         assert_eq!(share_relative("%COMSPEC% /Q /c echo"), None);
-        assert_eq!(upload_relative("ADMIN$", "zeCGSXch.exe"), "admin$\\zecgsxch.exe");
-        assert_eq!(upload_relative("C$", "\\Windows\\zeCGSXch.exe"), "admin$\\zecgsxch.exe");
-        assert_eq!(upload_relative("ADMIN$", "System32\\RemComSvc.exe"), "admin$\\system32\\remcomsvc.exe");
-        assert_eq!(share_relative("%SystemRoot%\\system32\\RemComSvc.exe"), Some("admin$\\system32\\remcomsvc.exe".into()));
+        assert_eq!(
+            upload_relative("ADMIN$", "zeCGSXch.exe"),
+            "admin$\\zecgsxch.exe"
+        );
+        assert_eq!(
+            upload_relative("C$", "\\Windows\\zeCGSXch.exe"),
+            "admin$\\zecgsxch.exe"
+        );
+        assert_eq!(
+            upload_relative("ADMIN$", "System32\\RemComSvc.exe"),
+            "admin$\\system32\\remcomsvc.exe"
+        );
+        assert_eq!(
+            share_relative("%SystemRoot%\\system32\\RemComSvc.exe"),
+            Some("admin$\\system32\\remcomsvc.exe".into())
+        );
     }
 
     #[test]

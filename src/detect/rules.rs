@@ -45,7 +45,10 @@ use toml::Spanned;
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("settings.toml", include_str!("../../rules/settings.toml")),
     ("tools.toml", include_str!("../../rules/tools.toml")),
-    ("exceptions.toml", include_str!("../../rules/exceptions.toml")),
+    (
+        "exceptions.toml",
+        include_str!("../../rules/exceptions.toml"),
+    ),
 ];
 
 /// Largest compiled regex we accept from a rule file.
@@ -136,12 +139,18 @@ impl Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = a.trim().parse().map_err(|_| format!("bad address {a:?} in {s:?}"))?;
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad address {a:?} in {s:?}"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
             None => max,
             Some(p) => {
-                let n: u8 = p.trim().parse().map_err(|_| format!("bad prefix length {p:?} in {s:?}"))?;
+                let n: u8 = p
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("bad prefix length {p:?} in {s:?}"))?;
                 if n > max {
                     return Err(format!("prefix length {n} > {max} in {s:?}"));
                 }
@@ -165,7 +174,8 @@ impl Cidr {
         }
         match (self.addr, ip) {
             (IpAddr::V4(a), IpAddr::V4(b)) => {
-                masked(u32::from(a) as u128, 32, self.prefix) == masked(u32::from(b) as u128, 32, self.prefix)
+                masked(u32::from(a) as u128, 32, self.prefix)
+                    == masked(u32::from(b) as u128, 32, self.prefix)
             }
             (IpAddr::V6(a), IpAddr::V6(b)) => {
                 masked(u128::from(a), 128, self.prefix) == masked(u128::from(b), 128, self.prefix)
@@ -220,7 +230,14 @@ fn build_regex(re: &str) -> Result<Regex, String> {
         .case_insensitive(true)
         .size_limit(MAX_RULE_REGEX_BYTES)
         .build()
-        .map_err(|e| e.to_string().lines().last().unwrap_or("invalid regex").trim().to_string())
+        .map_err(|e| {
+            e.to_string()
+                .lines()
+                .last()
+                .unwrap_or("invalid regex")
+                .trim()
+                .to_string()
+        })
 }
 
 /// An exception: matching attacks are still reported, with `suppressed_by = name`.
@@ -269,7 +286,9 @@ impl Exception {
             }
         }
         if !self.service_name.is_empty() {
-            let Some(n) = s.service_name else { return false };
+            let Some(n) = s.service_name else {
+                return false;
+            };
             if !self.service_name.iter().any(|g| g.is_match(n)) {
                 return false;
             }
@@ -371,17 +390,28 @@ struct FileCtx<'a> {
 impl FileCtx<'_> {
     fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes().get(..end).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count()) + 1
+        self.text
+            .as_bytes()
+            .get(..end)
+            .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+            + 1
     }
     fn err_at(&self, offset: usize, message: impl Into<String>) -> RuleError {
-        RuleError { file: self.file.to_string(), line: self.line_of(offset), message: message.into() }
+        RuleError {
+            file: self.file.to_string(),
+            line: self.line_of(offset),
+            message: message.into(),
+        }
     }
     fn regex(&self, s: &Option<Spanned<String>>, key: &str) -> Result<Option<Regex>, RuleError> {
         match s {
             None => Ok(None),
-            Some(sp) => build_regex(sp.get_ref())
-                .map(Some)
-                .map_err(|e| self.err_at(sp.span().start, format!("bad regex in `{key}` {:?}: {e}", sp.get_ref()))),
+            Some(sp) => build_regex(sp.get_ref()).map(Some).map_err(|e| {
+                self.err_at(
+                    sp.span().start,
+                    format!("bad regex in `{key}` {:?}: {e}", sp.get_ref()),
+                )
+            }),
         }
     }
 }
@@ -415,7 +445,11 @@ impl Rules {
     pub fn load_dir_over_defaults(dir: &Path) -> Result<Rules, RuleError> {
         let own = Rules::read_dir_sources(dir)?;
         let shadowed = |name: &str| {
-            own.iter().any(|(p, _)| Path::new(p).file_name().is_some_and(|f| f.to_string_lossy() == name))
+            own.iter().any(|(p, _)| {
+                Path::new(p)
+                    .file_name()
+                    .is_some_and(|f| f.to_string_lossy() == name)
+            })
         };
         let mut sources: Vec<(String, String)> = EMBEDDED
             .iter()
@@ -428,40 +462,62 @@ impl Rules {
 
     fn read_dir_sources(dir: &Path) -> Result<Vec<(String, String)>, RuleError> {
         let name = dir.display().to_string();
-        let rd = std::fs::read_dir(dir)
-            .map_err(|e| RuleError { file: name.clone(), line: 0, message: format!("cannot read directory: {e}") })?;
+        let rd = std::fs::read_dir(dir).map_err(|e| RuleError {
+            file: name.clone(),
+            line: 0,
+            message: format!("cannot read directory: {e}"),
+        })?;
         let mut paths: Vec<PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
         paths.sort();
         if paths.is_empty() {
-            return Err(RuleError { file: name, line: 0, message: "no *.toml rule files".into() });
+            return Err(RuleError {
+                file: name,
+                line: 0,
+                message: "no *.toml rule files".into(),
+            });
         }
         let mut sources = Vec::new();
         for p in paths {
             let file = p.display().to_string();
-            let text = std::fs::read_to_string(&p)
-                .map_err(|e| RuleError { file: file.clone(), line: 0, message: format!("cannot read: {e}") })?;
+            let text = std::fs::read_to_string(&p).map_err(|e| RuleError {
+                file: file.clone(),
+                line: 0,
+                message: format!("cannot read: {e}"),
+            })?;
             sources.push((file, text));
         }
         Ok(sources)
     }
 
     /// Parse one or more (file name, text) pairs into one rule set.
-    pub fn from_sources<I: IntoIterator<Item = (String, String)>>(sources: I) -> Result<Rules, RuleError> {
+    pub fn from_sources<I: IntoIterator<Item = (String, String)>>(
+        sources: I,
+    ) -> Result<Rules, RuleError> {
         let mut rules = Rules::default();
         let mut settings_from: Option<String> = None;
         for (file, text) in sources {
-            let ctx = FileCtx { file: &file, text: &text };
+            let ctx = FileCtx {
+                file: &file,
+                text: &text,
+            };
             let raw: RawFile = toml::from_str(&text).map_err(|e| {
                 let line = e.span().map_or(0, |s| ctx.line_of(s.start));
                 let msg = e.message().trim().to_string();
-                RuleError { file: file.clone(), line, message: msg }
+                RuleError {
+                    file: file.clone(),
+                    line,
+                    message: msg,
+                }
             })?;
             if let Some(s) = raw.settings {
                 if let Some(prev) = &settings_from {
-                    return Err(ctx.err_at(s.span().start, format!("[settings] already defined in {prev}")));
+                    return Err(ctx.err_at(
+                        s.span().start,
+                        format!("[settings] already defined in {prev}"),
+                    ));
                 }
                 settings_from = Some(file.clone());
                 let start = s.span().start;
@@ -480,7 +536,10 @@ impl Rules {
                     window_secs: s.window_secs.map_or(d.window_secs, |w| w.into_inner()),
                     sweep_window_secs: s.sweep_window_secs.unwrap_or(d.sweep_window_secs).max(1),
                     sweep_min_targets: s.sweep_min_targets.unwrap_or(d.sweep_min_targets).max(1),
-                    summary_interval_secs: s.summary_interval_secs.unwrap_or(d.summary_interval_secs).max(1),
+                    summary_interval_secs: s
+                        .summary_interval_secs
+                        .unwrap_or(d.summary_interval_secs)
+                        .max(1),
                     random_name_lengths: lengths,
                 };
             }
@@ -490,7 +549,10 @@ impl Rules {
                     return Err(ctx.err_at(t.name.span().start, "tool name is empty"));
                 }
                 if t.signature.is_empty() {
-                    return Err(ctx.err_at(t.name.span().start, format!("tool {name:?} has no [[tool.signature]]")));
+                    return Err(ctx.err_at(
+                        t.name.span().start,
+                        format!("tool {name:?} has no [[tool.signature]]"),
+                    ));
                 }
                 let mut sigs = Vec::new();
                 for sp in t.signature {
@@ -517,10 +579,16 @@ impl Rules {
                         }
                     }
                     if let Some(i) = &r.interface {
-                        if !matches!(i.get_ref().as_str(), "svcctl" | "atsvc" | "ITaskSchedulerService") {
+                        if !matches!(
+                            i.get_ref().as_str(),
+                            "svcctl" | "atsvc" | "ITaskSchedulerService"
+                        ) {
                             return Err(ctx.err_at(
                                 i.span().start,
-                                format!("unknown interface {:?} (svcctl, atsvc, ITaskSchedulerService)", i.get_ref()),
+                                format!(
+                                    "unknown interface {:?} (svcctl, atsvc, ITaskSchedulerService)",
+                                    i.get_ref()
+                                ),
                             ));
                         }
                     }
@@ -546,11 +614,19 @@ impl Rules {
                         min_count: r.min_count,
                     };
                     if sig.is_empty() {
-                        return Err(ctx.err_at(at, format!("signature of {name:?} has no condition (would match anything)")));
+                        return Err(ctx.err_at(
+                            at,
+                            format!(
+                                "signature of {name:?} has no condition (would match anything)"
+                            ),
+                        ));
                     }
                     sigs.push(sig);
                 }
-                rules.tools.push(ToolRule { name, signatures: sigs });
+                rules.tools.push(ToolRule {
+                    name,
+                    signatures: sigs,
+                });
             }
             for sp in raw.exception {
                 let at = sp.span().start;
@@ -561,12 +637,18 @@ impl Rules {
                 }
                 let cidrs = |v: &[Spanned<String>]| -> Result<Vec<Cidr>, RuleError> {
                     v.iter()
-                        .map(|s| Cidr::parse(s.get_ref()).map_err(|e| ctx.err_at(s.span().start, format!("bad CIDR: {e}"))))
+                        .map(|s| {
+                            Cidr::parse(s.get_ref())
+                                .map_err(|e| ctx.err_at(s.span().start, format!("bad CIDR: {e}")))
+                        })
                         .collect()
                 };
                 let globs = |v: &[Spanned<String>], key: &str| -> Result<Vec<Regex>, RuleError> {
                     v.iter()
-                        .map(|s| glob_to_regex(s.get_ref()).map_err(|e| ctx.err_at(s.span().start, format!("`{key}`: {e}"))))
+                        .map(|s| {
+                            glob_to_regex(s.get_ref())
+                                .map_err(|e| ctx.err_at(s.span().start, format!("`{key}`: {e}")))
+                        })
                         .collect()
                 };
                 let ex = Exception {
@@ -584,7 +666,13 @@ impl Rules {
                     && ex.service_name.is_empty()
                     && ex.tool.is_empty()
                 {
-                    return Err(ctx.err_at(at, format!("exception {:?} has no condition (would suppress everything)", ex.name)));
+                    return Err(ctx.err_at(
+                        at,
+                        format!(
+                            "exception {:?} has no condition (would suppress everything)",
+                            ex.name
+                        ),
+                    ));
                 }
                 rules.exceptions.push(ex);
             }
@@ -594,7 +682,10 @@ impl Rules {
 
     /// The first exception matching, by name.
     pub fn exception_for(&self, s: &ExceptionSubject<'_>) -> Option<&str> {
-        self.exceptions.iter().find(|e| e.matches(s)).map(|e| e.name.as_str())
+        self.exceptions
+            .iter()
+            .find(|e| e.matches(s))
+            .map(|e| e.name.as_str())
     }
 }
 
@@ -633,7 +724,9 @@ mod tests {
         let one = Cidr::parse("192.0.2.10").unwrap();
         assert!(one.contains("192.0.2.10".parse().unwrap()));
         assert!(!one.contains("192.0.2.11".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("10.0.0/8").is_err());
         let v6 = Cidr::parse("fe80::/10").unwrap();

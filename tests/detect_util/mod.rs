@@ -21,7 +21,14 @@ pub fn ts(secs: f64) -> Ts {
 }
 
 pub fn conn(t: f64, src: &str, dst: &str, port: u16) -> ConnFields {
-    ConnFields { ts: ts(t), uid: Uid(port as u64 * 7 + 1), orig_h: ip(src), orig_p: 50000, resp_h: ip(dst), resp_p: port }
+    ConnFields {
+        ts: ts(t),
+        uid: Uid(port as u64 * 7 + 1),
+        orig_h: ip(src),
+        orig_p: 50000,
+        resp_h: ip(dst),
+        resp_p: port,
+    }
 }
 
 /// Builds events for one (source, target) pair at increasing times.
@@ -33,7 +40,11 @@ pub struct Seq {
 
 impl Seq {
     pub fn new(src: &str, dst: &str) -> Seq {
-        Seq { src: src.into(), dst: dst.into(), events: vec![] }
+        Seq {
+            src: src.into(),
+            dst: dst.into(),
+            events: vec![],
+        }
     }
     fn c(&self, t: f64) -> ConnFields {
         conn(t, &self.src, &self.dst, 445)
@@ -67,7 +78,15 @@ impl Seq {
         }));
         self
     }
-    pub fn write(&mut self, t: f64, share: &str, name: &str, bytes: u64, pe: bool, sha: Option<&str>) -> &mut Self {
+    pub fn write(
+        &mut self,
+        t: f64,
+        share: &str,
+        name: &str,
+        bytes: u64,
+        pe: bool,
+        sha: Option<&str>,
+    ) -> &mut Self {
         self.events.push(Event::SmbFiles(SmbFiles {
             conn: self.c(t),
             fuid: Some("00".into()),
@@ -115,7 +134,11 @@ impl Seq {
         self.events.push(Event::DceRpc(Box::new(DceRpc {
             conn: conn(t, &self.src, &self.dst, port),
             rtt: Some(0.001),
-            named_pipe: if transport == "smb_pipe" { Some(format!("\\PIPE\\{endpoint}")) } else { None },
+            named_pipe: if transport == "smb_pipe" {
+                Some(format!("\\PIPE\\{endpoint}"))
+            } else {
+                None
+            },
             endpoint: endpoint.into(),
             operation: operation.into(),
             transport,
@@ -134,10 +157,24 @@ impl Seq {
         })));
         self
     }
-    pub fn svc(&mut self, t: f64, opnum: u16, operation: &str, args: DceArgs, status: &str) -> &mut Self {
-        self.call_on(t, "smb_pipe", "svcctl", opnum, operation, args, status, false)
+    pub fn svc(
+        &mut self,
+        t: f64,
+        opnum: u16,
+        operation: &str,
+        args: DceArgs,
+        status: &str,
+    ) -> &mut Self {
+        self.call_on(
+            t, "smb_pipe", "svcctl", opnum, operation, args, status, false,
+        )
     }
-    pub fn bind(&mut self, t: f64, transport: &'static str, endpoints: &[(&str, &str)]) -> &mut Self {
+    pub fn bind(
+        &mut self,
+        t: f64,
+        transport: &'static str,
+        endpoints: &[(&str, &str)],
+    ) -> &mut Self {
         let interfaces = endpoints
             .iter()
             .enumerate()
@@ -174,14 +211,34 @@ impl Seq {
         self
     }
     pub fn open_scm(&mut self, t: f64, machine: &str) -> &mut Self {
-        let a = DceArgs { machine_name: Some(machine.into()), database: Some("ServicesActive".into()), access: Some(0x3f), response_handle: Some("scm".into()), return_code: Some(0), ..Default::default() };
+        let a = DceArgs {
+            machine_name: Some(machine.into()),
+            database: Some("ServicesActive".into()),
+            access: Some(0x3f),
+            response_handle: Some("scm".into()),
+            return_code: Some(0),
+            ..Default::default()
+        };
         self.svc(t, 15, "OpenSCManagerW", a, "ok")
     }
     pub fn open_service(&mut self, t: f64, name: &str, handle: &str, rc: u32) -> &mut Self {
-        let a = DceArgs { service_name: Some(name.into()), handle: Some("scm".into()), response_handle: if rc == 0 { Some(handle.into()) } else { None }, return_code: Some(rc), ..Default::default() };
+        let a = DceArgs {
+            service_name: Some(name.into()),
+            handle: Some("scm".into()),
+            response_handle: if rc == 0 { Some(handle.into()) } else { None },
+            return_code: Some(rc),
+            ..Default::default()
+        };
         self.svc(t, 16, "OpenServiceW", a, "ok")
     }
-    pub fn create(&mut self, t: f64, name: &str, path: &str, handle: Option<&str>, status: &str) -> &mut Self {
+    pub fn create(
+        &mut self,
+        t: f64,
+        name: &str,
+        path: &str,
+        handle: Option<&str>,
+        status: &str,
+    ) -> &mut Self {
         let a = DceArgs {
             service_name: Some(name.into()),
             display_name: Some(name.into()),
@@ -196,11 +253,19 @@ impl Seq {
         self.svc(t, 12, "CreateServiceW", a, status)
     }
     pub fn start(&mut self, t: f64, handle: &str) -> &mut Self {
-        let a = DceArgs { handle: Some(handle.into()), return_code: Some(0), ..Default::default() };
+        let a = DceArgs {
+            handle: Some(handle.into()),
+            return_code: Some(0),
+            ..Default::default()
+        };
         self.svc(t, 19, "StartServiceW", a, "ok")
     }
     pub fn delete(&mut self, t: f64, handle: &str) -> &mut Self {
-        let a = DceArgs { handle: Some(handle.into()), return_code: Some(0), ..Default::default() };
+        let a = DceArgs {
+            handle: Some(handle.into()),
+            return_code: Some(0),
+            ..Default::default()
+        };
         self.svc(t, 2, "DeleteService", a, "ok")
     }
     pub fn done(&mut self) -> Vec<Event> {
@@ -229,12 +294,26 @@ pub fn techniques(a: &[Alert]) -> Vec<&TechniqueAlert> {
 }
 
 pub fn signals(a: &[Alert]) -> Vec<&SignalAlert> {
-    a.iter().filter_map(|a| if let Alert::Signal(s) = a { Some(s) } else { None }).collect()
+    a.iter()
+        .filter_map(|a| {
+            if let Alert::Signal(s) = a {
+                Some(s)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 pub fn one(a: &[Alert]) -> &TechniqueAlert {
     let t = techniques(a);
-    assert_eq!(t.len(), 1, "expected one technique alert, got {}: {:#?}", t.len(), t);
+    assert_eq!(
+        t.len(),
+        1,
+        "expected one technique alert, got {}: {:#?}",
+        t.len(),
+        t
+    );
     t[0]
 }
 
@@ -246,13 +325,36 @@ pub fn impacket_psexec(s: &mut Seq, t0: f64) {
         .tree(t0 + 0.01, "IPC$")
         .pipe(t0 + 0.02, "svcctl")
         .pipe(t0 + 0.03, "srvsvc")
-        .bind(t0 + 0.04, "smb_pipe", &[("srvsvc", "4b324fc8-1670-01d3-1278-5a47bf6ee188")])
-        .call_on(t0 + 0.05, "smb_pipe", "srvsvc", 15, "NetrShareEnum", DceArgs::default(), "ok", false)
+        .bind(
+            t0 + 0.04,
+            "smb_pipe",
+            &[("srvsvc", "4b324fc8-1670-01d3-1278-5a47bf6ee188")],
+        )
+        .call_on(
+            t0 + 0.05,
+            "smb_pipe",
+            "srvsvc",
+            15,
+            "NetrShareEnum",
+            DceArgs::default(),
+            "ok",
+            false,
+        )
         .tree(t0 + 0.06, "ADMIN$")
         .tree(t0 + 0.07, "ADMIN$")
         .write(t0 + 0.10, "ADMIN$", "zeCGSXch.exe", 56320, true, Some(SHA))
-        .bind(t0 + 0.20, "smb_pipe", &[("svcctl", "367abb81-9844-35f1-ad32-98f038001003")])
+        .bind(
+            t0 + 0.20,
+            "smb_pipe",
+            &[("svcctl", "367abb81-9844-35f1-ad32-98f038001003")],
+        )
         .open_scm(t0 + 0.21, "DUMMY")
         .open_service(t0 + 0.22, "nUwj", "", 0x424)
-        .create(t0 + 0.23, "nUwj", "%systemroot%\\zeCGSXch.exe", None, "nca_s_op_rng_error");
+        .create(
+            t0 + 0.23,
+            "nUwj",
+            "%systemroot%\\zeCGSXch.exe",
+            None,
+            "nca_s_op_rng_error",
+        );
 }
