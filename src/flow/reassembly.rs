@@ -23,6 +23,10 @@ pub const MAX_REASSEMBLY_BYTES_TOTAL: usize = 64 << 20;
 /// (a corrupt or hostile sequence number), so it is dropped rather than buffered.
 pub const MAX_SEQ_JUMP: u64 = 64 << 20;
 
+/// A hole with data buffered after it that stays open this long (packet time, while more segments
+/// keep coming) is declared lost: covers one-sided captures, where no ACK ever tells us.
+pub const HOLE_TIMEOUT_SECS: u64 = 10;
+
 /// ACKs past a hole (in separate packets) before it is declared lost. One is not enough: a capture
 /// point may see the peer's ACK before the data it acknowledges.
 pub const ACKS_PAST_HOLE_FOR_GAP: u32 = 3;
@@ -49,9 +53,9 @@ pub struct Budget {
 pub struct DirStats {
     pub delivered: u64,
     pub gap_bytes: u64,
-    pub gaps: u64,
+    pub gaps: u32,
     pub retransmitted: u64,
-    pub overlaps_different: u64,
+    pub overlaps_different: u32,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +73,8 @@ pub struct StreamDir {
     /// [`ACKS_PAST_HOLE_FOR_GAP`].
     acks_past_hole: u32,
     hole_at: u64,
+    /// Packet time at which the hole at `hole_at` was first seen (Ts(0): not yet).
+    hole_since: Ts,
 }
 
 /// Where anomalies of this direction are reported.
@@ -191,6 +197,30 @@ impl StreamDir {
         self.insert(rel, payload, budget, rep, sink);
         self.drain(budget, sink, out);
         self.enforce_caps(budget, rep, sink, out);
+        self.check_hole_age(budget, rep, sink, out);
+    }
+
+    /// Start or check the clock on the current hole; past [`HOLE_TIMEOUT_SECS`] it becomes a gap.
+    fn check_hole_age(&mut self, budget: &mut Budget, rep: &Report<'_>, sink: &mut Sink, out: &mut dyn FnMut(Chunk<'_>, &mut Sink)) {
+        loop {
+            if self.ooo.is_empty() {
+                return;
+            }
+            if self.hole_at != self.next_off || self.hole_since == Ts(0) {
+                self.hole_at = self.next_off;
+                self.acks_past_hole = 0;
+                self.hole_since = rep.ts;
+                return;
+            }
+            if self.hole_since.saturating_add_secs(HOLE_TIMEOUT_SECS) >= rep.ts {
+                return;
+            }
+            let Some(first) = self.ooo.keys().next().copied() else { return };
+            self.declare_gap(first.saturating_sub(self.next_off), rep, sink, out);
+            self.drain(budget, sink, out);
+            // The next hole (if any) starts its own clock now.
+            self.hole_since = Ts(0);
+        }
     }
 
     /// The peer acknowledged up to `ack`: bytes before it that we never saw are lost for good.
@@ -215,6 +245,7 @@ impl StreamDir {
         if self.hole_at != self.next_off {
             self.hole_at = self.next_off;
             self.acks_past_hole = 0;
+            self.hole_since = Ts(0);
         }
         self.acks_past_hole += 1;
         if self.acks_past_hole < ACKS_PAST_HOLE_FOR_GAP {
@@ -257,7 +288,7 @@ impl StreamDir {
             return;
         }
         self.advance(len);
-        self.stats.gaps += 1;
+        self.stats.gaps = self.stats.gaps.saturating_add(1);
         self.stats.gap_bytes += len;
         sink.count("tcp.gap_bytes", len);
         sink.anomaly(rep.ts, rep.conn(), AnomalyKind::Gap, "tcp", format!("{len} bytes missing"));
@@ -297,7 +328,7 @@ impl StreamDir {
             pieces.push((pos, end));
         }
         if differs {
-            self.stats.overlaps_different += 1;
+            self.stats.overlaps_different = self.stats.overlaps_different.saturating_add(1);
             sink.anomaly(
                 rep.ts,
                 rep.conn(),
@@ -534,6 +565,23 @@ mod tests {
         assert_eq!(h.out.chunks, vec!["abc"]);
         h.seg(4, b"def");
         assert_eq!(h.out.data, b"abcdef");
+    }
+
+    #[test]
+    fn hole_becomes_gap_after_a_while_without_acks() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        let at = |h: &mut Harness, secs: u64, seq: u32, data: &[u8]| {
+            let rep = Report { ctx: &h.ctx, ts: Ts::from_secs(secs) };
+            let out = &mut h.out;
+            h.dir.segment(seq, data, 0, &mut h.budget, &rep, &mut h.sink, &mut |c, _| record(out, c));
+        };
+        at(&mut h, 100, 1, b"ab");
+        at(&mut h, 100, 5, b"ef"); // 3..5 missing, never acknowledged (one-sided capture)
+        at(&mut h, 105, 7, b"gh");
+        assert_eq!(h.out.chunks, vec!["ab"]);
+        at(&mut h, 100 + HOLE_TIMEOUT_SECS + 1, 9, b"ij");
+        assert_eq!(h.out.chunks, vec!["ab", "gap(2)", "ef", "gh", "ij"]);
     }
 
     #[test]
