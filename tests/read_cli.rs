@@ -259,7 +259,15 @@ fn tshark_streams(cap: &Path) -> Option<HashMap<DirKey, u64>> {
 fn delivered_bytes_match_tshark() {
     let mut caps = vec![lab("a_psexec_default.pcap"), lab("f_benign_admin_upload.pcap"), lab("k1_psexec_large_upload.pcap")];
     if let Some(s) = shared_captures() {
-        caps.push(s.join("public/elcabezzonn/remcom.pcap"));
+        for rel in [
+            "public/elcabezzonn/remcom.pcap",
+            "public/elcabezzonn/impacket_psexec.pcap.gz",
+            "public/pcap-attack/LM_psexec_smb_dcerpc_epm_svcctl.pcapng",
+            "public/suricata-verify/smb3-02-midstream/input.pcap",
+            "public/zeek/smb3_multichannel.pcap",
+        ] {
+            caps.push(s.join(rel));
+        }
     }
     for cap in caps {
         let Some(tshark) = tshark_streams(&cap) else {
