@@ -23,7 +23,7 @@ pub enum Command {
 
 #[derive(Debug, Args, Clone)]
 pub struct ReadArgs {
-    /// Capture files or directories (searched recursively for captures).
+    /// Capture files or directories (searched recursively for captures); "-" reads standard input.
     #[arg(required = true, value_name = "FILE|DIR")]
     pub inputs: Vec<PathBuf>,
     /// Write every protocol event as JSON lines to PATH ("-" for stdout).

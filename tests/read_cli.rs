@@ -308,3 +308,20 @@ fn events_to_stdout_are_json_lines() {
     assert!(lines.iter().any(|v| v["log"] == "anomaly" && v["kind"] == "capture" && v["layer"] == "capture"), "{stdout}");
     assert!(o.stderr.starts_with(b"psexec-sensor: "), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn reads_a_capture_from_stdin() {
+    let d = scratch("stdin");
+    let a = d.join("a.json");
+    let b = d.join("b.json");
+    let src = lab("c_smbexec.pcap");
+    let o1 = run(&[os("read"), src.as_os_str(), os("--flows"), a.as_os_str(), os("--no-summary")]);
+    let o2 = Command::new(BIN)
+        .args([os("read"), os("-"), os("--flows"), b.as_os_str(), os("--no-summary")])
+        .stdin(std::fs::File::open(&src).unwrap())
+        .output()
+        .unwrap();
+    assert!(o1.status.success() && o2.status.success(), "{}", String::from_utf8_lossy(&o2.stderr));
+    assert_eq!(json_lines(&a), json_lines(&b));
+    assert!(!json_lines(&a).is_empty());
+}

@@ -159,15 +159,20 @@ fn open_stream(
     path: &Path,
     progress: Arc<AtomicU64>,
 ) -> Result<(Format, Vec<u8>, DynRead), CaptureError> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => CaptureError::Missing { path: path.to_owned() },
-        _ => CaptureError::Unreadable { path: path.to_owned(), reason: e.to_string() },
-    })?;
-    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(CaptureError::Unreadable { path: path.to_owned(), reason: "is a directory".into() });
-    }
+    let mut raw: DynRead = if path.as_os_str() == "-" {
+        // `tcpdump -w - | psexec-sensor read -`
+        Box::new(Counting { inner: io::stdin(), read: progress })
+    } else {
+        let file = File::open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => CaptureError::Missing { path: path.to_owned() },
+            _ => CaptureError::Unreadable { path: path.to_owned(), reason: e.to_string() },
+        })?;
+        if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+            return Err(CaptureError::Unreadable { path: path.to_owned(), reason: "is a directory".into() });
+        }
+        Box::new(Counting { inner: file, read: progress })
+    };
     let unreadable = |e: io::Error| CaptureError::Unreadable { path: path.to_owned(), reason: e.to_string() };
-    let mut raw: DynRead = Box::new(Counting { inner: file, read: progress });
     let mut head = vec![0u8; SNIFF_BYTES];
     let n = read_up_to(&mut raw, &mut head).map_err(unreadable)?;
     head.truncate(n);
