@@ -75,6 +75,8 @@ pub struct StreamDir {
     hole_at: u64,
     /// Packet time at which the hole at `hole_at` was first seen (Ts(0): not yet).
     hole_since: Ts,
+    /// Sequence number of this direction's FIN, once seen.
+    fin_seq: Option<u32>,
 }
 
 /// Where anomalies of this direction are reported.
@@ -116,6 +118,30 @@ impl StreamDir {
         if !self.started {
             self.started = true;
             self.next_seq = seq.wrapping_add(1);
+        }
+    }
+
+    /// A FIN at `seq` after `len` payload bytes.
+    pub fn fin(&mut self, seq: u32, len: usize) {
+        if !self.started {
+            self.started = true;
+            self.next_seq = seq.wrapping_add(len as u32);
+        }
+        self.fin_seq = Some(seq.wrapping_add(len as u32));
+    }
+
+    /// Bytes are still missing: something is buffered after a hole, or the FIN lies beyond what
+    /// was delivered.
+    pub fn has_hole(&self) -> bool {
+        if !self.ooo.is_empty() {
+            return true;
+        }
+        match self.fin_seq {
+            Some(f) => {
+                let d = f.wrapping_sub(self.next_seq) as i32 as i64;
+                d > 0 && (d as u64) <= MAX_SEQ_JUMP
+            }
+            None => false,
         }
     }
 

@@ -94,6 +94,8 @@ struct Flow {
     fin: [bool; 2],
     /// FIN both ways or RST: parser closed, kept only to absorb stragglers.
     closed: bool,
+    /// FIN both ways seen while a hole was still open: closed once the hole fills (or times out).
+    ending: bool,
 }
 
 impl Flow {
@@ -106,7 +108,7 @@ impl Flow {
     }
 
     fn idle_timeout(&self) -> u64 {
-        if self.closed {
+        if self.closed || self.ending {
             IDLE_TIMEOUT_CLOSED_SECS
         } else if self.had_payload {
             IDLE_TIMEOUT_ESTABLISHED_SECS
@@ -247,6 +249,7 @@ impl FlowTable {
                     had_payload: false,
                     fin: [false, false],
                     closed: false,
+                    ending: false,
                 },
             );
         }
@@ -283,6 +286,8 @@ impl FlowTable {
             dirs[other.index()].acked(seg.ack, &mut self.budget, &rep, sink, &mut out);
         }
         if seg.flags.fin {
+            let data_seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
+            dirs[dir.index()].fin(data_seq, seg.payload.len() + seg.missing as usize);
             flow.fin[dir.index()] = true;
         }
         if seg.flags.rst && !dirs[dir.index()].rst_in_window(seg.seq) {
@@ -297,8 +302,16 @@ impl FlowTable {
         } else {
             None
         };
-        if let Some(end) = end {
-            close_flow(flow, &mut self.budget, ts, end, factory, sink, self.keep_summaries.then_some(&mut self.summaries));
+        let summaries = self.keep_summaries.then_some(&mut self.summaries);
+        if end == Some("rst") {
+            close_flow(flow, &mut self.budget, ts, "rst", factory, sink, summaries);
+        } else if end.is_some() || flow.ending {
+            // After both FINs a reordered segment may still be on its way: wait for the holes to
+            // fill (or for the closed timeout).
+            flow.ending = true;
+            if !flow.dirs.iter().any(|d| d.has_hole()) {
+                close_flow(flow, &mut self.budget, ts, "fin", factory, sink, summaries);
+            }
         }
     }
 
@@ -341,7 +354,8 @@ impl FlowTable {
                 sink.count("flows.idle_timeout", 1);
             }
             // Closed at the time it went idle, not at the packet that noticed.
-            self.remove_and_close(&k, last, "idle", factory, sink);
+            let end = if self.flows.get(&k).is_some_and(|f| f.ending) { "fin" } else { "idle" };
+            self.remove_and_close(&k, last, end, factory, sink);
         }
     }
 

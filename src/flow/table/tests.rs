@@ -283,3 +283,20 @@ fn flow_state_stays_small() {
     assert!(sz <= 400, "{sz}");
     assert!(sz * MAX_FLOWS <= 50 << 20, "{}", sz * MAX_FLOWS);
 }
+
+#[test]
+fn fin_before_a_reordered_last_segment_waits_for_it() {
+    let mut t = T::new();
+    t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
+    t.pkt(1, (S, 445), (C, 50000), 900, 101, "SA", b"");
+    t.pkt(1, (C, 50000), (S, 445), 101, 901, "A", b"0123456789abcdef");
+    // The client's last data segment is captured after both FINs.
+    t.pkt(1, (C, 50000), (S, 445), 121, 901, "FA", b"");
+    t.pkt(1, (S, 445), (C, 50000), 901, 122, "FA", b"");
+    assert_eq!(t.log.borrow()[0].1.closes, 0, "a hole is still open");
+    t.pkt(1, (C, 50000), (S, 445), 117, 901, "A", b"WXYZ");
+    let log = t.log.borrow();
+    assert_eq!(log[0].1.data[0], b"0123456789abcdefWXYZ");
+    assert_eq!(log[0].1.closes, 1);
+    assert_eq!(t.table.summaries[0].end, "fin");
+}
