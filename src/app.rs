@@ -42,7 +42,12 @@ pub fn choose(ctx: &FlowCtx, first: &[u8]) -> Option<AppKind> {
 }
 
 impl ParserFactory for AppFactory {
-    fn parser_for(&mut self, ctx: &FlowCtx, _first_dir: Direction, first: &[u8]) -> Option<Box<dyn StreamParser>> {
+    fn parser_for(
+        &mut self,
+        ctx: &FlowCtx,
+        _first_dir: Direction,
+        first: &[u8],
+    ) -> Option<Box<dyn StreamParser>> {
         match choose(ctx, first)? {
             AppKind::Smb => Some(Box::new(smb::SmbParser::new(*ctx, self.smb.clone()))),
             AppKind::DceRpc => Some(Box::new(dcerpc::TcpParser::new(*ctx))),
@@ -69,9 +74,15 @@ mod tests {
     fn by_port_and_by_bytes() {
         assert_eq!(choose(&ctx(50000, 445), b"anything"), Some(AppKind::Smb));
         assert_eq!(choose(&ctx(50000, 139), b"\x81\0\0\x44"), Some(AppKind::Smb));
-        assert_eq!(choose(&ctx(50000, 8445), b"\0\0\0\x40\xfeSMB@\0"), Some(AppKind::Smb));
+        assert_eq!(
+            choose(&ctx(50000, 8445), b"\0\0\0\x40\xfeSMB@\0"),
+            Some(AppKind::Smb)
+        );
         assert_eq!(choose(&ctx(50000, 135), b"whatever"), Some(AppKind::DceRpc));
-        assert_eq!(choose(&ctx(50000, 49667), &[5, 0, 11, 3, 0x10, 0, 0, 0]), Some(AppKind::DceRpc));
+        assert_eq!(
+            choose(&ctx(50000, 49667), &[5, 0, 11, 3, 0x10, 0, 0, 0]),
+            Some(AppKind::DceRpc)
+        );
         assert_eq!(choose(&ctx(50000, 80), b"GET / HTTP/1.1\r\n"), None);
     }
 }

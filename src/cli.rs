@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "psexec-sensor", version, about = "Detects PsExec-style lateral movement in SMB / DCE-RPC traffic")]
+#[command(
+    name = "psexec-sensor",
+    version,
+    about = "Detects PsExec-style lateral movement in SMB / DCE-RPC traffic"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -66,7 +70,16 @@ mod tests {
     #[test]
     fn parses_read() {
         let c = Cli::try_parse_from([
-            "psexec-sensor", "read", "a.pcap", "dir", "--events", "-", "--events-all", "--workers", "2", "--no-summary",
+            "psexec-sensor",
+            "read",
+            "a.pcap",
+            "dir",
+            "--events",
+            "-",
+            "--events-all",
+            "--workers",
+            "2",
+            "--no-summary",
         ])
         .unwrap();
         let Command::Read(r) = c.command else { panic!() };

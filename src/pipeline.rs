@@ -83,7 +83,13 @@ impl Engine {
             None => FlowTable::new(),
         };
         flows.keep_summaries = cfg.flow_summaries;
-        Engine { decoder: Decoder::new(), flows, factory, sink: Sink::new(), last_ts: Ts(0) }
+        Engine {
+            decoder: Decoder::new(),
+            flows,
+            factory,
+            sink: Sink::new(),
+            last_ts: Ts(0),
+        }
     }
 
     /// One captured frame.
@@ -94,20 +100,23 @@ impl Engine {
             self.last_ts = pkt.ts;
         }
         if let Some(seg) = self.decoder.decode(pkt, &mut self.sink) {
-            self.flows.segment(pkt.ts, &seg, self.factory.as_mut(), &mut self.sink);
+            self.flows
+                .segment(pkt.ts, &seg, self.factory.as_mut(), &mut self.sink);
         }
         self.drain(index, out);
     }
 
     /// A capture-level problem that did not stop reading (e.g. a truncated last record).
     pub fn capture_anomaly(&mut self, index: u64, detail: String, out: &mut dyn EventConsumer) {
-        self.sink.anomaly(self.last_ts, None, AnomalyKind::Capture, "capture", detail);
+        self.sink
+            .anomaly(self.last_ts, None, AnomalyKind::Capture, "capture", detail);
         self.drain(index, out);
     }
 
     /// End of input: close every flow (parsers flush what they hold). The engine can be reused.
     pub fn finish(&mut self, out: &mut dyn EventConsumer) {
-        self.flows.finish(self.last_ts, self.factory.as_mut(), &mut self.sink);
+        self.flows
+            .finish(self.last_ts, self.factory.as_mut(), &mut self.sink);
         self.drain(FINISH_INDEX, out);
     }
 
@@ -153,7 +162,13 @@ pub fn run_file(
     engine.sink.count("files", 1);
     let mut reader = match CaptureReader::open_with_progress(path, progress) {
         Ok(r) => r,
-        Err(e) => return FileOutcome { path: path.to_owned(), packets: 0, error: Some(e) },
+        Err(e) => {
+            return FileOutcome {
+                path: path.to_owned(),
+                packets: 0,
+                error: Some(e),
+            }
+        }
     };
     let mut pkt = Packet::empty();
     let error = loop {
@@ -175,7 +190,11 @@ pub fn run_file(
         engine.sink.count("capture.unknown_interface_packets", skipped);
     }
     engine.finish(out);
-    FileOutcome { path: path.to_owned(), packets: reader.packets(), error }
+    FileOutcome {
+        path: path.to_owned(),
+        packets: reader.packets(),
+        error,
+    }
 }
 
 #[cfg(test)]
@@ -185,20 +204,45 @@ mod tests {
     use crate::decode::build::*;
 
     #[allow(clippy::too_many_arguments)]
-    fn frame(t: u64, src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, flags: u8, payload: &[u8]) -> Packet {
+    fn frame(
+        t: u64,
+        src: [u8; 4],
+        dst: [u8; 4],
+        sp: u16,
+        dp: u16,
+        seq: u32,
+        flags: u8,
+        payload: &[u8],
+    ) -> Packet {
         let data = ether(0x0800, &ipv4(src, dst, 6, &tcp(sp, dp, seq, 0, flags, payload)));
-        Packet { ts: Ts::from_secs(t), linktype: LINKTYPE_ETHERNET, orig_len: data.len() as u32, data }
+        Packet {
+            ts: Ts::from_secs(t),
+            linktype: LINKTYPE_ETHERNET,
+            orig_len: data.len() as u32,
+            data,
+        }
     }
 
     #[test]
     fn engine_counts_and_flushes_flows_with_events_tagged() {
-        let mut e = Engine::new(EngineConfig { flow_summaries: true, ..Default::default() });
+        let mut e = Engine::new(EngineConfig {
+            flow_summaries: true,
+            ..Default::default()
+        });
         let mut c = Collect::default();
         e.process(0, &frame(1, A4, B4, 50000, 445, 100, SYN, b""), &mut c);
-        e.process(1, &frame(1, A4, B4, 50000, 445, 101, ACK, b"\0\0\0\x10hello smb world!"), &mut c);
+        e.process(
+            1,
+            &frame(1, A4, B4, 50000, 445, 101, ACK, b"\0\0\0\x10hello smb world!"),
+            &mut c,
+        );
         // A hole, then data: a gap anomaly at finish.
         e.process(2, &frame(2, A4, B4, 50000, 445, 200, ACK, b"later"), &mut c);
-        e.process(3, &frame(2, A4, B4, 1234, 80, 1, ACK, b"GET / HTTP/1.1\r\n\r\n"), &mut c);
+        e.process(
+            3,
+            &frame(2, A4, B4, 1234, 80, 1, ACK, b"GET / HTTP/1.1\r\n\r\n"),
+            &mut c,
+        );
         e.finish(&mut c);
         assert_eq!(e.counters().get("packets"), 4);
         assert_eq!(e.counters().get("flows"), 2);

@@ -139,10 +139,16 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         files.extend(found);
     }
 
-    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let bar = if io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES {
         let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
+        {
             b.set_style(style);
         }
         Some(b)
@@ -159,7 +165,11 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     let mut index = 0u64;
     for f in &files {
         if let Some(b) = &bar {
-            b.set_message(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            b.set_message(
+                f.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
         }
         let rb = read_bytes.clone();
         let mut tick = |i: u64| {
@@ -169,7 +179,14 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
                 }
             }
         };
-        let outcome = run_file(&mut engine, f, &mut index, read_bytes.clone(), &mut out, &mut tick);
+        let outcome = run_file(
+            &mut engine,
+            f,
+            &mut index,
+            read_bytes.clone(),
+            &mut out,
+            &mut tick,
+        );
         if let Some(e) = outcome.error {
             failed += 1;
             match &bar {
@@ -186,7 +203,10 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     }
 
     // DETECTION HOOK (lead): flush detection's pending alerts here (before the writers flush).
-    for w in [out.events.as_mut(), Some(&mut out.alerts), out.flows.as_mut()].into_iter().flatten() {
+    for w in [out.events.as_mut(), Some(&mut out.alerts), out.flows.as_mut()]
+        .into_iter()
+        .flatten()
+    {
         let r = w.flush();
         let p = w.path().to_owned();
         if let Err(e) = r {
@@ -202,5 +222,9 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_OUTPUT_ERROR));
     }
-    Ok(if failed > 0 { ExitCode::from(EXIT_BAD_INPUT) } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::from(EXIT_BAD_INPUT)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -66,15 +66,27 @@ impl Summary {
                 bump(&mut self.users, who, &mut self.dropped, |n| *n += 1, 0);
             }
             Event::SmbMapping(m) => {
-                bump(&mut self.shares, m.share.to_ascii_uppercase(), &mut self.dropped, |n| *n += 1, 0);
+                bump(
+                    &mut self.shares,
+                    m.share.to_ascii_uppercase(),
+                    &mut self.dropped,
+                    |n| *n += 1,
+                    0,
+                );
             }
             Event::SmbFiles(f) if f.action == Some(FileAction::FileWrite) && is_admin_share(&f.share) => {
                 let key = (f.share.to_ascii_uppercase(), f.name.clone());
                 let (bytes, pe) = (f.bytes_written.unwrap_or(0), f.pe.unwrap_or(false));
-                bump(&mut self.admin_writes, key, &mut self.dropped, |e| {
-                    e.0 = e.0.saturating_add(bytes);
-                    e.1 |= pe;
-                }, (0, false));
+                bump(
+                    &mut self.admin_writes,
+                    key,
+                    &mut self.dropped,
+                    |e| {
+                        e.0 = e.0.saturating_add(bytes);
+                        e.1 |= pe;
+                    },
+                    (0, false),
+                );
             }
             Event::DceRpc(d) => {
                 let key = (d.endpoint.clone(), d.operation.clone());
@@ -104,8 +116,18 @@ impl Summary {
             c.get("tcp.payload_bytes"),
             c.get("tcp.gap_bytes")
         );
-        let skipped: u64 = ["decode.non_ip", "decode.non_tcp", "decode.unsupported_linktype"].iter().map(|k| c.get(k)).sum();
-        let bad: u64 = ["decode.truncated_link", "decode.malformed_ip", "decode.malformed_tcp"].iter().map(|k| c.get(k)).sum();
+        let skipped: u64 = ["decode.non_ip", "decode.non_tcp", "decode.unsupported_linktype"]
+            .iter()
+            .map(|k| c.get(k))
+            .sum();
+        let bad: u64 = [
+            "decode.truncated_link",
+            "decode.malformed_ip",
+            "decode.malformed_tcp",
+        ]
+        .iter()
+        .map(|k| c.get(k))
+        .sum();
         if skipped + bad + c.get("ip.fragments") > 0 {
             let _ = writeln!(
                 s,
@@ -115,8 +137,16 @@ impl Summary {
             );
         }
         let _ = writeln!(s, "  smb        {} sessions", self.sessions.len());
-        list(&mut s, "users", self.users.iter().map(|(k, v)| format!("{k} ({v})")));
-        list(&mut s, "tree connects", self.shares.iter().map(|(k, v)| format!("{k} ({v})")));
+        list(
+            &mut s,
+            "users",
+            self.users.iter().map(|(k, v)| format!("{k} ({v})")),
+        );
+        list(
+            &mut s,
+            "tree connects",
+            self.shares.iter().map(|(k, v)| format!("{k} ({v})")),
+        );
         list(
             &mut s,
             "admin-share writes",
@@ -124,18 +154,28 @@ impl Summary {
                 format!("{sh}\\{n} {b} bytes{}", if *pe { " [executable]" } else { "" })
             }),
         );
-        list(&mut s, "dce-rpc", self.dce_ops.iter().map(|((e, o), n)| format!("{e}::{o} ({n})")));
-        let anomalies: Vec<String> = c
-            .0
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("anomaly.").map(|k| format!("{k} ({v})")))
-            .collect();
+        list(
+            &mut s,
+            "dce-rpc",
+            self.dce_ops.iter().map(|((e, o), n)| format!("{e}::{o} ({n})")),
+        );
+        let anomalies: Vec<String> =
+            c.0.iter()
+                .filter_map(|(k, v)| k.strip_prefix("anomaly.").map(|k| format!("{k} ({v})")))
+                .collect();
         list(&mut s, "anomalies", anomalies.into_iter());
         if self.dropped > 0 {
-            let _ = writeln!(s, "  ({} summary entries not listed: MAX_SUMMARY_ENTRIES reached)", self.dropped);
+            let _ = writeln!(
+                s,
+                "  ({} summary entries not listed: MAX_SUMMARY_ENTRIES reached)",
+                self.dropped
+            );
         }
         let caps: Vec<String> =
-            c.0.iter().filter(|(k, _)| k.starts_with("MAX_")).map(|(k, v)| format!("{k} ({v})")).collect();
+            c.0.iter()
+                .filter(|(k, _)| k.starts_with("MAX_"))
+                .map(|(k, v)| format!("{k} ({v})"))
+                .collect();
         list(&mut s, "caps reached", caps.into_iter());
         s
     }
@@ -196,7 +236,11 @@ mod tests {
         s.observe(&mapping("ADMIN$"));
         s.observe(&mapping("admin$"));
         s.observe(&mapping("IPC$"));
-        for (share, name, n) in [("ADMIN$", "x.exe", 100u64), ("IPC$", "svcctl", 5), ("public", "a.txt", 7)] {
+        for (share, name, n) in [
+            ("ADMIN$", "x.exe", 100u64),
+            ("IPC$", "svcctl", 5),
+            ("public", "a.txt", 7),
+        ] {
             s.observe(&Event::SmbFiles(SmbFiles {
                 action: Some(FileAction::FileWrite),
                 share: share.into(),
