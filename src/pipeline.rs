@@ -113,6 +113,12 @@ impl Engine {
         self.drain(index, out);
     }
 
+    /// Time passes without packets (live capture): close flows idle past their timeouts as of `now`.
+    pub fn advance_time(&mut self, now: Ts, out: &mut dyn EventConsumer) {
+        self.flows.expire(now, self.factory.as_mut(), &mut self.sink);
+        self.drain(FINISH_INDEX, out);
+    }
+
     /// End of input: close every flow (parsers flush what they hold). The engine can be reused.
     pub fn finish(&mut self, out: &mut dyn EventConsumer) {
         self.flows
@@ -259,5 +265,17 @@ mod tests {
         let smb = c.flows.iter().find(|f| f.conn.resp_p == 445).unwrap();
         assert_eq!((smb.orig_bytes_delivered, smb.orig_gap_bytes), (20 + 5, 79));
         assert_eq!(e.flows_open(), 0);
+    }
+
+    #[test]
+    fn advance_time_expires_idle_flows_without_packets() {
+        let mut e = Engine::new(EngineConfig { flow_summaries: true, ..Default::default() });
+        let mut c = Collect::default();
+        e.process(0, &frame(1, A4, B4, 50000, 445, 100, SYN, b""), &mut c);
+        e.advance_time(Ts::from_secs(2), &mut c);
+        assert_eq!(e.flows_open(), 1);
+        e.advance_time(Ts::from_secs(1000), &mut c);
+        assert_eq!(e.flows_open(), 0);
+        assert_eq!(c.flows[0].end, "idle");
     }
 }

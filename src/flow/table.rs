@@ -405,6 +405,12 @@ impl FlowTable {
         }
     }
 
+    /// Close flows idle past their timeout at time `now` without a packet (a live capture that
+    /// went quiet).
+    pub fn expire(&mut self, now: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
+        self.sweep(now, factory, sink);
+    }
+
     /// Close flows idle past their timeout (checked once per second of packet time).
     fn sweep(&mut self, now: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
         if now.0 < self.last_sweep.0.saturating_add(1_000_000_000) {
