@@ -303,3 +303,47 @@ fn directories_expand_recursively_sorted_and_by_magic() {
     let list = expand_inputs(std::slice::from_ref(&d));
     assert_eq!(list, vec![d.join("b.pcap"), d.join("sub").join("a.cap")]);
 }
+
+/// A big-endian pcapng section (as written on big-endian hosts).
+#[test]
+fn pcapng_big_endian_section() {
+    fn block(out: &mut Vec<u8>, typ: u32, body: &[u8]) {
+        let mut b = body.to_vec();
+        while b.len() % 4 != 0 {
+            b.push(0);
+        }
+        let len = (b.len() + 12) as u32;
+        out.extend_from_slice(&typ.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&b);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+    let mut f = Vec::new();
+    let mut shb = 0x1A2B_3C4Du32.to_be_bytes().to_vec();
+    shb.extend_from_slice(&1u16.to_be_bytes());
+    shb.extend_from_slice(&0u16.to_be_bytes());
+    shb.extend_from_slice(&(-1i64).to_be_bytes());
+    block(&mut f, 0x0A0D_0D0A, &shb);
+    let mut idb = 229u16.to_be_bytes().to_vec(); // raw IPv6
+    idb.extend_from_slice(&0u16.to_be_bytes());
+    idb.extend_from_slice(&65535u32.to_be_bytes());
+    idb.extend_from_slice(&9u16.to_be_bytes());
+    idb.extend_from_slice(&1u16.to_be_bytes());
+    idb.extend_from_slice(&[9, 0, 0, 0]); // ns
+    idb.extend_from_slice(&[0, 0, 0, 0]);
+    block(&mut f, 1, &idb);
+    let ts: u64 = 1_700_000_000_123_456_789;
+    let mut epb = 0u32.to_be_bytes().to_vec();
+    epb.extend_from_slice(&((ts >> 32) as u32).to_be_bytes());
+    epb.extend_from_slice(&(ts as u32).to_be_bytes());
+    epb.extend_from_slice(&5u32.to_be_bytes());
+    epb.extend_from_slice(&5u32.to_be_bytes());
+    epb.extend_from_slice(b"12345");
+    block(&mut f, 6, &epb);
+    let d = temp_dir("ngbe");
+    let p = write(&d, "be.pcapng", &f);
+    let (pkts, err) = read_all(&p);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(pkts.len(), 1);
+    assert_eq!((pkts[0].linktype, pkts[0].ts, &pkts[0].data[..]), (229, Ts(ts), &b"12345"[..]));
+}
