@@ -8,7 +8,7 @@
 //! that produced them (events from `finish` carry `u64::MAX`), so a merger can restore packet
 //! order across workers with a k-way merge on (index, per-worker sequence).
 
-use crate::app::AppFactory;
+use crate::app::{AppFactory, EpmEndpoints};
 use crate::capture::file::{CaptureError, CaptureReader};
 use crate::capture::Packet;
 use crate::decode::Decoder;
@@ -18,7 +18,9 @@ use crate::flow::ParserFactory;
 use crate::sink::{Counters, Sink};
 use crate::smb::SmbShared;
 use crate::time::Ts;
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -65,6 +67,8 @@ pub struct Engine {
     decoder: Decoder,
     flows: FlowTable,
     factory: Box<dyn ParserFactory>,
+    /// Endpoints learned from endpoint-mapper answers (shared with [`AppFactory`]).
+    epm: Option<Rc<RefCell<EpmEndpoints>>>,
     sink: Sink,
     last_ts: Ts,
 }
@@ -72,8 +76,11 @@ pub struct Engine {
 impl Engine {
     /// An engine with the sensor's parsers (SMB, DCE-RPC).
     pub fn new(cfg: EngineConfig) -> Engine {
-        let factory = Box::new(AppFactory::new(cfg.smb.clone()));
-        Engine::with_factory(cfg, factory)
+        let factory = AppFactory::new(cfg.smb.clone());
+        let epm = factory.epm.clone();
+        let mut e = Engine::with_factory(cfg, Box::new(factory));
+        e.epm = Some(epm);
+        e
     }
 
     /// An engine with another parser factory (tests, tools that want raw streams).
@@ -87,6 +94,7 @@ impl Engine {
             decoder: Decoder::new(),
             flows,
             factory,
+            epm: None,
             sink: Sink::new(),
             last_ts: Ts(0),
         }
@@ -137,6 +145,11 @@ impl Engine {
 
     fn drain(&mut self, index: u64, out: &mut dyn EventConsumer) {
         for ev in self.sink.events.drain(..) {
+            if let (Some(epm), Event::DceRpc(d)) = (&self.epm, &ev) {
+                if let Some(port) = d.args.epm_port {
+                    epm.borrow_mut().learn(d.conn.resp_h, port);
+                }
+            }
             out.event(index, ev);
         }
         for f in self.flows.summaries.drain(..) {
@@ -268,8 +281,58 @@ mod tests {
     }
 
     #[test]
+    fn endpoint_mapper_answers_teach_the_factory() {
+        use crate::event::{ConnFields, DceArgs, DceRpc};
+        let mut e = Engine::new(EngineConfig::default());
+        let mut c = Collect::default();
+        let server: std::net::IpAddr = B4.into();
+        let conn = ConnFields {
+            resp_h: server,
+            resp_p: 135,
+            ..ConnFields::default()
+        };
+        e.sink.emit(Event::DceRpc(Box::new(DceRpc {
+            conn,
+            rtt: None,
+            named_pipe: None,
+            endpoint: "epmapper".into(),
+            operation: "ept_map".into(),
+            transport: "tcp",
+            opnum: Some(3),
+            call_id: 1,
+            ctx_id: None,
+            uuid: None,
+            auth_type: None,
+            auth_level: None,
+            stub_encrypted: false,
+            status: "ok".into(),
+            request_stub_len: None,
+            request_frags: None,
+            interfaces: None,
+            args: DceArgs {
+                epm_port: Some(49667),
+                ..DceArgs::default()
+            },
+        })));
+        e.drain(7, &mut c);
+        assert_eq!(c.events.len(), 1);
+        assert!(e.epm.as_ref().unwrap().borrow().contains(server, 49667));
+        // A later midstream connection to that port gets a parser although its bytes say nothing.
+        e.process(
+            8,
+            &frame(3, A4, B4, 50001, 49667, 5, ACK, b"not a PDU start, midstream!"),
+            &mut c,
+        );
+        e.finish(&mut c);
+        assert_eq!(e.counters().get("flows.parsed"), 1);
+    }
+
+    #[test]
     fn advance_time_expires_idle_flows_without_packets() {
-        let mut e = Engine::new(EngineConfig { flow_summaries: true, ..Default::default() });
+        let mut e = Engine::new(EngineConfig {
+            flow_summaries: true,
+            ..Default::default()
+        });
         let mut c = Collect::default();
         e.process(0, &frame(1, A4, B4, 50000, 445, 100, SYN, b""), &mut c);
         e.advance_time(Ts::from_secs(2), &mut c);
