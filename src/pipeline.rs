@@ -132,6 +132,10 @@ impl Engine {
         self.flows
             .finish(self.last_ts, self.factory.as_mut(), &mut self.sink);
         self.drain(FINISH_INDEX, out);
+        // What the endpoint mapper said belongs to this input only.
+        if let Some(epm) = &self.epm {
+            *epm.borrow_mut() = EpmEndpoints::default();
+        }
     }
 
     pub fn counters(&self) -> &Counters {
