@@ -8,6 +8,8 @@
 //! that produced them (events from `finish` carry `u64::MAX`), so a merger can restore packet
 //! order across workers with a k-way merge on (index, per-worker sequence).
 
+pub mod sharded;
+
 use crate::app::{AppFactory, EpmEndpoints};
 use crate::capture::file::{CaptureError, CaptureReader};
 use crate::capture::Packet;

@@ -445,3 +445,68 @@ fn reads_a_capture_from_stdin() {
     assert_eq!(json_lines(&a), json_lines(&b));
     assert!(!json_lines(&a).is_empty());
 }
+
+/// Sharded engines give the same flows and events as one engine (events in the same order).
+#[test]
+fn workers_give_the_same_results() {
+    let d = scratch("workers");
+    let mut inputs = vec![repo_captures()];
+    if let Some(s) = shared_captures() {
+        inputs.push(s.join("public/elcabezzonn"));
+    }
+    let mut outs = Vec::new();
+    for n in ["1", "3"] {
+        let flows = d.join(format!("flows-{n}.json"));
+        let events = d.join(format!("events-{n}.json"));
+        let mut args = vec![os("read")];
+        args.extend(inputs.iter().map(|p| p.as_os_str()));
+        args.extend([
+            os("--workers"),
+            os(n),
+            os("--flows"),
+            flows.as_os_str(),
+            os("--events"),
+            events.as_os_str(),
+        ]);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut f: Vec<String> = json_lines(&flows).iter().map(|v| v.to_string()).collect();
+        f.sort();
+        let e: Vec<String> = json_lines(&events).iter().map(|v| v.to_string()).collect();
+        let summary = String::from_utf8_lossy(&o.stderr).into_owned();
+        outs.push((f, e, summary));
+    }
+    assert!(!outs[0].0.is_empty());
+    assert_eq!(outs[0].0, outs[1].0, "flows differ");
+    assert_eq!(outs[0].1, outs[1].1, "events differ");
+    assert_eq!(outs[0].2, outs[1].2, "summaries differ");
+}
+
+#[test]
+fn workers_report_bad_input_the_same_way() {
+    let d = scratch("workers-bad");
+    let truncated = d.join("cut.pcap");
+    let bytes = std::fs::read(lab("a_psexec_default.pcap")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
+    let missing = d.join("nope.pcap");
+    let good = lab("c_smbexec.pcap");
+    let mut results = Vec::new();
+    for n in ["1", "2"] {
+        let events = d.join(format!("ev-{n}.json"));
+        let o = run(&[
+            os("read"),
+            truncated.as_os_str(),
+            missing.as_os_str(),
+            good.as_os_str(),
+            os("--workers"),
+            os(n),
+            os("--events"),
+            events.as_os_str(),
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        results.push((String::from_utf8_lossy(&o.stderr).into_owned(), json_lines(&events)));
+    }
+    assert_eq!(results[0], results[1]);
+    assert!(results[0].0.contains("truncated"));
+    assert!(results[0].1.iter().any(|e| e["kind"] == "capture"));
+}
