@@ -131,10 +131,18 @@ impl Engine {
 
     /// End of input: close every flow (parsers flush what they hold). The engine can be reused.
     pub fn finish(&mut self, out: &mut dyn EventConsumer) {
-        self.flows
-            .finish(self.last_ts, self.factory.as_mut(), &mut self.sink);
+        self.finish_at(self.last_ts, out);
+    }
+
+    /// End of input whose last packet was at `ts` (sharded engines close at the input's time,
+    /// not at the last packet their own shard saw, so results do not depend on sharding).
+    pub fn finish_at(&mut self, ts: Ts, out: &mut dyn EventConsumer) {
+        let at = self.last_ts.max(ts);
+        self.flows.finish(at, self.factory.as_mut(), &mut self.sink);
         self.drain(FINISH_INDEX, out);
-        // What the endpoint mapper said belongs to this input only.
+        // Each input is its own world: its clock, its fragments, what the endpoint mapper said.
+        self.last_ts = Ts(0);
+        self.decoder.reset();
         if let Some(epm) = &self.epm {
             *epm.borrow_mut() = EpmEndpoints::default();
         }

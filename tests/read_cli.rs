@@ -446,7 +446,7 @@ fn reads_a_capture_from_stdin() {
     assert!(!json_lines(&a).is_empty());
 }
 
-/// Sharded engines give the same flows and events as one engine (events in the same order).
+/// Sharded engines give the same flows, events and summary as one engine.
 #[test]
 fn workers_give_the_same_results() {
     let d = scratch("workers");
@@ -472,7 +472,10 @@ fn workers_give_the_same_results() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let mut f: Vec<String> = json_lines(&flows).iter().map(|v| v.to_string()).collect();
         f.sort();
-        let e: Vec<String> = json_lines(&events).iter().map(|v| v.to_string()).collect();
+        // The same events; flows that time out mid-input may be noticed at a different packet
+        // with several workers, so their events are compared as a set.
+        let mut e: Vec<String> = json_lines(&events).iter().map(|v| v.to_string()).collect();
+        e.sort();
         let summary = String::from_utf8_lossy(&o.stderr).into_owned();
         outs.push((f, e, summary));
     }

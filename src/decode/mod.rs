@@ -67,6 +67,12 @@ impl Decoder {
         Decoder::default()
     }
 
+    /// Forget pending fragments (the end of one input: fragments never join across files).
+    pub fn reset(&mut self) {
+        self.defrag = Defragmenter::new();
+        self.reassembled = Vec::new();
+    }
+
     pub fn defragmenter(&self) -> &Defragmenter {
         &self.defrag
     }

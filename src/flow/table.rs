@@ -367,6 +367,10 @@ impl FlowTable {
 
     /// Close every flow (end of input), oldest first so output order does not depend on hashing.
     pub fn finish(&mut self, ts: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
+        // Flows already idle past their timeout end as "idle", whether or not a packet came
+        // along to notice (so the outcome does not depend on how packets were sharded).
+        self.last_sweep = Ts(0);
+        self.sweep(ts, factory, sink);
         let mut all: Vec<(FlowKey, Ts, Uid)> = self
             .flows
             .iter()
@@ -376,6 +380,7 @@ impl FlowTable {
         for (k, _, _) in all {
             self.remove_and_close(&k, ts, "end-of-input", factory, sink);
         }
+        self.last_sweep = Ts(0);
     }
 
     fn remove_and_close(

@@ -4,7 +4,10 @@
 //! Deterministic by construction: the reader hands out packets in rounds of [`ROUND_PACKETS`];
 //! after each round every worker answers with the events it produced, tagged with packet indices,
 //! and the round's events are released in packet order. The results therefore do not depend on
-//! thread timing. (A round is a barrier; issue 6 may replace it with a streaming k-way merge.)
+//! thread timing, and match one engine's, except that a flow which times out mid-input is noticed
+//! at its own shard's next packet, so its closing events may sit at another position in the
+//! stream (same records). Caps such as MAX_FLOWS apply per worker. (A round is a barrier; issue 6
+//! may replace it with a streaming k-way merge and a capture thread.)
 
 use super::{Engine, EngineConfig, EventConsumer, FileOutcome};
 use crate::capture::file::CaptureReader;
@@ -13,6 +16,7 @@ use crate::decode::{host_pair, host_pair_hash};
 use crate::event::{Anomaly, AnomalyKind, Event};
 use crate::flow::table::FlowSummary;
 use crate::sink::Counters;
+use crate::time::Ts;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -23,8 +27,8 @@ pub const ROUND_PACKETS: usize = 4096;
 
 enum Job {
     Packets(Vec<(u64, Packet)>),
-    /// End of one input: close every flow.
-    Finish,
+    /// End of one input (whose last packet was at this time): close every flow.
+    Finish(Ts),
     /// End of the run: report counters and stop.
     Stop,
 }
@@ -55,7 +59,7 @@ fn worker(cfg: EngineConfig, jobs: Receiver<Job>, replies: Sender<Reply>) {
                     engine.process(*i, p, &mut r);
                 }
             }
-            Job::Finish => engine.finish(&mut r),
+            Job::Finish(ts) => engine.finish_at(ts, &mut r),
             Job::Stop => {
                 r.counters = Some(engine.counters().clone());
                 let _ = replies.send(r);
@@ -118,9 +122,9 @@ impl Workers {
         self.collect(out);
     }
 
-    fn finish(&mut self, out: &mut dyn EventConsumer) {
+    fn finish(&mut self, ts: Ts, out: &mut dyn EventConsumer) {
         for j in &self.jobs {
-            let _ = j.send(Job::Finish);
+            let _ = j.send(Job::Finish(ts));
         }
         self.collect(out);
     }
@@ -170,7 +174,7 @@ impl Workers {
         let mut batches: Vec<Vec<(u64, Packet)>> = (0..n).map(|_| Vec::new()).collect();
         let mut in_round = 0usize;
         let mut pkt = Packet::empty();
-        let mut last_ts = crate::time::Ts(0);
+        let mut last_ts = Ts(0);
         let error = loop {
             match reader.next_packet(&mut pkt) {
                 Ok(true) => {
@@ -212,7 +216,7 @@ impl Workers {
             self.reader_counters
                 .add("capture.unknown_interface_packets", skipped);
         }
-        self.finish(out);
+        self.finish(last_ts, out);
         FileOutcome {
             path: path.to_owned(),
             packets: reader.packets(),
