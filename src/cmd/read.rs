@@ -86,6 +86,9 @@ impl EventConsumer for ReadOutput {
     }
 }
 
+/// Reads one file (path, running packet index, output, per-packet tick) through some engine(s).
+type FileRunner<'a> = dyn FnMut(&Path, &mut u64, &mut ReadOutput, &mut dyn FnMut(u64)) -> FileOutcome + 'a;
+
 fn open_writer(path: &Path) -> Result<JsonLines, ExitCode> {
     JsonLines::create(path).map_err(|e| {
         say(format_args!("{}: cannot write: {e}", path.display()));
@@ -163,41 +166,39 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     let workers = args.workers.map_or(1, usize::from);
     let read_bytes = Arc::new(AtomicU64::new(0));
     // One file through whichever runner (one engine here, or sharded engines on threads).
-    let each_file =
-        |run: &mut dyn FnMut(&Path, &mut u64, &mut ReadOutput, &mut dyn FnMut(u64)) -> FileOutcome,
-         out: &mut ReadOutput| {
-            let mut index = 0u64;
-            let mut failed = 0usize;
-            for f in &files {
-                if let Some(b) = &bar {
-                    b.set_message(
-                        f.file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
-                    );
-                }
-                let rb = read_bytes.clone();
-                let mut tick = |i: u64| {
-                    if i % 4096 == 0 {
-                        if let Some(b) = &bar {
-                            b.set_position(rb.load(Ordering::Relaxed));
-                        }
-                    }
-                };
-                let outcome = run(f, &mut index, out, &mut tick);
-                if let Some(e) = outcome.error {
-                    failed += 1;
-                    match &bar {
-                        Some(b) => b.suspend(|| say(&e)),
-                        None => say(&e),
+    let each_file = |run: &mut FileRunner<'_>, out: &mut ReadOutput| {
+        let mut index = 0u64;
+        let mut failed = 0usize;
+        for f in &files {
+            if let Some(b) = &bar {
+                b.set_message(
+                    f.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
+            }
+            let rb = read_bytes.clone();
+            let mut tick = |i: u64| {
+                if i % 4096 == 0 {
+                    if let Some(b) = &bar {
+                        b.set_position(rb.load(Ordering::Relaxed));
                     }
                 }
-                if out.write_error.is_some() {
-                    break;
+            };
+            let outcome = run(f, &mut index, out, &mut tick);
+            if let Some(e) = outcome.error {
+                failed += 1;
+                match &bar {
+                    Some(b) => b.suspend(|| say(&e)),
+                    None => say(&e),
                 }
             }
-            failed
-        };
+            if out.write_error.is_some() {
+                break;
+            }
+        }
+        failed
+    };
     let counters = if workers <= 1 {
         let mut engine = Engine::new(cfg);
         let rb = read_bytes.clone();
