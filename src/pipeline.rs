@@ -172,6 +172,15 @@ impl Engine {
     }
 }
 
+/// The anomaly text for pcapng packets whose interface was never described (or beyond
+/// `MAX_PCAPNG_INTERFACES`).
+pub fn undescribed_interfaces(path: &Path, skipped: u64) -> String {
+    format!(
+        "{}: {skipped} packets name an interface the file never described; skipped",
+        path.display()
+    )
+}
+
 /// What happened to one input file.
 #[derive(Debug)]
 pub struct FileOutcome {
@@ -221,6 +230,7 @@ pub fn run_file(
     let skipped = reader.unknown_interface_packets();
     if skipped > 0 {
         engine.sink.count("capture.unknown_interface_packets", skipped);
+        engine.capture_anomaly(*index, undescribed_interfaces(path, skipped), out);
     }
     engine.finish(out);
     FileOutcome {

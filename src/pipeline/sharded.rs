@@ -197,24 +197,29 @@ impl Workers {
         };
         let rest = std::mem::take(&mut batches);
         self.round(rest, out);
+        let mut capture_anomaly = |detail: String, counters: &mut Counters| {
+            counters.add("anomaly.capture", 1);
+            let a = Anomaly {
+                ts: last_ts,
+                conn: None,
+                kind: AnomalyKind::Capture,
+                layer: "capture",
+                cap: None,
+                detail,
+            };
+            out.event(*index, Event::Anomaly(a));
+        };
         if let Some(e) = &error {
-            self.reader_counters.add("anomaly.capture", 1);
-            out.event(
-                *index,
-                Event::Anomaly(Anomaly {
-                    ts: last_ts,
-                    conn: None,
-                    kind: AnomalyKind::Capture,
-                    layer: "capture",
-                    cap: None,
-                    detail: e.to_string(),
-                }),
-            );
+            capture_anomaly(e.to_string(), &mut self.reader_counters);
         }
         let skipped = reader.unknown_interface_packets();
         if skipped > 0 {
             self.reader_counters
                 .add("capture.unknown_interface_packets", skipped);
+            capture_anomaly(
+                super::undescribed_interfaces(path, skipped),
+                &mut self.reader_counters,
+            );
         }
         self.finish(last_ts, out);
         FileOutcome {
