@@ -156,7 +156,8 @@ impl Association {
         match (self.transport, &self.pipe_name) {
             (Transport::SmbPipe, Some(n)) => {
                 let n = n.trim_start_matches('\\');
-                if n.len() >= 5 && n[..5].eq_ignore_ascii_case("pipe\\") {
+                // Byte-wise: the name is from the wire and may hold multi-byte characters.
+                if n.as_bytes().get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"pipe\\")) {
                     Some(format!("\\{n}"))
                 } else {
                     Some(format!("\\PIPE\\{n}"))

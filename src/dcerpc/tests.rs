@@ -712,3 +712,13 @@ fn fragment_count_is_capped() {
     assert_eq!(ev[0].request_frags, Some(n));
     assert_eq!(ev[0].request_stub_len, Some(n));
 }
+
+/// Fuzz regression (smb2_stream): a pipe opened as `svcc⁴l` made `named_pipe` slice the name in
+/// the middle of a multi-byte character.
+#[test]
+fn named_pipe_hint_with_multibyte_characters_does_not_panic() {
+    for (name, want) in [("svcc⁴l", "\\PIPE\\svcc⁴l"), ("pipe⁴x", "\\PIPE\\pipe⁴x"), ("PIPE\\svcctl", "\\PIPE\\svcctl"), ("⁴", "\\PIPE\\⁴")] {
+        let c = Conversation::new(Transport::SmbPipe, Some(name));
+        assert_eq!(c.named_pipe().as_deref(), Some(want), "{name}");
+    }
+}
