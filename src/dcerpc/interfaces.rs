@@ -147,7 +147,8 @@ pub fn endpoint_or_unknown(uuid: &str) -> String {
 /// The interface usually served on a pipe, from its name (`svcctl`, `\PIPE\svcctl`, `\svcctl`).
 pub fn uuid_for_pipe(pipe: &str) -> Option<&'static str> {
     let p = pipe.trim_start_matches('\\');
-    let p = if p.len() >= 5 && p[..5].eq_ignore_ascii_case("pipe\\") { &p[5..] } else { p };
+    // `get`: a wire name may hold a multi-byte character across byte 5.
+    let p = if p.get(..5).is_some_and(|x| x.eq_ignore_ascii_case("pipe\\")) { &p[5..] } else { p };
     PIPE_HINTS.iter().find(|(n, _)| n.eq_ignore_ascii_case(p)).map(|(_, u)| *u)
 }
 
@@ -532,5 +533,14 @@ mod tests {
         assert_eq!(uuid_for_pipe("\\PIPE\\svcctl"), Some(SVCCTL));
         assert_eq!(uuid_for_pipe("\\SvcCtl"), Some(SVCCTL));
         assert_eq!(uuid_for_pipe("RemCom_communicaton"), None);
+    }
+
+    /// Fuzz regression (smb2_stream): `svccﾌﲓ` has a multi-byte character across byte 5.
+    #[test]
+    fn pipe_names_with_multibyte_characters_do_not_panic() {
+        assert_eq!(uuid_for_pipe("svccﾌﲓ"), None);
+        assert_eq!(uuid_for_pipe("pipeﾌ"), None);
+        assert_eq!(uuid_for_pipe("\\ﾌ"), None);
+        assert_eq!(uuid_for_pipe("PIPE\\svcctl"), Some(SVCCTL));
     }
 }
