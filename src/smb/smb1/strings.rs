@@ -93,6 +93,12 @@ impl<'a> StrCursor<'a> {
     /// terminator is missing.
     pub fn string(&mut self, unicode: bool) -> SmbStr<'a> {
         self.align_unicode(unicode);
+        self.string_unaligned(unicode)
+    }
+
+    /// A NUL-terminated string read where the cursor is, without the alignment pad (the few
+    /// fields that servers send unaligned, such as the negotiate response's domain name).
+    pub fn string_unaligned(&mut self, unicode: bool) -> SmbStr<'a> {
         let rest = self.msg.get(self.pos..self.end).unwrap_or(&[]);
         let (len, term) = if unicode {
             match rest.chunks_exact(2).position(|c| c == [0, 0]) {
