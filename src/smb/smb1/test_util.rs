@@ -83,10 +83,6 @@ impl MsgBuilder {
         self.bytes = b.to_vec();
         self
     }
-    /// Offset of the first data byte once built.
-    pub fn bytes_offset(&self) -> usize {
-        32 + 1 + self.words.len() + 2
-    }
     pub fn build(self) -> Vec<u8> {
         let mut m = self.hdr.to_vec();
         m.push((self.words.len() / 2) as u8);
