@@ -51,13 +51,21 @@ pub struct StrCursor<'a> {
     msg: &'a [u8],
     pos: usize,
     end: usize,
+    /// Where `msg[0]` sits from the header start (non-zero for a reassembled buffer).
+    base: usize,
 }
 
 impl<'a> StrCursor<'a> {
     /// Reads `msg[pos..end]` (end clipped to the message).
     pub fn new(msg: &'a [u8], pos: usize, end: usize) -> StrCursor<'a> {
         let end = end.min(msg.len());
-        StrCursor { msg, pos: pos.min(end), end }
+        StrCursor { msg, pos: pos.min(end), end, base: 0 }
+    }
+
+    /// Reads a separate buffer (reassembled transaction parameters, say) whose first byte was
+    /// at `base` from the header start, so that alignment is still computed as on the wire.
+    pub fn over(buf: &'a [u8], pos: usize, base: usize) -> StrCursor<'a> {
+        StrCursor { msg: buf, pos: pos.min(buf.len()), end: buf.len(), base }
     }
 
     pub fn pos(&self) -> usize {
@@ -84,7 +92,7 @@ impl<'a> StrCursor<'a> {
 
     /// Skips the pad byte that puts a Unicode string on an even offset from the header start.
     pub fn align_unicode(&mut self, unicode: bool) {
-        if unicode && self.pos % 2 == 1 {
+        if unicode && self.base.wrapping_add(self.pos) % 2 == 1 {
             self.skip(1);
         }
     }
