@@ -31,6 +31,8 @@ pub mod tree;
 mod wire;
 
 #[cfg(test)]
+mod capture_tests;
+#[cfg(test)]
 mod test_util;
 
 pub use andx::{AndxChain, Block, MAX_ANDX_DEPTH};
