@@ -4,13 +4,17 @@
 //! The modules follow the data, one way:
 //! capture → decode → flow (TCP reassembly) → smb / dcerpc → event → detect → output.
 
+pub mod app;
 pub mod capture;
+pub mod cli;
+pub mod cmd;
 pub mod dcerpc;
 pub mod decode;
 pub mod detect;
 pub mod event;
 pub mod flow;
 pub mod output;
+pub mod pipeline;
 pub mod sink;
 pub mod smb;
 pub mod time;

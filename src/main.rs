@@ -1,3 +1,5 @@
-fn main() {
-    println!("psexec-sensor: under construction");
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    psexec_sensor::cmd::run(psexec_sensor::cli::Cli::parse())
 }

@@ -26,3 +26,10 @@ pub struct Packet {
     pub orig_len: u32,
     pub data: Vec<u8>,
 }
+
+impl Packet {
+    /// An empty packet whose buffer readers refill (see [`file::CaptureReader::next_packet`]).
+    pub fn empty() -> Packet {
+        Packet { ts: Ts(0), linktype: LINKTYPE_ETHERNET, orig_len: 0, data: Vec::new() }
+    }
+}

@@ -1,1 +1,234 @@
-//! Link, VLAN, IP (with fragment reassembly) and TCP headers → a flow key and a payload slice.
+//! Link, VLAN, IP (with fragment reassembly) and TCP headers → one TCP segment per packet.
+//!
+//! etherparse does the header slicing (lax: a frame cut by the snaplen still yields what it holds);
+//! the link types it does not take directly are in [`link`], fragments in [`defrag`].
+//! Everything that is not TCP over IP is counted and skipped.
+
+pub mod build;
+pub mod defrag;
+pub mod link;
+
+use crate::capture::Packet;
+use crate::sink::Sink;
+use defrag::{Defragmenter, FragKey, FragOutcome, Fragment};
+use etherparse::{EtherType, IpNumber, Ipv6ExtensionSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, TcpSlice, TransportSlice};
+use link::{link_start, LinkStart};
+use std::net::IpAddr;
+
+/// One TCP segment, as the flow table needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpSegment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    /// The payload bytes present in the capture.
+    pub payload: &'a [u8],
+    /// Payload bytes the IP header announces beyond `payload` (the capture's snaplen cut them).
+    pub missing: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpFlags {
+    pub syn: bool,
+    pub ack: bool,
+    pub fin: bool,
+    pub rst: bool,
+}
+
+/// One worker's decoder: holds the fragment buffers and the last reassembled datagram.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    defrag: Defragmenter,
+    reassembled: Vec<u8>,
+    /// Link types already reported as unsupported (each reported once).
+    unsupported: Vec<u32>,
+}
+
+/// Distinct unsupported link types reported as anomalies; more are only counted.
+const MAX_UNSUPPORTED_LINKTYPES_REPORTED: usize = 16;
+
+/// Where a TCP header + payload came from.
+struct IpInfo {
+    src: IpAddr,
+    dst: IpAddr,
+    /// TCP header + payload length the IP header announces (for snaplen cuts).
+    claimed: Option<usize>,
+}
+
+impl Decoder {
+    pub fn new() -> Decoder {
+        Decoder::default()
+    }
+
+    pub fn defragmenter(&self) -> &Defragmenter {
+        &self.defrag
+    }
+
+    /// Decode one frame. Returns the TCP segment it carries (or completes, for fragments).
+    pub fn decode<'a>(&'a mut self, pkt: &'a Packet, sink: &mut Sink) -> Option<TcpSegment<'a>> {
+        let sliced = match link_start(pkt.linktype, &pkt.data) {
+            LinkStart::Ethernet(d) => match LaxSlicedPacket::from_ethernet(d) {
+                Ok(s) => s,
+                Err(_) => return skip(sink, "decode.truncated_link"),
+            },
+            LinkStart::EtherType(t, d) => LaxSlicedPacket::from_ether_type(EtherType(t), d),
+            LinkStart::Ip(d) => match LaxSlicedPacket::from_ip(d) {
+                Ok(s) => s,
+                Err(_) => return skip(sink, "decode.malformed_ip"),
+            },
+            LinkStart::NotIp => return skip(sink, "decode.non_ip"),
+            LinkStart::UnsupportedLinktype => {
+                if !self.unsupported.contains(&pkt.linktype) && self.unsupported.len() < MAX_UNSUPPORTED_LINKTYPES_REPORTED {
+                    self.unsupported.push(pkt.linktype);
+                    sink.anomaly(
+                        pkt.ts,
+                        None,
+                        crate::event::AnomalyKind::Capture,
+                        "capture",
+                        format!("link type {} is not decoded; its packets are skipped", pkt.linktype),
+                    );
+                }
+                return skip(sink, "decode.unsupported_linktype");
+            }
+            LinkStart::Truncated => return skip(sink, "decode.truncated_link"),
+        };
+        let (info, payload, frag) = match &sliced.net {
+            Some(LaxNetSlice::Ipv4(v4)) => {
+                let h = v4.header();
+                let info = IpInfo {
+                    src: IpAddr::V4(h.source_addr()),
+                    dst: IpAddr::V4(h.destination_addr()),
+                    claimed: (h.total_len() as usize)
+                        .checked_sub(h.slice().len() + v4.extensions().auth.map_or(0, |a| a.slice().len())),
+                };
+                let frag = v4.payload().fragmented.then(|| {
+                    (h.identification() as u32, h.fragments_offset().byte_offset() as usize, h.more_fragments())
+                });
+                (info, v4.payload().clone(), frag)
+            }
+            Some(LaxNetSlice::Ipv6(v6)) => {
+                let h = v6.header();
+                let info = IpInfo {
+                    src: IpAddr::V6(h.source_addr()),
+                    dst: IpAddr::V6(h.destination_addr()),
+                    claimed: (h.payload_length() as usize).checked_sub(v6.extensions().slice().len()),
+                };
+                let frag = if v6.payload().fragmented {
+                    v6.extensions().clone().into_iter().find_map(|e| match e {
+                        Ipv6ExtensionSlice::Fragment(f) => Some((
+                            f.identification(),
+                            f.fragment_offset().byte_offset() as usize,
+                            f.more_fragments(),
+                        )),
+                        _ => None,
+                    })
+                } else {
+                    None
+                };
+                if v6.payload().fragmented && frag.is_none() {
+                    return skip(sink, "decode.malformed_ip");
+                }
+                (info, v6.payload().clone(), frag)
+            }
+            Some(LaxNetSlice::Arp(_)) | None => {
+                return match sliced.stop_err {
+                    Some(_) => skip(sink, "decode.malformed_ip"),
+                    None => skip(sink, "decode.non_ip"),
+                }
+            }
+        };
+        if payload.ip_number != IpNumber::TCP {
+            return skip(sink, "decode.non_tcp");
+        }
+        if let Some((id, offset, more)) = frag {
+            let key = FragKey { src: info.src, dst: info.dst, id, proto: payload.ip_number.0 };
+            let f = Fragment { key, offset, more, data: payload.payload };
+            return match self.defrag.add(pkt.ts, f, sink) {
+                FragOutcome::Complete(v) => {
+                    self.reassembled = v;
+                    match TcpSlice::from_slice(&self.reassembled) {
+                        Ok(tcp) => Some(segment(&info, &tcp, 0)),
+                        Err(_) => skip(sink, "decode.malformed_tcp"),
+                    }
+                }
+                FragOutcome::Pending | FragOutcome::Dropped => None,
+            };
+        }
+        match sliced.transport {
+            Some(TransportSlice::Tcp(tcp)) => {
+                let missing = missing_bytes(&info, &payload, &tcp);
+                Some(segment(&info, &tcp, missing))
+            }
+            _ => skip(sink, "decode.malformed_tcp"),
+        }
+    }
+}
+
+/// The two IP addresses of a frame, without decoding further (for sharding packets across workers
+/// by a symmetric hash of the host pair: every fragment and both directions land together).
+pub fn host_pair(pkt: &Packet) -> Option<(IpAddr, IpAddr)> {
+    let sliced = match link_start(pkt.linktype, &pkt.data) {
+        LinkStart::Ethernet(d) => LaxSlicedPacket::from_ethernet(d).ok()?,
+        LinkStart::EtherType(t, d) => LaxSlicedPacket::from_ether_type(EtherType(t), d),
+        LinkStart::Ip(d) => LaxSlicedPacket::from_ip(d).ok()?,
+        _ => return None,
+    };
+    match sliced.net? {
+        LaxNetSlice::Ipv4(v4) => Some((v4.header().source_addr().into(), v4.header().destination_addr().into())),
+        LaxNetSlice::Ipv6(v6) => Some((v6.header().source_addr().into(), v6.header().destination_addr().into())),
+        LaxNetSlice::Arp(_) => None,
+    }
+}
+
+/// A hash of the unordered host pair: the same for both directions, stable across runs.
+pub fn host_pair_hash(a: IpAddr, b: IpAddr) -> u64 {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |ip: IpAddr| {
+        let bytes: Vec<u8> = match ip {
+            IpAddr::V4(x) => x.octets().to_vec(),
+            IpAddr::V6(x) => x.octets().to_vec(),
+        };
+        for x in bytes {
+            h ^= x as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(lo);
+    eat(hi);
+    h
+}
+
+fn skip<T>(sink: &mut Sink, counter: &'static str) -> Option<T> {
+    sink.count(counter, 1);
+    None
+}
+
+fn missing_bytes(info: &IpInfo, payload: &LaxIpPayloadSlice<'_>, tcp: &TcpSlice<'_>) -> u32 {
+    if !payload.incomplete {
+        return 0;
+    }
+    let have = tcp.slice().len();
+    info.claimed.map_or(0, |c| c.saturating_sub(have)).min(u32::MAX as usize) as u32
+}
+
+fn segment<'a>(info: &IpInfo, tcp: &TcpSlice<'a>, missing: u32) -> TcpSegment<'a> {
+    TcpSegment {
+        src: info.src,
+        dst: info.dst,
+        sport: tcp.source_port(),
+        dport: tcp.destination_port(),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: TcpFlags { syn: tcp.syn(), ack: tcp.ack(), fin: tcp.fin(), rst: tcp.rst() },
+        payload: tcp.payload(),
+        missing,
+    }
+}
+
+#[cfg(test)]
+mod tests;

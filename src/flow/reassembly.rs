@@ -1,1 +1,640 @@
-//! Per-direction TCP stream reassembly: ordering, overlaps (first copy wins), gaps.
+//! One direction of a TCP stream: sequence numbers → in-order bytes, with bounded buffering.
+//!
+//! In-order segments go straight to the consumer with no copy. Segments after a hole are buffered
+//! (keyed by their offset from the stream start, a u64 that never wraps, so sequence wraparound
+//! needs no special case) up to the caps below. Overlaps keep the first copy; a later copy with
+//! different bytes is an `overlap_different_data` anomaly. When a cap is reached, when the peer
+//! acknowledges data we never saw, or when the flow ends, the hole is declared a gap and the stream
+//! continues after it.
+
+use super::FlowCtx;
+use crate::event::{AnomalyKind, ConnFields};
+use crate::sink::Sink;
+use crate::time::Ts;
+use std::collections::BTreeMap;
+
+/// Out-of-order segments buffered per direction; beyond it the first hole becomes a gap.
+pub const MAX_OOO_SEGMENTS_PER_DIRECTION: usize = 1024;
+/// Out-of-order bytes buffered per direction; beyond it the first hole becomes a gap.
+pub const MAX_REASSEMBLY_BYTES_PER_DIRECTION: usize = 4 << 20;
+/// Out-of-order bytes buffered across every flow of a worker.
+pub const MAX_REASSEMBLY_BYTES_TOTAL: usize = 64 << 20;
+/// A segment starting further than this beyond the next expected byte is not part of the stream
+/// (a corrupt or hostile sequence number), so it is dropped rather than buffered.
+pub const MAX_SEQ_JUMP: u64 = 64 << 20;
+
+/// ACKs past a hole (in separate packets) before it is declared lost. One is not enough: a capture
+/// point may see the peer's ACK before the data it acknowledges.
+pub const ACKS_PAST_HOLE_FOR_GAP: u32 = 3;
+
+/// How far before / after the next expected byte a RST may be and still be believed.
+const RST_WINDOW_BEHIND: i64 = 1 << 16;
+const RST_WINDOW_AHEAD: i64 = 16 << 20;
+
+/// What the reassembler hands on, in stream order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Chunk<'a> {
+    Data(&'a [u8]),
+    Gap(u64),
+}
+
+/// Bytes buffered by every direction of one worker (checked against MAX_REASSEMBLY_BYTES_TOTAL).
+#[derive(Debug, Default)]
+pub struct Budget {
+    pub used: usize,
+}
+
+/// Facts about one direction, for counters and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DirStats {
+    pub delivered: u64,
+    pub gap_bytes: u64,
+    pub gaps: u64,
+    pub retransmitted: u64,
+    pub overlaps_different: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct StreamDir {
+    started: bool,
+    /// Sequence number of the next byte expected (wraps).
+    next_seq: u32,
+    /// Offset of the next byte expected, from the stream start (never wraps).
+    next_off: u64,
+    /// Buffered segments after a hole: offset → bytes. Disjoint.
+    ooo: BTreeMap<u64, Vec<u8>>,
+    ooo_bytes: usize,
+    pub stats: DirStats,
+    /// ACKs seen past the current hole (at `hole_at`): a hole is lost once this reaches
+    /// [`ACKS_PAST_HOLE_FOR_GAP`].
+    acks_past_hole: u32,
+    hole_at: u64,
+}
+
+/// Where anomalies of this direction are reported.
+pub struct Report<'a> {
+    pub ctx: &'a FlowCtx,
+    pub ts: Ts,
+}
+
+impl Report<'_> {
+    fn conn(&self) -> Option<ConnFields> {
+        Some(ConnFields::new(self.ts, self.ctx.uid, &self.ctx.conn))
+    }
+}
+
+impl StreamDir {
+    pub fn new() -> StreamDir {
+        StreamDir::default()
+    }
+
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Offset of the next byte expected, from the stream start.
+    pub fn next_offset(&self) -> u64 {
+        self.next_off
+    }
+
+    pub fn buffered_bytes(&self) -> usize {
+        self.ooo_bytes
+    }
+
+    pub fn buffered_segments(&self) -> usize {
+        self.ooo.len()
+    }
+
+    /// A SYN: the stream starts after its sequence number. A repeated SYN changes nothing.
+    pub fn syn(&mut self, seq: u32) {
+        if !self.started {
+            self.started = true;
+            self.next_seq = seq.wrapping_add(1);
+        }
+    }
+
+    /// Whether a RST at `seq` from this direction is plausible: near the next expected byte (or
+    /// nothing is known of this direction yet).
+    pub fn rst_in_window(&self, seq: u32) -> bool {
+        if !self.started {
+            return true;
+        }
+        let diff = seq.wrapping_sub(self.next_seq) as i32 as i64;
+        (-RST_WINDOW_BEHIND..=RST_WINDOW_AHEAD).contains(&diff)
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.next_off += n;
+        self.next_seq = self.next_seq.wrapping_add(n as u32);
+    }
+
+    /// A segment of this direction: `payload` at `seq`, followed by `missing` bytes the capture cut.
+    #[allow(clippy::too_many_arguments)]
+    pub fn segment(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        missing: u32,
+        budget: &mut Budget,
+        rep: &Report<'_>,
+        sink: &mut Sink,
+        out: &mut dyn FnMut(Chunk<'_>, &mut Sink),
+    ) {
+        if payload.is_empty() && missing == 0 {
+            return;
+        }
+        if !self.started {
+            // Picked up midstream: the stream starts here.
+            self.started = true;
+            self.next_seq = seq;
+        }
+        let diff = seq.wrapping_sub(self.next_seq) as i32 as i64;
+        let rel = self.next_off as i64 + diff;
+        let len = payload.len() as i64;
+        let end = rel + len;
+        if end <= self.next_off as i64 {
+            // Entirely before the next expected byte: a retransmission of delivered data.
+            self.stats.retransmitted += payload.len() as u64;
+            sink.count("tcp.retransmitted_bytes", payload.len() as u64);
+            return;
+        }
+        // Trim what was already delivered.
+        let (rel, payload) = if rel < self.next_off as i64 {
+            let skip = (self.next_off as i64 - rel) as usize;
+            self.stats.retransmitted += skip as u64;
+            (self.next_off, payload.get(skip..).unwrap_or(&[]))
+        } else {
+            (rel as u64, payload)
+        };
+        if rel - self.next_off > MAX_SEQ_JUMP {
+            sink.cap_reached(
+                "MAX_SEQ_JUMP",
+                rep.ts,
+                rep.conn(),
+                "tcp",
+                format!("segment {} bytes beyond the next expected byte dropped", rel - self.next_off),
+            );
+            return;
+        }
+        if rel == self.next_off && self.ooo.is_empty() {
+            // Fast path: in order, nothing buffered: hand over the packet's own bytes.
+            if !payload.is_empty() {
+                self.advance(payload.len() as u64);
+                self.stats.delivered += payload.len() as u64;
+                out(Chunk::Data(payload), sink);
+            }
+            if missing > 0 {
+                self.declare_gap(missing as u64, rep, sink, out);
+            }
+            return;
+        }
+        self.insert(rel, payload, budget, rep, sink);
+        self.drain(budget, sink, out);
+        self.enforce_caps(budget, rep, sink, out);
+    }
+
+    /// The peer acknowledged up to `ack`: bytes before it that we never saw are lost for good.
+    /// Only acted on when data after the hole is buffered (otherwise the hole may still fill), and
+    /// after [`ACKS_PAST_HOLE_FOR_GAP`] such ACKs.
+    pub fn acked(
+        &mut self,
+        ack: u32,
+        budget: &mut Budget,
+        rep: &Report<'_>,
+        sink: &mut Sink,
+        out: &mut dyn FnMut(Chunk<'_>, &mut Sink),
+    ) {
+        if !self.started || self.ooo.is_empty() {
+            return;
+        }
+        let diff = ack.wrapping_sub(self.next_seq) as i32 as i64;
+        if diff <= 0 || diff as u64 > MAX_SEQ_JUMP {
+            return;
+        }
+        let acked_to = self.next_off + diff as u64;
+        if self.hole_at != self.next_off {
+            self.hole_at = self.next_off;
+            self.acks_past_hole = 0;
+        }
+        self.acks_past_hole += 1;
+        if self.acks_past_hole < ACKS_PAST_HOLE_FOR_GAP {
+            return;
+        }
+        while let Some(first) = self.ooo.keys().next().copied() {
+            if self.next_off >= acked_to {
+                break;
+            }
+            self.declare_gap(first.min(acked_to).saturating_sub(self.next_off), rep, sink, out);
+            self.drain(budget, sink, out);
+        }
+    }
+
+    /// The flow ends: deliver everything buffered, declaring the holes before it as gaps.
+    pub fn flush(
+        &mut self,
+        budget: &mut Budget,
+        rep: &Report<'_>,
+        sink: &mut Sink,
+        out: &mut dyn FnMut(Chunk<'_>, &mut Sink),
+    ) {
+        while let Some(first) = self.ooo.keys().next().copied() {
+            if first > self.next_off {
+                self.declare_gap(first - self.next_off, rep, sink, out);
+            }
+            self.drain(budget, sink, out);
+        }
+    }
+
+    /// Drop whatever is buffered without delivering it, returning it to the budget.
+    pub fn discard(&mut self, budget: &mut Budget) {
+        budget.used = budget.used.saturating_sub(self.ooo_bytes);
+        self.ooo.clear();
+        self.ooo_bytes = 0;
+    }
+
+    fn declare_gap(&mut self, len: u64, rep: &Report<'_>, sink: &mut Sink, out: &mut dyn FnMut(Chunk<'_>, &mut Sink)) {
+        if len == 0 {
+            return;
+        }
+        self.advance(len);
+        self.stats.gaps += 1;
+        self.stats.gap_bytes += len;
+        sink.count("tcp.gap_bytes", len);
+        sink.anomaly(rep.ts, rep.conn(), AnomalyKind::Gap, "tcp", format!("{len} bytes missing"));
+        out(Chunk::Gap(len), sink);
+    }
+
+    /// Store `payload` at `rel` where nothing is buffered yet; compare where something is.
+    fn insert(&mut self, rel: u64, payload: &[u8], budget: &mut Budget, rep: &Report<'_>, sink: &mut Sink) {
+        let end = rel + payload.len() as u64;
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        let mut pos = rel;
+        let mut differs = false;
+        // The buffered segment that starts before `rel` may overlap it.
+        let start_key = self.ooo.range(..=rel).next_back().map(|(k, _)| *k).unwrap_or(rel);
+        for (&k, v) in self.ooo.range(start_key..end) {
+            let ke = k + v.len() as u64;
+            if ke <= pos {
+                continue;
+            }
+            if k > pos {
+                pieces.push((pos, k));
+            }
+            let (a, b) = (k.max(pos), ke.min(end));
+            if a < b {
+                let old = &v[(a - k) as usize..(b - k) as usize];
+                let new = &payload[(a - rel) as usize..(b - rel) as usize];
+                if old != new {
+                    differs = true;
+                }
+            }
+            pos = pos.max(ke);
+            if pos >= end {
+                break;
+            }
+        }
+        if pos < end {
+            pieces.push((pos, end));
+        }
+        if differs {
+            self.stats.overlaps_different += 1;
+            sink.anomaly(
+                rep.ts,
+                rep.conn(),
+                AnomalyKind::OverlapDifferentData,
+                "tcp",
+                format!("segment at offset {rel} overlaps buffered data with different bytes (first copy kept)"),
+            );
+        }
+        for (a, b) in pieces {
+            let bytes = payload[(a - rel) as usize..(b - rel) as usize].to_vec();
+            self.ooo_bytes += bytes.len();
+            budget.used += bytes.len();
+            self.ooo.insert(a, bytes);
+        }
+    }
+
+    /// Deliver buffered segments that now continue the stream.
+    fn drain(&mut self, budget: &mut Budget, sink: &mut Sink, out: &mut dyn FnMut(Chunk<'_>, &mut Sink)) {
+        while let Some(entry) = self.ooo.first_entry() {
+            let k = *entry.key();
+            if k > self.next_off {
+                break;
+            }
+            let v = entry.remove();
+            self.ooo_bytes -= v.len();
+            budget.used = budget.used.saturating_sub(v.len());
+            let ke = k + v.len() as u64;
+            if ke > self.next_off {
+                let part = &v[(self.next_off - k) as usize..];
+                self.advance(part.len() as u64);
+                self.stats.delivered += part.len() as u64;
+                out(Chunk::Data(part), sink);
+            }
+        }
+    }
+
+    fn enforce_caps(&mut self, budget: &mut Budget, rep: &Report<'_>, sink: &mut Sink, out: &mut dyn FnMut(Chunk<'_>, &mut Sink)) {
+        loop {
+            let cap = if self.ooo.len() > MAX_OOO_SEGMENTS_PER_DIRECTION {
+                "MAX_OOO_SEGMENTS_PER_DIRECTION"
+            } else if self.ooo_bytes > MAX_REASSEMBLY_BYTES_PER_DIRECTION {
+                "MAX_REASSEMBLY_BYTES_PER_DIRECTION"
+            } else if budget.used > MAX_REASSEMBLY_BYTES_TOTAL && !self.ooo.is_empty() {
+                "MAX_REASSEMBLY_BYTES_TOTAL"
+            } else {
+                return;
+            };
+            let Some(first) = self.ooo.keys().next().copied() else { return };
+            sink.cap_reached(cap, rep.ts, rep.conn(), "tcp", "hole declared a gap");
+            self.declare_gap(first.saturating_sub(self.next_off), rep, sink, out);
+            self.drain(budget, sink, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{ConnId, Uid};
+
+    /// What came out of a direction: bytes with holes written as `gap(n)` markers.
+    #[derive(Default, Debug)]
+    struct Out {
+        data: Vec<u8>,
+        chunks: Vec<String>,
+    }
+
+    struct Harness {
+        dir: StreamDir,
+        budget: Budget,
+        sink: Sink,
+        out: Out,
+        ctx: FlowCtx,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            let conn = ConnId {
+                orig_h: "192.0.2.1".parse().unwrap(),
+                orig_p: 1,
+                resp_h: "192.0.2.2".parse().unwrap(),
+                resp_p: 445,
+            };
+            Harness {
+                dir: StreamDir::new(),
+                budget: Budget::default(),
+                sink: Sink::new(),
+                out: Out::default(),
+                ctx: FlowCtx { conn, uid: Uid(1) },
+            }
+        }
+        fn seg(&mut self, seq: u32, data: &[u8]) {
+            let rep = Report { ctx: &self.ctx, ts: Ts(1) };
+            let out = &mut self.out;
+            self.dir.segment(seq, data, 0, &mut self.budget, &rep, &mut self.sink, &mut |c, _| record(out, c));
+        }
+        fn ack(&mut self, ack: u32) {
+            let rep = Report { ctx: &self.ctx, ts: Ts(1) };
+            let out = &mut self.out;
+            self.dir.acked(ack, &mut self.budget, &rep, &mut self.sink, &mut |c, _| record(out, c));
+        }
+        fn flush(&mut self) {
+            let rep = Report { ctx: &self.ctx, ts: Ts(1) };
+            let out = &mut self.out;
+            self.dir.flush(&mut self.budget, &rep, &mut self.sink, &mut |c, _| record(out, c));
+        }
+    }
+
+    fn record(out: &mut Out, c: Chunk<'_>) {
+        match c {
+            Chunk::Data(d) => {
+                out.data.extend_from_slice(d);
+                out.chunks.push(String::from_utf8_lossy(d).into_owned());
+            }
+            Chunk::Gap(n) => {
+                out.data.extend(std::iter::repeat_n(b'?', n as usize));
+                out.chunks.push(format!("gap({n})"));
+            }
+        }
+    }
+
+    #[test]
+    fn in_order_after_syn() {
+        let mut h = Harness::new();
+        h.dir.syn(999);
+        h.seg(1000, b"hello ");
+        h.seg(1006, b"world");
+        assert_eq!(h.out.data, b"hello world");
+        assert_eq!(h.dir.stats.delivered, 11);
+    }
+
+    #[test]
+    fn out_of_order_is_buffered_then_delivered_in_order() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        h.seg(7, b"CD");
+        h.seg(5, b"AB");
+        assert!(h.out.data.is_empty(), "hole at 1..5 not yet filled");
+        assert_eq!(h.dir.buffered_segments(), 2);
+        assert_eq!(h.budget.used, 4);
+        h.seg(1, b"0123");
+        assert_eq!(h.out.data, b"0123ABCD");
+        assert_eq!(h.budget.used, 0);
+        h.seg(1, b"0123"); // duplicate of delivered data
+        h.flush();
+        assert_eq!(h.out.data, b"0123ABCD");
+        assert_eq!(h.dir.stats.gaps, 0);
+        assert_eq!(h.dir.stats.retransmitted, 4);
+    }
+
+    #[test]
+    fn reordered_with_in_order_start_delivers_immediately() {
+        let mut h = Harness::new();
+        h.dir.syn(100);
+        h.seg(106, b"def");
+        h.seg(101, b"abc");
+        assert_eq!(h.out.data, b"abc", "nothing for 104..106 yet");
+        h.seg(104, b"XY");
+        assert_eq!(h.out.data, b"abcXYdef");
+        assert_eq!(h.budget.used, 0);
+    }
+
+    #[test]
+    fn retransmission_of_delivered_data_is_ignored() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        h.seg(1, b"abcd");
+        h.seg(1, b"abcd");
+        h.seg(3, b"cdef"); // half old, half new
+        assert_eq!(h.out.data, b"abcdef");
+        assert_eq!(h.dir.stats.retransmitted, 6);
+    }
+
+    #[test]
+    fn overlap_same_data_is_quiet() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        h.seg(5, b"efgh");
+        h.seg(3, b"cdef");
+        h.seg(1, b"ab");
+        assert_eq!(h.out.data, b"abcdefgh");
+        assert_eq!(h.sink.counters.get("anomaly.overlap_different_data"), 0);
+    }
+
+    #[test]
+    fn overlap_different_data_first_copy_wins_and_is_reported() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        h.seg(5, b"efgh");
+        h.seg(3, b"cdXY"); // "XY" conflicts with buffered "ef"
+        h.seg(1, b"ab");
+        assert_eq!(h.out.data, b"abcdefgh");
+        assert_eq!(h.sink.counters.get("anomaly.overlap_different_data"), 1);
+        assert_eq!(h.dir.stats.overlaps_different, 1);
+    }
+
+    #[test]
+    fn hole_becomes_gap_when_acked_past() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        h.seg(1, b"abc");
+        h.seg(10, b"jkl"); // 4..10 lost by the capture
+        h.ack(8); // the peer has 4..8, which we never saw; 8..10 may still come
+        assert_eq!(h.out.chunks, vec!["abc"], "one ACK may be reordered before its data");
+        h.ack(8);
+        h.ack(8);
+        assert_eq!(h.out.chunks, vec!["abc", "gap(4)"]);
+        h.ack(13);
+        h.ack(13);
+        h.ack(13);
+        assert_eq!(h.out.chunks, vec!["abc", "gap(4)", "gap(2)", "jkl"]);
+        assert_eq!(h.sink.counters.get("anomaly.gap"), 2);
+        assert_eq!(h.dir.stats.gap_bytes, 6);
+    }
+
+    #[test]
+    fn ack_seen_before_its_data_does_not_cause_a_gap() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        h.seg(1, b"abc");
+        h.seg(7, b"ghi");
+        h.ack(10); // captured before the 4..7 segment it also acknowledges
+        h.seg(4, b"def");
+        assert_eq!(h.out.chunks, vec!["abc", "def", "ghi"]);
+        assert_eq!(h.dir.stats.gaps, 0);
+    }
+
+    #[test]
+    fn ack_without_buffered_data_waits() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        h.seg(1, b"abc");
+        h.ack(50);
+        assert_eq!(h.out.chunks, vec!["abc"]);
+        h.seg(4, b"def");
+        assert_eq!(h.out.data, b"abcdef");
+    }
+
+    #[test]
+    fn hole_becomes_gap_at_flush() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        h.seg(1, b"ab");
+        h.seg(6, b"fg");
+        h.flush();
+        assert_eq!(h.out.chunks, vec!["ab", "gap(3)", "fg"]);
+    }
+
+    #[test]
+    fn snaplen_cut_tail_is_a_gap_and_the_stream_goes_on() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        let rep = Report { ctx: &h.ctx, ts: Ts(1) };
+        let out = &mut h.out;
+        // 4 bytes captured of a 10-byte segment.
+        h.dir.segment(1, b"abcd", 6, &mut h.budget, &rep, &mut h.sink, &mut |c, _| record(out, c));
+        h.seg(11, b"next");
+        assert_eq!(h.out.chunks, vec!["abcd", "gap(6)", "next"]);
+    }
+
+    #[test]
+    fn midstream_pickup_starts_at_first_segment() {
+        let mut h = Harness::new();
+        h.seg(5_000_000, b"mid");
+        h.seg(5_000_003, b"stream");
+        assert_eq!(h.out.data, b"midstream");
+    }
+
+    #[test]
+    fn sequence_wraparound() {
+        let mut h = Harness::new();
+        h.dir.syn(u32::MAX - 3); // first byte at MAX-2
+        h.seg(u32::MAX - 2, b"abc"); // MAX-2, MAX-1, MAX
+        h.seg(4, b"hi"); // after a wrap: 0..4 missing
+        h.seg(0, b"0123");
+        assert_eq!(h.out.data, b"abc0123hi");
+        // Out of order across the wrap, too.
+        let mut h = Harness::new();
+        h.dir.syn(u32::MAX - 1);
+        h.seg(1, b"yz");
+        h.seg(u32::MAX, b"wx");
+        assert_eq!(h.out.data, b"wxyz");
+    }
+
+    #[test]
+    fn one_byte_segments_in_reverse() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        let text = b"one byte at a time";
+        for (i, b) in text.iter().enumerate().rev() {
+            h.seg(1 + i as u32, std::slice::from_ref(b));
+        }
+        assert_eq!(h.out.data, text);
+        assert_eq!(h.out.chunks.len(), text.len());
+        assert_eq!(h.budget.used, 0);
+    }
+
+    #[test]
+    fn segment_cap_declares_gap() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        // First byte (offset 0, seq 1) never arrives; every other byte after it does, in 1-byte
+        // segments with holes, so nothing joins up.
+        for i in 0..(MAX_OOO_SEGMENTS_PER_DIRECTION as u32 + 1) {
+            h.seg(2 + 2 * i, b"x");
+        }
+        assert_eq!(h.sink.counters.get("MAX_OOO_SEGMENTS_PER_DIRECTION"), 1);
+        assert!(h.dir.buffered_segments() <= MAX_OOO_SEGMENTS_PER_DIRECTION);
+        assert_eq!(h.out.chunks[0], "gap(1)");
+        assert_eq!(h.out.chunks[1], "x");
+    }
+
+    #[test]
+    fn byte_cap_declares_gap() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        let big = vec![7u8; 60_000];
+        let mut seq = 1001u32; // the first 1000 bytes are lost
+        while h.sink.counters.get("MAX_REASSEMBLY_BYTES_PER_DIRECTION") == 0 {
+            h.seg(seq, &big);
+            seq += big.len() as u32;
+            assert!(seq < 100_000_000);
+        }
+        assert_eq!(h.out.chunks[0], "gap(1000)");
+        assert!(h.dir.buffered_bytes() <= MAX_REASSEMBLY_BYTES_PER_DIRECTION);
+        assert_eq!(h.budget.used, h.dir.buffered_bytes());
+    }
+
+    #[test]
+    fn absurd_jump_is_dropped() {
+        let mut h = Harness::new();
+        h.dir.syn(0);
+        h.seg(1, b"a");
+        h.seg(1 + (MAX_SEQ_JUMP as u32) + 10, b"far");
+        assert_eq!(h.sink.counters.get("MAX_SEQ_JUMP"), 1);
+        assert_eq!(h.dir.buffered_segments(), 0);
+        h.seg(2, b"b");
+        assert_eq!(h.out.data, b"ab");
+    }
+}

@@ -1,1 +1,4 @@
-//! Writers: JSON lines and the human summary.
+//! What the sensor writes: JSON lines (events, alerts, flows) and the human summary on stderr.
+
+pub mod json;
+pub mod summary;

@@ -1,1 +1,9 @@
-//! SMB2/3.
+//! SMB2/3: wire formats in [`records`], the per-connection state machine in [`state`].
+
+pub mod records;
+pub mod state;
+
+pub use state::{Smb2State, StreamTarget, MAX_PENDING_SMB_REQUESTS};
+
+#[cfg(test)]
+mod state_tests;

@@ -1,0 +1,86 @@
+//! Command-line definitions (clap derive). Each command's body lives in `cmd/`, so commands can be
+//! filled in without touching this file's neighbours.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "psexec-sensor", version, about = "Detects PsExec-style lateral movement in SMB / DCE-RPC traffic")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read capture files (pcap, pcapng, .gz) or directories of them.
+    Read(ReadArgs),
+    /// Score the sensor against the .truth.json files beside captures.
+    Eval(PassThroughArgs),
+    /// Capture from a live interface.
+    Live(PassThroughArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReadArgs {
+    /// Capture files or directories (searched recursively for captures).
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// Write every protocol event as JSON lines to PATH ("-" for stdout).
+    #[arg(long, value_name = "PATH|-")]
+    pub events: Option<PathBuf>,
+    /// With --events, also write per-message records of unreadable (encrypted/compressed) SMB.
+    #[arg(long, requires = "events")]
+    pub events_all: bool,
+    /// Write alerts as JSON lines to PATH (default: stdout).
+    #[arg(long, value_name = "PATH|-")]
+    pub alerts: Option<PathBuf>,
+    /// Write one JSON line per TCP connection when it ends (bytes per direction, gaps) to PATH.
+    #[arg(long, value_name = "PATH|-")]
+    pub flows: Option<PathBuf>,
+    /// Detection rules directory (default: the built-in rules).
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    /// SMB3 decryption secrets (passwords, NT hashes or session keys).
+    #[arg(long, value_name = "FILE")]
+    pub smb_keys: Option<PathBuf>,
+    /// Do not print the summary on stderr at the end.
+    #[arg(long)]
+    pub no_summary: bool,
+}
+
+/// Arguments of commands not built yet: accepted as-is.
+#[derive(Debug, Args, Clone)]
+pub struct PassThroughArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_read() {
+        let c = Cli::try_parse_from([
+            "psexec-sensor", "read", "a.pcap", "dir", "--events", "-", "--events-all", "--workers", "2", "--no-summary",
+        ])
+        .unwrap();
+        let Command::Read(r) = c.command else { panic!() };
+        assert_eq!(r.inputs, vec![PathBuf::from("a.pcap"), PathBuf::from("dir")]);
+        assert_eq!(r.events, Some(PathBuf::from("-")));
+        assert!(r.events_all && r.no_summary);
+        assert_eq!(r.workers, Some(2));
+    }
+
+    #[test]
+    fn rejects_bad_arguments() {
+        assert!(Cli::try_parse_from(["psexec-sensor", "read"]).is_err());
+        assert!(Cli::try_parse_from(["psexec-sensor", "read", "a", "--workers", "0"]).is_err());
+        assert!(Cli::try_parse_from(["psexec-sensor", "read", "a", "--events-all"]).is_err());
+        assert!(Cli::try_parse_from(["psexec-sensor", "frobnicate"]).is_err());
+    }
+}

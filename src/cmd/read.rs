@@ -1,0 +1,206 @@
+//! `psexec-sensor read FILE|DIR...`: capture files through the pipeline to events, alerts and a
+//! summary.
+
+use super::{EXIT_BAD_INPUT, EXIT_OUTPUT_ERROR};
+use crate::capture::file::expand_inputs;
+use crate::cli::ReadArgs;
+use crate::event::Event;
+use crate::flow::table::FlowSummary;
+use crate::output::json::JsonLines;
+use crate::output::summary::Summary;
+use crate::pipeline::{run_file, Engine, EngineConfig, EventConsumer};
+use crate::smb::SmbShared;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use std::io::{self, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Inputs at least this large (compressed bytes) get a progress bar, on a terminal only.
+const PROGRESS_MIN_BYTES: u64 = 64 << 20;
+
+fn say(what: impl std::fmt::Display) {
+    eprintln!("psexec-sensor: {what}");
+}
+
+/// Where everything the engine produces goes.
+struct ReadOutput {
+    events: Option<JsonLines>,
+    events_all: bool,
+    alerts: JsonLines,
+    flows: Option<JsonLines>,
+    summary: Summary,
+    write_error: Option<(String, io::Error)>,
+    // DETECTION HOOK (lead): hold `detect::Detector` here, e.g. `detector: Detector`, built in
+    // `run` from `args.rules`.
+}
+
+#[derive(Serialize)]
+struct FlowLine<'a> {
+    log: &'static str,
+    #[serde(flatten)]
+    flow: &'a FlowSummary,
+}
+
+impl ReadOutput {
+    fn record_error(&mut self, path: String, r: io::Result<()>) {
+        if let Err(e) = r {
+            if self.write_error.is_none() {
+                self.write_error = Some((path, e));
+            }
+        }
+    }
+}
+
+impl EventConsumer for ReadOutput {
+    fn event(&mut self, _index: u64, ev: Event) {
+        if self.write_error.is_some() {
+            return;
+        }
+        self.summary.observe(&ev);
+        if let Some(w) = self.events.as_mut() {
+            if self.events_all || !matches!(ev, Event::SmbOpaque(_)) {
+                let r = w.write(&ev);
+                let p = w.path().to_owned();
+                self.record_error(p, r);
+            }
+        }
+        // DETECTION HOOK (lead): feed the event to detection and write what it raises, e.g.
+        //     for alert in self.detector.on_event(&ev) {
+        //         let r = self.alerts.write(&alert);
+        //         self.record_error(self.alerts.path().to_owned(), r);
+        //     }
+        // and in `finish_outputs` below, write `self.detector.finish()`'s alerts.
+        let _ = &self.alerts;
+    }
+
+    fn flow_ended(&mut self, _index: u64, flow: &FlowSummary) {
+        if let Some(w) = self.flows.as_mut() {
+            let r = w.write(&FlowLine { log: "flow", flow });
+            let p = w.path().to_owned();
+            self.record_error(p, r);
+        }
+    }
+}
+
+fn open_writer(path: &Path) -> Result<JsonLines, ExitCode> {
+    JsonLines::create(path).map_err(|e| {
+        say(format_args!("{}: cannot write: {e}", path.display()));
+        ExitCode::from(EXIT_BAD_INPUT)
+    })
+}
+
+pub fn run(args: ReadArgs) -> ExitCode {
+    match run_inner(args) {
+        Ok(c) | Err(c) => c,
+    }
+}
+
+fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
+    if let Some(k) = &args.smb_keys {
+        if let Err(e) = std::fs::read(k) {
+            say(format_args!("{}: cannot read SMB keys: {e}", k.display()));
+            return Err(ExitCode::from(EXIT_BAD_INPUT));
+        }
+        // SMB KEYS HOOK (lead): load `crate::smb::crypto::KeyStore` from this file into
+        // `SmbShared::keys` once the crypto issue provides a loader.
+    }
+    if let Some(r) = &args.rules {
+        if !r.is_dir() {
+            say(format_args!("{}: rules directory not found", r.display()));
+            return Err(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    }
+    // `--workers` is accepted now; the multi-worker pipeline is issue 6 (one engine until then).
+    let _workers = args.workers;
+
+    let mut out = ReadOutput {
+        events: args.events.as_deref().map(open_writer).transpose()?,
+        events_all: args.events_all,
+        alerts: match &args.alerts {
+            Some(p) => open_writer(p)?,
+            None => JsonLines::stdout(),
+        },
+        flows: args.flows.as_deref().map(open_writer).transpose()?,
+        summary: Summary::new(),
+        write_error: None,
+    };
+
+    let mut failed = 0usize;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for input in &args.inputs {
+        let found = expand_inputs(std::slice::from_ref(input));
+        if found.is_empty() {
+            say(format_args!("{}: no capture files found", input.display()));
+            failed += 1;
+        }
+        files.extend(found);
+    }
+
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let bar = if io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES {
+        let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}") {
+            b.set_style(style);
+        }
+        Some(b)
+    } else {
+        None
+    };
+
+    let mut engine = Engine::new(EngineConfig {
+        smb: SmbShared::default(),
+        flow_summaries: out.flows.is_some(),
+        max_flows: None,
+    });
+    let read_bytes = Arc::new(AtomicU64::new(0));
+    let mut index = 0u64;
+    for f in &files {
+        if let Some(b) = &bar {
+            b.set_message(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        }
+        let rb = read_bytes.clone();
+        let mut tick = |i: u64| {
+            if i % 4096 == 0 {
+                if let Some(b) = &bar {
+                    b.set_position(rb.load(Ordering::Relaxed));
+                }
+            }
+        };
+        let outcome = run_file(&mut engine, f, &mut index, read_bytes.clone(), &mut out, &mut tick);
+        if let Some(e) = outcome.error {
+            failed += 1;
+            match &bar {
+                Some(b) => b.suspend(|| say(&e)),
+                None => say(&e),
+            }
+        }
+        if out.write_error.is_some() {
+            break;
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+
+    // DETECTION HOOK (lead): flush detection's pending alerts here (before the writers flush).
+    for w in [out.events.as_mut(), Some(&mut out.alerts), out.flows.as_mut()].into_iter().flatten() {
+        let r = w.flush();
+        let p = w.path().to_owned();
+        if let Err(e) = r {
+            out.write_error.get_or_insert((p, e));
+        }
+    }
+    if !args.no_summary {
+        eprint!("{}", out.summary.render(engine.counters(), failed));
+    }
+    if let Some((p, e)) = out.write_error {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            say(format_args!("{p}: write failed: {e}"));
+        }
+        return Ok(ExitCode::from(EXIT_OUTPUT_ERROR));
+    }
+    Ok(if failed > 0 { ExitCode::from(EXIT_BAD_INPUT) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,361 @@
+//! IPv4 / IPv6 fragment reassembly with hard caps.
+//!
+//! Our own rather than etherparse's `IpDefragPool`, which documents that it is not safe against
+//! memory exhaustion. Overlaps follow the stream rule: the first copy of a byte wins, and a later
+//! fragment carrying different bytes for it is a `fragment_overlap` anomaly.
+
+use crate::event::AnomalyKind;
+use crate::sink::Sink;
+use crate::time::Ts;
+use rustc_hash::FxHashMap;
+use std::net::IpAddr;
+
+/// Datagrams being reassembled at once; beyond it the oldest is dropped.
+pub const MAX_IP_FRAG_BUFFERS: usize = 1024;
+/// Bytes held across every datagram being reassembled; beyond it the oldest is dropped.
+pub const MAX_IP_FRAG_BYTES_TOTAL: usize = 16 << 20;
+/// Largest reassembled payload (an IP datagram cannot exceed 64 KiB without jumbograms).
+pub const MAX_IP_FRAG_DATAGRAM_BYTES: usize = 65_535;
+/// Disjoint pieces one datagram may be held in (tiny-fragment evasion is bounded by this).
+pub const MAX_IP_FRAG_PIECES: usize = 8192;
+/// A datagram whose fragments stop arriving for this long (packet time) is dropped.
+pub const IP_FRAG_TIMEOUT_SECS: u64 = 30;
+
+/// Identity of one fragmented datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub id: u32,
+    pub proto: u8,
+}
+
+/// One fragment as the IP header describes it.
+#[derive(Clone, Copy, Debug)]
+pub struct Fragment<'a> {
+    pub key: FragKey,
+    /// Byte offset of `data` in the original payload.
+    pub offset: usize,
+    pub more: bool,
+    pub data: &'a [u8],
+}
+
+#[derive(Debug)]
+struct Datagram {
+    data: Vec<u8>,
+    /// Sorted, disjoint, non-adjacent byte ranges received.
+    have: Vec<(usize, usize)>,
+    /// Known once the last fragment (more = false) arrived.
+    total: Option<usize>,
+    first_seen: Ts,
+    last_seen: Ts,
+}
+
+impl Datagram {
+    fn complete(&self) -> bool {
+        matches!(self.total, Some(t) if self.have.len() == 1 && self.have[0] == (0, t))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Defragmenter {
+    pending: FxHashMap<FragKey, Datagram>,
+    bytes: usize,
+    last_sweep: Ts,
+}
+
+/// Why a fragment was not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FragOutcome {
+    /// Stored; the datagram is not complete yet.
+    Pending,
+    /// The datagram is complete: its payload.
+    Complete(Vec<u8>),
+    /// Dropped (inconsistent or beyond a cap); already reported.
+    Dropped,
+}
+
+impl Defragmenter {
+    pub fn new() -> Defragmenter {
+        Defragmenter::default()
+    }
+
+    /// Datagrams currently held.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Bytes currently held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn add(&mut self, ts: Ts, f: Fragment<'_>, sink: &mut Sink) -> FragOutcome {
+        sink.count("ip.fragments", 1);
+        self.sweep(ts, sink);
+        let Some(end) = f.offset.checked_add(f.data.len()) else { return FragOutcome::Dropped };
+        if end > MAX_IP_FRAG_DATAGRAM_BYTES {
+            sink.cap_reached(
+                "MAX_IP_FRAG_DATAGRAM_BYTES",
+                ts,
+                None,
+                "ip",
+                format!("fragment ends at {end} ({} → {})", f.key.src, f.key.dst),
+            );
+            self.drop_key(&f.key);
+            return FragOutcome::Dropped;
+        }
+        if !self.pending.contains_key(&f.key) {
+            if self.pending.len() >= MAX_IP_FRAG_BUFFERS {
+                sink.cap_reached("MAX_IP_FRAG_BUFFERS", ts, None, "ip", "oldest datagram dropped");
+                self.drop_oldest();
+            }
+            self.pending.insert(
+                f.key,
+                Datagram { data: Vec::new(), have: Vec::new(), total: None, first_seen: ts, last_seen: ts },
+            );
+        }
+        while self.bytes + f.data.len() > MAX_IP_FRAG_BYTES_TOTAL && self.pending.len() > 1 {
+            sink.cap_reached("MAX_IP_FRAG_BYTES_TOTAL", ts, None, "ip", "oldest datagram dropped");
+            if !self.drop_oldest_except(&f.key) {
+                break;
+            }
+        }
+        let Some(d) = self.pending.get_mut(&f.key) else { return FragOutcome::Dropped };
+        d.last_seen = ts;
+        if !f.more {
+            match d.total {
+                Some(t) if t != end => {
+                    sink.anomaly(ts, None, AnomalyKind::FragmentOverlap, "ip", "two different last fragments");
+                }
+                Some(_) => {}
+                None => {
+                    if d.have.last().is_some_and(|&(_, e)| e > end) {
+                        sink.anomaly(ts, None, AnomalyKind::Malformed, "ip", "data beyond the last fragment");
+                        self.drop_key(&f.key);
+                        return FragOutcome::Dropped;
+                    }
+                    d.total = Some(end);
+                }
+            }
+        }
+        if d.total.is_some_and(|t| end > t) {
+            sink.anomaly(ts, None, AnomalyKind::Malformed, "ip", "fragment beyond the last fragment");
+            return FragOutcome::Pending;
+        }
+        let grown = end.saturating_sub(d.data.len());
+        if d.data.len() < end {
+            d.data.resize(end, 0);
+        }
+        self.bytes += grown;
+        let differs = insert_first_wins(d, f.offset, f.data);
+        if differs {
+            sink.anomaly(
+                ts,
+                None,
+                AnomalyKind::FragmentOverlap,
+                "ip",
+                format!("overlapping fragments with different data ({} → {} id {})", f.key.src, f.key.dst, f.key.id),
+            );
+        }
+        if d.have.len() > MAX_IP_FRAG_PIECES {
+            sink.cap_reached("MAX_IP_FRAG_PIECES", ts, None, "ip", "datagram dropped");
+            self.drop_key(&f.key);
+            return FragOutcome::Dropped;
+        }
+        if d.complete() {
+            let d = self.pending.remove(&f.key).map(|d| d.data).unwrap_or_default();
+            self.bytes = self.bytes.saturating_sub(d.len());
+            sink.count("ip.reassembled", 1);
+            return FragOutcome::Complete(d);
+        }
+        FragOutcome::Pending
+    }
+
+    /// Drop datagrams idle past the timeout (at most once per second of packet time).
+    fn sweep(&mut self, now: Ts, sink: &mut Sink) {
+        if self.pending.is_empty() || now.0 < self.last_sweep.0.saturating_add(1_000_000_000) {
+            return;
+        }
+        self.last_sweep = now;
+        let before = self.pending.len();
+        let mut freed = 0;
+        self.pending.retain(|_, d| {
+            let keep = d.last_seen.saturating_add_secs(IP_FRAG_TIMEOUT_SECS) >= now;
+            if !keep {
+                freed += d.data.len();
+            }
+            keep
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
+        let gone = (before - self.pending.len()) as u64;
+        if gone > 0 {
+            sink.count("ip.frag_timeouts", gone);
+        }
+    }
+
+    fn drop_key(&mut self, k: &FragKey) {
+        if let Some(d) = self.pending.remove(k) {
+            self.bytes = self.bytes.saturating_sub(d.data.len());
+        }
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(k) = self.pending.iter().min_by_key(|(_, d)| d.first_seen).map(|(k, _)| *k) {
+            self.drop_key(&k);
+        }
+    }
+
+    fn drop_oldest_except(&mut self, keep: &FragKey) -> bool {
+        let k = self
+            .pending
+            .iter()
+            .filter(|(k, _)| *k != keep)
+            .min_by_key(|(_, d)| d.first_seen)
+            .map(|(k, _)| *k);
+        match k {
+            Some(k) => {
+                self.drop_key(&k);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Copy `data` at `offset` into the bytes not yet received; compare it with those already held.
+/// Returns true when an overlap carried different bytes. `d.data` is at least `offset + len` long.
+fn insert_first_wins(d: &mut Datagram, offset: usize, data: &[u8]) -> bool {
+    let end = offset + data.len();
+    let mut differs = false;
+    let mut pos = offset;
+    for &(s, e) in &d.have {
+        if e <= pos {
+            continue;
+        }
+        if s >= end {
+            break;
+        }
+        // Uncovered part before this range.
+        if s > pos {
+            let (a, b) = (pos, s.min(end));
+            d.data[a..b].copy_from_slice(&data[a - offset..b - offset]);
+        }
+        // Covered part: compare.
+        let (a, b) = (s.max(pos), e.min(end));
+        if a < b && d.data[a..b] != data[a - offset..b - offset] {
+            differs = true;
+        }
+        pos = pos.max(e);
+        if pos >= end {
+            break;
+        }
+    }
+    if pos < end {
+        d.data[pos..end].copy_from_slice(&data[pos - offset..]);
+    }
+    merge_range(&mut d.have, offset, end);
+    differs
+}
+
+/// Add [s, e) to sorted disjoint ranges, merging overlapping or adjacent ones.
+fn merge_range(have: &mut Vec<(usize, usize)>, s: usize, e: usize) {
+    if s >= e {
+        return;
+    }
+    let mut ns = s;
+    let mut ne = e;
+    let first = have.partition_point(|&(_, re)| re < s);
+    let mut last = first;
+    while last < have.len() && have[last].0 <= e {
+        ns = ns.min(have[last].0);
+        ne = ne.max(have[last].1);
+        last += 1;
+    }
+    have.splice(first..last, std::iter::once((ns, ne)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> FragKey {
+        FragKey { src: "10.0.0.1".parse().unwrap(), dst: "10.0.0.2".parse().unwrap(), id: 7, proto: 6 }
+    }
+    fn frag(offset: usize, more: bool, data: &[u8]) -> Fragment<'_> {
+        Fragment { key: key(), offset, more, data }
+    }
+
+    #[test]
+    fn in_order_and_out_of_order() {
+        let payload: Vec<u8> = (0..40u8).collect();
+        for order in [[0usize, 1, 2], [2, 0, 1], [1, 2, 0]] {
+            let mut d = Defragmenter::new();
+            let mut s = Sink::new();
+            let pieces = [frag(0, true, &payload[..16]), frag(16, true, &payload[16..32]), frag(32, false, &payload[32..])];
+            let mut out = None;
+            for (n, i) in order.iter().enumerate() {
+                match d.add(Ts(1), pieces[*i], &mut s) {
+                    FragOutcome::Complete(v) => out = Some((n, v)),
+                    FragOutcome::Pending => {}
+                    FragOutcome::Dropped => panic!("dropped"),
+                }
+            }
+            let (n, v) = out.expect("complete");
+            assert_eq!(n, 2);
+            assert_eq!(v, payload);
+            assert_eq!(d.pending(), 0);
+            assert_eq!(d.bytes(), 0);
+        }
+    }
+
+    #[test]
+    fn overlap_same_data_is_quiet_different_is_anomaly_first_wins() {
+        let payload: Vec<u8> = (0..24u8).collect();
+        let mut d = Defragmenter::new();
+        let mut s = Sink::new();
+        assert_eq!(d.add(Ts(1), frag(0, true, &payload[..16]), &mut s), FragOutcome::Pending);
+        assert_eq!(d.add(Ts(1), frag(8, true, &payload[8..16]), &mut s), FragOutcome::Pending);
+        assert_eq!(s.counters.get("anomaly.fragment_overlap"), 0);
+        let evil = [0xEEu8; 8];
+        assert_eq!(d.add(Ts(1), frag(8, true, &evil), &mut s), FragOutcome::Pending);
+        assert_eq!(s.counters.get("anomaly.fragment_overlap"), 1);
+        match d.add(Ts(1), frag(16, false, &payload[16..]), &mut s) {
+            FragOutcome::Complete(v) => assert_eq!(v, payload, "first copy must win"),
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn caps_and_timeout() {
+        let mut d = Defragmenter::new();
+        let mut s = Sink::new();
+        for id in 0..(MAX_IP_FRAG_BUFFERS as u32 + 5) {
+            let f = Fragment { key: FragKey { id, ..key() }, offset: 0, more: true, data: &[1; 8] };
+            d.add(Ts(1), f, &mut s);
+        }
+        assert_eq!(d.pending(), MAX_IP_FRAG_BUFFERS);
+        assert_eq!(s.counters.get("MAX_IP_FRAG_BUFFERS"), 5);
+        let big = Fragment { key: key(), offset: 65_530, more: false, data: &[0; 16] };
+        assert_eq!(d.add(Ts(1), big, &mut s), FragOutcome::Dropped);
+        assert_eq!(s.counters.get("MAX_IP_FRAG_DATAGRAM_BYTES"), 1);
+        // Much later: everything old is swept.
+        let late = Fragment { key: FragKey { id: 999_999, ..key() }, offset: 0, more: true, data: &[1; 8] };
+        d.add(Ts::from_secs(1000), late, &mut s);
+        assert_eq!(d.pending(), 1);
+        assert_eq!(d.bytes(), 8);
+    }
+
+    #[test]
+    fn merge_ranges() {
+        let mut h = vec![];
+        merge_range(&mut h, 10, 20);
+        merge_range(&mut h, 30, 40);
+        merge_range(&mut h, 20, 30);
+        assert_eq!(h, vec![(10, 40)]);
+        merge_range(&mut h, 0, 5);
+        merge_range(&mut h, 50, 60);
+        merge_range(&mut h, 3, 55);
+        assert_eq!(h, vec![(0, 60)]);
+    }
+}

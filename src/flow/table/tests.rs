@@ -1,0 +1,285 @@
+use super::*;
+use crate::decode::TcpFlags;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// What a recording parser saw, per flow uid.
+#[derive(Default, Debug)]
+pub(crate) struct Seen {
+    pub data: [Vec<u8>; 2],
+    pub gaps: [u64; 2],
+    pub closes: u32,
+    pub first_dir: Option<Direction>,
+    pub first_bytes: Vec<u8>,
+    pub conn: Option<ConnId>,
+}
+
+pub(crate) type Log = Rc<RefCell<Vec<(Uid, Seen)>>>;
+
+struct Recorder {
+    log: Log,
+    idx: usize,
+}
+
+impl StreamParser for Recorder {
+    fn data(&mut self, _ts: Ts, dir: Direction, bytes: &[u8], _sink: &mut Sink) {
+        self.log.borrow_mut()[self.idx].1.data[dir.index()].extend_from_slice(bytes);
+    }
+    fn gap(&mut self, _ts: Ts, dir: Direction, len: u64, _sink: &mut Sink) {
+        self.log.borrow_mut()[self.idx].1.gaps[dir.index()] += len;
+    }
+    fn close(&mut self, _ts: Ts, _sink: &mut Sink) {
+        self.log.borrow_mut()[self.idx].1.closes += 1;
+    }
+}
+
+/// Parses every flow except those whose first bytes start with "IGNORE".
+pub(crate) struct RecordingFactory {
+    pub log: Log,
+}
+
+impl ParserFactory for RecordingFactory {
+    fn parser_for(&mut self, ctx: &FlowCtx, first_dir: Direction, first: &[u8]) -> Option<Box<dyn StreamParser>> {
+        if first.starts_with(b"IGNORE") {
+            return None;
+        }
+        let mut log = self.log.borrow_mut();
+        let seen = Seen { first_dir: Some(first_dir), first_bytes: first.to_vec(), conn: Some(ctx.conn), ..Seen::default() };
+        log.push((ctx.uid, seen));
+        Some(Box::new(Recorder { log: self.log.clone(), idx: log.len() - 1 }))
+    }
+}
+
+struct T {
+    table: FlowTable,
+    factory: RecordingFactory,
+    sink: Sink,
+    log: Log,
+}
+
+const C: &str = "192.0.2.10";
+const S: &str = "192.0.2.20";
+
+fn flags(s: &str) -> TcpFlags {
+    TcpFlags { syn: s.contains('S'), ack: s.contains('A'), fin: s.contains('F'), rst: s.contains('R') }
+}
+
+impl T {
+    fn new() -> T {
+        let log: Log = Rc::default();
+        let mut table = FlowTable::new();
+        table.keep_summaries = true;
+        T { table, factory: RecordingFactory { log: log.clone() }, sink: Sink::new(), log }
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn pkt(&mut self, t: u64, src: (&str, u16), dst: (&str, u16), seq: u32, ack: u32, f: &str, payload: &[u8]) {
+        let seg = TcpSegment {
+            src: src.0.parse().unwrap(),
+            dst: dst.0.parse().unwrap(),
+            sport: src.1,
+            dport: dst.1,
+            seq,
+            ack,
+            flags: flags(f),
+            payload,
+            missing: 0,
+        };
+        self.table.segment(Ts::from_secs(t), &seg, &mut self.factory, &mut self.sink);
+    }
+    fn finish(&mut self, t: u64) {
+        self.table.finish(Ts::from_secs(t), &mut self.factory, &mut self.sink);
+    }
+}
+
+#[test]
+fn handshake_data_fin() {
+    let mut t = T::new();
+    t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
+    t.pkt(1, (S, 445), (C, 50000), 900, 101, "SA", b"");
+    t.pkt(1, (C, 50000), (S, 445), 101, 901, "A", b"request-bytes-long-enough");
+    t.pkt(1, (S, 445), (C, 50000), 901, 126, "A", b"response");
+    t.pkt(2, (C, 50000), (S, 445), 126, 909, "FA", b"");
+    assert_eq!(t.log.borrow()[0].1.closes, 0);
+    t.pkt(2, (S, 445), (C, 50000), 909, 127, "FA", b"");
+    let log = t.log.borrow();
+    assert_eq!(log.len(), 1);
+    let seen = &log[0].1;
+    assert_eq!(seen.data[0], b"request-bytes-long-enough");
+    assert_eq!(seen.data[1], b"response");
+    assert_eq!(seen.closes, 1);
+    assert_eq!(seen.first_dir, Some(Direction::ToServer));
+    assert_eq!(seen.first_bytes, b"request-bytes-long-enough");
+    let conn = seen.conn.unwrap();
+    assert_eq!((conn.orig_p, conn.resp_p), (50000, 445));
+    let sum = &t.table.summaries[0];
+    assert_eq!((sum.end, sum.orig_bytes_delivered, sum.resp_bytes_delivered, sum.syn_seen), ("fin", 25, 8, true));
+}
+
+#[test]
+fn syn_sender_is_client_even_from_a_server_port() {
+    let mut t = T::new();
+    t.pkt(1, (S, 445), (C, 50000), 1, 0, "S", b"");
+    t.finish(2);
+    let sum = &t.table.summaries[0];
+    assert_eq!((sum.conn.orig_p, sum.conn.resp_p), (445, 50000));
+    assert_eq!(sum.app, "no-payload");
+}
+
+#[test]
+fn midstream_orientation_by_port_then_lower_port() {
+    let mut t = T::new();
+    // Server speaks first, no SYN: 445 makes it the server.
+    t.pkt(1, (S, 445), (C, 50000), 5000, 1, "A", b"server-first-reply-bytes");
+    // No well-known port: the lower port is the server.
+    t.pkt(1, ("10.0.0.1", 40000), ("10.0.0.2", 50000), 1, 1, "A", b"sixteen-plus-bytes!");
+    t.finish(2);
+    let log = t.log.borrow();
+    let c0 = log[0].1.conn.unwrap();
+    assert_eq!((c0.orig_p, c0.resp_p), (50000, 445));
+    assert_eq!(log[0].1.data[1], b"server-first-reply-bytes");
+    assert_eq!(log[0].1.first_dir, Some(Direction::ToClient));
+    let c1 = log[1].1.conn.unwrap();
+    assert_eq!((c1.orig_p, c1.resp_p), (50000, 40000));
+}
+
+#[test]
+fn rst_closes_and_port_reuse_makes_a_new_flow() {
+    let mut t = T::new();
+    t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
+    t.pkt(1, (C, 50000), (S, 445), 101, 0, "A", b"first connection data");
+    t.pkt(1, (S, 445), (C, 50000), 0, 0, "R", b"");
+    assert_eq!(t.log.borrow()[0].1.closes, 1);
+    t.pkt(1, (C, 50000), (S, 445), 101, 0, "A", b"straggler"); // absorbed, not a new flow
+    t.pkt(3, (C, 50000), (S, 445), 7000, 0, "S", b"");
+    t.pkt(3, (C, 50000), (S, 445), 7001, 0, "A", b"second connection data");
+    t.finish(4);
+    let log = t.log.borrow();
+    assert_eq!(log.len(), 2);
+    assert_ne!(log[0].0, log[1].0, "a new uid");
+    assert_eq!(log[0].1.data[0], b"first connection data");
+    assert_eq!(log[1].1.data[0], b"second connection data");
+    assert_eq!(log[1].1.closes, 1);
+    assert_eq!(t.sink.counters.get("flows.port_reuse"), 1);
+    assert_eq!(t.sink.counters.get("tcp.after_close_segments"), 1);
+}
+
+#[test]
+fn idle_timeout_closes_with_buffered_data_flushed() {
+    let mut t = T::new();
+    t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
+    t.pkt(1, (C, 50000), (S, 445), 101, 0, "A", b"0123456789abcdefXYZ");
+    t.pkt(1, (C, 50000), (S, 445), 130, 0, "A", b"after-a-hole");
+    assert_eq!(t.table.buffered_bytes(), 12);
+    // Another flow, much later, triggers the sweep.
+    t.pkt(1 + IDLE_TIMEOUT_ESTABLISHED_SECS + 5, ("10.9.9.9", 1), ("10.9.9.8", 445), 1, 0, "S", b"");
+    let log = t.log.borrow();
+    assert_eq!(log[0].1.closes, 1);
+    assert_eq!(log[0].1.gaps[0], 10);
+    assert_eq!(log[0].1.data[0], b"0123456789abcdefXYZafter-a-hole");
+    assert_eq!(t.table.buffered_bytes(), 0);
+    assert_eq!(t.table.summaries[0].end, "idle");
+    assert_eq!(t.sink.counters.get("flows.idle_timeout"), 1);
+}
+
+#[test]
+fn max_flows_evicts_oldest_idle_and_closes_its_parser() {
+    let mut t = T::new();
+    t.table = FlowTable::with_max_flows(4);
+    t.table.keep_summaries = true;
+    for i in 0..4u16 {
+        t.pkt(10 + i as u64, (C, 40000 + i), (S, 445), 1, 0, "A", b"payload-of-sixteen+");
+    }
+    // Touch the first flow again so it is no longer the longest idle.
+    t.pkt(20, (C, 40000), (S, 445), 20, 0, "A", b"more");
+    t.pkt(21, (C, 49999), (S, 445), 1, 0, "A", b"payload-of-sixteen+");
+    assert_eq!(t.table.len(), 4);
+    assert_eq!(t.sink.counters.get("MAX_FLOWS"), 1);
+    let evicted = &t.table.summaries[0];
+    assert_eq!((evicted.end, evicted.conn.orig_p), ("evicted", 40001));
+    assert_eq!(t.log.borrow()[1].1.closes, 1);
+}
+
+#[test]
+fn ignored_flows_skip_bytes_without_buffering() {
+    let mut t = T::new();
+    t.pkt(1, (C, 50000), (S, 8080), 1, 0, "A", b"IGNORE this flow please");
+    t.pkt(1, (C, 50000), (S, 8080), 1000, 0, "A", b"far ahead: would be buffered");
+    assert_eq!(t.table.buffered_bytes(), 0);
+    t.finish(2);
+    assert!(t.log.borrow().is_empty());
+    let sum = &t.table.summaries[0];
+    assert_eq!(sum.app, "ignored");
+    assert_eq!(sum.orig_skipped_bytes, 28);
+    assert_eq!(t.sink.counters.get("flows.ignored"), 1);
+}
+
+#[test]
+fn tiny_first_segments_are_gathered_before_choosing_the_parser() {
+    let mut t = T::new();
+    let msg = b"IGNORE-me-not? no: this decides late";
+    // 1-byte segments: the factory must see at least SNIFF_BYTES, so "IGNORE" is recognised.
+    for (i, b) in msg.iter().enumerate() {
+        t.pkt(1, (C, 50000), (S, 9999), 1 + i as u32, 0, "A", std::slice::from_ref(b));
+    }
+    t.finish(2);
+    assert!(t.log.borrow().is_empty(), "the factory saw the whole 'IGNORE' prefix");
+    let mut t = T::new();
+    let msg = b"0123456789abcdefghijklmnop";
+    for (i, b) in msg.iter().enumerate().rev() {
+        t.pkt(1, (C, 50000), (S, 445), 1 + i as u32, 0, "A", std::slice::from_ref(b));
+    }
+    // Reverse order with no SYN: the stream starts at the first seen segment (the last byte), so
+    // only once the earlier bytes are known as a hole… they are retransmissions before the start.
+    t.finish(2);
+    let log = t.log.borrow();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].1.data[0], b"p");
+}
+
+#[test]
+fn finish_closes_in_first_seen_order() {
+    let mut t = T::new();
+    for i in 0..20u16 {
+        t.pkt(1 + i as u64, (C, 40000 + ((i as u32 * 7919) % 1000) as u16), (S, 445), 1, 0, "A", b"sixteen bytes or more");
+    }
+    t.finish(100);
+    let ports: Vec<u16> = t.table.summaries.iter().map(|s| s.conn.orig_p).collect();
+    let expected: Vec<u16> = (0..20u16).map(|i| 40000 + ((i as u32 * 7919) % 1000) as u16).collect();
+    assert_eq!(ports, expected);
+}
+
+#[test]
+fn injected_rst_out_of_window_is_ignored() {
+    let mut t = T::new();
+    t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
+    t.pkt(1, (S, 445), (C, 50000), 900, 101, "SA", b"");
+    t.pkt(1, (C, 50000), (S, 445), 101, 901, "A", b"first part of the stream ");
+    // A forged reset "from the client" with a sequence number far from the stream.
+    t.pkt(1, (C, 50000), (S, 445), 101 + 50_000_000, 0, "R", b"");
+    t.pkt(1, (C, 50000), (S, 445), 126, 901, "A", b"and the rest");
+    assert_eq!(t.log.borrow()[0].1.closes, 0);
+    assert_eq!(t.sink.counters.get("tcp.rst_out_of_window"), 1);
+    // A real one closes.
+    t.pkt(1, (C, 50000), (S, 445), 138, 0, "R", b"");
+    let log = t.log.borrow();
+    assert_eq!(log[0].1.data[0], b"first part of the stream and the rest");
+    assert_eq!(log[0].1.closes, 1);
+}
+
+#[test]
+fn data_on_syn_starts_after_the_syn() {
+    let mut t = T::new();
+    t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"fast-open-data-0123");
+    t.pkt(1, (C, 50000), (S, 445), 120, 0, "A", b"+more");
+    t.finish(2);
+    assert_eq!(t.log.borrow()[0].1.data[0], b"fast-open-data-0123+more");
+}
+
+#[test]
+fn flow_state_stays_small() {
+    // MAX_FLOWS entries must fit the memory budget (about 50 MiB at the default cap): a guard
+    // against per-flow state creeping up.
+    let sz = std::mem::size_of::<Flow>() + std::mem::size_of::<FlowKey>();
+    assert!(sz <= 400, "{sz}");
+    assert!(sz * MAX_FLOWS <= 50 << 20, "{}", sz * MAX_FLOWS);
+}

@@ -1,0 +1,204 @@
+//! The human summary written to stderr at the end of a run. Built from events and counters only,
+//! so it fills in as the protocol layers do.
+
+use crate::event::{Event, FileAction};
+use crate::sink::Counters;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+/// Entries listed per section before "… and N more".
+const MAX_LISTED: usize = 20;
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    sessions: BTreeSet<(String, Option<u64>)>,
+    users: BTreeMap<String, u64>,
+    shares: BTreeMap<String, u64>,
+    /// (share, name) → bytes written, executable?
+    admin_writes: BTreeMap<(String, String), (u64, bool)>,
+    dce_ops: BTreeMap<(String, String), u64>,
+    events: BTreeMap<&'static str, u64>,
+}
+
+/// `X$` shares other than IPC$ (ADMIN$, C$, D$ …).
+pub fn is_admin_share(share: &str) -> bool {
+    share.len() >= 2 && share.ends_with('$') && !share.eq_ignore_ascii_case("IPC$")
+}
+
+impl Summary {
+    pub fn new() -> Summary {
+        Summary::default()
+    }
+
+    pub fn observe(&mut self, ev: &Event) {
+        *self.events.entry(ev.log_name()).or_insert(0) += 1;
+        match ev {
+            Event::SmbAuth(a) => {
+                self.sessions.insert((a.conn.uid.to_string(), a.session_id));
+                let who = match (&a.domain, &a.user) {
+                    (Some(d), Some(u)) if !d.is_empty() => format!("{d}\\{u}"),
+                    (_, Some(u)) => u.clone(),
+                    _ => format!("<{}>", a.auth),
+                };
+                *self.users.entry(who).or_insert(0) += 1;
+            }
+            Event::SmbMapping(m) => {
+                *self.shares.entry(m.share.to_ascii_uppercase()).or_insert(0) += 1;
+            }
+            Event::SmbFiles(f) if f.action == Some(FileAction::FileWrite) && is_admin_share(&f.share) => {
+                let e = self.admin_writes.entry((f.share.to_ascii_uppercase(), f.name.clone())).or_insert((0, false));
+                e.0 += f.bytes_written.unwrap_or(0);
+                e.1 |= f.pe.unwrap_or(false);
+            }
+            Event::DceRpc(d) => {
+                *self.dce_ops.entry((d.endpoint.clone(), d.operation.clone())).or_insert(0) += 1;
+            }
+            _ => {}
+        }
+    }
+
+    pub fn render(&self, c: &Counters, files_failed: usize) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "psexec-sensor summary");
+        let _ = writeln!(
+            s,
+            "  input      {} files ({} failed), {} packets, {}",
+            c.get("files").max(files_failed as u64),
+            files_failed,
+            c.get("packets"),
+            human_bytes(c.get("bytes"))
+        );
+        let _ = writeln!(
+            s,
+            "  flows      {} TCP ({} parsed, {} ignored), {} payload bytes, {} gap bytes",
+            c.get("flows"),
+            c.get("flows.parsed"),
+            c.get("flows.ignored"),
+            c.get("tcp.payload_bytes"),
+            c.get("tcp.gap_bytes")
+        );
+        let skipped: u64 = ["decode.non_ip", "decode.non_tcp", "decode.unsupported_linktype"].iter().map(|k| c.get(k)).sum();
+        let bad: u64 = ["decode.truncated_link", "decode.malformed_ip", "decode.malformed_tcp"].iter().map(|k| c.get(k)).sum();
+        if skipped + bad + c.get("ip.fragments") > 0 {
+            let _ = writeln!(
+                s,
+                "  decode     {skipped} non-TCP skipped, {bad} malformed, {} IP fragments ({} datagrams reassembled)",
+                c.get("ip.fragments"),
+                c.get("ip.reassembled")
+            );
+        }
+        let _ = writeln!(s, "  smb        {} sessions", self.sessions.len());
+        list(&mut s, "users", self.users.iter().map(|(k, v)| format!("{k} ({v})")));
+        list(&mut s, "tree connects", self.shares.iter().map(|(k, v)| format!("{k} ({v})")));
+        list(
+            &mut s,
+            "admin-share writes",
+            self.admin_writes.iter().map(|((sh, n), (b, pe))| {
+                format!("{sh}\\{n} {b} bytes{}", if *pe { " [executable]" } else { "" })
+            }),
+        );
+        list(&mut s, "dce-rpc", self.dce_ops.iter().map(|((e, o), n)| format!("{e}::{o} ({n})")));
+        let anomalies: Vec<String> = c
+            .0
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("anomaly.").map(|k| format!("{k} ({v})")))
+            .collect();
+        list(&mut s, "anomalies", anomalies.into_iter());
+        let caps: Vec<String> =
+            c.0.iter().filter(|(k, _)| k.starts_with("MAX_")).map(|(k, v)| format!("{k} ({v})")).collect();
+        list(&mut s, "caps reached", caps.into_iter());
+        s
+    }
+}
+
+fn list(s: &mut String, title: &str, items: impl Iterator<Item = String>) {
+    let items: Vec<String> = items.collect();
+    if items.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "  {title}:");
+    for i in items.iter().take(MAX_LISTED) {
+        let _ = writeln!(s, "    {i}");
+    }
+    if items.len() > MAX_LISTED {
+        let _ = writeln!(s, "    … and {} more", items.len() - MAX_LISTED);
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ConnFields, SmbFiles, SmbMapping, SmbVersion};
+
+    fn mapping(share: &str) -> Event {
+        Event::SmbMapping(SmbMapping {
+            conn: ConnFields::default(),
+            path: format!("\\\\srv\\{share}"),
+            share: share.into(),
+            service: None,
+            share_type: "DISK",
+            native_file_system: None,
+            status: "STATUS_SUCCESS".into(),
+            smb_version: SmbVersion::Smb2,
+            session_id: None,
+            tree_id: None,
+        })
+    }
+
+    #[test]
+    fn shares_writes_and_counters() {
+        let mut s = Summary::new();
+        s.observe(&mapping("ADMIN$"));
+        s.observe(&mapping("admin$"));
+        s.observe(&mapping("IPC$"));
+        for (share, name, n) in [("ADMIN$", "x.exe", 100u64), ("IPC$", "svcctl", 5), ("public", "a.txt", 7)] {
+            s.observe(&Event::SmbFiles(SmbFiles {
+                action: Some(FileAction::FileWrite),
+                share: share.into(),
+                name: name.into(),
+                bytes_written: Some(n),
+                pe: Some(true),
+                ..SmbFiles::default()
+            }));
+        }
+        let mut c = Counters::default();
+        c.add("packets", 10);
+        c.add("files", 1);
+        c.add("anomaly.gap", 2);
+        c.add("MAX_FLOWS", 3);
+        let text = s.render(&c, 1);
+        assert!(text.contains("1 files (1 failed), 10 packets"), "{text}");
+        assert!(text.contains("ADMIN$ (2)"), "{text}");
+        assert!(text.contains("IPC$ (1)"), "{text}");
+        assert!(text.contains("ADMIN$\\x.exe 100 bytes [executable]"), "{text}");
+        assert!(!text.contains("svcctl"), "{text}");
+        assert!(!text.contains("a.txt"), "{text}");
+        assert!(text.contains("gap (2)"), "{text}");
+        assert!(text.contains("MAX_FLOWS (3)"), "{text}");
+    }
+
+    #[test]
+    fn admin_shares() {
+        assert!(is_admin_share("ADMIN$"));
+        assert!(is_admin_share("c$"));
+        assert!(!is_admin_share("IPC$"));
+        assert!(!is_admin_share("ipc$"));
+        assert!(!is_admin_share("public"));
+        assert!(!is_admin_share("$"));
+    }
+}

@@ -1,0 +1,219 @@
+//! Capture → decode → flows → parsers → events, for one worker ([`Engine`]), and the loop that
+//! feeds it capture files ([`run_files`]).
+//!
+//! Multi-worker design (issue 6): the reader assigns every packet a global index and a shard
+//! (`decode::host_pair` + `decode::host_pair_hash` % N, so both directions, every fragment and every
+//! connection between two hosts land on one worker); each worker owns an `Engine` and calls
+//! `process(index, pkt, consumer)`. Events reach the consumer tagged with the index of the packet
+//! that produced them (events from `finish` carry `u64::MAX`), so a merger can restore packet
+//! order across workers with a k-way merge on (index, per-worker sequence).
+
+use crate::app::AppFactory;
+use crate::capture::file::{CaptureError, CaptureReader};
+use crate::capture::Packet;
+use crate::decode::Decoder;
+use crate::event::{AnomalyKind, Event};
+use crate::flow::table::{FlowSummary, FlowTable};
+use crate::flow::ParserFactory;
+use crate::sink::{Counters, Sink};
+use crate::smb::SmbShared;
+use crate::time::Ts;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// Index given to events produced at the end of input (after every packet).
+pub const FINISH_INDEX: u64 = u64::MAX;
+
+/// Where an engine's output goes: events in packet order, and (if asked) ended flows.
+///
+/// Detection plugs in as (or inside) a consumer: it sees every event in order.
+pub trait EventConsumer {
+    /// `index` is the packet that produced the event ([`FINISH_INDEX`] at the end of input).
+    fn event(&mut self, index: u64, ev: Event);
+    /// A flow ended (only when [`EngineConfig::flow_summaries`] is on).
+    fn flow_ended(&mut self, _index: u64, _flow: &FlowSummary) {}
+}
+
+/// Collects everything (tests, small tools).
+#[derive(Default, Debug)]
+pub struct Collect {
+    pub events: Vec<(u64, Event)>,
+    pub flows: Vec<FlowSummary>,
+}
+
+impl EventConsumer for Collect {
+    fn event(&mut self, index: u64, ev: Event) {
+        self.events.push((index, ev));
+    }
+    fn flow_ended(&mut self, _index: u64, flow: &FlowSummary) {
+        self.flows.push(flow.clone());
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct EngineConfig {
+    pub smb: SmbShared,
+    /// Report a [`FlowSummary`] for every flow that ends.
+    pub flow_summaries: bool,
+    /// Override of `flow::table::MAX_FLOWS` (None: the default).
+    pub max_flows: Option<usize>,
+}
+
+/// One worker's whole state.
+pub struct Engine {
+    decoder: Decoder,
+    flows: FlowTable,
+    factory: Box<dyn ParserFactory>,
+    sink: Sink,
+    last_ts: Ts,
+}
+
+impl Engine {
+    /// An engine with the sensor's parsers (SMB, DCE-RPC).
+    pub fn new(cfg: EngineConfig) -> Engine {
+        let factory = Box::new(AppFactory::new(cfg.smb.clone()));
+        Engine::with_factory(cfg, factory)
+    }
+
+    /// An engine with another parser factory (tests, tools that want raw streams).
+    pub fn with_factory(cfg: EngineConfig, factory: Box<dyn ParserFactory>) -> Engine {
+        let mut flows = match cfg.max_flows {
+            Some(n) => FlowTable::with_max_flows(n),
+            None => FlowTable::new(),
+        };
+        flows.keep_summaries = cfg.flow_summaries;
+        Engine { decoder: Decoder::new(), flows, factory, sink: Sink::new(), last_ts: Ts(0) }
+    }
+
+    /// One captured frame.
+    pub fn process(&mut self, index: u64, pkt: &Packet, out: &mut dyn EventConsumer) {
+        self.sink.count("packets", 1);
+        self.sink.count("bytes", pkt.orig_len as u64);
+        if pkt.ts > self.last_ts {
+            self.last_ts = pkt.ts;
+        }
+        if let Some(seg) = self.decoder.decode(pkt, &mut self.sink) {
+            self.flows.segment(pkt.ts, &seg, self.factory.as_mut(), &mut self.sink);
+        }
+        self.drain(index, out);
+    }
+
+    /// A capture-level problem that did not stop reading (e.g. a truncated last record).
+    pub fn capture_anomaly(&mut self, index: u64, detail: String, out: &mut dyn EventConsumer) {
+        self.sink.anomaly(self.last_ts, None, AnomalyKind::Capture, "capture", detail);
+        self.drain(index, out);
+    }
+
+    /// End of input: close every flow (parsers flush what they hold). The engine can be reused.
+    pub fn finish(&mut self, out: &mut dyn EventConsumer) {
+        self.flows.finish(self.last_ts, self.factory.as_mut(), &mut self.sink);
+        self.drain(FINISH_INDEX, out);
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.sink.counters
+    }
+
+    /// Flows tracked right now.
+    pub fn flows_open(&self) -> usize {
+        self.flows.len()
+    }
+
+    fn drain(&mut self, index: u64, out: &mut dyn EventConsumer) {
+        for ev in self.sink.events.drain(..) {
+            out.event(index, ev);
+        }
+        for f in self.flows.summaries.drain(..) {
+            out.flow_ended(index, &f);
+        }
+    }
+}
+
+/// What happened to one input file.
+#[derive(Debug)]
+pub struct FileOutcome {
+    pub path: PathBuf,
+    pub packets: u64,
+    /// The file could not be read (to the end); packets before the problem were processed.
+    pub error: Option<CaptureError>,
+}
+
+/// Read `path` through `engine`, then close its flows (each file is its own world: captures of
+/// different sessions must not merge because they reuse addresses and ports).
+/// `index` is the running packet index across the whole run.
+pub fn run_file(
+    engine: &mut Engine,
+    path: &Path,
+    index: &mut u64,
+    progress: Arc<AtomicU64>,
+    out: &mut dyn EventConsumer,
+    on_packet: &mut dyn FnMut(u64),
+) -> FileOutcome {
+    engine.sink.count("files", 1);
+    let mut reader = match CaptureReader::open_with_progress(path, progress) {
+        Ok(r) => r,
+        Err(e) => return FileOutcome { path: path.to_owned(), packets: 0, error: Some(e) },
+    };
+    let mut pkt = Packet::empty();
+    let error = loop {
+        match reader.next_packet(&mut pkt) {
+            Ok(true) => {
+                engine.process(*index, &pkt, out);
+                *index += 1;
+                on_packet(*index);
+            }
+            Ok(false) => break None,
+            Err(e) => {
+                engine.capture_anomaly(*index, e.to_string(), out);
+                break Some(e);
+            }
+        }
+    };
+    let skipped = reader.unknown_interface_packets();
+    if skipped > 0 {
+        engine.sink.count("capture.unknown_interface_packets", skipped);
+    }
+    engine.finish(out);
+    FileOutcome { path: path.to_owned(), packets: reader.packets(), error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::LINKTYPE_ETHERNET;
+    use crate::decode::build::*;
+
+    #[allow(clippy::too_many_arguments)]
+    fn frame(t: u64, src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, flags: u8, payload: &[u8]) -> Packet {
+        let data = ether(0x0800, &ipv4(src, dst, 6, &tcp(sp, dp, seq, 0, flags, payload)));
+        Packet { ts: Ts::from_secs(t), linktype: LINKTYPE_ETHERNET, orig_len: data.len() as u32, data }
+    }
+
+    #[test]
+    fn engine_counts_and_flushes_flows_with_events_tagged() {
+        let mut e = Engine::new(EngineConfig { flow_summaries: true, ..Default::default() });
+        let mut c = Collect::default();
+        e.process(0, &frame(1, A4, B4, 50000, 445, 100, SYN, b""), &mut c);
+        e.process(1, &frame(1, A4, B4, 50000, 445, 101, ACK, b"\0\0\0\x10hello smb world!"), &mut c);
+        // A hole, then data: a gap anomaly at finish.
+        e.process(2, &frame(2, A4, B4, 50000, 445, 200, ACK, b"later"), &mut c);
+        e.process(3, &frame(2, A4, B4, 1234, 80, 1, ACK, b"GET / HTTP/1.1\r\n\r\n"), &mut c);
+        e.finish(&mut c);
+        assert_eq!(e.counters().get("packets"), 4);
+        assert_eq!(e.counters().get("flows"), 2);
+        assert_eq!(e.counters().get("flows.parsed"), 1);
+        assert_eq!(e.counters().get("flows.ignored"), 1);
+        let gaps: Vec<u64> = c
+            .events
+            .iter()
+            .filter(|(_, ev)| matches!(ev, Event::Anomaly(a) if a.kind == AnomalyKind::Gap))
+            .map(|(i, _)| *i)
+            .collect();
+        assert_eq!(gaps, vec![FINISH_INDEX]);
+        assert_eq!(c.flows.len(), 2);
+        let smb = c.flows.iter().find(|f| f.conn.resp_p == 445).unwrap();
+        assert_eq!((smb.orig_bytes_delivered, smb.orig_gap_bytes), (20 + 5, 79));
+        assert_eq!(e.flows_open(), 0);
+    }
+}
