@@ -1,10 +1,11 @@
 //! SMB1 (NT LM 0.12).
 //!
-//! Wire formats only (phase 1): every parser here is a pure function over one SMB1 message
+//! Wire formats: every parser here is a pure function over one SMB1 message
 //! (`msg` starts at the `0xFF 'SMB'` magic, so every offset is relative to the header start, as
 //! AndX offsets, data offsets and Unicode alignment all are on the wire).
 //!
-//! Typical use by a state machine:
+//! The connection state machine on the shared tables is [`state::Smb1State`]. Typical use of
+//! the wire formats:
 //! ```ignore
 //! let hdr = Header::parse(msg)?;
 //! for block in AndxChain::new(msg, &hdr) {
@@ -24,6 +25,7 @@ pub mod negotiate;
 pub mod paths;
 pub mod rw;
 pub mod session_setup;
+pub mod state;
 pub mod strings;
 pub mod trans;
 pub mod trans2;
@@ -37,4 +39,5 @@ mod test_util;
 
 pub use andx::{AndxChain, Block, MAX_ANDX_DEPTH};
 pub use header::{cmd, Header, Smb1Error, Status, SMB1_HEADER_LEN};
+pub use state::Smb1State;
 pub use strings::{SmbStr, MAX_STRING_BYTES};
