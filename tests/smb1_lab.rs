@@ -31,7 +31,7 @@ struct Seg {
     payload: Vec<u8>,
 }
 
-/// Ethernet / IPv4 / TCP segments to or from port 445 of a little-endian legacy pcap.
+/// Ethernet / IPv4 / TCP segments to or from port 445 or 139 of a little-endian legacy pcap.
 fn segments(path: &PathBuf) -> Vec<Seg> {
     let data = std::fs::read(path).expect("capture");
     assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
@@ -60,9 +60,9 @@ fn segments(path: &PathBuf) -> Vec<Seg> {
         let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
         let doff = usize::from(tcp[12] >> 4) * 4;
         let (syn, fin) = (tcp[13] & 0x02 != 0, tcp[13] & 0x01 != 0);
-        let (conn, dir) = if dp == 445 {
+        let (conn, dir) = if matches!(dp, 445 | 139) {
             (ConnId { orig_h: src, orig_p: sp, resp_h: dst, resp_p: dp }, Direction::ToServer)
-        } else if sp == 445 {
+        } else if matches!(sp, 445 | 139) {
             (ConnId { orig_h: dst, orig_p: dp, resp_h: src, resp_p: sp }, Direction::ToClient)
         } else {
             continue;
