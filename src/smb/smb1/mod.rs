@@ -35,6 +35,8 @@ mod wire;
 #[cfg(test)]
 mod capture_tests;
 #[cfg(test)]
+mod state_tests;
+#[cfg(test)]
 mod test_util;
 
 pub use andx::{AndxChain, Block, MAX_ANDX_DEPTH};

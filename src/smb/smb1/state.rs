@@ -58,7 +58,7 @@ enum Info {
     Rename { old: String, new: String },
     /// A named-pipe transaction whose response data is pipe output (TransactNmPipe, …).
     PipeTrans { fid: u16 },
-    SetFileInfo { fid: u16, info: SetInfo },
+    SetFile { fid: u16, info: SetInfo },
     /// A request whose response carries nothing we use (kept so the MID is consumed).
     Other,
 }
@@ -183,7 +183,13 @@ impl Smb1State {
                     continue;
                 }
             };
-            infos.push((b.command, info));
+            // A secondary's response is the primary's command.
+            let answered_as = match b.command {
+                cmd::TRANSACTION_SECONDARY => cmd::TRANSACTION,
+                cmd::TRANSACTION2_SECONDARY => cmd::TRANSACTION2,
+                c => c,
+            };
+            infos.push((answered_as, info));
         }
         if !infos.is_empty() {
             self.remember(cx, (h.pid(), h.mid()), Pending { ts: cx.ts, uid, tid, blocks: infos }, sink);
@@ -323,8 +329,8 @@ impl Smb1State {
         }
         match Trans2Request::parse(setup0, params, params_at, data, data_at, unicode) {
             Ok(Trans2Request::SetFileInformation { fid, info, .. }) => match info {
-                WireSetInfo::Disposition { delete_pending } => Info::SetFileInfo { fid, info: SetInfo::Disposition(delete_pending) },
-                WireSetInfo::Rename { new_name, .. } => Info::SetFileInfo { fid, info: SetInfo::Rename(file_name(&new_name)) },
+                WireSetInfo::Disposition { delete_pending } => Info::SetFile { fid, info: SetInfo::Disposition(delete_pending) },
+                WireSetInfo::Rename { new_name, .. } => Info::SetFile { fid, info: SetInfo::Rename(file_name(&new_name)) },
                 _ => Info::Other,
             },
             Ok(_) => Info::Other,
@@ -414,17 +420,15 @@ impl Smb1State {
         let ok = st.carries_body();
         let sid = u64::from(h.uid());
         match (b.command, info) {
-            (cmd::NEGOTIATE, _) => {
-                if ok {
-                    let r = NegotiateResponse::parse(msg, b, u)?;
-                    self.dialect = match self.offered.get(usize::from(r.dialect_index)) {
-                        _ if r.dialect_index == 0xFFFF => None,
-                        Some(d) => Some(d.clone()),
-                        // The request was missed: WordCount 17 is the NT LM 0.12 form.
-                        None if b.word_count == 17 => Some("NT LM 0.12".to_string()),
-                        None => None,
-                    };
-                }
+            (cmd::NEGOTIATE, _) if ok => {
+                let r = NegotiateResponse::parse(msg, b, u)?;
+                self.dialect = match self.offered.get(usize::from(r.dialect_index)) {
+                    _ if r.dialect_index == 0xFFFF => None,
+                    Some(d) => Some(d.clone()),
+                    // The request was missed: WordCount 17 is the NT LM 0.12 form.
+                    None if b.word_count == 17 => Some("NT LM 0.12".to_string()),
+                    None => None,
+                };
             }
             (cmd::SESSION_SETUP_ANDX, info) => {
                 if st.as_nt() == Some(super::dos_error::STATUS_MORE_PROCESSING_REQUIRED) {
@@ -529,7 +533,7 @@ impl Smb1State {
                     self.pipe_bytes(cx, t, uid, tid, fid, Direction::ToClient, r.data, sink);
                 }
             }
-            (cmd::TRANSACTION2, Some(Info::SetFileInfo { fid, info })) => self.set_file_info(cx, t, ts, uid, tid, fid, info, st, sink),
+            (cmd::TRANSACTION2, Some(Info::SetFile { fid, info })) => self.set_file_info(cx, t, ts, uid, tid, fid, info, st, sink),
             (cmd::TRANSACTION | cmd::TRANSACTION2, None) if ok => {
                 // Midstream: a pipe transaction's response without its request; data for a
                 // handle already known as a pipe still goes to it (FID from the header's TID
