@@ -387,6 +387,7 @@ impl Smb1State {
     fn response(&mut self, cx: &Cx<'_>, t: &mut Tables, h: &Header<'_>, msg: &[u8], blocks: &[Block<'_>], sink: &mut Sink) {
         let st = h.status();
         let mut pending = self.take_pending(h);
+        let mut still_waiting = Vec::new();
         // An error response has one block (WordCount 0) for the whole chain: it answers the
         // first request block, and the rest were not executed.
         for b in blocks {
@@ -398,9 +399,16 @@ impl Smb1State {
                 }
                 None => (cx.ts, h.uid(), h.tid(), None),
             };
-            if let Err(e) = self.response_block(cx, t, h, st, msg, b, ts, uid, tid, info, sink) {
-                malformed(cx, &e, sink);
+            match self.response_block(cx, t, h, st, msg, b, ts, uid, tid, info, sink) {
+                Ok(Some(more)) => still_waiting.push((b.command, more, ts, uid, tid)),
+                Ok(None) => {}
+                Err(e) => malformed(cx, &e, sink),
             }
+        }
+        // A transaction answered in several responses: the next piece comes under the same MID.
+        if let Some((_, _, ts, uid, tid)) = still_waiting.first().cloned() {
+            let blocks = still_waiting.into_iter().map(|(c, i, ..)| (c, i)).collect();
+            self.remember(cx, (h.pid(), h.mid()), Pending { ts, uid, tid, blocks }, sink);
         }
         // Request blocks without a response block: log tree connects and session setups anyway.
         if let Some(p) = pending {
@@ -415,7 +423,8 @@ impl Smb1State {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn response_block(&mut self, cx: &Cx<'_>, t: &mut Tables, h: &Header<'_>, st: Status, msg: &[u8], b: &Block<'_>, ts: Ts, uid: u16, tid: u16, info: Option<Info>, sink: &mut Sink) -> Result<(), Smb1Error> {
+    /// Handles one response block; `Ok(Some(info))` when more responses to it will follow.
+    fn response_block(&mut self, cx: &Cx<'_>, t: &mut Tables, h: &Header<'_>, st: Status, msg: &[u8], b: &Block<'_>, ts: Ts, uid: u16, tid: u16, info: Option<Info>, sink: &mut Sink) -> Result<Option<Info>, Smb1Error> {
         let u = h.is_unicode();
         let ok = st.carries_body();
         let sid = u64::from(h.uid());
@@ -432,7 +441,7 @@ impl Smb1State {
             }
             (cmd::SESSION_SETUP_ANDX, info) => {
                 if st.as_nt() == Some(super::dos_error::STATUS_MORE_PROCESSING_REQUIRED) {
-                    return Ok(());
+                    return Ok(None);
                 }
                 let creds = match info {
                     Some(Info::SessionSetup(c)) => c,
@@ -509,7 +518,7 @@ impl Smb1State {
                 }
             }
             (cmd::CLOSE, Some(Info::Close { fid })) => {
-                let Some(s) = t.sessions.get_mut(&u64::from(uid)) else { return Ok(()) };
+                let Some(s) = t.sessions.get_mut(&u64::from(uid)) else { return Ok(None) };
                 if let Some(f) = s.remove_file(FileKey::Id(u128::from(fid))) {
                     let tree = s.trees.get(&f.tree_id).cloned().unwrap_or_else(Tree::unknown);
                     finish_file_in(cx, u64::from(uid), &tree, f, sink);
@@ -531,6 +540,9 @@ impl Smb1State {
             (cmd::TRANSACTION, Some(Info::PipeTrans { fid })) if ok => {
                 if let Some(r) = TransResponse::parse(msg, b)? {
                     self.pipe_bytes(cx, t, uid, tid, fid, Direction::ToClient, r.data, sink);
+                    if !r.is_last_piece() {
+                        return Ok(Some(Info::PipeTrans { fid }));
+                    }
                 }
             }
             (cmd::TRANSACTION2, Some(Info::SetFile { fid, info })) => self.set_file_info(cx, t, ts, uid, tid, fid, info, st, sink),
@@ -542,7 +554,7 @@ impl Smb1State {
             }
             _ => {}
         }
-        Ok(())
+        Ok(None)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -303,13 +303,18 @@ fn pipe_transaction_over_a_secondary_reaches_the_pipe() {
     assert_eq!(c.sink.counters.get("smb1.pipe_bytes_to_server"), pdu.len() as u64);
     assert_eq!(c.sink.counters.get("smb1.pipe_transactions"), 1);
 
-    // Response: 10 words → bytes at 55; data (20 bytes) at 56.
+    // The response comes in two pieces (12 + 8 bytes, displacements 0 and 12): 10 words →
+    // bytes at 55; data at 56.
     let out = [5u8, 0, 2, 3, 0x10, 0, 0, 0, 20, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0];
-    let words = W::new().u16(0).u16(20).u16(0).u16(0).u16(56).u16(0).u16(20).u16(56).u16(0).u8(0).u8(0).done();
-    let mut rb = vec![0u8];
-    rb.extend_from_slice(&out);
-    c.resp(&r(cmd::TRANSACTION).ids(TID_IPC, UID, PID, 9).words(&words).bytes(&rb).build());
+    for (piece, disp) in [(&out[..12], 0u16), (&out[12..], 12)] {
+        let n = piece.len() as u16;
+        let words = W::new().u16(0).u16(20).u16(0).u16(0).u16(56).u16(0).u16(n).u16(56).u16(disp).u8(0).u8(0).done();
+        let mut rb = vec![0u8];
+        rb.extend_from_slice(piece);
+        c.resp(&r(cmd::TRANSACTION).ids(TID_IPC, UID, PID, 9).words(&words).bytes(&rb).build());
+    }
     assert_eq!(c.sink.counters.get("smb1.pipe_bytes_to_client"), 20);
+    assert_eq!(c.sink.counters.get("smb1.unmatched_trans_responses"), 0);
     assert_eq!(c.anomalies(AnomalyKind::Malformed), 0);
 }
 
