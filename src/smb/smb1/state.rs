@@ -79,6 +79,7 @@ enum Credentials {
 
 #[derive(Clone, Debug)]
 struct Pending {
+    seq: u64,
     ts: Ts,
     uid: u16,
     tid: u16,
@@ -104,8 +105,8 @@ type TransKey = (u16, u16, u32, u16);
 #[derive(Default)]
 pub struct Smb1State {
     pending: BTreeMap<(u32, u16), Pending>,
-    /// Arrival order of pending keys, to drop the oldest at the cap.
-    order: Vec<(u32, u16)>,
+    /// Arrival counter: the oldest pending request is dropped at the cap.
+    seq: u64,
     offered: Vec<String>,
     dialect: Option<String>,
     trans: BTreeMap<TransKey, OpenTrans>,
@@ -149,25 +150,21 @@ impl Smb1State {
         }
     }
 
-    fn remember(&mut self, cx: &Cx<'_>, key: (u32, u16), p: Pending, sink: &mut Sink) {
+    fn remember(&mut self, cx: &Cx<'_>, key: (u32, u16), mut p: Pending, sink: &mut Sink) {
         if self.pending.len() >= MAX_PENDING_SMB1_REQUESTS && !self.pending.contains_key(&key) {
             sink.cap_reached("MAX_PENDING_SMB1_REQUESTS", cx.ts, Some(cx.conn()), LAYER, format!("pid {} mid {}", key.0, key.1));
-            self.order.retain(|k| self.pending.contains_key(k));
-            if let Some(old) = self.order.first().copied() {
-                self.order.remove(0);
+            // Only at the cap: a linear scan for the oldest.
+            if let Some(old) = self.pending.iter().min_by_key(|(_, p)| p.seq).map(|(k, _)| *k) {
                 self.pending.remove(&old);
             }
         }
-        if self.pending.insert(key, p).is_none() {
-            self.order.push(key);
-        }
+        self.seq += 1;
+        p.seq = self.seq;
+        self.pending.insert(key, p);
     }
 
     fn take_pending(&mut self, h: &Header<'_>) -> Option<Pending> {
-        let key = (h.pid(), h.mid());
-        let p = self.pending.remove(&key)?;
-        self.order.retain(|k| *k != key);
-        Some(p)
+        self.pending.remove(&(h.pid(), h.mid()))
     }
 
     fn request(&mut self, cx: &Cx<'_>, t: &mut Tables, h: &Header<'_>, msg: &[u8], blocks: &[Block<'_>], sink: &mut Sink) {
@@ -192,7 +189,7 @@ impl Smb1State {
             infos.push((answered_as, info));
         }
         if !infos.is_empty() {
-            self.remember(cx, (h.pid(), h.mid()), Pending { ts: cx.ts, uid, tid, blocks: infos }, sink);
+            self.remember(cx, (h.pid(), h.mid()), Pending { seq: 0, ts: cx.ts, uid, tid, blocks: infos }, sink);
         }
     }
 
@@ -346,7 +343,7 @@ impl Smb1State {
     fn write(&mut self, cx: &Cx<'_>, t: &mut Tables, uid: u16, tid: u16, w: &WriteAndxRequest, msg: &[u8], sink: &mut Sink) {
         let Some(s) = t.session(u64::from(uid), cx, sink) else { return };
         let tree_known = s.trees.get(&u32::from(tid)).is_some_and(|tr| tr.share_type != ShareType::Unknown);
-        let Some(key) = s.file_or_unknown(FileKey::Id(u128::from(w.fid)), u32::from(tid), cx, sink) else { return };
+        let Some(key) = handle(s, w.fid, tid, cx, sink) else { return };
         let Some(f) = s.files.get_mut(&key) else { return };
         let data = w.data(msg);
         let total = u64::from(w.data_len());
@@ -376,7 +373,7 @@ impl Smb1State {
     #[allow(clippy::too_many_arguments)]
     fn pipe_bytes(&mut self, cx: &Cx<'_>, t: &mut Tables, uid: u16, tid: u16, fid: u16, dir: Direction, data: &[u8], sink: &mut Sink) {
         let Some(s) = t.session(u64::from(uid), cx, sink) else { return };
-        let Some(key) = s.file_or_unknown(FileKey::Id(u128::from(fid)), u32::from(tid), cx, sink) else { return };
+        let Some(key) = handle(s, fid, tid, cx, sink) else { return };
         let Some(f) = s.files.get_mut(&key) else { return };
         if !f.is_pipe && Conversation::looks_like_dcerpc(data) {
             attach_pipe_counted(&mut s.pipes, f, cx, sink);
@@ -408,7 +405,7 @@ impl Smb1State {
         // A transaction answered in several responses: the next piece comes under the same MID.
         if let Some((_, _, ts, uid, tid)) = still_waiting.first().cloned() {
             let blocks = still_waiting.into_iter().map(|(c, i, ..)| (c, i)).collect();
-            self.remember(cx, (h.pid(), h.mid()), Pending { ts, uid, tid, blocks }, sink);
+            self.remember(cx, (h.pid(), h.mid()), Pending { seq: 0, ts, uid, tid, blocks }, sink);
         }
         // Request blocks without a response block: log tree connects and session setups anyway.
         if let Some(p) = pending {
@@ -594,7 +591,7 @@ impl Smb1State {
     fn set_file_info(&mut self, cx: &Cx<'_>, t: &mut Tables, ts: Ts, uid: u16, tid: u16, fid: u16, info: SetInfo, st: Status, sink: &mut Sink) {
         let sid = u64::from(uid);
         let Some(s) = t.session(sid, cx, sink) else { return };
-        let Some(key) = s.file_or_unknown(FileKey::Id(u128::from(fid)), u32::from(tid), cx, sink) else { return };
+        let Some(key) = handle(s, fid, tid, cx, sink) else { return };
         let Some(f) = s.files.get_mut(&key) else { return };
         let (name, fuid, ftree) = (f.name.clone(), f.fuid.clone(), f.tree_id);
         let (action, shown) = match &info {
@@ -669,7 +666,6 @@ impl Smb1State {
     /// sessions (handles get their FILE_WRITE summaries).
     pub fn close(&mut self, cx: &Cx<'_>, _t: &mut Tables, sink: &mut Sink) {
         let pending = std::mem::take(&mut self.pending);
-        self.order.clear();
         self.trans.clear();
         for (_, p) in pending {
             for (_, info) in p.blocks {
@@ -747,6 +743,15 @@ pub fn status_name(st: Status) -> String {
         (_, Some(nt)) => nt_status_name(nt),
         (dos, None) => dos.display(),
     }
+}
+
+/// The handle for `fid`, created "<unknown>" on demand (midstream pickup) with the SMB1 fuid.
+fn handle(s: &mut Session, fid: u16, tid: u16, cx: &Cx<'_>, sink: &mut Sink) -> Option<FileKey> {
+    let key = s.file_or_unknown(FileKey::Id(u128::from(fid)), u32::from(tid), cx, sink)?;
+    if let Some(f) = s.files.get_mut(&key).filter(|f| f.name == UNKNOWN) {
+        f.fuid = Some(fid_hex(fid));
+    }
+    Some(key)
 }
 
 fn file_mut(t: &mut Tables, sid: u64, fid: u16) -> Option<&mut OpenFile> {

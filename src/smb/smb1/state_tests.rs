@@ -412,6 +412,7 @@ fn midstream_handles_become_pipes_or_files_by_their_bytes() {
     c.close();
     let w = c.files().into_iter().find(|f| f.action == Some(FileAction::FileWrite)).cloned().expect("FILE_WRITE");
     assert_eq!((w.name.as_str(), w.share.as_str(), w.bytes_written, w.pe, w.write_count), ("<unknown>", "<unknown>", Some(15), Some(true), Some(2)));
+    assert_eq!(w.fuid.as_deref(), Some("0078"));
     assert_eq!(c.sink.counters.get("smb1.pipe_bytes_to_server"), 16);
 }
 
