@@ -31,7 +31,7 @@ use crate::smb::ntlmssp::{parse_security_blob, SecurityBlob};
 use crate::smb::status::nt_status_name;
 use crate::smb::tables::*;
 use crate::time::Ts;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// SMB1 requests waiting for their response, per connection; beyond it the oldest is dropped.
 pub const MAX_PENDING_SMB1_REQUESTS: usize = 1024;
@@ -110,6 +110,9 @@ pub struct Smb1State {
     offered: Vec<String>,
     dialect: Option<String>,
     trans: BTreeMap<TransKey, OpenTrans>,
+    /// UIDs seen in SMB1 messages (at most MAX_SMB_SESSIONS), so that handles still open at
+    /// flow end are logged as SMB1.
+    uids: BTreeSet<u16>,
 }
 
 impl Smb1State {
@@ -129,6 +132,9 @@ impl Smb1State {
             Err(e) => return malformed(cx, &e, sink),
         };
         sink.count("smb1.commands", 1);
+        if self.uids.len() < MAX_SMB_SESSIONS {
+            self.uids.insert(h.uid());
+        }
         if h.is_response() != (dir == Direction::ToClient) {
             sink.anomaly(cx.ts, Some(cx.conn()), AnomalyKind::WrongDirection, LAYER, format!("{} in the wrong direction", cmd::name(h.command())));
             return;
@@ -662,9 +668,9 @@ impl Smb1State {
         }));
     }
 
-    /// Flow end: tree connects and logons that never got a response; then the caller ends the
-    /// sessions (handles get their FILE_WRITE summaries).
-    pub fn close(&mut self, cx: &Cx<'_>, _t: &mut Tables, sink: &mut Sink) {
+    /// Flow end: tree connects and logons that never got a response, then the SMB1 sessions end
+    /// (handles still open get their FILE_WRITE summaries, as SMB1).
+    pub fn close(&mut self, cx: &Cx<'_>, t: &mut Tables, sink: &mut Sink) {
         let pending = std::mem::take(&mut self.pending);
         self.trans.clear();
         for (_, p) in pending {
@@ -679,6 +685,9 @@ impl Smb1State {
                     _ => {}
                 }
             }
+        }
+        for uid in std::mem::take(&mut self.uids) {
+            t.end_session(u64::from(uid), cx, sink);
         }
     }
 }

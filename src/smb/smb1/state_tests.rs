@@ -53,7 +53,9 @@ impl Conv {
     fn close(&mut self) {
         let cx = Cx { flow: &self.flow, ts: Ts(self.ts), version: SmbVersion::Smb1, layer: "smb1" };
         self.state.close(&cx, &mut self.tables, &mut self.sink);
-        self.tables.end_all(&cx, &mut self.sink);
+        // The parser ends what is left under the SMB2 label: SMB1 must have ended its own.
+        let cx2 = Cx { version: SmbVersion::Smb2, ..cx };
+        self.tables.end_all(&cx2, &mut self.sink);
     }
 
     fn auths(&self) -> Vec<&SmbAuth> {
@@ -411,6 +413,7 @@ fn midstream_handles_become_pipes_or_files_by_their_bytes() {
     c.req(&write_andx(0x0078, 11, b"more"));
     c.close();
     let w = c.files().into_iter().find(|f| f.action == Some(FileAction::FileWrite)).cloned().expect("FILE_WRITE");
+    assert_eq!(w.smb_version, Some(SmbVersion::Smb1));
     assert_eq!((w.name.as_str(), w.share.as_str(), w.bytes_written, w.pe, w.write_count), ("<unknown>", "<unknown>", Some(15), Some(true), Some(2)));
     assert_eq!(w.fuid.as_deref(), Some("0078"));
     assert_eq!(c.sink.counters.get("smb1.pipe_bytes_to_server"), 16);
