@@ -207,7 +207,7 @@ mod tests {
         let gaps: Vec<u64> = c
             .events
             .iter()
-            .filter(|(_, ev)| matches!(ev, Event::Anomaly(a) if a.kind == AnomalyKind::Gap))
+            .filter(|(_, ev)| matches!(ev, Event::Anomaly(a) if a.kind == AnomalyKind::Gap && a.layer == "tcp"))
             .map(|(i, _)| *i)
             .collect();
         assert_eq!(gaps, vec![FINISH_INDEX]);

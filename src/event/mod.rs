@@ -346,9 +346,17 @@ pub struct DceArgs {
     /// Win32 / HRESULT return code from the response stub.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_code: Option<u32>,
-    /// Endpoint mapper answer: the TCP port that serves `service_name`'s interface.
+    /// Endpoint mapper answer: the TCP port that serves `mapped_endpoint`'s interface.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epm_port: Option<u16>,
+    /// Endpoint mapper answer: the IP address in the tower (often 0.0.0.0 = the mapper's host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epm_ip: Option<String>,
+    /// Endpoint mapper: the interface asked about (`ept_map` map_tower), uuid and Zeek name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapped_uuid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapped_endpoint: Option<String>,
 }
 
 impl DceArgs {
@@ -429,19 +437,41 @@ pub enum AnomalyKind {
     Other,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Anomaly {
-    /// `ts` of the packet; for capture anomalies without a connection.
+    /// `ts` of the packet (the connection fields, when present, are written with this `ts`).
     pub ts: Ts,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub conn: Option<ConnFields>,
     pub kind: AnomalyKind,
     /// "capture" | "ip" | "tcp" | "smb" | "smb1" | "smb2" | "dcerpc" | "ntlmssp" | "crypto"
     pub layer: &'static str,
     /// The cap's constant name when kind is cap_reached.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cap: Option<&'static str>,
     pub detail: String,
+}
+
+// By hand because the connection columns are optional and share `ts` with the record: JSON keys
+// must be unique, and a flattened Option<ConnFields> would write `ts` twice.
+impl Serialize for Anomaly {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("ts", &self.ts)?;
+        if let Some(c) = &self.conn {
+            m.serialize_entry("uid", &c.uid)?;
+            m.serialize_entry("id.orig_h", &c.orig_h)?;
+            m.serialize_entry("id.orig_p", &c.orig_p)?;
+            m.serialize_entry("id.resp_h", &c.resp_h)?;
+            m.serialize_entry("id.resp_p", &c.resp_p)?;
+        }
+        m.serialize_entry("kind", &self.kind)?;
+        m.serialize_entry("layer", &self.layer)?;
+        if let Some(cap) = self.cap {
+            m.serialize_entry("cap", cap)?;
+        }
+        m.serialize_entry("detail", &self.detail)?;
+        m.end()
+    }
 }
 
 /// Hex of bytes, lowercase, for handles and hashes.
@@ -458,4 +488,26 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Serialize an IP address as a plain string (used by alert records too).
 pub fn ser_ip<S: Serializer>(ip: &IpAddr, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anomaly_json_has_one_ts_and_the_connection() {
+        let conn = ConnFields::new(
+            Ts::from_secs(5),
+            Uid(7),
+            &ConnId { orig_h: "192.0.2.1".parse().unwrap(), orig_p: 1, resp_h: "192.0.2.2".parse().unwrap(), resp_p: 445 },
+        );
+        let a = Anomaly { ts: Ts::from_secs(5), conn: Some(conn), kind: AnomalyKind::Gap, layer: "tcp", cap: None, detail: "x".into() };
+        let v: serde_json::Value = serde_json::from_str(&serde_json::to_string(&Event::Anomaly(a)).unwrap()).unwrap();
+        assert_eq!(v["log"], "anomaly");
+        assert_eq!(v["ts"], 5.0);
+        assert_eq!(v["id.resp_p"], 445);
+        assert_eq!(v["kind"], "gap");
+        let text = serde_json::to_string(&v).unwrap();
+        assert_eq!(text.matches("\"ts\"").count(), 1);
+    }
 }
