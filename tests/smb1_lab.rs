@@ -3,7 +3,7 @@
 //! calls) against tshark's dissection. The tiny test-only reader (as in smb2_lab) pulls TCP
 //! payloads out of plain Ethernet / IPv4 pcaps so this test does not depend on the flow layer.
 
-use psexec_sensor::event::{Event, FileAction, SmbAuth, SmbFiles, SmbMapping, SmbVersion};
+use psexec_sensor::event::{DceRpc, Event, FileAction, SmbAuth, SmbFiles, SmbMapping, SmbVersion};
 use psexec_sensor::flow::{ConnId, Direction, FlowCtx, StreamParser, Uid};
 use psexec_sensor::sink::Sink;
 use psexec_sensor::smb::{SmbParser, SmbShared};
@@ -208,6 +208,22 @@ fn i1_smb1_psexec_matches_truth() {
     // (svcctl) bytes, READ_ANDX 68+316+68+48+48+32 (tshark smb.data_len_low).
     assert_eq!(sink.counters.get("smb1.pipe_bytes_to_server"), 600);
     assert_eq!(sink.counters.get("smb1.pipe_bytes_to_client"), 580);
+    // … and the DCE-RPC layer decoded the service creation the truth names (Samba refuses it).
+    let want = &truth(cap)["expect"]["services"][0];
+    let create = dce(&ev)
+        .into_iter()
+        .find(|d| d.endpoint == "svcctl" && d.operation == "CreateServiceW")
+        .expect("svcctl CreateServiceW over the SMB1 pipe");
+    assert_eq!(create.transport, "smb_pipe");
+    assert_eq!(create.args.service_name.as_deref(), want["name"].as_str());
+    assert_eq!(create.args.binary_path.as_deref(), want["binary_path"].as_str());
+    assert_eq!(create.status, "nca_s_op_rng_error");
+    let ops: Vec<&str> = dce(&ev).iter().filter(|d| d.endpoint == "srvsvc").map(|d| d.operation.as_str()).collect();
+    assert_eq!(ops, ["bind", "NetrShareEnum"]);
+}
+
+fn dce(ev: &[Event]) -> Vec<&DceRpc> {
+    ev.iter().filter_map(|e| if let Event::DceRpc(d) = e { Some(&**d) } else { None }).collect()
 }
 
 #[test]
@@ -261,6 +277,12 @@ fn raw_ntlm_in_smb_transactions_and_bare_ntlmssp() {
     assert_eq!(sink.counters.get("smb1.pipe_transactions"), 7);
     assert_eq!(sink.counters.get("smb1.pipe_bytes_to_server"), 72 + 104 + 72 + 84 + 108 + 132 + 44);
     assert_eq!(sink.counters.get("smb1.pipe_bytes_to_client"), 68 + 416 + 68 + 124 + 48 + 160 + 48);
+    // TransactNmPipe carried whole DCE-RPC calls (tshark: srvsvc NetrShareEnum; lsarpc
+    // GetUserName, OpenPolicy2, LookupNames, Close).
+    let ops: Vec<(&str, &str)> = dce(&ev).iter().map(|d| (d.endpoint.as_str(), d.operation.as_str())).collect();
+    for want in [("srvsvc", "NetrShareEnum"), ("lsarpc", "LsarGetUserName"), ("lsarpc", "LsarOpenPolicy2"), ("lsarpc", "LsarLookupNames"), ("lsarpc", "LsarClose")] {
+        assert!(ops.contains(&want), "{want:?} not in {ops:?}");
+    }
 }
 
 /// `SMB1_LAB_DUMP=path/to/capture.pcap cargo test --test smb1_lab dump -- --nocapture` prints the events.
