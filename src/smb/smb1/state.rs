@@ -35,9 +35,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// SMB1 requests waiting for their response, per connection; beyond it the oldest is dropped.
 pub const MAX_PENDING_SMB1_REQUESTS: usize = 1024;
-/// Multi-message (secondary) transactions being joined at once, per connection; beyond it the
-/// oldest is dropped.
-pub const MAX_SMB1_TRANSACTIONS: usize = 32;
+/// Multi-message (secondary) transactions being joined at once, per connection (clients wait
+/// for each; each holds at most MAX_TRANS_DATA_BYTES); beyond it the oldest is dropped.
+pub const MAX_SMB1_TRANSACTIONS: usize = 8;
 
 const NO_RESPONSE: &str = "<no response>";
 const LAYER: &str = "smb1";
