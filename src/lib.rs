@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod dcerpc;
 pub mod decode;
 pub mod detect;
+pub mod eval;
 pub mod event;
 pub mod flow;
 pub mod output;

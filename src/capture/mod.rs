@@ -2,6 +2,8 @@
 //! Nothing after this module knows files from interfaces.
 
 pub mod file;
+#[cfg(feature = "live")]
+pub mod live;
 
 use crate::time::Ts;
 

@@ -1,3 +1,384 @@
 //! Alert records written by detection (`technique`, `signal`, `visibility`, `host_summary`).
-//! Filled in by the detection issue; kept beside the protocol events so every output schema lives
-//! in one module.
+//!
+//! Every record serializes with a `kind` field naming it. Optional fields are left out of the JSON
+//! when unknown; lists are always present (possibly empty) so consumers need not special-case them.
+//! The schema is documented in the README ("Alert schema").
+
+use crate::event::ser_ip;
+use crate::time::Ts;
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// One alert line.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Alert {
+    /// An attack instance: a remote service created or reconfigured, or a remote task registered.
+    Technique(Box<TechniqueAlert>),
+    /// Lower severity observation, never counted as the technique.
+    Signal(SignalAlert),
+    /// The sensor cannot see inside a session (SMB3 encryption): who talked to whom.
+    Visibility(VisibilityAlert),
+    /// Per source host: what it did, at the end of an offline run or periodically when live.
+    HostSummary(HostSummary),
+}
+
+impl Alert {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Alert::Technique(_) => "technique",
+            Alert::Signal(_) => "signal",
+            Alert::Visibility(_) => "visibility",
+            Alert::HostSummary(_) => "host_summary",
+        }
+    }
+    pub fn as_technique(&self) -> Option<&TechniqueAlert> {
+        match self {
+            Alert::Technique(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// "service-create" | "service-modify" | "task-create".
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Technique {
+    #[serde(rename = "service-create")]
+    ServiceCreate,
+    #[serde(rename = "service-modify")]
+    ServiceModify,
+    #[serde(rename = "task-create")]
+    TaskCreate,
+}
+
+impl Technique {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Technique::ServiceCreate => "service-create",
+            Technique::ServiceModify => "service-modify",
+            Technique::TaskCreate => "task-create",
+        }
+    }
+}
+
+/// What the alert stands on.
+/// Ordered from most to least direct.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Basis {
+    /// The call's arguments were readable (service name, binary path …).
+    Cleartext,
+    /// DCE-RPC packet privacy: only the interface and opnum sequence were visible.
+    StubEncrypted,
+    /// Inferred from the sizes of SMB3-encrypted messages (no call was readable). Reserved for the
+    /// size-inference detector; lowest confidence.
+    Inferred,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// A file written to an admin share by the source.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Upload {
+    pub share: String,
+    pub name: String,
+    /// Bytes written to that name, summed over every handle that wrote it.
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The contents start with `MZ`.
+    pub pe: bool,
+    /// The service binary path (or task command) refers to this file.
+    pub referenced: bool,
+}
+
+/// One service creation / task registration folded into an alert (repeats keep their own details).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FoldedCall {
+    pub ts: Ts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binary_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_path: Option<String>,
+    /// "ok", a fault name, a Win32 error in hex, or "<no response>".
+    pub status: String,
+}
+
+/// One line of evidence, pointing back at the event log record it came from.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Evidence {
+    pub ts: Ts,
+    /// Event log name (`smb_mapping`, `smb_files`, `dce_rpc`, `smb_auth` …).
+    pub log: &'static str,
+    /// Connection uid (Zeek style `C…`).
+    pub uid: String,
+    pub summary: String,
+}
+
+/// A technique alert: one per attack instance.
+#[derive(Clone, Debug, Serialize)]
+pub struct TechniqueAlert {
+    /// First evidence of the instance.
+    pub ts: Ts,
+    /// Last evidence folded into it.
+    pub ts_end: Ts,
+    /// Stable id derived from source, target, technique and first time.
+    pub id: String,
+    pub technique: Technique,
+    /// ATT&CK technique ids.
+    pub attack: Vec<&'static str>,
+    pub severity: Severity,
+    /// 0.0 … 1.0.
+    pub confidence: f64,
+    pub basis: Basis,
+    #[serde(serialize_with = "ser_ip")]
+    pub src_ip: IpAddr,
+    #[serde(serialize_with = "ser_ip")]
+    pub dst_ip: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workstation: Option<String>,
+    /// Admin share(s) the source connected to (comma separated when several).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
+    pub uploads: Vec<Upload>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binary_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_type: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Named pipes the source opened on the target inside the window.
+    pub pipes: Vec<String>,
+    /// Tool attribution (rules/tools.toml), "unknown" when no signature matched.
+    pub tool: String,
+    /// Which signature attributed the tool (its `why`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_reason: Option<String>,
+    /// Calls folded into this instance (smbexec makes one service per command).
+    pub count: u32,
+    /// Each folded call's own details (bounded by `MAX_FOLDED_CALLS`).
+    pub calls: Vec<FoldedCall>,
+    pub started: bool,
+    pub deleted: bool,
+    /// Whether the create/register call failed on the server (still an attack).
+    pub failed: bool,
+    /// One sentence: why this is an alert.
+    pub reason: String,
+    pub evidence: Vec<Evidence>,
+    /// The exception (rules) that matched: the alert is reported but suppressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<String>,
+}
+
+/// Lower-severity observations.
+#[derive(Clone, Debug, Serialize)]
+pub struct SignalAlert {
+    pub ts: Ts,
+    pub id: String,
+    /// "admin-share-executable" | "admin-share-sweep" | "service-control"
+    pub signal: &'static str,
+    pub attack: Vec<&'static str>,
+    pub severity: Severity,
+    #[serde(serialize_with = "ser_ip")]
+    pub src_ip: IpAddr,
+    /// Absent for per-source signals (sweeps).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_opt_ip")]
+    pub dst_ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload: Option<Upload>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// Targets (sweeps).
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ser_ips")]
+    pub targets: Vec<IpAddr>,
+    pub reason: String,
+    pub evidence: Vec<Evidence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<String>,
+}
+
+/// The sensor cannot see inside a session.
+#[derive(Clone, Debug, Serialize)]
+pub struct VisibilityAlert {
+    pub ts: Ts,
+    pub uid: String,
+    #[serde(serialize_with = "ser_ip")]
+    pub src_ip: IpAddr,
+    #[serde(serialize_with = "ser_ip")]
+    pub dst_ip: IpAddr,
+    pub session_id: u64,
+    /// "smb3-encrypted" | "smb3-compressed"
+    pub visibility: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workstation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    pub decrypted: bool,
+    pub reason: String,
+}
+
+/// Per source host.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostSummary {
+    pub ts: Ts,
+    #[serde(serialize_with = "ser_ip")]
+    pub src_ip: IpAddr,
+    pub first_ts: Ts,
+    pub last_ts: Ts,
+    /// Technique alerts (suppressed ones included).
+    pub attacks: u32,
+    pub suppressed: u32,
+    pub signals: u32,
+    /// SMB3-encrypted sessions the sensor could not read (visibility records).
+    pub unreadable_sessions: u32,
+    #[serde(serialize_with = "ser_ips")]
+    pub targets: Vec<IpAddr>,
+    pub tools: Vec<String>,
+    pub techniques: Vec<Technique>,
+    pub users: Vec<String>,
+    /// True for the end-of-run summary, false for periodic (live) ones.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+fn ser_opt_ip<S: serde::Serializer>(ip: &Option<IpAddr>, s: S) -> Result<S::Ok, S::Error> {
+    match ip {
+        Some(ip) => s.collect_str(ip),
+        None => s.serialize_none(),
+    }
+}
+
+fn ser_ips<S: serde::Serializer>(ips: &[IpAddr], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(ips.len()))?;
+    for ip in ips {
+        seq.serialize_element(&ip.to_string())?;
+    }
+    seq.end()
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+fn who(user: &Option<String>, domain: &Option<String>) -> String {
+    match (user, domain) {
+        (Some(u), Some(d)) if !d.is_empty() => format!(" as {d}\\{u}"),
+        (Some(u), _) => format!(" as {u}"),
+        _ => String::new(),
+    }
+}
+
+impl Alert {
+    /// A readable rendering for the human summary (stderr), a few lines per alert.
+    pub fn human(&self) -> String {
+        match self {
+            Alert::Technique(t) => {
+                let mut s = format!(
+                    "[{} {:.2}] {} {} -> {}{} tool={}{}\n",
+                    t.severity.as_str().to_uppercase(),
+                    t.confidence,
+                    t.technique.as_str(),
+                    t.src_ip,
+                    t.dst_ip,
+                    who(&t.user, &t.domain),
+                    t.tool,
+                    if t.count > 1 { format!(" x{}", t.count) } else { String::new() }
+                );
+                if t.service_name.is_some() || t.binary_path.is_some() {
+                    s.push_str(&format!(
+                        "  service {}  binary {}\n",
+                        t.service_name.as_deref().unwrap_or("?"),
+                        t.binary_path.as_deref().unwrap_or("?")
+                    ));
+                }
+                if t.task_path.is_some() || t.command.is_some() {
+                    s.push_str(&format!(
+                        "  task {}  command {}\n",
+                        t.task_path.as_deref().unwrap_or("?"),
+                        t.command.as_deref().unwrap_or("?")
+                    ));
+                }
+                for u in &t.uploads {
+                    s.push_str(&format!(
+                        "  upload {}\\{} {} bytes{}{}{}\n",
+                        u.share,
+                        u.name,
+                        u.size,
+                        if u.pe { " PE" } else { "" },
+                        u.sha256.as_deref().map(|h| format!(" sha256 {h}")).unwrap_or_default(),
+                        if u.referenced { " (the service binary)" } else { "" }
+                    ));
+                }
+                if !t.pipes.is_empty() {
+                    s.push_str(&format!("  pipes {}\n", t.pipes.join(", ")));
+                }
+                s.push_str(&format!("  {}\n", t.reason));
+                if let Some(x) = &t.suppressed_by {
+                    s.push_str(&format!("  suppressed by exception {x}\n"));
+                }
+                s
+            }
+            Alert::Signal(g) => format!(
+                "[{}] signal {} {}{}: {}{}\n",
+                g.severity.as_str().to_uppercase(),
+                g.signal,
+                g.src_ip,
+                g.dst_ip.map(|d| format!(" -> {d}")).unwrap_or_default(),
+                g.reason,
+                g.suppressed_by.as_deref().map(|x| format!(" (suppressed by {x})")).unwrap_or_default()
+            ),
+            Alert::Visibility(v) => format!("[VISIBILITY] {}\n", v.reason),
+            Alert::HostSummary(h) => format!(
+                "[HOST] {}: {} attack(s) ({} suppressed), {} signal(s), {} unreadable session(s) on {} target(s); tools {}; {} .. {}\n",
+                h.src_ip,
+                h.attacks,
+                h.suppressed,
+                h.signals,
+                h.unreadable_sessions,
+                h.targets.len(),
+                if h.tools.is_empty() { "-".into() } else { h.tools.join(", ") },
+                h.first_ts.as_secs_f64(),
+                h.last_ts.as_secs_f64()
+            ),
+        }
+    }
+}

@@ -1,0 +1,979 @@
+//! The matcher: per (source, target) state and per-source state, driven by events in packet order.
+//!
+//! An attack instance opens at a remote service creation / reconfiguration or task registration
+//! and gathers evidence from a sliding window around it: what the pair did in the `window` before
+//! it (snapshotted when it opens) and what follows while it stays open. It closes, and its alert is
+//! written, when packet time passes `last activity + window` (or at `finish`). Repeats from the same
+//! source on the same target while it is open fold into it.
+
+use super::calls::{call_status, clean_pipe, iface_of, role, CallRole, Iface};
+pub use super::calls::{ATSVC_UUID, SVCCTL_UUID, TASKSCHED_UUID};
+pub use super::instance::InferredCall;
+use super::instance::{Auth, How, Instance, UploadRec};
+use super::names::{is_admin_share, upload_relative};
+use super::report::touch;
+use super::rules::Rules;
+use crate::event::alert::{
+    Alert, Basis, Evidence, FoldedCall, Severity, SignalAlert, Technique, VisibilityAlert,
+};
+use crate::event::{ConnFields, DceArgs, DceRpc, Event, FileAction, SmbFiles};
+use crate::time::Ts;
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// (source, target) pairs tracked at once; beyond it idle pairs are swept and new pairs ignored.
+pub const MAX_PAIRS: usize = 65_536;
+/// Source hosts tracked (for sweeps and host summaries).
+pub const MAX_SOURCES: usize = 65_536;
+/// Open attack instances per pair.
+pub const MAX_OPEN_INSTANCES: usize = 8;
+/// Evidence lines kept per alert.
+pub const MAX_EVIDENCE: usize = 64;
+/// Folded calls kept per alert (the count keeps counting).
+pub const MAX_FOLDED_CALLS: usize = 32;
+/// Distinct uploads remembered per pair (and per instance).
+pub const MAX_UPLOADS: usize = 64;
+/// Pipe opens, admin-share connects and distinct calls remembered per pair.
+pub const MAX_PAIR_ITEMS: usize = 128;
+/// Service handles remembered per pair (OpenService / CreateService results).
+pub const MAX_HANDLES: usize = 256;
+/// SMB3-encrypted sessions already reported.
+pub const MAX_VISIBILITY_KEYS: usize = 65_536;
+/// Packet-time interval between sweeps of idle state.
+const SWEEP_EVERY_NS: u64 = 30 * 1_000_000_000;
+/// An idle pair that authenticated or attacked is kept this long (packet time) so that an attack late in a
+/// long SMB session still names its user; such pairs are evicted first when `MAX_PAIRS` is reached.
+const AUTH_KEEP_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+#[derive(Default)]
+pub(super) struct PairState {
+    pub(super) last_ts: Ts,
+    pub(super) first_uid: Option<String>,
+    pub(super) smb_seen: bool,
+    pub(super) auth: Option<Auth>,
+    pub(super) auth_ev: Option<Evidence>,
+    pub(super) admin_connects: Vec<(Ts, String, Evidence)>,
+    pub(super) uploads: Vec<UploadRec>,
+    pub(super) pipes: Vec<(Ts, String, Evidence)>,
+    pub(super) calls: Vec<(String, Ts)>,
+    pub(super) max_bind_contexts: (u32, Ts),
+    pub(super) machine_name: Option<String>,
+    pub(super) handles: Vec<(String, String)>,
+    pub(super) open: Vec<Instance>,
+    /// Services (lowercase names; "" when unknown) of this pair's closed attack instances: a later
+    /// start/stop of one is the tail of an attack already reported, not an existing service.
+    pub(super) reported_services: Vec<String>,
+}
+
+#[derive(Default)]
+pub(super) struct SourceState {
+    pub(super) first_ts: Ts,
+    pub(super) last_ts: Ts,
+    pub(super) attacks: u32,
+    pub(super) suppressed: u32,
+    pub(super) signals: u32,
+    pub(super) unreadable_sessions: u32,
+    pub(super) targets: BTreeSet<IpAddr>,
+    pub(super) tools: BTreeSet<String>,
+    pub(super) techniques: BTreeSet<Technique>,
+    pub(super) users: BTreeSet<String>,
+    pub(super) changed: bool,
+    pub(super) admin_connects: Vec<(Ts, IpAddr)>,
+    pub(super) last_sweep_alert: Option<Ts>,
+}
+
+/// Counters of named caps reached inside detection.
+#[derive(Clone, Debug, Default)]
+pub struct DetectStats {
+    pub caps: BTreeMap<&'static str, u64>,
+    pub events: u64,
+}
+
+/// See `super` (mod.rs) for the API contract.
+pub struct Detector {
+    pub(super) rules: Rules,
+    pub(super) window_ns: u64,
+    pub(super) pairs: FxHashMap<(IpAddr, IpAddr), PairState>,
+    pub(super) sources: FxHashMap<IpAddr, SourceState>,
+    pub(super) visibility_seen: FxHashSet<(IpAddr, IpAddr, u64)>,
+    pub(super) now: Ts,
+    pub(super) next_sweep: Ts,
+    pub(super) next_summary: Option<Ts>,
+    pub(super) last_evict: Option<Ts>,
+    pub(super) stats: DetectStats,
+    pub(super) cap_last_ts: BTreeMap<&'static str, Ts>,
+    pub(super) caps_reported: BTreeMap<&'static str, u64>,
+}
+
+pub(super) fn ev(c: &ConnFields, ts: Ts, log: &'static str, summary: String) -> Evidence {
+    Evidence {
+        ts,
+        log,
+        uid: c.uid.to_string(),
+        summary,
+    }
+}
+
+pub(super) fn fnv(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+pub(super) fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+impl Detector {
+    pub fn new(rules: Rules) -> Detector {
+        let window_ns = rules.settings.window_secs.saturating_mul(1_000_000_000);
+        Detector {
+            rules,
+            window_ns,
+            pairs: FxHashMap::default(),
+            sources: FxHashMap::default(),
+            visibility_seen: FxHashSet::default(),
+            now: Ts(0),
+            next_sweep: Ts(0),
+            next_summary: None,
+            last_evict: None,
+            stats: DetectStats::default(),
+            cap_last_ts: BTreeMap::new(),
+            caps_reported: BTreeMap::new(),
+        }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    pub fn stats(&self) -> &DetectStats {
+        &self.stats
+    }
+
+    /// Count a cap reached (reported through the sink by `report_caps`).
+    pub(super) fn cap(&mut self, name: &'static str) {
+        *self.stats.caps.entry(name).or_insert(0) += 1;
+        self.cap_last_ts.insert(name, self.now);
+    }
+
+    /// Report caps reached since the last call through the sink: one `cap_reached` anomaly per cap
+    /// (layer "detect") and the rest as counts, so `cap.<NAME>` counters stay exact.
+    pub fn report_caps(&mut self, sink: &mut crate::sink::Sink) {
+        for (&name, &total) in &self.stats.caps {
+            let done = self.caps_reported.get(name).copied().unwrap_or(0);
+            let delta = total.saturating_sub(done);
+            if delta == 0 {
+                continue;
+            }
+            let ts = self.cap_last_ts.get(name).copied().unwrap_or(self.now);
+            sink.cap_reached(
+                name,
+                ts,
+                None,
+                "detect",
+                format!("detection cap {name} reached {delta} time(s)"),
+            );
+            if delta > 1 {
+                sink.count(name, delta - 1);
+            }
+            self.caps_reported.insert(name, total);
+        }
+    }
+
+    /// Feed one event (packet-time order). Alerts whose instances closed are appended to `out`.
+    pub fn on_event(&mut self, event: &Event, out: &mut Vec<Alert>) {
+        self.stats.events += 1;
+        let Some(conn) = event.conn() else { return };
+        let ts = conn.ts;
+        if ts > self.now {
+            self.now = ts;
+        }
+        if self.now >= self.next_sweep {
+            self.sweep(out, false);
+            self.next_sweep = Ts(self.now.0.saturating_add(SWEEP_EVERY_NS));
+        }
+        match event {
+            Event::SmbAuth(a) => {
+                if let Some(p) = self.pair(conn) {
+                    p.smb_seen = true;
+                    if a.user.as_deref().is_some_and(|u| !u.is_empty()) {
+                        p.auth = Some(Auth {
+                            user: a.user.clone(),
+                            domain: a.domain.clone(),
+                            workstation: a.workstation.clone(),
+                        });
+                        let summary = format!(
+                            "session setup {} as {}\\{} from {} ({}, {})",
+                            a.auth,
+                            a.domain.as_deref().unwrap_or(""),
+                            a.user.as_deref().unwrap_or(""),
+                            a.workstation.as_deref().unwrap_or("?"),
+                            a.dialect,
+                            a.status
+                        );
+                        p.auth_ev = Some(ev(conn, ts, "smb_auth", summary));
+                    }
+                }
+            }
+            Event::SmbMapping(m) => self.on_mapping(conn, &m.share, &m.path, &m.status, out),
+            Event::SmbFiles(f) => self.on_files(conn, f),
+            Event::SmbVisibility(v) => self.on_visibility(conn, v, out),
+            Event::SmbOpaque(_) => {
+                // Size-based inference of the technique inside SMB3-encrypted sessions plugs in here
+                // (issue 7): it would open an instance with `Basis::Inferred` through `open_instance`.
+                if let Some(p) = self.pair(conn) {
+                    p.smb_seen = true;
+                }
+            }
+            Event::DceRpc(d) => self.on_dce(conn, d, out),
+            Event::Anomaly(_) => {}
+        }
+    }
+
+    fn pair(&mut self, c: &ConnFields) -> Option<&mut PairState> {
+        let key = (c.orig_h, c.resp_h);
+        if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
+            // Evict pairs idle beyond the window (kept only for their user), at most once per sweep period.
+            if self
+                .last_evict
+                .is_none_or(|t| self.now.0 >= t.0.saturating_add(SWEEP_EVERY_NS))
+            {
+                self.last_evict = Some(self.now);
+                let (now, window) = (self.now, self.window_ns);
+                self.pairs.retain(|_, p| {
+                    !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(window)
+                });
+            }
+            if self.pairs.len() >= MAX_PAIRS {
+                self.cap("MAX_PAIRS");
+                return None;
+            }
+        }
+        let p = self.pairs.entry(key).or_default();
+        p.last_ts = p.last_ts.max(c.ts);
+        if p.first_uid.is_none() {
+            p.first_uid = Some(c.uid.to_string());
+        }
+        Some(p)
+    }
+
+    fn on_mapping(
+        &mut self,
+        c: &ConnFields,
+        share: &str,
+        path: &str,
+        status: &str,
+        out: &mut Vec<Alert>,
+    ) {
+        let window = self.window_ns;
+        let Some(p) = self.pair(c) else { return };
+        p.smb_seen = true;
+        if !is_admin_share(share) {
+            return;
+        }
+        let e = ev(
+            c,
+            c.ts,
+            "smb_mapping",
+            format!("tree connect {path} ({status})"),
+        );
+        for inst in p.open.iter_mut() {
+            inst.shares.insert(share.to_ascii_uppercase());
+            inst.push_evidence(e.clone());
+        }
+        prune(&mut p.admin_connects, c.ts, window, |x| x.0);
+        if p.admin_connects.len() < MAX_PAIR_ITEMS {
+            p.admin_connects.push((c.ts, share.to_ascii_uppercase(), e));
+        }
+        self.on_admin_connect(c, out);
+    }
+
+    fn on_admin_connect(&mut self, c: &ConnFields, out: &mut Vec<Alert>) {
+        let sweep_ns = self
+            .rules
+            .settings
+            .sweep_window_secs
+            .saturating_mul(1_000_000_000);
+        let min = self.rules.settings.sweep_min_targets as usize;
+        if !self.sources.contains_key(&c.orig_h) && self.sources.len() >= MAX_SOURCES {
+            self.cap("MAX_SOURCES");
+            return;
+        }
+        let s = self.sources.entry(c.orig_h).or_default();
+        prune(&mut s.admin_connects, c.ts, sweep_ns, |x| x.0);
+        if s.admin_connects.len() < MAX_PAIR_ITEMS {
+            s.admin_connects.push((c.ts, c.resp_h));
+        }
+        let targets: BTreeSet<IpAddr> = s.admin_connects.iter().map(|x| x.1).collect();
+        let recent = s
+            .last_sweep_alert
+            .is_some_and(|t| c.ts.0 < t.0.saturating_add(sweep_ns));
+        if targets.len() >= min && !recent {
+            s.last_sweep_alert = Some(c.ts);
+            let first = s.admin_connects.first().map_or(c.ts, |x| x.0);
+            let targets: Vec<IpAddr> = targets.into_iter().collect();
+            let reason = format!(
+                "{} connected to admin shares on {} hosts within {} s.",
+                c.orig_h,
+                targets.len(),
+                self.rules.settings.sweep_window_secs
+            );
+            let sig = SignalAlert {
+                ts: first,
+                id: format!(
+                    "sig-{:016x}",
+                    fnv(&[b"sweep", &ip_bytes(&c.orig_h), &first.0.to_be_bytes()])
+                ),
+                signal: "admin-share-sweep",
+                attack: vec!["T1021.002"],
+                severity: Severity::Medium,
+                src_ip: c.orig_h,
+                dst_ip: None,
+                user: None,
+                share: None,
+                upload: None,
+                service_name: None,
+                targets,
+                reason,
+                evidence: vec![ev(c, c.ts, "smb_mapping", "admin-share connect".into())],
+                suppressed_by: None,
+            };
+            self.emit_signal(sig, out);
+        }
+    }
+
+    fn on_files(&mut self, c: &ConnFields, f: &SmbFiles) {
+        let window = self.window_ns;
+        let Some(p) = self.pair(c) else { return };
+        p.smb_seen = true;
+        let is_pipe = f.action == Some(FileAction::PipeOpen)
+            || (f.action == Some(FileAction::FileOpen) && f.share.eq_ignore_ascii_case("IPC$"));
+        if is_pipe {
+            let name = clean_pipe(&f.name);
+            if name.is_empty() {
+                return;
+            }
+            let e = ev(
+                c,
+                c.ts,
+                "smb_files",
+                format!("pipe open \\{} ({})", name, f.status),
+            );
+            for inst in p.open.iter_mut() {
+                inst.add_pipe(&name);
+                inst.push_evidence(e.clone());
+            }
+            prune(&mut p.pipes, c.ts, window, |x| x.0);
+            if p.pipes.len() < MAX_PAIR_ITEMS
+                && !p.pipes.iter().any(|x| x.1.eq_ignore_ascii_case(&name))
+            {
+                p.pipes.push((c.ts, name, e));
+            }
+            return;
+        }
+        if f.action != Some(FileAction::FileWrite) {
+            return;
+        }
+        let bytes = f.bytes_written.unwrap_or(0);
+        let unknown_share = f.share == "<unknown>" || f.share.is_empty();
+        if bytes == 0 || !(is_admin_share(&f.share) || (unknown_share && f.pe == Some(true))) {
+            return;
+        }
+        let share = if unknown_share {
+            "<unknown>".to_string()
+        } else {
+            f.share.to_ascii_uppercase()
+        };
+        let name = f.name.trim_start_matches('\\').to_string();
+        let rel = upload_relative(&share, &name);
+        let pe = f.pe == Some(true);
+        let summary = format!(
+            "wrote {}\\{} {} bytes{}{}",
+            share,
+            name,
+            bytes,
+            if pe { " PE" } else { "" },
+            f.sha256
+                .as_deref()
+                .map(|h| format!(" sha256 {h}"))
+                .unwrap_or_default()
+        );
+        let e = ev(c, f.first_write_ts.unwrap_or(c.ts), "smb_files", summary);
+        let ts = f.first_write_ts.unwrap_or(c.ts);
+        let open = !p.open.is_empty();
+        let mut uploads_full = false;
+        // Aggregate by name over handles (the truth sums bytes over every handle).
+        let rec = if let Some(u) = p.uploads.iter_mut().find(|u| u.rel == rel) {
+            u.size = u.size.saturating_add(bytes);
+            u.pe |= pe;
+            if f.sha256.is_some() {
+                u.sha256 = f.sha256.clone();
+            }
+            u.claimed |= open;
+            u.clone()
+        } else {
+            let u = UploadRec {
+                ts,
+                share,
+                name,
+                rel: rel.clone(),
+                size: bytes,
+                sha256: f.sha256.clone(),
+                pe,
+                claimed: open,
+                ev: e.clone(),
+            };
+            if p.uploads.len() < MAX_UPLOADS {
+                p.uploads.push(u.clone());
+            } else {
+                uploads_full = true;
+            }
+            u
+        };
+        for inst in p.open.iter_mut() {
+            inst.push_evidence(e.clone());
+            if let Some(x) = inst.uploads.iter_mut().find(|x| x.0.rel == rel) {
+                x.0 = rec.clone();
+            } else if inst.uploads.len() < MAX_UPLOADS {
+                // Write summaries arrive when the handle closes; order by when the writing began.
+                let after = rec.ts > inst.create_ts;
+                if !after {
+                    inst.first_ts = inst.first_ts.min(rec.ts);
+                }
+                inst.uploads.push((rec.clone(), after));
+            }
+        }
+        if uploads_full {
+            self.cap("MAX_UPLOADS");
+        }
+    }
+
+    fn on_visibility(
+        &mut self,
+        c: &ConnFields,
+        v: &crate::event::SmbVisibility,
+        out: &mut Vec<Alert>,
+    ) {
+        let auth = self.pair(c).and_then(|p| {
+            p.smb_seen = true;
+            p.auth.clone()
+        });
+        // One record per session, on the first sign (normally state "start"); none when the
+        // supplied keys let us read it.
+        if v.decrypted {
+            return;
+        }
+        let key = (c.orig_h, c.resp_h, v.session_id);
+        if self.visibility_seen.contains(&key) {
+            return;
+        }
+        if self.visibility_seen.len() >= MAX_VISIBILITY_KEYS {
+            self.cap("MAX_VISIBILITY_KEYS");
+            return;
+        }
+        self.visibility_seen.insert(key);
+        let auth = auth.unwrap_or_default();
+        let user = v.user.clone().or(auth.user);
+        let reason = format!(
+            "SMB3 session from {} to {}{} is {}: the sensor cannot see shares, files or RPC inside it.",
+            c.orig_h,
+            c.resp_h,
+            user.as_deref().map(|u| format!(" as {u}")).unwrap_or_default(),
+            v.kind
+        );
+        if let Some(s) = self.source(c.orig_h) {
+            touch(s, c.ts, c.ts);
+            s.unreadable_sessions += 1;
+            if let Some(u) = &user {
+                if s.users.len() < MAX_PAIR_ITEMS {
+                    s.users.insert(u.clone());
+                }
+            }
+            s.changed = true;
+        }
+        out.push(Alert::Visibility(VisibilityAlert {
+            ts: c.ts,
+            uid: c.uid.to_string(),
+            src_ip: c.orig_h,
+            dst_ip: c.resp_h,
+            session_id: v.session_id,
+            visibility: format!("smb3-{}", v.kind),
+            user,
+            domain: v.domain.clone().or(auth.domain),
+            workstation: v.workstation.clone().or(auth.workstation),
+            dialect: v.dialect.clone(),
+            cipher: v.cipher.clone(),
+            decrypted: v.decrypted,
+            reason,
+        }));
+    }
+
+    fn on_dce(&mut self, c: &ConnFields, d: &DceRpc, out: &mut Vec<Alert>) {
+        let Some(p) = self.pair(c) else { return };
+        if d.transport == "smb_pipe" {
+            p.smb_seen = true;
+        }
+        if d.operation == "bind" || d.operation == "alter_context" {
+            if let Some(ctxs) = &d.interfaces {
+                let relevant = ctxs
+                    .iter()
+                    .any(|x| iface_of(&x.endpoint, Some(&x.uuid)) != Iface::Other);
+                let n = u32::try_from(ctxs.len()).unwrap_or(u32::MAX);
+                if relevant && n >= p.max_bind_contexts.0 {
+                    p.max_bind_contexts = (n, c.ts);
+                }
+            }
+            return;
+        }
+        let op_key = format!("{}::{}", d.endpoint, d.operation);
+        if let Some(x) = p.calls.iter_mut().find(|x| x.0 == op_key) {
+            x.1 = c.ts;
+        } else if p.calls.len() < MAX_PAIR_ITEMS {
+            p.calls.push((op_key, c.ts));
+        }
+        let iface = iface_of(&d.endpoint, d.uuid.as_deref());
+        let Some(opnum) = d.opnum else { return };
+        let (status, failed) = call_status(d);
+        let handle_service = d
+            .args
+            .handle
+            .as_deref()
+            .and_then(|h| p.handles.iter().find(|x| x.0 == h).map(|x| x.1.clone()));
+        let remember_handle = |p: &mut PairState, name: &Option<String>| {
+            if failed {
+                return;
+            }
+            if let (Some(h), Some(n)) = (d.args.response_handle.as_deref(), name.as_deref()) {
+                if p.handles.len() >= MAX_HANDLES {
+                    p.handles.remove(0);
+                }
+                p.handles.push((h.to_string(), n.to_string()));
+            }
+        };
+        match role(iface, opnum) {
+            CallRole::OpenScm => {
+                if let Some(m) = &d.args.machine_name {
+                    p.machine_name = Some(m.clone());
+                }
+            }
+            CallRole::OpenService => remember_handle(p, &d.args.service_name),
+            CallRole::Create(tech) => {
+                let service_name = d.args.service_name.clone().or(handle_service.clone());
+                remember_handle(p, &service_name);
+                let summary = format!(
+                    "{} {}{}{}{} -> {}{}",
+                    d.endpoint,
+                    d.operation,
+                    service_name
+                        .as_deref()
+                        .map(|s| format!(" service {s}"))
+                        .unwrap_or_default(),
+                    d.args
+                        .binary_path
+                        .as_deref()
+                        .map(|s| format!(" path {s}"))
+                        .unwrap_or_default(),
+                    d.args
+                        .task_path
+                        .as_deref()
+                        .map(|s| format!(" task {s}"))
+                        .unwrap_or_default(),
+                    status,
+                    if d.stub_encrypted {
+                        " (stub encrypted)"
+                    } else {
+                        ""
+                    }
+                );
+                let e = ev(c, c.ts, "dce_rpc", summary);
+                let call = FoldedCall {
+                    ts: c.ts,
+                    service_name: service_name.clone(),
+                    binary_path: d.args.binary_path.clone(),
+                    task_path: d.args.task_path.clone(),
+                    status,
+                };
+                let how = How {
+                    basis: if d.stub_encrypted {
+                        Basis::StubEncrypted
+                    } else {
+                        Basis::Cleartext
+                    },
+                    transport: d.transport,
+                    opnum: d.opnum,
+                    args: &d.args,
+                };
+                self.open_instance(c, how, iface, tech, service_name, call, failed, e);
+            }
+            CallRole::Start
+            | CallRole::Delete
+            | CallRole::Control
+            | CallRole::TaskRun
+            | CallRole::TaskDelete => {
+                let r = role(iface, opnum);
+                let name = handle_service.or_else(|| d.args.service_name.clone());
+                // No name through the handle chain (stub encrypted, or the handle's origin was
+                // missed): the call most likely concerns the instance this pair has open.
+                let unknown = name.is_none();
+                let e = ev(
+                    c,
+                    c.ts,
+                    "dce_rpc",
+                    format!(
+                        "{} {}{} -> {}",
+                        d.endpoint,
+                        d.operation,
+                        name.as_deref()
+                            .map(|s| format!(" service {s}"))
+                            .unwrap_or_default(),
+                        status
+                    ),
+                );
+                let handle = d.args.handle.clone();
+                let hit = p.open.iter_mut().rev().find(|i| {
+                    let same_family = match r {
+                        CallRole::TaskRun | CallRole::TaskDelete => {
+                            i.technique == Technique::TaskCreate
+                        }
+                        _ => i.technique != Technique::TaskCreate,
+                    };
+                    same_family
+                        && (name.as_deref().is_some_and(|n| i.names_service(n))
+                            || handle
+                                .as_deref()
+                                .is_some_and(|h| i.handles.iter().any(|x| x == h))
+                            || unknown)
+                });
+                if let Some(i) = hit {
+                    match r {
+                        CallRole::Start | CallRole::TaskRun => i.started = true,
+                        CallRole::Delete | CallRole::TaskDelete => i.deleted = true,
+                        _ => {}
+                    }
+                    i.last_ts = i.last_ts.max(c.ts);
+                    i.push_evidence(e);
+                } else if matches!(r, CallRole::Start | CallRole::Control)
+                    && !match name.as_deref() {
+                        Some(n) => p
+                            .reported_services
+                            .iter()
+                            .any(|x| x.eq_ignore_ascii_case(n)),
+                        None => !p.reported_services.is_empty(),
+                    }
+                {
+                    let user = p.auth.as_ref().and_then(|a| a.user.clone());
+                    let what = if r == CallRole::Start {
+                        "started"
+                    } else {
+                        "sent a control to"
+                    };
+                    let reason = format!(
+                        "{} {} existing service {} on {} (no service was created).",
+                        c.orig_h,
+                        what,
+                        name.as_deref().unwrap_or("<unknown>"),
+                        c.resp_h
+                    );
+                    let sig = SignalAlert {
+                        ts: c.ts,
+                        id: format!(
+                            "sig-{:016x}",
+                            fnv(&[
+                                b"svcctl",
+                                &ip_bytes(&c.orig_h),
+                                &ip_bytes(&c.resp_h),
+                                &c.ts.0.to_be_bytes()
+                            ])
+                        ),
+                        signal: "service-control",
+                        attack: vec!["T1569.002"],
+                        severity: Severity::Low,
+                        src_ip: c.orig_h,
+                        dst_ip: Some(c.resp_h),
+                        user,
+                        share: None,
+                        upload: None,
+                        service_name: name,
+                        targets: vec![],
+                        reason,
+                        evidence: vec![e],
+                        suppressed_by: None,
+                    };
+                    self.emit_signal(sig, out);
+                }
+            }
+            CallRole::Other => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_instance(
+        &mut self,
+        c: &ConnFields,
+        how: How<'_>,
+        iface: Iface,
+        tech: Technique,
+        service_name: Option<String>,
+        call: FoldedCall,
+        failed: bool,
+        e: Evidence,
+    ) {
+        let window = self.window_ns;
+        let key = (c.orig_h, c.resp_h);
+        let Some(p) = self.pairs.get_mut(&key) else {
+            return;
+        };
+        if let Some(i) = p.open.iter_mut().find(|i| i.technique == tech) {
+            i.count = i.count.saturating_add(1);
+            if let Some(op) = how.opnum {
+                if !i.opnums.contains(&op) {
+                    i.opnums.push(op);
+                }
+            }
+            i.last_ts = i.last_ts.max(c.ts);
+            i.failed &= failed;
+            // A readable call outranks encrypted or inferred ones folded with it.
+            if how.basis < i.basis {
+                i.basis = how.basis;
+            }
+            let folded_full = i.calls.len() >= MAX_FOLDED_CALLS;
+            if !folded_full {
+                i.calls.push(call);
+            }
+            if i.service_name.is_none() {
+                i.service_name = service_name;
+            }
+            if i.binary_path.is_none() {
+                i.binary_path = how.args.binary_path.clone();
+            }
+            if let Some(h) = &how.args.response_handle {
+                if i.handles.len() < MAX_HANDLES {
+                    i.handles.push(h.clone());
+                }
+            }
+            i.push_evidence(e);
+            if folded_full {
+                self.cap("MAX_FOLDED_CALLS");
+            }
+            return;
+        }
+        if p.open.len() >= MAX_OPEN_INSTANCES {
+            self.cap("MAX_OPEN_INSTANCES");
+            return;
+        }
+        let from = Ts(c.ts.0.saturating_sub(window));
+        let mut inst = Instance {
+            technique: tech,
+            basis: how.basis,
+            transport: how.transport,
+            iface,
+            create_ts: c.ts,
+            first_ts: c.ts,
+            last_ts: c.ts,
+            service_name,
+            display_name: how.args.display_name.clone(),
+            binary_path: how.args.binary_path.clone(),
+            start_type: how.args.start_type,
+            task_path: how.args.task_path.clone(),
+            command: match (&how.args.command, &how.args.command_arguments) {
+                (Some(a), Some(b)) if !b.is_empty() => Some(format!("{a} {b}")),
+                (a, _) => a.clone(),
+            },
+            calls: vec![call],
+            opnums: how.opnum.into_iter().collect(),
+            count: 1,
+            started: false,
+            deleted: false,
+            failed,
+            handles: how.args.response_handle.iter().cloned().collect(),
+            uploads: vec![],
+            shares: BTreeSet::new(),
+            pipes: vec![],
+            evidence: vec![],
+            evidence_dropped: false,
+            inferred_upload: None,
+            tool_hint: None,
+            inferred_medium: false,
+        };
+        // Snapshot the window before the call.
+        let mut before: Vec<Evidence> = vec![];
+        if let Some(a) = &p.auth_ev {
+            if a.ts >= from {
+                before.push(a.clone());
+            }
+        }
+        for (ts, share, ev) in &p.admin_connects {
+            if *ts >= from {
+                inst.shares.insert(share.clone());
+                before.push(ev.clone());
+            }
+        }
+        for u in p.uploads.iter_mut() {
+            if u.ts >= from {
+                u.claimed = true;
+                before.push(u.ev.clone());
+                if inst.uploads.len() < MAX_UPLOADS {
+                    inst.uploads.push((u.clone(), false));
+                }
+            }
+        }
+        for (ts, name, ev) in &p.pipes {
+            if *ts >= from {
+                inst.add_pipe(name);
+                before.push(ev.clone());
+            }
+        }
+        before.sort_by_key(|e| e.ts);
+        if let Some(first) = before.first() {
+            inst.first_ts = inst.first_ts.min(first.ts);
+        }
+        for b in before {
+            inst.push_evidence(b);
+        }
+        inst.push_evidence(e);
+        p.open.push(inst);
+    }
+
+    /// Entry point for detectors that infer the technique without a readable call (issue 7: SMB3
+    /// message sizes, `detect::inferred`). Opens or folds into an instance with `basis: inferred`
+    /// (lowest confidence); window, folding, attribution, exceptions and host summaries are shared
+    /// with readable calls. The pipeline converts its `InferredTechnique` into an `InferredCall`.
+    pub fn on_inferred(&mut self, x: InferredCall) {
+        let c = &x.conn;
+        if c.ts > self.now {
+            self.now = c.ts;
+        }
+        let Some(p) = self.pair(c) else { return };
+        p.smb_seen = true;
+        if p.auth.is_none() && x.user.is_some() {
+            p.auth = Some(Auth {
+                user: x.user.clone(),
+                domain: x.domain.clone(),
+                workstation: x.workstation.clone(),
+            });
+        }
+        let iface = match x.interface {
+            "atsvc" => Iface::Atsvc,
+            "ITaskSchedulerService" => Iface::TaskSched,
+            _ => Iface::Svcctl,
+        };
+        let e = ev(c, c.ts, "smb_opaque", x.reason.clone());
+        let call = FoldedCall {
+            ts: c.ts,
+            service_name: None,
+            binary_path: None,
+            task_path: None,
+            status: "<inferred>".into(),
+        };
+        let args = DceArgs::default();
+        let how = How {
+            basis: Basis::Inferred,
+            transport: "smb_pipe",
+            opnum: None,
+            args: &args,
+        };
+        self.open_instance(c, how, iface, x.technique, None, call, false, e);
+        let key = (c.orig_h, c.resp_h);
+        if let Some(i) = self
+            .pairs
+            .get_mut(&key)
+            .and_then(|p| p.open.iter_mut().find(|i| i.technique == x.technique))
+        {
+            i.first_ts = i.first_ts.min(x.first_ts);
+            for (ts, summary) in x.evidence {
+                i.push_evidence(Evidence {
+                    ts,
+                    log: "smb_opaque",
+                    uid: c.uid.to_string(),
+                    summary,
+                });
+            }
+            i.inferred_upload = i.inferred_upload.max(x.upload_size);
+            if i.tool_hint.is_none() {
+                i.tool_hint = x.tool_hint;
+            }
+            i.inferred_medium |= x.medium;
+        }
+    }
+
+    /// Close instances whose window has passed, expire uploads, drop idle pairs.
+    pub(super) fn sweep(&mut self, out: &mut Vec<Alert>, all: bool) {
+        let now = self.now;
+        let window = self.window_ns;
+        let mut closed: Vec<((IpAddr, IpAddr), Instance)> = vec![];
+        let mut expired: Vec<((IpAddr, IpAddr), UploadRec, Option<String>)> = vec![];
+        for (key, p) in self.pairs.iter_mut() {
+            let mut i = 0;
+            while i < p.open.len() {
+                if all || now.0 > p.open[i].last_ts.0.saturating_add(window) {
+                    let inst = p.open.remove(i);
+                    let names = inst
+                        .calls
+                        .iter()
+                        .map(|c| c.service_name.as_deref().unwrap_or("").to_ascii_lowercase());
+                    for n in names {
+                        if !p.reported_services.contains(&n) {
+                            if p.reported_services.len() >= MAX_PAIR_ITEMS {
+                                p.reported_services.remove(0);
+                            }
+                            p.reported_services.push(n);
+                        }
+                    }
+                    closed.push((*key, inst));
+                } else {
+                    i += 1;
+                }
+            }
+            let user = p.auth.as_ref().and_then(|a| a.user.clone());
+            p.uploads.retain(|u| {
+                let keep = !all && now.0 <= u.ts.0.saturating_add(window);
+                if !keep && !u.claimed {
+                    expired.push((*key, u.clone(), user.clone()));
+                }
+                keep
+            });
+            if !all {
+                prune(&mut p.admin_connects, now, window, |x| x.0);
+                prune(&mut p.pipes, now, window, |x| x.0);
+                p.calls.retain(|x| now.0 <= x.1 .0.saturating_add(window));
+            }
+        }
+        if !all {
+            self.pairs.retain(|_, p| {
+                let keep = if p.auth.is_some() || !p.reported_services.is_empty() {
+                    AUTH_KEEP_NS.max(window)
+                } else {
+                    window
+                };
+                !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(keep)
+            });
+        }
+        closed.sort_by_key(|(_, i)| i.first_ts);
+        for (key, inst) in closed {
+            let a = self.build_alert(key, inst);
+            self.emit_technique(a, out);
+        }
+        expired.sort_by_key(|(_, u, _)| u.ts);
+        for (key, u, user) in expired {
+            self.upload_signal(key, u, user, out);
+        }
+    }
+}
+
+/// Drop entries older than `window` before `now` (items are appended in time order).
+fn prune<T>(v: &mut Vec<T>, now: Ts, window: u64, ts: impl Fn(&T) -> Ts) {
+    let cut = now.0.saturating_sub(window);
+    v.retain(|x| ts(x).0 >= cut);
+}
