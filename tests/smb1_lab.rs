@@ -285,14 +285,45 @@ fn raw_ntlm_in_smb_transactions_and_bare_ntlmssp() {
     }
 }
 
-/// `SMB1_LAB_DUMP=path/to/capture.pcap cargo test --test smb1_lab dump -- --nocapture` prints the events.
+/// `SMB1_LAB_DUMP=path/to/capture.pcap cargo test --test smb1_lab dump -- --nocapture` prints the
+/// events and the alerts detection raises on them.
 #[test]
 fn dump() {
     if let Ok(cap) = std::env::var("SMB1_LAB_DUMP") {
         let (ev, sink) = run(&PathBuf::from(cap), 0);
-        for e in ev {
-            println!("{}", serde_json::to_string(&e).unwrap());
+        for e in &ev {
+            println!("{}", serde_json::to_string(e).unwrap());
+        }
+        for a in psexec_sensor::detect::detect_all(psexec_sensor::detect::Rules::embedded(), &ev) {
+            println!("{}", serde_json::to_string(&a).unwrap());
         }
         println!("{:?}", sink.counters);
     }
+}
+
+/// Detection unchanged over SMB1: the psexec over SMB1 is the technique (service, binary path,
+/// attacker and victim from the truth; the ADMIN$ upload and the user linked in); the benign SMB1
+/// upload is not.
+#[test]
+fn technique_detected_over_smb1_and_not_on_the_benign_upload() {
+    use psexec_sensor::detect::{detect_all, Rules};
+    let cap = "i1_smb1_psexec.pcap";
+    let t = truth(cap);
+    let (ev, _) = run(&lab(cap), 0);
+    let alerts = detect_all(Rules::embedded(), &ev);
+    let tech: Vec<_> = alerts.iter().filter_map(|a| a.as_technique()).collect();
+    assert_eq!(tech.len(), 1, "{alerts:?}");
+    let a = tech[0];
+    let svc = &t["expect"]["services"][0];
+    assert_eq!(a.service_name.as_deref().map(str::to_ascii_lowercase), svc["name"].as_str().map(str::to_ascii_lowercase));
+    assert_eq!(a.binary_path.as_deref().map(str::to_ascii_lowercase), svc["binary_path"].as_str().map(str::to_ascii_lowercase));
+    assert_eq!(a.src_ip.to_string(), t["attacker_ip"].as_str().unwrap());
+    assert_eq!(a.dst_ip.to_string(), t["victim_ip"].as_str().unwrap());
+    assert_eq!(a.user.as_deref(), Some("admin"));
+    assert!(a.uploads.iter().any(|u| format!("{u:?}").contains("OIhuyfAI.exe")), "{:?}", a.uploads);
+
+    let cap = "i2_smb1_benign_upload.pcap";
+    let (ev, _) = run(&lab(cap), 0);
+    let alerts = detect_all(Rules::embedded(), &ev);
+    assert!(alerts.iter().all(|a| a.as_technique().is_none()), "{alerts:?}");
 }
