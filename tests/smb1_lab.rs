@@ -75,12 +75,16 @@ fn segments(path: &PathBuf) -> Vec<Seg> {
 /// Runs every SMB connection of the capture through SmbParser, feeding each segment cut into
 /// pieces of `piece` bytes (0 = whole segments). Returns all events.
 fn run(path: &PathBuf, piece: usize) -> (Vec<Event>, Sink) {
+    run_segments(segments(path), piece)
+}
+
+fn run_segments(segs: Vec<Seg>, piece: usize) -> (Vec<Event>, Sink) {
     let mut parsers: HashMap<ConnId, (SmbParser, [Option<u32>; 2])> = HashMap::new();
     let mut sink = Sink::new();
     let mut events = Vec::new();
     let mut last = Ts(0);
     let shared = SmbShared::default();
-    for s in segments(path) {
+    for s in segs {
         last = s.ts;
         let (p, next) = parsers.entry(s.conn).or_insert_with(|| {
             let ctx = FlowCtx { conn: s.conn, uid: Uid::new(&s.conn, s.ts.0) };
@@ -326,4 +330,26 @@ fn technique_detected_over_smb1_and_not_on_the_benign_upload() {
     let (ev, _) = run(&lab(cap), 0);
     let alerts = detect_all(Rules::embedded(), &ev);
     assert!(alerts.iter().all(|a| a.as_technique().is_none()), "{alerts:?}");
+}
+
+/// Random byte flips in the SMB1 lab streams (headers, AndX offsets, counts, strings): the
+/// parser reports what it cannot read and never panics.
+#[test]
+fn mutated_smb1_streams_do_not_panic() {
+    for cap in ["i1_smb1_psexec.pcap", "i2_smb1_benign_upload.pcap"] {
+        let mut seed = 0x2545_F491u32;
+        for round in 0..40 {
+            let mut segs = segments(&lab(cap));
+            for s in segs.iter_mut().filter(|s| !s.payload.is_empty()) {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                if seed % 3 == 0 {
+                    // Most flips land in the first 100 bytes, where headers and parameter words are.
+                    let i = (seed as usize >> 8) % s.payload.len().min(if round % 2 == 0 { 100 } else { usize::MAX });
+                    s.payload[i] ^= (seed >> 24) as u8 | 1;
+                }
+            }
+            let (_ev, sink) = run_segments(segs, if round % 3 == 0 { 7 } else { 0 });
+            assert!(sink.counters.get("smb1.messages") > 0 || sink.counters.get("smb.resync") > 0, "{cap} round {round}");
+        }
+    }
 }
