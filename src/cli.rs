@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "psexec-sensor", version, about = "Detects PsExec-style lateral movement in SMB / DCE-RPC traffic")]
+#[command(
+    name = "psexec-sensor",
+    version,
+    about = "Detects PsExec-style lateral movement in SMB / DCE-RPC traffic"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -23,7 +27,7 @@ pub enum Command {
 
 #[derive(Debug, Args, Clone)]
 pub struct ReadArgs {
-    /// Capture files or directories (searched recursively for captures).
+    /// Capture files or directories (searched recursively for captures); "-" reads standard input.
     #[arg(required = true, value_name = "FILE|DIR")]
     pub inputs: Vec<PathBuf>,
     /// Write every protocol event as JSON lines to PATH ("-" for stdout).
@@ -66,7 +70,16 @@ mod tests {
     #[test]
     fn parses_read() {
         let c = Cli::try_parse_from([
-            "psexec-sensor", "read", "a.pcap", "dir", "--events", "-", "--events-all", "--workers", "2", "--no-summary",
+            "psexec-sensor",
+            "read",
+            "a.pcap",
+            "dir",
+            "--events",
+            "-",
+            "--events-all",
+            "--workers",
+            "2",
+            "--no-summary",
         ])
         .unwrap();
         let Command::Read(r) = c.command else { panic!() };

@@ -8,7 +8,9 @@
 //! that produced them (events from `finish` carry `u64::MAX`), so a merger can restore packet
 //! order across workers with a k-way merge on (index, per-worker sequence).
 
-use crate::app::AppFactory;
+pub mod sharded;
+
+use crate::app::{AppFactory, EpmEndpoints};
 use crate::capture::file::{CaptureError, CaptureReader};
 use crate::capture::Packet;
 use crate::decode::Decoder;
@@ -18,7 +20,9 @@ use crate::flow::ParserFactory;
 use crate::sink::{Counters, Sink};
 use crate::smb::SmbShared;
 use crate::time::Ts;
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -65,6 +69,8 @@ pub struct Engine {
     decoder: Decoder,
     flows: FlowTable,
     factory: Box<dyn ParserFactory>,
+    /// Endpoints learned from endpoint-mapper answers (shared with [`AppFactory`]).
+    epm: Option<Rc<RefCell<EpmEndpoints>>>,
     sink: Sink,
     last_ts: Ts,
 }
@@ -72,8 +78,11 @@ pub struct Engine {
 impl Engine {
     /// An engine with the sensor's parsers (SMB, DCE-RPC).
     pub fn new(cfg: EngineConfig) -> Engine {
-        let factory = Box::new(AppFactory::new(cfg.smb.clone()));
-        Engine::with_factory(cfg, factory)
+        let factory = AppFactory::new(cfg.smb.clone());
+        let epm = factory.epm.clone();
+        let mut e = Engine::with_factory(cfg, Box::new(factory));
+        e.epm = Some(epm);
+        e
     }
 
     /// An engine with another parser factory (tests, tools that want raw streams).
@@ -83,7 +92,14 @@ impl Engine {
             None => FlowTable::new(),
         };
         flows.keep_summaries = cfg.flow_summaries;
-        Engine { decoder: Decoder::new(), flows, factory, sink: Sink::new(), last_ts: Ts(0) }
+        Engine {
+            decoder: Decoder::new(),
+            flows,
+            factory,
+            epm: None,
+            sink: Sink::new(),
+            last_ts: Ts(0),
+        }
     }
 
     /// One captured frame.
@@ -94,21 +110,42 @@ impl Engine {
             self.last_ts = pkt.ts;
         }
         if let Some(seg) = self.decoder.decode(pkt, &mut self.sink) {
-            self.flows.segment(pkt.ts, &seg, self.factory.as_mut(), &mut self.sink);
+            self.flows
+                .segment(pkt.ts, &seg, self.factory.as_mut(), &mut self.sink);
         }
         self.drain(index, out);
     }
 
     /// A capture-level problem that did not stop reading (e.g. a truncated last record).
     pub fn capture_anomaly(&mut self, index: u64, detail: String, out: &mut dyn EventConsumer) {
-        self.sink.anomaly(self.last_ts, None, AnomalyKind::Capture, "capture", detail);
+        self.sink
+            .anomaly(self.last_ts, None, AnomalyKind::Capture, "capture", detail);
         self.drain(index, out);
+    }
+
+    /// Time passes without packets (live capture): close flows idle past their timeouts as of `now`.
+    pub fn advance_time(&mut self, now: Ts, out: &mut dyn EventConsumer) {
+        self.flows.expire(now, self.factory.as_mut(), &mut self.sink);
+        self.drain(FINISH_INDEX, out);
     }
 
     /// End of input: close every flow (parsers flush what they hold). The engine can be reused.
     pub fn finish(&mut self, out: &mut dyn EventConsumer) {
-        self.flows.finish(self.last_ts, self.factory.as_mut(), &mut self.sink);
+        self.finish_at(self.last_ts, out);
+    }
+
+    /// End of input whose last packet was at `ts` (sharded engines close at the input's time,
+    /// not at the last packet their own shard saw, so results do not depend on sharding).
+    pub fn finish_at(&mut self, ts: Ts, out: &mut dyn EventConsumer) {
+        let at = self.last_ts.max(ts);
+        self.flows.finish(at, self.factory.as_mut(), &mut self.sink);
         self.drain(FINISH_INDEX, out);
+        // Each input is its own world: its clock, its fragments, what the endpoint mapper said.
+        self.last_ts = Ts(0);
+        self.decoder.reset();
+        if let Some(epm) = &self.epm {
+            *epm.borrow_mut() = EpmEndpoints::default();
+        }
     }
 
     pub fn counters(&self) -> &Counters {
@@ -122,12 +159,26 @@ impl Engine {
 
     fn drain(&mut self, index: u64, out: &mut dyn EventConsumer) {
         for ev in self.sink.events.drain(..) {
+            if let (Some(epm), Event::DceRpc(d)) = (&self.epm, &ev) {
+                if let Some(port) = d.args.epm_port {
+                    epm.borrow_mut().learn(d.conn.resp_h, port);
+                }
+            }
             out.event(index, ev);
         }
         for f in self.flows.summaries.drain(..) {
             out.flow_ended(index, &f);
         }
     }
+}
+
+/// The anomaly text for pcapng packets whose interface was never described (or beyond
+/// `MAX_PCAPNG_INTERFACES`).
+pub fn undescribed_interfaces(path: &Path, skipped: u64) -> String {
+    format!(
+        "{}: {skipped} packets name an interface the file never described; skipped",
+        path.display()
+    )
 }
 
 /// What happened to one input file.
@@ -153,7 +204,13 @@ pub fn run_file(
     engine.sink.count("files", 1);
     let mut reader = match CaptureReader::open_with_progress(path, progress) {
         Ok(r) => r,
-        Err(e) => return FileOutcome { path: path.to_owned(), packets: 0, error: Some(e) },
+        Err(e) => {
+            return FileOutcome {
+                path: path.to_owned(),
+                packets: 0,
+                error: Some(e),
+            }
+        }
     };
     let mut pkt = Packet::empty();
     let error = loop {
@@ -173,9 +230,14 @@ pub fn run_file(
     let skipped = reader.unknown_interface_packets();
     if skipped > 0 {
         engine.sink.count("capture.unknown_interface_packets", skipped);
+        engine.capture_anomaly(*index, undescribed_interfaces(path, skipped), out);
     }
     engine.finish(out);
-    FileOutcome { path: path.to_owned(), packets: reader.packets(), error }
+    FileOutcome {
+        path: path.to_owned(),
+        packets: reader.packets(),
+        error,
+    }
 }
 
 #[cfg(test)]
@@ -185,20 +247,45 @@ mod tests {
     use crate::decode::build::*;
 
     #[allow(clippy::too_many_arguments)]
-    fn frame(t: u64, src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, flags: u8, payload: &[u8]) -> Packet {
+    fn frame(
+        t: u64,
+        src: [u8; 4],
+        dst: [u8; 4],
+        sp: u16,
+        dp: u16,
+        seq: u32,
+        flags: u8,
+        payload: &[u8],
+    ) -> Packet {
         let data = ether(0x0800, &ipv4(src, dst, 6, &tcp(sp, dp, seq, 0, flags, payload)));
-        Packet { ts: Ts::from_secs(t), linktype: LINKTYPE_ETHERNET, orig_len: data.len() as u32, data }
+        Packet {
+            ts: Ts::from_secs(t),
+            linktype: LINKTYPE_ETHERNET,
+            orig_len: data.len() as u32,
+            data,
+        }
     }
 
     #[test]
     fn engine_counts_and_flushes_flows_with_events_tagged() {
-        let mut e = Engine::new(EngineConfig { flow_summaries: true, ..Default::default() });
+        let mut e = Engine::new(EngineConfig {
+            flow_summaries: true,
+            ..Default::default()
+        });
         let mut c = Collect::default();
         e.process(0, &frame(1, A4, B4, 50000, 445, 100, SYN, b""), &mut c);
-        e.process(1, &frame(1, A4, B4, 50000, 445, 101, ACK, b"\0\0\0\x10hello smb world!"), &mut c);
+        e.process(
+            1,
+            &frame(1, A4, B4, 50000, 445, 101, ACK, b"\0\0\0\x10hello smb world!"),
+            &mut c,
+        );
         // A hole, then data: a gap anomaly at finish.
         e.process(2, &frame(2, A4, B4, 50000, 445, 200, ACK, b"later"), &mut c);
-        e.process(3, &frame(2, A4, B4, 1234, 80, 1, ACK, b"GET / HTTP/1.1\r\n\r\n"), &mut c);
+        e.process(
+            3,
+            &frame(2, A4, B4, 1234, 80, 1, ACK, b"GET / HTTP/1.1\r\n\r\n"),
+            &mut c,
+        );
         e.finish(&mut c);
         assert_eq!(e.counters().get("packets"), 4);
         assert_eq!(e.counters().get("flows"), 2);
@@ -215,5 +302,67 @@ mod tests {
         let smb = c.flows.iter().find(|f| f.conn.resp_p == 445).unwrap();
         assert_eq!((smb.orig_bytes_delivered, smb.orig_gap_bytes), (20 + 5, 79));
         assert_eq!(e.flows_open(), 0);
+    }
+
+    #[test]
+    fn endpoint_mapper_answers_teach_the_factory() {
+        use crate::event::{ConnFields, DceArgs, DceRpc};
+        let mut e = Engine::new(EngineConfig::default());
+        let mut c = Collect::default();
+        let server: std::net::IpAddr = B4.into();
+        let conn = ConnFields {
+            resp_h: server,
+            resp_p: 135,
+            ..ConnFields::default()
+        };
+        e.sink.emit(Event::DceRpc(Box::new(DceRpc {
+            conn,
+            rtt: None,
+            named_pipe: None,
+            endpoint: "epmapper".into(),
+            operation: "ept_map".into(),
+            transport: "tcp",
+            opnum: Some(3),
+            call_id: 1,
+            ctx_id: None,
+            uuid: None,
+            auth_type: None,
+            auth_level: None,
+            stub_encrypted: false,
+            status: "ok".into(),
+            request_stub_len: None,
+            request_frags: None,
+            interfaces: None,
+            args: DceArgs {
+                epm_port: Some(49667),
+                ..DceArgs::default()
+            },
+        })));
+        e.drain(7, &mut c);
+        assert_eq!(c.events.len(), 1);
+        assert!(e.epm.as_ref().unwrap().borrow().contains(server, 49667));
+        // A later midstream connection to that port gets a parser although its bytes say nothing.
+        e.process(
+            8,
+            &frame(3, A4, B4, 50001, 49667, 5, ACK, b"not a PDU start, midstream!"),
+            &mut c,
+        );
+        e.finish(&mut c);
+        assert_eq!(e.counters().get("flows.parsed"), 1);
+    }
+
+    #[test]
+    fn advance_time_expires_idle_flows_without_packets() {
+        let mut e = Engine::new(EngineConfig {
+            flow_summaries: true,
+            ..Default::default()
+        });
+        let mut c = Collect::default();
+        e.process(0, &frame(1, A4, B4, 50000, 445, 100, SYN, b""), &mut c);
+        e.advance_time(Ts::from_secs(2), &mut c);
+        assert_eq!(e.flows_open(), 1);
+        e.advance_time(Ts::from_secs(1000), &mut c);
+        assert_eq!(e.flows_open(), 0);
+        assert_eq!(c.flows[0].end, "idle");
     }
 }

@@ -62,7 +62,10 @@ fn captures_in(dir: &Path) -> Vec<PathBuf> {
                 stack.push(p);
             } else {
                 let n = p.file_name().unwrap().to_string_lossy().to_string();
-                if [".pcap", ".pcapng", ".cap", ".pcap.gz"].iter().any(|x| n.ends_with(x)) {
+                if [".pcap", ".pcapng", ".cap", ".pcap.gz"]
+                    .iter()
+                    .any(|x| n.ends_with(x))
+                {
                     out.push(p);
                 }
             }
@@ -84,9 +87,21 @@ fn every_capture_reads_cleanly() {
         assert!(!files.is_empty(), "no captures under {}", dir.display());
         for f in files {
             let out = scratch("all").join("flows.json");
-            let o = run(&[os("read"), f.as_os_str(), os("--flows"), out.as_os_str(), os("--alerts"), os("/dev/null")]);
+            let o = run(&[
+                os("read"),
+                f.as_os_str(),
+                os("--flows"),
+                out.as_os_str(),
+                os("--alerts"),
+                os("/dev/null"),
+            ]);
             let stderr = String::from_utf8_lossy(&o.stderr);
-            assert!(o.status.success(), "{}: exit {:?}\n{stderr}", f.display(), o.status.code());
+            assert!(
+                o.status.success(),
+                "{}: exit {:?}\n{stderr}",
+                f.display(),
+                o.status.code()
+            );
             assert!(!stderr.contains("psexec-sensor: "), "{}: {stderr}", f.display());
             let flows = json_lines(&out);
             assert!(!flows.is_empty(), "{}: no TCP flows", f.display());
@@ -134,7 +149,10 @@ fn bad_inputs_are_reported_and_good_ones_still_read() {
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     let line = |p: &Path, why: &str| {
         let want = format!("psexec-sensor: {}: {why}", p.display());
-        assert!(stderr.lines().any(|l| l.starts_with(&want)), "missing {want:?} in\n{stderr}");
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&want)),
+            "missing {want:?} in\n{stderr}"
+        );
     };
     line(&missing, "no such file");
     line(&empty, "not a capture file: empty file");
@@ -148,25 +166,43 @@ fn bad_inputs_are_reported_and_good_ones_still_read() {
     let tshark_trunc = tshark_streams(&lab("a_psexec_default.pcap"));
     if let (Some(g), Some(t)) = (tshark_good, tshark_trunc) {
         let pairs = |m: &HashMap<DirKey, u64>| {
-            let mut s: Vec<_> = m.keys().map(|(a, ap, b, bp)| {
-                let (x, y) = ((a.clone(), *ap), (b.clone(), *bp));
-                if x <= y { (x, y) } else { (y, x) }
-            }).collect();
+            let mut s: Vec<_> = m
+                .keys()
+                .map(|(a, ap, b, bp)| {
+                    let (x, y) = ((a.clone(), *ap), (b.clone(), *bp));
+                    if x <= y {
+                        (x, y)
+                    } else {
+                        (y, x)
+                    }
+                })
+                .collect();
             s.sort();
             s.dedup();
             s.len()
         };
         let with_payload = flows
             .iter()
-            .filter(|f| f["orig_bytes_delivered"].as_u64().unwrap_or(0) + f["resp_bytes_delivered"].as_u64().unwrap_or(0)
-                + f["orig_skipped_bytes"].as_u64().unwrap_or(0) + f["resp_skipped_bytes"].as_u64().unwrap_or(0) > 0)
+            .filter(|f| {
+                f["orig_bytes_delivered"].as_u64().unwrap_or(0)
+                    + f["resp_bytes_delivered"].as_u64().unwrap_or(0)
+                    + f["orig_skipped_bytes"].as_u64().unwrap_or(0)
+                    + f["resp_skipped_bytes"].as_u64().unwrap_or(0)
+                    > 0
+            })
             .count();
         // The truncated copy lost part of its last packet only: every connection still shows.
-        assert_eq!(with_payload, pairs(&g) + pairs(&t), "flows from both the good file and the truncated one");
+        assert_eq!(
+            with_payload,
+            pairs(&g) + pairs(&t),
+            "flows from both the good file and the truncated one"
+        );
     }
     let events = json_lines(&events);
     assert!(
-        events.iter().any(|e| e["log"] == "anomaly" && e["kind"] == "capture" && e["detail"].as_str().unwrap_or("").contains("truncated")),
+        events.iter().any(|e| e["log"] == "anomaly"
+            && e["kind"] == "capture"
+            && e["detail"].as_str().unwrap_or("").contains("truncated")),
         "{events:?}"
     );
 }
@@ -184,9 +220,25 @@ fn gzip_and_directories_give_the_same_flows() {
     std::fs::write(d.join("sub").join("copy.pcap.gz.truth.json"), b"{}").unwrap();
     let a = d.join("a.json");
     let b = d.join("b.json");
-    let o1 = run(&[os("read"), src.as_os_str(), os("--flows"), a.as_os_str(), os("--no-summary")]);
-    let o2 = run(&[os("read"), d.as_os_str(), os("--flows"), b.as_os_str(), os("--no-summary")]);
-    assert!(o1.status.success() && o2.status.success(), "{}", String::from_utf8_lossy(&o2.stderr));
+    let o1 = run(&[
+        os("read"),
+        src.as_os_str(),
+        os("--flows"),
+        a.as_os_str(),
+        os("--no-summary"),
+    ]);
+    let o2 = run(&[
+        os("read"),
+        d.as_os_str(),
+        os("--flows"),
+        b.as_os_str(),
+        os("--no-summary"),
+    ]);
+    assert!(
+        o1.status.success() && o2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o2.stderr)
+    );
     let (a, b) = (json_lines(&a), json_lines(&b));
     assert!(!a.is_empty());
     assert_eq!(a, b);
@@ -212,7 +264,18 @@ fn tshark_streams(cap: &Path) -> Option<HashMap<DirKey, u64>> {
         .arg("-r")
         .arg(cap)
         .args(["-Y", "tcp.len > 0", "-T", "fields", "-E", "separator=|"])
-        .args(["-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst"])
+        .args([
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "ip.dst",
+            "-e",
+            "ipv6.dst",
+        ])
         .args(["-e", "tcp.dstport", "-e", "tcp.seq_raw", "-e", "tcp.len"])
         .output()
         .ok()?;
@@ -227,15 +290,25 @@ fn tshark_streams(cap: &Path) -> Option<HashMap<DirKey, u64>> {
         }
         let src = if p[0].is_empty() { p[1] } else { p[0] };
         let dst = if p[3].is_empty() { p[4] } else { p[3] };
-        let (Ok(sp), Ok(dp), Ok(seq), Ok(len)) = (p[2].parse(), p[5].parse(), p[6].parse::<u32>(), p[7].parse::<u64>()) else {
+        let (Ok(sp), Ok(dp), Ok(seq), Ok(len)) = (
+            p[2].parse(),
+            p[5].parse(),
+            p[6].parse::<u32>(),
+            p[7].parse::<u64>(),
+        ) else {
             continue;
         };
-        segs.entry((src.into(), sp, dst.into(), dp)).or_default().push((seq, len));
+        segs.entry((src.into(), sp, dst.into(), dp))
+            .or_default()
+            .push((seq, len));
     }
     let mut out = HashMap::new();
     for (k, v) in segs {
         let base = v[0].0;
-        let mut rel: Vec<(i64, i64)> = v.iter().map(|(s, l)| (s.wrapping_sub(base) as i32 as i64, *l as i64)).collect();
+        let mut rel: Vec<(i64, i64)> = v
+            .iter()
+            .map(|(s, l)| (s.wrapping_sub(base) as i32 as i64, *l as i64))
+            .collect();
         rel.sort();
         let (mut union, mut end) = (0i64, i64::MIN);
         for (s, l) in rel {
@@ -257,9 +330,21 @@ fn tshark_streams(cap: &Path) -> Option<HashMap<DirKey, u64>> {
 /// tshark sees on the wire, on lab captures and a large one.
 #[test]
 fn delivered_bytes_match_tshark() {
-    let mut caps = vec![lab("a_psexec_default.pcap"), lab("f_benign_admin_upload.pcap"), lab("k1_psexec_large_upload.pcap")];
+    let mut caps = vec![
+        lab("a_psexec_default.pcap"),
+        lab("f_benign_admin_upload.pcap"),
+        lab("k1_psexec_large_upload.pcap"),
+    ];
     if let Some(s) = shared_captures() {
-        caps.push(s.join("public/elcabezzonn/remcom.pcap"));
+        for rel in [
+            "public/elcabezzonn/remcom.pcap",
+            "public/elcabezzonn/impacket_psexec.pcap.gz",
+            "public/pcap-attack/LM_psexec_smb_dcerpc_epm_svcctl.pcapng",
+            "public/suricata-verify/smb3-02-midstream/input.pcap",
+            "public/zeek/smb3_multichannel.pcap",
+        ] {
+            caps.push(s.join(rel));
+        }
     }
     for cap in caps {
         let Some(tshark) = tshark_streams(&cap) else {
@@ -268,7 +353,13 @@ fn delivered_bytes_match_tshark() {
         };
         let d = scratch("tshark");
         let flows = d.join("flows.json");
-        let o = run(&[os("read"), cap.as_os_str(), os("--flows"), flows.as_os_str(), os("--no-summary")]);
+        let o = run(&[
+            os("read"),
+            cap.as_os_str(),
+            os("--flows"),
+            flows.as_os_str(),
+            os("--no-summary"),
+        ]);
         assert!(o.status.success());
         let flows = json_lines(&flows);
         let mut checked = 0;
@@ -278,7 +369,10 @@ fn delivered_bytes_match_tshark() {
             let (op, rp) = (f["id.orig_p"].as_u64().unwrap(), f["id.resp_p"].as_u64().unwrap());
             let ours_o = f["orig_bytes_delivered"].as_u64().unwrap() + f["orig_gap_bytes"].as_u64().unwrap();
             let ours_r = f["resp_bytes_delivered"].as_u64().unwrap() + f["resp_gap_bytes"].as_u64().unwrap();
-            let t_o = tshark.get(&(oh.clone(), op, rh.clone(), rp)).copied().unwrap_or(0);
+            let t_o = tshark
+                .get(&(oh.clone(), op, rh.clone(), rp))
+                .copied()
+                .unwrap_or(0);
             let t_r = tshark.get(&(rh, rp, oh, op)).copied().unwrap_or(0);
             assert_eq!((ours_o, ours_r), (t_o, t_r), "{}: flow {f}", cap.display());
             checked += 1;
@@ -293,10 +387,129 @@ fn events_to_stdout_are_json_lines() {
     let truncated = d.join("cut.pcap");
     let bytes = std::fs::read(lab("c_smbexec.pcap")).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() - 7]).unwrap();
-    let o = run(&[os("read"), truncated.as_os_str(), os("--events"), os("-"), os("--no-summary")]);
+    let o = run(&[
+        os("read"),
+        truncated.as_os_str(),
+        os("--events"),
+        os("-"),
+        os("--no-summary"),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
-    assert!(lines.iter().any(|v| v["log"] == "anomaly" && v["kind"] == "capture" && v["layer"] == "capture"), "{stdout}");
-    assert!(o.stderr.starts_with(b"psexec-sensor: "), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["log"] == "anomaly" && v["kind"] == "capture" && v["layer"] == "capture"),
+        "{stdout}"
+    );
+    assert!(
+        o.stderr.starts_with(b"psexec-sensor: "),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn reads_a_capture_from_stdin() {
+    let d = scratch("stdin");
+    let a = d.join("a.json");
+    let b = d.join("b.json");
+    let src = lab("c_smbexec.pcap");
+    let o1 = run(&[
+        os("read"),
+        src.as_os_str(),
+        os("--flows"),
+        a.as_os_str(),
+        os("--no-summary"),
+    ]);
+    let o2 = Command::new(BIN)
+        .args([
+            os("read"),
+            os("-"),
+            os("--flows"),
+            b.as_os_str(),
+            os("--no-summary"),
+        ])
+        .stdin(std::fs::File::open(&src).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        o1.status.success() && o2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o2.stderr)
+    );
+    assert_eq!(json_lines(&a), json_lines(&b));
+    assert!(!json_lines(&a).is_empty());
+}
+
+/// Sharded engines give the same flows, events and summary as one engine.
+#[test]
+fn workers_give_the_same_results() {
+    let d = scratch("workers");
+    let mut inputs = vec![repo_captures()];
+    if let Some(s) = shared_captures() {
+        inputs.push(s.join("public/elcabezzonn"));
+    }
+    let mut outs = Vec::new();
+    for n in ["1", "3"] {
+        let flows = d.join(format!("flows-{n}.json"));
+        let events = d.join(format!("events-{n}.json"));
+        let mut args = vec![os("read")];
+        args.extend(inputs.iter().map(|p| p.as_os_str()));
+        args.extend([
+            os("--workers"),
+            os(n),
+            os("--flows"),
+            flows.as_os_str(),
+            os("--events"),
+            events.as_os_str(),
+        ]);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut f: Vec<String> = json_lines(&flows).iter().map(|v| v.to_string()).collect();
+        f.sort();
+        // The same events; flows that time out mid-input may be noticed at a different packet
+        // with several workers, so their events are compared as a set.
+        let mut e: Vec<String> = json_lines(&events).iter().map(|v| v.to_string()).collect();
+        e.sort();
+        let summary = String::from_utf8_lossy(&o.stderr).into_owned();
+        outs.push((f, e, summary));
+    }
+    assert!(!outs[0].0.is_empty());
+    assert_eq!(outs[0].0, outs[1].0, "flows differ");
+    assert_eq!(outs[0].1, outs[1].1, "events differ");
+    assert_eq!(outs[0].2, outs[1].2, "summaries differ");
+}
+
+#[test]
+fn workers_report_bad_input_the_same_way() {
+    let d = scratch("workers-bad");
+    let truncated = d.join("cut.pcap");
+    let bytes = std::fs::read(lab("a_psexec_default.pcap")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
+    let missing = d.join("nope.pcap");
+    let good = lab("c_smbexec.pcap");
+    let mut results = Vec::new();
+    for n in ["1", "2"] {
+        let events = d.join(format!("ev-{n}.json"));
+        let o = run(&[
+            os("read"),
+            truncated.as_os_str(),
+            missing.as_os_str(),
+            good.as_os_str(),
+            os("--workers"),
+            os(n),
+            os("--events"),
+            events.as_os_str(),
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        results.push((String::from_utf8_lossy(&o.stderr).into_owned(), json_lines(&events)));
+    }
+    assert_eq!(results[0], results[1]);
+    assert!(results[0].0.contains("truncated"));
+    assert!(results[0].1.iter().any(|e| e["kind"] == "capture"));
 }

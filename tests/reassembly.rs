@@ -39,7 +39,9 @@ fn v4(ip: IpAddr) -> [u8; 4] {
 }
 
 fn load(name: &str) -> Vec<Seg> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/lab").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("captures/lab")
+        .join(name);
     let mut r = CaptureReader::open(&path).unwrap();
     let mut d = Decoder::new();
     let mut sink = Sink::new();
@@ -48,7 +50,8 @@ fn load(name: &str) -> Vec<Seg> {
     while r.next_packet(&mut p).unwrap() {
         if let Some(t) = d.decode(&p, &mut sink) {
             let f = t.flags;
-            let flags = ((f.syn as u8) * SYN) | ((f.ack as u8) * ACK) | ((f.fin as u8) * FIN) | ((f.rst as u8) * RST);
+            let flags =
+                ((f.syn as u8) * SYN) | ((f.ack as u8) * ACK) | ((f.fin as u8) * FIN) | ((f.rst as u8) * RST);
             out.push(Seg {
                 ts: p.ts,
                 src: v4(t.src),
@@ -66,8 +69,18 @@ fn load(name: &str) -> Vec<Seg> {
 }
 
 fn raw(s: &Seg) -> Packet {
-    let data = ipv4(s.src, s.dst, 6, &tcp(s.sport, s.dport, s.seq, s.ack, s.flags, &s.payload));
-    Packet { ts: s.ts, linktype: LINKTYPE_RAW, orig_len: data.len() as u32, data }
+    let data = ipv4(
+        s.src,
+        s.dst,
+        6,
+        &tcp(s.sport, s.dport, s.seq, s.ack, s.flags, &s.payload),
+    );
+    Packet {
+        ts: s.ts,
+        linktype: LINKTYPE_RAW,
+        orig_len: data.len() as u32,
+        data,
+    }
 }
 
 /// Streams per flow: key (client, client port, server, server port) as strings → [to server, to client].
@@ -83,7 +96,9 @@ impl StreamParser for Rec {
     }
     fn gap(&mut self, _ts: Ts, dir: Direction, n: u64, _s: &mut Sink) {
         let mut l = self.log.borrow_mut();
-        l.entry(self.key.clone()).or_default()[dir.index()].extend(std::iter::repeat_n(b'?', n as usize));
+        // Marked, not materialised beyond 64 KiB (hostile gaps can be tens of MiB).
+        l.entry(self.key.clone()).or_default()[dir.index()]
+            .extend(std::iter::repeat_n(b'?', n.min(1 << 16) as usize));
     }
     fn close(&mut self, _ts: Ts, _s: &mut Sink) {}
 }
@@ -92,7 +107,10 @@ impl ParserFactory for RecFactory {
     fn parser_for(&mut self, ctx: &FlowCtx, _d: Direction, _f: &[u8]) -> Option<Box<dyn StreamParser>> {
         let c = ctx.conn;
         let key = format!("{}:{} > {}:{}", c.orig_h, c.orig_p, c.resp_h, c.resp_p);
-        Some(Box::new(Rec { key, log: self.0.clone() }))
+        Some(Box::new(Rec {
+            key,
+            log: self.0.clone(),
+        }))
     }
 }
 
@@ -128,14 +146,23 @@ fn split(segs: &[Seg], n: usize) -> Vec<Seg> {
         for (i, c) in chunks.iter().enumerate() {
             let last = i + 1 == chunks.len();
             let flags = if last { s.flags } else { s.flags & !(FIN | PSH) };
-            out.push(Seg { seq, flags, payload: c.to_vec(), ..s.clone() });
+            out.push(Seg {
+                seq,
+                flags,
+                payload: c.to_vec(),
+                ..s.clone()
+            });
             seq = seq.wrapping_add(c.len() as u32);
         }
     }
     out
 }
 
-const LAB: [&str; 3] = ["a_psexec_default.pcap", "c_smbexec.pcap", "f_benign_admin_upload.pcap"];
+const LAB: [&str; 3] = [
+    "a_psexec_default.pcap",
+    "c_smbexec.pcap",
+    "f_benign_admin_upload.pcap",
+];
 
 #[test]
 fn one_byte_segments() {
@@ -171,9 +198,16 @@ fn reordered_within_windows_and_duplicated() {
             }
         }
         out.extend(run.drain(..).rev());
-        let doubled: Vec<Seg> = out.iter().flat_map(|s| {
-            if s.payload.is_empty() { vec![s.clone()] } else { vec![s.clone(), s.clone()] }
-        }).collect();
+        let doubled: Vec<Seg> = out
+            .iter()
+            .flat_map(|s| {
+                if s.payload.is_empty() {
+                    vec![s.clone()]
+                } else {
+                    vec![s.clone(), s.clone()]
+                }
+            })
+            .collect();
         let with_acks: Vec<Seg> = doubled;
         let (got, c) = streams(&with_acks.iter().map(raw).collect::<Vec<_>>());
         assert_eq!(got, base, "{cap}");
@@ -196,8 +230,13 @@ fn conflicting_overlaps_keep_the_first_copy_and_are_reported() {
         let a = &segs[i];
         let b = segs.get(i + 1);
         match b {
-            Some(b) if !a.payload.is_empty() && !b.payload.is_empty() && a.src == b.src && a.sport == b.sport
-                && a.flags & (SYN | FIN | RST) == 0 && b.flags & (SYN | FIN | RST) == 0 =>
+            Some(b)
+                if !a.payload.is_empty()
+                    && !b.payload.is_empty()
+                    && a.src == b.src
+                    && a.sport == b.sport
+                    && a.flags & (SYN | FIN | RST) == 0
+                    && b.flags & (SYN | FIN | RST) == 0 =>
             {
                 out.push(b.clone());
                 let mut evil = b.clone();
@@ -214,7 +253,10 @@ fn conflicting_overlaps_keep_the_first_copy_and_are_reported() {
         }
     }
     assert!(forged > 10);
-    let out: Vec<Seg> = out.into_iter().filter(|s| !(s.payload.is_empty() && s.flags == ACK)).collect();
+    let out: Vec<Seg> = out
+        .into_iter()
+        .filter(|s| !(s.payload.is_empty() && s.flags == ACK))
+        .collect();
     let (got, c) = streams(&out.iter().map(raw).collect::<Vec<_>>());
     assert_eq!(got, base);
     assert_eq!(c.get("anomaly.overlap_different_data"), forged);
@@ -238,7 +280,12 @@ fn ip_fragments_out_of_order() {
             .map(|(i, c)| {
                 let more = (i + 1) * 24 < t.len();
                 let data = ether(0x0800, &ipv4_frag(s.src, s.dst, 6, n as u16, i * 24, more, c));
-                Packet { ts: s.ts, linktype: LINKTYPE_ETHERNET, orig_len: data.len() as u32, data }
+                Packet {
+                    ts: s.ts,
+                    linktype: LINKTYPE_ETHERNET,
+                    orig_len: data.len() as u32,
+                    data,
+                }
             })
             .collect();
         frags.reverse();
@@ -262,14 +309,78 @@ fn ipv6_in_qinq() {
     let pkts: Vec<Packet> = segs
         .iter()
         .map(|s| {
-            let ip = ipv6(map(s.src), map(s.dst), 6, &tcp(s.sport, s.dport, s.seq, s.ack, s.flags, &s.payload));
+            let ip = ipv6(
+                map(s.src),
+                map(s.dst),
+                6,
+                &tcp(s.sport, s.dport, s.seq, s.ack, s.flags, &s.payload),
+            );
             let inner = vlan_tag(100, 0x86dd, &ip);
             let data = ether(0x88a8, &vlan_tag(7, 0x8100, &inner));
-            Packet { ts: s.ts, linktype: LINKTYPE_ETHERNET, orig_len: data.len() as u32, data }
+            Packet {
+                ts: s.ts,
+                linktype: LINKTYPE_ETHERNET,
+                orig_len: data.len() as u32,
+                data,
+            }
         })
         .collect();
     let (got, _) = streams(&pkts);
     let strip = |m: &Streams| m.values().cloned().collect::<Vec<_>>();
     assert_eq!(strip(&got), strip(&base));
     assert!(got.keys().all(|k| k.contains("2001:db8::")), "{:?}", got.keys());
+}
+
+/// Hostile bytes: random frames and bit-flipped real ones through every link type must not panic,
+/// and buffered state must stay within the caps.
+#[test]
+fn random_and_mutated_frames_do_not_panic() {
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let real: Vec<Packet> = load("a_psexec_default.pcap").iter().map(raw).collect();
+    let linktypes = [0u32, 1, 101, 108, 113, 228, 229, 276, 12, 14, 9999];
+    let log = Rc::new(RefCell::new(Streams::new()));
+    let mut e = Engine::with_factory(EngineConfig::default(), Box::new(RecFactory(log)));
+    let mut c = Collect::default();
+    for i in 0..30_000u64 {
+        let r = next();
+        let mut p = if r % 3 == 0 {
+            let len = (next() % 200) as usize;
+            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            Packet {
+                ts: Ts(i * 1_000_000),
+                linktype: 0,
+                orig_len: len as u32,
+                data,
+            }
+        } else {
+            let mut p = real[(next() as usize) % real.len()].clone();
+            for _ in 0..(1 + next() % 4) {
+                if p.data.is_empty() {
+                    break;
+                }
+                let at = (next() as usize) % p.data.len();
+                p.data[at] ^= 1 << (next() % 8);
+            }
+            if next() % 5 == 0 {
+                let keep = (next() as usize) % (p.data.len() + 1);
+                p.data.truncate(keep);
+            }
+            p.ts = Ts(i * 1_000_000);
+            p
+        };
+        if r % 3 == 0 || next() % 4 == 0 {
+            p.linktype = linktypes[(next() as usize) % linktypes.len()];
+        }
+        e.process(i, &p, &mut c);
+        c.events.clear();
+    }
+    e.finish(&mut c);
+    assert_eq!(e.counters().get("packets"), 30_000);
+    assert_eq!(e.flows_open(), 0);
 }

@@ -45,15 +45,33 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Why a capture file could not be read (or not to the end). `Display` gives "FILE: reason".
 #[derive(Debug)]
 pub enum CaptureError {
-    Missing { path: PathBuf },
-    Unreadable { path: PathBuf, reason: String },
-    NotACapture { path: PathBuf, reason: String },
+    Missing {
+        path: PathBuf,
+    },
+    Unreadable {
+        path: PathBuf,
+        reason: String,
+    },
+    NotACapture {
+        path: PathBuf,
+        reason: String,
+    },
     /// The file ended inside a record; `packets` good packets were read before it.
-    Truncated { path: PathBuf, packets: u64 },
+    Truncated {
+        path: PathBuf,
+        packets: u64,
+    },
     /// A record declared a length beyond [`MAX_CAPTURE_RECORD_BYTES`].
-    RecordTooLarge { path: PathBuf, packets: u64 },
+    RecordTooLarge {
+        path: PathBuf,
+        packets: u64,
+    },
     /// A record did not parse.
-    Malformed { path: PathBuf, packets: u64, reason: String },
+    Malformed {
+        path: PathBuf,
+        packets: u64,
+        reason: String,
+    },
 }
 
 impl CaptureError {
@@ -155,24 +173,46 @@ type DynRead = Box<dyn Read + Send>;
 
 /// Open `path`, undo gzip if its magic says so, and return the decoded stream with its first bytes
 /// already read (`head`) and the format those bytes show.
-fn open_stream(
-    path: &Path,
-    progress: Arc<AtomicU64>,
-) -> Result<(Format, Vec<u8>, DynRead), CaptureError> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => CaptureError::Missing { path: path.to_owned() },
-        _ => CaptureError::Unreadable { path: path.to_owned(), reason: e.to_string() },
-    })?;
-    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(CaptureError::Unreadable { path: path.to_owned(), reason: "is a directory".into() });
-    }
-    let unreadable = |e: io::Error| CaptureError::Unreadable { path: path.to_owned(), reason: e.to_string() };
-    let mut raw: DynRead = Box::new(Counting { inner: file, read: progress });
+fn open_stream(path: &Path, progress: Arc<AtomicU64>) -> Result<(Format, Vec<u8>, DynRead), CaptureError> {
+    let mut raw: DynRead = if path.as_os_str() == "-" {
+        // `tcpdump -w - | psexec-sensor read -`
+        Box::new(Counting {
+            inner: io::stdin(),
+            read: progress,
+        })
+    } else {
+        let file = File::open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => CaptureError::Missing {
+                path: path.to_owned(),
+            },
+            _ => CaptureError::Unreadable {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            },
+        })?;
+        if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+            return Err(CaptureError::Unreadable {
+                path: path.to_owned(),
+                reason: "is a directory".into(),
+            });
+        }
+        Box::new(Counting {
+            inner: file,
+            read: progress,
+        })
+    };
+    let unreadable = |e: io::Error| CaptureError::Unreadable {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
     let mut head = vec![0u8; SNIFF_BYTES];
     let n = read_up_to(&mut raw, &mut head).map_err(unreadable)?;
     head.truncate(n);
     if n == 0 {
-        return Err(CaptureError::NotACapture { path: path.to_owned(), reason: "empty file".into() });
+        return Err(CaptureError::NotACapture {
+            path: path.to_owned(),
+            reason: "empty file".into(),
+        });
     }
     let mut stream = raw;
     if head.starts_with(&GZIP_MAGIC) {
@@ -187,7 +227,10 @@ fn open_stream(
         head = ghead;
         stream = gz;
         if n == 0 {
-            return Err(CaptureError::NotACapture { path: path.to_owned(), reason: "empty gzip stream".into() });
+            return Err(CaptureError::NotACapture {
+                path: path.to_owned(),
+                reason: "empty gzip stream".into(),
+            });
         }
     }
     match sniff_plain(&head) {
@@ -375,10 +418,18 @@ impl CaptureReader {
                 Err(PcapError::Incomplete(_)) => Step::Refill,
                 Err(PcapError::BufferTooSmall) => Step::Grow,
                 Err(PcapError::UnexpectedEof) => {
-                    if declared_record_len(self.format, self.inner.data()).is_some_and(|n| n > MAX_CAPTURE_RECORD_BYTES) {
-                        Step::Fail(CaptureError::RecordTooLarge { path: self.path.clone(), packets: self.packets })
+                    if declared_record_len(self.format, self.inner.data())
+                        .is_some_and(|n| n > MAX_CAPTURE_RECORD_BYTES)
+                    {
+                        Step::Fail(CaptureError::RecordTooLarge {
+                            path: self.path.clone(),
+                            packets: self.packets,
+                        })
                     } else {
-                        Step::Fail(CaptureError::Truncated { path: self.path.clone(), packets: self.packets })
+                        Step::Fail(CaptureError::Truncated {
+                            path: self.path.clone(),
+                            packets: self.packets,
+                        })
                     }
                 }
                 Err(e) => Step::Fail(CaptureError::Malformed {
@@ -402,19 +453,28 @@ impl CaptureReader {
                 Step::Refill => {
                     if let Err(e) = self.inner.refill() {
                         self.done = true;
-                        return Err(CaptureError::Unreadable { path: self.path.clone(), reason: describe(&e) });
+                        return Err(CaptureError::Unreadable {
+                            path: self.path.clone(),
+                            reason: describe(&e),
+                        });
                     }
                 }
                 Step::Grow => {
                     if self.buffer_size >= MAX_CAPTURE_RECORD_BYTES {
                         self.done = true;
-                        return Err(CaptureError::RecordTooLarge { path: self.path.clone(), packets: self.packets });
+                        return Err(CaptureError::RecordTooLarge {
+                            path: self.path.clone(),
+                            packets: self.packets,
+                        });
                     }
                     self.buffer_size = (self.buffer_size * 2).min(MAX_CAPTURE_RECORD_BYTES);
                     self.inner.grow(self.buffer_size);
                     if let Err(e) = self.inner.refill() {
                         self.done = true;
-                        return Err(CaptureError::Unreadable { path: self.path.clone(), reason: describe(&e) });
+                        return Err(CaptureError::Unreadable {
+                            path: self.path.clone(),
+                            reason: describe(&e),
+                        });
                     }
                 }
                 Step::Fail(e) => {
@@ -424,7 +484,6 @@ impl CaptureReader {
             }
         }
     }
-
 }
 
 impl BlockState {
@@ -433,7 +492,11 @@ impl BlockState {
         match block {
             PcapBlockOwned::LegacyHeader(h) => {
                 self.legacy_linktype = h.network.0 as u32;
-                self.legacy_per_sec = if h.is_nanosecond_precision() { 1_000_000_000 } else { 1_000_000 };
+                self.legacy_per_sec = if h.is_nanosecond_precision() {
+                    1_000_000_000
+                } else {
+                    1_000_000
+                };
                 false
             }
             PcapBlockOwned::Legacy(b) => {
@@ -501,7 +564,7 @@ fn declared_record_len(format: Format, buf: &[u8]) -> Option<usize> {
         Some(u32::from_le_bytes(b).min(u32::from_be_bytes(b)) as usize)
     };
     match format {
-        Format::Pcap => field(8), // caplen
+        Format::Pcap => field(8),   // caplen
         Format::PcapNg => field(4), // block total length
     }
 }

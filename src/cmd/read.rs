@@ -8,7 +8,8 @@ use crate::event::Event;
 use crate::flow::table::FlowSummary;
 use crate::output::json::JsonLines;
 use crate::output::summary::Summary;
-use crate::pipeline::{run_file, Engine, EngineConfig, EventConsumer};
+use crate::pipeline::sharded::Workers;
+use crate::pipeline::{run_file, Engine, EngineConfig, EventConsumer, FileOutcome};
 use crate::smb::SmbShared;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -85,6 +86,9 @@ impl EventConsumer for ReadOutput {
     }
 }
 
+/// Reads one file (path, running packet index, output, per-packet tick) through some engine(s).
+type FileRunner<'a> = dyn FnMut(&Path, &mut u64, &mut ReadOutput, &mut dyn FnMut(u64)) -> FileOutcome + 'a;
+
 fn open_writer(path: &Path) -> Result<JsonLines, ExitCode> {
     JsonLines::create(path).map_err(|e| {
         say(format_args!("{}: cannot write: {e}", path.display()));
@@ -113,8 +117,6 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
             return Err(ExitCode::from(EXIT_BAD_INPUT));
         }
     }
-    // `--workers` is accepted now; the multi-worker pipeline is issue 6 (one engine until then).
-    let _workers = args.workers;
 
     let mut out = ReadOutput {
         events: args.events.as_deref().map(open_writer).transpose()?,
@@ -139,10 +141,16 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         files.extend(found);
     }
 
-    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let bar = if io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES {
         let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
+        {
             b.set_style(style);
         }
         Some(b)
@@ -150,43 +158,75 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         None
     };
 
-    let mut engine = Engine::new(EngineConfig {
+    let cfg = EngineConfig {
         smb: SmbShared::default(),
         flow_summaries: out.flows.is_some(),
         max_flows: None,
-    });
+    };
+    let workers = args.workers.map_or(1, usize::from);
     let read_bytes = Arc::new(AtomicU64::new(0));
-    let mut index = 0u64;
-    for f in &files {
-        if let Some(b) = &bar {
-            b.set_message(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-        }
-        let rb = read_bytes.clone();
-        let mut tick = |i: u64| {
-            if i % 4096 == 0 {
-                if let Some(b) = &bar {
-                    b.set_position(rb.load(Ordering::Relaxed));
+    // One file through whichever runner (one engine here, or sharded engines on threads).
+    let each_file = |run: &mut FileRunner<'_>, out: &mut ReadOutput| {
+        let mut index = 0u64;
+        let mut failed = 0usize;
+        for f in &files {
+            if let Some(b) = &bar {
+                b.set_message(
+                    f.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
+            }
+            let rb = read_bytes.clone();
+            let mut tick = |i: u64| {
+                if i % 4096 == 0 {
+                    if let Some(b) = &bar {
+                        b.set_position(rb.load(Ordering::Relaxed));
+                    }
+                }
+            };
+            let outcome = run(f, &mut index, out, &mut tick);
+            if let Some(e) = outcome.error {
+                failed += 1;
+                match &bar {
+                    Some(b) => b.suspend(|| say(&e)),
+                    None => say(&e),
                 }
             }
-        };
-        let outcome = run_file(&mut engine, f, &mut index, read_bytes.clone(), &mut out, &mut tick);
-        if let Some(e) = outcome.error {
-            failed += 1;
-            match &bar {
-                Some(b) => b.suspend(|| say(&e)),
-                None => say(&e),
+            if out.write_error.is_some() {
+                break;
             }
         }
-        if out.write_error.is_some() {
-            break;
-        }
-    }
+        failed
+    };
+    let counters = if workers <= 1 {
+        let mut engine = Engine::new(cfg);
+        let rb = read_bytes.clone();
+        failed += each_file(
+            &mut |f, index, out, tick| run_file(&mut engine, f, index, rb.clone(), out, tick),
+            &mut out,
+        );
+        engine.counters().clone()
+    } else {
+        let rb = read_bytes.clone();
+        let (f, counters) = Workers::scope(workers, &cfg, |w| {
+            each_file(
+                &mut |f, index, out, tick| w.run_file(f, index, rb.clone(), out, tick),
+                &mut out,
+            )
+        });
+        failed += f;
+        counters
+    };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
 
     // DETECTION HOOK (lead): flush detection's pending alerts here (before the writers flush).
-    for w in [out.events.as_mut(), Some(&mut out.alerts), out.flows.as_mut()].into_iter().flatten() {
+    for w in [out.events.as_mut(), Some(&mut out.alerts), out.flows.as_mut()]
+        .into_iter()
+        .flatten()
+    {
         let r = w.flush();
         let p = w.path().to_owned();
         if let Err(e) = r {
@@ -194,7 +234,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         }
     }
     if !args.no_summary {
-        eprint!("{}", out.summary.render(engine.counters(), failed));
+        eprint!("{}", out.summary.render(&counters, failed));
     }
     if let Some((p, e)) = out.write_error {
         if e.kind() != io::ErrorKind::BrokenPipe {
@@ -202,5 +242,9 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_OUTPUT_ERROR));
     }
-    Ok(if failed > 0 { ExitCode::from(EXIT_BAD_INPUT) } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::from(EXIT_BAD_INPUT)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

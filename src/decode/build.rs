@@ -22,7 +22,15 @@ pub fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]
 }
 
 /// IPv4 header + payload. `frag_off` in bytes (multiple of 8).
-pub fn ipv4_frag(src: [u8; 4], dst: [u8; 4], proto: u8, id: u16, frag_off: usize, more: bool, payload: &[u8]) -> Vec<u8> {
+pub fn ipv4_frag(
+    src: [u8; 4],
+    dst: [u8; 4],
+    proto: u8,
+    id: u16,
+    frag_off: usize,
+    more: bool,
+    payload: &[u8],
+) -> Vec<u8> {
     let total = (20 + payload.len()) as u16;
     let mut h = vec![0x45, 0];
     h.extend_from_slice(&total.to_be_bytes());
@@ -54,7 +62,15 @@ pub fn ipv6(src: [u8; 16], dst: [u8; 16], next: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// IPv6 with a fragment extension header.
-pub fn ipv6_frag(src: [u8; 16], dst: [u8; 16], next: u8, id: u32, off: usize, more: bool, payload: &[u8]) -> Vec<u8> {
+pub fn ipv6_frag(
+    src: [u8; 16],
+    dst: [u8; 16],
+    next: u8,
+    id: u32,
+    off: usize,
+    more: bool,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = vec![next, 0];
     let v = ((off / 8) as u16) << 3 | more as u16;
     f.extend_from_slice(&v.to_be_bytes());

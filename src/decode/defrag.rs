@@ -93,7 +93,9 @@ impl Defragmenter {
     pub fn add(&mut self, ts: Ts, f: Fragment<'_>, sink: &mut Sink) -> FragOutcome {
         sink.count("ip.fragments", 1);
         self.sweep(ts, sink);
-        let Some(end) = f.offset.checked_add(f.data.len()) else { return FragOutcome::Dropped };
+        let Some(end) = f.offset.checked_add(f.data.len()) else {
+            return FragOutcome::Dropped;
+        };
         if end > MAX_IP_FRAG_DATAGRAM_BYTES {
             sink.cap_reached(
                 "MAX_IP_FRAG_DATAGRAM_BYTES",
@@ -112,26 +114,52 @@ impl Defragmenter {
             }
             self.pending.insert(
                 f.key,
-                Datagram { data: Vec::new(), have: Vec::new(), total: None, first_seen: ts, last_seen: ts },
+                Datagram {
+                    data: Vec::new(),
+                    have: Vec::new(),
+                    total: None,
+                    first_seen: ts,
+                    last_seen: ts,
+                },
             );
         }
         while self.bytes + f.data.len() > MAX_IP_FRAG_BYTES_TOTAL && self.pending.len() > 1 {
-            sink.cap_reached("MAX_IP_FRAG_BYTES_TOTAL", ts, None, "ip", "oldest datagram dropped");
+            sink.cap_reached(
+                "MAX_IP_FRAG_BYTES_TOTAL",
+                ts,
+                None,
+                "ip",
+                "oldest datagram dropped",
+            );
             if !self.drop_oldest_except(&f.key) {
                 break;
             }
         }
-        let Some(d) = self.pending.get_mut(&f.key) else { return FragOutcome::Dropped };
+        let Some(d) = self.pending.get_mut(&f.key) else {
+            return FragOutcome::Dropped;
+        };
         d.last_seen = ts;
         if !f.more {
             match d.total {
                 Some(t) if t != end => {
-                    sink.anomaly(ts, None, AnomalyKind::FragmentOverlap, "ip", "two different last fragments");
+                    sink.anomaly(
+                        ts,
+                        None,
+                        AnomalyKind::FragmentOverlap,
+                        "ip",
+                        "two different last fragments",
+                    );
                 }
                 Some(_) => {}
                 None => {
                     if d.have.last().is_some_and(|&(_, e)| e > end) {
-                        sink.anomaly(ts, None, AnomalyKind::Malformed, "ip", "data beyond the last fragment");
+                        sink.anomaly(
+                            ts,
+                            None,
+                            AnomalyKind::Malformed,
+                            "ip",
+                            "data beyond the last fragment",
+                        );
                         self.drop_key(&f.key);
                         return FragOutcome::Dropped;
                     }
@@ -140,7 +168,13 @@ impl Defragmenter {
             }
         }
         if d.total.is_some_and(|t| end > t) {
-            sink.anomaly(ts, None, AnomalyKind::Malformed, "ip", "fragment beyond the last fragment");
+            sink.anomaly(
+                ts,
+                None,
+                AnomalyKind::Malformed,
+                "ip",
+                "fragment beyond the last fragment",
+            );
             return FragOutcome::Pending;
         }
         let grown = end.saturating_sub(d.data.len());
@@ -155,7 +189,10 @@ impl Defragmenter {
                 None,
                 AnomalyKind::FragmentOverlap,
                 "ip",
-                format!("overlapping fragments with different data ({} → {} id {})", f.key.src, f.key.dst, f.key.id),
+                format!(
+                    "overlapping fragments with different data ({} → {} id {})",
+                    f.key.src, f.key.dst, f.key.id
+                ),
             );
         }
         if d.have.len() > MAX_IP_FRAG_PIECES {
@@ -201,7 +238,12 @@ impl Defragmenter {
     }
 
     fn drop_oldest(&mut self) {
-        if let Some(k) = self.pending.iter().min_by_key(|(_, d)| d.first_seen).map(|(k, _)| *k) {
+        if let Some(k) = self
+            .pending
+            .iter()
+            .min_by_key(|(_, d)| d.first_seen)
+            .map(|(k, _)| *k)
+        {
             self.drop_key(&k);
         }
     }
@@ -276,86 +318,4 @@ fn merge_range(have: &mut Vec<(usize, usize)>, s: usize, e: usize) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key() -> FragKey {
-        FragKey { src: "10.0.0.1".parse().unwrap(), dst: "10.0.0.2".parse().unwrap(), id: 7, proto: 6 }
-    }
-    fn frag(offset: usize, more: bool, data: &[u8]) -> Fragment<'_> {
-        Fragment { key: key(), offset, more, data }
-    }
-
-    #[test]
-    fn in_order_and_out_of_order() {
-        let payload: Vec<u8> = (0..40u8).collect();
-        for order in [[0usize, 1, 2], [2, 0, 1], [1, 2, 0]] {
-            let mut d = Defragmenter::new();
-            let mut s = Sink::new();
-            let pieces = [frag(0, true, &payload[..16]), frag(16, true, &payload[16..32]), frag(32, false, &payload[32..])];
-            let mut out = None;
-            for (n, i) in order.iter().enumerate() {
-                match d.add(Ts(1), pieces[*i], &mut s) {
-                    FragOutcome::Complete(v) => out = Some((n, v)),
-                    FragOutcome::Pending => {}
-                    FragOutcome::Dropped => panic!("dropped"),
-                }
-            }
-            let (n, v) = out.expect("complete");
-            assert_eq!(n, 2);
-            assert_eq!(v, payload);
-            assert_eq!(d.pending(), 0);
-            assert_eq!(d.bytes(), 0);
-        }
-    }
-
-    #[test]
-    fn overlap_same_data_is_quiet_different_is_anomaly_first_wins() {
-        let payload: Vec<u8> = (0..24u8).collect();
-        let mut d = Defragmenter::new();
-        let mut s = Sink::new();
-        assert_eq!(d.add(Ts(1), frag(0, true, &payload[..16]), &mut s), FragOutcome::Pending);
-        assert_eq!(d.add(Ts(1), frag(8, true, &payload[8..16]), &mut s), FragOutcome::Pending);
-        assert_eq!(s.counters.get("anomaly.fragment_overlap"), 0);
-        let evil = [0xEEu8; 8];
-        assert_eq!(d.add(Ts(1), frag(8, true, &evil), &mut s), FragOutcome::Pending);
-        assert_eq!(s.counters.get("anomaly.fragment_overlap"), 1);
-        match d.add(Ts(1), frag(16, false, &payload[16..]), &mut s) {
-            FragOutcome::Complete(v) => assert_eq!(v, payload, "first copy must win"),
-            o => panic!("{o:?}"),
-        }
-    }
-
-    #[test]
-    fn caps_and_timeout() {
-        let mut d = Defragmenter::new();
-        let mut s = Sink::new();
-        for id in 0..(MAX_IP_FRAG_BUFFERS as u32 + 5) {
-            let f = Fragment { key: FragKey { id, ..key() }, offset: 0, more: true, data: &[1; 8] };
-            d.add(Ts(1), f, &mut s);
-        }
-        assert_eq!(d.pending(), MAX_IP_FRAG_BUFFERS);
-        assert_eq!(s.counters.get("MAX_IP_FRAG_BUFFERS"), 5);
-        let big = Fragment { key: key(), offset: 65_530, more: false, data: &[0; 16] };
-        assert_eq!(d.add(Ts(1), big, &mut s), FragOutcome::Dropped);
-        assert_eq!(s.counters.get("MAX_IP_FRAG_DATAGRAM_BYTES"), 1);
-        // Much later: everything old is swept.
-        let late = Fragment { key: FragKey { id: 999_999, ..key() }, offset: 0, more: true, data: &[1; 8] };
-        d.add(Ts::from_secs(1000), late, &mut s);
-        assert_eq!(d.pending(), 1);
-        assert_eq!(d.bytes(), 8);
-    }
-
-    #[test]
-    fn merge_ranges() {
-        let mut h = vec![];
-        merge_range(&mut h, 10, 20);
-        merge_range(&mut h, 30, 40);
-        merge_range(&mut h, 20, 30);
-        assert_eq!(h, vec![(10, 40)]);
-        merge_range(&mut h, 0, 5);
-        merge_range(&mut h, 50, 60);
-        merge_range(&mut h, 3, 55);
-        assert_eq!(h, vec![(0, 60)]);
-    }
-}
+mod tests;

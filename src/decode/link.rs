@@ -38,7 +38,9 @@ const AF_INET: u32 = 2;
 const AF_INET6: [u32; 4] = [10, 24, 28, 30];
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_be_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 pub fn link_start(linktype: Linktype, data: &[u8]) -> LinkStart<'_> {
@@ -81,7 +83,10 @@ mod tests {
         let mut f = vec![0u8; 16];
         f[14] = 0x08;
         f.extend_from_slice(b"IPDATA");
-        assert_eq!(link_start(LINKTYPE_LINUX_SLL, &f), LinkStart::EtherType(0x0800, b"IPDATA"));
+        assert_eq!(
+            link_start(LINKTYPE_LINUX_SLL, &f),
+            LinkStart::EtherType(0x0800, b"IPDATA")
+        );
         assert_eq!(link_start(LINKTYPE_LINUX_SLL, &f[..10]), LinkStart::Truncated);
     }
 
@@ -91,17 +96,32 @@ mod tests {
         f[0] = 0x86;
         f[1] = 0xdd;
         f.extend_from_slice(b"V6");
-        assert_eq!(link_start(LINKTYPE_LINUX_SLL2, &f), LinkStart::EtherType(0x86dd, b"V6"));
+        assert_eq!(
+            link_start(LINKTYPE_LINUX_SLL2, &f),
+            LinkStart::EtherType(0x86dd, b"V6")
+        );
         assert_eq!(link_start(LINKTYPE_LINUX_SLL2, &f[..19]), LinkStart::Truncated);
     }
 
     #[test]
     fn null_and_loop_both_byte_orders_and_v6_families() {
-        assert_eq!(link_start(LINKTYPE_NULL, &[2, 0, 0, 0, 0x45]), LinkStart::Ip(&[0x45]));
-        assert_eq!(link_start(LINKTYPE_LOOP, &[0, 0, 0, 2, 0x45]), LinkStart::Ip(&[0x45]));
+        assert_eq!(
+            link_start(LINKTYPE_NULL, &[2, 0, 0, 0, 0x45]),
+            LinkStart::Ip(&[0x45])
+        );
+        assert_eq!(
+            link_start(LINKTYPE_LOOP, &[0, 0, 0, 2, 0x45]),
+            LinkStart::Ip(&[0x45])
+        );
         for fam in [10u8, 24, 28, 30] {
-            assert_eq!(link_start(LINKTYPE_NULL, &[fam, 0, 0, 0, 0x60]), LinkStart::Ip(&[0x60]));
-            assert_eq!(link_start(LINKTYPE_LOOP, &[0, 0, 0, fam, 0x60]), LinkStart::Ip(&[0x60]));
+            assert_eq!(
+                link_start(LINKTYPE_NULL, &[fam, 0, 0, 0, 0x60]),
+                LinkStart::Ip(&[0x60])
+            );
+            assert_eq!(
+                link_start(LINKTYPE_LOOP, &[0, 0, 0, fam, 0x60]),
+                LinkStart::Ip(&[0x60])
+            );
         }
         assert_eq!(link_start(LINKTYPE_NULL, &[7, 0, 0, 0, 1]), LinkStart::NotIp);
         assert_eq!(link_start(LINKTYPE_NULL, &[2, 0]), LinkStart::Truncated);

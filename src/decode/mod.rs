@@ -11,7 +11,10 @@ pub mod link;
 use crate::capture::Packet;
 use crate::sink::Sink;
 use defrag::{Defragmenter, FragKey, FragOutcome, Fragment};
-use etherparse::{EtherType, IpNumber, Ipv6ExtensionSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, TcpSlice, TransportSlice};
+use etherparse::{
+    EtherType, IpNumber, Ipv6ExtensionSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, TcpSlice,
+    TransportSlice,
+};
 use link::{link_start, LinkStart};
 use std::net::IpAddr;
 
@@ -64,6 +67,12 @@ impl Decoder {
         Decoder::default()
     }
 
+    /// Forget pending fragments (the end of one input: fragments never join across files).
+    pub fn reset(&mut self) {
+        self.defrag = Defragmenter::new();
+        self.reassembled = Vec::new();
+    }
+
     pub fn defragmenter(&self) -> &Defragmenter {
         &self.defrag
     }
@@ -82,14 +91,19 @@ impl Decoder {
             },
             LinkStart::NotIp => return skip(sink, "decode.non_ip"),
             LinkStart::UnsupportedLinktype => {
-                if !self.unsupported.contains(&pkt.linktype) && self.unsupported.len() < MAX_UNSUPPORTED_LINKTYPES_REPORTED {
+                if !self.unsupported.contains(&pkt.linktype)
+                    && self.unsupported.len() < MAX_UNSUPPORTED_LINKTYPES_REPORTED
+                {
                     self.unsupported.push(pkt.linktype);
                     sink.anomaly(
                         pkt.ts,
                         None,
                         crate::event::AnomalyKind::Capture,
                         "capture",
-                        format!("link type {} is not decoded; its packets are skipped", pkt.linktype),
+                        format!(
+                            "link type {} is not decoded; its packets are skipped",
+                            pkt.linktype
+                        ),
                     );
                 }
                 return skip(sink, "decode.unsupported_linktype");
@@ -106,7 +120,11 @@ impl Decoder {
                         .checked_sub(h.slice().len() + v4.extensions().auth.map_or(0, |a| a.slice().len())),
                 };
                 let frag = v4.payload().fragmented.then(|| {
-                    (h.identification() as u32, h.fragments_offset().byte_offset() as usize, h.more_fragments())
+                    (
+                        h.identification() as u32,
+                        h.fragments_offset().byte_offset() as usize,
+                        h.more_fragments(),
+                    )
                 });
                 (info, v4.payload().clone(), frag)
             }
@@ -145,8 +163,18 @@ impl Decoder {
             return skip(sink, "decode.non_tcp");
         }
         if let Some((id, offset, more)) = frag {
-            let key = FragKey { src: info.src, dst: info.dst, id, proto: payload.ip_number.0 };
-            let f = Fragment { key, offset, more, data: payload.payload };
+            let key = FragKey {
+                src: info.src,
+                dst: info.dst,
+                id,
+                proto: payload.ip_number.0,
+            };
+            let f = Fragment {
+                key,
+                offset,
+                more,
+                data: payload.payload,
+            };
             return match self.defrag.add(pkt.ts, f, sink) {
                 FragOutcome::Complete(v) => {
                     self.reassembled = v;
@@ -178,8 +206,14 @@ pub fn host_pair(pkt: &Packet) -> Option<(IpAddr, IpAddr)> {
         _ => return None,
     };
     match sliced.net? {
-        LaxNetSlice::Ipv4(v4) => Some((v4.header().source_addr().into(), v4.header().destination_addr().into())),
-        LaxNetSlice::Ipv6(v6) => Some((v6.header().source_addr().into(), v6.header().destination_addr().into())),
+        LaxNetSlice::Ipv4(v4) => Some((
+            v4.header().source_addr().into(),
+            v4.header().destination_addr().into(),
+        )),
+        LaxNetSlice::Ipv6(v6) => Some((
+            v6.header().source_addr().into(),
+            v6.header().destination_addr().into(),
+        )),
         LaxNetSlice::Arp(_) => None,
     }
 }
@@ -213,7 +247,9 @@ fn missing_bytes(info: &IpInfo, payload: &LaxIpPayloadSlice<'_>, tcp: &TcpSlice<
         return 0;
     }
     let have = tcp.slice().len();
-    info.claimed.map_or(0, |c| c.saturating_sub(have)).min(u32::MAX as usize) as u32
+    info.claimed
+        .map_or(0, |c| c.saturating_sub(have))
+        .min(u32::MAX as usize) as u32
 }
 
 fn segment<'a>(info: &IpInfo, tcp: &TcpSlice<'a>, missing: u32) -> TcpSegment<'a> {
@@ -224,7 +260,12 @@ fn segment<'a>(info: &IpInfo, tcp: &TcpSlice<'a>, missing: u32) -> TcpSegment<'a
         dport: tcp.destination_port(),
         seq: tcp.sequence_number(),
         ack: tcp.acknowledgment_number(),
-        flags: TcpFlags { syn: tcp.syn(), ack: tcp.ack(), fin: tcp.fin(), rst: tcp.rst() },
+        flags: TcpFlags {
+            syn: tcp.syn(),
+            ack: tcp.ack(),
+            fin: tcp.fin(),
+            rst: tcp.rst(),
+        },
         payload: tcp.payload(),
         missing,
     }

@@ -4,7 +4,12 @@ use crate::capture::*;
 use crate::time::Ts;
 
 fn pkt(linktype: Linktype, data: Vec<u8>) -> Packet {
-    Packet { ts: Ts::from_secs(1), linktype, orig_len: data.len() as u32, data }
+    Packet {
+        ts: Ts::from_secs(1),
+        linktype,
+        orig_len: data.len() as u32,
+        data,
+    }
 }
 
 type Facts = (IpAddr, IpAddr, u16, u16, u32, Vec<u8>, u32);
@@ -12,7 +17,17 @@ type Facts = (IpAddr, IpAddr, u16, u16, u32, Vec<u8>, u32);
 fn decode_one(p: &Packet) -> (Option<Facts>, Sink) {
     let mut d = Decoder::new();
     let mut s = Sink::new();
-    let r = d.decode(p, &mut s).map(|t| (t.src, t.dst, t.sport, t.dport, t.seq, t.payload.to_vec(), t.missing));
+    let r = d.decode(p, &mut s).map(|t| {
+        (
+            t.src,
+            t.dst,
+            t.sport,
+            t.dport,
+            t.seq,
+            t.payload.to_vec(),
+            t.missing,
+        )
+    });
     (r, s)
 }
 
@@ -32,9 +47,15 @@ fn expect_v4(p: &Packet) {
 #[test]
 fn ethernet_vlan_and_qinq() {
     expect_v4(&pkt(LINKTYPE_ETHERNET, ether(0x0800, &v4_tcp())));
-    expect_v4(&pkt(LINKTYPE_ETHERNET, ether(0x8100, &vlan_tag(42, 0x0800, &v4_tcp()))));
+    expect_v4(&pkt(
+        LINKTYPE_ETHERNET,
+        ether(0x8100, &vlan_tag(42, 0x0800, &v4_tcp())),
+    ));
     let inner = vlan_tag(42, 0x0800, &v4_tcp());
-    expect_v4(&pkt(LINKTYPE_ETHERNET, ether(0x88a8, &vlan_tag(7, 0x8100, &inner))));
+    expect_v4(&pkt(
+        LINKTYPE_ETHERNET,
+        ether(0x88a8, &vlan_tag(7, 0x8100, &inner)),
+    ));
 }
 
 #[test]
@@ -71,7 +92,11 @@ fn ipv6_over_ethernet_null_and_raw() {
     let v6 = ipv6(a6(), b6(), 6, &tcp(50001, 445, 7, 0, ACK, b"six"));
     let mut null = vec![30, 0, 0, 0];
     null.extend_from_slice(&v6);
-    for p in [pkt(LINKTYPE_ETHERNET, ether(0x86dd, &v6)), pkt(LINKTYPE_IPV6, v6.clone()), pkt(LINKTYPE_NULL, null)] {
+    for p in [
+        pkt(LINKTYPE_ETHERNET, ether(0x86dd, &v6)),
+        pkt(LINKTYPE_IPV6, v6.clone()),
+        pkt(LINKTYPE_NULL, null),
+    ] {
         let (r, _) = decode_one(&p);
         let r = r.expect("segment");
         assert_eq!(r.0, IpAddr::from(a6()));
@@ -106,14 +131,21 @@ fn snaplen_cut_reports_missing_bytes() {
 }
 
 fn frag_v4(off: usize, more: bool, data: &[u8]) -> Packet {
-    pkt(LINKTYPE_ETHERNET, ether(0x0800, &ipv4_frag(A4, B4, 6, 99, off, more, data)))
+    pkt(
+        LINKTYPE_ETHERNET,
+        ether(0x0800, &ipv4_frag(A4, B4, 6, 99, off, more, data)),
+    )
 }
 
 #[test]
 fn ipv4_fragments_any_order() {
     let seg = tcp(50000, 445, 5, 0, ACK, &(0..60u8).collect::<Vec<_>>());
     for order in [[0usize, 1, 2], [2, 1, 0], [1, 0, 2]] {
-        let parts = [frag_v4(0, true, &seg[..24]), frag_v4(24, true, &seg[24..48]), frag_v4(48, false, &seg[48..])];
+        let parts = [
+            frag_v4(0, true, &seg[..24]),
+            frag_v4(24, true, &seg[24..48]),
+            frag_v4(48, false, &seg[48..]),
+        ];
         let mut d = Decoder::new();
         let mut s = Sink::new();
         let mut got = Vec::new();
@@ -132,7 +164,11 @@ fn ipv4_overlapping_fragments_first_wins_and_anomaly() {
     let seg = tcp(50000, 445, 5, 0, ACK, &[1u8; 40]);
     let mut evil = seg[16..32].to_vec();
     evil.iter_mut().skip(8).for_each(|b| *b ^= 0xff);
-    let parts = [frag_v4(0, true, &seg[..32]), frag_v4(16, true, &evil), frag_v4(32, false, &seg[32..])];
+    let parts = [
+        frag_v4(0, true, &seg[..32]),
+        frag_v4(16, true, &evil),
+        frag_v4(32, false, &seg[32..]),
+    ];
     let mut d = Decoder::new();
     let mut s = Sink::new();
     let mut got = None;

@@ -23,6 +23,10 @@ pub const MAX_REASSEMBLY_BYTES_TOTAL: usize = 64 << 20;
 /// (a corrupt or hostile sequence number), so it is dropped rather than buffered.
 pub const MAX_SEQ_JUMP: u64 = 64 << 20;
 
+/// A hole with data buffered after it that stays open this long (packet time, while more segments
+/// keep coming) is declared lost: covers one-sided captures, where no ACK ever tells us.
+pub const HOLE_TIMEOUT_SECS: u64 = 10;
+
 /// ACKs past a hole (in separate packets) before it is declared lost. One is not enough: a capture
 /// point may see the peer's ACK before the data it acknowledges.
 pub const ACKS_PAST_HOLE_FOR_GAP: u32 = 3;
@@ -49,9 +53,9 @@ pub struct Budget {
 pub struct DirStats {
     pub delivered: u64,
     pub gap_bytes: u64,
-    pub gaps: u64,
+    pub gaps: u32,
     pub retransmitted: u64,
-    pub overlaps_different: u64,
+    pub overlaps_different: u32,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +73,10 @@ pub struct StreamDir {
     /// [`ACKS_PAST_HOLE_FOR_GAP`].
     acks_past_hole: u32,
     hole_at: u64,
+    /// Packet time at which the hole at `hole_at` was first seen (Ts(0): not yet).
+    hole_since: Ts,
+    /// Sequence number of this direction's FIN, once seen.
+    fin_seq: Option<u32>,
 }
 
 /// Where anomalies of this direction are reported.
@@ -110,6 +118,30 @@ impl StreamDir {
         if !self.started {
             self.started = true;
             self.next_seq = seq.wrapping_add(1);
+        }
+    }
+
+    /// A FIN at `seq` after `len` payload bytes.
+    pub fn fin(&mut self, seq: u32, len: usize) {
+        if !self.started {
+            self.started = true;
+            self.next_seq = seq.wrapping_add(len as u32);
+        }
+        self.fin_seq = Some(seq.wrapping_add(len as u32));
+    }
+
+    /// Bytes are still missing: something is buffered after a hole, or the FIN lies beyond what
+    /// was delivered.
+    pub fn has_hole(&self) -> bool {
+        if !self.ooo.is_empty() {
+            return true;
+        }
+        match self.fin_seq {
+            Some(f) => {
+                let d = f.wrapping_sub(self.next_seq) as i32 as i64;
+                d > 0 && (d as u64) <= MAX_SEQ_JUMP
+            }
+            None => false,
         }
     }
 
@@ -172,7 +204,10 @@ impl StreamDir {
                 rep.ts,
                 rep.conn(),
                 "tcp",
-                format!("segment {} bytes beyond the next expected byte dropped", rel - self.next_off),
+                format!(
+                    "segment {} bytes beyond the next expected byte dropped",
+                    rel - self.next_off
+                ),
             );
             return;
         }
@@ -191,6 +226,38 @@ impl StreamDir {
         self.insert(rel, payload, budget, rep, sink);
         self.drain(budget, sink, out);
         self.enforce_caps(budget, rep, sink, out);
+        self.check_hole_age(budget, rep, sink, out);
+    }
+
+    /// Start or check the clock on the current hole; past [`HOLE_TIMEOUT_SECS`] it becomes a gap.
+    fn check_hole_age(
+        &mut self,
+        budget: &mut Budget,
+        rep: &Report<'_>,
+        sink: &mut Sink,
+        out: &mut dyn FnMut(Chunk<'_>, &mut Sink),
+    ) {
+        loop {
+            if self.ooo.is_empty() {
+                return;
+            }
+            if self.hole_at != self.next_off || self.hole_since == Ts(0) {
+                self.hole_at = self.next_off;
+                self.acks_past_hole = 0;
+                self.hole_since = rep.ts;
+                return;
+            }
+            if self.hole_since.saturating_add_secs(HOLE_TIMEOUT_SECS) >= rep.ts {
+                return;
+            }
+            let Some(first) = self.ooo.keys().next().copied() else {
+                return;
+            };
+            self.declare_gap(first.saturating_sub(self.next_off), rep, sink, out);
+            self.drain(budget, sink, out);
+            // The next hole (if any) starts its own clock now.
+            self.hole_since = Ts(0);
+        }
     }
 
     /// The peer acknowledged up to `ack`: bytes before it that we never saw are lost for good.
@@ -215,6 +282,7 @@ impl StreamDir {
         if self.hole_at != self.next_off {
             self.hole_at = self.next_off;
             self.acks_past_hole = 0;
+            self.hole_since = Ts(0);
         }
         self.acks_past_hole += 1;
         if self.acks_past_hole < ACKS_PAST_HOLE_FOR_GAP {
@@ -252,15 +320,27 @@ impl StreamDir {
         self.ooo_bytes = 0;
     }
 
-    fn declare_gap(&mut self, len: u64, rep: &Report<'_>, sink: &mut Sink, out: &mut dyn FnMut(Chunk<'_>, &mut Sink)) {
+    fn declare_gap(
+        &mut self,
+        len: u64,
+        rep: &Report<'_>,
+        sink: &mut Sink,
+        out: &mut dyn FnMut(Chunk<'_>, &mut Sink),
+    ) {
         if len == 0 {
             return;
         }
         self.advance(len);
-        self.stats.gaps += 1;
+        self.stats.gaps = self.stats.gaps.saturating_add(1);
         self.stats.gap_bytes += len;
         sink.count("tcp.gap_bytes", len);
-        sink.anomaly(rep.ts, rep.conn(), AnomalyKind::Gap, "tcp", format!("{len} bytes missing"));
+        sink.anomaly(
+            rep.ts,
+            rep.conn(),
+            AnomalyKind::Gap,
+            "tcp",
+            format!("{len} bytes missing"),
+        );
         out(Chunk::Gap(len), sink);
     }
 
@@ -297,13 +377,15 @@ impl StreamDir {
             pieces.push((pos, end));
         }
         if differs {
-            self.stats.overlaps_different += 1;
+            self.stats.overlaps_different = self.stats.overlaps_different.saturating_add(1);
             sink.anomaly(
                 rep.ts,
                 rep.conn(),
                 AnomalyKind::OverlapDifferentData,
                 "tcp",
-                format!("segment at offset {rel} overlaps buffered data with different bytes (first copy kept)"),
+                format!(
+                    "segment at offset {rel} overlaps buffered data with different bytes (first copy kept)"
+                ),
             );
         }
         for (a, b) in pieces {
@@ -334,7 +416,13 @@ impl StreamDir {
         }
     }
 
-    fn enforce_caps(&mut self, budget: &mut Budget, rep: &Report<'_>, sink: &mut Sink, out: &mut dyn FnMut(Chunk<'_>, &mut Sink)) {
+    fn enforce_caps(
+        &mut self,
+        budget: &mut Budget,
+        rep: &Report<'_>,
+        sink: &mut Sink,
+        out: &mut dyn FnMut(Chunk<'_>, &mut Sink),
+    ) {
         loop {
             let cap = if self.ooo.len() > MAX_OOO_SEGMENTS_PER_DIRECTION {
                 "MAX_OOO_SEGMENTS_PER_DIRECTION"
@@ -345,7 +433,9 @@ impl StreamDir {
             } else {
                 return;
             };
-            let Some(first) = self.ooo.keys().next().copied() else { return };
+            let Some(first) = self.ooo.keys().next().copied() else {
+                return;
+            };
             sink.cap_reached(cap, rep.ts, rep.conn(), "tcp", "hole declared a gap");
             self.declare_gap(first.saturating_sub(self.next_off), rep, sink, out);
             self.drain(budget, sink, out);
@@ -354,287 +444,4 @@ impl StreamDir {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::flow::{ConnId, Uid};
-
-    /// What came out of a direction: bytes with holes written as `gap(n)` markers.
-    #[derive(Default, Debug)]
-    struct Out {
-        data: Vec<u8>,
-        chunks: Vec<String>,
-    }
-
-    struct Harness {
-        dir: StreamDir,
-        budget: Budget,
-        sink: Sink,
-        out: Out,
-        ctx: FlowCtx,
-    }
-
-    impl Harness {
-        fn new() -> Harness {
-            let conn = ConnId {
-                orig_h: "192.0.2.1".parse().unwrap(),
-                orig_p: 1,
-                resp_h: "192.0.2.2".parse().unwrap(),
-                resp_p: 445,
-            };
-            Harness {
-                dir: StreamDir::new(),
-                budget: Budget::default(),
-                sink: Sink::new(),
-                out: Out::default(),
-                ctx: FlowCtx { conn, uid: Uid(1) },
-            }
-        }
-        fn seg(&mut self, seq: u32, data: &[u8]) {
-            let rep = Report { ctx: &self.ctx, ts: Ts(1) };
-            let out = &mut self.out;
-            self.dir.segment(seq, data, 0, &mut self.budget, &rep, &mut self.sink, &mut |c, _| record(out, c));
-        }
-        fn ack(&mut self, ack: u32) {
-            let rep = Report { ctx: &self.ctx, ts: Ts(1) };
-            let out = &mut self.out;
-            self.dir.acked(ack, &mut self.budget, &rep, &mut self.sink, &mut |c, _| record(out, c));
-        }
-        fn flush(&mut self) {
-            let rep = Report { ctx: &self.ctx, ts: Ts(1) };
-            let out = &mut self.out;
-            self.dir.flush(&mut self.budget, &rep, &mut self.sink, &mut |c, _| record(out, c));
-        }
-    }
-
-    fn record(out: &mut Out, c: Chunk<'_>) {
-        match c {
-            Chunk::Data(d) => {
-                out.data.extend_from_slice(d);
-                out.chunks.push(String::from_utf8_lossy(d).into_owned());
-            }
-            Chunk::Gap(n) => {
-                out.data.extend(std::iter::repeat_n(b'?', n as usize));
-                out.chunks.push(format!("gap({n})"));
-            }
-        }
-    }
-
-    #[test]
-    fn in_order_after_syn() {
-        let mut h = Harness::new();
-        h.dir.syn(999);
-        h.seg(1000, b"hello ");
-        h.seg(1006, b"world");
-        assert_eq!(h.out.data, b"hello world");
-        assert_eq!(h.dir.stats.delivered, 11);
-    }
-
-    #[test]
-    fn out_of_order_is_buffered_then_delivered_in_order() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        h.seg(7, b"CD");
-        h.seg(5, b"AB");
-        assert!(h.out.data.is_empty(), "hole at 1..5 not yet filled");
-        assert_eq!(h.dir.buffered_segments(), 2);
-        assert_eq!(h.budget.used, 4);
-        h.seg(1, b"0123");
-        assert_eq!(h.out.data, b"0123ABCD");
-        assert_eq!(h.budget.used, 0);
-        h.seg(1, b"0123"); // duplicate of delivered data
-        h.flush();
-        assert_eq!(h.out.data, b"0123ABCD");
-        assert_eq!(h.dir.stats.gaps, 0);
-        assert_eq!(h.dir.stats.retransmitted, 4);
-    }
-
-    #[test]
-    fn reordered_with_in_order_start_delivers_immediately() {
-        let mut h = Harness::new();
-        h.dir.syn(100);
-        h.seg(106, b"def");
-        h.seg(101, b"abc");
-        assert_eq!(h.out.data, b"abc", "nothing for 104..106 yet");
-        h.seg(104, b"XY");
-        assert_eq!(h.out.data, b"abcXYdef");
-        assert_eq!(h.budget.used, 0);
-    }
-
-    #[test]
-    fn retransmission_of_delivered_data_is_ignored() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        h.seg(1, b"abcd");
-        h.seg(1, b"abcd");
-        h.seg(3, b"cdef"); // half old, half new
-        assert_eq!(h.out.data, b"abcdef");
-        assert_eq!(h.dir.stats.retransmitted, 6);
-    }
-
-    #[test]
-    fn overlap_same_data_is_quiet() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        h.seg(5, b"efgh");
-        h.seg(3, b"cdef");
-        h.seg(1, b"ab");
-        assert_eq!(h.out.data, b"abcdefgh");
-        assert_eq!(h.sink.counters.get("anomaly.overlap_different_data"), 0);
-    }
-
-    #[test]
-    fn overlap_different_data_first_copy_wins_and_is_reported() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        h.seg(5, b"efgh");
-        h.seg(3, b"cdXY"); // "XY" conflicts with buffered "ef"
-        h.seg(1, b"ab");
-        assert_eq!(h.out.data, b"abcdefgh");
-        assert_eq!(h.sink.counters.get("anomaly.overlap_different_data"), 1);
-        assert_eq!(h.dir.stats.overlaps_different, 1);
-    }
-
-    #[test]
-    fn hole_becomes_gap_when_acked_past() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        h.seg(1, b"abc");
-        h.seg(10, b"jkl"); // 4..10 lost by the capture
-        h.ack(8); // the peer has 4..8, which we never saw; 8..10 may still come
-        assert_eq!(h.out.chunks, vec!["abc"], "one ACK may be reordered before its data");
-        h.ack(8);
-        h.ack(8);
-        assert_eq!(h.out.chunks, vec!["abc", "gap(4)"]);
-        h.ack(13);
-        h.ack(13);
-        h.ack(13);
-        assert_eq!(h.out.chunks, vec!["abc", "gap(4)", "gap(2)", "jkl"]);
-        assert_eq!(h.sink.counters.get("anomaly.gap"), 2);
-        assert_eq!(h.dir.stats.gap_bytes, 6);
-    }
-
-    #[test]
-    fn ack_seen_before_its_data_does_not_cause_a_gap() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        h.seg(1, b"abc");
-        h.seg(7, b"ghi");
-        h.ack(10); // captured before the 4..7 segment it also acknowledges
-        h.seg(4, b"def");
-        assert_eq!(h.out.chunks, vec!["abc", "def", "ghi"]);
-        assert_eq!(h.dir.stats.gaps, 0);
-    }
-
-    #[test]
-    fn ack_without_buffered_data_waits() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        h.seg(1, b"abc");
-        h.ack(50);
-        assert_eq!(h.out.chunks, vec!["abc"]);
-        h.seg(4, b"def");
-        assert_eq!(h.out.data, b"abcdef");
-    }
-
-    #[test]
-    fn hole_becomes_gap_at_flush() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        h.seg(1, b"ab");
-        h.seg(6, b"fg");
-        h.flush();
-        assert_eq!(h.out.chunks, vec!["ab", "gap(3)", "fg"]);
-    }
-
-    #[test]
-    fn snaplen_cut_tail_is_a_gap_and_the_stream_goes_on() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        let rep = Report { ctx: &h.ctx, ts: Ts(1) };
-        let out = &mut h.out;
-        // 4 bytes captured of a 10-byte segment.
-        h.dir.segment(1, b"abcd", 6, &mut h.budget, &rep, &mut h.sink, &mut |c, _| record(out, c));
-        h.seg(11, b"next");
-        assert_eq!(h.out.chunks, vec!["abcd", "gap(6)", "next"]);
-    }
-
-    #[test]
-    fn midstream_pickup_starts_at_first_segment() {
-        let mut h = Harness::new();
-        h.seg(5_000_000, b"mid");
-        h.seg(5_000_003, b"stream");
-        assert_eq!(h.out.data, b"midstream");
-    }
-
-    #[test]
-    fn sequence_wraparound() {
-        let mut h = Harness::new();
-        h.dir.syn(u32::MAX - 3); // first byte at MAX-2
-        h.seg(u32::MAX - 2, b"abc"); // MAX-2, MAX-1, MAX
-        h.seg(4, b"hi"); // after a wrap: 0..4 missing
-        h.seg(0, b"0123");
-        assert_eq!(h.out.data, b"abc0123hi");
-        // Out of order across the wrap, too.
-        let mut h = Harness::new();
-        h.dir.syn(u32::MAX - 1);
-        h.seg(1, b"yz");
-        h.seg(u32::MAX, b"wx");
-        assert_eq!(h.out.data, b"wxyz");
-    }
-
-    #[test]
-    fn one_byte_segments_in_reverse() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        let text = b"one byte at a time";
-        for (i, b) in text.iter().enumerate().rev() {
-            h.seg(1 + i as u32, std::slice::from_ref(b));
-        }
-        assert_eq!(h.out.data, text);
-        assert_eq!(h.out.chunks.len(), text.len());
-        assert_eq!(h.budget.used, 0);
-    }
-
-    #[test]
-    fn segment_cap_declares_gap() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        // First byte (offset 0, seq 1) never arrives; every other byte after it does, in 1-byte
-        // segments with holes, so nothing joins up.
-        for i in 0..(MAX_OOO_SEGMENTS_PER_DIRECTION as u32 + 1) {
-            h.seg(2 + 2 * i, b"x");
-        }
-        assert_eq!(h.sink.counters.get("MAX_OOO_SEGMENTS_PER_DIRECTION"), 1);
-        assert!(h.dir.buffered_segments() <= MAX_OOO_SEGMENTS_PER_DIRECTION);
-        assert_eq!(h.out.chunks[0], "gap(1)");
-        assert_eq!(h.out.chunks[1], "x");
-    }
-
-    #[test]
-    fn byte_cap_declares_gap() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        let big = vec![7u8; 60_000];
-        let mut seq = 1001u32; // the first 1000 bytes are lost
-        while h.sink.counters.get("MAX_REASSEMBLY_BYTES_PER_DIRECTION") == 0 {
-            h.seg(seq, &big);
-            seq += big.len() as u32;
-            assert!(seq < 100_000_000);
-        }
-        assert_eq!(h.out.chunks[0], "gap(1000)");
-        assert!(h.dir.buffered_bytes() <= MAX_REASSEMBLY_BYTES_PER_DIRECTION);
-        assert_eq!(h.budget.used, h.dir.buffered_bytes());
-    }
-
-    #[test]
-    fn absurd_jump_is_dropped() {
-        let mut h = Harness::new();
-        h.dir.syn(0);
-        h.seg(1, b"a");
-        h.seg(1 + (MAX_SEQ_JUMP as u32) + 10, b"far");
-        assert_eq!(h.sink.counters.get("MAX_SEQ_JUMP"), 1);
-        assert_eq!(h.dir.buffered_segments(), 0);
-        h.seg(2, b"b");
-        assert_eq!(h.out.data, b"ab");
-    }
-}
+mod tests;

@@ -54,7 +54,10 @@ impl FlowKey {
 
 enum App {
     /// No payload yet, or fewer than SNIFF_BYTES of it (held in `sniff`).
-    Undecided { sniff: Vec<u8>, dir: Direction },
+    Undecided {
+        sniff: Vec<u8>,
+        dir: Direction,
+    },
     Parser(Box<dyn StreamParser>),
     /// Not a protocol we parse: its bytes are skipped, not buffered.
     Ignored,
@@ -94,6 +97,8 @@ struct Flow {
     fin: [bool; 2],
     /// FIN both ways or RST: parser closed, kept only to absorb stragglers.
     closed: bool,
+    /// FIN both ways seen while a hole was still open: closed once the hole fills (or times out).
+    ending: bool,
 }
 
 impl Flow {
@@ -106,7 +111,7 @@ impl Flow {
     }
 
     fn idle_timeout(&self) -> u64 {
-        if self.closed {
+        if self.closed || self.ending {
             IDLE_TIMEOUT_CLOSED_SECS
         } else if self.had_payload {
             IDLE_TIMEOUT_ESTABLISHED_SECS
@@ -142,8 +147,18 @@ impl Flow {
 
 /// Decide who the client is from the first packet seen of a flow.
 fn orient(seg: &TcpSegment<'_>) -> ConnId {
-    let fwd = ConnId { orig_h: seg.src, orig_p: seg.sport, resp_h: seg.dst, resp_p: seg.dport };
-    let rev = ConnId { orig_h: seg.dst, orig_p: seg.dport, resp_h: seg.src, resp_p: seg.sport };
+    let fwd = ConnId {
+        orig_h: seg.src,
+        orig_p: seg.sport,
+        resp_h: seg.dst,
+        resp_p: seg.dport,
+    };
+    let rev = ConnId {
+        orig_h: seg.dst,
+        orig_p: seg.dport,
+        resp_h: seg.src,
+        resp_p: seg.sport,
+    };
     if seg.flags.syn {
         return if seg.flags.ack { rev } else { fwd };
     }
@@ -193,7 +208,10 @@ impl FlowTable {
 
     /// A table with a smaller flow cap (tests, constrained deployments); at least 1.
     pub fn with_max_flows(n: usize) -> FlowTable {
-        FlowTable { max_flows: n.max(1), ..FlowTable::new() }
+        FlowTable {
+            max_flows: n.max(1),
+            ..FlowTable::new()
+        }
     }
 
     /// Flows currently tracked (including closed ones waiting out their straggler timeout).
@@ -209,7 +227,13 @@ impl FlowTable {
     }
 
     /// One TCP segment at packet time `ts`.
-    pub fn segment(&mut self, ts: Ts, seg: &TcpSegment<'_>, factory: &mut dyn ParserFactory, sink: &mut Sink) {
+    pub fn segment(
+        &mut self,
+        ts: Ts,
+        seg: &TcpSegment<'_>,
+        factory: &mut dyn ParserFactory,
+        sink: &mut Sink,
+    ) {
         sink.count("tcp.segments", 1);
         self.sweep(ts, factory, sink);
         let key = FlowKey::of(seg);
@@ -239,7 +263,10 @@ impl FlowTable {
                     ctx: FlowCtx { conn, uid },
                     dirs: [StreamDir::new(), StreamDir::new()],
                     skipped: [0, 0],
-                    app: App::Undecided { sniff: Vec::new(), dir: Direction::ToServer },
+                    app: App::Undecided {
+                        sniff: Vec::new(),
+                        dir: Direction::ToServer,
+                    },
                     first_seen: ts,
                     last_seen: ts,
                     packets: 0,
@@ -247,10 +274,13 @@ impl FlowTable {
                     had_payload: false,
                     fin: [false, false],
                     closed: false,
+                    ending: false,
                 },
             );
         }
-        let Some(flow) = self.flows.get_mut(&key) else { return };
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
         flow.last_seen = ts;
         flow.packets += 1;
         let dir = flow.direction_of(seg);
@@ -258,7 +288,13 @@ impl FlowTable {
             sink.count("tcp.after_close_segments", 1);
             return;
         }
-        let Flow { ctx, dirs, app, skipped, .. } = flow;
+        let Flow {
+            ctx,
+            dirs,
+            app,
+            skipped,
+            ..
+        } = flow;
         let rep = Report { ctx, ts };
         if seg.flags.syn {
             flow.syn_seen = true;
@@ -272,9 +308,22 @@ impl FlowTable {
                 skipped[dir.index()] += seg.payload.len() as u64;
             } else {
                 // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
-                let data_seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
-                let mut out = |c: Chunk<'_>, sink: &mut Sink| deliver(app, factory, rep.ctx, ts, dir, c, sink);
-                dirs[dir.index()].segment(data_seq, seg.payload, seg.missing, &mut self.budget, &rep, sink, &mut out);
+                let data_seq = if seg.flags.syn {
+                    seg.seq.wrapping_add(1)
+                } else {
+                    seg.seq
+                };
+                let mut out =
+                    |c: Chunk<'_>, sink: &mut Sink| deliver(app, factory, rep.ctx, ts, dir, c, sink);
+                dirs[dir.index()].segment(
+                    data_seq,
+                    seg.payload,
+                    seg.missing,
+                    &mut self.budget,
+                    &rep,
+                    sink,
+                    &mut out,
+                );
             }
         }
         if seg.flags.ack && !matches!(app, App::Ignored) {
@@ -283,6 +332,12 @@ impl FlowTable {
             dirs[other.index()].acked(seg.ack, &mut self.budget, &rep, sink, &mut out);
         }
         if seg.flags.fin {
+            let data_seq = if seg.flags.syn {
+                seg.seq.wrapping_add(1)
+            } else {
+                seg.seq
+            };
+            dirs[dir.index()].fin(data_seq, seg.payload.len() + seg.missing as usize);
             flow.fin[dir.index()] = true;
         }
         if seg.flags.rst && !dirs[dir.index()].rst_in_window(seg.seq) {
@@ -297,30 +352,68 @@ impl FlowTable {
         } else {
             None
         };
-        if let Some(end) = end {
-            close_flow(flow, &mut self.budget, ts, end, factory, sink, self.keep_summaries.then_some(&mut self.summaries));
+        let summaries = self.keep_summaries.then_some(&mut self.summaries);
+        if end == Some("rst") {
+            close_flow(flow, &mut self.budget, ts, "rst", factory, sink, summaries);
+        } else if end.is_some() || flow.ending {
+            // After both FINs a reordered segment may still be on its way: wait for the holes to
+            // fill (or for the closed timeout).
+            flow.ending = true;
+            if !flow.dirs.iter().any(|d| d.has_hole()) {
+                close_flow(flow, &mut self.budget, ts, "fin", factory, sink, summaries);
+            }
         }
     }
 
     /// Close every flow (end of input), oldest first so output order does not depend on hashing.
     pub fn finish(&mut self, ts: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
-        let mut all: Vec<(FlowKey, Ts, Uid)> = self.flows.iter().map(|(k, f)| (*k, f.first_seen, f.ctx.uid)).collect();
+        // Flows already idle past their timeout end as "idle", whether or not a packet came
+        // along to notice (so the outcome does not depend on how packets were sharded).
+        self.last_sweep = Ts(0);
+        self.sweep(ts, factory, sink);
+        let mut all: Vec<(FlowKey, Ts, Uid)> = self
+            .flows
+            .iter()
+            .map(|(k, f)| (*k, f.first_seen, f.ctx.uid))
+            .collect();
         all.sort_by_key(|(_, t, u)| (*t, u.0));
         for (k, _, _) in all {
             self.remove_and_close(&k, ts, "end-of-input", factory, sink);
         }
+        self.last_sweep = Ts(0);
     }
 
-    fn remove_and_close(&mut self, key: &FlowKey, ts: Ts, end: &'static str, factory: &mut dyn ParserFactory, sink: &mut Sink) {
+    fn remove_and_close(
+        &mut self,
+        key: &FlowKey,
+        ts: Ts,
+        end: &'static str,
+        factory: &mut dyn ParserFactory,
+        sink: &mut Sink,
+    ) {
         if let Some(mut f) = self.flows.remove(key) {
             if !f.closed {
                 let at = if f.last_seen > ts { f.last_seen } else { ts };
-                close_flow(&mut f, &mut self.budget, at, end, factory, sink, self.keep_summaries.then_some(&mut self.summaries));
+                close_flow(
+                    &mut f,
+                    &mut self.budget,
+                    at,
+                    end,
+                    factory,
+                    sink,
+                    self.keep_summaries.then_some(&mut self.summaries),
+                );
             }
             for d in &mut f.dirs {
                 d.discard(&mut self.budget);
             }
         }
+    }
+
+    /// Close flows idle past their timeout at time `now` without a packet (a live capture that
+    /// went quiet).
+    pub fn expire(&mut self, now: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
+        self.sweep(now, factory, sink);
     }
 
     /// Close flows idle past their timeout (checked once per second of packet time).
@@ -341,14 +434,25 @@ impl FlowTable {
                 sink.count("flows.idle_timeout", 1);
             }
             // Closed at the time it went idle, not at the packet that noticed.
-            self.remove_and_close(&k, last, "idle", factory, sink);
+            let end = if self.flows.get(&k).is_some_and(|f| f.ending) {
+                "fin"
+            } else {
+                "idle"
+            };
+            self.remove_and_close(&k, last, end, factory, sink);
         }
     }
 
     /// The table is full: close the longest-idle batch of flows (their parsers flush first).
     fn evict(&mut self, ts: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
-        let mut by_idle: Vec<(Ts, u64, FlowKey)> = self.flows.iter().map(|(k, f)| (f.last_seen, f.ctx.uid.0, *k)).collect();
-        let n = (self.max_flows / 64).clamp(1, FLOW_EVICTION_BATCH).min(by_idle.len().max(1));
+        let mut by_idle: Vec<(Ts, u64, FlowKey)> = self
+            .flows
+            .iter()
+            .map(|(k, f)| (f.last_seen, f.ctx.uid.0, *k))
+            .collect();
+        let n = (self.max_flows / 64)
+            .clamp(1, FLOW_EVICTION_BATCH)
+            .min(by_idle.len().max(1));
         if by_idle.len() > n {
             by_idle.select_nth_unstable(n - 1);
             by_idle.truncate(n);
@@ -357,7 +461,13 @@ impl FlowTable {
         for (_, _, k) in by_idle {
             if let Some(f) = self.flows.get(&k) {
                 let conn = ConnFields::new(ts, f.ctx.uid, &f.ctx.conn);
-                sink.cap_reached("MAX_FLOWS", ts, Some(conn), "tcp", "longest-idle flow closed early");
+                sink.cap_reached(
+                    "MAX_FLOWS",
+                    ts,
+                    Some(conn),
+                    "tcp",
+                    "longest-idle flow closed early",
+                );
             }
             self.remove_and_close(&k, ts, "evicted", factory, sink);
         }
@@ -374,7 +484,11 @@ fn deliver(
     chunk: Chunk<'_>,
     sink: &mut Sink,
 ) {
-    if let App::Undecided { sniff, dir: first_dir } = app {
+    if let App::Undecided {
+        sniff,
+        dir: first_dir,
+    } = app
+    {
         match chunk {
             Chunk::Data(b) if sniff.is_empty() || *first_dir == dir => {
                 if sniff.is_empty() {
@@ -424,7 +538,14 @@ fn flush_sniff(app: &mut App, factory: &mut dyn ParserFactory, ctx: &FlowCtx, ts
     }
 }
 
-fn decide(app: &mut App, factory: &mut dyn ParserFactory, ctx: &FlowCtx, dir: Direction, first: &[u8], sink: &mut Sink) {
+fn decide(
+    app: &mut App,
+    factory: &mut dyn ParserFactory,
+    ctx: &FlowCtx,
+    dir: Direction,
+    first: &[u8],
+    sink: &mut Sink,
+) {
     *app = match factory.parser_for(ctx, dir, first) {
         Some(p) => {
             sink.count("flows.parsed", 1);

@@ -33,12 +33,20 @@ impl JsonLines {
     }
 
     pub fn stdout() -> JsonLines {
-        JsonLines { out: Target::Stdout(Vec::with_capacity(1024)), path: "-".into(), lines: 0 }
+        JsonLines {
+            out: Target::Stdout(Vec::with_capacity(1024)),
+            path: "-".into(),
+            lines: 0,
+        }
     }
 
     /// Any writer (tests).
     pub fn to_writer(w: Box<dyn Write + Send>) -> JsonLines {
-        JsonLines { out: Target::Buffered(BufWriter::new(w)), path: "<memory>".into(), lines: 0 }
+        JsonLines {
+            out: Target::Buffered(BufWriter::new(w)),
+            path: "<memory>".into(),
+            lines: 0,
+        }
     }
 
     pub fn write<T: Serialize + ?Sized>(&mut self, v: &T) -> io::Result<()> {

@@ -8,6 +8,22 @@ use std::fmt::Write;
 
 /// Entries listed per section before "… and N more".
 const MAX_LISTED: usize = 20;
+/// Distinct entries remembered per section (users, shares, files, operations, sessions); beyond it
+/// new ones are only counted, so hostile input cannot grow the summary without bound.
+pub const MAX_SUMMARY_ENTRIES: usize = 10_000;
+
+/// Bump `key` in `map` if it is there or there is room; otherwise count it as dropped.
+fn bump<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, dropped: &mut u64, f: impl FnOnce(&mut V), init: V) {
+    if let Some(v) = map.get_mut(&key) {
+        f(v);
+    } else if map.len() < MAX_SUMMARY_ENTRIES {
+        let mut v = init;
+        f(&mut v);
+        map.insert(key, v);
+    } else {
+        *dropped += 1;
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -18,6 +34,8 @@ pub struct Summary {
     admin_writes: BTreeMap<(String, String), (u64, bool)>,
     dce_ops: BTreeMap<(String, String), u64>,
     events: BTreeMap<&'static str, u64>,
+    /// Entries not remembered because a section was full.
+    dropped: u64,
 }
 
 /// `X$` shares other than IPC$ (ADMIN$, C$, D$ …).
@@ -34,24 +52,45 @@ impl Summary {
         *self.events.entry(ev.log_name()).or_insert(0) += 1;
         match ev {
             Event::SmbAuth(a) => {
-                self.sessions.insert((a.conn.uid.to_string(), a.session_id));
+                let key = (a.conn.uid.to_string(), a.session_id);
+                if self.sessions.len() < MAX_SUMMARY_ENTRIES || self.sessions.contains(&key) {
+                    self.sessions.insert(key);
+                } else {
+                    self.dropped += 1;
+                }
                 let who = match (&a.domain, &a.user) {
                     (Some(d), Some(u)) if !d.is_empty() => format!("{d}\\{u}"),
                     (_, Some(u)) => u.clone(),
                     _ => format!("<{}>", a.auth),
                 };
-                *self.users.entry(who).or_insert(0) += 1;
+                bump(&mut self.users, who, &mut self.dropped, |n| *n += 1, 0);
             }
             Event::SmbMapping(m) => {
-                *self.shares.entry(m.share.to_ascii_uppercase()).or_insert(0) += 1;
+                bump(
+                    &mut self.shares,
+                    m.share.to_ascii_uppercase(),
+                    &mut self.dropped,
+                    |n| *n += 1,
+                    0,
+                );
             }
             Event::SmbFiles(f) if f.action == Some(FileAction::FileWrite) && is_admin_share(&f.share) => {
-                let e = self.admin_writes.entry((f.share.to_ascii_uppercase(), f.name.clone())).or_insert((0, false));
-                e.0 += f.bytes_written.unwrap_or(0);
-                e.1 |= f.pe.unwrap_or(false);
+                let key = (f.share.to_ascii_uppercase(), f.name.clone());
+                let (bytes, pe) = (f.bytes_written.unwrap_or(0), f.pe.unwrap_or(false));
+                bump(
+                    &mut self.admin_writes,
+                    key,
+                    &mut self.dropped,
+                    |e| {
+                        e.0 = e.0.saturating_add(bytes);
+                        e.1 |= pe;
+                    },
+                    (0, false),
+                );
             }
             Event::DceRpc(d) => {
-                *self.dce_ops.entry((d.endpoint.clone(), d.operation.clone())).or_insert(0) += 1;
+                let key = (d.endpoint.clone(), d.operation.clone());
+                bump(&mut self.dce_ops, key, &mut self.dropped, |n| *n += 1, 0);
             }
             _ => {}
         }
@@ -77,8 +116,18 @@ impl Summary {
             c.get("tcp.payload_bytes"),
             c.get("tcp.gap_bytes")
         );
-        let skipped: u64 = ["decode.non_ip", "decode.non_tcp", "decode.unsupported_linktype"].iter().map(|k| c.get(k)).sum();
-        let bad: u64 = ["decode.truncated_link", "decode.malformed_ip", "decode.malformed_tcp"].iter().map(|k| c.get(k)).sum();
+        let skipped: u64 = ["decode.non_ip", "decode.non_tcp", "decode.unsupported_linktype"]
+            .iter()
+            .map(|k| c.get(k))
+            .sum();
+        let bad: u64 = [
+            "decode.truncated_link",
+            "decode.malformed_ip",
+            "decode.malformed_tcp",
+        ]
+        .iter()
+        .map(|k| c.get(k))
+        .sum();
         if skipped + bad + c.get("ip.fragments") > 0 {
             let _ = writeln!(
                 s,
@@ -88,8 +137,16 @@ impl Summary {
             );
         }
         let _ = writeln!(s, "  smb        {} sessions", self.sessions.len());
-        list(&mut s, "users", self.users.iter().map(|(k, v)| format!("{k} ({v})")));
-        list(&mut s, "tree connects", self.shares.iter().map(|(k, v)| format!("{k} ({v})")));
+        list(
+            &mut s,
+            "users",
+            self.users.iter().map(|(k, v)| format!("{k} ({v})")),
+        );
+        list(
+            &mut s,
+            "tree connects",
+            self.shares.iter().map(|(k, v)| format!("{k} ({v})")),
+        );
         list(
             &mut s,
             "admin-share writes",
@@ -97,15 +154,28 @@ impl Summary {
                 format!("{sh}\\{n} {b} bytes{}", if *pe { " [executable]" } else { "" })
             }),
         );
-        list(&mut s, "dce-rpc", self.dce_ops.iter().map(|((e, o), n)| format!("{e}::{o} ({n})")));
-        let anomalies: Vec<String> = c
-            .0
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("anomaly.").map(|k| format!("{k} ({v})")))
-            .collect();
+        list(
+            &mut s,
+            "dce-rpc",
+            self.dce_ops.iter().map(|((e, o), n)| format!("{e}::{o} ({n})")),
+        );
+        let anomalies: Vec<String> =
+            c.0.iter()
+                .filter_map(|(k, v)| k.strip_prefix("anomaly.").map(|k| format!("{k} ({v})")))
+                .collect();
         list(&mut s, "anomalies", anomalies.into_iter());
+        if self.dropped > 0 {
+            let _ = writeln!(
+                s,
+                "  ({} summary entries not listed: MAX_SUMMARY_ENTRIES reached)",
+                self.dropped
+            );
+        }
         let caps: Vec<String> =
-            c.0.iter().filter(|(k, _)| k.starts_with("MAX_")).map(|(k, v)| format!("{k} ({v})")).collect();
+            c.0.iter()
+                .filter(|(k, _)| k.starts_with("MAX_"))
+                .map(|(k, v)| format!("{k} ({v})"))
+                .collect();
         list(&mut s, "caps reached", caps.into_iter());
         s
     }
@@ -166,7 +236,11 @@ mod tests {
         s.observe(&mapping("ADMIN$"));
         s.observe(&mapping("admin$"));
         s.observe(&mapping("IPC$"));
-        for (share, name, n) in [("ADMIN$", "x.exe", 100u64), ("IPC$", "svcctl", 5), ("public", "a.txt", 7)] {
+        for (share, name, n) in [
+            ("ADMIN$", "x.exe", 100u64),
+            ("IPC$", "svcctl", 5),
+            ("public", "a.txt", 7),
+        ] {
             s.observe(&Event::SmbFiles(SmbFiles {
                 action: Some(FileAction::FileWrite),
                 share: share.into(),
@@ -190,6 +264,17 @@ mod tests {
         assert!(!text.contains("a.txt"), "{text}");
         assert!(text.contains("gap (2)"), "{text}");
         assert!(text.contains("MAX_FLOWS (3)"), "{text}");
+    }
+
+    #[test]
+    fn sections_are_bounded() {
+        let mut s = Summary::new();
+        for i in 0..(MAX_SUMMARY_ENTRIES + 5) {
+            s.observe(&mapping(&format!("S{i}")));
+        }
+        assert_eq!(s.shares.len(), MAX_SUMMARY_ENTRIES);
+        assert_eq!(s.dropped, 5);
+        assert!(s.render(&Counters::default(), 0).contains("… and"));
     }
 
     #[test]

@@ -113,7 +113,11 @@ fn read_all(path: &Path) -> (Vec<Packet>, Option<CaptureError>) {
 #[test]
 fn pcap_microseconds_little_endian() {
     let d = temp_dir("us");
-    let f = write(&d, "a.pcap", &pcap(1, false, false, &[(10, 5, b"abc"), (11, 999_999, b"defg")]));
+    let f = write(
+        &d,
+        "a.pcap",
+        &pcap(1, false, false, &[(10, 5, b"abc"), (11, 999_999, b"defg")]),
+    );
     let (pkts, err) = read_all(&f);
     assert!(err.is_none());
     assert_eq!(pkts.len(), 2);
@@ -144,7 +148,7 @@ fn pcapng_interfaces_resolution_offset_and_sections() {
     ng_epb(&mut b, 0, 5_000_001, b"eth");
     ng_epb(&mut b, 1, 7_000_000_002, b"raw");
     ng_epb(&mut b, 7, 1, b"bad"); // undescribed interface: skipped
-    // A second section: interface ids start again.
+                                  // A second section: interface ids start again.
     ng_shb(&mut b);
     ng_idb(&mut b, 113, Some(0x80 | 10), None); // 2^10 units per second
     ng_epb(&mut b, 0, 2048 * 3 + 512, b"sll");
@@ -159,7 +163,10 @@ fn pcapng_interfaces_resolution_offset_and_sections() {
     }
     assert_eq!(r.unknown_interface_packets(), 1);
     assert_eq!(got.len(), 3);
-    assert_eq!((got[0].linktype, got[0].ts, &got[0].data[..]), (1, Ts(5_000_001_000), &b"eth"[..]));
+    assert_eq!(
+        (got[0].linktype, got[0].ts, &got[0].data[..]),
+        (1, Ts(5_000_001_000), &b"eth"[..])
+    );
     assert_eq!((got[1].linktype, got[1].ts), (101, Ts(107_000_000_002)));
     assert_eq!((got[2].linktype, got[2].ts), (113, Ts(6_500_000_000)));
 }
@@ -174,7 +181,10 @@ fn gzip_is_found_by_magic_not_by_name() {
     let f = write(&d, "no_extension", &bytes);
     let (pkts, err) = read_all(&f);
     assert!(err.is_none(), "{err:?}");
-    assert_eq!(pkts.iter().map(|p| p.data.clone()).collect::<Vec<_>>(), vec![b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(
+        pkts.iter().map(|p| p.data.clone()).collect::<Vec<_>>(),
+        vec![b"one".to_vec(), b"two".to_vec()]
+    );
 }
 
 #[test]
@@ -186,7 +196,10 @@ fn truncated_last_record_keeps_earlier_packets() {
     let (pkts, err) = read_all(&f);
     assert_eq!(pkts.len(), 1);
     let err = err.expect("truncation must be reported");
-    assert!(matches!(err, CaptureError::Truncated { packets: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, CaptureError::Truncated { packets: 1, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("t.pcap: truncated"), "{err}");
 }
 
@@ -204,7 +217,10 @@ fn bad_magic_empty_and_missing_are_errors() {
         Err(e @ CaptureError::NotACapture { .. }) => assert!(e.to_string().contains("empty"), "{e}"),
         other => panic!("{:?}", other.err()),
     }
-    assert!(matches!(CaptureReader::open(&missing), Err(CaptureError::Missing { .. })));
+    assert!(matches!(
+        CaptureReader::open(&missing),
+        Err(CaptureError::Missing { .. })
+    ));
 }
 
 #[test]
@@ -220,7 +236,10 @@ fn absurd_record_length_is_refused_without_allocating_it() {
     let (pkts, err) = read_all(&f);
     assert_eq!(pkts.len(), 1);
     let err = err.expect("must fail");
-    assert!(matches!(err, CaptureError::RecordTooLarge { packets: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, CaptureError::RecordTooLarge { packets: 1, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("absurd record length"), "{err}");
 }
 
@@ -236,7 +255,10 @@ fn absurd_length_in_a_long_file_hits_the_buffer_cap() {
     let f = write(&d, "a.pcap", &raw);
     let (pkts, err) = read_all(&f);
     assert_eq!(pkts.len(), 1);
-    assert!(matches!(err, Some(CaptureError::RecordTooLarge { .. })), "{err:?}");
+    assert!(
+        matches!(err, Some(CaptureError::RecordTooLarge { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -251,7 +273,10 @@ fn pcapng_truncated_block() {
     let f = write(&d, "a.pcapng", &b);
     let (pkts, err) = read_all(&f);
     assert_eq!(pkts.len(), 1);
-    assert!(matches!(err, Some(CaptureError::Truncated { packets: 1, .. })), "{err:?}");
+    assert!(
+        matches!(err, Some(CaptureError::Truncated { packets: 1, .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -277,4 +302,48 @@ fn directories_expand_recursively_sorted_and_by_magic() {
     write(&d, "notes.txt", b"hello");
     let list = expand_inputs(std::slice::from_ref(&d));
     assert_eq!(list, vec![d.join("b.pcap"), d.join("sub").join("a.cap")]);
+}
+
+/// A big-endian pcapng section (as written on big-endian hosts).
+#[test]
+fn pcapng_big_endian_section() {
+    fn block(out: &mut Vec<u8>, typ: u32, body: &[u8]) {
+        let mut b = body.to_vec();
+        while b.len() % 4 != 0 {
+            b.push(0);
+        }
+        let len = (b.len() + 12) as u32;
+        out.extend_from_slice(&typ.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&b);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+    let mut f = Vec::new();
+    let mut shb = 0x1A2B_3C4Du32.to_be_bytes().to_vec();
+    shb.extend_from_slice(&1u16.to_be_bytes());
+    shb.extend_from_slice(&0u16.to_be_bytes());
+    shb.extend_from_slice(&(-1i64).to_be_bytes());
+    block(&mut f, 0x0A0D_0D0A, &shb);
+    let mut idb = 229u16.to_be_bytes().to_vec(); // raw IPv6
+    idb.extend_from_slice(&0u16.to_be_bytes());
+    idb.extend_from_slice(&65535u32.to_be_bytes());
+    idb.extend_from_slice(&9u16.to_be_bytes());
+    idb.extend_from_slice(&1u16.to_be_bytes());
+    idb.extend_from_slice(&[9, 0, 0, 0]); // ns
+    idb.extend_from_slice(&[0, 0, 0, 0]);
+    block(&mut f, 1, &idb);
+    let ts: u64 = 1_700_000_000_123_456_789;
+    let mut epb = 0u32.to_be_bytes().to_vec();
+    epb.extend_from_slice(&((ts >> 32) as u32).to_be_bytes());
+    epb.extend_from_slice(&(ts as u32).to_be_bytes());
+    epb.extend_from_slice(&5u32.to_be_bytes());
+    epb.extend_from_slice(&5u32.to_be_bytes());
+    epb.extend_from_slice(b"12345");
+    block(&mut f, 6, &epb);
+    let d = temp_dir("ngbe");
+    let p = write(&d, "be.pcapng", &f);
+    let (pkts, err) = read_all(&p);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(pkts.len(), 1);
+    assert_eq!((pkts[0].linktype, pkts[0].ts, &pkts[0].data[..]), (229, Ts(ts), &b"12345"[..]));
 }

@@ -39,14 +39,27 @@ pub(crate) struct RecordingFactory {
 }
 
 impl ParserFactory for RecordingFactory {
-    fn parser_for(&mut self, ctx: &FlowCtx, first_dir: Direction, first: &[u8]) -> Option<Box<dyn StreamParser>> {
+    fn parser_for(
+        &mut self,
+        ctx: &FlowCtx,
+        first_dir: Direction,
+        first: &[u8],
+    ) -> Option<Box<dyn StreamParser>> {
         if first.starts_with(b"IGNORE") {
             return None;
         }
         let mut log = self.log.borrow_mut();
-        let seen = Seen { first_dir: Some(first_dir), first_bytes: first.to_vec(), conn: Some(ctx.conn), ..Seen::default() };
+        let seen = Seen {
+            first_dir: Some(first_dir),
+            first_bytes: first.to_vec(),
+            conn: Some(ctx.conn),
+            ..Seen::default()
+        };
         log.push((ctx.uid, seen));
-        Some(Box::new(Recorder { log: self.log.clone(), idx: log.len() - 1 }))
+        Some(Box::new(Recorder {
+            log: self.log.clone(),
+            idx: log.len() - 1,
+        }))
     }
 }
 
@@ -61,7 +74,12 @@ const C: &str = "192.0.2.10";
 const S: &str = "192.0.2.20";
 
 fn flags(s: &str) -> TcpFlags {
-    TcpFlags { syn: s.contains('S'), ack: s.contains('A'), fin: s.contains('F'), rst: s.contains('R') }
+    TcpFlags {
+        syn: s.contains('S'),
+        ack: s.contains('A'),
+        fin: s.contains('F'),
+        rst: s.contains('R'),
+    }
 }
 
 impl T {
@@ -69,10 +87,24 @@ impl T {
         let log: Log = Rc::default();
         let mut table = FlowTable::new();
         table.keep_summaries = true;
-        T { table, factory: RecordingFactory { log: log.clone() }, sink: Sink::new(), log }
+        T {
+            table,
+            factory: RecordingFactory { log: log.clone() },
+            sink: Sink::new(),
+            log,
+        }
     }
     #[allow(clippy::too_many_arguments)]
-    fn pkt(&mut self, t: u64, src: (&str, u16), dst: (&str, u16), seq: u32, ack: u32, f: &str, payload: &[u8]) {
+    fn pkt(
+        &mut self,
+        t: u64,
+        src: (&str, u16),
+        dst: (&str, u16),
+        seq: u32,
+        ack: u32,
+        f: &str,
+        payload: &[u8],
+    ) {
         let seg = TcpSegment {
             src: src.0.parse().unwrap(),
             dst: dst.0.parse().unwrap(),
@@ -84,10 +116,12 @@ impl T {
             payload,
             missing: 0,
         };
-        self.table.segment(Ts::from_secs(t), &seg, &mut self.factory, &mut self.sink);
+        self.table
+            .segment(Ts::from_secs(t), &seg, &mut self.factory, &mut self.sink);
     }
     fn finish(&mut self, t: u64) {
-        self.table.finish(Ts::from_secs(t), &mut self.factory, &mut self.sink);
+        self.table
+            .finish(Ts::from_secs(t), &mut self.factory, &mut self.sink);
     }
 }
 
@@ -96,7 +130,15 @@ fn handshake_data_fin() {
     let mut t = T::new();
     t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
     t.pkt(1, (S, 445), (C, 50000), 900, 101, "SA", b"");
-    t.pkt(1, (C, 50000), (S, 445), 101, 901, "A", b"request-bytes-long-enough");
+    t.pkt(
+        1,
+        (C, 50000),
+        (S, 445),
+        101,
+        901,
+        "A",
+        b"request-bytes-long-enough",
+    );
     t.pkt(1, (S, 445), (C, 50000), 901, 126, "A", b"response");
     t.pkt(2, (C, 50000), (S, 445), 126, 909, "FA", b"");
     assert_eq!(t.log.borrow()[0].1.closes, 0);
@@ -112,7 +154,15 @@ fn handshake_data_fin() {
     let conn = seen.conn.unwrap();
     assert_eq!((conn.orig_p, conn.resp_p), (50000, 445));
     let sum = &t.table.summaries[0];
-    assert_eq!((sum.end, sum.orig_bytes_delivered, sum.resp_bytes_delivered, sum.syn_seen), ("fin", 25, 8, true));
+    assert_eq!(
+        (
+            sum.end,
+            sum.orig_bytes_delivered,
+            sum.resp_bytes_delivered,
+            sum.syn_seen
+        ),
+        ("fin", 25, 8, true)
+    );
 }
 
 #[test]
@@ -131,7 +181,15 @@ fn midstream_orientation_by_port_then_lower_port() {
     // Server speaks first, no SYN: 445 makes it the server.
     t.pkt(1, (S, 445), (C, 50000), 5000, 1, "A", b"server-first-reply-bytes");
     // No well-known port: the lower port is the server.
-    t.pkt(1, ("10.0.0.1", 40000), ("10.0.0.2", 50000), 1, 1, "A", b"sixteen-plus-bytes!");
+    t.pkt(
+        1,
+        ("10.0.0.1", 40000),
+        ("10.0.0.2", 50000),
+        1,
+        1,
+        "A",
+        b"sixteen-plus-bytes!",
+    );
     t.finish(2);
     let log = t.log.borrow();
     let c0 = log[0].1.conn.unwrap();
@@ -171,7 +229,15 @@ fn idle_timeout_closes_with_buffered_data_flushed() {
     t.pkt(1, (C, 50000), (S, 445), 130, 0, "A", b"after-a-hole");
     assert_eq!(t.table.buffered_bytes(), 12);
     // Another flow, much later, triggers the sweep.
-    t.pkt(1 + IDLE_TIMEOUT_ESTABLISHED_SECS + 5, ("10.9.9.9", 1), ("10.9.9.8", 445), 1, 0, "S", b"");
+    t.pkt(
+        1 + IDLE_TIMEOUT_ESTABLISHED_SECS + 5,
+        ("10.9.9.9", 1),
+        ("10.9.9.8", 445),
+        1,
+        0,
+        "S",
+        b"",
+    );
     let log = t.log.borrow();
     assert_eq!(log[0].1.closes, 1);
     assert_eq!(log[0].1.gaps[0], 10);
@@ -187,7 +253,15 @@ fn max_flows_evicts_oldest_idle_and_closes_its_parser() {
     t.table = FlowTable::with_max_flows(4);
     t.table.keep_summaries = true;
     for i in 0..4u16 {
-        t.pkt(10 + i as u64, (C, 40000 + i), (S, 445), 1, 0, "A", b"payload-of-sixteen+");
+        t.pkt(
+            10 + i as u64,
+            (C, 40000 + i),
+            (S, 445),
+            1,
+            0,
+            "A",
+            b"payload-of-sixteen+",
+        );
     }
     // Touch the first flow again so it is no longer the longest idle.
     t.pkt(20, (C, 40000), (S, 445), 20, 0, "A", b"more");
@@ -203,7 +277,15 @@ fn max_flows_evicts_oldest_idle_and_closes_its_parser() {
 fn ignored_flows_skip_bytes_without_buffering() {
     let mut t = T::new();
     t.pkt(1, (C, 50000), (S, 8080), 1, 0, "A", b"IGNORE this flow please");
-    t.pkt(1, (C, 50000), (S, 8080), 1000, 0, "A", b"far ahead: would be buffered");
+    t.pkt(
+        1,
+        (C, 50000),
+        (S, 8080),
+        1000,
+        0,
+        "A",
+        b"far ahead: would be buffered",
+    );
     assert_eq!(t.table.buffered_bytes(), 0);
     t.finish(2);
     assert!(t.log.borrow().is_empty());
@@ -219,14 +301,33 @@ fn tiny_first_segments_are_gathered_before_choosing_the_parser() {
     let msg = b"IGNORE-me-not? no: this decides late";
     // 1-byte segments: the factory must see at least SNIFF_BYTES, so "IGNORE" is recognised.
     for (i, b) in msg.iter().enumerate() {
-        t.pkt(1, (C, 50000), (S, 9999), 1 + i as u32, 0, "A", std::slice::from_ref(b));
+        t.pkt(
+            1,
+            (C, 50000),
+            (S, 9999),
+            1 + i as u32,
+            0,
+            "A",
+            std::slice::from_ref(b),
+        );
     }
     t.finish(2);
-    assert!(t.log.borrow().is_empty(), "the factory saw the whole 'IGNORE' prefix");
+    assert!(
+        t.log.borrow().is_empty(),
+        "the factory saw the whole 'IGNORE' prefix"
+    );
     let mut t = T::new();
     let msg = b"0123456789abcdefghijklmnop";
     for (i, b) in msg.iter().enumerate().rev() {
-        t.pkt(1, (C, 50000), (S, 445), 1 + i as u32, 0, "A", std::slice::from_ref(b));
+        t.pkt(
+            1,
+            (C, 50000),
+            (S, 445),
+            1 + i as u32,
+            0,
+            "A",
+            std::slice::from_ref(b),
+        );
     }
     // Reverse order with no SYN: the stream starts at the first seen segment (the last byte), so
     // only once the earlier bytes are known as a hole… they are retransmissions before the start.
@@ -240,11 +341,21 @@ fn tiny_first_segments_are_gathered_before_choosing_the_parser() {
 fn finish_closes_in_first_seen_order() {
     let mut t = T::new();
     for i in 0..20u16 {
-        t.pkt(1 + i as u64, (C, 40000 + ((i as u32 * 7919) % 1000) as u16), (S, 445), 1, 0, "A", b"sixteen bytes or more");
+        t.pkt(
+            1 + i as u64,
+            (C, 40000 + ((i as u32 * 7919) % 1000) as u16),
+            (S, 445),
+            1,
+            0,
+            "A",
+            b"sixteen bytes or more",
+        );
     }
     t.finish(100);
     let ports: Vec<u16> = t.table.summaries.iter().map(|s| s.conn.orig_p).collect();
-    let expected: Vec<u16> = (0..20u16).map(|i| 40000 + ((i as u32 * 7919) % 1000) as u16).collect();
+    let expected: Vec<u16> = (0..20u16)
+        .map(|i| 40000 + ((i as u32 * 7919) % 1000) as u16)
+        .collect();
     assert_eq!(ports, expected);
 }
 
@@ -253,7 +364,15 @@ fn injected_rst_out_of_window_is_ignored() {
     let mut t = T::new();
     t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
     t.pkt(1, (S, 445), (C, 50000), 900, 101, "SA", b"");
-    t.pkt(1, (C, 50000), (S, 445), 101, 901, "A", b"first part of the stream ");
+    t.pkt(
+        1,
+        (C, 50000),
+        (S, 445),
+        101,
+        901,
+        "A",
+        b"first part of the stream ",
+    );
     // A forged reset "from the client" with a sequence number far from the stream.
     t.pkt(1, (C, 50000), (S, 445), 101 + 50_000_000, 0, "R", b"");
     t.pkt(1, (C, 50000), (S, 445), 126, 901, "A", b"and the rest");
@@ -282,4 +401,21 @@ fn flow_state_stays_small() {
     let sz = std::mem::size_of::<Flow>() + std::mem::size_of::<FlowKey>();
     assert!(sz <= 400, "{sz}");
     assert!(sz * MAX_FLOWS <= 50 << 20, "{}", sz * MAX_FLOWS);
+}
+
+#[test]
+fn fin_before_a_reordered_last_segment_waits_for_it() {
+    let mut t = T::new();
+    t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
+    t.pkt(1, (S, 445), (C, 50000), 900, 101, "SA", b"");
+    t.pkt(1, (C, 50000), (S, 445), 101, 901, "A", b"0123456789abcdef");
+    // The client's last data segment is captured after both FINs.
+    t.pkt(1, (C, 50000), (S, 445), 121, 901, "FA", b"");
+    t.pkt(1, (S, 445), (C, 50000), 901, 122, "FA", b"");
+    assert_eq!(t.log.borrow()[0].1.closes, 0, "a hole is still open");
+    t.pkt(1, (C, 50000), (S, 445), 117, 901, "A", b"WXYZ");
+    let log = t.log.borrow();
+    assert_eq!(log[0].1.data[0], b"0123456789abcdefWXYZ");
+    assert_eq!(log[0].1.closes, 1);
+    assert_eq!(t.table.summaries[0].end, "fin");
 }
