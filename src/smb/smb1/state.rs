@@ -17,7 +17,7 @@ use super::rw::{close_fid, ReadAndxRequest, ReadAndxResponse, WriteAndxRequest, 
 use super::session_setup::{SessionSetupRequest, SessionSetupResponse, SetupForm};
 use super::strings::SmbStr;
 use super::trans::{
-    nt_fn, pipe_fn, AssemblyState, NtTransCreateRequest, NtTransCreateResponse, NtTransRequest, NtTransResponse, TransAssembly,
+    nt_fn, pipe_fn, AssemblyState, NtTransCreateRequest, MAX_TRANS_DATA_BYTES, MAX_TRANS_PARAM_BYTES, NtTransCreateResponse, NtTransRequest, NtTransResponse, TransAssembly,
     TransRequest, TransResponse, TransSecondary,
 };
 use super::trans2::{sub, SetInfo as WireSetInfo, Trans2Request};
@@ -205,6 +205,9 @@ impl Smb1State {
         Ok(Some(match b.command {
             cmd::NEGOTIATE => {
                 let r = NegotiateRequest::parse(msg, b)?;
+                if r.truncated {
+                    sink.cap_reached("MAX_DIALECTS", cx.ts, Some(cx.conn()), LAYER, "dialects beyond the cap not read");
+                }
                 self.offered = r.dialects.iter().take(MAX_DIALECTS).map(SmbStr::decode).collect();
                 Info::Negotiate
             }
@@ -213,24 +216,24 @@ impl Smb1State {
                 Info::SessionSetup(match r.form {
                     SetupForm::ExtendedSecurity => Credentials::Blob(parse_security_blob(r.security_blob)),
                     SetupForm::NtLm | SetupForm::Lanman => Credentials::Raw {
-                        account: r.account.decode(),
-                        domain: r.primary_domain.decode(),
+                        account: text(&r.account, cx, sink),
+                        domain: text(&r.primary_domain, cx, sink),
                         anonymous: r.is_anonymous(),
                     },
                 })
             }
             cmd::LOGOFF_ANDX => Info::Logoff,
-            cmd::TREE_CONNECT_ANDX => Info::TreeConnect(TreeConnectRequest::parse(msg, b, u)?.path.decode()),
+            cmd::TREE_CONNECT_ANDX => Info::TreeConnect(text(&TreeConnectRequest::parse(msg, b, u)?.path, cx, sink)),
             cmd::TREE_DISCONNECT => Info::TreeDisconnect,
             cmd::NT_CREATE_ANDX => {
                 let r = NtCreateRequest::parse(msg, b, u)?;
-                Info::Create { name: file_name(&r.name), access: r.desired_access, disposition: r.create_disposition, options: r.create_options }
+                Info::Create { name: file_name(&r.name, cx, sink), access: r.desired_access, disposition: r.create_disposition, options: r.create_options }
             }
             cmd::OPEN_ANDX => {
                 let r = OpenAndxRequest::parse(msg, b, u)?;
                 // GENERIC_WRITE / GENERIC_READ stand in for the OEM access mode.
                 let access = if r.wants_write() { 0x4000_0000 } else { 0x8000_0000 };
-                Info::Create { name: file_name(&r.name), access, disposition: r.nt_disposition().unwrap_or(0), options: 0 }
+                Info::Create { name: file_name(&r.name, cx, sink), access, disposition: r.nt_disposition().unwrap_or(0), options: 0 }
             }
             cmd::WRITE_ANDX => {
                 let w = WriteAndxRequest::parse(b)?;
@@ -239,10 +242,10 @@ impl Smb1State {
             }
             cmd::READ_ANDX => Info::Read { fid: ReadAndxRequest::parse(b)?.fid },
             cmd::CLOSE => Info::Close { fid: close_fid(b)? },
-            cmd::DELETE => Info::Delete { name: file_name(&DeleteRequest::parse(msg, b, u)?.name) },
+            cmd::DELETE => Info::Delete { name: file_name(&DeleteRequest::parse(msg, b, u)?.name, cx, sink) },
             cmd::RENAME | cmd::NT_RENAME => {
                 let r = RenameRequest::parse(msg, b, u)?;
-                Info::Rename { old: file_name(&r.old_name), new: file_name(&r.new_name) }
+                Info::Rename { old: file_name(&r.old_name, cx, sink), new: file_name(&r.new_name, cx, sink) }
             }
             cmd::TRANSACTION | cmd::TRANSACTION2 => {
                 let r = TransRequest::parse(msg, b, u)?;
@@ -283,8 +286,13 @@ impl Smb1State {
                 match state {
                     AssemblyState::Incomplete => return Ok(None),
                     AssemblyState::Overflow => {
+                        let over_cap = ot.asm.total_data > MAX_TRANS_DATA_BYTES || ot.asm.total_params > MAX_TRANS_PARAM_BYTES;
                         self.trans.remove(&key);
-                        sink.anomaly(cx.ts, Some(cx.conn()), AnomalyKind::Malformed, LAYER, "transaction piece beyond its totals or MAX_TRANS_DATA_BYTES");
+                        if over_cap {
+                            sink.cap_reached("MAX_TRANS_DATA_BYTES", cx.ts, Some(cx.conn()), LAYER, "transaction larger than the cap dropped");
+                        } else {
+                            sink.anomaly(cx.ts, Some(cx.conn()), AnomalyKind::Malformed, LAYER, "transaction piece beyond its totals");
+                        }
                         return Ok(None);
                     }
                     AssemblyState::Complete => {
@@ -298,7 +306,7 @@ impl Smb1State {
                 let r = NtTransRequest::parse(msg, b)?;
                 if r.function == nt_fn::CREATE && r.param_count >= r.total_param_count {
                     let c = NtTransCreateRequest::parse(msg, &r, u)?;
-                    Info::Create { name: file_name(&c.name), access: c.desired_access, disposition: c.create_disposition, options: c.create_options }
+                    Info::Create { name: file_name(&c.name, cx, sink), access: c.desired_access, disposition: c.create_disposition, options: c.create_options }
                 } else {
                     Info::Other
                 }
@@ -333,7 +341,7 @@ impl Smb1State {
         match Trans2Request::parse(setup0, params, params_at, data, data_at, unicode) {
             Ok(Trans2Request::SetFileInformation { fid, info, .. }) => match info {
                 WireSetInfo::Disposition { delete_pending } => Info::SetFile { fid, info: SetInfo::Disposition(delete_pending) },
-                WireSetInfo::Rename { new_name, .. } => Info::SetFile { fid, info: SetInfo::Rename(file_name(&new_name)) },
+                WireSetInfo::Rename { new_name, .. } => Info::SetFile { fid, info: SetInfo::Rename(file_name(&new_name, cx, sink)) },
                 _ => Info::Other,
             },
             Ok(_) => Info::Other,
@@ -464,8 +472,8 @@ impl Smb1State {
                 let resp = if st.is_success() { TreeConnectResponse::parse(msg, b, u)? } else { None };
                 let (stype, service, nfs) = match &resp {
                     Some(r) => {
-                        let service = r.service.decode();
-                        let nfs = r.native_file_system.decode();
+                        let service = text(&r.service, cx, sink);
+                        let nfs = text(&r.native_file_system, cx, sink);
                         (share_type(&service), Some(service), Some(nfs).filter(|n| !n.is_empty()))
                     }
                     None => (ShareType::Unknown, None, None),
@@ -721,9 +729,17 @@ fn malformed(cx: &Cx<'_>, e: &Smb1Error, sink: &mut Sink) {
     sink.anomaly(cx.ts, Some(cx.conn()), kind, LAYER, e.to_string());
 }
 
+/// A wire string as text, reporting MAX_STRING_BYTES when it was cut there.
+fn text(s: &SmbStr<'_>, cx: &Cx<'_>, sink: &mut Sink) -> String {
+    if s.is_oversized() {
+        sink.cap_reached("MAX_STRING_BYTES", cx.ts, Some(cx.conn()), LAYER, format!("string of {} bytes cut", s.raw.len()));
+    }
+    s.decode()
+}
+
 /// A file name as the records carry it: no leading backslash (as SMB2 names have none).
-fn file_name(s: &SmbStr<'_>) -> String {
-    let n = s.decode();
+fn file_name(s: &SmbStr<'_>, cx: &Cx<'_>, sink: &mut Sink) -> String {
+    let n = text(s, cx, sink);
     n.trim_start_matches('\\').to_string()
 }
 

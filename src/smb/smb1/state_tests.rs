@@ -471,3 +471,23 @@ fn truncated_and_corrupted_messages_never_panic() {
         }
     }
 }
+
+#[test]
+fn oversized_strings_and_dialect_lists_report_their_caps() {
+    use super::negotiate::MAX_DIALECTS;
+    use super::strings::MAX_STRING_BYTES;
+    let mut c = Conv::new();
+    c.tree("ADMIN$", "A:", TID_ADMIN);
+    let mut bytes = vec![4u8];
+    bytes.extend(std::iter::repeat_n(b'a', MAX_STRING_BYTES + 100));
+    bytes.push(0);
+    c.req(&q(cmd::DELETE).ids(TID_ADMIN, UID, PID, 40).words(&[0, 0]).bytes(&bytes).build());
+    c.resp(&r(cmd::DELETE).ids(TID_ADMIN, UID, PID, 40).build());
+    assert_eq!(c.sink.counters.get("MAX_STRING_BYTES"), 1);
+    let del = c.files().into_iter().find(|f| f.action == Some(FileAction::FileDelete)).cloned().unwrap();
+    assert_eq!(del.name.len(), MAX_STRING_BYTES);
+
+    let dialects: Vec<u8> = std::iter::repeat_n([2u8, b'x', 0], MAX_DIALECTS + 1).flatten().collect();
+    c.req(&q(cmd::NEGOTIATE).bytes(&dialects).build());
+    assert_eq!(c.sink.counters.get("MAX_DIALECTS"), 1);
+}
