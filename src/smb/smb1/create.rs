@@ -231,15 +231,8 @@ impl OpenAndxResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::andx::AndxChain;
-    use crate::smb::smb1::header::Header;
-    use crate::smb::smb1::test_util::{capture_msg, utf16z, MsgBuilder, W};
+    use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
 
-    fn first_block(m: &[u8]) -> (Header<'_>, Block<'_>) {
-        let h = Header::parse(m).unwrap();
-        let b = AndxChain::new(m, &h).next().unwrap().unwrap();
-        (h, b)
-    }
 
     /// i1_smb1_psexec frames 42/43, impacket psexec creating its service binary on ADMIN$
     /// (OEM): tshark smb.file OIhuyfAI.exe, smb.access_mask 0x0002019e, smb.create.disposition 5,

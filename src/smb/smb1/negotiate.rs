@@ -131,15 +131,8 @@ impl<'a> NegotiateResponse<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::andx::AndxChain;
-    use crate::smb::smb1::header::Header;
-    use crate::smb::smb1::test_util::{capture_msg, utf16z, MsgBuilder, W};
+    use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
 
-    fn first_block(m: &[u8]) -> (Header<'_>, Block<'_>) {
-        let h = Header::parse(m).unwrap();
-        let b = AndxChain::new(m, &h).next().unwrap().unwrap();
-        (h, b)
-    }
 
     /// i1_smb1_psexec frame 6: impacket offers only "NT LM 0.12" (tshark smb.dialect.name).
     #[test]

@@ -74,15 +74,8 @@ impl<'a> RenameRequest<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::andx::AndxChain;
-    use crate::smb::smb1::header::Header;
-    use crate::smb::smb1::test_util::{capture_msg, utf16z, MsgBuilder};
+    use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder};
 
-    fn first_block(m: &[u8]) -> (Header<'_>, Block<'_>) {
-        let h = Header::parse(m).unwrap();
-        let b = AndxChain::new(m, &h).next().unwrap().unwrap();
-        (h, b)
-    }
 
     /// i1_smb1_psexec frame 122: impacket deletes its binary from ADMIN$ (tshark smb.file
     /// OIhuyfAI.exe; search attributes 0x0026).

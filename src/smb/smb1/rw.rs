@@ -183,15 +183,8 @@ pub fn close_fid(block: &Block<'_>) -> Result<u16, Smb1Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::andx::AndxChain;
-    use crate::smb::smb1::header::Header;
-    use crate::smb::smb1::test_util::{capture_msg, unhex, MsgBuilder, W};
+    use crate::smb::smb1::test_util::{first_block, capture_msg, unhex, MsgBuilder, W};
 
-    fn first_block(m: &[u8]) -> (Header<'_>, Block<'_>) {
-        let h = Header::parse(m).unwrap();
-        let b = AndxChain::new(m, &h).next().unwrap().unwrap();
-        (h, b)
-    }
 
     /// i1_smb1_psexec frame 24: impacket writes a DCE-RPC bind to \srvsvc; tshark smb.fid
     /// 0x7cb0, smb.write.mode 0x0008, smb.data_len_low 72, smb.data_offset 63; frame 25 count 72.

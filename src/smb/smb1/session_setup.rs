@@ -142,15 +142,8 @@ impl<'a> SessionSetupResponse<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::andx::AndxChain;
-    use crate::smb::smb1::header::Header;
-    use crate::smb::smb1::test_util::{capture_msg, utf16z, MsgBuilder, W};
+    use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
 
-    fn first_block(m: &[u8]) -> (Header<'_>, Block<'_>) {
-        let h = Header::parse(m).unwrap();
-        let b = AndxChain::new(m, &h).next().unwrap().unwrap();
-        (h, b)
-    }
 
     /// raw_ntlm_in_smb frame 22: a bare NTLMSSP AUTHENTICATE (no SPNEGO) in a WordCount-12
     /// request; tshark: smb.security_blob_len 440, smb.native_os "Mac OS X 10.10",

@@ -128,3 +128,10 @@ impl W {
         self.0
     }
 }
+
+/// The header and first block of a message (tests of single-command parsers).
+pub fn first_block(m: &[u8]) -> (super::header::Header<'_>, super::andx::Block<'_>) {
+    let h = super::header::Header::parse(m).unwrap();
+    let b = super::andx::AndxChain::new(m, &h).next().unwrap().unwrap();
+    (h, b)
+}

@@ -473,15 +473,8 @@ fn place(buf: &mut Vec<u8>, got: &mut usize, total: usize, cap: usize, disp: usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::andx::AndxChain;
-    use crate::smb::smb1::header::Header;
-    use crate::smb::smb1::test_util::{capture_msg, utf16z, MsgBuilder, W};
+    use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
 
-    fn first_block(m: &[u8]) -> (Header<'_>, Block<'_>) {
-        let h = Header::parse(m).unwrap();
-        let b = AndxChain::new(m, &h).next().unwrap().unwrap();
-        (h, b)
-    }
 
     /// raw_ntlm_in_smb frames 31/32: TransactNmPipe on FID 0x4000 (\srvsvc) carrying a
     /// DCE-RPC bind of 72 bytes at offset 84; the response carries the 68-byte bind_ack at 56.

@@ -87,15 +87,9 @@ impl<'a> TreeConnectResponse<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::andx::AndxChain;
-    use crate::smb::smb1::header::Header;
+    use crate::smb::smb1::test_util::first_block;
     use crate::smb::smb1::test_util::capture_msg;
 
-    fn first_block(m: &[u8]) -> (Header<'_>, Block<'_>) {
-        let h = Header::parse(m).unwrap();
-        let b = AndxChain::new(m, &h).next().unwrap().unwrap();
-        (h, b)
-    }
 
     /// i1_smb1_psexec frames 14/15 (OEM) and 34/35; tshark smb.path, smb.service, smb.native_fs,
     /// smb.tid of the response.
