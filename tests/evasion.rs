@@ -223,7 +223,7 @@ fn compound(name: &str, max_writes: usize) {
 
 #[test]
 fn admin_share_in_lower_case() {
-    for name in [A, K1] {
+    for name in [A, K1, I1] {
         same_after_smb(
             name,
             "admin$",
@@ -250,9 +250,8 @@ fn fragments_compound_and_case_together_over_vlan_ipv6_small_segments() {
 
 // --- SMB1 ----------------------------------------------------------------------------------------
 
-/// SMB1 PsExec (needs the SMB1 parser; ignored until it is on main).
+/// SMB1 PsExec.
 #[test]
-#[ignore = "needs SMB1 (issue: SMB1 helper); run with --ignored once merged"]
 fn smb1_psexec_reshaped() {
     same_after(I1, "1-byte segments", |s| split(s, 1), Net::V4);
     same_after(I1, "reordered", |s| reorder(&split(s, 300), 5), Net::V4);

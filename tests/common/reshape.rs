@@ -429,7 +429,7 @@ fn replace_all(hay: &mut [u8], from: &[u8], to: &[u8]) -> usize {
     n
 }
 
-/// Client messages: UTF-16 `from` replaced by `to` (same length), e.g. share names in tree
+/// Client messages: `from` (UTF-16 or ASCII) replaced by `to` (same length), e.g. share names in tree
 /// connects. Returns how many were replaced.
 pub fn replace_utf16_to_server(conns: &mut [Conn], from: &str, to: &str) -> usize {
     let (f, t) = (utf16(from), utf16(to));
@@ -437,6 +437,8 @@ pub fn replace_utf16_to_server(conns: &mut [Conn], from: &str, to: &str) -> usiz
     for c in conns {
         for m in c.msgs.iter_mut().filter(|m| m.to_server) {
             n += replace_all(&mut m.body, &f, &t);
+            // SMB1 without the Unicode flag carries OEM (ASCII) strings.
+            n += replace_all(&mut m.body, from.as_bytes(), to.as_bytes());
         }
     }
     n
