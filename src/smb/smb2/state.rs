@@ -100,7 +100,9 @@ impl Smb2State {
     /// out of a transform.
     pub fn message(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, msg: &[u8], decrypted: bool, sink: &mut Sink) {
         let (cmds, bad) = split_compound(msg, MAX_COMPOUND_COMMANDS);
-        if bad {
+        if bad && cmds.len() >= MAX_COMPOUND_COMMANDS {
+            sink.cap_reached("MAX_COMPOUND_COMMANDS", cx.ts, Some(cx.conn()), "smb2", format!("compound chain longer than {MAX_COMPOUND_COMMANDS} commands; the rest skipped"));
+        } else if bad {
             sink.anomaly(cx.ts, Some(cx.conn()), crate::event::AnomalyKind::Malformed, "smb2", "bad compound chain (NextCommand) or header");
         }
         let mut chain = Chain::default();

@@ -317,6 +317,18 @@ fn bad_compound_and_wrong_direction_are_anomalies() {
     assert!(kinds.contains(&AnomalyKind::Malformed) && kinds.contains(&AnomalyKind::WrongDirection), "{kinds:?}");
 }
 
+/// Compound depth is a cap (counted, reported by name), not a malformed chain.
+#[test]
+fn compound_depth_cap() {
+    let mut c = Conv::new();
+    let parts: Vec<Vec<u8>> = (0..(super::state::MAX_COMPOUND_COMMANDS as u64 + 5)).map(|mid| close_request(mid, SID, 1, 5, 0)).collect();
+    req(&mut c, compound(&parts));
+    let (_, sink) = run(&c, 0);
+    assert_eq!(sink.counters.get("MAX_COMPOUND_COMMANDS"), 1);
+    assert_eq!(sink.counters.get("anomaly.malformed"), 0);
+    assert_eq!(sink.counters.get("smb2.commands"), super::state::MAX_COMPOUND_COMMANDS as u64);
+}
+
 #[test]
 fn pending_request_cap() {
     let mut c = Conv::new();
