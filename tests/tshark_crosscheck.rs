@@ -1,0 +1,318 @@
+//! Issue 2 acceptance 4 and issue 3 acceptance 3: `psexec-sensor read` against tshark, on every
+//! capture bundled in captures/ (the lab recordings and the licensed public ones):
+//! - tree connect paths: `smb2.tree` of TREE_CONNECT requests (`smb.path` of SMB1 TREE_CONNECT_ANDX)
+//!   equal the paths of our smb_mapping records, as multisets and in time order;
+//! - created names: `smb2.filename` of CREATE requests (`smb.file` of SMB1 NT_CREATE_ANDX) equal the
+//!   names of our FILE_OPEN / PIPE_OPEN records (one per CREATE, failed ones included), as multisets
+//!   and in time order;
+//! - svcctl: the requests tshark decodes (scripts/tshark_svcctl.sh) have the same opnums in the same
+//!   order as our svcctl dce_rpc records, and the same service name and binary path wherever tshark
+//!   decodes one.
+//! SMB3-encrypted lab captures are compared decrypted: tshark with the lab password, ours with it as
+//! `--smb-keys`. Skipped, saying so, when tshark is not installed (scripts/setup.sh installs it).
+
+#[path = "common/read_events.rs"]
+mod read_events;
+
+use read_events::{events_of, lab_keys, of_log, repo, s};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const LAB_PASSWORD: &str = "Passw0rd!Lab";
+
+/// Captures whose comparison waits on work from another branch: compared and printed, not failed.
+/// The lead removes an entry when the work lands.
+/// Matched as the end of the capture's path. Only their SMB1 comparisons (and svcctl, which may
+/// ride on SMB1 pipes there) wait; their SMB2 ones are strict like everyone's.
+const PENDING_SMB1: &[&str] = &[
+    "i1_smb1_psexec.pcap",
+    "i2_smb1_benign_upload.pcap",
+    "dssetup_DsRoleGetPrimaryDomainInformation_standalone_workstation.cap",
+    "mapi.pcap",
+    "raw_ntlm_in_smb.pcap",
+    "smb2-ntlmssp-negotiateflags/input.pcap",
+    // the unlicensed public captures, read from ../shared/captures when it is there
+    "smb_anomalous_traffic.pcap.gz",
+    "smb_exec_only_two_commands.pcap.gz",
+    "smbexec.pcap.gz",
+    "smbv1.pcapng",
+    "DE_byt3bl33d3r_remote_eventservice_crash.pcapng",
+    // SMB2 sessions plus an SMB1 one over port 139
+    "impacket_psexec.pcap.gz",
+    "more_netshare.pcap.gz",
+    "normal_share_traversal.pcap.gz",
+    "schtasks.pcap",
+];
+/// SMB3-encrypted lab captures: `read --smb-keys` decryption is being wired.
+const PENDING_KEYS: &[&str] = &["j1_psexec_opportunistic_enc.pcap", "j3_benign_upload_enc.pcap"];
+
+fn tshark_available() -> bool {
+    Command::new("tshark").arg("-v").output().is_ok_and(|o| o.status.success())
+}
+
+/// Every capture that has a truth file (so: every capture, not its side files) under captures/, or
+/// under ../shared/captures when that exists (the same lab and licensed captures plus the
+/// unlicensed public ones, which may be used from there but not copied into the project).
+fn captures() -> Vec<PathBuf> {
+    let shared = repo().join("../shared/captures");
+    let root = if shared.is_dir() { shared } else { repo().join("captures") };
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Some(cap) = p.to_string_lossy().strip_suffix(".truth.json") {
+                out.push(PathBuf::from(cap));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn is_lab_encrypted(cap: &Path) -> bool {
+    let truth: Value = serde_json::from_str(&std::fs::read_to_string(format!("{}.truth.json", cap.display())).unwrap()).unwrap();
+    truth["visibility"] == "smb3-encrypted" && truth["source"]["lab"].is_string()
+}
+
+/// tshark's packets matching `filter`, as JSON objects of the requested fields (each an array of
+/// strings: one entry per occurrence in the frame).
+fn tshark_fields(cap: &Path, opts: &[String], filter: &str, fields: &[&str]) -> Vec<BTreeMap<String, Vec<String>>> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(cap).args(opts).arg("-Y").arg(filter).arg("-T").arg("json");
+    for f in fields {
+        cmd.arg("-e").arg(f);
+    }
+    let out = cmd.output().expect("tshark runs");
+    assert!(out.status.success(), "tshark on {}: {}", cap.display(), String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let layers = &p["_source"]["layers"];
+            fields
+                .iter()
+                .map(|f| {
+                    let vals = layers[*f].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+                    (f.to_string(), vals)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Names compare without a leading backslash (SMB1 sends `\svcctl`, SMB2 `svcctl`).
+fn norm_name(n: &str) -> String {
+    n.trim_start_matches('\\').to_string()
+}
+
+/// Our records of one log kind sorted by time (ties keep output order).
+fn by_time<'a>(ev: &'a [Value], log: &str, keep: impl Fn(&Value) -> bool) -> Vec<&'a Value> {
+    let mut v: Vec<&Value> = of_log(ev, log).into_iter().filter(|e| keep(e)).collect();
+    v.sort_by(|a, b| a["ts"].as_f64().unwrap_or(0.0).total_cmp(&b["ts"].as_f64().unwrap_or(0.0)));
+    v
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// What `a` has more of than `b`: "value ×n" per value (both sorted).
+fn excess(a: &[String], b: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut distinct = a.to_vec();
+    distinct.dedup();
+    for x in distinct {
+        let (na, nb) = (a.iter().filter(|y| **y == x).count(), b.iter().filter(|y| **y == x).count());
+        if na > nb {
+            out.push(format!("{x:?} ×{}", na - nb));
+        }
+    }
+    out
+}
+
+/// Multiset and then order: the first difference found, described.
+fn same_list(what: &str, theirs: &[String], ours: &[String]) -> Option<String> {
+    let (t, o) = (sorted(theirs), sorted(ours));
+    if t != o {
+        let (only_t, only_o) = (excess(&t, &o), excess(&o, &t));
+        return Some(format!("{what}: {} from tshark, {} ours; tshark only [{}]; ours only [{}]", t.len(), o.len(), only_t.join(", "), only_o.join(", ")));
+    }
+    if theirs != ours {
+        let i = theirs.iter().zip(ours).position(|(a, b)| a != b).unwrap_or(0);
+        return Some(format!("{what}: same multiset, order differs from #{i}: tshark {:?} ours {:?}", &theirs[i..], &ours[i..]));
+    }
+    None
+}
+
+/// Values of SMB2 and of SMB1 requests, kept apart: SMB1 comparisons wait for the SMB1 parser in the
+/// captures listed PENDING_SMB1, SMB2 ones never wait.
+#[derive(Default)]
+struct ByVersion {
+    smb2: Vec<String>,
+    smb1: Vec<String>,
+}
+
+fn tree_paths(cap: &Path, opts: &[String]) -> ByVersion {
+    let mut out = ByVersion::default();
+    let pk = tshark_fields(
+        cap,
+        opts,
+        "(smb2.cmd == 3 && smb2.flags.response == 0) || (smb.cmd == 0x75 && smb.flags.response == 0)",
+        &["smb2.tree", "smb.path"],
+    );
+    for p in pk {
+        out.smb2.extend(p["smb2.tree"].iter().cloned());
+        out.smb1.extend(p["smb.path"].iter().cloned());
+    }
+    out
+}
+
+/// The names of CREATE requests. tshark also fills the name fields with generated copies from its
+/// FileId tracking (an SMB1 READ_ANDX chained after NT_CREATE_ANDX names the file it reads), which
+/// follow the CREATE's own name in the frame: the first names, one per CREATE, are the requests'.
+/// `problems` gets a note (SMB1 or not) when a frame has fewer names than CREATE requests.
+fn created_names(cap: &Path, opts: &[String], problems: &mut Vec<(bool, String)>) -> ByVersion {
+    let pk = tshark_fields(
+        cap,
+        opts,
+        "(smb2.cmd == 5 && smb2.flags.response == 0) || (smb.cmd == 0xa2 && smb.flags.response == 0)",
+        &["frame.number", "smb2.cmd", "smb2.filename", "smb.cmd", "smb.file"],
+    );
+    let mut out = ByVersion::default();
+    for p in pk {
+        let creates2 = p["smb2.cmd"].iter().filter(|c| *c == "5").count();
+        let creates1 = p["smb.cmd"].iter().filter(|c| *c == "0xa2" || *c == "162").count();
+        for (smb1, field, n, into) in [(false, "smb2.filename", creates2, &mut out.smb2), (true, "smb.file", creates1, &mut out.smb1)] {
+            let names = &p[field];
+            if names.len() < n {
+                problems.push((smb1, format!("frame {:?}: {} {field} values for {n} CREATE requests", p["frame.number"], names.len())));
+            }
+            into.extend(names.iter().take(n).map(|v| norm_name(v)));
+        }
+    }
+    out
+}
+
+/// (opnum, service name, binary path) of every svcctl request tshark decodes; names are `None` on
+/// frames that carry several requests (tshark's fields cannot be matched to their requests there).
+fn tshark_svcctl(cap: &Path, opts: &[String]) -> Vec<(String, Option<String>, Option<String>)> {
+    let script = repo().join("scripts/tshark_svcctl.sh");
+    let out = Command::new("sh").arg(script).arg(cap).args(opts).output().expect("sh runs");
+    let mut v = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let opnums: Vec<&str> = f.first().unwrap_or(&"").split('\x1f').collect();
+        let single = opnums.len() == 1;
+        for op in opnums {
+            let field = |i: usize| single.then(|| f.get(i).unwrap_or(&"").to_string());
+            v.push((op.to_string(), field(1), field(2)));
+        }
+    }
+    v
+}
+
+/// A difference; `smb1` when it involves SMB1 (a PENDING_SMB1 capture does not fail on those).
+struct Problem {
+    smb1: bool,
+    text: String,
+}
+
+fn check_capture(cap: &Path, keys: &Path) -> Vec<Problem> {
+    let encrypted = is_lab_encrypted(cap);
+    let opts: Vec<String> = if encrypted { vec!["-o".into(), format!("ntlmssp.nt_password:{LAB_PASSWORD}")] } else { vec![] };
+    let ev = events_of(cap, encrypted.then_some(keys));
+    let mut problems = Vec::new();
+    let mut push = |smb1: bool, text: Option<String>| problems.extend(text.map(|text| Problem { smb1, text }));
+    let version = |e: &Value, v: &str| e["smb_version"] == v;
+
+    let trees = tree_paths(cap, &opts);
+    for (v, theirs) in [("SMB2", &trees.smb2), ("SMB1", &trees.smb1)] {
+        let ours: Vec<String> = by_time(&ev, "smb_mapping", |e| version(e, v)).iter().map(|e| s(&e["path"])).collect();
+        push(v == "SMB1", same_list(&format!("{v} tree connect paths"), theirs, &ours));
+    }
+
+    let mut notes = Vec::new();
+    let names = created_names(cap, &opts, &mut notes);
+    for (smb1, n) in notes {
+        push(smb1, Some(n));
+    }
+    for (v, theirs) in [("SMB2", &names.smb2), ("SMB1", &names.smb1)] {
+        let opens = |e: &Value| version(e, v) && matches!(e["action"].as_str(), Some("SMB::FILE_OPEN") | Some("SMB::PIPE_OPEN"));
+        let ours: Vec<String> = by_time(&ev, "smb_files", opens).iter().map(|e| norm_name(&s(&e["name"]))).collect();
+        push(v == "SMB1", same_list(&format!("{v} created names"), theirs, &ours));
+    }
+
+    // svcctl may travel over SMB1 pipes: counted with SMB1 when the capture has any SMB1 request.
+    let smb1_present = !trees.smb1.is_empty() || !names.smb1.is_empty();
+    let theirs = tshark_svcctl(cap, &opts);
+    let ours: Vec<&Value> =
+        by_time(&ev, "dce_rpc", |e| e["endpoint"] == "svcctl" && !matches!(e["operation"].as_str(), Some("bind") | Some("alter_context")));
+    let (t_ops, o_ops): (Vec<String>, Vec<String>) = (theirs.iter().map(|t| t.0.clone()).collect(), ours.iter().map(|e| e["opnum"].to_string()).collect());
+    if t_ops != o_ops {
+        push(smb1_present, Some(format!("svcctl opnums: tshark {t_ops:?} ours {o_ops:?}")));
+    } else {
+        for ((op, name, path), e) in theirs.iter().zip(&ours) {
+            if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
+                if s(&e["service_name"]) != n {
+                    push(smb1_present, Some(format!("svcctl opnum {op}: service name tshark {n:?} ours {:?}", s(&e["service_name"]))));
+                }
+            }
+            if let Some(p) = path.as_deref().filter(|p| !p.is_empty()) {
+                if s(&e["binary_path"]) != p {
+                    push(smb1_present, Some(format!("svcctl opnum {op}: binary path tshark {p:?} ours {:?}", s(&e["binary_path"]))));
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn trees_created_names_and_svcctl_calls_match_tshark() {
+    if !tshark_available() {
+        eprintln!("tshark not installed: cross-check skipped (scripts/setup.sh installs it)");
+        return;
+    }
+    let keys = lab_keys("tshark");
+    let (mut failures, mut compared) = (Vec::new(), 0);
+    for cap in captures() {
+        let name = cap.to_string_lossy().rsplit("captures/").next().unwrap_or_default().to_string();
+        let problems = check_capture(&cap, &keys);
+        let keys_pending = PENDING_KEYS.iter().any(|p| name.ends_with(p));
+        let smb1_pending = PENDING_SMB1.iter().any(|p| name.ends_with(p));
+        let (waiting, strict): (Vec<Problem>, Vec<Problem>) = problems.into_iter().partition(|p| keys_pending || (smb1_pending && p.smb1));
+        let why = if keys_pending { "PENDING_KEYS" } else { "PENDING_SMB1" };
+        if (keys_pending || smb1_pending) && waiting.is_empty() {
+            eprintln!("NOTE {name}: listed as {why} but agrees with tshark now: remove it");
+        }
+        if !waiting.is_empty() {
+            eprintln!("{why} {name}: {} differences (not failed until the work lands)", waiting.len());
+            for p in &waiting {
+                eprintln!("    {}", p.text);
+            }
+        }
+        if !keys_pending {
+            compared += 1;
+        }
+        failures.extend(strict.into_iter().map(|p| format!("{name}: {}", p.text)));
+    }
+    let _ = std::fs::remove_file(&keys);
+    assert!(compared >= 20, "only {compared} captures compared");
+    assert!(failures.is_empty(), "{} differences from tshark:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn list_comparison_reports_content_then_order() {
+    let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(same_list("x", &v(&["a", "b"]), &v(&["a", "b"])), None);
+    assert!(same_list("x", &v(&["a", "b"]), &v(&["b", "a"])).unwrap().contains("order differs"));
+    assert!(same_list("x", &v(&["a", "a"]), &v(&["a"])).unwrap().contains("tshark only [\"a\" ×1]; ours only []"));
+}
