@@ -225,7 +225,16 @@ struct Problem {
     text: String,
 }
 
-fn check_capture(cap: &Path, keys: &Path) -> Vec<Problem> {
+/// How many values tshark gave (tree paths, created names, svcctl requests): the test must compare
+/// something, not agree on nothing.
+#[derive(Default, Debug)]
+struct Counts {
+    trees: usize,
+    names: usize,
+    svcctl: usize,
+}
+
+fn check_capture(cap: &Path, keys: &Path, counts: &mut Counts) -> Vec<Problem> {
     let encrypted = is_lab_encrypted(cap);
     let opts: Vec<String> = if encrypted { vec!["-o".into(), format!("ntlmssp.nt_password:{LAB_PASSWORD}")] } else { vec![] };
     let ev = events_of(cap, encrypted.then_some(keys));
@@ -234,6 +243,7 @@ fn check_capture(cap: &Path, keys: &Path) -> Vec<Problem> {
     let version = |e: &Value, v: &str| e["smb_version"] == v;
 
     let trees = tree_paths(cap, &opts);
+    counts.trees += trees.smb2.len() + trees.smb1.len();
     for (v, theirs) in [("SMB2", &trees.smb2), ("SMB1", &trees.smb1)] {
         let ours: Vec<String> = by_time(&ev, "smb_mapping", |e| version(e, v)).iter().map(|e| s(&e["path"])).collect();
         push(v == "SMB1", same_list(&format!("{v} tree connect paths"), theirs, &ours));
@@ -241,6 +251,7 @@ fn check_capture(cap: &Path, keys: &Path) -> Vec<Problem> {
 
     let mut notes = Vec::new();
     let names = created_names(cap, &opts, &mut notes);
+    counts.names += names.smb2.len() + names.smb1.len();
     for (smb1, n) in notes {
         push(smb1, Some(n));
     }
@@ -253,6 +264,7 @@ fn check_capture(cap: &Path, keys: &Path) -> Vec<Problem> {
     // svcctl may travel over SMB1 pipes: counted with SMB1 when the capture has any SMB1 request.
     let smb1_present = !trees.smb1.is_empty() || !names.smb1.is_empty();
     let theirs = tshark_svcctl(cap, &opts);
+    counts.svcctl += theirs.len();
     let ours: Vec<&Value> =
         by_time(&ev, "dce_rpc", |e| e["endpoint"] == "svcctl" && !matches!(e["operation"].as_str(), Some("bind") | Some("alter_context")));
     let (t_ops, o_ops): (Vec<String>, Vec<String>) = (theirs.iter().map(|t| t.0.clone()).collect(), ours.iter().map(|e| e["opnum"].to_string()).collect());
@@ -282,10 +294,10 @@ fn trees_created_names_and_svcctl_calls_match_tshark() {
         return;
     }
     let keys = lab_keys("tshark");
-    let (mut failures, mut compared) = (Vec::new(), 0);
+    let (mut failures, mut compared, mut counts) = (Vec::new(), 0, Counts::default());
     for cap in captures() {
         let name = cap.to_string_lossy().rsplit("captures/").next().unwrap_or_default().to_string();
-        let problems = check_capture(&cap, &keys);
+        let problems = check_capture(&cap, &keys, &mut counts);
         let keys_pending = PENDING_KEYS.iter().any(|p| name.ends_with(p));
         let smb1_pending = PENDING_SMB1.iter().any(|p| name.ends_with(p));
         let (waiting, strict): (Vec<Problem>, Vec<Problem>) = problems.into_iter().partition(|p| keys_pending || (smb1_pending && p.smb1));
@@ -305,7 +317,10 @@ fn trees_created_names_and_svcctl_calls_match_tshark() {
         failures.extend(strict.into_iter().map(|p| format!("{name}: {}", p.text)));
     }
     let _ = std::fs::remove_file(&keys);
+    eprintln!("compared {compared} captures; tshark values: {counts:?}");
     assert!(compared >= 20, "only {compared} captures compared");
+    // the bundled captures alone: 40 tree connects, 300 CREATE names, 40 svcctl requests
+    assert!(counts.trees >= 40 && counts.names >= 300 && counts.svcctl >= 40, "too little compared: {counts:?}");
     assert!(failures.is_empty(), "{} differences from tshark:\n{}", failures.len(), failures.join("\n"));
 }
 
