@@ -20,7 +20,7 @@ pub enum Command {
     /// Read capture files (pcap, pcapng, .gz) or directories of them.
     Read(ReadArgs),
     /// Score the sensor against the .truth.json files beside captures.
-    Eval(PassThroughArgs),
+    Eval(EvalArgs),
     /// Capture from a live interface.
     Live(PassThroughArgs),
 }
@@ -54,6 +54,22 @@ pub struct ReadArgs {
     /// Do not print the summary on stderr at the end.
     #[arg(long)]
     pub no_summary: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EvalArgs {
+    /// Directories (searched recursively) or captures with a `.truth.json` beside them.
+    #[arg(required = true, value_name = "DIR|FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Detection rules directory (default: the built-in rules).
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// SMB3 decryption secrets (by default eval measures what the sensor sees without them).
+    #[arg(long, value_name = "FILE")]
+    pub smb_keys: Option<PathBuf>,
 }
 
 /// Arguments of commands not built yet: accepted as-is.

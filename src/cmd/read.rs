@@ -4,6 +4,8 @@
 use super::{EXIT_BAD_INPUT, EXIT_OUTPUT_ERROR};
 use crate::capture::file::expand_inputs;
 use crate::cli::ReadArgs;
+use crate::detect::{Detection, Rules};
+use crate::event::alert::Alert;
 use crate::event::Event;
 use crate::flow::table::FlowSummary;
 use crate::output::json::JsonLines;
@@ -18,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// The stderr summary lists at most this many alerts (all of them are in the JSON output).
+const MAX_SUMMARY_ALERT_LINES: usize = 200;
 
 /// Inputs at least this large (compressed bytes) get a progress bar, on a terminal only.
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
@@ -34,8 +39,11 @@ struct ReadOutput {
     flows: Option<JsonLines>,
     summary: Summary,
     write_error: Option<(String, io::Error)>,
-    // DETECTION HOOK (lead): hold `detect::Detector` here, e.g. `detector: Detector`, built in
-    // `run` from `args.rules`.
+    detection: Detection,
+    /// Alerts raised by the current event, written right away (reused buffer).
+    pending: Vec<Alert>,
+    /// Every technique/visibility alert's one-line text, for the summary on stderr.
+    alert_lines: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -46,6 +54,17 @@ struct FlowLine<'a> {
 }
 
 impl ReadOutput {
+    fn write_pending(&mut self) {
+        for alert in std::mem::take(&mut self.pending) {
+            if !matches!(alert, Alert::HostSummary(_)) && self.alert_lines.len() < MAX_SUMMARY_ALERT_LINES {
+                self.alert_lines.push(alert.human());
+            }
+            let r = self.alerts.write(&alert);
+            let p = self.alerts.path().to_owned();
+            self.record_error(p, r);
+        }
+    }
+
     fn record_error(&mut self, path: String, r: io::Result<()>) {
         if let Err(e) = r {
             if self.write_error.is_none() {
@@ -68,13 +87,8 @@ impl EventConsumer for ReadOutput {
                 self.record_error(p, r);
             }
         }
-        // DETECTION HOOK (lead): feed the event to detection and write what it raises, e.g.
-        //     for alert in self.detector.on_event(&ev) {
-        //         let r = self.alerts.write(&alert);
-        //         self.record_error(self.alerts.path().to_owned(), r);
-        //     }
-        // and in `finish_outputs` below, write `self.detector.finish()`'s alerts.
-        let _ = &self.alerts;
+        self.detection.on_event(&ev, &mut self.pending);
+        self.write_pending();
     }
 
     fn flow_ended(&mut self, _index: u64, flow: &FlowSummary) {
@@ -103,20 +117,8 @@ pub fn run(args: ReadArgs) -> ExitCode {
 }
 
 fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
-    if let Some(k) = &args.smb_keys {
-        if let Err(e) = std::fs::read(k) {
-            say(format_args!("{}: cannot read SMB keys: {e}", k.display()));
-            return Err(ExitCode::from(EXIT_BAD_INPUT));
-        }
-        // SMB KEYS HOOK (lead): load `crate::smb::crypto::KeyStore` from this file into
-        // `SmbShared::keys` once the crypto issue provides a loader.
-    }
-    if let Some(r) = &args.rules {
-        if !r.is_dir() {
-            say(format_args!("{}: rules directory not found", r.display()));
-            return Err(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    }
+    let smb = smb_shared(args.smb_keys.as_deref())?;
+    let rules = load_rules(args.rules.as_deref())?;
 
     let mut out = ReadOutput {
         events: args.events.as_deref().map(open_writer).transpose()?,
@@ -128,6 +130,9 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         flows: args.flows.as_deref().map(open_writer).transpose()?,
         summary: Summary::new(),
         write_error: None,
+        detection: Detection::new(rules),
+        pending: Vec::new(),
+        alert_lines: Vec::new(),
     };
 
     let mut failed = 0usize;
@@ -159,7 +164,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     };
 
     let cfg = EngineConfig {
-        smb: SmbShared::default(),
+        smb,
         flow_summaries: out.flows.is_some(),
         max_flows: None,
     };
@@ -222,7 +227,13 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         b.finish_and_clear();
     }
 
-    // DETECTION HOOK (lead): flush detection's pending alerts here (before the writers flush).
+    // End of input: open attack instances and host summaries become alerts, before the flush.
+    out.detection.finish(&mut out.pending);
+    out.write_pending();
+    let mut counters = counters;
+    let mut caps = crate::sink::Sink::new();
+    out.detection.report_caps(&mut caps);
+    counters.merge(&caps.counters);
     for w in [out.events.as_mut(), Some(&mut out.alerts), out.flows.as_mut()]
         .into_iter()
         .flatten()
@@ -235,6 +246,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     }
     if !args.no_summary {
         eprint!("{}", out.summary.render(&counters, failed));
+        eprint!("{}", render_alert_lines(&out.alert_lines));
     }
     if let Some((p, e)) = out.write_error {
         if e.kind() != io::ErrorKind::BrokenPipe {
@@ -247,4 +259,54 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--smb-keys`: the decryption secrets, with a warning when others can read the file.
+pub(crate) fn smb_shared(keys: Option<&Path>) -> Result<SmbShared, ExitCode> {
+    let mut smb = SmbShared::default();
+    if let Some(k) = keys {
+        match crate::smb::crypto::KeyStore::load(k) {
+            Ok((store, warnings)) => {
+                for w in warnings {
+                    say(format_args!("{}: {w}", k.display()));
+                }
+                smb.keys = Some(Arc::new(store));
+            }
+            Err(e) => {
+                say(format_args!("SMB keys: {e}"));
+                return Err(ExitCode::from(EXIT_BAD_INPUT));
+            }
+        }
+    }
+    Ok(smb)
+}
+
+/// `--rules DIR` layered over the embedded rules; errors name file, line and problem.
+pub(crate) fn load_rules(dir: Option<&Path>) -> Result<Rules, ExitCode> {
+    match dir {
+        None => Ok(Rules::embedded()),
+        Some(d) if !d.is_dir() => {
+            say(format_args!("{}: rules directory not found", d.display()));
+            Err(ExitCode::from(EXIT_BAD_INPUT))
+        }
+        Some(d) => Rules::load_dir_over_defaults(d).map_err(|e| {
+            say(format_args!("rules: {e}"));
+            ExitCode::from(EXIT_BAD_INPUT)
+        }),
+    }
+}
+
+fn render_alert_lines(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "  alerts     none\n".to_string();
+    }
+    let mut s = format!("  alerts     {}\n", lines.len());
+    for l in lines {
+        for (i, part) in l.lines().enumerate() {
+            s.push_str(if i == 0 { "    - " } else { "      " });
+            s.push_str(part);
+            s.push('\n');
+        }
+    }
+    s
 }

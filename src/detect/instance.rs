@@ -42,6 +42,8 @@ pub(super) struct UploadRec {
 pub(super) struct Instance {
     pub(super) technique: Technique,
     pub(super) basis: Basis,
+    /// Some of its calls were read by decrypting SMB3 with supplied keys.
+    pub(super) decrypted: bool,
     pub(super) transport: &'static str,
     pub(super) iface: Iface,
     /// Time of the first create/register call: uploads before it count as "upload then create".

@@ -97,6 +97,8 @@ pub struct Detector {
     pub(super) pairs: FxHashMap<(IpAddr, IpAddr), PairState>,
     pub(super) sources: FxHashMap<IpAddr, SourceState>,
     pub(super) visibility_seen: FxHashSet<(IpAddr, IpAddr, u64)>,
+    /// Connections whose SMB3 sessions we decrypt with supplied keys (alerts say so).
+    pub(super) decrypted_conns: FxHashSet<crate::flow::Uid>,
     pub(super) now: Ts,
     pub(super) next_sweep: Ts,
     pub(super) next_summary: Option<Ts>,
@@ -144,6 +146,7 @@ impl Detector {
             pairs: FxHashMap::default(),
             sources: FxHashMap::default(),
             visibility_seen: FxHashSet::default(),
+            decrypted_conns: FxHashSet::default(),
             now: Ts(0),
             next_sweep: Ts(0),
             next_summary: None,
@@ -473,6 +476,11 @@ impl Detector {
         // One record per session, on the first sign (normally state "start"); none when the
         // supplied keys let us read it.
         if v.decrypted {
+            if self.decrypted_conns.len() < MAX_VISIBILITY_KEYS {
+                self.decrypted_conns.insert(c.uid);
+            } else {
+                self.cap("MAX_VISIBILITY_KEYS");
+            }
             return;
         }
         let key = (c.orig_h, c.resp_h, v.session_id);
@@ -732,11 +740,13 @@ impl Detector {
     ) {
         let window = self.window_ns;
         let key = (c.orig_h, c.resp_h);
+        let decrypted = self.decrypted_conns.contains(&c.uid);
         let Some(p) = self.pairs.get_mut(&key) else {
             return;
         };
         if let Some(i) = p.open.iter_mut().find(|i| i.technique == tech) {
             i.count = i.count.saturating_add(1);
+            i.decrypted |= decrypted;
             if let Some(op) = how.opnum {
                 if !i.opnums.contains(&op) {
                     i.opnums.push(op);
@@ -777,6 +787,7 @@ impl Detector {
         let mut inst = Instance {
             technique: tech,
             basis: how.basis,
+            decrypted,
             transport: how.transport,
             iface,
             create_ts: c.ts,

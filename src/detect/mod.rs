@@ -45,10 +45,12 @@ pub mod names;
 mod report;
 pub mod rules;
 mod scoring;
+pub mod stage;
 
 pub use attribution::{attribute, AttribInput, Attribution};
 pub use matcher::{DetectStats, Detector, InferredCall};
 pub use rules::{RuleError, Rules, Settings};
+pub use stage::Detection;
 
 use crate::event::alert::Alert;
 use crate::event::Event;

@@ -192,7 +192,7 @@ impl Detector {
             attack.push("T1570");
         }
 
-        let reason = reason_sentence(
+        let mut reason = reason_sentence(
             &inst,
             src,
             dst,
@@ -203,6 +203,9 @@ impl Detector {
             random_name,
             &attrib.tool,
         );
+        if inst.decrypted {
+            reason.push_str(" Seen inside SMB3 encryption, decrypted with the supplied keys.");
+        }
         let id = format!(
             "psx-{:016x}",
             fnv(&[
@@ -226,6 +229,7 @@ impl Detector {
             severity,
             confidence: conf,
             basis: inst.basis,
+            decrypted: inst.decrypted,
             src_ip: src,
             dst_ip: dst,
             user: auth.user,

@@ -141,6 +141,9 @@ pub struct TechniqueAlert {
     /// 0.0 … 1.0.
     pub confidence: f64,
     pub basis: Basis,
+    /// Read by decrypting SMB3 with supplied keys (`--smb-keys`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub decrypted: bool,
     #[serde(serialize_with = "ser_ip")]
     pub src_ip: IpAddr,
     #[serde(serialize_with = "ser_ip")]

@@ -22,6 +22,7 @@ use crate::sink::Sink;
 use crate::time::Ts;
 use netbios::{find_nbss_smb_record, parse_nbss_header, NBSS_HEADER_LEN, NBSS_MESSAGE};
 use smb2::records::{parse_transform_header, COMPRESSION_HEADER_LEN, TRANSFORM_HEADER_LEN, WRITE_REQUEST_FIXED};
+use smb1::Smb1State;
 use smb2::{Smb2State, StreamTarget};
 use tables::{Cx, Tables};
 
@@ -116,6 +117,7 @@ pub struct SmbParser {
     readers: [Reader; 2],
     tables: Tables,
     smb2: Smb2State,
+    smb1: Smb1State,
     have_keys: bool,
 }
 
@@ -127,6 +129,7 @@ impl SmbParser {
             readers: [Reader::new(), Reader::new()],
             tables: Tables::with_registry(shared.names.clone()),
             smb2: Smb2State::new(crypto::ConnDecryptor::new(shared.keys.clone())),
+            smb1: Smb1State::new(),
             have_keys,
         }
     }
@@ -244,7 +247,7 @@ impl SmbParser {
     }
 
     fn end_message(&mut self, ts: Ts, dir: Direction, sink: &mut Sink) {
-        let SmbParser { ctx, readers, tables, smb2, .. } = self;
+        let SmbParser { ctx, readers, tables, smb2, smb1, .. } = self;
         let cx = Cx { flow: ctx, ts, version: SmbVersion::Smb2, layer: "smb2" };
         let r = &mut readers[dir.index()];
         let body = std::mem::replace(&mut r.body, Body::Skip);
@@ -256,11 +259,11 @@ impl SmbParser {
             return;
         }
         match body {
-            Body::Buffer => dispatch(&cx, tables, smb2, dir, &buf, sink),
+            Body::Buffer => dispatch(&cx, tables, smb2, smb1, dir, &buf, sink),
             Body::Prefix { .. } => {
                 // A large message that ended before its prefix did (its length lied): parse
                 // what there is as a whole message.
-                dispatch(&cx, tables, smb2, dir, &buf, sink)
+                dispatch(&cx, tables, smb2, smb1, dir, &buf, sink)
             }
             Body::Stream(_) | Body::Skip => {
                 let _ = len;
@@ -304,8 +307,9 @@ fn decide_large(cx: &Cx<'_>, t: &mut Tables, smb2: &mut Smb2State, have_keys: bo
             (Body::Skip, 0)
         }
         Some(0xFF) => {
-            smb1_message(prefix, sink);
-            (Body::Skip, 0)
+            // NetBIOS caps SMB1 at 128 KiB (17-bit length); a larger one is not read.
+            sink.count("smb1.messages", 1);
+            (skip_large(cx, "SMB1 message", len, sink), 0)
         }
         _ => {
             sink.anomaly(cx.ts, Some(cx.conn()), AnomalyKind::Malformed, "smb", "NetBIOS message without SMB magic");
@@ -331,19 +335,18 @@ fn data_offset_hint(prefix: &[u8]) -> Option<usize> {
 }
 
 /// A whole NetBIOS message payload.
-fn dispatch(cx: &Cx<'_>, t: &mut Tables, smb2: &mut Smb2State, dir: Direction, msg: &[u8], sink: &mut Sink) {
+fn dispatch(cx: &Cx<'_>, t: &mut Tables, smb2: &mut Smb2State, smb1: &mut Smb1State, dir: Direction, msg: &[u8], sink: &mut Sink) {
     match msg.first() {
         Some(0xFE) => smb2.message(cx, t, dir, msg, false, sink),
         Some(0xFD) => smb2.transform(cx, t, dir, msg, sink),
         Some(0xFC) => smb2.compressed(cx, t, dir, msg, msg.len() as u64, sink),
-        Some(0xFF) => smb1_message(msg, sink),
+        Some(0xFF) => {
+            sink.count("smb1.messages", 1);
+            let cx1 = Cx { version: SmbVersion::Smb1, layer: "smb1", ..*cx };
+            smb1.message(&cx1, t, dir, msg, sink)
+        }
         _ => sink.anomaly(cx.ts, Some(cx.conn()), AnomalyKind::Malformed, "smb", "NetBIOS message without SMB magic"),
     }
-}
-
-/// SMB1 messages: counted until the SMB1 state machine lands here.
-fn smb1_message(_msg: &[u8], sink: &mut Sink) {
-    sink.count("smb1.messages", 1);
 }
 
 impl StreamParser for SmbParser {
@@ -384,9 +387,10 @@ impl StreamParser for SmbParser {
     }
 
     fn close(&mut self, ts: Ts, sink: &mut Sink) {
-        let SmbParser { ctx, tables, smb2, .. } = self;
+        let SmbParser { ctx, tables, smb2, smb1, .. } = self;
         let cx = Cx { flow: ctx, ts, version: SmbVersion::Smb2, layer: "smb2" };
         smb2.close(&cx, tables, sink);
+        smb1.close(&Cx { version: SmbVersion::Smb1, layer: "smb1", ..cx }, tables, sink);
         tables.end_all(&cx, sink);
     }
 }

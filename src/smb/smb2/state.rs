@@ -109,6 +109,7 @@ impl Smb2State {
             sink.count("smb2.commands", 1);
             if !decrypted && matches!(h.command, NEGOTIATE | SESSION_SETUP) {
                 self.decryptor.observe(dir, cmd);
+                self.decryptor.report_notes(sink, cx.ts, Some(cx.conn()));
             }
             if h.is_response() != (dir == Direction::ToClient) {
                 sink.anomaly(cx.ts, Some(cx.conn()), crate::event::AnomalyKind::WrongDirection, "smb2", format!("command {} in the wrong direction", h.command));
@@ -661,7 +662,10 @@ impl Smb2State {
     }
 
     fn one_transform(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, th: &TransformHeader, msg: &[u8], sink: &mut Sink) {
-        match self.decryptor.decrypt(dir, msg) {
+        let plain = self.decryptor.decrypt(dir, msg);
+        // Keys derived, or why not ("could not derive keys for session …"): anomalies, no secrets.
+        self.decryptor.report_notes(sink, cx.ts, Some(cx.conn()));
+        match plain {
             Some(plain) => {
                 self.visibility(cx, t, th.session_id, "encrypted", msg.len() as u64, true, sink);
                 sink.count("smb2.decrypted_messages", 1);

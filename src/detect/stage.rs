@@ -1,0 +1,88 @@
+//! The detection stage as the commands run it: the event matcher ([`Detector`]) and the inference
+//! from encrypted SMB3 message sizes ([`Inference`]) side by side, fed the same events in packet
+//! order. `read`, `eval` and `live` all use this, so they cannot disagree.
+
+use super::inferred::{InferredConfidence, InferredTechnique, Inference, InferenceConfig};
+use super::{Detector, InferredCall, Rules};
+use crate::event::alert::{Alert, Technique};
+use crate::event::{ConnFields, Event};
+use crate::flow::ConnId;
+use crate::sink::Sink;
+use crate::time::Ts;
+
+pub struct Detection {
+    detector: Detector,
+    inference: Inference,
+    inferred: Vec<InferredTechnique>,
+}
+
+impl Detection {
+    pub fn new(rules: Rules) -> Detection {
+        Detection { detector: Detector::new(rules), inference: Inference::new(InferenceConfig::default()), inferred: Vec::new() }
+    }
+
+    pub fn on_event(&mut self, ev: &Event, out: &mut Vec<Alert>) {
+        self.inference.on_event(ev, &mut self.inferred);
+        self.hand_over_inferred();
+        self.detector.on_event(ev, out);
+    }
+
+    /// Live mode: close expired attack instances, periodic host summaries.
+    pub fn tick(&mut self, now: Ts, out: &mut Vec<Alert>) {
+        self.detector.tick(now, out);
+    }
+
+    /// End of input: everything still open becomes alerts.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        self.inference.finish(&mut self.inferred);
+        self.hand_over_inferred();
+        self.detector.finish(out);
+    }
+
+    pub fn report_caps(&mut self, sink: &mut Sink) {
+        self.inference.report_caps(sink);
+        self.detector.report_caps(sink);
+    }
+
+    fn hand_over_inferred(&mut self) {
+        for x in self.inferred.drain(..) {
+            self.detector.on_inferred(inferred_call(x));
+        }
+    }
+}
+
+/// An inferred service creation as the matcher's input. The inference only knows the host pair and
+/// the connection uid, so the ports are those of SMB (the evidence names the connection by uid).
+fn inferred_call(x: InferredTechnique) -> InferredCall {
+    let conn = ConnId { orig_h: x.src, orig_p: 0, resp_h: x.dst, resp_p: 445 };
+    let tool_hint = x.tool_hint.map(|h| match (h, x.with_upload) {
+        // impacket's tool that uploads a service binary is psexec.py; without an upload the
+        // service runs a command line (smbexec.py and friends).
+        ("impacket", true) => "impacket-psexec".to_string(),
+        ("impacket", false) => "impacket-smbexec".to_string(),
+        (other, _) => other.to_string(),
+    });
+    let evidence = x
+        .evidence
+        .iter()
+        .map(|e| {
+            let dir = if e.to_server { "client→server" } else { "server→client" };
+            let inner = e.inner.map(|n| format!(", inner {n} B")).unwrap_or_default();
+            (e.ts, format!("encrypted {} {dir} {} B ({}{inner})", e.what, e.size, e.role))
+        })
+        .collect();
+    InferredCall {
+        conn: ConnFields::new(x.ts_end, x.uid, &conn),
+        first_ts: x.ts,
+        technique: Technique::ServiceCreate,
+        interface: "svcctl",
+        user: x.user,
+        domain: x.domain,
+        workstation: x.workstation,
+        upload_size: x.upload_size,
+        tool_hint,
+        medium: x.confidence == InferredConfidence::Medium,
+        reason: x.reason,
+        evidence,
+    }
+}

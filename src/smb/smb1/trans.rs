@@ -1,0 +1,696 @@
+//! Transactions: TRANSACTION (0x25, named pipes and mailslots), TRANSACTION2 (0x32, file
+//! system subcommands — see `trans2`), NT_TRANSACT (0xA0), their secondary requests (0x26,
+//! 0x33, 0xA1) and responses; NT_TRANSACT_CREATE parameters; and a bounded reassembler for
+//! transactions split over several messages.
+//!
+//! Parameter and data offsets are from the header start. The views clip to the message: a
+//! slice shorter than its count means the message was cut, never an out-of-bounds read.
+
+use super::andx::Block;
+use super::header::{cmd, Smb1Error};
+use super::strings::{SmbStr, StrCursor};
+use super::wire::{slice_clipped, u16_at, u32_at, u64_at, u8_at};
+
+/// TRANSACTION named-pipe functions (setup word 0); setup word 1 is the FID for most.
+pub mod pipe_fn {
+    pub const SET_NMPIPE_STATE: u16 = 0x0001;
+    pub const RAW_READ_NMPIPE: u16 = 0x0011;
+    pub const QUERY_NMPIPE_STATE: u16 = 0x0021;
+    pub const QUERY_NMPIPE_INFO: u16 = 0x0022;
+    pub const PEEK_NMPIPE: u16 = 0x0023;
+    pub const TRANSACT_NMPIPE: u16 = 0x0026;
+    pub const RAW_WRITE_NMPIPE: u16 = 0x0031;
+    pub const READ_NMPIPE: u16 = 0x0036;
+    pub const WRITE_NMPIPE: u16 = 0x0037;
+    pub const WAIT_NMPIPE: u16 = 0x0053;
+    pub const CALL_NMPIPE: u16 = 0x0054;
+}
+
+/// NT_TRANSACT functions.
+pub mod nt_fn {
+    pub const CREATE: u16 = 0x0001;
+    pub const IOCTL: u16 = 0x0002;
+    pub const SET_SECURITY_DESC: u16 = 0x0003;
+    pub const NOTIFY_CHANGE: u16 = 0x0004;
+    pub const RENAME: u16 = 0x0005;
+    pub const QUERY_SECURITY_DESC: u16 = 0x0006;
+}
+
+/// Most parameter bytes kept for one reassembled transaction.
+pub const MAX_TRANS_PARAM_BYTES: usize = 64 * 1024;
+/// Most data bytes kept for one reassembled transaction (pipe data beyond this should be
+/// streamed to DCE-RPC instead of reassembled).
+pub const MAX_TRANS_DATA_BYTES: usize = 1024 * 1024;
+
+fn section<'a>(msg: &'a [u8], block: &Block<'a>, command: u8, what: &'static str, offset: usize, count: usize) -> Result<&'a [u8], Smb1Error> {
+    if count > 0 && offset < block.bytes_offset {
+        return Err(Smb1Error::OutOfBounds { command, what });
+    }
+    Ok(slice_clipped(msg, offset, count))
+}
+
+/// A TRANSACTION or TRANSACTION2 primary request.
+#[derive(Clone, Debug)]
+pub struct TransRequest<'a> {
+    pub command: u8,
+    pub total_param_count: u16,
+    pub total_data_count: u16,
+    pub max_param_count: u16,
+    pub max_data_count: u16,
+    pub max_setup_count: u8,
+    pub flags: u16,
+    pub timeout: u32,
+    pub param_count: u16,
+    pub param_offset: u16,
+    pub data_count: u16,
+    pub data_offset: u16,
+    /// Setup words, raw (SetupCount × 2 bytes).
+    pub setup: &'a [u8],
+    /// TRANSACTION only: `\PIPE\`, `\PIPE\LANMAN`, `\MAILSLOT\…`.
+    pub name: SmbStr<'a>,
+    pub params: &'a [u8],
+    pub data: &'a [u8],
+}
+
+impl<'a> TransRequest<'a> {
+    pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<TransRequest<'a>, Smb1Error> {
+        let command = block.command;
+        let w = block.words;
+        if block.word_count < 14 {
+            return Err(Smb1Error::WordCount { command, got: block.word_count });
+        }
+        let setup_count = usize::from(u8_at(w, 26));
+        let setup = w.get(28..28 + setup_count * 2).ok_or(Smb1Error::OutOfBounds { command, what: "setup words" })?;
+        let mut r = TransRequest {
+            command,
+            total_param_count: u16_at(w, 0),
+            total_data_count: u16_at(w, 2),
+            max_param_count: u16_at(w, 4),
+            max_data_count: u16_at(w, 6),
+            max_setup_count: u8_at(w, 8),
+            flags: u16_at(w, 10),
+            timeout: u32_at(w, 12),
+            param_count: u16_at(w, 18),
+            param_offset: u16_at(w, 20),
+            data_count: u16_at(w, 22),
+            data_offset: u16_at(w, 24),
+            setup,
+            name: SmbStr::default(),
+            params: &[],
+            data: &[],
+        };
+        if command == cmd::TRANSACTION {
+            let mut c = StrCursor::new(msg, block.bytes_offset, block.bytes_end());
+            r.name = c.string(unicode);
+        }
+        r.params = section(msg, block, command, "parameter offset", r.param_offset.into(), r.param_count.into())?;
+        r.data = section(msg, block, command, "data offset", r.data_offset.into(), r.data_count.into())?;
+        Ok(r)
+    }
+
+    pub fn setup_word(&self, i: usize) -> Option<u16> {
+        (self.setup.len() >= i * 2 + 2).then(|| u16_at(self.setup, i * 2))
+    }
+
+    /// TRANSACTION to a named pipe: (function, FID) from the setup words. The name is `\PIPE\`
+    /// (the pipe itself is the FID); `\PIPE\LANMAN` (RAP) has no setup words and gives None.
+    pub fn pipe_call(&self) -> Option<(u16, u16)> {
+        if self.command != cmd::TRANSACTION || !self.is_pipe_name() {
+            return None;
+        }
+        Some((self.setup_word(0)?, self.setup_word(1).unwrap_or(0)))
+    }
+
+    fn is_pipe_name(&self) -> bool {
+        let n = self.name.decode();
+        n.len() >= 6 && n.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("\\PIPE\\"))
+    }
+
+    /// All parameters and data arrived in this message (no secondary requests follow).
+    pub fn is_complete(&self) -> bool {
+        self.param_count >= self.total_param_count && self.data_count >= self.total_data_count
+    }
+}
+
+/// TRANSACTION / TRANSACTION2 response (possibly one of several carrying pieces).
+#[derive(Clone, Debug)]
+pub struct TransResponse<'a> {
+    pub total_param_count: u16,
+    pub total_data_count: u16,
+    pub param_count: u16,
+    pub param_offset: u16,
+    pub param_displacement: u16,
+    pub data_count: u16,
+    pub data_offset: u16,
+    pub data_displacement: u16,
+    pub setup: &'a [u8],
+    pub params: &'a [u8],
+    pub data: &'a [u8],
+}
+
+impl<'a> TransResponse<'a> {
+    /// `Ok(None)` for an error response (WordCount 0).
+    pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<Option<TransResponse<'a>>, Smb1Error> {
+        let command = block.command;
+        let w = block.words;
+        if block.word_count == 0 {
+            return Ok(None);
+        }
+        if block.word_count < 10 {
+            return Err(Smb1Error::WordCount { command, got: block.word_count });
+        }
+        let setup_count = usize::from(u8_at(w, 18));
+        let setup = w.get(20..20 + setup_count * 2).ok_or(Smb1Error::OutOfBounds { command, what: "setup words" })?;
+        let mut r = TransResponse {
+            total_param_count: u16_at(w, 0),
+            total_data_count: u16_at(w, 2),
+            param_count: u16_at(w, 6),
+            param_offset: u16_at(w, 8),
+            param_displacement: u16_at(w, 10),
+            data_count: u16_at(w, 12),
+            data_offset: u16_at(w, 14),
+            data_displacement: u16_at(w, 16),
+            setup,
+            params: &[],
+            data: &[],
+        };
+        r.params = section(msg, block, command, "parameter offset", r.param_offset.into(), r.param_count.into())?;
+        r.data = section(msg, block, command, "data offset", r.data_offset.into(), r.data_count.into())?;
+        Ok(Some(r))
+    }
+
+    pub fn is_last_piece(&self) -> bool {
+        usize::from(self.param_displacement) + usize::from(self.param_count) >= usize::from(self.total_param_count)
+            && usize::from(self.data_displacement) + usize::from(self.data_count) >= usize::from(self.total_data_count)
+    }
+}
+
+/// TRANSACTION_SECONDARY (0x26) / TRANSACTION2_SECONDARY (0x33): further request pieces.
+#[derive(Clone, Debug)]
+pub struct TransSecondary<'a> {
+    pub total_param_count: u16,
+    pub total_data_count: u16,
+    pub param_count: u16,
+    pub param_offset: u16,
+    pub param_displacement: u16,
+    pub data_count: u16,
+    pub data_offset: u16,
+    pub data_displacement: u16,
+    /// TRANSACTION2_SECONDARY only.
+    pub fid: Option<u16>,
+    pub params: &'a [u8],
+    pub data: &'a [u8],
+}
+
+impl<'a> TransSecondary<'a> {
+    pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<TransSecondary<'a>, Smb1Error> {
+        let command = block.command;
+        let w = block.words;
+        let fid = match (command, block.word_count) {
+            (cmd::TRANSACTION_SECONDARY, 8) => None,
+            (cmd::TRANSACTION2_SECONDARY, 9) => Some(u16_at(w, 16)),
+            (_, got) => return Err(Smb1Error::WordCount { command, got }),
+        };
+        let mut r = TransSecondary {
+            total_param_count: u16_at(w, 0),
+            total_data_count: u16_at(w, 2),
+            param_count: u16_at(w, 4),
+            param_offset: u16_at(w, 6),
+            param_displacement: u16_at(w, 8),
+            data_count: u16_at(w, 10),
+            data_offset: u16_at(w, 12),
+            data_displacement: u16_at(w, 14),
+            fid,
+            params: &[],
+            data: &[],
+        };
+        r.params = section(msg, block, command, "parameter offset", r.param_offset.into(), r.param_count.into())?;
+        r.data = section(msg, block, command, "data offset", r.data_offset.into(), r.data_count.into())?;
+        Ok(r)
+    }
+}
+
+/// NT_TRANSACT primary request.
+#[derive(Clone, Debug)]
+pub struct NtTransRequest<'a> {
+    pub max_setup_count: u8,
+    pub total_param_count: u32,
+    pub total_data_count: u32,
+    pub max_param_count: u32,
+    pub max_data_count: u32,
+    pub param_count: u32,
+    pub param_offset: u32,
+    pub data_count: u32,
+    pub data_offset: u32,
+    pub function: u16,
+    pub setup: &'a [u8],
+    pub params: &'a [u8],
+    pub data: &'a [u8],
+    /// Absolute offset of `params` (string alignment inside the parameters depends on it).
+    pub params_at: usize,
+}
+
+impl<'a> NtTransRequest<'a> {
+    pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<NtTransRequest<'a>, Smb1Error> {
+        let command = block.command;
+        let w = block.words;
+        if block.word_count < 19 {
+            return Err(Smb1Error::WordCount { command, got: block.word_count });
+        }
+        let setup_count = usize::from(u8_at(w, 35));
+        let setup = w.get(38..38 + setup_count * 2).ok_or(Smb1Error::OutOfBounds { command, what: "setup words" })?;
+        let mut r = NtTransRequest {
+            max_setup_count: u8_at(w, 0),
+            total_param_count: u32_at(w, 3),
+            total_data_count: u32_at(w, 7),
+            max_param_count: u32_at(w, 11),
+            max_data_count: u32_at(w, 15),
+            param_count: u32_at(w, 19),
+            param_offset: u32_at(w, 23),
+            data_count: u32_at(w, 27),
+            data_offset: u32_at(w, 31),
+            function: u16_at(w, 36),
+            setup,
+            params: &[],
+            data: &[],
+            params_at: 0,
+        };
+        r.params_at = r.param_offset as usize;
+        r.params = section(msg, block, command, "parameter offset", r.param_offset as usize, r.param_count as usize)?;
+        r.data = section(msg, block, command, "data offset", r.data_offset as usize, r.data_count as usize)?;
+        Ok(r)
+    }
+}
+
+/// NT_TRANSACT response (one piece).
+#[derive(Clone, Debug)]
+pub struct NtTransResponse<'a> {
+    pub total_param_count: u32,
+    pub total_data_count: u32,
+    pub param_count: u32,
+    pub param_offset: u32,
+    pub param_displacement: u32,
+    pub data_count: u32,
+    pub data_offset: u32,
+    pub data_displacement: u32,
+    pub setup: &'a [u8],
+    pub params: &'a [u8],
+    pub data: &'a [u8],
+}
+
+impl<'a> NtTransResponse<'a> {
+    pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<Option<NtTransResponse<'a>>, Smb1Error> {
+        let command = block.command;
+        let w = block.words;
+        if block.word_count == 0 {
+            return Ok(None);
+        }
+        if block.word_count < 18 {
+            return Err(Smb1Error::WordCount { command, got: block.word_count });
+        }
+        let setup_count = usize::from(u8_at(w, 35));
+        let setup = w.get(36..36 + setup_count * 2).ok_or(Smb1Error::OutOfBounds { command, what: "setup words" })?;
+        let mut r = NtTransResponse {
+            total_param_count: u32_at(w, 3),
+            total_data_count: u32_at(w, 7),
+            param_count: u32_at(w, 11),
+            param_offset: u32_at(w, 15),
+            param_displacement: u32_at(w, 19),
+            data_count: u32_at(w, 23),
+            data_offset: u32_at(w, 27),
+            data_displacement: u32_at(w, 31),
+            setup,
+            params: &[],
+            data: &[],
+        };
+        r.params = section(msg, block, command, "parameter offset", r.param_offset as usize, r.param_count as usize)?;
+        r.data = section(msg, block, command, "data offset", r.data_offset as usize, r.data_count as usize)?;
+        Ok(Some(r))
+    }
+}
+
+/// NT_TRANSACT_CREATE request parameters (MS-CIFS 2.2.7.1.1).
+#[derive(Clone, Debug)]
+pub struct NtTransCreateRequest<'a> {
+    pub flags: u32,
+    pub root_directory_fid: u32,
+    pub desired_access: u32,
+    pub allocation_size: u64,
+    pub file_attributes: u32,
+    pub share_access: u32,
+    pub create_disposition: u32,
+    pub create_options: u32,
+    pub impersonation_level: u32,
+    pub name: SmbStr<'a>,
+}
+
+impl<'a> NtTransCreateRequest<'a> {
+    /// `msg` and `req` give the parameters and their absolute offset (for Unicode alignment).
+    pub fn parse(msg: &'a [u8], req: &NtTransRequest<'a>, unicode: bool) -> Result<NtTransCreateRequest<'a>, Smb1Error> {
+        let p = req.params;
+        if req.function != nt_fn::CREATE || p.len() < 53 {
+            return Err(Smb1Error::OutOfBounds { command: cmd::NT_TRANSACT, what: "NT_TRANSACT_CREATE parameters" });
+        }
+        let name_len = u32_at(p, 44) as usize;
+        let mut c = StrCursor::new(msg, req.params_at + 53, req.params_at + p.len());
+        c.align_unicode(unicode);
+        Ok(NtTransCreateRequest {
+            flags: u32_at(p, 0),
+            root_directory_fid: u32_at(p, 4),
+            desired_access: u32_at(p, 8),
+            allocation_size: u64_at(p, 12),
+            file_attributes: u32_at(p, 20),
+            share_access: u32_at(p, 24),
+            create_disposition: u32_at(p, 28),
+            create_options: u32_at(p, 32),
+            impersonation_level: u32_at(p, 48),
+            name: SmbStr::new(c.take(name_len), unicode),
+        })
+    }
+}
+
+/// NT_TRANSACT_CREATE response parameters: what the state machine needs of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NtTransCreateResponse {
+    pub fid: u16,
+    pub create_action: u32,
+    pub file_attributes: u32,
+    pub end_of_file: u64,
+    pub resource_type: u16,
+    pub directory: bool,
+}
+
+impl NtTransCreateResponse {
+    pub fn parse(params: &[u8]) -> Result<NtTransCreateResponse, Smb1Error> {
+        if params.len() < 69 {
+            return Err(Smb1Error::OutOfBounds { command: cmd::NT_TRANSACT, what: "NT_TRANSACT_CREATE response parameters" });
+        }
+        Ok(NtTransCreateResponse {
+            fid: u16_at(params, 2),
+            create_action: u32_at(params, 4),
+            file_attributes: u32_at(params, 44),
+            end_of_file: u64_at(params, 56),
+            resource_type: u16_at(params, 64),
+            directory: u8_at(params, 68) != 0,
+        })
+    }
+}
+
+/// Joins the parameter and data pieces of one transaction (primary + secondaries, or several
+/// responses) by displacement. Bounded by MAX_TRANS_PARAM_BYTES / MAX_TRANS_DATA_BYTES.
+#[derive(Clone, Debug, Default)]
+pub struct TransAssembly {
+    pub total_params: usize,
+    pub total_data: usize,
+    params: Vec<u8>,
+    data: Vec<u8>,
+    params_got: usize,
+    data_got: usize,
+    /// A piece fell outside the totals or the caps; the transaction is incomplete.
+    pub overflowed: bool,
+}
+
+/// What `TransAssembly::add` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssemblyState {
+    Incomplete,
+    Complete,
+    /// A piece overran the totals or a cap (report MAX_TRANS_… and drop the transaction).
+    Overflow,
+}
+
+impl TransAssembly {
+    pub fn new(total_params: usize, total_data: usize) -> TransAssembly {
+        TransAssembly { total_params, total_data, ..TransAssembly::default() }
+    }
+
+    /// Adds one piece. Totals may only shrink (as MS-CIFS allows), never grow.
+    pub fn add(&mut self, total_params: usize, total_data: usize, param_disp: usize, params: &[u8], data_disp: usize, data: &[u8]) -> AssemblyState {
+        self.total_params = self.total_params.min(total_params);
+        self.total_data = self.total_data.min(total_data);
+        let ok_p = place(&mut self.params, &mut self.params_got, self.total_params, MAX_TRANS_PARAM_BYTES, param_disp, params);
+        let ok_d = place(&mut self.data, &mut self.data_got, self.total_data, MAX_TRANS_DATA_BYTES, data_disp, data);
+        if !(ok_p && ok_d) || self.overflowed {
+            self.overflowed = true;
+            return AssemblyState::Overflow;
+        }
+        if self.params_got >= self.total_params && self.data_got >= self.total_data {
+            AssemblyState::Complete
+        } else {
+            AssemblyState::Incomplete
+        }
+    }
+
+    pub fn params(&self) -> &[u8] {
+        self.params.get(..self.total_params).unwrap_or(&self.params)
+    }
+
+    pub fn data(&self) -> &[u8] {
+        self.data.get(..self.total_data).unwrap_or(&self.data)
+    }
+}
+
+fn place(buf: &mut Vec<u8>, got: &mut usize, total: usize, cap: usize, disp: usize, piece: &[u8]) -> bool {
+    if piece.is_empty() {
+        return true;
+    }
+    let Some(end) = disp.checked_add(piece.len()) else { return false };
+    if end > total || end > cap {
+        return false;
+    }
+    if buf.len() < end {
+        buf.resize(end, 0);
+    }
+    if let Some(dst) = buf.get_mut(disp..end) {
+        dst.copy_from_slice(piece);
+    }
+    // Counts bytes received; overlapping pieces may over-count, which only ends a transaction
+    // early (the joined bytes are still bounded by the totals).
+    *got = got.saturating_add(piece.len());
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
+
+
+    /// raw_ntlm_in_smb frames 31/32: TransactNmPipe on FID 0x4000 (\srvsvc) carrying a
+    /// DCE-RPC bind of 72 bytes at offset 84; the response carries the 68-byte bind_ack at 56.
+    /// tshark: smb.trans_name \PIPE\, smb_pipe.function 0x0026, smb.dc 72/68, smb.data_offset 84/56.
+    #[test]
+    fn capture_transact_nmpipe() {
+        let m = capture_msg("0000009cff534d4225000000000801c800000000000000000000000000080100000805001000004800000000100000000000000000000000005400480054000200260000405900005c0050004900500045005c000000000005000b0310000000480000000300000000100010000000000100000000000100c84f324b7016d30112785a47bf6ee18803000000045d888aeb1cc9119fe808002b10486002000000");
+        let (h, b) = first_block(&m);
+        let r = TransRequest::parse(&m, &b, h.is_unicode()).unwrap();
+        assert_eq!(r.name.decode(), "\\PIPE\\");
+        assert_eq!(r.pipe_call(), Some((pipe_fn::TRANSACT_NMPIPE, 0x4000)));
+        assert_eq!((r.data_count, r.data_offset, r.total_data_count), (72, 84, 72));
+        assert!(r.is_complete());
+        assert_eq!(r.data.len(), 72);
+        assert_eq!(&r.data[..3], &[5, 0, 0x0b]);
+        assert!(r.params.is_empty());
+
+        let m = capture_msg("0000007cff534d4225000000008801c800000000000000000000000000080100000805000a000044000000000038000000440038000000000045004805000c03100000004400000003000000001000106c1300000d005c504950455c73727673766300000100000000000000045d888aeb1cc9119fe808002b10486002000000");
+        let (_, b) = first_block(&m);
+        let r = TransResponse::parse(&m, &b).unwrap().unwrap();
+        assert_eq!((r.data_count, r.data_offset), (68, 56));
+        assert!(r.is_last_piece());
+        assert_eq!(&r.data[..3], &[5, 0, 0x0c]);
+    }
+
+    /// raw_ntlm_in_smb frame 156: NT_TRANSACT NOTIFY_CHANGE (function 4) with FID 0x4005 in
+    /// its setup words.
+    #[test]
+    fn capture_nt_transact_notify() {
+        let m = capture_msg("00000051ff534d42a0000000000801c80000000000000000000000000108000000082e00170000000000000000000000b40f00000000000000000000000000000000000000000000040400470d0000054000000000");
+        let (_, b) = first_block(&m);
+        let r = NtTransRequest::parse(&m, &b).unwrap();
+        assert_eq!(r.function, nt_fn::NOTIFY_CHANGE);
+        assert_eq!(u16_at(r.setup, 4), 0x4005);
+        assert!(r.params.is_empty() && r.data.is_empty());
+    }
+
+    /// A DCE-RPC request PDU (call 7, opnum 12) with PFC_FIRST_FRAG only — a fragment of a
+    /// larger call — whose bytes travel in a TransactNmPipe TRANSACTION plus one
+    /// TRANSACTION_SECONDARY. The SMB layer must hand on exactly the PDU bytes, in order.
+    fn dce_request_fragment() -> Vec<u8> {
+        let stub: Vec<u8> = (0u8..40).collect();
+        let frag_len = (24 + stub.len()) as u16;
+        let mut pdu = vec![5, 0, 0, 0x01, 0x10, 0, 0, 0];
+        pdu.extend_from_slice(&frag_len.to_le_bytes());
+        pdu.extend_from_slice(&[0, 0]); // auth length
+        pdu.extend_from_slice(&7u32.to_le_bytes()); // call id
+        pdu.extend_from_slice(&200u32.to_le_bytes()); // alloc hint: the whole call is larger
+        pdu.extend_from_slice(&[0, 0]); // context id
+        pdu.extend_from_slice(&12u16.to_le_bytes()); // opnum
+        pdu.extend(stub);
+        pdu
+    }
+
+    fn trans_primary(total_data: u16, data: &[u8]) -> Vec<u8> {
+        // words: 14 + 2 setup = 16 words = 32 bytes → bytes at 32+1+32+2 = 67 (odd): pad, name
+        // "\PIPE\" in Unicode at 68 (14 bytes) → 82; data at 84 after 2 pad bytes.
+        let data_offset = 84u16;
+        let words = W::new()
+            .u16(0)
+            .u16(total_data)
+            .u16(0)
+            .u16(1024)
+            .u8(0)
+            .u8(0)
+            .u16(0)
+            .u32(0)
+            .u16(0)
+            .u16(0)
+            .u16(data_offset)
+            .u16(data.len() as u16)
+            .u16(data_offset)
+            .u8(2)
+            .u8(0)
+            .u16(pipe_fn::TRANSACT_NMPIPE)
+            .u16(0x4001)
+            .done();
+        let mut bytes = vec![0u8];
+        bytes.extend(utf16z("\\PIPE\\"));
+        bytes.extend_from_slice(&[0, 0]);
+        bytes.extend_from_slice(data);
+        MsgBuilder::request(cmd::TRANSACTION).unicode().ids(1, 2, 3, 4).words(&words).bytes(&bytes).build()
+    }
+
+    #[test]
+    fn trans_carrying_a_fragmented_dcerpc_request() {
+        let pdu = dce_request_fragment();
+        assert_eq!(pdu[3] & 0x03, 0x01, "first fragment, not last");
+
+        // Whole fragment in one TRANSACTION.
+        let m = trans_primary(pdu.len() as u16, &pdu);
+        let (h, b) = first_block(&m);
+        let r = TransRequest::parse(&m, &b, h.is_unicode()).unwrap();
+        assert_eq!(r.pipe_call(), Some((pipe_fn::TRANSACT_NMPIPE, 0x4001)));
+        assert!(r.is_complete());
+        assert_eq!(r.data, &pdu[..]);
+
+        // The same fragment split: 30 bytes in the primary, the rest in a secondary.
+        let m1 = trans_primary(pdu.len() as u16, &pdu[..30]);
+        let (h1, b1) = first_block(&m1);
+        let r1 = TransRequest::parse(&m1, &b1, h1.is_unicode()).unwrap();
+        assert!(!r1.is_complete());
+        let mut asm = TransAssembly::new(r1.total_param_count.into(), r1.total_data_count.into());
+        assert_eq!(asm.add(0, pdu.len(), 0, r1.params, 0, r1.data), AssemblyState::Incomplete);
+
+        let rest = &pdu[30..];
+        let data_offset = 32 + 1 + 16 + 2;
+        let words = W::new()
+            .u16(0)
+            .u16(pdu.len() as u16)
+            .u16(0)
+            .u16(0)
+            .u16(0)
+            .u16(rest.len() as u16)
+            .u16(data_offset)
+            .u16(30)
+            .done();
+        let m2 = MsgBuilder::request(cmd::TRANSACTION_SECONDARY).ids(1, 2, 3, 4).words(&words).bytes(rest).build();
+        let (_, b2) = first_block(&m2);
+        let s = TransSecondary::parse(&m2, &b2).unwrap();
+        assert_eq!((s.data_displacement, s.data.len()), (30, rest.len()));
+        assert_eq!(asm.add(s.total_param_count.into(), s.total_data_count.into(), s.param_displacement.into(), s.params, s.data_displacement.into(), s.data), AssemblyState::Complete);
+        assert_eq!(asm.data(), &pdu[..]);
+    }
+
+    #[test]
+    fn assembly_rejects_pieces_beyond_totals_and_caps() {
+        let mut a = TransAssembly::new(0, 10);
+        assert_eq!(a.add(0, 10, 0, &[], 8, &[1, 2, 3]), AssemblyState::Overflow);
+        let mut a = TransAssembly::new(0, usize::MAX);
+        assert_eq!(a.add(0, usize::MAX, 0, &[], MAX_TRANS_DATA_BYTES, &[1]), AssemblyState::Overflow);
+        let mut a = TransAssembly::new(0, 4);
+        assert_eq!(a.add(0, 4, 0, &[], usize::MAX, &[1]), AssemblyState::Overflow);
+        // Totals cannot grow after the primary.
+        let mut a = TransAssembly::new(0, 4);
+        assert_eq!(a.add(0, 100, 0, &[], 0, &[0; 8]), AssemblyState::Overflow);
+    }
+
+    #[test]
+    fn hostile_offsets_and_counts() {
+        // Data offset pointing into the parameter words.
+        let pdu = dce_request_fragment();
+        let mut m = trans_primary(pdu.len() as u16, &pdu);
+        m[33 + 24] = 40; // DataOffset low byte → 40
+        m[33 + 25] = 0;
+        let (h, b) = first_block(&m);
+        assert!(TransRequest::parse(&m, &b, h.is_unicode()).is_err());
+        // Counts beyond the message: clipped.
+        let mut m = trans_primary(pdu.len() as u16, &pdu);
+        m[33 + 22] = 0xFF;
+        m[33 + 23] = 0xFF;
+        let (h, b) = first_block(&m);
+        let r = TransRequest::parse(&m, &b, h.is_unicode()).unwrap();
+        assert_eq!(r.data.len(), pdu.len());
+        assert!(r.data.len() < usize::from(r.data_count));
+        // Setup count beyond the words.
+        let mut m = trans_primary(pdu.len() as u16, &pdu);
+        m[33 + 26] = 30;
+        let (h, b) = first_block(&m);
+        assert!(TransRequest::parse(&m, &b, h.is_unicode()).is_err());
+    }
+
+    #[test]
+    fn nt_transact_create_hand_built() {
+        let name = utf16z("\\evil.exe");
+        let mut params = W::new()
+            .u32(0)
+            .u32(0)
+            .u32(0x0012_019f)
+            .u64(0)
+            .u32(0x80)
+            .u32(7)
+            .u32(5)
+            .u32(0x40)
+            .u32(0)
+            .u32(0)
+            .u32(name.len() as u32)
+            .u32(2)
+            .u8(0)
+            .done();
+        // params at 84 (even): name at 84+53 = 137 is odd → one pad byte.
+        params.push(0);
+        params.extend(&name);
+        let param_offset = 84u32;
+        let words = W::new()
+            .u8(0)
+            .u16(0)
+            .u32(params.len() as u32)
+            .u32(0)
+            .u32(100)
+            .u32(0)
+            .u32(params.len() as u32)
+            .u32(param_offset)
+            .u32(0)
+            .u32(0)
+            .u8(0)
+            .u16(nt_fn::CREATE)
+            .done();
+        assert_eq!(words.len(), 38);
+        let pad = param_offset as usize - (32 + 1 + 38 + 2);
+        let mut bytes = vec![0u8; pad];
+        bytes.extend(&params);
+        let m = MsgBuilder::request(cmd::NT_TRANSACT).unicode().words(&words).bytes(&bytes).build();
+        let (h, b) = first_block(&m);
+        let r = NtTransRequest::parse(&m, &b).unwrap();
+        assert_eq!(r.function, nt_fn::CREATE);
+        let c = NtTransCreateRequest::parse(&m, &r, h.is_unicode()).unwrap();
+        assert_eq!(c.name.decode(), "\\evil.exe");
+        assert_eq!((c.desired_access, c.create_disposition, c.create_options), (0x0012_019f, 5, 0x40));
+
+        let mut rp = vec![0u8; 69];
+        rp[2..4].copy_from_slice(&0x4007u16.to_le_bytes());
+        rp[4..8].copy_from_slice(&2u32.to_le_bytes());
+        rp[56..64].copy_from_slice(&0u64.to_le_bytes());
+        let cr = NtTransCreateResponse::parse(&rp).unwrap();
+        assert_eq!((cr.fid, cr.create_action), (0x4007, 2));
+        assert!(NtTransCreateResponse::parse(&rp[..20]).is_err());
+    }
+}
