@@ -162,42 +162,9 @@ fn lab_keys(tag: &str) -> PathBuf {
     p
 }
 
-// ---- PENDING: captures whose checks wait on work landing from other branches -------------------
-// The lead removes an entry when its work lands. Listed captures are still read (read must exit 0)
-// and their problems are printed, but they do not fail the test. Matched by file name.
-
-/// SMB1-only (or SMB1-carried) captures: the SMB1 parser comes from branch `smb1`.
-const PENDING_SMB1: &[&str] = &[
-    "i1_smb1_psexec.pcap",
-    "i2_smb1_benign_upload.pcap",
-    "smb_anomalous_traffic.pcap.gz",
-    "smb_exec_only_two_commands.pcap.gz",
-    "smbexec.pcap.gz",
-    "smbv1.pcapng",
-    "DE_byt3bl33d3r_remote_eventservice_crash.pcapng",
-    "dssetup_DsRoleGetPrimaryDomainInformation_standalone_workstation.cap",
-    "mapi.pcap",
-    "raw_ntlm_in_smb.pcap",
-];
-
-/// SMB3-encrypted lab captures: decryption with `--smb-keys` is being wired into `read`.
-const PENDING_KEYS: &[&str] = &["j1_psexec_opportunistic_enc.pcap", "j3_benign_upload_enc.pcap"];
-
-fn pending_reason(cap: &Path) -> Option<&'static str> {
-    let name = cap.file_name()?.to_str()?;
-    if PENDING_SMB1.contains(&name) {
-        Some("PENDING_SMB1 (SMB1 parser on branch smb1)")
-    } else if PENDING_KEYS.contains(&name) {
-        Some("PENDING_KEYS (SMB3 decryption with --smb-keys not wired yet)")
-    } else {
-        None
-    }
-}
-
-/// Checks every capture with a truth file; `pending` chooses which side of the PENDING lists runs
-/// strictly: false checks everything not pending (pending ones only print), true checks only them.
-fn run(pending: bool) {
-    let keys = lab_keys(if pending { "pending" } else { "main" });
+#[test]
+fn events_match_every_truth_file() {
+    let keys = lab_keys("main");
     let mut checked = 0;
     let mut failures = Vec::new();
     for root in roots() {
@@ -206,45 +173,17 @@ fn run(pending: bool) {
             let cap = PathBuf::from(tp.to_string_lossy().trim_end_matches(".truth.json"));
             let lab = truth["source"]["lab"].is_string();
             let encrypted = truth["visibility"] == "smb3-encrypted";
-            let why = pending_reason(&cap);
-            if pending && why.is_none() {
-                continue;
-            }
             let ev = events_of(&cap, (encrypted && lab).then_some(keys.as_path()));
             if encrypted && !lab {
                 continue; // no secrets: nothing inside to check; read must still succeed
             }
-            let problems = check(&truth, &ev);
-            if let (Some(why), false) = (why, pending) {
-                if problems.is_empty() {
-                    eprintln!("NOTE {}: listed as {why} but passes now: remove it from the list", cap.display());
-                } else {
-                    eprintln!("SKIPPED {}: {why}; {} problems", cap.display(), problems.len());
-                }
-                continue;
-            }
             checked += 1;
-            for p in problems {
+            for p in check(&truth, &ev) {
                 failures.push(format!("{}: {p}", cap.display()));
             }
         }
     }
     let _ = std::fs::remove_file(&keys);
-    if !pending {
-        assert!(checked >= 10, "only {checked} captures checked");
-    }
+    assert!(checked >= 10, "only {checked} captures checked");
     assert!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
-}
-
-#[test]
-fn events_match_every_truth_file() {
-    run(false)
-}
-
-/// The PENDING captures, strictly. Ignored (the reason shows in every test run) until SMB1 and
-/// `--smb-keys` land; `cargo test --test truth_events -- --ignored` shows where they stand.
-#[test]
-#[ignore = "PENDING_SMB1 + PENDING_KEYS: 12 captures wait for branch smb1 and --smb-keys decryption"]
-fn pending_captures_match_their_truth_files() {
-    run(true)
 }
