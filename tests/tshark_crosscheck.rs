@@ -22,32 +22,6 @@ use std::process::Command;
 
 const LAB_PASSWORD: &str = "Passw0rd!Lab";
 
-/// Captures whose comparison waits on work from another branch: compared and printed, not failed.
-/// The lead removes an entry when the work lands.
-/// Matched as the end of the capture's path. Only their SMB1 comparisons (and svcctl, which may
-/// ride on SMB1 pipes there) wait; their SMB2 ones are strict like everyone's.
-const PENDING_SMB1: &[&str] = &[
-    "i1_smb1_psexec.pcap",
-    "i2_smb1_benign_upload.pcap",
-    "dssetup_DsRoleGetPrimaryDomainInformation_standalone_workstation.cap",
-    "mapi.pcap",
-    "raw_ntlm_in_smb.pcap",
-    "smb2-ntlmssp-negotiateflags/input.pcap",
-    // the unlicensed public captures, read from ../shared/captures when it is there
-    "smb_anomalous_traffic.pcap.gz",
-    "smb_exec_only_two_commands.pcap.gz",
-    "smbexec.pcap.gz",
-    "smbv1.pcapng",
-    "DE_byt3bl33d3r_remote_eventservice_crash.pcapng",
-    // SMB2 sessions plus an SMB1 one over port 139
-    "impacket_psexec.pcap.gz",
-    "more_netshare.pcap.gz",
-    "normal_share_traversal.pcap.gz",
-    "schtasks.pcap",
-];
-/// SMB3-encrypted lab captures: `read --smb-keys` decryption is being wired.
-const PENDING_KEYS: &[&str] = &["j1_psexec_opportunistic_enc.pcap", "j3_benign_upload_enc.pcap"];
-
 fn tshark_available() -> bool {
     Command::new("tshark").arg("-v").output().is_ok_and(|o| o.status.success())
 }
@@ -152,53 +126,46 @@ fn same_list(what: &str, theirs: &[String], ours: &[String]) -> Option<String> {
     None
 }
 
-/// Values of SMB2 and of SMB1 requests, kept apart: SMB1 comparisons wait for the SMB1 parser in the
-/// captures listed PENDING_SMB1, SMB2 ones never wait.
+/// Values of SMB2 and of SMB1 requests, kept apart (our records say which version they came from).
 #[derive(Default)]
 struct ByVersion {
     smb2: Vec<String>,
     smb1: Vec<String>,
 }
 
-fn tree_paths(cap: &Path, opts: &[String]) -> ByVersion {
-    let mut out = ByVersion::default();
+/// The paths of TREE_CONNECT requests and the names of CREATE requests, from one tshark run.
+///
+/// tshark also fills these fields from its own tracking: an SMB1 header whose TID it has seen gets a
+/// generated `[Path]` ahead of a TREE_CONNECT_ANDX's own path, and a READ_ANDX chained after
+/// NT_CREATE_ANDX gets the `[File Name]` of the FID it reads after the CREATE's name. So a frame's
+/// request paths are its last ones and its created names its first ones, one per request; `problems`
+/// gets a note when a frame has fewer values than requests.
+fn trees_and_creates(cap: &Path, opts: &[String], problems: &mut Vec<String>) -> (ByVersion, ByVersion) {
     let pk = tshark_fields(
         cap,
         opts,
-        "(smb2.cmd == 3 && smb2.flags.response == 0) || (smb.cmd == 0x75 && smb.flags.response == 0)",
-        &["smb2.tree", "smb.path"],
+        "((smb2.cmd == 3 || smb2.cmd == 5) && smb2.flags.response == 0) || ((smb.cmd == 0x75 || smb.cmd == 0xa2) && smb.flags.response == 0)",
+        &["frame.number", "smb2.cmd", "smb2.tree", "smb2.filename", "smb.cmd", "smb.path", "smb.file"],
     );
+    let (mut trees, mut names) = (ByVersion::default(), ByVersion::default());
     for p in pk {
-        out.smb2.extend(p["smb2.tree"].iter().cloned());
-        out.smb1.extend(p["smb.path"].iter().cloned());
-    }
-    out
-}
-
-/// The names of CREATE requests. tshark also fills the name fields with generated copies from its
-/// FileId tracking (an SMB1 READ_ANDX chained after NT_CREATE_ANDX names the file it reads), which
-/// follow the CREATE's own name in the frame: the first names, one per CREATE, are the requests'.
-/// `problems` gets a note (SMB1 or not) when a frame has fewer names than CREATE requests.
-fn created_names(cap: &Path, opts: &[String], problems: &mut Vec<(bool, String)>) -> ByVersion {
-    let pk = tshark_fields(
-        cap,
-        opts,
-        "(smb2.cmd == 5 && smb2.flags.response == 0) || (smb.cmd == 0xa2 && smb.flags.response == 0)",
-        &["frame.number", "smb2.cmd", "smb2.filename", "smb.cmd", "smb.file"],
-    );
-    let mut out = ByVersion::default();
-    for p in pk {
-        let creates2 = p["smb2.cmd"].iter().filter(|c| *c == "5").count();
-        let creates1 = p["smb.cmd"].iter().filter(|c| *c == "0xa2" || *c == "162").count();
-        for (smb1, field, n, into) in [(false, "smb2.filename", creates2, &mut out.smb2), (true, "smb.file", creates1, &mut out.smb1)] {
-            let names = &p[field];
-            if names.len() < n {
-                problems.push((smb1, format!("frame {:?}: {} {field} values for {n} CREATE requests", p["frame.number"], names.len())));
+        let count = |field: &str, codes: &[&str]| p[field].iter().filter(|c| codes.contains(&c.as_str())).count();
+        let wanted = [
+            ("smb2.tree", count("smb2.cmd", &["3"]), false, &mut trees.smb2),
+            ("smb.path", count("smb.cmd", &["0x75", "117"]), false, &mut trees.smb1),
+            ("smb2.filename", count("smb2.cmd", &["5"]), true, &mut names.smb2),
+            ("smb.file", count("smb.cmd", &["0xa2", "162"]), true, &mut names.smb1),
+        ];
+        for (field, n, first, into) in wanted {
+            let v = &p[field];
+            if v.len() < n {
+                problems.push(format!("frame {:?}: {} {field} values for {n} requests", p["frame.number"], v.len()));
             }
-            into.extend(names.iter().take(n).map(|v| norm_name(v)));
+            let chosen = if first { &v[..n.min(v.len())] } else { &v[v.len().saturating_sub(n)..] };
+            into.extend(chosen.iter().map(|x| if first { norm_name(x) } else { x.clone() }));
         }
     }
-    out
+    (trees, names)
 }
 
 /// (opnum, service name, binary path) of every svcctl request tshark decodes; names are `None` on
@@ -219,12 +186,6 @@ fn tshark_svcctl(cap: &Path, opts: &[String]) -> Vec<(String, Option<String>, Op
     v
 }
 
-/// A difference; `smb1` when it involves SMB1 (a PENDING_SMB1 capture does not fail on those).
-struct Problem {
-    smb1: bool,
-    text: String,
-}
-
 /// How many values tshark gave (tree paths, created names, svcctl requests): the test must compare
 /// something, not agree on nothing.
 #[derive(Default, Debug)]
@@ -234,52 +195,43 @@ struct Counts {
     svcctl: usize,
 }
 
-fn check_capture(cap: &Path, keys: &Path, counts: &mut Counts) -> Vec<Problem> {
+fn check_capture(cap: &Path, keys: &Path, counts: &mut Counts) -> Vec<String> {
     let encrypted = is_lab_encrypted(cap);
     let opts: Vec<String> = if encrypted { vec!["-o".into(), format!("ntlmssp.nt_password:{LAB_PASSWORD}")] } else { vec![] };
     let ev = events_of(cap, encrypted.then_some(keys));
     let mut problems = Vec::new();
-    let mut push = |smb1: bool, text: Option<String>| problems.extend(text.map(|text| Problem { smb1, text }));
     let version = |e: &Value, v: &str| e["smb_version"] == v;
 
-    let trees = tree_paths(cap, &opts);
+    let (trees, names) = trees_and_creates(cap, &opts, &mut problems);
     counts.trees += trees.smb2.len() + trees.smb1.len();
+    counts.names += names.smb2.len() + names.smb1.len();
     for (v, theirs) in [("SMB2", &trees.smb2), ("SMB1", &trees.smb1)] {
         let ours: Vec<String> = by_time(&ev, "smb_mapping", |e| version(e, v)).iter().map(|e| s(&e["path"])).collect();
-        push(v == "SMB1", same_list(&format!("{v} tree connect paths"), theirs, &ours));
-    }
-
-    let mut notes = Vec::new();
-    let names = created_names(cap, &opts, &mut notes);
-    counts.names += names.smb2.len() + names.smb1.len();
-    for (smb1, n) in notes {
-        push(smb1, Some(n));
+        problems.extend(same_list(&format!("{v} tree connect paths"), theirs, &ours));
     }
     for (v, theirs) in [("SMB2", &names.smb2), ("SMB1", &names.smb1)] {
         let opens = |e: &Value| version(e, v) && matches!(e["action"].as_str(), Some("SMB::FILE_OPEN") | Some("SMB::PIPE_OPEN"));
         let ours: Vec<String> = by_time(&ev, "smb_files", opens).iter().map(|e| norm_name(&s(&e["name"]))).collect();
-        push(v == "SMB1", same_list(&format!("{v} created names"), theirs, &ours));
+        problems.extend(same_list(&format!("{v} created names"), theirs, &ours));
     }
 
-    // svcctl may travel over SMB1 pipes: counted with SMB1 when the capture has any SMB1 request.
-    let smb1_present = !trees.smb1.is_empty() || !names.smb1.is_empty();
     let theirs = tshark_svcctl(cap, &opts);
     counts.svcctl += theirs.len();
     let ours: Vec<&Value> =
         by_time(&ev, "dce_rpc", |e| e["endpoint"] == "svcctl" && !matches!(e["operation"].as_str(), Some("bind") | Some("alter_context")));
     let (t_ops, o_ops): (Vec<String>, Vec<String>) = (theirs.iter().map(|t| t.0.clone()).collect(), ours.iter().map(|e| e["opnum"].to_string()).collect());
     if t_ops != o_ops {
-        push(smb1_present, Some(format!("svcctl opnums: tshark {t_ops:?} ours {o_ops:?}")));
+        problems.push(format!("svcctl opnums: tshark {t_ops:?} ours {o_ops:?}"));
     } else {
         for ((op, name, path), e) in theirs.iter().zip(&ours) {
             if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
                 if s(&e["service_name"]) != n {
-                    push(smb1_present, Some(format!("svcctl opnum {op}: service name tshark {n:?} ours {:?}", s(&e["service_name"]))));
+                    problems.push(format!("svcctl opnum {op}: service name tshark {n:?} ours {:?}", s(&e["service_name"])));
                 }
             }
             if let Some(p) = path.as_deref().filter(|p| !p.is_empty()) {
                 if s(&e["binary_path"]) != p {
-                    push(smb1_present, Some(format!("svcctl opnum {op}: binary path tshark {p:?} ours {:?}", s(&e["binary_path"]))));
+                    problems.push(format!("svcctl opnum {op}: binary path tshark {p:?} ours {:?}", s(&e["binary_path"])));
                 }
             }
         }
@@ -297,24 +249,8 @@ fn trees_created_names_and_svcctl_calls_match_tshark() {
     let (mut failures, mut compared, mut counts) = (Vec::new(), 0, Counts::default());
     for cap in captures() {
         let name = cap.to_string_lossy().rsplit("captures/").next().unwrap_or_default().to_string();
-        let problems = check_capture(&cap, &keys, &mut counts);
-        let keys_pending = PENDING_KEYS.iter().any(|p| name.ends_with(p));
-        let smb1_pending = PENDING_SMB1.iter().any(|p| name.ends_with(p));
-        let (waiting, strict): (Vec<Problem>, Vec<Problem>) = problems.into_iter().partition(|p| keys_pending || (smb1_pending && p.smb1));
-        let why = if keys_pending { "PENDING_KEYS" } else { "PENDING_SMB1" };
-        if (keys_pending || smb1_pending) && waiting.is_empty() {
-            eprintln!("NOTE {name}: listed as {why} but agrees with tshark now: remove it");
-        }
-        if !waiting.is_empty() {
-            eprintln!("{why} {name}: {} differences (not failed until the work lands)", waiting.len());
-            for p in &waiting {
-                eprintln!("    {}", p.text);
-            }
-        }
-        if !keys_pending {
-            compared += 1;
-        }
-        failures.extend(strict.into_iter().map(|p| format!("{name}: {}", p.text)));
+        compared += 1;
+        failures.extend(check_capture(&cap, &keys, &mut counts).into_iter().map(|p| format!("{name}: {p}")));
     }
     let _ = std::fs::remove_file(&keys);
     eprintln!("compared {compared} captures; tshark values: {counts:?}");
