@@ -5,6 +5,8 @@
 //! - created names: `smb2.filename` of CREATE requests (`smb.file` of SMB1 NT_CREATE_ANDX) equal the
 //!   names of our FILE_OPEN / PIPE_OPEN records (one per CREATE, failed ones included), as multisets
 //!   and in time order;
+//! - bytes written: per file name, the SMB2 WRITE lengths tshark sees (FileId named by its CREATE)
+//!   equal the bytes_written of our FILE_WRITE records;
 //! - svcctl: the requests tshark decodes (scripts/tshark_svcctl.sh) have the same opnums in the same
 //!   order as our svcctl dce_rpc records, and the same service name and binary path wherever tshark
 //!   decodes one.
@@ -168,6 +170,45 @@ fn trees_and_creates(cap: &Path, opts: &[String], problems: &mut Vec<String>) ->
     (trees, names)
 }
 
+/// Bytes written per file name over SMB2, as tshark sees them: WRITE requests' `smb2.write_length`,
+/// named through their FileId by the CREATE response that returned it (paired with its request by
+/// stream and MessageId). Writes on pipes (an IPC$ tree, or DCE-RPC in the frame) are left out: we
+/// log pipe traffic as dce_rpc, not as FILE_WRITE.
+fn written_bytes(cap: &Path, opts: &[String]) -> BTreeMap<String, u64> {
+    let pk = tshark_fields(
+        cap,
+        opts,
+        "smb2.cmd == 5 || (smb2.cmd == 9 && smb2.flags.response == 0)",
+        &["tcp.stream", "smb2.cmd", "smb2.flags.response", "smb2.msg_id", "smb2.filename", "smb2.fid", "smb2.write_length", "smb2.tree", "dcerpc.ver"],
+    );
+    let (mut asked, mut names, mut bytes) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    for p in pk {
+        let stream = p["tcp.stream"].first().cloned().unwrap_or_default();
+        let response = p["smb2.flags.response"].first().is_some_and(|r| r == "1" || r == "True");
+        let creates: Vec<&String> = p["smb2.cmd"].iter().zip(&p["smb2.msg_id"]).filter(|(c, _)| *c == "5").map(|(_, m)| m).collect();
+        if p["smb2.cmd"].iter().any(|c| c == "9") && !response {
+            let pipe = p["smb2.tree"].iter().any(|t| t.to_ascii_uppercase().ends_with("\\IPC$")) || !p["dcerpc.ver"].is_empty();
+            if !pipe {
+                for (fid, len) in p["smb2.fid"].iter().zip(&p["smb2.write_length"]) {
+                    let name = names.get(fid).cloned().unwrap_or_else(|| format!("<FileId {fid}>"));
+                    *bytes.entry(name).or_default() += len.parse::<u64>().unwrap_or(0);
+                }
+            }
+        } else if !response {
+            for (m, f) in creates.iter().zip(&p["smb2.filename"]) {
+                asked.insert((stream.clone(), (*m).clone()), f.clone());
+            }
+        } else {
+            for (m, fid) in creates.iter().zip(&p["smb2.fid"]) {
+                if let Some(n) = asked.get(&(stream.clone(), (*m).clone())) {
+                    names.insert(fid.clone(), n.clone());
+                }
+            }
+        }
+    }
+    bytes
+}
+
 /// (opnum, service name, binary path) of every svcctl request tshark decodes; names are `None` on
 /// frames that carry several requests (tshark's fields cannot be matched to their requests there).
 fn tshark_svcctl(cap: &Path, opts: &[String]) -> Vec<(String, Option<String>, Option<String>)> {
@@ -193,6 +234,7 @@ struct Counts {
     trees: usize,
     names: usize,
     svcctl: usize,
+    written: u64,
 }
 
 fn check_capture(cap: &Path, keys: &Path, counts: &mut Counts) -> Vec<String> {
@@ -213,6 +255,16 @@ fn check_capture(cap: &Path, keys: &Path, counts: &mut Counts) -> Vec<String> {
         let opens = |e: &Value| version(e, v) && matches!(e["action"].as_str(), Some("SMB::FILE_OPEN") | Some("SMB::PIPE_OPEN"));
         let ours: Vec<String> = by_time(&ev, "smb_files", opens).iter().map(|e| norm_name(&s(&e["name"]))).collect();
         problems.extend(same_list(&format!("{v} created names"), theirs, &ours));
+    }
+
+    let theirs = written_bytes(cap, &opts);
+    counts.written += theirs.values().sum::<u64>();
+    let mut ours: BTreeMap<String, u64> = BTreeMap::new();
+    for e in of_log(&ev, "smb_files").into_iter().filter(|e| e["action"] == "SMB::FILE_WRITE" && version(e, "SMB2")) {
+        *ours.entry(s(&e["name"])).or_default() += e["bytes_written"].as_u64().unwrap_or(0);
+    }
+    if theirs != ours {
+        problems.push(format!("SMB2 bytes written per file: tshark {theirs:?} ours {ours:?}"));
     }
 
     let theirs = tshark_svcctl(cap, &opts);
@@ -255,8 +307,8 @@ fn trees_created_names_and_svcctl_calls_match_tshark() {
     let _ = std::fs::remove_file(&keys);
     eprintln!("compared {compared} captures; tshark values: {counts:?}");
     assert!(compared >= 20, "only {compared} captures compared");
-    // the bundled captures alone: 40 tree connects, 300 CREATE names, 40 svcctl requests
-    assert!(counts.trees >= 40 && counts.names >= 300 && counts.svcctl >= 40, "too little compared: {counts:?}");
+    // the bundled captures alone: 40 tree connects, 300 CREATE names, 40 svcctl requests, 8 MiB written
+    assert!(counts.trees >= 40 && counts.names >= 300 && counts.svcctl >= 40 && counts.written >= 8 << 20, "too little compared: {counts:?}");
     assert!(failures.is_empty(), "{} differences from tshark:\n{}", failures.len(), failures.join("\n"));
 }
 
