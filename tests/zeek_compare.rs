@@ -505,12 +505,10 @@ fn compare(log: &str, zeek: &Groups, ours: &Groups) -> Vec<Diff> {
         let (z, o) = (zeek.get(c).unwrap_or(&empty), ours.get(c).unwrap_or(&empty));
         let pairs = align(z, o);
         let (zi, oi): (HashSet<usize>, HashSet<usize>) = (pairs.iter().map(|p| p.0).collect(), pairs.iter().map(|p| p.1).collect());
-        for (i, r) in z.iter().enumerate().filter(|(i, _)| !zi.contains(i)) {
-            let _ = i;
+        for (_, r) in z.iter().enumerate().filter(|(i, _)| !zi.contains(i)) {
             diffs.push(Diff { log: log.into(), side: Some(Side::ZeekOnly), row: format!("{c} {}", r.text) });
         }
-        for (i, r) in o.iter().enumerate().filter(|(i, _)| !oi.contains(i)) {
-            let _ = i;
+        for (_, r) in o.iter().enumerate().filter(|(i, _)| !oi.contains(i)) {
             diffs.push(Diff { log: log.into(), side: Some(Side::OursOnly), row: format!("{c} {}", r.text) });
         }
         for (i, j) in pairs {
