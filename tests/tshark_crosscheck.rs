@@ -7,6 +7,7 @@
 //!   and in time order;
 //! - bytes written: per file name, the SMB2 WRITE lengths tshark sees (FileId named by its CREATE)
 //!   equal the bytes_written of our FILE_WRITE records;
+//! - atsvc: the same opnums in order and the job command wherever tshark decodes one;
 //! - svcctl: the requests tshark decodes (scripts/tshark_svcctl.sh) have the same opnums in the same
 //!   order as our svcctl dce_rpc records, and the same service name and binary path wherever tshark
 //!   decodes one.
@@ -234,6 +235,7 @@ struct Counts {
     trees: usize,
     names: usize,
     svcctl: usize,
+    atsvc: usize,
     written: u64,
 }
 
@@ -288,6 +290,25 @@ fn check_capture(cap: &Path, keys: &Path, counts: &mut Counts) -> Vec<String> {
             }
         }
     }
+    // atsvc (the `at` command's interface): opnums in order, and the job's command where tshark
+    // decodes one
+    let theirs = tshark_fields(cap, &opts, "atsvc && dcerpc.pkt_type == 0", &["atsvc.opnum", "atsvc.atsvc_JobInfo.command"]);
+    counts.atsvc += theirs.len();
+    let ours = by_time(&ev, "dce_rpc", |e| e["endpoint"] == "atsvc" && e["opnum"].is_u64());
+    let t_ops: Vec<String> = theirs.iter().flat_map(|p| p["atsvc.opnum"].clone()).collect();
+    let o_ops: Vec<String> = ours.iter().map(|e| e["opnum"].to_string()).collect();
+    if t_ops != o_ops {
+        problems.push(format!("atsvc opnums: tshark {t_ops:?} ours {o_ops:?}"));
+    } else {
+        let single = theirs.iter().all(|p| p["atsvc.opnum"].len() == 1);
+        for (p, e) in theirs.iter().zip(&ours).filter(|_| single) {
+            if let Some(c) = p["atsvc.atsvc_JobInfo.command"].first() {
+                if s(&e["command"]) != *c {
+                    problems.push(format!("atsvc command: tshark {c:?} ours {:?}", s(&e["command"])));
+                }
+            }
+        }
+    }
     problems
 }
 
@@ -307,8 +328,10 @@ fn trees_created_names_and_svcctl_calls_match_tshark() {
     let _ = std::fs::remove_file(&keys);
     eprintln!("compared {compared} captures; tshark values: {counts:?}");
     assert!(compared >= 20, "only {compared} captures compared");
-    // the bundled captures alone: 40 tree connects, 300 CREATE names, 40 svcctl requests, 8 MiB written
-    assert!(counts.trees >= 40 && counts.names >= 300 && counts.svcctl >= 40 && counts.written >= 8 << 20, "too little compared: {counts:?}");
+    // the bundled captures alone: 40 tree connects, 300 CREATE names, 40 svcctl and 2 atsvc requests,
+    // 8 MiB written
+    let enough = counts.trees >= 40 && counts.names >= 300 && counts.svcctl >= 40 && counts.atsvc >= 2 && counts.written >= 8 << 20;
+    assert!(enough, "too little compared: {counts:?}");
     assert!(failures.is_empty(), "{} differences from tshark:\n{}", failures.len(), failures.join("\n"));
 }
 
