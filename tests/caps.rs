@@ -1,6 +1,6 @@
 //! Caps under load: generated captures that try to make the sensor grow without bound (a million
 //! SYN-only flows; huge declared lengths at every layer) must be read to the end with peak RSS
-//! under a documented bound (CAPS.md), and the caps must say they were reached.
+//! under a documented bound (README.md, "Caps"), and the caps must say they were reached.
 //!
 //! Peak RSS is the child's maximum resident set size, measured with `/usr/bin/time -f %M` when it
 //! exists, else by polling `/proc/<pid>/status` VmHWM (a high-water mark, so polling only misses
@@ -15,11 +15,11 @@ use std::process::{Command, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_psexec-sensor");
 
 /// Peak RSS bound for a million SYN-only flows: MAX_FLOWS (131,072) flows of state plus the
-/// reader's buffers and the binary. Documented in CAPS.md.
+/// reader's buffers and the binary. Documented in README.md, "Caps".
 const MILLION_FLOWS_RSS_BOUND_KB: u64 = 256 * 1024;
 /// Peak RSS bound for the huge-lengths capture: nothing may be sized by a declared length, so this
 /// is a small process plus the bounded buffers (SMB message 256 KiB, DCE-RPC PDU 64 KiB, stubs
-/// 1 MiB). Documented in CAPS.md.
+/// 1 MiB). Documented in README.md, "Caps".
 const HUGE_LENGTHS_RSS_BOUND_KB: u64 = 64 * 1024;
 
 fn scratch(tag: &str) -> PathBuf {

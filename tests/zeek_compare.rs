@@ -10,7 +10,7 @@
 //! - dce_rpc: named_pipe, endpoint and operation of every call, with rtt within 2 µs.
 //!
 //! Our records are first brought into Zeek's view by the normalisations in `normalise_*` (each one a
-//! documented way in which Zeek logs less, or the same thing differently: ZEEK-DIFFERENCES.md). Any
+//! documented way in which Zeek logs less, or the same thing differently: README.md, "Differences from Zeek"). Any
 //! row left on only one side must be listed in `DELIBERATE` with its reason; a listed difference that
 //! no longer occurs fails the test too, so the list stays true.
 
