@@ -32,7 +32,9 @@
 use super::{Engine, EngineConfig, EventConsumer, FileOutcome, FINISH_INDEX};
 use crate::capture::file::CaptureReader;
 use crate::capture::Packet;
-use crate::decode::{host_pair, host_pair_hash};
+use crate::capture::LINKTYPE_ETHERNET;
+use crate::decode::host_pair;
+use std::net::IpAddr;
 use crate::event::Event;
 use crate::flow::table::FlowSummary;
 use crate::sink::Counters;
@@ -166,9 +168,9 @@ fn worker(
             f.store(engine.flows_open() as u64, Ordering::Relaxed);
         }
         if !packets.is_empty() {
-            packets.clear();
-            // The source reuses the buffers; if it has enough, they are freed here.
-            let _ = spent.try_send(packets);
+            // The source refills these buffers (no allocation per frame); if its return queue is
+            // full, they are freed here.
+            let _ = spent.try_send(std::mem::take(&mut packets));
         }
         if replies.send(Reply { worker: id, items: out.0, upto: job.upto, counters: None }).is_err() {
             return;
@@ -202,11 +204,7 @@ impl Feeder {
     /// The frame in `pkt` enters the pipeline; `pkt` gets an empty (recycled) buffer back.
     pub fn packet(&mut self, pkt: &mut Packet) {
         let n = self.jobs.len();
-        let shard = if n == 1 {
-            0
-        } else {
-            host_pair(pkt).map_or(0, |(a, b)| (host_pair_hash(a, b) % n as u64) as usize)
-        };
+        let shard = if n == 1 { 0 } else { shard_of(pkt, n) };
         self.status.packets.fetch_add(1, Ordering::Relaxed);
         self.status.bytes.fetch_add(u64::from(pkt.orig_len), Ordering::Relaxed);
         self.last_ts = self.last_ts.max(pkt.ts);
@@ -349,6 +347,64 @@ impl Feeder {
         self.finish_input();
         FileOutcome { path: path.to_owned(), packets: reader.packets(), error }
     }
+}
+
+/// The worker of a frame: a symmetric hash of its host pair (both directions, every fragment and
+/// connection of two hosts on one worker), worker 0 without one. Ethernet + IPv4/IPv6 (up to two
+/// VLAN tags) is read here without a full decode; anything else goes through `decode::host_pair`.
+/// Both paths hash the same address bytes, so a host pair maps to one worker whichever is taken.
+pub fn shard_of(pkt: &Packet, n: usize) -> usize {
+    let h = match fast_host_pair(pkt) {
+        Some((a, b)) => pair_hash(a, b),
+        None => match host_pair(pkt) {
+            Some((IpAddr::V4(a), IpAddr::V4(b))) => pair_hash(&a.octets(), &b.octets()),
+            Some((IpAddr::V6(a), IpAddr::V6(b))) => pair_hash(&a.octets(), &b.octets()),
+            Some((a, b)) => pair_hash(&ip_bytes(a), &ip_bytes(b)),
+            None => return 0,
+        },
+    };
+    (h % n as u64) as usize
+}
+
+fn ip_bytes(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// Source and destination address bytes of an Ethernet frame carrying IPv4 or IPv6.
+fn fast_host_pair(pkt: &Packet) -> Option<(&[u8], &[u8])> {
+    if pkt.linktype != LINKTYPE_ETHERNET {
+        return None;
+    }
+    let d = pkt.data.as_slice();
+    let mut at = 12;
+    let mut ethertype = u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]);
+    for _ in 0..2 {
+        if ethertype == 0x8100 || ethertype == 0x88a8 {
+            at += 4;
+            ethertype = u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]);
+        }
+    }
+    let ip = d.get(at + 2..)?;
+    match ethertype {
+        0x0800 if ip.first()? >> 4 == 4 => Some((ip.get(12..16)?, ip.get(16..20)?)),
+        0x86dd if ip.first()? >> 4 == 6 => Some((ip.get(8..24)?, ip.get(24..40)?)),
+        _ => None,
+    }
+}
+
+/// FNV-1a over the smaller address, then the larger: the same for both directions.
+fn pair_hash(a: &[u8], b: &[u8]) -> u64 {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for x in lo.iter().chain([0xffu8].iter()).chain(hi) {
+        h ^= u64::from(*x);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // FNV's low bits mix poorly; the worker is taken modulo a small n.
+    h ^ (h >> 29)
 }
 
 /// The merger's state: one queue per worker, each in index order, and each worker's watermark.
@@ -580,6 +636,29 @@ mod tests {
         let (x, _) = pipelined(&pkts, 3);
         let (y, _) = pipelined(&pkts, 3);
         assert_eq!(anomalies(&x), anomalies(&y));
+    }
+
+    #[test]
+    fn both_directions_and_both_paths_shard_alike() {
+        let there = frame(1, [10, 0, 0, 1], [10, 0, 1, 2], 50000, 1, ACK, b"x");
+        let back = {
+            let data = ether(0x0800, &ipv4([10, 0, 1, 2], [10, 0, 0, 1], 6, &tcp(445, 50000, 1, 0, ACK, b"y")));
+            Packet { ts: Ts(0), linktype: LINKTYPE_ETHERNET, orig_len: data.len() as u32, data }
+        };
+        // The same packet as raw IPv4 (no Ethernet) takes the decoder's path.
+        let raw = Packet { linktype: crate::capture::LINKTYPE_RAW, data: there.data[14..].to_vec(), ..there.clone() };
+        assert!(fast_host_pair(&there).is_some() && fast_host_pair(&raw).is_none());
+        let mut spread = [0usize; 4];
+        for n in 2..=4 {
+            assert_eq!(shard_of(&there, n), shard_of(&back, n));
+            assert_eq!(shard_of(&there, n), shard_of(&raw, n));
+        }
+        for k in 0..64u8 {
+            spread[shard_of(&frame(1, [10, 0, 0, k], [10, 0, 1, 1], 1, 1, ACK, b""), 4)] += 1;
+        }
+        assert!(spread.iter().all(|c| *c >= 8), "host pairs spread over workers: {spread:?}");
+        let junk = Packet { data: vec![0; 5], ..there.clone() };
+        assert_eq!(shard_of(&junk, 3), 0);
     }
 
     #[test]
