@@ -263,10 +263,13 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     })
 }
 
-/// `--workers` when not given: one per core, but at least 2 so a capture thread and an engine run
-/// side by side (see BENCHMARK.md for the measurements behind this choice).
+/// `--workers` when not given. The stream pipeline spreads engines over cores, but on the 2-core
+/// bench machine two workers used 1.6× the CPU of one engine on the capture thread's copy and
+/// hand-over (BENCHMARK.md), and were slower in wall time; so the default stays at one worker
+/// until measurements on an idle machine with more cores say otherwise. Ask for more with
+/// `--workers N`; the output is the same for every N.
 pub(crate) fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    1
 }
 
 /// `--smb-keys`: the decryption secrets, with a warning when others can read the file.

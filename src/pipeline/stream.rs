@@ -23,9 +23,10 @@
 //!   only happens for control steps). Output is thus a pure function of the input: the same for
 //!   every run, and the same records as one engine (see `Engine` docs for the one difference, the
 //!   position of idle-timeout closings, which sharding cannot change in this design either).
-//! * Backpressure: all channels are bounded, so memory is bounded by
-//!   `workers × JOB_QUEUE × BATCH_PACKETS` frames plus the merger's reorder queues (which hold at
-//!   most what the workers produced for those frames). Reading files, the source blocks when a
+//! * Backpressure: all channels are bounded, so memory is bounded by `workers × (FILE_JOB_QUEUE
+//!   or LIVE_JOB_QUEUE) × BATCH_PACKETS` frames (recycled buffers above
+//!   [`MAX_RECYCLED_FRAME_BYTES`] are freed) plus the merger's reorder queues (which hold at most
+//!   what the workers produced for those frames). Reading files, the source blocks when a
 //!   worker's queue is full; live ([`Mode::Live`]) it drops the batch instead and counts the
 //!   frames in `channel_drops` (the kernel keeps capturing; a stall must not back up into it).
 
@@ -47,9 +48,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Frames per job sent to one worker (amortises channel cost; small enough to keep latency low).
-pub const BATCH_PACKETS: usize = 512;
-/// Jobs waiting per worker before the source blocks (files) or drops (live).
-pub const JOB_QUEUE: usize = 16;
+pub const BATCH_PACKETS: usize = 256;
+/// Jobs waiting per worker before the source blocks (files): enough to ride out a slow packet,
+/// few enough to keep frames in flight (and RSS) small.
+pub const FILE_JOB_QUEUE: usize = 4;
+/// Jobs waiting per worker before the source drops (live): a burst of ~16k frames per worker
+/// is absorbed here before `channel_drops` counts anything.
+pub const LIVE_JOB_QUEUE: usize = 64;
+/// A recycled frame buffer larger than this is freed instead of reused: buffers only grow, and a
+/// pool that once held a few offload-merged 64 KiB frames would otherwise stay that large.
+pub const MAX_RECYCLED_FRAME_BYTES: usize = 4096;
 /// Indices after which every worker gets a job (watermark), even one without frames.
 pub const WATERMARK_EVERY: u64 = 4096;
 /// Replies waiting for the merger.
@@ -305,6 +313,9 @@ impl Feeder {
             }
         }
         let mut p = self.pool.pop().unwrap_or_else(Packet::empty);
+        if p.data.capacity() > MAX_RECYCLED_FRAME_BYTES {
+            p.data = Vec::new();
+        }
         p.linktype = linktype;
         p
     }
@@ -464,11 +475,15 @@ pub fn run<T: Send>(
         ..Status::default()
     });
     let (reply_tx, reply_rx) = bounded::<Reply>(REPLY_QUEUE);
-    let (spent_tx, spent_rx) = bounded::<Vec<(u64, Packet)>>(n * JOB_QUEUE);
+    let queue = match mode {
+        Mode::Files => FILE_JOB_QUEUE,
+        Mode::Live => LIVE_JOB_QUEUE,
+    };
+    let (spent_tx, spent_rx) = bounded::<Vec<(u64, Packet)>>(n * queue);
     std::thread::scope(|s| {
         let mut jobs = Vec::with_capacity(n);
         for id in 0..n {
-            let (jt, jr) = bounded::<Job>(JOB_QUEUE);
+            let (jt, jr) = bounded::<Job>(queue);
             let (c, rt, st, stat) = (cfg.clone(), reply_tx.clone(), spent_tx.clone(), status.clone());
             std::thread::Builder::new()
                 .name(format!("worker-{id}"))
