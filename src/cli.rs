@@ -21,8 +21,8 @@ pub enum Command {
     Read(ReadArgs),
     /// Score the sensor against the .truth.json files beside captures.
     Eval(EvalArgs),
-    /// Capture from a live interface.
-    Live(PassThroughArgs),
+    /// Capture from a live interface (span port); alerts as JSON lines, counters on stderr.
+    Live(LiveArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -45,7 +45,7 @@ pub struct ReadArgs {
     /// Detection rules directory (default: the built-in rules).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
-    /// Worker threads (default: one per core).
+    /// Engine worker threads, sharded by host pair (default: 1; see BENCHMARK.md).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
     /// SMB3 decryption secrets (passwords, NT hashes or session keys).
@@ -72,11 +72,47 @@ pub struct EvalArgs {
     pub smb_keys: Option<PathBuf>,
 }
 
-/// Arguments of commands not built yet: accepted as-is.
 #[derive(Debug, Args, Clone)]
-pub struct PassThroughArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+pub struct LiveArgs {
+    /// Interface to capture on (promiscuous).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: String,
+    /// Capture filter (default: TCP 445, 139, 135 and 49152-65535; "" captures everything).
+    #[arg(long, value_name = "EXPR", allow_hyphen_values = true)]
+    pub bpf: Option<String>,
+    /// Write every protocol event as JSON lines to PATH ("-" for stdout).
+    #[arg(long, value_name = "PATH|-")]
+    pub events: Option<PathBuf>,
+    /// Write alerts as JSON lines to PATH (default: stdout).
+    #[arg(long, value_name = "PATH|-")]
+    pub alerts: Option<PathBuf>,
+    /// Detection rules directory (default: the built-in rules).
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Engine worker threads, sharded by host pair (default: 1; see BENCHMARK.md).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    /// SMB3 decryption secrets (passwords, NT hashes or session keys).
+    #[arg(long, value_name = "FILE")]
+    pub smb_keys: Option<PathBuf>,
+    /// Seconds between counter lines on stderr (one more at exit).
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub stats_interval: u64,
+    /// Write a technique alert once its attack has been quiet this many seconds (offline reading
+    /// waits for the rules' whole window, 600 s by default).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub alert_after: u64,
+    /// When started as root, switch to this user once the interface and outputs are open
+    /// ("" keeps root).
+    #[arg(long, value_name = "USER", default_value = "nobody")]
+    pub user: String,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// Stop after this many packets.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
 }
 
 #[cfg(test)]
@@ -111,5 +147,25 @@ mod tests {
         assert!(Cli::try_parse_from(["psexec-sensor", "read", "a", "--workers", "0"]).is_err());
         assert!(Cli::try_parse_from(["psexec-sensor", "read", "a", "--events-all"]).is_err());
         assert!(Cli::try_parse_from(["psexec-sensor", "frobnicate"]).is_err());
+        assert!(Cli::try_parse_from(["psexec-sensor", "live"]).is_err(), "-i is required");
+        assert!(Cli::try_parse_from(["psexec-sensor", "live", "-i", "x", "--stats-interval", "0"]).is_err());
+    }
+
+    #[test]
+    fn parses_live() {
+        let c = Cli::try_parse_from([
+            "psexec-sensor", "live", "-i", "eth1", "--bpf", "tcp port 445", "--workers", "3",
+            "--stats-interval", "5", "--user", "", "--count", "100", "--alerts", "a.json",
+        ])
+        .unwrap();
+        let Command::Live(l) = c.command else { panic!() };
+        assert_eq!(l.interface, "eth1");
+        assert_eq!(l.bpf.as_deref(), Some("tcp port 445"));
+        assert_eq!((l.workers, l.stats_interval, l.count), (Some(3), 5, Some(100)));
+        assert_eq!(l.user, "");
+        assert_eq!(l.alerts, Some(PathBuf::from("a.json")));
+        let d = Cli::try_parse_from(["psexec-sensor", "live", "-i", "eth1"]).unwrap();
+        let Command::Live(l) = d.command else { panic!() };
+        assert_eq!((l.stats_interval, l.alert_after, l.user.as_str(), l.duration), (60, 60, "nobody", None));
     }
 }

@@ -1,14 +1,15 @@
 //! Capture → decode → flows → parsers → events, for one worker ([`Engine`]), and the loop that
 //! feeds it capture files ([`run_files`]).
 //!
-//! Multi-worker design (issue 6): the reader assigns every packet a global index and a shard
-//! (`decode::host_pair` + `decode::host_pair_hash` % N, so both directions, every fragment and every
-//! connection between two hosts land on one worker); each worker owns an `Engine` and calls
-//! `process(index, pkt, consumer)`. Events reach the consumer tagged with the index of the packet
-//! that produced them (events from `finish` carry `u64::MAX`), so a merger can restore packet
-//! order across workers with a k-way merge on (index, per-worker sequence).
+//! Multi-worker design (issue 6, [`stream`]): a capture thread assigns every packet a global index
+//! and a shard (`decode::host_pair` + `decode::host_pair_hash` % N, so both directions, every
+//! fragment and every connection between two hosts land on one worker); each worker owns an
+//! `Engine` and calls `process(index, pkt, consumer)`. Events reach the consumer tagged with the
+//! index of the packet that produced them (events from `finish` carry `u64::MAX`, which the
+//! stream pipeline replaces by the index it reserved for the end of that input), so a merger
+//! restores packet order across workers with a k-way merge on (index, worker).
 
-pub mod sharded;
+pub mod stream;
 
 use crate::app::{AppFactory, EpmEndpoints};
 use crate::capture::file::{CaptureError, CaptureReader};
@@ -121,6 +122,13 @@ impl Engine {
         self.sink
             .anomaly(self.last_ts, None, AnomalyKind::Capture, "capture", detail);
         self.drain(index, out);
+    }
+
+    /// A capture-level problem seen by a reader that is not this engine's (the stream pipeline's
+    /// capture thread), at the input's time `ts`; tagged [`FINISH_INDEX`].
+    pub fn capture_anomaly_at(&mut self, ts: Ts, detail: String, out: &mut dyn EventConsumer) {
+        self.sink.anomaly(ts, None, AnomalyKind::Capture, "capture", detail);
+        self.drain(FINISH_INDEX, out);
     }
 
     /// Time passes without packets (live capture): close flows idle past their timeouts as of `now`.

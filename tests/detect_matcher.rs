@@ -594,6 +594,24 @@ fn alerts_close_when_packet_time_passes_the_window_and_tick_summarises() {
 }
 
 #[test]
+fn live_mode_writes_the_alert_once_the_attack_is_quiet() {
+    let mut s = Seq::new(ATT, VIC);
+    impacket_psexec(&mut s, 0.0);
+    let mut d = Detector::new(Rules::embedded());
+    d.close_when_quiet(60);
+    let mut out = vec![];
+    for e in s.done() {
+        d.on_event(&e, &mut out);
+    }
+    d.tick(ts(30.0), &mut out);
+    assert!(techniques(&out).is_empty(), "still active within the quiet period");
+    d.tick(ts(100.0), &mut out);
+    assert_eq!(techniques(&out).len(), 1, "written 60 s after the last activity, not 600 s");
+    d.finish(&mut out);
+    assert_eq!(techniques(&out).len(), 1, "no duplicate at finish");
+}
+
+#[test]
 fn task_registration_is_task_create() {
     let mut s = Seq::new("192.168.1.41", "192.168.1.46");
     s.tree(0.0, "IPC$").pipe(0.1, "atsvc").call_on(

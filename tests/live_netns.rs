@@ -457,21 +457,32 @@ fn live_capture_sees_every_replayed_frame() {
     );
 }
 
-/// The whole sensor: `psexec-sensor live` in one namespace, the lab's impacket psexec.py session
-/// replayed from the other; after SIGTERM the sensor must have written an alert naming
-/// impacket-psexec. Expects the `live` command to print, once the interface is open, a line that
-/// names the interface (e.g. "listening on IFACE").
+/// The whole sensor: `psexec-sensor live` in one namespace (two workers, so the capture thread,
+/// the sharded engines and the merge are all exercised), the lab's impacket psexec.py session
+/// replayed from the other; after SIGTERM the sensor must have written the technique alert with
+/// the tool, hosts, service name and binary path of the capture's truth file, and a final counter
+/// line that saw every replayed frame the filter passes. Expects the `live` command to print,
+/// once the interface is open, a line that names the interface ("listening on IFACE").
 #[test]
-#[ignore = "needs the `live` command body (src/cmd/live.rs) and detection; the lead un-ignores it when wiring"]
 fn live_command_alerts_on_replayed_psexec() {
     skip_unless_able!("live_command_alerts_on_replayed_psexec");
     let pcap_file = lab_capture("a_psexec_default.pcap");
+    let truth: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(lab_capture("a_psexec_default.pcap.truth.json")).unwrap(),
+    )
+    .unwrap();
+    let expected = expected_from(&pcap_file);
     let Some(pair) = netns_or_skip("live_command_alerts_on_replayed_psexec") else { return };
     let me = std::env::current_exe().unwrap();
     let sensor = Path::new(env!("CARGO_BIN_EXE_psexec-sensor"));
-    let mut live = Watched::new(pair.spawn_in(&pair.cap_ns, sensor, &["live", "-i", &pair.cap_if], &[]));
+    let mut live = Watched::new(pair.spawn_in(
+        &pair.cap_ns,
+        sensor,
+        &["live", "-i", &pair.cap_if, "--workers", "2", "--stats-interval", "1"],
+        &[],
+    ));
     let iface = pair.cap_if.clone();
-    let ready = live.wait_line(WAIT_READY, |l| l.contains(&iface));
+    let ready = live.wait_line(WAIT_READY, |l| l.contains(&format!("listening on {iface}")));
     assert!(ready.is_some(), "`live` did not report the open interface:\n{}", live.transcript());
 
     run_sender(&pair, &me, &pcap_file);
@@ -482,8 +493,36 @@ fn live_command_alerts_on_replayed_psexec() {
     let status = live.finish(Duration::from_secs(30));
     let log = live.transcript();
     assert!(status.is_some_and(|s| s.success()), "`live` exit {status:?}:\n{log}");
+
+    let json: Vec<serde_json::Value> =
+        log.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).collect();
+    let service = &truth["expect"]["services"][0];
+    let alert = json
+        .iter()
+        .find(|v| v["kind"] == "technique")
+        .unwrap_or_else(|| panic!("no technique alert after SIGTERM:\n{log}"));
+    assert_eq!(alert["tool"], truth["tool"], "{alert}");
+    assert_eq!(alert["tool"], "impacket-psexec", "{alert}");
+    assert_eq!(alert["technique"], truth["technique"], "{alert}");
+    assert_eq!(alert["src_ip"], truth["attacker_ip"], "{alert}");
+    assert_eq!(alert["dst_ip"], truth["victim_ip"], "{alert}");
+    assert_eq!(alert["service_name"], service["name"], "{alert}");
+    assert_eq!(alert["binary_path"], service["binary_path"], "{alert}");
     assert!(
-        log.lines().any(|l| l.contains("impacket-psexec")),
-        "no alert naming impacket-psexec after SIGTERM:\n{log}"
+        json.iter().any(|v| v["kind"] == "host_summary" && v["final"] == true),
+        "the end-of-input host summary is written on SIGTERM:\n{log}"
     );
+
+    let stats: Vec<&serde_json::Value> = json.iter().filter(|v| v["log"] == "stats").collect();
+    let last = stats.last().unwrap_or_else(|| panic!("no stats line:\n{log}"));
+    assert_eq!(last["final"], true, "the last stats line is the exit one:\n{log}");
+    assert_eq!(last["interface"], iface.as_str());
+    assert!(last["packets"].as_u64().unwrap() >= expected.frames, "{last}");
+    assert!(last["bytes"].as_u64().unwrap() >= expected.bytes, "{last}");
+    assert_eq!(last["kernel_dropped"], 0, "{last}");
+    assert_eq!(last["channel_drops"], 0, "{last}");
+    assert!(last["kernel_received"].as_u64().unwrap() >= expected.frames, "{last}");
+    assert!(last["rss_bytes"].as_u64().unwrap() > 0, "{last}");
+    assert!(last["technique_alerts"].as_u64().unwrap() >= 1, "{last}");
+    assert_eq!(last["flows_open"], 0, "every flow was closed at the stop:\n{log}");
 }

@@ -245,12 +245,17 @@ fn gzip_and_directories_give_the_same_flows() {
 }
 
 #[test]
-fn stub_commands_say_so() {
-    for cmd in ["live"] {
-        let o = run(&[os(cmd), os("whatever")]);
-        assert_eq!(o.status.code(), Some(2));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("not yet implemented"));
-    }
+fn live_usage_and_open_errors_are_reported() {
+    // No interface: a usage error naming the missing option.
+    let o = run(&[os("live"), os("whatever")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--interface"), "{}", String::from_utf8_lossy(&o.stderr));
+    // An interface that does not exist (or no right to capture): exit 2 with the reason, no alerts.
+    let o = run(&[os("live"), os("-i"), os("psx-no-such-if0"), os("--duration"), os("1")]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("psx-no-such-if0"), "{err}");
+    assert!(o.stdout.is_empty());
     let o = run(&[os("read")]);
     assert!(!o.status.success(), "read without inputs is a usage error");
 }

@@ -10,7 +10,7 @@ use crate::event::Event;
 use crate::flow::table::FlowSummary;
 use crate::output::json::JsonLines;
 use crate::output::summary::Summary;
-use crate::pipeline::sharded::Workers;
+use crate::pipeline::stream::{self, Merged};
 use crate::pipeline::{run_file, Engine, EngineConfig, EventConsumer, FileOutcome};
 use crate::smb::SmbShared;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -100,8 +100,11 @@ impl EventConsumer for ReadOutput {
     }
 }
 
-/// Reads one file (path, running packet index, output, per-packet tick) through some engine(s).
-type FileRunner<'a> = dyn FnMut(&Path, &mut u64, &mut ReadOutput, &mut dyn FnMut(u64)) -> FileOutcome + 'a;
+impl Merged for ReadOutput {
+    fn done(&self) -> bool {
+        self.write_error.is_some()
+    }
+}
 
 fn open_writer(path: &Path) -> Result<JsonLines, ExitCode> {
     JsonLines::create(path).map_err(|e| {
@@ -168,57 +171,56 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         flow_summaries: out.flows.is_some(),
         max_flows: None,
     };
-    let workers = args.workers.map_or(1, usize::from);
+    let workers = args.workers.map_or_else(default_workers, usize::from);
     let read_bytes = Arc::new(AtomicU64::new(0));
-    // One file through whichever runner (one engine here, or sharded engines on threads).
-    let each_file = |run: &mut FileRunner<'_>, out: &mut ReadOutput| {
-        let mut index = 0u64;
-        let mut failed = 0usize;
-        for f in &files {
+    let show = |f: &Path| {
+        if let Some(b) = &bar {
+            b.set_message(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        }
+    };
+    let complain = |e: &dyn std::fmt::Display| match &bar {
+        Some(b) => b.suspend(|| say(e)),
+        None => say(e),
+    };
+    let tick = |i: u64| {
+        if i % 4096 == 0 {
             if let Some(b) = &bar {
-                b.set_message(
-                    f.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                );
+                b.set_position(read_bytes.load(Ordering::Relaxed));
             }
-            let rb = read_bytes.clone();
-            let mut tick = |i: u64| {
-                if i % 4096 == 0 {
-                    if let Some(b) = &bar {
-                        b.set_position(rb.load(Ordering::Relaxed));
-                    }
-                }
-            };
-            let outcome = run(f, &mut index, out, &mut tick);
+        }
+    };
+    let counters = if workers <= 1 {
+        // One engine on this thread: the reference every worker count must agree with.
+        let mut engine = Engine::new(cfg);
+        let mut index = 0u64;
+        for f in &files {
+            show(f);
+            let outcome = run_file(&mut engine, f, &mut index, read_bytes.clone(), &mut out, &mut { tick });
             if let Some(e) = outcome.error {
                 failed += 1;
-                match &bar {
-                    Some(b) => b.suspend(|| say(&e)),
-                    None => say(&e),
-                }
+                complain(&e);
             }
             if out.write_error.is_some() {
                 break;
             }
         }
-        failed
-    };
-    let counters = if workers <= 1 {
-        let mut engine = Engine::new(cfg);
-        let rb = read_bytes.clone();
-        failed += each_file(
-            &mut |f, index, out, tick| run_file(&mut engine, f, index, rb.clone(), out, tick),
-            &mut out,
-        );
         engine.counters().clone()
     } else {
-        let rb = read_bytes.clone();
-        let (f, counters) = Workers::scope(workers, &cfg, |w| {
-            each_file(
-                &mut |f, index, out, tick| w.run_file(f, index, rb.clone(), out, tick),
-                &mut out,
-            )
+        // A capture thread, `workers` engines, this thread merging in packet order (pipeline::stream).
+        let (f, counters) = stream::run(workers, stream::Mode::Files, &cfg, &mut out, |feeder| {
+            let mut failed = 0usize;
+            for f in &files {
+                if feeder.cancelled() {
+                    break;
+                }
+                show(f);
+                let outcome: FileOutcome = feeder.run_file(f, read_bytes.clone(), &mut { tick });
+                if let Some(e) = outcome.error {
+                    failed += 1;
+                    complain(&e);
+                }
+            }
+            failed
         });
         failed += f;
         counters
@@ -259,6 +261,16 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--workers` when not given. The stream pipeline spreads engines over cores, but on the 2-core
+/// (shared) bench machine two workers used 1.3–1.6× the CPU of one engine for the hand-over of
+/// frames between cores (BENCHMARK.md) and were not faster in wall time; so the default stays at
+/// one worker
+/// until measurements on an idle machine with more cores say otherwise. Ask for more with
+/// `--workers N`; the output is the same for every N.
+pub(crate) fn default_workers() -> usize {
+    1
 }
 
 /// `--smb-keys`: the decryption secrets, with a warning when others can read the file.

@@ -106,6 +106,9 @@ pub struct Detector {
     pub(super) stats: DetectStats,
     pub(super) cap_last_ts: BTreeMap<&'static str, Ts>,
     pub(super) caps_reported: BTreeMap<&'static str, u64>,
+    /// Live mode: an open attack instance is written once quiet this long (shorter than the
+    /// window); `None` (offline) waits for the whole window. See [`Detector::close_when_quiet`].
+    pub(super) quiet_close_ns: Option<u64>,
 }
 
 pub(super) fn ev(c: &ConnFields, ts: Ts, log: &'static str, summary: String) -> Evidence {
@@ -154,7 +157,17 @@ impl Detector {
             stats: DetectStats::default(),
             cap_last_ts: BTreeMap::new(),
             caps_reported: BTreeMap::new(),
+            quiet_close_ns: None,
         }
+    }
+
+    /// Live mode: write a technique alert once its attack instance had no activity (create,
+    /// start, delete, folded repeats) for `secs` of packet time, instead of waiting for the whole
+    /// evidence window (`window_secs`, default 600 s). What comes later for the same pair and
+    /// service is then a new instance (a repeat start of a reported service is a signal). Uploads
+    /// and connects stay evidence for the whole window.
+    pub fn close_when_quiet(&mut self, secs: u64) {
+        self.quiet_close_ns = Some(secs.saturating_mul(1_000_000_000));
     }
 
     pub fn rules(&self) -> &Rules {
@@ -923,12 +936,13 @@ impl Detector {
     pub(super) fn sweep(&mut self, out: &mut Vec<Alert>, all: bool) {
         let now = self.now;
         let window = self.window_ns;
+        let close_after = self.quiet_close_ns.map_or(window, |q| q.min(window));
         let mut closed: Vec<((IpAddr, IpAddr), Instance)> = vec![];
         let mut expired: Vec<((IpAddr, IpAddr), UploadRec, Option<String>)> = vec![];
         for (key, p) in self.pairs.iter_mut() {
             let mut i = 0;
             while i < p.open.len() {
-                if all || now.0 > p.open[i].last_ts.0.saturating_add(window) {
+                if all || now.0 > p.open[i].last_ts.0.saturating_add(close_after) {
                     let inst = p.open.remove(i);
                     let names = inst
                         .calls

@@ -27,6 +27,12 @@ impl Detection {
         self.detector.on_event(ev, out);
     }
 
+    /// Live mode: technique alerts once an attack instance is quiet for `secs` (see
+    /// [`Detector::close_when_quiet`]); call [`Self::tick`] to let time pass.
+    pub fn close_when_quiet(&mut self, secs: u64) {
+        self.detector.close_when_quiet(secs);
+    }
+
     /// Live mode: close expired attack instances, periodic host summaries.
     pub fn tick(&mut self, now: Ts, out: &mut Vec<Alert>) {
         self.detector.tick(now, out);
