@@ -328,10 +328,19 @@ fn units_to_ns(units: u64, per_sec: u64, offset_secs: i64) -> Ts {
     Ts(total as u64)
 }
 
+mod legacy;
+
+/// Where records come from: our own classic-pcap reader (the common case, and the hot path), or
+/// pcap-parser for pcapng and the rare "modified" pcap.
+enum Source {
+    Legacy(legacy::LegacyReader),
+    Parser(Box<dyn PcapReaderIterator + Send>),
+}
+
 /// A streaming reader of one capture file.
 pub struct CaptureReader {
     path: PathBuf,
-    inner: Box<dyn PcapReaderIterator + Send>,
+    inner: Source,
     format: Format,
     state: BlockState,
     packets: u64,
@@ -359,6 +368,10 @@ impl CaptureReader {
     /// Like [`CaptureReader::open`]; `progress` is advanced by the bytes read from the file.
     pub fn open_with_progress(path: &Path, progress: Arc<AtomicU64>) -> Result<CaptureReader, CaptureError> {
         let (format, head, rest) = open_stream(path, progress)?;
+        if let Some(h) = legacy::header(&head).filter(|_| format == Format::Pcap) {
+            let reader = legacy::LegacyReader::new(h, head, rest);
+            return Ok(CaptureReader::with_source(path, Source::Legacy(reader), format, legacy::READ_BLOCK_BYTES));
+        }
         let head_len = head.len();
         let stream: DynRead = Box::new(io::Cursor::new(head).chain(rest));
         // The first read must see the whole sniffed head, so the buffer holds at least that much.
@@ -371,7 +384,11 @@ impl CaptureReader {
             Format::Pcap => Box::new(LegacyPcapReader::new(cap, stream).map_err(bad_header)?),
             Format::PcapNg => Box::new(PcapNGReader::new(cap, stream).map_err(bad_header)?),
         };
-        Ok(CaptureReader {
+        Ok(CaptureReader::with_source(path, Source::Parser(inner), format, cap))
+    }
+
+    fn with_source(path: &Path, inner: Source, format: Format, buffer_size: usize) -> CaptureReader {
+        CaptureReader {
             path: path.to_owned(),
             inner,
             format,
@@ -383,9 +400,9 @@ impl CaptureReader {
                 unknown_interface_packets: 0,
             },
             packets: 0,
-            buffer_size: cap,
+            buffer_size,
             done: false,
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -408,8 +425,12 @@ impl CaptureReader {
         if self.done {
             return Ok(false);
         }
+        if matches!(self.inner, Source::Legacy(_)) {
+            return self.next_legacy(pkt);
+        }
+        let Source::Parser(inner) = &mut self.inner else { return Ok(false) };
         loop {
-            let outcome = match self.inner.next() {
+            let outcome = match inner.next() {
                 Ok((offset, block)) => {
                     let got = self.state.take_block(block, pkt);
                     Step::Consumed(offset, got)
@@ -418,7 +439,7 @@ impl CaptureReader {
                 Err(PcapError::Incomplete(_)) => Step::Refill,
                 Err(PcapError::BufferTooSmall) => Step::Grow,
                 Err(PcapError::UnexpectedEof) => {
-                    if declared_record_len(self.format, self.inner.data())
+                    if declared_record_len(self.format, inner.data())
                         .is_some_and(|n| n > MAX_CAPTURE_RECORD_BYTES)
                     {
                         Step::Fail(CaptureError::RecordTooLarge {
@@ -440,7 +461,7 @@ impl CaptureReader {
             };
             match outcome {
                 Step::Consumed(offset, got) => {
-                    self.inner.consume(offset);
+                    inner.consume(offset);
                     if got {
                         self.packets += 1;
                         return Ok(true);
@@ -451,7 +472,7 @@ impl CaptureReader {
                     return Ok(false);
                 }
                 Step::Refill => {
-                    if let Err(e) = self.inner.refill() {
+                    if let Err(e) = inner.refill() {
                         self.done = true;
                         return Err(CaptureError::Unreadable {
                             path: self.path.clone(),
@@ -468,8 +489,8 @@ impl CaptureReader {
                         });
                     }
                     self.buffer_size = (self.buffer_size * 2).min(MAX_CAPTURE_RECORD_BYTES);
-                    self.inner.grow(self.buffer_size);
-                    if let Err(e) = self.inner.refill() {
+                    inner.grow(self.buffer_size);
+                    if let Err(e) = inner.refill() {
                         self.done = true;
                         return Err(CaptureError::Unreadable {
                             path: self.path.clone(),
@@ -483,6 +504,33 @@ impl CaptureReader {
                 }
             }
         }
+    }
+}
+
+impl CaptureReader {
+    fn next_legacy(&mut self, pkt: &mut Packet) -> Result<bool, CaptureError> {
+        let Source::Legacy(r) = &mut self.inner else { return Ok(false) };
+        let linktype = r.linktype();
+        let stop = match r.next() {
+            Ok(Some(rec)) => {
+                self.state.fill(pkt, rec.ts, linktype, rec.orig_len, rec.data);
+                self.packets += 1;
+                return Ok(true);
+            }
+            Ok(None) => {
+                self.done = true;
+                return Ok(false);
+            }
+            Err(stop) => stop,
+        };
+        self.done = true;
+        let path = self.path.clone();
+        let packets = self.packets;
+        Err(match stop {
+            legacy::Stop::Truncated => CaptureError::Truncated { path, packets },
+            legacy::Stop::TooLarge => CaptureError::RecordTooLarge { path, packets },
+            legacy::Stop::Io => CaptureError::Unreadable { path, reason: describe::<&[u8]>(&PcapError::ReadError) },
+        })
     }
 }
 

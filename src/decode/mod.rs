@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod defrag;
+mod fast;
 pub mod link;
 
 use crate::capture::Packet;
@@ -79,6 +80,16 @@ impl Decoder {
 
     /// Decode one frame. Returns the TCP segment it carries (or completes, for fragments).
     pub fn decode<'a>(&'a mut self, pkt: &'a Packet, sink: &mut Sink) -> Option<TcpSegment<'a>> {
+        if pkt.linktype == crate::capture::LINKTYPE_ETHERNET {
+            if let Some(seg) = fast::ethernet_ipv4_tcp(&pkt.data) {
+                return Some(seg);
+            }
+        }
+        self.decode_general(pkt, sink)
+    }
+
+    /// [`Self::decode`] through etherparse, for every frame the header peek does not take.
+    fn decode_general<'a>(&'a mut self, pkt: &'a Packet, sink: &mut Sink) -> Option<TcpSegment<'a>> {
         let sliced = match link_start(pkt.linktype, &pkt.data) {
             LinkStart::Ethernet(d) => match LaxSlicedPacket::from_ethernet(d) {
                 Ok(s) => s,

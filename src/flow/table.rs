@@ -186,6 +186,11 @@ pub struct FlowTable {
     /// Collect a [`FlowSummary`] for every flow that ends (off by default).
     pub keep_summaries: bool,
     pub summaries: Vec<FlowSummary>,
+    /// `tcp.segments` and `tcp.payload_bytes` not yet added to the sink: a named-counter update
+    /// costs a map search, too much twice per packet; they are added at every sweep (once per
+    /// second of packet time), at `expire` and at `finish`.
+    pending_segments: u64,
+    pending_payload_bytes: u64,
 }
 
 impl Default for FlowTable {
@@ -203,6 +208,8 @@ impl FlowTable {
             max_flows: MAX_FLOWS,
             keep_summaries: false,
             summaries: Vec::new(),
+            pending_segments: 0,
+            pending_payload_bytes: 0,
         }
     }
 
@@ -234,7 +241,7 @@ impl FlowTable {
         factory: &mut dyn ParserFactory,
         sink: &mut Sink,
     ) {
-        sink.count("tcp.segments", 1);
+        self.pending_segments += 1;
         self.sweep(ts, factory, sink);
         let key = FlowKey::of(seg);
         // A new SYN on a finished tuple is a new connection (port reuse).
@@ -303,7 +310,7 @@ impl FlowTable {
         let has_payload = !seg.payload.is_empty() || seg.missing > 0;
         if has_payload {
             flow.had_payload = true;
-            sink.count("tcp.payload_bytes", seg.payload.len() as u64);
+            self.pending_payload_bytes += seg.payload.len() as u64;
             if matches!(app, App::Ignored) {
                 skipped[dir.index()] += seg.payload.len() as u64;
             } else {
@@ -365,10 +372,21 @@ impl FlowTable {
         }
     }
 
+    /// Add the per-packet counters held back (see `pending_segments`) to `sink`.
+    pub fn flush_counters(&mut self, sink: &mut Sink) {
+        if self.pending_segments > 0 {
+            sink.count("tcp.segments", std::mem::take(&mut self.pending_segments));
+        }
+        if self.pending_payload_bytes > 0 {
+            sink.count("tcp.payload_bytes", std::mem::take(&mut self.pending_payload_bytes));
+        }
+    }
+
     /// Close every flow (end of input), oldest first so output order does not depend on hashing.
     pub fn finish(&mut self, ts: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
         // Flows already idle past their timeout end as "idle", whether or not a packet came
         // along to notice (so the outcome does not depend on how packets were sharded).
+        self.flush_counters(sink);
         self.last_sweep = Ts(0);
         self.sweep(ts, factory, sink);
         let mut all: Vec<(FlowKey, Ts, Uid)> = self
@@ -413,6 +431,7 @@ impl FlowTable {
     /// Close flows idle past their timeout at time `now` without a packet (a live capture that
     /// went quiet).
     pub fn expire(&mut self, now: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
+        self.flush_counters(sink);
         self.sweep(now, factory, sink);
     }
 
@@ -422,6 +441,7 @@ impl FlowTable {
             return;
         }
         self.last_sweep = now;
+        self.flush_counters(sink);
         let mut expired: Vec<(Ts, u64, FlowKey, bool)> = self
             .flows
             .iter()

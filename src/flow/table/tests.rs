@@ -419,3 +419,19 @@ fn fin_before_a_reordered_last_segment_waits_for_it() {
     assert_eq!(log[0].1.closes, 1);
     assert_eq!(t.table.summaries[0].end, "fin");
 }
+
+#[test]
+fn held_back_segment_counters_reach_the_sink_by_finish() {
+    let mut t = T::new();
+    t.pkt(0, (C, 50001), (S, 445), 100, 0, "S", b"");
+    t.pkt(0, (C, 50001), (S, 445), 101, 0, "A", b"abcd");
+    t.pkt(0, (S, 445), (C, 50001), 900, 105, "A", b"xyz");
+    t.finish(0);
+    assert_eq!(t.sink.counters.get("tcp.segments"), 3);
+    assert_eq!(t.sink.counters.get("tcp.payload_bytes"), 7);
+    // Nothing is counted twice by a later sweep.
+    t.pkt(5, (C, 50002), (S, 445), 1, 0, "A", b"12");
+    t.finish(5);
+    assert_eq!(t.sink.counters.get("tcp.segments"), 4);
+    assert_eq!(t.sink.counters.get("tcp.payload_bytes"), 9);
+}
