@@ -265,7 +265,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
 
 /// `--workers` when not given. The stream pipeline spreads engines over cores, but on the 2-core
 /// (shared) bench machine two workers used 1.3–1.6× the CPU of one engine for the hand-over of
-/// frames between cores (BENCHMARK.md) and were not faster in wall time; so the default stays at
+/// frames between cores (README, "Performance") and were not faster in wall time; so the default stays at
 /// one worker
 /// until measurements on an idle machine with more cores say otherwise. Ask for more with
 /// `--workers N`; the output is the same for every N.
