@@ -725,6 +725,11 @@ fn feed_pipe(cx: &Cx<'_>, f: &mut OpenFile, dir: Direction, data: &[u8], sink: &
 }
 
 fn malformed(cx: &Cx<'_>, e: &Smb1Error, sink: &mut Sink) {
+    if *e == Smb1Error::AndxTooDeep {
+        // A chain that is merely long is a cap, like every other cap; loops and bad offsets are not.
+        let detail = format!("AndX chain cut after {} blocks", super::andx::MAX_ANDX_DEPTH);
+        return sink.cap_reached("MAX_ANDX_DEPTH", cx.ts, Some(cx.conn()), LAYER, detail);
+    }
     let kind = if e.is_andx_chain() { AnomalyKind::AndxLoop } else { AnomalyKind::Malformed };
     sink.anomaly(cx.ts, Some(cx.conn()), kind, LAYER, e.to_string());
 }

@@ -266,6 +266,27 @@ fn looping_andx_chain_is_an_anomaly_and_the_good_block_still_counts() {
     assert_eq!(c.anomalies(AnomalyKind::AndxLoop), 2);
 }
 
+/// A chain that only goes on too long (forward offsets, inside the message) is the
+/// MAX_ANDX_DEPTH cap: counted and reported as cap_reached, not as a loop.
+#[test]
+fn overlong_andx_chain_is_the_depth_cap() {
+    let mut c = Conv::new();
+    const BLOCK: usize = 1 + 4 + 2; // WordCount 2, two words, ByteCount 0
+    let blocks = crate::smb::smb1::andx::MAX_ANDX_DEPTH + 3;
+    let mut m = q(cmd::LOGOFF_ANDX).words(&W::new().andx(cmd::LOGOFF_ANDX, (32 + BLOCK) as u16).done()).build();
+    for i in 1..blocks {
+        let next = if i + 1 < blocks { (32 + BLOCK * (i + 1)) as u16 } else { 0 };
+        let command = if i + 1 < blocks { cmd::LOGOFF_ANDX } else { cmd::NO_ANDX };
+        m.push(2);
+        m.extend(W::new().andx(command, next).done());
+        m.extend_from_slice(&0u16.to_le_bytes());
+    }
+    c.req(&m);
+    assert_eq!(c.sink.counters.get("MAX_ANDX_DEPTH"), 1);
+    assert_eq!(c.anomalies(AnomalyKind::AndxLoop), 0);
+    assert_eq!(c.anomalies(AnomalyKind::CapReached), 1);
+}
+
 /// A DCE-RPC request fragment written through TransactNmPipe in a TRANSACTION plus one
 /// TRANSACTION_SECONDARY reaches the pipe whole; the response data goes back to it.
 #[test]
