@@ -74,6 +74,10 @@ pub struct Engine {
     epm: Option<Rc<RefCell<EpmEndpoints>>>,
     sink: Sink,
     last_ts: Ts,
+    /// Frames and bytes seen: plain fields, not named counters, because they change on every
+    /// packet (a named counter is a map lookup); folded in by [`Engine::counters`].
+    packets: u64,
+    bytes: u64,
 }
 
 impl Engine {
@@ -100,13 +104,15 @@ impl Engine {
             epm: None,
             sink: Sink::new(),
             last_ts: Ts(0),
+            packets: 0,
+            bytes: 0,
         }
     }
 
     /// One captured frame.
     pub fn process(&mut self, index: u64, pkt: &Packet, out: &mut dyn EventConsumer) {
-        self.sink.count("packets", 1);
-        self.sink.count("bytes", pkt.orig_len as u64);
+        self.packets += 1;
+        self.bytes += u64::from(pkt.orig_len);
         if pkt.ts > self.last_ts {
             self.last_ts = pkt.ts;
         }
@@ -156,8 +162,12 @@ impl Engine {
         }
     }
 
-    pub fn counters(&self) -> &Counters {
-        &self.sink.counters
+    /// Every named counter, with the frame and byte totals.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.sink.counters.clone();
+        c.add("packets", self.packets);
+        c.add("bytes", self.bytes);
+        c
     }
 
     /// Flows tracked right now.

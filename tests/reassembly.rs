@@ -123,7 +123,7 @@ fn streams(pkts: &[Packet]) -> (Streams, Counters) {
     }
     e.finish(&mut c);
     let s = log.borrow().clone();
-    (s, e.counters().clone())
+    (s, e.counters())
 }
 
 fn baseline(segs: &[Seg]) -> Streams {

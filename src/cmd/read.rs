@@ -204,7 +204,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
                 break;
             }
         }
-        engine.counters().clone()
+        engine.counters()
     } else {
         // A capture thread, `workers` engines, this thread merging in packet order (pipeline::stream).
         let (f, counters) = stream::run(workers, stream::Mode::Files, &cfg, &mut out, |feeder| {

@@ -188,7 +188,7 @@ fn worker(
         worker: id,
         items: Vec::new(),
         upto: u64::MAX,
-        counters: Some(engine.counters().clone()),
+        counters: Some(engine.counters()),
     });
 }
 
