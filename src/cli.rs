@@ -45,7 +45,7 @@ pub struct ReadArgs {
     /// Detection rules directory (default: the built-in rules).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
-    /// Engine worker threads, sharded by host pair (default: 1; see README "Performance").
+    /// Engine worker threads, sharded by host pair (default: one per core; see README "Performance").
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
     /// SMB3 decryption secrets (passwords, NT hashes or session keys).
@@ -89,7 +89,7 @@ pub struct LiveArgs {
     /// Detection rules directory (default: the built-in rules).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
-    /// Engine worker threads, sharded by host pair (default: 1; see README "Performance").
+    /// Engine worker threads, sharded by host pair (default: one per core; see README "Performance").
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
     /// SMB3 decryption secrets (passwords, NT hashes or session keys).

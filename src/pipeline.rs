@@ -9,11 +9,12 @@
 //! stream pipeline replaces by the index it reserved for the end of that input), so a merger
 //! restores packet order across workers with a k-way merge on (index, worker).
 
+pub mod files;
 pub mod stream;
 
 use crate::app::{AppFactory, EpmEndpoints};
 use crate::capture::file::{CaptureError, CaptureReader};
-use crate::capture::Packet;
+use crate::capture::{Frame, Packet};
 use crate::decode::Decoder;
 use crate::event::{AnomalyKind, Event};
 use crate::flow::table::{FlowSummary, FlowTable};
@@ -111,6 +112,11 @@ impl Engine {
 
     /// One captured frame.
     pub fn process(&mut self, index: u64, pkt: &Packet, out: &mut dyn EventConsumer) {
+        self.process_frame(index, pkt.frame(), out);
+    }
+
+    /// One captured frame, borrowed (from a reader's buffer: no copy).
+    pub fn process_frame(&mut self, index: u64, pkt: Frame<'_>, out: &mut dyn EventConsumer) {
         self.packets += 1;
         self.bytes += u64::from(pkt.orig_len);
         if pkt.ts > self.last_ts {
@@ -230,15 +236,15 @@ pub fn run_file(
             }
         }
     };
-    let mut pkt = Packet::empty();
+    let mut spare = Packet::empty();
     let error = loop {
-        match reader.next_packet(&mut pkt) {
-            Ok(true) => {
-                engine.process(*index, &pkt, out);
+        match reader.next_frame(&mut spare) {
+            Ok(Some(frame)) => {
+                engine.process_frame(*index, frame, out);
                 *index += 1;
                 on_packet(*index);
             }
-            Ok(false) => break None,
+            Ok(None) => break None,
             Err(e) => {
                 engine.capture_anomaly(*index, e.to_string(), out);
                 break Some(e);

@@ -438,6 +438,9 @@ fn reads_a_capture_from_stdin() {
             os("--flows"),
             b.as_os_str(),
             os("--no-summary"),
+            // Standard input is read once, by a capture thread feeding both workers.
+            os("--workers"),
+            os("2"),
         ])
         .stdin(std::fs::File::open(&src).unwrap())
         .output()

@@ -48,7 +48,7 @@ fn load(name: &str) -> Vec<Seg> {
     let mut p = Packet::empty();
     let mut out = Vec::new();
     while r.next_packet(&mut p).unwrap() {
-        if let Some(t) = d.decode(&p, &mut sink) {
+        if let Some(t) = d.decode(p.frame(), &mut sink) {
             let f = t.flags;
             let flags =
                 ((f.syn as u8) * SYN) | ((f.ack as u8) * ACK) | ((f.fin as u8) * FIN) | ((f.rst as u8) * RST);

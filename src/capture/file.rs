@@ -5,7 +5,7 @@
 //! largest record (capped by [`MAX_CAPTURE_RECORD_BYTES`]). The format is chosen from the first
 //! bytes, never from the file name.
 
-use super::{Linktype, Packet};
+use super::{Frame, Linktype, Packet};
 use crate::time::Ts;
 use flate2::read::MultiGzDecoder;
 use pcap_parser::pcapng::Block;
@@ -508,6 +508,34 @@ impl CaptureReader {
 }
 
 impl CaptureReader {
+    /// The next frame, borrowed: from the reader's block buffer for classic pcap (no copy), from
+    /// `spare` (refilled) for the other formats. Ok(None) at the end of the file.
+    pub fn next_frame<'s>(&'s mut self, spare: &'s mut Packet) -> Result<Option<Frame<'s>>, CaptureError> {
+        if self.done {
+            return Ok(None);
+        }
+        if !matches!(self.inner, Source::Legacy(_)) {
+            return Ok(self.next_packet(spare)?.then(|| spare.frame()));
+        }
+        let Source::Legacy(r) = &mut self.inner else { return Ok(None) };
+        let linktype = r.linktype();
+        let stop = match r.next() {
+            Ok(Some(rec)) => {
+                self.packets += 1;
+                self.state.last_ts = rec.ts;
+                let orig_len = rec.orig_len.max(rec.data.len() as u32);
+                return Ok(Some(Frame { ts: rec.ts, linktype, orig_len, data: rec.data }));
+            }
+            Ok(None) => {
+                self.done = true;
+                return Ok(None);
+            }
+            Err(stop) => stop,
+        };
+        self.done = true;
+        Err(legacy_stopped(&self.path, self.packets, stop))
+    }
+
     fn next_legacy(&mut self, pkt: &mut Packet) -> Result<bool, CaptureError> {
         let Source::Legacy(r) = &mut self.inner else { return Ok(false) };
         let linktype = r.linktype();
@@ -524,13 +552,17 @@ impl CaptureReader {
             Err(stop) => stop,
         };
         self.done = true;
-        let path = self.path.clone();
-        let packets = self.packets;
-        Err(match stop {
-            legacy::Stop::Truncated => CaptureError::Truncated { path, packets },
-            legacy::Stop::TooLarge => CaptureError::RecordTooLarge { path, packets },
-            legacy::Stop::Io => CaptureError::Unreadable { path, reason: describe::<&[u8]>(&PcapError::ReadError) },
-        })
+        Err(legacy_stopped(&self.path, self.packets, stop))
+    }
+}
+
+/// Why the classic-pcap walker stopped, as the error callers see.
+fn legacy_stopped(path: &Path, packets: u64, stop: legacy::Stop) -> CaptureError {
+    let path = path.to_owned();
+    match stop {
+        legacy::Stop::Truncated => CaptureError::Truncated { path, packets },
+        legacy::Stop::TooLarge => CaptureError::RecordTooLarge { path, packets },
+        legacy::Stop::Io => CaptureError::Unreadable { path, reason: describe::<&[u8]>(&PcapError::ReadError) },
     }
 }
 

@@ -34,4 +34,20 @@ impl Packet {
     pub fn empty() -> Packet {
         Packet { ts: Ts(0), linktype: LINKTYPE_ETHERNET, orig_len: 0, data: Vec::new() }
     }
+
+    /// The frame, borrowed.
+    pub fn frame(&self) -> Frame<'_> {
+        Frame { ts: self.ts, linktype: self.linktype, orig_len: self.orig_len, data: &self.data }
+    }
+}
+
+/// One captured frame, borrowed from wherever it lies (a reader's block buffer, a [`Packet`]):
+/// what decoding needs, without copying the bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    pub ts: Ts,
+    pub linktype: Linktype,
+    /// Length on the wire (may exceed `data.len()` when the snaplen cut it).
+    pub orig_len: u32,
+    pub data: &'a [u8],
 }

@@ -246,7 +246,8 @@ mod imp {
             next_stats: Instant::now() + stats_every,
             next_tick: Instant::now() + TICK_EVERY,
         };
-        let ecfg = EngineConfig { smb, flow_summaries: false, max_flows: None };
+        let max_flows = Some(crate::flow::table::flows_per_worker(workers));
+        let ecfg = EngineConfig { smb, flow_summaries: false, max_flows };
         let limits = Limits {
             duration: args.duration.map(Duration::from_secs),
             count: args.count,

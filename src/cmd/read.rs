@@ -10,6 +10,7 @@ use crate::event::Event;
 use crate::flow::table::FlowSummary;
 use crate::output::json::JsonLines;
 use crate::output::summary::Summary;
+use crate::pipeline::files::{self, FileProgress};
 use crate::pipeline::stream::{self, Merged};
 use crate::pipeline::{run_file, Engine, EngineConfig, EventConsumer, FileOutcome};
 use crate::smb::SmbShared;
@@ -113,6 +114,33 @@ fn open_writer(path: &Path) -> Result<JsonLines, ExitCode> {
     })
 }
 
+/// Progress bar and error lines, driven by the first worker of a multi-worker read.
+struct ReadProgress<'a> {
+    bar: Option<&'a ProgressBar>,
+    read_bytes: &'a AtomicU64,
+}
+
+impl FileProgress for ReadProgress<'_> {
+    fn file(&self, f: &Path) {
+        if let Some(b) = self.bar {
+            b.set_message(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        }
+    }
+    fn frames(&self, _frames: u64) {
+        if let Some(b) = self.bar {
+            b.set_position(self.read_bytes.load(Ordering::Relaxed));
+        }
+    }
+    fn outcome(&self, outcome: &FileOutcome) {
+        if let Some(e) = &outcome.error {
+            match self.bar {
+                Some(b) => b.suspend(|| say(e)),
+                None => say(e),
+            }
+        }
+    }
+}
+
 pub fn run(args: ReadArgs) -> ExitCode {
     match run_inner(args) {
         Ok(c) | Err(c) => c,
@@ -166,12 +194,12 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         None
     };
 
+    let workers = args.workers.map_or_else(default_workers, usize::from);
     let cfg = EngineConfig {
         smb,
         flow_summaries: out.flows.is_some(),
-        max_flows: None,
+        max_flows: Some(crate::flow::table::flows_per_worker(workers)),
     };
-    let workers = args.workers.map_or_else(default_workers, usize::from);
     let read_bytes = Arc::new(AtomicU64::new(0));
     let show = |f: &Path| {
         if let Some(b) = &bar {
@@ -205,8 +233,9 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
             }
         }
         engine.counters()
-    } else {
-        // A capture thread, `workers` engines, this thread merging in packet order (pipeline::stream).
+    } else if files.iter().any(|f| f.as_os_str() == "-") {
+        // Standard input can be read once: a capture thread hands frames to `workers` engines,
+        // this thread merges their output in packet order (pipeline::stream).
         let (f, counters) = stream::run(workers, stream::Mode::Files, &cfg, &mut out, |feeder| {
             let mut failed = 0usize;
             for f in &files {
@@ -222,6 +251,13 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
             }
             failed
         });
+        failed += f;
+        counters
+    } else {
+        // `workers` engines, each reading the files and keeping its own host pairs; this thread
+        // merges their output in packet order (pipeline::files).
+        let progress = ReadProgress { bar: bar.as_ref(), read_bytes: &read_bytes };
+        let (f, counters) = files::run_files(workers, &cfg, &files, read_bytes.clone(), &progress, &mut out);
         failed += f;
         counters
     };
@@ -263,15 +299,17 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     })
 }
 
-/// `--workers` when not given. The stream pipeline spreads engines over cores, but on the 2-core
-/// (shared) bench machine two workers used 1.3–1.6× the CPU of one engine for the hand-over of
-/// frames between cores (README, "Performance") and were not faster in wall time; so the default stays at
-/// one worker
-/// until measurements on an idle machine with more cores say otherwise. Ask for more with
-/// `--workers N`; the output is the same for every N.
+/// `--workers` when not given: one per core the process may use, at most [`MAX_DEFAULT_WORKERS`].
+/// Reading files, each worker reads the input itself and keeps its own host pairs
+/// (`pipeline::files`), so a second core adds throughput instead of hand-over cost (README,
+/// "Performance"). The output is the same for every N.
 pub(crate) fn default_workers() -> usize {
-    1
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_DEFAULT_WORKERS)
 }
+
+/// More default workers than this would mostly add readers of the same file: ask with
+/// `--workers N` on larger machines.
+pub(crate) const MAX_DEFAULT_WORKERS: usize = 8;
 
 /// `--smb-keys`: the decryption secrets, with a warning when others can read the file.
 pub(crate) fn smb_shared(keys: Option<&Path>) -> Result<SmbShared, ExitCode> {

@@ -64,7 +64,7 @@ mod tests {
         let pkt = Packet { ts: crate::time::Ts(1), linktype: LINKTYPE_ETHERNET, orig_len: frame.len() as u32, data: frame.to_vec() };
         let pkt: &'static Packet = Box::leak(Box::new(pkt));
         let dec: &'static mut Decoder = Box::leak(Box::new(Decoder::new()));
-        dec.decode_general(pkt, &mut Sink::new())
+        dec.decode_general(pkt.frame(), &mut Sink::new())
     }
 
     /// The peek and etherparse agree on every frame of every bundled capture the peek takes, and

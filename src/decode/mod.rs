@@ -9,7 +9,7 @@ pub mod defrag;
 mod fast;
 pub mod link;
 
-use crate::capture::Packet;
+use crate::capture::Frame;
 use crate::sink::Sink;
 use defrag::{Defragmenter, FragKey, FragOutcome, Fragment};
 use etherparse::{
@@ -79,9 +79,9 @@ impl Decoder {
     }
 
     /// Decode one frame. Returns the TCP segment it carries (or completes, for fragments).
-    pub fn decode<'a>(&'a mut self, pkt: &'a Packet, sink: &mut Sink) -> Option<TcpSegment<'a>> {
+    pub fn decode<'a>(&'a mut self, pkt: Frame<'a>, sink: &mut Sink) -> Option<TcpSegment<'a>> {
         if pkt.linktype == crate::capture::LINKTYPE_ETHERNET {
-            if let Some(seg) = fast::ethernet_ipv4_tcp(&pkt.data) {
+            if let Some(seg) = fast::ethernet_ipv4_tcp(pkt.data) {
                 return Some(seg);
             }
         }
@@ -89,8 +89,8 @@ impl Decoder {
     }
 
     /// [`Self::decode`] through etherparse, for every frame the header peek does not take.
-    fn decode_general<'a>(&'a mut self, pkt: &'a Packet, sink: &mut Sink) -> Option<TcpSegment<'a>> {
-        let sliced = match link_start(pkt.linktype, &pkt.data) {
+    fn decode_general<'a>(&'a mut self, pkt: Frame<'a>, sink: &mut Sink) -> Option<TcpSegment<'a>> {
+        let sliced = match link_start(pkt.linktype, pkt.data) {
             LinkStart::Ethernet(d) => match LaxSlicedPacket::from_ethernet(d) {
                 Ok(s) => s,
                 Err(_) => return skip(sink, "decode.truncated_link"),
@@ -209,8 +209,8 @@ impl Decoder {
 
 /// The two IP addresses of a frame, without decoding further (for sharding packets across workers
 /// by a symmetric hash of the host pair: every fragment and both directions land together).
-pub fn host_pair(pkt: &Packet) -> Option<(IpAddr, IpAddr)> {
-    let sliced = match link_start(pkt.linktype, &pkt.data) {
+pub fn host_pair(pkt: Frame<'_>) -> Option<(IpAddr, IpAddr)> {
+    let sliced = match link_start(pkt.linktype, pkt.data) {
         LinkStart::Ethernet(d) => LaxSlicedPacket::from_ethernet(d).ok()?,
         LinkStart::EtherType(t, d) => LaxSlicedPacket::from_ether_type(EtherType(t), d),
         LinkStart::Ip(d) => LaxSlicedPacket::from_ip(d).ok()?,

@@ -17,7 +17,7 @@ type Facts = (IpAddr, IpAddr, u16, u16, u32, Vec<u8>, u32);
 fn decode_one(p: &Packet) -> (Option<Facts>, Sink) {
     let mut d = Decoder::new();
     let mut s = Sink::new();
-    let r = d.decode(p, &mut s).map(|t| {
+    let r = d.decode(p.frame(), &mut s).map(|t| {
         (
             t.src,
             t.dst,
@@ -150,7 +150,7 @@ fn ipv4_fragments_any_order() {
         let mut s = Sink::new();
         let mut got = Vec::new();
         for i in order {
-            if let Some(t) = d.decode(&parts[i], &mut s) {
+            if let Some(t) = d.decode(parts[i].frame(), &mut s) {
                 got.push((t.sport, t.dport, t.seq, t.payload.to_vec()));
             }
         }
@@ -173,7 +173,7 @@ fn ipv4_overlapping_fragments_first_wins_and_anomaly() {
     let mut s = Sink::new();
     let mut got = None;
     for p in &parts {
-        if let Some(t) = d.decode(p, &mut s) {
+        if let Some(t) = d.decode(p.frame(), &mut s) {
             got = Some(t.payload.to_vec());
         }
     }
@@ -188,8 +188,8 @@ fn ipv6_fragments() {
     let p0 = pkt(LINKTYPE_IPV6, ipv6_frag(a6(), b6(), 6, 77, 0, true, &seg[..32]));
     let mut d = Decoder::new();
     let mut s = Sink::new();
-    assert!(d.decode(&p1, &mut s).is_none());
-    let t = d.decode(&p0, &mut s).expect("reassembled");
+    assert!(d.decode(p1.frame(), &mut s).is_none());
+    let t = d.decode(p0.frame(), &mut s).expect("reassembled");
     assert_eq!((t.sport, t.seq), (50001, 9));
     assert_eq!(t.payload, &(0..50u8).collect::<Vec<_>>()[..]);
 }
@@ -197,7 +197,7 @@ fn ipv6_fragments() {
 #[test]
 fn host_pair_hash_is_symmetric() {
     let p = pkt(LINKTYPE_ETHERNET, ether(0x0800, &v4_tcp()));
-    let (a, b) = host_pair(&p).unwrap();
+    let (a, b) = host_pair(p.frame()).unwrap();
     assert_eq!((a, b), (IpAddr::from(A4), IpAddr::from(B4)));
     assert_eq!(host_pair_hash(a, b), host_pair_hash(b, a));
     assert_ne!(host_pair_hash(a, b), host_pair_hash(a, a));
@@ -208,7 +208,7 @@ fn unsupported_link_type_is_reported_once() {
     let mut d = Decoder::new();
     let mut s = Sink::new();
     for _ in 0..3 {
-        assert!(d.decode(&pkt(127, vec![0; 40]), &mut s).is_none());
+        assert!(d.decode(pkt(127, vec![0; 40]).frame(), &mut s).is_none());
     }
     assert_eq!(s.counters.get("decode.unsupported_linktype"), 3);
     assert_eq!(s.counters.get("anomaly.capture"), 1);

@@ -16,9 +16,15 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::net::IpAddr;
 
-/// Connections tracked at once per worker; beyond it the longest-idle ones are closed early.
-/// About 380 bytes each (plus buffered data), so the table stays under ~50 MiB.
+/// Connections tracked at once, over all workers (each worker's table holds its share, see
+/// [`flows_per_worker`]); beyond it the longest-idle ones are closed early. About 380 bytes each
+/// (plus buffered data), so the tables stay under ~50 MiB whatever the number of workers.
 pub const MAX_FLOWS: usize = 131_072;
+
+/// One worker's share of [`MAX_FLOWS`] when `workers` engines split the host pairs.
+pub fn flows_per_worker(workers: usize) -> usize {
+    (MAX_FLOWS / workers.max(1)).max(64)
+}
 /// How many flows one eviction closes (a batch, so a flood does not cost a scan per packet).
 pub const FLOW_EVICTION_BATCH: usize = MAX_FLOWS / 64;
 /// A flow that carried data and then went quiet this long (packet time) is closed.

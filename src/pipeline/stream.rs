@@ -32,7 +32,7 @@
 
 use super::{Engine, EngineConfig, EventConsumer, FileOutcome, FINISH_INDEX};
 use crate::capture::file::CaptureReader;
-use crate::capture::Packet;
+use crate::capture::{Frame, Packet};
 use crate::capture::LINKTYPE_ETHERNET;
 use crate::decode::host_pair;
 use std::net::IpAddr;
@@ -122,21 +122,23 @@ struct Job {
     upto: u64,
 }
 
-enum Item {
+pub(super) enum Item {
     Event(Event),
     Flow(FlowSummary),
 }
 
-struct Reply {
-    worker: usize,
-    items: Vec<(u64, Item)>,
-    upto: u64,
+/// What a worker sends the merger: its output for indices below `upto` (and all of it).
+pub(super) struct Reply {
+    pub worker: usize,
+    pub items: Vec<(u64, Item)>,
+    pub upto: u64,
     /// Sent once, when the worker ends.
-    counters: Option<Counters>,
+    pub counters: Option<Counters>,
 }
 
+/// An engine's output, tagged with packet indices, on its way to the merger.
 #[derive(Default)]
-struct Tagged(Vec<(u64, Item)>);
+pub(super) struct Tagged(pub Vec<(u64, Item)>);
 
 impl EventConsumer for Tagged {
     fn event(&mut self, index: u64, ev: Event) {
@@ -212,7 +214,7 @@ impl Feeder {
     /// The frame in `pkt` enters the pipeline; `pkt` gets an empty (recycled) buffer back.
     pub fn packet(&mut self, pkt: &mut Packet) {
         let n = self.jobs.len();
-        let shard = if n == 1 { 0 } else { shard_of(pkt, n) };
+        let shard = if n == 1 { 0 } else { shard_of(pkt.frame(), n) };
         self.status.packets.fetch_add(1, Ordering::Relaxed);
         self.status.bytes.fetch_add(u64::from(pkt.orig_len), Ordering::Relaxed);
         self.last_ts = self.last_ts.max(pkt.ts);
@@ -364,7 +366,7 @@ impl Feeder {
 /// connection of two hosts on one worker), worker 0 without one. Ethernet + IPv4/IPv6 (up to two
 /// VLAN tags) is read here without a full decode; anything else goes through `decode::host_pair`.
 /// Both paths hash the same address bytes, so a host pair maps to one worker whichever is taken.
-pub fn shard_of(pkt: &Packet, n: usize) -> usize {
+pub fn shard_of(pkt: Frame<'_>, n: usize) -> usize {
     let h = match fast_host_pair(pkt) {
         Some((a, b)) => pair_hash(a, b),
         None => match host_pair(pkt) {
@@ -385,11 +387,11 @@ fn ip_bytes(ip: IpAddr) -> [u8; 16] {
 }
 
 /// Source and destination address bytes of an Ethernet frame carrying IPv4 or IPv6.
-fn fast_host_pair(pkt: &Packet) -> Option<(&[u8], &[u8])> {
+fn fast_host_pair(pkt: Frame<'_>) -> Option<(&[u8], &[u8])> {
     if pkt.linktype != LINKTYPE_ETHERNET {
         return None;
     }
-    let d = pkt.data.as_slice();
+    let d = pkt.data;
     let mut at = 12;
     let mut ethertype = u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]);
     for _ in 0..2 {
@@ -516,42 +518,50 @@ pub fn run<T: Send>(
             })
             .expect("spawn capture thread");
 
-        let mut merger = Merger { queues: (0..n).map(|_| VecDeque::new()).collect(), upto: vec![0; n] };
-        let mut totals = Counters::default();
-        let mut last_wake = Instant::now();
-        loop {
-            match reply_rx.recv_timeout(WAKE_EVERY) {
-                Ok(r) => {
-                    if let Some(c) = &r.counters {
-                        totals.merge(c);
-                    }
-                    merger.take(r);
-                    // Take whatever else is waiting before merging (fewer, longer merges).
-                    while let Ok(r) = reply_rx.try_recv() {
-                        if let Some(c) = &r.counters {
-                            totals.merge(c);
-                        }
-                        merger.take(r);
-                    }
-                    merger.release(out);
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            if out.done() {
-                status.cancelled.store(true, Ordering::Relaxed);
-            }
-            if last_wake.elapsed() >= WAKE_EVERY {
-                last_wake = Instant::now();
-                out.wake(&status);
-            }
-        }
-        merger.upto.iter_mut().for_each(|u| *u = u64::MAX);
-        merger.release(out);
+        let mut totals = merge(n, &reply_rx, &status, out);
         let (value, source_counters) = capture.join().expect("capture thread");
         totals.merge(&source_counters);
         (value, totals)
     })
+}
+
+/// The caller's side of a run: takes the workers' replies until every worker has hung up,
+/// releases their output to `out` in packet order, wakes `out` at least every [`WAKE_EVERY`], and
+/// returns the sum of the counters the workers reported when they ended.
+pub(super) fn merge(n: usize, reply_rx: &Receiver<Reply>, status: &Status, out: &mut dyn Merged) -> Counters {
+    let mut merger = Merger { queues: (0..n).map(|_| VecDeque::new()).collect(), upto: vec![0; n] };
+    let mut totals = Counters::default();
+    let mut last_wake = Instant::now();
+    loop {
+        match reply_rx.recv_timeout(WAKE_EVERY) {
+            Ok(r) => {
+                if let Some(c) = &r.counters {
+                    totals.merge(c);
+                }
+                merger.take(r);
+                // Take whatever else is waiting before merging (fewer, longer merges).
+                while let Ok(r) = reply_rx.try_recv() {
+                    if let Some(c) = &r.counters {
+                        totals.merge(c);
+                    }
+                    merger.take(r);
+                }
+                merger.release(out);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if out.done() {
+            status.cancelled.store(true, Ordering::Relaxed);
+        }
+        if last_wake.elapsed() >= WAKE_EVERY {
+            last_wake = Instant::now();
+            out.wake(status);
+        }
+    }
+    merger.upto.iter_mut().for_each(|u| *u = u64::MAX);
+    merger.release(out);
+    totals
 }
 
 #[cfg(test)]
@@ -662,18 +672,18 @@ mod tests {
         };
         // The same packet as raw IPv4 (no Ethernet) takes the decoder's path.
         let raw = Packet { linktype: crate::capture::LINKTYPE_RAW, data: there.data[14..].to_vec(), ..there.clone() };
-        assert!(fast_host_pair(&there).is_some() && fast_host_pair(&raw).is_none());
+        assert!(fast_host_pair(there.frame()).is_some() && fast_host_pair(raw.frame()).is_none());
         let mut spread = [0usize; 4];
         for n in 2..=4 {
-            assert_eq!(shard_of(&there, n), shard_of(&back, n));
-            assert_eq!(shard_of(&there, n), shard_of(&raw, n));
+            assert_eq!(shard_of(there.frame(), n), shard_of(back.frame(), n));
+            assert_eq!(shard_of(there.frame(), n), shard_of(raw.frame(), n));
         }
         for k in 0..64u8 {
-            spread[shard_of(&frame(1, [10, 0, 0, k], [10, 0, 1, 1], 1, 1, ACK, b""), 4)] += 1;
+            spread[shard_of(frame(1, [10, 0, 0, k], [10, 0, 1, 1], 1, 1, ACK, b"").frame(), 4)] += 1;
         }
         assert!(spread.iter().all(|c| *c >= 8), "host pairs spread over workers: {spread:?}");
         let junk = Packet { data: vec![0; 5], ..there.clone() };
-        assert_eq!(shard_of(&junk, 3), 0);
+        assert_eq!(shard_of(junk.frame(), 3), 0);
     }
 
     #[test]
