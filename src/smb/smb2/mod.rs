@@ -2,6 +2,7 @@
 
 pub mod records;
 pub mod state;
+pub mod stream_plan;
 
 pub use state::{Smb2State, StreamTarget, MAX_PENDING_SMB_REQUESTS};
 
