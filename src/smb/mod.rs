@@ -428,7 +428,28 @@ impl StreamParser for SmbParser {
 
 #[cfg(test)]
 mod tests {
-    use super::looks_like_smb;
+    use super::*;
+
+    /// Small messages reuse one allocation; a large buffered one is freed at its end.
+    #[test]
+    fn message_buffer_kept_when_small_freed_when_large() {
+        let conn = crate::flow::ConnId { orig_h: "192.0.2.1".parse().unwrap(), orig_p: 1, resp_h: "192.0.2.2".parse().unwrap(), resp_p: 445 };
+        let mut p = SmbParser::new(FlowCtx { conn, uid: crate::flow::Uid::new(&conn, 1) }, SmbShared::default());
+        let mut sink = Sink::new();
+        let framed = |n: usize| {
+            let mut v = vec![0, (n >> 16) as u8, (n >> 8) as u8, n as u8, 0xFE, b'S', b'M', b'B'];
+            v.resize(NBSS_HEADER_LEN + n, 0);
+            v
+        };
+        let reader = |p: &SmbParser| (p.readers[1].buf.capacity(), p.readers[1].buf.as_ptr());
+        p.data(Ts(1), Direction::ToClient, &framed(300), &mut sink);
+        let (cap, at) = reader(&p);
+        assert!(cap >= 300 && cap <= MAX_KEPT_MESSAGE_BUFFER, "{cap}");
+        p.data(Ts(2), Direction::ToClient, &framed(200), &mut sink);
+        assert_eq!(reader(&p), (cap, at), "reused");
+        p.data(Ts(3), Direction::ToClient, &framed(100_000), &mut sink);
+        assert_eq!(reader(&p).0, 0, "freed");
+    }
     #[test]
     fn smb_by_its_first_bytes() {
         assert!(looks_like_smb(b"\x00\x00\x00\x48\xfeSMB@"));

@@ -8,3 +8,5 @@ pub use state::{Smb2State, StreamTarget, MAX_PENDING_SMB_REQUESTS};
 
 #[cfg(test)]
 mod state_tests;
+#[cfg(test)]
+mod stream_tests;
