@@ -180,6 +180,16 @@ impl SmbParser {
                 }
                 return;
             }
+            // A whole message at the start of this chunk needs no copy: parse it where it lies.
+            if !r.in_msg && r.hdr_have == 0 {
+                if let Some((msg, rest)) = whole_message(dir, input) {
+                    let SmbParser { ctx, tables, smb2, smb1, .. } = self;
+                    let cx = Cx { flow: ctx, ts, version: SmbVersion::Smb2, layer: "smb2" };
+                    dispatch(&cx, tables, smb2, smb1, dir, msg, sink);
+                    input = rest;
+                    continue;
+                }
+            }
             if !r.in_msg {
                 let want = NBSS_HEADER_LEN - r.hdr_have;
                 let n = want.min(input.len());
@@ -201,10 +211,9 @@ impl SmbParser {
                 r.kind = h.kind;
                 r.len = h.length as usize;
                 r.got = 0;
-                let fits = r.len <= MAX_SMB_MESSAGE_BUFFER;
                 r.body = if h.kind != NBSS_MESSAGE {
                     Body::Skip
-                } else if fits && (dir == Direction::ToClient || r.len <= STREAM_WRITE_ABOVE + WRITE_REQUEST_FIXED) {
+                } else if buffered_outright(dir, r.len) {
                     r.buf.reserve(r.len.min(64 * 1024));
                     Body::Buffer
                 } else {
@@ -302,6 +311,24 @@ impl SmbParser {
         }
         readers[dir.index()].give_back(buf);
     }
+}
+
+/// Whether a message of `len` bytes is buffered whole without looking at it: it fits, and it
+/// cannot be a WRITE worth streaming (a response, or too short).
+fn buffered_outright(dir: Direction, len: usize) -> bool {
+    len <= MAX_SMB_MESSAGE_BUFFER && (dir == Direction::ToClient || len <= STREAM_WRITE_ABOVE + WRITE_REQUEST_FIXED)
+}
+
+/// A complete session message at the start of `input` that would be buffered outright: its
+/// payload and the bytes after it.
+fn whole_message(dir: Direction, input: &[u8]) -> Option<(&[u8], &[u8])> {
+    let h = parse_nbss_header(input)?;
+    let len = h.length as usize;
+    if h.kind != NBSS_MESSAGE || len == 0 || !buffered_outright(dir, len) {
+        return None;
+    }
+    let body = input.get(NBSS_HEADER_LEN..)?;
+    (body.len() >= len).then(|| body.split_at(len))
 }
 
 /// A message's prefix is in (it was not buffered outright: a possible write to stream, or too
@@ -442,12 +469,20 @@ mod tests {
             v
         };
         let reader = |p: &SmbParser| (p.readers[1].buf.capacity(), p.readers[1].buf.as_ptr());
-        p.data(Ts(1), Direction::ToClient, &framed(300), &mut sink);
+        // in two pieces, so the message is buffered (a whole one in one piece is not copied)
+        let feed = |p: &mut SmbParser, sink: &mut Sink, m: Vec<u8>| {
+            let (a, b) = m.split_at(10);
+            p.data(Ts(1), Direction::ToClient, a, sink);
+            p.data(Ts(1), Direction::ToClient, b, sink);
+        };
+        feed(&mut p, &mut sink, framed(300));
         let (cap, at) = reader(&p);
         assert!(cap >= 300 && cap <= MAX_KEPT_MESSAGE_BUFFER, "{cap}");
-        p.data(Ts(2), Direction::ToClient, &framed(200), &mut sink);
+        feed(&mut p, &mut sink, framed(200));
         assert_eq!(reader(&p), (cap, at), "reused");
-        p.data(Ts(3), Direction::ToClient, &framed(100_000), &mut sink);
+        p.data(Ts(2), Direction::ToClient, &framed(100), &mut sink);
+        assert_eq!(reader(&p), (cap, at), "a whole message in one piece is parsed in place");
+        feed(&mut p, &mut sink, framed(100_000));
         assert_eq!(reader(&p).0, 0, "freed");
     }
     #[test]
