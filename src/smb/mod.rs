@@ -8,8 +8,9 @@
 //! READ responses in practice, possibly at the end of a compound (CREATE + WRITE): only what
 //! precedes their data is buffered (the earlier commands whole, within the buffer cap) and the
 //! data streams to the file tracker or the pipe as it arrives
-//! ([`smb2::stream_plan`] says how much to buffer). After a gap the framer scans for the next
-//! plausible NetBIOS + SMB header.
+//! ([`smb2::stream_plan`] says how much to buffer). A message that arrives whole in one chunk is
+//! parsed where it lies; the reader's buffer is reused while small ([`MAX_KEPT_MESSAGE_BUFFER`]).
+//! After a gap the framer scans for the next plausible NetBIOS + SMB header.
 
 pub mod crypto;
 pub mod files;

@@ -2,8 +2,10 @@
 //! chains (related operations inherit the previous command's session, tree and handle), trees and
 //! handles (in the shared [`Tables`]), pipes to DCE-RPC, and what encryption or compression hides.
 //!
-//! It sees whole messages from the framer, except for large WRITE requests and READ responses
-//! whose data streams past in chunks ([`Smb2State::begin_stream`] / [`Smb2State::stream_data`]).
+//! It sees whole messages from the framer, except WRITE requests and READ responses whose data
+//! streams past in chunks ([`Smb2State::begin_stream`] / [`Smb2State::stream_data`] /
+//! [`Smb2State::end_stream`]): writes of more than a few KiB to a known disk file, and any WRITE
+//! or READ too large to buffer, alone or as the last command of a compound.
 
 use super::records::*;
 use super::stream_plan::StreamPlan;
