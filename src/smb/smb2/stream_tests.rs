@@ -326,3 +326,52 @@ fn flow_ends_inside_a_streamed_write() {
     assert_eq!((w.hash_complete, w.first_write_ts), (Some(false), Some(Ts::from_secs(1000))));
     assert_eq!(sink.counters.get("anomaly.malformed"), 0);
 }
+
+/// Hostile bytes on the streaming paths never panic: a conversation with a streamed write, a
+/// compound larger than the buffer and a large lone write, mutated (in headers and lengths
+/// mostly) and fed in pseudo-random pieces with gaps, in both directions.
+#[test]
+fn hostile_bytes_on_streaming_paths_do_not_panic() {
+    let mut c = opened("h.exe");
+    req(&mut c, padded_write(8, 0, &exe(9000), 40));
+    let big = exe(MAX_SMB_MESSAGE_BUFFER + 3000);
+    req(&mut c, compound(&[create_request(20, SID, ADMIN, "b.exe", 0, 0), write_request(21, u64::MAX, u32::MAX, FILE_ID_RELATED, 0, &big, FLAG_RELATED)]));
+    req(&mut c, write_request(22, SID, ADMIN, FID, 0, &big, 0));
+    let all: Vec<u8> = c.iter().filter(|(d, _)| *d == Direction::ToServer).flat_map(|(_, b)| b.clone()).collect();
+    // where the interesting bytes are: every NetBIOS header and the 200 bytes after it
+    let mut hot = Vec::new();
+    let mut at = 0;
+    while at + 4 <= all.len() {
+        hot.push(at);
+        at += 4 + ((usize::from(all[at + 1]) << 16) | (usize::from(all[at + 2]) << 8) | usize::from(all[at + 3]));
+    }
+    let mut seed = 0x9e37_79b9u32;
+    let mut next = || {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        (seed >> 8) as usize
+    };
+    for round in 0..60 {
+        let mut m = all.clone();
+        for _ in 0..6 {
+            let i = (hot[next() % hot.len()] + next() % 200).min(m.len() - 1);
+            m[i] = next() as u8;
+        }
+        let mut p = SmbParser::new(ctx(), SmbShared::default());
+        let mut sink = Sink::new();
+        let mut i = 0;
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            while i < m.len() {
+                let n = 1 + next() % if round % 2 == 0 { 3000 } else { 70_000 };
+                let end = (i + n).min(m.len());
+                if next() % 17 == 0 {
+                    p.gap(Ts(1), dir, n as u64, &mut sink);
+                } else {
+                    p.data(Ts(1), dir, &m[i..end], &mut sink);
+                }
+                i = end;
+            }
+            i = 0;
+        }
+        p.close(Ts(2), &mut sink);
+    }
+}
