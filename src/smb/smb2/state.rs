@@ -624,7 +624,7 @@ impl Smb2State {
         match (dir, h.command) {
             (Direction::ToServer, WRITE) if !h.is_response() => {
                 let w = parse_write_request(last)?;
-                if as_buffered && (plan.last != 0 || !self.streams_to_disk_file(cx, t, &h, &w, sink)) {
+                if as_buffered && (plan.last != 0 || !self.streams_to_disk_file(t, &h, &w)) {
                     return None;
                 }
                 let mut chain = Chain::default();
@@ -652,16 +652,15 @@ impl Smb2State {
     }
 
     /// Whether a lone WRITE's data can stream without changing what its buffered handling
-    /// would do: its handle is a known file on a known disk tree (no pipe to feed whole
-    /// messages, no DCE-RPC sniffing, no held open record). Only a multichannel adoption, which
-    /// the buffered path would do first too, changes state here.
-    fn streams_to_disk_file(&self, cx: &Cx<'_>, t: &mut Tables, h: &Header, w: &WriteRequest, sink: &mut Sink) -> bool {
-        let key = FileKey::Id(w.file_id);
-        adopt_if_unknown(cx, t, h.session_id, key, sink);
+    /// would do: its handle is a named file on a known disk tree (no pipe to feed whole
+    /// messages, no DCE-RPC sniffing, no held open record, no multichannel adoption). Changes
+    /// nothing.
+    fn streams_to_disk_file(&self, t: &Tables, h: &Header, w: &WriteRequest) -> bool {
         let Some(s) = t.sessions.get(&h.session_id) else { return false };
-        let Some(f) = s.files.get(&s.resolve(key)) else { return false };
+        // As `adopt_if_unknown` looks it up: by the FileId as sent.
+        let Some(f) = s.files.get(&FileKey::Id(w.file_id)) else { return false };
         let tree_is_disk = s.trees.get(&f.tree_id).is_some_and(|tr| tr.share_type != ShareType::Unknown && !tr.is_pipe());
-        tree_is_disk && !f.is_pipe && f.pipe.is_none() && f.deferred_open.is_none()
+        tree_is_disk && f.name != UNKNOWN && !f.is_pipe && f.pipe.is_none() && f.deferred_open.is_none()
     }
 
     /// Streamed data bytes of the message `target` was begun for (never past `remaining`).

@@ -375,3 +375,28 @@ fn hostile_bytes_on_streaming_paths_do_not_panic() {
         p.close(Ts(2), &mut sink);
     }
 }
+
+/// A large write on a second channel to a handle opened on the first: not streamed (the handle
+/// is adopted first, as a buffered write does), named and hashed.
+#[test]
+fn multichannel_write_above_the_stream_size_keeps_its_name() {
+    let shared = SmbShared::default();
+    let mut a = SmbParser::new(ctx(), shared.clone());
+    let mut second = ctx();
+    second.conn.orig_p = 50001;
+    let mut b = SmbParser::new(second, shared);
+    let mut sink = Sink::new();
+    for (i, (d, bytes)) in opened("chan.exe").iter().enumerate() {
+        a.data(Ts(i as u64), *d, bytes, &mut sink);
+    }
+    let body = exe(50_000);
+    let m = nb(&write_request(1, SID, ADMIN, FID, 0, &body, 0));
+    for piece in m.chunks(1460) {
+        b.data(Ts(50), Direction::ToServer, piece, &mut sink);
+    }
+    b.close(Ts(60), &mut sink);
+    let ev = std::mem::take(&mut sink.events);
+    let w = the_write(&ev);
+    assert_eq!((w.name.as_str(), w.share.as_str(), w.bytes_written), ("chan.exe", "ADMIN$", Some(50_000)));
+    assert_eq!(w.sha256.as_deref(), Some(sha_hex(&body).as_str()));
+}
