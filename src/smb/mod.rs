@@ -478,7 +478,7 @@ mod tests {
         };
         feed(&mut p, &mut sink, framed(300));
         let (cap, at) = reader(&p);
-        assert!(cap >= 300 && cap <= MAX_KEPT_MESSAGE_BUFFER, "{cap}");
+        assert!((300..=MAX_KEPT_MESSAGE_BUFFER).contains(&cap), "{cap}");
         feed(&mut p, &mut sink, framed(200));
         assert_eq!(reader(&p), (cap, at), "reused");
         p.data(Ts(2), Direction::ToClient, &framed(100), &mut sink);
