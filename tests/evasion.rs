@@ -6,6 +6,7 @@
 #[path = "common/reshape.rs"]
 mod reshape;
 
+use psexec_sensor::event::{Event, FileAction};
 use reshape::*;
 use std::path::PathBuf;
 
@@ -174,37 +175,105 @@ fn upload_as_one_compound() {
     compound(A, usize::MAX);
 }
 
-/// k1's 8 MiB upload: CREATE + the first 1 MiB WRITE as one related compound, the other WRITEs
-/// and the CLOSE on their own.
-///
-/// KNOWN GAP: a compound larger than `smb::MAX_SMB_MESSAGE_BUFFER` (256 KiB) is skipped whole
-/// (only single WRITE requests stream), so the CREATE (file name) and the first MiB are lost:
-/// the alert names the upload `<unknown>`, without its hash, and the tool attribution drops to
-/// impacket-services. Needs compound streaming in src/smb/mod.rs.
+/// k1's 8 MiB upload: CREATE + the first 1 MiB WRITE as one related compound (FileId all-ones),
+/// larger than `smb::MAX_SMB_MESSAGE_BUFFER`, the other WRITEs and the CLOSE on their own. The
+/// CREATE is buffered, the WRITE's data streams to the handle it opened: the same alert (upload
+/// name, size, SHA-256, tool) as the original, and an smb_files record whose name, share, bytes
+/// and SHA-256 match the data the client wrote (read from the messages, not from the sensor).
 #[test]
-#[ignore = "known gap: large compounds are skipped (MAX_SMB_MESSAGE_BUFFER); see doc comment"]
 fn large_upload_starting_in_a_compound() {
-    compound(K1, 1);
+    let (want, want_calls) = baseline(K1);
+    let base = want[0].uploads[0].0.rsplit(['\\', '/']).next().unwrap().to_string();
+    let segs = read_segments(&lab(K1));
+    let (mut conns, other) = smb_conns(&segs);
+    let data = uploaded_bytes(&conns, &base);
+    let sha = sha_hex(&data);
+    assert_eq!(want[0].uploads[0].1, data.len() as u64);
+    assert_eq!(want[0].uploads[0].2.as_deref(), Some(sha.as_str()));
+    assert!(compound_upload(&mut conns, &base, 1));
+    let compounds: Vec<usize> = conns
+        .iter()
+        .flat_map(|c| &c.msgs)
+        .filter(|m| m.to_server && is_smb2(&m.body) && cmd(&m.body) == CREATE && le32(&m.body, 20) != 0)
+        .map(|m| m.body.len())
+        .collect();
+    assert!(compounds.len() == 1 && compounds[0] > psexec_sensor::smb::MAX_SMB_MESSAGE_BUFFER, "{compounds:?}");
+    let o = run(&frames(&rebuild(&conns, &other, 1460), Net::V4));
+    assert_eq!(facts(&o.alerts), want);
+    assert_eq!(service_calls(&o.events), want_calls);
+    let writes: Vec<_> = o
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SmbFiles(f) if f.action == Some(FileAction::FileWrite) && f.name.to_lowercase().ends_with(&base) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    let w = writes[0];
+    assert_eq!((w.share.as_str(), w.bytes_written, w.hash_complete), ("ADMIN$", Some(data.len() as u64), Some(true)));
+    assert_eq!(w.sha256.as_deref(), Some(sha.as_str()));
+    assert!(!o.events.iter().any(|e| matches!(e, Event::Anomaly(a) if a.cap.is_some())), "no cap reached");
 }
 
-/// Until that gap is closed, the skip is at least not silent: the sensor says which cap cut it.
+/// A large compound that cannot stream (two 1 MiB WRITEs after the CREATE: the commands before
+/// the last do not fit the buffer) is skipped, and the sensor says which cap cut it.
 #[test]
-fn large_compound_skip_is_reported() {
+fn large_compound_that_cannot_stream_is_reported() {
     let (want, _) = baseline(K1);
     let base = want[0].uploads[0].0.rsplit(['\\', '/']).next().unwrap().to_string();
     let segs = read_segments(&lab(K1));
     let (mut conns, other) = smb_conns(&segs);
-    assert!(compound_upload(&mut conns, &base, 1));
+    assert!(compound_upload(&mut conns, &base, 2));
     let o = run(&frames(&rebuild(&conns, &other, 1460), Net::V4));
     let caps: Vec<_> = o
         .events
         .iter()
         .filter_map(|e| match e {
-            psexec_sensor::event::Event::Anomaly(a) => a.cap,
+            Event::Anomaly(a) => a.cap,
             _ => None,
         })
         .collect();
     assert!(caps.contains(&"MAX_SMB_MESSAGE_BUFFER"), "{caps:?}");
+}
+
+/// The bytes a client wrote to the file named `base` (by CREATE name, then its FileId), placed
+/// by WRITE offset: the upload as it was on the wire.
+fn uploaded_bytes(conns: &[Conn], base: &str) -> Vec<u8> {
+    let le16 = |m: &[u8], at: usize| usize::from(u16::from_le_bytes([m[at], m[at + 1]]));
+    let name_of = |m: &[u8]| {
+        let (off, len) = (le16(m, SMB2_HDR + 44), le16(m, SMB2_HDR + 46));
+        let u: Vec<u16> = m[off..off + len].chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]])).collect();
+        String::from_utf16_lossy(&u).to_lowercase()
+    };
+    let mut out = Vec::new();
+    let mut found = false;
+    for c in conns {
+        let Some(create) = c.msgs.iter().find(|m| m.to_server && is_smb2(&m.body) && cmd(&m.body) == CREATE && name_of(&m.body).ends_with(base)) else { continue };
+        let response = c.msgs.iter().rev().find(|m| !m.to_server && is_smb2(&m.body) && mid(&m.body) == mid(&create.body)).expect("CREATE response");
+        let fid = &response.body[SMB2_HDR + 64..SMB2_HDR + 80];
+        for m in c.msgs.iter().filter(|m| m.to_server && is_smb2(&m.body) && cmd(&m.body) == WRITE && &m.body[SMB2_HDR + 16..SMB2_HDR + 32] == fid) {
+            let b = &m.body;
+            let (off, len) = (le16(b, SMB2_HDR + 2), le32(b, SMB2_HDR + 4) as usize);
+            let at = u64::from_le_bytes(b[SMB2_HDR + 8..SMB2_HDR + 16].try_into().unwrap()) as usize;
+            if out.len() < at + len {
+                out.resize(at + len, 0);
+            }
+            out[at..at + len].copy_from_slice(&b[off..off + len]);
+            found = true;
+        }
+    }
+    assert!(found, "no WRITE to {base}");
+    out
+}
+
+fn le32(m: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(m[at..at + 4].try_into().unwrap())
+}
+
+fn sha_hex(b: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn compound(name: &str, max_writes: usize) {

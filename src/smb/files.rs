@@ -89,9 +89,20 @@ impl WriteTracker {
 
     /// A write request of `len` bytes at `offset` begins; its data follows through [`Self::data`].
     pub fn begin_write(&mut self, ts: Ts, offset: u64, len: u64) {
+        self.begin_write_unstamped(offset, len);
+        self.stamp(ts);
+    }
+
+    /// [`Self::begin_write`] without its time: for a write whose data streams but which is dated
+    /// when its message ends (as if it had been buffered whole), through [`Self::stamp`].
+    pub fn begin_write_unstamped(&mut self, offset: u64, len: u64) {
         self.write_count += 1;
-        self.first_write_ts.get_or_insert(ts);
         self.size = self.size.max(offset.saturating_add(len));
+    }
+
+    /// The time of a write: the first one dates the file's writes.
+    pub fn stamp(&mut self, ts: Ts) {
+        self.first_write_ts.get_or_insert(ts);
     }
 
     /// Data of a write at absolute file `offset` (a chunk of the write, in order within it).

@@ -2,8 +2,11 @@
 
 pub mod records;
 pub mod state;
+pub mod stream_plan;
 
 pub use state::{Smb2State, StreamTarget, MAX_PENDING_SMB_REQUESTS};
 
 #[cfg(test)]
 mod state_tests;
+#[cfg(test)]
+mod stream_tests;

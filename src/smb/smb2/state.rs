@@ -2,10 +2,13 @@
 //! chains (related operations inherit the previous command's session, tree and handle), trees and
 //! handles (in the shared [`Tables`]), pipes to DCE-RPC, and what encryption or compression hides.
 //!
-//! It sees whole messages from the framer, except for large WRITE requests and READ responses
-//! whose data streams past in chunks ([`Smb2State::begin_stream`] / [`Smb2State::stream_data`]).
+//! It sees whole messages from the framer, except WRITE requests and READ responses whose data
+//! streams past in chunks ([`Smb2State::begin_stream`] / [`Smb2State::stream_data`] /
+//! [`Smb2State::end_stream`]): writes of more than a few KiB to a known disk file, and any WRITE
+//! or READ too large to buffer, alone or as the last command of a compound.
 
 use super::records::*;
+use super::stream_plan::StreamPlan;
 use crate::dcerpc::Conversation;
 use crate::event::{Event, FileAction, SmbAuth, SmbMapping, SmbOpaque, SmbVersion, SmbVisibility};
 use crate::flow::Direction;
@@ -59,17 +62,23 @@ struct Pending {
     info: Info,
 }
 
-/// Where streamed bytes of a large message go.
+/// Where streamed bytes of a message go.
 #[derive(Debug)]
 pub struct StreamTarget {
     dir: Direction,
     session_id: u64,
+    tree_id: u32,
+    message_id: u64,
     key: Option<FileKey>,
     /// File offset of the next byte (writes).
     offset: u64,
     /// Data bytes still expected; bytes after them in the message are padding.
     pub remaining: u64,
     write: bool,
+    /// The message would have fit the buffer and streams only to save the copy: its write is
+    /// dated and its request remembered when the message ends, as a buffered one would be, so
+    /// the output does not depend on the choice.
+    as_buffered: bool,
 }
 
 /// The chain context while walking one compound message.
@@ -78,6 +87,29 @@ struct Chain {
     session_id: Option<u64>,
     tree_id: Option<u32>,
     file: Option<FileKey>,
+}
+
+impl Chain {
+    /// The session and tree of request `h`: a related one inherits the previous command's.
+    fn ids(&mut self, h: &Header) -> (u64, u32) {
+        let (sid, tid) = if h.is_related() {
+            (self.session_id.unwrap_or(h.session_id), self.tree_id.unwrap_or(h.tree_id))
+        } else {
+            (h.session_id, h.tree_id)
+        };
+        self.session_id = Some(sid);
+        self.tree_id = Some(tid);
+        (sid, tid)
+    }
+
+    /// The handle `id` names in request `h`: all-ones in a related one is the previous handle.
+    fn key(&self, h: &Header, id: FileId) -> FileKey {
+        if id == FILE_ID_RELATED && h.is_related() {
+            self.file.unwrap_or(FileKey::Id(id))
+        } else {
+            FileKey::Id(id)
+        }
+    }
 }
 
 pub struct Smb2State {
@@ -99,13 +131,18 @@ impl Smb2State {
     /// One whole SMB2 message (possibly compound) as it came off the wire (`decrypted` false) or
     /// out of a transform.
     pub fn message(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, msg: &[u8], decrypted: bool, sink: &mut Sink) {
+        self.chain_message(cx, t, dir, msg, decrypted, &mut Chain::default(), sink);
+    }
+
+    /// [`Self::message`] continuing `chain` (the head of a compound whose last command streams).
+    #[allow(clippy::too_many_arguments)]
+    fn chain_message(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, msg: &[u8], decrypted: bool, chain: &mut Chain, sink: &mut Sink) {
         let (cmds, bad) = split_compound(msg, MAX_COMPOUND_COMMANDS);
         if bad && cmds.len() >= MAX_COMPOUND_COMMANDS {
             sink.cap_reached("MAX_COMPOUND_COMMANDS", cx.ts, Some(cx.conn()), "smb2", format!("compound chain longer than {MAX_COMPOUND_COMMANDS} commands; the rest skipped"));
         } else if bad {
             sink.anomaly(cx.ts, Some(cx.conn()), crate::event::AnomalyKind::Malformed, "smb2", "bad compound chain (NextCommand) or header");
         }
-        let mut chain = Chain::default();
         for cmd in cmds {
             let Some(h) = parse_header(cmd) else { break };
             sink.count("smb2.commands", 1);
@@ -120,7 +157,7 @@ impl Smb2State {
             if h.is_response() {
                 self.response(cx, t, &h, cmd, sink);
             } else {
-                self.request(cx, t, &h, cmd, &mut chain, sink);
+                self.request(cx, t, &h, cmd, chain, sink);
             }
         }
     }
@@ -134,20 +171,8 @@ impl Smb2State {
     }
 
     fn request(&mut self, cx: &Cx<'_>, t: &mut Tables, h: &Header, msg: &[u8], chain: &mut Chain, sink: &mut Sink) {
-        let (sid, tid) = if h.is_related() {
-            (chain.session_id.unwrap_or(h.session_id), chain.tree_id.unwrap_or(h.tree_id))
-        } else {
-            (h.session_id, h.tree_id)
-        };
-        chain.session_id = Some(sid);
-        chain.tree_id = Some(tid);
-        let key_of = |id: FileId, chain: &Chain| -> FileKey {
-            if id == FILE_ID_RELATED && h.is_related() {
-                chain.file.unwrap_or(FileKey::Id(id))
-            } else {
-                FileKey::Id(id)
-            }
-        };
+        let (sid, tid) = chain.ids(h);
+        let key_of = |id: FileId, chain: &Chain| chain.key(h, id);
         let mid = h.message_id;
         let mut p = Pending { ts: cx.ts, session_id: sid, tree_id: tid, file: None, info: Info::Negotiate };
         match h.command {
@@ -186,7 +211,7 @@ impl Smb2State {
                 let Some(w) = parse_write_request(msg) else { return self.malformed(cx, "WRITE request", sink) };
                 let key = key_of(w.file_id, chain);
                 chain.file = Some(key);
-                let key = self.write_begin(cx, t, sid, tid, key, &w, sink);
+                let key = self.write_begin(cx, t, sid, tid, key, &w, Some(cx.ts), sink);
                 if let Some(key) = key {
                     let data = w.data(msg);
                     self.write_data(cx, t, sid, key, w.offset, data, sink);
@@ -251,15 +276,20 @@ impl Smb2State {
         sink.anomaly(cx.ts, Some(cx.conn()), crate::event::AnomalyKind::Malformed, "smb2", format!("short {what}"));
     }
 
-    /// Starts a write through `key`: counts it and returns the resolved handle key.
+    /// Starts a write through `key`: counts it (dated `stamp`, or later by [`Self::end_stream`])
+    /// and returns the resolved handle key.
     #[allow(clippy::too_many_arguments)]
-    fn write_begin(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, tid: u32, key: FileKey, w: &WriteRequest, sink: &mut Sink) -> Option<FileKey> {
+    fn write_begin(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, tid: u32, key: FileKey, w: &WriteRequest, stamp: Option<Ts>, sink: &mut Sink) -> Option<FileKey> {
         adopt_if_unknown(cx, t, sid, key, sink);
         let s = t.session(sid, cx, sink)?;
         let key = s.file_or_unknown(key, tid, cx, sink)?;
         let f = s.files.get_mut(&key)?;
         if !f.is_pipe {
-            f.writes.get_or_insert_with(WriteTracker::new).begin_write(cx.ts, w.offset, u64::from(w.length));
+            let tracker = f.writes.get_or_insert_with(WriteTracker::new);
+            tracker.begin_write_unstamped(w.offset, u64::from(w.length));
+            if let Some(ts) = stamp {
+                tracker.stamp(ts);
+            }
         }
         Some(key)
     }
@@ -579,32 +609,58 @@ impl Smb2State {
         }));
     }
 
-    /// A large message's prefix (header and fixed part, up to its data) is in: if it is a WRITE
-    /// request or a READ response, account for it and return where its data should stream.
-    /// `prefix` holds at least [`WRITE_REQUEST_FIXED`] bytes or the whole data offset.
-    pub fn begin_stream(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, prefix: &[u8], sink: &mut Sink) -> Option<(StreamTarget, usize)> {
-        let h = parse_header(prefix)?;
-        if h.next_command != 0 {
-            return None;
-        }
+    /// A message's prefix is in, as planned by [`plan_stream`](super::stream_plan::plan_stream):
+    /// the commands before `plan.last` whole, the last one's header and fixed part. If the last is
+    /// a WRITE request or READ response, the earlier commands are handled, the write or read is
+    /// accounted, and the target for its data is returned.
+    ///
+    /// `as_buffered`: the message fits the buffer and streams only to save the copy. Then only a
+    /// lone WRITE to a known disk file streams (pipes get whole messages, DCE-RPC wants them), and
+    /// what a buffered message would change at its end waits for [`Self::end_stream`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn begin_stream(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, prefix: &[u8], plan: &StreamPlan, as_buffered: bool, sink: &mut Sink) -> Option<StreamTarget> {
+        let last = prefix.get(plan.last..)?;
+        let h = parse_header(last)?;
         match (dir, h.command) {
             (Direction::ToServer, WRITE) if !h.is_response() => {
-                let w = parse_write_request(prefix)?;
-                let key = FileKey::Id(w.file_id);
-                let key = self.write_begin(cx, t, h.session_id, h.tree_id, key, &w, sink);
-                self.remember(cx, h.message_id, Pending { ts: cx.ts, session_id: h.session_id, tree_id: h.tree_id, file: key, info: Info::Write }, sink);
-                let target = StreamTarget { dir, session_id: h.session_id, key, offset: w.offset, remaining: u64::from(w.length), write: true };
-                Some((target, usize::from(w.data_offset)))
+                let w = parse_write_request(last)?;
+                if as_buffered && (plan.last != 0 || !self.streams_to_disk_file(t, &h, &w)) {
+                    return None;
+                }
+                let mut chain = Chain::default();
+                if let Some(head) = prefix.get(..plan.last).filter(|hd| !hd.is_empty()) {
+                    self.chain_message(cx, t, dir, head, false, &mut chain, sink);
+                }
+                sink.count("smb2.commands", 1);
+                let (sid, tid) = chain.ids(&h);
+                let key = chain.key(&h, w.file_id);
+                let key = self.write_begin(cx, t, sid, tid, key, &w, (!as_buffered).then_some(cx.ts), sink);
+                if !as_buffered {
+                    self.remember(cx, h.message_id, Pending { ts: cx.ts, session_id: sid, tree_id: tid, file: key, info: Info::Write }, sink);
+                }
+                Some(StreamTarget { dir, session_id: sid, tree_id: tid, message_id: h.message_id, key, offset: w.offset, remaining: u64::from(w.length), write: true, as_buffered })
             }
-            (Direction::ToClient, READ) if h.is_response() && !status::is_error(h.status) => {
-                let r = parse_read_response(prefix)?;
+            (Direction::ToClient, READ) if h.is_response() && !status::is_error(h.status) && plan.last == 0 && !as_buffered => {
+                let r = parse_read_response(last)?;
+                sink.count("smb2.commands", 1);
                 let p = self.take_pending(&h);
-                let (sid, key) = p.map_or((h.session_id, None), |p| (p.session_id, p.file));
-                let target = StreamTarget { dir, session_id: sid, key, offset: 0, remaining: u64::from(r.data_length), write: false };
-                Some((target, usize::from(r.data_offset)))
+                let (sid, tid, key) = p.map_or((h.session_id, h.tree_id, None), |p| (p.session_id, p.tree_id, p.file));
+                Some(StreamTarget { dir, session_id: sid, tree_id: tid, message_id: h.message_id, key, offset: 0, remaining: u64::from(r.data_length), write: false, as_buffered })
             }
             _ => None,
         }
+    }
+
+    /// Whether a lone WRITE's data can stream without changing what its buffered handling
+    /// would do: its handle is a named file on a known disk tree (no pipe to feed whole
+    /// messages, no DCE-RPC sniffing, no held open record, no multichannel adoption). Changes
+    /// nothing.
+    fn streams_to_disk_file(&self, t: &Tables, h: &Header, w: &WriteRequest) -> bool {
+        let Some(s) = t.sessions.get(&h.session_id) else { return false };
+        // As `adopt_if_unknown` looks it up: by the FileId as sent.
+        let Some(f) = s.files.get(&FileKey::Id(w.file_id)) else { return false };
+        let tree_is_disk = s.trees.get(&f.tree_id).is_some_and(|tr| tr.share_type != ShareType::Unknown && !tr.is_pipe());
+        tree_is_disk && f.name != UNKNOWN && !f.is_pipe && f.pipe.is_none() && f.deferred_open.is_none()
     }
 
     /// Streamed data bytes of the message `target` was begun for (never past `remaining`).
@@ -640,6 +696,30 @@ impl Smb2State {
         }
         target.offset = target.offset.saturating_add(n);
         target.remaining -= n;
+    }
+
+    /// The message of a streaming `target` ended (`closing`: cut by the flow's end). A write
+    /// cut short by its own message declared more than it held (a lie, as for a buffered one);
+    /// an as-buffered write is dated and its request remembered now.
+    pub fn end_stream(&mut self, cx: &Cx<'_>, t: &mut Tables, target: &StreamTarget, closing: bool, sink: &mut Sink) {
+        // Like a buffered WRITE: without a handle (a cap refused it) nothing is said.
+        let (true, Some(key)) = (target.write, target.key) else { return };
+        let cut = target.remaining > 0 && !closing;
+        if cut {
+            sink.anomaly(cx.ts, Some(cx.conn()), crate::event::AnomalyKind::Malformed, "smb2", "WRITE Length beyond its message");
+        }
+        if let Some(w) = file_mut(t, target.session_id, key).and_then(|f| f.writes.as_mut()) {
+            if cut {
+                w.mark_incomplete();
+            }
+            if target.as_buffered {
+                w.stamp(cx.ts);
+            }
+        }
+        if target.as_buffered && !closing {
+            let p = Pending { ts: cx.ts, session_id: target.session_id, tree_id: target.tree_id, file: Some(key), info: Info::Write };
+            self.remember(cx, target.message_id, p, sink);
+        }
     }
 
     /// A whole transform (0xFD) message: decrypted when keys allow, else accounted as opaque.

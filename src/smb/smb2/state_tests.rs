@@ -9,11 +9,11 @@ use crate::smb::{SmbParser, SmbShared, MAX_SMB_MESSAGE_BUFFER};
 use crate::time::Ts;
 use sha2::{Digest, Sha256};
 
-const SID: u64 = 0x1000_0000_0001;
-const IPC: u32 = 1;
-const ADMIN: u32 = 2;
+pub(super) const SID: u64 = 0x1000_0000_0001;
+pub(super) const IPC: u32 = 1;
+pub(super) const ADMIN: u32 = 2;
 
-fn ctx() -> FlowCtx {
+pub(super) fn ctx() -> FlowCtx {
     let conn = ConnId {
         orig_h: "192.0.2.10".parse().unwrap(),
         orig_p: 50000,
@@ -23,7 +23,7 @@ fn ctx() -> FlowCtx {
     FlowCtx { conn, uid: Uid::new(&conn, 1) }
 }
 
-fn nb(msg: &[u8]) -> Vec<u8> {
+pub(super) fn nb(msg: &[u8]) -> Vec<u8> {
     let n = msg.len() as u32;
     let mut v = vec![0, (n >> 16) as u8, (n >> 8) as u8, n as u8];
     v.extend_from_slice(msg);
@@ -31,16 +31,16 @@ fn nb(msg: &[u8]) -> Vec<u8> {
 }
 
 /// A conversation: (direction, NetBIOS-framed bytes).
-type Conv = Vec<(Direction, Vec<u8>)>;
+pub(super) type Conv = Vec<(Direction, Vec<u8>)>;
 
-fn req(c: &mut Conv, m: Vec<u8>) {
+pub(super) fn req(c: &mut Conv, m: Vec<u8>) {
     c.push((Direction::ToServer, nb(&m)));
 }
-fn resp(c: &mut Conv, m: Vec<u8>) {
+pub(super) fn resp(c: &mut Conv, m: Vec<u8>) {
     c.push((Direction::ToClient, nb(&m)));
 }
 
-fn run(conv: &Conv, piece: usize) -> (Vec<Event>, Sink) {
+pub(super) fn run(conv: &Conv, piece: usize) -> (Vec<Event>, Sink) {
     let mut p = SmbParser::new(ctx(), SmbShared::default());
     let mut sink = Sink::new();
     for (i, (dir, bytes)) in conv.iter().enumerate() {
@@ -57,16 +57,16 @@ fn run(conv: &Conv, piece: usize) -> (Vec<Event>, Sink) {
     (std::mem::take(&mut sink.events), sink)
 }
 
-fn files(ev: &[Event]) -> Vec<&SmbFiles> {
+pub(super) fn files(ev: &[Event]) -> Vec<&SmbFiles> {
     ev.iter().filter_map(|e| if let Event::SmbFiles(f) = e { Some(f) } else { None }).collect()
 }
 
-fn of(ev: &[Event], a: FileAction) -> Vec<&SmbFiles> {
+pub(super) fn of(ev: &[Event], a: FileAction) -> Vec<&SmbFiles> {
     files(ev).into_iter().filter(|f| f.action == Some(a)).collect()
 }
 
 /// Negotiate, NTLM session setup, IPC$ and ADMIN$ trees.
-fn login(c: &mut Conv) {
+pub(super) fn login(c: &mut Conv) {
     req(c, negotiate_request(&[0x202, 0x311]));
     resp(c, negotiate_response(0x311, Some(2)));
     let mut neg = crate::smb::ntlmssp::NTLMSSP_SIGNATURE.to_vec();
@@ -82,14 +82,14 @@ fn login(c: &mut Conv) {
     resp(c, tree_connect_response(4, SID, ADMIN, SHARE_TYPE_DISK, 0));
 }
 
-fn exe(n: usize) -> Vec<u8> {
+pub(super) fn exe(n: usize) -> Vec<u8> {
     let mut v: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
     v[0] = b'M';
     v[1] = b'Z';
     v
 }
 
-fn sha_hex(b: &[u8]) -> String {
+pub(super) fn sha_hex(b: &[u8]) -> String {
     crate::event::hex(&Sha256::digest(b))
 }
 
