@@ -27,7 +27,11 @@ fn keyfile(name: &str, text: &str) -> PathBuf {
 
 /// (alerts, events) of one run.
 fn run(cap: &Path, keys: Option<&Path>) -> (Vec<Value>, Vec<Value>) {
-    let ev = std::env::temp_dir().join(format!("psexec-enc-ev-{}-{}", std::process::id(), cap.file_name().unwrap().to_string_lossy()));
+    // Tests run in parallel on the same capture: every run gets a file of its own.
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = cap.file_name().unwrap().to_string_lossy();
+    let ev = std::env::temp_dir().join(format!("psexec-enc-ev-{}-{n}-{name}", std::process::id()));
     let mut c = Command::new(env!("CARGO_BIN_EXE_psexec-sensor"));
     c.arg("read").arg(cap).arg("--events").arg(&ev).arg("--no-summary");
     if let Some(k) = keys {
