@@ -43,12 +43,14 @@ mod instance;
 pub mod matcher;
 pub mod names;
 mod report;
+mod retired;
 pub mod rules;
 mod scoring;
 pub mod stage;
 
 pub use attribution::{attribute, AttribInput, Attribution};
-pub use matcher::{DetectStats, Detector, InferredCall};
+pub use matcher::{DetectStats, DetectTables, Detector, InferredCall};
+pub use retired::MAX_RETIRED_SOURCES;
 pub use rules::{RuleError, Rules, Settings};
 pub use stage::Detection;
 
