@@ -1027,6 +1027,10 @@ impl Detector {
             let keep = AUTH_KEEP_NS.max(window);
             self.visibility_seen.retain(|_, t| now.0 <= t.0.saturating_add(keep));
             self.decrypted_conns.retain(|_, t| now.0 <= t.0.saturating_add(keep));
+            shrink_if_sparse(&mut self.pairs);
+            shrink_if_sparse(&mut self.sources);
+            shrink_if_sparse(&mut self.visibility_seen);
+            shrink_if_sparse(&mut self.decrypted_conns);
         }
         closed.sort_by_key(|(_, i)| i.first_ts);
         for (key, inst) in closed {
@@ -1043,8 +1047,40 @@ impl Detector {
     }
 }
 
+/// A hash table keeps its largest size after entries leave; after a burst (a scan of many hosts)
+/// give the memory back once the table is mostly empty, so a long run's footprint follows the
+/// current traffic rather than its peak.
+fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(m: &mut FxHashMap<K, V>) {
+    const MIN_CAPACITY: usize = 1024;
+    if m.capacity() > MIN_CAPACITY && m.len() < m.capacity() / 8 {
+        m.shrink_to((m.len() * 2).max(MIN_CAPACITY));
+    }
+}
+
 /// Drop entries older than `window` before `now` (items are appended in time order).
 fn prune<T>(v: &mut Vec<T>, now: Ts, window: u64, ts: impl Fn(&T) -> Ts) {
     let cut = now.0.saturating_sub(window);
     v.retain(|x| ts(x).0 >= cut);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_tables_give_memory_back() {
+        let mut m: FxHashMap<u32, u64> = FxHashMap::default();
+        for i in 0..100_000 {
+            m.insert(i, 0);
+        }
+        let peak = m.capacity();
+        shrink_if_sparse(&mut m);
+        assert_eq!(m.capacity(), peak, "full: kept");
+        m.retain(|k, _| *k < 50);
+        shrink_if_sparse(&mut m);
+        assert!(m.capacity() < peak / 32, "{} of {peak}", m.capacity());
+        assert!(m.capacity() >= 1024);
+        assert_eq!(m.len(), 50);
+        assert_eq!(m.get(&49), Some(&0));
+    }
 }
