@@ -95,6 +95,25 @@ mod imp {
         technique_alerts: u64,
     }
 
+    /// Writes and drains `pending`, counting what was written.
+    fn write_alerts(
+        pending: &mut Vec<Alert>,
+        alerts: &mut JsonLines,
+        alerts_written: &mut u64,
+        technique_alerts: &mut u64,
+        write_error: &mut Option<(String, io::Error)>,
+    ) {
+        for alert in pending.drain(..) {
+            if matches!(alert, Alert::Technique(_)) {
+                *technique_alerts += 1;
+            }
+            *alerts_written += 1;
+            if let Err(e) = alerts.write(&alert) {
+                write_error.get_or_insert((alerts.path().to_owned(), e));
+            }
+        }
+    }
+
     struct LiveOutput {
         iface: String,
         events: Option<JsonLines>,
@@ -112,15 +131,18 @@ mod imp {
 
     impl LiveOutput {
         fn write_pending(&mut self) {
-            for alert in std::mem::take(&mut self.pending) {
-                if matches!(alert, Alert::Technique(_)) {
-                    self.technique_alerts += 1;
-                }
-                self.alerts_written += 1;
-                if let Err(e) = self.alerts.write(&alert) {
-                    self.write_error.get_or_insert((self.alerts.path().to_owned(), e));
-                }
-            }
+            let LiveOutput { pending, alerts, alerts_written, technique_alerts, write_error, .. } = self;
+            write_alerts(pending, alerts, alerts_written, technique_alerts, write_error);
+        }
+
+        /// Open attack instances and host summaries become alerts, written in batches as they
+        /// come (a long run may have summaries for many hosts).
+        fn finish_detection(&mut self) {
+            let LiveOutput { detection, pending, alerts, alerts_written, technique_alerts, write_error, .. } = self;
+            detection.finish_with(pending, &mut |p| {
+                write_alerts(p, alerts, alerts_written, technique_alerts, write_error)
+            });
+            self.write_pending();
         }
 
         fn stats_line(&self, status: &Status, is_final: bool) {
@@ -257,8 +279,7 @@ mod imp {
         });
 
         // The input has ended (every flow closed by the workers): open attacks become alerts.
-        out.detection.finish(&mut out.pending);
-        out.write_pending();
+        out.finish_detection();
         for w in [out.events.as_mut(), Some(&mut out.alerts)].into_iter().flatten() {
             if let Err(e) = w.flush() {
                 let p = w.path().to_owned();

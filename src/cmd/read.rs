@@ -47,6 +47,25 @@ struct ReadOutput {
     alert_lines: Vec<String>,
 }
 
+/// Writes and drains `pending`, keeping the first lines of each for the summary on stderr.
+fn write_alerts(
+    pending: &mut Vec<Alert>,
+    alerts: &mut JsonLines,
+    alert_lines: &mut Vec<String>,
+    write_error: &mut Option<(String, io::Error)>,
+) {
+    for alert in pending.drain(..) {
+        if !matches!(alert, Alert::HostSummary(_)) && alert_lines.len() < MAX_SUMMARY_ALERT_LINES {
+            alert_lines.push(alert.human());
+        }
+        if let Err(e) = alerts.write(&alert) {
+            if write_error.is_none() {
+                *write_error = Some((alerts.path().to_owned(), e));
+            }
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct FlowLine<'a> {
     log: &'static str,
@@ -56,14 +75,15 @@ struct FlowLine<'a> {
 
 impl ReadOutput {
     fn write_pending(&mut self) {
-        for alert in std::mem::take(&mut self.pending) {
-            if !matches!(alert, Alert::HostSummary(_)) && self.alert_lines.len() < MAX_SUMMARY_ALERT_LINES {
-                self.alert_lines.push(alert.human());
-            }
-            let r = self.alerts.write(&alert);
-            let p = self.alerts.path().to_owned();
-            self.record_error(p, r);
-        }
+        write_alerts(&mut self.pending, &mut self.alerts, &mut self.alert_lines, &mut self.write_error);
+    }
+
+    /// End of input: open attack instances and host summaries become alerts, written as they
+    /// come rather than gathered first.
+    fn finish_detection(&mut self) {
+        let ReadOutput { detection, pending, alerts, alert_lines, write_error, .. } = self;
+        detection.finish_with(pending, &mut |p| write_alerts(p, alerts, alert_lines, write_error));
+        self.write_pending();
     }
 
     fn record_error(&mut self, path: String, r: io::Result<()>) {
@@ -266,8 +286,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     }
 
     // End of input: open attack instances and host summaries become alerts, before the flush.
-    out.detection.finish(&mut out.pending);
-    out.write_pending();
+    out.finish_detection();
     let mut counters = counters;
     let mut caps = crate::sink::Sink::new();
     out.detection.report_caps(&mut caps);

@@ -18,7 +18,8 @@ use crate::event::alert::{
 };
 use crate::event::{ConnFields, DceArgs, DceRpc, Event, FileAction, SmbFiles};
 use crate::time::Ts;
-use rustc_hash::{FxHashMap, FxHashSet};
+use super::retired::Retired;
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -38,13 +39,17 @@ pub const MAX_UPLOADS: usize = 64;
 pub const MAX_PAIR_ITEMS: usize = 128;
 /// Service handles remembered per pair (OpenService / CreateService results).
 pub const MAX_HANDLES: usize = 256;
-/// SMB3-encrypted sessions already reported.
+/// SMB3-encrypted sessions already reported (each forgotten after `AUTH_KEEP_NS` without a sign).
 pub const MAX_VISIBILITY_KEYS: usize = 65_536;
+/// Targets listed in one source's host summary; further targets still count as attacks.
+pub const MAX_SOURCE_TARGETS: usize = 1024;
 /// Packet-time interval between sweeps of idle state.
 const SWEEP_EVERY_NS: u64 = 30 * 1_000_000_000;
 /// An idle pair that authenticated or attacked is kept this long (packet time) so that an attack late in a
 /// long SMB session still names its user; such pairs are evicted first when `MAX_PAIRS` is reached.
 const AUTH_KEEP_NS: u64 = 24 * 3600 * 1_000_000_000;
+/// Alerts handed to the caller at a time while the end-of-run host summaries are written.
+pub(super) const FINISH_BATCH: usize = 64;
 
 #[derive(Default)]
 pub(super) struct PairState {
@@ -81,6 +86,8 @@ pub(super) struct SourceState {
     pub(super) changed: bool,
     pub(super) admin_connects: Vec<(Ts, IpAddr)>,
     pub(super) last_sweep_alert: Option<Ts>,
+    /// Packet time this source was last looked up: quiet sources are retired (`retired`).
+    pub(super) seen: Ts,
 }
 
 /// Counters of named caps reached inside detection.
@@ -90,15 +97,31 @@ pub struct DetectStats {
     pub events: u64,
 }
 
+/// Entries detection holds right now: what must stay flat however long the run (tests, counters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DetectTables {
+    pub pairs: usize,
+    /// Sources with live state (recent activity).
+    pub sources: usize,
+    /// Quiet sources kept packed for the end-of-run host summaries (`MAX_RETIRED_SOURCES`).
+    pub retired_sources: usize,
+    pub visibility_keys: usize,
+    pub decrypted_conns: usize,
+}
+
 /// See `super` (mod.rs) for the API contract.
 pub struct Detector {
     pub(super) rules: Rules,
     pub(super) window_ns: u64,
     pub(super) pairs: FxHashMap<(IpAddr, IpAddr), PairState>,
     pub(super) sources: FxHashMap<IpAddr, SourceState>,
-    pub(super) visibility_seen: FxHashSet<(IpAddr, IpAddr, u64)>,
-    /// Connections whose SMB3 sessions we decrypt with supplied keys (alerts say so).
-    pub(super) decrypted_conns: FxHashSet<crate::flow::Uid>,
+    /// Sources quiet for longer than the windows, packed until the end-of-run host summaries.
+    pub(super) retired: Retired,
+    /// SMB3-encrypted sessions reported, with the last time each was seen.
+    pub(super) visibility_seen: FxHashMap<(IpAddr, IpAddr, u64), Ts>,
+    /// Connections whose SMB3 sessions we decrypt with supplied keys (alerts say so), with the
+    /// last time each was seen.
+    pub(super) decrypted_conns: FxHashMap<crate::flow::Uid, Ts>,
     pub(super) now: Ts,
     pub(super) next_sweep: Ts,
     pub(super) next_summary: Option<Ts>,
@@ -148,8 +171,9 @@ impl Detector {
             window_ns,
             pairs: FxHashMap::default(),
             sources: FxHashMap::default(),
-            visibility_seen: FxHashSet::default(),
-            decrypted_conns: FxHashSet::default(),
+            retired: Retired::default(),
+            visibility_seen: FxHashMap::default(),
+            decrypted_conns: FxHashMap::default(),
             now: Ts(0),
             next_sweep: Ts(0),
             next_summary: None,
@@ -176,6 +200,16 @@ impl Detector {
 
     pub fn stats(&self) -> &DetectStats {
         &self.stats
+    }
+
+    pub fn tables(&self) -> DetectTables {
+        DetectTables {
+            pairs: self.pairs.len(),
+            sources: self.sources.len(),
+            retired_sources: self.retired.len(),
+            visibility_keys: self.visibility_seen.len(),
+            decrypted_conns: self.decrypted_conns.len(),
+        }
     }
 
     /// Count a cap reached (reported through the sink by `report_caps`).
@@ -323,11 +357,8 @@ impl Detector {
             .sweep_window_secs
             .saturating_mul(1_000_000_000);
         let min = self.rules.settings.sweep_min_targets as usize;
-        if !self.sources.contains_key(&c.orig_h) && self.sources.len() >= MAX_SOURCES {
-            self.cap("MAX_SOURCES");
-            return;
-        }
-        let s = self.sources.entry(c.orig_h).or_default();
+        let sweep_secs = self.rules.settings.sweep_window_secs;
+        let Some(s) = self.source(c.orig_h) else { return };
         prune(&mut s.admin_connects, c.ts, sweep_ns, |x| x.0);
         if s.admin_connects.len() < MAX_PAIR_ITEMS {
             s.admin_connects.push((c.ts, c.resp_h));
@@ -344,7 +375,7 @@ impl Detector {
                 "{} connected to admin shares on {} hosts within {} s.",
                 c.orig_h,
                 targets.len(),
-                self.rules.settings.sweep_window_secs
+                sweep_secs
             );
             let sig = SignalAlert {
                 ts: first,
@@ -489,22 +520,25 @@ impl Detector {
         // One record per session, on the first sign (normally state "start"); none when the
         // supplied keys let us read it.
         if v.decrypted {
-            if self.decrypted_conns.len() < MAX_VISIBILITY_KEYS {
-                self.decrypted_conns.insert(c.uid);
+            if let Some(t) = self.decrypted_conns.get_mut(&c.uid) {
+                *t = (*t).max(c.ts);
+            } else if self.decrypted_conns.len() < MAX_VISIBILITY_KEYS {
+                self.decrypted_conns.insert(c.uid, c.ts);
             } else {
                 self.cap("MAX_VISIBILITY_KEYS");
             }
             return;
         }
         let key = (c.orig_h, c.resp_h, v.session_id);
-        if self.visibility_seen.contains(&key) {
+        if let Some(t) = self.visibility_seen.get_mut(&key) {
+            *t = (*t).max(c.ts);
             return;
         }
         if self.visibility_seen.len() >= MAX_VISIBILITY_KEYS {
             self.cap("MAX_VISIBILITY_KEYS");
             return;
         }
-        self.visibility_seen.insert(key);
+        self.visibility_seen.insert(key, c.ts);
         let auth = auth.unwrap_or_default();
         let user = v.user.clone().or(auth.user);
         let reason = format!(
@@ -753,7 +787,13 @@ impl Detector {
     ) {
         let window = self.window_ns;
         let key = (c.orig_h, c.resp_h);
-        let decrypted = self.decrypted_conns.contains(&c.uid);
+        let decrypted = match self.decrypted_conns.get_mut(&c.uid) {
+            Some(t) => {
+                *t = (*t).max(c.ts);
+                true
+            }
+            None => false,
+        };
         let Some(p) = self.pairs.get_mut(&key) else {
             return;
         };
@@ -984,6 +1024,13 @@ impl Detector {
                 };
                 !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(keep)
             });
+            let keep = AUTH_KEEP_NS.max(window);
+            self.visibility_seen.retain(|_, t| now.0 <= t.0.saturating_add(keep));
+            self.decrypted_conns.retain(|_, t| now.0 <= t.0.saturating_add(keep));
+            shrink_if_sparse(&mut self.pairs);
+            shrink_if_sparse(&mut self.sources);
+            shrink_if_sparse(&mut self.visibility_seen);
+            shrink_if_sparse(&mut self.decrypted_conns);
         }
         closed.sort_by_key(|(_, i)| i.first_ts);
         for (key, inst) in closed {
@@ -994,6 +1041,19 @@ impl Detector {
         for (key, u, user) in expired {
             self.upload_signal(key, u, user, out);
         }
+        if !all {
+            self.retire_sources(out);
+        }
+    }
+}
+
+/// A hash table keeps its largest size after entries leave; after a burst (a scan of many hosts)
+/// give the memory back once the table is mostly empty, so a long run's footprint follows the
+/// current traffic rather than its peak.
+fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(m: &mut FxHashMap<K, V>) {
+    const MIN_CAPACITY: usize = 1024;
+    if m.capacity() > MIN_CAPACITY && m.len() < m.capacity() / 8 {
+        m.shrink_to((m.len() * 2).max(MIN_CAPACITY));
     }
 }
 
@@ -1001,4 +1061,26 @@ impl Detector {
 fn prune<T>(v: &mut Vec<T>, now: Ts, window: u64, ts: impl Fn(&T) -> Ts) {
     let cut = now.0.saturating_sub(window);
     v.retain(|x| ts(x).0 >= cut);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_tables_give_memory_back() {
+        let mut m: FxHashMap<u32, u64> = FxHashMap::default();
+        for i in 0..100_000 {
+            m.insert(i, 0);
+        }
+        let peak = m.capacity();
+        shrink_if_sparse(&mut m);
+        assert_eq!(m.capacity(), peak, "full: kept");
+        m.retain(|k, _| *k < 50);
+        shrink_if_sparse(&mut m);
+        assert!(m.capacity() < peak / 32, "{} of {peak}", m.capacity());
+        assert!(m.capacity() >= 1024);
+        assert_eq!(m.len(), 50);
+        assert_eq!(m.get(&49), Some(&0));
+    }
 }

@@ -10,6 +10,8 @@
 //! for ev in events { det.on_event(&ev, &mut alerts); /* write and clear alerts */ }
 //! det.tick(now, &mut alerts);   // live mode, periodically: closes expired instances, periodic host summaries
 //! det.finish(&mut alerts);      // end of input: flush open attack instances, host summaries
+//! det.finish_with(&mut alerts, &mut |a| write_and_clear(a)); // same, handing alerts over in batches
+//! det.tables();                 // entries held now (pairs, live and retired sources, …)
 //! det.report_caps(&mut sink);   // now and then / at the end: detection caps reached -> cap_reached
 //! det.on_inferred(call);        // size inference (detect::inferred) -> InferredCall -> basis "inferred"
 //! ```
@@ -35,6 +37,14 @@
 //!   existing service.
 //! * Visibility: one record per SMB3-encrypted session (source, target, user, dialect, cipher).
 //! * Exceptions (rules) never drop an alert: they set `suppressed_by`.
+//!
+//! # State over long runs
+//! Everything per host is expired by packet time or capped: pairs after the window (a day when
+//! they authenticated or attacked, `MAX_PAIRS`); sources quiet for longer than both windows leave
+//! the live table and keep only a packed host-summary record (`retired`, `MAX_RETIRED_SOURCES`;
+//! beyond it their final summary is written early), brought back whole if they return; reported
+//! SMB3 sessions a day after their last sign (`MAX_VISIBILITY_KEYS`); targets per summary
+//! `MAX_SOURCE_TARGETS`. The end-of-run summaries are therefore the same as if nothing retired.
 
 pub mod attribution;
 mod calls;
@@ -43,12 +53,14 @@ mod instance;
 pub mod matcher;
 pub mod names;
 mod report;
+mod retired;
 pub mod rules;
 mod scoring;
 pub mod stage;
 
 pub use attribution::{attribute, AttribInput, Attribution};
-pub use matcher::{DetectStats, Detector, InferredCall};
+pub use matcher::{DetectStats, DetectTables, Detector, InferredCall};
+pub use retired::MAX_RETIRED_SOURCES;
 pub use rules::{RuleError, Rules, Settings};
 pub use stage::Detection;
 

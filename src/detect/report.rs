@@ -2,7 +2,10 @@
 //! lower-severity signals for expired uploads, per-source host summaries, end of input.
 
 use super::instance::UploadRec;
-use super::matcher::{fnv, ip_bytes, Detector, SourceState, MAX_PAIR_ITEMS, MAX_SOURCES};
+use super::matcher::{
+    fnv, ip_bytes, Detector, SourceState, FINISH_BATCH, MAX_PAIR_ITEMS, MAX_SOURCES,
+    MAX_SOURCE_TARGETS,
+};
 use super::rules::ExceptionSubject;
 use crate::event::alert::{Alert, HostSummary, Severity, SignalAlert, TechniqueAlert, Upload};
 use crate::time::Ts;
@@ -78,12 +81,51 @@ impl Detector {
         self.emit_signal(sig, out);
     }
 
+    /// A source's live state: found, brought back from `retired`, or new.
     pub(super) fn source(&mut self, src: IpAddr) -> Option<&mut SourceState> {
-        if !self.sources.contains_key(&src) && self.sources.len() >= MAX_SOURCES {
-            self.cap("MAX_SOURCES");
-            return None;
+        if !self.sources.contains_key(&src) {
+            if self.sources.len() >= MAX_SOURCES {
+                self.cap("MAX_SOURCES");
+                return None;
+            }
+            let back = self.retired.take(&src).unwrap_or_default();
+            self.sources.insert(src, back);
         }
-        Some(self.sources.entry(src).or_default())
+        let now = self.now;
+        let s = self.sources.get_mut(&src)?;
+        s.seen = s.seen.max(now);
+        Some(s)
+    }
+
+    /// Sources quiet for longer than both windows leave the live table: ones with something to
+    /// summarize are packed into `retired` (or, when that is full, summarized now), the rest are
+    /// dropped. Their sweep history is older than the sweep window by then, so nothing a later
+    /// event would consult is lost. With periodic summaries (live), a source waits for its
+    /// pending periodic summary first.
+    pub(super) fn retire_sources(&mut self, out: &mut Vec<Alert>) {
+        let now = self.now;
+        let sweep_ns = self.rules.settings.sweep_window_secs.saturating_mul(1_000_000_000);
+        let quiet = self.window_ns.max(sweep_ns);
+        let periodic = self.next_summary.is_some();
+        let mut going: Vec<IpAddr> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| now.0 > s.seen.0.saturating_add(quiet) && !(periodic && s.changed))
+            .map(|(k, _)| *k)
+            .collect();
+        going.sort();
+        for src in going {
+            let Some(s) = self.sources.remove(&src) else { continue };
+            if !worth_summary(&s) {
+                continue;
+            }
+            if self.retired.is_full() {
+                self.cap("MAX_RETIRED_SOURCES");
+                out.push(Alert::HostSummary(host_summary(src, &s, now, true)));
+            } else {
+                self.retired.put(src, &s);
+            }
+        }
     }
 
     pub(super) fn emit_technique(&mut self, mut a: TechniqueAlert, out: &mut Vec<Alert>) {
@@ -96,13 +138,18 @@ impl Detector {
             tool: Some(a.tool.as_str()),
         };
         a.suppressed_by = self.rules.exception_for(&subject).map(str::to_string);
+        let mut targets_full = false;
         if let Some(s) = self.source(a.src_ip) {
             touch(s, a.ts, a.ts_end);
             s.attacks += 1;
             if a.suppressed_by.is_some() {
                 s.suppressed += 1;
             }
-            s.targets.insert(a.dst_ip);
+            if s.targets.len() < MAX_SOURCE_TARGETS || s.targets.contains(&a.dst_ip) {
+                s.targets.insert(a.dst_ip);
+            } else {
+                targets_full = true;
+            }
             s.tools.insert(a.tool.clone());
             s.techniques.insert(a.technique);
             if let Some(u) = &a.user {
@@ -115,6 +162,9 @@ impl Detector {
                 }
             }
             s.changed = true;
+        }
+        if targets_full {
+            self.cap("MAX_SOURCE_TARGETS");
         }
         out.push(Alert::Technique(Box::new(a)));
     }
@@ -161,43 +211,78 @@ impl Detector {
 
     /// End of input: flush every open instance, report unclaimed uploads, emit host summaries.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        self.finish_with(out, &mut |_| {});
+    }
+
+    /// [`Self::finish`], handing `out` to `flush` every few host summaries (which should drain
+    /// it), so the end of a run with many attacking hosts does not hold every summary at once.
+    pub fn finish_with(&mut self, out: &mut Vec<Alert>, flush: &mut dyn FnMut(&mut Vec<Alert>)) {
         self.sweep(out, true);
-        self.summaries(out, true);
+        flush(out);
+        self.summaries_with(out, true, flush);
     }
 
     pub(super) fn summaries(&mut self, out: &mut Vec<Alert>, is_final: bool) {
+        self.summaries_with(out, is_final, &mut |_| {});
+    }
+
+    /// Host summaries in address order: live sources (all at the end, changed ones otherwise) and,
+    /// at the end, retired ones.
+    fn summaries_with(
+        &mut self,
+        out: &mut Vec<Alert>,
+        is_final: bool,
+        flush: &mut dyn FnMut(&mut Vec<Alert>),
+    ) {
         let now = self.now;
         let mut srcs: Vec<IpAddr> = self
             .sources
             .iter()
-            .filter(|(_, s)| {
-                (s.attacks > 0 || s.signals > 0 || s.unreadable_sessions > 0)
-                    && (is_final || s.changed)
-            })
+            .filter(|(_, s)| worth_summary(s) && (is_final || s.changed))
             .map(|(k, _)| *k)
             .collect();
+        if is_final {
+            srcs.extend(self.retired.keys().copied());
+        }
         srcs.sort();
         for src in srcs {
-            let Some(s) = self.sources.get_mut(&src) else {
+            let summary = if let Some(s) = self.sources.get_mut(&src) {
+                s.changed = false;
+                host_summary(src, s, now, is_final)
+            } else if let Some(s) = self.retired.get(&src) {
+                host_summary(src, &s, now, is_final)
+            } else {
                 continue;
             };
-            s.changed = false;
-            out.push(Alert::HostSummary(HostSummary {
-                ts: now,
-                src_ip: src,
-                first_ts: s.first_ts,
-                last_ts: s.last_ts,
-                attacks: s.attacks,
-                suppressed: s.suppressed,
-                signals: s.signals,
-                unreadable_sessions: s.unreadable_sessions,
-                targets: s.targets.iter().copied().collect(),
-                tools: s.tools.iter().cloned().collect(),
-                techniques: s.techniques.iter().copied().collect(),
-                users: s.users.iter().cloned().collect(),
-                is_final,
-            }));
+            out.push(Alert::HostSummary(summary));
+            if out.len() >= FINISH_BATCH {
+                flush(out);
+            }
         }
+        flush(out);
+    }
+}
+
+/// Whether a source has anything for a host summary.
+fn worth_summary(s: &SourceState) -> bool {
+    s.attacks > 0 || s.signals > 0 || s.unreadable_sessions > 0
+}
+
+fn host_summary(src: IpAddr, s: &SourceState, now: Ts, is_final: bool) -> HostSummary {
+    HostSummary {
+        ts: now,
+        src_ip: src,
+        first_ts: s.first_ts,
+        last_ts: s.last_ts,
+        attacks: s.attacks,
+        suppressed: s.suppressed,
+        signals: s.signals,
+        unreadable_sessions: s.unreadable_sessions,
+        targets: s.targets.iter().copied().collect(),
+        tools: s.tools.iter().cloned().collect(),
+        techniques: s.techniques.iter().copied().collect(),
+        users: s.users.iter().cloned().collect(),
+        is_final,
     }
 }
 

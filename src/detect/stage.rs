@@ -40,9 +40,19 @@ impl Detection {
 
     /// End of input: everything still open becomes alerts.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        self.finish_with(out, &mut |_| {});
+    }
+
+    /// [`Self::finish`], handing `out` to `flush` (which should drain it) every few alerts.
+    pub fn finish_with(&mut self, out: &mut Vec<Alert>, flush: &mut dyn FnMut(&mut Vec<Alert>)) {
         self.inference.finish(&mut self.inferred);
         self.hand_over_inferred();
-        self.detector.finish(out);
+        self.detector.finish_with(out, flush);
+    }
+
+    /// Entries the matcher holds now (see [`super::DetectTables`]).
+    pub fn tables(&self) -> super::DetectTables {
+        self.detector.tables()
     }
 
     pub fn report_caps(&mut self, sink: &mut Sink) {

@@ -3,7 +3,8 @@
 
 use crate::event::{Event, FileAction};
 use crate::sink::Counters;
-use std::collections::{BTreeMap, BTreeSet};
+use rustc_hash::FxHashSet;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 
 /// Entries listed per section before "… and N more".
@@ -11,6 +12,44 @@ const MAX_LISTED: usize = 20;
 /// Distinct entries remembered per section (users, shares, files, operations, sessions); beyond it
 /// new ones are only counted, so hostile input cannot grow the summary without bound.
 pub const MAX_SUMMARY_ENTRIES: usize = 10_000;
+/// SMB sessions (connection uid, SessionId) remembered to count each once. Sessions are counted,
+/// not listed, so only the most recent ones are kept: a repeat SESSION_SETUP on a session among
+/// the last this many is not counted again; one older than that would be, so the summary then
+/// says how many sessions were forgotten. Memory stays fixed however long the run.
+pub const MAX_SUMMARY_RECENT_SESSIONS: usize = 4096;
+
+/// Distinct SMB sessions, counted with a fixed-size memory of the most recent ones.
+#[derive(Debug, Default)]
+struct SessionCount {
+    /// Hashes of the recent sessions, oldest first, and the same as a set.
+    order: VecDeque<u64>,
+    recent: FxHashSet<u64>,
+    distinct: u64,
+    /// Sessions forgotten to make room (a repeat of one of them would be counted twice).
+    forgotten: u64,
+}
+
+impl SessionCount {
+    fn observe(&mut self, uid: &crate::flow::Uid, session_id: Option<u64>) {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        uid.hash(&mut h);
+        session_id.hash(&mut h);
+        let key = h.finish();
+        if self.recent.contains(&key) {
+            return;
+        }
+        if self.order.len() >= MAX_SUMMARY_RECENT_SESSIONS {
+            if let Some(old) = self.order.pop_front() {
+                self.recent.remove(&old);
+                self.forgotten += 1;
+            }
+        }
+        self.order.push_back(key);
+        self.recent.insert(key);
+        self.distinct += 1;
+    }
+}
 
 /// Bump `key` in `map` if it is there or there is room; otherwise count it as dropped.
 fn bump<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, dropped: &mut u64, f: impl FnOnce(&mut V), init: V) {
@@ -27,7 +66,7 @@ fn bump<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, dropped: &mut u64, f: impl 
 
 #[derive(Debug, Default)]
 pub struct Summary {
-    sessions: BTreeSet<(String, Option<u64>)>,
+    sessions: SessionCount,
     users: BTreeMap<String, u64>,
     shares: BTreeMap<String, u64>,
     /// (share, name) → bytes written, executable?
@@ -52,12 +91,7 @@ impl Summary {
         *self.events.entry(ev.log_name()).or_insert(0) += 1;
         match ev {
             Event::SmbAuth(a) => {
-                let key = (a.conn.uid.to_string(), a.session_id);
-                if self.sessions.len() < MAX_SUMMARY_ENTRIES || self.sessions.contains(&key) {
-                    self.sessions.insert(key);
-                } else {
-                    self.dropped += 1;
-                }
+                self.sessions.observe(&a.conn.uid, a.session_id);
                 let who = match (&a.domain, &a.user) {
                     (Some(d), Some(u)) if !d.is_empty() => format!("{d}\\{u}"),
                     (_, Some(u)) => u.clone(),
@@ -136,7 +170,14 @@ impl Summary {
                 c.get("ip.reassembled")
             );
         }
-        let _ = writeln!(s, "  smb        {} sessions", self.sessions.len());
+        let _ = writeln!(s, "  smb        {} sessions", self.sessions.distinct);
+        if self.sessions.forgotten > 0 {
+            let _ = writeln!(
+                s,
+                "             ({} older sessions forgotten: MAX_SUMMARY_RECENT_SESSIONS reached; a repeated SESSION_SETUP on one counts again)",
+                self.sessions.forgotten
+            );
+        }
         list(
             &mut s,
             "users",
@@ -275,6 +316,43 @@ mod tests {
         assert_eq!(s.shares.len(), MAX_SUMMARY_ENTRIES);
         assert_eq!(s.dropped, 5);
         assert!(s.render(&Counters::default(), 0).contains("… and"));
+    }
+
+    fn auth(uid: u64, session: u64) -> Event {
+        Event::SmbAuth(crate::event::SmbAuth {
+            conn: ConnFields { uid: crate::flow::Uid(uid), ..ConnFields::default() },
+            session_id: Some(session),
+            user: Some("u".into()),
+            domain: None,
+            workstation: None,
+            auth: "ntlmssp",
+            dialect: "SMB 3.1.1".into(),
+            status: "STATUS_SUCCESS".into(),
+            smb_version: SmbVersion::Smb2,
+        })
+    }
+
+    #[test]
+    fn sessions_counted_once_in_fixed_memory() {
+        let mut s = Summary::new();
+        s.observe(&auth(1, 7));
+        s.observe(&auth(1, 7));
+        s.observe(&auth(1, 8));
+        s.observe(&auth(2, 7));
+        assert_eq!(s.sessions.distinct, 3);
+        let n = 3 * MAX_SUMMARY_RECENT_SESSIONS as u64;
+        for i in 0..n {
+            s.observe(&auth(100 + i, 1));
+            // A repeat right after is still recognised.
+            s.observe(&auth(100 + i, 1));
+        }
+        assert_eq!(s.sessions.distinct, 3 + n);
+        assert_eq!(s.sessions.order.len(), MAX_SUMMARY_RECENT_SESSIONS);
+        assert_eq!(s.sessions.recent.len(), MAX_SUMMARY_RECENT_SESSIONS);
+        assert_eq!(s.sessions.forgotten, 3 + n - MAX_SUMMARY_RECENT_SESSIONS as u64);
+        let text = s.render(&Counters::default(), 0);
+        assert!(text.contains(&format!("{} sessions", 3 + n)), "{text}");
+        assert!(text.contains("MAX_SUMMARY_RECENT_SESSIONS"), "{text}");
     }
 
     #[test]
