@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Frames a worker may be ahead of the slowest worker before it waits for it.
-pub const MAX_WORKER_LEAD: u64 = 1 << 16;
+pub const MAX_WORKER_LEAD: u64 = 1 << 13;
 /// Replies waiting for the merger (per run).
 pub const FILES_REPLY_QUEUE: usize = 64;
 /// How long a worker that is too far ahead sleeps before it looks again.
