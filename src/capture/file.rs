@@ -517,6 +517,11 @@ impl CaptureReader {
         if !matches!(self.inner, Source::Legacy(_)) {
             return Ok(self.next_packet(spare)?.then(|| spare.frame()));
         }
+        self.legacy_frame()
+    }
+
+    /// The next classic-pcap record, borrowed from the walker's block buffer.
+    fn legacy_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         let Source::Legacy(r) = &mut self.inner else { return Ok(None) };
         let linktype = r.linktype();
         let stop = match r.next() {
@@ -537,22 +542,13 @@ impl CaptureReader {
     }
 
     fn next_legacy(&mut self, pkt: &mut Packet) -> Result<bool, CaptureError> {
-        let Source::Legacy(r) = &mut self.inner else { return Ok(false) };
-        let linktype = r.linktype();
-        let stop = match r.next() {
-            Ok(Some(rec)) => {
-                self.state.fill(pkt, rec.ts, linktype, rec.orig_len, rec.data);
-                self.packets += 1;
-                return Ok(true);
-            }
-            Ok(None) => {
-                self.done = true;
-                return Ok(false);
-            }
-            Err(stop) => stop,
-        };
-        self.done = true;
-        Err(legacy_stopped(&self.path, self.packets, stop))
+        let Some(f) = self.legacy_frame()? else { return Ok(false) };
+        pkt.ts = f.ts;
+        pkt.linktype = f.linktype;
+        pkt.orig_len = f.orig_len;
+        pkt.data.clear();
+        pkt.data.extend_from_slice(f.data);
+        Ok(true)
     }
 }
 

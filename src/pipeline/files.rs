@@ -263,22 +263,9 @@ impl ShardWorker {
 mod tests {
     use super::*;
     use crate::decode::build::*;
-    use crate::event::Event;
-    use crate::flow::table::FlowSummary;
     use crate::pipeline::stream::{self, Mode};
-    use crate::pipeline::{Collect, EventConsumer};
+    use crate::pipeline::Collect;
     use std::sync::Mutex;
-
-    struct Out(Collect);
-    impl EventConsumer for Out {
-        fn event(&mut self, index: u64, ev: Event) {
-            self.0.event(index, ev)
-        }
-        fn flow_ended(&mut self, index: u64, flow: &FlowSummary) {
-            self.0.flow_ended(index, flow)
-        }
-    }
-    impl Merged for Out {}
 
     #[derive(Default)]
     struct Seen(Mutex<Vec<String>>);
@@ -333,22 +320,22 @@ mod tests {
 
     fn by_shards(files: &[PathBuf], n: usize) -> (Vec<String>, Counters, Vec<String>) {
         let cfg = EngineConfig { flow_summaries: true, ..Default::default() };
-        let mut out = Out(Collect::default());
+        let mut out = Collect::default();
         let seen = Seen::default();
         let (failed, counters) = run_files(n, &cfg, files, Arc::new(AtomicU64::new(0)), &seen, &mut out);
         assert_eq!(failed, 2, "the cut file and the missing one");
-        (render(&out.0), counters, seen.0.into_inner().unwrap())
+        (render(&out), counters, seen.0.into_inner().unwrap())
     }
 
     fn by_feeder(files: &[PathBuf], n: usize) -> Vec<String> {
         let cfg = EngineConfig { flow_summaries: true, ..Default::default() };
-        let mut out = Out(Collect::default());
+        let mut out = Collect::default();
         stream::run(n, Mode::Files, &cfg, &mut out, |feeder| {
             for f in files {
                 feeder.run_file(f, Arc::new(AtomicU64::new(0)), &mut |_| {});
             }
         });
-        render(&out.0)
+        render(&out)
     }
 
     fn render(c: &Collect) -> Vec<String> {

@@ -420,6 +420,9 @@ fn pair_hash(a: &[u8], b: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
+/// Tests and small tools take the merged output as it comes.
+impl Merged for super::Collect {}
+
 /// The merger's state: one queue per worker, each in index order, and each worker's watermark.
 struct Merger {
     queues: Vec<VecDeque<(u64, Item)>>,
@@ -577,17 +580,6 @@ mod tests {
         Packet { ts: Ts::from_secs(t), linktype: LINKTYPE_ETHERNET, orig_len: data.len() as u32, data }
     }
 
-    struct Out(Collect);
-    impl EventConsumer for Out {
-        fn event(&mut self, index: u64, ev: Event) {
-            self.0.event(index, ev)
-        }
-        fn flow_ended(&mut self, index: u64, flow: &FlowSummary) {
-            self.0.flow_ended(index, flow)
-        }
-    }
-    impl Merged for Out {}
-
     /// Many host pairs, each a connection with a hole (a gap anomaly when it closes) and data.
     fn traffic() -> Vec<Packet> {
         let mut v = Vec::new();
@@ -613,7 +605,7 @@ mod tests {
 
     fn pipelined(pkts: &[Packet], n: usize) -> (Collect, Counters) {
         let cfg = EngineConfig { flow_summaries: true, ..Default::default() };
-        let mut out = Out(Collect::default());
+        let mut out = Collect::default();
         let pk = pkts.to_vec();
         let ((), counters) = run(n, Mode::Files, &cfg, &mut out, move |f| {
             for mut p in pk {
@@ -621,7 +613,7 @@ mod tests {
             }
             f.finish_input();
         });
-        (out.0, counters)
+        (out, counters)
     }
 
     fn anomalies(c: &Collect) -> Vec<String> {
@@ -690,7 +682,7 @@ mod tests {
     fn control_steps_are_ordered_between_inputs() {
         let pkts = traffic();
         let cfg = EngineConfig::default();
-        let mut out = Out(Collect::default());
+        let mut out = Collect::default();
         let pk = pkts.clone();
         let (marks, _) = run(2, Mode::Files, &cfg, &mut out, move |f| {
             let mut marks = Vec::new();
@@ -706,7 +698,6 @@ mod tests {
         // Each input's gaps (closed at its finish) come out under its own finish index, first
         // input's before any of the second's.
         let gap_idx: Vec<u64> = out
-            .0
             .events
             .iter()
             .filter(|(_, e)| matches!(e, Event::Anomaly(a) if a.kind == AnomalyKind::Gap && a.layer == "tcp"))
@@ -721,7 +712,7 @@ mod tests {
     fn live_mode_drops_when_a_worker_is_behind_and_counts_it() {
         // Whether a queue fills depends on thread timing; the accounting must hold either way.
         let cfg = EngineConfig::default();
-        let mut out = Out(Collect::default());
+        let mut out = Collect::default();
         let pkts = traffic();
         let (status, counters) = run(1, Mode::Live, &cfg, &mut out, move |f| {
             for _ in 0..50 {
