@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod files;
 pub mod netbios;
 pub mod ntlmssp;
+pub mod registry;
 pub mod smb1;
 pub mod smb2;
 pub mod status;

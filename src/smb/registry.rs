@@ -1,0 +1,280 @@
+//! The SMB3 multichannel registry: what one connection (channel) of a session tells the others
+//! about the session's trees and handles, so a file opened on one channel and written on another
+//! keeps its name. Shared by the SMB parsers of one worker.
+//!
+//! Keyed by session (server address, SessionId) so unrelated servers never mix. A session lives
+//! here while at least one connection uses it: a connection joins a session the first time it
+//! sees its SessionId (SESSION_SETUP, a binding, any message) and leaves every session it joined
+//! when it ends (its parser's close, or the parser dropped on any other path: [`Channel`]'s
+//! `Drop`). The last connection leaving drops the session with its names, so the registry is
+//! flat in capture size; TREE_DISCONNECT and LOGOFF withdraw names earlier.
+//!
+//! Hashing: these maps keep std's SipHash (`HashMap` with `RandomState`). Their keys are
+//! attacker-chosen (SessionId, TreeId, FileId from the wire), and a fixed unkeyed hash such as
+//! FxHash lets anyone build colliding keys cheaply; SipHash is keyed per process. They are
+//! touched rarely (a join per connection and session, TREE_CONNECT, CREATE, CLOSE, a handle
+//! first seen on another channel), so the stronger hash costs nothing measurable.
+
+use crate::sink::Sink;
+use crate::smb::tables::{Cx, Tree};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+/// Trees and handles remembered across all the sessions of one worker. Reaching it empties the
+/// names (sessions and their connections stay): a live sensor must not refuse for ever.
+pub const MAX_SHARED_HANDLES: usize = 65_536;
+/// Sessions tracked across the connections of one worker. Beyond it a new session is not shared
+/// (its channels still work alone); sessions leave as their connections end.
+pub const MAX_SHARED_SESSIONS: usize = 16_384;
+/// Sessions one connection joins; a connection naming more SessionIds (hostile, or garbage after
+/// a resync) shares only the first ones.
+pub const MAX_SESSIONS_JOINED: usize = crate::smb::tables::MAX_SMB_SESSIONS;
+
+/// One session's shared names and how many connections use it.
+#[derive(Debug, Default)]
+struct SharedSession {
+    connections: usize,
+    trees: HashMap<u32, Tree>,
+    handles: HashMap<u128, (String, u32)>,
+}
+
+impl SharedSession {
+    fn names(&self) -> usize {
+        self.trees.len() + self.handles.len()
+    }
+}
+
+/// The registry proper (behind [`SharedRegistry`]'s lock).
+#[derive(Debug, Default)]
+pub struct SharedNames {
+    sessions: HashMap<(IpAddr, u64), SharedSession>,
+    /// Trees plus handles over every session, against [`MAX_SHARED_HANDLES`].
+    names: usize,
+}
+
+/// The registry shared by the SMB parsers of one worker.
+pub type SharedRegistry = Arc<Mutex<SharedNames>>;
+
+/// What a handle published elsewhere resolves to: its name, its TreeId, and its tree if known.
+pub type SharedHandle = (String, u32, Option<Tree>);
+
+impl SharedNames {
+    /// Sessions tracked (tests, metrics).
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+    /// Trees plus handles remembered (tests, metrics).
+    pub fn names(&self) -> usize {
+        self.names
+    }
+
+    /// Counts a connection into a session, creating it within [`MAX_SHARED_SESSIONS`].
+    fn join(&mut self, key: (IpAddr, u64)) -> bool {
+        if let Some(s) = self.sessions.get_mut(&key) {
+            s.connections += 1;
+            return true;
+        }
+        if self.sessions.len() >= MAX_SHARED_SESSIONS {
+            return false;
+        }
+        self.sessions.insert(key, SharedSession { connections: 1, ..SharedSession::default() });
+        true
+    }
+
+    /// A connection that joined `key` ended: the last one drops the session.
+    fn leave(&mut self, key: (IpAddr, u64)) {
+        let Some(s) = self.sessions.get_mut(&key) else { return };
+        s.connections = s.connections.saturating_sub(1);
+        if s.connections == 0 {
+            self.drop_names(key);
+            self.sessions.remove(&key);
+            if self.sessions.is_empty() {
+                // A burst of sessions is over: give its table's memory back.
+                self.sessions = HashMap::new();
+            }
+        }
+    }
+
+    /// Withdraws every name of a session (LOGOFF); its connections stay counted.
+    fn drop_names(&mut self, key: (IpAddr, u64)) {
+        if let Some(s) = self.sessions.get_mut(&key) {
+            self.names = self.names.saturating_sub(s.names());
+            s.trees = HashMap::new();
+            s.handles = HashMap::new();
+        }
+    }
+
+    /// Room for one more name, emptying every session's names when the cap is reached.
+    fn make_room(&mut self, cx: &Cx<'_>, what: &'static str, sink: &mut Sink) {
+        if self.names >= MAX_SHARED_HANDLES {
+            // Start over rather than refuse forever (a live sensor runs for months).
+            sink.cap_reached("MAX_SHARED_HANDLES", cx.ts, Some(cx.conn()), cx.layer, what);
+            for s in self.sessions.values_mut() {
+                s.trees = HashMap::new();
+                s.handles = HashMap::new();
+            }
+            self.names = 0;
+        }
+    }
+
+    fn publish_tree(&mut self, cx: &Cx<'_>, key: (IpAddr, u64), tid: u32, tree: &Tree, sink: &mut Sink) {
+        if !self.sessions.contains_key(&key) {
+            return;
+        }
+        self.make_room(cx, "trees", sink);
+        let Some(s) = self.sessions.get_mut(&key) else { return };
+        if s.trees.insert(tid, tree.clone()).is_none() {
+            self.names += 1;
+        }
+    }
+
+    fn publish_handle(&mut self, cx: &Cx<'_>, key: (IpAddr, u64), id: u128, name_tree: (String, u32), sink: &mut Sink) {
+        let Some(s) = self.sessions.get(&key) else { return };
+        if !s.handles.contains_key(&id) {
+            self.make_room(cx, "handles", sink);
+        }
+        let Some(s) = self.sessions.get_mut(&key) else { return };
+        if s.handles.insert(id, name_tree).is_none() {
+            self.names += 1;
+        }
+    }
+
+    fn withdraw_handle(&mut self, key: (IpAddr, u64), id: u128) {
+        let Some(s) = self.sessions.get_mut(&key) else { return };
+        if s.handles.remove(&id).is_some() {
+            self.names = self.names.saturating_sub(1);
+            shrink_if_sparse(&mut s.handles);
+        }
+    }
+
+    /// A tree is gone, and with it the handles opened on it.
+    fn withdraw_tree(&mut self, key: (IpAddr, u64), tid: u32) {
+        let Some(s) = self.sessions.get_mut(&key) else { return };
+        let before = s.names();
+        s.trees.remove(&tid);
+        s.handles.retain(|_, (_, t)| *t != tid);
+        self.names = self.names.saturating_sub(before - s.names());
+        shrink_if_sparse(&mut s.handles);
+        shrink_if_sparse(&mut s.trees);
+    }
+
+    fn lookup_handle(&self, key: (IpAddr, u64), id: u128) -> Option<SharedHandle> {
+        let s = self.sessions.get(&key)?;
+        let (name, tid) = s.handles.get(&id)?;
+        Some((name.clone(), *tid, s.trees.get(tid).cloned()))
+    }
+}
+
+/// A map that emptied after a burst gives most of its memory back.
+fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+    if m.capacity() > 64 && m.len() * 4 < m.capacity() {
+        m.shrink_to(m.len() * 2);
+    }
+}
+
+/// One connection's membership in the registry: the sessions it joined, left when it ends.
+#[derive(Debug)]
+pub struct Channel {
+    registry: SharedRegistry,
+    /// The connection's server address (all its sessions are on it), known at the first join.
+    server: Option<IpAddr>,
+    /// SessionIds seen on this connection, and whether the registry counted us in (false: its
+    /// session cap refused).
+    joined: Vec<(u64, bool)>,
+    /// [`MAX_SESSIONS_JOINED`] was reported for this connection.
+    over_cap: bool,
+}
+
+impl Channel {
+    pub fn new(registry: SharedRegistry) -> Channel {
+        Channel { registry, server: None, joined: Vec::new(), over_cap: false }
+    }
+
+    fn key(cx: &Cx<'_>, sid: u64) -> (IpAddr, u64) {
+        (cx.flow.conn.resp_h, sid)
+    }
+
+    /// This connection uses session `sid` (called for every message; cheap once joined).
+    pub fn join(&mut self, cx: &Cx<'_>, sid: u64, sink: &mut Sink) {
+        if sid == 0 || sid == u64::MAX || self.joined.iter().any(|(s, _)| *s == sid) {
+            return;
+        }
+        if self.joined.len() >= MAX_SESSIONS_JOINED {
+            if !self.over_cap {
+                self.over_cap = true;
+                sink.cap_reached("MAX_SESSIONS_JOINED", cx.ts, Some(cx.conn()), cx.layer, format!("session {sid:#x} not shared across channels"));
+            }
+            return;
+        }
+        let Ok(mut g) = self.registry.lock() else { return };
+        self.server = Some(cx.flow.conn.resp_h);
+        let counted = g.join(Self::key(cx, sid));
+        if !counted {
+            sink.cap_reached("MAX_SHARED_SESSIONS", cx.ts, Some(cx.conn()), cx.layer, format!("session {sid:#x} not shared across channels"));
+        }
+        self.joined.push((sid, counted));
+    }
+
+    /// Publishes a tree for the other channels of the session.
+    pub fn publish_tree(&mut self, cx: &Cx<'_>, sid: u64, tid: u32, tree: &Tree, sink: &mut Sink) {
+        self.join(cx, sid, sink);
+        let Ok(mut g) = self.registry.lock() else { return };
+        g.publish_tree(cx, Self::key(cx, sid), tid, tree, sink);
+    }
+
+    /// Publishes a handle's name and TreeId for the other channels of the session.
+    pub fn publish_handle(&mut self, cx: &Cx<'_>, sid: u64, id: u128, name: String, tid: u32, sink: &mut Sink) {
+        self.join(cx, sid, sink);
+        let Ok(mut g) = self.registry.lock() else { return };
+        g.publish_handle(cx, Self::key(cx, sid), id, (name, tid), sink);
+    }
+
+    /// CLOSE: the handle is gone on every channel.
+    pub fn withdraw_handle(&self, cx: &Cx<'_>, sid: u64, id: u128) {
+        let Ok(mut g) = self.registry.lock() else { return };
+        g.withdraw_handle(Self::key(cx, sid), id);
+    }
+
+    /// TREE_DISCONNECT: the tree and its handles are gone on every channel.
+    pub fn withdraw_tree(&self, cx: &Cx<'_>, sid: u64, tid: u32) {
+        let Ok(mut g) = self.registry.lock() else { return };
+        g.withdraw_tree(Self::key(cx, sid), tid);
+    }
+
+    /// LOGOFF: the session's names are gone on every channel.
+    pub fn logoff(&self, cx: &Cx<'_>, sid: u64) {
+        let Ok(mut g) = self.registry.lock() else { return };
+        g.drop_names(Self::key(cx, sid));
+    }
+
+    /// A handle another channel of the session published.
+    pub fn lookup_handle(&self, cx: &Cx<'_>, sid: u64, id: u128) -> Option<SharedHandle> {
+        let g = self.registry.lock().ok()?;
+        g.lookup_handle(Self::key(cx, sid), id)
+    }
+
+    /// The connection ended: it leaves every session it joined.
+    pub fn leave_all(&mut self) {
+        let (Some(server), false) = (self.server, self.joined.is_empty()) else { return };
+        let joined = std::mem::take(&mut self.joined);
+        // A poisoned lock still holds consistent counts (no update panics half-way).
+        let mut g = match self.registry.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        for (sid, counted) in joined {
+            if counted {
+                g.leave((server, sid));
+            }
+        }
+    }
+}
+
+impl Drop for Channel {
+    /// However the connection ends (close, reset, eviction, or a parser simply dropped), its
+    /// sessions do not outlive it on its account.
+    fn drop(&mut self) {
+        self.leave_all();
+    }
+}
