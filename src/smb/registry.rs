@@ -278,3 +278,213 @@ impl Drop for Channel {
         self.leave_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::SmbVersion;
+    use crate::flow::{ConnId, FlowCtx, Uid};
+    use crate::smb::tables::ShareType;
+    use crate::time::Ts;
+
+    const SID: u64 = 0x1c00_1000_0049;
+
+    /// A connection from client port `port` to 192.0.2.20:445.
+    fn flow(port: u16) -> FlowCtx {
+        let conn = ConnId { orig_h: "192.0.2.10".parse().unwrap(), orig_p: port, resp_h: "192.0.2.20".parse().unwrap(), resp_p: 445 };
+        FlowCtx { conn, uid: Uid::new(&conn, u64::from(port)) }
+    }
+
+    fn cx(f: &FlowCtx) -> Cx<'_> {
+        Cx { flow: f, ts: Ts::from_secs(1), version: SmbVersion::Smb2, layer: "smb2" }
+    }
+
+    fn admin() -> Tree {
+        Tree::new("\\\\192.0.2.20\\ADMIN$", ShareType::Disk)
+    }
+
+    fn counts(r: &SharedRegistry) -> (usize, usize) {
+        let g = r.lock().unwrap();
+        (g.sessions(), g.names())
+    }
+
+    /// Channel A publishes tree 2 and handle 0x77 on it.
+    fn published(r: &SharedRegistry, fa: &FlowCtx, sink: &mut Sink) -> Channel {
+        let mut a = Channel::new(r.clone());
+        a.join(&cx(fa), SID, sink);
+        a.publish_tree(&cx(fa), SID, 2, &admin(), sink);
+        a.publish_handle(&cx(fa), SID, 0x77, "up.exe".into(), 2, sink);
+        a
+    }
+
+    #[test]
+    fn second_channel_resolves_after_the_first_closed_and_the_last_close_empties() {
+        let r = SharedRegistry::default();
+        let mut sink = Sink::new();
+        let (fa, fb) = (flow(57092), flow(57093));
+        let mut a = published(&r, &fa, &mut sink);
+        let mut b = Channel::new(r.clone());
+        b.join(&cx(&fb), SID, &mut sink);
+        assert_eq!(counts(&r), (1, 2));
+        a.leave_all();
+        let (name, tid, tree) = b.lookup_handle(&cx(&fb), SID, 0x77).expect("still shared through B");
+        assert_eq!((name.as_str(), tid, tree.map(|t| t.share)), ("up.exe", 2, Some("ADMIN$".to_string())));
+        b.leave_all();
+        assert_eq!(counts(&r), (0, 0), "the last connection took the session with it");
+        assert!(b.lookup_handle(&cx(&fb), SID, 0x77).is_none());
+    }
+
+    #[test]
+    fn a_dropped_connection_leaves_without_saying_goodbye() {
+        let r = SharedRegistry::default();
+        let mut sink = Sink::new();
+        let a = published(&r, &flow(1), &mut sink);
+        assert_eq!(counts(&r), (1, 2));
+        drop(a);
+        assert_eq!(counts(&r), (0, 0));
+    }
+
+    #[test]
+    fn a_connection_joins_once_however_many_messages() {
+        let r = SharedRegistry::default();
+        let mut sink = Sink::new();
+        let (fa, fb) = (flow(1), flow(2));
+        let mut a = Channel::new(r.clone());
+        for _ in 0..10 {
+            a.join(&cx(&fa), SID, &mut sink);
+        }
+        let mut b = Channel::new(r.clone());
+        b.join(&cx(&fb), SID, &mut sink);
+        a.leave_all();
+        assert_eq!(counts(&r).0, 1, "B still uses the session");
+        drop(b);
+        assert_eq!(counts(&r).0, 0);
+    }
+
+    #[test]
+    fn the_same_session_id_on_another_server_is_another_session() {
+        let r = SharedRegistry::default();
+        let mut sink = Sink::new();
+        let fa = flow(1);
+        let _a = published(&r, &fa, &mut sink);
+        let mut other = flow(2);
+        other.conn.resp_h = "192.0.2.99".parse().unwrap();
+        let mut b = Channel::new(r.clone());
+        b.join(&cx(&other), SID, &mut sink);
+        assert!(b.lookup_handle(&cx(&other), SID, 0x77).is_none());
+        assert_eq!(counts(&r).0, 2);
+    }
+
+    #[test]
+    fn logoff_withdraws_the_sessions_names() {
+        let r = SharedRegistry::default();
+        let mut sink = Sink::new();
+        let fa = flow(1);
+        let a = published(&r, &fa, &mut sink);
+        a.logoff(&cx(&fa), SID);
+        assert!(a.lookup_handle(&cx(&fa), SID, 0x77).is_none());
+        assert_eq!(counts(&r), (1, 0), "names gone; the session stays while A lives");
+        drop(a);
+        assert_eq!(counts(&r), (0, 0));
+    }
+
+    #[test]
+    fn tree_disconnect_withdraws_the_tree_and_its_handles_only() {
+        let r = SharedRegistry::default();
+        let mut sink = Sink::new();
+        let fa = flow(1);
+        let mut a = published(&r, &fa, &mut sink);
+        a.publish_tree(&cx(&fa), SID, 1, &Tree::new("\\\\192.0.2.20\\IPC$", ShareType::Pipe), &mut sink);
+        a.publish_handle(&cx(&fa), SID, 0x88, "svcctl".into(), 1, &mut sink);
+        assert_eq!(counts(&r), (1, 4));
+        a.withdraw_tree(&cx(&fa), SID, 2);
+        assert!(a.lookup_handle(&cx(&fa), SID, 0x77).is_none());
+        let (name, _, tree) = a.lookup_handle(&cx(&fa), SID, 0x88).unwrap();
+        assert_eq!((name.as_str(), tree.map(|t| t.share_type)), ("svcctl", Some(ShareType::Pipe)));
+        assert_eq!(counts(&r), (1, 2));
+        a.withdraw_handle(&cx(&fa), SID, 0x88);
+        assert_eq!(counts(&r), (1, 1));
+    }
+
+    #[test]
+    fn thousands_of_sessions_opened_and_closed_leave_it_empty() {
+        let r = SharedRegistry::default();
+        let mut sink = Sink::new();
+        let mut live = Vec::new();
+        for i in 0..5_000u16 {
+            let f = flow(1000 + i);
+            let sid = 0x1000 + u64::from(i);
+            let mut c = Channel::new(r.clone());
+            c.join(&cx(&f), sid, &mut sink);
+            c.publish_tree(&cx(&f), sid, 1, &admin(), &mut sink);
+            for h in 0..4u128 {
+                c.publish_handle(&cx(&f), sid, h, format!("f{h}"), 1, &mut sink);
+            }
+            // Some close their handles, some never do.
+            if i % 2 == 0 {
+                c.withdraw_handle(&cx(&f), sid, 0);
+            }
+            live.push(c);
+            if live.len() > 8 {
+                live.remove(0).leave_all();
+            }
+        }
+        assert!(counts(&r).0 <= 8);
+        live.clear();
+        assert_eq!(counts(&r), (0, 0));
+        assert_eq!(r.lock().unwrap().sessions.capacity(), 0, "memory given back");
+        assert_eq!(sink.counters.get("MAX_SHARED_HANDLES") + sink.counters.get("MAX_SHARED_SESSIONS"), 0);
+    }
+
+    #[test]
+    fn the_handle_cap_still_holds() {
+        let r = SharedRegistry::default();
+        let mut sink = Sink::new();
+        let fa = flow(1);
+        let mut a = Channel::new(r.clone());
+        for id in 0..(MAX_SHARED_HANDLES as u128 + 10) {
+            a.publish_handle(&cx(&fa), SID, id, String::new(), 2, &mut sink);
+            assert!(counts(&r).1 <= MAX_SHARED_HANDLES);
+        }
+        assert_eq!(sink.counters.get("MAX_SHARED_HANDLES"), 1);
+        assert_eq!(counts(&r), (1, 10), "emptied once at the cap, then refilled");
+        // The session and its connection count survive the emptying.
+        assert!(a.lookup_handle(&cx(&fa), SID, MAX_SHARED_HANDLES as u128 + 9).is_some());
+        drop(a);
+        assert_eq!(counts(&r), (0, 0));
+    }
+
+    #[test]
+    fn the_session_caps_hold() {
+        let r = SharedRegistry::default();
+        let mut sink = Sink::new();
+        // One connection naming ever more SessionIds joins only MAX_SESSIONS_JOINED of them.
+        let f = flow(1);
+        let mut a = Channel::new(r.clone());
+        for sid in 1..=(MAX_SESSIONS_JOINED as u64 + 50) {
+            a.join(&cx(&f), sid, &mut sink);
+        }
+        assert_eq!(counts(&r).0, MAX_SESSIONS_JOINED);
+        assert_eq!(sink.counters.get("MAX_SESSIONS_JOINED"), 1);
+        drop(a);
+        // Many connections each with a session: at most MAX_SHARED_SESSIONS shared.
+        let mut chans = Vec::new();
+        for i in 0..(MAX_SHARED_SESSIONS / MAX_SESSIONS_JOINED + 1) {
+            let f = flow(i as u16);
+            let mut c = Channel::new(r.clone());
+            for j in 0..MAX_SESSIONS_JOINED as u64 {
+                c.join(&cx(&f), (i as u64) << 16 | (j + 1), &mut sink);
+            }
+            chans.push(c);
+        }
+        assert_eq!(counts(&r).0, MAX_SHARED_SESSIONS);
+        assert_eq!(sink.counters.get("MAX_SHARED_SESSIONS"), MAX_SESSIONS_JOINED as u64);
+        // A refused session publishes nothing (it could never be dropped).
+        let f = flow((MAX_SHARED_SESSIONS / MAX_SESSIONS_JOINED) as u16);
+        let last = chans.last_mut().unwrap();
+        last.publish_handle(&cx(&f), (f.conn.orig_p as u64) << 16 | 1, 5, "x".into(), 1, &mut sink);
+        assert_eq!(counts(&r).1, 0);
+        chans.clear();
+        assert_eq!(counts(&r), (0, 0));
+    }
+}
