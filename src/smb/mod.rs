@@ -14,6 +14,7 @@
 
 pub mod crypto;
 pub mod files;
+pub mod keyed_hash;
 pub mod netbios;
 pub mod ntlmssp;
 pub mod registry;

@@ -12,7 +12,7 @@ use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
 use crate::smb::status::nt_status_name;
 use crate::time::Ts;
-use std::collections::HashMap;
+use crate::smb::keyed_hash::KeyedMap;
 pub use crate::smb::registry::{SharedRegistry, MAX_SHARED_HANDLES};
 use crate::smb::registry::Channel;
 
@@ -157,10 +157,10 @@ pub struct Session {
     /// SMB2 SessionId or SMB1 UID.
     pub id: u64,
     pub auth: Option<SessionAuth>,
-    pub trees: HashMap<u32, Tree>,
-    pub files: HashMap<FileKey, OpenFile>,
+    pub trees: KeyedMap<u32, Tree>,
+    pub files: KeyedMap<FileKey, OpenFile>,
     /// Provisional key (CREATE MessageId) → the FileId its response gave.
-    pub aliases: HashMap<u64, u128>,
+    pub aliases: KeyedMap<u64, u128>,
     pub pipes: usize,
     pub encrypted: Option<Visibility>,
     pub compressed: Option<Visibility>,
@@ -340,7 +340,8 @@ pub fn finish_file_in(cx: &Cx<'_>, session_id: u64, tree: &Tree, mut f: OpenFile
 /// The per-connection table of sessions.
 #[derive(Debug, Default)]
 pub struct Tables {
-    pub sessions: HashMap<u64, Session>,
+    /// Keyed hash: SessionIds are attacker-chosen (see [`crate::smb::keyed_hash`]).
+    pub sessions: KeyedMap<u64, Session>,
     /// This connection's membership in the cross-connection registry (None in unit tests that
     /// want one connection alone).
     pub channel: Option<Channel>,
@@ -348,7 +349,7 @@ pub struct Tables {
 
 impl Tables {
     pub fn with_registry(registry: SharedRegistry) -> Tables {
-        Tables { sessions: HashMap::new(), channel: Some(Channel::new(registry)) }
+        Tables { sessions: KeyedMap::default(), channel: Some(Channel::new(registry)) }
     }
 
     /// This connection uses session `sid` (any SMB2 message naming it).
