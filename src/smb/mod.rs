@@ -14,8 +14,10 @@
 
 pub mod crypto;
 pub mod files;
+pub mod keyed_hash;
 pub mod netbios;
 pub mod ntlmssp;
+pub mod registry;
 pub mod smb1;
 pub mod smb2;
 pub mod status;

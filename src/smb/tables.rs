@@ -12,9 +12,9 @@ use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
 use crate::smb::status::nt_status_name;
 use crate::time::Ts;
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use crate::smb::keyed_hash::KeyedMap;
+pub use crate::smb::registry::{SharedRegistry, MAX_SHARED_HANDLES};
+use crate::smb::registry::Channel;
 
 /// Sessions tracked per connection.
 pub const MAX_SMB_SESSIONS: usize = 64;
@@ -25,9 +25,6 @@ pub const MAX_OPEN_FILES: usize = 1024;
 /// DCE-RPC conversations (pipe handles) kept per session.
 pub const MAX_PIPES_PER_SESSION: usize = 64;
 
-/// Handles and trees remembered across the connections of one worker (SMB3 multichannel: a
-/// file opened on one channel is written on another). Reaching it empties the registry.
-pub const MAX_SHARED_HANDLES: usize = 65_536;
 
 /// Written where the tree connect (or the CREATE) was not seen.
 pub const UNKNOWN: &str = "<unknown>";
@@ -160,10 +157,10 @@ pub struct Session {
     /// SMB2 SessionId or SMB1 UID.
     pub id: u64,
     pub auth: Option<SessionAuth>,
-    pub trees: HashMap<u32, Tree>,
-    pub files: HashMap<FileKey, OpenFile>,
+    pub trees: KeyedMap<u32, Tree>,
+    pub files: KeyedMap<FileKey, OpenFile>,
     /// Provisional key (CREATE MessageId) → the FileId its response gave.
-    pub aliases: HashMap<u64, u128>,
+    pub aliases: KeyedMap<u64, u128>,
     pub pipes: usize,
     pub encrypted: Option<Visibility>,
     pub compressed: Option<Visibility>,
@@ -340,86 +337,71 @@ pub fn finish_file_in(cx: &Cx<'_>, session_id: u64, tree: &Tree, mut f: OpenFile
     }
 }
 
-/// What one connection tells the others about a session's trees and handles (multichannel),
-/// keyed by server address and SessionId so unrelated servers never mix.
-#[derive(Debug, Default)]
-pub struct SharedNames {
-    trees: HashMap<(IpAddr, u64, u32), Tree>,
-    handles: HashMap<(IpAddr, u64, u128), (String, u32)>,
-}
-
-/// The registry shared by the SMB parsers of one worker.
-pub type SharedRegistry = Arc<Mutex<SharedNames>>;
-
-impl SharedNames {
-    fn full(&self) -> bool {
-        self.trees.len() + self.handles.len() >= MAX_SHARED_HANDLES
-    }
-    fn clear(&mut self) {
-        self.trees.clear();
-        self.handles.clear();
-    }
-}
-
-/// Publishes (Some) or withdraws (None) a handle's name in `registry` for the other channels.
-pub fn share_handle(registry: Option<&SharedRegistry>, cx: &Cx<'_>, sid: u64, id: u128, name_tree: Option<(String, u32)>, sink: &mut Sink) {
-    let Some(r) = registry else { return };
-    let Ok(mut g) = r.lock() else { return };
-    let key = (cx.flow.conn.resp_h, sid, id);
-    match name_tree {
-        None => {
-            g.handles.remove(&key);
-        }
-        Some(v) => {
-            if g.full() && !g.handles.contains_key(&key) {
-                // Start over rather than refuse forever (a live sensor runs for months).
-                sink.cap_reached("MAX_SHARED_HANDLES", cx.ts, Some(cx.conn()), cx.layer, "handles");
-                g.clear();
-            }
-            g.handles.insert(key, v);
-        }
-    }
-}
-
 /// The per-connection table of sessions.
 #[derive(Debug, Default)]
 pub struct Tables {
-    pub sessions: HashMap<u64, Session>,
-    /// Cross-connection names (None in unit tests that want one connection alone).
-    pub registry: Option<SharedRegistry>,
+    /// Keyed hash: SessionIds are attacker-chosen (see [`crate::smb::keyed_hash`]).
+    pub sessions: KeyedMap<u64, Session>,
+    /// This connection's membership in the cross-connection registry (None in unit tests that
+    /// want one connection alone).
+    pub channel: Option<Channel>,
 }
 
 impl Tables {
     pub fn with_registry(registry: SharedRegistry) -> Tables {
-        Tables { sessions: HashMap::new(), registry: Some(registry) }
+        Tables { sessions: KeyedMap::default(), channel: Some(Channel::new(registry)) }
+    }
+
+    /// This connection uses session `sid` (any SMB2 message naming it).
+    pub fn join(&mut self, cx: &Cx<'_>, sid: u64, sink: &mut Sink) {
+        if let Some(c) = self.channel.as_mut() {
+            c.join(cx, sid, sink);
+        }
     }
 
     /// Publishes a tree for the other channels of the session.
-    pub fn share_tree(&self, cx: &Cx<'_>, sid: u64, tid: u32, tree: &Tree, sink: &mut Sink) {
-        let Some(r) = &self.registry else { return };
-        let Ok(mut g) = r.lock() else { return };
-        if g.full() {
-            sink.cap_reached("MAX_SHARED_HANDLES", cx.ts, Some(cx.conn()), cx.layer, "trees");
-            g.clear();
+    pub fn share_tree(&mut self, cx: &Cx<'_>, sid: u64, tid: u32, tree: &Tree, sink: &mut Sink) {
+        if let Some(c) = self.channel.as_mut() {
+            c.publish_tree(cx, sid, tid, tree, sink);
         }
-        g.trees.insert((cx.flow.conn.resp_h, sid, tid), tree.clone());
     }
 
-    /// Publishes (Some) or withdraws (None) a handle's name for the other channels.
-    pub fn share_handle(&self, cx: &Cx<'_>, sid: u64, id: u128, name_tree: Option<(String, u32)>, sink: &mut Sink) {
-        share_handle(self.registry.as_ref(), cx, sid, id, name_tree, sink);
+    /// Publishes a handle's name (and tree) for the other channels.
+    pub fn share_handle(&mut self, cx: &Cx<'_>, sid: u64, id: u128, name: String, tid: u32, sink: &mut Sink) {
+        if let Some(c) = self.channel.as_mut() {
+            c.publish_handle(cx, sid, id, name, tid, sink);
+        }
+    }
+
+    /// CLOSE: withdraws a handle from the other channels.
+    pub fn withdraw_handle(&self, cx: &Cx<'_>, sid: u64, id: u128) {
+        if let Some(c) = &self.channel {
+            c.withdraw_handle(cx, sid, id);
+        }
+    }
+
+    /// TREE_DISCONNECT: the tree is gone here and on the other channels.
+    pub fn tree_disconnect(&mut self, cx: &Cx<'_>, sid: u64, tid: u32) {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.trees.remove(&tid);
+        }
+        if let Some(c) = &self.channel {
+            c.withdraw_tree(cx, sid, tid);
+        }
+    }
+
+    /// LOGOFF: the session ends here (its handles finished) and its names leave the registry.
+    pub fn logoff(&mut self, sid: u64, cx: &Cx<'_>, sink: &mut Sink) {
+        self.end_session(sid, cx, sink);
+        if let Some(c) = &self.channel {
+            c.logoff(cx, sid);
+        }
     }
 
     /// Learns a handle (and its tree) opened on another channel, if one was published. Returns
     /// whether the handle is now known here.
     pub fn adopt_handle(&mut self, cx: &Cx<'_>, sid: u64, id: u128, sink: &mut Sink) -> bool {
-        let Some(r) = self.registry.clone() else { return false };
-        let found = {
-            let Ok(g) = r.lock() else { return false };
-            let server = cx.flow.conn.resp_h;
-            g.handles.get(&(server, sid, id)).map(|(name, tid)| (name.clone(), *tid, g.trees.get(&(server, sid, *tid)).cloned()))
-        };
-        let Some((name, tid, tree)) = found else { return false };
+        let Some((name, tid, tree)) = self.channel.as_ref().and_then(|c| c.lookup_handle(cx, sid, id)) else { return false };
         let Some(s) = self.session(sid, cx, sink) else { return false };
         if let Some(tree) = tree {
             if s.trees.get(&tid).is_none_or(|t| t.share_type == ShareType::Unknown) {
@@ -458,12 +440,16 @@ impl Tables {
         }
     }
 
-    /// Flow end: finish every session, in a stable order.
+    /// Flow end: finish every session, in a stable order, and leave the registry's sessions
+    /// (the last connection of a session drops it there).
     pub fn end_all(&mut self, cx: &Cx<'_>, sink: &mut Sink) {
         let mut ids: Vec<u64> = self.sessions.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
             self.end_session(id, cx, sink);
+        }
+        if let Some(c) = self.channel.as_mut() {
+            c.leave_all();
         }
     }
 }

@@ -10,3 +10,5 @@ pub use state::{Smb2State, StreamTarget, MAX_PENDING_SMB_REQUESTS};
 mod state_tests;
 #[cfg(test)]
 mod stream_tests;
+#[cfg(test)]
+mod multichannel_tests;

@@ -150,6 +150,10 @@ impl Smb2State {
                 self.decryptor.observe(dir, cmd);
                 self.decryptor.report_notes(sink, cx.ts, Some(cx.conn()));
             }
+            // A related request's SessionId is its predecessor's (or all-ones): nothing new.
+            if !h.is_related() {
+                t.join(cx, h.session_id, sink);
+            }
             if h.is_response() != (dir == Direction::ToClient) {
                 sink.anomaly(cx.ts, Some(cx.conn()), crate::event::AnomalyKind::WrongDirection, "smb2", format!("command {} in the wrong direction", h.command));
                 continue;
@@ -402,14 +406,9 @@ impl Smb2State {
                     }
                 }
             }
-            (TREE_DISCONNECT, Some(p)) => {
-                if let Some(s) = t.sessions.get_mut(&p.session_id) {
-                    s.trees.remove(&p.tree_id);
-                }
-            }
-            (LOGOFF, Some(p)) => t.end_session(p.session_id, cx, sink),
+            (TREE_DISCONNECT, Some(p)) => t.tree_disconnect(cx, p.session_id, p.tree_id),
+            (LOGOFF, Some(p)) => t.logoff(p.session_id, cx, sink),
             (CREATE, Some(Pending { ts, session_id, tree_id, info: Info::Create { key, name, access, disposition, options }, .. })) => {
-                let registry = t.registry.clone();
                 let Some(s) = t.session(session_id, cx, sink) else { return };
                 let tree = s.tree_or_unknown(tree_id, cx, sink);
                 let resp = if ok { parse_create_response(msg) } else { None };
@@ -440,7 +439,6 @@ impl Smb2State {
                                 s.aliases.insert(m, c.file_id);
                             }
                         }
-                        share_handle(registry.as_ref(), cx, session_id, c.file_id, Some((name.clone(), tree_id)), sink);
                     }
                     None => {
                         if let Some(f) = s.remove_file(key) {
@@ -463,6 +461,9 @@ impl Smb2State {
                 if delete {
                     del.action = Some(FileAction::FileDelete);
                     sink.emit(Event::SmbFiles(del));
+                }
+                if let Some(c) = resp {
+                    t.share_handle(cx, session_id, c.file_id, name, tree_id, sink);
                 }
             }
             (WRITE, Some(p)) if !ok => {
@@ -494,7 +495,7 @@ impl Smb2State {
                 if let Some(key) = p.file {
                     let Some(s) = t.sessions.get_mut(&p.session_id) else { return };
                     if let FileKey::Id(id) = s.resolve(key) {
-                        t.share_handle(cx, p.session_id, id, None, sink);
+                        t.withdraw_handle(cx, p.session_id, id);
                     }
                     let Some(s) = t.sessions.get_mut(&p.session_id) else { return };
                     if let Some(f) = s.remove_file(key) {
