@@ -7,17 +7,16 @@
 //! (BENCHMARK.md). This bench is the quick, repeatable regression check on a small file.
 //!
 //! Two variants:
-//! - `e2e_cli`: runs the release binary (`psexec-sensor read FILE --workers N`) as a process: works
-//!   as soon as the `read` command exists, whatever the library API looks like. Process start-up is
-//!   ~1 ms against tens of ms of work on the default capture.
-//! - `e2e_engine` (feature `bench-engine`): in process, one `psexec_sensor::pipeline::Engine` fed by
-//!   `pipeline::run_file`, written against the pipeline branch's API (not on this branch yet, hence
-//!   the gate). Once merged, the lead turns the feature on (or removes the gate).
+//! - `e2e_cli`: runs the release binary (`psexec-sensor read FILE --workers N`) as a process, with
+//!   detection and output. Process start-up is ~1 ms against tens of ms of work on the default
+//!   capture.
+//! - `e2e_engine`: in process, without detection: one `pipeline::Engine` fed by
+//!   `pipeline::run_file`, and N engines through `pipeline::files::run_files`.
 //!
 //! Capture: `PSEXEC_BENCH_CAPTURE=path` or, by default, captures/lab/k1_psexec_large_upload.pcap
 //! (the largest shared capture: an 8.4 MB PsExec upload in ~6,000 frames).
 //!
-//! Run: `cargo bench --bench e2e` (add `--features bench-engine` for the in-process variant).
+//! Run: `cargo bench --bench e2e`.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -69,11 +68,10 @@ fn e2e_cli(c: &mut Criterion) {
     g.finish();
 }
 
-#[cfg(feature = "bench-engine")]
 fn e2e_engine(c: &mut Criterion) {
-    // Written against the pipeline branch's API (src/pipeline.rs: Engine, run_file, EventConsumer):
-    // one Engine = one worker, capture → decode → flows → SMB/DCE-RPC → events (no detection yet).
-    // When the multi-worker runner lands, add a variant per worker count here.
+    // Capture → decode → flows → SMB/DCE-RPC → events, no detection: what the engines cost.
+    use psexec_sensor::pipeline::files::{run_files, FileProgress};
+    use psexec_sensor::pipeline::stream::Merged;
     use psexec_sensor::pipeline::{run_file, Engine, EngineConfig, EventConsumer};
     use std::sync::atomic::AtomicU64;
     use std::sync::Arc;
@@ -84,6 +82,9 @@ fn e2e_engine(c: &mut Criterion) {
             self.0 += 1;
         }
     }
+    impl Merged for CountEvents {}
+    struct Quiet;
+    impl FileProgress for Quiet {}
 
     let cap = capture_path();
     let size = std::fs::metadata(&cap).expect("bench capture").len();
@@ -101,11 +102,20 @@ fn e2e_engine(c: &mut Criterion) {
             std::hint::black_box(out.0)
         })
     });
+    let files = [cap.clone()];
+    for w in WORKER_COUNTS {
+        g.bench_with_input(BenchmarkId::new("sharded", format!("workers={w}")), &w, |b, &w| {
+            b.iter(|| {
+                let mut out = CountEvents(0);
+                let cfg = EngineConfig::default();
+                let (failed, _) = run_files(w, &cfg, &files, Arc::new(AtomicU64::new(0)), &Quiet, &mut out);
+                assert_eq!(failed, 0);
+                std::hint::black_box(out.0)
+            })
+        });
+    }
     g.finish();
 }
 
-#[cfg(not(feature = "bench-engine"))]
-criterion_group!(benches, e2e_cli);
-#[cfg(feature = "bench-engine")]
 criterion_group!(benches, e2e_cli, e2e_engine);
 criterion_main!(benches);

@@ -84,7 +84,12 @@ pub struct Engine {
 impl Engine {
     /// An engine with the sensor's parsers (SMB, DCE-RPC).
     pub fn new(cfg: EngineConfig) -> Engine {
-        let factory = AppFactory::new(cfg.smb.clone());
+        let mut smb = cfg.smb.clone();
+        // A multichannel registry of its own: a session's channels join the same host pair, so
+        // they meet on one worker; sharing one registry between workers would only make them
+        // contend for its lock (and its caps would not be per worker, as documented).
+        smb.names = Default::default();
+        let factory = AppFactory::new(smb);
         let epm = factory.epm.clone();
         let mut e = Engine::with_factory(cfg, Box::new(factory));
         e.epm = Some(epm);
