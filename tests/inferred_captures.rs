@@ -513,3 +513,30 @@ fn end_to_end_encrypted_negatives_through_the_smb_layer() {
         assert!(out.is_empty(), "{rel}: {out:#?}");
     }
 }
+
+/// Live: a session that goes quiet without an end (the capture stops seeing it, the sensor keeps
+/// running) completes on the clock, not at the next encrypted message or at stop.
+#[test]
+fn idle_sessions_complete_on_the_clock() {
+    let (events, whole, _) = run("lab/j1_psexec_opportunistic_enc.pcap");
+    assert_eq!(whole.len(), 1);
+    let mut inf = Inference::new(InferenceConfig::default());
+    let mut out = vec![];
+    let mut last = psexec_sensor::time::Ts(0);
+    for e in events.iter().filter(|e| !matches!(e, Event::SmbVisibility(v) if v.state == "end")) {
+        if let Some(c) = e.conn() {
+            last = last.max(c.ts);
+        }
+        inf.on_event(e, &mut out);
+    }
+    let held = inf.sessions();
+    assert!(held > 0, "the session is still held without its end");
+    // Not yet idle: nothing changes.
+    inf.tick(last.saturating_add_secs(1), &mut out);
+    assert_eq!(inf.sessions(), held);
+    let before = out.len();
+    inf.tick(last.saturating_add_secs(InferenceConfig::default().session_idle_secs + 61), &mut out);
+    assert_eq!(inf.sessions(), 0, "idle sessions are completed and dropped on the clock");
+    assert_eq!(out.len(), 1, "the technique comes out once, by the tick or before it ({before} before)");
+    assert_eq!((out[0].src, out[0].dst, out[0].upload_size), (whole[0].src, whole[0].dst, whole[0].upload_size));
+}

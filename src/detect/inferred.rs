@@ -322,6 +322,17 @@ impl Inference {
         }
     }
 
+    /// Time passes without events (live): sessions idle past `session_idle_secs` complete now
+    /// instead of when the next encrypted message of any session arrives.
+    pub fn tick(&mut self, now: Ts, out: &mut Vec<InferredTechnique>) {
+        self.sweep(now, out);
+    }
+
+    /// Sessions held now.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
     /// End of input: complete what is held and drop every session.
     pub fn finish(&mut self, out: &mut Vec<InferredTechnique>) {
         let keys: Vec<SessionKey> = self.sessions.keys().copied().collect();

@@ -33,8 +33,11 @@ impl Detection {
         self.detector.close_when_quiet(secs);
     }
 
-    /// Live mode: close expired attack instances, periodic host summaries.
+    /// Live mode: complete idle inference sessions, close expired attack instances, periodic host
+    /// summaries.
     pub fn tick(&mut self, now: Ts, out: &mut Vec<Alert>) {
+        self.inference.tick(now, &mut self.inferred);
+        self.hand_over_inferred();
         self.detector.tick(now, out);
     }
 
