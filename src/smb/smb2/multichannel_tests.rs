@@ -53,6 +53,18 @@ fn counts(shared: &SmbShared) -> (usize, usize) {
     (g.sessions(), g.names())
 }
 
+/// Channel A of a session opened `file`; channel B bound to the same session and connected the
+/// same trees.
+fn two_channels(file: &str) -> (SmbShared, Sink, SmbParser, SmbParser) {
+    let shared = SmbShared::default();
+    let mut sink = Sink::new();
+    let mut a = SmbParser::new(channel(57092), shared.clone());
+    let mut b = SmbParser::new(channel(57093), shared.clone());
+    feed(&mut a, &channel_a(file), 100, &mut sink);
+    feed(&mut b, &channel_b_binds(), 200, &mut sink);
+    (shared, sink, a, b)
+}
+
 fn the_write(ev: &[Event]) -> (String, String) {
     let w = of(ev, FileAction::FileWrite);
     assert_eq!(w.len(), 1, "{ev:#?}");
@@ -63,12 +75,7 @@ fn the_write(ev: &[Event]) -> (String, String) {
 /// B's end empties the registry.
 #[test]
 fn a_handle_outlives_its_channel_while_the_session_lives_on_another() {
-    let shared = SmbShared::default();
-    let mut sink = Sink::new();
-    let mut a = SmbParser::new(channel(57092), shared.clone());
-    let mut b = SmbParser::new(channel(57093), shared.clone());
-    feed(&mut a, &channel_a("chan.exe"), 100, &mut sink);
-    feed(&mut b, &channel_b_binds(), 200, &mut sink);
+    let (shared, mut sink, mut a, mut b) = two_channels("chan.exe");
     assert_eq!(counts(&shared), (1, 3), "one session: two trees and a handle");
     a.close(Ts::from_secs(300), &mut sink);
     drop(a);
@@ -102,12 +109,7 @@ fn the_registry_empties_when_the_only_connection_closes() {
 /// LOGOFF on A withdraws the session's names: B's later write is not given the old name.
 #[test]
 fn logoff_withdraws_names_from_the_other_channels() {
-    let shared = SmbShared::default();
-    let mut sink = Sink::new();
-    let mut a = SmbParser::new(channel(57092), shared.clone());
-    let mut b = SmbParser::new(channel(57093), shared.clone());
-    feed(&mut a, &channel_a("chan.exe"), 100, &mut sink);
-    feed(&mut b, &channel_b_binds(), 200, &mut sink);
+    let (shared, mut sink, mut a, mut b) = two_channels("chan.exe");
     let mut off = Conv::new();
     let mut m = header(LOGOFF, 0, 0, 6, 0, SID);
     m.extend_from_slice(&[4, 0, 0, 0]);
