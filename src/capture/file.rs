@@ -254,6 +254,17 @@ pub fn looks_like_capture(path: &Path) -> bool {
     open_stream(path, Arc::new(AtomicU64::new(0))).is_ok()
 }
 
+/// Whether reading `path` means decompressing it (gzip magic), or it can be read only once
+/// (standard input, `-`): inputs one capture thread should read for all workers, rather than
+/// each worker reading them again.
+pub fn read_once_is_best(path: &Path) -> bool {
+    if path.as_os_str() == "-" {
+        return true;
+    }
+    let mut magic = [0u8; 2];
+    File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == GZIP_MAGIC
+}
+
 /// Expand files and directories into the list of captures to read, in a stable order: each
 /// argument in turn; a directory contributes every capture below it (recursively, sorted by path,
 /// recognised by magic, so `.truth.json` and the like are skipped). Files named explicitly are

@@ -2,7 +2,7 @@
 //! summary.
 
 use super::{EXIT_BAD_INPUT, EXIT_OUTPUT_ERROR};
-use crate::capture::file::expand_inputs;
+use crate::capture::file::{expand_inputs, read_once_is_best};
 use crate::cli::ReadArgs;
 use crate::detect::{Detection, Rules};
 use crate::event::alert::Alert;
@@ -253,9 +253,10 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
             }
         }
         engine.counters()
-    } else if files.iter().any(|f| f.as_os_str() == "-") {
-        // Standard input can be read once: a capture thread hands frames to `workers` engines,
-        // this thread merges their output in packet order (pipeline::stream).
+    } else if files.iter().any(|f| read_once_is_best(f)) {
+        // Standard input can be read once, and a gzip file would be decompressed by every
+        // worker: a capture thread reads and hands frames to `workers` engines, this thread
+        // merges their output in packet order (pipeline::stream).
         let (f, counters) = stream::run(workers, stream::Mode::Files, &cfg, &mut out, |feeder| {
             let mut failed = 0usize;
             for f in &files {

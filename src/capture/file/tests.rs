@@ -185,6 +185,13 @@ fn gzip_is_found_by_magic_not_by_name() {
         pkts.iter().map(|p| p.data.clone()).collect::<Vec<_>>(),
         vec![b"one".to_vec(), b"two".to_vec()]
     );
+    // Compressed (whatever the name) and standard input are read once for all workers; a plain
+    // capture, a missing file or a one-byte file are not.
+    assert!(read_once_is_best(&f));
+    assert!(read_once_is_best(Path::new("-")));
+    assert!(!read_once_is_best(&write(&d, "plain.pcap.gz", &raw)));
+    assert!(!read_once_is_best(&d.join("missing")));
+    assert!(!read_once_is_best(&write(&d, "one", &[0x1f])));
 }
 
 #[test]
