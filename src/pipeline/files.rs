@@ -25,8 +25,9 @@
 //! every worker at the same frame; worker 0 alone reports them, counts files and drives the
 //! progress callbacks.
 //!
-//! A stream that cannot be read twice (standard input) needs one reader: `read` sends it through
-//! `stream::run` instead.
+//! A stream that cannot be read twice (standard input) needs one reader, and a gzip file would be
+//! decompressed by every worker (decompression then costs more than the hand-off): `read` sends
+//! both through `stream::run` instead (`capture::file::read_once_is_best`).
 //!
 //! Memory: a worker whose shard is cheap could run far ahead of one whose shard is expensive, and
 //! the merger would hold the fast worker's output until the slow one catches up. A worker more
