@@ -1,16 +1,15 @@
 //! The SMB1 state machine over whole conversations: the SMB1 lab captures checked against their
 //! `.truth.json`, and Zeek's raw_ntlm_in_smb (macOS SMB1 client, bare NTLMSSP, TRANSACTION pipe
-//! calls) against tshark's dissection. The tiny test-only reader (as in smb2_lab) pulls TCP
-//! payloads out of plain Ethernet / IPv4 pcaps so this test does not depend on the flow layer.
+//! calls) against tshark's dissection. Captures run through the product's pipeline
+//! (`common::pipeline_run`: capture, decode, flows and reassembly, parsers), whole or with their
+//! TCP segments cut or altered.
 
+mod common;
+
+use common::pipeline_run::{run, run_segments, segments};
 use psexec_sensor::event::{DceRpc, Event, FileAction, SmbAuth, SmbFiles, SmbMapping, SmbVersion};
-use psexec_sensor::flow::{ConnId, Direction, FlowCtx, StreamParser, Uid};
-use psexec_sensor::sink::Sink;
-use psexec_sensor::smb::{SmbParser, SmbShared};
-use psexec_sensor::time::Ts;
+use psexec_sensor::sink::Counters;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 fn lab(name: &str) -> PathBuf {
@@ -19,115 +18,6 @@ fn lab(name: &str) -> PathBuf {
 
 fn zeek(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/public/zeek").join(name)
-}
-
-struct Seg {
-    ts: Ts,
-    conn: ConnId,
-    dir: Direction,
-    seq: u32,
-    syn: bool,
-    fin: bool,
-    payload: Vec<u8>,
-}
-
-/// Ethernet / IPv4 / TCP segments to or from port 445 or 139 of a little-endian legacy pcap.
-fn segments(path: &PathBuf) -> Vec<Seg> {
-    let data = std::fs::read(path).expect("capture");
-    assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
-    let mut out = Vec::new();
-    let mut pos = 24;
-    while pos + 16 <= data.len() {
-        let rd = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
-        let ts = Ts(u64::from(rd(pos)) * 1_000_000_000 + u64::from(rd(pos + 4)) * 1000);
-        let incl = rd(pos + 8) as usize;
-        let f = &data[pos + 16..pos + 16 + incl];
-        pos += 16 + incl;
-        if f.len() < 14 + 20 || f[12..14] != [0x08, 0x00] {
-            continue;
-        }
-        let ip = &f[14..];
-        let ihl = usize::from(ip[0] & 15) * 4;
-        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
-        if ip[9] != 6 || total < ihl + 20 {
-            continue;
-        }
-        let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
-        let dst = IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
-        let tcp = &ip[ihl..total];
-        let sp = u16::from_be_bytes([tcp[0], tcp[1]]);
-        let dp = u16::from_be_bytes([tcp[2], tcp[3]]);
-        let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
-        let doff = usize::from(tcp[12] >> 4) * 4;
-        let (syn, fin) = (tcp[13] & 0x02 != 0, tcp[13] & 0x01 != 0);
-        let (conn, dir) = if matches!(dp, 445 | 139) {
-            (ConnId { orig_h: src, orig_p: sp, resp_h: dst, resp_p: dp }, Direction::ToServer)
-        } else if matches!(sp, 445 | 139) {
-            (ConnId { orig_h: dst, orig_p: dp, resp_h: src, resp_p: sp }, Direction::ToClient)
-        } else {
-            continue;
-        };
-        out.push(Seg { ts, conn, dir, seq, syn, fin, payload: tcp[doff.min(tcp.len())..].to_vec() });
-    }
-    out
-}
-
-/// Runs every SMB connection of the capture through SmbParser, feeding each segment cut into
-/// pieces of `piece` bytes (0 = whole segments). Returns all events.
-fn run(path: &PathBuf, piece: usize) -> (Vec<Event>, Sink) {
-    run_segments(segments(path), piece)
-}
-
-fn run_segments(segs: Vec<Seg>, piece: usize) -> (Vec<Event>, Sink) {
-    let mut parsers: HashMap<ConnId, (SmbParser, [Option<u32>; 2])> = HashMap::new();
-    let mut sink = Sink::new();
-    let mut events = Vec::new();
-    let mut last = Ts(0);
-    let shared = SmbShared::default();
-    for s in segs {
-        last = s.ts;
-        let (p, next) = parsers.entry(s.conn).or_insert_with(|| {
-            let ctx = FlowCtx { conn: s.conn, uid: Uid::new(&s.conn, s.ts.0) };
-            (SmbParser::new(ctx, shared.clone()), [None, None])
-        });
-        let i = s.dir.index();
-        if s.syn {
-            next[i] = Some(s.seq.wrapping_add(1));
-            continue;
-        }
-        let want = *next[i].get_or_insert(s.seq);
-        let ahead = s.seq.wrapping_sub(want);
-        let mut data = &s.payload[..];
-        if ahead != 0 && ahead < 1 << 31 {
-            p.gap(s.ts, s.dir, u64::from(ahead), &mut sink);
-        } else if ahead != 0 {
-            // retransmission: keep only what is new
-            let old = want.wrapping_sub(s.seq) as usize;
-            data = data.get(old..).unwrap_or(&[]);
-        }
-        let end = s.seq.wrapping_add(s.payload.len() as u32 + u32::from(s.fin));
-        if end.wrapping_sub(want) < 1 << 31 {
-            next[i] = Some(end);
-        }
-        if data.is_empty() {
-            continue;
-        }
-        if piece == 0 {
-            p.data(s.ts, s.dir, data, &mut sink);
-        } else {
-            for c in data.chunks(piece) {
-                p.data(s.ts, s.dir, c, &mut sink);
-            }
-        }
-        events.append(&mut sink.events);
-    }
-    let mut conns: Vec<_> = parsers.into_iter().collect();
-    conns.sort_by_key(|(c, _)| c.orig_p);
-    for (_, (mut p, _)) in conns {
-        p.close(last, &mut sink);
-    }
-    events.append(&mut sink.events);
-    (events, sink)
 }
 
 fn truth(name: &str) -> Value {
@@ -183,18 +73,18 @@ fn check_truth(capture: &str, ev: &[Event]) {
     assert!(mappings(ev).iter().all(|m| m.smb_version == SmbVersion::Smb1));
 }
 
-fn no_anomalies(name: &str, sink: &Sink) {
+fn no_anomalies(name: &str, counters: &Counters) {
     for k in ["anomaly.malformed", "anomaly.andx_loop", "anomaly.gap", "anomaly.wrong_direction"] {
-        assert_eq!(sink.counters.get(k), 0, "{name}: {k}");
+        assert_eq!(counters.get(k), 0, "{name}: {k}");
     }
 }
 
 #[test]
 fn i1_smb1_psexec_matches_truth() {
     let cap = "i1_smb1_psexec.pcap";
-    let (ev, sink) = run(&lab(cap), 0);
+    let (ev, counters) = run(&lab(cap), 0);
     check_truth(cap, &ev);
-    no_anomalies(cap, &sink);
+    no_anomalies(cap, &counters);
     let fs = files(&ev);
     let w = fs.iter().find(|f| f.action == Some(FileAction::FileWrite)).unwrap();
     assert_eq!((w.name.as_str(), w.path.as_str(), w.pe), ("OIhuyfAI.exe", "\\\\192.0.2.20\\ADMIN$", Some(true)));
@@ -210,8 +100,8 @@ fn i1_smb1_psexec_matches_truth() {
     }
     // Pipe traffic went to the DCE-RPC conversations: WRITE_ANDX 72+76 (srvsvc) + 72+104+72+204
     // (svcctl) bytes, READ_ANDX 68+316+68+48+48+32 (tshark smb.data_len_low).
-    assert_eq!(sink.counters.get("smb1.pipe_bytes_to_server"), 600);
-    assert_eq!(sink.counters.get("smb1.pipe_bytes_to_client"), 580);
+    assert_eq!(counters.get("smb1.pipe_bytes_to_server"), 600);
+    assert_eq!(counters.get("smb1.pipe_bytes_to_client"), 580);
     // … and the DCE-RPC layer decoded the service creation the truth names (Samba refuses it).
     let want = &truth(cap)["expect"]["services"][0];
     let create = dce(&ev)
@@ -233,9 +123,9 @@ fn dce(ev: &[Event]) -> Vec<&DceRpc> {
 #[test]
 fn i2_smb1_benign_upload_matches_truth() {
     let cap = "i2_smb1_benign_upload.pcap";
-    let (ev, sink) = run(&lab(cap), 0);
+    let (ev, counters) = run(&lab(cap), 0);
     check_truth(cap, &ev);
-    no_anomalies(cap, &sink);
+    no_anomalies(cap, &counters);
     let fs = files(&ev);
     assert!(!fs.iter().any(|f| f.action == Some(FileAction::PipeOpen)));
     // tool.exe came in two large WRITE_ANDX (DataLengthHigh 1)
@@ -250,9 +140,9 @@ fn smb1_lab_captures_cut_at_every_few_bytes() {
     for cap in ["i1_smb1_psexec.pcap", "i2_smb1_benign_upload.pcap"] {
         let (whole, _) = run(&lab(cap), 0);
         for piece in [1usize, 5, 64] {
-            let (ev, sink) = run(&lab(cap), piece);
+            let (ev, counters) = run(&lab(cap), piece);
             check_truth(cap, &ev);
-            no_anomalies(cap, &sink);
+            no_anomalies(cap, &counters);
             let f = |ev: &[Event]| files(ev).iter().map(|f| (f.action, f.name.clone(), f.sha256.clone())).collect::<Vec<_>>();
             assert_eq!(f(&ev), f(&whole), "{cap} piece {piece}");
         }
@@ -262,8 +152,8 @@ fn smb1_lab_captures_cut_at_every_few_bytes() {
 /// Zeek's raw_ntlm_in_smb (tshark: users/pipes/paths/FIDs as below).
 #[test]
 fn raw_ntlm_in_smb_transactions_and_bare_ntlmssp() {
-    let (ev, sink) = run(&zeek("raw_ntlm_in_smb.pcap"), 0);
-    no_anomalies("raw_ntlm_in_smb", &sink);
+    let (ev, counters) = run(&zeek("raw_ntlm_in_smb.pcap"), 0);
+    no_anomalies("raw_ntlm_in_smb", &counters);
     let a = auths(&ev);
     assert!(
         a.iter().any(|a| a.user.as_deref() == Some("test") && a.domain.as_deref() == Some("TEST-F7DFBC3FE9") && a.auth == "ntlmssp" && a.status == "STATUS_SUCCESS"),
@@ -278,9 +168,9 @@ fn raw_ntlm_in_smb_transactions_and_bare_ntlmssp() {
     let m: Vec<_> = mappings(&ev).iter().map(|m| (m.share.clone(), m.share_type, m.native_file_system.clone())).collect();
     assert!(m.contains(&("MY PICTURES".into(), "DISK", Some("NTFS".into()))), "{m:?}");
     // TransactNmPipe in and out (tshark smb.dc of the TRANSACTION requests and responses).
-    assert_eq!(sink.counters.get("smb1.pipe_transactions"), 7);
-    assert_eq!(sink.counters.get("smb1.pipe_bytes_to_server"), 72 + 104 + 72 + 84 + 108 + 132 + 44);
-    assert_eq!(sink.counters.get("smb1.pipe_bytes_to_client"), 68 + 416 + 68 + 124 + 48 + 160 + 48);
+    assert_eq!(counters.get("smb1.pipe_transactions"), 7);
+    assert_eq!(counters.get("smb1.pipe_bytes_to_server"), 72 + 104 + 72 + 84 + 108 + 132 + 44);
+    assert_eq!(counters.get("smb1.pipe_bytes_to_client"), 68 + 416 + 68 + 124 + 48 + 160 + 48);
     // TransactNmPipe carried whole DCE-RPC calls (tshark: srvsvc NetrShareEnum; lsarpc
     // GetUserName, OpenPolicy2, LookupNames, Close).
     let ops: Vec<(&str, &str)> = dce(&ev).iter().map(|d| (d.endpoint.as_str(), d.operation.as_str())).collect();
@@ -294,14 +184,14 @@ fn raw_ntlm_in_smb_transactions_and_bare_ntlmssp() {
 #[test]
 fn dump() {
     if let Ok(cap) = std::env::var("SMB1_LAB_DUMP") {
-        let (ev, sink) = run(&PathBuf::from(cap), 0);
+        let (ev, counters) = run(&PathBuf::from(cap), 0);
         for e in &ev {
             println!("{}", serde_json::to_string(e).unwrap());
         }
         for a in psexec_sensor::detect::detect_all(psexec_sensor::detect::Rules::embedded(), &ev) {
             println!("{}", serde_json::to_string(&a).unwrap());
         }
-        println!("{:?}", sink.counters);
+        println!("{:?}", counters);
     }
 }
 
@@ -348,8 +238,8 @@ fn mutated_smb1_streams_do_not_panic() {
                     s.payload[i] ^= (seed >> 24) as u8 | 1;
                 }
             }
-            let (_ev, sink) = run_segments(segs, if round % 3 == 0 { 7 } else { 0 });
-            assert!(sink.counters.get("smb1.messages") > 0 || sink.counters.get("smb.resync") > 0, "{cap} round {round}");
+            let (_ev, counters) = run_segments(&segs, if round % 3 == 0 { 7 } else { 0 });
+            assert!(counters.get("smb1.messages") > 0 || counters.get("smb.resync") > 0, "{cap} round {round}");
         }
     }
 }

@@ -1,10 +1,10 @@
 //! The SMB2 state machine over whole conversations from the lab captures, checked against each
-//! capture's `.truth.json`. A tiny test-only reader pulls TCP payloads out of the (plain Ethernet /
-//! IPv4, in order) lab pcaps so this test does not depend on the flow layer.
+//! capture's `.truth.json`. Captures run through the product's pipeline (`common::pipeline_run`:
+//! capture, decode, flows and reassembly, parsers), whole or with their TCP segments cut or altered.
 
 mod common;
 
-use common::smb_streams::run;
+use common::pipeline_run::run;
 use psexec_sensor::event::{Event, FileAction, SmbFiles};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -84,7 +84,7 @@ fn auth_users(ev: &[Event]) -> Vec<(Option<String>, &'static str, String)> {
 #[test]
 fn a_psexec_default_matches_truth() {
     let cap = "a_psexec_default.pcap";
-    let (ev, sink) = run(&lab(cap), 0);
+    let (ev, counters) = run(&lab(cap), 0);
     check_truth(cap, &ev);
     let fs = files(&ev);
     let upload = truth(cap)["expect"]["uploads"][0]["name"].as_str().unwrap().to_string();
@@ -102,10 +102,10 @@ fn a_psexec_default_matches_truth() {
             assert_eq!(m.share_type, want, "{}", m.path);
         }
     }
-    assert_eq!(sink.counters.get("anomaly.malformed"), 0);
-    assert_eq!(sink.counters.get("anomaly.gap"), 0);
+    assert_eq!(counters.get("anomaly.malformed"), 0);
+    assert_eq!(counters.get("anomaly.gap"), 0);
     // the pipes' bytes went to their DCE-RPC conversations both ways
-    assert!(sink.counters.get("smb.pipe_bytes_to_server") > 0 && sink.counters.get("smb.pipe_bytes_to_client") > 0, "{:?}", sink.counters);
+    assert!(counters.get("smb.pipe_bytes_to_server") > 0 && counters.get("smb.pipe_bytes_to_client") > 0, "{:?}", counters);
 }
 
 #[test]
@@ -123,10 +123,10 @@ fn a_psexec_default_cut_at_every_few_bytes() {
 #[test]
 fn k1_large_upload_streams() {
     let cap = "k1_psexec_large_upload.pcap";
-    let (ev, sink) = run(&lab(cap), 0);
+    let (ev, counters) = run(&lab(cap), 0);
     check_truth(cap, &ev);
     // the 1 MiB writes streamed rather than buffered
-    assert!(sink.counters.get("smb2.streamed_messages") >= 8, "{:?}", sink.counters);
+    assert!(counters.get("smb2.streamed_messages") >= 8, "{:?}", counters);
     let w = files(&ev).into_iter().find(|f| f.action == Some(FileAction::FileWrite) && f.name == "bigsvc.exe").unwrap();
     assert_eq!(w.write_count, Some(9));
 }
@@ -179,10 +179,10 @@ fn every_cleartext_lab_capture_matches_truth() {
             continue;
         }
         let t = truth(&name);
-        let (ev, sink) = run(&path, 0);
-        assert_eq!(sink.counters.get("anomaly.malformed"), 0, "{name}");
-        if sink.counters.get("smb2.commands") == 0 {
-            assert!(sink.counters.get("smb1.messages") > 0, "{name}: neither SMB2 nor SMB1");
+        let (ev, counters) = run(&path, 0);
+        assert_eq!(counters.get("anomaly.malformed"), 0, "{name}");
+        if counters.get("smb2.commands") == 0 {
+            assert!(counters.get("smb1.messages") > 0, "{name}: neither SMB2 nor SMB1");
             continue;
         }
         if t["visibility"] == "cleartext" {
@@ -213,10 +213,10 @@ fn public_smb2_captures_match_truth() {
                 continue;
             }
             let truth_path = PathBuf::from(format!("{name}.truth.json"));
-            let (ev, sink) = run(&p, 0);
-            assert_eq!(sink.counters.get("anomaly.malformed"), 0, "{name}");
+            let (ev, counters) = run(&p, 0);
+            assert_eq!(counters.get("anomaly.malformed"), 0, "{name}");
             let t = truth_at(&truth_path);
-            if sink.counters.get("smb2.commands") == 0 || t["visibility"] != "cleartext" {
+            if counters.get("smb2.commands") == 0 || t["visibility"] != "cleartext" {
                 continue;
             }
             match std::panic::catch_unwind(|| check_truth_with(&name, &t, &ev)) {
@@ -264,9 +264,9 @@ fn pipe_bytes_match_tshark() {
             }
         }
         assert!(to_server > 0, "{cap}: tshark saw no DCE-RPC");
-        let (_, sink) = run(&path, 0);
-        assert_eq!(sink.counters.get("smb.pipe_bytes_to_server"), to_server, "{cap}");
-        assert_eq!(sink.counters.get("smb.pipe_bytes_to_client"), to_client, "{cap}");
+        let (_, counters) = run(&path, 0);
+        assert_eq!(counters.get("smb.pipe_bytes_to_server"), to_server, "{cap}");
+        assert_eq!(counters.get("smb.pipe_bytes_to_client"), to_client, "{cap}");
     }
 }
 
@@ -275,11 +275,11 @@ fn pipe_bytes_match_tshark() {
 fn dump() {
     if let Ok(cap) = std::env::var("SMB2_LAB_DUMP") {
         let p = if cap.starts_with('/') { PathBuf::from(&cap) } else { lab(&cap) };
-        let (ev, sink) = run(&p, 0);
+        let (ev, counters) = run(&p, 0);
         for e in ev {
             println!("{}", serde_json::to_string(&e).unwrap());
         }
-        println!("{:?}", sink.counters);
+        println!("{:?}", counters);
     }
 }
 
@@ -287,12 +287,12 @@ fn dump() {
 /// writes and encrypted messages) never panic, and the parser keeps producing events.
 #[test]
 fn mutated_lab_streams_do_not_panic() {
-    use common::smb_streams::{in_order, run_segments, segments};
+    use common::pipeline_run::{run_segments, segments};
     for cap in ["a_psexec_default.pcap", "f_benign_admin_upload.pcap", "j1_psexec_opportunistic_enc.pcap"] {
-        let base = in_order(segments(&lab(cap)));
+        let base = segments(&lab(cap));
         let mut seed = 0x9E37_79B9u32;
         for round in 0..40 {
-            let mut segs = in_order(segments(&lab(cap)));
+            let mut segs = segments(&lab(cap));
             for s in segs.iter_mut().filter(|s| !s.payload.is_empty()) {
                 seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
                 if seed % 4 == 0 {
@@ -300,8 +300,8 @@ fn mutated_lab_streams_do_not_panic() {
                     s.payload[i] ^= (seed >> 24) as u8 | 1;
                 }
             }
-            let (_ev, sink) = run_segments(&segs, if round % 2 == 0 { 0 } else { 13 });
-            assert!(sink.counters.get("smb2.commands") > 0 || sink.counters.get("smb.resync") > 0, "{cap} round {round}");
+            let (_ev, counters) = run_segments(&segs, if round % 2 == 0 { 0 } else { 13 });
+            assert!(counters.get("smb2.commands") > 0 || counters.get("smb.resync") > 0, "{cap} round {round}");
         }
         assert!(!base.is_empty());
     }

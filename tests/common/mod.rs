@@ -1,1 +1,2 @@
-pub mod smb_streams;
+pub mod pipeline_run;
+pub mod reshape;

@@ -94,6 +94,18 @@ impl T {
             log,
         }
     }
+    /// The client (C:50000, ISN 100) has opened a connection to S:445 (ISN 900) at t=1: the
+    /// client's next byte is 101, the server's 901.
+    fn after_handshake() -> T {
+        let mut t = T::new();
+        t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
+        t.pkt(1, (S, 445), (C, 50000), 900, 101, "SA", b"");
+        t
+    }
+    /// Client data on that connection at t=1, acknowledging the server's first byte.
+    fn client_data(&mut self, seq: u32, payload: &[u8]) {
+        self.pkt(1, (C, 50000), (S, 445), seq, 901, "A", payload);
+    }
     #[allow(clippy::too_many_arguments)]
     fn pkt(
         &mut self,
@@ -127,18 +139,8 @@ impl T {
 
 #[test]
 fn handshake_data_fin() {
-    let mut t = T::new();
-    t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
-    t.pkt(1, (S, 445), (C, 50000), 900, 101, "SA", b"");
-    t.pkt(
-        1,
-        (C, 50000),
-        (S, 445),
-        101,
-        901,
-        "A",
-        b"request-bytes-long-enough",
-    );
+    let mut t = T::after_handshake();
+    t.client_data(101, b"request-bytes-long-enough");
     t.pkt(1, (S, 445), (C, 50000), 901, 126, "A", b"response");
     t.pkt(2, (C, 50000), (S, 445), 126, 909, "FA", b"");
     assert_eq!(t.log.borrow()[0].1.closes, 0);
@@ -361,21 +363,11 @@ fn finish_closes_in_first_seen_order() {
 
 #[test]
 fn injected_rst_out_of_window_is_ignored() {
-    let mut t = T::new();
-    t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
-    t.pkt(1, (S, 445), (C, 50000), 900, 101, "SA", b"");
-    t.pkt(
-        1,
-        (C, 50000),
-        (S, 445),
-        101,
-        901,
-        "A",
-        b"first part of the stream ",
-    );
+    let mut t = T::after_handshake();
+    t.client_data(101, b"first part of the stream ");
     // A forged reset "from the client" with a sequence number far from the stream.
     t.pkt(1, (C, 50000), (S, 445), 101 + 50_000_000, 0, "R", b"");
-    t.pkt(1, (C, 50000), (S, 445), 126, 901, "A", b"and the rest");
+    t.client_data(126, b"and the rest");
     assert_eq!(t.log.borrow()[0].1.closes, 0);
     assert_eq!(t.sink.counters.get("tcp.rst_out_of_window"), 1);
     // A real one closes.
@@ -405,15 +397,13 @@ fn flow_state_stays_small() {
 
 #[test]
 fn fin_before_a_reordered_last_segment_waits_for_it() {
-    let mut t = T::new();
-    t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
-    t.pkt(1, (S, 445), (C, 50000), 900, 101, "SA", b"");
-    t.pkt(1, (C, 50000), (S, 445), 101, 901, "A", b"0123456789abcdef");
+    let mut t = T::after_handshake();
+    t.client_data(101, b"0123456789abcdef");
     // The client's last data segment is captured after both FINs.
     t.pkt(1, (C, 50000), (S, 445), 121, 901, "FA", b"");
     t.pkt(1, (S, 445), (C, 50000), 901, 122, "FA", b"");
     assert_eq!(t.log.borrow()[0].1.closes, 0, "a hole is still open");
-    t.pkt(1, (C, 50000), (S, 445), 117, 901, "A", b"WXYZ");
+    t.client_data(117, b"WXYZ");
     let log = t.log.borrow();
     assert_eq!(log[0].1.data[0], b"0123456789abcdefWXYZ");
     assert_eq!(log[0].1.closes, 1);
