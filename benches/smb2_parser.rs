@@ -2,7 +2,7 @@
 //! (framing, SMB2 state, SHA-256 of uploads, pipe hand-off), reading and ordering excluded.
 //! `cargo bench --bench smb2_parser`
 
-#[path = "../tests/common/smb_streams.rs"]
+#[path = "support/smb_streams.rs"]
 mod smb_streams;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -1,7 +1,7 @@
 //! TCP payload streams of the (plain Ethernet / VLAN / SLL / raw IPv4) captures, fed straight
 //! through SmbParser: only the SMB2 parser benchmark (benches/smb2_parser.rs, by `#[path]`) uses
 //! this, to time the parser without the flow layer. Tests use `pipeline_run` (the real pipeline);
-//! this file is not part of `common`'s modules.
+//! tests do not include it.
 #![allow(dead_code)]
 
 use psexec_sensor::event::Event;
