@@ -9,7 +9,8 @@
 use super::andx::Block;
 use super::header::{cmd, Smb1Error};
 use super::strings::{SmbStr, StrCursor};
-use super::wire::{slice_clipped, u16_at, u32_at, u64_at, u8_at};
+use super::wire::{u16_at, u32_at, u64_at, u8_at};
+use super::words::{section, Words};
 
 /// TRANSACTION named-pipe functions (setup word 0); setup word 1 is the FID for most.
 pub mod pipe_fn {
@@ -42,11 +43,10 @@ pub const MAX_TRANS_PARAM_BYTES: usize = 64 * 1024;
 /// streamed to DCE-RPC instead of reassembled).
 pub const MAX_TRANS_DATA_BYTES: usize = 1024 * 1024;
 
-fn section<'a>(msg: &'a [u8], block: &Block<'a>, command: u8, what: &'static str, offset: usize, count: usize) -> Result<&'a [u8], Smb1Error> {
-    if count > 0 && offset < block.bytes_offset {
-        return Err(Smb1Error::OutOfBounds { command, what });
-    }
-    Ok(slice_clipped(msg, offset, count))
+/// The parameter and data sections a transaction names, each by (offset from the header
+/// start, count); shared by every primary, secondary and response form.
+fn sections<'a>(msg: &'a [u8], block: &Block<'a>, params: (usize, usize), data: (usize, usize)) -> Result<(&'a [u8], &'a [u8]), Smb1Error> {
+    Ok((section(msg, block, "parameter offset", params.0, params.1)?, section(msg, block, "data offset", data.0, data.1)?))
 }
 
 /// A TRANSACTION or TRANSACTION2 primary request.
@@ -74,38 +74,33 @@ pub struct TransRequest<'a> {
 
 impl<'a> TransRequest<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<TransRequest<'a>, Smb1Error> {
-        let command = block.command;
-        let w = block.words;
-        if block.word_count < 14 {
-            return Err(Smb1Error::WordCount { command, got: block.word_count });
-        }
-        let setup_count = usize::from(u8_at(w, 26));
-        let setup = w.get(28..28 + setup_count * 2).ok_or(Smb1Error::OutOfBounds { command, what: "setup words" })?;
-        let mut r = TransRequest {
-            command,
-            total_param_count: u16_at(w, 0),
-            total_data_count: u16_at(w, 2),
-            max_param_count: u16_at(w, 4),
-            max_data_count: u16_at(w, 6),
-            max_setup_count: u8_at(w, 8),
-            flags: u16_at(w, 10),
-            timeout: u32_at(w, 12),
-            param_count: u16_at(w, 18),
-            param_offset: u16_at(w, 20),
-            data_count: u16_at(w, 22),
-            data_offset: u16_at(w, 24),
-            setup,
-            name: SmbStr::default(),
-            params: &[],
-            data: &[],
+        let w = Words::at_least(block, 14)?;
+        let setup = w.setup(26, 28)?;
+        let (param_count, param_offset, data_count, data_offset) = (w.u16(18), w.u16(20), w.u16(22), w.u16(24));
+        let (params, data) = sections(msg, block, (param_offset.into(), param_count.into()), (data_offset.into(), data_count.into()))?;
+        let name = if block.command == cmd::TRANSACTION {
+            StrCursor::new(msg, block.bytes_offset, block.bytes_end()).string(unicode)
+        } else {
+            SmbStr::default()
         };
-        if command == cmd::TRANSACTION {
-            let mut c = StrCursor::new(msg, block.bytes_offset, block.bytes_end());
-            r.name = c.string(unicode);
-        }
-        r.params = section(msg, block, command, "parameter offset", r.param_offset.into(), r.param_count.into())?;
-        r.data = section(msg, block, command, "data offset", r.data_offset.into(), r.data_count.into())?;
-        Ok(r)
+        Ok(TransRequest {
+            command: block.command,
+            total_param_count: w.u16(0),
+            total_data_count: w.u16(2),
+            max_param_count: w.u16(4),
+            max_data_count: w.u16(6),
+            max_setup_count: w.u8(8),
+            flags: w.u16(10),
+            timeout: w.u32(12),
+            param_count,
+            param_offset,
+            data_count,
+            data_offset,
+            setup,
+            name,
+            params,
+            data,
+        })
     }
 
     pub fn setup_word(&self, i: usize) -> Option<u16> {
@@ -151,31 +146,22 @@ pub struct TransResponse<'a> {
 impl<'a> TransResponse<'a> {
     /// `Ok(None)` for an error response (WordCount 0).
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<Option<TransResponse<'a>>, Smb1Error> {
-        let command = block.command;
-        let w = block.words;
-        if block.word_count == 0 {
-            return Ok(None);
-        }
-        if block.word_count < 10 {
-            return Err(Smb1Error::WordCount { command, got: block.word_count });
-        }
-        let setup_count = usize::from(u8_at(w, 18));
-        let setup = w.get(20..20 + setup_count * 2).ok_or(Smb1Error::OutOfBounds { command, what: "setup words" })?;
+        let Some(w) = Words::response_at_least(block, 10)? else { return Ok(None) };
+        let setup = w.setup(18, 20)?;
         let mut r = TransResponse {
-            total_param_count: u16_at(w, 0),
-            total_data_count: u16_at(w, 2),
-            param_count: u16_at(w, 6),
-            param_offset: u16_at(w, 8),
-            param_displacement: u16_at(w, 10),
-            data_count: u16_at(w, 12),
-            data_offset: u16_at(w, 14),
-            data_displacement: u16_at(w, 16),
+            total_param_count: w.u16(0),
+            total_data_count: w.u16(2),
+            param_count: w.u16(6),
+            param_offset: w.u16(8),
+            param_displacement: w.u16(10),
+            data_count: w.u16(12),
+            data_offset: w.u16(14),
+            data_displacement: w.u16(16),
             setup,
             params: &[],
             data: &[],
         };
-        r.params = section(msg, block, command, "parameter offset", r.param_offset.into(), r.param_count.into())?;
-        r.data = section(msg, block, command, "data offset", r.data_offset.into(), r.data_count.into())?;
+        (r.params, r.data) = sections(msg, block, (r.param_offset.into(), r.param_count.into()), (r.data_offset.into(), r.data_count.into()))?;
         Ok(Some(r))
     }
 
@@ -204,28 +190,27 @@ pub struct TransSecondary<'a> {
 
 impl<'a> TransSecondary<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<TransSecondary<'a>, Smb1Error> {
-        let command = block.command;
-        let w = block.words;
-        let fid = match (command, block.word_count) {
-            (cmd::TRANSACTION_SECONDARY, 8) => None,
-            (cmd::TRANSACTION2_SECONDARY, 9) => Some(u16_at(w, 16)),
-            (_, got) => return Err(Smb1Error::WordCount { command, got }),
+        let counts: &[u8] = match block.command {
+            cmd::TRANSACTION_SECONDARY => &[8],
+            cmd::TRANSACTION2_SECONDARY => &[9],
+            _ => &[],
         };
+        let w = Words::one_of(block, counts)?;
+        let fid = (block.command == cmd::TRANSACTION2_SECONDARY).then(|| w.u16(16));
         let mut r = TransSecondary {
-            total_param_count: u16_at(w, 0),
-            total_data_count: u16_at(w, 2),
-            param_count: u16_at(w, 4),
-            param_offset: u16_at(w, 6),
-            param_displacement: u16_at(w, 8),
-            data_count: u16_at(w, 10),
-            data_offset: u16_at(w, 12),
-            data_displacement: u16_at(w, 14),
+            total_param_count: w.u16(0),
+            total_data_count: w.u16(2),
+            param_count: w.u16(4),
+            param_offset: w.u16(6),
+            param_displacement: w.u16(8),
+            data_count: w.u16(10),
+            data_offset: w.u16(12),
+            data_displacement: w.u16(14),
             fid,
             params: &[],
             data: &[],
         };
-        r.params = section(msg, block, command, "parameter offset", r.param_offset.into(), r.param_count.into())?;
-        r.data = section(msg, block, command, "data offset", r.data_offset.into(), r.data_count.into())?;
+        (r.params, r.data) = sections(msg, block, (r.param_offset.into(), r.param_count.into()), (r.data_offset.into(), r.data_count.into()))?;
         Ok(r)
     }
 }
@@ -252,32 +237,26 @@ pub struct NtTransRequest<'a> {
 
 impl<'a> NtTransRequest<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<NtTransRequest<'a>, Smb1Error> {
-        let command = block.command;
-        let w = block.words;
-        if block.word_count < 19 {
-            return Err(Smb1Error::WordCount { command, got: block.word_count });
-        }
-        let setup_count = usize::from(u8_at(w, 35));
-        let setup = w.get(38..38 + setup_count * 2).ok_or(Smb1Error::OutOfBounds { command, what: "setup words" })?;
+        let w = Words::at_least(block, 19)?;
+        let setup = w.setup(35, 38)?;
         let mut r = NtTransRequest {
-            max_setup_count: u8_at(w, 0),
-            total_param_count: u32_at(w, 3),
-            total_data_count: u32_at(w, 7),
-            max_param_count: u32_at(w, 11),
-            max_data_count: u32_at(w, 15),
-            param_count: u32_at(w, 19),
-            param_offset: u32_at(w, 23),
-            data_count: u32_at(w, 27),
-            data_offset: u32_at(w, 31),
-            function: u16_at(w, 36),
+            max_setup_count: w.u8(0),
+            total_param_count: w.u32(3),
+            total_data_count: w.u32(7),
+            max_param_count: w.u32(11),
+            max_data_count: w.u32(15),
+            param_count: w.u32(19),
+            param_offset: w.u32(23),
+            data_count: w.u32(27),
+            data_offset: w.u32(31),
+            function: w.u16(36),
             setup,
             params: &[],
             data: &[],
             params_at: 0,
         };
         r.params_at = r.param_offset as usize;
-        r.params = section(msg, block, command, "parameter offset", r.param_offset as usize, r.param_count as usize)?;
-        r.data = section(msg, block, command, "data offset", r.data_offset as usize, r.data_count as usize)?;
+        (r.params, r.data) = sections(msg, block, (r.param_offset as usize, r.param_count as usize), (r.data_offset as usize, r.data_count as usize))?;
         Ok(r)
     }
 }
@@ -300,31 +279,22 @@ pub struct NtTransResponse<'a> {
 
 impl<'a> NtTransResponse<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<Option<NtTransResponse<'a>>, Smb1Error> {
-        let command = block.command;
-        let w = block.words;
-        if block.word_count == 0 {
-            return Ok(None);
-        }
-        if block.word_count < 18 {
-            return Err(Smb1Error::WordCount { command, got: block.word_count });
-        }
-        let setup_count = usize::from(u8_at(w, 35));
-        let setup = w.get(36..36 + setup_count * 2).ok_or(Smb1Error::OutOfBounds { command, what: "setup words" })?;
+        let Some(w) = Words::response_at_least(block, 18)? else { return Ok(None) };
+        let setup = w.setup(35, 36)?;
         let mut r = NtTransResponse {
-            total_param_count: u32_at(w, 3),
-            total_data_count: u32_at(w, 7),
-            param_count: u32_at(w, 11),
-            param_offset: u32_at(w, 15),
-            param_displacement: u32_at(w, 19),
-            data_count: u32_at(w, 23),
-            data_offset: u32_at(w, 27),
-            data_displacement: u32_at(w, 31),
+            total_param_count: w.u32(3),
+            total_data_count: w.u32(7),
+            param_count: w.u32(11),
+            param_offset: w.u32(15),
+            param_displacement: w.u32(19),
+            data_count: w.u32(23),
+            data_offset: w.u32(27),
+            data_displacement: w.u32(31),
             setup,
             params: &[],
             data: &[],
         };
-        r.params = section(msg, block, command, "parameter offset", r.param_offset as usize, r.param_count as usize)?;
-        r.data = section(msg, block, command, "data offset", r.data_offset as usize, r.data_count as usize)?;
+        (r.params, r.data) = sections(msg, block, (r.param_offset as usize, r.param_count as usize), (r.data_offset as usize, r.data_count as usize))?;
         Ok(Some(r))
     }
 }
