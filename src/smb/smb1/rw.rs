@@ -16,6 +16,30 @@ pub const WRITE_RETURN_REMAINING: u16 = 0x0002;
 pub const WRITE_RAW_MODE: u16 = 0x0004;
 pub const WRITE_MESSAGE_START: u16 = 0x0008;
 
+/// READ_ANDX response and WRITE_ANDX request data: found by DataOffset (from the header
+/// start), DataLengthHigh:DataLength long, possibly past ByteCount's bytes.
+pub trait LargeData {
+    fn data_offset(&self) -> usize;
+    /// (DataLengthHigh, DataLength).
+    fn data_len_parts(&self) -> (u16, u16);
+
+    /// DataLengthHigh:DataLength.
+    fn data_len(&self) -> u32 {
+        let (high, low) = self.data_len_parts();
+        (u32::from(high) << 16) | u32::from(low)
+    }
+
+    /// Offset just past the data (from the header start).
+    fn data_end(&self) -> usize {
+        self.data_offset().saturating_add(self.data_len() as usize)
+    }
+
+    /// The data present in `msg` (all of it once the message is complete).
+    fn data<'a>(&self, msg: &'a [u8]) -> &'a [u8] {
+        slice_clipped(msg, self.data_offset(), self.data_len() as usize)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteAndxRequest {
     pub fid: u16,
@@ -47,21 +71,6 @@ impl WriteAndxRequest {
         Ok(r)
     }
 
-    /// DataLengthHigh:DataLength.
-    pub fn data_len(&self) -> u32 {
-        (u32::from(self.data_len_high) << 16) | u32::from(self.data_len_low)
-    }
-
-    /// Offset just past the data (from the header start).
-    pub fn data_end(&self) -> usize {
-        self.data_offset.saturating_add(self.data_len() as usize)
-    }
-
-    /// The data present in `msg` (all of it once the message is complete).
-    pub fn data<'a>(&self, msg: &'a [u8]) -> &'a [u8] {
-        slice_clipped(msg, self.data_offset, self.data_len() as usize)
-    }
-
     /// Bytes at the start of the data that are a named-pipe message length, not pipe data:
     /// 2 when RAW_MODE and MESSAGE_START are both set (Wireshark's reading), else 0.
     pub fn pipe_length_prefix(&self) -> usize {
@@ -70,6 +79,16 @@ impl WriteAndxRequest {
         } else {
             0
         }
+    }
+}
+
+impl LargeData for WriteAndxRequest {
+    fn data_offset(&self) -> usize {
+        self.data_offset
+    }
+
+    fn data_len_parts(&self) -> (u16, u16) {
+        (self.data_len_high, self.data_len_low)
     }
 }
 
@@ -133,17 +152,15 @@ impl ReadAndxResponse {
         data_after_words(block, r.data_offset, r.data_len() > 0)?;
         Ok(Some(r))
     }
+}
 
-    pub fn data_len(&self) -> u32 {
-        (u32::from(self.data_len_high) << 16) | u32::from(self.data_len_low)
+impl LargeData for ReadAndxResponse {
+    fn data_offset(&self) -> usize {
+        self.data_offset
     }
 
-    pub fn data_end(&self) -> usize {
-        self.data_offset.saturating_add(self.data_len() as usize)
-    }
-
-    pub fn data<'a>(&self, msg: &'a [u8]) -> &'a [u8] {
-        slice_clipped(msg, self.data_offset, self.data_len() as usize)
+    fn data_len_parts(&self) -> (u16, u16) {
+        (self.data_len_high, self.data_len_low)
     }
 }
 

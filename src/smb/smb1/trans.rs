@@ -127,17 +127,60 @@ impl<'a> TransRequest<'a> {
     }
 }
 
+/// The counts every transaction piece (a response, or a secondary request) carries: the
+/// totals, then this piece's parameters and data as count, offset from the header start and
+/// displacement in the whole. `N` is u16 (TRANSACTION, TRANSACTION2) or u32 (NT_TRANSACT).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Piece<N> {
+    pub total_param_count: N,
+    pub total_data_count: N,
+    pub param_count: N,
+    pub param_offset: N,
+    pub param_displacement: N,
+    pub data_count: N,
+    pub data_offset: N,
+    pub data_displacement: N,
+}
+
+impl<N: Copy + Into<u64>> Piece<N> {
+    /// Reads the totals at `totals_at` and the six piece counts from `counts_at`, each `width`
+    /// bytes apart, through `get`.
+    fn read(totals_at: usize, counts_at: usize, width: usize, get: impl Fn(usize) -> N) -> Piece<N> {
+        let at = |i: usize| get(counts_at + i * width);
+        Piece {
+            total_param_count: get(totals_at),
+            total_data_count: get(totals_at + width),
+            param_count: at(0),
+            param_offset: at(1),
+            param_displacement: at(2),
+            data_count: at(3),
+            data_offset: at(4),
+            data_displacement: at(5),
+        }
+    }
+
+    /// (parameters, data) of this piece in `msg`.
+    fn sections<'a>(&self, msg: &'a [u8], block: &Block<'a>) -> Result<(&'a [u8], &'a [u8]), Smb1Error> {
+        sections(msg, block, (wide(self.param_offset), wide(self.param_count)), (wide(self.data_offset), wide(self.data_count)))
+    }
+
+    /// This piece reaches the end of both the parameters and the data.
+    pub fn is_last(&self) -> bool {
+        let reaches = |disp: N, count: N, total: N| disp.into() + count.into() >= total.into();
+        reaches(self.param_displacement, self.param_count, self.total_param_count)
+            && reaches(self.data_displacement, self.data_count, self.total_data_count)
+    }
+}
+
+/// A u16/u32 wire count as usize (saturating where usize is narrower).
+fn wide<N: Into<u64>>(n: N) -> usize {
+    usize::try_from(n.into()).unwrap_or(usize::MAX)
+}
+
 /// TRANSACTION / TRANSACTION2 response (possibly one of several carrying pieces).
 #[derive(Clone, Debug)]
 pub struct TransResponse<'a> {
-    pub total_param_count: u16,
-    pub total_data_count: u16,
-    pub param_count: u16,
-    pub param_offset: u16,
-    pub param_displacement: u16,
-    pub data_count: u16,
-    pub data_offset: u16,
-    pub data_displacement: u16,
+    pub piece: Piece<u16>,
     pub setup: &'a [u8],
     pub params: &'a [u8],
     pub data: &'a [u8],
@@ -148,40 +191,21 @@ impl<'a> TransResponse<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<Option<TransResponse<'a>>, Smb1Error> {
         let Some(w) = Words::response_at_least(block, 10)? else { return Ok(None) };
         let setup = w.setup(18, 20)?;
-        let mut r = TransResponse {
-            total_param_count: w.u16(0),
-            total_data_count: w.u16(2),
-            param_count: w.u16(6),
-            param_offset: w.u16(8),
-            param_displacement: w.u16(10),
-            data_count: w.u16(12),
-            data_offset: w.u16(14),
-            data_displacement: w.u16(16),
-            setup,
-            params: &[],
-            data: &[],
-        };
-        (r.params, r.data) = sections(msg, block, (r.param_offset.into(), r.param_count.into()), (r.data_offset.into(), r.data_count.into()))?;
-        Ok(Some(r))
+        // Two reserved bytes between the totals and the piece counts.
+        let piece = Piece::read(0, 6, 2, |at| w.u16(at));
+        let (params, data) = piece.sections(msg, block)?;
+        Ok(Some(TransResponse { piece, setup, params, data }))
     }
 
     pub fn is_last_piece(&self) -> bool {
-        usize::from(self.param_displacement) + usize::from(self.param_count) >= usize::from(self.total_param_count)
-            && usize::from(self.data_displacement) + usize::from(self.data_count) >= usize::from(self.total_data_count)
+        self.piece.is_last()
     }
 }
 
 /// TRANSACTION_SECONDARY (0x26) / TRANSACTION2_SECONDARY (0x33): further request pieces.
 #[derive(Clone, Debug)]
 pub struct TransSecondary<'a> {
-    pub total_param_count: u16,
-    pub total_data_count: u16,
-    pub param_count: u16,
-    pub param_offset: u16,
-    pub param_displacement: u16,
-    pub data_count: u16,
-    pub data_offset: u16,
-    pub data_displacement: u16,
+    pub piece: Piece<u16>,
     /// TRANSACTION2_SECONDARY only.
     pub fid: Option<u16>,
     pub params: &'a [u8],
@@ -197,21 +221,9 @@ impl<'a> TransSecondary<'a> {
         };
         let w = Words::one_of(block, counts)?;
         let fid = (block.command == cmd::TRANSACTION2_SECONDARY).then(|| w.u16(16));
-        let mut r = TransSecondary {
-            total_param_count: w.u16(0),
-            total_data_count: w.u16(2),
-            param_count: w.u16(4),
-            param_offset: w.u16(6),
-            param_displacement: w.u16(8),
-            data_count: w.u16(10),
-            data_offset: w.u16(12),
-            data_displacement: w.u16(14),
-            fid,
-            params: &[],
-            data: &[],
-        };
-        (r.params, r.data) = sections(msg, block, (r.param_offset.into(), r.param_count.into()), (r.data_offset.into(), r.data_count.into()))?;
-        Ok(r)
+        let piece = Piece::read(0, 4, 2, |at| w.u16(at));
+        let (params, data) = piece.sections(msg, block)?;
+        Ok(TransSecondary { piece, fid, params, data })
     }
 }
 
@@ -255,8 +267,8 @@ impl<'a> NtTransRequest<'a> {
             data: &[],
             params_at: 0,
         };
-        r.params_at = r.param_offset as usize;
-        (r.params, r.data) = sections(msg, block, (r.param_offset as usize, r.param_count as usize), (r.data_offset as usize, r.data_count as usize))?;
+        r.params_at = wide(r.param_offset);
+        (r.params, r.data) = sections(msg, block, (wide(r.param_offset), wide(r.param_count)), (wide(r.data_offset), wide(r.data_count)))?;
         Ok(r)
     }
 }
@@ -264,14 +276,7 @@ impl<'a> NtTransRequest<'a> {
 /// NT_TRANSACT response (one piece).
 #[derive(Clone, Debug)]
 pub struct NtTransResponse<'a> {
-    pub total_param_count: u32,
-    pub total_data_count: u32,
-    pub param_count: u32,
-    pub param_offset: u32,
-    pub param_displacement: u32,
-    pub data_count: u32,
-    pub data_offset: u32,
-    pub data_displacement: u32,
+    pub piece: Piece<u32>,
     pub setup: &'a [u8],
     pub params: &'a [u8],
     pub data: &'a [u8],
@@ -281,21 +286,10 @@ impl<'a> NtTransResponse<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<Option<NtTransResponse<'a>>, Smb1Error> {
         let Some(w) = Words::response_at_least(block, 18)? else { return Ok(None) };
         let setup = w.setup(35, 36)?;
-        let mut r = NtTransResponse {
-            total_param_count: w.u32(3),
-            total_data_count: w.u32(7),
-            param_count: w.u32(11),
-            param_offset: w.u32(15),
-            param_displacement: w.u32(19),
-            data_count: w.u32(23),
-            data_offset: w.u32(27),
-            data_displacement: w.u32(31),
-            setup,
-            params: &[],
-            data: &[],
-        };
-        (r.params, r.data) = sections(msg, block, (r.param_offset as usize, r.param_count as usize), (r.data_offset as usize, r.data_count as usize))?;
-        Ok(Some(r))
+        // Three reserved bytes before the totals.
+        let piece = Piece::read(3, 11, 4, |at| w.u32(at));
+        let (params, data) = piece.sections(msg, block)?;
+        Ok(Some(NtTransResponse { piece, setup, params, data }))
     }
 }
 
@@ -446,6 +440,22 @@ mod tests {
     use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
 
 
+    #[test]
+    fn piece_counts_and_last_piece() {
+        // TRANSACTION_SECONDARY layout: totals at 0, the piece counts from 4.
+        let w: Vec<u8> = [10u16, 100, 4, 60, 6, 50, 70, 50].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let p = Piece::read(0, 4, 2, |at| u16_at(&w, at));
+        let want = Piece { total_param_count: 10, total_data_count: 100, param_count: 4, param_offset: 60, param_displacement: 6, data_count: 50, data_offset: 70, data_displacement: 50 };
+        assert_eq!(p, want);
+        assert!(p.is_last());
+        assert!(!Piece { data_displacement: 40, data_count: 59, ..p }.is_last());
+        // Counts past the words read as 0 (the WordCount check keeps real layouts inside).
+        assert_eq!(Piece::read(0, 12, 2, |at| u16_at(&w, at)).data_displacement, 0);
+        // Lying 32-bit counts at the top of the range do not overflow.
+        let max = Piece { total_param_count: u32::MAX, total_data_count: u32::MAX, param_count: u32::MAX, param_displacement: u32::MAX, data_count: u32::MAX, data_displacement: u32::MAX, ..Piece::default() };
+        assert!(max.is_last());
+    }
+
     /// raw_ntlm_in_smb frames 31/32: TransactNmPipe on FID 0x4000 (\srvsvc) carrying a
     /// DCE-RPC bind of 72 bytes at offset 84; the response carries the 68-byte bind_ack at 56.
     /// tshark: smb.trans_name \PIPE\, smb_pipe.function 0x0026, smb.dc 72/68, smb.data_offset 84/56.
@@ -465,7 +475,7 @@ mod tests {
         let m = capture_msg("0000007cff534d4225000000008801c800000000000000000000000000080100000805000a000044000000000038000000440038000000000045004805000c03100000004400000003000000001000106c1300000d005c504950455c73727673766300000100000000000000045d888aeb1cc9119fe808002b10486002000000");
         let (_, b) = first_block(&m);
         let r = TransResponse::parse(&m, &b).unwrap().unwrap();
-        assert_eq!((r.data_count, r.data_offset), (68, 56));
+        assert_eq!((r.piece.data_count, r.piece.data_offset), (68, 56));
         assert!(r.is_last_piece());
         assert_eq!(&r.data[..3], &[5, 0, 0x0c]);
     }
@@ -565,8 +575,9 @@ mod tests {
         let m2 = MsgBuilder::request(cmd::TRANSACTION_SECONDARY).ids(1, 2, 3, 4).words(&words).bytes(rest).build();
         let (_, b2) = first_block(&m2);
         let s = TransSecondary::parse(&m2, &b2).unwrap();
-        assert_eq!((s.data_displacement, s.data.len()), (30, rest.len()));
-        assert_eq!(asm.add(s.total_param_count.into(), s.total_data_count.into(), s.param_displacement.into(), s.params, s.data_displacement.into(), s.data), AssemblyState::Complete);
+        assert_eq!((s.piece.data_displacement, s.data.len()), (30, rest.len()));
+        let p = s.piece;
+        assert_eq!(asm.add(p.total_param_count.into(), p.total_data_count.into(), p.param_displacement.into(), s.params, p.data_displacement.into(), s.data), AssemblyState::Complete);
         assert_eq!(asm.data(), &pdu[..]);
     }
 
