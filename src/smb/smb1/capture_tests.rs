@@ -11,7 +11,7 @@ use super::andx::AndxChain;
 use super::create::{NtCreateRequest, NtCreateResponse};
 use super::header::{cmd, Header};
 use super::paths::DeleteRequest;
-use super::rw::{close_fid, ReadAndxResponse, WriteAndxRequest, WriteAndxResponse};
+use super::rw::{close_fid, LargeData, ReadAndxResponse, WriteAndxRequest, WriteAndxResponse};
 use super::session_setup::SessionSetupRequest;
 use super::trans::{TransRequest, TransResponse};
 use super::tree::{TreeConnectRequest, TreeConnectResponse};

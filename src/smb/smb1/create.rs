@@ -2,9 +2,9 @@
 //! (NT_TRANSACT_CREATE lives in `trans`, since it rides in a transaction.)
 
 use super::andx::Block;
-use super::header::{cmd, Smb1Error};
-use super::strings::{SmbStr, StrCursor};
-use super::wire::{u16_at, u32_at, u64_at, u8_at};
+use super::header::Smb1Error;
+use super::strings::SmbStr;
+use super::words::{data_block, Words};
 
 /// NT create dispositions (same values as SMB2).
 pub const FILE_SUPERSEDE: u32 = 0;
@@ -44,12 +44,9 @@ pub struct NtCreateRequest<'a> {
 
 impl<'a> NtCreateRequest<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<NtCreateRequest<'a>, Smb1Error> {
-        if block.word_count != 24 {
-            return Err(Smb1Error::WordCount { command: cmd::NT_CREATE_ANDX, got: block.word_count });
-        }
-        let w = block.words;
-        let name_len = usize::from(u16_at(w, 5));
-        let mut c = StrCursor::new(msg, block.bytes_offset, block.bytes_end());
+        let w = Words::one_of(block, &[24])?;
+        let name_len = usize::from(w.u16(5));
+        let mut c = data_block(msg, block);
         c.align_unicode(unicode);
         let mut raw = c.take(name_len);
         // NameLength may or may not count the terminator; decode strips NULs, but keep the raw
@@ -58,16 +55,16 @@ impl<'a> NtCreateRequest<'a> {
             raw = raw.get(..raw.len() - 1).unwrap_or(&[]);
         }
         Ok(NtCreateRequest {
-            flags: u32_at(w, 7),
-            root_directory_fid: u32_at(w, 11),
-            desired_access: u32_at(w, 15),
-            allocation_size: u64_at(w, 19),
-            file_attributes: u32_at(w, 27),
-            share_access: u32_at(w, 31),
-            create_disposition: u32_at(w, 35),
-            create_options: u32_at(w, 39),
-            impersonation_level: u32_at(w, 43),
-            security_flags: u8_at(w, 47),
+            flags: w.u32(7),
+            root_directory_fid: w.u32(11),
+            desired_access: w.u32(15),
+            allocation_size: w.u64(19),
+            file_attributes: w.u32(27),
+            share_access: w.u32(31),
+            create_disposition: w.u32(35),
+            create_options: w.u32(39),
+            impersonation_level: w.u32(43),
+            security_flags: w.u8(47),
             name: SmbStr::new(raw, unicode),
         })
     }
@@ -105,29 +102,24 @@ pub const FILE_TYPE_MESSAGE_MODE_PIPE: u16 = 2;
 impl NtCreateResponse {
     /// `Ok(None)` for an error response (WordCount 0).
     pub fn parse(block: &Block<'_>) -> Result<Option<NtCreateResponse>, Smb1Error> {
-        let w = block.words;
-        match block.word_count {
-            0 => return Ok(None),
-            34 | 42 => {}
-            got => return Err(Smb1Error::WordCount { command: cmd::NT_CREATE_ANDX, got }),
-        }
-        let extended = w.len() >= 100;
+        let Some(w) = Words::response(block, &[34, 42])? else { return Ok(None) };
+        let extended = block.words.len() >= 100;
         Ok(Some(NtCreateResponse {
-            oplock_level: u8_at(w, 4),
-            fid: u16_at(w, 5),
-            create_action: u32_at(w, 7),
-            creation_time: u64_at(w, 11),
-            last_access_time: u64_at(w, 19),
-            last_write_time: u64_at(w, 27),
-            change_time: u64_at(w, 35),
-            file_attributes: u32_at(w, 43),
-            allocation_size: u64_at(w, 47),
-            end_of_file: u64_at(w, 55),
-            resource_type: u16_at(w, 63),
-            nm_pipe_status: u16_at(w, 65),
-            directory: u8_at(w, 67) != 0,
-            maximal_access_rights: extended.then(|| u32_at(w, 92)),
-            guest_maximal_access_rights: extended.then(|| u32_at(w, 96)),
+            oplock_level: w.u8(4),
+            fid: w.u16(5),
+            create_action: w.u32(7),
+            creation_time: w.u64(11),
+            last_access_time: w.u64(19),
+            last_write_time: w.u64(27),
+            change_time: w.u64(35),
+            file_attributes: w.u32(43),
+            allocation_size: w.u64(47),
+            end_of_file: w.u64(55),
+            resource_type: w.u16(63),
+            nm_pipe_status: w.u16(65),
+            directory: w.u8(67) != 0,
+            maximal_access_rights: extended.then(|| w.u32(92)),
+            guest_maximal_access_rights: extended.then(|| w.u32(96)),
         }))
     }
 
@@ -153,19 +145,16 @@ pub struct OpenAndxRequest<'a> {
 
 impl<'a> OpenAndxRequest<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<OpenAndxRequest<'a>, Smb1Error> {
-        if block.word_count != 15 {
-            return Err(Smb1Error::WordCount { command: cmd::OPEN_ANDX, got: block.word_count });
-        }
-        let w = block.words;
-        let mut c = StrCursor::new(msg, block.bytes_offset, block.bytes_end());
+        let w = Words::one_of(block, &[15])?;
+        let mut c = data_block(msg, block);
         Ok(OpenAndxRequest {
-            flags: u16_at(w, 4),
-            access_mode: u16_at(w, 6),
-            search_attributes: u16_at(w, 8),
-            file_attributes: u16_at(w, 10),
-            creation_time: u32_at(w, 12),
-            open_mode: u16_at(w, 16),
-            allocation_size: u32_at(w, 18),
+            flags: w.u16(4),
+            access_mode: w.u16(6),
+            search_attributes: w.u16(8),
+            file_attributes: w.u16(10),
+            creation_time: w.u32(12),
+            open_mode: w.u16(16),
+            allocation_size: w.u32(18),
             name: c.string(unicode),
         })
     }
@@ -204,21 +193,16 @@ pub struct OpenAndxResponse {
 
 impl OpenAndxResponse {
     pub fn parse(block: &Block<'_>) -> Result<Option<OpenAndxResponse>, Smb1Error> {
-        let w = block.words;
-        match block.word_count {
-            0 => return Ok(None),
-            15 | 19 => {}
-            got => return Err(Smb1Error::WordCount { command: cmd::OPEN_ANDX, got }),
-        }
+        let Some(w) = Words::response(block, &[15, 19])? else { return Ok(None) };
         Ok(Some(OpenAndxResponse {
-            fid: u16_at(w, 4),
-            file_attributes: u16_at(w, 6),
-            last_write_time: u32_at(w, 8),
-            file_data_size: u32_at(w, 12),
-            access_rights: u16_at(w, 16),
-            resource_type: u16_at(w, 18),
-            nm_pipe_status: u16_at(w, 20),
-            open_results: u16_at(w, 22),
+            fid: w.u16(4),
+            file_attributes: w.u16(6),
+            last_write_time: w.u32(8),
+            file_data_size: w.u32(12),
+            access_rights: w.u16(16),
+            resource_type: w.u16(18),
+            nm_pipe_status: w.u16(20),
+            open_results: w.u16(22),
         }))
     }
 
@@ -231,6 +215,7 @@ impl OpenAndxResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smb::smb1::header::cmd;
     use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
 
 

@@ -31,6 +31,7 @@ pub mod trans;
 pub mod trans2;
 pub mod tree;
 mod wire;
+mod words;
 
 #[cfg(test)]
 mod capture_tests;

@@ -4,7 +4,7 @@
 use super::andx::Block;
 use super::header::{cmd, Smb1Error};
 use super::strings::{SmbStr, StrCursor};
-use super::wire::{u16_at, u32_at, u64_at, u8_at};
+use super::words::{data_block, Words};
 
 /// Most dialect strings read from one NEGOTIATE request (real clients offer under 15).
 pub const MAX_DIALECTS: usize = 64;
@@ -28,7 +28,7 @@ pub struct NegotiateRequest<'a> {
 
 impl<'a> NegotiateRequest<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<NegotiateRequest<'a>, Smb1Error> {
-        let mut c = StrCursor::new(msg, block.bytes_offset, block.bytes_end());
+        let mut c = data_block(msg, block);
         let mut dialects = Vec::new();
         let mut truncated = false;
         while c.remaining() > 0 {
@@ -72,9 +72,9 @@ pub struct NegotiateResponse<'a> {
 
 impl<'a> NegotiateResponse<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<NegotiateResponse<'a>, Smb1Error> {
-        let w = block.words;
+        let w = Words::one_of(block, &[1, 13, 17])?;
         let mut r = NegotiateResponse {
-            dialect_index: u16_at(w, 0),
+            dialect_index: w.u16(0),
             security_mode: 0,
             max_mpx_count: 0,
             max_buffer_size: 0,
@@ -87,25 +87,24 @@ impl<'a> NegotiateResponse<'a> {
             domain_name: SmbStr::default(),
             server_name: SmbStr::default(),
         };
-        match block.word_count {
-            1 => {}
+        match w.count() {
             13 => {
                 // LANMAN 2.1: SecurityMode u16 … EncryptionKeyLength at word 11; key in the data.
-                r.security_mode = u8_at(w, 2);
-                r.max_buffer_size = u32::from(u16_at(w, 4));
-                r.max_mpx_count = u16_at(w, 6);
-                r.session_key = u32_at(w, 12);
-                let key_len = usize::from(u16_at(w, 22));
+                r.security_mode = w.u8(2);
+                r.max_buffer_size = u32::from(w.u16(4));
+                r.max_mpx_count = w.u16(6);
+                r.session_key = w.u32(12);
+                let key_len = usize::from(w.u16(22));
                 r.challenge = block.bytes.get(..key_len).unwrap_or(block.bytes);
             }
             17 => {
-                r.security_mode = u8_at(w, 2);
-                r.max_mpx_count = u16_at(w, 3);
-                r.max_buffer_size = u32_at(w, 7);
-                r.session_key = u32_at(w, 15);
-                r.capabilities = u32_at(w, 19);
-                r.system_time = u64_at(w, 23);
-                let challenge_len = usize::from(u8_at(w, 33));
+                r.security_mode = w.u8(2);
+                r.max_mpx_count = w.u16(3);
+                r.max_buffer_size = w.u32(7);
+                r.session_key = w.u32(15);
+                r.capabilities = w.u32(19);
+                r.system_time = w.u64(23);
+                let challenge_len = usize::from(w.u8(33));
                 if r.capabilities & CAP_EXTENDED_SECURITY != 0 {
                     r.server_guid = block.bytes.get(..16);
                     r.security_blob = block.bytes.get(16..).unwrap_or(&[]);
@@ -118,7 +117,7 @@ impl<'a> NegotiateResponse<'a> {
                     r.server_name = c.string_unaligned(unicode);
                 }
             }
-            got => return Err(Smb1Error::WordCount { command: cmd::NEGOTIATE, got }),
+            _ => {}
         }
         Ok(r)
     }

@@ -5,7 +5,7 @@
 use super::andx::Block;
 use super::header::{cmd, Smb1Error};
 use super::strings::{SmbStr, StrCursor};
-use super::wire::u16_at;
+use super::words::{data_block, Words};
 
 const BUFFER_FORMAT_ASCII: u8 = 0x04;
 
@@ -30,22 +30,16 @@ pub struct DeleteRequest<'a> {
 
 impl<'a> DeleteRequest<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<DeleteRequest<'a>, Smb1Error> {
-        if block.word_count != 1 {
-            return Err(Smb1Error::WordCount { command: cmd::DELETE, got: block.word_count });
-        }
-        let mut c = StrCursor::new(msg, block.bytes_offset, block.bytes_end());
-        let name = buffer_string(&mut c, unicode, cmd::DELETE)?;
-        Ok(DeleteRequest { search_attributes: u16_at(block.words, 0), name })
+        let w = Words::one_of(block, &[1])?;
+        let name = buffer_string(&mut data_block(msg, block), unicode, block.command)?;
+        Ok(DeleteRequest { search_attributes: w.u16(0), name })
     }
 }
 
 /// CREATE_DIRECTORY / DELETE_DIRECTORY: the directory name.
 pub fn directory_name<'a>(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<SmbStr<'a>, Smb1Error> {
-    if block.word_count != 0 {
-        return Err(Smb1Error::WordCount { command: block.command, got: block.word_count });
-    }
-    let mut c = StrCursor::new(msg, block.bytes_offset, block.bytes_end());
-    buffer_string(&mut c, unicode, block.command)
+    Words::one_of(block, &[0])?;
+    buffer_string(&mut data_block(msg, block), unicode, block.command)
 }
 
 /// RENAME and NT_RENAME: old and new names. `information_level` is NT_RENAME's (0 for RENAME).
@@ -59,15 +53,17 @@ pub struct RenameRequest<'a> {
 
 impl<'a> RenameRequest<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<RenameRequest<'a>, Smb1Error> {
-        let information_level = match (block.command, block.word_count) {
-            (cmd::RENAME, 1) => 0,
-            (cmd::NT_RENAME, 4) => u16_at(block.words, 2),
-            (command, got) => return Err(Smb1Error::WordCount { command, got }),
+        let counts: &[u8] = match block.command {
+            cmd::RENAME => &[1],
+            cmd::NT_RENAME => &[4],
+            _ => &[],
         };
-        let mut c = StrCursor::new(msg, block.bytes_offset, block.bytes_end());
+        let w = Words::one_of(block, counts)?;
+        let information_level = if block.command == cmd::NT_RENAME { w.u16(2) } else { 0 };
+        let mut c = data_block(msg, block);
         let old_name = buffer_string(&mut c, unicode, block.command)?;
         let new_name = buffer_string(&mut c, unicode, block.command)?;
-        Ok(RenameRequest { search_attributes: u16_at(block.words, 0), information_level, old_name, new_name })
+        Ok(RenameRequest { search_attributes: w.u16(0), information_level, old_name, new_name })
     }
 }
 

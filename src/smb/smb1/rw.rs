@@ -6,14 +6,39 @@
 //! through, possibly before the whole message has arrived, without copying.
 
 use super::andx::Block;
-use super::header::{cmd, Smb1Error};
-use super::wire::{slice_clipped, u16_at, u32_at};
+use super::header::Smb1Error;
+use super::wire::slice_clipped;
+use super::words::Words;
 
 /// WriteMode bits.
 pub const WRITE_THROUGH: u16 = 0x0001;
 pub const WRITE_RETURN_REMAINING: u16 = 0x0002;
 pub const WRITE_RAW_MODE: u16 = 0x0004;
 pub const WRITE_MESSAGE_START: u16 = 0x0008;
+
+/// READ_ANDX response and WRITE_ANDX request data: found by DataOffset (from the header
+/// start), DataLengthHigh:DataLength long, possibly past ByteCount's bytes.
+pub trait LargeData {
+    fn data_offset(&self) -> usize;
+    /// (DataLengthHigh, DataLength).
+    fn data_len_parts(&self) -> (u16, u16);
+
+    /// DataLengthHigh:DataLength.
+    fn data_len(&self) -> u32 {
+        let (high, low) = self.data_len_parts();
+        (u32::from(high) << 16) | u32::from(low)
+    }
+
+    /// Offset just past the data (from the header start).
+    fn data_end(&self) -> usize {
+        self.data_offset().saturating_add(self.data_len() as usize)
+    }
+
+    /// The data present in `msg` (all of it once the message is complete).
+    fn data<'a>(&self, msg: &'a [u8]) -> &'a [u8] {
+        slice_clipped(msg, self.data_offset(), self.data_len() as usize)
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteAndxRequest {
@@ -31,41 +56,19 @@ pub struct WriteAndxRequest {
 
 impl WriteAndxRequest {
     pub fn parse(block: &Block<'_>) -> Result<WriteAndxRequest, Smb1Error> {
-        let w = block.words;
-        let offset_high = match block.word_count {
-            12 => 0,
-            14 => u32_at(w, 24),
-            got => return Err(Smb1Error::WordCount { command: cmd::WRITE_ANDX, got }),
-        };
+        let w = Words::one_of(block, &[12, 14])?;
         let r = WriteAndxRequest {
-            fid: u16_at(w, 4),
-            offset: (u64::from(offset_high) << 32) | u64::from(u32_at(w, 6)),
-            timeout: u32_at(w, 10),
-            write_mode: u16_at(w, 14),
-            remaining: u16_at(w, 16),
-            data_len_high: u16_at(w, 18),
-            data_len_low: u16_at(w, 20),
-            data_offset: usize::from(u16_at(w, 22)),
+            fid: w.u16(4),
+            offset: w.offset64(6, (w.count() == 14).then_some(24)),
+            timeout: w.u32(10),
+            write_mode: w.u16(14),
+            remaining: w.u16(16),
+            data_len_high: w.u16(18),
+            data_len_low: w.u16(20),
+            data_offset: usize::from(w.u16(22)),
         };
-        if r.data_offset < block.bytes_offset {
-            return Err(Smb1Error::OutOfBounds { command: cmd::WRITE_ANDX, what: "data offset inside the parameter block" });
-        }
+        data_after_words(block, r.data_offset, true)?;
         Ok(r)
-    }
-
-    /// DataLengthHigh:DataLength.
-    pub fn data_len(&self) -> u32 {
-        (u32::from(self.data_len_high) << 16) | u32::from(self.data_len_low)
-    }
-
-    /// Offset just past the data (from the header start).
-    pub fn data_end(&self) -> usize {
-        self.data_offset.saturating_add(self.data_len() as usize)
-    }
-
-    /// The data present in `msg` (all of it once the message is complete).
-    pub fn data<'a>(&self, msg: &'a [u8]) -> &'a [u8] {
-        slice_clipped(msg, self.data_offset, self.data_len() as usize)
     }
 
     /// Bytes at the start of the data that are a named-pipe message length, not pipe data:
@@ -79,6 +82,16 @@ impl WriteAndxRequest {
     }
 }
 
+impl LargeData for WriteAndxRequest {
+    fn data_offset(&self) -> usize {
+        self.data_offset
+    }
+
+    fn data_len_parts(&self) -> (u16, u16) {
+        (self.data_len_high, self.data_len_low)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteAndxResponse {
     /// Bytes written: CountHigh:Count.
@@ -88,15 +101,8 @@ pub struct WriteAndxResponse {
 
 impl WriteAndxResponse {
     pub fn parse(block: &Block<'_>) -> Result<Option<WriteAndxResponse>, Smb1Error> {
-        let w = block.words;
-        match block.word_count {
-            0 => Ok(None),
-            6 => Ok(Some(WriteAndxResponse {
-                count: (u32::from(u16_at(w, 8)) << 16) | u32::from(u16_at(w, 4)),
-                available: u16_at(w, 6),
-            })),
-            got => Err(Smb1Error::WordCount { command: cmd::WRITE_ANDX, got }),
-        }
+        let Some(w) = Words::response(block, &[6])? else { return Ok(None) };
+        Ok(Some(WriteAndxResponse { count: w.u32_split(8, 4), available: w.u16(6) }))
     }
 }
 
@@ -113,19 +119,14 @@ pub struct ReadAndxRequest {
 
 impl ReadAndxRequest {
     pub fn parse(block: &Block<'_>) -> Result<ReadAndxRequest, Smb1Error> {
-        let w = block.words;
-        let offset_high = match block.word_count {
-            10 => 0,
-            12 => u32_at(w, 20),
-            got => return Err(Smb1Error::WordCount { command: cmd::READ_ANDX, got }),
-        };
+        let w = Words::one_of(block, &[10, 12])?;
         Ok(ReadAndxRequest {
-            fid: u16_at(w, 4),
-            offset: (u64::from(offset_high) << 32) | u64::from(u32_at(w, 6)),
-            max_count_low: u16_at(w, 10),
-            min_count: u16_at(w, 12),
-            timeout_or_max_count_high: u32_at(w, 14),
-            remaining: u16_at(w, 18),
+            fid: w.u16(4),
+            offset: w.offset64(6, (w.count() == 12).then_some(20)),
+            max_count_low: w.u16(10),
+            min_count: w.u16(12),
+            timeout_or_max_count_high: w.u32(14),
+            remaining: w.u16(18),
         })
     }
 }
@@ -141,48 +142,46 @@ pub struct ReadAndxResponse {
 
 impl ReadAndxResponse {
     pub fn parse(block: &Block<'_>) -> Result<Option<ReadAndxResponse>, Smb1Error> {
-        let w = block.words;
-        match block.word_count {
-            0 => return Ok(None),
-            12 => {}
-            got => return Err(Smb1Error::WordCount { command: cmd::READ_ANDX, got }),
-        }
+        let Some(w) = Words::response(block, &[12])? else { return Ok(None) };
         let r = ReadAndxResponse {
-            available: u16_at(w, 4),
-            data_len_low: u16_at(w, 10),
-            data_offset: usize::from(u16_at(w, 12)),
-            data_len_high: u16_at(w, 14),
+            available: w.u16(4),
+            data_len_low: w.u16(10),
+            data_offset: usize::from(w.u16(12)),
+            data_len_high: w.u16(14),
         };
-        if r.data_len() > 0 && r.data_offset < block.bytes_offset {
-            return Err(Smb1Error::OutOfBounds { command: cmd::READ_ANDX, what: "data offset inside the parameter block" });
-        }
+        data_after_words(block, r.data_offset, r.data_len() > 0)?;
         Ok(Some(r))
     }
+}
 
-    pub fn data_len(&self) -> u32 {
-        (u32::from(self.data_len_high) << 16) | u32::from(self.data_len_low)
+impl LargeData for ReadAndxResponse {
+    fn data_offset(&self) -> usize {
+        self.data_offset
     }
 
-    pub fn data_end(&self) -> usize {
-        self.data_offset.saturating_add(self.data_len() as usize)
-    }
-
-    pub fn data<'a>(&self, msg: &'a [u8]) -> &'a [u8] {
-        slice_clipped(msg, self.data_offset, self.data_len() as usize)
+    fn data_len_parts(&self) -> (u16, u16) {
+        (self.data_len_high, self.data_len_low)
     }
 }
 
 /// CLOSE (0x04) request: the FID; the response has no body.
 pub fn close_fid(block: &Block<'_>) -> Result<u16, Smb1Error> {
-    if block.word_count != 3 {
-        return Err(Smb1Error::WordCount { command: cmd::CLOSE, got: block.word_count });
+    Ok(Words::one_of(block, &[3])?.u16(0))
+}
+
+/// READ/WRITE data is found by DataOffset, which may lie past ByteCount's bytes (large
+/// writes) but never inside the header or the words.
+fn data_after_words(block: &Block<'_>, data_offset: usize, has_data: bool) -> Result<(), Smb1Error> {
+    if has_data && data_offset < block.bytes_offset {
+        return Err(Smb1Error::OutOfBounds { command: block.command, what: "data offset inside the parameter block" });
     }
-    Ok(u16_at(block.words, 0))
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smb::smb1::header::cmd;
     use crate::smb::smb1::test_util::{first_block, capture_msg, unhex, MsgBuilder, W};
 
 

@@ -3,9 +3,10 @@
 //! extended security: LM/NTLM responses and a plaintext account and domain), 10 (LANMAN).
 
 use super::andx::Block;
-use super::header::{cmd, Smb1Error};
+use super::header::Smb1Error;
 use super::strings::{SmbStr, StrCursor};
-use super::wire::{slice_clipped, u16_at, u32_at};
+use super::wire::slice_clipped;
+use super::words::{data_block, Words};
 
 /// SMB_SETUP_GUEST in the response Action: the server logged the client on as guest.
 pub const SETUP_GUEST: u16 = 0x0001;
@@ -43,19 +44,18 @@ pub struct SessionSetupRequest<'a> {
 
 impl<'a> SessionSetupRequest<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<SessionSetupRequest<'a>, Smb1Error> {
-        let w = block.words;
-        let form = match block.word_count {
+        let w = Words::one_of(block, &[10, 12, 13])?;
+        let form = match w.count() {
             12 => SetupForm::ExtendedSecurity,
             13 => SetupForm::NtLm,
-            10 => SetupForm::Lanman,
-            got => return Err(Smb1Error::WordCount { command: cmd::SESSION_SETUP_ANDX, got }),
+            _ => SetupForm::Lanman,
         };
         let mut r = SessionSetupRequest {
             form,
-            max_buffer_size: u16_at(w, 4),
-            max_mpx_count: u16_at(w, 6),
-            vc_number: u16_at(w, 8),
-            session_key: u32_at(w, 10),
+            max_buffer_size: w.u16(4),
+            max_mpx_count: w.u16(6),
+            vc_number: w.u16(8),
+            session_key: w.u32(10),
             capabilities: 0,
             security_blob: &[],
             oem_password: &[],
@@ -65,21 +65,21 @@ impl<'a> SessionSetupRequest<'a> {
             native_os: SmbStr::default(),
             native_lanman: SmbStr::default(),
         };
-        let mut c = StrCursor::new(msg, block.bytes_offset, block.bytes_end());
+        let mut c = data_block(msg, block);
         match form {
             SetupForm::ExtendedSecurity => {
-                r.capabilities = u32_at(w, 20);
-                r.security_blob = c.take(usize::from(u16_at(w, 14)));
+                r.capabilities = w.u32(20);
+                r.security_blob = c.take(usize::from(w.u16(14)));
             }
             SetupForm::NtLm => {
-                r.capabilities = u32_at(w, 22);
-                r.oem_password = c.take(usize::from(u16_at(w, 14)));
-                r.unicode_password = c.take(usize::from(u16_at(w, 16)));
+                r.capabilities = w.u32(22);
+                r.oem_password = c.take(usize::from(w.u16(14)));
+                r.unicode_password = c.take(usize::from(w.u16(16)));
                 r.account = c.string(unicode);
                 r.primary_domain = c.string(unicode);
             }
             SetupForm::Lanman => {
-                r.oem_password = c.take(usize::from(u16_at(w, 14)));
+                r.oem_password = c.take(usize::from(w.u16(14)));
                 r.account = c.string(unicode);
                 r.primary_domain = c.string(unicode);
             }
@@ -111,7 +111,6 @@ pub struct SessionSetupResponse<'a> {
 
 impl<'a> SessionSetupResponse<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<SessionSetupResponse<'a>, Smb1Error> {
-        let w = block.words;
         let mut r = SessionSetupResponse {
             action: 0,
             security_blob: &[],
@@ -119,13 +118,9 @@ impl<'a> SessionSetupResponse<'a> {
             native_lanman: SmbStr::default(),
             primary_domain: SmbStr::default(),
         };
-        let blob_len = match block.word_count {
-            0 => return Ok(r),
-            3 => 0,
-            4 => usize::from(u16_at(w, 6)),
-            got => return Err(Smb1Error::WordCount { command: cmd::SESSION_SETUP_ANDX, got }),
-        };
-        r.action = u16_at(w, 4);
+        let Some(w) = Words::response(block, &[3, 4])? else { return Ok(r) };
+        let blob_len = if w.count() == 4 { usize::from(w.u16(6)) } else { 0 };
+        r.action = w.u16(4);
         r.security_blob = slice_clipped(block.bytes, 0, blob_len);
         let mut c = StrCursor::new(msg, block.bytes_offset + r.security_blob.len(), block.bytes_end());
         r.native_os = c.string(unicode);
@@ -142,6 +137,7 @@ impl<'a> SessionSetupResponse<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smb::smb1::header::cmd;
     use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
 
 

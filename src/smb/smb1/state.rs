@@ -13,7 +13,7 @@ use super::create::{NtCreateRequest, NtCreateResponse, OpenAndxRequest, OpenAndx
 use super::header::{cmd, Header, Smb1Error, Status};
 use super::negotiate::{NegotiateRequest, NegotiateResponse, MAX_DIALECTS};
 use super::paths::{DeleteRequest, RenameRequest};
-use super::rw::{close_fid, ReadAndxRequest, ReadAndxResponse, WriteAndxRequest, WriteAndxResponse};
+use super::rw::{close_fid, LargeData, ReadAndxRequest, ReadAndxResponse, WriteAndxRequest, WriteAndxResponse};
 use super::session_setup::{SessionSetupRequest, SessionSetupResponse, SetupForm};
 use super::strings::SmbStr;
 use super::trans::{
@@ -275,12 +275,13 @@ impl Smb1State {
                     sink.count("smb1.orphan_secondary", 1);
                     return Ok(None);
                 };
+                let p = s.piece;
                 let state = ot.asm.add(
-                    s.total_param_count.into(),
-                    s.total_data_count.into(),
-                    s.param_displacement.into(),
+                    p.total_param_count.into(),
+                    p.total_data_count.into(),
+                    p.param_displacement.into(),
                     s.params,
-                    s.data_displacement.into(),
+                    p.data_displacement.into(),
                     s.data,
                 );
                 match state {

@@ -9,7 +9,8 @@
 use super::andx::Block;
 use super::header::{cmd, Smb1Error};
 use super::strings::{SmbStr, StrCursor};
-use super::wire::{slice_clipped, u16_at, u32_at, u64_at, u8_at};
+use super::wire::{u16_at, u32_at, u64_at, u8_at};
+use super::words::{section, Words};
 
 /// TRANSACTION named-pipe functions (setup word 0); setup word 1 is the FID for most.
 pub mod pipe_fn {
@@ -42,11 +43,10 @@ pub const MAX_TRANS_PARAM_BYTES: usize = 64 * 1024;
 /// streamed to DCE-RPC instead of reassembled).
 pub const MAX_TRANS_DATA_BYTES: usize = 1024 * 1024;
 
-fn section<'a>(msg: &'a [u8], block: &Block<'a>, command: u8, what: &'static str, offset: usize, count: usize) -> Result<&'a [u8], Smb1Error> {
-    if count > 0 && offset < block.bytes_offset {
-        return Err(Smb1Error::OutOfBounds { command, what });
-    }
-    Ok(slice_clipped(msg, offset, count))
+/// The parameter and data sections a transaction names, each by (offset from the header
+/// start, count); shared by every primary, secondary and response form.
+fn sections<'a>(msg: &'a [u8], block: &Block<'a>, params: (usize, usize), data: (usize, usize)) -> Result<(&'a [u8], &'a [u8]), Smb1Error> {
+    Ok((section(msg, block, "parameter offset", params.0, params.1)?, section(msg, block, "data offset", data.0, data.1)?))
 }
 
 /// A TRANSACTION or TRANSACTION2 primary request.
@@ -74,38 +74,33 @@ pub struct TransRequest<'a> {
 
 impl<'a> TransRequest<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<TransRequest<'a>, Smb1Error> {
-        let command = block.command;
-        let w = block.words;
-        if block.word_count < 14 {
-            return Err(Smb1Error::WordCount { command, got: block.word_count });
-        }
-        let setup_count = usize::from(u8_at(w, 26));
-        let setup = w.get(28..28 + setup_count * 2).ok_or(Smb1Error::OutOfBounds { command, what: "setup words" })?;
-        let mut r = TransRequest {
-            command,
-            total_param_count: u16_at(w, 0),
-            total_data_count: u16_at(w, 2),
-            max_param_count: u16_at(w, 4),
-            max_data_count: u16_at(w, 6),
-            max_setup_count: u8_at(w, 8),
-            flags: u16_at(w, 10),
-            timeout: u32_at(w, 12),
-            param_count: u16_at(w, 18),
-            param_offset: u16_at(w, 20),
-            data_count: u16_at(w, 22),
-            data_offset: u16_at(w, 24),
-            setup,
-            name: SmbStr::default(),
-            params: &[],
-            data: &[],
+        let w = Words::at_least(block, 14)?;
+        let setup = w.setup(26, 28)?;
+        let (param_count, param_offset, data_count, data_offset) = (w.u16(18), w.u16(20), w.u16(22), w.u16(24));
+        let (params, data) = sections(msg, block, (param_offset.into(), param_count.into()), (data_offset.into(), data_count.into()))?;
+        let name = if block.command == cmd::TRANSACTION {
+            StrCursor::new(msg, block.bytes_offset, block.bytes_end()).string(unicode)
+        } else {
+            SmbStr::default()
         };
-        if command == cmd::TRANSACTION {
-            let mut c = StrCursor::new(msg, block.bytes_offset, block.bytes_end());
-            r.name = c.string(unicode);
-        }
-        r.params = section(msg, block, command, "parameter offset", r.param_offset.into(), r.param_count.into())?;
-        r.data = section(msg, block, command, "data offset", r.data_offset.into(), r.data_count.into())?;
-        Ok(r)
+        Ok(TransRequest {
+            command: block.command,
+            total_param_count: w.u16(0),
+            total_data_count: w.u16(2),
+            max_param_count: w.u16(4),
+            max_data_count: w.u16(6),
+            max_setup_count: w.u8(8),
+            flags: w.u16(10),
+            timeout: w.u32(12),
+            param_count,
+            param_offset,
+            data_count,
+            data_offset,
+            setup,
+            name,
+            params,
+            data,
+        })
     }
 
     pub fn setup_word(&self, i: usize) -> Option<u16> {
@@ -132,17 +127,60 @@ impl<'a> TransRequest<'a> {
     }
 }
 
+/// The counts every transaction piece (a response, or a secondary request) carries: the
+/// totals, then this piece's parameters and data as count, offset from the header start and
+/// displacement in the whole. `N` is u16 (TRANSACTION, TRANSACTION2) or u32 (NT_TRANSACT).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Piece<N> {
+    pub total_param_count: N,
+    pub total_data_count: N,
+    pub param_count: N,
+    pub param_offset: N,
+    pub param_displacement: N,
+    pub data_count: N,
+    pub data_offset: N,
+    pub data_displacement: N,
+}
+
+impl<N: Copy + Into<u64>> Piece<N> {
+    /// Reads the totals at `totals_at` and the six piece counts from `counts_at`, each `width`
+    /// bytes apart, through `get`.
+    fn read(totals_at: usize, counts_at: usize, width: usize, get: impl Fn(usize) -> N) -> Piece<N> {
+        let at = |i: usize| get(counts_at + i * width);
+        Piece {
+            total_param_count: get(totals_at),
+            total_data_count: get(totals_at + width),
+            param_count: at(0),
+            param_offset: at(1),
+            param_displacement: at(2),
+            data_count: at(3),
+            data_offset: at(4),
+            data_displacement: at(5),
+        }
+    }
+
+    /// (parameters, data) of this piece in `msg`.
+    fn sections<'a>(&self, msg: &'a [u8], block: &Block<'a>) -> Result<(&'a [u8], &'a [u8]), Smb1Error> {
+        sections(msg, block, (wide(self.param_offset), wide(self.param_count)), (wide(self.data_offset), wide(self.data_count)))
+    }
+
+    /// This piece reaches the end of both the parameters and the data.
+    pub fn is_last(&self) -> bool {
+        let reaches = |disp: N, count: N, total: N| disp.into() + count.into() >= total.into();
+        reaches(self.param_displacement, self.param_count, self.total_param_count)
+            && reaches(self.data_displacement, self.data_count, self.total_data_count)
+    }
+}
+
+/// A u16/u32 wire count as usize (saturating where usize is narrower).
+fn wide<N: Into<u64>>(n: N) -> usize {
+    usize::try_from(n.into()).unwrap_or(usize::MAX)
+}
+
 /// TRANSACTION / TRANSACTION2 response (possibly one of several carrying pieces).
 #[derive(Clone, Debug)]
 pub struct TransResponse<'a> {
-    pub total_param_count: u16,
-    pub total_data_count: u16,
-    pub param_count: u16,
-    pub param_offset: u16,
-    pub param_displacement: u16,
-    pub data_count: u16,
-    pub data_offset: u16,
-    pub data_displacement: u16,
+    pub piece: Piece<u16>,
     pub setup: &'a [u8],
     pub params: &'a [u8],
     pub data: &'a [u8],
@@ -151,51 +189,23 @@ pub struct TransResponse<'a> {
 impl<'a> TransResponse<'a> {
     /// `Ok(None)` for an error response (WordCount 0).
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<Option<TransResponse<'a>>, Smb1Error> {
-        let command = block.command;
-        let w = block.words;
-        if block.word_count == 0 {
-            return Ok(None);
-        }
-        if block.word_count < 10 {
-            return Err(Smb1Error::WordCount { command, got: block.word_count });
-        }
-        let setup_count = usize::from(u8_at(w, 18));
-        let setup = w.get(20..20 + setup_count * 2).ok_or(Smb1Error::OutOfBounds { command, what: "setup words" })?;
-        let mut r = TransResponse {
-            total_param_count: u16_at(w, 0),
-            total_data_count: u16_at(w, 2),
-            param_count: u16_at(w, 6),
-            param_offset: u16_at(w, 8),
-            param_displacement: u16_at(w, 10),
-            data_count: u16_at(w, 12),
-            data_offset: u16_at(w, 14),
-            data_displacement: u16_at(w, 16),
-            setup,
-            params: &[],
-            data: &[],
-        };
-        r.params = section(msg, block, command, "parameter offset", r.param_offset.into(), r.param_count.into())?;
-        r.data = section(msg, block, command, "data offset", r.data_offset.into(), r.data_count.into())?;
-        Ok(Some(r))
+        let Some(w) = Words::response_at_least(block, 10)? else { return Ok(None) };
+        let setup = w.setup(18, 20)?;
+        // Two reserved bytes between the totals and the piece counts.
+        let piece = Piece::read(0, 6, 2, |at| w.u16(at));
+        let (params, data) = piece.sections(msg, block)?;
+        Ok(Some(TransResponse { piece, setup, params, data }))
     }
 
     pub fn is_last_piece(&self) -> bool {
-        usize::from(self.param_displacement) + usize::from(self.param_count) >= usize::from(self.total_param_count)
-            && usize::from(self.data_displacement) + usize::from(self.data_count) >= usize::from(self.total_data_count)
+        self.piece.is_last()
     }
 }
 
 /// TRANSACTION_SECONDARY (0x26) / TRANSACTION2_SECONDARY (0x33): further request pieces.
 #[derive(Clone, Debug)]
 pub struct TransSecondary<'a> {
-    pub total_param_count: u16,
-    pub total_data_count: u16,
-    pub param_count: u16,
-    pub param_offset: u16,
-    pub param_displacement: u16,
-    pub data_count: u16,
-    pub data_offset: u16,
-    pub data_displacement: u16,
+    pub piece: Piece<u16>,
     /// TRANSACTION2_SECONDARY only.
     pub fid: Option<u16>,
     pub params: &'a [u8],
@@ -204,29 +214,16 @@ pub struct TransSecondary<'a> {
 
 impl<'a> TransSecondary<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<TransSecondary<'a>, Smb1Error> {
-        let command = block.command;
-        let w = block.words;
-        let fid = match (command, block.word_count) {
-            (cmd::TRANSACTION_SECONDARY, 8) => None,
-            (cmd::TRANSACTION2_SECONDARY, 9) => Some(u16_at(w, 16)),
-            (_, got) => return Err(Smb1Error::WordCount { command, got }),
+        let counts: &[u8] = match block.command {
+            cmd::TRANSACTION_SECONDARY => &[8],
+            cmd::TRANSACTION2_SECONDARY => &[9],
+            _ => &[],
         };
-        let mut r = TransSecondary {
-            total_param_count: u16_at(w, 0),
-            total_data_count: u16_at(w, 2),
-            param_count: u16_at(w, 4),
-            param_offset: u16_at(w, 6),
-            param_displacement: u16_at(w, 8),
-            data_count: u16_at(w, 10),
-            data_offset: u16_at(w, 12),
-            data_displacement: u16_at(w, 14),
-            fid,
-            params: &[],
-            data: &[],
-        };
-        r.params = section(msg, block, command, "parameter offset", r.param_offset.into(), r.param_count.into())?;
-        r.data = section(msg, block, command, "data offset", r.data_offset.into(), r.data_count.into())?;
-        Ok(r)
+        let w = Words::one_of(block, counts)?;
+        let fid = (block.command == cmd::TRANSACTION2_SECONDARY).then(|| w.u16(16));
+        let piece = Piece::read(0, 4, 2, |at| w.u16(at));
+        let (params, data) = piece.sections(msg, block)?;
+        Ok(TransSecondary { piece, fid, params, data })
     }
 }
 
@@ -252,32 +249,26 @@ pub struct NtTransRequest<'a> {
 
 impl<'a> NtTransRequest<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<NtTransRequest<'a>, Smb1Error> {
-        let command = block.command;
-        let w = block.words;
-        if block.word_count < 19 {
-            return Err(Smb1Error::WordCount { command, got: block.word_count });
-        }
-        let setup_count = usize::from(u8_at(w, 35));
-        let setup = w.get(38..38 + setup_count * 2).ok_or(Smb1Error::OutOfBounds { command, what: "setup words" })?;
+        let w = Words::at_least(block, 19)?;
+        let setup = w.setup(35, 38)?;
         let mut r = NtTransRequest {
-            max_setup_count: u8_at(w, 0),
-            total_param_count: u32_at(w, 3),
-            total_data_count: u32_at(w, 7),
-            max_param_count: u32_at(w, 11),
-            max_data_count: u32_at(w, 15),
-            param_count: u32_at(w, 19),
-            param_offset: u32_at(w, 23),
-            data_count: u32_at(w, 27),
-            data_offset: u32_at(w, 31),
-            function: u16_at(w, 36),
+            max_setup_count: w.u8(0),
+            total_param_count: w.u32(3),
+            total_data_count: w.u32(7),
+            max_param_count: w.u32(11),
+            max_data_count: w.u32(15),
+            param_count: w.u32(19),
+            param_offset: w.u32(23),
+            data_count: w.u32(27),
+            data_offset: w.u32(31),
+            function: w.u16(36),
             setup,
             params: &[],
             data: &[],
             params_at: 0,
         };
-        r.params_at = r.param_offset as usize;
-        r.params = section(msg, block, command, "parameter offset", r.param_offset as usize, r.param_count as usize)?;
-        r.data = section(msg, block, command, "data offset", r.data_offset as usize, r.data_count as usize)?;
+        r.params_at = wide(r.param_offset);
+        (r.params, r.data) = sections(msg, block, (wide(r.param_offset), wide(r.param_count)), (wide(r.data_offset), wide(r.data_count)))?;
         Ok(r)
     }
 }
@@ -285,14 +276,7 @@ impl<'a> NtTransRequest<'a> {
 /// NT_TRANSACT response (one piece).
 #[derive(Clone, Debug)]
 pub struct NtTransResponse<'a> {
-    pub total_param_count: u32,
-    pub total_data_count: u32,
-    pub param_count: u32,
-    pub param_offset: u32,
-    pub param_displacement: u32,
-    pub data_count: u32,
-    pub data_offset: u32,
-    pub data_displacement: u32,
+    pub piece: Piece<u32>,
     pub setup: &'a [u8],
     pub params: &'a [u8],
     pub data: &'a [u8],
@@ -300,32 +284,12 @@ pub struct NtTransResponse<'a> {
 
 impl<'a> NtTransResponse<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<Option<NtTransResponse<'a>>, Smb1Error> {
-        let command = block.command;
-        let w = block.words;
-        if block.word_count == 0 {
-            return Ok(None);
-        }
-        if block.word_count < 18 {
-            return Err(Smb1Error::WordCount { command, got: block.word_count });
-        }
-        let setup_count = usize::from(u8_at(w, 35));
-        let setup = w.get(36..36 + setup_count * 2).ok_or(Smb1Error::OutOfBounds { command, what: "setup words" })?;
-        let mut r = NtTransResponse {
-            total_param_count: u32_at(w, 3),
-            total_data_count: u32_at(w, 7),
-            param_count: u32_at(w, 11),
-            param_offset: u32_at(w, 15),
-            param_displacement: u32_at(w, 19),
-            data_count: u32_at(w, 23),
-            data_offset: u32_at(w, 27),
-            data_displacement: u32_at(w, 31),
-            setup,
-            params: &[],
-            data: &[],
-        };
-        r.params = section(msg, block, command, "parameter offset", r.param_offset as usize, r.param_count as usize)?;
-        r.data = section(msg, block, command, "data offset", r.data_offset as usize, r.data_count as usize)?;
-        Ok(Some(r))
+        let Some(w) = Words::response_at_least(block, 18)? else { return Ok(None) };
+        let setup = w.setup(35, 36)?;
+        // Three reserved bytes before the totals.
+        let piece = Piece::read(3, 11, 4, |at| w.u32(at));
+        let (params, data) = piece.sections(msg, block)?;
+        Ok(Some(NtTransResponse { piece, setup, params, data }))
     }
 }
 
@@ -476,6 +440,22 @@ mod tests {
     use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
 
 
+    #[test]
+    fn piece_counts_and_last_piece() {
+        // TRANSACTION_SECONDARY layout: totals at 0, the piece counts from 4.
+        let w: Vec<u8> = [10u16, 100, 4, 60, 6, 50, 70, 50].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let p = Piece::read(0, 4, 2, |at| u16_at(&w, at));
+        let want = Piece { total_param_count: 10, total_data_count: 100, param_count: 4, param_offset: 60, param_displacement: 6, data_count: 50, data_offset: 70, data_displacement: 50 };
+        assert_eq!(p, want);
+        assert!(p.is_last());
+        assert!(!Piece { data_displacement: 40, data_count: 59, ..p }.is_last());
+        // Counts past the words read as 0 (the WordCount check keeps real layouts inside).
+        assert_eq!(Piece::read(0, 12, 2, |at| u16_at(&w, at)).data_displacement, 0);
+        // Lying 32-bit counts at the top of the range do not overflow.
+        let max = Piece { total_param_count: u32::MAX, total_data_count: u32::MAX, param_count: u32::MAX, param_displacement: u32::MAX, data_count: u32::MAX, data_displacement: u32::MAX, ..Piece::default() };
+        assert!(max.is_last());
+    }
+
     /// raw_ntlm_in_smb frames 31/32: TransactNmPipe on FID 0x4000 (\srvsvc) carrying a
     /// DCE-RPC bind of 72 bytes at offset 84; the response carries the 68-byte bind_ack at 56.
     /// tshark: smb.trans_name \PIPE\, smb_pipe.function 0x0026, smb.dc 72/68, smb.data_offset 84/56.
@@ -495,7 +475,7 @@ mod tests {
         let m = capture_msg("0000007cff534d4225000000008801c800000000000000000000000000080100000805000a000044000000000038000000440038000000000045004805000c03100000004400000003000000001000106c1300000d005c504950455c73727673766300000100000000000000045d888aeb1cc9119fe808002b10486002000000");
         let (_, b) = first_block(&m);
         let r = TransResponse::parse(&m, &b).unwrap().unwrap();
-        assert_eq!((r.data_count, r.data_offset), (68, 56));
+        assert_eq!((r.piece.data_count, r.piece.data_offset), (68, 56));
         assert!(r.is_last_piece());
         assert_eq!(&r.data[..3], &[5, 0, 0x0c]);
     }
@@ -595,8 +575,9 @@ mod tests {
         let m2 = MsgBuilder::request(cmd::TRANSACTION_SECONDARY).ids(1, 2, 3, 4).words(&words).bytes(rest).build();
         let (_, b2) = first_block(&m2);
         let s = TransSecondary::parse(&m2, &b2).unwrap();
-        assert_eq!((s.data_displacement, s.data.len()), (30, rest.len()));
-        assert_eq!(asm.add(s.total_param_count.into(), s.total_data_count.into(), s.param_displacement.into(), s.params, s.data_displacement.into(), s.data), AssemblyState::Complete);
+        assert_eq!((s.piece.data_displacement, s.data.len()), (30, rest.len()));
+        let p = s.piece;
+        assert_eq!(asm.add(p.total_param_count.into(), p.total_data_count.into(), p.param_displacement.into(), s.params, p.data_displacement.into(), s.data), AssemblyState::Complete);
         assert_eq!(asm.data(), &pdu[..]);
     }
 

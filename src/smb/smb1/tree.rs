@@ -2,9 +2,9 @@
 //! LOGOFF_ANDX (0x74) carry nothing beyond the header's TID / UID.
 
 use super::andx::Block;
-use super::header::{cmd, Smb1Error};
-use super::strings::{SmbStr, StrCursor};
-use super::wire::{u16_at, u32_at};
+use super::header::Smb1Error;
+use super::strings::SmbStr;
+use super::words::{data_block, Words};
 
 /// TREE_CONNECT_ANDX_EXTENDED_RESPONSE in the request flags.
 pub const TREE_CONNECT_EXTENDED_RESPONSE: u16 = 0x0008;
@@ -24,15 +24,12 @@ pub struct TreeConnectRequest<'a> {
 
 impl<'a> TreeConnectRequest<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<TreeConnectRequest<'a>, Smb1Error> {
-        if block.word_count != 4 {
-            return Err(Smb1Error::WordCount { command: cmd::TREE_CONNECT_ANDX, got: block.word_count });
-        }
-        let w = block.words;
-        let mut c = StrCursor::new(msg, block.bytes_offset, block.bytes_end());
-        let password = c.take(usize::from(u16_at(w, 6)));
+        let w = Words::one_of(block, &[4])?;
+        let mut c = data_block(msg, block);
+        let password = c.take(usize::from(w.u16(6)));
         let path = c.string(unicode);
         let service = c.oem_string();
-        Ok(TreeConnectRequest { flags: u16_at(w, 4), password, path, service })
+        Ok(TreeConnectRequest { flags: w.u16(4), password, path, service })
     }
 }
 
@@ -59,20 +56,15 @@ pub struct TreeConnectResponse<'a> {
 impl<'a> TreeConnectResponse<'a> {
     /// `Ok(None)` for an error response (WordCount 0).
     pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<Option<TreeConnectResponse<'a>>, Smb1Error> {
-        let w = block.words;
-        let (max, guest) = match block.word_count {
-            0 => return Ok(None),
-            2 | 3 => (None, None),
-            7 => (Some(u32_at(w, 6)), Some(u32_at(w, 10))),
-            got => return Err(Smb1Error::WordCount { command: cmd::TREE_CONNECT_ANDX, got }),
-        };
-        let mut c = StrCursor::new(msg, block.bytes_offset, block.bytes_end());
+        let Some(w) = Words::response(block, &[2, 3, 7])? else { return Ok(None) };
+        let extended = w.count() == 7;
+        let mut c = data_block(msg, block);
         let service = c.oem_string();
         let native_file_system = c.string(unicode);
         Ok(Some(TreeConnectResponse {
-            optional_support: if block.word_count >= 3 { u16_at(w, 4) } else { 0 },
-            maximal_share_access: max,
-            guest_maximal_share_access: guest,
+            optional_support: if w.count() >= 3 { w.u16(4) } else { 0 },
+            maximal_share_access: extended.then(|| w.u32(6)),
+            guest_maximal_share_access: extended.then(|| w.u32(10)),
             service,
             native_file_system,
         }))
