@@ -25,23 +25,15 @@ pub enum Command {
     Live(LiveArgs),
 }
 
+/// What `read` and `live` share: outputs, rules, engine workers, decryption secrets.
 #[derive(Debug, Args, Clone)]
-pub struct ReadArgs {
-    /// Capture files or directories (searched recursively for captures); "-" reads standard input.
-    #[arg(required = true, value_name = "FILE|DIR")]
-    pub inputs: Vec<PathBuf>,
+pub struct EngineArgs {
     /// Write every protocol event as JSON lines to PATH ("-" for stdout).
     #[arg(long, value_name = "PATH|-")]
     pub events: Option<PathBuf>,
-    /// With --events, also write per-message records of unreadable (encrypted/compressed) SMB.
-    #[arg(long, requires = "events")]
-    pub events_all: bool,
     /// Write alerts as JSON lines to PATH (default: stdout).
     #[arg(long, value_name = "PATH|-")]
     pub alerts: Option<PathBuf>,
-    /// Write one JSON line per TCP connection when it ends (bytes per direction, gaps) to PATH.
-    #[arg(long, value_name = "PATH|-")]
-    pub flows: Option<PathBuf>,
     /// Detection rules directory (default: the built-in rules).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
@@ -51,6 +43,21 @@ pub struct ReadArgs {
     /// SMB3 decryption secrets (passwords, NT hashes or session keys).
     #[arg(long, value_name = "FILE")]
     pub smb_keys: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReadArgs {
+    /// Capture files or directories (searched recursively for captures); "-" reads standard input.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: EngineArgs,
+    /// With --events, also write per-message records of unreadable (encrypted/compressed) SMB.
+    #[arg(long, requires = "events")]
+    pub events_all: bool,
+    /// Write one JSON line per TCP connection when it ends (bytes per direction, gaps) to PATH.
+    #[arg(long, value_name = "PATH|-")]
+    pub flows: Option<PathBuf>,
     /// Do not print the summary on stderr at the end.
     #[arg(long)]
     pub no_summary: bool,
@@ -80,21 +87,8 @@ pub struct LiveArgs {
     /// Capture filter (default: TCP 445, 139, 135 and 49152-65535; "" captures everything).
     #[arg(long, value_name = "EXPR", allow_hyphen_values = true)]
     pub bpf: Option<String>,
-    /// Write every protocol event as JSON lines to PATH ("-" for stdout).
-    #[arg(long, value_name = "PATH|-")]
-    pub events: Option<PathBuf>,
-    /// Write alerts as JSON lines to PATH (default: stdout).
-    #[arg(long, value_name = "PATH|-")]
-    pub alerts: Option<PathBuf>,
-    /// Detection rules directory (default: the built-in rules).
-    #[arg(long, value_name = "DIR")]
-    pub rules: Option<PathBuf>,
-    /// Engine worker threads, sharded by host pair (default: one per core; see README "Performance").
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub workers: Option<u16>,
-    /// SMB3 decryption secrets (passwords, NT hashes or session keys).
-    #[arg(long, value_name = "FILE")]
-    pub smb_keys: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: EngineArgs,
     /// Seconds between counter lines on stderr (one more at exit).
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -136,9 +130,9 @@ mod tests {
         .unwrap();
         let Command::Read(r) = c.command else { panic!() };
         assert_eq!(r.inputs, vec![PathBuf::from("a.pcap"), PathBuf::from("dir")]);
-        assert_eq!(r.events, Some(PathBuf::from("-")));
+        assert_eq!(r.common.events, Some(PathBuf::from("-")));
         assert!(r.events_all && r.no_summary);
-        assert_eq!(r.workers, Some(2));
+        assert_eq!(r.common.workers, Some(2));
     }
 
     #[test]
@@ -161,9 +155,9 @@ mod tests {
         let Command::Live(l) = c.command else { panic!() };
         assert_eq!(l.interface, "eth1");
         assert_eq!(l.bpf.as_deref(), Some("tcp port 445"));
-        assert_eq!((l.workers, l.stats_interval, l.count), (Some(3), 5, Some(100)));
+        assert_eq!((l.common.workers, l.stats_interval, l.count), (Some(3), 5, Some(100)));
         assert_eq!(l.user, "");
-        assert_eq!(l.alerts, Some(PathBuf::from("a.json")));
+        assert_eq!(l.common.alerts, Some(PathBuf::from("a.json")));
         let d = Cli::try_parse_from(["psexec-sensor", "live", "-i", "eth1"]).unwrap();
         let Command::Live(l) = d.command else { panic!() };
         assert_eq!((l.stats_interval, l.alert_after, l.user.as_str(), l.duration), (60, 60, "nobody", None));

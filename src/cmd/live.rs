@@ -224,16 +224,16 @@ mod imp {
             say(e);
             ExitCode::from(EXIT_BAD_INPUT)
         };
-        let smb = smb_shared(args.smb_keys.as_deref())?;
-        let rules = load_rules(args.rules.as_deref())?;
+        let smb = smb_shared(args.common.smb_keys.as_deref())?;
+        let rules = load_rules(args.common.rules.as_deref())?;
         let stop = StopFlag::new();
         stop.install_signal_handlers().map_err(|e| bad(&e))?;
         let mut cfg = LiveConfig::new(args.interface.clone());
         cfg.bpf = args.bpf.clone();
         let cap = LiveCapture::open(&cfg, stop.clone()).map_err(|e| bad(&e))?;
         // Outputs before dropping root: they may live where only root writes.
-        let events = args.events.as_deref().map(open_writer).transpose()?;
-        let alerts = match &args.alerts {
+        let events = args.common.events.as_deref().map(open_writer).transpose()?;
+        let alerts = match &args.common.alerts {
             Some(p) => open_writer(p)?,
             None => JsonLines::stdout(),
         };
@@ -241,7 +241,7 @@ mod imp {
             let d = drop_privileges(&args.user).map_err(|e| bad(&e))?;
             say(d);
         }
-        let workers = args.workers.map_or_else(default_workers, usize::from);
+        let workers = args.common.workers.map_or_else(default_workers, usize::from);
         say(format_args!(
             "listening on {} (linktype {}, filter {:?}, {workers} worker{})",
             cap.interface(),

@@ -168,13 +168,13 @@ pub fn run(args: ReadArgs) -> ExitCode {
 }
 
 fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
-    let smb = smb_shared(args.smb_keys.as_deref())?;
-    let rules = load_rules(args.rules.as_deref())?;
+    let smb = smb_shared(args.common.smb_keys.as_deref())?;
+    let rules = load_rules(args.common.rules.as_deref())?;
 
     let mut out = ReadOutput {
-        events: args.events.as_deref().map(open_writer).transpose()?,
+        events: args.common.events.as_deref().map(open_writer).transpose()?,
         events_all: args.events_all,
-        alerts: match &args.alerts {
+        alerts: match &args.common.alerts {
             Some(p) => open_writer(p)?,
             None => JsonLines::stdout(),
         },
@@ -214,7 +214,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         None
     };
 
-    let workers = args.workers.map_or_else(default_workers, usize::from);
+    let workers = args.common.workers.map_or_else(default_workers, usize::from);
     let cfg = EngineConfig {
         smb,
         flow_summaries: out.flows.is_some(),
