@@ -102,7 +102,10 @@ fn search_dirs() -> Vec<PathBuf> {
 }
 
 fn pkg_config_libdir() -> Option<PathBuf> {
-    let out = Command::new("pkg-config").args(["--variable=libdir", "libpcap"]).output().ok()?;
+    let out = Command::new("pkg-config")
+        .args(["--variable=libdir", "libpcap"])
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
@@ -117,8 +120,13 @@ fn newest_runtime(dir: &Path) -> Option<PathBuf> {
     for entry in std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()) {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(ver) = name.strip_prefix("libpcap.so.") else { continue };
-        let Some(key) = ver.split('.').map(|p| p.parse::<u32>().ok()).collect::<Option<Vec<u32>>>()
+        let Some(ver) = name.strip_prefix("libpcap.so.") else {
+            continue;
+        };
+        let Some(key) = ver
+            .split('.')
+            .map(|p| p.parse::<u32>().ok())
+            .collect::<Option<Vec<u32>>>()
         else {
             continue;
         };

@@ -27,9 +27,12 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 const WORKER_COUNTS: [usize; 2] = [1, 2];
 
 fn capture_path() -> PathBuf {
-    std::env::var_os("PSEXEC_BENCH_CAPTURE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/lab/k1_psexec_large_upload.pcap")
-    })
+    std::env::var_os("PSEXEC_BENCH_CAPTURE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("captures/lab/k1_psexec_large_upload.pcap")
+        })
 }
 
 fn e2e_cli(c: &mut Criterion) {
@@ -43,7 +46,10 @@ fn e2e_cli(c: &mut Criterion) {
         o.status.success() && String::from_utf8_lossy(&o.stdout).contains("--workers")
     });
     if size == 0 || !has_read {
-        eprintln!("e2e_cli: skipped: `{bin} read --help` offers no --workers yet (or no capture at {})", cap.display());
+        eprintln!(
+            "e2e_cli: skipped: `{bin} read --help` offers no --workers yet (or no capture at {})",
+            cap.display()
+        );
         return;
     }
     let mut g = c.benchmark_group("e2e_cli");
@@ -51,19 +57,23 @@ fn e2e_cli(c: &mut Criterion) {
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
     for w in WORKER_COUNTS {
-        g.bench_with_input(BenchmarkId::from_parameter(format!("workers={w}")), &w, |b, &w| {
-            b.iter(|| {
-                let st = Command::new(bin)
-                    .arg("read")
-                    .arg(&cap)
-                    .args(["--workers", &w.to_string()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .expect("run psexec-sensor");
-                assert!(st.success());
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::from_parameter(format!("workers={w}")),
+            &w,
+            |b, &w| {
+                b.iter(|| {
+                    let st = Command::new(bin)
+                        .arg("read")
+                        .arg(&cap)
+                        .args(["--workers", &w.to_string()])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .expect("run psexec-sensor");
+                    assert!(st.success());
+                })
+            },
+        );
     }
     g.finish();
 }
@@ -96,23 +106,40 @@ fn e2e_engine(c: &mut Criterion) {
             let mut engine = Engine::new(EngineConfig::default());
             let mut index = 0u64;
             let mut out = CountEvents(0);
-            let outcome =
-                run_file(&mut engine, &cap, &mut index, Arc::new(AtomicU64::new(0)), &mut out, &mut |_| {});
+            let outcome = run_file(
+                &mut engine,
+                &cap,
+                &mut index,
+                Arc::new(AtomicU64::new(0)),
+                &mut out,
+                &mut |_| {},
+            );
             assert!(outcome.error.is_none(), "{:?}", outcome.error);
             std::hint::black_box(out.0)
         })
     });
     let files = [cap.clone()];
     for w in WORKER_COUNTS {
-        g.bench_with_input(BenchmarkId::new("sharded", format!("workers={w}")), &w, |b, &w| {
-            b.iter(|| {
-                let mut out = CountEvents(0);
-                let cfg = EngineConfig::default();
-                let (failed, _) = run_files(w, &cfg, &files, Arc::new(AtomicU64::new(0)), &Quiet, &mut out);
-                assert_eq!(failed, 0);
-                std::hint::black_box(out.0)
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("sharded", format!("workers={w}")),
+            &w,
+            |b, &w| {
+                b.iter(|| {
+                    let mut out = CountEvents(0);
+                    let cfg = EngineConfig::default();
+                    let (failed, _) = run_files(
+                        w,
+                        &cfg,
+                        &files,
+                        Arc::new(AtomicU64::new(0)),
+                        &Quiet,
+                        &mut out,
+                    );
+                    assert_eq!(failed, 0);
+                    std::hint::black_box(out.0)
+                })
+            },
+        );
     }
     g.finish();
 }

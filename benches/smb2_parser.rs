@@ -10,15 +10,23 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 fn capture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/lab").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("captures/lab")
+        .join(name)
 }
 
 fn smb2(c: &mut Criterion) {
     let mut g = c.benchmark_group("smb2_parser");
-    for name in ["a_psexec_default.pcap", "k1_psexec_large_upload.pcap", "f_benign_admin_upload.pcap"] {
+    for name in [
+        "a_psexec_default.pcap",
+        "k1_psexec_large_upload.pcap",
+        "f_benign_admin_upload.pcap",
+    ] {
         let segs = smb_streams::in_order(smb_streams::segments(&capture(name)));
         g.throughput(Throughput::Bytes(smb_streams::payload_bytes(&segs)));
-        g.bench_function(name, |b| b.iter(|| black_box(smb_streams::run_segments(&segs, 0).0.len())));
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(smb_streams::run_segments(&segs, 0).0.len()))
+        });
     }
     g.finish();
 }

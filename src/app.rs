@@ -142,7 +142,10 @@ mod tests {
     #[test]
     fn by_port_and_by_bytes() {
         assert_eq!(choose(&ctx(50000, 445), b"anything"), Some(AppKind::Smb));
-        assert_eq!(choose(&ctx(50000, 139), b"\x81\0\0\x44"), Some(AppKind::Smb));
+        assert_eq!(
+            choose(&ctx(50000, 139), b"\x81\0\0\x44"),
+            Some(AppKind::Smb)
+        );
         assert_eq!(
             choose(&ctx(50000, 8445), b"\0\0\0\x40\xfeSMB@\0"),
             Some(AppKind::Smb)

@@ -128,8 +128,13 @@ mod tests {
             "--no-summary",
         ])
         .unwrap();
-        let Command::Read(r) = c.command else { panic!() };
-        assert_eq!(r.inputs, vec![PathBuf::from("a.pcap"), PathBuf::from("dir")]);
+        let Command::Read(r) = c.command else {
+            panic!()
+        };
+        assert_eq!(
+            r.inputs,
+            vec![PathBuf::from("a.pcap"), PathBuf::from("dir")]
+        );
         assert_eq!(r.common.events, Some(PathBuf::from("-")));
         assert!(r.events_all && r.no_summary);
         assert_eq!(r.common.workers, Some(2));
@@ -141,25 +146,55 @@ mod tests {
         assert!(Cli::try_parse_from(["psexec-sensor", "read", "a", "--workers", "0"]).is_err());
         assert!(Cli::try_parse_from(["psexec-sensor", "read", "a", "--events-all"]).is_err());
         assert!(Cli::try_parse_from(["psexec-sensor", "frobnicate"]).is_err());
-        assert!(Cli::try_parse_from(["psexec-sensor", "live"]).is_err(), "-i is required");
-        assert!(Cli::try_parse_from(["psexec-sensor", "live", "-i", "x", "--stats-interval", "0"]).is_err());
+        assert!(
+            Cli::try_parse_from(["psexec-sensor", "live"]).is_err(),
+            "-i is required"
+        );
+        assert!(
+            Cli::try_parse_from(["psexec-sensor", "live", "-i", "x", "--stats-interval", "0"])
+                .is_err()
+        );
     }
 
     #[test]
     fn parses_live() {
         let c = Cli::try_parse_from([
-            "psexec-sensor", "live", "-i", "eth1", "--bpf", "tcp port 445", "--workers", "3",
-            "--stats-interval", "5", "--user", "", "--count", "100", "--alerts", "a.json",
+            "psexec-sensor",
+            "live",
+            "-i",
+            "eth1",
+            "--bpf",
+            "tcp port 445",
+            "--workers",
+            "3",
+            "--stats-interval",
+            "5",
+            "--user",
+            "",
+            "--count",
+            "100",
+            "--alerts",
+            "a.json",
         ])
         .unwrap();
-        let Command::Live(l) = c.command else { panic!() };
+        let Command::Live(l) = c.command else {
+            panic!()
+        };
         assert_eq!(l.interface, "eth1");
         assert_eq!(l.bpf.as_deref(), Some("tcp port 445"));
-        assert_eq!((l.common.workers, l.stats_interval, l.count), (Some(3), 5, Some(100)));
+        assert_eq!(
+            (l.common.workers, l.stats_interval, l.count),
+            (Some(3), 5, Some(100))
+        );
         assert_eq!(l.user, "");
         assert_eq!(l.common.alerts, Some(PathBuf::from("a.json")));
         let d = Cli::try_parse_from(["psexec-sensor", "live", "-i", "eth1"]).unwrap();
-        let Command::Live(l) = d.command else { panic!() };
-        assert_eq!((l.stats_interval, l.alert_after, l.user.as_str(), l.duration), (60, 60, "nobody", None));
+        let Command::Live(l) = d.command else {
+            panic!()
+        };
+        assert_eq!(
+            (l.stats_interval, l.alert_after, l.user.as_str(), l.duration),
+            (60, 60, "nobody", None)
+        );
     }
 }

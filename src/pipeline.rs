@@ -144,13 +144,15 @@ impl Engine {
     /// A capture-level problem seen by a reader that is not this engine's (the stream pipeline's
     /// capture thread), at the input's time `ts`; tagged [`FINISH_INDEX`].
     pub fn capture_anomaly_at(&mut self, ts: Ts, detail: String, out: &mut dyn EventConsumer) {
-        self.sink.anomaly(ts, None, AnomalyKind::Capture, "capture", detail);
+        self.sink
+            .anomaly(ts, None, AnomalyKind::Capture, "capture", detail);
         self.drain(FINISH_INDEX, out);
     }
 
     /// Time passes without packets (live capture): close flows idle past their timeouts as of `now`.
     pub fn advance_time(&mut self, now: Ts, out: &mut dyn EventConsumer) {
-        self.flows.expire(now, self.factory.as_mut(), &mut self.sink);
+        self.flows
+            .expire(now, self.factory.as_mut(), &mut self.sink);
         self.drain(FINISH_INDEX, out);
     }
 
@@ -258,7 +260,9 @@ pub fn run_file(
     };
     let skipped = reader.unknown_interface_packets();
     if skipped > 0 {
-        engine.sink.count("capture.unknown_interface_packets", skipped);
+        engine
+            .sink
+            .count("capture.unknown_interface_packets", skipped);
         engine.capture_anomaly(*index, undescribed_interfaces(path, skipped), out);
     }
     engine.finish(out);
@@ -286,7 +290,10 @@ mod tests {
         flags: u8,
         payload: &[u8],
     ) -> Packet {
-        let data = ether(0x0800, &ipv4(src, dst, 6, &tcp(sp, dp, seq, 0, flags, payload)));
+        let data = ether(
+            0x0800,
+            &ipv4(src, dst, 6, &tcp(sp, dp, seq, 0, flags, payload)),
+        );
         Packet {
             ts: Ts::from_secs(t),
             linktype: LINKTYPE_ETHERNET,
@@ -305,7 +312,16 @@ mod tests {
         e.process(0, &frame(1, A4, B4, 50000, 445, 100, SYN, b""), &mut c);
         e.process(
             1,
-            &frame(1, A4, B4, 50000, 445, 101, ACK, b"\0\0\0\x10hello smb world!"),
+            &frame(
+                1,
+                A4,
+                B4,
+                50000,
+                445,
+                101,
+                ACK,
+                b"\0\0\0\x10hello smb world!",
+            ),
             &mut c,
         );
         // A hole, then data: a gap anomaly at finish.
@@ -373,7 +389,16 @@ mod tests {
         // A later midstream connection to that port gets a parser although its bytes say nothing.
         e.process(
             8,
-            &frame(3, A4, B4, 50001, 49667, 5, ACK, b"not a PDU start, midstream!"),
+            &frame(
+                3,
+                A4,
+                B4,
+                50001,
+                49667,
+                5,
+                ACK,
+                b"not a PDU start, midstream!",
+            ),
             &mut c,
         );
         e.finish(&mut c);

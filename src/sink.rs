@@ -60,7 +60,14 @@ impl Sink {
         detail: impl Into<String>,
     ) {
         self.counters.add(cap_counter_name(cap), 1);
-        self.push_anomaly(ts, conn, AnomalyKind::CapReached, layer, Some(cap), detail.into());
+        self.push_anomaly(
+            ts,
+            conn,
+            AnomalyKind::CapReached,
+            layer,
+            Some(cap),
+            detail.into(),
+        );
     }
 
     /// Any other typed anomaly.
@@ -88,7 +95,14 @@ impl Sink {
         let n = self.anomaly_events.entry((kind, cap)).or_insert(0);
         *n += 1;
         if *n <= MAX_ANOMALY_EVENTS_PER_KIND {
-            self.events.push(Event::Anomaly(Anomaly { ts, conn, kind, layer, cap, detail }));
+            self.events.push(Event::Anomaly(Anomaly {
+                ts,
+                conn,
+                kind,
+                layer,
+                cap,
+                detail,
+            }));
         } else {
             self.counters.add("anomaly_events_suppressed", 1);
         }

@@ -6,8 +6,8 @@
 //! exists, else by polling `/proc/<pid>/status` VmHWM (a high-water mark, so polling only misses
 //! growth in the last few milliseconds).
 
-use psexec_sensor::decode::build;
 use psexec_sensor::dcerpc::ndr::uuid_bytes_le;
+use psexec_sensor::decode::build;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,7 +23,8 @@ const MILLION_FLOWS_RSS_BOUND_KB: u64 = 256 * 1024;
 const HUGE_LENGTHS_RSS_BOUND_KB: u64 = 64 * 1024;
 
 fn scratch(tag: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("caps-{tag}-{}", std::process::id()));
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("caps-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -36,8 +37,15 @@ struct PcapWriter<W: Write> {
 
 impl<W: Write> PcapWriter<W> {
     fn new(mut w: W) -> PcapWriter<W> {
-        w.write_all(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0]).unwrap();
-        PcapWriter { w, ts_us: 1_700_000_000_000_000 }
+        w.write_all(&[
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0,
+            0,
+        ])
+        .unwrap();
+        PcapWriter {
+            w,
+            ts_us: 1_700_000_000_000_000,
+        }
     }
     fn frame(&mut self, data: &[u8]) {
         self.ts_us += 10;
@@ -61,8 +69,25 @@ impl<W: Write> PcapWriter<W> {
     }
 }
 
-fn tcp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    build::ether(0x0800, &build::ipv4(src, dst, 6, &build::tcp(sport, dport, seq, ack, flags, payload)))
+fn tcp4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    build::ether(
+        0x0800,
+        &build::ipv4(
+            src,
+            dst,
+            6,
+            &build::tcp(sport, dport, seq, ack, flags, payload),
+        ),
+    )
 }
 
 struct Run {
@@ -84,7 +109,12 @@ fn read_measured(cap: &Path, dir: &Path) -> Run {
     } else {
         Command::new(BIN)
     };
-    cmd.arg("read").arg(cap).arg("--events").arg(&events).arg("--alerts").arg(dir.join("alerts.json"));
+    cmd.arg("read")
+        .arg(cap)
+        .arg("--events")
+        .arg(&events)
+        .arg("--alerts")
+        .arg(dir.join("alerts.json"));
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("sensor runs");
     let mut hwm = 0u64;
@@ -95,7 +125,11 @@ fn read_measured(cap: &Path, dir: &Path) -> Run {
         if !use_time {
             if let Ok(st) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
                 if let Some(l) = st.lines().find(|l| l.starts_with("VmHWM:")) {
-                    let kb: u64 = l.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+                    let kb: u64 = l
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|x| x.parse().ok())
+                        .unwrap_or(0);
                     hwm = hwm.max(kb);
                 }
             }
@@ -104,14 +138,27 @@ fn read_measured(cap: &Path, dir: &Path) -> Run {
     };
     let mut stderr = String::new();
     use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     let peak_rss_kb = if use_time {
         let t = std::fs::read_to_string(&time_out).unwrap();
-        t.lines().filter_map(|l| l.trim().parse::<u64>().ok()).last().expect("time's %M")
+        t.lines()
+            .filter_map(|l| l.trim().parse::<u64>().ok())
+            .last()
+            .expect("time's %M")
     } else {
         hwm
     };
-    Run { status, peak_rss_kb, stderr, events: std::fs::read_to_string(&events).unwrap_or_default() }
+    Run {
+        status,
+        peak_rss_kb,
+        stderr,
+        events: std::fs::read_to_string(&events).unwrap_or_default(),
+    }
 }
 
 fn caps_reached(events: &str) -> Vec<String> {
@@ -130,11 +177,22 @@ fn a_million_syn_only_flows_stay_bounded() {
     let dir = scratch("syn");
     let cap = dir.join("million-syn.pcap");
     {
-        let mut w = PcapWriter::new(std::io::BufWriter::new(std::fs::File::create(&cap).unwrap()));
+        let mut w = PcapWriter::new(std::io::BufWriter::new(
+            std::fs::File::create(&cap).unwrap(),
+        ));
         for i in 0u32..1_000_000 {
             let src = [10, (i >> 16) as u8, (i >> 8) as u8, i as u8];
             let sport = 1024 + (i % 60_000) as u16;
-            w.frame(&tcp4(src, build::B4, sport, 445, i.wrapping_mul(2_654_435_761), 0, build::SYN, &[]));
+            w.frame(&tcp4(
+                src,
+                build::B4,
+                sport,
+                445,
+                i.wrapping_mul(2_654_435_761),
+                0,
+                build::SYN,
+                &[],
+            ));
         }
     }
     let r = read_measured(&cap, &dir);
@@ -146,7 +204,11 @@ fn a_million_syn_only_flows_stay_bounded() {
         r.peak_rss_kb,
         MILLION_FLOWS_RSS_BOUND_KB
     );
-    assert!(caps_reached(&r.events).contains(&"MAX_FLOWS".to_string()), "{:?}", caps_reached(&r.events));
+    assert!(
+        caps_reached(&r.events).contains(&"MAX_FLOWS".to_string()),
+        "{:?}",
+        caps_reached(&r.events)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -157,7 +219,16 @@ const S: [u8; 4] = build::B4;
 fn conn(w: &mut PcapWriter<impl Write>, sport: u16, dport: u16, msgs: &[(bool, Vec<u8>)]) {
     let (mut cs, mut ss) = (1000u32, 900_000u32);
     w.frame(&tcp4(C, S, sport, dport, cs, 0, build::SYN, &[]));
-    w.frame(&tcp4(S, C, dport, sport, ss, cs + 1, build::SYN | build::ACK, &[]));
+    w.frame(&tcp4(
+        S,
+        C,
+        dport,
+        sport,
+        ss,
+        cs + 1,
+        build::SYN | build::ACK,
+        &[],
+    ));
     cs += 1;
     ss += 1;
     for (to_server, p) in msgs {
@@ -171,8 +242,26 @@ fn conn(w: &mut PcapWriter<impl Write>, sport: u16, dport: u16, msgs: &[(bool, V
             }
         }
     }
-    w.frame(&tcp4(C, S, sport, dport, cs, ss, build::FIN | build::ACK, &[]));
-    w.frame(&tcp4(S, C, dport, sport, ss, cs + 1, build::FIN | build::ACK, &[]));
+    w.frame(&tcp4(
+        C,
+        S,
+        sport,
+        dport,
+        cs,
+        ss,
+        build::FIN | build::ACK,
+        &[],
+    ));
+    w.frame(&tcp4(
+        S,
+        C,
+        dport,
+        sport,
+        ss,
+        cs + 1,
+        build::FIN | build::ACK,
+        &[],
+    ));
 }
 
 fn nbss(len: u32, body: &[u8]) -> Vec<u8> {
@@ -265,9 +354,16 @@ fn huge_declared_lengths_stay_bounded() {
     let dir = scratch("huge");
     let cap = dir.join("huge-lengths.pcap");
     {
-        let mut w = PcapWriter::new(std::io::BufWriter::new(std::fs::File::create(&cap).unwrap()));
+        let mut w = PcapWriter::new(std::io::BufWriter::new(
+            std::fs::File::create(&cap).unwrap(),
+        ));
         // NetBIOS session message declaring 0xFFFFFF bytes, of which 64 KiB arrive.
-        conn(&mut w, 40001, 445, &[(true, nbss(0xff_ffff, &[0xfe; 64 * 1024]))]);
+        conn(
+            &mut w,
+            40001,
+            445,
+            &[(true, nbss(0xff_ffff, &[0xfe; 64 * 1024]))],
+        );
         // SMB2 WRITE declaring Length 4 GiB inside a NetBIOS message of 16 MiB, 512 KiB sent.
         let mut m = smb2_write(u32::MAX, 5);
         m.resize(m.len() + 512 * 1024, 0x4d);
@@ -289,7 +385,11 @@ fn huge_declared_lengths_stay_bounded() {
         stub.extend_from_slice(&0u32.to_le_bytes());
         stub.extend_from_slice(&u32::MAX.to_le_bytes());
         stub.extend_from_slice(&[0x41; 64]);
-        let mut msgs = vec![(true, bind()), (false, bind_ack()), (true, request(3, 3, u32::MAX, 12, &stub))];
+        let mut msgs = vec![
+            (true, bind()),
+            (false, bind_ack()),
+            (true, request(3, 3, u32::MAX, 12, &stub)),
+        ];
         msgs.push((true, request(4, 1, u32::MAX, 12, &stub)));
         for _ in 0..5000 {
             msgs.push((true, request(4, 0, u32::MAX, 12, &[0x42; 1024])));
@@ -301,11 +401,19 @@ fn huge_declared_lengths_stay_bounded() {
         w.w.write_all(&[0u8; 64]).unwrap();
     }
     let r = read_measured(&cap, &dir);
-    eprintln!("huge lengths: peak RSS {} KiB; caps {:?}", r.peak_rss_kb, caps_reached(&r.events));
+    eprintln!(
+        "huge lengths: peak RSS {} KiB; caps {:?}",
+        r.peak_rss_kb,
+        caps_reached(&r.events)
+    );
     // The absurd record ends the file with an error: non-zero exit, a clear message, no panic.
     assert!(!r.status.success());
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-    assert!(r.stderr.to_lowercase().contains("huge-lengths.pcap"), "{}", r.stderr);
+    assert!(
+        r.stderr.to_lowercase().contains("huge-lengths.pcap"),
+        "{}",
+        r.stderr
+    );
     assert!(
         r.peak_rss_kb < HUGE_LENGTHS_RSS_BOUND_KB,
         "peak RSS {} KiB over the bound {} KiB",

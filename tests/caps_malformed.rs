@@ -10,24 +10,33 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_psexec-sensor");
 
 fn scratch(tag: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("caps_malformed-{tag}-{}", std::process::id()));
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("caps_malformed-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
-const PCAP_HDR: [u8; 24] = [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+const PCAP_HDR: [u8; 24] = [
+    0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+];
 
 /// The first record (header + frame) of a lab capture.
 fn first_record() -> Vec<u8> {
-    let b = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/lab/c_smbexec.pcap")).unwrap();
+    let b = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/lab/c_smbexec.pcap"),
+    )
+    .unwrap();
     let rec = &b[24..];
     let n = u32::from_le_bytes(rec[8..12].try_into().unwrap()) as usize;
     rec[..16 + n].to_vec()
 }
 
 fn record_header(caplen: u32, origlen: u32) -> Vec<u8> {
-    [1u32, 0, caplen, origlen].iter().flat_map(|x| x.to_le_bytes()).collect()
+    [1u32, 0, caplen, origlen]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect()
 }
 
 fn shb(block_len: u32) -> Vec<u8> {
@@ -43,7 +52,13 @@ fn shb(block_len: u32) -> Vec<u8> {
 }
 
 fn idb() -> Vec<u8> {
-    [1u32, 20].iter().flat_map(|x| x.to_le_bytes()).chain([1, 0, 0, 0]).chain(65535u32.to_le_bytes()).chain(20u32.to_le_bytes()).collect()
+    [1u32, 20]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .chain([1, 0, 0, 0])
+        .chain(65535u32.to_le_bytes())
+        .chain(20u32.to_le_bytes())
+        .collect()
 }
 
 struct Outcome {
@@ -73,16 +88,30 @@ fn read(path: &Path) -> Outcome {
 /// A non-zero exit and a line `psexec-sensor: PATH: <why>…`, no panic.
 fn fails_clearly(path: &Path, why: &str) -> Outcome {
     let o = read(path);
-    assert!(!o.stderr.contains("panicked"), "{}: panic\n{}", path.display(), o.stderr);
+    assert!(
+        !o.stderr.contains("panicked"),
+        "{}: panic\n{}",
+        path.display(),
+        o.stderr
+    );
     assert_eq!(o.code, Some(2), "{}: {}", path.display(), o.stderr);
     let want = format!("psexec-sensor: {}: {why}", path.display());
-    assert!(o.stderr.lines().any(|l| l.starts_with(&want)), "missing {want:?} in\n{}", o.stderr);
+    assert!(
+        o.stderr.lines().any(|l| l.starts_with(&want)),
+        "missing {want:?} in\n{}",
+        o.stderr
+    );
     o
 }
 
 fn reads_cleanly(path: &Path) -> Outcome {
     let o = read(path);
-    assert!(!o.stderr.contains("panicked"), "{}: panic\n{}", path.display(), o.stderr);
+    assert!(
+        !o.stderr.contains("panicked"),
+        "{}: panic\n{}",
+        path.display(),
+        o.stderr
+    );
     assert_eq!(o.code, Some(0), "{}: {}", path.display(), o.stderr);
     o
 }
@@ -94,17 +123,49 @@ fn absurd_lengths_and_broken_headers_fail_clearly() {
 
     // A good packet, then a record claiming ~4 GiB.
     let p = d.join("huge_record.pcap");
-    std::fs::write(&p, [&PCAP_HDR[..], &first, &record_header(0xffff_fff0, 0xffff_fff0), &[0; 100]].concat()).unwrap();
+    std::fs::write(
+        &p,
+        [
+            &PCAP_HDR[..],
+            &first,
+            &record_header(0xffff_fff0, 0xffff_fff0),
+            &[0; 100],
+        ]
+        .concat(),
+    )
+    .unwrap();
     let o = fails_clearly(&p, "absurd record length");
     // The good packet before it was counted as read.
     assert!(o.stderr.contains("after 1 good packets"), "{}", o.stderr);
 
     // pcapng: a block claiming ~4 GiB, and a block shorter than its own header.
     let p = d.join("huge_block.pcapng");
-    std::fs::write(&p, [shb(28), idb(), 6u32.to_le_bytes().to_vec(), 0xffff_fff0u32.to_le_bytes().to_vec(), vec![0; 64]].concat()).unwrap();
+    std::fs::write(
+        &p,
+        [
+            shb(28),
+            idb(),
+            6u32.to_le_bytes().to_vec(),
+            0xffff_fff0u32.to_le_bytes().to_vec(),
+            vec![0; 64],
+        ]
+        .concat(),
+    )
+    .unwrap();
     fails_clearly(&p, "absurd record length");
     let p = d.join("tiny_block.pcapng");
-    std::fs::write(&p, [shb(28), idb(), 6u32.to_le_bytes().to_vec(), 8u32.to_le_bytes().to_vec(), vec![0; 64]].concat()).unwrap();
+    std::fs::write(
+        &p,
+        [
+            shb(28),
+            idb(),
+            6u32.to_le_bytes().to_vec(),
+            8u32.to_le_bytes().to_vec(),
+            vec![0; 64],
+        ]
+        .concat(),
+    )
+    .unwrap();
     fails_clearly(&p, "malformed record");
 
     // A section header whose length is smaller than a section header.
@@ -146,7 +207,11 @@ fn odd_but_valid_files_read() {
     assert!(o.events.contains("\"log\":\"anomaly\""), "{}", o.events);
     // caplen 0 with a huge original length: an empty frame, not an allocation.
     let p = d.join("zero_caplen.pcap");
-    std::fs::write(&p, [&PCAP_HDR[..], &record_header(0, 0xffff_fff0), &first].concat()).unwrap();
+    std::fs::write(
+        &p,
+        [&PCAP_HDR[..], &record_header(0, 0xffff_fff0), &first].concat(),
+    )
+    .unwrap();
     let o = read(&p);
     assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
 }

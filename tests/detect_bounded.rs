@@ -23,7 +23,13 @@ fn feed(d: &mut Detector, events: Vec<Event>, out: &mut Vec<Alert>) {
 
 fn summaries(a: &[Alert]) -> Vec<&HostSummary> {
     a.iter()
-        .filter_map(|a| if let Alert::HostSummary(h) = a { Some(h) } else { None })
+        .filter_map(|a| {
+            if let Alert::HostSummary(h) = a {
+                Some(h)
+            } else {
+                None
+            }
+        })
         .collect()
 }
 
@@ -58,14 +64,22 @@ fn attackers_retire_and_every_one_is_summarized_at_the_end() {
         impacket_psexec(&mut s, i as f64 * HOUR);
         feed(&mut d, s.done(), &mut out);
         let t = d.tables();
-        max_live = (max_live.0.max(t.sources), max_live.1.max(t.pairs), max_live.2.max(t.visibility_keys));
+        max_live = (
+            max_live.0.max(t.sources),
+            max_live.1.max(t.pairs),
+            max_live.2.max(t.visibility_keys),
+        );
     }
     let t = d.tables();
     // Quiet for longer than the windows (600 s): retired. Pairs that authenticated are kept 24 h.
     assert!(max_live.0 <= 2, "live sources {max_live:?}");
     assert!(max_live.1 <= 26, "live pairs {max_live:?}");
     assert!(t.retired_sources >= n as usize - 2, "{t:?}");
-    assert_eq!(techniques(&out).len(), n as usize - 1, "all but the last closed");
+    assert_eq!(
+        techniques(&out).len(),
+        n as usize - 1,
+        "all but the last closed"
+    );
     d.finish(&mut out);
     let hs = summaries(&out);
     assert_eq!(hs.len(), n as usize);
@@ -74,7 +88,9 @@ fn attackers_retire_and_every_one_is_summarized_at_the_end() {
     want.sort();
     assert_eq!(hs.iter().map(|h| h.src_ip).collect::<Vec<_>>(), want);
     for h in &hs {
-        let Some(IpAddr::V4(a)) = Some(h.src_ip) else { panic!() };
+        let Some(IpAddr::V4(a)) = Some(h.src_ip) else {
+            panic!()
+        };
         let i = u32::from(a.octets()[2]) << 8 | u32::from(a.octets()[3]);
         assert!(h.is_final);
         assert_eq!((h.attacks, h.signals, h.suppressed), (1, 0, 0), "{h:?}");
@@ -145,14 +161,22 @@ fn retired_sources_are_capped_without_losing_a_summary() {
     assert_eq!(d.tables().retired_sources, MAX_RETIRED_SOURCES);
     assert_eq!(early, extra as usize);
     assert_eq!(d.stats().caps.get("MAX_VISIBILITY_KEYS"), None);
-    assert_eq!(d.stats().caps.get("MAX_RETIRED_SOURCES").copied(), Some(early as u64));
+    assert_eq!(
+        d.stats().caps.get("MAX_RETIRED_SOURCES").copied(),
+        Some(early as u64)
+    );
     d.finish(&mut out);
     let hs = summaries(&out);
     assert_eq!(hs.len() + early, n as usize);
     assert!(hs.iter().all(|h| h.is_final && h.unreadable_sessions == 1));
     let mut sink = psexec_sensor::sink::Sink::new();
     d.report_caps(&mut sink);
-    assert_eq!(sink.counters.get("MAX_RETIRED_SOURCES"), early as u64, "{:?}", sink.counters);
+    assert_eq!(
+        sink.counters.get("MAX_RETIRED_SOURCES"),
+        early as u64,
+        "{:?}",
+        sink.counters
+    );
 }
 
 /// One source attacking more than MAX_SOURCE_TARGETS hosts: the summary lists that many, the
@@ -185,12 +209,22 @@ fn visibility_keys_expire_but_do_not_repeat() {
         d.on_event(&visibility(i as f64 * 600.0, &addr(4, i), VIC, 7), &mut out);
         // The same session signals again an hour later: no second record.
         if i > 6 {
-            d.on_event(&visibility(i as f64 * 600.0 + 1.0, &addr(4, i - 6), VIC, 7), &mut out);
+            d.on_event(
+                &visibility(i as f64 * 600.0 + 1.0, &addr(4, i - 6), VIC, 7),
+                &mut out,
+            );
         }
         // A day of sessions (one per 600 s) plus the six refreshed an hour late, plus one.
-        assert!(d.tables().visibility_keys <= 24 * 6 + 6 + 1, "{:?}", d.tables());
+        assert!(
+            d.tables().visibility_keys <= 24 * 6 + 6 + 1,
+            "{:?}",
+            d.tables()
+        );
     }
-    let v = out.iter().filter(|a| matches!(a, Alert::Visibility(_))).count();
+    let v = out
+        .iter()
+        .filter(|a| matches!(a, Alert::Visibility(_)))
+        .count();
     assert_eq!(v, 500);
     assert!(d.tables().visibility_keys >= 24 * 6 - 1);
     assert!(MAX_VISIBILITY_KEYS > 24 * 6);

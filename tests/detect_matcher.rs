@@ -604,9 +604,16 @@ fn live_mode_writes_the_alert_once_the_attack_is_quiet() {
         d.on_event(&e, &mut out);
     }
     d.tick(ts(30.0), &mut out);
-    assert!(techniques(&out).is_empty(), "still active within the quiet period");
+    assert!(
+        techniques(&out).is_empty(),
+        "still active within the quiet period"
+    );
     d.tick(ts(100.0), &mut out);
-    assert_eq!(techniques(&out).len(), 1, "written 60 s after the last activity, not 600 s");
+    assert_eq!(
+        techniques(&out).len(),
+        1,
+        "written 60 s after the last activity, not 600 s"
+    );
     d.finish(&mut out);
     assert_eq!(techniques(&out).len(), 1, "no duplicate at finish");
 }

@@ -4,20 +4,35 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn eval(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_psexec-sensor")).arg("eval").args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_psexec-sensor"))
+        .arg("eval")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn lab(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/lab").join(name).to_string_lossy().into_owned()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("captures/lab")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]
 fn a_detected_positive_and_a_quiet_negative_pass() {
-    let o = eval(&["--json", &lab("a_psexec_default.pcap"), &lab("f_benign_admin_upload.pcap")]);
+    let o = eval(&[
+        "--json",
+        &lab("a_psexec_default.pcap"),
+        &lab("f_benign_admin_upload.pcap"),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let text = v.to_string();
-    assert!(text.contains("a_psexec_default.pcap") && text.contains("f_benign_admin_upload.pcap"), "{text}");
+    assert!(
+        text.contains("a_psexec_default.pcap") && text.contains("f_benign_admin_upload.pcap"),
+        "{text}"
+    );
     assert!(text.contains("impacket-psexec"), "{text}");
 }
 
@@ -26,8 +41,14 @@ fn a_table_names_each_capture_and_the_totals() {
     let o = eval(&[&lab("c_smbexec.pcap"), &lab("h_benign_svc_query.pcap")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let t = String::from_utf8_lossy(&o.stdout);
-    assert!(t.contains("c_smbexec.pcap") && t.contains("ok detected"), "{t}");
-    assert!(t.contains("h_benign_svc_query.pcap") && t.contains("ok quiet"), "{t}");
+    assert!(
+        t.contains("c_smbexec.pcap") && t.contains("ok detected"),
+        "{t}"
+    );
+    assert!(
+        t.contains("h_benign_svc_query.pcap") && t.contains("ok quiet"),
+        "{t}"
+    );
     assert!(t.contains("recall on visible positives 1/1"), "{t}");
 }
 
@@ -39,9 +60,18 @@ fn a_miss_fails_the_exit_code() {
     std::fs::create_dir_all(&dir).unwrap();
     let cap = dir.join("benign.pcap");
     std::fs::copy(lab("g_benign_browse_c.pcap"), &cap).unwrap();
-    std::fs::copy(lab("a_psexec_default.pcap.truth.json"), dir.join("benign.pcap.truth.json")).unwrap();
+    std::fs::copy(
+        lab("a_psexec_default.pcap.truth.json"),
+        dir.join("benign.pcap.truth.json"),
+    )
+    .unwrap();
     let o = eval(&[dir.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains("MISSED"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,7 +22,12 @@ fn corpus() -> PathBuf {
 
 #[test]
 fn eval_over_the_corpus_is_all_right() {
-    let o = Command::new(env!("CARGO_BIN_EXE_psexec-sensor")).arg("eval").arg("--json").arg(corpus()).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_psexec-sensor"))
+        .arg("eval")
+        .arg("--json")
+        .arg(corpus())
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&o.stdout).expect("eval --json prints JSON");
     let t = &v["totals"];
     assert!(t["visible_positives"].as_u64().unwrap() >= 5, "{t}");
@@ -38,7 +43,10 @@ fn eval_over_the_corpus_is_all_right() {
         }
         for f in c["fields"].as_array().unwrap() {
             if f["ok"] != true {
-                wrong.push(format!("{}: {} expected {} got {}", c["capture"], f["field"], f["expected"], f["got"]));
+                wrong.push(format!(
+                    "{}: {} expected {} got {}",
+                    c["capture"], f["field"], f["expected"], f["got"]
+                ));
             }
         }
     }
@@ -52,8 +60,16 @@ fn alerts(cap: &std::path::Path, workers: &str) -> Vec<Value> {
         .arg(cap)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}: {}", cap.display(), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    assert!(
+        o.status.success(),
+        "{}: {}",
+        cap.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -68,7 +84,12 @@ fn one_and_two_workers_give_the_same_alerts() {
                 continue;
             }
             let name = p.to_string_lossy();
-            if name.ends_with(".json") || name.ends_with(".log") || name.ends_with(".yaml") || name.ends_with(".rules") || name.ends_with(".md") {
+            if name.ends_with(".json")
+                || name.ends_with(".log")
+                || name.ends_with(".yaml")
+                || name.ends_with(".rules")
+                || name.ends_with(".md")
+            {
                 continue;
             }
             assert_eq!(alerts(&p, "1"), alerts(&p, "2"), "{name}");

@@ -11,7 +11,9 @@ use reshape::*;
 use std::path::PathBuf;
 
 fn lab(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/lab").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("captures/lab")
+        .join(name)
 }
 
 const A: &str = "a_psexec_default.pcap";
@@ -25,9 +27,16 @@ fn baseline(name: &str) -> (Vec<Facts>, Vec<(String, Option<String>, Option<Stri
     let o = run(&frames(&segs, Net::V4));
     let f = facts(&o.alerts);
     assert!(!f.is_empty(), "{name}: no technique alert on the original");
-    assert!(f.iter().all(|x| x.service_name.is_some() && x.binary_path.is_some()), "{name}: {f:?}");
+    assert!(
+        f.iter()
+            .all(|x| x.service_name.is_some() && x.binary_path.is_some()),
+        "{name}: {f:?}"
+    );
     let calls = service_calls(&o.events);
-    assert!(!calls.is_empty(), "{name}: no svcctl call with a service name");
+    assert!(
+        !calls.is_empty(),
+        "{name}: no svcctl call with a service name"
+    );
     (f, calls)
 }
 
@@ -38,8 +47,16 @@ fn same_after(name: &str, what: &str, reshape: impl Fn(&[Seg]) -> Vec<Seg>, net:
     let o = run(&frames(&reshape(&segs), net));
     let v6 = matches!(net, Net::V6 | Net::V6Frag(_));
     let want = if v6 { facts_v6(&want) } else { want };
-    assert_eq!(facts(&o.alerts), want, "{name} {what}: technique alert facts differ");
-    assert_eq!(service_calls(&o.events), want_calls, "{name} {what}: svcctl calls differ");
+    assert_eq!(
+        facts(&o.alerts),
+        want,
+        "{name} {what}: technique alert facts differ"
+    );
+    assert_eq!(
+        service_calls(&o.events),
+        want_calls,
+        "{name} {what}: svcctl calls differ"
+    );
 }
 
 /// Reshape at the SMB level (per-connection messages, fresh TCP sequence numbers).
@@ -49,8 +66,16 @@ fn same_after_smb(name: &str, what: &str, rewrite: impl Fn(&mut Vec<Conn>), mss:
     let (mut conns, other) = smb_conns(&segs);
     rewrite(&mut conns);
     let o = run(&frames(&rebuild(&conns, &other, mss), Net::V4));
-    assert_eq!(facts(&o.alerts), want, "{name} {what}: technique alert facts differ");
-    assert_eq!(service_calls(&o.events), want_calls, "{name} {what}: svcctl calls differ");
+    assert_eq!(
+        facts(&o.alerts),
+        want,
+        "{name} {what}: technique alert facts differ"
+    );
+    assert_eq!(
+        service_calls(&o.events),
+        want_calls,
+        "{name} {what}: svcctl calls differ"
+    );
 }
 
 // --- the harness itself can fail: a corrupting reshape must change the outcome ---------------
@@ -115,7 +140,12 @@ fn overlapping_segments_with_different_data_first_wins() {
 fn reordered_duplicated_and_overlapping_at_once() {
     // Overlap last: a differing copy must never arrive before the original bytes it overlaps
     // (then it would be the first copy, and first wins).
-    same_after(A, "mixed", |s| overlap(&duplicate(&reorder(&split(s, 97), 7))), Net::V4);
+    same_after(
+        A,
+        "mixed",
+        |s| overlap(&duplicate(&reorder(&split(s, 97), 7))),
+        Net::V4,
+    );
 }
 
 // --- IP ------------------------------------------------------------------------------------------
@@ -151,7 +181,12 @@ fn vlan_tagged() {
 
 #[test]
 fn ipv6_fragments_of_reordered_one_byte_segments() {
-    same_after(C, "IPv6 fragments of reordered small segments", |s| reorder(&split(s, 3), 4), Net::V6Frag(8));
+    same_after(
+        C,
+        "IPv6 fragments of reordered small segments",
+        |s| reorder(&split(s, 3), 4),
+        Net::V6Frag(8),
+    );
 }
 
 // --- SMB / DCE-RPC -------------------------------------------------------------------------------
@@ -163,7 +198,12 @@ fn create_service_request_in_many_dcerpc_fragments() {
             same_after_smb(
                 name,
                 &format!("CreateServiceW in {n} fragments"),
-                |c| assert!(fragment_dcerpc_request(c, 12, n) >= 1, "no CreateServiceW WRITE found"),
+                |c| {
+                    assert!(
+                        fragment_dcerpc_request(c, 12, n) >= 1,
+                        "no CreateServiceW WRITE found"
+                    )
+                },
                 1460,
             );
         }
@@ -183,7 +223,12 @@ fn upload_as_one_compound() {
 #[test]
 fn large_upload_starting_in_a_compound() {
     let (want, want_calls) = baseline(K1);
-    let base = want[0].uploads[0].0.rsplit(['\\', '/']).next().unwrap().to_string();
+    let base = want[0].uploads[0]
+        .0
+        .rsplit(['\\', '/'])
+        .next()
+        .unwrap()
+        .to_string();
     let segs = read_segments(&lab(K1));
     let (mut conns, other) = smb_conns(&segs);
     let data = uploaded_bytes(&conns, &base);
@@ -194,10 +239,15 @@ fn large_upload_starting_in_a_compound() {
     let compounds: Vec<usize> = conns
         .iter()
         .flat_map(|c| &c.msgs)
-        .filter(|m| m.to_server && is_smb2(&m.body) && cmd(&m.body) == CREATE && le32(&m.body, 20) != 0)
+        .filter(|m| {
+            m.to_server && is_smb2(&m.body) && cmd(&m.body) == CREATE && le32(&m.body, 20) != 0
+        })
         .map(|m| m.body.len())
         .collect();
-    assert!(compounds.len() == 1 && compounds[0] > psexec_sensor::smb::MAX_SMB_MESSAGE_BUFFER, "{compounds:?}");
+    assert!(
+        compounds.len() == 1 && compounds[0] > psexec_sensor::smb::MAX_SMB_MESSAGE_BUFFER,
+        "{compounds:?}"
+    );
     let o = run(&frames(&rebuild(&conns, &other, 1460), Net::V4));
     assert_eq!(facts(&o.alerts), want);
     assert_eq!(service_calls(&o.events), want_calls);
@@ -205,15 +255,28 @@ fn large_upload_starting_in_a_compound() {
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::SmbFiles(f) if f.action == Some(FileAction::FileWrite) && f.name.to_lowercase().ends_with(&base) => Some(f),
+            Event::SmbFiles(f)
+                if f.action == Some(FileAction::FileWrite)
+                    && f.name.to_lowercase().ends_with(&base) =>
+            {
+                Some(f)
+            }
             _ => None,
         })
         .collect();
     assert_eq!(writes.len(), 1, "{writes:?}");
     let w = writes[0];
-    assert_eq!((w.share.as_str(), w.bytes_written, w.hash_complete), ("ADMIN$", Some(data.len() as u64), Some(true)));
+    assert_eq!(
+        (w.share.as_str(), w.bytes_written, w.hash_complete),
+        ("ADMIN$", Some(data.len() as u64), Some(true))
+    );
     assert_eq!(w.sha256.as_deref(), Some(sha.as_str()));
-    assert!(!o.events.iter().any(|e| matches!(e, Event::Anomaly(a) if a.cap.is_some())), "no cap reached");
+    assert!(
+        !o.events
+            .iter()
+            .any(|e| matches!(e, Event::Anomaly(a) if a.cap.is_some())),
+        "no cap reached"
+    );
 }
 
 /// A large compound that cannot stream (two 1 MiB WRITEs after the CREATE: the commands before
@@ -221,7 +284,12 @@ fn large_upload_starting_in_a_compound() {
 #[test]
 fn large_compound_that_cannot_stream_is_reported() {
     let (want, _) = baseline(K1);
-    let base = want[0].uploads[0].0.rsplit(['\\', '/']).next().unwrap().to_string();
+    let base = want[0].uploads[0]
+        .0
+        .rsplit(['\\', '/'])
+        .next()
+        .unwrap()
+        .to_string();
     let segs = read_segments(&lab(K1));
     let (mut conns, other) = smb_conns(&segs);
     assert!(compound_upload(&mut conns, &base, 2));
@@ -243,19 +311,40 @@ fn uploaded_bytes(conns: &[Conn], base: &str) -> Vec<u8> {
     let le16 = |m: &[u8], at: usize| usize::from(u16::from_le_bytes([m[at], m[at + 1]]));
     let name_of = |m: &[u8]| {
         let (off, len) = (le16(m, SMB2_HDR + 44), le16(m, SMB2_HDR + 46));
-        let u: Vec<u16> = m[off..off + len].chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]])).collect();
+        let u: Vec<u16> = m[off..off + len]
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .collect();
         String::from_utf16_lossy(&u).to_lowercase()
     };
     let mut out = Vec::new();
     let mut found = false;
     for c in conns {
-        let Some(create) = c.msgs.iter().find(|m| m.to_server && is_smb2(&m.body) && cmd(&m.body) == CREATE && name_of(&m.body).ends_with(base)) else { continue };
-        let response = c.msgs.iter().rev().find(|m| !m.to_server && is_smb2(&m.body) && mid(&m.body) == mid(&create.body)).expect("CREATE response");
+        let Some(create) = c.msgs.iter().find(|m| {
+            m.to_server
+                && is_smb2(&m.body)
+                && cmd(&m.body) == CREATE
+                && name_of(&m.body).ends_with(base)
+        }) else {
+            continue;
+        };
+        let response = c
+            .msgs
+            .iter()
+            .rev()
+            .find(|m| !m.to_server && is_smb2(&m.body) && mid(&m.body) == mid(&create.body))
+            .expect("CREATE response");
         let fid = &response.body[SMB2_HDR + 64..SMB2_HDR + 80];
-        for m in c.msgs.iter().filter(|m| m.to_server && is_smb2(&m.body) && cmd(&m.body) == WRITE && &m.body[SMB2_HDR + 16..SMB2_HDR + 32] == fid) {
+        for m in c.msgs.iter().filter(|m| {
+            m.to_server
+                && is_smb2(&m.body)
+                && cmd(&m.body) == WRITE
+                && &m.body[SMB2_HDR + 16..SMB2_HDR + 32] == fid
+        }) {
             let b = &m.body;
             let (off, len) = (le16(b, SMB2_HDR + 2), le32(b, SMB2_HDR + 4) as usize);
-            let at = u64::from_le_bytes(b[SMB2_HDR + 8..SMB2_HDR + 16].try_into().unwrap()) as usize;
+            let at =
+                u64::from_le_bytes(b[SMB2_HDR + 8..SMB2_HDR + 16].try_into().unwrap()) as usize;
             if out.len() < at + len {
                 out.resize(at + len, 0);
             }
@@ -273,7 +362,10 @@ fn le32(m: &[u8], at: usize) -> u32 {
 
 fn sha_hex(b: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 fn compound(name: &str, max_writes: usize) {
@@ -284,7 +376,12 @@ fn compound(name: &str, max_writes: usize) {
         same_after_smb(
             name,
             "CREATE+WRITE+CLOSE compound",
-            |c| assert!(compound_upload(c, &base, max_writes), "upload {base} not found"),
+            |c| {
+                assert!(
+                    compound_upload(c, &base, max_writes),
+                    "upload {base} not found"
+                )
+            },
             1460,
         );
     }
@@ -296,7 +393,12 @@ fn admin_share_in_lower_case() {
         same_after_smb(
             name,
             "admin$",
-            |c| assert!(replace_utf16_to_server(c, "ADMIN$", "admin$") >= 1, "no ADMIN$ on the wire"),
+            |c| {
+                assert!(
+                    replace_utf16_to_server(c, "ADMIN$", "admin$") >= 1,
+                    "no ADMIN$ on the wire"
+                )
+            },
             1460,
         );
     }
@@ -309,7 +411,12 @@ fn fragments_compound_and_case_together_over_vlan_ipv6_small_segments() {
     let (mut conns, other) = smb_conns(&segs);
     assert!(replace_utf16_to_server(&mut conns, "ADMIN$", "aDmIn$") >= 1);
     assert!(fragment_dcerpc_request(&mut conns, 12, 9) >= 1);
-    let base = want[0].uploads[0].0.rsplit(['\\', '/']).next().unwrap().to_string();
+    let base = want[0].uploads[0]
+        .0
+        .rsplit(['\\', '/'])
+        .next()
+        .unwrap()
+        .to_string();
     assert!(compound_upload(&mut conns, &base, usize::MAX));
     let segs = reorder(&rebuild(&conns, &other, 200), 3);
     let o = run(&frames(&segs, Net::V6));

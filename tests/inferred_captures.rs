@@ -10,7 +10,9 @@
 //! in the corpus is skipped), Ethernet/IPv4(/VLAN), TCP port 445, segments in order (a
 //! retransmission is trimmed, a hole resynchronises on the next NetBIOS+SMB header).
 
-use psexec_sensor::detect::inferred::{Inference, InferenceConfig, InferredConfidence, InferredTechnique};
+use psexec_sensor::detect::inferred::{
+    Inference, InferenceConfig, InferredConfidence, InferredTechnique,
+};
 use psexec_sensor::event::{ConnFields, Event, SmbAuth, SmbOpaque, SmbVersion};
 use psexec_sensor::flow::Uid;
 use psexec_sensor::time::Ts;
@@ -62,9 +64,15 @@ fn opaque_events(path: &Path) -> Option<Vec<Event>> {
     let mut flows: HashMap<(Ipv4Addr, u16, Ipv4Addr), Flow> = HashMap::new();
     let mut events = Vec::new();
     while !rest.is_empty() {
-        let Ok((r, frame)) = pcap_parser::parse_pcap_frame(rest) else { break };
+        let Ok((r, frame)) = pcap_parser::parse_pcap_frame(rest) else {
+            break;
+        };
         rest = r;
-        let sub = if nanos { u64::from(frame.ts_usec) } else { u64::from(frame.ts_usec) * 1000 };
+        let sub = if nanos {
+            u64::from(frame.ts_usec)
+        } else {
+            u64::from(frame.ts_usec) * 1000
+        };
         let ts = Ts(u64::from(frame.ts_sec) * 1_000_000_000 + sub);
         let _ = packet(frame.data, ts, &mut flows, &mut events);
     }
@@ -109,17 +117,19 @@ fn packet(
         return None;
     };
     let n = flows.len() as u64;
-    let flow = flows.entry((client, cport, server)).or_insert_with(|| Flow {
-        conn: ConnFields {
-            ts,
-            uid: Uid(n + 1),
-            orig_h: IpAddr::V4(client),
-            orig_p: cport,
-            resp_h: IpAddr::V4(server),
-            resp_p: 445,
-        },
-        dirs: Default::default(),
-    });
+    let flow = flows
+        .entry((client, cport, server))
+        .or_insert_with(|| Flow {
+            conn: ConnFields {
+                ts,
+                uid: Uid(n + 1),
+                orig_h: IpAddr::V4(client),
+                orig_p: cport,
+                resp_h: IpAddr::V4(server),
+                resp_p: 445,
+            },
+            dirs: Default::default(),
+        });
     let st = &mut flow.dirs[usize::from(!to_server)];
     if flags & 0x02 != 0 {
         st.next_seq = Some(seq.wrapping_add(1));
@@ -156,7 +166,9 @@ fn packet(
         }
         let smb = |b: &[u8]| b.len() >= 4 && b[1..4] == *b"SMB" && matches!(b[0], 0xfc..=0xff);
         if st.buf[0] != 0 || !smb(&st.buf[4..]) {
-            match (1..st.buf.len().saturating_sub(7)).find(|&i| st.buf[i] == 0 && smb(&st.buf[i + 4..])) {
+            match (1..st.buf.len().saturating_sub(7))
+                .find(|&i| st.buf[i] == 0 && smb(&st.buf[i + 4..]))
+            {
                 Some(i) => {
                     st.buf.drain(..i);
                 }
@@ -167,7 +179,8 @@ fn packet(
                 }
             }
         }
-        let len = (usize::from(st.buf[1]) << 16) | (usize::from(st.buf[2]) << 8) | usize::from(st.buf[3]);
+        let len =
+            (usize::from(st.buf[1]) << 16) | (usize::from(st.buf[2]) << 8) | usize::from(st.buf[3]);
         if st.buf.len() < 4 + len {
             break;
         }
@@ -187,7 +200,12 @@ fn nonce_form(nonce: &[u8]) -> &'static str {
     }
 }
 
-fn smb_message(msg: &[u8], conn: ConnFields, to_server: bool, events: &mut Vec<Event>) -> Option<()> {
+fn smb_message(
+    msg: &[u8],
+    conn: ConnFields,
+    to_server: bool,
+    events: &mut Vec<Event>,
+) -> Option<()> {
     let len = u32::try_from(msg.len()).ok()?;
     match msg.first()? {
         0xfd => {
@@ -249,7 +267,10 @@ fn ntlm_auth(msg: &[u8]) -> Option<(String, String, String)> {
         let l = usize::from(u16le(m, off)?);
         let o = usize::try_from(u32le(m, off + 4)?).ok()?;
         let b = m.get(o..o.checked_add(l)?)?;
-        let units: Vec<u16> = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let units: Vec<u16> = b
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
         Some(String::from_utf16_lossy(&units))
     };
     Some((field(36)?, field(28)?, field(44)?))
@@ -272,12 +293,16 @@ fn truth(capture: &Path) -> serde_json::Value {
 }
 
 fn opaque_count(events: &[Event]) -> usize {
-    events.iter().filter(|e| matches!(e, Event::SmbOpaque(_))).count()
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::SmbOpaque(_)))
+        .count()
 }
 
 fn run(rel: &str) -> (Vec<Event>, Vec<InferredTechnique>, serde_json::Value) {
     let path = root().join(rel);
-    let events = opaque_events(&path).unwrap_or_else(|| panic!("{rel}: not a classic Ethernet pcap"));
+    let events =
+        opaque_events(&path).unwrap_or_else(|| panic!("{rel}: not a classic Ethernet pcap"));
     let out = infer(&events);
     (events, out, truth(&path))
 }
@@ -302,7 +327,9 @@ fn walker_reads_transform_headers_like_tshark() {
     assert_eq!(sizes.iter().filter(|s| s.0).count(), 28);
     assert!(sizes.iter().filter(|s| s.0).all(|s| s.2 == "ascii-letters"));
     assert!(sizes.iter().any(|s| s.0 && s.1 == 64 + 48 + 56_320));
-    assert!(events.iter().any(|e| matches!(e, Event::SmbAuth(a) if a.user.as_deref() == Some("admin"))));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::SmbAuth(a) if a.user.as_deref() == Some("admin"))));
 }
 
 #[test]
@@ -314,7 +341,9 @@ fn j1_encrypted_psexec_is_inferred() {
     assert_eq!(x.dst, ip(&t["victim_ip"]));
     assert!(x.with_upload);
     assert_eq!(x.confidence, InferredConfidence::Medium);
-    let truth_bytes = t["expect"]["uploads"][0]["bytes"].as_u64().expect("upload bytes");
+    let truth_bytes = t["expect"]["uploads"][0]["bytes"]
+        .as_u64()
+        .expect("upload bytes");
     let size = x.upload_size.expect("upload size");
     assert_eq!(size, truth_bytes);
     assert!(x.upload_size_exact);
@@ -325,14 +354,23 @@ fn j1_encrypted_psexec_is_inferred() {
     // (`-o ntlmssp.nt_password:… -e dcerpc.cn_frag_len`): svcctl bind 72 / bind_ack 68,
     // OpenSCManagerW 104 / 48, OpenServiceW 72 / 48, CreateServiceW 204 / fault 32.
     let pdus = |role: &str| -> Vec<u32> {
-        x.evidence.iter().filter(|e| e.role == role).filter_map(|e| e.inner).collect()
+        x.evidence
+            .iter()
+            .filter(|e| e.role == role)
+            .filter_map(|e| e.inner)
+            .collect()
     };
     assert_eq!(pdus("bind"), vec![72, 68]);
     assert_eq!(pdus("handle-call"), vec![104, 48, 72, 48]);
     assert_eq!(pdus("create-call"), vec![204, 32]);
     assert_eq!(pdus("upload"), vec![56_320]);
     // …carried by WRITE (112 + PDU) and READ responses (80 + PDU), as tshark shows.
-    let create: Vec<u32> = x.evidence.iter().filter(|e| e.role == "create-call").map(|e| e.size).collect();
+    let create: Vec<u32> = x
+        .evidence
+        .iter()
+        .filter(|e| e.role == "create-call")
+        .map(|e| e.size)
+        .collect();
     assert_eq!(create, vec![316, 80, 113, 112]);
 }
 
@@ -346,24 +384,38 @@ fn encrypted_benign_captures_raise_nothing() {
     ] {
         let (events, out, t) = run(rel);
         assert_eq!(t["verdict"], "negative", "{rel}");
-        assert!(opaque_count(&events) >= 20, "{rel}: walker saw only {} opaque messages", opaque_count(&events));
+        assert!(
+            opaque_count(&events) >= 20,
+            "{rel}: walker saw only {} opaque messages",
+            opaque_count(&events)
+        );
         assert!(out.is_empty(), "{rel}: {out:#?}");
     }
 }
 
 #[test]
 fn cleartext_psexec_measured_as_encrypted_is_inferred_with_its_upload() {
-    for rel in ["lab/a_psexec_default.pcap", "lab/k1_psexec_large_upload.pcap"] {
+    for rel in [
+        "lab/a_psexec_default.pcap",
+        "lab/k1_psexec_large_upload.pcap",
+    ] {
         let (_, out, t) = run(rel);
         assert_eq!(out.len(), 1, "{rel}: {out:#?}");
         let x = &out[0];
         assert_eq!(x.src, ip(&t["attacker_ip"]), "{rel}");
         assert_eq!(x.dst, ip(&t["victim_ip"]), "{rel}");
         assert!(x.with_upload, "{rel}");
-        let truth_bytes: u64 =
-            t["expect"]["uploads"].as_array().expect("uploads").iter().filter_map(|u| u["bytes"].as_u64()).sum();
+        let truth_bytes: u64 = t["expect"]["uploads"]
+            .as_array()
+            .expect("uploads")
+            .iter()
+            .filter_map(|u| u["bytes"].as_u64())
+            .sum();
         let size = x.upload_size.expect("upload size");
-        assert!((truth_bytes..=truth_bytes + 512).contains(&size), "{rel}: {size} vs {truth_bytes}");
+        assert!(
+            (truth_bytes..=truth_bytes + 512).contains(&size),
+            "{rel}: {size} vs {truth_bytes}"
+        );
     }
 }
 
@@ -395,14 +447,22 @@ fn no_negative_capture_in_the_corpus_alerts() {
                 continue;
             }
             let name = p.to_string_lossy().to_string();
-            if name.ends_with(".json") || name.ends_with(".yaml") || name.ends_with(".log") || name.ends_with(".md") {
+            if name.ends_with(".json")
+                || name.ends_with(".yaml")
+                || name.ends_with(".log")
+                || name.ends_with(".md")
+            {
                 continue;
             }
-            if !Path::new(&format!("{name}.truth.json")).exists() || truth(&p)["verdict"] != "negative" {
+            if !Path::new(&format!("{name}.truth.json")).exists()
+                || truth(&p)["verdict"] != "negative"
+            {
                 continue;
             }
             // pcapng and gzip files are outside the walker (noted above).
-            let Some(events) = opaque_events(&p) else { continue };
+            let Some(events) = opaque_events(&p) else {
+                continue;
+            };
             let out = infer(&events);
             assert!(out.is_empty(), "{name}: {out:#?}");
             checked += 1;
@@ -424,12 +484,17 @@ fn windows_psexec_measured_as_encrypted_is_inferred_with_its_upload() {
         assert_eq!(t["tool"], "sysinternals-psexec", "{rel}");
         let with: Vec<_> = out.iter().filter(|x| x.with_upload).collect();
         assert_eq!(with.len(), 1, "{rel}: {out:#?}");
-        let truth_bytes = t["expect"]["uploads"][0]["bytes"].as_u64().expect("upload bytes");
+        let truth_bytes = t["expect"]["uploads"][0]["bytes"]
+            .as_u64()
+            .expect("upload bytes");
         let size = with[0].upload_size.expect("upload size");
         // Pipelined 64 KiB writes, a 12 KiB one and a 2,208-byte tail.
         assert_eq!(size, truth_bytes, "{rel}");
         assert_eq!(with[0].tool_hint, None, "{rel}");
-        assert!(with[0].evidence.iter().any(|e| e.what == "ioctl request"), "{rel}");
+        assert!(
+            with[0].evidence.iter().any(|e| e.what == "ioctl request"),
+            "{rel}"
+        );
     }
     // The same tool's service creation in a capture that starts after the upload.
     let (_, out, t) = run("public/suricata-verify/dcerpc-smb-test-01/input.pcap");
@@ -445,18 +510,36 @@ fn windows_psexec_measured_as_encrypted_is_inferred_with_its_upload() {
 #[test]
 #[ignore]
 fn survey_directory() {
-    let Ok(dir) = std::env::var("INFER_DIR").map(PathBuf::from) else { return };
-    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let Ok(dir) = std::env::var("INFER_DIR").map(PathBuf::from) else {
+        return;
+    };
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
     for p in names {
         let n = p.to_string_lossy().to_string();
-        if n.ends_with(".json") { continue; }
-        let Some(ev) = opaque_events(&p) else { println!("== {n}: unreadable"); continue };
+        if n.ends_with(".json") {
+            continue;
+        }
+        let Some(ev) = opaque_events(&p) else {
+            println!("== {n}: unreadable");
+            continue;
+        };
         let out = infer(&ev);
         let t = truth(&p);
-        println!("== {n} opaque={} verdict={} tool={}", opaque_count(&ev), t["verdict"], t["tool"]);
+        println!(
+            "== {n} opaque={} verdict={} tool={}",
+            opaque_count(&ev),
+            t["verdict"],
+            t["tool"]
+        );
         for x in &out {
-            println!("   {} {:?} {:?} {}", x.variant, x.upload_size, x.tool_hint, x.reason);
+            println!(
+                "   {} {:?} {:?} {}",
+                x.variant, x.upload_size, x.tool_hint, x.reason
+            );
         }
     }
 }
@@ -469,7 +552,14 @@ fn pipeline_events(rel: &str) -> Vec<Event> {
     let mut collect = Collect::default();
     let mut index = 0;
     let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let outcome = run_file(&mut engine, &root().join(rel), &mut index, progress, &mut collect, &mut |_| {});
+    let outcome = run_file(
+        &mut engine,
+        &root().join(rel),
+        &mut index,
+        progress,
+        &mut collect,
+        &mut |_| {},
+    );
     assert!(outcome.error.is_none(), "{rel}: {:?}", outcome.error);
     collect.events.into_iter().map(|(_, e)| e).collect()
 }
@@ -478,12 +568,17 @@ fn pipeline_events(rel: &str) -> Vec<Event> {
 fn end_to_end_j1_through_the_smb_layer() {
     let events = pipeline_events("lab/j1_psexec_opportunistic_enc.pcap");
     // The SMB layer sees the same 58 transform headers as the walker, with the same sizes.
-    let walker = opaque_events(&root().join("lab/j1_psexec_opportunistic_enc.pcap")).expect("walker");
+    let walker =
+        opaque_events(&root().join("lab/j1_psexec_opportunistic_enc.pcap")).expect("walker");
     let sizes = |ev: &[Event]| -> Vec<(bool, u32, &'static str)> {
         ev.iter()
             .filter_map(|e| match e {
                 // The walker's counter/random split is rough; the client's letters are not.
-                Event::SmbOpaque(o) => Some((o.to_server, o.original_size, if o.to_server { o.nonce_form } else { "" })),
+                Event::SmbOpaque(o) => Some((
+                    o.to_server,
+                    o.original_size,
+                    if o.to_server { o.nonce_form } else { "" },
+                )),
                 _ => None,
             })
             .collect()
@@ -508,7 +603,11 @@ fn end_to_end_encrypted_negatives_through_the_smb_layer() {
         "public/suricata-verify/smb3-02-midstream/input.pcap",
     ] {
         let events = pipeline_events(rel);
-        assert!(opaque_count(&events) >= 20, "{rel}: {} opaque", opaque_count(&events));
+        assert!(
+            opaque_count(&events) >= 20,
+            "{rel}: {} opaque",
+            opaque_count(&events)
+        );
         let out = infer(&events);
         assert!(out.is_empty(), "{rel}: {out:#?}");
     }
@@ -523,7 +622,10 @@ fn idle_sessions_complete_on_the_clock() {
     let mut inf = Inference::new(InferenceConfig::default());
     let mut out = vec![];
     let mut last = psexec_sensor::time::Ts(0);
-    for e in events.iter().filter(|e| !matches!(e, Event::SmbVisibility(v) if v.state == "end")) {
+    for e in events
+        .iter()
+        .filter(|e| !matches!(e, Event::SmbVisibility(v) if v.state == "end"))
+    {
         if let Some(c) = e.conn() {
             last = last.max(c.ts);
         }
@@ -535,8 +637,22 @@ fn idle_sessions_complete_on_the_clock() {
     inf.tick(last.saturating_add_secs(1), &mut out);
     assert_eq!(inf.sessions(), held);
     let before = out.len();
-    inf.tick(last.saturating_add_secs(InferenceConfig::default().session_idle_secs + 61), &mut out);
-    assert_eq!(inf.sessions(), 0, "idle sessions are completed and dropped on the clock");
-    assert_eq!(out.len(), 1, "the technique comes out once, by the tick or before it ({before} before)");
-    assert_eq!((out[0].src, out[0].dst, out[0].upload_size), (whole[0].src, whole[0].dst, whole[0].upload_size));
+    inf.tick(
+        last.saturating_add_secs(InferenceConfig::default().session_idle_secs + 61),
+        &mut out,
+    );
+    assert_eq!(
+        inf.sessions(),
+        0,
+        "idle sessions are completed and dropped on the clock"
+    );
+    assert_eq!(
+        out.len(),
+        1,
+        "the technique comes out once, by the tick or before it ({before} before)"
+    );
+    assert_eq!(
+        (out[0].src, out[0].dst, out[0].upload_size),
+        (whole[0].src, whole[0].dst, whole[0].upload_size)
+    );
 }

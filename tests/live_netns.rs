@@ -30,7 +30,9 @@ const WAIT_READY: Duration = Duration::from_secs(15);
 const WAIT_EXIT: Duration = Duration::from_secs(15);
 
 fn lab_capture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/lab").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("captures/lab")
+        .join(name)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -49,7 +51,10 @@ fn skip_reason() -> Option<String> {
     }
     match Command::new("ip").args(["netns", "list"]).output() {
         Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!("`ip netns` unavailable: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Ok(o) => Some(format!(
+            "`ip netns` unavailable: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
         Err(e) => Some(format!("`ip` (iproute2) not runnable: {e}")),
     }
 }
@@ -60,7 +65,9 @@ fn netns_or_skip(test: &str) -> Option<NetnsPair> {
     match NetnsPair::create() {
         Ok(p) => Some(p),
         Err(e) if e.contains("Operation not permitted") || e.contains("Permission denied") => {
-            say(&format!("SKIPPED live_netns::{test}: cannot create network namespaces here: {e}"));
+            say(&format!(
+                "SKIPPED live_netns::{test}: cannot create network namespaces here: {e}"
+            ));
             None
         }
         Err(e) => panic!("creating namespaces: {e}"),
@@ -89,11 +96,17 @@ struct NetnsPair {
 }
 
 fn run(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{args:?}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -101,7 +114,11 @@ impl NetnsPair {
     fn create() -> Result<NetnsPair, String> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         // Interface names are limited to 15 bytes: "psx" + pid (≤ 7) + seq + side.
-        let base = format!("psx{}n{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let base = format!(
+            "psx{}n{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         let pair = NetnsPair {
             cap_ns: format!("{base}c"),
             send_ns: format!("{base}s"),
@@ -112,8 +129,19 @@ impl NetnsPair {
         // From here on, Drop cleans up whatever exists.
         run(&["ip", "netns", "add", &pair.send_ns])?;
         run(&[
-            "ip", "-n", &pair.cap_ns, "link", "add", &pair.cap_if, "type", "veth", "peer", "name",
-            &pair.send_if, "netns", &pair.send_ns,
+            "ip",
+            "-n",
+            &pair.cap_ns,
+            "link",
+            "add",
+            &pair.cap_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.send_if,
+            "netns",
+            &pair.send_ns,
         ])?;
         for (ns, ifname, addr) in [
             (&pair.cap_ns, &pair.cap_if, "198.51.100.1/24"),
@@ -134,7 +162,9 @@ impl NetnsPair {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         cmd.spawn().expect("spawn ip netns exec")
     }
 }
@@ -161,8 +191,14 @@ impl Watched {
     fn new(mut child: Child) -> Watched {
         let (tx, rx) = mpsc::channel();
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -177,7 +213,11 @@ impl Watched {
                 }
             });
         }
-        Watched { child, lines: rx, seen: Vec::new() }
+        Watched {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits until a line satisfies `pred`, for at most `limit`.
@@ -203,7 +243,9 @@ impl Watched {
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(s)) => break Some(s),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 _ => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
@@ -219,7 +261,9 @@ impl Watched {
     }
 
     fn terminate(&self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
     }
 
     fn transcript(&self) -> String {
@@ -237,14 +281,22 @@ impl Drop for Watched {
 }
 
 fn probe_args() -> Vec<&'static str> {
-    vec!["probe_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"]
+    vec![
+        "probe_child",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]
 }
 
 /// `key=value` fields of the probe line `PSXPROBE <tag> ...` (libtest may print its own
 /// "test probe_child ... " before it on the same line).
 fn fields(lines: &[String], tag: &str) -> Option<std::collections::HashMap<String, String>> {
     let marker = format!("{LINE_PREFIX}{tag}");
-    let line = lines.iter().find_map(|l| l.find(&marker).map(|at| &l[at..]))?;
+    let line = lines
+        .iter()
+        .find_map(|l| l.find(&marker).map(|at| &l[at..]))?;
     Some(
         line.split_whitespace()
             .filter_map(|kv| kv.split_once('='))
@@ -258,7 +310,9 @@ fn fields(lines: &[String], tag: &str) -> Option<std::collections::HashMap<Strin
 
 /// Order-independent digest of a multiset of frames: the wrapping sum of their FNV-1a hashes.
 fn frame_digest(frame: &[u8]) -> u64 {
-    frame.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    frame.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 struct Expected {
@@ -273,8 +327,16 @@ fn expected_from(file: &Path) -> Expected {
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
     let prog = dead.compile(DEFAULT_BPF, true).unwrap();
     let mut cap = pcap::Capture::from_file(file).unwrap();
-    assert_eq!(cap.get_datalink(), pcap::Linktype::ETHERNET, "lab captures are Ethernet");
-    let mut e = Expected { frames: 0, bytes: 0, digest: 0 };
+    assert_eq!(
+        cap.get_datalink(),
+        pcap::Linktype::ETHERNET,
+        "lab captures are Ethernet"
+    );
+    let mut e = Expected {
+        frames: 0,
+        bytes: 0,
+        digest: 0,
+    };
     while let Ok(p) = cap.next_packet() {
         if prog.filter(p.data) {
             e.frames += 1;
@@ -291,7 +353,9 @@ fn expected_from(file: &Path) -> Expected {
 #[test]
 #[ignore = "child role of the live_netns tests, started inside a network namespace"]
 fn probe_child() {
-    let Ok(role) = std::env::var(PROBE_ENV) else { return };
+    let Ok(role) = std::env::var(PROBE_ENV) else {
+        return;
+    };
     let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
     let out = |s: String| {
         let mut o = std::io::stdout();
@@ -304,7 +368,8 @@ fn probe_child() {
             let max = Duration::from_secs(var("PSX_MAX_SECS").parse().unwrap());
             let stop = StopFlag::new();
             stop.install_signal_handlers().unwrap();
-            let mut cap = LiveCapture::open(&LiveConfig::new(var("PSX_IFACE")), stop.clone()).unwrap();
+            let mut cap =
+                LiveCapture::open(&LiveConfig::new(var("PSX_IFACE")), stop.clone()).unwrap();
             let dropped = drop_privileges(&var("PSX_USER")).unwrap();
             let uid = unsafe { libc::geteuid() };
             let drop_state = match dropped {
@@ -312,7 +377,10 @@ fn probe_child() {
                 PrivilegeDrop::UserMissing { .. } => "user-missing",
                 PrivilegeDrop::NotRoot => "not-root",
             };
-            out(format!("READY linktype={} privileges={drop_state} euid={uid}", cap.linktype()));
+            out(format!(
+                "READY linktype={} privileges={drop_state} euid={uid}",
+                cap.linktype()
+            ));
             let deadline = Instant::now() + max;
             let (mut frames, mut bytes, mut digest, mut truncated) = (0u64, 0u64, 0u64, 0u64);
             let mut announced = false;
@@ -351,7 +419,11 @@ fn probe_child() {
                 }
             }
             let st = cap.stats().unwrap();
-            let by = if Instant::now() > deadline { "deadline" } else { "signal" };
+            let by = if Instant::now() > deadline {
+                "deadline"
+            } else {
+                "signal"
+            };
             out(format!(
                 "RESULT frames={frames} bytes={bytes} digest={digest} truncated={truncated} \
                  ts_backwards={ts_backwards} last_ts={last_ts} received={} dropped={} \
@@ -360,7 +432,10 @@ fn probe_child() {
             ));
         }
         "send" => {
-            let mut tx = pcap::Capture::from_device(var("PSX_IFACE").as_str()).unwrap().open().unwrap();
+            let mut tx = pcap::Capture::from_device(var("PSX_IFACE").as_str())
+                .unwrap()
+                .open()
+                .unwrap();
             let mut file = pcap::Capture::from_file(var("PSX_FILE")).unwrap();
             let (mut frames, mut bytes) = (0u64, 0u64);
             while let Ok(p) = file.next_packet() {
@@ -380,7 +455,11 @@ fn run_sender(pair: &NetnsPair, me: &Path, file: &Path) -> String {
         &pair.send_ns,
         me,
         &probe_args(),
-        &[(PROBE_ENV, "send"), ("PSX_IFACE", &pair.send_if), ("PSX_FILE", file_s)],
+        &[
+            (PROBE_ENV, "send"),
+            ("PSX_IFACE", &pair.send_if),
+            ("PSX_FILE", file_s),
+        ],
     ));
     let status = sender.finish(WAIT_CAPTURE);
     assert!(
@@ -402,9 +481,14 @@ fn live_capture_sees_every_replayed_frame() {
     skip_unless_able!("live_capture_sees_every_replayed_frame");
     let pcap_file = lab_capture("a_psexec_default.pcap");
     let expected = expected_from(&pcap_file);
-    assert!(expected.frames > 50, "the lab capture has SMB traffic to replay");
+    assert!(
+        expected.frames > 50,
+        "the lab capture has SMB traffic to replay"
+    );
 
-    let Some(pair) = netns_or_skip("live_capture_sees_every_replayed_frame") else { return };
+    let Some(pair) = netns_or_skip("live_capture_sees_every_replayed_frame") else {
+        return;
+    };
     let me = std::env::current_exe().unwrap();
     let expect_s = expected.frames.to_string();
     let mut cap = Watched::new(pair.spawn_in(
@@ -420,36 +504,66 @@ fn live_capture_sees_every_replayed_frame() {
         ],
     ));
     let ready = cap.wait_line(WAIT_READY, |l| l.contains(&format!("{LINE_PREFIX}READY")));
-    assert!(ready.is_some(), "capture did not start:\n{}", cap.transcript());
+    assert!(
+        ready.is_some(),
+        "capture did not start:\n{}",
+        cap.transcript()
+    );
 
     let sent = run_sender(&pair, &me, &pcap_file);
-    let got_all = cap.wait_line(WAIT_CAPTURE, |l| l.contains(&format!("{LINE_PREFIX}GOT_ALL")));
+    let got_all = cap.wait_line(WAIT_CAPTURE, |l| {
+        l.contains(&format!("{LINE_PREFIX}GOT_ALL"))
+    });
     // Twice, as `timeout` and some supervisors do: the second must not cut the clean stop short.
     cap.terminate();
     cap.terminate();
     let status = cap.finish(WAIT_EXIT);
     let log = cap.transcript();
-    assert!(status.is_some_and(|s| s.success()), "capture exit {status:?}:\n{log}\nsender:\n{sent}");
-    assert!(got_all.is_some(), "capture never saw all {} frames:\n{log}", expected.frames);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "capture exit {status:?}:\n{log}\nsender:\n{sent}"
+    );
+    assert!(
+        got_all.is_some(),
+        "capture never saw all {} frames:\n{log}",
+        expected.frames
+    );
 
     let ready = fields(&cap.seen, "READY").unwrap();
     assert_eq!(ready["linktype"], "1", "veth is Ethernet");
     if ready["privileges"] == "dropped" {
         assert_ne!(ready["euid"], "0", "root was dropped");
     } else {
-        say(&format!("live_netns: no user 'nobody' here, privilege drop not exercised ({})", ready["privileges"]));
+        say(&format!(
+            "live_netns: no user 'nobody' here, privilege drop not exercised ({})",
+            ready["privileges"]
+        ));
     }
     let r = fields(&cap.seen, "RESULT").unwrap_or_else(|| panic!("no RESULT line:\n{log}"));
-    assert_eq!(r["stopped_by"], "signal", "SIGTERM ended the capture:\n{log}");
+    assert_eq!(
+        r["stopped_by"], "signal",
+        "SIGTERM ended the capture:\n{log}"
+    );
     assert_eq!(r["frames"], expected.frames.to_string(), "frames:\n{log}");
     assert_eq!(r["bytes"], expected.bytes.to_string(), "bytes:\n{log}");
-    assert_eq!(r["digest"], expected.digest.to_string(), "frame contents differ:\n{log}");
+    assert_eq!(
+        r["digest"],
+        expected.digest.to_string(),
+        "frame contents differ:\n{log}"
+    );
     assert_eq!(r["truncated"], "0", "snaplen cut frames:\n{log}");
     assert_eq!(r["ts_backwards"], "0", "timestamps go forward:\n{log}");
     assert_eq!(r["dropped"], "0", "kernel drops:\n{log}");
     let received: u64 = r["received"].parse().unwrap();
-    assert!(received >= expected.frames, "kernel counted {received} < {}:\n{log}", expected.frames);
-    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    assert!(
+        received >= expected.frames,
+        "kernel counted {received} < {}:\n{log}",
+        expected.frames
+    );
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     let last_ts: u64 = r["last_ts"].parse().unwrap();
     assert!(
         now_ns.abs_diff(last_ts) < 600 * 1_000_000_000,
@@ -472,18 +586,32 @@ fn live_command_alerts_on_replayed_psexec() {
     )
     .unwrap();
     let expected = expected_from(&pcap_file);
-    let Some(pair) = netns_or_skip("live_command_alerts_on_replayed_psexec") else { return };
+    let Some(pair) = netns_or_skip("live_command_alerts_on_replayed_psexec") else {
+        return;
+    };
     let me = std::env::current_exe().unwrap();
     let sensor = Path::new(env!("CARGO_BIN_EXE_psexec-sensor"));
     let mut live = Watched::new(pair.spawn_in(
         &pair.cap_ns,
         sensor,
-        &["live", "-i", &pair.cap_if, "--workers", "2", "--stats-interval", "1"],
+        &[
+            "live",
+            "-i",
+            &pair.cap_if,
+            "--workers",
+            "2",
+            "--stats-interval",
+            "1",
+        ],
         &[],
     ));
     let iface = pair.cap_if.clone();
     let ready = live.wait_line(WAIT_READY, |l| l.contains(&format!("listening on {iface}")));
-    assert!(ready.is_some(), "`live` did not report the open interface:\n{}", live.transcript());
+    assert!(
+        ready.is_some(),
+        "`live` did not report the open interface:\n{}",
+        live.transcript()
+    );
 
     run_sender(&pair, &me, &pcap_file);
     // The sensor has no way to say "caught up" on a live link; its read timeout is 100 ms, so a
@@ -492,10 +620,15 @@ fn live_command_alerts_on_replayed_psexec() {
     live.terminate();
     let status = live.finish(Duration::from_secs(30));
     let log = live.transcript();
-    assert!(status.is_some_and(|s| s.success()), "`live` exit {status:?}:\n{log}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "`live` exit {status:?}:\n{log}"
+    );
 
-    let json: Vec<serde_json::Value> =
-        log.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).collect();
+    let json: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect();
     let service = &truth["expect"]["services"][0];
     let alert = json
         .iter()
@@ -509,20 +642,35 @@ fn live_command_alerts_on_replayed_psexec() {
     assert_eq!(alert["service_name"], service["name"], "{alert}");
     assert_eq!(alert["binary_path"], service["binary_path"], "{alert}");
     assert!(
-        json.iter().any(|v| v["kind"] == "host_summary" && v["final"] == true),
+        json.iter()
+            .any(|v| v["kind"] == "host_summary" && v["final"] == true),
         "the end-of-input host summary is written on SIGTERM:\n{log}"
     );
 
     let stats: Vec<&serde_json::Value> = json.iter().filter(|v| v["log"] == "stats").collect();
-    let last = stats.last().unwrap_or_else(|| panic!("no stats line:\n{log}"));
-    assert_eq!(last["final"], true, "the last stats line is the exit one:\n{log}");
+    let last = stats
+        .last()
+        .unwrap_or_else(|| panic!("no stats line:\n{log}"));
+    assert_eq!(
+        last["final"], true,
+        "the last stats line is the exit one:\n{log}"
+    );
     assert_eq!(last["interface"], iface.as_str());
-    assert!(last["packets"].as_u64().unwrap() >= expected.frames, "{last}");
+    assert!(
+        last["packets"].as_u64().unwrap() >= expected.frames,
+        "{last}"
+    );
     assert!(last["bytes"].as_u64().unwrap() >= expected.bytes, "{last}");
     assert_eq!(last["kernel_dropped"], 0, "{last}");
     assert_eq!(last["channel_drops"], 0, "{last}");
-    assert!(last["kernel_received"].as_u64().unwrap() >= expected.frames, "{last}");
+    assert!(
+        last["kernel_received"].as_u64().unwrap() >= expected.frames,
+        "{last}"
+    );
     assert!(last["rss_bytes"].as_u64().unwrap() > 0, "{last}");
     assert!(last["technique_alerts"].as_u64().unwrap() >= 1, "{last}");
-    assert_eq!(last["flows_open"], 0, "every flow was closed at the stop:\n{log}");
+    assert_eq!(
+        last["flows_open"], 0,
+        "every flow was closed at the stop:\n{log}"
+    );
 }

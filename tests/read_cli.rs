@@ -29,7 +29,8 @@ fn lab(name: &str) -> PathBuf {
 }
 
 fn scratch(tag: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("read_cli-{tag}-{}", std::process::id()));
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("read_cli-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -80,7 +81,9 @@ fn every_capture_reads_cleanly() {
     let mut dirs = vec![repo_captures()];
     match shared_captures() {
         Some(d) => dirs.push(d),
-        None => eprintln!("note: ../shared/captures not present; only the repository's captures are read"),
+        None => eprintln!(
+            "note: ../shared/captures not present; only the repository's captures are read"
+        ),
     }
     for dir in dirs {
         let files = captures_in(&dir);
@@ -102,7 +105,11 @@ fn every_capture_reads_cleanly() {
                 f.display(),
                 o.status.code()
             );
-            assert!(!stderr.contains("psexec-sensor: "), "{}: {stderr}", f.display());
+            assert!(
+                !stderr.contains("psexec-sensor: "),
+                "{}: {stderr}",
+                f.display()
+            );
             let flows = json_lines(&out);
             assert!(!flows.is_empty(), "{}: no TCP flows", f.display());
             let packets: u64 = stderr
@@ -160,7 +167,10 @@ fn bad_inputs_are_reported_and_good_ones_still_read() {
     line(&truncated, "truncated");
     // The good file (and the truncated one's packets before the cut) were processed.
     let flows = json_lines(&flows);
-    let good_ports: Vec<u64> = flows.iter().filter_map(|f| f["id.resp_p"].as_u64()).collect();
+    let good_ports: Vec<u64> = flows
+        .iter()
+        .filter_map(|f| f["id.resp_p"].as_u64())
+        .collect();
     assert!(good_ports.contains(&445), "{flows:?}");
     let tshark_good = tshark_streams(&good);
     let tshark_trunc = tshark_streams(&lab("a_psexec_default.pcap"));
@@ -249,9 +259,19 @@ fn live_usage_and_open_errors_are_reported() {
     // No interface: a usage error naming the missing option.
     let o = run(&[os("live"), os("whatever")]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--interface"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--interface"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // An interface that does not exist (or no right to capture): exit 2 with the reason, no alerts.
-    let o = run(&[os("live"), os("-i"), os("psx-no-such-if0"), os("--duration"), os("1")]);
+    let o = run(&[
+        os("live"),
+        os("-i"),
+        os("psx-no-such-if0"),
+        os("--duration"),
+        os("1"),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("psx-no-such-if0"), "{err}");
@@ -371,9 +391,14 @@ fn delivered_bytes_match_tshark() {
         for f in flows.iter().filter(|f| f["app"] == "parsed") {
             let oh = f["id.orig_h"].as_str().unwrap().to_string();
             let rh = f["id.resp_h"].as_str().unwrap().to_string();
-            let (op, rp) = (f["id.orig_p"].as_u64().unwrap(), f["id.resp_p"].as_u64().unwrap());
-            let ours_o = f["orig_bytes_delivered"].as_u64().unwrap() + f["orig_gap_bytes"].as_u64().unwrap();
-            let ours_r = f["resp_bytes_delivered"].as_u64().unwrap() + f["resp_gap_bytes"].as_u64().unwrap();
+            let (op, rp) = (
+                f["id.orig_p"].as_u64().unwrap(),
+                f["id.resp_p"].as_u64().unwrap(),
+            );
+            let ours_o =
+                f["orig_bytes_delivered"].as_u64().unwrap() + f["orig_gap_bytes"].as_u64().unwrap();
+            let ours_r =
+                f["resp_bytes_delivered"].as_u64().unwrap() + f["resp_gap_bytes"].as_u64().unwrap();
             let t_o = tshark
                 .get(&(oh.clone(), op, rh.clone(), rp))
                 .copied()
@@ -515,7 +540,10 @@ fn workers_report_bad_input_the_same_way() {
             events.as_os_str(),
         ]);
         assert_eq!(o.status.code(), Some(2));
-        results.push((String::from_utf8_lossy(&o.stderr).into_owned(), json_lines(&events)));
+        results.push((
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            json_lines(&events),
+        ));
     }
     assert_eq!(results[0], results[1]);
     assert!(results[0].0.contains("truncated"));

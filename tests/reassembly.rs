@@ -50,8 +50,10 @@ fn load(name: &str) -> Vec<Seg> {
     while r.next_packet(&mut p).unwrap() {
         if let Some(t) = d.decode(p.frame(), &mut sink) {
             let f = t.flags;
-            let flags =
-                ((f.syn as u8) * SYN) | ((f.ack as u8) * ACK) | ((f.fin as u8) * FIN) | ((f.rst as u8) * RST);
+            let flags = ((f.syn as u8) * SYN)
+                | ((f.ack as u8) * ACK)
+                | ((f.fin as u8) * FIN)
+                | ((f.rst as u8) * RST);
             out.push(Seg {
                 ts: p.ts,
                 src: v4(t.src),
@@ -92,7 +94,8 @@ struct Rec {
 }
 impl StreamParser for Rec {
     fn data(&mut self, _ts: Ts, dir: Direction, b: &[u8], _s: &mut Sink) {
-        self.log.borrow_mut().entry(self.key.clone()).or_default()[dir.index()].extend_from_slice(b);
+        self.log.borrow_mut().entry(self.key.clone()).or_default()[dir.index()]
+            .extend_from_slice(b);
     }
     fn gap(&mut self, _ts: Ts, dir: Direction, n: u64, _s: &mut Sink) {
         let mut l = self.log.borrow_mut();
@@ -104,7 +107,12 @@ impl StreamParser for Rec {
 }
 struct RecFactory(Rc<RefCell<Streams>>);
 impl ParserFactory for RecFactory {
-    fn parser_for(&mut self, ctx: &FlowCtx, _d: Direction, _f: &[u8]) -> Option<Box<dyn StreamParser>> {
+    fn parser_for(
+        &mut self,
+        ctx: &FlowCtx,
+        _d: Direction,
+        _f: &[u8],
+    ) -> Option<Box<dyn StreamParser>> {
         let c = ctx.conn;
         let key = format!("{}:{} > {}:{}", c.orig_h, c.orig_p, c.resp_h, c.resp_p);
         Some(Box::new(Rec {
@@ -145,7 +153,11 @@ fn split(segs: &[Seg], n: usize) -> Vec<Seg> {
         let mut seq = s.seq;
         for (i, c) in chunks.iter().enumerate() {
             let last = i + 1 == chunks.len();
-            let flags = if last { s.flags } else { s.flags & !(FIN | PSH) };
+            let flags = if last {
+                s.flags
+            } else {
+                s.flags & !(FIN | PSH)
+            };
             out.push(Seg {
                 seq,
                 flags,
@@ -279,7 +291,10 @@ fn ip_fragments_out_of_order() {
             .enumerate()
             .map(|(i, c)| {
                 let more = (i + 1) * 24 < t.len();
-                let data = ether(0x0800, &ipv4_frag(s.src, s.dst, 6, n as u16, i * 24, more, c));
+                let data = ether(
+                    0x0800,
+                    &ipv4_frag(s.src, s.dst, 6, n as u16, i * 24, more, c),
+                );
                 Packet {
                     ts: s.ts,
                     linktype: LINKTYPE_ETHERNET,
@@ -328,7 +343,11 @@ fn ipv6_in_qinq() {
     let (got, _) = streams(&pkts);
     let strip = |m: &Streams| m.values().cloned().collect::<Vec<_>>();
     assert_eq!(strip(&got), strip(&base));
-    assert!(got.keys().all(|k| k.contains("2001:db8::")), "{:?}", got.keys());
+    assert!(
+        got.keys().all(|k| k.contains("2001:db8::")),
+        "{:?}",
+        got.keys()
+    );
 }
 
 /// Hostile bytes: random frames and bit-flipped real ones through every link type must not panic,

@@ -10,7 +10,9 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn lab(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/lab").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("captures/lab")
+        .join(name)
 }
 
 fn truth(name: &str) -> Value {
@@ -23,12 +25,26 @@ fn truth_at(p: &PathBuf) -> Value {
 }
 
 fn files(ev: &[Event]) -> Vec<&SmbFiles> {
-    ev.iter().filter_map(|e| if let Event::SmbFiles(f) = e { Some(f) } else { None }).collect()
+    ev.iter()
+        .filter_map(|e| {
+            if let Event::SmbFiles(f) = e {
+                Some(f)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn shares(ev: &[Event]) -> Vec<String> {
     ev.iter()
-        .filter_map(|e| if let Event::SmbMapping(m) = e { Some(m.share.to_ascii_uppercase()) } else { None })
+        .filter_map(|e| {
+            if let Event::SmbMapping(m) = e {
+                Some(m.share.to_ascii_uppercase())
+            } else {
+                None
+            }
+        })
         .collect()
 }
 
@@ -42,13 +58,18 @@ fn check_truth_with(capture: &str, t: &Value, ev: &[Event]) {
     let shares = shares(ev);
     for s in e["tree_connects"].as_array().unwrap() {
         let s = s.as_str().unwrap().to_ascii_uppercase();
-        assert!(shares.contains(&s), "{capture}: share {s} not in {shares:?}");
+        assert!(
+            shares.contains(&s),
+            "{capture}: share {s} not in {shares:?}"
+        );
     }
     let fs = files(ev);
     for p in e["pipes"].as_array().unwrap() {
         let p = p.as_str().unwrap();
         assert!(
-            fs.iter().any(|f| f.action == Some(FileAction::PipeOpen) && f.name.eq_ignore_ascii_case(p) && f.status == "STATUS_SUCCESS"),
+            fs.iter().any(|f| f.action == Some(FileAction::PipeOpen)
+                && f.name.eq_ignore_ascii_case(p)
+                && f.status == "STATUS_SUCCESS"),
             "{capture}: PIPE_OPEN {p} missing"
         );
     }
@@ -64,20 +85,41 @@ fn check_truth_with(capture: &str, t: &Value, ev: &[Event]) {
                     && (share.is_empty() || f.share.eq_ignore_ascii_case(share))
             })
             .collect();
-        assert!(!writes.is_empty(), "{capture}: FILE_WRITE {share}\\{name} missing");
+        assert!(
+            !writes.is_empty(),
+            "{capture}: FILE_WRITE {share}\\{name} missing"
+        );
         // The truth counts bytes per file; a file written through several handles sums them.
         let total: u64 = writes.iter().filter_map(|w| w.bytes_written).sum();
-        assert_eq!(Some(total), u["bytes"].as_u64(), "{capture}: bytes of {name}");
+        assert_eq!(
+            Some(total),
+            u["bytes"].as_u64(),
+            "{capture}: bytes of {name}"
+        );
         if let Some(h) = u["sha256"].as_str() {
-            assert!(writes.iter().any(|w| w.sha256.as_deref() == Some(h) && w.hash_complete == Some(true)), "{capture}: sha256 of {name}");
+            assert!(
+                writes
+                    .iter()
+                    .any(|w| w.sha256.as_deref() == Some(h) && w.hash_complete == Some(true)),
+                "{capture}: sha256 of {name}"
+            );
         }
-        assert!(writes.iter().all(|w| w.status == "STATUS_SUCCESS"), "{capture}: status of {name}");
+        assert!(
+            writes.iter().all(|w| w.status == "STATUS_SUCCESS"),
+            "{capture}: status of {name}"
+        );
     }
 }
 
 fn auth_users(ev: &[Event]) -> Vec<(Option<String>, &'static str, String)> {
     ev.iter()
-        .filter_map(|e| if let Event::SmbAuth(a) = e { Some((a.user.clone(), a.auth, a.status.clone())) } else { None })
+        .filter_map(|e| {
+            if let Event::SmbAuth(a) = e {
+                Some((a.user.clone(), a.auth, a.status.clone()))
+            } else {
+                None
+            }
+        })
         .collect()
 }
 
@@ -87,14 +129,29 @@ fn a_psexec_default_matches_truth() {
     let (ev, counters) = run(&lab(cap), 0);
     check_truth(cap, &ev);
     let fs = files(&ev);
-    let upload = truth(cap)["expect"]["uploads"][0]["name"].as_str().unwrap().to_string();
-    let w = fs.iter().find(|f| f.action == Some(FileAction::FileWrite) && f.name == upload).unwrap();
+    let upload = truth(cap)["expect"]["uploads"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let w = fs
+        .iter()
+        .find(|f| f.action == Some(FileAction::FileWrite) && f.name == upload)
+        .unwrap();
     assert_eq!(w.pe, Some(true));
     assert_eq!(w.path, "\\\\192.0.2.20\\ADMIN$");
-    assert!(fs.iter().any(|f| f.action == Some(FileAction::FileDelete) && f.name == upload), "FILE_DELETE of {upload}");
+    assert!(
+        fs.iter()
+            .any(|f| f.action == Some(FileAction::FileDelete) && f.name == upload),
+        "FILE_DELETE of {upload}"
+    );
     let auths = auth_users(&ev);
-    assert!(auths.contains(&(Some("admin".into()), "ntlmssp", "STATUS_SUCCESS".into())), "{auths:?}");
-    assert!(ev.iter().any(|e| matches!(e, Event::SmbAuth(a) if a.dialect == "SMB 3.1.1")));
+    assert!(
+        auths.contains(&(Some("admin".into()), "ntlmssp", "STATUS_SUCCESS".into())),
+        "{auths:?}"
+    );
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::SmbAuth(a) if a.dialect == "SMB 3.1.1")));
     // IPC$ is a pipe share, ADMIN$ a disk share
     for e in &ev {
         if let Event::SmbMapping(m) = e {
@@ -105,7 +162,12 @@ fn a_psexec_default_matches_truth() {
     assert_eq!(counters.get("anomaly.malformed"), 0);
     assert_eq!(counters.get("anomaly.gap"), 0);
     // the pipes' bytes went to their DCE-RPC conversations both ways
-    assert!(counters.get("smb.pipe_bytes_to_server") > 0 && counters.get("smb.pipe_bytes_to_client") > 0, "{:?}", counters);
+    assert!(
+        counters.get("smb.pipe_bytes_to_server") > 0
+            && counters.get("smb.pipe_bytes_to_client") > 0,
+        "{:?}",
+        counters
+    );
 }
 
 #[test]
@@ -115,7 +177,12 @@ fn a_psexec_default_cut_at_every_few_bytes() {
     for piece in [1usize, 3, 7, 100] {
         let (ev, _) = run(&lab(cap), piece);
         check_truth(cap, &ev);
-        let f = |ev: &[Event]| files(ev).iter().map(|f| (f.action, f.name.clone(), f.sha256.clone())).collect::<Vec<_>>();
+        let f = |ev: &[Event]| {
+            files(ev)
+                .iter()
+                .map(|f| (f.action, f.name.clone(), f.sha256.clone()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(f(&ev), f(&whole), "piece {piece}");
     }
 }
@@ -126,8 +193,15 @@ fn k1_large_upload_streams() {
     let (ev, counters) = run(&lab(cap), 0);
     check_truth(cap, &ev);
     // the 1 MiB writes streamed rather than buffered
-    assert!(counters.get("smb2.streamed_messages") >= 8, "{:?}", counters);
-    let w = files(&ev).into_iter().find(|f| f.action == Some(FileAction::FileWrite) && f.name == "bigsvc.exe").unwrap();
+    assert!(
+        counters.get("smb2.streamed_messages") >= 8,
+        "{:?}",
+        counters
+    );
+    let w = files(&ev)
+        .into_iter()
+        .find(|f| f.action == Some(FileAction::FileWrite) && f.name == "bigsvc.exe")
+        .unwrap();
     assert_eq!(w.write_count, Some(9));
 }
 
@@ -136,7 +210,9 @@ fn f_benign_admin_upload_smbclient_compounds() {
     let cap = "f_benign_admin_upload.pcap";
     let (ev, _) = run(&lab(cap), 0);
     check_truth(cap, &ev);
-    assert!(!files(&ev).iter().any(|f| f.action == Some(FileAction::PipeOpen)));
+    assert!(!files(&ev)
+        .iter()
+        .any(|f| f.action == Some(FileAction::PipeOpen)));
 }
 
 #[test]
@@ -144,13 +220,42 @@ fn j1_encrypted_session_is_visible_as_such() {
     let cap = "j1_psexec_opportunistic_enc.pcap";
     let (ev, _) = run(&lab(cap), 0);
     let auths = auth_users(&ev);
-    assert!(auths.iter().any(|(u, a, s)| u.as_deref() == Some("admin") && *a == "ntlmssp" && s == "STATUS_SUCCESS"), "{auths:?}");
-    let vis: Vec<_> = ev.iter().filter_map(|e| if let Event::SmbVisibility(v) = e { Some(v) } else { None }).collect();
-    let start = vis.iter().find(|v| v.state == "start" && v.kind == "encrypted").expect("visibility start");
+    assert!(
+        auths.iter().any(|(u, a, s)| u.as_deref() == Some("admin")
+            && *a == "ntlmssp"
+            && s == "STATUS_SUCCESS"),
+        "{auths:?}"
+    );
+    let vis: Vec<_> = ev
+        .iter()
+        .filter_map(|e| {
+            if let Event::SmbVisibility(v) = e {
+                Some(v)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let start = vis
+        .iter()
+        .find(|v| v.state == "start" && v.kind == "encrypted")
+        .expect("visibility start");
     assert_eq!(start.user.as_deref(), Some("admin"));
     assert!(start.cipher.is_some());
-    let end = vis.iter().find(|v| v.state == "end").expect("visibility end");
-    let opaque: Vec<_> = ev.iter().filter_map(|e| if let Event::SmbOpaque(o) = e { Some(o) } else { None }).collect();
+    let end = vis
+        .iter()
+        .find(|v| v.state == "end")
+        .expect("visibility end");
+    let opaque: Vec<_> = ev
+        .iter()
+        .filter_map(|e| {
+            if let Event::SmbOpaque(o) = e {
+                Some(o)
+            } else {
+                None
+            }
+        })
+        .collect();
     assert_eq!(end.messages, opaque.len() as u64);
     assert!(!opaque.is_empty());
     for o in &opaque {
@@ -159,12 +264,25 @@ fn j1_encrypted_session_is_visible_as_such() {
         assert_eq!(o.session_id, start.session_id);
     }
     // impacket's client nonces are ASCII letters
-    assert!(opaque.iter().filter(|o| o.to_server).all(|o| o.nonce_form == "ascii-letters"));
+    assert!(opaque
+        .iter()
+        .filter(|o| o.to_server)
+        .all(|o| o.nonce_form == "ascii-letters"));
     // Samba's are counters
-    assert!(opaque.iter().filter(|o| !o.to_server).all(|o| o.nonce_form == "counter"));
+    assert!(opaque
+        .iter()
+        .filter(|o| !o.to_server)
+        .all(|o| o.nonce_form == "counter"));
     // the upload is one big encrypted client message: 64 + 48 + the truth's byte count
-    let bytes = truth(cap)["expect"]["uploads"][0]["bytes"].as_u64().unwrap() as u32;
-    assert!(opaque.iter().any(|o| o.to_server && o.original_size == 64 + 48 + bytes), "no upload-sized message");
+    let bytes = truth(cap)["expect"]["uploads"][0]["bytes"]
+        .as_u64()
+        .unwrap() as u32;
+    assert!(
+        opaque
+            .iter()
+            .any(|o| o.to_server && o.original_size == 64 + 48 + bytes),
+        "no upload-sized message"
+    );
 }
 
 /// Every cleartext SMB2 lab capture: its truth holds, nothing malformed. SMB1-only captures are
@@ -182,7 +300,10 @@ fn every_cleartext_lab_capture_matches_truth() {
         let (ev, counters) = run(&path, 0);
         assert_eq!(counters.get("anomaly.malformed"), 0, "{name}");
         if counters.get("smb2.commands") == 0 {
-            assert!(counters.get("smb1.messages") > 0, "{name}: neither SMB2 nor SMB1");
+            assert!(
+                counters.get("smb1.messages") > 0,
+                "{name}: neither SMB2 nor SMB1"
+            );
             continue;
         }
         if t["visibility"] == "cleartext" {
@@ -232,21 +353,44 @@ fn public_smb2_captures_match_truth() {
 /// Kerberos in SESSION_SETUP is named as such (Zeek's kerberos445_auth capture).
 #[test]
 fn kerberos_session_setup() {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/public/zeek/kerberos445_auth.pcapng");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("captures/public/zeek/kerberos445_auth.pcapng");
     let (ev, _) = run(&p, 0);
     let auths = auth_users(&ev);
     assert!(!auths.is_empty());
-    assert!(auths.iter().any(|(u, a, s)| u.is_none() && *a == "kerberos" && s == "STATUS_SUCCESS"), "{auths:?}");
+    assert!(
+        auths
+            .iter()
+            .any(|(u, a, s)| u.is_none() && *a == "kerberos" && s == "STATUS_SUCCESS"),
+        "{auths:?}"
+    );
 }
 
 /// Every DCE-RPC byte tshark finds on the lab captures' pipes reaches a pipe conversation, in each
 /// direction (skipped when tshark is not installed).
 #[test]
 fn pipe_bytes_match_tshark() {
-    for cap in ["a_psexec_default.pcap", "c_smbexec.pcap", "e_services_create_start.pcap", "h_benign_svc_query.pcap", "k1_psexec_large_upload.pcap"] {
+    for cap in [
+        "a_psexec_default.pcap",
+        "c_smbexec.pcap",
+        "e_services_create_start.pcap",
+        "h_benign_svc_query.pcap",
+        "k1_psexec_large_upload.pcap",
+    ] {
         let path = lab(cap);
         let Ok(out) = std::process::Command::new("tshark")
-            .args(["-r", path.to_str().unwrap(), "-Y", "dcerpc", "-T", "fields", "-e", "tcp.srcport", "-e", "dcerpc.cn_frag_len"])
+            .args([
+                "-r",
+                path.to_str().unwrap(),
+                "-Y",
+                "dcerpc",
+                "-T",
+                "fields",
+                "-e",
+                "tcp.srcport",
+                "-e",
+                "dcerpc.cn_frag_len",
+            ])
             .output()
         else {
             eprintln!("tshark not found: skipped");
@@ -256,7 +400,12 @@ fn pipe_bytes_match_tshark() {
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let mut it = line.split('\t');
             let port = it.next().unwrap_or("");
-            let total: u64 = it.next().unwrap_or("").split(',').filter_map(|v| v.parse::<u64>().ok()).sum();
+            let total: u64 = it
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum();
             if port == "445" {
                 to_client += total;
             } else {
@@ -274,7 +423,11 @@ fn pipe_bytes_match_tshark() {
 #[test]
 fn dump() {
     if let Ok(cap) = std::env::var("SMB2_LAB_DUMP") {
-        let p = if cap.starts_with('/') { PathBuf::from(&cap) } else { lab(&cap) };
+        let p = if cap.starts_with('/') {
+            PathBuf::from(&cap)
+        } else {
+            lab(&cap)
+        };
         let (ev, counters) = run(&p, 0);
         for e in ev {
             println!("{}", serde_json::to_string(&e).unwrap());
@@ -288,7 +441,11 @@ fn dump() {
 #[test]
 fn mutated_lab_streams_do_not_panic() {
     use common::pipeline_run::{run_segments, segments};
-    for cap in ["a_psexec_default.pcap", "f_benign_admin_upload.pcap", "j1_psexec_opportunistic_enc.pcap"] {
+    for cap in [
+        "a_psexec_default.pcap",
+        "f_benign_admin_upload.pcap",
+        "j1_psexec_opportunistic_enc.pcap",
+    ] {
         let base = segments(&lab(cap));
         let mut seed = 0x9E37_79B9u32;
         for round in 0..40 {
@@ -301,7 +458,10 @@ fn mutated_lab_streams_do_not_panic() {
                 }
             }
             let (_ev, counters) = run_segments(&segs, if round % 2 == 0 { 0 } else { 13 });
-            assert!(counters.get("smb2.commands") > 0 || counters.get("smb.resync") > 0, "{cap} round {round}");
+            assert!(
+                counters.get("smb2.commands") > 0 || counters.get("smb.resync") > 0,
+                "{cap} round {round}"
+            );
         }
         assert!(!base.is_empty());
     }

@@ -33,13 +33,21 @@ fn run(cap: &Path, keys: Option<&Path>) -> (Vec<Value>, Vec<Value>) {
     let name = cap.file_name().unwrap().to_string_lossy();
     let ev = std::env::temp_dir().join(format!("psexec-enc-ev-{}-{n}-{name}", std::process::id()));
     let mut c = Command::new(env!("CARGO_BIN_EXE_psexec-sensor"));
-    c.arg("read").arg(cap).arg("--events").arg(&ev).arg("--no-summary");
+    c.arg("read")
+        .arg(cap)
+        .arg("--events")
+        .arg(&ev)
+        .arg("--no-summary");
     if let Some(k) = keys {
         c.arg("--smb-keys").arg(k);
     }
     let o = c.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines = |t: &str| t.lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>();
+    let lines = |t: &str| {
+        t.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect::<Vec<Value>>()
+    };
     let events = lines(&std::fs::read_to_string(&ev).unwrap());
     let _ = std::fs::remove_file(&ev);
     (lines(&String::from_utf8_lossy(&o.stdout)), events)
@@ -50,7 +58,8 @@ fn techniques(alerts: &[Value]) -> Vec<&Value> {
 }
 
 fn truth(cap: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(format!("{}.truth.json", cap.display())).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(format!("{}.truth.json", cap.display())).unwrap())
+        .unwrap()
 }
 
 #[test]
@@ -65,11 +74,20 @@ fn decrypted_j1_alerts_like_cleartext_psexec() {
     let want = truth(&j1);
     assert_eq!(t["decrypted"], true);
     assert_eq!(t["service_name"], want["expect"]["services"][0]["name"]);
-    assert_eq!(t["binary_path"], want["expect"]["services"][0]["binary_path"]);
+    assert_eq!(
+        t["binary_path"],
+        want["expect"]["services"][0]["binary_path"]
+    );
     assert_eq!(t["src_ip"], want["attacker_ip"]);
     assert_eq!(t["dst_ip"], want["victim_ip"]);
-    assert_eq!(t["uploads"][0]["name"], want["expect"]["uploads"][0]["name"]);
-    assert_eq!(t["uploads"][0]["sha256"], want["expect"]["uploads"][0]["sha256"]);
+    assert_eq!(
+        t["uploads"][0]["name"],
+        want["expect"]["uploads"][0]["name"]
+    );
+    assert_eq!(
+        t["uploads"][0]["sha256"],
+        want["expect"]["uploads"][0]["sha256"]
+    );
     // The same technique, tool, evidence shape and upload as in cleartext.
     for f in ["technique", "tool", "basis", "severity"] {
         assert_eq!(t[f], c[f], "{f}");
@@ -77,8 +95,13 @@ fn decrypted_j1_alerts_like_cleartext_psexec() {
     assert_eq!(t["uploads"][0]["sha256"], c["uploads"][0]["sha256"]);
     assert_eq!(t["uploads"][0]["size"], c["uploads"][0]["size"]);
     assert!(t["reason"].as_str().unwrap().contains("decrypted"));
-    assert!(!alerts.iter().any(|a| a["kind"] == "visibility"), "a decrypted session is not a blind spot");
-    assert!(events.iter().any(|e| e["log"] == "smb_visibility" && e["decrypted"] == true));
+    assert!(
+        !alerts.iter().any(|a| a["kind"] == "visibility"),
+        "a decrypted session is not a blind spot"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["log"] == "smb_visibility" && e["decrypted"] == true));
     // Secrets never reach the output.
     let all = format!("{alerts:?}{events:?}");
     assert!(!all.contains("Passw0rd"));
@@ -93,7 +116,9 @@ fn decrypted_benign_upload_stays_quiet() {
     // It really was decrypted: the uploads of its truth are visible as FILE_WRITEs.
     for u in truth(&j3)["expect"]["uploads"].as_array().unwrap() {
         assert!(
-            events.iter().any(|e| e["action"] == "SMB::FILE_WRITE" && e["name"] == u["name"] && e["bytes_written"] == u["bytes"]),
+            events.iter().any(|e| e["action"] == "SMB::FILE_WRITE"
+                && e["name"] == u["name"]
+                && e["bytes_written"] == u["bytes"]),
             "{u}"
         );
     }
@@ -106,8 +131,14 @@ fn without_keys_j1_is_inferred_and_benign_encrypted_sessions_are_only_visibility
     assert_eq!(t.len(), 1, "{alerts:?}");
     assert_eq!(t[0]["basis"], "inferred");
     assert_eq!(t[0]["src_ip"], "192.0.2.13");
-    assert!(t[0]["reason"].as_str().unwrap().to_lowercase().contains("encrypt"));
-    assert!(alerts.iter().any(|a| a["kind"] == "visibility" && a["user"] == "admin"));
+    assert!(t[0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_lowercase()
+        .contains("encrypt"));
+    assert!(alerts
+        .iter()
+        .any(|a| a["kind"] == "visibility" && a["user"] == "admin"));
     for cap in [
         "captures/lab/j3_benign_upload_enc.pcap",
         "captures/public/zeek/smb3.pcap",
@@ -116,17 +147,26 @@ fn without_keys_j1_is_inferred_and_benign_encrypted_sessions_are_only_visibility
     ] {
         let (alerts, _) = run(&repo(cap), None);
         assert!(techniques(&alerts).is_empty(), "{cap}: {alerts:?}");
-        assert!(alerts.iter().any(|a| a["kind"] == "visibility"), "{cap}: no visibility record");
+        assert!(
+            alerts.iter().any(|a| a["kind"] == "visibility"),
+            "{cap}: no visibility record"
+        );
     }
 }
 
 #[test]
 fn wrong_password_says_so_and_decrypts_nothing() {
     let keys = keyfile("wrong", "admin:not-the-password\n");
-    let (alerts, events) = run(&repo("captures/lab/j1_psexec_opportunistic_enc.pcap"), Some(&keys));
+    let (alerts, events) = run(
+        &repo("captures/lab/j1_psexec_opportunistic_enc.pcap"),
+        Some(&keys),
+    );
     assert!(events.iter().any(|e| e["log"] == "anomaly"
         && e["kind"] == "decrypt"
-        && e["detail"].as_str().unwrap_or("").contains("could not derive keys for session")));
+        && e["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("could not derive keys for session")));
     assert!(!techniques(&alerts).iter().any(|t| t["decrypted"] == true));
     assert!(!events.iter().any(|e| e["log"] == "dce_rpc"));
 }

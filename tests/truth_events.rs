@@ -53,18 +53,34 @@ pub fn events_of(capture: &Path, keys: Option<&Path>) -> Vec<Value> {
     // unique per call: tests of this file run in parallel on the same captures
     static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let out = dir.join(format!("{n}-{}.jsonl", capture.file_name().unwrap().to_string_lossy()));
+    let out = dir.join(format!(
+        "{n}-{}.jsonl",
+        capture.file_name().unwrap().to_string_lossy()
+    ));
     let mut cmd = Command::new(bin());
-    cmd.arg("read").arg(capture).arg("--events").arg(&out).arg("--alerts").arg(dir.join(format!("{n}-alerts.jsonl"))).arg("--no-summary");
+    cmd.arg("read")
+        .arg(capture)
+        .arg("--events")
+        .arg(&out)
+        .arg("--alerts")
+        .arg(dir.join(format!("{n}-alerts.jsonl")))
+        .arg("--no-summary");
     if let Some(k) = keys {
         cmd.arg("--smb-keys").arg(k);
     }
     let st = cmd.output().unwrap();
-    assert!(st.status.success(), "read {} failed: {}", capture.display(), String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "read {} failed: {}",
+        capture.display(),
+        String::from_utf8_lossy(&st.stderr)
+    );
     let text = std::fs::read_to_string(&out).unwrap();
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(dir.join(format!("{n}-alerts.jsonl")));
-    text.lines().map(|l| serde_json::from_str(l).expect("event line is JSON")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("event line is JSON"))
+        .collect()
 }
 
 fn s(v: &Value) -> String {
@@ -72,7 +88,11 @@ fn s(v: &Value) -> String {
 }
 
 fn share_of(path_or_share: &str) -> String {
-    path_or_share.rsplit('\\').next().unwrap_or_default().to_ascii_lowercase()
+    path_or_share
+        .rsplit('\\')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 fn pipe_norm(p: &str) -> String {
@@ -86,18 +106,28 @@ fn check(truth: &Value, ev: &[Value]) -> Vec<String> {
     let expect = &truth["expect"];
     for t in expect["tree_connects"].as_array().into_iter().flatten() {
         let want = share_of(&s(t));
-        if !ev.iter().any(|e| log(e, "smb_mapping") && share_of(&s(&e["path"])) == want) {
+        if !ev
+            .iter()
+            .any(|e| log(e, "smb_mapping") && share_of(&s(&e["path"])) == want)
+        {
             problems.push(format!("tree connect {want} missing"));
         }
     }
     for p in expect["pipes"].as_array().into_iter().flatten() {
         let want = pipe_norm(&s(p));
-        if !ev.iter().any(|e| log(e, "smb_files") && e["action"] == "SMB::PIPE_OPEN" && pipe_norm(&s(&e["name"])) == want) {
+        if !ev.iter().any(|e| {
+            log(e, "smb_files")
+                && e["action"] == "SMB::PIPE_OPEN"
+                && pipe_norm(&s(&e["name"])) == want
+        }) {
             problems.push(format!("pipe {want} missing"));
         }
     }
     for u in expect["uploads"].as_array().into_iter().flatten() {
-        let (share, name) = (share_of(&s(&u["share"])), s(&u["name"]).to_ascii_lowercase());
+        let (share, name) = (
+            share_of(&s(&u["share"])),
+            s(&u["name"]).to_ascii_lowercase(),
+        );
         let writes: Vec<&Value> = ev
             .iter()
             .filter(|e| {
@@ -108,9 +138,15 @@ fn check(truth: &Value, ev: &[Value]) -> Vec<String> {
                     && s(&e["name"]).trim_start_matches('\\').to_ascii_lowercase() == name
             })
             .collect();
-        let bytes: u64 = writes.iter().map(|e| e["bytes_written"].as_u64().unwrap_or(0)).sum();
+        let bytes: u64 = writes
+            .iter()
+            .map(|e| e["bytes_written"].as_u64().unwrap_or(0))
+            .sum();
         if Some(bytes) != u["bytes"].as_u64() {
-            problems.push(format!("upload {share}\\{name}: {bytes} bytes written, truth {}", u["bytes"]));
+            problems.push(format!(
+                "upload {share}\\{name}: {bytes} bytes written, truth {}",
+                u["bytes"]
+            ));
         }
         if let Some(h) = u["sha256"].as_str() {
             if !writes.iter().any(|e| e["sha256"].as_str() == Some(h)) {
@@ -122,15 +158,28 @@ fn check(truth: &Value, ev: &[Value]) -> Vec<String> {
         let name = sv["name"].as_str().map(str::to_ascii_lowercase);
         let found = ev.iter().any(|e| {
             log(e, "dce_rpc")
-                && name.as_ref().is_none_or(|n| s(&e["service_name"]).to_ascii_lowercase() == *n)
-                && match (sv["binary_path"].as_str(), sv["binary_path_contains"].as_str()) {
+                && name
+                    .as_ref()
+                    .is_none_or(|n| s(&e["service_name"]).to_ascii_lowercase() == *n)
+                && match (
+                    sv["binary_path"].as_str(),
+                    sv["binary_path_contains"].as_str(),
+                ) {
                     (Some(p), _) => s(&e["binary_path"]).eq_ignore_ascii_case(p),
-                    (None, Some(c)) => s(&e["binary_path"]).to_ascii_lowercase().contains(&c.to_ascii_lowercase()),
+                    (None, Some(c)) => s(&e["binary_path"])
+                        .to_ascii_lowercase()
+                        .contains(&c.to_ascii_lowercase()),
                     (None, None) => true,
                 }
         });
         if !found {
-            problems.push(format!("service {name:?} with binary path {} missing", sv["binary_path"].as_str().or(sv["binary_path_contains"].as_str()).unwrap_or("-")));
+            problems.push(format!(
+                "service {name:?} with binary path {} missing",
+                sv["binary_path"]
+                    .as_str()
+                    .or(sv["binary_path_contains"].as_str())
+                    .unwrap_or("-")
+            ));
         }
     }
     if truth["verdict"] == "positive" && truth["visibility"] == "stub-encrypted" {
@@ -143,8 +192,14 @@ fn check(truth: &Value, ev: &[Value]) -> Vec<String> {
                 _ => false,
             }
         };
-        if !ev.iter().filter(|e| log(e, "dce_rpc")).filter(creating).any(|e| e["stub_encrypted"] == true) {
-            problems.push("no stub-encrypted creating/modifying svcctl or task-scheduler call".into());
+        if !ev
+            .iter()
+            .filter(|e| log(e, "dce_rpc"))
+            .filter(creating)
+            .any(|e| e["stub_encrypted"] == true)
+        {
+            problems
+                .push("no stub-encrypted creating/modifying svcctl or task-scheduler call".into());
         }
     }
     problems
@@ -169,7 +224,8 @@ fn events_match_every_truth_file() {
     let mut failures = Vec::new();
     for root in roots() {
         for tp in truth_files(&root) {
-            let truth: Value = serde_json::from_str(&std::fs::read_to_string(&tp).unwrap()).unwrap();
+            let truth: Value =
+                serde_json::from_str(&std::fs::read_to_string(&tp).unwrap()).unwrap();
             let cap = PathBuf::from(tp.to_string_lossy().trim_end_matches(".truth.json"));
             let lab = truth["source"]["lab"].is_string();
             let encrypted = truth["visibility"] == "smb3-encrypted";
@@ -185,5 +241,10 @@ fn events_match_every_truth_file() {
     }
     let _ = std::fs::remove_file(&keys);
     assert!(checked >= 10, "only {checked} captures checked");
-    assert!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

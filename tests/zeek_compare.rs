@@ -43,7 +43,10 @@ fn unescape(v: &str) -> String {
                 continue;
             }
             if b.get(i + 1) == Some(&b'x') {
-                if let Some(byte) = v.get(i + 2..i + 4).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                if let Some(byte) = v
+                    .get(i + 2..i + 4)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     out.push(byte);
                     i += 4;
                     continue;
@@ -58,7 +61,8 @@ fn unescape(v: &str) -> String {
 
 impl ZeekLog {
     fn parse(text: &str) -> Result<ZeekLog, String> {
-        let (mut sep, mut empty, mut unset) = ("\t".to_string(), "(empty)".to_string(), "-".to_string());
+        let (mut sep, mut empty, mut unset) =
+            ("\t".to_string(), "(empty)".to_string(), "-".to_string());
         let mut fields: Option<Vec<String>> = None;
         let mut rows = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -72,8 +76,18 @@ impl ZeekLog {
                 let key = parts.next().unwrap_or_default();
                 let vals: Vec<&str> = parts.collect();
                 match key {
-                    "empty_field" => empty = vals.first().map(|v| unescape(v)).ok_or("#empty_field without value")?,
-                    "unset_field" => unset = vals.first().map(|v| unescape(v)).ok_or("#unset_field without value")?,
+                    "empty_field" => {
+                        empty = vals
+                            .first()
+                            .map(|v| unescape(v))
+                            .ok_or("#empty_field without value")?
+                    }
+                    "unset_field" => {
+                        unset = vals
+                            .first()
+                            .map(|v| unescape(v))
+                            .ok_or("#unset_field without value")?
+                    }
                     "fields" => fields = Some(vals.iter().map(|v| v.to_string()).collect()),
                     _ => {}
                 }
@@ -82,10 +96,17 @@ impl ZeekLog {
             if line.is_empty() {
                 continue;
             }
-            let f = fields.as_ref().ok_or_else(|| format!("line {}: data before #fields", n + 1))?;
+            let f = fields
+                .as_ref()
+                .ok_or_else(|| format!("line {}: data before #fields", n + 1))?;
             let cols: Vec<&str> = line.split(sep.as_str()).collect();
             if cols.len() != f.len() {
-                return Err(format!("line {}: {} columns, #fields has {}", n + 1, cols.len(), f.len()));
+                return Err(format!(
+                    "line {}: {} columns, #fields has {}",
+                    n + 1,
+                    cols.len(),
+                    f.len()
+                ));
             }
             rows.push(
                 cols.iter()
@@ -97,7 +118,10 @@ impl ZeekLog {
                     .collect(),
             );
         }
-        Ok(ZeekLog { fields: fields.ok_or("no #fields line")?, rows })
+        Ok(ZeekLog {
+            fields: fields.ok_or("no #fields line")?,
+            rows,
+        })
     }
 
     fn get<'a>(&self, row: &'a [Option<String>], name: &str) -> Option<&'a str> {
@@ -107,7 +131,13 @@ impl ZeekLog {
 
     fn conn(&self, row: &[Option<String>]) -> String {
         let g = |f| self.get(row, f).unwrap_or("-");
-        format!("{}:{}>{}:{}", g("id.orig_h"), g("id.orig_p"), g("id.resp_h"), g("id.resp_p"))
+        format!(
+            "{}:{}>{}:{}",
+            g("id.orig_h"),
+            g("id.orig_p"),
+            g("id.resp_h"),
+            g("id.resp_p")
+        )
     }
 }
 
@@ -124,14 +154,46 @@ struct Trace {
 
 /// Every Zeek trace with expected logs beside it (testing/btest/scripts/base/protocols/{smb,dce-rpc}).
 const TRACES: &[Trace] = &[
-    Trace { file: "smb2.pcap", logs_read_write: false, dce_rpc_tcp_only: false },
-    Trace { file: "smb3.pcap", logs_read_write: false, dce_rpc_tcp_only: false },
-    Trace { file: "smb1.pcap", logs_read_write: false, dce_rpc_tcp_only: false },
-    Trace { file: "smb2readwrite.pcap", logs_read_write: true, dce_rpc_tcp_only: false },
-    Trace { file: "smb2.delete-on-close-perms-delete-existing.pcap", logs_read_write: true, dce_rpc_tcp_only: false },
-    Trace { file: "smb3_multichannel.pcap", logs_read_write: false, dce_rpc_tcp_only: false },
-    Trace { file: "cs_window7-join_stream092.pcap", logs_read_write: false, dce_rpc_tcp_only: false },
-    Trace { file: "mapi.pcap", logs_read_write: false, dce_rpc_tcp_only: true },
+    Trace {
+        file: "smb2.pcap",
+        logs_read_write: false,
+        dce_rpc_tcp_only: false,
+    },
+    Trace {
+        file: "smb3.pcap",
+        logs_read_write: false,
+        dce_rpc_tcp_only: false,
+    },
+    Trace {
+        file: "smb1.pcap",
+        logs_read_write: false,
+        dce_rpc_tcp_only: false,
+    },
+    Trace {
+        file: "smb2readwrite.pcap",
+        logs_read_write: true,
+        dce_rpc_tcp_only: false,
+    },
+    Trace {
+        file: "smb2.delete-on-close-perms-delete-existing.pcap",
+        logs_read_write: true,
+        dce_rpc_tcp_only: false,
+    },
+    Trace {
+        file: "smb3_multichannel.pcap",
+        logs_read_write: false,
+        dce_rpc_tcp_only: false,
+    },
+    Trace {
+        file: "cs_window7-join_stream092.pcap",
+        logs_read_write: false,
+        dce_rpc_tcp_only: false,
+    },
+    Trace {
+        file: "mapi.pcap",
+        logs_read_write: false,
+        dce_rpc_tcp_only: true,
+    },
     Trace {
         file: "dssetup_DsRoleGetPrimaryDomainInformation_standalone_workstation.cap",
         logs_read_write: false,
@@ -236,12 +298,18 @@ fn f64_of(v: &Value) -> Option<f64> {
 /// we derive one from the share type, so the service is compared only where Zeek has one.
 fn ours_mapping(ev: &[Value], zeek_has_service: bool) -> Groups {
     let mut g = Groups::new();
-    for e in of_log(ev, "smb_mapping").into_iter().filter(|e| e["status"] == OK) {
+    for e in of_log(ev, "smb_mapping")
+        .into_iter()
+        .filter(|e| e["status"] == OK)
+    {
         let mut text = format!("{} {}", s(&e["path"]), s(&e["share_type"]));
         if zeek_has_service {
             text += &format!(" service={}", s(&e["service"]));
         }
-        g.entry(conn_key(e)).or_default().push(Row { text, approx: vec![] });
+        g.entry(conn_key(e)).or_default().push(Row {
+            text,
+            approx: vec![],
+        });
     }
     g
 }
@@ -250,26 +318,53 @@ fn zeek_mapping(z: &ZeekLog) -> (Groups, bool) {
     let mut g = Groups::new();
     let mut any_service = false;
     for r in &z.rows {
-        let mut text = format!("{} {}", z.get(r, "path").unwrap_or("-"), z.get(r, "share_type").unwrap_or("-"));
+        let mut text = format!(
+            "{} {}",
+            z.get(r, "path").unwrap_or("-"),
+            z.get(r, "share_type").unwrap_or("-")
+        );
         if let Some(sv) = z.get(r, "service") {
             any_service = true;
             text += &format!(" service={sv}");
         }
-        g.entry(z.conn(r)).or_default().push(Row { text, approx: vec![] });
+        g.entry(z.conn(r)).or_default().push(Row {
+            text,
+            approx: vec![],
+        });
     }
     (g, any_service)
 }
 
 const ZEEK_DEFAULT_ACTIONS: &[&str] = &["SMB::FILE_OPEN", "SMB::FILE_RENAME", "SMB::FILE_DELETE"];
-const TIMES: [&str; 4] = ["times.modified", "times.accessed", "times.created", "times.changed"];
+const TIMES: [&str; 4] = [
+    "times.modified",
+    "times.accessed",
+    "times.created",
+    "times.changed",
+];
 
 /// The compared text of a file row: action, path (`-` when the tree is unknown), name (Zeek's
 /// `<share_root>` for the empty name) and, for a rename, the previous name.
 /// The size is compared on opens only: our FILE_DELETE / FILE_RENAME records carry no size, where
 /// Zeek repeats the one from the open.
-fn file_text(action: &str, path: Option<&str>, name: &str, size: Option<u64>, prev: Option<&str>) -> String {
-    let name = if name.is_empty() { "<share_root>" } else { name };
-    let mut t = format!("{} {} {}", action.trim_start_matches("SMB::"), path.unwrap_or("-"), name);
+fn file_text(
+    action: &str,
+    path: Option<&str>,
+    name: &str,
+    size: Option<u64>,
+    prev: Option<&str>,
+) -> String {
+    let name = if name.is_empty() {
+        "<share_root>"
+    } else {
+        name
+    };
+    let mut t = format!(
+        "{} {} {}",
+        action.trim_start_matches("SMB::"),
+        path.unwrap_or("-"),
+        name
+    );
     if action == "SMB::FILE_OPEN" {
         t += &format!(" size={}", size.unwrap_or(0));
     }
@@ -281,7 +376,10 @@ fn file_text(action: &str, path: Option<&str>, name: &str, size: Option<u64>, pr
 
 /// The trees each connection connected itself: (connection, path).
 fn connected_trees(ev: &[Value]) -> HashSet<(String, String)> {
-    of_log(ev, "smb_mapping").into_iter().map(|e| (conn_key(e), s(&e["path"]))).collect()
+    of_log(ev, "smb_mapping")
+        .into_iter()
+        .map(|e| (conn_key(e), s(&e["path"])))
+        .collect()
 }
 
 /// A file record's path as Zeek would know it: Zeek learns trees per connection, so a tree missed
@@ -299,23 +397,42 @@ fn zeek_path(e: &Value, trees: &HashSet<(String, String)>) -> Option<String> {
 fn ours_files(ev: &[Value]) -> Groups {
     let mut rows: Vec<&Value> = of_log(ev, "smb_files")
         .into_iter()
-        .filter(|e| e["status"] == OK && ZEEK_DEFAULT_ACTIONS.contains(&e["action"].as_str().unwrap_or_default()))
+        .filter(|e| {
+            e["status"] == OK
+                && ZEEK_DEFAULT_ACTIONS.contains(&e["action"].as_str().unwrap_or_default())
+        })
         .collect();
     // Ours are written when known (a midstream open waits for its first bytes); Zeek's in time order.
-    rows.sort_by(|a, b| f64_of(&a["ts"]).unwrap_or(0.0).total_cmp(&f64_of(&b["ts"]).unwrap_or(0.0)));
+    rows.sort_by(|a, b| {
+        f64_of(&a["ts"])
+            .unwrap_or(0.0)
+            .total_cmp(&f64_of(&b["ts"]).unwrap_or(0.0))
+    });
     let mut seen = HashSet::new();
     let mut g = Groups::new();
     let trees = connected_trees(ev);
     for e in rows {
         let path = zeek_path(e, &trees);
-        let text = file_text(&s(&e["action"]), path.as_deref(), &s(&e["name"]), e["size"].as_u64(), e["prev_name"].as_str());
+        let text = file_text(
+            &s(&e["action"]),
+            path.as_deref(),
+            &s(&e["name"]),
+            e["size"].as_u64(),
+            e["prev_name"].as_str(),
+        );
         if e.get("times.modified").is_some() {
-            let times: Vec<String> = ["times.modified", "times.created", "times.changed"].iter().map(|t| e[*t].to_string()).collect();
+            let times: Vec<String> = ["times.modified", "times.created", "times.changed"]
+                .iter()
+                .map(|t| e[*t].to_string())
+                .collect();
             if !seen.insert((conn_key(e), text.clone(), times)) {
                 continue;
             }
         }
-        let approx = TIMES.iter().filter_map(|t| Some((*t, f64_of(&e[*t])?))).collect();
+        let approx = TIMES
+            .iter()
+            .filter_map(|t| Some((*t, f64_of(&e[*t])?)))
+            .collect();
         g.entry(conn_key(e)).or_default().push(Row { text, approx });
     }
     g
@@ -329,10 +446,19 @@ fn zeek_files(z: &ZeekLog) -> Groups {
             continue;
         }
         let size = z.get(r, "size").and_then(|v| v.parse().ok());
-        let text = file_text(action, z.get(r, "path"), z.get(r, "name").unwrap_or(""), size, z.get(r, "prev_name"));
+        let text = file_text(
+            action,
+            z.get(r, "path"),
+            z.get(r, "name").unwrap_or(""),
+            size,
+            z.get(r, "prev_name"),
+        );
         // Like the size, the times are the open's: compared there (our deletes and renames carry none).
         let approx = match action {
-            "SMB::FILE_OPEN" => TIMES.iter().filter_map(|t| Some((*t, z.get(r, t)?.parse().ok()?))).collect(),
+            "SMB::FILE_OPEN" => TIMES
+                .iter()
+                .filter_map(|t| Some((*t, z.get(r, t)?.parse().ok()?)))
+                .collect(),
             _ => vec![],
         };
         g.entry(z.conn(r)).or_default().push(Row { text, approx });
@@ -349,11 +475,28 @@ fn ours_read_write(ev: &[Value]) -> Groups {
         let action = s(&e["action"]);
         if (action == "SMB::FILE_WRITE" || action == "SMB::FILE_READ") && e["status"] == OK {
             let path = zeek_path(e, &trees);
-            let t = format!("{} {} {}", action.trim_start_matches("SMB::"), path.as_deref().unwrap_or("-"), s(&e["name"]));
+            let t = format!(
+                "{} {} {}",
+                action.trim_start_matches("SMB::"),
+                path.as_deref().unwrap_or("-"),
+                s(&e["name"])
+            );
             set.entry(conn_key(e)).or_default().insert(t);
         }
     }
-    set.into_iter().map(|(k, v)| (k, v.into_iter().map(|text| Row { text, approx: vec![] }).collect())).collect()
+    set.into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                v.into_iter()
+                    .map(|text| Row {
+                        text,
+                        approx: vec![],
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 fn zeek_read_write(z: &ZeekLog) -> Groups {
@@ -361,24 +504,47 @@ fn zeek_read_write(z: &ZeekLog) -> Groups {
     for r in &z.rows {
         let action = z.get(r, "action").unwrap_or("-");
         if action == "SMB::FILE_WRITE" || action == "SMB::FILE_READ" {
-            let t = format!("{} {} {}", action.trim_start_matches("SMB::"), z.get(r, "path").unwrap_or("-"), z.get(r, "name").unwrap_or(""));
+            let t = format!(
+                "{} {} {}",
+                action.trim_start_matches("SMB::"),
+                z.get(r, "path").unwrap_or("-"),
+                z.get(r, "name").unwrap_or("")
+            );
             set.entry(z.conn(r)).or_default().insert(t);
         }
     }
-    set.into_iter().map(|(k, v)| (k, v.into_iter().map(|text| Row { text, approx: vec![] }).collect())).collect()
+    set.into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                v.into_iter()
+                    .map(|text| Row {
+                        text,
+                        approx: vec![],
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 /// files.log: an SMB file the client sent (is_orig) is one we saw written, with every byte.
 fn ours_files_log(ev: &[Value]) -> Groups {
     let mut bytes: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for e in of_log(ev, "smb_files").into_iter().filter(|e| e["action"] == "SMB::FILE_WRITE") {
+    for e in of_log(ev, "smb_files")
+        .into_iter()
+        .filter(|e| e["action"] == "SMB::FILE_WRITE")
+    {
         let name = s(&e["name"]);
         let base = name.rsplit('\\').next().unwrap_or_default().to_string();
         *bytes.entry((conn_key(e), base)).or_default() += e["bytes_written"].as_u64().unwrap_or(0);
     }
     let mut g = Groups::new();
     for ((conn, name), n) in bytes {
-        g.entry(conn).or_default().push(Row { text: format!("sent {name} {n} bytes"), approx: vec![] });
+        g.entry(conn).or_default().push(Row {
+            text: format!("sent {name} {n} bytes"),
+            approx: vec![],
+        });
     }
     g
 }
@@ -391,8 +557,14 @@ fn zeek_files_log(z: &ZeekLog) -> Groups {
         }
         let name = z.get(r, "filename").unwrap_or("-");
         let text = match z.get(r, "is_orig") {
-            Some("T") => format!("sent {name} {} bytes", z.get(r, "seen_bytes").unwrap_or("-")),
-            _ => format!("received {name} {} bytes", z.get(r, "seen_bytes").unwrap_or("-")),
+            Some("T") => format!(
+                "sent {name} {} bytes",
+                z.get(r, "seen_bytes").unwrap_or("-")
+            ),
+            _ => format!(
+                "received {name} {} bytes",
+                z.get(r, "seen_bytes").unwrap_or("-")
+            ),
         };
         let conn = format!(
             "{}:{}>{}:{}",
@@ -401,7 +573,10 @@ fn zeek_files_log(z: &ZeekLog) -> Groups {
             z.get(r, "id.resp_h").unwrap_or("-"),
             z.get(r, "id.resp_p").unwrap_or("-")
         );
-        g.entry(conn).or_default().push(Row { text, approx: vec![] });
+        g.entry(conn).or_default().push(Row {
+            text,
+            approx: vec![],
+        });
     }
     g
 }
@@ -428,9 +603,19 @@ const ZEEK_IGNORED_OPERATIONS: &[(&str, &str)] = &[
 fn ours_dce_rpc(ev: &[Value], tcp_only: bool) -> Groups {
     let mut calls: Vec<&Value> = of_log(ev, "dce_rpc")
         .into_iter()
-        .filter(|e| !matches!(e["operation"].as_str(), Some("bind") | Some("alter_context")))
+        .filter(|e| {
+            !matches!(
+                e["operation"].as_str(),
+                Some("bind") | Some("alter_context")
+            )
+        })
         .filter(|e| e["endpoint"] != "unknown")
-        .filter(|e| !ZEEK_IGNORED_OPERATIONS.contains(&(e["endpoint"].as_str().unwrap_or_default(), e["operation"].as_str().unwrap_or_default())))
+        .filter(|e| {
+            !ZEEK_IGNORED_OPERATIONS.contains(&(
+                e["endpoint"].as_str().unwrap_or_default(),
+                e["operation"].as_str().unwrap_or_default(),
+            ))
+        })
         .filter(|e| !tcp_only || e["transport"] == "tcp")
         .collect();
     let answered_at = |e: &Value| match (f64_of(&e["ts"]), f64_of(&e["rtt"])) {
@@ -442,7 +627,9 @@ fn ours_dce_rpc(ev: &[Value], tcp_only: bool) -> Groups {
     for e in calls {
         let pipe = e["named_pipe"].as_str().unwrap_or("-");
         let text = format!("{pipe} {} {}", s(&e["endpoint"]), s(&e["operation"]));
-        let approx = f64_of(&e["rtt"]).map(|r| vec![("rtt", r)]).unwrap_or_default();
+        let approx = f64_of(&e["rtt"])
+            .map(|r| vec![("rtt", r)])
+            .unwrap_or_default();
         g.entry(conn_key(e)).or_default().push(Row { text, approx });
     }
     g
@@ -451,8 +638,17 @@ fn ours_dce_rpc(ev: &[Value], tcp_only: bool) -> Groups {
 fn zeek_dce_rpc(z: &ZeekLog) -> Groups {
     let mut g = Groups::new();
     for r in &z.rows {
-        let text = format!("{} {} {}", z.get(r, "named_pipe").unwrap_or("-"), z.get(r, "endpoint").unwrap_or("-"), z.get(r, "operation").unwrap_or("-"));
-        let approx = z.get(r, "rtt").and_then(|v| v.parse().ok()).map(|r| vec![("rtt", r)]).unwrap_or_default();
+        let text = format!(
+            "{} {} {}",
+            z.get(r, "named_pipe").unwrap_or("-"),
+            z.get(r, "endpoint").unwrap_or("-"),
+            z.get(r, "operation").unwrap_or("-")
+        );
+        let approx = z
+            .get(r, "rtt")
+            .and_then(|v| v.parse().ok())
+            .map(|r| vec![("rtt", r)])
+            .unwrap_or_default();
         g.entry(z.conn(r)).or_default().push(Row { text, approx });
     }
     g
@@ -474,7 +670,11 @@ fn align(a: &[Row], b: &[Row]) -> Vec<(usize, usize)> {
     let mut l = vec![vec![0usize; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            l[i][j] = if a[i].text == b[j].text { l[i + 1][j + 1] + 1 } else { l[i + 1][j].max(l[i][j + 1]) };
+            l[i][j] = if a[i].text == b[j].text {
+                l[i + 1][j + 1] + 1
+            } else {
+                l[i + 1][j].max(l[i][j + 1])
+            };
         }
     }
     let (mut i, mut j, mut out) = (0, 0, Vec::new());
@@ -504,18 +704,33 @@ fn compare(log: &str, zeek: &Groups, ours: &Groups) -> Vec<Diff> {
     for c in conns {
         let (z, o) = (zeek.get(c).unwrap_or(&empty), ours.get(c).unwrap_or(&empty));
         let pairs = align(z, o);
-        let (zi, oi): (HashSet<usize>, HashSet<usize>) = (pairs.iter().map(|p| p.0).collect(), pairs.iter().map(|p| p.1).collect());
+        let (zi, oi): (HashSet<usize>, HashSet<usize>) = (
+            pairs.iter().map(|p| p.0).collect(),
+            pairs.iter().map(|p| p.1).collect(),
+        );
         for (_, r) in z.iter().enumerate().filter(|(i, _)| !zi.contains(i)) {
-            diffs.push(Diff { log: log.into(), side: Some(Side::ZeekOnly), row: format!("{c} {}", r.text) });
+            diffs.push(Diff {
+                log: log.into(),
+                side: Some(Side::ZeekOnly),
+                row: format!("{c} {}", r.text),
+            });
         }
         for (_, r) in o.iter().enumerate().filter(|(i, _)| !oi.contains(i)) {
-            diffs.push(Diff { log: log.into(), side: Some(Side::OursOnly), row: format!("{c} {}", r.text) });
+            diffs.push(Diff {
+                log: log.into(),
+                side: Some(Side::OursOnly),
+                row: format!("{c} {}", r.text),
+            });
         }
         for (i, j) in pairs {
             for (name, zv) in &z[i].approx {
                 let ov = o[j].approx.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
                 if ov.is_none_or(|ov| (ov - zv).abs() > TIME_TOLERANCE_S) {
-                    diffs.push(Diff { log: log.into(), side: None, row: format!("{c} {}: {name} zeek {zv:.6} ours {ov:?}", z[i].text) });
+                    diffs.push(Diff {
+                        log: log.into(),
+                        side: None,
+                        row: format!("{c} {}: {name} zeek {zv:.6} ours {ov:?}", z[i].text),
+                    });
                 }
             }
         }
@@ -545,14 +760,22 @@ fn trace_diffs(t: &Trace) -> Vec<Diff> {
     if let Some(z) = expected(&cap, "smb_files") {
         diffs.extend(compare("smb_files", &zeek_files(&z), &ours_files(&ev)));
         if t.logs_read_write {
-            diffs.extend(compare("smb_files(read/write)", &zeek_read_write(&z), &ours_read_write(&ev)));
+            diffs.extend(compare(
+                "smb_files(read/write)",
+                &zeek_read_write(&z),
+                &ours_read_write(&ev),
+            ));
         }
     }
     if let Some(z) = expected(&cap, "files") {
         diffs.extend(compare("files", &zeek_files_log(&z), &ours_files_log(&ev)));
     }
     if let Some(z) = expected(&cap, "dce_rpc") {
-        diffs.extend(compare("dce_rpc", &zeek_dce_rpc(&z), &ours_dce_rpc(&ev, t.dce_rpc_tcp_only)));
+        diffs.extend(compare(
+            "dce_rpc",
+            &zeek_dce_rpc(&z),
+            &ours_dce_rpc(&ev, t.dce_rpc_tcp_only),
+        ));
     }
     diffs
 }
@@ -572,7 +795,10 @@ fn every_zeek_trace_with_expected_logs_is_listed() {
         .collect();
     found.sort();
     found.dedup();
-    assert_eq!(listed, found, "TRACES must name every Zeek trace with an expected log");
+    assert_eq!(
+        listed, found,
+        "TRACES must name every Zeek trace with an expected log"
+    );
 }
 
 #[test]
@@ -584,24 +810,45 @@ fn our_records_match_zeek_expected_logs() {
         let diffs = trace_diffs(t);
         compared += 1;
         for d in diffs {
-            match DELIBERATE.iter().position(|k| k.capture == t.file && k.log == d.log && Some(k.side) == d.side && k.row == d.row) {
+            match DELIBERATE.iter().position(|k| {
+                k.capture == t.file && k.log == d.log && Some(k.side) == d.side && k.row == d.row
+            }) {
                 Some(i) => seen_known[i] = true,
                 None => unexpected.push(format!("{} [{}] {:?}: {}", t.file, d.log, d.side, d.row)),
             }
         }
     }
-    let stale: Vec<String> =
-        DELIBERATE.iter().zip(&seen_known).filter(|(_, s)| !**s).map(|(k, _)| format!("{} [{}] {:?}: {} ({})", k.capture, k.log, k.side, k.row, k.reason)).collect();
+    let stale: Vec<String> = DELIBERATE
+        .iter()
+        .zip(&seen_known)
+        .filter(|(_, s)| !**s)
+        .map(|(k, _)| {
+            format!(
+                "{} [{}] {:?}: {} ({})",
+                k.capture, k.log, k.side, k.row, k.reason
+            )
+        })
+        .collect();
     assert!(compared >= 9, "only {compared} traces compared");
-    assert!(unexpected.is_empty(), "{} differences from Zeek not listed in DELIBERATE:\n{}", unexpected.len(), unexpected.join("\n"));
-    assert!(stale.is_empty(), "listed in DELIBERATE but no longer different (remove them):\n{}", stale.join("\n"));
+    assert!(
+        unexpected.is_empty(),
+        "{} differences from Zeek not listed in DELIBERATE:\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
+    );
+    assert!(
+        stale.is_empty(),
+        "listed in DELIBERATE but no longer different (remove them):\n{}",
+        stale.join("\n")
+    );
 }
 
 // ---- The log parser itself ----------------------------------------------------------------------
 
 #[test]
 fn zeek_log_parser_reads_headers_unset_empty_and_escapes() {
-    let text = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tx\n\
+    let text =
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tx\n\
                 #fields\tpath\tname\tsize\n#types\tstring\tstring\tcount\n\
                 \\\\\\\\h\\\\IPC$\t-\t(empty)\n\
                 a\\x09b\tc\\\\d\t3\n#close\tX\n";
@@ -613,21 +860,38 @@ fn zeek_log_parser_reads_headers_unset_empty_and_escapes() {
     assert_eq!(z.get(&z.rows[0], "size"), Some(""));
     assert_eq!(z.get(&z.rows[1], "path"), Some("a\tb"));
     assert_eq!(z.get(&z.rows[1], "name"), Some("c\\d"));
-    assert!(ZeekLog::parse("#fields\ta\tb\n1\n").is_err(), "a short row is an error");
-    assert!(ZeekLog::parse("1\t2\n").is_err(), "data before #fields is an error");
+    assert!(
+        ZeekLog::parse("#fields\ta\tb\n1\n").is_err(),
+        "a short row is an error"
+    );
+    assert!(
+        ZeekLog::parse("1\t2\n").is_err(),
+        "data before #fields is an error"
+    );
 }
 
 #[test]
 fn alignment_reports_rows_on_one_side() {
-    let r = |t: &str| Row { text: t.into(), approx: vec![] };
+    let r = |t: &str| Row {
+        text: t.into(),
+        approx: vec![],
+    };
     let z: Groups = [("c".to_string(), vec![r("a"), r("b"), r("c")])].into();
     let o: Groups = [("c".to_string(), vec![r("a"), r("c"), r("d")])].into();
     let d = compare("x", &z, &o);
     assert_eq!(
         d,
         vec![
-            Diff { log: "x".into(), side: Some(Side::ZeekOnly), row: "c b".into() },
-            Diff { log: "x".into(), side: Some(Side::OursOnly), row: "c d".into() },
+            Diff {
+                log: "x".into(),
+                side: Some(Side::ZeekOnly),
+                row: "c b".into()
+            },
+            Diff {
+                log: "x".into(),
+                side: Some(Side::OursOnly),
+                row: "c d".into()
+            },
         ]
     );
 }

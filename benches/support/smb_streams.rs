@@ -47,7 +47,11 @@ pub fn segments(path: &PathBuf) -> Vec<Seg> {
         let (_, cap) = pcap_parser::pcap::parse_pcap(&data).expect("pcap");
         let lt = cap.header.network.0 as u32;
         for b in cap.blocks {
-            frames.push((Ts(u64::from(b.ts_sec) * 1_000_000_000 + u64::from(b.ts_usec) * 1000), lt, b.data));
+            frames.push((
+                Ts(u64::from(b.ts_sec) * 1_000_000_000 + u64::from(b.ts_usec) * 1000),
+                lt,
+                b.data,
+            ));
         }
     }
     let mut out = Vec::new();
@@ -55,7 +59,9 @@ pub fn segments(path: &PathBuf) -> Vec<Seg> {
         let ip = match linktype {
             1 => {
                 let mut at = 12;
-                while f.get(at..at + 2) == Some(&[0x81, 0x00]) || f.get(at..at + 2) == Some(&[0x88, 0xa8]) {
+                while f.get(at..at + 2) == Some(&[0x81, 0x00])
+                    || f.get(at..at + 2) == Some(&[0x88, 0xa8])
+                {
                     at += 4;
                 }
                 if f.get(at..at + 2) != Some(&[0x08, 0x00]) {
@@ -73,7 +79,11 @@ pub fn segments(path: &PathBuf) -> Vec<Seg> {
         let ihl = usize::from(ip[0] & 15) * 4;
         // TSO captures carry IP total length 0 on oversized segments: trust the frame then.
         let raw_total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-        let total = if raw_total == 0 { ip.len() } else { raw_total.min(ip.len()) };
+        let total = if raw_total == 0 {
+            ip.len()
+        } else {
+            raw_total.min(ip.len())
+        };
         if ip[9] != 6 || total < ihl + 20 {
             continue;
         }
@@ -86,13 +96,36 @@ pub fn segments(path: &PathBuf) -> Vec<Seg> {
         let doff = usize::from(tcp[12] >> 4) * 4;
         let syn = tcp[13] & 0x02 != 0;
         let (conn, dir) = if dp == 445 {
-            (ConnId { orig_h: src, orig_p: sp, resp_h: dst, resp_p: dp }, Direction::ToServer)
+            (
+                ConnId {
+                    orig_h: src,
+                    orig_p: sp,
+                    resp_h: dst,
+                    resp_p: dp,
+                },
+                Direction::ToServer,
+            )
         } else if sp == 445 {
-            (ConnId { orig_h: dst, orig_p: dp, resp_h: src, resp_p: sp }, Direction::ToClient)
+            (
+                ConnId {
+                    orig_h: dst,
+                    orig_p: dp,
+                    resp_h: src,
+                    resp_p: sp,
+                },
+                Direction::ToClient,
+            )
         } else {
             continue;
         };
-        out.push(Seg { ts, conn, dir, seq, syn, payload: tcp[doff.min(tcp.len())..].to_vec() });
+        out.push(Seg {
+            ts,
+            conn,
+            dir,
+            seq,
+            syn,
+            payload: tcp[doff.min(tcp.len())..].to_vec(),
+        });
     }
     out
 }
@@ -119,7 +152,10 @@ pub fn run_segments(segs: &[Seg], piece: usize) -> (Vec<Event>, Sink) {
     for s in segs {
         last = s.ts;
         let (p, next) = parsers.entry(s.conn).or_insert_with(|| {
-            let ctx = FlowCtx { conn: s.conn, uid: Uid::new(&s.conn, s.ts.0) };
+            let ctx = FlowCtx {
+                conn: s.conn,
+                uid: Uid::new(&s.conn, s.ts.0),
+            };
             (SmbParser::new(ctx, shared.clone()), [None, None])
         });
         let i = s.dir.index();
@@ -171,7 +207,10 @@ pub fn in_order(segs: Vec<Seg>) -> Vec<Seg> {
     let mut held: Vec<Seg> = Vec::new();
     let release = |s: Seg, out: &mut Vec<Seg>, next: &mut HashMap<(ConnId, usize), u32>| {
         let k = (s.conn, s.dir.index());
-        let end = s.seq.wrapping_add(s.payload.len() as u32).wrapping_add(u32::from(s.syn));
+        let end = s
+            .seq
+            .wrapping_add(s.payload.len() as u32)
+            .wrapping_add(u32::from(s.syn));
         let e = next.entry(k).or_insert(end);
         if end.wrapping_sub(*e) < 1 << 31 {
             *e = end;
@@ -180,14 +219,19 @@ pub fn in_order(segs: Vec<Seg>) -> Vec<Seg> {
     };
     for s in segs {
         let k = (s.conn, s.dir.index());
-        let ahead = next.get(&k).is_some_and(|&n| s.seq.wrapping_sub(n) != 0 && s.seq.wrapping_sub(n) < 1 << 31);
+        let ahead = next
+            .get(&k)
+            .is_some_and(|&n| s.seq.wrapping_sub(n) != 0 && s.seq.wrapping_sub(n) < 1 << 31);
         if ahead && !s.payload.is_empty() && held.len() < WINDOW {
             held.push(s);
             continue;
         }
         release(s, &mut out, &mut next);
         loop {
-            let pos = held.iter().position(|h| next.get(&(h.conn, h.dir.index())).is_some_and(|&n| h.seq.wrapping_sub(n) >= 1 << 31 || h.seq == n));
+            let pos = held.iter().position(|h| {
+                next.get(&(h.conn, h.dir.index()))
+                    .is_some_and(|&n| h.seq.wrapping_sub(n) >= 1 << 31 || h.seq == n)
+            });
             match pos {
                 Some(i) => {
                     let h = held.remove(i);
@@ -201,4 +245,3 @@ pub fn in_order(segs: Vec<Seg>) -> Vec<Seg> {
     out.extend(held);
     out
 }
-

@@ -10,7 +10,11 @@ pub fn chunks(mut data: &[u8]) -> Vec<(Direction, &[u8])> {
     while data.len() >= 2 {
         let h = u16::from_le_bytes([data[0], data[1]]);
         data = &data[2..];
-        let dir = if h & 0x8000 != 0 { Direction::ToClient } else { Direction::ToServer };
+        let dir = if h & 0x8000 != 0 {
+            Direction::ToClient
+        } else {
+            Direction::ToServer
+        };
         let n = usize::from(h & 0x7fff).min(data.len());
         out.push((dir, &data[..n]));
         data = &data[n..];
@@ -25,5 +29,8 @@ pub fn ctx() -> FlowCtx {
         resp_h: "192.0.2.20".parse().unwrap(),
         resp_p: 445,
     };
-    FlowCtx { conn, uid: Uid::new(&conn, 1) }
+    FlowCtx {
+        conn,
+        uid: Uid::new(&conn, 1),
+    }
 }

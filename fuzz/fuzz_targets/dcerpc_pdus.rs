@@ -11,7 +11,9 @@ use psexec_sensor::sink::Sink;
 use psexec_sensor::time::Ts;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     let ctx = common::ctx();
     let mut conv = match sel & 3 {
         0 => Conversation::new(Transport::SmbPipe, Some("svcctl")),

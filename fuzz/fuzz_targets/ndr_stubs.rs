@@ -8,9 +8,15 @@ use psexec_sensor::dcerpc::{svcctl, tasks};
 use psexec_sensor::event::DceArgs;
 
 fuzz_target!(|data: &[u8]| {
-    let [sel, opnum, stub @ ..] = data else { return };
+    let [sel, opnum, stub @ ..] = data else {
+        return;
+    };
     let be = sel & 0x10 != 0;
-    let syntax = if sel & 0x20 != 0 { Syntax::Ndr64 } else { Syntax::Ndr20 };
+    let syntax = if sel & 0x20 != 0 {
+        Syntax::Ndr64
+    } else {
+        Syntax::Ndr20
+    };
     let opnum = u16::from(*opnum);
     let mut a = DceArgs::default();
     match sel & 7 {

@@ -20,7 +20,10 @@ const LINKS: [u32; 8] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let mut engine = Engine::new(EngineConfig { max_flows: Some(64), ..Default::default() });
+    let mut engine = Engine::new(EngineConfig {
+        max_flows: Some(64),
+        ..Default::default()
+    });
     let mut out = Collect::default();
     let mut rest = data;
     let mut ts = 1_600_000_000_000_000_000u64;
@@ -32,7 +35,12 @@ fuzz_target!(|data: &[u8]| {
         ts += u64::from(rest[3]) * 1_000_000_000;
         rest = &rest[4..];
         let n = len.min(rest.len());
-        let pkt = Packet { ts: Ts(ts), linktype: link, orig_len: len as u32, data: rest[..n].to_vec() };
+        let pkt = Packet {
+            ts: Ts(ts),
+            linktype: link,
+            orig_len: len as u32,
+            data: rest[..n].to_vec(),
+        };
         rest = &rest[n..];
         engine.process(index, &pkt, &mut out);
         index += 1;

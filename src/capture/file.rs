@@ -173,7 +173,10 @@ type DynRead = Box<dyn Read + Send>;
 
 /// Open `path`, undo gzip if its magic says so, and return the decoded stream with its first bytes
 /// already read (`head`) and the format those bytes show.
-fn open_stream(path: &Path, progress: Arc<AtomicU64>) -> Result<(Format, Vec<u8>, DynRead), CaptureError> {
+fn open_stream(
+    path: &Path,
+    progress: Arc<AtomicU64>,
+) -> Result<(Format, Vec<u8>, DynRead), CaptureError> {
     let mut raw: DynRead = if path.as_os_str() == "-" {
         // `tcpdump -w - | psexec-sensor read -`
         Box::new(Counting {
@@ -262,7 +265,10 @@ pub fn read_once_is_best(path: &Path) -> bool {
         return true;
     }
     let mut magic = [0u8; 2];
-    File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == GZIP_MAGIC
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == GZIP_MAGIC
 }
 
 /// Expand files and directories into the list of captures to read, in a stable order: each
@@ -291,7 +297,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     if depth > MAX_DIR_DEPTH {
         return;
     }
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in rd.flatten() {
         let path = entry.path();
         match entry.file_type() {
@@ -377,11 +385,19 @@ impl CaptureReader {
     }
 
     /// Like [`CaptureReader::open`]; `progress` is advanced by the bytes read from the file.
-    pub fn open_with_progress(path: &Path, progress: Arc<AtomicU64>) -> Result<CaptureReader, CaptureError> {
+    pub fn open_with_progress(
+        path: &Path,
+        progress: Arc<AtomicU64>,
+    ) -> Result<CaptureReader, CaptureError> {
         let (format, head, rest) = open_stream(path, progress)?;
         if let Some(h) = legacy::header(&head).filter(|_| format == Format::Pcap) {
             let reader = legacy::LegacyReader::new(h, head, rest);
-            return Ok(CaptureReader::with_source(path, Source::Legacy(reader), format, legacy::READ_BLOCK_BYTES));
+            return Ok(CaptureReader::with_source(
+                path,
+                Source::Legacy(reader),
+                format,
+                legacy::READ_BLOCK_BYTES,
+            ));
         }
         let head_len = head.len();
         let stream: DynRead = Box::new(io::Cursor::new(head).chain(rest));
@@ -395,10 +411,20 @@ impl CaptureReader {
             Format::Pcap => Box::new(LegacyPcapReader::new(cap, stream).map_err(bad_header)?),
             Format::PcapNg => Box::new(PcapNGReader::new(cap, stream).map_err(bad_header)?),
         };
-        Ok(CaptureReader::with_source(path, Source::Parser(inner), format, cap))
+        Ok(CaptureReader::with_source(
+            path,
+            Source::Parser(inner),
+            format,
+            cap,
+        ))
     }
 
-    fn with_source(path: &Path, inner: Source, format: Format, buffer_size: usize) -> CaptureReader {
+    fn with_source(
+        path: &Path,
+        inner: Source,
+        format: Format,
+        buffer_size: usize,
+    ) -> CaptureReader {
         CaptureReader {
             path: path.to_owned(),
             inner,
@@ -439,7 +465,9 @@ impl CaptureReader {
         if matches!(self.inner, Source::Legacy(_)) {
             return self.next_legacy(pkt);
         }
-        let Source::Parser(inner) = &mut self.inner else { return Ok(false) };
+        let Source::Parser(inner) = &mut self.inner else {
+            return Ok(false);
+        };
         loop {
             let outcome = match inner.next() {
                 Ok((offset, block)) => {
@@ -521,7 +549,10 @@ impl CaptureReader {
 impl CaptureReader {
     /// The next frame, borrowed: from the reader's block buffer for classic pcap (no copy), from
     /// `spare` (refilled) for the other formats. Ok(None) at the end of the file.
-    pub fn next_frame<'s>(&'s mut self, spare: &'s mut Packet) -> Result<Option<Frame<'s>>, CaptureError> {
+    pub fn next_frame<'s>(
+        &'s mut self,
+        spare: &'s mut Packet,
+    ) -> Result<Option<Frame<'s>>, CaptureError> {
         if self.done {
             return Ok(None);
         }
@@ -533,14 +564,21 @@ impl CaptureReader {
 
     /// The next classic-pcap record, borrowed from the walker's block buffer.
     fn legacy_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        let Source::Legacy(r) = &mut self.inner else { return Ok(None) };
+        let Source::Legacy(r) = &mut self.inner else {
+            return Ok(None);
+        };
         let linktype = r.linktype();
         let stop = match r.next() {
             Ok(Some(rec)) => {
                 self.packets += 1;
                 self.state.last_ts = rec.ts;
                 let orig_len = rec.orig_len.max(rec.data.len() as u32);
-                return Ok(Some(Frame { ts: rec.ts, linktype, orig_len, data: rec.data }));
+                return Ok(Some(Frame {
+                    ts: rec.ts,
+                    linktype,
+                    orig_len,
+                    data: rec.data,
+                }));
             }
             Ok(None) => {
                 self.done = true;
@@ -553,7 +591,9 @@ impl CaptureReader {
     }
 
     fn next_legacy(&mut self, pkt: &mut Packet) -> Result<bool, CaptureError> {
-        let Some(f) = self.legacy_frame()? else { return Ok(false) };
+        let Some(f) = self.legacy_frame()? else {
+            return Ok(false);
+        };
         pkt.ts = f.ts;
         pkt.linktype = f.linktype;
         pkt.orig_len = f.orig_len;
@@ -569,7 +609,10 @@ fn legacy_stopped(path: &Path, packets: u64, stop: legacy::Stop) -> CaptureError
     match stop {
         legacy::Stop::Truncated => CaptureError::Truncated { path, packets },
         legacy::Stop::TooLarge => CaptureError::RecordTooLarge { path, packets },
-        legacy::Stop::Io => CaptureError::Unreadable { path, reason: describe::<&[u8]>(&PcapError::ReadError) },
+        legacy::Stop::Io => CaptureError::Unreadable {
+            path,
+            reason: describe::<&[u8]>(&PcapError::ReadError),
+        },
     }
 }
 
@@ -672,7 +715,9 @@ fn describe<I>(e: &PcapError<I>) -> String {
         PcapError::ReadError => "read error".into(),
         PcapError::Incomplete(n) => format!("incomplete (needs {n} more bytes)"),
         PcapError::HeaderNotRecognized => "header not recognised".into(),
-        PcapError::NomError(_, k) | PcapError::OwnedNomError(_, k) => format!("parse error ({k:?})"),
+        PcapError::NomError(_, k) | PcapError::OwnedNomError(_, k) => {
+            format!("parse error ({k:?})")
+        }
     }
 }
 

@@ -183,7 +183,10 @@ impl LiveCapture {
     /// Opens `cfg.interface` (needs CAP_NET_RAW, normally root) and applies the filter before any
     /// packet is read. `stop` ends [`Self::next_packet`]; pass the flag the signal handlers set.
     pub fn open(cfg: &LiveConfig, stop: StopFlag) -> Result<Self, LiveError> {
-        let open_err = |source| LiveError::Open { iface: cfg.interface.clone(), source };
+        let open_err = |source| LiveError::Open {
+            iface: cfg.interface.clone(),
+            source,
+        };
         let inactive = pcap::Capture::from_device(cfg.interface.as_str()).map_err(open_err)?;
         let inactive = inactive
             .promisc(cfg.promiscuous)
@@ -207,8 +210,10 @@ impl LiveCapture {
             }
         };
         if let Some(expr) = cfg.effective_bpf() {
-            cap.filter(expr, true)
-                .map_err(|source| LiveError::Filter { expr: expr.to_string(), source })?;
+            cap.filter(expr, true).map_err(|source| LiveError::Filter {
+                expr: expr.to_string(),
+                source,
+            })?;
         }
         let linktype = cap.get_datalink().0 as Linktype;
         let cap = cap.setnonblock().map_err(open_err)?;
@@ -284,7 +289,11 @@ impl LiveCapture {
         if self.stop.is_stopped() {
             return Ok(Read::Stopped);
         }
-        Ok(if self.read_ready(pkt)? { Read::Packet } else { Read::Idle })
+        Ok(if self.read_ready(pkt)? {
+            Read::Packet
+        } else {
+            Read::Idle
+        })
     }
 
     /// Copies a packet the kernel has already handed over into `pkt`, if any; never waits.
@@ -301,14 +310,23 @@ impl LiveCapture {
             }
             Err(pcap::Error::TimeoutExpired) => Ok(false),
             // A signal can interrupt a read; the caller looks at the stop flag next.
-            Err(pcap::Error::PcapError(ref m)) if m.contains("Interrupted system call") => Ok(false),
-            Err(source) => Err(LiveError::Read { iface: self.iface.clone(), source }),
+            Err(pcap::Error::PcapError(ref m)) if m.contains("Interrupted system call") => {
+                Ok(false)
+            }
+            Err(source) => Err(LiveError::Read {
+                iface: self.iface.clone(),
+                source,
+            }),
         }
     }
 
     /// Waits until the capture socket is readable, the timeout passes or a signal arrives.
     fn wait_readable(&self) {
-        let mut pfd = libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd, count 1. The result needs no handling: every outcome (ready,
         // timeout, EINTR, error) is followed by a non-blocking read that reports real errors.
         unsafe {
@@ -318,20 +336,23 @@ impl LiveCapture {
 
     /// Kernel counters since open (see [`KernelStats`]).
     pub fn stats(&mut self) -> Result<KernelStats, LiveError> {
-        let s = self
-            .cap
-            .stats()
-            .map_err(|source| LiveError::Stats { iface: self.iface.clone(), source })?;
+        let s = self.cap.stats().map_err(|source| LiveError::Stats {
+            iface: self.iface.clone(),
+            source,
+        })?;
         Ok(self.stats.update(s))
     }
-
 }
 
 /// With nanosecond precision libpcap puts nanoseconds in `tv_usec`.
 fn ts_of(tv: &libc::timeval, nanos: bool) -> Ts {
     let secs = u64::try_from(tv.tv_sec).unwrap_or(0);
     let frac = u64::try_from(tv.tv_usec).unwrap_or(0);
-    let frac_ns = if nanos { frac } else { frac.saturating_mul(1_000) };
+    let frac_ns = if nanos {
+        frac
+    } else {
+        frac.saturating_mul(1_000)
+    };
     Ts(secs.saturating_mul(1_000_000_000).saturating_add(frac_ns))
 }
 
@@ -388,7 +409,10 @@ impl fmt::Display for PrivilegeDrop {
                 write!(f, "dropped privileges to {user} (uid {uid}, gid {gid})")
             }
             PrivilegeDrop::UserMissing { user } => {
-                write!(f, "warning: user {user:?} does not exist, still running as root")
+                write!(
+                    f,
+                    "warning: user {user:?} does not exist, still running as root"
+                )
             }
         }
     }
@@ -398,31 +422,49 @@ impl fmt::Display for PrivilegeDrop {
 /// primary group; supplementary groups: none). Call it after opening the capture and any output
 /// files, and before starting worker threads. Verifies that root cannot be regained.
 pub fn drop_privileges(user: &str) -> Result<PrivilegeDrop, LiveError> {
-    let err = |detail: String| LiveError::Privileges { user: user.to_string(), detail };
+    let err = |detail: String| LiveError::Privileges {
+        user: user.to_string(),
+        detail,
+    };
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(PrivilegeDrop::NotRoot);
     }
     let Some((uid, gid)) = lookup_user(user).map_err(err)? else {
-        return Ok(PrivilegeDrop::UserMissing { user: user.to_string() });
+        return Ok(PrivilegeDrop::UserMissing {
+            user: user.to_string(),
+        });
     };
     // SAFETY: plain syscalls on integers; order is groups, gid, uid (after setuid the others
     // would be refused).
     unsafe {
         if libc::setgroups(0, std::ptr::null()) != 0 {
-            return Err(err(format!("setgroups: {}", std::io::Error::last_os_error())));
+            return Err(err(format!(
+                "setgroups: {}",
+                std::io::Error::last_os_error()
+            )));
         }
         if libc::setgid(gid) != 0 {
-            return Err(err(format!("setgid({gid}): {}", std::io::Error::last_os_error())));
+            return Err(err(format!(
+                "setgid({gid}): {}",
+                std::io::Error::last_os_error()
+            )));
         }
         if libc::setuid(uid) != 0 {
-            return Err(err(format!("setuid({uid}): {}", std::io::Error::last_os_error())));
+            return Err(err(format!(
+                "setuid({uid}): {}",
+                std::io::Error::last_os_error()
+            )));
         }
         if uid != 0 && libc::setuid(0) == 0 {
             return Err(err("could regain root after setuid".to_string()));
         }
     }
-    Ok(PrivilegeDrop::Dropped { user: user.to_string(), uid, gid })
+    Ok(PrivilegeDrop::Dropped {
+        user: user.to_string(),
+        uid,
+        gid,
+    })
 }
 
 /// (uid, primary gid) of `user`, `None` if there is no such user.
@@ -434,9 +476,18 @@ fn lookup_user(user: &str) -> Result<Option<(u32, u32)>, String> {
     unsafe {
         let mut pwd: libc::passwd = std::mem::zeroed();
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwnam_r(name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
+        let rc = libc::getpwnam_r(
+            name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
         if rc != 0 {
-            return Err(format!("getpwnam_r: {}", std::io::Error::from_raw_os_error(rc)));
+            return Err(format!(
+                "getpwnam_r: {}",
+                std::io::Error::from_raw_os_error(rc)
+            ));
         }
         if result.is_null() {
             return Ok(None);
@@ -489,8 +540,15 @@ mod tests {
     #[test]
     fn stats_widen_across_u32_wrap() {
         let mut w = StatsWidener::default();
-        let s = |r, d| pcap::Stat { received: r, dropped: d, if_dropped: 0 };
-        assert_eq!(w.update(s(u32::MAX - 1, 3)).received, u64::from(u32::MAX - 1));
+        let s = |r, d| pcap::Stat {
+            received: r,
+            dropped: d,
+            if_dropped: 0,
+        };
+        assert_eq!(
+            w.update(s(u32::MAX - 1, 3)).received,
+            u64::from(u32::MAX - 1)
+        );
         let t = w.update(s(5, 4));
         assert_eq!(t.received, u64::from(u32::MAX) + 6);
         assert_eq!(t.dropped, 4);
@@ -498,10 +556,16 @@ mod tests {
 
     #[test]
     fn timestamps_in_both_precisions() {
-        let tv = libc::timeval { tv_sec: 1_700_000_000, tv_usec: 123_456 };
+        let tv = libc::timeval {
+            tv_sec: 1_700_000_000,
+            tv_usec: 123_456,
+        };
         assert_eq!(ts_of(&tv, false), Ts(1_700_000_000_123_456_000));
         assert_eq!(ts_of(&tv, true), Ts(1_700_000_000_000_123_456));
-        let before_epoch = libc::timeval { tv_sec: -1, tv_usec: 0 };
+        let before_epoch = libc::timeval {
+            tv_sec: -1,
+            tv_usec: 0,
+        };
         assert_eq!(ts_of(&before_epoch, false), Ts(0));
     }
 

@@ -32,12 +32,22 @@ pub struct Packet {
 impl Packet {
     /// An empty packet whose buffer readers refill (see [`file::CaptureReader::next_packet`]).
     pub fn empty() -> Packet {
-        Packet { ts: Ts(0), linktype: LINKTYPE_ETHERNET, orig_len: 0, data: Vec::new() }
+        Packet {
+            ts: Ts(0),
+            linktype: LINKTYPE_ETHERNET,
+            orig_len: 0,
+            data: Vec::new(),
+        }
     }
 
     /// The frame, borrowed.
     pub fn frame(&self) -> Frame<'_> {
-        Frame { ts: self.ts, linktype: self.linktype, orig_len: self.orig_len, data: &self.data }
+        Frame {
+            ts: self.ts,
+            linktype: self.linktype,
+            orig_len: self.orig_len,
+            data: &self.data,
+        }
     }
 }
 

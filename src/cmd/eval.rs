@@ -51,10 +51,24 @@ pub fn run(args: EvalArgs) -> ExitCode {
     let mut scores = Vec::with_capacity(cases.len());
     let mut unreadable = 0;
     for case in &cases {
-        let mut engine = Engine::new(EngineConfig { smb: smb.clone(), flow_summaries: false, max_flows: None });
-        let mut out = Alerts { detection: Detection::new(rules.clone()), alerts: Vec::new() };
+        let mut engine = Engine::new(EngineConfig {
+            smb: smb.clone(),
+            flow_summaries: false,
+            max_flows: None,
+        });
+        let mut out = Alerts {
+            detection: Detection::new(rules.clone()),
+            alerts: Vec::new(),
+        };
         let mut index = 0;
-        let outcome = run_file(&mut engine, &case.capture, &mut index, Arc::new(AtomicU64::new(0)), &mut out, &mut |_| {});
+        let outcome = run_file(
+            &mut engine,
+            &case.capture,
+            &mut index,
+            Arc::new(AtomicU64::new(0)),
+            &mut out,
+            &mut |_| {},
+        );
         if let Some(e) = outcome.error {
             eprintln!("psexec-sensor: {e}");
             unreadable += 1;
@@ -64,7 +78,10 @@ pub fn run(args: EvalArgs) -> ExitCode {
     }
     let report = Report::new(scores);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+        );
     } else {
         print!("{}", report.table());
     }

@@ -24,7 +24,9 @@ pub fn run(args: LiveArgs) -> ExitCode {
     #[cfg(not(feature = "live"))]
     {
         let _ = args;
-        eprintln!("psexec-sensor: live: this build has no live capture (built without feature `live`)");
+        eprintln!(
+            "psexec-sensor: live: this build has no live capture (built without feature `live`)"
+        );
         ExitCode::from(super::EXIT_BAD_INPUT)
     }
 }
@@ -37,7 +39,9 @@ pub const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 #[cfg(feature = "live")]
 mod imp {
     use super::{FLUSH_EVERY, TICK_EVERY};
-    use crate::capture::live::{drop_privileges, KernelStats, LiveCapture, LiveConfig, Read, StopFlag};
+    use crate::capture::live::{
+        drop_privileges, KernelStats, LiveCapture, LiveConfig, Read, StopFlag,
+    };
     use crate::capture::Packet;
     use crate::cli::LiveArgs;
     use crate::cmd::read::{default_workers, load_rules, smb_shared};
@@ -62,14 +66,22 @@ mod imp {
     }
 
     fn wall_now() -> Ts {
-        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Ts(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     }
 
     /// Resident memory of this process (bytes), from /proc/self/statm; 0 where unavailable.
     pub(crate) fn rss_bytes() -> u64 {
-        let Ok(s) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
-        let pages: u64 = s.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+        let Ok(s) = std::fs::read_to_string("/proc/self/statm") else {
+            return 0;
+        };
+        let pages: u64 = s
+            .split_whitespace()
+            .nth(1)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         pages.saturating_mul(u64::try_from(page).unwrap_or(4096))
@@ -131,14 +143,35 @@ mod imp {
 
     impl LiveOutput {
         fn write_pending(&mut self) {
-            let LiveOutput { pending, alerts, alerts_written, technique_alerts, write_error, .. } = self;
-            write_alerts(pending, alerts, alerts_written, technique_alerts, write_error);
+            let LiveOutput {
+                pending,
+                alerts,
+                alerts_written,
+                technique_alerts,
+                write_error,
+                ..
+            } = self;
+            write_alerts(
+                pending,
+                alerts,
+                alerts_written,
+                technique_alerts,
+                write_error,
+            );
         }
 
         /// Open attack instances and host summaries become alerts, written in batches as they
         /// come (a long run may have summaries for many hosts).
         fn finish_detection(&mut self) {
-            let LiveOutput { detection, pending, alerts, alerts_written, technique_alerts, write_error, .. } = self;
+            let LiveOutput {
+                detection,
+                pending,
+                alerts,
+                alerts_written,
+                technique_alerts,
+                write_error,
+                ..
+            } = self;
             detection.finish_with(pending, &mut |p| {
                 write_alerts(p, alerts, alerts_written, technique_alerts, write_error)
             });
@@ -241,7 +274,10 @@ mod imp {
             let d = drop_privileges(&args.user).map_err(|e| bad(&e))?;
             say(d);
         }
-        let workers = args.common.workers.map_or_else(default_workers, usize::from);
+        let workers = args
+            .common
+            .workers
+            .map_or_else(default_workers, usize::from);
         say(format_args!(
             "listening on {} (linktype {}, filter {:?}, {workers} worker{})",
             cap.interface(),
@@ -269,18 +305,26 @@ mod imp {
             next_tick: Instant::now() + TICK_EVERY,
         };
         let max_flows = Some(crate::flow::table::flows_per_worker(workers));
-        let ecfg = EngineConfig { smb, flow_summaries: false, max_flows };
+        let ecfg = EngineConfig {
+            smb,
+            flow_summaries: false,
+            max_flows,
+        };
         let limits = Limits {
             duration: args.duration.map(Duration::from_secs),
             count: args.count,
         };
-        let (result, _counters) = stream::run(workers, stream::Mode::Live, &ecfg, &mut out, |feeder| {
-            capture_loop(cap, feeder, &kernel, limits)
-        });
+        let (result, _counters) =
+            stream::run(workers, stream::Mode::Live, &ecfg, &mut out, |feeder| {
+                capture_loop(cap, feeder, &kernel, limits)
+            });
 
         // The input has ended (every flow closed by the workers): open attacks become alerts.
         out.finish_detection();
-        for w in [out.events.as_mut(), Some(&mut out.alerts)].into_iter().flatten() {
+        for w in [out.events.as_mut(), Some(&mut out.alerts)]
+            .into_iter()
+            .flatten()
+        {
             if let Err(e) = w.flush() {
                 let p = w.path().to_owned();
                 out.write_error.get_or_insert((p, e));

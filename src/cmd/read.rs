@@ -75,14 +75,28 @@ struct FlowLine<'a> {
 
 impl ReadOutput {
     fn write_pending(&mut self) {
-        write_alerts(&mut self.pending, &mut self.alerts, &mut self.alert_lines, &mut self.write_error);
+        write_alerts(
+            &mut self.pending,
+            &mut self.alerts,
+            &mut self.alert_lines,
+            &mut self.write_error,
+        );
     }
 
     /// End of input: open attack instances and host summaries become alerts, written as they
     /// come rather than gathered first.
     fn finish_detection(&mut self) {
-        let ReadOutput { detection, pending, alerts, alert_lines, write_error, .. } = self;
-        detection.finish_with(pending, &mut |p| write_alerts(p, alerts, alert_lines, write_error));
+        let ReadOutput {
+            detection,
+            pending,
+            alerts,
+            alert_lines,
+            write_error,
+            ..
+        } = self;
+        detection.finish_with(pending, &mut |p| {
+            write_alerts(p, alerts, alert_lines, write_error)
+        });
         self.write_pending();
     }
 
@@ -143,7 +157,11 @@ struct ReadProgress<'a> {
 impl FileProgress for ReadProgress<'_> {
     fn file(&self, f: &Path) {
         if let Some(b) = self.bar {
-            b.set_message(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            b.set_message(
+                f.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
         }
     }
     fn frames(&self, _frames: u64) {
@@ -204,9 +222,9 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         .sum();
     let bar = if io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES {
         let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if let Ok(style) =
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
-        {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        ) {
             b.set_style(style);
         }
         Some(b)
@@ -214,7 +232,10 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         None
     };
 
-    let workers = args.common.workers.map_or_else(default_workers, usize::from);
+    let workers = args
+        .common
+        .workers
+        .map_or_else(default_workers, usize::from);
     let cfg = EngineConfig {
         smb,
         flow_summaries: out.flows.is_some(),
@@ -223,7 +244,11 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     let read_bytes = Arc::new(AtomicU64::new(0));
     let show = |f: &Path| {
         if let Some(b) = &bar {
-            b.set_message(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            b.set_message(
+                f.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
         }
     };
     let complain = |e: &dyn std::fmt::Display| match &bar {
@@ -243,7 +268,14 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         let mut index = 0u64;
         for f in &files {
             show(f);
-            let outcome = run_file(&mut engine, f, &mut index, read_bytes.clone(), &mut out, &mut { tick });
+            let outcome = run_file(
+                &mut engine,
+                f,
+                &mut index,
+                read_bytes.clone(),
+                &mut out,
+                &mut { tick },
+            );
             if let Some(e) = outcome.error {
                 failed += 1;
                 complain(&e);
@@ -277,8 +309,18 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     } else {
         // `workers` engines, each reading the files and keeping its own host pairs; this thread
         // merges their output in packet order (pipeline::files).
-        let progress = ReadProgress { bar: bar.as_ref(), read_bytes: &read_bytes };
-        let (f, counters) = files::run_files(workers, &cfg, &files, read_bytes.clone(), &progress, &mut out);
+        let progress = ReadProgress {
+            bar: bar.as_ref(),
+            read_bytes: &read_bytes,
+        };
+        let (f, counters) = files::run_files(
+            workers,
+            &cfg,
+            &files,
+            read_bytes.clone(),
+            &progress,
+            &mut out,
+        );
         failed += f;
         counters
     };
@@ -292,9 +334,13 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     let mut caps = crate::sink::Sink::new();
     out.detection.report_caps(&mut caps);
     counters.merge(&caps.counters);
-    for w in [out.events.as_mut(), Some(&mut out.alerts), out.flows.as_mut()]
-        .into_iter()
-        .flatten()
+    for w in [
+        out.events.as_mut(),
+        Some(&mut out.alerts),
+        out.flows.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
     {
         let r = w.flush();
         let p = w.path().to_owned();
@@ -324,7 +370,9 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
 /// (`pipeline::files`), so a second core adds throughput instead of hand-over cost (README,
 /// "Performance"). The output is the same for every N.
 pub(crate) fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_DEFAULT_WORKERS)
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_DEFAULT_WORKERS)
 }
 
 /// More default workers than this would mostly add readers of the same file: ask with

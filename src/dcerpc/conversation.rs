@@ -68,11 +68,25 @@ struct Reassembly {
 impl Reassembly {
     /// Appends one fragment's stub within the caps (`budget`: what the association may still hold).
     /// `keep` false counts the fragment without storing it (ciphertext).
-    fn append(&mut self, more: &[u8], keep: bool, budget: usize, ts: Ts, ctx: &FlowCtx, sink: &mut Sink) {
+    fn append(
+        &mut self,
+        more: &[u8],
+        keep: bool,
+        budget: usize,
+        ts: Ts,
+        ctx: &FlowCtx,
+        sink: &mut Sink,
+    ) {
         self.len = self.len.saturating_add(more.len());
         if self.frags >= MAX_DCERPC_FRAGMENTS_PER_CALL {
             if self.frags == MAX_DCERPC_FRAGMENTS_PER_CALL {
-                sink.cap_reached("MAX_DCERPC_FRAGMENTS_PER_CALL", ts, Some(conn(ctx, ts)), "dcerpc", "fragments dropped");
+                sink.cap_reached(
+                    "MAX_DCERPC_FRAGMENTS_PER_CALL",
+                    ts,
+                    Some(conn(ctx, ts)),
+                    "dcerpc",
+                    "fragments dropped",
+                );
             }
             self.frags = self.frags.saturating_add(1);
             self.partial = true;
@@ -85,14 +99,26 @@ impl Reassembly {
         let mut room = MAX_DCERPC_STUB_BYTES.saturating_sub(self.stub.len());
         if more.len() > room {
             if room > 0 || !self.partial {
-                sink.cap_reached("MAX_DCERPC_STUB_BYTES", ts, Some(conn(ctx, ts)), "dcerpc", "stub truncated");
+                sink.cap_reached(
+                    "MAX_DCERPC_STUB_BYTES",
+                    ts,
+                    Some(conn(ctx, ts)),
+                    "dcerpc",
+                    "stub truncated",
+                );
             }
             self.partial = true;
         }
         if more.len().min(room) > budget {
             if budget > 0 || !self.partial {
                 let detail = "association reassembly budget spent";
-                sink.cap_reached("MAX_DCERPC_ASSOCIATION_STUB_BYTES", ts, Some(conn(ctx, ts)), "dcerpc", detail);
+                sink.cap_reached(
+                    "MAX_DCERPC_ASSOCIATION_STUB_BYTES",
+                    ts,
+                    Some(conn(ctx, ts)),
+                    "dcerpc",
+                    detail,
+                );
             }
             self.partial = true;
             room = budget;
@@ -157,7 +183,10 @@ impl Association {
             (Transport::SmbPipe, Some(n)) => {
                 let n = n.trim_start_matches('\\');
                 // Byte-wise: the name is from the wire and may hold multi-byte characters.
-                if n.as_bytes().get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"pipe\\")) {
+                if n.as_bytes()
+                    .get(..5)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"pipe\\"))
+                {
                     Some(format!("\\{n}"))
                 } else {
                     Some(format!("\\PIPE\\{n}"))
@@ -190,14 +219,23 @@ impl Association {
                 Some(items) => self.on_bind(ctx, ts, &h, items, trailer, sink),
                 None => self.malformed(ctx, ts, sink, "truncated bind"),
             },
-            pdu::PTYPE_BIND_ACK | pdu::PTYPE_ALTER_CONTEXT_RESP => match pdu::parse_bind_ack(body, be) {
-                Some(ack) => self.on_bind_ack(ctx, ts, &h, ack, sink),
-                None => self.malformed(ctx, ts, sink, "truncated bind_ack"),
-            },
+            pdu::PTYPE_BIND_ACK | pdu::PTYPE_ALTER_CONTEXT_RESP => {
+                match pdu::parse_bind_ack(body, be) {
+                    Some(ack) => self.on_bind_ack(ctx, ts, &h, ack, sink),
+                    None => self.malformed(ctx, ts, sink, "truncated bind_ack"),
+                }
+            }
             pdu::PTYPE_BIND_NAK => {
                 let reason = pdu::parse_bind_nak(body, &h).unwrap_or(0);
                 if let Some(b) = self.pending_binds.remove(&h.call_id) {
-                    self.emit_bind(ctx, ts, h.call_id, b, format!("bind_nak reason {reason}"), sink);
+                    self.emit_bind(
+                        ctx,
+                        ts,
+                        h.call_id,
+                        b,
+                        format!("bind_nak reason {reason}"),
+                        sink,
+                    );
                 }
             }
             pdu::PTYPE_AUTH3 if trailer.is_some() => self.auth = trailer,
@@ -226,7 +264,13 @@ impl Association {
     }
 
     fn malformed(&mut self, ctx: &FlowCtx, ts: Ts, sink: &mut Sink, what: &str) {
-        sink.anomaly(ts, Some(conn(ctx, ts)), AnomalyKind::Malformed, "dcerpc", what.to_string());
+        sink.anomaly(
+            ts,
+            Some(conn(ctx, ts)),
+            AnomalyKind::Malformed,
+            "dcerpc",
+            what.to_string(),
+        );
     }
 
     fn on_bind(
@@ -241,8 +285,17 @@ impl Association {
         if trailer.is_some() {
             self.auth = trailer;
         }
-        let operation = if h.ptype == pdu::PTYPE_BIND { "bind" } else { "alter_context" };
-        let mut b = PendingBind { ts, operation, items: Vec::with_capacity(items.len()), offered: Vec::new() };
+        let operation = if h.ptype == pdu::PTYPE_BIND {
+            "bind"
+        } else {
+            "alter_context"
+        };
+        let mut b = PendingBind {
+            ts,
+            operation,
+            items: Vec::with_capacity(items.len()),
+            offered: Vec::new(),
+        };
         for it in items {
             let version = format!("{}.{}", it.version_major, it.version_minor);
             b.items.push(BindContext {
@@ -250,35 +303,71 @@ impl Association {
                 uuid: it.abstract_uuid.clone(),
                 version,
                 endpoint: endpoint_or_unknown(&it.abstract_uuid),
-                transfer_syntax: it.transfer_syntaxes.first().map(|t| pdu::transfer_syntax_name(t)),
+                transfer_syntax: it
+                    .transfer_syntaxes
+                    .first()
+                    .map(|t| pdu::transfer_syntax_name(t)),
                 result: None,
             });
             b.offered.push((it.ctx_id, it.abstract_uuid.clone()));
             // Remember the offer now: a missed bind_ack must not cost us the interface name.
-            if self.contexts.len() >= MAX_DCERPC_CONTEXTS && !self.contexts.contains_key(&it.ctx_id) {
-                sink.cap_reached("MAX_DCERPC_CONTEXTS", ts, Some(conn(ctx, ts)), "dcerpc", "context table full");
+            if self.contexts.len() >= MAX_DCERPC_CONTEXTS && !self.contexts.contains_key(&it.ctx_id)
+            {
+                sink.cap_reached(
+                    "MAX_DCERPC_CONTEXTS",
+                    ts,
+                    Some(conn(ctx, ts)),
+                    "dcerpc",
+                    "context table full",
+                );
                 continue;
             }
             let syntax = match it.transfer_syntaxes.as_slice() {
                 [only] if only == pdu::NDR64_UUID => Syntax::Ndr64,
                 _ => Syntax::Ndr20,
             };
-            self.contexts.insert(it.ctx_id, Context { uuid: it.abstract_uuid, syntax });
+            self.contexts.insert(
+                it.ctx_id,
+                Context {
+                    uuid: it.abstract_uuid,
+                    syntax,
+                },
+            );
         }
         if self.pending_binds.len() >= MAX_DCERPC_PENDING_BINDS {
             if let Some((&old_id, _)) = self.pending_binds.iter().next() {
                 if let Some(old) = self.pending_binds.remove(&old_id) {
-                    sink.cap_reached("MAX_DCERPC_PENDING_BINDS", ts, Some(conn(ctx, ts)), "dcerpc", "bind never acked");
+                    sink.cap_reached(
+                        "MAX_DCERPC_PENDING_BINDS",
+                        ts,
+                        Some(conn(ctx, ts)),
+                        "dcerpc",
+                        "bind never acked",
+                    );
                     self.emit_bind(ctx, ts, old_id, old, STATUS_NO_RESPONSE.to_string(), sink);
                 }
             }
         }
         if let Some(old) = self.pending_binds.insert(h.call_id, b) {
-            self.emit_bind(ctx, ts, h.call_id, old, STATUS_NO_RESPONSE.to_string(), sink);
+            self.emit_bind(
+                ctx,
+                ts,
+                h.call_id,
+                old,
+                STATUS_NO_RESPONSE.to_string(),
+                sink,
+            );
         }
     }
 
-    fn on_bind_ack(&mut self, ctx: &FlowCtx, ts: Ts, h: &Header, ack: pdu::BindAck, sink: &mut Sink) {
+    fn on_bind_ack(
+        &mut self,
+        ctx: &FlowCtx,
+        ts: Ts,
+        h: &Header,
+        ack: pdu::BindAck,
+        sink: &mut Sink,
+    ) {
         if !ack.sec_addr.is_empty() {
             self.sec_addr = Some(ack.sec_addr.clone());
         }
@@ -292,9 +381,19 @@ impl Association {
             item.result = Some(pdu::result_name(r.result));
             if r.result == 0 {
                 item.transfer_syntax = Some(pdu::transfer_syntax_name(&r.transfer_syntax));
-                let syntax = if r.transfer_syntax == pdu::NDR64_UUID { Syntax::Ndr64 } else { Syntax::Ndr20 };
+                let syntax = if r.transfer_syntax == pdu::NDR64_UUID {
+                    Syntax::Ndr64
+                } else {
+                    Syntax::Ndr20
+                };
                 if self.contexts.len() < MAX_DCERPC_CONTEXTS || self.contexts.contains_key(ctx_id) {
-                    self.contexts.insert(*ctx_id, Context { uuid: uuid.clone(), syntax });
+                    self.contexts.insert(
+                        *ctx_id,
+                        Context {
+                            uuid: uuid.clone(),
+                            syntax,
+                        },
+                    );
                 }
             } else if self.contexts.get(ctx_id).is_some_and(|c| &c.uuid == uuid) {
                 // A rejected offer does not define the context.
@@ -302,19 +401,48 @@ impl Association {
             }
         }
         let accepted = b.items.iter().any(|i| i.result == Some("acceptance"));
-        self.emit_bind(ctx, ts, h.call_id, b, if accepted { STATUS_OK.into() } else { "rejected".into() }, sink);
+        self.emit_bind(
+            ctx,
+            ts,
+            h.call_id,
+            b,
+            if accepted {
+                STATUS_OK.into()
+            } else {
+                "rejected".into()
+            },
+            sink,
+        );
     }
 
-    fn emit_bind(&self, ctx: &FlowCtx, ts: Ts, call_id: u32, b: PendingBind, status: String, sink: &mut Sink) {
+    fn emit_bind(
+        &self,
+        ctx: &FlowCtx,
+        ts: Ts,
+        call_id: u32,
+        b: PendingBind,
+        status: String,
+        sink: &mut Sink,
+    ) {
         // The interface the bind is "about": the accepted one (Metasploit's eleven decoys are
         // rejected and svcctl accepted), else the last offered (the decoys come first).
-        let main = b.items.iter().find(|i| i.result == Some("acceptance")).or(b.items.last());
-        let rtt = if status == STATUS_NO_RESPONSE { None } else { Some(ts.secs_since(b.ts)) };
+        let main = b
+            .items
+            .iter()
+            .find(|i| i.result == Some("acceptance"))
+            .or(b.items.last());
+        let rtt = if status == STATUS_NO_RESPONSE {
+            None
+        } else {
+            Some(ts.secs_since(b.ts))
+        };
         let ev = DceRpc {
             conn: conn(ctx, b.ts),
             rtt,
             named_pipe: self.named_pipe(),
-            endpoint: main.map(|m| m.endpoint.clone()).unwrap_or_else(|| "unknown".into()),
+            endpoint: main
+                .map(|m| m.endpoint.clone())
+                .unwrap_or_else(|| "unknown".into()),
             operation: b.operation.to_string(),
             transport: self.transport.as_str(),
             opnum: None,
@@ -342,14 +470,23 @@ impl Association {
         trailer: Option<AuthTrailer>,
         sink: &mut Sink,
     ) {
-        let existing = self.calls.get(&h.call_id).is_some_and(|c| !c.req_done && !h.first_frag());
+        let existing = self
+            .calls
+            .get(&h.call_id)
+            .is_some_and(|c| !c.req_done && !h.first_frag());
         if !existing {
             if let Some(old) = self.calls.remove(&h.call_id) {
                 // The same call_id again: the earlier call never got its response.
                 self.emit_call(ctx, None, old, STATUS_NO_RESPONSE.into(), sink);
             }
             if self.calls.len() >= MAX_DCERPC_CALLS_IN_FLIGHT {
-                sink.cap_reached("MAX_DCERPC_CALLS_IN_FLIGHT", ts, Some(conn(ctx, ts)), "dcerpc", "oldest call dropped");
+                sink.cap_reached(
+                    "MAX_DCERPC_CALLS_IN_FLIGHT",
+                    ts,
+                    Some(conn(ctx, ts)),
+                    "dcerpc",
+                    "oldest call dropped",
+                );
                 if let Some(oldest) = self.calls.values().min_by_key(|c| c.ts).map(|c| c.call_id) {
                     if let Some(old) = self.calls.remove(&oldest) {
                         self.emit_call(ctx, None, old, STATUS_NO_RESPONSE.into(), sink);
@@ -363,23 +500,41 @@ impl Association {
                 ctx_id: req.ctx_id,
                 opnum: req.opnum,
                 big_endian: h.big_endian(),
-                req: Reassembly { partial: !h.first_frag(), missed_start: !h.first_frag(), ..Reassembly::default() },
+                req: Reassembly {
+                    partial: !h.first_frag(),
+                    missed_start: !h.first_frag(),
+                    ..Reassembly::default()
+                },
                 auth,
                 stub_encrypted: trailer.is_some_and(|t| t.auth_level == pdu::AUTH_LEVEL_PRIVACY),
                 ..Call::default()
             };
             self.calls.insert(h.call_id, call);
         }
-        let syntax = self.contexts.get(&req.ctx_id).map(|c| c.syntax).unwrap_or_default();
+        let syntax = self
+            .contexts
+            .get(&req.ctx_id)
+            .map(|c| c.syntax)
+            .unwrap_or_default();
         let uuid = self.call_uuid(req.ctx_id).map(str::to_owned);
         let budget = self.stub_budget();
-        let Some(call) = self.calls.get_mut(&h.call_id) else { return };
+        let Some(call) = self.calls.get_mut(&h.call_id) else {
+            return;
+        };
         // Under packet privacy the stub is ciphertext: count it, never keep it.
-        call.req.append(req.stub, !call.stub_encrypted, budget, ts, ctx, sink);
+        call.req
+            .append(req.stub, !call.stub_encrypted, budget, ts, ctx, sink);
         if h.last_frag() {
             call.req_done = true;
             if let (false, false, Some(u)) = (call.stub_encrypted, call.req.missed_start, uuid) {
-                decode_request(&u, call.opnum, &call.req.stub, call.big_endian, syntax, &mut call.args);
+                decode_request(
+                    &u,
+                    call.opnum,
+                    &call.req.stub,
+                    call.big_endian,
+                    syntax,
+                    &mut call.args,
+                );
             }
             call.req.stub = Vec::new();
         }
@@ -396,11 +551,14 @@ impl Association {
             call.resp.missed_start = !h.first_frag();
             call.resp_big_endian = h.big_endian();
         }
-        call.resp.append(stub, !call.stub_encrypted, budget, ts, ctx, sink);
+        call.resp
+            .append(stub, !call.stub_encrypted, budget, ts, ctx, sink);
         if !h.last_frag() {
             return;
         }
-        let Some(mut call) = self.calls.remove(&h.call_id) else { return };
+        let Some(mut call) = self.calls.remove(&h.call_id) else {
+            return;
+        };
         let stub = std::mem::take(&mut call.resp.stub);
         if call.stub_encrypted {
             // nothing readable
@@ -410,8 +568,19 @@ impl Association {
                 call.args.return_code = svcctl::return_code(&stub, call.resp_big_endian);
             }
         } else if let Some(u) = self.call_uuid(call.ctx_id) {
-            let syntax = self.contexts.get(&call.ctx_id).map(|c| c.syntax).unwrap_or_default();
-            decode_response(u, call.opnum, &stub, call.resp_big_endian, syntax, &mut call.args);
+            let syntax = self
+                .contexts
+                .get(&call.ctx_id)
+                .map(|c| c.syntax)
+                .unwrap_or_default();
+            decode_response(
+                u,
+                call.opnum,
+                &stub,
+                call.resp_big_endian,
+                syntax,
+                &mut call.args,
+            );
             if call.resp.frozen {
                 call.args.return_code = None; // the stub's end was lost
             }
@@ -421,7 +590,11 @@ impl Association {
 
     /// Stub bytes this association may still buffer.
     fn stub_budget(&self) -> usize {
-        let held: usize = self.calls.values().map(|c| c.req.stub.len() + c.resp.stub.len()).sum();
+        let held: usize = self
+            .calls
+            .values()
+            .map(|c| c.req.stub.len() + c.resp.stub.len())
+            .sum();
         MAX_DCERPC_ASSOCIATION_STUB_BYTES.saturating_sub(held)
     }
 
@@ -429,11 +602,21 @@ impl Association {
     fn call_uuid(&self, ctx_id: u16) -> Option<&str> {
         match self.contexts.get(&ctx_id) {
             Some(c) => Some(c.uuid.as_str()),
-            None => self.pipe_name.as_deref().and_then(interfaces::uuid_for_pipe),
+            None => self
+                .pipe_name
+                .as_deref()
+                .and_then(interfaces::uuid_for_pipe),
         }
     }
 
-    fn emit_call(&self, ctx: &FlowCtx, resp_ts: Option<Ts>, call: Call, status: String, sink: &mut Sink) {
+    fn emit_call(
+        &self,
+        ctx: &FlowCtx,
+        resp_ts: Option<Ts>,
+        call: Call,
+        status: String,
+        sink: &mut Sink,
+    ) {
         let bound = self.contexts.get(&call.ctx_id);
         let uuid = self.call_uuid(call.ctx_id);
         let (endpoint, operation) = match uuid {
@@ -468,8 +651,12 @@ impl Association {
     /// Calls older than the timeout are logged without response.
     pub fn expire(&mut self, ctx: &FlowCtx, now: Ts, sink: &mut Sink) {
         let limit = DCERPC_CALL_TIMEOUT_SECS;
-        let stale: Vec<u32> =
-            self.calls.values().filter(|c| c.ts.saturating_add_secs(limit) < now).map(|c| c.call_id).collect();
+        let stale: Vec<u32> = self
+            .calls
+            .values()
+            .filter(|c| c.ts.saturating_add_secs(limit) < now)
+            .map(|c| c.call_id)
+            .collect();
         for id in stale {
             if let Some(c) = self.calls.remove(&id) {
                 self.emit_call(ctx, None, c, STATUS_NO_RESPONSE.into(), sink);
@@ -506,7 +693,11 @@ impl Association {
         for mut c in calls {
             // A request whose last fragment never came: decode what we have.
             if !c.req_done && !c.stub_encrypted && !c.req.missed_start {
-                let syntax = self.contexts.get(&c.ctx_id).map(|x| x.syntax).unwrap_or_default();
+                let syntax = self
+                    .contexts
+                    .get(&c.ctx_id)
+                    .map(|x| x.syntax)
+                    .unwrap_or_default();
                 if let Some(u) = self.call_uuid(c.ctx_id) {
                     decode_request(u, c.opnum, &c.req.stub, c.big_endian, syntax, &mut c.args);
                 }
@@ -521,20 +712,40 @@ fn conn(ctx: &FlowCtx, ts: Ts) -> ConnFields {
 }
 
 /// Routes a request stub to its interface's decoder.
-fn decode_request(uuid: &str, opnum: u16, stub: &[u8], be: bool, syntax: Syntax, args: &mut DceArgs) {
+fn decode_request(
+    uuid: &str,
+    opnum: u16,
+    stub: &[u8],
+    be: bool,
+    syntax: Syntax,
+    args: &mut DceArgs,
+) {
     match uuid {
         interfaces::SVCCTL => svcctl::decode_request(opnum, stub, be, syntax, args),
-        interfaces::ITASKSCHEDULERSERVICE => tasks::decode_tsch_request(opnum, stub, be, syntax, args),
+        interfaces::ITASKSCHEDULERSERVICE => {
+            tasks::decode_tsch_request(opnum, stub, be, syntax, args)
+        }
         interfaces::ATSVC => tasks::decode_atsvc_request(opnum, stub, be, syntax, args),
-        interfaces::EPMAPPER if opnum == epm::OP_EPT_MAP => epm::decode_map_request(stub, be, syntax, args),
+        interfaces::EPMAPPER if opnum == epm::OP_EPT_MAP => {
+            epm::decode_map_request(stub, be, syntax, args)
+        }
         _ => {}
     }
 }
 
-fn decode_response(uuid: &str, opnum: u16, stub: &[u8], be: bool, syntax: Syntax, args: &mut DceArgs) {
+fn decode_response(
+    uuid: &str,
+    opnum: u16,
+    stub: &[u8],
+    be: bool,
+    syntax: Syntax,
+    args: &mut DceArgs,
+) {
     match uuid {
         interfaces::SVCCTL => svcctl::decode_response(opnum, stub, be, syntax, args),
-        interfaces::ITASKSCHEDULERSERVICE => tasks::decode_tsch_response(opnum, stub, be, syntax, args),
+        interfaces::ITASKSCHEDULERSERVICE => {
+            tasks::decode_tsch_response(opnum, stub, be, syntax, args)
+        }
         interfaces::ATSVC => tasks::decode_atsvc_response(stub, be, args),
         interfaces::EPMAPPER if opnum == epm::OP_EPT_MAP => {
             let _ = epm::decode_map_response(stub, be, syntax, args);

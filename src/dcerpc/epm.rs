@@ -28,7 +28,9 @@ pub struct Tower {
 
 /// Floors of a tower octet string (floor counts and lengths are always little-endian).
 pub fn parse_tower(oct: &[u8]) -> Option<Tower> {
-    let rd16 = |b: &[u8], at: usize| -> Option<u16> { Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?)) };
+    let rd16 = |b: &[u8], at: usize| -> Option<u16> {
+        Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+    };
     let n = rd16(oct, 0)? as usize;
     let mut pos = 2usize;
     let mut t = Tower::default();
@@ -82,7 +84,12 @@ pub fn decode_map_request(stub: &[u8], big_endian: bool, syntax: Syntax, a: &mut
 }
 
 /// ept_map response: the first tower with a TCP port.
-pub fn decode_map_response(stub: &[u8], big_endian: bool, syntax: Syntax, a: &mut DceArgs) -> Option<Tower> {
+pub fn decode_map_response(
+    stub: &[u8],
+    big_endian: bool,
+    syntax: Syntax,
+    a: &mut DceArgs,
+) -> Option<Tower> {
     a.return_code = return_code(stub, big_endian);
     let mut r = NdrReader::new(stub, big_endian, syntax);
     r.context_handle()?;
@@ -110,7 +117,10 @@ pub fn decode_map_response(stub: &[u8], big_endian: bool, syntax: Syntax, a: &mu
             a.epm_ip = t.ip.map(|i| i.to_string());
             if a.mapped_uuid.is_none() {
                 a.mapped_uuid = t.interface.clone();
-                a.mapped_endpoint = t.interface.as_deref().map(super::interfaces::endpoint_or_unknown);
+                a.mapped_endpoint = t
+                    .interface
+                    .as_deref()
+                    .map(super::interfaces::endpoint_or_unknown);
             }
             return Some(t);
         }
@@ -131,11 +141,21 @@ pub struct EpmExpectation {
 /// 0.0.0.0 or the server's own address; a different non-zero IP is honoured).
 pub fn expectation_from_event(e: &DceRpc) -> Option<EpmExpectation> {
     let port = e.args.epm_port?;
-    let server = match e.args.epm_ip.as_deref().and_then(|s| s.parse::<Ipv4Addr>().ok()) {
+    let server = match e
+        .args
+        .epm_ip
+        .as_deref()
+        .and_then(|s| s.parse::<Ipv4Addr>().ok())
+    {
         Some(ip) if !ip.is_unspecified() => IpAddr::V4(ip),
         _ => e.conn.resp_h,
     };
-    Some(EpmExpectation { server, port, uuid: e.args.mapped_uuid.clone(), endpoint: e.args.mapped_endpoint.clone() })
+    Some(EpmExpectation {
+        server,
+        port,
+        uuid: e.args.mapped_uuid.clone(),
+        endpoint: e.args.mapped_endpoint.clone(),
+    })
 }
 
 #[cfg(test)]

@@ -87,7 +87,11 @@ impl Conversation {
     /// `named_pipe` is the pipe's name as opened (e.g. "svcctl"); a hint only, used when the bind
     /// was missed.
     pub fn new(transport: Transport, named_pipe: Option<&str>) -> Conversation {
-        Conversation { assoc: Association::new(transport, named_pipe), framers: [Framer::new(), Framer::new()], skip_reported: [false; 2] }
+        Conversation {
+            assoc: Association::new(transport, named_pipe),
+            framers: [Framer::new(), Framer::new()],
+            skip_reported: [false; 2],
+        }
     }
 
     /// Whether `first` (the first bytes written to a pipe or sent on a connection) starts a
@@ -169,7 +173,10 @@ pub struct TcpParser {
 
 impl TcpParser {
     pub fn new(ctx: FlowCtx) -> TcpParser {
-        TcpParser { ctx, conv: Conversation::new(Transport::Tcp, None) }
+        TcpParser {
+            ctx,
+            conv: Conversation::new(Transport::Tcp, None),
+        }
     }
 }
 

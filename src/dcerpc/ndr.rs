@@ -30,7 +30,12 @@ pub struct NdrReader<'a> {
 
 impl<'a> NdrReader<'a> {
     pub fn new(buf: &'a [u8], big_endian: bool, syntax: Syntax) -> NdrReader<'a> {
-        NdrReader { buf, pos: 0, big_endian, syntax }
+        NdrReader {
+            buf,
+            pos: 0,
+            big_endian,
+            syntax,
+        }
     }
 
     pub fn pos(&self) -> usize {
@@ -72,19 +77,31 @@ impl<'a> NdrReader<'a> {
     pub fn u16(&mut self) -> Option<u16> {
         self.align(2)?;
         let b: [u8; 2] = self.bytes(2)?.try_into().ok()?;
-        Some(if self.big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) })
+        Some(if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
     }
 
     pub fn u32(&mut self) -> Option<u32> {
         self.align(4)?;
         let b: [u8; 4] = self.bytes(4)?.try_into().ok()?;
-        Some(if self.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+        Some(if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
     }
 
     pub fn u64(&mut self) -> Option<u64> {
         self.align(8)?;
         let b: [u8; 8] = self.bytes(8)?.try_into().ok()?;
-        Some(if self.big_endian { u64::from_be_bytes(b) } else { u64::from_le_bytes(b) })
+        Some(if self.big_endian {
+            u64::from_be_bytes(b)
+        } else {
+            u64::from_le_bytes(b)
+        })
     }
 
     /// A conformance/variance count or size_t: u32 in NDR 2.0, u64 in NDR64.
@@ -153,13 +170,25 @@ pub fn decode_chars(body: &[u8], unit: usize, big_endian: bool) -> String {
     if unit == 2 {
         let units = body
             .chunks_exact(2)
-            .map(|c| if big_endian { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) })
+            .map(|c| {
+                if big_endian {
+                    u16::from_be_bytes([c[0], c[1]])
+                } else {
+                    u16::from_le_bytes([c[0], c[1]])
+                }
+            })
             .take_while(|&u| u != 0)
             .take(MAX_NDR_STRING_CHARS);
-        char::decode_utf16(units).map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)).collect()
+        char::decode_utf16(units)
+            .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect()
     } else {
         // ANSI strings in the A-variants are the client's code page; Latin-1 keeps every byte visible.
-        body.iter().take_while(|&&b| b != 0).take(MAX_NDR_STRING_CHARS).map(|&b| b as char).collect()
+        body.iter()
+            .take_while(|&&b| b != 0)
+            .take(MAX_NDR_STRING_CHARS)
+            .map(|&b| b as char)
+            .collect()
     }
 }
 
@@ -235,12 +264,21 @@ mod tests {
         b.extend_from_slice(&0u32.to_le_bytes());
         b.extend_from_slice(&5u32.to_le_bytes());
         b.extend_from_slice(&[0x41, 0, 0x42, 0, 0x43, 0, 0x44, 0, 0, 0]);
-        assert_eq!(NdrReader::new(&b, false, Syntax::Ndr20).varying_string(2), None);
+        assert_eq!(
+            NdrReader::new(&b, false, Syntax::Ndr20).varying_string(2),
+            None
+        );
         let mut short = wstr_le("abcdef");
         short.truncate(16);
-        assert_eq!(NdrReader::new(&short, false, Syntax::Ndr20).varying_string(2), None);
+        assert_eq!(
+            NdrReader::new(&short, false, Syntax::Ndr20).varying_string(2),
+            None
+        );
         let huge = [0xffu8; 12];
-        assert_eq!(NdrReader::new(&huge, false, Syntax::Ndr20).varying_string(2), None);
+        assert_eq!(
+            NdrReader::new(&huge, false, Syntax::Ndr20).varying_string(2),
+            None
+        );
     }
 
     #[test]

@@ -57,7 +57,13 @@ impl Header {
             return None;
         }
         let be = drep[0] & 0x10 == 0;
-        let rd16 = |x: [u8; 2]| if be { u16::from_be_bytes(x) } else { u16::from_le_bytes(x) };
+        let rd16 = |x: [u8; 2]| {
+            if be {
+                u16::from_be_bytes(x)
+            } else {
+                u16::from_le_bytes(x)
+            }
+        };
         let frag_len = rd16([h[8], h[9]]);
         let auth_len = rd16([h[10], h[11]]);
         let call_id = if be {
@@ -71,7 +77,14 @@ impl Header {
         if auth_len > 0 && (auth_len as usize) + SEC_TRAILER_LEN + HEADER_LEN > frag_len as usize {
             return None;
         }
-        Some(Header { ptype: h[2], flags: h[3], drep, frag_len, auth_len, call_id })
+        Some(Header {
+            ptype: h[2],
+            flags: h[3],
+            drep,
+            frag_len,
+            auth_len,
+            call_id,
+        })
     }
 
     pub fn big_endian(&self) -> bool {
@@ -108,11 +121,19 @@ impl<'a> Cur<'a> {
     }
     fn u16(&mut self) -> Option<u16> {
         let s: [u8; 2] = self.take(2)?.try_into().ok()?;
-        Some(if self.be { u16::from_be_bytes(s) } else { u16::from_le_bytes(s) })
+        Some(if self.be {
+            u16::from_be_bytes(s)
+        } else {
+            u16::from_le_bytes(s)
+        })
     }
     fn u32(&mut self) -> Option<u32> {
         let s: [u8; 4] = self.take(4)?.try_into().ok()?;
-        Some(if self.be { u32::from_be_bytes(s) } else { u32::from_le_bytes(s) })
+        Some(if self.be {
+            u32::from_be_bytes(s)
+        } else {
+            u32::from_le_bytes(s)
+        })
     }
     fn uuid(&mut self) -> Option<String> {
         let s: &[u8; 16] = self.take(16)?.try_into().ok()?;
@@ -140,10 +161,16 @@ pub fn split_auth<'a>(pdu: &'a [u8], h: &Header) -> Option<(&'a [u8], Option<Aut
     }
     let trailer_at = (h.frag_len as usize).checked_sub(h.auth_len as usize + SEC_TRAILER_LEN)?;
     let t = whole.get(trailer_at..trailer_at + SEC_TRAILER_LEN)?;
-    let trailer = AuthTrailer { auth_type: t[0], auth_level: t[1], pad_len: t[2] };
+    let trailer = AuthTrailer {
+        auth_type: t[0],
+        auth_level: t[1],
+        pad_len: t[2],
+    };
     // The padding sits just before the trailer; a pad longer than the body is bogus, strip nothing.
     let body = whole.get(HEADER_LEN..trailer_at)?;
-    let body = body.get(..body.len().saturating_sub(trailer.pad_len as usize)).unwrap_or(body);
+    let body = body
+        .get(..body.len().saturating_sub(trailer.pad_len as usize))
+        .unwrap_or(body);
     Some((body, Some(trailer)))
 }
 
@@ -183,7 +210,13 @@ pub fn parse_bind(body: &[u8], be: bool) -> Option<Vec<ContextItem>> {
                 transfer_syntaxes.push(ts);
             }
         }
-        items.push(ContextItem { ctx_id, abstract_uuid, version_major, version_minor, transfer_syntaxes });
+        items.push(ContextItem {
+            ctx_id,
+            abstract_uuid,
+            version_major,
+            version_minor,
+            transfer_syntaxes,
+        });
     }
     Some(items)
 }
@@ -212,8 +245,11 @@ pub fn parse_bind_ack(body: &[u8], be: bool) -> Option<BindAck> {
     c.u32()?;
     let sec_len = c.u16()? as usize;
     let raw = c.take(sec_len)?;
-    let sec_addr: String =
-        raw.iter().take_while(|&&b| b != 0).map(|&b| if b.is_ascii_graphic() { b as char } else { '?' }).collect();
+    let sec_addr: String = raw
+        .iter()
+        .take_while(|&&b| b != 0)
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .collect();
     c.align4();
     let n = c.u8()?;
     c.take(3)?;
@@ -223,7 +259,11 @@ pub fn parse_bind_ack(body: &[u8], be: bool) -> Option<BindAck> {
         let reason = c.u16()?;
         let transfer_syntax = c.uuid()?;
         c.u32()?;
-        results.push(ContextResult { result, reason, transfer_syntax });
+        results.push(ContextResult {
+            result,
+            reason,
+            transfer_syntax,
+        });
     }
     Some(BindAck { sec_addr, results })
 }
@@ -241,9 +281,18 @@ pub fn parse_request<'a>(body: &'a [u8], h: &Header) -> Option<Request<'a>> {
     c.u32()?; // alloc_hint
     let ctx_id = c.u16()?;
     let opnum = c.u16()?;
-    let object = if h.flags & PFC_OBJECT_UUID != 0 { Some(c.uuid()?) } else { None };
+    let object = if h.flags & PFC_OBJECT_UUID != 0 {
+        Some(c.uuid()?)
+    } else {
+        None
+    };
     let stub = body.get(c.pos..)?;
-    Some(Request { ctx_id, opnum, object, stub })
+    Some(Request {
+        ctx_id,
+        opnum,
+        object,
+        stub,
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -257,7 +306,10 @@ pub fn parse_response<'a>(body: &'a [u8], h: &Header) -> Option<Response<'a>> {
     c.u32()?;
     let ctx_id = c.u16()?;
     c.take(2)?; // cancel_count, reserved
-    Some(Response { ctx_id, stub: body.get(c.pos..)? })
+    Some(Response {
+        ctx_id,
+        stub: body.get(c.pos..)?,
+    })
 }
 
 /// fault body: the status code.
@@ -388,7 +440,14 @@ pub(crate) mod build {
     use super::*;
     use crate::dcerpc::ndr::uuid_bytes_le;
 
-    pub fn header(ptype: u8, flags: u8, frag_len: u16, auth_len: u16, call_id: u32, be: bool) -> Vec<u8> {
+    pub fn header(
+        ptype: u8,
+        flags: u8,
+        frag_len: u16,
+        auth_len: u16,
+        call_id: u32,
+        be: bool,
+    ) -> Vec<u8> {
         let mut v = vec![5, 0, ptype, flags, if be { 0x00 } else { 0x10 }, 0, 0, 0];
         if be {
             v.extend_from_slice(&frag_len.to_be_bytes());
@@ -403,7 +462,13 @@ pub(crate) mod build {
     }
 
     /// Assemble a PDU: header + body + optional (pad, auth_type, auth_level, verifier).
-    pub fn pdu(ptype: u8, flags: u8, call_id: u32, body: &[u8], auth: Option<(u8, u8, &[u8])>) -> Vec<u8> {
+    pub fn pdu(
+        ptype: u8,
+        flags: u8,
+        call_id: u32,
+        body: &[u8],
+        auth: Option<(u8, u8, &[u8])>,
+    ) -> Vec<u8> {
         let mut tail = Vec::new();
         let mut auth_len = 0u16;
         if let Some((atype, alevel, verifier)) = auth {
@@ -446,7 +511,11 @@ pub(crate) mod build {
         b.extend_from_slice(&4280u16.to_le_bytes());
         b.extend_from_slice(&4280u16.to_le_bytes());
         b.extend_from_slice(&0x1234u32.to_le_bytes());
-        let sec = if sec_addr.is_empty() { Vec::new() } else { [sec_addr.as_bytes(), &[0]].concat() };
+        let sec = if sec_addr.is_empty() {
+            Vec::new()
+        } else {
+            [sec_addr.as_bytes(), &[0]].concat()
+        };
         b.extend_from_slice(&(sec.len() as u16).to_le_bytes());
         b.extend_from_slice(&sec);
         while b.len() % 4 != 0 {
@@ -514,17 +583,33 @@ mod tests {
 
     #[test]
     fn bind_and_ack_items() {
-        let body = bind_body(&[(0, SVCCTL, 2, &[NDR20_UUID, NDR64_UUID]), (1, SVCCTL, 2, &["6cb71c2c-9812-4540-0300-000000000000"])]);
+        let body = bind_body(&[
+            (0, SVCCTL, 2, &[NDR20_UUID, NDR64_UUID]),
+            (1, SVCCTL, 2, &["6cb71c2c-9812-4540-0300-000000000000"]),
+        ]);
         let items = parse_bind(&body, false).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].abstract_uuid, SVCCTL);
         assert_eq!(items[0].version_major, 2);
-        assert_eq!(items[0].transfer_syntaxes, vec![NDR20_UUID.to_string(), NDR64_UUID.to_string()]);
-        assert_eq!(transfer_syntax_name(&items[1].transfer_syntaxes[0]), "bind-time-feature");
-        let ack = parse_bind_ack(&bind_ack_body("\\PIPE\\svcctl", &[(2, NDR20_UUID), (0, NDR64_UUID)]), false).unwrap();
+        assert_eq!(
+            items[0].transfer_syntaxes,
+            vec![NDR20_UUID.to_string(), NDR64_UUID.to_string()]
+        );
+        assert_eq!(
+            transfer_syntax_name(&items[1].transfer_syntaxes[0]),
+            "bind-time-feature"
+        );
+        let ack = parse_bind_ack(
+            &bind_ack_body("\\PIPE\\svcctl", &[(2, NDR20_UUID), (0, NDR64_UUID)]),
+            false,
+        )
+        .unwrap();
         assert_eq!(ack.sec_addr, "\\PIPE\\svcctl");
         assert_eq!(ack.results[1].result, 0);
-        assert_eq!(transfer_syntax_name(&ack.results[1].transfer_syntax), "NDR64");
+        assert_eq!(
+            transfer_syntax_name(&ack.results[1].transfer_syntax),
+            "NDR64"
+        );
         // Truncated bind: one item announced, none present.
         assert!(parse_bind(&body[..12 + 10], false).is_none());
     }
@@ -537,10 +622,23 @@ mod tests {
         body.extend_from_slice(&12u16.to_le_bytes());
         body.extend_from_slice(&crate::dcerpc::ndr::uuid_bytes_le(SVCCTL).unwrap());
         body.extend_from_slice(&[0xde, 0xad, 0xbe]); // 3-byte stub → 1 pad byte
-        let p = pdu(PTYPE_REQUEST, 3 | PFC_OBJECT_UUID, 9, &body, Some((10, 5, &[0x11; 16])));
+        let p = pdu(
+            PTYPE_REQUEST,
+            3 | PFC_OBJECT_UUID,
+            9,
+            &body,
+            Some((10, 5, &[0x11; 16])),
+        );
         let h = Header::parse(&p).unwrap();
         let (b, t) = split_auth(&p, &h).unwrap();
-        assert_eq!(t, Some(AuthTrailer { auth_type: 10, auth_level: 5, pad_len: 1 }));
+        assert_eq!(
+            t,
+            Some(AuthTrailer {
+                auth_type: 10,
+                auth_level: 5,
+                pad_len: 1
+            })
+        );
         let r = parse_request(b, &h).unwrap();
         assert_eq!((r.ctx_id, r.opnum), (1, 12));
         assert_eq!(r.object.as_deref(), Some(SVCCTL));
@@ -554,7 +652,12 @@ mod tests {
         let p = pdu(PTYPE_FAULT, 3, 3, &body, None);
         let h = Header::parse(&p).unwrap();
         let (b, _) = split_auth(&p, &h).unwrap();
-        assert_eq!(parse_fault(b, &h).map(|f| fault_status_name(f.1)).as_deref(), Some("nca_s_op_rng_error"));
+        assert_eq!(
+            parse_fault(b, &h)
+                .map(|f| fault_status_name(f.1))
+                .as_deref(),
+            Some("nca_s_op_rng_error")
+        );
         assert_eq!(fault_status_name(5), "nca_s_fault_access_denied");
         assert_eq!(fault_status_name(0xdead), "0x0000dead");
     }

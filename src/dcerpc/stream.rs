@@ -44,7 +44,10 @@ impl Framer {
     pub fn push(&mut self, mut bytes: &[u8], out: &mut dyn FnMut(Framed)) {
         // Complete a PDU left over from earlier writes first.
         while !self.buf.is_empty() {
-            let take = self.needed().saturating_sub(self.buf.len()).min(bytes.len());
+            let take = self
+                .needed()
+                .saturating_sub(self.buf.len())
+                .min(bytes.len());
             self.buf.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
             if self.buf.len() < HEADER_LEN {
@@ -130,7 +133,9 @@ fn could_start_header(b: &[u8]) -> bool {
     match b {
         [] => true,
         [5] => true,
-        [5, 0, rest @ ..] => rest.first().is_none_or(|&t| t <= super::pdu::PTYPE_ORPHANED),
+        [5, 0, rest @ ..] => rest
+            .first()
+            .is_none_or(|&t| t <= super::pdu::PTYPE_ORPHANED),
         _ => false,
     }
 }
@@ -171,8 +176,15 @@ mod tests {
         let all = [a.clone(), b.clone()].concat();
         for cut1 in 1..all.len() {
             let cut2 = (cut1 + 7).min(all.len());
-            let out = collect(&mut Framer::new(), &[&all[..cut1], &all[cut1..cut2], &all[cut2..]]);
-            assert_eq!(out, vec![Framed::Pdu(a.clone()), Framed::Pdu(b.clone())], "cut at {cut1}");
+            let out = collect(
+                &mut Framer::new(),
+                &[&all[..cut1], &all[cut1..cut2], &all[cut2..]],
+            );
+            assert_eq!(
+                out,
+                vec![Framed::Pdu(a.clone()), Framed::Pdu(b.clone())],
+                "cut at {cut1}"
+            );
         }
     }
 

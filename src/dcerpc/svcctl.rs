@@ -35,22 +35,38 @@ pub const MAX_SERVICE_ARGS: usize = 64;
 pub fn is_create(opnum: u16) -> bool {
     matches!(
         opnum,
-        OP_CREATE_SERVICE_W | OP_CREATE_SERVICE_A | OP_CREATE_SERVICE_WOW64_A | OP_CREATE_SERVICE_WOW64_W | OP_CREATE_WOW_SERVICE
+        OP_CREATE_SERVICE_W
+            | OP_CREATE_SERVICE_A
+            | OP_CREATE_SERVICE_WOW64_A
+            | OP_CREATE_SERVICE_WOW64_W
+            | OP_CREATE_WOW_SERVICE
     )
 }
 
 /// Opnums that change an existing service's configuration.
 pub fn is_modify(opnum: u16) -> bool {
-    matches!(opnum, OP_CHANGE_SERVICE_CONFIG_W | OP_CHANGE_SERVICE_CONFIG_A)
+    matches!(
+        opnum,
+        OP_CHANGE_SERVICE_CONFIG_W | OP_CHANGE_SERVICE_CONFIG_A
+    )
 }
 
 /// Opnums whose first parameter is not a context handle (the rest act on an SC or service handle).
 fn first_param_is_handle(opnum: u16) -> bool {
-    !matches!(opnum, 9 | OP_OPEN_SC_MANAGER_W | OP_OPEN_SC_MANAGER_A | OP_OPEN_SC_MANAGER_2 | 52 | 53) && opnum <= 64
+    !matches!(
+        opnum,
+        9 | OP_OPEN_SC_MANAGER_W | OP_OPEN_SC_MANAGER_A | OP_OPEN_SC_MANAGER_2 | 52 | 53
+    ) && opnum <= 64
 }
 
 /// Decodes a request stub into `args` (as far as it parses).
-pub fn decode_request(opnum: u16, stub: &[u8], big_endian: bool, syntax: Syntax, args: &mut DceArgs) {
+pub fn decode_request(
+    opnum: u16,
+    stub: &[u8],
+    big_endian: bool,
+    syntax: Syntax,
+    args: &mut DceArgs,
+) {
     let mut r = NdrReader::new(stub, big_endian, syntax);
     let _ = request(opnum, &mut r, args);
 }
@@ -70,9 +86,16 @@ fn request(opnum: u16, r: &mut NdrReader<'_>, a: &mut DceArgs) -> Option<()> {
             a.database = r.unique_string(2)?;
             a.access = Some(r.u32()?);
         }
-        OP_CREATE_SERVICE_W | OP_CREATE_SERVICE_A | OP_CREATE_SERVICE_WOW64_A | OP_CREATE_SERVICE_WOW64_W
+        OP_CREATE_SERVICE_W
+        | OP_CREATE_SERVICE_A
+        | OP_CREATE_SERVICE_WOW64_A
+        | OP_CREATE_SERVICE_WOW64_W
         | OP_CREATE_WOW_SERVICE => {
-            let unit = if matches!(opnum, OP_CREATE_SERVICE_A | OP_CREATE_SERVICE_WOW64_A) { 1 } else { 2 };
+            let unit = if matches!(opnum, OP_CREATE_SERVICE_A | OP_CREATE_SERVICE_WOW64_A) {
+                1
+            } else {
+                2
+            };
             a.service_name = Some(r.varying_string(unit)?);
             a.display_name = r.unique_string(unit)?;
             a.access = Some(r.u32()?);
@@ -87,7 +110,11 @@ fn request(opnum: u16, r: &mut NdrReader<'_>, a: &mut DceArgs) -> Option<()> {
             a.start_name = r.unique_string(unit)?;
         }
         OP_CHANGE_SERVICE_CONFIG_W | OP_CHANGE_SERVICE_CONFIG_A => {
-            let unit = if opnum == OP_CHANGE_SERVICE_CONFIG_W { 2 } else { 1 };
+            let unit = if opnum == OP_CHANGE_SERVICE_CONFIG_W {
+                2
+            } else {
+                1
+            };
             a.service_type = Some(r.u32()?);
             a.start_type = Some(r.u32()?);
             a.error_control = Some(r.u32()?);
@@ -102,7 +129,8 @@ fn request(opnum: u16, r: &mut NdrReader<'_>, a: &mut DceArgs) -> Option<()> {
             a.display_name = r.unique_string(unit)?;
         }
         OP_OPEN_SERVICE_W | OP_OPEN_SERVICE_A => {
-            a.service_name = Some(r.varying_string(if opnum == OP_OPEN_SERVICE_W { 2 } else { 1 })?);
+            a.service_name =
+                Some(r.varying_string(if opnum == OP_OPEN_SERVICE_W { 2 } else { 1 })?);
             a.access = Some(r.u32()?);
         }
         OP_START_SERVICE_W | OP_START_SERVICE_A => {
@@ -143,13 +171,18 @@ fn request(opnum: u16, r: &mut NdrReader<'_>, a: &mut DceArgs) -> Option<()> {
 
 /// Decodes a response stub: the return code (the stub's last four bytes) and the handle returned
 /// by the opening and creating calls.
-pub fn decode_response(opnum: u16, stub: &[u8], big_endian: bool, syntax: Syntax, args: &mut DceArgs) {
+pub fn decode_response(
+    opnum: u16,
+    stub: &[u8],
+    big_endian: bool,
+    syntax: Syntax,
+    args: &mut DceArgs,
+) {
     args.return_code = return_code(stub, big_endian);
     let mut r = NdrReader::new(stub, big_endian, syntax);
     let handle = match opnum {
-        OP_OPEN_SC_MANAGER_W | OP_OPEN_SC_MANAGER_A | OP_OPEN_SC_MANAGER_2 | OP_OPEN_SERVICE_W | OP_OPEN_SERVICE_A => {
-            r.context_handle()
-        }
+        OP_OPEN_SC_MANAGER_W | OP_OPEN_SC_MANAGER_A | OP_OPEN_SC_MANAGER_2 | OP_OPEN_SERVICE_W
+        | OP_OPEN_SERVICE_A => r.context_handle(),
         _ if is_create(opnum) => r.unique_u32().and_then(|_tag| r.context_handle()),
         _ => None,
     };
@@ -164,7 +197,11 @@ pub fn decode_response(opnum: u16, stub: &[u8], big_endian: bool, syntax: Syntax
 pub fn return_code(stub: &[u8], big_endian: bool) -> Option<u32> {
     let at = stub.len().checked_sub(4)?;
     let b: [u8; 4] = stub.get(at..)?.try_into().ok()?;
-    Some(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+    Some(if big_endian {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    })
 }
 
 #[cfg(test)]
@@ -177,10 +214,18 @@ pub(crate) mod build {
     }
     impl W {
         pub fn new(be: bool) -> W {
-            W { v: Vec::new(), be, ndr64: false }
+            W {
+                v: Vec::new(),
+                be,
+                ndr64: false,
+            }
         }
         pub fn ndr64() -> W {
-            W { v: Vec::new(), be: false, ndr64: true }
+            W {
+                v: Vec::new(),
+                be: false,
+                ndr64: true,
+            }
         }
         pub fn align(&mut self, n: usize) {
             while self.v.len() % n != 0 {
@@ -189,7 +234,11 @@ pub(crate) mod build {
         }
         pub fn u32(&mut self, x: u32) -> &mut W {
             self.align(4);
-            self.v.extend_from_slice(&if self.be { x.to_be_bytes() } else { x.to_le_bytes() });
+            self.v.extend_from_slice(&if self.be {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            });
             self
         }
         pub fn count(&mut self, x: u64) -> &mut W {
@@ -208,9 +257,15 @@ pub(crate) mod build {
         }
         pub fn wstr(&mut self, s: &str) -> &mut W {
             let units: Vec<u16> = s.encode_utf16().chain(std::iter::once(0)).collect();
-            self.count(units.len() as u64).count(0).count(units.len() as u64);
+            self.count(units.len() as u64)
+                .count(0)
+                .count(units.len() as u64);
             for u in units {
-                self.v.extend_from_slice(&if self.be { u.to_be_bytes() } else { u.to_le_bytes() });
+                self.v.extend_from_slice(&if self.be {
+                    u.to_be_bytes()
+                } else {
+                    u.to_le_bytes()
+                });
             }
             self
         }
@@ -239,10 +294,22 @@ pub(crate) mod build {
     }
 
     /// An RCreateServiceW / WOW64W / CreateWowService request stub.
-    pub fn create_service_w(w: &mut W, handle: &[u8; 20], name: &str, display: Option<&str>, path: &str) {
+    pub fn create_service_w(
+        w: &mut W,
+        handle: &[u8; 20],
+        name: &str,
+        display: Option<&str>,
+        path: &str,
+    ) {
         w.handle(handle).wstr(name).unique_wstr(display);
         w.u32(0x000f_01ff).u32(0x10).u32(3).u32(0).wstr(path);
-        w.unique_wstr(None).ptr(0).ptr(0).u32(0).unique_wstr(Some("LocalSystem")).ptr(0).u32(0);
+        w.unique_wstr(None)
+            .ptr(0)
+            .ptr(0)
+            .u32(0)
+            .unique_wstr(Some("LocalSystem"))
+            .ptr(0)
+            .u32(0);
     }
 }
 
@@ -251,7 +318,10 @@ mod tests {
     use super::build::*;
     use super::*;
 
-    const H: [u8; 20] = [0, 0, 0, 0, 0xc6, 0xfa, 0xad, 0x76, 0x30, 0xa4, 0xd8, 0x48, 0xbf, 0xcb, 0xaa, 0x9d, 0x35, 0x47, 0x59, 0x17];
+    const H: [u8; 20] = [
+        0, 0, 0, 0, 0xc6, 0xfa, 0xad, 0x76, 0x30, 0xa4, 0xd8, 0x48, 0xbf, 0xcb, 0xaa, 0x9d, 0x35,
+        0x47, 0x59, 0x17,
+    ];
 
     fn req(opnum: u16, stub: &[u8], be: bool, syntax: Syntax) -> DceArgs {
         let mut a = DceArgs::default();
@@ -262,17 +332,32 @@ mod tests {
     #[test]
     fn create_service_w_all_fields() {
         let mut w = W::new(false);
-        create_service_w(&mut w, &H, "nUwj", Some("nUwj disp"), "%systemroot%\\zeCGSXch.exe");
+        create_service_w(
+            &mut w,
+            &H,
+            "nUwj",
+            Some("nUwj disp"),
+            "%systemroot%\\zeCGSXch.exe",
+        );
         let a = req(12, &w.v, false, Syntax::Ndr20);
         assert_eq!(a.handle.as_deref(), Some(hex(&H).as_str()));
         assert_eq!(a.service_name.as_deref(), Some("nUwj"));
         assert_eq!(a.display_name.as_deref(), Some("nUwj disp"));
         assert_eq!(a.binary_path.as_deref(), Some("%systemroot%\\zeCGSXch.exe"));
-        assert_eq!((a.access, a.service_type, a.start_type, a.error_control), (Some(0xf01ff), Some(0x10), Some(3), Some(0)));
+        assert_eq!(
+            (a.access, a.service_type, a.start_type, a.error_control),
+            (Some(0xf01ff), Some(0x10), Some(3), Some(0))
+        );
         assert_eq!(a.start_name.as_deref(), Some("LocalSystem"));
         // Same layout for the WOW64 and CreateWowService opnums.
-        assert_eq!(req(45, &w.v, false, Syntax::Ndr20).binary_path, a.binary_path);
-        assert_eq!(req(60, &w.v, false, Syntax::Ndr20).service_name, a.service_name);
+        assert_eq!(
+            req(45, &w.v, false, Syntax::Ndr20).binary_path,
+            a.binary_path
+        );
+        assert_eq!(
+            req(60, &w.v, false, Syntax::Ndr20).service_name,
+            a.service_name
+        );
     }
 
     #[test]
@@ -291,21 +376,39 @@ mod tests {
         assert_eq!(a.binary_path.as_deref(), Some("C:\\64.exe"));
         assert_eq!(a.start_name.as_deref(), Some("LocalSystem"));
         // Decoding NDR64 bytes as NDR 2.0 must not invent the path.
-        assert_ne!(req(45, &w.v, false, Syntax::Ndr20).binary_path.as_deref(), Some("C:\\64.exe"));
+        assert_ne!(
+            req(45, &w.v, false, Syntax::Ndr20).binary_path.as_deref(),
+            Some("C:\\64.exe")
+        );
     }
 
     #[test]
     fn create_service_a_uses_ansi() {
         let mut w = W::new(false);
-        w.handle(&H).astr("AnsiSvc").unique_astr(Some("Ansi display"));
-        w.u32(0xf01ff).u32(0x10).u32(2).u32(1).astr("cmd.exe /c calc");
-        w.unique_astr(None).ptr(0).ptr(0).u32(0).unique_astr(None).ptr(0).u32(0);
+        w.handle(&H)
+            .astr("AnsiSvc")
+            .unique_astr(Some("Ansi display"));
+        w.u32(0xf01ff)
+            .u32(0x10)
+            .u32(2)
+            .u32(1)
+            .astr("cmd.exe /c calc");
+        w.unique_astr(None)
+            .ptr(0)
+            .ptr(0)
+            .u32(0)
+            .unique_astr(None)
+            .ptr(0)
+            .u32(0);
         for op in [24, 44] {
             let a = req(op, &w.v, false, Syntax::Ndr20);
             assert_eq!(a.service_name.as_deref(), Some("AnsiSvc"));
             assert_eq!(a.display_name.as_deref(), Some("Ansi display"));
             assert_eq!(a.binary_path.as_deref(), Some("cmd.exe /c calc"));
-            assert_eq!((a.start_type, a.error_control, a.start_name.as_deref()), (Some(2), Some(1), None));
+            assert_eq!(
+                (a.start_type, a.error_control, a.start_name.as_deref()),
+                (Some(2), Some(1), None)
+            );
         }
     }
 
@@ -324,35 +427,76 @@ mod tests {
     #[test]
     fn open_sc_manager_w_a_and_2() {
         let mut w = W::new(false);
-        w.unique_wstr(Some("DUMMY")).unique_wstr(Some("ServicesActive")).u32(0xf003f);
+        w.unique_wstr(Some("DUMMY"))
+            .unique_wstr(Some("ServicesActive"))
+            .u32(0xf003f);
         let a = req(15, &w.v, false, Syntax::Ndr20);
-        assert_eq!((a.machine_name.as_deref(), a.database.as_deref(), a.access), (Some("DUMMY"), Some("ServicesActive"), Some(0xf003f)));
+        assert_eq!(
+            (a.machine_name.as_deref(), a.database.as_deref(), a.access),
+            (Some("DUMMY"), Some("ServicesActive"), Some(0xf003f))
+        );
         assert_eq!(a.handle, None);
         let mut w = W::new(false);
-        w.unique_astr(None).unique_astr(Some("ServicesActive")).u32(4);
+        w.unique_astr(None)
+            .unique_astr(Some("ServicesActive"))
+            .u32(4);
         let a = req(27, &w.v, false, Syntax::Ndr20);
-        assert_eq!((a.machine_name, a.database.as_deref(), a.access), (None, Some("ServicesActive"), Some(4)));
+        assert_eq!(
+            (a.machine_name, a.database.as_deref(), a.access),
+            (None, Some("ServicesActive"), Some(4))
+        );
         let mut w = W::new(false);
         w.unique_wstr(Some("ServicesActive")).u32(0xf003f);
         let a = req(64, &w.v, false, Syntax::Ndr20);
-        assert_eq!((a.database.as_deref(), a.access), (Some("ServicesActive"), Some(0xf003f)));
+        assert_eq!(
+            (a.database.as_deref(), a.access),
+            (Some("ServicesActive"), Some(0xf003f))
+        );
     }
 
     #[test]
     fn change_config_open_start_control_delete() {
         let mut w = W::new(false);
-        w.handle(&H).u32(0xffff_ffff).u32(2).u32(0xffff_ffff).unique_wstr(Some("C:\\evil.exe"));
-        w.unique_wstr(None).ptr(0).ptr(0).u32(0).unique_wstr(None).ptr(0).u32(0).unique_wstr(Some("New name"));
+        w.handle(&H)
+            .u32(0xffff_ffff)
+            .u32(2)
+            .u32(0xffff_ffff)
+            .unique_wstr(Some("C:\\evil.exe"));
+        w.unique_wstr(None)
+            .ptr(0)
+            .ptr(0)
+            .u32(0)
+            .unique_wstr(None)
+            .ptr(0)
+            .u32(0)
+            .unique_wstr(Some("New name"));
         let a = req(11, &w.v, false, Syntax::Ndr20);
-        assert_eq!((a.binary_path.as_deref(), a.start_type, a.display_name.as_deref()), (Some("C:\\evil.exe"), Some(2), Some("New name")));
+        assert_eq!(
+            (
+                a.binary_path.as_deref(),
+                a.start_type,
+                a.display_name.as_deref()
+            ),
+            (Some("C:\\evil.exe"), Some(2), Some("New name"))
+        );
         assert_eq!(a.service_type, Some(0xffff_ffff));
 
         let mut w = W::new(false);
         w.handle(&H).wstr("PSEXESVC").u32(0xf01ff);
-        assert_eq!(req(16, &w.v, false, Syntax::Ndr20).service_name.as_deref(), Some("PSEXESVC"));
+        assert_eq!(
+            req(16, &w.v, false, Syntax::Ndr20).service_name.as_deref(),
+            Some("PSEXESVC")
+        );
 
         let mut w = W::new(false);
-        w.handle(&H).u32(2).ptr(0x20000).count(2).ptr(0x20004).ptr(0x20008).wstr("-a").wstr("b c");
+        w.handle(&H)
+            .u32(2)
+            .ptr(0x20000)
+            .count(2)
+            .ptr(0x20004)
+            .ptr(0x20008)
+            .wstr("-a")
+            .wstr("b c");
         let a = req(19, &w.v, false, Syntax::Ndr20);
         assert_eq!(a.argc, Some(2));
         assert_eq!(a.arguments, Some(vec!["-a".to_string(), "b c".to_string()]));
@@ -364,10 +508,16 @@ mod tests {
         let mut w = W::new(false);
         w.handle(&H).u32(1);
         let a = req(1, &w.v, false, Syntax::Ndr20);
-        assert_eq!((a.control, a.handle.as_deref()), (Some(1), Some(hex(&H).as_str())));
+        assert_eq!(
+            (a.control, a.handle.as_deref()),
+            (Some(1), Some(hex(&H).as_str()))
+        );
         let mut w = W::new(false);
         w.handle(&H);
-        assert_eq!(req(2, &w.v, false, Syntax::Ndr20).handle.as_deref(), Some(hex(&H).as_str()));
+        assert_eq!(
+            req(2, &w.v, false, Syntax::Ndr20).handle.as_deref(),
+            Some(hex(&H).as_str())
+        );
     }
 
     #[test]
@@ -376,7 +526,10 @@ mod tests {
         w.handle(&H).u32(0);
         let mut a = DceArgs::default();
         decode_response(15, &w.v, false, Syntax::Ndr20, &mut a);
-        assert_eq!((a.response_handle.as_deref(), a.return_code), (Some(hex(&H).as_str()), Some(0)));
+        assert_eq!(
+            (a.response_handle.as_deref(), a.return_code),
+            (Some(hex(&H).as_str()), Some(0))
+        );
 
         let mut w = W::new(false);
         w.ptr(0).handle(&H).u32(0);

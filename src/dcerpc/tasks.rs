@@ -26,7 +26,13 @@ pub const MAX_TASK_ARGS: usize = 64;
 
 /// ITaskSchedulerService request stub → task path, and for registration the XML's action and
 /// principal.
-pub fn decode_tsch_request(opnum: u16, stub: &[u8], big_endian: bool, syntax: Syntax, a: &mut DceArgs) {
+pub fn decode_tsch_request(
+    opnum: u16,
+    stub: &[u8],
+    big_endian: bool,
+    syntax: Syntax,
+    a: &mut DceArgs,
+) {
     let mut r = NdrReader::new(stub, big_endian, syntax);
     let _ = tsch_request(opnum, &mut r, a);
 }
@@ -63,8 +69,13 @@ fn tsch_request(opnum: u16, r: &mut NdrReader<'_>, a: &mut DceArgs) -> Option<()
                 a.arguments = Some(out).filter(|v| !v.is_empty());
             }
         }
-        OP_SCH_RPC_RETRIEVE_TASK | OP_SCH_RPC_STOP | OP_SCH_RPC_DELETE | OP_SCH_RPC_RENAME
-        | OP_SCH_RPC_GET_LAST_RUN_INFO | OP_SCH_RPC_GET_TASK_INFO | OP_SCH_RPC_ENABLE_TASK => {
+        OP_SCH_RPC_RETRIEVE_TASK
+        | OP_SCH_RPC_STOP
+        | OP_SCH_RPC_DELETE
+        | OP_SCH_RPC_RENAME
+        | OP_SCH_RPC_GET_LAST_RUN_INFO
+        | OP_SCH_RPC_GET_TASK_INFO
+        | OP_SCH_RPC_ENABLE_TASK => {
             a.task_path = Some(r.varying_string(2)?);
         }
         _ => {}
@@ -73,7 +84,13 @@ fn tsch_request(opnum: u16, r: &mut NdrReader<'_>, a: &mut DceArgs) -> Option<()
 }
 
 /// ITaskSchedulerService response: the HRESULT; for registration also the path actually used.
-pub fn decode_tsch_response(opnum: u16, stub: &[u8], big_endian: bool, syntax: Syntax, a: &mut DceArgs) {
+pub fn decode_tsch_response(
+    opnum: u16,
+    stub: &[u8],
+    big_endian: bool,
+    syntax: Syntax,
+    a: &mut DceArgs,
+) {
     a.return_code = return_code(stub, big_endian);
     if opnum == OP_SCH_RPC_REGISTER_TASK && a.task_path.is_none() {
         let mut r = NdrReader::new(stub, big_endian, syntax);
@@ -84,7 +101,13 @@ pub fn decode_tsch_response(opnum: u16, stub: &[u8], big_endian: bool, syntax: S
 }
 
 /// atsvc request: NetrJobAdd(ServerName, AT_INFO{JobTime, DaysOfMonth, DaysOfWeek, Flags, Command}).
-pub fn decode_atsvc_request(opnum: u16, stub: &[u8], big_endian: bool, syntax: Syntax, a: &mut DceArgs) {
+pub fn decode_atsvc_request(
+    opnum: u16,
+    stub: &[u8],
+    big_endian: bool,
+    syntax: Syntax,
+    a: &mut DceArgs,
+) {
     if opnum != OP_NETR_JOB_ADD {
         return;
     }
@@ -130,7 +153,11 @@ pub fn tag_text(xml: &str, name: &str) -> Option<String> {
     let rest = xml.get(content_start..)?;
     let end = rest.find('<').unwrap_or(rest.len());
     let text = unescape(rest[..end].trim());
-    if text.is_empty() { None } else { Some(text) }
+    if text.is_empty() {
+        None
+    } else {
+        Some(text)
+    }
 }
 
 /// The inside of the first `<name>…</name>` element (or to the end if unclosed).
@@ -159,7 +186,10 @@ fn find_open(xml: &str, name: &str) -> Option<(usize, usize)> {
         if tag.starts_with('/') || tag.starts_with('?') || tag.starts_with('!') {
             continue;
         }
-        let tag_name = tag.split(|c: char| c.is_whitespace() || c == '/').next().unwrap_or("");
+        let tag_name = tag
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or("");
         let local = tag_name.rsplit(':').next().unwrap_or(tag_name);
         if local == name && !tag.ends_with('/') {
             return Some((at, at + 1 + gt + 1));
@@ -188,7 +218,11 @@ fn find_close(xml: &str, name: &str) -> Option<usize> {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -220,13 +254,22 @@ mod tests {
         let mut a = DceArgs::default();
         apply_task_xml(XML, &mut a);
         assert_eq!(a.command.as_deref(), Some("cmd.exe"));
-        assert_eq!(a.command_arguments.as_deref(), Some("/C whoami > %windir%\\Temp\\abcdEFGH.tmp 2>&1"));
+        assert_eq!(
+            a.command_arguments.as_deref(),
+            Some("/C whoami > %windir%\\Temp\\abcdEFGH.tmp 2>&1")
+        );
         assert_eq!(a.user_id.as_deref(), Some("S-1-5-18"));
         assert_eq!(a.run_level.as_deref(), Some("HighestAvailable"));
         // Tolerant of prefixes, attributes, missing pieces and garbage.
         let mut b = DceArgs::default();
-        apply_task_xml("<t:Exec><t:Command x='1'>  powershell.exe </t:Command><Arguments/></t:Exec>", &mut b);
-        assert_eq!((b.command.as_deref(), b.command_arguments.as_deref()), (Some("powershell.exe"), None));
+        apply_task_xml(
+            "<t:Exec><t:Command x='1'>  powershell.exe </t:Command><Arguments/></t:Exec>",
+            &mut b,
+        );
+        assert_eq!(
+            (b.command.as_deref(), b.command_arguments.as_deref()),
+            (Some("powershell.exe"), None)
+        );
         let mut c = DceArgs::default();
         apply_task_xml("<<<<>>>< Command", &mut c);
         assert_eq!(c.command, None);
@@ -246,7 +289,13 @@ mod tests {
     #[test]
     fn register_task_request_stub() {
         let mut w = W::new(false);
-        w.unique_wstr(Some("\\abcdEFGH")).wstr(XML).u32(6).unique_wstr(None).u32(3).u32(0).ptr(0);
+        w.unique_wstr(Some("\\abcdEFGH"))
+            .wstr(XML)
+            .u32(6)
+            .unique_wstr(None)
+            .u32(3)
+            .u32(0)
+            .ptr(0);
         let mut a = DceArgs::default();
         decode_tsch_request(1, &w.v, false, Syntax::Ndr20, &mut a);
         assert_eq!(a.task_path.as_deref(), Some("\\abcdEFGH"));
@@ -260,7 +309,10 @@ mod tests {
         w.wstr("\\abcdEFGH").u32(0).ptr(0).u32(0).u32(0).ptr(0);
         let mut a = DceArgs::default();
         decode_tsch_request(12, &w.v, false, Syntax::Ndr20, &mut a);
-        assert_eq!((a.task_path.as_deref(), a.argc), (Some("\\abcdEFGH"), Some(0)));
+        assert_eq!(
+            (a.task_path.as_deref(), a.argc),
+            (Some("\\abcdEFGH"), Some(0))
+        );
         let mut w = W::new(false);
         w.wstr("\\T1").u32(0);
         let mut a = DceArgs::default();
@@ -270,7 +322,10 @@ mod tests {
         w.unique_wstr(Some("\\T1")).ptr(0).u32(0x8007_0005);
         let mut a = DceArgs::default();
         decode_tsch_response(1, &w.v, false, Syntax::Ndr20, &mut a);
-        assert_eq!((a.task_path.as_deref(), a.return_code), (Some("\\T1"), Some(0x8007_0005)));
+        assert_eq!(
+            (a.task_path.as_deref(), a.return_code),
+            (Some("\\T1"), Some(0x8007_0005))
+        );
     }
 
     #[test]

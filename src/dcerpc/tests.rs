@@ -39,7 +39,10 @@ type Pipes = Vec<(String, Vec<(Direction, Vec<u8>, u64)>)>;
 
 /// Lines `<frame> <c|s> <fileid> <hex>` grouped by file id, in capture order.
 fn fixture(name: &str) -> Pipes {
-    fixture_at(&format!("{}/tests/data/dcerpc/{name}", env!("CARGO_MANIFEST_DIR")))
+    fixture_at(&format!(
+        "{}/tests/data/dcerpc/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
 }
 
 fn fixture_at(path: &str) -> Pipes {
@@ -47,8 +50,14 @@ fn fixture_at(path: &str) -> Pipes {
     let mut out: Pipes = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let dir = if f[1] == "c" { Direction::ToServer } else { Direction::ToClient };
-        let bytes: Vec<u8> = (0..f[3].len() / 2).map(|i| u8::from_str_radix(&f[3][i * 2..i * 2 + 2], 16).unwrap()).collect();
+        let dir = if f[1] == "c" {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
+        let bytes: Vec<u8> = (0..f[3].len() / 2)
+            .map(|i| u8::from_str_radix(&f[3][i * 2..i * 2 + 2], 16).unwrap())
+            .collect();
         match out.iter_mut().find(|(fid, _)| fid == f[2]) {
             Some((_, v)) => v.push((dir, bytes, f[0].parse().unwrap())),
             None => out.push((f[2].to_string(), vec![(dir, bytes, f[0].parse().unwrap())])),
@@ -79,14 +88,20 @@ fn run_fixture(name: &str, pipe: Option<&str>, split: Option<usize>) -> Sink {
 }
 
 fn find<'a>(ev: &[&'a DceRpc], op: &str) -> &'a DceRpc {
-    ev.iter().find(|e| e.operation == op).copied().unwrap_or_else(|| panic!("no {op} in {ev:#?}"))
+    ev.iter()
+        .find(|e| e.operation == op)
+        .copied()
+        .unwrap_or_else(|| panic!("no {op} in {ev:#?}"))
 }
 
 #[test]
 fn lab_psexec_default_create_service() {
     let sink = run_fixture("a_psexec_default.pipe.txt", None, None);
     let ev = dce(&sink);
-    let ops: Vec<(&str, &str)> = ev.iter().map(|e| (e.endpoint.as_str(), e.operation.as_str())).collect();
+    let ops: Vec<(&str, &str)> = ev
+        .iter()
+        .map(|e| (e.endpoint.as_str(), e.operation.as_str()))
+        .collect();
     assert_eq!(
         ops,
         vec![
@@ -100,7 +115,10 @@ fn lab_psexec_default_create_service() {
     );
     let create = find(&ev, "CreateServiceW");
     assert_eq!(create.args.service_name.as_deref(), Some("nUwj"));
-    assert_eq!(create.args.binary_path.as_deref(), Some("%systemroot%\\zeCGSXch.exe"));
+    assert_eq!(
+        create.args.binary_path.as_deref(),
+        Some("%systemroot%\\zeCGSXch.exe")
+    );
     assert_eq!(create.status, "nca_s_op_rng_error"); // Samba refuses CreateServiceW
     assert_eq!(create.named_pipe.as_deref(), Some("\\pipe\\svcctl"));
     assert_eq!(create.transport, "smb_pipe");
@@ -115,10 +133,16 @@ fn lab_psexec_default_create_service() {
     assert_eq!(open.args.return_code, Some(0));
     // OpenServiceW for the not-yet-existing service fails with ERROR_SERVICE_DOES_NOT_EXIST.
     let os = find(&ev, "OpenServiceW");
-    assert_eq!((os.args.service_name.as_deref(), os.args.return_code), (Some("nUwj"), Some(1060)));
+    assert_eq!(
+        (os.args.service_name.as_deref(), os.args.return_code),
+        (Some("nUwj"), Some(1060))
+    );
     let bind = &ev[2];
     let ifs = bind.interfaces.as_ref().unwrap();
-    assert_eq!((ifs.len(), ifs[0].result, ifs[0].transfer_syntax.as_deref()), (1, Some("acceptance"), Some("NDR")));
+    assert_eq!(
+        (ifs.len(), ifs[0].result, ifs[0].transfer_syntax.as_deref()),
+        (1, Some("acceptance"), Some("NDR"))
+    );
 }
 
 #[test]
@@ -134,21 +158,40 @@ fn lab_smbexec_and_services_create() {
     let c = find(&ev, "CreateServiceW");
     assert_eq!(c.args.service_name.as_deref(), Some("LabEvilSvc"));
     assert_eq!(c.args.display_name.as_deref(), Some("LabEvilSvc"));
-    assert_eq!(c.args.binary_path.as_deref(), Some("C:\\Windows\\Temp\\payload.exe"));
-    assert_eq!(find(&ev, "OpenServiceW").args.service_name.as_deref(), Some("LabEvilSvc"));
+    assert_eq!(
+        c.args.binary_path.as_deref(),
+        Some("C:\\Windows\\Temp\\payload.exe")
+    );
+    assert_eq!(
+        find(&ev, "OpenServiceW").args.service_name.as_deref(),
+        Some("LabEvilSvc")
+    );
 }
 
 #[test]
 fn lab_benign_query_names_operations_in_order() {
     let sink = run_fixture("h_benign_svc_query.pipe.txt", None, None);
-    let ops: Vec<String> =
-        dce(&sink).iter().filter(|e| e.operation != "bind").map(|e| e.operation.clone()).collect();
+    let ops: Vec<String> = dce(&sink)
+        .iter()
+        .filter(|e| e.operation != "bind")
+        .map(|e| e.operation.clone())
+        .collect();
     assert_eq!(
         ops,
         [
-            "OpenSCManagerW", "EnumServicesStatusW", "EnumServicesStatusW", "CloseServiceHandle",
-            "OpenSCManagerW", "OpenServiceW", "QueryServiceStatus", "CloseServiceHandle",
-            "OpenSCManagerW", "OpenServiceW", "QueryServiceConfigW", "QueryServiceConfigW", "CloseServiceHandle",
+            "OpenSCManagerW",
+            "EnumServicesStatusW",
+            "EnumServicesStatusW",
+            "CloseServiceHandle",
+            "OpenSCManagerW",
+            "OpenServiceW",
+            "QueryServiceStatus",
+            "CloseServiceHandle",
+            "OpenSCManagerW",
+            "OpenServiceW",
+            "QueryServiceConfigW",
+            "QueryServiceConfigW",
+            "CloseServiceHandle",
         ]
     );
     assert!(dce(&sink).iter().all(|e| e.status == "ok"));
@@ -161,7 +204,10 @@ fn sysinternals_psexec_wow64_create_and_chain() {
     let ev = dce(&sink);
     let c = find(&ev, "CreateServiceWOW64W");
     assert_eq!(c.args.service_name.as_deref(), Some("PSEXESVC"));
-    assert_eq!(c.args.binary_path.as_deref(), Some("%SystemRoot%\\PSEXESVC.exe"));
+    assert_eq!(
+        c.args.binary_path.as_deref(),
+        Some("%SystemRoot%\\PSEXESVC.exe")
+    );
     assert_eq!(c.named_pipe.as_deref(), Some("\\pipe\\ntsvcs"));
     let open = find(&ev, "OpenSCManagerW");
     assert_eq!(open.args.machine_name.as_deref(), Some("dc1"));
@@ -171,8 +217,12 @@ fn sysinternals_psexec_wow64_create_and_chain() {
     let start = find(&ev, "StartServiceW");
     assert_eq!(os.args.response_handle, start.args.handle);
     assert_eq!(start.args.argc, Some(0));
-    assert!(ev.iter().any(|e| e.operation == "DeleteService" && e.args.return_code == Some(0)));
-    assert!(ev.iter().any(|e| e.operation == "ControlService" && e.args.control == Some(1)));
+    assert!(ev
+        .iter()
+        .any(|e| e.operation == "DeleteService" && e.args.return_code == Some(0)));
+    assert!(ev
+        .iter()
+        .any(|e| e.operation == "ControlService" && e.args.control == Some(1)));
 }
 
 #[test]
@@ -209,7 +259,11 @@ fn create_service_split_across_two_writes_at_every_cut() {
         let ev = dce(&sink);
         let c = find(&ev, "CreateServiceW");
         assert_eq!(c.args.service_name.as_deref(), Some("nUwj"), "cut {cut}");
-        assert_eq!(c.args.binary_path.as_deref(), Some("%systemroot%\\zeCGSXch.exe"), "cut {cut}");
+        assert_eq!(
+            c.args.binary_path.as_deref(),
+            Some("%systemroot%\\zeCGSXch.exe"),
+            "cut {cut}"
+        );
     }
 }
 
@@ -217,8 +271,16 @@ fn create_service_split_across_two_writes_at_every_cut() {
 fn two_pdus_in_one_write_and_whole_stream_in_one_write() {
     let pipes = fixture("a_psexec_default.pipe.txt");
     let svcctl = &pipes[1].1;
-    let client: Vec<u8> = svcctl.iter().filter(|(d, _, _)| *d == Direction::ToServer).flat_map(|(_, b, _)| b.clone()).collect();
-    let server: Vec<u8> = svcctl.iter().filter(|(d, _, _)| *d == Direction::ToClient).flat_map(|(_, b, _)| b.clone()).collect();
+    let client: Vec<u8> = svcctl
+        .iter()
+        .filter(|(d, _, _)| *d == Direction::ToServer)
+        .flat_map(|(_, b, _)| b.clone())
+        .collect();
+    let server: Vec<u8> = svcctl
+        .iter()
+        .filter(|(d, _, _)| *d == Direction::ToClient)
+        .flat_map(|(_, b, _)| b.clone())
+        .collect();
     let mut sink = Sink::new();
     let mut conv = Conversation::new(Transport::SmbPipe, None);
     conv.data(&ctx(), Ts(1), Direction::ToServer, &client, &mut sink);
@@ -226,12 +288,21 @@ fn two_pdus_in_one_write_and_whole_stream_in_one_write() {
     let ev = dce(&sink);
     assert_eq!(ev.len(), 4);
     assert_eq!(conv.pdus_seen(), 8);
-    assert_eq!(find(&ev, "CreateServiceW").args.service_name.as_deref(), Some("nUwj"));
+    assert_eq!(
+        find(&ev, "CreateServiceW").args.service_name.as_deref(),
+        Some("nUwj")
+    );
     assert_eq!(find(&ev, "OpenServiceW").status, "ok");
 }
 
 fn bind_ack_pdu(call_id: u32, sec: &str, results: &[(u16, &str)]) -> Vec<u8> {
-    pdu(PTYPE_BIND_ACK, 3, call_id, &bind_ack_body(sec, results), None)
+    pdu(
+        PTYPE_BIND_ACK,
+        3,
+        call_id,
+        &bind_ack_body(sec, results),
+        None,
+    )
 }
 
 fn create_stub(name: &str, path: &str) -> Vec<u8> {
@@ -251,40 +322,103 @@ fn request_in_three_fragments() {
     let stub = create_stub("FragSvc", "C:\\Windows\\frag.exe");
     let mut sink = Sink::new();
     let mut conv = Conversation::new(Transport::SmbPipe, None);
-    conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_BIND, 3, 1, &bind_body(&[(0, SVCCTL, 2, &[NDR20_UUID])]), None), &mut sink);
-    conv.data(&ctx(), Ts(2), Direction::ToClient, &bind_ack_pdu(1, "\\PIPE\\svcctl", &[(0, NDR20_UUID)]), &mut sink);
+    conv.data(
+        &ctx(),
+        Ts(1),
+        Direction::ToServer,
+        &pdu(
+            PTYPE_BIND,
+            3,
+            1,
+            &bind_body(&[(0, SVCCTL, 2, &[NDR20_UUID])]),
+            None,
+        ),
+        &mut sink,
+    );
+    conv.data(
+        &ctx(),
+        Ts(2),
+        Direction::ToClient,
+        &bind_ack_pdu(1, "\\PIPE\\svcctl", &[(0, NDR20_UUID)]),
+        &mut sink,
+    );
     let (a, rest) = stub.split_at(13);
     let (b, c) = rest.split_at(29);
     let mut all = Vec::new();
     for (part, flags) in [(a, PFC_FIRST_FRAG), (b, 0), (c, PFC_LAST_FRAG)] {
-        all.extend(pdu(PTYPE_REQUEST, flags, 2, &request_body(0, 12, part), None));
+        all.extend(pdu(
+            PTYPE_REQUEST,
+            flags,
+            2,
+            &request_body(0, 12, part),
+            None,
+        ));
     }
     conv.data(&ctx(), Ts(3), Direction::ToServer, &all, &mut sink);
-    conv.data(&ctx(), Ts(4), Direction::ToClient, &pdu(PTYPE_RESPONSE, 3, 2, &response_body(0, &response_ok_create()), None), &mut sink);
+    conv.data(
+        &ctx(),
+        Ts(4),
+        Direction::ToClient,
+        &pdu(
+            PTYPE_RESPONSE,
+            3,
+            2,
+            &response_body(0, &response_ok_create()),
+            None,
+        ),
+        &mut sink,
+    );
     let ev = dce(&sink);
     let c = find(&ev, "CreateServiceW");
     assert_eq!(c.request_frags, Some(3));
     assert_eq!(c.request_stub_len, Some(stub.len() as u32));
     assert_eq!(c.args.service_name.as_deref(), Some("FragSvc"));
     assert_eq!(c.args.binary_path.as_deref(), Some("C:\\Windows\\frag.exe"));
-    assert_eq!(c.args.response_handle.as_deref(), Some(crate::event::hex(&[9; 20]).as_str()));
+    assert_eq!(
+        c.args.response_handle.as_deref(),
+        Some(crate::event::hex(&[9; 20]).as_str())
+    );
     assert_eq!(c.named_pipe.as_deref(), Some("\\PIPE\\svcctl"));
     assert_eq!(c.rtt, Some(1e-9)); // Ts(3) → Ts(4) is 1 ns
 }
 
 #[test]
 fn bind_of_twelve_items_with_svcctl_last() {
-    let decoys: Vec<String> = (0..11).map(|i| format!("{:08x}-1111-2222-3333-444455556666", 0xabc0_0000u32 + i)).collect();
-    let mut items: Vec<(u16, &str, u16, &[&str])> = decoys.iter().enumerate().map(|(i, u)| (i as u16, u.as_str(), 1, &[NDR20_UUID][..])).collect();
+    let decoys: Vec<String> = (0..11)
+        .map(|i| format!("{:08x}-1111-2222-3333-444455556666", 0xabc0_0000u32 + i))
+        .collect();
+    let mut items: Vec<(u16, &str, u16, &[&str])> = decoys
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (i as u16, u.as_str(), 1, &[NDR20_UUID][..]))
+        .collect();
     items.push((11, SVCCTL, 2, &[NDR20_UUID]));
     let mut results: Vec<(u16, &str)> = (0..11).map(|_| (2u16, NDR20_UUID)).collect();
     results.push((0, NDR20_UUID));
     let mut sink = Sink::new();
     let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
-    conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_BIND, 3, 1, &bind_body(&items), None), &mut sink);
-    conv.data(&ctx(), Ts(2), Direction::ToClient, &bind_ack_pdu(1, "\\PIPE\\svcctl", &results), &mut sink);
+    conv.data(
+        &ctx(),
+        Ts(1),
+        Direction::ToServer,
+        &pdu(PTYPE_BIND, 3, 1, &bind_body(&items), None),
+        &mut sink,
+    );
+    conv.data(
+        &ctx(),
+        Ts(2),
+        Direction::ToClient,
+        &bind_ack_pdu(1, "\\PIPE\\svcctl", &results),
+        &mut sink,
+    );
     let stub = create_stub("MsfSvc", "%SYSTEMROOT%\\abcdEFGH.exe");
-    conv.data(&ctx(), Ts(3), Direction::ToServer, &pdu(PTYPE_REQUEST, 3, 2, &request_body(11, 12, &stub), None), &mut sink);
+    conv.data(
+        &ctx(),
+        Ts(3),
+        Direction::ToServer,
+        &pdu(PTYPE_REQUEST, 3, 2, &request_body(11, 12, &stub), None),
+        &mut sink,
+    );
     conv.close(&ctx(), Ts(4), &mut sink);
     let ev = dce(&sink);
     let bind = find(&ev, "bind");
@@ -292,11 +426,17 @@ fn bind_of_twelve_items_with_svcctl_last() {
     assert_eq!(ifs.len(), 12);
     assert_eq!(ifs[0].endpoint, format!("unknown-{}", decoys[0]));
     assert_eq!(ifs[0].result, Some("provider_rejection"));
-    assert_eq!((ifs[11].endpoint.as_str(), ifs[11].result), ("svcctl", Some("acceptance")));
+    assert_eq!(
+        (ifs[11].endpoint.as_str(), ifs[11].result),
+        ("svcctl", Some("acceptance"))
+    );
     assert_eq!((bind.endpoint.as_str(), bind.ctx_id), ("svcctl", Some(11)));
     let c = find(&ev, "CreateServiceW");
     assert_eq!(c.uuid.as_deref(), Some(SVCCTL));
-    assert_eq!(c.args.binary_path.as_deref(), Some("%SYSTEMROOT%\\abcdEFGH.exe"));
+    assert_eq!(
+        c.args.binary_path.as_deref(),
+        Some("%SYSTEMROOT%\\abcdEFGH.exe")
+    );
     assert_eq!(c.status, "<no response>");
     assert_eq!(c.rtt, None);
 }
@@ -305,15 +445,31 @@ fn bind_of_twelve_items_with_svcctl_last() {
 fn ndr64_negotiated_stub_decoded_as_ndr64() {
     let mut sink = Sink::new();
     let mut conv = Conversation::new(Transport::Tcp, None);
-    let items: [(u16, &str, u16, &[&str]); 2] = [
-        (0, SVCCTL, 2, &[NDR20_UUID]),
-        (1, SVCCTL, 2, &[NDR64_UUID]),
-    ];
-    conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_BIND, 3, 1, &bind_body(&items), None), &mut sink);
-    conv.data(&ctx(), Ts(2), Direction::ToClient, &bind_ack_pdu(1, "49667", &[(2, NDR20_UUID), (0, NDR64_UUID)]), &mut sink);
+    let items: [(u16, &str, u16, &[&str]); 2] =
+        [(0, SVCCTL, 2, &[NDR20_UUID]), (1, SVCCTL, 2, &[NDR64_UUID])];
+    conv.data(
+        &ctx(),
+        Ts(1),
+        Direction::ToServer,
+        &pdu(PTYPE_BIND, 3, 1, &bind_body(&items), None),
+        &mut sink,
+    );
+    conv.data(
+        &ctx(),
+        Ts(2),
+        Direction::ToClient,
+        &bind_ack_pdu(1, "49667", &[(2, NDR20_UUID), (0, NDR64_UUID)]),
+        &mut sink,
+    );
     let mut w = W::ndr64();
     create_service_w(&mut w, &[7; 20], "Svc64", None, "C:\\x64.exe");
-    conv.data(&ctx(), Ts(3), Direction::ToServer, &pdu(PTYPE_REQUEST, 3, 2, &request_body(1, 45, &w.v), None), &mut sink);
+    conv.data(
+        &ctx(),
+        Ts(3),
+        Direction::ToServer,
+        &pdu(PTYPE_REQUEST, 3, 2, &request_body(1, 45, &w.v), None),
+        &mut sink,
+    );
     conv.close(&ctx(), Ts(4), &mut sink);
     let ev = dce(&sink);
     let ifs = find(&ev, "bind").interfaces.clone().unwrap();
@@ -321,7 +477,10 @@ fn ndr64_negotiated_stub_decoded_as_ndr64() {
     let c = find(&ev, "CreateServiceWOW64W");
     assert_eq!(c.args.service_name.as_deref(), Some("Svc64"));
     assert_eq!(c.args.binary_path.as_deref(), Some("C:\\x64.exe"));
-    assert_eq!((c.transport, c.named_pipe.as_deref()), ("tcp", Some("49667")));
+    assert_eq!(
+        (c.transport, c.named_pipe.as_deref()),
+        ("tcp", Some("49667"))
+    );
 }
 
 #[test]
@@ -333,7 +492,14 @@ fn big_endian_data_representation() {
     body.extend_from_slice(&0u16.to_be_bytes());
     body.extend_from_slice(&12u16.to_be_bytes());
     body.extend_from_slice(&w.v);
-    let mut p = header(PTYPE_REQUEST, 3, (16 + body.len()) as u16, 0, 0x0100_0002, true);
+    let mut p = header(
+        PTYPE_REQUEST,
+        3,
+        (16 + body.len()) as u16,
+        0,
+        0x0100_0002,
+        true,
+    );
     p.extend_from_slice(&body);
     let mut sink = Sink::new();
     let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl")); // bind missed: pipe hint
@@ -346,7 +512,10 @@ fn big_endian_data_representation() {
     let ev = dce(&sink);
     assert_eq!(ev.len(), 1);
     let c = ev[0];
-    assert_eq!((c.endpoint.as_str(), c.operation.as_str(), c.call_id), ("svcctl", "CreateServiceW", 0x0100_0002));
+    assert_eq!(
+        (c.endpoint.as_str(), c.operation.as_str(), c.call_id),
+        ("svcctl", "CreateServiceW", 0x0100_0002)
+    );
     assert_eq!(c.args.service_name.as_deref(), Some("BeSvc"));
     assert_eq!(c.args.binary_path.as_deref(), Some("C:\\be.exe"));
     assert_eq!(c.status, "nca_s_fault_access_denied");
@@ -360,12 +529,30 @@ fn auth_trailer_padding_and_privacy() {
     for (level, encrypted) in [(2u8, false), (5, false), (6, true)] {
         let mut sink = Sink::new();
         let mut conv = Conversation::new(Transport::Tcp, None);
-        let bind = pdu(PTYPE_BIND, 3, 1, &bind_body(&[(0, SVCCTL, 2, &[NDR20_UUID])]), Some((10, level, &[0x4e; 40])));
+        let bind = pdu(
+            PTYPE_BIND,
+            3,
+            1,
+            &bind_body(&[(0, SVCCTL, 2, &[NDR20_UUID])]),
+            Some((10, level, &[0x4e; 40])),
+        );
         conv.data(&ctx(), Ts(1), Direction::ToServer, &bind, &mut sink);
-        conv.data(&ctx(), Ts(2), Direction::ToClient, &bind_ack_pdu(1, "49667", &[(0, NDR20_UUID)]), &mut sink);
+        conv.data(
+            &ctx(),
+            Ts(2),
+            Direction::ToClient,
+            &bind_ack_pdu(1, "49667", &[(0, NDR20_UUID)]),
+            &mut sink,
+        );
         let mut odd = stub.clone();
         odd.push(0xee); // trailing stub byte: 1..3 pad bytes follow before the sec_trailer
-        let req = pdu(PTYPE_REQUEST, 3, 2, &request_body(0, 12, &odd), Some((10, level, &[0x55; 16])));
+        let req = pdu(
+            PTYPE_REQUEST,
+            3,
+            2,
+            &request_body(0, 12, &odd),
+            Some((10, level, &[0x55; 16])),
+        );
         assert!(req.len() % 4 == 0);
         conv.data(&ctx(), Ts(3), Direction::ToServer, &req, &mut sink);
         conv.close(&ctx(), Ts(4), &mut sink);
@@ -375,7 +562,11 @@ fn auth_trailer_padding_and_privacy() {
         let c = find(&ev, "CreateServiceW");
         assert_eq!(c.stub_encrypted, encrypted, "level {level}");
         assert_eq!(c.auth_level, Some(auth_level_name(level)));
-        assert_eq!(c.request_stub_len, Some(odd.len() as u32), "padding and verifier stripped");
+        assert_eq!(
+            c.request_stub_len,
+            Some(odd.len() as u32),
+            "padding and verifier stripped"
+        );
         if encrypted {
             assert_eq!(c.args.service_name, None);
         } else {
@@ -389,8 +580,24 @@ fn auth_trailer_padding_and_privacy() {
 fn ept_map_over_tcp_gives_port_and_expectation() {
     let mut sink = Sink::new();
     let mut tcp = TcpParser::new(ctx());
-    tcp.data(Ts(1), Direction::ToServer, &pdu(PTYPE_BIND, 3, 1, &bind_body(&[(0, EPMAPPER, 3, &[NDR20_UUID])]), None), &mut sink);
-    tcp.data(Ts(2), Direction::ToClient, &bind_ack_pdu(1, "135", &[(0, NDR20_UUID)]), &mut sink);
+    tcp.data(
+        Ts(1),
+        Direction::ToServer,
+        &pdu(
+            PTYPE_BIND,
+            3,
+            1,
+            &bind_body(&[(0, EPMAPPER, 3, &[NDR20_UUID])]),
+            None,
+        ),
+        &mut sink,
+    );
+    tcp.data(
+        Ts(2),
+        Direction::ToClient,
+        &bind_ack_pdu(1, "135", &[(0, NDR20_UUID)]),
+        &mut sink,
+    );
     let mut w = W::new(false);
     w.ptr(1);
     w.v.extend_from_slice(&[0; 16]);
@@ -399,21 +606,41 @@ fn ept_map_over_tcp_gives_port_and_expectation() {
     w.v.extend_from_slice(&t);
     w.align(4);
     w.handle(&[0; 20]).u32(4);
-    tcp.data(Ts(3), Direction::ToServer, &pdu(PTYPE_REQUEST, 3, 2, &request_body(0, 3, &w.v), None), &mut sink);
+    tcp.data(
+        Ts(3),
+        Direction::ToServer,
+        &pdu(PTYPE_REQUEST, 3, 2, &request_body(0, 3, &w.v), None),
+        &mut sink,
+    );
     let t = tower(SVCCTL, 2, 49668, [192, 0, 2, 20]);
     let mut r = W::new(false);
-    r.handle(&[0; 20]).u32(1).u32(4).u32(0).u32(1).ptr(3).u32(t.len() as u32).u32(t.len() as u32);
+    r.handle(&[0; 20])
+        .u32(1)
+        .u32(4)
+        .u32(0)
+        .u32(1)
+        .ptr(3)
+        .u32(t.len() as u32)
+        .u32(t.len() as u32);
     r.v.extend_from_slice(&t);
     r.align(4);
     r.u32(0);
-    tcp.data(Ts(4), Direction::ToClient, &pdu(PTYPE_RESPONSE, 3, 2, &response_body(0, &r.v), None), &mut sink);
+    tcp.data(
+        Ts(4),
+        Direction::ToClient,
+        &pdu(PTYPE_RESPONSE, 3, 2, &response_body(0, &r.v), None),
+        &mut sink,
+    );
     let ev = dce(&sink);
     let m = find(&ev, "ept_map");
     assert_eq!((m.endpoint.as_str(), m.transport), ("epmapper", "tcp"));
     assert_eq!(m.args.epm_port, Some(49668));
     assert_eq!(m.args.mapped_endpoint.as_deref(), Some("svcctl"));
     let x = expectation_from_event(m).unwrap();
-    assert_eq!((x.server, x.port, x.uuid.as_deref()), ("192.0.2.20".parse().unwrap(), 49668, Some(SVCCTL)));
+    assert_eq!(
+        (x.server, x.port, x.uuid.as_deref()),
+        ("192.0.2.20".parse().unwrap(), 49668, Some(SVCCTL))
+    );
 }
 
 #[test]
@@ -430,7 +657,14 @@ fn midstream_tcp_without_bind_is_unknown_and_unanswered_calls_flush_at_close() {
     conv.close(&ctx(), Ts(2), &mut sink);
     let ev = dce(&sink);
     assert_eq!(ev.len(), 1);
-    assert_eq!((ev[0].endpoint.as_str(), ev[0].operation.as_str(), ev[0].status.as_str()), ("unknown", "unknown-12", "<no response>"));
+    assert_eq!(
+        (
+            ev[0].endpoint.as_str(),
+            ev[0].operation.as_str(),
+            ev[0].status.as_str()
+        ),
+        ("unknown", "unknown-12", "<no response>")
+    );
     assert_eq!(ev[0].args.service_name, None);
 }
 
@@ -440,11 +674,19 @@ fn calls_in_flight_are_capped() {
     let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
     let n = conversation::MAX_DCERPC_CALLS_IN_FLIGHT as u32 + 3;
     for id in 0..n {
-        conv.data(&ctx(), Ts(id as u64), Direction::ToServer, &pdu(PTYPE_REQUEST, 3, id, &request_body(0, 6, &[0; 20]), None), &mut sink);
+        conv.data(
+            &ctx(),
+            Ts(id as u64),
+            Direction::ToServer,
+            &pdu(PTYPE_REQUEST, 3, id, &request_body(0, 6, &[0; 20]), None),
+            &mut sink,
+        );
     }
     assert_eq!(sink.counters.get("MAX_DCERPC_CALLS_IN_FLIGHT"), 3);
     assert_eq!(dce(&sink).len(), 3);
-    assert!(dce(&sink).iter().all(|e| e.operation == "QueryServiceStatus" && e.status == "<no response>"));
+    assert!(dce(&sink)
+        .iter()
+        .all(|e| e.operation == "QueryServiceStatus" && e.status == "<no response>"));
 }
 
 #[test]
@@ -454,8 +696,20 @@ fn stub_cap_truncates_and_reports() {
     let chunk = vec![0u8; 60_000];
     let frags = conversation::MAX_DCERPC_STUB_BYTES / chunk.len() + 2;
     for i in 0..frags {
-        let flags = if i == 0 { PFC_FIRST_FRAG } else if i + 1 == frags { PFC_LAST_FRAG } else { 0 };
-        conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_REQUEST, flags, 1, &request_body(0, 1, &chunk), None), &mut sink);
+        let flags = if i == 0 {
+            PFC_FIRST_FRAG
+        } else if i + 1 == frags {
+            PFC_LAST_FRAG
+        } else {
+            0
+        };
+        conv.data(
+            &ctx(),
+            Ts(1),
+            Direction::ToServer,
+            &pdu(PTYPE_REQUEST, flags, 1, &request_body(0, 1, &chunk), None),
+            &mut sink,
+        );
     }
     conv.close(&ctx(), Ts(2), &mut sink);
     assert_eq!(sink.counters.get("MAX_DCERPC_STUB_BYTES"), 1);
@@ -467,10 +721,18 @@ fn stub_cap_truncates_and_reports() {
 
 #[test]
 fn looks_like_dcerpc_probe() {
-    let b = pdu(PTYPE_BIND, 3, 1, &bind_body(&[(0, SVCCTL, 2, &[NDR20_UUID])]), None);
+    let b = pdu(
+        PTYPE_BIND,
+        3,
+        1,
+        &bind_body(&[(0, SVCCTL, 2, &[NDR20_UUID])]),
+        None,
+    );
     assert!(Conversation::looks_like_dcerpc(&b));
     assert!(Conversation::looks_like_dcerpc(&b[..4]));
-    assert!(!Conversation::looks_like_dcerpc(b"\xfeSMB@\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00"));
+    assert!(!Conversation::looks_like_dcerpc(
+        b"\xfeSMB@\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+    ));
     let _ = uuid_bytes_le(SVCCTL);
 }
 
@@ -480,7 +742,9 @@ fn hostile_bytes_never_panic() {
     let pipes = fixture("a_psexec_default.pipe.txt");
     let mut seed: u64 = 0x1234_5678;
     let mut next = || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 33) as usize
     };
     for round in 0..300 {
@@ -505,10 +769,16 @@ fn hostile_bytes_never_panic() {
 #[test]
 #[ignore]
 fn dump_fixture_from_env() {
-    let Ok(path) = std::env::var("DCERPC_FIXTURE") else { return };
+    let Ok(path) = std::env::var("DCERPC_FIXTURE") else {
+        return;
+    };
     let mut sink = Sink::new();
     for (fid, msgs) in fixture_at(&path) {
-        let transport = if fid.starts_with("tcp") { Transport::Tcp } else { Transport::SmbPipe };
+        let transport = if fid.starts_with("tcp") {
+            Transport::Tcp
+        } else {
+            Transport::SmbPipe
+        };
         let mut conv = Conversation::new(transport, None);
         for (dir, b, frame) in msgs.iter() {
             conv.data(&ctx(), Ts::from_secs(*frame), *dir, b, &mut sink);
@@ -527,9 +797,18 @@ fn dump_fixture_from_env() {
 fn svcctl_requests_match_tshark_on_lab_captures() {
     let lab = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/lab");
     let script = format!("{}/scripts/tshark_svcctl.sh", env!("CARGO_MANIFEST_DIR"));
-    for name in ["a_psexec_default", "c_smbexec", "e_services_create_start", "h_benign_svc_query"] {
+    for name in [
+        "a_psexec_default",
+        "c_smbexec",
+        "e_services_create_start",
+        "h_benign_svc_query",
+    ] {
         let pcap = format!("{lab}/{name}.pcap");
-        let out = match std::process::Command::new("sh").arg(&script).arg(&pcap).output() {
+        let out = match std::process::Command::new("sh")
+            .arg(&script)
+            .arg(&pcap)
+            .output()
+        {
             Ok(o) if o.status.success() && std::path::Path::new(&pcap).exists() => o,
             _ => {
                 eprintln!("tshark or {pcap} unavailable: cross-check skipped");
@@ -540,11 +819,18 @@ fn svcctl_requests_match_tshark_on_lab_captures() {
             .lines()
             .map(|l| {
                 let f: Vec<&str> = l.split('\t').collect();
-                (f[0].parse().unwrap(), f.get(1).unwrap_or(&"").to_string(), f.get(2).unwrap_or(&"").to_string())
+                (
+                    f[0].parse().unwrap(),
+                    f.get(1).unwrap_or(&"").to_string(),
+                    f.get(2).unwrap_or(&"").to_string(),
+                )
             })
             .collect();
         let sink = run_fixture(&format!("{name}.pipe.txt"), None, None);
-        let mut ours: Vec<&DceRpc> = dce(&sink).into_iter().filter(|e| e.endpoint == "svcctl" && e.opnum.is_some()).collect();
+        let mut ours: Vec<&DceRpc> = dce(&sink)
+            .into_iter()
+            .filter(|e| e.endpoint == "svcctl" && e.opnum.is_some())
+            .collect();
         ours.sort_by_key(|e| (e.conn.ts, e.call_id));
         let ours: Vec<(u16, String, String)> = ours
             .iter()
@@ -566,14 +852,21 @@ fn svcctl_requests_match_tshark_on_lab_captures() {
 /// were extracted into tests/data/dcerpc/zeek_cs_window7_join.tcp.txt).
 #[test]
 fn matches_zeek_expected_log_for_domain_join() {
-    let log = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/public/zeek/cs_window7-join_stream092.pcap.zeek-expected.dce_rpc.log");
+    let log = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/captures/public/zeek/cs_window7-join_stream092.pcap.zeek-expected.dce_rpc.log"
+    );
     let text = std::fs::read_to_string(log).expect("bundled zeek log");
     let mut zeek: Vec<(String, String, String)> = text
         .lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            (f[7].replace("\\\\", "\\"), f[8].to_string(), f[9].to_string())
+            (
+                f[7].replace("\\\\", "\\"),
+                f[8].to_string(),
+                f[9].to_string(),
+            )
         })
         .collect();
     let mut sink = Sink::new();
@@ -588,7 +881,13 @@ fn matches_zeek_expected_log_for_domain_join() {
     let mut ours: Vec<(String, String, String)> = dce(&sink)
         .iter()
         .filter(|e| e.opnum.is_some())
-        .map(|e| (e.named_pipe.clone().unwrap_or_default(), e.endpoint.clone(), e.operation.clone()))
+        .map(|e| {
+            (
+                e.named_pipe.clone().unwrap_or_default(),
+                e.endpoint.clone(),
+                e.operation.clone(),
+            )
+        })
         .collect();
     zeek.sort();
     ours.sort();
@@ -600,17 +899,43 @@ fn unanswered_call_times_out_on_packet_time() {
     let mut sink = Sink::new();
     let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
     let req = pdu(PTYPE_REQUEST, 3, 4, &request_body(0, 2, &[1; 20]), None);
-    conv.data(&ctx(), Ts::from_secs(10), Direction::ToServer, &req, &mut sink);
-    conv.timeout(&ctx(), Ts::from_secs(10 + conversation::DCERPC_CALL_TIMEOUT_SECS), &mut sink);
+    conv.data(
+        &ctx(),
+        Ts::from_secs(10),
+        Direction::ToServer,
+        &req,
+        &mut sink,
+    );
+    conv.timeout(
+        &ctx(),
+        Ts::from_secs(10 + conversation::DCERPC_CALL_TIMEOUT_SECS),
+        &mut sink,
+    );
     assert!(dce(&sink).is_empty());
-    conv.timeout(&ctx(), Ts::from_secs(11 + conversation::DCERPC_CALL_TIMEOUT_SECS), &mut sink);
+    conv.timeout(
+        &ctx(),
+        Ts::from_secs(11 + conversation::DCERPC_CALL_TIMEOUT_SECS),
+        &mut sink,
+    );
     let ev = dce(&sink);
-    assert_eq!((ev.len(), ev[0].operation.as_str(), ev[0].status.as_str()), (1, "DeleteService", "<no response>"));
+    assert_eq!(
+        (ev.len(), ev[0].operation.as_str(), ev[0].status.as_str()),
+        (1, "DeleteService", "<no response>")
+    );
     assert_eq!(ev[0].conn.ts, Ts::from_secs(10));
-    assert_eq!(ev[0].args.handle.as_deref(), Some(crate::event::hex(&[1; 20]).as_str()));
+    assert_eq!(
+        ev[0].args.handle.as_deref(),
+        Some(crate::event::hex(&[1; 20]).as_str())
+    );
     // A late response finds nothing to pair with and emits nothing.
     let resp = pdu(PTYPE_RESPONSE, 3, 4, &response_body(0, &[0; 4]), None);
-    conv.data(&ctx(), Ts::from_secs(400), Direction::ToClient, &resp, &mut sink);
+    conv.data(
+        &ctx(),
+        Ts::from_secs(400),
+        Direction::ToClient,
+        &resp,
+        &mut sink,
+    );
     assert_eq!(dce(&sink).len(), 1);
 }
 
@@ -618,15 +943,29 @@ fn unanswered_call_times_out_on_packet_time() {
 fn stub_decoders_survive_random_bytes() {
     let mut seed: u64 = 0xdead_beef;
     let mut next = || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 33) as u32
     };
     for round in 0..400u32 {
         let len = (next() % 300) as usize;
         // Mostly small numbers, sometimes huge ones, so counts and pointers take every branch.
-        let stub: Vec<u8> = (0..len).map(|_| if next() % 4 == 0 { next() as u8 } else { (next() % 3) as u8 }).collect();
+        let stub: Vec<u8> = (0..len)
+            .map(|_| {
+                if next() % 4 == 0 {
+                    next() as u8
+                } else {
+                    (next() % 3) as u8
+                }
+            })
+            .collect();
         let be = round % 2 == 0;
-        let syntax = if round % 3 == 0 { ndr::Syntax::Ndr64 } else { ndr::Syntax::Ndr20 };
+        let syntax = if round % 3 == 0 {
+            ndr::Syntax::Ndr64
+        } else {
+            ndr::Syntax::Ndr20
+        };
         for opnum in 0..=65u16 {
             let mut a = crate::event::DceArgs::default();
             svcctl::decode_request(opnum, &stub, be, syntax, &mut a);
@@ -654,7 +993,19 @@ fn association_reassembly_budget_is_capped() {
     for call in 1..=6u32 {
         for i in 0..15 {
             let flags = if i == 0 { PFC_FIRST_FRAG } else { 0 };
-            conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_REQUEST, flags, call, &request_body(0, 1, &chunk), None), &mut sink);
+            conv.data(
+                &ctx(),
+                Ts(1),
+                Direction::ToServer,
+                &pdu(
+                    PTYPE_REQUEST,
+                    flags,
+                    call,
+                    &request_body(0, 1, &chunk),
+                    None,
+                ),
+                &mut sink,
+            );
         }
     }
     assert_eq!(sink.counters.get("MAX_DCERPC_STUB_BYTES"), 0);
@@ -674,20 +1025,87 @@ fn missed_first_fragment_is_not_decoded_and_gap_freezes_reassembly() {
     // 1. Only the middle and last fragments: logged, opnum known, nothing invented.
     let mut sink = Sink::new();
     let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
-    conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_REQUEST, 0, 9, &request_body(0, 12, b), None), &mut sink);
-    conv.data(&ctx(), Ts(2), Direction::ToServer, &pdu(PTYPE_REQUEST, PFC_LAST_FRAG, 9, &request_body(0, 12, c), None), &mut sink);
-    conv.data(&ctx(), Ts(3), Direction::ToClient, &pdu(PTYPE_RESPONSE, 3, 9, &response_body(0, &response_ok_create()), None), &mut sink);
+    conv.data(
+        &ctx(),
+        Ts(1),
+        Direction::ToServer,
+        &pdu(PTYPE_REQUEST, 0, 9, &request_body(0, 12, b), None),
+        &mut sink,
+    );
+    conv.data(
+        &ctx(),
+        Ts(2),
+        Direction::ToServer,
+        &pdu(
+            PTYPE_REQUEST,
+            PFC_LAST_FRAG,
+            9,
+            &request_body(0, 12, c),
+            None,
+        ),
+        &mut sink,
+    );
+    conv.data(
+        &ctx(),
+        Ts(3),
+        Direction::ToClient,
+        &pdu(
+            PTYPE_RESPONSE,
+            3,
+            9,
+            &response_body(0, &response_ok_create()),
+            None,
+        ),
+        &mut sink,
+    );
     let ev = dce(&sink);
-    assert_eq!((ev[0].operation.as_str(), ev[0].args.service_name.as_deref(), ev[0].args.binary_path.as_deref()), ("CreateServiceW", None, None));
+    assert_eq!(
+        (
+            ev[0].operation.as_str(),
+            ev[0].args.service_name.as_deref(),
+            ev[0].args.binary_path.as_deref()
+        ),
+        ("CreateServiceW", None, None)
+    );
     assert_eq!(ev[0].args.return_code, Some(0));
     // 2. First fragment, then a gap, then the rest: the prefix (service name) survives, the path
     //    after the hole is not guessed.
     let mut sink = Sink::new();
     let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
-    conv.data(&ctx(), Ts(1), Direction::ToServer, &pdu(PTYPE_REQUEST, PFC_FIRST_FRAG, 9, &request_body(0, 12, a), None), &mut sink);
+    conv.data(
+        &ctx(),
+        Ts(1),
+        Direction::ToServer,
+        &pdu(
+            PTYPE_REQUEST,
+            PFC_FIRST_FRAG,
+            9,
+            &request_body(0, 12, a),
+            None,
+        ),
+        &mut sink,
+    );
     conv.gap(&ctx(), Ts(2), Direction::ToServer, &mut sink);
-    conv.data(&ctx(), Ts(3), Direction::ToServer, &pdu(PTYPE_REQUEST, 0, 9, &request_body(0, 12, b), None), &mut sink);
-    conv.data(&ctx(), Ts(4), Direction::ToServer, &pdu(PTYPE_REQUEST, PFC_LAST_FRAG, 9, &request_body(0, 12, c), None), &mut sink);
+    conv.data(
+        &ctx(),
+        Ts(3),
+        Direction::ToServer,
+        &pdu(PTYPE_REQUEST, 0, 9, &request_body(0, 12, b), None),
+        &mut sink,
+    );
+    conv.data(
+        &ctx(),
+        Ts(4),
+        Direction::ToServer,
+        &pdu(
+            PTYPE_REQUEST,
+            PFC_LAST_FRAG,
+            9,
+            &request_body(0, 12, c),
+            None,
+        ),
+        &mut sink,
+    );
     conv.close(&ctx(), Ts(5), &mut sink);
     let ev = dce(&sink);
     assert_eq!(ev[0].args.service_name.as_deref(), Some("GapSvc"));
@@ -702,8 +1120,20 @@ fn fragment_count_is_capped() {
     let n = conversation::MAX_DCERPC_FRAGMENTS_PER_CALL + 10;
     let mut bytes = Vec::new();
     for i in 0..n {
-        let flags = if i == 0 { PFC_FIRST_FRAG } else if i + 1 == n { PFC_LAST_FRAG } else { 0 };
-        bytes.extend(pdu(PTYPE_REQUEST, flags, 1, &request_body(0, 1, &[7]), None));
+        let flags = if i == 0 {
+            PFC_FIRST_FRAG
+        } else if i + 1 == n {
+            PFC_LAST_FRAG
+        } else {
+            0
+        };
+        bytes.extend(pdu(
+            PTYPE_REQUEST,
+            flags,
+            1,
+            &request_body(0, 1, &[7]),
+            None,
+        ));
     }
     conv.data(&ctx(), Ts(1), Direction::ToServer, &bytes, &mut sink);
     conv.close(&ctx(), Ts(2), &mut sink);
@@ -717,7 +1147,12 @@ fn fragment_count_is_capped() {
 /// the middle of a multi-byte character.
 #[test]
 fn named_pipe_hint_with_multibyte_characters_does_not_panic() {
-    for (name, want) in [("svcc⁴l", "\\PIPE\\svcc⁴l"), ("pipe⁴x", "\\PIPE\\pipe⁴x"), ("PIPE\\svcctl", "\\PIPE\\svcctl"), ("⁴", "\\PIPE\\⁴")] {
+    for (name, want) in [
+        ("svcc⁴l", "\\PIPE\\svcc⁴l"),
+        ("pipe⁴x", "\\PIPE\\pipe⁴x"),
+        ("PIPE\\svcctl", "\\PIPE\\svcctl"),
+        ("⁴", "\\PIPE\\⁴"),
+    ] {
         let c = Conversation::new(Transport::SmbPipe, Some(name));
         assert_eq!(c.named_pipe().as_deref(), Some(want), "{name}");
     }

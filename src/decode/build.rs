@@ -98,8 +98,14 @@ pub fn vlan_tag(vid: u16, inner_type: u16, payload: &[u8]) -> Vec<u8> {
 pub const A4: [u8; 4] = [192, 0, 2, 10];
 pub const B4: [u8; 4] = [192, 0, 2, 20];
 pub fn a6() -> [u8; 16] {
-    "2001:db8::a".parse::<std::net::Ipv6Addr>().unwrap().octets()
+    "2001:db8::a"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets()
 }
 pub fn b6() -> [u8; 16] {
-    "2001:db8::b".parse::<std::net::Ipv6Addr>().unwrap().octets()
+    "2001:db8::b"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets()
 }

@@ -109,7 +109,13 @@ impl Defragmenter {
         }
         if !self.pending.contains_key(&f.key) {
             if self.pending.len() >= MAX_IP_FRAG_BUFFERS {
-                sink.cap_reached("MAX_IP_FRAG_BUFFERS", ts, None, "ip", "oldest datagram dropped");
+                sink.cap_reached(
+                    "MAX_IP_FRAG_BUFFERS",
+                    ts,
+                    None,
+                    "ip",
+                    "oldest datagram dropped",
+                );
                 self.drop_oldest();
             }
             self.pending.insert(
@@ -201,7 +207,11 @@ impl Defragmenter {
             return FragOutcome::Dropped;
         }
         if d.complete() {
-            let d = self.pending.remove(&f.key).map(|d| d.data).unwrap_or_default();
+            let d = self
+                .pending
+                .remove(&f.key)
+                .map(|d| d.data)
+                .unwrap_or_default();
             self.bytes = self.bytes.saturating_sub(d.len());
             sink.count("ip.reassembled", 1);
             return FragOutcome::Complete(d);

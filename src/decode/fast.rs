@@ -45,7 +45,12 @@ pub fn ethernet_ipv4_tcp(frame: &[u8]) -> Option<TcpSegment<'_>> {
         dport: u16::from_be_bytes([t[2], t[3]]),
         seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
         ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
-        flags: TcpFlags { fin: flags & 0x01 != 0, syn: flags & 0x02 != 0, rst: flags & 0x04 != 0, ack: flags & 0x10 != 0 },
+        flags: TcpFlags {
+            fin: flags & 0x01 != 0,
+            syn: flags & 0x02 != 0,
+            rst: flags & 0x04 != 0,
+            ack: flags & 0x10 != 0,
+        },
         payload,
         missing: 0,
     })
@@ -61,7 +66,12 @@ mod tests {
     use crate::sink::Sink;
 
     fn general(frame: &[u8]) -> Option<TcpSegment<'static>> {
-        let pkt = Packet { ts: crate::time::Ts(1), linktype: LINKTYPE_ETHERNET, orig_len: frame.len() as u32, data: frame.to_vec() };
+        let pkt = Packet {
+            ts: crate::time::Ts(1),
+            linktype: LINKTYPE_ETHERNET,
+            orig_len: frame.len() as u32,
+            data: frame.to_vec(),
+        };
         let pkt: &'static Packet = Box::leak(Box::new(pkt));
         let dec: &'static mut Decoder = Box::leak(Box::new(Decoder::new()));
         dec.decode_general(pkt.frame(), &mut Sink::new())
@@ -74,7 +84,9 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
         let (mut taken, mut total) = (0u64, 0u64);
         for path in expand_inputs(&[root]) {
-            let Ok(mut r) = CaptureReader::open(&path) else { continue };
+            let Ok(mut r) = CaptureReader::open(&path) else {
+                continue;
+            };
             let mut pkt = Packet::empty();
             while let Ok(true) = r.next_packet(&mut pkt) {
                 if pkt.linktype != LINKTYPE_ETHERNET {
@@ -83,24 +95,47 @@ mod tests {
                 total += 1;
                 if let Some(fast) = ethernet_ipv4_tcp(&pkt.data) {
                     taken += 1;
-                    assert_eq!(Some(fast), general(&pkt.data), "{} packet {}", path.display(), r.packets());
+                    assert_eq!(
+                        Some(fast),
+                        general(&pkt.data),
+                        "{} packet {}",
+                        path.display(),
+                        r.packets()
+                    );
                 }
             }
         }
         assert!(total > 10_000, "captures not found ({total} frames)");
-        assert!(taken * 10 > total * 9, "fast path took only {taken} of {total}");
+        assert!(
+            taken * 10 > total * 9,
+            "fast path took only {taken} of {total}"
+        );
     }
 
     #[test]
     fn declines_what_it_does_not_handle() {
-        let base = ether(0x0800, &ipv4([10, 0, 0, 1], [10, 0, 0, 2], 6, &tcp(1025, 445, 7, 9, 0x18, b"hello")));
+        let base = ether(
+            0x0800,
+            &ipv4(
+                [10, 0, 0, 1],
+                [10, 0, 0, 2],
+                6,
+                &tcp(1025, 445, 7, 9, 0x18, b"hello"),
+            ),
+        );
         let seg = ethernet_ipv4_tcp(&base).expect("plain frame");
-        assert_eq!((seg.sport, seg.dport, seg.seq, seg.ack, seg.payload), (1025, 445, 7, 9, &b"hello"[..]));
+        assert_eq!(
+            (seg.sport, seg.dport, seg.seq, seg.ack, seg.payload),
+            (1025, 445, 7, 9, &b"hello"[..])
+        );
         assert_eq!(Some(seg), general(&base));
         // Ethernet padding past the IP total length is not payload.
         let mut padded = base.clone();
         padded.extend_from_slice(&[0; 6]);
-        assert_eq!(ethernet_ipv4_tcp(&padded).map(|s| s.payload), Some(&b"hello"[..]));
+        assert_eq!(
+            ethernet_ipv4_tcp(&padded).map(|s| s.payload),
+            Some(&b"hello"[..])
+        );
         let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
         let mut v = base.clone();
         v[14] = 0x46; // IP options

@@ -2,8 +2,8 @@
 //! NULL/LOOP. Each maps a frame to where the network layer starts.
 
 use crate::capture::{
-    Linktype, LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2,
-    LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW,
+    Linktype, LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW,
 };
 
 /// Some systems write raw IP with these DLT numbers instead of 101.
@@ -46,9 +46,8 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 pub fn link_start(linktype: Linktype, data: &[u8]) -> LinkStart<'_> {
     match linktype {
         LINKTYPE_ETHERNET => LinkStart::Ethernet(data),
-        LINKTYPE_RAW | LINKTYPE_IPV4 | LINKTYPE_IPV6 | LINKTYPE_RAW_BSD_12 | LINKTYPE_RAW_BSD_14 => {
-            LinkStart::Ip(data)
-        }
+        LINKTYPE_RAW | LINKTYPE_IPV4 | LINKTYPE_IPV6 | LINKTYPE_RAW_BSD_12
+        | LINKTYPE_RAW_BSD_14 => LinkStart::Ip(data),
         LINKTYPE_LINUX_SLL => match (be16(data, 14), data.get(SLL_HEADER..)) {
             (Some(proto), Some(rest)) => LinkStart::EtherType(proto, rest),
             _ => LinkStart::Truncated,
@@ -87,7 +86,10 @@ mod tests {
             link_start(LINKTYPE_LINUX_SLL, &f),
             LinkStart::EtherType(0x0800, b"IPDATA")
         );
-        assert_eq!(link_start(LINKTYPE_LINUX_SLL, &f[..10]), LinkStart::Truncated);
+        assert_eq!(
+            link_start(LINKTYPE_LINUX_SLL, &f[..10]),
+            LinkStart::Truncated
+        );
     }
 
     #[test]
@@ -100,7 +102,10 @@ mod tests {
             link_start(LINKTYPE_LINUX_SLL2, &f),
             LinkStart::EtherType(0x86dd, b"V6")
         );
-        assert_eq!(link_start(LINKTYPE_LINUX_SLL2, &f[..19]), LinkStart::Truncated);
+        assert_eq!(
+            link_start(LINKTYPE_LINUX_SLL2, &f[..19]),
+            LinkStart::Truncated
+        );
     }
 
     #[test]
@@ -123,7 +128,10 @@ mod tests {
                 LinkStart::Ip(&[0x60])
             );
         }
-        assert_eq!(link_start(LINKTYPE_NULL, &[7, 0, 0, 0, 1]), LinkStart::NotIp);
+        assert_eq!(
+            link_start(LINKTYPE_NULL, &[7, 0, 0, 0, 1]),
+            LinkStart::NotIp
+        );
         assert_eq!(link_start(LINKTYPE_NULL, &[2, 0]), LinkStart::Truncated);
     }
 

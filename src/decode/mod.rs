@@ -13,8 +13,8 @@ use crate::capture::Frame;
 use crate::sink::Sink;
 use defrag::{Defragmenter, FragKey, FragOutcome, Fragment};
 use etherparse::{
-    EtherType, IpNumber, Ipv6ExtensionSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, TcpSlice,
-    TransportSlice,
+    EtherType, IpNumber, Ipv6ExtensionSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket,
+    TcpSlice, TransportSlice,
 };
 use link::{link_start, LinkStart};
 use std::net::IpAddr;
@@ -127,8 +127,9 @@ impl Decoder {
                 let info = IpInfo {
                     src: IpAddr::V4(h.source_addr()),
                     dst: IpAddr::V4(h.destination_addr()),
-                    claimed: (h.total_len() as usize)
-                        .checked_sub(h.slice().len() + v4.extensions().auth.map_or(0, |a| a.slice().len())),
+                    claimed: (h.total_len() as usize).checked_sub(
+                        h.slice().len() + v4.extensions().auth.map_or(0, |a| a.slice().len()),
+                    ),
                 };
                 let frag = v4.payload().fragmented.then(|| {
                     (
@@ -144,7 +145,8 @@ impl Decoder {
                 let info = IpInfo {
                     src: IpAddr::V6(h.source_addr()),
                     dst: IpAddr::V6(h.destination_addr()),
-                    claimed: (h.payload_length() as usize).checked_sub(v6.extensions().slice().len()),
+                    claimed: (h.payload_length() as usize)
+                        .checked_sub(v6.extensions().slice().len()),
                 };
                 let frag = if v6.payload().fragmented {
                     v6.extensions().clone().into_iter().find_map(|e| match e {

@@ -37,7 +37,8 @@ fn v4_tcp() -> Vec<u8> {
 
 fn expect_v4(p: &Packet) {
     let (r, s) = decode_one(p);
-    let (src, dst, sp, dp, seq, pl, missing) = r.unwrap_or_else(|| panic!("no segment: {:?}", s.counters));
+    let (src, dst, sp, dp, seq, pl, missing) =
+        r.unwrap_or_else(|| panic!("no segment: {:?}", s.counters));
     assert_eq!(src, IpAddr::from(A4));
     assert_eq!(dst, IpAddr::from(B4));
     assert_eq!((sp, dp, seq, missing), (50000, 445, 1000, 0));
@@ -60,7 +61,10 @@ fn ethernet_vlan_and_qinq() {
 
 #[test]
 fn ethernet_padding_is_not_payload() {
-    let mut f = ether(0x0800, &ipv4(A4, B4, 6, &tcp(50000, 445, 1000, 0, ACK, b"")));
+    let mut f = ether(
+        0x0800,
+        &ipv4(A4, B4, 6, &tcp(50000, 445, 1000, 0, ACK, b"")),
+    );
     f.extend_from_slice(&[0u8; 6]); // minimum frame padding
     let (r, _) = decode_one(&pkt(LINKTYPE_ETHERNET, f));
     assert_eq!(r.unwrap().5, b"");
@@ -122,7 +126,10 @@ fn non_tcp_is_counted_and_skipped() {
 
 #[test]
 fn snaplen_cut_reports_missing_bytes() {
-    let mut f = ether(0x0800, &ipv4(A4, B4, 6, &tcp(50000, 445, 1, 0, ACK, &[7u8; 100])));
+    let mut f = ether(
+        0x0800,
+        &ipv4(A4, B4, 6, &tcp(50000, 445, 1, 0, ACK, &[7u8; 100])),
+    );
     f.truncate(f.len() - 60);
     let (r, _) = decode_one(&pkt(LINKTYPE_ETHERNET, f));
     let r = r.unwrap();
@@ -184,8 +191,14 @@ fn ipv4_overlapping_fragments_first_wins_and_anomaly() {
 #[test]
 fn ipv6_fragments() {
     let seg = tcp(50001, 445, 9, 0, ACK, &(0..50u8).collect::<Vec<_>>());
-    let p1 = pkt(LINKTYPE_IPV6, ipv6_frag(a6(), b6(), 6, 77, 32, false, &seg[32..]));
-    let p0 = pkt(LINKTYPE_IPV6, ipv6_frag(a6(), b6(), 6, 77, 0, true, &seg[..32]));
+    let p1 = pkt(
+        LINKTYPE_IPV6,
+        ipv6_frag(a6(), b6(), 6, 77, 32, false, &seg[32..]),
+    );
+    let p0 = pkt(
+        LINKTYPE_IPV6,
+        ipv6_frag(a6(), b6(), 6, 77, 0, true, &seg[..32]),
+    );
     let mut d = Decoder::new();
     let mut s = Sink::new();
     assert!(d.decode(p1.frame(), &mut s).is_none());

@@ -282,7 +282,13 @@ pub struct Inference {
 
 impl Inference {
     pub fn new(cfg: InferenceConfig) -> Inference {
-        Inference { cfg, sessions: BTreeMap::new(), last_sweep: Ts(0), caps: Vec::new(), caps_dropped: 0 }
+        Inference {
+            cfg,
+            sessions: BTreeMap::new(),
+            last_sweep: Ts(0),
+            caps: Vec::new(),
+            caps_dropped: 0,
+        }
     }
 
     /// Feed one event (packet order). `smb_opaque` drives the inference; `smb_auth` and
@@ -354,28 +360,49 @@ impl Inference {
 
     fn note_cap(&mut self, cap: &'static str, ts: Ts, conn: ConnFields, detail: String) {
         if self.caps.len() < MAX_PENDING_CAP_NOTES {
-            self.caps.push(CapNote { cap, ts, conn, detail });
+            self.caps.push(CapNote {
+                cap,
+                ts,
+                conn,
+                detail,
+            });
         } else {
             self.caps_dropped = self.caps_dropped.saturating_add(1);
         }
     }
 
     /// The session for `key`, created if needed (evicting the least recently active at the cap).
-    fn session(&mut self, key: SessionKey, conn: &ConnFields, out: &mut Vec<InferredTechnique>) -> Option<&mut Session> {
+    fn session(
+        &mut self,
+        key: SessionKey,
+        conn: &ConnFields,
+        out: &mut Vec<InferredTechnique>,
+    ) -> Option<&mut Session> {
         if !self.sessions.contains_key(&key) {
             if self.sessions.len() >= MAX_INFERENCE_SESSIONS {
-                let oldest = self.sessions.iter().min_by_key(|(_, s)| s.last_ts).map(|(k, _)| *k);
+                let oldest = self
+                    .sessions
+                    .iter()
+                    .min_by_key(|(_, s)| s.last_ts)
+                    .map(|(k, _)| *k);
                 if let Some(old) = oldest {
                     self.note_cap(
                         "MAX_INFERENCE_SESSIONS",
                         conn.ts,
                         *conn,
-                        format!("size inference dropped the least recently active session {:#x}", old.2),
+                        format!(
+                            "size inference dropped the least recently active session {:#x}",
+                            old.2
+                        ),
                     );
                     self.finish_session(old, out);
                 }
             }
-            let s = Session { conn: *conn, last_ts: conn.ts, ..Session::default() };
+            let s = Session {
+                conn: *conn,
+                last_ts: conn.ts,
+                ..Session::default()
+            };
             self.sessions.insert(key, s);
         }
         self.sessions.get_mut(&key)
@@ -390,11 +417,17 @@ impl Inference {
         let mut pairs = Vec::new();
         let mut cap = None;
         {
-            let Some(s) = self.session(key, &o.conn, out) else { return };
+            let Some(s) = self.session(key, &o.conn, out) else {
+                return;
+            };
             s.conn = o.conn;
             s.last_ts = ts;
             s.ended = false;
-            let m = Msg { ts, size: o.original_size, uid: o.conn.uid };
+            let m = Msg {
+                ts,
+                size: o.original_size,
+                uid: o.conn.uid,
+            };
             let notes = if o.to_server {
                 s.client_msgs = s.client_msgs.saturating_add(1);
                 if o.nonce_form == "ascii-letters" {
@@ -405,13 +438,19 @@ impl Inference {
                 s.pairer.response(m, &mut pairs)
             };
             if notes.pending_cap {
-                cap = Some(("MAX_PENDING_REQUESTS", "size inference dropped an unanswered request"));
+                cap = Some((
+                    "MAX_PENDING_REQUESTS",
+                    "size inference dropped an unanswered request",
+                ));
             }
             for p in pairs.drain(..) {
                 s.on_pair(&cfg, p, &mut matched);
             }
             if std::mem::take(&mut s.exchanges_dropped) {
-                cap = Some(("MAX_EXCHANGES_KEPT", "size inference dropped a pipe exchange inside its window"));
+                cap = Some((
+                    "MAX_EXCHANGES_KEPT",
+                    "size inference dropped a pipe exchange inside its window",
+                ));
             }
         }
         if let Some((name, detail)) = cap {
@@ -479,9 +518,13 @@ impl Inference {
     fn emit(&mut self, key: SessionKey, m: Matched, out: &mut Vec<InferredTechnique>) {
         let window = self.cfg.upload_window_secs;
         let create_ts = m.create.ts;
-        let fits = |u: &Upload| u.end <= create_ts && u.end.saturating_add_secs(window) >= create_ts;
+        let fits =
+            |u: &Upload| u.end <= create_ts && u.end.saturating_add_secs(window) >= create_ts;
         let mut best: Option<(SessionKey, Ts)> = None;
-        for (k, s) in self.sessions.range((key.0, key.1, 0)..=(key.0, key.1, u64::MAX)) {
+        for (k, s) in self
+            .sessions
+            .range((key.0, key.1, 0)..=(key.0, key.1, u64::MAX))
+        {
             if let Some(u) = s.upload.as_ref().filter(|u| fits(u)) {
                 let better = match best {
                     None => true,
@@ -506,7 +549,9 @@ impl Inference {
         if upload.is_none() && !self.cfg.report_service_only {
             return;
         }
-        let Some(s) = self.sessions.get_mut(&key) else { return };
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
         if s.inferences >= MAX_INFERENCES_PER_SESSION {
             let conn = s.conn;
             self.note_cap(
@@ -543,28 +588,44 @@ impl Session {
                 return;
             }
         }
-        let quiet = self.run.as_ref().is_some_and(|r| r.end.saturating_add_secs(cfg.upload_run_gap_secs) < p.req.ts);
+        let quiet = self
+            .run
+            .as_ref()
+            .is_some_and(|r| r.end.saturating_add_secs(cfg.upload_run_gap_secs) < p.req.ts);
         if shapes::is_close(req, resp) || quiet {
             self.close_run();
         }
         // Pipe calls.
-        if let Some(q) = shapes::write_data(req, resp).filter(|q| (shapes::DCE_HEADER..=shapes::MAX_PIPE_PDU).contains(q)) {
+        if let Some(q) = shapes::write_data(req, resp)
+            .filter(|q| (shapes::DCE_HEADER..=shapes::MAX_PIPE_PDU).contains(q))
+        {
             self.pending_write = match self.pending_write.take() {
                 // A multi-fragment request: the fragments add up. Only a full fragment is
                 // followed by more; a smaller unanswered write (an AUTH3 after an authenticated
                 // bind) is replaced.
                 Some(w)
                     if w.q >= shapes::MIN_FRAGMENT_SPLIT
-                        && w.last.resp.ts.saturating_add_secs(PIPE_WRITE_MAX_AGE_SECS) >= p.req.ts =>
+                        && w.last.resp.ts.saturating_add_secs(PIPE_WRITE_MAX_AGE_SECS)
+                            >= p.req.ts =>
                 {
-                    Some(PendingWrite { first: w.first, last: p, q: w.q.saturating_add(q) })
+                    Some(PendingWrite {
+                        first: w.first,
+                        last: p,
+                        q: w.q.saturating_add(q),
+                    })
                 }
-                _ => Some(PendingWrite { first: p, last: p, q }),
+                _ => Some(PendingWrite {
+                    first: p,
+                    last: p,
+                    q,
+                }),
             };
             return;
         }
         if let Some(r) = shapes::read_data(req, resp).filter(|r| *r <= shapes::MAX_PIPE_PDU) {
-            let Some(w) = self.pending_write.take() else { return };
+            let Some(w) = self.pending_write.take() else {
+                return;
+            };
             if w.last.resp.ts.saturating_add_secs(PIPE_WRITE_MAX_AGE_SECS) < p.req.ts {
                 return;
             }
@@ -600,8 +661,22 @@ impl Session {
                 r,
                 uid: p.resp.uid,
                 evidence: vec![
-                    SizeEvidence { ts: p.req.ts, to_server: true, size: req, inner: Some(q), role: "", what: "ioctl request" },
-                    SizeEvidence { ts: p.resp.ts, to_server: false, size: resp, inner: Some(r), role: "", what: "ioctl response" },
+                    SizeEvidence {
+                        ts: p.req.ts,
+                        to_server: true,
+                        size: req,
+                        inner: Some(q),
+                        role: "",
+                        what: "ioctl request",
+                    },
+                    SizeEvidence {
+                        ts: p.resp.ts,
+                        to_server: false,
+                        size: resp,
+                        inner: Some(r),
+                        role: "",
+                        what: "ioctl response",
+                    },
                 ],
             };
             self.on_exchange(cfg, ex, matched);
@@ -609,7 +684,11 @@ impl Session {
     }
 
     fn add_chunk(&mut self, cfg: &InferenceConfig, p: Pair, data: u64, exact: bool) {
-        if self.run.as_ref().is_some_and(|r| r.end.saturating_add_secs(cfg.upload_run_gap_secs) < p.req.ts) {
+        if self
+            .run
+            .as_ref()
+            .is_some_and(|r| r.end.saturating_add_secs(cfg.upload_run_gap_secs) < p.req.ts)
+        {
             self.close_run();
         }
         let run = self.run.get_or_insert_with(|| Upload {
@@ -625,10 +704,28 @@ impl Session {
         run.exact &= exact;
         run.chunks = run.chunks.saturating_add(1);
         if run.evidence.len() + 2 <= MAX_UPLOAD_EVIDENCE * 2 {
-            let (wq, wr) = if exact { ("write request", "write response") } else { ("compound request", "compound response") };
+            let (wq, wr) = if exact {
+                ("write request", "write response")
+            } else {
+                ("compound request", "compound response")
+            };
             let inner = u32::try_from(data).ok();
-            run.evidence.push(SizeEvidence { ts: p.req.ts, to_server: true, size: p.req.size, inner, role: "upload", what: wq });
-            run.evidence.push(SizeEvidence { ts: p.resp.ts, to_server: false, size: p.resp.size, inner: None, role: "upload", what: wr });
+            run.evidence.push(SizeEvidence {
+                ts: p.req.ts,
+                to_server: true,
+                size: p.req.size,
+                inner,
+                role: "upload",
+                what: wq,
+            });
+            run.evidence.push(SizeEvidence {
+                ts: p.resp.ts,
+                to_server: false,
+                size: p.resp.size,
+                inner: None,
+                role: "upload",
+                what: wr,
+            });
         }
     }
 
@@ -640,14 +737,24 @@ impl Session {
 
     fn on_exchange(&mut self, cfg: &InferenceConfig, ex: Exchange, matched: &mut Vec<Matched>) {
         let window = cfg.sequence_window_secs;
-        while self.exchanges.front().is_some_and(|e| e.ts.saturating_add_secs(window) < ex.ts_end) {
+        while self
+            .exchanges
+            .front()
+            .is_some_and(|e| e.ts.saturating_add_secs(window) < ex.ts_end)
+        {
             self.exchanges.pop_front();
         }
         if let Some((bind_at, calls)) = self.find_sequence(&ex) {
             // An upload still open when the service is created counts as finished.
             self.close_run();
-            let Some(bind) = self.exchanges.get(bind_at).cloned() else { return };
-            let handle_calls = calls.into_iter().filter_map(|i| self.exchanges.get(i).cloned()).map(|e| e.with_role("handle-call")).collect();
+            let Some(bind) = self.exchanges.get(bind_at).cloned() else {
+                return;
+            };
+            let handle_calls = calls
+                .into_iter()
+                .filter_map(|i| self.exchanges.get(i).cloned())
+                .map(|e| e.with_role("handle-call"))
+                .collect();
             // Each exchange explains at most one creation.
             self.exchanges.clear();
             matched.push(Matched {
@@ -678,13 +785,26 @@ impl Session {
             }
             // The first call on a service-control binding opens the SCM: nothing else works
             // without that handle.
-            if !self.exchanges.get(i + 1).is_some_and(|e| shapes::is_handle_call(e.q, e.r)) {
+            if !self
+                .exchanges
+                .get(i + 1)
+                .is_some_and(|e| shapes::is_handle_call(e.q, e.r))
+            {
                 continue;
             }
             let calls: Vec<usize> = (i + 1..self.exchanges.len())
-                .filter(|&j| self.exchanges.get(j).is_some_and(|e| shapes::is_handle_call(e.q, e.r)))
+                .filter(|&j| {
+                    self.exchanges
+                        .get(j)
+                        .is_some_and(|e| shapes::is_handle_call(e.q, e.r))
+                })
                 .collect();
-            let largest = calls.iter().filter_map(|&j| self.exchanges.get(j)).map(|e| e.q).max().unwrap_or(0);
+            let largest = calls
+                .iter()
+                .filter_map(|&j| self.exchanges.get(j))
+                .map(|e| e.q)
+                .max()
+                .unwrap_or(0);
             if !shapes::is_create_call(create.q, create.r, largest) {
                 return None;
             }
@@ -696,8 +816,9 @@ impl Session {
 }
 
 fn build(key: SessionKey, s: &Session, m: Matched, upload: Option<Upload>) -> InferredTechnique {
-    let tool_hint =
-        (s.client_msgs >= 4 && s.ascii_letter_nonces.saturating_mul(10) >= s.client_msgs.saturating_mul(9)).then_some("impacket");
+    let tool_hint = (s.client_msgs >= 4
+        && s.ascii_letter_nonces.saturating_mul(10) >= s.client_msgs.saturating_mul(9))
+    .then_some("impacket");
     let mut evidence: Vec<SizeEvidence> = Vec::new();
     if let Some(u) = &upload {
         evidence.extend(u.evidence.iter().cloned());
@@ -709,8 +830,14 @@ fn build(key: SessionKey, s: &Session, m: Matched, upload: Option<Upload>) -> In
     evidence.extend(m.create.evidence.iter().cloned());
     evidence.truncate(MAX_EVIDENCE);
 
-    let calls: Vec<String> = m.handle_calls.iter().map(|c| format!("{}/{}", c.q, c.r)).collect();
-    let mut reason = String::from("inferred from encrypted SMB3 traffic (message sizes and order only, not decrypted): ");
+    let calls: Vec<String> = m
+        .handle_calls
+        .iter()
+        .map(|c| format!("{}/{}", c.q, c.r))
+        .collect();
+    let mut reason = String::from(
+        "inferred from encrypted SMB3 traffic (message sizes and order only, not decrypted): ",
+    );
     if let Some(u) = &upload {
         reason.push_str(&format!(
             "{} {} bytes uploaded in {} write(s) answered by small replies, then ",
@@ -731,7 +858,9 @@ fn build(key: SessionKey, s: &Session, m: Matched, upload: Option<Upload>) -> In
     if tool_hint.is_some() {
         reason.push_str("; client nonces are 11 ASCII letters (impacket)");
     }
-    let start = upload.as_ref().map_or(m.bind.ts, |u| u.start.min(m.bind.ts));
+    let start = upload
+        .as_ref()
+        .map_or(m.bind.ts, |u| u.start.min(m.bind.ts));
     InferredTechnique {
         src: key.0,
         dst: key.1,
@@ -742,11 +871,19 @@ fn build(key: SessionKey, s: &Session, m: Matched, upload: Option<Upload>) -> In
         user: s.user.clone(),
         domain: s.domain.clone(),
         workstation: s.workstation.clone(),
-        variant: if upload.is_some() { "upload-then-service" } else { "service-only" },
+        variant: if upload.is_some() {
+            "upload-then-service"
+        } else {
+            "service-only"
+        },
         with_upload: upload.is_some(),
         upload_size: upload.as_ref().map(|u| u.size),
         upload_size_exact: upload.as_ref().is_some_and(|u| u.exact),
-        confidence: if upload.is_some() { InferredConfidence::Medium } else { InferredConfidence::Low },
+        confidence: if upload.is_some() {
+            InferredConfidence::Medium
+        } else {
+            InferredConfidence::Low
+        },
         tool_hint,
         evidence,
         reason,

@@ -12,13 +12,13 @@ pub use super::instance::InferredCall;
 use super::instance::{Auth, How, Instance, UploadRec};
 use super::names::{is_admin_share, upload_relative};
 use super::report::touch;
+use super::retired::Retired;
 use super::rules::Rules;
 use crate::event::alert::{
     Alert, Basis, Evidence, FoldedCall, Severity, SignalAlert, Technique, VisibilityAlert,
 };
 use crate::event::{ConnFields, DceArgs, DceRpc, Event, FileAction, SmbFiles};
 use crate::time::Ts;
-use super::retired::Retired;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -358,7 +358,9 @@ impl Detector {
             .saturating_mul(1_000_000_000);
         let min = self.rules.settings.sweep_min_targets as usize;
         let sweep_secs = self.rules.settings.sweep_window_secs;
-        let Some(s) = self.source(c.orig_h) else { return };
+        let Some(s) = self.source(c.orig_h) else {
+            return;
+        };
         prune(&mut s.admin_connects, c.ts, sweep_ns, |x| x.0);
         if s.admin_connects.len() < MAX_PAIR_ITEMS {
             s.admin_connects.push((c.ts, c.resp_h));
@@ -1025,8 +1027,10 @@ impl Detector {
                 !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(keep)
             });
             let keep = AUTH_KEEP_NS.max(window);
-            self.visibility_seen.retain(|_, t| now.0 <= t.0.saturating_add(keep));
-            self.decrypted_conns.retain(|_, t| now.0 <= t.0.saturating_add(keep));
+            self.visibility_seen
+                .retain(|_, t| now.0 <= t.0.saturating_add(keep));
+            self.decrypted_conns
+                .retain(|_, t| now.0 <= t.0.saturating_add(keep));
             shrink_if_sparse(&mut self.pairs);
             shrink_if_sparse(&mut self.sources);
             shrink_if_sparse(&mut self.visibility_seen);

@@ -104,7 +104,11 @@ impl Detector {
     /// pending periodic summary first.
     pub(super) fn retire_sources(&mut self, out: &mut Vec<Alert>) {
         let now = self.now;
-        let sweep_ns = self.rules.settings.sweep_window_secs.saturating_mul(1_000_000_000);
+        let sweep_ns = self
+            .rules
+            .settings
+            .sweep_window_secs
+            .saturating_mul(1_000_000_000);
         let quiet = self.window_ns.max(sweep_ns);
         let periodic = self.next_summary.is_some();
         let mut going: Vec<IpAddr> = self
@@ -115,7 +119,9 @@ impl Detector {
             .collect();
         going.sort();
         for src in going {
-            let Some(s) = self.sources.remove(&src) else { continue };
+            let Some(s) = self.sources.remove(&src) else {
+                continue;
+            };
             if !worth_summary(&s) {
                 continue;
             }

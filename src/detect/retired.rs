@@ -58,8 +58,11 @@ fn technique_bit(t: Technique) -> u8 {
     }
 }
 
-const TECHNIQUES: [Technique; 3] =
-    [Technique::ServiceCreate, Technique::ServiceModify, Technique::TaskCreate];
+const TECHNIQUES: [Technique; 3] = [
+    Technique::ServiceCreate,
+    Technique::ServiceModify,
+    Technique::TaskCreate,
+];
 
 fn put_ip(b: &mut Vec<u8>, ip: &IpAddr) {
     match ip {
@@ -164,7 +167,10 @@ fn unpack_into(r: &mut Reader<'_>, s: &mut SourceState) -> Option<()> {
     s.signals = r.u32()?;
     s.unreadable_sessions = r.u32()?;
     let bits = r.u8()?;
-    s.techniques = TECHNIQUES.into_iter().filter(|t| bits & technique_bit(*t) != 0).collect();
+    s.techniques = TECHNIQUES
+        .into_iter()
+        .filter(|t| bits & technique_bit(*t) != 0)
+        .collect();
     for _ in 0..r.u32()? {
         s.targets.insert(r.ip()?);
     }
@@ -193,7 +199,8 @@ mod tests {
             ..SourceState::default()
         };
         s.targets.insert(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)));
-        s.targets.insert(IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 9)));
+        s.targets
+            .insert(IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 9)));
         s.tools.insert("impacket-psexec".into());
         s.tools.insert("sysinternals-psexec".into());
         s.techniques.insert(Technique::ServiceCreate);
@@ -206,8 +213,16 @@ mod tests {
     fn summary_fields(s: &SourceState) -> String {
         format!(
             "{:?} {:?} {} {} {} {} {:?} {:?} {:?} {:?}",
-            s.first_ts, s.last_ts, s.attacks, s.suppressed, s.signals, s.unreadable_sessions,
-            s.targets, s.tools, s.techniques, s.users
+            s.first_ts,
+            s.last_ts,
+            s.attacks,
+            s.suppressed,
+            s.signals,
+            s.unreadable_sessions,
+            s.targets,
+            s.tools,
+            s.techniques,
+            s.users
         )
     }
 

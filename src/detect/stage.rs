@@ -2,7 +2,7 @@
 //! from encrypted SMB3 message sizes ([`Inference`]) side by side, fed the same events in packet
 //! order. `read`, `eval` and `live` all use this, so they cannot disagree.
 
-use super::inferred::{InferredConfidence, InferredTechnique, Inference, InferenceConfig};
+use super::inferred::{Inference, InferenceConfig, InferredConfidence, InferredTechnique};
 use super::{Detector, InferredCall, Rules};
 use crate::event::alert::{Alert, Technique};
 use crate::event::{ConnFields, Event};
@@ -18,7 +18,11 @@ pub struct Detection {
 
 impl Detection {
     pub fn new(rules: Rules) -> Detection {
-        Detection { detector: Detector::new(rules), inference: Inference::new(InferenceConfig::default()), inferred: Vec::new() }
+        Detection {
+            detector: Detector::new(rules),
+            inference: Inference::new(InferenceConfig::default()),
+            inferred: Vec::new(),
+        }
     }
 
     pub fn on_event(&mut self, ev: &Event, out: &mut Vec<Alert>) {
@@ -73,7 +77,12 @@ impl Detection {
 /// An inferred service creation as the matcher's input. The inference only knows the host pair and
 /// the connection uid, so the ports are those of SMB (the evidence names the connection by uid).
 fn inferred_call(x: InferredTechnique) -> InferredCall {
-    let conn = ConnId { orig_h: x.src, orig_p: 0, resp_h: x.dst, resp_p: 445 };
+    let conn = ConnId {
+        orig_h: x.src,
+        orig_p: 0,
+        resp_h: x.dst,
+        resp_p: 445,
+    };
     let tool_hint = x.tool_hint.map(|h| match (h, x.with_upload) {
         // impacket's tool that uploads a service binary is psexec.py; without an upload the
         // service runs a command line (smbexec.py and friends).
@@ -85,9 +94,22 @@ fn inferred_call(x: InferredTechnique) -> InferredCall {
         .evidence
         .iter()
         .map(|e| {
-            let dir = if e.to_server { "client→server" } else { "server→client" };
-            let inner = e.inner.map(|n| format!(", inner {n} B")).unwrap_or_default();
-            (e.ts, format!("encrypted {} {dir} {} B ({}{inner})", e.what, e.size, e.role))
+            let dir = if e.to_server {
+                "client→server"
+            } else {
+                "server→client"
+            };
+            let inner = e
+                .inner
+                .map(|n| format!(", inner {n} B"))
+                .unwrap_or_default();
+            (
+                e.ts,
+                format!(
+                    "encrypted {} {dir} {} B ({}{inner})",
+                    e.what, e.size, e.role
+                ),
+            )
         })
         .collect();
     InferredCall {

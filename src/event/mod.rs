@@ -33,13 +33,27 @@ pub struct ConnFields {
 impl Default for ConnFields {
     fn default() -> ConnFields {
         let any = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
-        ConnFields { ts: Ts(0), uid: Uid(0), orig_h: any, orig_p: 0, resp_h: any, resp_p: 0 }
+        ConnFields {
+            ts: Ts(0),
+            uid: Uid(0),
+            orig_h: any,
+            orig_p: 0,
+            resp_h: any,
+            resp_p: 0,
+        }
     }
 }
 
 impl ConnFields {
     pub fn new(ts: Ts, uid: Uid, c: &ConnId) -> ConnFields {
-        ConnFields { ts, uid, orig_h: c.orig_h, orig_p: c.orig_p, resp_h: c.resp_h, resp_p: c.resp_p }
+        ConnFields {
+            ts,
+            uid,
+            orig_h: c.orig_h,
+            orig_p: c.orig_p,
+            resp_h: c.resp_h,
+            resp_p: c.resp_p,
+        }
     }
 }
 
@@ -499,10 +513,23 @@ mod tests {
         let conn = ConnFields::new(
             Ts::from_secs(5),
             Uid(7),
-            &ConnId { orig_h: "192.0.2.1".parse().unwrap(), orig_p: 1, resp_h: "192.0.2.2".parse().unwrap(), resp_p: 445 },
+            &ConnId {
+                orig_h: "192.0.2.1".parse().unwrap(),
+                orig_p: 1,
+                resp_h: "192.0.2.2".parse().unwrap(),
+                resp_p: 445,
+            },
         );
-        let a = Anomaly { ts: Ts::from_secs(5), conn: Some(conn), kind: AnomalyKind::Gap, layer: "tcp", cap: None, detail: "x".into() };
-        let v: serde_json::Value = serde_json::from_str(&serde_json::to_string(&Event::Anomaly(a)).unwrap()).unwrap();
+        let a = Anomaly {
+            ts: Ts::from_secs(5),
+            conn: Some(conn),
+            kind: AnomalyKind::Gap,
+            layer: "tcp",
+            cap: None,
+            detail: "x".into(),
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&Event::Anomaly(a)).unwrap()).unwrap();
         assert_eq!(v["log"], "anomaly");
         assert_eq!(v["ts"], 5.0);
         assert_eq!(v["id.resp_p"], 445);

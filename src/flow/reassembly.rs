@@ -292,7 +292,12 @@ impl StreamDir {
             if self.next_off >= acked_to {
                 break;
             }
-            self.declare_gap(first.min(acked_to).saturating_sub(self.next_off), rep, sink, out);
+            self.declare_gap(
+                first.min(acked_to).saturating_sub(self.next_off),
+                rep,
+                sink,
+                out,
+            );
             self.drain(budget, sink, out);
         }
     }
@@ -345,13 +350,25 @@ impl StreamDir {
     }
 
     /// Store `payload` at `rel` where nothing is buffered yet; compare where something is.
-    fn insert(&mut self, rel: u64, payload: &[u8], budget: &mut Budget, rep: &Report<'_>, sink: &mut Sink) {
+    fn insert(
+        &mut self,
+        rel: u64,
+        payload: &[u8],
+        budget: &mut Budget,
+        rep: &Report<'_>,
+        sink: &mut Sink,
+    ) {
         let end = rel + payload.len() as u64;
         let mut pieces: Vec<(u64, u64)> = Vec::new();
         let mut pos = rel;
         let mut differs = false;
         // The buffered segment that starts before `rel` may overlap it.
-        let start_key = self.ooo.range(..=rel).next_back().map(|(k, _)| *k).unwrap_or(rel);
+        let start_key = self
+            .ooo
+            .range(..=rel)
+            .next_back()
+            .map(|(k, _)| *k)
+            .unwrap_or(rel);
         for (&k, v) in self.ooo.range(start_key..end) {
             let ke = k + v.len() as u64;
             if ke <= pos {
@@ -397,7 +414,12 @@ impl StreamDir {
     }
 
     /// Deliver buffered segments that now continue the stream.
-    fn drain(&mut self, budget: &mut Budget, sink: &mut Sink, out: &mut dyn FnMut(Chunk<'_>, &mut Sink)) {
+    fn drain(
+        &mut self,
+        budget: &mut Budget,
+        sink: &mut Sink,
+        out: &mut dyn FnMut(Chunk<'_>, &mut Sink),
+    ) {
         while let Some(entry) = self.ooo.first_entry() {
             let k = *entry.key();
             if k > self.next_off {

@@ -326,8 +326,9 @@ impl FlowTable {
                 } else {
                     seg.seq
                 };
-                let mut out =
-                    |c: Chunk<'_>, sink: &mut Sink| deliver(app, factory, rep.ctx, ts, dir, c, sink);
+                let mut out = |c: Chunk<'_>, sink: &mut Sink| {
+                    deliver(app, factory, rep.ctx, ts, dir, c, sink)
+                };
                 dirs[dir.index()].segment(
                     data_seq,
                     seg.payload,
@@ -341,7 +342,8 @@ impl FlowTable {
         }
         if seg.flags.ack && !matches!(app, App::Ignored) {
             let other = dir.flip();
-            let mut out = |c: Chunk<'_>, sink: &mut Sink| deliver(app, factory, rep.ctx, ts, other, c, sink);
+            let mut out =
+                |c: Chunk<'_>, sink: &mut Sink| deliver(app, factory, rep.ctx, ts, other, c, sink);
             dirs[other.index()].acked(seg.ack, &mut self.budget, &rep, sink, &mut out);
         }
         if seg.flags.fin {
@@ -384,7 +386,10 @@ impl FlowTable {
             sink.count("tcp.segments", std::mem::take(&mut self.pending_segments));
         }
         if self.pending_payload_bytes > 0 {
-            sink.count("tcp.payload_bytes", std::mem::take(&mut self.pending_payload_bytes));
+            sink.count(
+                "tcp.payload_bytes",
+                std::mem::take(&mut self.pending_payload_bytes),
+            );
         }
     }
 
@@ -552,7 +557,13 @@ fn deliver(
     feed(app, ts, dir, chunk, sink);
 }
 
-fn flush_sniff(app: &mut App, factory: &mut dyn ParserFactory, ctx: &FlowCtx, ts: Ts, sink: &mut Sink) {
+fn flush_sniff(
+    app: &mut App,
+    factory: &mut dyn ParserFactory,
+    ctx: &FlowCtx,
+    ts: Ts,
+    sink: &mut Sink,
+) {
     if let App::Undecided { sniff, dir } = app {
         if sniff.is_empty() {
             return;
@@ -610,7 +621,8 @@ fn close_flow(
             dirs[dir.index()].discard(budget);
             continue;
         }
-        let mut out = |c: Chunk<'_>, sink: &mut Sink| deliver(app, factory, rep.ctx, ts, dir, c, sink);
+        let mut out =
+            |c: Chunk<'_>, sink: &mut Sink| deliver(app, factory, rep.ctx, ts, dir, c, sink);
         dirs[dir.index()].flush(budget, &rep, sink, &mut out);
     }
     flush_sniff(app, factory, ctx, ts, sink);

@@ -52,7 +52,13 @@ impl SessionCount {
 }
 
 /// Bump `key` in `map` if it is there or there is room; otherwise count it as dropped.
-fn bump<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, dropped: &mut u64, f: impl FnOnce(&mut V), init: V) {
+fn bump<K: Ord, V>(
+    map: &mut BTreeMap<K, V>,
+    key: K,
+    dropped: &mut u64,
+    f: impl FnOnce(&mut V),
+    init: V,
+) {
     if let Some(v) = map.get_mut(&key) {
         f(v);
     } else if map.len() < MAX_SUMMARY_ENTRIES {
@@ -108,7 +114,9 @@ impl Summary {
                     0,
                 );
             }
-            Event::SmbFiles(f) if f.action == Some(FileAction::FileWrite) && is_admin_share(&f.share) => {
+            Event::SmbFiles(f)
+                if f.action == Some(FileAction::FileWrite) && is_admin_share(&f.share) =>
+            {
                 let key = (f.share.to_ascii_uppercase(), f.name.clone());
                 let (bytes, pe) = (f.bytes_written.unwrap_or(0), f.pe.unwrap_or(false));
                 bump(
@@ -150,10 +158,14 @@ impl Summary {
             c.get("tcp.payload_bytes"),
             c.get("tcp.gap_bytes")
         );
-        let skipped: u64 = ["decode.non_ip", "decode.non_tcp", "decode.unsupported_linktype"]
-            .iter()
-            .map(|k| c.get(k))
-            .sum();
+        let skipped: u64 = [
+            "decode.non_ip",
+            "decode.non_tcp",
+            "decode.unsupported_linktype",
+        ]
+        .iter()
+        .map(|k| c.get(k))
+        .sum();
         let bad: u64 = [
             "decode.truncated_link",
             "decode.malformed_ip",
@@ -192,13 +204,18 @@ impl Summary {
             &mut s,
             "admin-share writes",
             self.admin_writes.iter().map(|((sh, n), (b, pe))| {
-                format!("{sh}\\{n} {b} bytes{}", if *pe { " [executable]" } else { "" })
+                format!(
+                    "{sh}\\{n} {b} bytes{}",
+                    if *pe { " [executable]" } else { "" }
+                )
             }),
         );
         list(
             &mut s,
             "dce-rpc",
-            self.dce_ops.iter().map(|((e, o), n)| format!("{e}::{o} ({n})")),
+            self.dce_ops
+                .iter()
+                .map(|((e, o), n)| format!("{e}::{o} ({n})")),
         );
         let anomalies: Vec<String> =
             c.0.iter()
@@ -300,7 +317,10 @@ mod tests {
         assert!(text.contains("1 files (1 failed), 10 packets"), "{text}");
         assert!(text.contains("ADMIN$ (2)"), "{text}");
         assert!(text.contains("IPC$ (1)"), "{text}");
-        assert!(text.contains("ADMIN$\\x.exe 100 bytes [executable]"), "{text}");
+        assert!(
+            text.contains("ADMIN$\\x.exe 100 bytes [executable]"),
+            "{text}"
+        );
         assert!(!text.contains("svcctl"), "{text}");
         assert!(!text.contains("a.txt"), "{text}");
         assert!(text.contains("gap (2)"), "{text}");
@@ -320,7 +340,10 @@ mod tests {
 
     fn auth(uid: u64, session: u64) -> Event {
         Event::SmbAuth(crate::event::SmbAuth {
-            conn: ConnFields { uid: crate::flow::Uid(uid), ..ConnFields::default() },
+            conn: ConnFields {
+                uid: crate::flow::Uid(uid),
+                ..ConnFields::default()
+            },
             session_id: Some(session),
             user: Some("u".into()),
             domain: None,
@@ -349,7 +372,10 @@ mod tests {
         assert_eq!(s.sessions.distinct, 3 + n);
         assert_eq!(s.sessions.order.len(), MAX_SUMMARY_RECENT_SESSIONS);
         assert_eq!(s.sessions.recent.len(), MAX_SUMMARY_RECENT_SESSIONS);
-        assert_eq!(s.sessions.forgotten, 3 + n - MAX_SUMMARY_RECENT_SESSIONS as u64);
+        assert_eq!(
+            s.sessions.forgotten,
+            3 + n - MAX_SUMMARY_RECENT_SESSIONS as u64
+        );
         let text = s.render(&Counters::default(), 0);
         assert!(text.contains(&format!("{} sessions", 3 + n)), "{text}");
         assert!(text.contains("MAX_SUMMARY_RECENT_SESSIONS"), "{text}");

@@ -86,8 +86,17 @@ pub fn run_files(
     std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(n);
         for id in 0..n {
-            let (cfg, replies, status, reached) = (cfg.clone(), reply_tx.clone(), status.clone(), reached.clone());
-            let read_bytes = if id == 0 { read_bytes.clone() } else { Arc::new(AtomicU64::new(0)) };
+            let (cfg, replies, status, reached) = (
+                cfg.clone(),
+                reply_tx.clone(),
+                status.clone(),
+                reached.clone(),
+            );
+            let read_bytes = if id == 0 {
+                read_bytes.clone()
+            } else {
+                Arc::new(AtomicU64::new(0))
+            };
             let handle = std::thread::Builder::new()
                 .name(format!("worker-{id}"))
                 .spawn_scoped(s, move || {
@@ -112,7 +121,10 @@ pub fn run_files(
         }
         drop(reply_tx);
         let totals = merge(n, &reply_rx, &status, out);
-        let failed = handles.into_iter().map(|h| h.join().expect("worker thread")).sum();
+        let failed = handles
+            .into_iter()
+            .map(|h| h.join().expect("worker thread"))
+            .sum();
         (failed, totals)
     })
 }
@@ -171,7 +183,13 @@ impl ShardWorker {
         }
         let mut reader = match CaptureReader::open_with_progress(path, self.read_bytes.clone()) {
             Ok(r) => r,
-            Err(e) => return FileOutcome { path: path.to_owned(), packets: 0, error: Some(e) },
+            Err(e) => {
+                return FileOutcome {
+                    path: path.to_owned(),
+                    packets: 0,
+                    error: Some(e),
+                }
+            }
         };
         let mut spare = Packet::empty();
         let mut last_ts = Ts(0);
@@ -209,7 +227,9 @@ impl ShardWorker {
         if skipped > 0 {
             self.step(|engine, out| {
                 if lead {
-                    engine.sink.count("capture.unknown_interface_packets", skipped);
+                    engine
+                        .sink
+                        .count("capture.unknown_interface_packets", skipped);
                     engine.capture_anomaly_at(last_ts, undescribed_interfaces(path, skipped), out);
                 }
             });
@@ -217,7 +237,11 @@ impl ShardWorker {
         // Every worker closes its flows at the input's last frame time, under one index.
         self.step(|engine, out| engine.finish_at(last_ts, out));
         self.checkpoint();
-        FileOutcome { path: path.to_owned(), packets: reader.packets(), error }
+        FileOutcome {
+            path: path.to_owned(),
+            packets: reader.packets(),
+            error,
+        }
     }
 
     /// A control step under its own index (what the engine tags end-of-input gets that index).
@@ -226,7 +250,9 @@ impl ShardWorker {
         self.index += 1;
         let mut tagged = Tagged::default();
         f(&mut self.engine, &mut tagged);
-        self.out.0.extend(tagged.0.into_iter().map(|(_, it): (u64, Item)| (index, it)));
+        self.out
+            .0
+            .extend(tagged.0.into_iter().map(|(_, it): (u64, Item)| (index, it)));
     }
 
     /// Hands the merger what this worker has produced below `index`, then waits while it is too
@@ -234,7 +260,12 @@ impl ShardWorker {
     fn checkpoint(&mut self) {
         if self.index > self.sent_upto {
             let items = std::mem::take(&mut self.out.0);
-            let reply = Reply { worker: self.id, items, upto: self.index, counters: None };
+            let reply = Reply {
+                worker: self.id,
+                items,
+                upto: self.index,
+                counters: None,
+            };
             if self.replies.send(reply).is_err() {
                 self.status.cancelled.store(true, Ordering::Relaxed);
             }
@@ -248,7 +279,12 @@ impl ShardWorker {
             return;
         }
         loop {
-            let slowest = self.reached.iter().map(|r| r.load(Ordering::Relaxed)).min().unwrap_or(0);
+            let slowest = self
+                .reached
+                .iter()
+                .map(|r| r.load(Ordering::Relaxed))
+                .min()
+                .unwrap_or(0);
             if self.index.saturating_sub(slowest) <= MAX_WORKER_LEAD
                 || self.status.cancelled.load(Ordering::Relaxed)
             {
@@ -272,7 +308,11 @@ mod tests {
     struct Seen(Mutex<Vec<String>>);
     impl FileProgress for Seen {
         fn outcome(&self, o: &FileOutcome) {
-            self.0.lock().unwrap().push(format!("{} {:?}", o.packets, o.error.as_ref().map(|e| e.to_string())));
+            self.0.lock().unwrap().push(format!(
+                "{} {:?}",
+                o.packets,
+                o.error.as_ref().map(|e| e.to_string())
+            ));
         }
     }
 
@@ -296,7 +336,12 @@ mod tests {
         let mut v = Vec::new();
         for k in 0..40u8 {
             let (c, s, sp) = ([10, seed, 0, k], [10, seed, 1, k % 7], 50000 + u16::from(k));
-            let f = |seq, flags, payload: &[u8]| ether(0x0800, &ipv4(c, s, 6, &tcp(sp, 445, seq, 0, flags, payload)));
+            let f = |seq, flags, payload: &[u8]| {
+                ether(
+                    0x0800,
+                    &ipv4(c, s, 6, &tcp(sp, 445, seq, 0, flags, payload)),
+                )
+            };
             v.push((1, f(100, SYN, b"")));
             v.push((2, f(101, ACK, b"\0\0\0\x04abcd")));
             v.push((3 + u32::from(k), f(300, ACK, b"later")));
@@ -320,16 +365,23 @@ mod tests {
     }
 
     fn by_shards(files: &[PathBuf], n: usize) -> (Vec<String>, Counters, Vec<String>) {
-        let cfg = EngineConfig { flow_summaries: true, ..Default::default() };
+        let cfg = EngineConfig {
+            flow_summaries: true,
+            ..Default::default()
+        };
         let mut out = Collect::default();
         let seen = Seen::default();
-        let (failed, counters) = run_files(n, &cfg, files, Arc::new(AtomicU64::new(0)), &seen, &mut out);
+        let (failed, counters) =
+            run_files(n, &cfg, files, Arc::new(AtomicU64::new(0)), &seen, &mut out);
         assert_eq!(failed, 2, "the cut file and the missing one");
         (render(&out), counters, seen.0.into_inner().unwrap())
     }
 
     fn by_feeder(files: &[PathBuf], n: usize) -> Vec<String> {
-        let cfg = EngineConfig { flow_summaries: true, ..Default::default() };
+        let cfg = EngineConfig {
+            flow_summaries: true,
+            ..Default::default()
+        };
         let mut out = Collect::default();
         stream::run(n, Mode::Files, &cfg, &mut out, |feeder| {
             for f in files {
@@ -340,8 +392,11 @@ mod tests {
     }
 
     fn render(c: &Collect) -> Vec<String> {
-        let mut v: Vec<String> =
-            c.events.iter().map(|(i, e)| format!("{i} {}", serde_json::to_string(e).unwrap())).collect();
+        let mut v: Vec<String> = c
+            .events
+            .iter()
+            .map(|(i, e)| format!("{i} {}", serde_json::to_string(e).unwrap()))
+            .collect();
         v.extend(c.flows.iter().map(|f| format!("flow {f:?}")));
         v
     }
@@ -356,10 +411,19 @@ mod tests {
             assert_eq!(counters.get("packets"), 120 + 119 + 120, "workers {n}");
             assert_eq!(counters.get("files"), 4);
             assert_eq!(outcomes.len(), 4, "worker 0 alone reports outcomes");
-            assert!(outcomes[1].contains("119") && outcomes[1].contains("truncated"), "{outcomes:?}");
-            let capture = ours.iter().filter(|l| l.contains("\"kind\":\"capture\"")).count();
+            assert!(
+                outcomes[1].contains("119") && outcomes[1].contains("truncated"),
+                "{outcomes:?}"
+            );
+            let capture = ours
+                .iter()
+                .filter(|l| l.contains("\"kind\":\"capture\""))
+                .count();
             assert_eq!(capture, 1, "the cut file's anomaly once, workers {n}");
-            let gaps = ours.iter().filter(|l| l.contains("\"kind\":\"gap\"") && l.contains("\"layer\":\"tcp\"")).count();
+            let gaps = ours
+                .iter()
+                .filter(|l| l.contains("\"kind\":\"gap\"") && l.contains("\"layer\":\"tcp\""))
+                .count();
             // Every connection has a hole but the cut file's last one, whose "later" frame is lost.
             assert_eq!(gaps, 119, "workers {n}");
         }

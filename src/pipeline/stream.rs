@@ -32,16 +32,16 @@
 
 use super::{Engine, EngineConfig, EventConsumer, FileOutcome, FINISH_INDEX};
 use crate::capture::file::CaptureReader;
-use crate::capture::{Frame, Packet};
 use crate::capture::LINKTYPE_ETHERNET;
+use crate::capture::{Frame, Packet};
 use crate::decode::host_pair;
-use std::net::IpAddr;
 use crate::event::Event;
 use crate::flow::table::FlowSummary;
 use crate::sink::Counters;
 use crate::time::Ts;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -102,7 +102,10 @@ pub struct Status {
 
 impl Status {
     pub fn flows_open(&self) -> u64 {
-        self.flows_open.iter().map(|f| f.load(Ordering::Relaxed)).sum()
+        self.flows_open
+            .iter()
+            .map(|f| f.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -175,7 +178,12 @@ fn worker(
                 Control::Anomaly(ts, detail) => engine.capture_anomaly_at(ts, detail, &mut tagged),
             }
             // The engine tags end-of-input output FINISH_INDEX; here it has its own index.
-            out.0.extend(tagged.0.into_iter().map(|(i, it)| (if i == FINISH_INDEX { index } else { i }, it)));
+            out.0.extend(
+                tagged
+                    .0
+                    .into_iter()
+                    .map(|(i, it)| (if i == FINISH_INDEX { index } else { i }, it)),
+            );
         }
         if let Some(f) = status.flows_open.get(id) {
             f.store(engine.flows_open() as u64, Ordering::Relaxed);
@@ -185,7 +193,15 @@ fn worker(
             // full, they are freed here.
             let _ = spent.try_send(std::mem::take(&mut packets));
         }
-        if replies.send(Reply { worker: id, items: out.0, upto: job.upto, counters: None }).is_err() {
+        if replies
+            .send(Reply {
+                worker: id,
+                items: out.0,
+                upto: job.upto,
+                counters: None,
+            })
+            .is_err()
+        {
             return;
         }
     }
@@ -219,7 +235,9 @@ impl Feeder {
         let n = self.jobs.len();
         let shard = if n == 1 { 0 } else { shard_of(pkt.frame(), n) };
         self.status.packets.fetch_add(1, Ordering::Relaxed);
-        self.status.bytes.fetch_add(u64::from(pkt.orig_len), Ordering::Relaxed);
+        self.status
+            .bytes
+            .fetch_add(u64::from(pkt.orig_len), Ordering::Relaxed);
         self.last_ts = self.last_ts.max(pkt.ts);
         let spare = self.spare(pkt.linktype);
         let frame = std::mem::replace(pkt, spare);
@@ -296,7 +314,11 @@ impl Feeder {
     /// `must`: never dropped (control steps), whatever the mode.
     fn send_job(&mut self, w: usize, control: Option<(u64, Control)>, must: bool) {
         let packets = std::mem::take(&mut self.batches[w]);
-        let job = Job { packets, control, upto: self.next };
+        let job = Job {
+            packets,
+            control,
+            upto: self.next,
+        };
         if self.mode == Mode::Files || must {
             let _ = self.jobs[w].send(job);
             return;
@@ -336,7 +358,13 @@ impl Feeder {
         self.counters.add("files", 1);
         let mut reader = match CaptureReader::open_with_progress(path, progress) {
             Ok(r) => r,
-            Err(e) => return FileOutcome { path: path.to_owned(), packets: 0, error: Some(e) },
+            Err(e) => {
+                return FileOutcome {
+                    path: path.to_owned(),
+                    packets: 0,
+                    error: Some(e),
+                }
+            }
         };
         let mut pkt = Packet::empty();
         let error = loop {
@@ -357,11 +385,16 @@ impl Feeder {
         };
         let skipped = reader.unknown_interface_packets();
         if skipped > 0 {
-            self.counters.add("capture.unknown_interface_packets", skipped);
+            self.counters
+                .add("capture.unknown_interface_packets", skipped);
             self.capture_anomaly(super::undescribed_interfaces(path, skipped));
         }
         self.finish_input();
-        FileOutcome { path: path.to_owned(), packets: reader.packets(), error }
+        FileOutcome {
+            path: path.to_owned(),
+            packets: reader.packets(),
+            error,
+        }
     }
 }
 
@@ -492,7 +525,12 @@ pub fn run<T: Send>(
         let mut jobs = Vec::with_capacity(n);
         for id in 0..n {
             let (jt, jr) = bounded::<Job>(queue);
-            let (c, rt, st, stat) = (cfg.clone(), reply_tx.clone(), spent_tx.clone(), status.clone());
+            let (c, rt, st, stat) = (
+                cfg.clone(),
+                reply_tx.clone(),
+                spent_tx.clone(),
+                status.clone(),
+            );
             std::thread::Builder::new()
                 .name(format!("worker-{id}"))
                 .spawn_scoped(s, move || worker(id, c, jr, rt, st, stat))
@@ -534,8 +572,16 @@ pub fn run<T: Send>(
 /// The caller's side of a run: takes the workers' replies until every worker has hung up,
 /// releases their output to `out` in packet order, wakes `out` at least every [`WAKE_EVERY`], and
 /// returns the sum of the counters the workers reported when they ended.
-pub(super) fn merge(n: usize, reply_rx: &Receiver<Reply>, status: &Status, out: &mut dyn Merged) -> Counters {
-    let mut merger = Merger { queues: (0..n).map(|_| VecDeque::new()).collect(), upto: vec![0; n] };
+pub(super) fn merge(
+    n: usize,
+    reply_rx: &Receiver<Reply>,
+    status: &Status,
+    out: &mut dyn Merged,
+) -> Counters {
+    let mut merger = Merger {
+        queues: (0..n).map(|_| VecDeque::new()).collect(),
+        upto: vec![0; n],
+    };
     let mut totals = Counters::default();
     let mut last_wake = Instant::now();
     loop {
@@ -578,9 +624,25 @@ mod tests {
     use crate::event::AnomalyKind;
     use crate::pipeline::Collect;
 
-    fn frame(t: u64, src: [u8; 4], dst: [u8; 4], sp: u16, seq: u32, flags: u8, payload: &[u8]) -> Packet {
-        let data = ether(0x0800, &ipv4(src, dst, 6, &tcp(sp, 445, seq, 0, flags, payload)));
-        Packet { ts: Ts::from_secs(t), linktype: LINKTYPE_ETHERNET, orig_len: data.len() as u32, data }
+    fn frame(
+        t: u64,
+        src: [u8; 4],
+        dst: [u8; 4],
+        sp: u16,
+        seq: u32,
+        flags: u8,
+        payload: &[u8],
+    ) -> Packet {
+        let data = ether(
+            0x0800,
+            &ipv4(src, dst, 6, &tcp(sp, 445, seq, 0, flags, payload)),
+        );
+        Packet {
+            ts: Ts::from_secs(t),
+            linktype: LINKTYPE_ETHERNET,
+            orig_len: data.len() as u32,
+            data,
+        }
     }
 
     /// Many host pairs, each a connection with a hole (a gap anomaly when it closes) and data.
@@ -590,14 +652,25 @@ mod tests {
             let c = [10, 0, 0, k];
             let s = [10, 0, 1, k % 7];
             v.push(frame(1, c, s, 50000 + u16::from(k), 100, SYN, b""));
-            v.push(frame(2, c, s, 50000 + u16::from(k), 101, ACK, b"\0\0\0\x04abcd"));
+            v.push(frame(
+                2,
+                c,
+                s,
+                50000 + u16::from(k),
+                101,
+                ACK,
+                b"\0\0\0\x04abcd",
+            ));
             v.push(frame(3, c, s, 50000 + u16::from(k), 300, ACK, b"later"));
         }
         v
     }
 
     fn one_engine(pkts: &[Packet]) -> Collect {
-        let mut e = Engine::new(EngineConfig { flow_summaries: true, ..Default::default() });
+        let mut e = Engine::new(EngineConfig {
+            flow_summaries: true,
+            ..Default::default()
+        });
         let mut c = Collect::default();
         for (i, p) in pkts.iter().enumerate() {
             e.process(i as u64, p, &mut c);
@@ -607,7 +680,10 @@ mod tests {
     }
 
     fn pipelined(pkts: &[Packet], n: usize) -> (Collect, Counters) {
-        let cfg = EngineConfig { flow_summaries: true, ..Default::default() };
+        let cfg = EngineConfig {
+            flow_summaries: true,
+            ..Default::default()
+        };
         let mut out = Collect::default();
         let pk = pkts.to_vec();
         let ((), counters) = run(n, Mode::Files, &cfg, &mut out, move |f| {
@@ -623,7 +699,12 @@ mod tests {
         c.events
             .iter()
             .filter_map(|(_, e)| match e {
-                Event::Anomaly(a) => Some(format!("{:?} {:?} {}", a.conn.as_ref().map(|c| c.uid), a.kind, a.detail)),
+                Event::Anomaly(a) => Some(format!(
+                    "{:?} {:?} {}",
+                    a.conn.as_ref().map(|c| c.uid),
+                    a.kind,
+                    a.detail
+                )),
                 _ => None,
             })
             .collect()
@@ -650,7 +731,10 @@ mod tests {
             a.sort();
             b.sort();
             assert_eq!(a, b, "workers {n}");
-            assert!(c.events.windows(2).all(|w| w[0].0 <= w[1].0), "index order, workers {n}");
+            assert!(
+                c.events.windows(2).all(|w| w[0].0 <= w[1].0),
+                "index order, workers {n}"
+            );
         }
         // Deterministic: two runs with the same worker count agree exactly, record for record.
         let (x, _) = pipelined(&pkts, 3);
@@ -662,11 +746,28 @@ mod tests {
     fn both_directions_and_both_paths_shard_alike() {
         let there = frame(1, [10, 0, 0, 1], [10, 0, 1, 2], 50000, 1, ACK, b"x");
         let back = {
-            let data = ether(0x0800, &ipv4([10, 0, 1, 2], [10, 0, 0, 1], 6, &tcp(445, 50000, 1, 0, ACK, b"y")));
-            Packet { ts: Ts(0), linktype: LINKTYPE_ETHERNET, orig_len: data.len() as u32, data }
+            let data = ether(
+                0x0800,
+                &ipv4(
+                    [10, 0, 1, 2],
+                    [10, 0, 0, 1],
+                    6,
+                    &tcp(445, 50000, 1, 0, ACK, b"y"),
+                ),
+            );
+            Packet {
+                ts: Ts(0),
+                linktype: LINKTYPE_ETHERNET,
+                orig_len: data.len() as u32,
+                data,
+            }
         };
         // The same packet as raw IPv4 (no Ethernet) takes the decoder's path.
-        let raw = Packet { linktype: crate::capture::LINKTYPE_RAW, data: there.data[14..].to_vec(), ..there.clone() };
+        let raw = Packet {
+            linktype: crate::capture::LINKTYPE_RAW,
+            data: there.data[14..].to_vec(),
+            ..there.clone()
+        };
         assert!(fast_host_pair(there.frame()).is_some() && fast_host_pair(raw.frame()).is_none());
         let mut spread = [0usize; 4];
         for n in 2..=4 {
@@ -674,10 +775,19 @@ mod tests {
             assert_eq!(shard_of(there.frame(), n), shard_of(raw.frame(), n));
         }
         for k in 0..64u8 {
-            spread[shard_of(frame(1, [10, 0, 0, k], [10, 0, 1, 1], 1, 1, ACK, b"").frame(), 4)] += 1;
+            spread[shard_of(
+                frame(1, [10, 0, 0, k], [10, 0, 1, 1], 1, 1, ACK, b"").frame(),
+                4,
+            )] += 1;
         }
-        assert!(spread.iter().all(|c| *c >= 8), "host pairs spread over workers: {spread:?}");
-        let junk = Packet { data: vec![0; 5], ..there.clone() };
+        assert!(
+            spread.iter().all(|c| *c >= 8),
+            "host pairs spread over workers: {spread:?}"
+        );
+        let junk = Packet {
+            data: vec![0; 5],
+            ..there.clone()
+        };
         assert_eq!(shard_of(junk.frame(), 3), 0);
     }
 
@@ -729,6 +839,10 @@ mod tests {
         let handed = status.packets.load(Ordering::Relaxed);
         let dropped = status.channel_drops.load(Ordering::Relaxed);
         assert_eq!(handed, 50 * 120);
-        assert_eq!(counters.get("packets") + dropped, handed, "every frame processed or counted as dropped");
+        assert_eq!(
+            counters.get("packets") + dropped,
+            handed,
+            "every frame processed or counted as dropped"
+        );
     }
 }

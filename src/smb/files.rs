@@ -171,7 +171,9 @@ impl WriteTracker {
             if off > self.hashed_upto {
                 break;
             }
-            let Some(chunk) = self.held.remove(&off) else { break };
+            let Some(chunk) = self.held.remove(&off) else {
+                break;
+            };
             self.held_bytes = self.held_bytes.saturating_sub(chunk.len());
             let end = off.saturating_add(chunk.len() as u64);
             if off < self.hashed_upto {

@@ -31,7 +31,10 @@ mod tests {
         // Two maps hash the same key differently: a collision set found against one map (or one
         // run) does not carry over.
         use std::hash::BuildHasher;
-        let (a, b) = (foldhash::fast::RandomState::default(), foldhash::fast::RandomState::default());
+        let (a, b) = (
+            foldhash::fast::RandomState::default(),
+            foldhash::fast::RandomState::default(),
+        );
         assert_ne!(a.hash_one(42u64), b.hash_one(42u64));
     }
 }

@@ -29,7 +29,9 @@ use crate::sink::Sink;
 use crate::time::Ts;
 use netbios::{find_nbss_smb_record, parse_nbss_header, NBSS_HEADER_LEN, NBSS_MESSAGE};
 use smb1::Smb1State;
-use smb2::records::{parse_transform_header, COMPRESSION_HEADER_LEN, TRANSFORM_HEADER_LEN, WRITE_REQUEST_FIXED};
+use smb2::records::{
+    parse_transform_header, COMPRESSION_HEADER_LEN, TRANSFORM_HEADER_LEN, WRITE_REQUEST_FIXED,
+};
 use smb2::state::MAX_COMPOUND_COMMANDS;
 use smb2::stream_plan::{plan_stream, Plan};
 use smb2::{Smb2State, StreamTarget};
@@ -66,7 +68,9 @@ pub struct SmbShared {
 /// payload begins with an SMB1/SMB2/transform/compression magic.
 pub fn looks_like_smb(first: &[u8]) -> bool {
     if first.first() == Some(&NBSS_MESSAGE) {
-        return first.get(NBSS_HEADER_LEN..).is_some_and(netbios::is_smb_magic);
+        return first
+            .get(NBSS_HEADER_LEN..)
+            .is_some_and(netbios::is_smb_magic);
     }
     first.first() == Some(&netbios::NBSS_SESSION_REQUEST)
 }
@@ -186,8 +190,19 @@ impl SmbParser {
             // A whole message at the start of this chunk needs no copy: parse it where it lies.
             if !r.in_msg && r.hdr_have == 0 {
                 if let Some((msg, rest)) = whole_message(dir, input) {
-                    let SmbParser { ctx, tables, smb2, smb1, .. } = self;
-                    let cx = Cx { flow: ctx, ts, version: SmbVersion::Smb2, layer: "smb2" };
+                    let SmbParser {
+                        ctx,
+                        tables,
+                        smb2,
+                        smb1,
+                        ..
+                    } = self;
+                    let cx = Cx {
+                        flow: ctx,
+                        ts,
+                        version: SmbVersion::Smb2,
+                        layer: "smb2",
+                    };
                     dispatch(&cx, tables, smb2, smb1, dir, msg, sink);
                     input = rest;
                     continue;
@@ -204,7 +219,13 @@ impl SmbParser {
                 }
                 let Some(h) = parse_nbss_header(&r.hdr) else {
                     let conn = crate::event::ConnFields::new(ts, self.ctx.uid, &self.ctx.conn);
-                    sink.anomaly(ts, Some(conn), AnomalyKind::Malformed, "smb", format!("bad NetBIOS header {:02x?}", r.hdr));
+                    sink.anomaly(
+                        ts,
+                        Some(conn),
+                        AnomalyKind::Malformed,
+                        "smb",
+                        format!("bad NetBIOS header {:02x?}", r.hdr),
+                    );
                     r.lost = true;
                     r.carry = r.hdr[1..].to_vec();
                     r.hdr_have = 0;
@@ -221,7 +242,9 @@ impl SmbParser {
                     Body::Buffer
                 } else {
                     // A possible write to stream (or a message too large to buffer).
-                    Body::Prefix { need: WRITE_REQUEST_FIXED.max(TRANSFORM_HEADER_LEN).min(r.len) }
+                    Body::Prefix {
+                        need: WRITE_REQUEST_FIXED.max(TRANSFORM_HEADER_LEN).min(r.len),
+                    }
                 };
                 if r.len == 0 {
                     self.end_message(ts, dir, sink);
@@ -241,8 +264,20 @@ impl SmbParser {
     }
 
     fn body_chunk(&mut self, ts: Ts, dir: Direction, mut chunk: &[u8], sink: &mut Sink) {
-        let SmbParser { ctx, readers, tables, smb2, have_keys, .. } = self;
-        let cx = Cx { flow: ctx, ts, version: SmbVersion::Smb2, layer: "smb2" };
+        let SmbParser {
+            ctx,
+            readers,
+            tables,
+            smb2,
+            have_keys,
+            ..
+        } = self;
+        let cx = Cx {
+            flow: ctx,
+            ts,
+            version: SmbVersion::Smb2,
+            layer: "smb2",
+        };
         let r = &mut readers[dir.index()];
         loop {
             match &mut r.body {
@@ -294,8 +329,20 @@ impl SmbParser {
     }
 
     fn end_message(&mut self, ts: Ts, dir: Direction, sink: &mut Sink) {
-        let SmbParser { ctx, readers, tables, smb2, smb1, .. } = self;
-        let cx = Cx { flow: ctx, ts, version: SmbVersion::Smb2, layer: "smb2" };
+        let SmbParser {
+            ctx,
+            readers,
+            tables,
+            smb2,
+            smb1,
+            ..
+        } = self;
+        let cx = Cx {
+            flow: ctx,
+            ts,
+            version: SmbVersion::Smb2,
+            layer: "smb2",
+        };
         let r = &mut readers[dir.index()];
         let body = std::mem::replace(&mut r.body, Body::Skip);
         let buf = std::mem::take(&mut r.buf);
@@ -307,7 +354,9 @@ impl SmbParser {
             match body {
                 // A Prefix here is a message that ended before its prefix did (its length lied,
                 // or it was short): parse what there is as a whole message.
-                Body::Buffer | Body::Prefix { .. } => dispatch(&cx, tables, smb2, smb1, dir, &buf, sink),
+                Body::Buffer | Body::Prefix { .. } => {
+                    dispatch(&cx, tables, smb2, smb1, dir, &buf, sink)
+                }
                 Body::Stream { target, .. } => smb2.end_stream(&cx, tables, &target, false, sink),
                 Body::Skip => {}
             }
@@ -319,7 +368,8 @@ impl SmbParser {
 /// Whether a message of `len` bytes is buffered whole without looking at it: it fits, and it
 /// cannot be a WRITE worth streaming (a response, or too short).
 fn buffered_outright(dir: Direction, len: usize) -> bool {
-    len <= MAX_SMB_MESSAGE_BUFFER && (dir == Direction::ToClient || len <= STREAM_WRITE_ABOVE + WRITE_REQUEST_FIXED)
+    len <= MAX_SMB_MESSAGE_BUFFER
+        && (dir == Direction::ToClient || len <= STREAM_WRITE_ABOVE + WRITE_REQUEST_FIXED)
 }
 
 /// A complete session message at the start of `input` that would be buffered outright: its
@@ -338,7 +388,16 @@ fn whole_message(dir: Direction, input: &[u8]) -> Option<(&[u8], &[u8])> {
 /// large to buffer): choose between streaming its data (the returned `Stream`'s `skip` counts
 /// from the message start here), buffering it whole, needing more prefix, or skipping it.
 #[allow(clippy::too_many_arguments)]
-fn decide(cx: &Cx<'_>, t: &mut Tables, smb2: &mut Smb2State, have_keys: bool, dir: Direction, prefix: &[u8], len: usize, sink: &mut Sink) -> Body {
+fn decide(
+    cx: &Cx<'_>,
+    t: &mut Tables,
+    smb2: &mut Smb2State,
+    have_keys: bool,
+    dir: Direction,
+    prefix: &[u8],
+    len: usize,
+    sink: &mut Sink,
+) -> Body {
     let fits = len <= MAX_SMB_MESSAGE_BUFFER;
     match prefix.first() {
         Some(0xFE) => {
@@ -350,7 +409,10 @@ fn decide(cx: &Cx<'_>, t: &mut Tables, smb2: &mut Smb2State, have_keys: bool, di
                 Plan::Stream(p) if !fits || p.length as usize > STREAM_WRITE_ABOVE => Some(p),
                 Plan::Stream(_) | Plan::Whole => None,
             };
-            let target = plan.and_then(|p| smb2.begin_stream(cx, t, dir, prefix, &p, fits, sink).map(|target| (target, p.data_at)));
+            let target = plan.and_then(|p| {
+                smb2.begin_stream(cx, t, dir, prefix, &p, fits, sink)
+                    .map(|target| (target, p.data_at))
+            });
             match target {
                 Some((target, skip)) => {
                     sink.count("smb2.streamed_messages", 1);
@@ -367,12 +429,25 @@ fn decide(cx: &Cx<'_>, t: &mut Tables, smb2: &mut Smb2State, have_keys: bool, di
             }
             match parse_transform_header(prefix) {
                 Some(th) => smb2.transform_opaque(cx, t, dir, &th, len as u64, sink),
-                None => sink.anomaly(cx.ts, Some(cx.conn()), AnomalyKind::Malformed, "smb2", "short transform header"),
+                None => sink.anomaly(
+                    cx.ts,
+                    Some(cx.conn()),
+                    AnomalyKind::Malformed,
+                    "smb2",
+                    "short transform header",
+                ),
             }
             Body::Skip
         }
         Some(0xFC) => {
-            smb2.compressed(cx, t, dir, prefix.get(..COMPRESSION_HEADER_LEN).unwrap_or(prefix), len as u64, sink);
+            smb2.compressed(
+                cx,
+                t,
+                dir,
+                prefix.get(..COMPRESSION_HEADER_LEN).unwrap_or(prefix),
+                len as u64,
+                sink,
+            );
             Body::Skip
         }
         Some(0xFF) => {
@@ -381,29 +456,59 @@ fn decide(cx: &Cx<'_>, t: &mut Tables, smb2: &mut Smb2State, have_keys: bool, di
             skip_large(cx, "SMB1 message", len, sink)
         }
         _ => {
-            sink.anomaly(cx.ts, Some(cx.conn()), AnomalyKind::Malformed, "smb", "NetBIOS message without SMB magic");
+            sink.anomaly(
+                cx.ts,
+                Some(cx.conn()),
+                AnomalyKind::Malformed,
+                "smb",
+                "NetBIOS message without SMB magic",
+            );
             Body::Skip
         }
     }
 }
 
 fn skip_large(cx: &Cx<'_>, what: &str, len: usize, sink: &mut Sink) -> Body {
-    sink.cap_reached("MAX_SMB_MESSAGE_BUFFER", cx.ts, Some(cx.conn()), "smb", format!("{what} of {len} bytes skipped"));
+    sink.cap_reached(
+        "MAX_SMB_MESSAGE_BUFFER",
+        cx.ts,
+        Some(cx.conn()),
+        "smb",
+        format!("{what} of {len} bytes skipped"),
+    );
     Body::Skip
 }
 
 /// A whole NetBIOS message payload.
-fn dispatch(cx: &Cx<'_>, t: &mut Tables, smb2: &mut Smb2State, smb1: &mut Smb1State, dir: Direction, msg: &[u8], sink: &mut Sink) {
+fn dispatch(
+    cx: &Cx<'_>,
+    t: &mut Tables,
+    smb2: &mut Smb2State,
+    smb1: &mut Smb1State,
+    dir: Direction,
+    msg: &[u8],
+    sink: &mut Sink,
+) {
     match msg.first() {
         Some(0xFE) => smb2.message(cx, t, dir, msg, false, sink),
         Some(0xFD) => smb2.transform(cx, t, dir, msg, sink),
         Some(0xFC) => smb2.compressed(cx, t, dir, msg, msg.len() as u64, sink),
         Some(0xFF) => {
             sink.count("smb1.messages", 1);
-            let cx1 = Cx { version: SmbVersion::Smb1, layer: "smb1", ..*cx };
+            let cx1 = Cx {
+                version: SmbVersion::Smb1,
+                layer: "smb1",
+                ..*cx
+            };
             smb1.message(&cx1, t, dir, msg, sink)
         }
-        _ => sink.anomaly(cx.ts, Some(cx.conn()), AnomalyKind::Malformed, "smb", "NetBIOS message without SMB magic"),
+        _ => sink.anomaly(
+            cx.ts,
+            Some(cx.conn()),
+            AnomalyKind::Malformed,
+            "smb",
+            "NetBIOS message without SMB magic",
+        ),
     }
 }
 
@@ -413,8 +518,19 @@ impl StreamParser for SmbParser {
     }
 
     fn gap(&mut self, ts: Ts, dir: Direction, len: u64, sink: &mut Sink) {
-        let SmbParser { ctx, readers, tables, smb2, .. } = self;
-        let cx = Cx { flow: ctx, ts, version: SmbVersion::Smb2, layer: "smb" };
+        let SmbParser {
+            ctx,
+            readers,
+            tables,
+            smb2,
+            ..
+        } = self;
+        let cx = Cx {
+            flow: ctx,
+            ts,
+            version: SmbVersion::Smb2,
+            layer: "smb",
+        };
         let r = &mut readers[dir.index()];
         sink.count("smb.gap_bytes", len);
         // Inside a streamed or skipped body the framing survives: account and move on.
@@ -435,15 +551,33 @@ impl StreamParser for SmbParser {
                 return;
             }
         }
-        sink.anomaly(ts, Some(cx.conn()), AnomalyKind::Gap, "smb", format!("{len} bytes missing {dir:?}; resynchronising"));
+        sink.anomaly(
+            ts,
+            Some(cx.conn()),
+            AnomalyKind::Gap,
+            "smb",
+            format!("{len} bytes missing {dir:?}; resynchronising"),
+        );
         r.reset_message();
         r.lost = true;
         r.carry.clear();
     }
 
     fn close(&mut self, ts: Ts, sink: &mut Sink) {
-        let SmbParser { ctx, readers, tables, smb2, smb1, .. } = self;
-        let cx = Cx { flow: ctx, ts, version: SmbVersion::Smb2, layer: "smb2" };
+        let SmbParser {
+            ctx,
+            readers,
+            tables,
+            smb2,
+            smb1,
+            ..
+        } = self;
+        let cx = Cx {
+            flow: ctx,
+            ts,
+            version: SmbVersion::Smb2,
+            layer: "smb2",
+        };
         // A write still streaming when the flow ends is dated before its handle is finished.
         for r in readers.iter_mut() {
             if let Body::Stream { target, .. } = std::mem::replace(&mut r.body, Body::Skip) {
@@ -451,7 +585,15 @@ impl StreamParser for SmbParser {
             }
         }
         smb2.close(&cx, tables, sink);
-        smb1.close(&Cx { version: SmbVersion::Smb1, layer: "smb1", ..cx }, tables, sink);
+        smb1.close(
+            &Cx {
+                version: SmbVersion::Smb1,
+                layer: "smb1",
+                ..cx
+            },
+            tables,
+            sink,
+        );
         tables.end_all(&cx, sink);
     }
 }
@@ -463,11 +605,31 @@ mod tests {
     /// Small messages reuse one allocation; a large buffered one is freed at its end.
     #[test]
     fn message_buffer_kept_when_small_freed_when_large() {
-        let conn = crate::flow::ConnId { orig_h: "192.0.2.1".parse().unwrap(), orig_p: 1, resp_h: "192.0.2.2".parse().unwrap(), resp_p: 445 };
-        let mut p = SmbParser::new(FlowCtx { conn, uid: crate::flow::Uid::new(&conn, 1) }, SmbShared::default());
+        let conn = crate::flow::ConnId {
+            orig_h: "192.0.2.1".parse().unwrap(),
+            orig_p: 1,
+            resp_h: "192.0.2.2".parse().unwrap(),
+            resp_p: 445,
+        };
+        let mut p = SmbParser::new(
+            FlowCtx {
+                conn,
+                uid: crate::flow::Uid::new(&conn, 1),
+            },
+            SmbShared::default(),
+        );
         let mut sink = Sink::new();
         let framed = |n: usize| {
-            let mut v = vec![0, (n >> 16) as u8, (n >> 8) as u8, n as u8, 0xFE, b'S', b'M', b'B'];
+            let mut v = vec![
+                0,
+                (n >> 16) as u8,
+                (n >> 8) as u8,
+                n as u8,
+                0xFE,
+                b'S',
+                b'M',
+                b'B',
+            ];
             v.resize(NBSS_HEADER_LEN + n, 0);
             v
         };
@@ -484,7 +646,11 @@ mod tests {
         feed(&mut p, &mut sink, framed(200));
         assert_eq!(reader(&p), (cap, at), "reused");
         p.data(Ts(2), Direction::ToClient, &framed(100), &mut sink);
-        assert_eq!(reader(&p), (cap, at), "a whole message in one piece is parsed in place");
+        assert_eq!(
+            reader(&p),
+            (cap, at),
+            "a whole message in one piece is parsed in place"
+        );
         feed(&mut p, &mut sink, framed(100_000));
         assert_eq!(reader(&p).0, 0, "freed");
     }

@@ -71,8 +71,17 @@ mod tests {
     #[test]
     fn header_24_bit_length() {
         let h = parse_nbss_header(&[0x00, 0x01, 0x02, 0x03]).unwrap();
-        assert_eq!(h, NbssHeader { kind: 0, length: 0x010203 });
-        assert_eq!(parse_nbss_header(&[0x85, 0, 0, 0]).unwrap().kind, NBSS_KEEPALIVE);
+        assert_eq!(
+            h,
+            NbssHeader {
+                kind: 0,
+                length: 0x010203
+            }
+        );
+        assert_eq!(
+            parse_nbss_header(&[0x85, 0, 0, 0]).unwrap().kind,
+            NBSS_KEEPALIVE
+        );
         assert!(parse_nbss_header(&[0x00, 0, 0]).is_none());
         assert!(parse_nbss_header(&[0x42, 0, 0, 0]).is_none());
     }
@@ -84,7 +93,10 @@ mod tests {
         b.extend_from_slice(&[0x00, 0x00, 0x00, 0x48, 0xFE, b'S', b'M', b'B', 0x40, 0]);
         assert_eq!(find_nbss_smb_record(&b), Some(at));
         // implausible length (too short) is skipped
-        assert_eq!(find_nbss_smb_record(&[0, 0, 0, 4, 0xFF, b'S', b'M', b'B']), None);
+        assert_eq!(
+            find_nbss_smb_record(&[0, 0, 0, 4, 0xFF, b'S', b'M', b'B']),
+            None
+        );
         assert!(is_smb_magic(b"\xfdSMB"));
         assert!(!is_smb_magic(b"\xfdSM"));
     }

@@ -15,8 +15,12 @@ pub const NTLMSSP_NEGOTIATE_UNICODE: u32 = 0x0000_0001;
 pub const MAX_NTLM_NAME_CHARS: usize = 256;
 
 /// Kerberos 5 OID 1.2.840.113554.1.2.2 and Microsoft's variant 1.2.840.48018.1.2.2, DER-encoded.
-const KRB5_OID: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
-const MS_KRB5_OID: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02];
+const KRB5_OID: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02,
+];
+const MS_KRB5_OID: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02,
+];
 
 /// What one security blob says about authentication.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +64,9 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 /// A security buffer field (len u16, maxlen u16, offset u32) at `at`, resolved inside `msg`.
 /// Out-of-bounds fields give an empty slice: a hostile length only loses that field.
 fn field(msg: &[u8], at: usize) -> &[u8] {
-    let (Some(len), Some(off)) = (u16_at(msg, at), u32_at(msg, at + 4)) else { return &[] };
+    let (Some(len), Some(off)) = (u16_at(msg, at), u32_at(msg, at + 4)) else {
+        return &[];
+    };
     let start = off as usize;
     start
         .checked_add(len as usize)
@@ -70,8 +76,13 @@ fn field(msg: &[u8], at: usize) -> &[u8] {
 
 /// UTF-16LE to String, lossy, bounded.
 pub fn utf16le(b: &[u8], max_chars: usize) -> String {
-    let units = b.chunks_exact(2).take(max_chars).map(|c| u16::from_le_bytes([c[0], c[1]]));
-    char::decode_utf16(units).map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)).collect()
+    let units = b
+        .chunks_exact(2)
+        .take(max_chars)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]));
+    char::decode_utf16(units)
+        .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect()
 }
 
 /// OEM (treated as Latin-1: no code page is negotiated on the wire), bounded.
@@ -130,8 +141,20 @@ pub(crate) mod tests {
     }
 
     /// Hand-built AUTHENTICATE with the given fields (Unicode or OEM).
-    pub(crate) fn build_auth(user: &str, domain: &str, ws: &str, unicode: bool, nt_len: usize) -> Vec<u8> {
-        let enc = |s: &str| if unicode { utf16(s) } else { s.as_bytes().to_vec() };
+    pub(crate) fn build_auth(
+        user: &str,
+        domain: &str,
+        ws: &str,
+        unicode: bool,
+        nt_len: usize,
+    ) -> Vec<u8> {
+        let enc = |s: &str| {
+            if unicode {
+                utf16(s)
+            } else {
+                s.as_bytes().to_vec()
+            }
+        };
         let (d, u, w) = (enc(domain), enc(user), enc(ws));
         let nt = vec![0x11u8; nt_len];
         let mut m = Vec::new();
@@ -163,7 +186,10 @@ pub(crate) mod tests {
         blob.extend(build_auth("admin", "LAB", "KALI", true, 24));
         match parse_security_blob(&blob) {
             SecurityBlob::Authenticate(a) => {
-                assert_eq!((a.user.as_str(), a.domain.as_str(), a.workstation.as_str()), ("admin", "LAB", "KALI"));
+                assert_eq!(
+                    (a.user.as_str(), a.domain.as_str(), a.workstation.as_str()),
+                    ("admin", "LAB", "KALI")
+                );
                 assert!(!a.anonymous);
             }
             other => panic!("{other:?}"),

@@ -78,13 +78,21 @@ impl SharedNames {
         if self.sessions.len() >= MAX_SHARED_SESSIONS {
             return false;
         }
-        self.sessions.insert(key, SharedSession { connections: 1, ..SharedSession::default() });
+        self.sessions.insert(
+            key,
+            SharedSession {
+                connections: 1,
+                ..SharedSession::default()
+            },
+        );
         true
     }
 
     /// A connection that joined `key` ended: the last one drops the session.
     fn leave(&mut self, key: (IpAddr, u64)) {
-        let Some(s) = self.sessions.get_mut(&key) else { return };
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
         s.connections = s.connections.saturating_sub(1);
         if s.connections == 0 {
             self.drop_names(key);
@@ -118,30 +126,52 @@ impl SharedNames {
         }
     }
 
-    fn publish_tree(&mut self, cx: &Cx<'_>, key: (IpAddr, u64), tid: u32, tree: &Tree, sink: &mut Sink) {
+    fn publish_tree(
+        &mut self,
+        cx: &Cx<'_>,
+        key: (IpAddr, u64),
+        tid: u32,
+        tree: &Tree,
+        sink: &mut Sink,
+    ) {
         if !self.sessions.contains_key(&key) {
             return;
         }
         self.make_room(cx, "trees", sink);
-        let Some(s) = self.sessions.get_mut(&key) else { return };
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
         if s.trees.insert(tid, tree.clone()).is_none() {
             self.names += 1;
         }
     }
 
-    fn publish_handle(&mut self, cx: &Cx<'_>, key: (IpAddr, u64), id: u128, name_tree: (String, u32), sink: &mut Sink) {
-        let Some(s) = self.sessions.get(&key) else { return };
+    fn publish_handle(
+        &mut self,
+        cx: &Cx<'_>,
+        key: (IpAddr, u64),
+        id: u128,
+        name_tree: (String, u32),
+        sink: &mut Sink,
+    ) {
+        let Some(s) = self.sessions.get(&key) else {
+            return;
+        };
         if !s.handles.contains_key(&id) {
             self.make_room(cx, "handles", sink);
         }
-        let Some(s) = self.sessions.get_mut(&key) else { return };
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
         if s.handles.insert(id, name_tree).is_none() {
             self.names += 1;
         }
     }
 
     fn withdraw_handle(&mut self, key: (IpAddr, u64), id: u128) {
-        let Some(s) = self.sessions.get_mut(&key) else { return };
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
         if s.handles.remove(&id).is_some() {
             self.names = self.names.saturating_sub(1);
             shrink_if_sparse(&mut s.handles);
@@ -150,7 +180,9 @@ impl SharedNames {
 
     /// A tree is gone, and with it the handles opened on it.
     fn withdraw_tree(&mut self, key: (IpAddr, u64), tid: u32) {
-        let Some(s) = self.sessions.get_mut(&key) else { return };
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
         let before = s.names();
         s.trees.remove(&tid);
         s.handles.retain(|_, (_, t)| *t != tid);
@@ -188,7 +220,12 @@ pub struct Channel {
 
 impl Channel {
     pub fn new(registry: SharedRegistry) -> Channel {
-        Channel { registry, server: None, joined: Vec::new(), over_cap: false }
+        Channel {
+            registry,
+            server: None,
+            joined: Vec::new(),
+            over_cap: false,
+        }
     }
 
     fn key(cx: &Cx<'_>, sid: u64) -> (IpAddr, u64) {
@@ -203,15 +240,29 @@ impl Channel {
         if self.joined.len() >= MAX_SESSIONS_JOINED {
             if !self.over_cap {
                 self.over_cap = true;
-                sink.cap_reached("MAX_SESSIONS_JOINED", cx.ts, Some(cx.conn()), cx.layer, format!("session {sid:#x} not shared across channels"));
+                sink.cap_reached(
+                    "MAX_SESSIONS_JOINED",
+                    cx.ts,
+                    Some(cx.conn()),
+                    cx.layer,
+                    format!("session {sid:#x} not shared across channels"),
+                );
             }
             return;
         }
-        let Ok(mut g) = self.registry.lock() else { return };
+        let Ok(mut g) = self.registry.lock() else {
+            return;
+        };
         self.server = Some(cx.flow.conn.resp_h);
         let counted = g.join(Self::key(cx, sid));
         if !counted {
-            sink.cap_reached("MAX_SHARED_SESSIONS", cx.ts, Some(cx.conn()), cx.layer, format!("session {sid:#x} not shared across channels"));
+            sink.cap_reached(
+                "MAX_SHARED_SESSIONS",
+                cx.ts,
+                Some(cx.conn()),
+                cx.layer,
+                format!("session {sid:#x} not shared across channels"),
+            );
         }
         self.joined.push((sid, counted));
     }
@@ -219,32 +270,50 @@ impl Channel {
     /// Publishes a tree for the other channels of the session.
     pub fn publish_tree(&mut self, cx: &Cx<'_>, sid: u64, tid: u32, tree: &Tree, sink: &mut Sink) {
         self.join(cx, sid, sink);
-        let Ok(mut g) = self.registry.lock() else { return };
+        let Ok(mut g) = self.registry.lock() else {
+            return;
+        };
         g.publish_tree(cx, Self::key(cx, sid), tid, tree, sink);
     }
 
     /// Publishes a handle's name and TreeId for the other channels of the session.
-    pub fn publish_handle(&mut self, cx: &Cx<'_>, sid: u64, id: u128, name: String, tid: u32, sink: &mut Sink) {
+    pub fn publish_handle(
+        &mut self,
+        cx: &Cx<'_>,
+        sid: u64,
+        id: u128,
+        name: String,
+        tid: u32,
+        sink: &mut Sink,
+    ) {
         self.join(cx, sid, sink);
-        let Ok(mut g) = self.registry.lock() else { return };
+        let Ok(mut g) = self.registry.lock() else {
+            return;
+        };
         g.publish_handle(cx, Self::key(cx, sid), id, (name, tid), sink);
     }
 
     /// CLOSE: the handle is gone on every channel.
     pub fn withdraw_handle(&self, cx: &Cx<'_>, sid: u64, id: u128) {
-        let Ok(mut g) = self.registry.lock() else { return };
+        let Ok(mut g) = self.registry.lock() else {
+            return;
+        };
         g.withdraw_handle(Self::key(cx, sid), id);
     }
 
     /// TREE_DISCONNECT: the tree and its handles are gone on every channel.
     pub fn withdraw_tree(&self, cx: &Cx<'_>, sid: u64, tid: u32) {
-        let Ok(mut g) = self.registry.lock() else { return };
+        let Ok(mut g) = self.registry.lock() else {
+            return;
+        };
         g.withdraw_tree(Self::key(cx, sid), tid);
     }
 
     /// LOGOFF: the session's names are gone on every channel.
     pub fn logoff(&self, cx: &Cx<'_>, sid: u64) {
-        let Ok(mut g) = self.registry.lock() else { return };
+        let Ok(mut g) = self.registry.lock() else {
+            return;
+        };
         g.drop_names(Self::key(cx, sid));
     }
 
@@ -256,7 +325,9 @@ impl Channel {
 
     /// The connection ended: it leaves every session it joined.
     pub fn leave_all(&mut self) {
-        let (Some(server), false) = (self.server, self.joined.is_empty()) else { return };
+        let (Some(server), false) = (self.server, self.joined.is_empty()) else {
+            return;
+        };
         let joined = std::mem::take(&mut self.joined);
         // A poisoned lock still holds consistent counts (no update panics half-way).
         let mut g = match self.registry.lock() {
@@ -291,12 +362,25 @@ mod tests {
 
     /// A connection from client port `port` to 192.0.2.20:445.
     fn flow(port: u16) -> FlowCtx {
-        let conn = ConnId { orig_h: "192.0.2.10".parse().unwrap(), orig_p: port, resp_h: "192.0.2.20".parse().unwrap(), resp_p: 445 };
-        FlowCtx { conn, uid: Uid::new(&conn, u64::from(port)) }
+        let conn = ConnId {
+            orig_h: "192.0.2.10".parse().unwrap(),
+            orig_p: port,
+            resp_h: "192.0.2.20".parse().unwrap(),
+            resp_p: 445,
+        };
+        FlowCtx {
+            conn,
+            uid: Uid::new(&conn, u64::from(port)),
+        }
     }
 
     fn cx(f: &FlowCtx) -> Cx<'_> {
-        Cx { flow: f, ts: Ts::from_secs(1), version: SmbVersion::Smb2, layer: "smb2" }
+        Cx {
+            flow: f,
+            ts: Ts::from_secs(1),
+            version: SmbVersion::Smb2,
+            layer: "smb2",
+        }
     }
 
     fn admin() -> Tree {
@@ -327,10 +411,19 @@ mod tests {
         b.join(&cx(&fb), SID, &mut sink);
         assert_eq!(counts(&r), (1, 2));
         a.leave_all();
-        let (name, tid, tree) = b.lookup_handle(&cx(&fb), SID, 0x77).expect("still shared through B");
-        assert_eq!((name.as_str(), tid, tree.map(|t| t.share)), ("up.exe", 2, Some("ADMIN$".to_string())));
+        let (name, tid, tree) = b
+            .lookup_handle(&cx(&fb), SID, 0x77)
+            .expect("still shared through B");
+        assert_eq!(
+            (name.as_str(), tid, tree.map(|t| t.share)),
+            ("up.exe", 2, Some("ADMIN$".to_string()))
+        );
         b.leave_all();
-        assert_eq!(counts(&r), (0, 0), "the last connection took the session with it");
+        assert_eq!(
+            counts(&r),
+            (0, 0),
+            "the last connection took the session with it"
+        );
         assert!(b.lookup_handle(&cx(&fb), SID, 0x77).is_none());
     }
 
@@ -383,7 +476,11 @@ mod tests {
         let a = published(&r, &fa, &mut sink);
         a.logoff(&cx(&fa), SID);
         assert!(a.lookup_handle(&cx(&fa), SID, 0x77).is_none());
-        assert_eq!(counts(&r), (1, 0), "names gone; the session stays while A lives");
+        assert_eq!(
+            counts(&r),
+            (1, 0),
+            "names gone; the session stays while A lives"
+        );
         drop(a);
         assert_eq!(counts(&r), (0, 0));
     }
@@ -394,13 +491,22 @@ mod tests {
         let mut sink = Sink::new();
         let fa = flow(1);
         let mut a = published(&r, &fa, &mut sink);
-        a.publish_tree(&cx(&fa), SID, 1, &Tree::new("\\\\192.0.2.20\\IPC$", ShareType::Pipe), &mut sink);
+        a.publish_tree(
+            &cx(&fa),
+            SID,
+            1,
+            &Tree::new("\\\\192.0.2.20\\IPC$", ShareType::Pipe),
+            &mut sink,
+        );
         a.publish_handle(&cx(&fa), SID, 0x88, "svcctl".into(), 1, &mut sink);
         assert_eq!(counts(&r), (1, 4));
         a.withdraw_tree(&cx(&fa), SID, 2);
         assert!(a.lookup_handle(&cx(&fa), SID, 0x77).is_none());
         let (name, _, tree) = a.lookup_handle(&cx(&fa), SID, 0x88).unwrap();
-        assert_eq!((name.as_str(), tree.map(|t| t.share_type)), ("svcctl", Some(ShareType::Pipe)));
+        assert_eq!(
+            (name.as_str(), tree.map(|t| t.share_type)),
+            ("svcctl", Some(ShareType::Pipe))
+        );
         assert_eq!(counts(&r), (1, 2));
         a.withdraw_handle(&cx(&fa), SID, 0x88);
         assert_eq!(counts(&r), (1, 1));
@@ -432,8 +538,15 @@ mod tests {
         assert!(counts(&r).0 <= 8);
         live.clear();
         assert_eq!(counts(&r), (0, 0));
-        assert_eq!(r.lock().unwrap().sessions.capacity(), 0, "memory given back");
-        assert_eq!(sink.counters.get("MAX_SHARED_HANDLES") + sink.counters.get("MAX_SHARED_SESSIONS"), 0);
+        assert_eq!(
+            r.lock().unwrap().sessions.capacity(),
+            0,
+            "memory given back"
+        );
+        assert_eq!(
+            sink.counters.get("MAX_SHARED_HANDLES") + sink.counters.get("MAX_SHARED_SESSIONS"),
+            0
+        );
     }
 
     #[test]
@@ -447,9 +560,15 @@ mod tests {
             assert!(counts(&r).1 <= MAX_SHARED_HANDLES);
         }
         assert_eq!(sink.counters.get("MAX_SHARED_HANDLES"), 1);
-        assert_eq!(counts(&r), (1, 10), "emptied once at the cap, then refilled");
+        assert_eq!(
+            counts(&r),
+            (1, 10),
+            "emptied once at the cap, then refilled"
+        );
         // The session and its connection count survive the emptying.
-        assert!(a.lookup_handle(&cx(&fa), SID, MAX_SHARED_HANDLES as u128 + 9).is_some());
+        assert!(a
+            .lookup_handle(&cx(&fa), SID, MAX_SHARED_HANDLES as u128 + 9)
+            .is_some());
         drop(a);
         assert_eq!(counts(&r), (0, 0));
     }
@@ -478,11 +597,21 @@ mod tests {
             chans.push(c);
         }
         assert_eq!(counts(&r).0, MAX_SHARED_SESSIONS);
-        assert_eq!(sink.counters.get("MAX_SHARED_SESSIONS"), MAX_SESSIONS_JOINED as u64);
+        assert_eq!(
+            sink.counters.get("MAX_SHARED_SESSIONS"),
+            MAX_SESSIONS_JOINED as u64
+        );
         // A refused session publishes nothing (it could never be dropped).
         let f = flow((MAX_SHARED_SESSIONS / MAX_SESSIONS_JOINED) as u16);
         let last = chans.last_mut().unwrap();
-        last.publish_handle(&cx(&f), (f.conn.orig_p as u64) << 16 | 1, 5, "x".into(), 1, &mut sink);
+        last.publish_handle(
+            &cx(&f),
+            (f.conn.orig_p as u64) << 16 | 1,
+            5,
+            "x".into(),
+            1,
+            &mut sink,
+        );
         assert_eq!(counts(&r).1, 0);
         chans.clear();
         assert_eq!(counts(&r), (0, 0));

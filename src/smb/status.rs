@@ -58,7 +58,10 @@ const NAMES: &[(u32, &str)] = &[
 /// The status's name, or `0x%08x` for codes not in the table.
 pub fn nt_status_name(code: u32) -> String {
     match NAMES.binary_search_by_key(&code, |&(c, _)| c) {
-        Ok(i) => NAMES.get(i).map(|(_, n)| (*n).to_string()).unwrap_or_default(),
+        Ok(i) => NAMES
+            .get(i)
+            .map(|(_, n)| (*n).to_string())
+            .unwrap_or_default(),
         Err(_) => format!("0x{code:08x}"),
     }
 }

@@ -10,11 +10,11 @@ use crate::event::{ConnFields, Event, FileAction, SmbFiles, SmbVersion};
 use crate::flow::{Direction, FlowCtx};
 use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
+use crate::smb::keyed_hash::KeyedMap;
+use crate::smb::registry::Channel;
+pub use crate::smb::registry::{SharedRegistry, MAX_SHARED_HANDLES};
 use crate::smb::status::nt_status_name;
 use crate::time::Ts;
-use crate::smb::keyed_hash::KeyedMap;
-pub use crate::smb::registry::{SharedRegistry, MAX_SHARED_HANDLES};
-use crate::smb::registry::Channel;
 
 /// Sessions tracked per connection.
 pub const MAX_SMB_SESSIONS: usize = 64;
@@ -24,7 +24,6 @@ pub const MAX_TREES: usize = 256;
 pub const MAX_OPEN_FILES: usize = 1024;
 /// DCE-RPC conversations (pipe handles) kept per session.
 pub const MAX_PIPES_PER_SESSION: usize = 64;
-
 
 /// Written where the tree connect (or the CREATE) was not seen.
 pub const UNKNOWN: &str = "<unknown>";
@@ -58,10 +57,18 @@ pub struct Tree {
 
 impl Tree {
     pub fn new(path: &str, share_type: ShareType) -> Tree {
-        Tree { path: path.to_string(), share: share_of(path), share_type }
+        Tree {
+            path: path.to_string(),
+            share: share_of(path),
+            share_type,
+        }
     }
     pub fn unknown() -> Tree {
-        Tree { path: UNKNOWN.into(), share: UNKNOWN.into(), share_type: ShareType::Unknown }
+        Tree {
+            path: UNKNOWN.into(),
+            share: UNKNOWN.into(),
+            share_type: ShareType::Unknown,
+        }
     }
     /// IPC$ is the pipe share whatever the response said (or when it was missed).
     pub fn is_pipe(&self) -> bool {
@@ -112,7 +119,11 @@ impl OpenFile {
     /// Emits the held open record, as PIPE_OPEN if the handle turned out to be a pipe.
     pub fn emit_deferred_open(&mut self, sink: &mut Sink) {
         if let Some(mut r) = self.deferred_open.take() {
-            r.action = Some(if self.is_pipe { FileAction::PipeOpen } else { FileAction::FileOpen });
+            r.action = Some(if self.is_pipe {
+                FileAction::PipeOpen
+            } else {
+                FileAction::FileOpen
+            });
             sink.emit(Event::SmbFiles(*r));
         }
     }
@@ -185,7 +196,13 @@ impl Session {
         if self.trees.len() < MAX_TREES {
             self.trees.insert(tree_id, Tree::unknown());
         } else {
-            sink.cap_reached("MAX_TREES", cx.ts, Some(cx.conn()), cx.layer, format!("tree {tree_id:#x}"));
+            sink.cap_reached(
+                "MAX_TREES",
+                cx.ts,
+                Some(cx.conn()),
+                cx.layer,
+                format!("tree {tree_id:#x}"),
+            );
         }
         Tree::unknown()
     }
@@ -193,7 +210,13 @@ impl Session {
     /// Inserts a tree, within [`MAX_TREES`].
     pub fn insert_tree(&mut self, tree_id: u32, tree: Tree, cx: &Cx<'_>, sink: &mut Sink) {
         if self.trees.len() >= MAX_TREES && !self.trees.contains_key(&tree_id) {
-            sink.cap_reached("MAX_TREES", cx.ts, Some(cx.conn()), cx.layer, format!("tree {}", tree.path));
+            sink.cap_reached(
+                "MAX_TREES",
+                cx.ts,
+                Some(cx.conn()),
+                cx.layer,
+                format!("tree {}", tree.path),
+            );
             return;
         }
         self.trees.insert(tree_id, tree);
@@ -201,9 +224,21 @@ impl Session {
 
     /// Inserts a handle within [`MAX_OPEN_FILES`], giving pipes a DCE-RPC conversation within
     /// [`MAX_PIPES_PER_SESSION`]. Returns false when the cap refused it.
-    pub fn insert_file(&mut self, key: FileKey, mut f: OpenFile, cx: &Cx<'_>, sink: &mut Sink) -> bool {
+    pub fn insert_file(
+        &mut self,
+        key: FileKey,
+        mut f: OpenFile,
+        cx: &Cx<'_>,
+        sink: &mut Sink,
+    ) -> bool {
         if self.files.len() >= MAX_OPEN_FILES && !self.files.contains_key(&key) {
-            sink.cap_reached("MAX_OPEN_FILES", cx.ts, Some(cx.conn()), cx.layer, f.name.clone());
+            sink.cap_reached(
+                "MAX_OPEN_FILES",
+                cx.ts,
+                Some(cx.conn()),
+                cx.layer,
+                f.name.clone(),
+            );
             return false;
         }
         if f.is_pipe && f.pipe.is_none() {
@@ -211,7 +246,11 @@ impl Session {
         }
         if let Some(old) = self.files.insert(key, f) {
             // A FileId reused without a CLOSE we saw: log what the old handle did.
-            let tree = self.trees.get(&old.tree_id).cloned().unwrap_or_else(Tree::unknown);
+            let tree = self
+                .trees
+                .get(&old.tree_id)
+                .cloned()
+                .unwrap_or_else(Tree::unknown);
             finish_file_in(cx, self.id, &tree, old, sink);
         }
         true
@@ -224,7 +263,13 @@ impl Session {
 
     /// The (resolved) key of the handle for `key`, creating an "<unknown>"-named one on demand
     /// (midstream pickup). None when a cap refused it.
-    pub fn file_or_unknown(&mut self, key: FileKey, tree_id: u32, cx: &Cx<'_>, sink: &mut Sink) -> Option<FileKey> {
+    pub fn file_or_unknown(
+        &mut self,
+        key: FileKey,
+        tree_id: u32,
+        cx: &Cx<'_>,
+        sink: &mut Sink,
+    ) -> Option<FileKey> {
         let key = self.resolve(key);
         if !self.files.contains_key(&key) {
             let tree = self.tree_or_unknown(tree_id, cx, sink);
@@ -261,11 +306,20 @@ pub fn attach_pipe_counted(pipes: &mut usize, f: &mut OpenFile, cx: &Cx<'_>, sin
     }
     f.is_pipe = true;
     if *pipes >= MAX_PIPES_PER_SESSION {
-        sink.cap_reached("MAX_PIPES_PER_SESSION", cx.ts, Some(cx.conn()), cx.layer, f.name.clone());
+        sink.cap_reached(
+            "MAX_PIPES_PER_SESSION",
+            cx.ts,
+            Some(cx.conn()),
+            cx.layer,
+            f.name.clone(),
+        );
         return;
     }
     *pipes += 1;
-    f.pipe = Some(Box::new(Conversation::new(Transport::SmbPipe, Some(pipe_name(&f.name)))));
+    f.pipe = Some(Box::new(Conversation::new(
+        Transport::SmbPipe,
+        Some(pipe_name(&f.name)),
+    )));
 }
 
 /// A pipe's name as DCE-RPC wants it: `\PIPE\svcctl` or `svcctl` → `svcctl`.
@@ -297,7 +351,14 @@ impl Cx<'_> {
 }
 
 /// The bones of an smb_files record for a handle on a tree.
-pub fn files_record(cx: &Cx<'_>, action: FileAction, tree: &Tree, name: &str, status: String, session_id: u64) -> SmbFiles {
+pub fn files_record(
+    cx: &Cx<'_>,
+    action: FileAction,
+    tree: &Tree,
+    name: &str,
+    status: String,
+    session_id: u64,
+) -> SmbFiles {
     SmbFiles {
         conn: cx.conn(),
         action: Some(action),
@@ -349,7 +410,10 @@ pub struct Tables {
 
 impl Tables {
     pub fn with_registry(registry: SharedRegistry) -> Tables {
-        Tables { sessions: KeyedMap::default(), channel: Some(Channel::new(registry)) }
+        Tables {
+            sessions: KeyedMap::default(),
+            channel: Some(Channel::new(registry)),
+        }
     }
 
     /// This connection uses session `sid` (any SMB2 message naming it).
@@ -367,7 +431,15 @@ impl Tables {
     }
 
     /// Publishes a handle's name (and tree) for the other channels.
-    pub fn share_handle(&mut self, cx: &Cx<'_>, sid: u64, id: u128, name: String, tid: u32, sink: &mut Sink) {
+    pub fn share_handle(
+        &mut self,
+        cx: &Cx<'_>,
+        sid: u64,
+        id: u128,
+        name: String,
+        tid: u32,
+        sink: &mut Sink,
+    ) {
         if let Some(c) = self.channel.as_mut() {
             c.publish_handle(cx, sid, id, name, tid, sink);
         }
@@ -401,10 +473,21 @@ impl Tables {
     /// Learns a handle (and its tree) opened on another channel, if one was published. Returns
     /// whether the handle is now known here.
     pub fn adopt_handle(&mut self, cx: &Cx<'_>, sid: u64, id: u128, sink: &mut Sink) -> bool {
-        let Some((name, tid, tree)) = self.channel.as_ref().and_then(|c| c.lookup_handle(cx, sid, id)) else { return false };
-        let Some(s) = self.session(sid, cx, sink) else { return false };
+        let Some((name, tid, tree)) = self
+            .channel
+            .as_ref()
+            .and_then(|c| c.lookup_handle(cx, sid, id))
+        else {
+            return false;
+        };
+        let Some(s) = self.session(sid, cx, sink) else {
+            return false;
+        };
         if let Some(tree) = tree {
-            if s.trees.get(&tid).is_none_or(|t| t.share_type == ShareType::Unknown) {
+            if s.trees
+                .get(&tid)
+                .is_none_or(|t| t.share_type == ShareType::Unknown)
+            {
                 s.insert_tree(tid, tree, cx, sink);
             }
         }
@@ -425,10 +508,22 @@ impl Tables {
     pub fn session(&mut self, id: u64, cx: &Cx<'_>, sink: &mut Sink) -> Option<&mut Session> {
         if !self.sessions.contains_key(&id) {
             if self.sessions.len() >= MAX_SMB_SESSIONS {
-                sink.cap_reached("MAX_SMB_SESSIONS", cx.ts, Some(cx.conn()), cx.layer, format!("session {id:#x}"));
+                sink.cap_reached(
+                    "MAX_SMB_SESSIONS",
+                    cx.ts,
+                    Some(cx.conn()),
+                    cx.layer,
+                    format!("session {id:#x}"),
+                );
                 return None;
             }
-            self.sessions.insert(id, Session { id, ..Session::default() });
+            self.sessions.insert(
+                id,
+                Session {
+                    id,
+                    ..Session::default()
+                },
+            );
         }
         self.sessions.get_mut(&id)
     }
@@ -461,7 +556,11 @@ fn finish_session(id: u64, mut s: Session, cx: &Cx<'_>, sink: &mut Sink) {
         FileKey::Provisional(m) => (1u8, u128::from(*m)),
     });
     for (_, f) in files {
-        let tree = s.trees.get(&f.tree_id).cloned().unwrap_or_else(Tree::unknown);
+        let tree = s
+            .trees
+            .get(&f.tree_id)
+            .cloned()
+            .unwrap_or_else(Tree::unknown);
         finish_file_in(cx, id, &tree, f, sink);
     }
 }

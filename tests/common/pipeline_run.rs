@@ -23,9 +23,19 @@ pub fn run(path: &Path, piece: usize) -> (Vec<Event>, Counters) {
     }
     let mut engine = Engine::new(EngineConfig::default());
     let mut out = Collect::default();
-    let done = run_file(&mut engine, path, &mut 0, Arc::default(), &mut out, &mut |_| {});
+    let done = run_file(
+        &mut engine,
+        path,
+        &mut 0,
+        Arc::default(),
+        &mut out,
+        &mut |_| {},
+    );
     assert!(done.error.is_none(), "{}: {:?}", path.display(), done.error);
-    (out.events.into_iter().map(|(_, e)| e).collect(), engine.counters())
+    (
+        out.events.into_iter().map(|(_, e)| e).collect(),
+        engine.counters(),
+    )
 }
 
 /// The TCP segments of an Ethernet / IPv4 capture, in capture order (for tests that alter them).
@@ -36,7 +46,11 @@ pub fn segments(path: &Path) -> Vec<Seg> {
 /// [`run`] over segments already read (and perhaps altered), each data segment cut into `piece`
 /// bytes (0 = as they are).
 pub fn run_segments(segs: &[Seg], piece: usize) -> (Vec<Event>, Counters) {
-    let segs = if piece > 0 { split(segs, piece) } else { segs.to_vec() };
+    let segs = if piece > 0 {
+        split(segs, piece)
+    } else {
+        segs.to_vec()
+    };
     run_packets(&frames(&segs, Net::V4))
 }
 
@@ -47,5 +61,8 @@ fn run_packets(packets: &[Packet]) -> (Vec<Event>, Counters) {
         engine.process(i as u64, p, &mut out);
     }
     engine.finish(&mut out);
-    (out.events.into_iter().map(|(_, e)| e).collect(), engine.counters())
+    (
+        out.events.into_iter().map(|(_, e)| e).collect(),
+        engine.counters(),
+    )
 }

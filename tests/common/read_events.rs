@@ -28,16 +28,29 @@ pub fn events_of(capture: &Path, keys: Option<&Path>) -> Vec<Value> {
     let out = dir.join(format!("{n}-{name}.jsonl"));
     let alerts = dir.join(format!("{n}-alerts.jsonl"));
     let mut cmd = Command::new(bin());
-    cmd.arg("read").arg(capture).arg("--events").arg(&out).arg("--alerts").arg(&alerts).arg("--no-summary");
+    cmd.arg("read")
+        .arg(capture)
+        .arg("--events")
+        .arg(&out)
+        .arg("--alerts")
+        .arg(&alerts)
+        .arg("--no-summary");
     if let Some(k) = keys {
         cmd.arg("--smb-keys").arg(k);
     }
     let st = cmd.output().unwrap();
-    assert!(st.status.success(), "read {} failed: {}", capture.display(), String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "read {} failed: {}",
+        capture.display(),
+        String::from_utf8_lossy(&st.stderr)
+    );
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(&alerts);
-    text.lines().map(|l| serde_json::from_str(l).expect("event line is JSON")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("event line is JSON"))
+        .collect()
 }
 
 /// The lab password as an `--smb-keys` file (mode 0600), unique per `tag`.
@@ -64,5 +77,11 @@ pub fn of_log<'a>(ev: &'a [Value], log: &str) -> Vec<&'a Value> {
 
 /// The connection 4-tuple as Zeek writes it: `orig_h:orig_p>resp_h:resp_p`.
 pub fn conn_key(e: &Value) -> String {
-    format!("{}:{}>{}:{}", s(&e["id.orig_h"]), e["id.orig_p"], s(&e["id.resp_h"]), e["id.resp_p"])
+    format!(
+        "{}:{}>{}:{}",
+        s(&e["id.orig_h"]),
+        e["id.orig_p"],
+        s(&e["id.resp_h"]),
+        e["id.resp_p"]
+    )
 }

@@ -201,7 +201,9 @@ pub fn v6_of(a: IpAddr) -> IpAddr {
     match a {
         IpAddr::V4(v4) => {
             let o = v4.octets();
-            IpAddr::V6(Ipv6Addr::from([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, o[0], o[1], o[2], o[3]]))
+            IpAddr::V6(Ipv6Addr::from([
+                0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, o[0], o[1], o[2], o[3],
+            ]))
         }
         v6 => v6,
     }
@@ -225,21 +227,36 @@ pub fn frames(segs: &[Seg], net: Net) -> Vec<Packet> {
     let mut out = Vec::new();
     let mut ip_id: u32 = 0x1000;
     let mut push = |ts: Ts, data: Vec<u8>| {
-        out.push(Packet { ts, linktype: LINKTYPE_ETHERNET, orig_len: data.len() as u32, data });
+        out.push(Packet {
+            ts,
+            linktype: LINKTYPE_ETHERNET,
+            orig_len: data.len() as u32,
+            data,
+        });
     };
     for s in segs {
         let tcp = build::tcp(s.sport, s.dport, s.seq, s.ack, s.flags, &s.payload);
         ip_id = ip_id.wrapping_add(1);
         match net {
-            Net::V4 => push(s.ts, build::ether(0x0800, &build::ipv4(v4(s.src), v4(s.dst), 6, &tcp))),
+            Net::V4 => push(
+                s.ts,
+                build::ether(0x0800, &build::ipv4(v4(s.src), v4(s.dst), 6, &tcp)),
+            ),
             Net::Vlan(vid) => {
                 let ip = build::ipv4(v4(s.src), v4(s.dst), 6, &tcp);
-                push(s.ts, build::ether(0x8100, &build::vlan_tag(vid, 0x0800, &ip)))
+                push(
+                    s.ts,
+                    build::ether(0x8100, &build::vlan_tag(vid, 0x0800, &ip)),
+                )
             }
-            Net::V6 => push(s.ts, build::ether(0x86dd, &build::ipv6(v6(s.src), v6(s.dst), 6, &tcp))),
+            Net::V6 => push(
+                s.ts,
+                build::ether(0x86dd, &build::ipv6(v6(s.src), v6(s.dst), 6, &tcp)),
+            ),
             Net::V4Frag(n) | Net::V6Frag(n) => {
                 assert!(n % 8 == 0 && n > 0);
-                let pieces: Vec<(usize, &[u8])> = tcp.chunks(n).enumerate().map(|(i, c)| (i * n, c)).collect();
+                let pieces: Vec<(usize, &[u8])> =
+                    tcp.chunks(n).enumerate().map(|(i, c)| (i * n, c)).collect();
                 let last = pieces.len() - 1;
                 // Last fragment first: the reassembler must not depend on arrival order.
                 for (i, (off, piece)) in pieces.iter().enumerate().rev() {
@@ -247,9 +264,20 @@ pub fn frames(segs: &[Seg], net: Net) -> Vec<Packet> {
                     let data = match net {
                         Net::V4Frag(_) => build::ether(
                             0x0800,
-                            &build::ipv4_frag(v4(s.src), v4(s.dst), 6, ip_id as u16, *off, more, piece),
+                            &build::ipv4_frag(
+                                v4(s.src),
+                                v4(s.dst),
+                                6,
+                                ip_id as u16,
+                                *off,
+                                more,
+                                piece,
+                            ),
                         ),
-                        _ => build::ether(0x86dd, &build::ipv6_frag(v6(s.src), v6(s.dst), 6, ip_id, *off, more, piece)),
+                        _ => build::ether(
+                            0x86dd,
+                            &build::ipv6_frag(v6(s.src), v6(s.dst), 6, ip_id, *off, more, piece),
+                        ),
                     };
                     push(s.ts, data);
                 }
@@ -297,9 +325,20 @@ pub fn smb_conns(segs: &[Seg]) -> (Vec<Conn>, Vec<Seg>) {
             continue;
         }
         let to_server = is_smb(s.dport);
-        let (client, server) = if to_server { ((s.src, s.sport), (s.dst, s.dport)) } else { ((s.dst, s.dport), (s.src, s.sport)) };
+        let (client, server) = if to_server {
+            ((s.src, s.sport), (s.dst, s.dport))
+        } else {
+            ((s.dst, s.dport), (s.src, s.sport))
+        };
         let ci = *index.entry((client, server)).or_insert_with(|| {
-            conns.push(Conn { client, server, client_isn: 0, server_isn: 0, first_ts: s.ts, msgs: Vec::new() });
+            conns.push(Conn {
+                client,
+                server,
+                client_isn: 0,
+                server_isn: 0,
+                first_ts: s.ts,
+                msgs: Vec::new(),
+            });
             next.push([None, None]);
             bufs.push([Vec::new(), Vec::new()]);
             conns.len() - 1
@@ -331,7 +370,11 @@ pub fn smb_conns(segs: &[Seg]) -> (Vec<Conn>, Vec<Seg>) {
             }
             let body = buf[4..4 + n].to_vec();
             buf.drain(..4 + n);
-            conns[ci].msgs.push(Msg { ts: s.ts, to_server, body });
+            conns[ci].msgs.push(Msg {
+                ts: s.ts,
+                to_server,
+                body,
+            });
         }
     }
     (conns, other)
@@ -345,17 +388,43 @@ pub fn packetize(c: &Conn, mss: usize) -> Vec<Seg> {
     let mut cseq = c.client_isn;
     let mut sseq = c.server_isn;
     let seg = |ts: Ts, to_server: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]| {
-        let (src, sport, dst, dport) = if to_server { (ch, cp, sh, sp) } else { (sh, sp, ch, cp) };
-        Seg { ts, src, dst, sport, dport, seq, ack, flags, payload: payload.to_vec() }
+        let (src, sport, dst, dport) = if to_server {
+            (ch, cp, sh, sp)
+        } else {
+            (sh, sp, ch, cp)
+        };
+        Seg {
+            ts,
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            payload: payload.to_vec(),
+        }
     };
     out.push(seg(c.first_ts, true, cseq, 0, build::SYN, &[]));
-    out.push(seg(c.first_ts, false, sseq, cseq.wrapping_add(1), build::SYN | build::ACK, &[]));
+    out.push(seg(
+        c.first_ts,
+        false,
+        sseq,
+        cseq.wrapping_add(1),
+        build::SYN | build::ACK,
+        &[],
+    ));
     cseq = cseq.wrapping_add(1);
     sseq = sseq.wrapping_add(1);
     out.push(seg(c.first_ts, true, cseq, sseq, build::ACK, &[]));
     let mut last_ts = c.first_ts;
     for m in &c.msgs {
-        let mut wire = vec![0u8, (m.body.len() >> 16) as u8, (m.body.len() >> 8) as u8, m.body.len() as u8];
+        let mut wire = vec![
+            0u8,
+            (m.body.len() >> 16) as u8,
+            (m.body.len() >> 8) as u8,
+            m.body.len() as u8,
+        ];
         assert!(m.body.len() < 1 << 24);
         wire.extend_from_slice(&m.body);
         for piece in wire.chunks(mss) {
@@ -370,8 +439,22 @@ pub fn packetize(c: &Conn, mss: usize) -> Vec<Seg> {
         last_ts = m.ts;
     }
     out.push(seg(last_ts, true, cseq, sseq, build::FIN | build::ACK, &[]));
-    out.push(seg(last_ts, false, sseq, cseq.wrapping_add(1), build::FIN | build::ACK, &[]));
-    out.push(seg(last_ts, true, cseq.wrapping_add(1), sseq.wrapping_add(1), build::ACK, &[]));
+    out.push(seg(
+        last_ts,
+        false,
+        sseq,
+        cseq.wrapping_add(1),
+        build::FIN | build::ACK,
+        &[],
+    ));
+    out.push(seg(
+        last_ts,
+        true,
+        cseq.wrapping_add(1),
+        sseq.wrapping_add(1),
+        build::ACK,
+        &[],
+    ));
     out
 }
 
@@ -461,7 +544,11 @@ pub fn fragment_dcerpc_request(conns: &mut [Conn], opnum: u16, n: usize) -> usiz
             let is_target = m.to_server && is_smb2(b) && cmd(b) == WRITE && le32(b, 20) == 0 && {
                 let off = usize::from(le16(b, SMB2_HDR + 2));
                 let len = le32(b, SMB2_HDR + 4) as usize;
-                off + len <= b.len() && len >= 24 && b[off] == 5 && b[off + 2] == 0 && le16(b, off + 22) == opnum
+                off + len <= b.len()
+                    && len >= 24
+                    && b[off] == 5
+                    && b[off + 2] == 0
+                    && le16(b, off + 22) == opnum
             };
             if !is_target {
                 out.push(m.clone());
@@ -472,12 +559,21 @@ pub fn fragment_dcerpc_request(conns: &mut [Conn], opnum: u16, n: usize) -> usiz
             let len = le32(b, SMB2_HDR + 4) as usize;
             let pdu = &b[off..off + len];
             assert_eq!(pdu[4] & 0xf0, 0x10, "little-endian PDUs only");
-            assert_eq!(le16(pdu, 10), 0, "unauthenticated PDUs only (the verifier would need re-signing)");
+            assert_eq!(
+                le16(pdu, 10),
+                0,
+                "unauthenticated PDUs only (the verifier would need re-signing)"
+            );
             assert_eq!(pdu[3] & 3, 3, "a single-fragment request to start with");
             let stub = &pdu[24..];
             let resp = msgs[i + 1..]
                 .iter()
-                .find(|r| !r.to_server && is_smb2(&r.body) && cmd(&r.body) == WRITE && mid(&r.body) == mid(b))
+                .find(|r| {
+                    !r.to_server
+                        && is_smb2(&r.body)
+                        && cmd(&r.body) == WRITE
+                        && mid(&r.body) == mid(b)
+                })
                 .expect("WRITE response")
                 .clone();
             let piece = stub.len().div_ceil(n);
@@ -499,10 +595,22 @@ pub fn fragment_dcerpc_request(conns: &mut [Conn], opnum: u16, n: usize) -> usiz
                     let mut r = resp.body.clone();
                     set_mid(&mut r, fresh_mid);
                     fresh_mid += 1;
-                    out.push(Msg { ts: m.ts, to_server: true, body: w });
-                    out.push(Msg { ts: m.ts, to_server: false, body: r });
+                    out.push(Msg {
+                        ts: m.ts,
+                        to_server: true,
+                        body: w,
+                    });
+                    out.push(Msg {
+                        ts: m.ts,
+                        to_server: false,
+                        body: r,
+                    });
                 } else {
-                    out.push(Msg { ts: m.ts, to_server: true, body: w });
+                    out.push(Msg {
+                        ts: m.ts,
+                        to_server: true,
+                        body: w,
+                    });
                 }
             }
             done += 1;
@@ -526,7 +634,10 @@ pub fn compound_upload(conns: &mut [Conn], name: &str, max_writes: usize) -> boo
                 let off = usize::from(le16(&m.body, SMB2_HDR + 44));
                 let len = usize::from(le16(&m.body, SMB2_HDR + 46));
                 m.body.get(off..off + len).is_some_and(|n| {
-                    let u: Vec<u16> = n.chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]])).collect();
+                    let u: Vec<u16> = n
+                        .chunks_exact(2)
+                        .map(|p| u16::from_le_bytes([p[0], p[1]]))
+                        .collect();
                     String::from_utf16_lossy(&u).to_lowercase().ends_with(&want)
                 })
             }
@@ -542,7 +653,9 @@ pub fn compound_upload(conns: &mut [Conn], name: &str, max_writes: usize) -> boo
         };
         let create_mid = mid(&c.msgs[ci].body);
         let cr = final_response(&c.msgs, create_mid);
-        let fid: [u8; 16] = c.msgs[cr].body[SMB2_HDR + 64..SMB2_HDR + 80].try_into().unwrap();
+        let fid: [u8; 16] = c.msgs[cr].body[SMB2_HDR + 64..SMB2_HDR + 80]
+            .try_into()
+            .unwrap();
         let mut parts = vec![ci];
         let mut close_at = None;
         let mut writes = 0;
@@ -578,7 +691,10 @@ pub fn compound_upload(conns: &mut [Conn], name: &str, max_writes: usize) -> boo
                 }
             }
         }
-        let finals: Vec<usize> = parts.iter().map(|&p| final_response(&c.msgs, mid(&c.msgs[p].body))).collect();
+        let finals: Vec<usize> = parts
+            .iter()
+            .map(|&p| final_response(&c.msgs, mid(&c.msgs[p].body)))
+            .collect();
         let chain = |bodies: Vec<Vec<u8>>, fid_at: &dyn Fn(u16) -> Option<usize>| -> Vec<u8> {
             let mut out = Vec::new();
             let count = bodies.len();
@@ -605,8 +721,14 @@ pub fn compound_upload(conns: &mut [Conn], name: &str, max_writes: usize) -> boo
             CLOSE => Some(SMB2_HDR + 8),
             _ => None,
         };
-        let request = chain(parts.iter().map(|&p| c.msgs[p].body.clone()).collect(), &req_fid);
-        let response = chain(finals.iter().map(|&r| c.msgs[r].body.clone()).collect(), &|_| None);
+        let request = chain(
+            parts.iter().map(|&p| c.msgs[p].body.clone()).collect(),
+            &req_fid,
+        );
+        let response = chain(
+            finals.iter().map(|&r| c.msgs[r].body.clone()).collect(),
+            &|_| None,
+        );
         let ts = c.msgs[ci].ts;
         let mut drop: Vec<usize> = parts.iter().chain(responses.iter()).copied().collect();
         drop.sort_unstable();
@@ -614,8 +736,16 @@ pub fn compound_upload(conns: &mut [Conn], name: &str, max_writes: usize) -> boo
         let mut out = Vec::new();
         for (j, m) in c.msgs.iter().enumerate() {
             if j == ci {
-                out.push(Msg { ts, to_server: true, body: request.clone() });
-                out.push(Msg { ts, to_server: false, body: response.clone() });
+                out.push(Msg {
+                    ts,
+                    to_server: true,
+                    body: request.clone(),
+                });
+                out.push(Msg {
+                    ts,
+                    to_server: false,
+                    body: response.clone(),
+                });
             }
             if drop.binary_search(&j).is_err() {
                 out.push(m.clone());
@@ -662,16 +792,28 @@ pub struct Facts {
 }
 
 pub fn facts(alerts: &[Alert]) -> Vec<Facts> {
-    let mut v: Vec<Facts> = alerts.iter().filter_map(Alert::as_technique).map(facts_of).collect();
+    let mut v: Vec<Facts> = alerts
+        .iter()
+        .filter_map(Alert::as_technique)
+        .map(facts_of)
+        .collect();
     v.sort();
     v
 }
 
 fn facts_of(t: &TechniqueAlert) -> Facts {
-    let mut uploads: Vec<_> = t.uploads.iter().map(|u| (u.name.to_lowercase(), u.size, u.sha256.clone())).collect();
+    let mut uploads: Vec<_> = t
+        .uploads
+        .iter()
+        .map(|u| (u.name.to_lowercase(), u.size, u.sha256.clone()))
+        .collect();
     uploads.sort();
     Facts {
-        technique: serde_json::to_value(t.technique).unwrap().as_str().unwrap_or_default().to_string(),
+        technique: serde_json::to_value(t.technique)
+            .unwrap()
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         tool: t.tool.clone(),
         src_ip: t.src_ip,
         dst_ip: t.dst_ip,
@@ -683,11 +825,15 @@ fn facts_of(t: &TechniqueAlert) -> Facts {
 
 /// The same facts with addresses mapped to IPv6 (for the IPv6 variants).
 pub fn facts_v6(f: &[Facts]) -> Vec<Facts> {
-    let mut v: Vec<Facts> = f.iter().cloned().map(|mut x| {
-        x.src_ip = v6_of(x.src_ip);
-        x.dst_ip = v6_of(x.dst_ip);
-        x
-    }).collect();
+    let mut v: Vec<Facts> = f
+        .iter()
+        .cloned()
+        .map(|mut x| {
+            x.src_ip = v6_of(x.src_ip);
+            x.dst_ip = v6_of(x.dst_ip);
+            x
+        })
+        .collect();
     v.sort();
     v
 }
@@ -698,7 +844,11 @@ pub fn service_calls(events: &[Event]) -> Vec<(String, Option<String>, Option<St
         .iter()
         .filter_map(|e| match e {
             Event::DceRpc(d) if d.args.service_name.is_some() || d.args.binary_path.is_some() => {
-                Some((d.operation.clone(), d.args.service_name.clone(), d.args.binary_path.clone()))
+                Some((
+                    d.operation.clone(),
+                    d.args.service_name.clone(),
+                    d.args.binary_path.clone(),
+                ))
             }
             _ => None,
         })

@@ -36,8 +36,16 @@ pub(super) fn header(head: &[u8]) -> Option<Header> {
         _ => return None,
     };
     let lt = [h[20], h[21], h[22], h[23]];
-    let linktype = if big_endian { u32::from_be_bytes(lt) } else { u32::from_le_bytes(lt) };
-    Some(Header { big_endian, nanos, linktype })
+    let linktype = if big_endian {
+        u32::from_be_bytes(lt)
+    } else {
+        u32::from_le_bytes(lt)
+    };
+    Some(Header {
+        big_endian,
+        nanos,
+        linktype,
+    })
 }
 
 /// One record, borrowed from the reader's buffer.
@@ -73,7 +81,14 @@ impl LegacyReader {
         let mut buf = head;
         let end = buf.len();
         buf.resize(end.max(READ_BLOCK_BYTES), 0);
-        LegacyReader { stream: rest, header, buf, start: FILE_HEADER_LEN.min(end), end, eof: false }
+        LegacyReader {
+            stream: rest,
+            header,
+            buf,
+            start: FILE_HEADER_LEN.min(end),
+            end,
+            eof: false,
+        }
     }
 
     pub fn linktype(&self) -> u32 {
@@ -82,7 +97,11 @@ impl LegacyReader {
 
     fn u32_at(&self, at: usize) -> u32 {
         // Callers have `fill`ed past `at + 4`; the fallback only keeps this panic-free.
-        let b: [u8; 4] = self.buf.get(at..at + 4).and_then(|s| s.try_into().ok()).unwrap_or([0; 4]);
+        let b: [u8; 4] = self
+            .buf
+            .get(at..at + 4)
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; 4]);
         if self.header.big_endian {
             u32::from_be_bytes(b)
         } else {
@@ -106,7 +125,9 @@ impl LegacyReader {
                 // want is bounded by MAX_CAPTURE_RECORD_BYTES (checked by the caller).
                 self.buf.resize(want, 0);
             }
-            let Some(space) = self.buf.get_mut(self.end..) else { return Ok(false) };
+            let Some(space) = self.buf.get_mut(self.end..) else {
+                return Ok(false);
+            };
             match self.stream.read(space) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
@@ -120,7 +141,11 @@ impl LegacyReader {
     /// The next record; Ok(None) at a clean end of the stream.
     pub fn next(&mut self) -> Result<Option<Record<'_>>, Stop> {
         if !self.fill(RECORD_HEADER_LEN)? {
-            return if self.end == self.start { Ok(None) } else { Err(Stop::Truncated) };
+            return if self.end == self.start {
+                Ok(None)
+            } else {
+                Err(Stop::Truncated)
+            };
         }
         let at = self.start;
         let caplen = self.u32_at(at + 8) as usize;
@@ -137,10 +162,17 @@ impl LegacyReader {
         let frac = u64::from(self.u32_at(at + 4));
         let orig_len = self.u32_at(at + 12);
         // Same as units_to_ns for these two resolutions, without the 128-bit division.
-        let frac_ns = if self.header.nanos { frac } else { frac * 1_000 };
+        let frac_ns = if self.header.nanos {
+            frac
+        } else {
+            frac * 1_000
+        };
         let ts = Ts((sec * 1_000_000_000).saturating_add(frac_ns));
         self.start += total;
-        let data = self.buf.get(at + RECORD_HEADER_LEN..at + total).unwrap_or(&[]);
+        let data = self
+            .buf
+            .get(at + RECORD_HEADER_LEN..at + total)
+            .unwrap_or(&[]);
         Ok(Some(Record { ts, orig_len, data }))
     }
 }
@@ -150,7 +182,9 @@ mod tests {
     use super::*;
 
     fn file(be: bool, ns: bool, recs: &[(u32, u32, &[u8])]) -> Vec<u8> {
-        let w = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&if be { x.to_be_bytes() } else { x.to_le_bytes() });
+        let w = |v: &mut Vec<u8>, x: u32| {
+            v.extend_from_slice(&if be { x.to_be_bytes() } else { x.to_le_bytes() })
+        };
         let mut v = Vec::new();
         w(&mut v, if ns { 0xa1b2_3c4d } else { 0xa1b2_c3d4 });
         v.extend_from_slice(&if be { [0, 2, 0, 4] } else { [2, 0, 4, 0] });
@@ -172,8 +206,12 @@ mod tests {
     struct Trickle(Vec<u8>, usize);
     impl Read for Trickle {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let Some((&b, _)) = self.0.get(self.1..).and_then(|r| r.split_first()) else { return Ok(0) };
-            let Some(slot) = buf.first_mut() else { return Ok(0) };
+            let Some((&b, _)) = self.0.get(self.1..).and_then(|r| r.split_first()) else {
+                return Ok(0);
+            };
+            let Some(slot) = buf.first_mut() else {
+                return Ok(0);
+            };
             *slot = b;
             self.1 += 1;
             Ok(1)
@@ -195,7 +233,10 @@ mod tests {
             assert_eq!(r.linktype(), 113);
             let mul = if ns { 1 } else { 1000 };
             let a = r.next().unwrap().unwrap();
-            assert_eq!((a.ts, a.orig_len, a.data), (Ts(10_000_000_000 + 5 * mul), 7, &b"abc"[..]));
+            assert_eq!(
+                (a.ts, a.orig_len, a.data),
+                (Ts(10_000_000_000 + 5 * mul), 7, &b"abc"[..])
+            );
             let b = r.next().unwrap().unwrap();
             assert_eq!((b.ts, b.data.len()), (Ts(11_000_000_000 + 6 * mul), 3000));
             assert!(b.data.iter().all(|&x| x == 7));
@@ -227,6 +268,13 @@ mod tests {
         modified[..4].copy_from_slice(&[0x34, 0xcd, 0xb2, 0xa1]);
         assert_eq!(header(&modified), None);
         assert_eq!(header(&file(false, false, &[])[..23]), None);
-        assert_eq!(header(&file(true, true, &[])), Some(Header { big_endian: true, nanos: true, linktype: 113 }));
+        assert_eq!(
+            header(&file(true, true, &[])),
+            Some(Header {
+                big_endian: true,
+                nanos: true,
+                linktype: 113
+            })
+        );
     }
 }

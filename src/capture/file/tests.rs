@@ -9,7 +9,10 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// A fresh temporary directory for one test.
 pub(crate) fn temp_dir(tag: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!("psexec-sensor-test-{}-{tag}-{n}", std::process::id()));
+    let d = std::env::temp_dir().join(format!(
+        "psexec-sensor-test-{}-{tag}-{n}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -131,7 +134,11 @@ fn pcap_microseconds_little_endian() {
 #[test]
 fn pcap_nanoseconds_big_endian() {
     let d = temp_dir("ns");
-    let f = write(&d, "a.pcap", &pcap(101, true, true, &[(3, 123_456_789, b"xyz")]));
+    let f = write(
+        &d,
+        "a.pcap",
+        &pcap(101, true, true, &[(3, 123_456_789, b"xyz")]),
+    );
     let (pkts, err) = read_all(&f);
     assert!(err.is_none(), "{err:?}");
     assert_eq!(pkts.len(), 1);
@@ -196,7 +203,12 @@ fn gzip_is_found_by_magic_not_by_name() {
 
 #[test]
 fn truncated_last_record_keeps_earlier_packets() {
-    let mut raw = pcap(1, false, false, &[(1, 0, b"good"), (2, 0, b"cut-in-the-middle")]);
+    let mut raw = pcap(
+        1,
+        false,
+        false,
+        &[(1, 0, b"good"), (2, 0, b"cut-in-the-middle")],
+    );
     raw.truncate(raw.len() - 5);
     let d = temp_dir("trunc");
     let f = write(&d, "t.pcap", &raw);
@@ -217,11 +229,15 @@ fn bad_magic_empty_and_missing_are_errors() {
     let empty = write(&d, "empty.pcap", b"");
     let missing = d.join("missing.pcap");
     match CaptureReader::open(&bad) {
-        Err(e @ CaptureError::NotACapture { .. }) => assert!(e.to_string().contains("bad magic"), "{e}"),
+        Err(e @ CaptureError::NotACapture { .. }) => {
+            assert!(e.to_string().contains("bad magic"), "{e}")
+        }
         other => panic!("{:?}", other.err()),
     }
     match CaptureReader::open(&empty) {
-        Err(e @ CaptureError::NotACapture { .. }) => assert!(e.to_string().contains("empty"), "{e}"),
+        Err(e @ CaptureError::NotACapture { .. }) => {
+            assert!(e.to_string().contains("empty"), "{e}")
+        }
         other => panic!("{:?}", other.err()),
     }
     assert!(matches!(
@@ -352,5 +368,8 @@ fn pcapng_big_endian_section() {
     let (pkts, err) = read_all(&p);
     assert!(err.is_none(), "{err:?}");
     assert_eq!(pkts.len(), 1);
-    assert_eq!((pkts[0].linktype, pkts[0].ts, &pkts[0].data[..]), (229, Ts(ts), &b"12345"[..]));
+    assert_eq!(
+        (pkts[0].linktype, pkts[0].ts, &pkts[0].data[..]),
+        (229, Ts(ts), &b"12345"[..])
+    );
 }

@@ -59,7 +59,10 @@ fn overlap_same_data_is_quiet_different_is_anomaly_first_wins() {
     );
     assert_eq!(s.counters.get("anomaly.fragment_overlap"), 0);
     let evil = [0xEEu8; 8];
-    assert_eq!(d.add(Ts(1), frag(8, true, &evil), &mut s), FragOutcome::Pending);
+    assert_eq!(
+        d.add(Ts(1), frag(8, true, &evil), &mut s),
+        FragOutcome::Pending
+    );
     assert_eq!(s.counters.get("anomaly.fragment_overlap"), 1);
     match d.add(Ts(1), frag(16, false, &payload[16..]), &mut s) {
         FragOutcome::Complete(v) => assert_eq!(v, payload, "first copy must win"),
@@ -92,7 +95,10 @@ fn caps_and_timeout() {
     assert_eq!(s.counters.get("MAX_IP_FRAG_DATAGRAM_BYTES"), 1);
     // Much later: everything old is swept.
     let late = Fragment {
-        key: FragKey { id: 999_999, ..key() },
+        key: FragKey {
+            id: 999_999,
+            ..key()
+        },
         offset: 0,
         more: true,
         data: &[1; 8],

@@ -64,7 +64,10 @@ impl Pairer {
         // A CANCEL at the head of the queue is never answered: skip it when a later request is
         // waiting and this response is not CANCEL-sized itself (ECHO and friends answer 68 bytes).
         while self.pending.len() > 1
-            && self.pending.front().is_some_and(|f| f.size == CANCEL_REQUEST)
+            && self
+                .pending
+                .front()
+                .is_some_and(|f| f.size == CANCEL_REQUEST)
             && m.size != CANCEL_REQUEST
         {
             self.pending.pop_front();
@@ -81,7 +84,10 @@ impl Pairer {
             }
             None => match self.held.take() {
                 // The final response after an interim one.
-                Some(h) => out.push(Pair { req: h.req, resp: m }),
+                Some(h) => out.push(Pair {
+                    req: h.req,
+                    resp: m,
+                }),
                 None => notes.orphan = true,
             },
         }
@@ -101,7 +107,11 @@ mod tests {
     use super::*;
 
     fn m(ts: u64, size: u32) -> Msg {
-        Msg { ts: Ts(ts), size, uid: Uid(1) }
+        Msg {
+            ts: Ts(ts),
+            size,
+            uid: Uid(1),
+        }
     }
 
     fn sizes(p: &[Pair]) -> Vec<(u32, u32)> {

@@ -91,7 +91,9 @@ pub fn write_data(req: u32, resp: u32) -> Option<u32> {
 
 /// READ request answered by data: the data length (at least a DCE-RPC header's worth).
 pub fn read_data(req: u32, resp: u32) -> Option<u32> {
-    if (READ_REQUEST_MIN..=READ_REQUEST_MAX).contains(&req) && resp >= READ_RESPONSE_FIXED + DCE_HEADER {
+    if (READ_REQUEST_MIN..=READ_REQUEST_MAX).contains(&req)
+        && resp >= READ_RESPONSE_FIXED + DCE_HEADER
+    {
         Some(resp - READ_RESPONSE_FIXED)
     } else {
         None
@@ -105,7 +107,10 @@ pub fn read_data(req: u32, resp: u32) -> Option<u32> {
 pub fn transceive(req: u32, resp: u32) -> Option<(u32, u32)> {
     // A 152-byte answer is a CREATE response without contexts (opening a file or pipe); reading it
     // as IOCTL would only gain DCE-RPC replies of exactly 40 bytes.
-    if resp == WRITE_RESPONSE || resp == CREATE_RESPONSE || (READ_REQUEST_MIN..=READ_REQUEST_MAX).contains(&req) {
+    if resp == WRITE_RESPONSE
+        || resp == CREATE_RESPONSE
+        || (READ_REQUEST_MIN..=READ_REQUEST_MAX).contains(&req)
+    {
         return None;
     }
     let q = req.checked_sub(IOCTL_REQUEST_FIXED)?;
@@ -145,7 +150,8 @@ pub fn is_bind(q: u32, r: u32) -> bool {
 /// verifier ([`AUTH_VERIFIER_MIN`] to [`MAX_AUTH_VERIFIER`]) when the call is signed or sealed.
 /// Exact sizes matter: other interfaces' calls answer 52, 56, 64… (SamrConnect5 is 64).
 pub fn is_handle_reply(r: u32) -> bool {
-    r == HANDLE_REPLY || (HANDLE_REPLY + AUTH_VERIFIER_MIN..=HANDLE_REPLY + MAX_AUTH_VERIFIER).contains(&r)
+    r == HANDLE_REPLY
+        || (HANDLE_REPLY + AUTH_VERIFIER_MIN..=HANDLE_REPLY + MAX_AUTH_VERIFIER).contains(&r)
 }
 
 /// A call that returns a context handle and a status.
@@ -158,7 +164,8 @@ pub fn is_handle_call(q: u32, r: u32) -> bool {
 pub fn is_create_reply(r: u32) -> bool {
     r == FAULT_PDU
         || r == CREATE_SERVICE_REPLY
-        || (CREATE_SERVICE_REPLY + AUTH_VERIFIER_MIN..=CREATE_SERVICE_REPLY + MAX_AUTH_VERIFIER).contains(&r)
+        || (CREATE_SERVICE_REPLY + AUTH_VERIFIER_MIN..=CREATE_SERVICE_REPLY + MAX_AUTH_VERIFIER)
+            .contains(&r)
 }
 
 /// A large request with a small reply: CreateServiceW (answered by a handle + status, or a fault).
@@ -202,8 +209,16 @@ mod tests {
         let stub = |name: u32, path: u32| 20 + s(name) + 4 + s(name) + 16 + s(path) + 28;
         // 4-letter service, `%systemroot%\xxxxxxxx.exe` (25 chars): psexec's request PDU.
         assert_eq!(DCE_CALL_HEADER + stub(4, 25), 204);
-        assert!(is_create_call(DCE_CALL_HEADER + stub(4, 25), FAULT_PDU, 104));
-        assert!(is_create_call(DCE_CALL_HEADER + stub(4, 25), CREATE_SERVICE_REPLY, 104));
+        assert!(is_create_call(
+            DCE_CALL_HEADER + stub(4, 25),
+            FAULT_PDU,
+            104
+        ));
+        assert!(is_create_call(
+            DCE_CALL_HEADER + stub(4, 25),
+            CREATE_SERVICE_REPLY,
+            104
+        ));
         // Not when the reply is large (a query answered with data).
         assert!(!is_create_call(204, 316, 104));
         // Not when it is no larger than the handle calls before it.
@@ -224,7 +239,10 @@ mod tests {
         assert_eq!(transceive(130, 180), None);
         assert_eq!(transceive(144, 152), None);
         assert_eq!(upload_chunk(56_432, 80), Some((56_320, true)));
-        assert_eq!(upload_chunk(56_432 + 88 + 136, 356), Some((56_320 + 88 + 136, false)));
+        assert_eq!(
+            upload_chunk(56_432 + 88 + 136, 356),
+            Some((56_320 + 88 + 136, false))
+        );
         assert_eq!(upload_chunk(56_432, 2000), None);
         assert_eq!(upload_chunk(112 + 5840, 80), None);
         assert_eq!(upload_chunk(10, 80), None);
@@ -236,7 +254,12 @@ mod tests {
         assert!(is_handle_call(104, 72));
         assert!(!is_handle_call(104, 64));
         assert!(!is_handle_call(104, 316));
-        assert!(is_create_reply(32) && is_create_reply(52) && is_create_reply(76) && is_create_reply(92));
+        assert!(
+            is_create_reply(32)
+                && is_create_reply(52)
+                && is_create_reply(76)
+                && is_create_reply(92)
+        );
         assert!(!is_create_reply(56) && !is_create_reply(48) && !is_create_reply(93));
     }
 }

@@ -20,7 +20,13 @@ struct Seq {
 
 impl Seq {
     fn new() -> Seq {
-        Seq { t_ms: 1_700_000_000_000, client: CLIENT.parse().unwrap(), sid: SID, nonce: "random", events: vec![] }
+        Seq {
+            t_ms: 1_700_000_000_000,
+            client: CLIENT.parse().unwrap(),
+            sid: SID,
+            nonce: "random",
+            events: vec![],
+        }
     }
     fn conn(&self) -> ConnFields {
         ConnFields {
@@ -66,7 +72,8 @@ impl Seq {
     }
     /// impacket's pipe call: WRITE the request PDU, READ the response PDU.
     fn call_rw(&mut self, q: u32, r: u32) -> &mut Seq {
-        self.pair(WRITE_REQUEST_FIXED + q, WRITE_RESPONSE).pair(113, READ_RESPONSE_FIXED + r)
+        self.pair(WRITE_REQUEST_FIXED + q, WRITE_RESPONSE)
+            .pair(113, READ_RESPONSE_FIXED + r)
     }
     /// Windows' pipe call: one IOCTL FSCTL_PIPE_TRANSCEIVE.
     fn call_ioctl(&mut self, q: u32, r: u32) -> &mut Seq {
@@ -122,10 +129,13 @@ fn psexec(s: &mut Seq, ioctl: bool, upload: impl Fn(&mut Seq)) {
             s.call_rw(q, r);
         }
     };
-    s.tree_connect(r"\\192.0.2.20\IPC$").create("svcctl").create("srvsvc");
+    s.tree_connect(r"\\192.0.2.20\IPC$")
+        .create("svcctl")
+        .create("srvsvc");
     call(s, BIND_ONE_CONTEXT, 68);
     call(s, 76, 316); // NetrShareEnum: large answer
-    s.tree_connect(r"\\192.0.2.20\ADMIN$").create("abcdefgh.exe");
+    s.tree_connect(r"\\192.0.2.20\ADMIN$")
+        .create("abcdefgh.exe");
     upload(s);
     call(s, BIND_ONE_CONTEXT, 68);
     call(s, open_scm_q(), HANDLE_REPLY);
@@ -155,11 +165,23 @@ fn impacket_psexec_write_read_is_inferred_with_upload() {
     assert_eq!(t.session_id, SID);
     assert_eq!(t.user.as_deref(), Some("admin"));
     assert_eq!(t.domain.as_deref(), Some("LAB"));
-    let create: Vec<_> = t.evidence.iter().filter(|e| e.role == "create-call").collect();
+    let create: Vec<_> = t
+        .evidence
+        .iter()
+        .filter(|e| e.role == "create-call")
+        .collect();
     assert_eq!(create[0].inner, Some(204));
     assert_eq!(create.last().unwrap().inner, Some(FAULT_PDU));
-    assert!(t.evidence.iter().any(|e| e.role == "upload" && e.inner == Some(56_320)));
-    assert!(t.evidence.iter().any(|e| e.role == "bind" && e.inner == Some(72)), "{t:#?}");
+    assert!(t
+        .evidence
+        .iter()
+        .any(|e| e.role == "upload" && e.inner == Some(56_320)));
+    assert!(
+        t.evidence
+            .iter()
+            .any(|e| e.role == "bind" && e.inner == Some(72)),
+        "{t:#?}"
+    );
     assert!(t.reason.contains("inferred from encrypted"));
     assert!(t.ts < t.ts_end);
 }
@@ -171,7 +193,10 @@ fn windows_shaped_ioctl_calls_and_compound_upload_are_inferred() {
         // CREATE + WRITE + CLOSE in one compound: each member 8-aligned.
         let create = (IOCTL_REQUEST_FIXED + 24 + 7) & !7;
         let write = (WRITE_REQUEST_FIXED + 56_320 + 7) & !7;
-        s.pair(create + write + CLOSE_REQUEST, 152 + WRITE_RESPONSE + CLOSE_RESPONSE);
+        s.pair(
+            create + write + CLOSE_REQUEST,
+            152 + WRITE_RESPONSE + CLOSE_RESPONSE,
+        );
     });
     let out = s.run(InferenceConfig::default());
     assert_eq!(out.len(), 1, "{out:#?}");
@@ -187,14 +212,17 @@ fn windows_shaped_ioctl_calls_and_compound_upload_are_inferred() {
 #[test]
 fn chunked_upload_sums_and_interim_responses_are_followed() {
     let mut s = Seq::new();
-    s.tree_connect(r"\\192.0.2.20\ADMIN$").create("abcdefgh.exe");
+    s.tree_connect(r"\\192.0.2.20\ADMIN$")
+        .create("abcdefgh.exe");
     for _ in 0..8 {
         s.upload(1 << 20);
     }
     s.upload(56_320).close();
     s.call_rw(BIND_ONE_CONTEXT, 68);
     // Server answers the READ with STATUS_PENDING first.
-    s.pair(WRITE_REQUEST_FIXED + open_scm_q(), 80).pair(113, ERROR_RESPONSE).msg(false, 80 + HANDLE_REPLY);
+    s.pair(WRITE_REQUEST_FIXED + open_scm_q(), 80)
+        .pair(113, ERROR_RESPONSE)
+        .msg(false, 80 + HANDLE_REPLY);
     s.call_rw(create_service_q(4, 25), CREATE_SERVICE_REPLY);
     let out = s.run(InferenceConfig::default());
     assert_eq!(out.len(), 1, "{out:#?}");
@@ -205,7 +233,8 @@ fn chunked_upload_sums_and_interim_responses_are_followed() {
 fn smbexec_like_without_upload_is_low_confidence() {
     let mut s = Seq::new();
     s.tree_connect(r"\\192.0.2.20\IPC$").create("svcctl");
-    s.call_rw(BIND_ONE_CONTEXT, 68).call_rw(open_scm_q(), HANDLE_REPLY);
+    s.call_rw(BIND_ONE_CONTEXT, 68)
+        .call_rw(open_scm_q(), HANDLE_REPLY);
     s.call_rw(create_service_q(8, 220), FAULT_PDU);
     let out = s.run(InferenceConfig::default());
     assert_eq!(out.len(), 1, "{out:#?}");
@@ -213,7 +242,10 @@ fn smbexec_like_without_upload_is_low_confidence() {
     assert_eq!(out[0].variant, "service-only");
     assert_eq!(out[0].confidence, InferredConfidence::Low);
     assert_eq!(out[0].upload_size, None);
-    let cfg = InferenceConfig { report_service_only: false, ..InferenceConfig::default() };
+    let cfg = InferenceConfig {
+        report_service_only: false,
+        ..InferenceConfig::default()
+    };
     assert!(s.run(cfg).is_empty());
 }
 
@@ -221,25 +253,44 @@ fn smbexec_like_without_upload_is_low_confidence() {
 fn benign_shapes_do_not_alert() {
     // Upload alone.
     let mut s = Seq::new();
-    s.tree_connect(r"\\192.0.2.20\ADMIN$").create("tool.exe").upload(204_800).close();
+    s.tree_connect(r"\\192.0.2.20\ADMIN$")
+        .create("tool.exe")
+        .upload(204_800)
+        .close();
     s.create("notes.txt").upload(5_200).close();
     assert!(s.run(InferenceConfig::default()).is_empty());
     // Upload, then a share enumeration: bind and a call with a large answer.
     let mut s = Seq::new();
-    s.upload(100_000).close().call_rw(BIND_ONE_CONTEXT, 68).call_rw(76, 316).call_rw(76, 316);
+    s.upload(100_000)
+        .close()
+        .call_rw(BIND_ONE_CONTEXT, 68)
+        .call_rw(76, 316)
+        .call_rw(76, 316);
     assert!(s.run(InferenceConfig::default()).is_empty());
     // Upload, then a service query: bind, open SCM, open service, query status, close handles.
     let mut s = Seq::new();
-    s.upload(100_000).close().call_rw(BIND_ONE_CONTEXT, 68).call_rw(open_scm_q(), HANDLE_REPLY);
-    s.call_rw(open_service_q(7), HANDLE_REPLY).call_rw(44, 56).call_rw(44, HANDLE_REPLY).call_rw(44, HANDLE_REPLY);
+    s.upload(100_000)
+        .close()
+        .call_rw(BIND_ONE_CONTEXT, 68)
+        .call_rw(open_scm_q(), HANDLE_REPLY);
+    s.call_rw(open_service_q(7), HANDLE_REPLY)
+        .call_rw(44, 56)
+        .call_rw(44, HANDLE_REPLY)
+        .call_rw(44, HANDLE_REPLY);
     assert!(s.run(InferenceConfig::default()).is_empty());
     // A large request with a small reply but no bind and handle call before it.
     let mut s = Seq::new();
-    s.upload(100_000).close().call_rw(create_service_q(4, 25), FAULT_PDU);
+    s.upload(100_000)
+        .close()
+        .call_rw(create_service_q(4, 25), FAULT_PDU);
     assert!(s.run(InferenceConfig::default()).is_empty());
     // A create-sized call that is no larger than the handle calls before it.
     let mut s = Seq::new();
-    s.upload(100_000).close().call_rw(BIND_ONE_CONTEXT, 68).call_rw(300, HANDLE_REPLY).call_rw(300, FAULT_PDU);
+    s.upload(100_000)
+        .close()
+        .call_rw(BIND_ONE_CONTEXT, 68)
+        .call_rw(300, HANDLE_REPLY)
+        .call_rw(300, FAULT_PDU);
     assert!(s.run(InferenceConfig::default()).is_empty());
 }
 
@@ -248,7 +299,9 @@ fn upload_window_edges() {
     let go = |gap: u64| {
         let mut s = Seq::new();
         s.upload(56_320).close().wait_s(gap);
-        s.call_rw(BIND_ONE_CONTEXT, 68).call_rw(open_scm_q(), HANDLE_REPLY).call_rw(create_service_q(4, 25), FAULT_PDU);
+        s.call_rw(BIND_ONE_CONTEXT, 68)
+            .call_rw(open_scm_q(), HANDLE_REPLY)
+            .call_rw(create_service_q(4, 25), FAULT_PDU);
         s.run(InferenceConfig::default())
     };
     let near = go(119);
@@ -256,7 +309,10 @@ fn upload_window_edges() {
     assert!(near[0].with_upload);
     let far = go(121);
     assert_eq!(far.len(), 1);
-    assert!(!far[0].with_upload, "upload 121 s before the create call is outside the window");
+    assert!(
+        !far[0].with_upload,
+        "upload 121 s before the create call is outside the window"
+    );
     assert_eq!(far[0].confidence, InferredConfidence::Low);
 }
 
@@ -265,12 +321,17 @@ fn sequence_window_edges() {
     let go = |gap: u64| {
         let mut s = Seq::new();
         s.upload(56_320).close();
-        s.call_rw(BIND_ONE_CONTEXT, 68).call_rw(open_scm_q(), HANDLE_REPLY).wait_s(gap);
+        s.call_rw(BIND_ONE_CONTEXT, 68)
+            .call_rw(open_scm_q(), HANDLE_REPLY)
+            .wait_s(gap);
         s.call_rw(create_service_q(4, 25), FAULT_PDU);
         s.run(InferenceConfig::default())
     };
     assert_eq!(go(100).len(), 1);
-    assert!(go(125).is_empty(), "bind more than 120 s before the create call");
+    assert!(
+        go(125).is_empty(),
+        "bind more than 120 s before the create call"
+    );
 }
 
 #[test]
@@ -279,7 +340,9 @@ fn upload_in_another_session_of_the_same_pair_counts_other_client_does_not() {
     s.sid = 1;
     s.upload(56_320).close();
     s.sid = 2;
-    s.call_ioctl(BIND_ONE_CONTEXT, 68).call_ioctl(open_scm_q(), HANDLE_REPLY).call_ioctl(create_service_q(4, 25), 52);
+    s.call_ioctl(BIND_ONE_CONTEXT, 68)
+        .call_ioctl(open_scm_q(), HANDLE_REPLY)
+        .call_ioctl(create_service_q(4, 25), 52);
     let out = s.run(InferenceConfig::default());
     assert_eq!(out.len(), 1);
     assert!(out[0].with_upload);
@@ -288,7 +351,9 @@ fn upload_in_another_session_of_the_same_pair_counts_other_client_does_not() {
     let mut s = Seq::new();
     s.upload(56_320).close();
     s.client = "192.0.2.99".parse().unwrap();
-    s.call_ioctl(BIND_ONE_CONTEXT, 68).call_ioctl(open_scm_q(), HANDLE_REPLY).call_ioctl(create_service_q(4, 25), 52);
+    s.call_ioctl(BIND_ONE_CONTEXT, 68)
+        .call_ioctl(open_scm_q(), HANDLE_REPLY)
+        .call_ioctl(create_service_q(4, 25), 52);
     let out = s.run(InferenceConfig::default());
     assert_eq!(out.len(), 1);
     assert!(!out[0].with_upload);
@@ -299,7 +364,9 @@ fn one_upload_explains_one_creation() {
     let mut s = Seq::new();
     s.upload(56_320).close();
     for _ in 0..2 {
-        s.call_rw(BIND_ONE_CONTEXT, 68).call_rw(open_scm_q(), HANDLE_REPLY).call_rw(create_service_q(4, 25), FAULT_PDU);
+        s.call_rw(BIND_ONE_CONTEXT, 68)
+            .call_rw(open_scm_q(), HANDLE_REPLY)
+            .call_rw(create_service_q(4, 25), FAULT_PDU);
     }
     let out = s.run(InferenceConfig::default());
     assert_eq!(out.len(), 2);
@@ -331,12 +398,31 @@ fn hostile_sizes_never_panic() {
     let mut out = vec![];
     let mut s = Seq::new();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let edges = [0, 1, 64, 72, 73, 80, 88, 112, 113, 119, 120, 124, u32::MAX - 1, u32::MAX];
+    let edges = [
+        0,
+        1,
+        64,
+        72,
+        73,
+        80,
+        88,
+        112,
+        113,
+        119,
+        120,
+        124,
+        u32::MAX - 1,
+        u32::MAX,
+    ];
     for i in 0..20_000u32 {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let size = if i % 3 == 0 { edges[(x % edges.len() as u64) as usize] } else { (x % 70_000) as u32 };
+        let size = if i % 3 == 0 {
+            edges[(x % edges.len() as u64) as usize]
+        } else {
+            (x % 70_000) as u32
+        };
         s.sid = x % 3;
         s.msg(x & 1 == 0, size);
     }
@@ -353,14 +439,22 @@ fn hostile_sizes_never_panic() {
 #[test]
 fn file_tail_after_chunks_counts_but_a_bind_sized_write_does_not() {
     let mut s = Seq::new();
-    s.upload(65_536).upload(65_536).upload(12_288).upload(2_208).close();
-    s.call_rw(116, 92).call_ioctl(56, HANDLE_REPLY).call_ioctl(create_service_q(8, 30), CREATE_SERVICE_REPLY);
+    s.upload(65_536)
+        .upload(65_536)
+        .upload(12_288)
+        .upload(2_208)
+        .close();
+    s.call_rw(116, 92)
+        .call_ioctl(56, HANDLE_REPLY)
+        .call_ioctl(create_service_q(8, 30), CREATE_SERVICE_REPLY);
     let out = s.run(InferenceConfig::default());
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!(out[0].upload_size, Some(65_536 * 2 + 12_288 + 2_208));
     // No CLOSE between the upload and the bind: the bind is still read as a bind.
     let mut s = Seq::new();
-    s.upload(56_320).call_rw(BIND_ONE_CONTEXT, 68).call_rw(open_scm_q(), HANDLE_REPLY);
+    s.upload(56_320)
+        .call_rw(BIND_ONE_CONTEXT, 68)
+        .call_rw(open_scm_q(), HANDLE_REPLY);
     s.call_rw(create_service_q(4, 25), FAULT_PDU);
     let out = s.run(InferenceConfig::default());
     assert_eq!(out.len(), 1, "{out:#?}");
@@ -374,7 +468,8 @@ fn reordered_and_interleaved_sequences_are_inferred() {
     let mut s = Seq::new();
     s.call_ioctl(BIND_ONE_CONTEXT, 68);
     s.create("abcdefgh.exe").upload(56_320).close();
-    s.call_ioctl(open_scm_q(), HANDLE_REPLY).call_ioctl(open_service_q(4), HANDLE_REPLY);
+    s.call_ioctl(open_scm_q(), HANDLE_REPLY)
+        .call_ioctl(open_service_q(4), HANDLE_REPLY);
     s.call_ioctl(76, 316);
     s.call_ioctl(create_service_q(4, 25), CREATE_SERVICE_REPLY);
     let out = s.run(InferenceConfig::default());
@@ -389,7 +484,8 @@ fn authenticated_binding_with_verifiers_is_inferred() {
     let v = AUTH_VERIFIER_MIN;
     let mut s = Seq::new();
     s.upload(100_000).close();
-    s.call_ioctl(160 + 8 + 40, 116 + 8 + 180).call_ioctl(open_scm_q() + v, HANDLE_REPLY + v);
+    s.call_ioctl(160 + 8 + 40, 116 + 8 + 180)
+        .call_ioctl(open_scm_q() + v, HANDLE_REPLY + v);
     s.call_ioctl(create_service_q(6, 40) + v + 4, CREATE_SERVICE_REPLY + v);
     let out = s.run(InferenceConfig::default());
     assert_eq!(out.len(), 1, "{out:#?}");
@@ -402,13 +498,19 @@ fn auth3_and_multi_fragment_requests_over_write_read() {
     let mut s = Seq::new();
     s.upload(100_000).close();
     // Authenticated bind, then AUTH3: a write nobody answers with a read.
-    s.call_rw(72 + 8 + 40, 68 + 8 + 200).pair(WRITE_REQUEST_FIXED + 16 + 8 + 330, WRITE_RESPONSE);
+    s.call_rw(72 + 8 + 40, 68 + 8 + 200)
+        .pair(WRITE_REQUEST_FIXED + 16 + 8 + 330, WRITE_RESPONSE);
     s.call_rw(open_scm_q() + v, HANDLE_REPLY + v);
     // A create request split into a full 1432-byte fragment and the rest.
-    s.pair(WRITE_REQUEST_FIXED + 1432, WRITE_RESPONSE).call_rw(900, CREATE_SERVICE_REPLY + v);
+    s.pair(WRITE_REQUEST_FIXED + 1432, WRITE_RESPONSE)
+        .call_rw(900, CREATE_SERVICE_REPLY + v);
     let out = s.run(InferenceConfig::default());
     assert_eq!(out.len(), 1, "{out:#?}");
-    let create: Vec<_> = out[0].evidence.iter().filter(|e| e.role == "create-call").collect();
+    let create: Vec<_> = out[0]
+        .evidence
+        .iter()
+        .filter(|e| e.role == "create-call")
+        .collect();
     assert_eq!(create[0].inner, Some(1432 + 900));
 }
 
@@ -437,7 +539,8 @@ fn upload_survives_the_end_of_its_connection() {
     };
     s.events.push(end(1));
     s.sid = 2;
-    s.call_ioctl(BIND_ONE_CONTEXT, 68).call_ioctl(open_scm_q(), HANDLE_REPLY);
+    s.call_ioctl(BIND_ONE_CONTEXT, 68)
+        .call_ioctl(open_scm_q(), HANDLE_REPLY);
     s.call_ioctl(create_service_q(4, 25), FAULT_PDU);
     s.events.push(end(2));
     let mut inf = Inference::new(InferenceConfig::default());
@@ -456,8 +559,17 @@ fn windows_style_browsing_after_a_copy_does_not_alert() {
     // CREATEs with request contexts (MxAc 24, QFid 24, RqLs v2 56 → padded) answered with response
     // contexts (MxAc 32, QFid 56, RqLs v2 76), directory listings, info queries, closes.
     let mut s = Seq::new();
-    s.tree_connect(r"\\fileserver.example.com\Departments").upload(1 << 20).upload(1 << 20).upload(300_000).close();
-    let names = ["Finance", r"Finance\Reports", r"Finance\Reports\2026\Q3-summary-final.xlsx", r"Finance\Budget\x"];
+    s.tree_connect(r"\\fileserver.example.com\Departments")
+        .upload(1 << 20)
+        .upload(1 << 20)
+        .upload(300_000)
+        .close();
+    let names = [
+        "Finance",
+        r"Finance\Reports",
+        r"Finance\Reports\2026\Q3-summary-final.xlsx",
+        r"Finance\Budget\x",
+    ];
     for round in 0..20u32 {
         for (i, n) in names.iter().enumerate() {
             let name = 2 * n.len() as u32 + 2 * round;

@@ -66,7 +66,9 @@ impl Harness {
         };
         let out = &mut self.out;
         self.dir
-            .flush(&mut self.budget, &rep, &mut self.sink, &mut |c, _| record(out, c));
+            .flush(&mut self.budget, &rep, &mut self.sink, &mut |c, _| {
+                record(out, c)
+            });
     }
 }
 
@@ -214,10 +216,15 @@ fn hole_becomes_gap_after_a_while_without_acks() {
             ts: Ts::from_secs(secs),
         };
         let out = &mut h.out;
-        h.dir
-            .segment(seq, data, 0, &mut h.budget, &rep, &mut h.sink, &mut |c, _| {
-                record(out, c)
-            });
+        h.dir.segment(
+            seq,
+            data,
+            0,
+            &mut h.budget,
+            &rep,
+            &mut h.sink,
+            &mut |c, _| record(out, c),
+        );
     };
     at(&mut h, 100, 1, b"ab");
     at(&mut h, 100, 5, b"ef"); // 3..5 missing, never acknowledged (one-sided capture)
@@ -247,10 +254,15 @@ fn snaplen_cut_tail_is_a_gap_and_the_stream_goes_on() {
     };
     let out = &mut h.out;
     // 4 bytes captured of a 10-byte segment.
-    h.dir
-        .segment(1, b"abcd", 6, &mut h.budget, &rep, &mut h.sink, &mut |c, _| {
-            record(out, c)
-        });
+    h.dir.segment(
+        1,
+        b"abcd",
+        6,
+        &mut h.budget,
+        &rep,
+        &mut h.sink,
+        &mut |c, _| record(out, c),
+    );
     h.seg(11, b"next");
     assert_eq!(h.out.chunks, vec!["abcd", "gap(6)", "next"]);
 }

@@ -181,7 +181,15 @@ fn syn_sender_is_client_even_from_a_server_port() {
 fn midstream_orientation_by_port_then_lower_port() {
     let mut t = T::new();
     // Server speaks first, no SYN: 445 makes it the server.
-    t.pkt(1, (S, 445), (C, 50000), 5000, 1, "A", b"server-first-reply-bytes");
+    t.pkt(
+        1,
+        (S, 445),
+        (C, 50000),
+        5000,
+        1,
+        "A",
+        b"server-first-reply-bytes",
+    );
     // No well-known port: the lower port is the server.
     t.pkt(
         1,
@@ -206,12 +214,28 @@ fn midstream_orientation_by_port_then_lower_port() {
 fn rst_closes_and_port_reuse_makes_a_new_flow() {
     let mut t = T::new();
     t.pkt(1, (C, 50000), (S, 445), 100, 0, "S", b"");
-    t.pkt(1, (C, 50000), (S, 445), 101, 0, "A", b"first connection data");
+    t.pkt(
+        1,
+        (C, 50000),
+        (S, 445),
+        101,
+        0,
+        "A",
+        b"first connection data",
+    );
     t.pkt(1, (S, 445), (C, 50000), 0, 0, "R", b"");
     assert_eq!(t.log.borrow()[0].1.closes, 1);
     t.pkt(1, (C, 50000), (S, 445), 101, 0, "A", b"straggler"); // absorbed, not a new flow
     t.pkt(3, (C, 50000), (S, 445), 7000, 0, "S", b"");
-    t.pkt(3, (C, 50000), (S, 445), 7001, 0, "A", b"second connection data");
+    t.pkt(
+        3,
+        (C, 50000),
+        (S, 445),
+        7001,
+        0,
+        "A",
+        b"second connection data",
+    );
     t.finish(4);
     let log = t.log.borrow();
     assert_eq!(log.len(), 2);
@@ -278,7 +302,15 @@ fn max_flows_evicts_oldest_idle_and_closes_its_parser() {
 #[test]
 fn ignored_flows_skip_bytes_without_buffering() {
     let mut t = T::new();
-    t.pkt(1, (C, 50000), (S, 8080), 1, 0, "A", b"IGNORE this flow please");
+    t.pkt(
+        1,
+        (C, 50000),
+        (S, 8080),
+        1,
+        0,
+        "A",
+        b"IGNORE this flow please",
+    );
     t.pkt(
         1,
         (C, 50000),

@@ -6,8 +6,8 @@
 //! its Nonce field to its end (bytes 20..52).
 
 use aes::{Aes128, Aes256};
-use aes_gcm::aead::consts::{U11, U12, U16};
 use aes_gcm::aead::array::Array;
+use aes_gcm::aead::consts::{U11, U12, U16};
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::AesGcm;
 use ccm::Ccm;
@@ -93,10 +93,15 @@ pub fn decrypt_in_place(
     where
         A: AeadInOut + KeyInit + aes_gcm::aead::AeadCore<TagSize = U16>,
     {
-        let Ok(aead) = A::new_from_slice(key) else { return false };
-        let Ok(nonce) = <&Array<u8, A::NonceSize>>::try_from(nonce) else { return false };
+        let Ok(aead) = A::new_from_slice(key) else {
+            return false;
+        };
+        let Ok(nonce) = <&Array<u8, A::NonceSize>>::try_from(nonce) else {
+            return false;
+        };
         let tag = Array::<u8, U16>::from(*tag);
-        aead.decrypt_inout_detached(nonce, aad, buf.into(), &tag).is_ok()
+        aead.decrypt_inout_detached(nonce, aad, buf.into(), &tag)
+            .is_ok()
     }
     let n = &nonce[..cipher.nonce_len()];
     match cipher {
@@ -110,14 +115,22 @@ pub fn decrypt_in_place(
 /// Encrypts `buf` in place and returns the tag; the inverse of [`decrypt_in_place`]. The sensor
 /// never encrypts: this exists so the tests can build transform messages.
 #[cfg(test)]
-pub fn encrypt_in_place(cipher: Cipher, key: &[u8], nonce: &[u8; 16], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+pub fn encrypt_in_place(
+    cipher: Cipher,
+    key: &[u8],
+    nonce: &[u8; 16],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> [u8; 16] {
     fn run<A>(key: &[u8], nonce: &[u8], aad: &[u8], buf: &mut [u8]) -> [u8; 16]
     where
         A: AeadInOut + KeyInit + aes_gcm::aead::AeadCore<TagSize = U16>,
     {
         let aead = A::new_from_slice(key).expect("test key length");
         let nonce = <&Array<u8, A::NonceSize>>::try_from(nonce).expect("nonce length");
-        let tag = aead.encrypt_inout_detached(nonce, aad, buf.into()).expect("encrypt");
+        let tag = aead
+            .encrypt_inout_detached(nonce, aad, buf.into())
+            .expect("encrypt");
         tag.into()
     }
     let n = &nonce[..cipher.nonce_len()];
@@ -156,12 +169,26 @@ mod tests {
         ));
         let tag = arr16(&hex("5bc94fbc3221a5db94fae95ae7121a47"));
         let mut buf = ct.clone();
-        assert!(decrypt_in_place(Cipher::Aes128Gcm, &key, &nonce, &aad, &mut buf, &tag));
+        assert!(decrypt_in_place(
+            Cipher::Aes128Gcm,
+            &key,
+            &nonce,
+            &aad,
+            &mut buf,
+            &tag
+        ));
         assert_eq!(buf, pt);
         let mut bad = tag;
         bad[0] ^= 1;
         let mut buf = ct;
-        assert!(!decrypt_in_place(Cipher::Aes128Gcm, &key, &nonce, &aad, &mut buf, &bad));
+        assert!(!decrypt_in_place(
+            Cipher::Aes128Gcm,
+            &key,
+            &nonce,
+            &aad,
+            &mut buf,
+            &bad
+        ));
     }
 
     // GCM spec test case 16 (AES-256, same plaintext and AAD).
@@ -180,7 +207,14 @@ mod tests {
         ));
         let tag = arr16(&hex("76fc6ece0f4e1768cddf8853bb2d551b"));
         let mut buf = ct;
-        assert!(decrypt_in_place(Cipher::Aes256Gcm, &key, &nonce, &aad, &mut buf, &tag));
+        assert!(decrypt_in_place(
+            Cipher::Aes256Gcm,
+            &key,
+            &nonce,
+            &aad,
+            &mut buf,
+            &tag
+        ));
         assert_eq!(buf, pt);
     }
 
@@ -188,7 +222,12 @@ mod tests {
     // key, and uses only its own nonce prefix (bytes past 11/12 do not matter, as in SMB).
     #[test]
     fn every_cipher_round_trips_and_authenticates() {
-        for c in [Cipher::Aes128Ccm, Cipher::Aes128Gcm, Cipher::Aes256Ccm, Cipher::Aes256Gcm] {
+        for c in [
+            Cipher::Aes128Ccm,
+            Cipher::Aes128Gcm,
+            Cipher::Aes256Ccm,
+            Cipher::Aes256Gcm,
+        ] {
             let key: Vec<u8> = (0..c.key_len() as u8).collect();
             let mut nonce = [0x5au8; 16];
             let aad = [0x11u8; 32];
@@ -200,7 +239,11 @@ mod tests {
             for b in nonce.iter_mut().skip(c.nonce_len()) {
                 *b = 0xff;
             }
-            assert!(decrypt_in_place(c, &key, &nonce, &aad, &mut buf, &tag), "{}", c.name());
+            assert!(
+                decrypt_in_place(c, &key, &nonce, &aad, &mut buf, &tag),
+                "{}",
+                c.name()
+            );
             assert_eq!(buf, pt);
             let mut flipped = ct.clone();
             flipped[7] ^= 0x80;

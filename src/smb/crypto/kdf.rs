@@ -16,7 +16,9 @@ pub fn sp800_108_hmac_sha256(key: &[u8], label: &[u8], context: &[u8], out: &mut
     let l_bits = (out.len() as u32).saturating_mul(8);
     for (i, chunk) in out.chunks_mut(32).enumerate() {
         // HMAC accepts keys of any length, so this cannot fail.
-        let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else { return };
+        let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
+            return;
+        };
         mac.update(&(i as u32 + 1).to_be_bytes());
         mac.update(label);
         mac.update(&[0u8]);

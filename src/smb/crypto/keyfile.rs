@@ -71,7 +71,10 @@ impl fmt::Debug for SessionSecret {
         f.debug_struct("SessionSecret")
             .field("session_id", &format_args!("{:#018x}", self.session_id))
             .field("session_key", &"<redacted>")
-            .field("cipher_keys", &self.cipher_keys.as_ref().map(|_| "<redacted>"))
+            .field(
+                "cipher_keys",
+                &self.cipher_keys.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -102,18 +105,27 @@ pub const MAX_KEY_FILE_ENTRIES: usize = 10_000;
 /// Largest key file read, in bytes.
 pub const MAX_KEY_FILE_BYTES: u64 = 4 << 20;
 
-pub fn parse(text: &str, origin: &str) -> Result<(Vec<Credential>, Vec<SessionSecret>), KeyFileError> {
+pub fn parse(
+    text: &str,
+    origin: &str,
+) -> Result<(Vec<Credential>, Vec<SessionSecret>), KeyFileError> {
     let mut creds = Vec::new();
     let mut sessions = Vec::new();
     for (i, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
-        let err = |what: &str| KeyFileError { origin: origin.to_string(), line: i + 1, what: what.to_string() };
+        let err = |what: &str| KeyFileError {
+            origin: origin.to_string(),
+            line: i + 1,
+            what: what.to_string(),
+        };
         let trimmed = line.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
         if creds.len() + sessions.len() >= MAX_KEY_FILE_ENTRIES {
-            return Err(err(&format!("more than {MAX_KEY_FILE_ENTRIES} entries (MAX_KEY_FILE_ENTRIES)")));
+            return Err(err(&format!(
+                "more than {MAX_KEY_FILE_ENTRIES} entries (MAX_KEY_FILE_ENTRIES)"
+            )));
         }
         let Some((head, rest)) = line.split_once(':') else {
             return Err(err("expected `[DOMAIN\\]user:password`, `nthash:[DOMAIN\\]user:HASH` or `session:ID:KEY`"));
@@ -121,21 +133,42 @@ pub fn parse(text: &str, origin: &str) -> Result<(Vec<Credential>, Vec<SessionSe
         match head.trim() {
             "session" => sessions.push(parse_session(rest).map_err(err)?),
             "nthash" => {
-                let (who, hash) = rest.rsplit_once(':').ok_or_else(|| err("expected `nthash:[DOMAIN\\]user:<32 hex digits>`"))?;
-                let bytes = unhex(hash.trim()).filter(|b| b.len() == 16).ok_or_else(|| err("NT hash must be 32 hex digits"))?;
+                let (who, hash) = rest
+                    .rsplit_once(':')
+                    .ok_or_else(|| err("expected `nthash:[DOMAIN\\]user:<32 hex digits>`"))?;
+                let bytes = unhex(hash.trim())
+                    .filter(|b| b.len() == 16)
+                    .ok_or_else(|| err("NT hash must be 32 hex digits"))?;
                 let mut h = [0u8; 16];
                 h.copy_from_slice(&bytes);
                 let (user, domain) = split_user(who).map_err(err)?;
-                creds.push(Credential { user, domain, nt_hash: h, source: "nthash" });
+                creds.push(Credential {
+                    user,
+                    domain,
+                    nt_hash: h,
+                    source: "nthash",
+                });
             }
             "password" => {
-                let (who, pw) = rest.split_once(':').ok_or_else(|| err("expected `password:[DOMAIN\\]user:PASSWORD`"))?;
+                let (who, pw) = rest
+                    .split_once(':')
+                    .ok_or_else(|| err("expected `password:[DOMAIN\\]user:PASSWORD`"))?;
                 let (user, domain) = split_user(who).map_err(err)?;
-                creds.push(Credential { user, domain, nt_hash: nt_hash(pw), source: "password" });
+                creds.push(Credential {
+                    user,
+                    domain,
+                    nt_hash: nt_hash(pw),
+                    source: "password",
+                });
             }
             _ => {
                 let (user, domain) = split_user(head).map_err(err)?;
-                creds.push(Credential { user, domain, nt_hash: nt_hash(rest), source: "password" });
+                creds.push(Credential {
+                    user,
+                    domain,
+                    nt_hash: nt_hash(rest),
+                    source: "password",
+                });
             }
         }
     }
@@ -159,16 +192,25 @@ fn parse_session(rest: &str) -> Result<SessionSecret, &'static str> {
     if parts.len() != 2 && parts.len() != 4 {
         return Err("expected `session:ID:SESSIONKEY` or `session:ID:SESSIONKEY:S2CKEY:C2SKEY`");
     }
-    let id = parts[0].strip_prefix("0x").or_else(|| parts[0].strip_prefix("0X")).unwrap_or(parts[0]);
+    let id = parts[0]
+        .strip_prefix("0x")
+        .or_else(|| parts[0].strip_prefix("0X"))
+        .unwrap_or(parts[0]);
     if id.is_empty() || id.len() > 16 {
         return Err("session id must be 1 to 16 hex digits");
     }
     let session_id = u64::from_str_radix(id, 16).map_err(|_| "session id must be hex")?;
     let key_ok = |b: &Vec<u8>| b.len() == 16 || b.len() == 32;
-    let session_key = unhex(parts[1]).filter(key_ok).ok_or("session key must be 32 or 64 hex digits")?;
+    let session_key = unhex(parts[1])
+        .filter(key_ok)
+        .ok_or("session key must be 32 or 64 hex digits")?;
     let cipher_keys = if parts.len() == 4 {
-        let s2c = unhex(parts[2]).filter(key_ok).ok_or("server-to-client key must be 32 or 64 hex digits")?;
-        let c2s = unhex(parts[3]).filter(key_ok).ok_or("client-to-server key must be 32 or 64 hex digits")?;
+        let s2c = unhex(parts[2])
+            .filter(key_ok)
+            .ok_or("server-to-client key must be 32 or 64 hex digits")?;
+        let c2s = unhex(parts[3])
+            .filter(key_ok)
+            .ok_or("client-to-server key must be 32 or 64 hex digits")?;
         if s2c.len() != c2s.len() {
             return Err("server-to-client and client-to-server keys differ in length");
         }
@@ -176,14 +218,21 @@ fn parse_session(rest: &str) -> Result<SessionSecret, &'static str> {
     } else {
         None
     };
-    Ok(SessionSecret { session_id, session_key, cipher_keys })
+    Ok(SessionSecret {
+        session_id,
+        session_key,
+        cipher_keys,
+    })
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// A warning when the key file can be read by group or others (it holds passwords).
@@ -217,12 +266,28 @@ mod tests {
                     session:25:000102030405060708090a0b0c0d0e0f:101112131415161718191a1b1c1d1e1f:202122232425262728292a2b2c2d2e2f\n";
         let (c, s) = parse(text, "k.txt").unwrap();
         assert_eq!(c.len(), 4);
-        assert_eq!((c[0].user.as_str(), c[0].domain.as_deref()), ("admin", None));
+        assert_eq!(
+            (c[0].user.as_str(), c[0].domain.as_deref()),
+            ("admin", None)
+        );
         assert_eq!(c[0].nt_hash, nt_hash("Passw0rd!Lab"));
-        assert_eq!((c[1].user.as_str(), c[1].domain.as_deref()), ("alice", Some("CORP")));
-        assert_eq!(c[1].nt_hash, nt_hash("a:b #c "), "the password runs to the end of the line");
-        assert_eq!((c[2].user.as_str(), c[2].nt_hash), ("session", nt_hash("pw")));
-        assert_eq!((c[3].user.as_str(), c[3].domain.as_deref(), c[3].source), ("bob", Some("CORP"), "nthash"));
+        assert_eq!(
+            (c[1].user.as_str(), c[1].domain.as_deref()),
+            ("alice", Some("CORP"))
+        );
+        assert_eq!(
+            c[1].nt_hash,
+            nt_hash("a:b #c "),
+            "the password runs to the end of the line"
+        );
+        assert_eq!(
+            (c[2].user.as_str(), c[2].nt_hash),
+            ("session", nt_hash("pw"))
+        );
+        assert_eq!(
+            (c[3].user.as_str(), c[3].domain.as_deref(), c[3].source),
+            ("bob", Some("CORP"), "nthash")
+        );
         assert_eq!(c[3].nt_hash, nt_hash("password"));
         assert_eq!(s[0].session_id, 0xd33abc15);
         assert_eq!(s[0].session_key.len(), 16);
@@ -246,13 +311,20 @@ mod tests {
             assert_eq!(e.line, line, "{text:?}");
             let shown = e.to_string();
             assert!(shown.starts_with(&format!("keys.txt:{line}: ")), "{shown}");
-            assert!(!shown.contains("1234") && !shown.contains("0011") && !shown.contains("pw"), "{shown}");
+            assert!(
+                !shown.contains("1234") && !shown.contains("0011") && !shown.contains("pw"),
+                "{shown}"
+            );
         }
     }
 
     #[test]
     fn debug_redacts() {
-        let (c, s) = parse("admin:Passw0rd!Lab\nsession:1:00112233445566778899aabbccddeeff\n", "k").unwrap();
+        let (c, s) = parse(
+            "admin:Passw0rd!Lab\nsession:1:00112233445566778899aabbccddeeff\n",
+            "k",
+        )
+        .unwrap();
         let d = format!("{c:?} {s:?}");
         assert!(d.contains("admin") && d.contains("<redacted>"));
         assert!(!d.contains("nt_hash: ["));
@@ -263,7 +335,8 @@ mod tests {
     #[test]
     fn permissions_are_checked() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("psexec-sensor-keyfile-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("psexec-sensor-keyfile-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("keys");
         std::fs::write(&p, "a:b\n").unwrap();

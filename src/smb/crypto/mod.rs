@@ -66,16 +66,25 @@ impl KeyStore {
     /// others). Errors name the file and line.
     pub fn load(path: &std::path::Path) -> Result<(KeyStore, Vec<String>), KeyFileError> {
         let origin = path.display().to_string();
-        let io = |e: std::io::Error| KeyFileError { origin: origin.clone(), line: 0, what: e.to_string() };
+        let io = |e: std::io::Error| KeyFileError {
+            origin: origin.clone(),
+            line: 0,
+            what: e.to_string(),
+        };
         let meta = std::fs::metadata(path).map_err(io)?;
         if meta.len() > keyfile::MAX_KEY_FILE_BYTES {
             return Err(KeyFileError {
                 origin: origin.clone(),
                 line: 0,
-                what: format!("larger than {} bytes (MAX_KEY_FILE_BYTES)", keyfile::MAX_KEY_FILE_BYTES),
+                what: format!(
+                    "larger than {} bytes (MAX_KEY_FILE_BYTES)",
+                    keyfile::MAX_KEY_FILE_BYTES
+                ),
             });
         }
-        let warnings: Vec<String> = keyfile::permission_warning(path, &meta).into_iter().collect();
+        let warnings: Vec<String> = keyfile::permission_warning(path, &meta)
+            .into_iter()
+            .collect();
         let text = std::fs::read_to_string(path).map_err(io)?;
         let store = KeyStore::parse(&text, &origin)?;
         Ok((store, warnings))
@@ -96,7 +105,11 @@ impl KeyStore {
     }
 
     /// Credentials that may belong to `user`@`domain` as the AUTHENTICATE message names them.
-    fn credentials_for<'a>(&'a self, user: &'a str, domain: &'a str) -> impl Iterator<Item = &'a Credential> + 'a {
+    fn credentials_for<'a>(
+        &'a self,
+        user: &'a str,
+        domain: &'a str,
+    ) -> impl Iterator<Item = &'a Credential> + 'a {
         self.creds.iter().filter(move |c| {
             c.user.to_lowercase() == user.to_lowercase()
                 && match &c.domain {
@@ -143,7 +156,9 @@ struct SessionKeys {
 
 impl std::fmt::Debug for SessionKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionKeys").field("ciphers", &self.ciphers).finish_non_exhaustive()
+        f.debug_struct("SessionKeys")
+            .field("ciphers", &self.ciphers)
+            .finish_non_exhaustive()
     }
 }
 
@@ -183,7 +198,10 @@ pub struct ConnDecryptor {
 
 impl ConnDecryptor {
     pub fn new(keys: Option<Arc<KeyStore>>) -> ConnDecryptor {
-        ConnDecryptor { keys: keys.filter(|k| !k.is_empty()), ..ConnDecryptor::default() }
+        ConnDecryptor {
+            keys: keys.filter(|k| !k.is_empty()),
+            ..ConnDecryptor::default()
+        }
     }
 
     /// A cleartext SMB2 message (64-byte header + body) seen in `dir`.
@@ -191,7 +209,9 @@ impl ConnDecryptor {
         if self.keys.is_none() {
             return;
         }
-        let Some(m) = Smb2Msg::parse(smb2_message) else { return };
+        let Some(m) = Smb2Msg::parse(smb2_message) else {
+            return;
+        };
         // Trust the header's response flag over `dir` only where they agree; a message whose
         // direction contradicts its flag is not part of a handshake we can reproduce.
         if m.is_response() != (dir == Direction::ToClient) {
@@ -222,13 +242,21 @@ impl ConnDecryptor {
         let t = Transform::parse(transform_message)?;
         let sid = t.session_id();
         if transform_message.len() > MAX_TRANSFORM_MESSAGE {
-            self.note(NoteKind::CapReached("MAX_TRANSFORM_MESSAGE"), Some(sid), format!(
-                "transform message of {} bytes for session {sid:#018x} not decrypted",
-                transform_message.len()
-            ));
+            self.note(
+                NoteKind::CapReached("MAX_TRANSFORM_MESSAGE"),
+                Some(sid),
+                format!(
+                    "transform message of {} bytes for session {sid:#018x} not decrypted",
+                    transform_message.len()
+                ),
+            );
             return None;
         }
-        if !self.sessions.get(&sid).is_some_and(|s| s.keys.is_some() || s.gave_up) {
+        if !self
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.keys.is_some() || s.gave_up)
+        {
             self.keys_from_session_secret(sid);
         }
         self.report_failure(sid);
@@ -302,18 +330,31 @@ impl ConnDecryptor {
     /// Drains the notes into `sink`: caps as `cap_reached`, everything else as `anomaly` events of
     /// kind `decrypt` (layer "smb3-crypto"), keys derived included so the output says which
     /// sessions were decrypted and from what kind of secret.
-    pub fn report_notes(&mut self, sink: &mut crate::sink::Sink, ts: crate::time::Ts, conn: Option<crate::event::ConnFields>) {
+    pub fn report_notes(
+        &mut self,
+        sink: &mut crate::sink::Sink,
+        ts: crate::time::Ts,
+        conn: Option<crate::event::ConnFields>,
+    ) {
         for n in self.take_notes() {
             match n.kind {
                 NoteKind::CapReached(cap) => sink.cap_reached(cap, ts, conn, "smb3-crypto", n.text),
-                _ => sink.anomaly(ts, conn, crate::event::AnomalyKind::Decrypt, "smb3-crypto", n.text),
+                _ => sink.anomaly(
+                    ts,
+                    conn,
+                    crate::event::AnomalyKind::Decrypt,
+                    "smb3-crypto",
+                    n.text,
+                ),
             }
         }
     }
 
     /// Whether the sensor holds keys for `session_id` on this connection.
     pub fn has_keys(&self, session_id: u64) -> bool {
-        self.sessions.get(&session_id).is_some_and(|s| s.keys.is_some())
+        self.sessions
+            .get(&session_id)
+            .is_some_and(|s| s.keys.is_some())
     }
 
     /// Transform messages decrypted so far for `session_id`.
@@ -331,14 +372,20 @@ impl ConnDecryptor {
             self.notes_dropped += 1;
             return;
         }
-        self.notes.push(DecryptNote { kind, session_id, text });
+        self.notes.push(DecryptNote {
+            kind,
+            session_id,
+            text,
+        });
     }
 
     fn on_negotiate_response(&mut self, m: &Smb2Msg<'_>) {
         if m.status() != wire::STATUS_SUCCESS {
             return;
         }
-        let Some(n) = m.negotiate_response() else { return };
+        let Some(n) = m.negotiate_response() else {
+            return;
+        };
         match n.dialect {
             0x0311 => {
                 if let Some(h) = self.conn_hash.as_mut() {
@@ -348,7 +395,11 @@ impl ConnDecryptor {
                     Some(id) => {
                         let c = Cipher::from_id(id);
                         if c.is_none() && id != 0 {
-                            self.note(NoteKind::Unsupported, None, format!("server chose unknown cipher id {id:#06x}"));
+                            self.note(
+                                NoteKind::Unsupported,
+                                None,
+                                format!("server chose unknown cipher id {id:#06x}"),
+                            );
                         }
                         c
                     }
@@ -369,7 +420,9 @@ impl ConnDecryptor {
     }
 
     fn on_setup_request(&mut self, m: &Smb2Msg<'_>) {
-        let Some((flags, buf)) = m.session_setup_request() else { return };
+        let Some((flags, buf)) = m.session_setup_request() else {
+            return;
+        };
         let sid = m.session_id();
         if flags & wire::SESSION_FLAG_BINDING != 0 {
             self.note(NoteKind::Unsupported, Some(sid), format!(
@@ -388,13 +441,27 @@ impl ConnDecryptor {
                     "oldest unanswered SESSION_SETUP request forgotten".into(),
                 );
             }
-            let hash = if self.dialect == Some(0x0311) { self.conn_hash.clone() } else { None };
-            self.pending.push((m.message_id(), Session { hash, ..Session::default() }));
+            let hash = if self.dialect == Some(0x0311) {
+                self.conn_hash.clone()
+            } else {
+                None
+            };
+            self.pending.push((
+                m.message_id(),
+                Session {
+                    hash,
+                    ..Session::default()
+                },
+            ));
             self.pending.last_mut().map(|(_, s)| s)
         } else {
             if !self.sessions.contains_key(&sid) {
                 if self.sessions.len() >= MAX_SESSIONS_PER_CONN {
-                    self.note(NoteKind::CapReached("MAX_SESSIONS_PER_CONN"), Some(sid), "session not tracked".into());
+                    self.note(
+                        NoteKind::CapReached("MAX_SESSIONS_PER_CONN"),
+                        Some(sid),
+                        "session not tracked".into(),
+                    );
                     return;
                 }
                 // A session whose first round we missed: no 3.1.1 preauth hash for it.
@@ -422,15 +489,27 @@ impl ConnDecryptor {
     fn on_setup_response(&mut self, m: &Smb2Msg<'_>) {
         let sid = m.session_id();
         if !self.sessions.contains_key(&sid) {
-            let Some(i) = self.pending.iter().position(|(mid, _)| *mid == m.message_id()) else { return };
+            let Some(i) = self
+                .pending
+                .iter()
+                .position(|(mid, _)| *mid == m.message_id())
+            else {
+                return;
+            };
             let (_, s) = self.pending.swap_remove(i);
             if self.sessions.len() >= MAX_SESSIONS_PER_CONN {
-                self.note(NoteKind::CapReached("MAX_SESSIONS_PER_CONN"), Some(sid), "session not tracked".into());
+                self.note(
+                    NoteKind::CapReached("MAX_SESSIONS_PER_CONN"),
+                    Some(sid),
+                    "session not tracked".into(),
+                );
                 return;
             }
             self.sessions.insert(sid, s);
         }
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         if s.keys.is_some() || s.gave_up {
             return;
         }
@@ -473,10 +552,16 @@ impl ConnDecryptor {
             return Err("no NTLMSSP AUTHENTICATE seen (Kerberos or a handshake outside the capture); supply `session:` keys".into());
         };
         let Some(ch) = s.challenge.as_ref() else {
-            return Err(format!("no NTLMSSP CHALLENGE seen for user '{}'", auth.user));
+            return Err(format!(
+                "no NTLMSSP CHALLENGE seen for user '{}'",
+                auth.user
+            ));
         };
         if auth.nt_response.len() < 16 + 28 {
-            return Err(format!("user '{}' sent no NTLMv2 response (anonymous or NTLMv1, unsupported)", auth.user));
+            return Err(format!(
+                "user '{}' sent no NTLMv2 response (anonymous or NTLMv1, unsupported)",
+                auth.user
+            ));
         }
         let x = ntlm::Exchange {
             server_challenge: ch.server_challenge,
@@ -495,23 +580,40 @@ impl ConnDecryptor {
             for d in domains {
                 tried += 1;
                 if let Ok(k) = ntlm::exported_session_key(&c.nt_hash, &auth.user, d, &x) {
-                    return Ok((k.to_vec(), format!("the {} of {}", c.source, display_user(&auth.user, d))));
+                    return Ok((
+                        k.to_vec(),
+                        format!("the {} of {}", c.source, display_user(&auth.user, d)),
+                    ));
                 }
             }
         }
         if tried == 0 {
-            Err(format!("no password or NT hash for user '{}' in the key file", display_user(&auth.user, &auth.domain)))
+            Err(format!(
+                "no password or NT hash for user '{}' in the key file",
+                display_user(&auth.user, &auth.domain)
+            ))
         } else {
-            Err(format!("NTProofStr mismatch (wrong password?) for user '{}'", display_user(&auth.user, &auth.domain)))
+            Err(format!(
+                "NTProofStr mismatch (wrong password?) for user '{}'",
+                display_user(&auth.user, &auth.domain)
+            ))
         }
     }
 
     /// Called at the final successful SESSION_SETUP response.
     fn derive(&mut self, sid: u64) {
-        let given = self.keys.as_ref().and_then(|k| k.session_secret(sid)).and_then(|s| s.cipher_keys.clone());
+        let given = self
+            .keys
+            .as_ref()
+            .and_then(|k| k.session_secret(sid))
+            .and_then(|s| s.cipher_keys.clone());
         if let Some((s2c, c2s)) = given {
             let ciphers = self.ciphers_for_len(c2s.len());
-            self.install(sid, SessionKeys { c2s, s2c, ciphers }, "the key file's cipher keys".into());
+            self.install(
+                sid,
+                SessionKeys { c2s, s2c, ciphers },
+                "the key file's cipher keys".into(),
+            );
             return;
         }
         let (session_key, from) = match self.session_key(sid) {
@@ -522,7 +624,10 @@ impl ConnDecryptor {
         let result = match self.dialect {
             Some(0x0311) => match hash {
                 Some(h) => Ok(derive_311(&session_key, &h, self.cipher)),
-                None => Err("the SMB 3.1.1 preauth hash is incomplete (handshake not fully seen)".to_string()),
+                None => Err(
+                    "the SMB 3.1.1 preauth hash is incomplete (handshake not fully seen)"
+                        .to_string(),
+                ),
             },
             Some(0x0300) | Some(0x0302) => Ok(derive_30(&session_key)),
             Some(d) => Err(format!("dialect {d:#06x} has no encryption")),
@@ -536,7 +641,14 @@ impl ConnDecryptor {
 
     /// For a session first seen in a transform message: keys from a `session:` line, if any.
     fn keys_from_session_secret(&mut self, sid: u64) {
-        let Some(sec) = self.keys.as_ref().and_then(|k| k.session_secret(sid)).cloned() else { return };
+        let Some(sec) = self
+            .keys
+            .as_ref()
+            .and_then(|k| k.session_secret(sid))
+            .cloned()
+        else {
+            return;
+        };
         if !self.sessions.contains_key(&sid) {
             if self.sessions.len() >= MAX_SESSIONS_PER_CONN {
                 return;
@@ -545,7 +657,11 @@ impl ConnDecryptor {
         }
         if let Some((s2c, c2s)) = sec.cipher_keys {
             let ciphers = self.ciphers_for_len(c2s.len());
-            self.install(sid, SessionKeys { c2s, s2c, ciphers }, "the key file's cipher keys".into());
+            self.install(
+                sid,
+                SessionKeys { c2s, s2c, ciphers },
+                "the key file's cipher keys".into(),
+            );
             return;
         }
         match self.dialect {
@@ -569,7 +685,10 @@ impl ConnDecryptor {
 
     fn install(&mut self, sid: u64, keys: SessionKeys, from: String) {
         let names: Vec<&str> = keys.ciphers.iter().map(|c| c.name()).collect();
-        let text = format!("derived SMB3 keys for session {sid:#018x} ({}) from {from}", names.join(" or "));
+        let text = format!(
+            "derived SMB3 keys for session {sid:#018x} ({}) from {from}",
+            names.join(" or ")
+        );
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.keys = Some(keys);
             // The handshake material is no longer needed.
@@ -594,7 +713,11 @@ impl ConnDecryptor {
     }
 
     fn report_failure(&mut self, sid: u64) {
-        if let Some(text) = self.sessions.get_mut(&sid).and_then(|s| s.unreported_failure.take()) {
+        if let Some(text) = self
+            .sessions
+            .get_mut(&sid)
+            .and_then(|s| s.unreported_failure.take())
+        {
             self.note(NoteKind::DeriveFailed, Some(sid), text);
         }
     }
@@ -615,7 +738,11 @@ fn derive_30(session_key: &[u8]) -> SessionKeys {
     let mut s2c = vec![0u8; 16];
     kdf::sp800_108_hmac_sha256(sk, b"SMB2AESCCM\0", b"ServerIn \0", &mut c2s);
     kdf::sp800_108_hmac_sha256(sk, b"SMB2AESCCM\0", b"ServerOut\0", &mut s2c);
-    SessionKeys { c2s, s2c, ciphers: vec![Cipher::Aes128Ccm] }
+    SessionKeys {
+        c2s,
+        s2c,
+        ciphers: vec![Cipher::Aes128Ccm],
+    }
 }
 
 /// SMB 3.1.1: keys from the preauth hash. AES-256 ciphers use the full session key and L = 256;
@@ -626,7 +753,11 @@ fn derive_311(session_key: &[u8], hash: &PreauthHash, cipher: Option<Cipher>) ->
         Some(c) => (c.key_len(), vec![c]),
         None => (16, Cipher::candidates_for_key_len(16).to_vec()),
     };
-    let sk = if len == 32 { session_key } else { &session_key[..session_key.len().min(16)] };
+    let sk = if len == 32 {
+        session_key
+    } else {
+        &session_key[..session_key.len().min(16)]
+    };
     let mut c2s = vec![0u8; len];
     let mut s2c = vec![0u8; len];
     kdf::sp800_108_hmac_sha256(sk, b"SMBC2SCipherKey\0", &hash.0, &mut c2s);

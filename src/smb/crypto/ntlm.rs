@@ -22,7 +22,9 @@ fn utf16le(s: &str) -> Vec<u8> {
 fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
     let mut out = [0u8; 16];
     // HMAC takes keys of any length.
-    let Ok(mut mac) = <Hmac<Md5> as KeyInit>::new_from_slice(key) else { return out };
+    let Ok(mut mac) = <Hmac<Md5> as KeyInit>::new_from_slice(key) else {
+        return out;
+    };
     for p in parts {
         mac.update(p);
     }
@@ -139,9 +141,15 @@ mod tests {
 
     #[test]
     fn nt_hash_of_password_ms_nlmp_4_2_2_1_2() {
-        assert_eq!(nt_hash("Password").to_vec(), hex("a4f49c406510bdcab6824ee7c30fd852"));
+        assert_eq!(
+            nt_hash("Password").to_vec(),
+            hex("a4f49c406510bdcab6824ee7c30fd852")
+        );
         // And the empty password's well-known NT hash.
-        assert_eq!(nt_hash("").to_vec(), hex("31d6cfe0d16ae931b73c59d7e0c089c0"));
+        assert_eq!(
+            nt_hash("").to_vec(),
+            hex("31d6cfe0d16ae931b73c59d7e0c089c0")
+        );
     }
 
     #[test]
@@ -166,24 +174,55 @@ mod tests {
             nt_response: &nt_response,
             encrypted_session_key: &enc,
         };
-        assert_eq!(exported_session_key(&nt, "User", "Domain", &x), Ok([0x55; 16]));
+        assert_eq!(
+            exported_session_key(&nt, "User", "Domain", &x),
+            Ok([0x55; 16])
+        );
         // The user's case does not matter, the domain's does (the spec upper-cases only the user).
-        assert_eq!(exported_session_key(&nt, "user", "Domain", &x), Ok([0x55; 16]));
-        assert_eq!(exported_session_key(&nt, "User", "DOMAIN", &x), Err(NtlmError::ProofMismatch));
+        assert_eq!(
+            exported_session_key(&nt, "user", "Domain", &x),
+            Ok([0x55; 16])
+        );
+        assert_eq!(
+            exported_session_key(&nt, "User", "DOMAIN", &x),
+            Err(NtlmError::ProofMismatch)
+        );
         assert_eq!(
             exported_session_key(&nt_hash("password"), "User", "Domain", &x),
             Err(NtlmError::ProofMismatch)
         );
         // Without KEY_EXCH the exported key is the session base key.
-        let x2 = Exchange { flags: 0x628a8233 & !NEGOTIATE_KEY_EXCH, ..x };
-        assert_eq!(exported_session_key(&nt, "User", "Domain", &x2).unwrap().to_vec(), base.to_vec());
+        let x2 = Exchange {
+            flags: 0x628a8233 & !NEGOTIATE_KEY_EXCH,
+            ..x
+        };
+        assert_eq!(
+            exported_session_key(&nt, "User", "Domain", &x2)
+                .unwrap()
+                .to_vec(),
+            base.to_vec()
+        );
     }
 
     #[test]
     fn ntlmv1_and_anonymous_are_refused() {
-        let x = Exchange { server_challenge: SERVER_CHALLENGE, flags: 0, nt_response: &[0u8; 24], encrypted_session_key: &[] };
-        assert_eq!(exported_session_key(&nt_hash("x"), "u", "d", &x), Err(NtlmError::NotNtlmV2));
-        let x = Exchange { nt_response: &[], ..x };
-        assert_eq!(exported_session_key(&nt_hash("x"), "u", "d", &x), Err(NtlmError::NotNtlmV2));
+        let x = Exchange {
+            server_challenge: SERVER_CHALLENGE,
+            flags: 0,
+            nt_response: &[0u8; 24],
+            encrypted_session_key: &[],
+        };
+        assert_eq!(
+            exported_session_key(&nt_hash("x"), "u", "d", &x),
+            Err(NtlmError::NotNtlmV2)
+        );
+        let x = Exchange {
+            nt_response: &[],
+            ..x
+        };
+        assert_eq!(
+            exported_session_key(&nt_hash("x"), "u", "d", &x),
+            Err(NtlmError::NotNtlmV2)
+        );
     }
 }

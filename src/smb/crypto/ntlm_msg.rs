@@ -44,7 +44,10 @@ fn text(b: &[u8], unicode: bool) -> Option<String> {
         return None;
     }
     if unicode {
-        let units: Vec<u16> = b.chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]])).collect();
+        let units: Vec<u16> = b
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .collect();
         Some(String::from_utf16_lossy(&units))
     } else {
         Some(b.iter().map(|&c| c as char).collect())
@@ -66,7 +69,10 @@ pub fn challenge(buf: &[u8]) -> Option<Challenge> {
     let flags = u32_at(tok, 20)?;
     let mut server_challenge = [0u8; 8];
     server_challenge.copy_from_slice(tok.get(24..32)?);
-    Some(Challenge { server_challenge, flags })
+    Some(Challenge {
+        server_challenge,
+        flags,
+    })
 }
 
 /// The AUTHENTICATE message (type 3) fields that key derivation needs. The NT response and the
@@ -134,7 +140,10 @@ mod tests {
     #[test]
     fn challenge_from_ms_example_session_setup_response() {
         let m = hex(MS_SESSION_SETUP_RESPONSE_1);
-        let (_, buf) = Smb2Msg::parse(&m).unwrap().session_setup_response().unwrap();
+        let (_, buf) = Smb2Msg::parse(&m)
+            .unwrap()
+            .session_setup_response()
+            .unwrap();
         let c = challenge(buf).unwrap();
         assert_eq!(c.server_challenge.to_vec(), hex("0D1D8BA31179D008"));
         assert_eq!(c.flags, 0xe28a8215);
@@ -150,7 +159,10 @@ mod tests {
         assert_eq!(a.flags, 0xe2888215);
         assert_eq!(a.nt_response.len(), 0xee);
         assert_eq!(a.nt_response[..4].to_vec(), hex("63078EB6"));
-        assert_eq!(a.encrypted_session_key.to_vec(), hex("3B9BDFF38F5EE8F9663F11A0F4C03A78"));
+        assert_eq!(
+            a.encrypted_session_key.to_vec(),
+            hex("3B9BDFF38F5EE8F9663F11A0F4C03A78")
+        );
         // Debug shows who, never the response.
         let d = format!("{a:?}");
         assert!(d.contains("administrator") && !d.contains("63078eb6") && !d.contains("[99"));

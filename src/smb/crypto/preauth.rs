@@ -24,7 +24,11 @@ impl PreauthHash {
 impl std::fmt::Debug for PreauthHash {
     // Not secret, but long; the first bytes are enough to tell values apart in test output.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PreauthHash({:02x}{:02x}{:02x}{:02x}…)", self.0[0], self.0[1], self.0[2], self.0[3])
+        write!(
+            f,
+            "PreauthHash({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 

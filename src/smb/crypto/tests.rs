@@ -12,10 +12,16 @@ fn store(text: &str) -> Option<Arc<KeyStore>> {
 #[test]
 fn smb300_published_messages_decrypt_with_session_key_line() {
     // The 3.0 example's session key, midstream (no NEGOTIATE seen): the 3.0 derivation applies.
-    let mut d = ConnDecryptor::new(store("session:0x0008E40014000011:B4546771B515F766A86735532DD6C4F0\n"));
-    let resp = d.decrypt(Direction::ToClient, &hex(MS_SMB300_TRANSFORM)).unwrap();
+    let mut d = ConnDecryptor::new(store(
+        "session:0x0008E40014000011:B4546771B515F766A86735532DD6C4F0\n",
+    ));
+    let resp = d
+        .decrypt(Direction::ToClient, &hex(MS_SMB300_TRANSFORM))
+        .unwrap();
     assert_eq!(resp, hex(MS_SMB300_PLAINTEXT));
-    let req = d.decrypt(Direction::ToServer, &hex(MS_SMB300_TRANSFORM_REQUEST)).unwrap();
+    let req = d
+        .decrypt(Direction::ToServer, &hex(MS_SMB300_TRANSFORM_REQUEST))
+        .unwrap();
     assert_eq!(req, hex(MS_SMB300_PLAINTEXT_REQUEST));
     assert!(d.has_keys(0x0008E40014000011));
     let notes = d.take_notes();
@@ -24,7 +30,9 @@ fn smb300_published_messages_decrypt_with_session_key_line() {
     assert!(notes[0].text.contains("0x0008e40014000011") && notes[0].text.contains("AES-128-CCM"));
     assert!(!notes[0].text.to_lowercase().contains("b4546771"));
     // Wrong direction = wrong key: no plaintext.
-    assert!(d.decrypt(Direction::ToServer, &hex(MS_SMB300_TRANSFORM)).is_none());
+    assert!(d
+        .decrypt(Direction::ToServer, &hex(MS_SMB300_TRANSFORM))
+        .is_none());
     assert_eq!(d.take_notes()[0].kind, NoteKind::DecryptFailed);
 }
 
@@ -34,15 +42,21 @@ fn smb311_published_messages_decrypt_with_cipher_key_line() {
     let mut d = ConnDecryptor::new(store(
         "session:100000000025:419FDDF34C1E001909D362AE7FB6AF79:748C50868C90F302962A5C35F5F9A8BF:A2F5E80E5D59103034F32E52F698E5EC\n",
     ));
-    let req = d.decrypt(Direction::ToServer, &hex(MS_SMB311_TRANSFORM_REQUEST)).unwrap();
+    let req = d
+        .decrypt(Direction::ToServer, &hex(MS_SMB311_TRANSFORM_REQUEST))
+        .unwrap();
     assert_eq!(req, hex(MS_SMB311_PLAINTEXT_REQUEST));
-    let resp = d.decrypt(Direction::ToClient, &hex(MS_SMB311_TRANSFORM_RESPONSE)).unwrap();
+    let resp = d
+        .decrypt(Direction::ToClient, &hex(MS_SMB311_TRANSFORM_RESPONSE))
+        .unwrap();
     assert_eq!(resp, hex(MS_SMB311_PLAINTEXT_RESPONSE));
 }
 
 #[test]
 fn tampered_transform_and_unknown_sessions_give_nothing() {
-    let mut d = ConnDecryptor::new(store("session:0x0008E40014000011:B4546771B515F766A86735532DD6C4F0\n"));
+    let mut d = ConnDecryptor::new(store(
+        "session:0x0008E40014000011:B4546771B515F766A86735532DD6C4F0\n",
+    ));
     let good = hex(MS_SMB300_TRANSFORM);
     for at in [4, 20, 36, 44 + 8 - 1, 60] {
         let mut bad = good.clone();
@@ -66,7 +80,9 @@ fn tampered_transform_and_unknown_sessions_give_nothing() {
 #[test]
 fn preauth_chain_through_the_state_machine_matches_published_hash() {
     let sid = 0x0000_1000_0000_0019u64;
-    let mut d = ConnDecryptor::new(store(&format!("session:{sid:x}:270E1BA896585EEB7AF3472D3B4C75A7\n")));
+    let mut d = ConnDecryptor::new(store(&format!(
+        "session:{sid:x}:270E1BA896585EEB7AF3472D3B4C75A7\n"
+    )));
     d.observe(Direction::ToServer, &hex(MS_NEGOTIATE_REQUEST));
     d.observe(Direction::ToClient, &hex(MS_NEGOTIATE_RESPONSE));
     assert_eq!(d.negotiated(), (Some(0x0311), Some(Cipher::Aes128Gcm)));
@@ -83,7 +99,11 @@ fn preauth_chain_through_the_state_machine_matches_published_hash() {
     d.observe(Direction::ToClient, &fin);
     assert!(d.has_keys(sid));
     let keys = d.sessions.get(&sid).unwrap().keys.clone().unwrap();
-    let want = derive_311(&hex("270E1BA896585EEB7AF3472D3B4C75A7"), &PreauthHash(h.0), Some(Cipher::Aes128Gcm));
+    let want = derive_311(
+        &hex("270E1BA896585EEB7AF3472D3B4C75A7"),
+        &PreauthHash(h.0),
+        Some(Cipher::Aes128Gcm),
+    );
     assert_eq!((keys.c2s, keys.s2c), (want.c2s, want.s2c));
     assert_eq!(d.take_notes()[0].kind, NoteKind::KeysDerived);
 }
@@ -122,7 +142,13 @@ fn run_capture(name: &str, keys: Option<Arc<KeyStore>>) -> LabRun {
     let data = std::fs::read(&path).unwrap();
     let (_, cap) = pcap_parser::pcap::parse_pcap(&data).unwrap();
     let mut d = ConnDecryptor::new(keys);
-    let mut run = LabRun { plaintexts: vec![], transforms: 0, notes: vec![], notes_before_transform: 0, messages: vec![] };
+    let mut run = LabRun {
+        plaintexts: vec![],
+        transforms: 0,
+        notes: vec![],
+        notes_before_transform: 0,
+        messages: vec![],
+    };
     let mut bufs: [Vec<u8>; 2] = [vec![], vec![]];
     let mut next_seq: [Option<u32>; 2] = [None, None];
     for b in &cap.blocks {
@@ -133,7 +159,10 @@ fn run_capture(name: &str, keys: Option<Arc<KeyStore>>) -> LabRun {
         let ihl = ((f[14] & 0x0f) as usize) * 4;
         let ip_total = u16::from_be_bytes([f[16], f[17]]) as usize;
         let tcp = &f[14 + ihl..14 + ip_total];
-        let (sport, dport) = (u16::from_be_bytes([tcp[0], tcp[1]]), u16::from_be_bytes([tcp[2], tcp[3]]));
+        let (sport, dport) = (
+            u16::from_be_bytes([tcp[0], tcp[1]]),
+            u16::from_be_bytes([tcp[2], tcp[3]]),
+        );
         let dir = match (sport, dport) {
             (_, 445) => Direction::ToServer,
             (445, _) => Direction::ToClient,
@@ -153,7 +182,10 @@ fn run_capture(name: &str, keys: Option<Arc<KeyStore>>) -> LabRun {
         }
         if seq != expect {
             // A retransmission of bytes already taken; the lab captures have no loss.
-            assert!(seq.wrapping_sub(expect) > u32::MAX / 2, "{name}: gap in {dir:?}");
+            assert!(
+                seq.wrapping_sub(expect) > u32::MAX / 2,
+                "{name}: gap in {dir:?}"
+            );
             continue;
         }
         next_seq[i] = Some(seq.wrapping_add(payload.len() as u32));
@@ -181,7 +213,11 @@ fn run_capture(name: &str, keys: Option<Arc<KeyStore>>) -> LabRun {
                     let t = Transform::parse(&msg).unwrap();
                     if let Some(p) = d.decrypt(dir, &msg) {
                         assert_eq!(&p[..4], b"\xfeSMB", "{name}: plaintext is SMB2");
-                        assert_eq!(p.len(), t.original_size() as usize, "{name}: OriginalMessageSize");
+                        assert_eq!(
+                            p.len(),
+                            t.original_size() as usize,
+                            "{name}: OriginalMessageSize"
+                        );
                         run.plaintexts.push((dir, p));
                     }
                 }
@@ -217,53 +253,95 @@ const J3_TSHARK_COMMANDS: &str = "3/0 3/1 11/0 11/1 4/0 4/1 3/0 3/1 5/0 5/1 9/0 
 
 #[test]
 fn j1_psexec_decrypts_with_the_lab_password() {
-    let run = run_capture("j1_psexec_opportunistic_enc.pcap", store("admin:Passw0rd!Lab\n"));
+    let run = run_capture(
+        "j1_psexec_opportunistic_enc.pcap",
+        store("admin:Passw0rd!Lab\n"),
+    );
     assert!(run.transforms > 0);
-    assert_eq!(run.plaintexts.len(), run.transforms, "every transform message decrypts");
+    assert_eq!(
+        run.plaintexts.len(),
+        run.transforms,
+        "every transform message decrypts"
+    );
     assert_eq!(commands(&run), J1_TSHARK_COMMANDS);
     let admin = utf16("\\\\192.0.2.20\\ADMIN$");
     let tree_connect_admin = run.plaintexts.iter().any(|(dir, p)| {
         let m = Smb2Msg::parse(p).unwrap();
-        *dir == Direction::ToServer && m.command() == 3 && p.windows(admin.len()).any(|w| w == admin)
+        *dir == Direction::ToServer
+            && m.command() == 3
+            && p.windows(admin.len()).any(|w| w == admin)
     });
-    assert!(tree_connect_admin, "TREE_CONNECT to \\\\192.0.2.20\\ADMIN$ in the plaintext");
-    let derived: Vec<_> = run.notes.iter().filter(|n| n.kind == NoteKind::KeysDerived).collect();
+    assert!(
+        tree_connect_admin,
+        "TREE_CONNECT to \\\\192.0.2.20\\ADMIN$ in the plaintext"
+    );
+    let derived: Vec<_> = run
+        .notes
+        .iter()
+        .filter(|n| n.kind == NoteKind::KeysDerived)
+        .collect();
     assert_eq!(derived.len(), 1, "{:?}", run.notes);
     assert_eq!(derived[0].session_id, Some(0xd33abc15));
-    assert!(derived[0].text.contains("AES-128-CCM") && derived[0].text.contains("password of admin"));
+    assert!(
+        derived[0].text.contains("AES-128-CCM") && derived[0].text.contains("password of admin")
+    );
     assert!(!run.notes.iter().any(|n| n.text.contains("Passw0rd")));
 }
 
 #[test]
 fn j3_upload_decrypts_with_the_lab_password_gcm() {
     // Domain-qualified entry: the client sent WORKGROUP.
-    let run = run_capture("j3_benign_upload_enc.pcap", store("workgroup\\ADMIN:Passw0rd!Lab\n"));
+    let run = run_capture(
+        "j3_benign_upload_enc.pcap",
+        store("workgroup\\ADMIN:Passw0rd!Lab\n"),
+    );
     assert!(run.transforms > 0);
     assert_eq!(run.plaintexts.len(), run.transforms);
     assert_eq!(commands(&run), J3_TSHARK_COMMANDS);
-    let derived: Vec<_> = run.notes.iter().filter(|n| n.kind == NoteKind::KeysDerived).collect();
+    let derived: Vec<_> = run
+        .notes
+        .iter()
+        .filter(|n| n.kind == NoteKind::KeysDerived)
+        .collect();
     assert_eq!(derived.len(), 1, "{:?}", run.notes);
     assert!(derived[0].text.contains("AES-128-GCM"));
 }
 
 #[test]
 fn nt_hash_entry_works_like_the_password() {
-    let h: String = ntlm::nt_hash("Passw0rd!Lab").iter().map(|b| format!("{b:02x}")).collect();
-    let run = run_capture("j1_psexec_opportunistic_enc.pcap", store(&format!("nthash:admin:{h}\n")));
+    let h: String = ntlm::nt_hash("Passw0rd!Lab")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let run = run_capture(
+        "j1_psexec_opportunistic_enc.pcap",
+        store(&format!("nthash:admin:{h}\n")),
+    );
     assert_eq!(run.plaintexts.len(), run.transforms);
 }
 
 #[test]
 fn wrong_password_gives_no_plaintext_and_a_clear_note() {
-    for f in ["j1_psexec_opportunistic_enc.pcap", "j3_benign_upload_enc.pcap"] {
+    for f in [
+        "j1_psexec_opportunistic_enc.pcap",
+        "j3_benign_upload_enc.pcap",
+    ] {
         let run = run_capture(f, store("admin:Passw0rd!Lax\n"));
         assert!(run.transforms > 0);
         assert!(run.plaintexts.is_empty(), "{f}: no garbage");
-        let failed: Vec<_> = run.notes.iter().filter(|n| n.kind == NoteKind::DeriveFailed).collect();
+        let failed: Vec<_> = run
+            .notes
+            .iter()
+            .filter(|n| n.kind == NoteKind::DeriveFailed)
+            .collect();
         assert_eq!(failed.len(), 1, "{f}: {:?}", run.notes);
         assert!(
-            failed[0].text.starts_with("could not derive keys for session 0x")
-                && failed[0].text.contains("NTProofStr mismatch (wrong password?)"),
+            failed[0]
+                .text
+                .starts_with("could not derive keys for session 0x")
+                && failed[0]
+                    .text
+                    .contains("NTProofStr mismatch (wrong password?)"),
             "{}",
             failed[0].text
         );
@@ -286,8 +364,12 @@ fn failures_are_reported_once_the_session_turns_out_encrypted() {
 
 #[test]
 fn notes_become_decrypt_anomalies() {
-    let mut d = ConnDecryptor::new(store("session:0x0008E40014000011:B4546771B515F766A86735532DD6C4F0\n"));
-    assert!(d.decrypt(Direction::ToClient, &hex(MS_SMB300_TRANSFORM)).is_some());
+    let mut d = ConnDecryptor::new(store(
+        "session:0x0008E40014000011:B4546771B515F766A86735532DD6C4F0\n",
+    ));
+    assert!(d
+        .decrypt(Direction::ToClient, &hex(MS_SMB300_TRANSFORM))
+        .is_some());
     let mut sink = crate::sink::Sink::new();
     d.report_notes(&mut sink, crate::time::Ts(1), None);
     assert_eq!(sink.counters.get("anomaly.decrypt"), 1);
@@ -339,16 +421,23 @@ fn mangled_lab_messages_do_not_panic() {
             let _ = d.take_notes();
         }
         if round % 4 == 3 {
-            assert_eq!(decrypted, clean.transforms, "untouched rounds decrypt everything");
+            assert_eq!(
+                decrypted, clean.transforms,
+                "untouched rounds decrypt everything"
+            );
         }
     }
 }
 
 #[test]
 fn other_users_password_is_not_tried_and_says_so() {
-    let run = run_capture("j1_psexec_opportunistic_enc.pcap", store("bob:Passw0rd!Lab\n"));
+    let run = run_capture(
+        "j1_psexec_opportunistic_enc.pcap",
+        store("bob:Passw0rd!Lab\n"),
+    );
     assert!(run.plaintexts.is_empty());
-    assert!(run.notes.iter().any(|n| n.kind == NoteKind::DeriveFailed && n.text.contains("no password or NT hash for user 'admin'")));
+    assert!(run.notes.iter().any(|n| n.kind == NoteKind::DeriveFailed
+        && n.text.contains("no password or NT hash for user 'admin'")));
 }
 
 #[test]
@@ -381,7 +470,10 @@ fn wrong_password_on_published_handshake_is_reported_at_first_transform() {
         d.observe(dir, &hex(m));
     }
     d.observe(Direction::ToClient, &ms_final_response(sid, 3, 0));
-    assert!(d.take_notes().is_empty(), "nothing to say until the session encrypts");
+    assert!(
+        d.take_notes().is_empty(),
+        "nothing to say until the session encrypts"
+    );
     let mut t = hex(MS_SMB311_TRANSFORM_REQUEST);
     t[44..52].copy_from_slice(&sid.to_le_bytes());
     assert!(d.decrypt(Direction::ToServer, &t).is_none());
@@ -409,14 +501,19 @@ fn session_and_pending_caps_hold() {
     assert_eq!(d.pending.len(), MAX_PENDING_SETUPS);
     let notes = d.take_notes();
     assert_eq!(notes.len(), 3);
-    assert!(notes.iter().all(|n| n.kind == NoteKind::CapReached("MAX_PENDING_SETUPS")));
+    assert!(notes
+        .iter()
+        .all(|n| n.kind == NoteKind::CapReached("MAX_PENDING_SETUPS")));
     for sid in 1..(MAX_SESSIONS_PER_CONN as u64 + 10) {
         let mut m = req.clone();
         m[40..48].copy_from_slice(&sid.to_le_bytes());
         d.observe(Direction::ToServer, &m);
     }
     assert_eq!(d.sessions.len(), MAX_SESSIONS_PER_CONN);
-    assert!(d.take_notes().iter().any(|n| n.kind == NoteKind::CapReached("MAX_SESSIONS_PER_CONN")));
+    assert!(d
+        .take_notes()
+        .iter()
+        .any(|n| n.kind == NoteKind::CapReached("MAX_SESSIONS_PER_CONN")));
     // Notes are bounded too, with a count of what was dropped.
     for sid in 1000..1200u64 {
         let mut m = req.clone();
@@ -425,7 +522,10 @@ fn session_and_pending_caps_hold() {
     }
     let notes = d.take_notes();
     assert_eq!(notes.len(), MAX_PENDING_NOTES + 1);
-    assert_eq!(notes.last().unwrap().kind, NoteKind::CapReached("MAX_PENDING_NOTES"));
+    assert_eq!(
+        notes.last().unwrap().kind,
+        NoteKind::CapReached("MAX_PENDING_NOTES")
+    );
 }
 
 // ---- a whole SMB 3.0 exchange built from the MS-NLMP 4.2.4 NTLMv2 example ------------------
@@ -540,21 +640,45 @@ fn smb300_session_from_the_ms_nlmp_example_password() {
         d.observe(Direction::ToServer, &smb2_header(0, 0, false, 0, 0));
         d.observe(Direction::ToClient, &neg);
         assert_eq!(d.negotiated(), (Some(0x0300), Some(Cipher::Aes128Ccm)));
-        d.observe(Direction::ToServer, &setup_request(1, 0, b"NTLMSSP\0\x01\0\0\0"));
-        d.observe(Direction::ToClient, &setup_response(wire::STATUS_MORE_PROCESSING_REQUIRED, 1, sid, &nlmp_challenge()));
-        d.observe(Direction::ToServer, &setup_request(2, sid, &nlmp_authenticate()));
+        d.observe(
+            Direction::ToServer,
+            &setup_request(1, 0, b"NTLMSSP\0\x01\0\0\0"),
+        );
+        d.observe(
+            Direction::ToClient,
+            &setup_response(
+                wire::STATUS_MORE_PROCESSING_REQUIRED,
+                1,
+                sid,
+                &nlmp_challenge(),
+            ),
+        );
+        d.observe(
+            Direction::ToServer,
+            &setup_request(2, sid, &nlmp_authenticate()),
+        );
         d.observe(Direction::ToClient, &setup_response(0, 2, sid, &[]));
         assert_eq!(d.has_keys(sid), want_keys, "{pw}");
 
         // The exported key is the example's random session key 55*16; SMB 3.0 keys follow.
         let keys = derive_30(&[0x55; 16]);
         let plain = smb2_header(3, 0, false, 3, sid);
-        let t = encrypt_transform(Cipher::Aes128Ccm, &keys.c2s, sid, *b"abcdefghijk\0\0\0\0\0", &plain);
+        let t = encrypt_transform(
+            Cipher::Aes128Ccm,
+            &keys.c2s,
+            sid,
+            *b"abcdefghijk\0\0\0\0\0",
+            &plain,
+        );
         let got = d.decrypt(Direction::ToServer, &t);
         let notes = d.take_notes();
         if want_keys {
             assert_eq!(got.as_deref(), Some(&plain[..]));
-            assert!(notes[0].text.contains("from the password of Domain\\User"), "{:?}", notes);
+            assert!(
+                notes[0].text.contains("from the password of Domain\\User"),
+                "{:?}",
+                notes
+            );
             // The server's key is the other one.
             assert!(d.decrypt(Direction::ToClient, &t).is_none());
         } else {
@@ -567,7 +691,11 @@ fn smb300_session_from_the_ms_nlmp_example_password() {
 #[test]
 fn smb311_aes256_session_from_the_ms_nlmp_example_password() {
     let sid = 0x4400_0000_0000_0002u64;
-    for (cipher_id, cipher) in [(3u16, Cipher::Aes256Ccm), (4, Cipher::Aes256Gcm), (1, Cipher::Aes128Ccm)] {
+    for (cipher_id, cipher) in [
+        (3u16, Cipher::Aes256Ccm),
+        (4, Cipher::Aes256Gcm),
+        (1, Cipher::Aes128Ccm),
+    ] {
         let neg_req = smb2_header(0, 0, false, 0, 0);
         let mut neg = smb2_header(0, 0, true, 0, 0);
         let mut body = vec![0u8; 64];
@@ -583,7 +711,12 @@ fn smb311_aes256_session_from_the_ms_nlmp_example_password() {
         neg.extend_from_slice(&1u16.to_le_bytes());
         neg.extend_from_slice(&cipher_id.to_le_bytes());
         let req1 = setup_request(1, 0, b"NTLMSSP\0\x01\0\0\0");
-        let resp1 = setup_response(wire::STATUS_MORE_PROCESSING_REQUIRED, 1, sid, &nlmp_challenge());
+        let resp1 = setup_response(
+            wire::STATUS_MORE_PROCESSING_REQUIRED,
+            1,
+            sid,
+            &nlmp_challenge(),
+        );
         let req2 = setup_request(2, sid, &nlmp_authenticate());
 
         let mut d = ConnDecryptor::new(store("user:Password\n"));
@@ -609,7 +742,12 @@ fn smb311_aes256_session_from_the_ms_nlmp_example_password() {
         assert_eq!(keys.s2c.len(), cipher.key_len());
         let plain = smb2_header(3, 0, true, 3, sid);
         let t = encrypt_transform(cipher, &keys.s2c, sid, [7u8; 16], &plain);
-        assert_eq!(d.decrypt(Direction::ToClient, &t).as_deref(), Some(&plain[..]), "{}", cipher.name());
+        assert_eq!(
+            d.decrypt(Direction::ToClient, &t).as_deref(),
+            Some(&plain[..]),
+            "{}",
+            cipher.name()
+        );
         assert!(d.take_notes()[0].text.contains(cipher.name()));
     }
 }

@@ -59,7 +59,12 @@ impl<'a> Smb2Msg<'a> {
         u16::from_le_bytes([self.hdr[at], self.hdr[at + 1]])
     }
     fn h32(&self, at: usize) -> u32 {
-        u32::from_le_bytes([self.hdr[at], self.hdr[at + 1], self.hdr[at + 2], self.hdr[at + 3]])
+        u32::from_le_bytes([
+            self.hdr[at],
+            self.hdr[at + 1],
+            self.hdr[at + 2],
+            self.hdr[at + 3],
+        ])
     }
     fn h64(&self, at: usize) -> u64 {
         let mut a = [0u8; 8];
@@ -107,19 +112,31 @@ impl<'a> Smb2Msg<'a> {
         if dialect == 0x0311 {
             let mut off = u32_at(body, 60)? as usize;
             for _ in 0..context_count.min(MAX_NEGOTIATE_CONTEXTS) {
-                let Some(ctype) = u16_at(self.b, off) else { break };
-                let Some(dlen) = u16_at(self.b, off.saturating_add(2)) else { break };
+                let Some(ctype) = u16_at(self.b, off) else {
+                    break;
+                };
+                let Some(dlen) = u16_at(self.b, off.saturating_add(2)) else {
+                    break;
+                };
                 let dlen = dlen as usize;
-                let Some(data) = self.buffer(off.saturating_add(8), dlen) else { break };
+                let Some(data) = self.buffer(off.saturating_add(8), dlen) else {
+                    break;
+                };
                 if ctype == NEGOTIATE_CONTEXT_ENCRYPTION && u16_at(data, 0).unwrap_or(0) >= 1 {
                     cipher_id = u16_at(data, 2);
                 }
                 // Contexts are 8-byte aligned.
-                let Some(end) = off.checked_add(8 + dlen + 7) else { break };
+                let Some(end) = off.checked_add(8 + dlen + 7) else {
+                    break;
+                };
                 off = end & !7;
             }
         }
-        Some(NegotiateResponse { dialect, cipher_id, capabilities })
+        Some(NegotiateResponse {
+            dialect,
+            cipher_id,
+            capabilities,
+        })
     }
 
     /// SESSION_SETUP request: (Flags, security buffer).

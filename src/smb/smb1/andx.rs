@@ -34,18 +34,32 @@ pub struct Block<'a> {
 
 impl<'a> Block<'a> {
     /// Parses the block of `command` whose WordCount byte is at `offset`.
-    pub fn parse(msg: &'a [u8], offset: usize, command: u8, is_response: bool) -> Result<Block<'a>, Smb1Error> {
-        let truncated = Smb1Error::TruncatedBlock { command, offset, len: msg.len() };
+    pub fn parse(
+        msg: &'a [u8],
+        offset: usize,
+        command: u8,
+        is_response: bool,
+    ) -> Result<Block<'a>, Smb1Error> {
+        let truncated = Smb1Error::TruncatedBlock {
+            command,
+            offset,
+            len: msg.len(),
+        };
         let word_count = *msg.get(offset).ok_or(truncated.clone())?;
         let words_start = offset + 1;
         let mut words_len = usize::from(word_count) * 2;
-        if is_response && command == cmd::NT_CREATE_ANDX && word_count == NT_CREATE_EXT_RESPONSE_WORDS {
+        if is_response
+            && command == cmd::NT_CREATE_ANDX
+            && word_count == NT_CREATE_EXT_RESPONSE_WORDS
+        {
             // Windows and Samba send 100 bytes under WordCount 42; fall back to 84 if they are not there.
             if msg.len() >= words_start + NT_CREATE_EXT_RESPONSE_LEN + 2 {
                 words_len = NT_CREATE_EXT_RESPONSE_LEN;
             }
         }
-        let words = msg.get(words_start..words_start + words_len).ok_or(truncated.clone())?;
+        let words = msg
+            .get(words_start..words_start + words_len)
+            .ok_or(truncated.clone())?;
         let bcc_at = words_start + words_len;
         if msg.len() < bcc_at + 2 {
             return Err(truncated);
@@ -53,7 +67,15 @@ impl<'a> Block<'a> {
         let byte_count = u16_at(msg, bcc_at);
         let bytes_offset = bcc_at + 2;
         let bytes = slice_clipped(msg, bytes_offset, usize::from(byte_count));
-        Ok(Block { command, offset, word_count, words, byte_count, bytes_offset, bytes })
+        Ok(Block {
+            command,
+            offset,
+            word_count,
+            words,
+            byte_count,
+            bytes_offset,
+            bytes,
+        })
     }
 
     /// Offset just past the data block as ByteCount states it (not clipped).
@@ -125,9 +147,15 @@ impl<'a> Iterator for AndxChain<'a> {
             Some((next_cmd, next_off)) => {
                 let next = usize::from(next_off);
                 if next <= offset {
-                    Next::Fail(Smb1Error::AndxBackward { current: offset, next })
+                    Next::Fail(Smb1Error::AndxBackward {
+                        current: offset,
+                        next,
+                    })
                 } else if next >= self.msg.len() {
-                    Next::Fail(Smb1Error::AndxPastEnd { next, len: self.msg.len() })
+                    Next::Fail(Smb1Error::AndxPastEnd {
+                        next,
+                        len: self.msg.len(),
+                    })
                 } else {
                     Next::Block(next_cmd, next)
                 }
@@ -152,12 +180,17 @@ mod tests {
 
     #[test]
     fn single_non_andx_block() {
-        let m = MsgBuilder::request(cmd::CLOSE).words(&[0x34, 0x12, 0, 0, 0, 0]).build();
+        let m = MsgBuilder::request(cmd::CLOSE)
+            .words(&[0x34, 0x12, 0, 0, 0, 0])
+            .build();
         let h = Header::parse(&m).unwrap();
         let blocks: Vec<_> = AndxChain::new(&m, &h).collect();
         assert_eq!(blocks.len(), 1);
         let b = blocks[0].as_ref().unwrap();
-        assert_eq!((b.command, b.offset, b.word_count, b.byte_count), (cmd::CLOSE, 32, 3, 0));
+        assert_eq!(
+            (b.command, b.offset, b.word_count, b.byte_count),
+            (cmd::CLOSE, 32, 3, 0)
+        );
         assert_eq!(b.andx(), None);
     }
 
@@ -174,62 +207,105 @@ mod tests {
         let blocks: Vec<_> = AndxChain::new(&m, &h).collect::<Result<_, _>>().unwrap();
         assert_eq!(blocks.len(), 2);
         assert_eq!(blocks[0].bytes, &[1, 2, 3]);
-        assert_eq!((blocks[1].command, blocks[1].offset, blocks[1].word_count), (cmd::LOGOFF_ANDX, 46, 2));
+        assert_eq!(
+            (blocks[1].command, blocks[1].offset, blocks[1].word_count),
+            (cmd::LOGOFF_ANDX, 46, 2)
+        );
     }
 
     #[test]
     fn looping_offset_is_an_error_not_a_hang() {
         // The block at 32 points back at itself.
-        let m = MsgBuilder::request(cmd::SESSION_SETUP_ANDX).words(&andx_words(cmd::SESSION_SETUP_ANDX, 32, 10)).build();
+        let m = MsgBuilder::request(cmd::SESSION_SETUP_ANDX)
+            .words(&andx_words(cmd::SESSION_SETUP_ANDX, 32, 10))
+            .build();
         let h = Header::parse(&m).unwrap();
         let items: Vec<_> = AndxChain::new(&m, &h).collect();
         assert_eq!(items.len(), 2);
         assert!(items[0].is_ok());
         let e = items[1].clone().unwrap_err();
-        assert_eq!(e, Smb1Error::AndxBackward { current: 32, next: 32 });
+        assert_eq!(
+            e,
+            Smb1Error::AndxBackward {
+                current: 32,
+                next: 32
+            }
+        );
         assert!(e.is_andx_chain());
 
         // Two blocks pointing at each other: 32 → 60 → 40 (backwards).
-        let mut m = MsgBuilder::request(cmd::LOGOFF_ANDX).words(&andx_words(cmd::LOGOFF_ANDX, 60, 0)).build();
+        let mut m = MsgBuilder::request(cmd::LOGOFF_ANDX)
+            .words(&andx_words(cmd::LOGOFF_ANDX, 60, 0))
+            .build();
         m.resize(60, 0);
         m.extend_from_slice(&[2, cmd::LOGOFF_ANDX, 0, 40, 0, 0, 0]);
         let h = Header::parse(&m).unwrap();
         let items: Vec<_> = AndxChain::new(&m, &h).collect();
         assert_eq!(items.len(), 3);
         assert_eq!(items[1].as_ref().unwrap().offset, 60);
-        assert_eq!(items[2].clone().unwrap_err(), Smb1Error::AndxBackward { current: 60, next: 40 });
+        assert_eq!(
+            items[2].clone().unwrap_err(),
+            Smb1Error::AndxBackward {
+                current: 60,
+                next: 40
+            }
+        );
     }
 
     #[test]
     fn offset_past_the_end_is_an_error() {
-        let m = MsgBuilder::request(cmd::NT_CREATE_ANDX).words(&andx_words(cmd::WRITE_ANDX, 0x4000, 22)).build();
+        let m = MsgBuilder::request(cmd::NT_CREATE_ANDX)
+            .words(&andx_words(cmd::WRITE_ANDX, 0x4000, 22))
+            .build();
         let h = Header::parse(&m).unwrap();
         let items: Vec<_> = AndxChain::new(&m, &h).collect();
         assert_eq!(items.len(), 2);
-        assert_eq!(items[1].clone().unwrap_err(), Smb1Error::AndxPastEnd { next: 0x4000, len: m.len() });
+        assert_eq!(
+            items[1].clone().unwrap_err(),
+            Smb1Error::AndxPastEnd {
+                next: 0x4000,
+                len: m.len()
+            }
+        );
         // Exactly at the end is past it too (no room for a WordCount).
         let len = 32 + 1 + 8 + 2;
-        let m = MsgBuilder::request(cmd::LOGOFF_ANDX).words(&andx_words(cmd::LOGOFF_ANDX, len as u16, 2)).build();
+        let m = MsgBuilder::request(cmd::LOGOFF_ANDX)
+            .words(&andx_words(cmd::LOGOFF_ANDX, len as u16, 2))
+            .build();
         assert_eq!(m.len(), len);
         let h = Header::parse(&m).unwrap();
         let items: Vec<_> = AndxChain::new(&m, &h).collect();
-        assert_eq!(items[1].clone().unwrap_err(), Smb1Error::AndxPastEnd { next: len, len });
+        assert_eq!(
+            items[1].clone().unwrap_err(),
+            Smb1Error::AndxPastEnd { next: len, len }
+        );
     }
 
     #[test]
     fn next_block_running_past_the_end_is_truncated() {
         // Offset inside the message, but its WordCount claims more words than remain.
-        let mut m = MsgBuilder::request(cmd::LOGOFF_ANDX).words(&andx_words(cmd::NT_CREATE_ANDX, 39, 0)).build();
+        let mut m = MsgBuilder::request(cmd::LOGOFF_ANDX)
+            .words(&andx_words(cmd::NT_CREATE_ANDX, 39, 0))
+            .build();
         m.push(24);
         let h = Header::parse(&m).unwrap();
         let items: Vec<_> = AndxChain::new(&m, &h).collect();
-        assert!(matches!(items[1], Err(Smb1Error::TruncatedBlock { command: cmd::NT_CREATE_ANDX, offset: 39, .. })));
+        assert!(matches!(
+            items[1],
+            Err(Smb1Error::TruncatedBlock {
+                command: cmd::NT_CREATE_ANDX,
+                offset: 39,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn depth_is_capped() {
         // 12 LOGOFF_ANDX blocks each pointing 7 bytes forward.
-        let mut m = MsgBuilder::request(cmd::LOGOFF_ANDX).words(&andx_words(cmd::LOGOFF_ANDX, 39, 0)).build();
+        let mut m = MsgBuilder::request(cmd::LOGOFF_ANDX)
+            .words(&andx_words(cmd::LOGOFF_ANDX, 39, 0))
+            .build();
         for i in 1..12u16 {
             let next = 32 + 7 * (i + 1);
             m.extend_from_slice(&[2, cmd::LOGOFF_ANDX, 0]);
@@ -240,7 +316,10 @@ mod tests {
         let items: Vec<_> = AndxChain::new(&m, &h).collect();
         assert_eq!(items.len(), MAX_ANDX_DEPTH + 1);
         assert!(items[..MAX_ANDX_DEPTH].iter().all(|r| r.is_ok()));
-        assert_eq!(items[MAX_ANDX_DEPTH].clone().unwrap_err(), Smb1Error::AndxTooDeep);
+        assert_eq!(
+            items[MAX_ANDX_DEPTH].clone().unwrap_err(),
+            Smb1Error::AndxTooDeep
+        );
     }
 
     #[test]

@@ -20,7 +20,11 @@ use std::collections::BTreeMap;
 /// (to_server, payload) TCP segments of SMB ports, in order per direction, retransmissions cut.
 fn tcp_streams(path: &str) -> Vec<(bool, Vec<u8>)> {
     let file = std::fs::read(path).unwrap();
-    assert_eq!(&file[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian legacy pcap");
+    assert_eq!(
+        &file[..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "little-endian legacy pcap"
+    );
     let mut pos = 24;
     let mut next_seq: BTreeMap<(bool, u16), u32> = BTreeMap::new();
     let mut out = Vec::new();
@@ -28,8 +32,12 @@ fn tcp_streams(path: &str) -> Vec<(bool, Vec<u8>)> {
         let incl = u32::from_le_bytes(file[pos + 8..pos + 12].try_into().unwrap()) as usize;
         let frame = &file[pos + 16..pos + 16 + incl];
         pos += 16 + incl;
-        let Ok(p) = etherparse::SlicedPacket::from_ethernet(frame) else { continue };
-        let Some(etherparse::TransportSlice::Tcp(tcp)) = p.transport else { continue };
+        let Ok(p) = etherparse::SlicedPacket::from_ethernet(frame) else {
+            continue;
+        };
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = p.transport else {
+            continue;
+        };
         let (sp, dp) = (tcp.source_port(), tcp.destination_port());
         let to_server = matches!(dp, 445 | 139);
         if !to_server && !matches!(sp, 445 | 139) {
@@ -70,7 +78,8 @@ fn smb1_messages(path: &str) -> Vec<(bool, Vec<u8>)> {
             if buf.len() < 4 {
                 break;
             }
-            let len = (usize::from(buf[1]) << 16) | (usize::from(buf[2]) << 8) | usize::from(buf[3]);
+            let len =
+                (usize::from(buf[1]) << 16) | (usize::from(buf[2]) << 8) | usize::from(buf[3]);
             if buf.len() < 4 + len {
                 break;
             }
@@ -95,14 +104,29 @@ fn facts(path: &str) -> BTreeMap<&'static str, Vec<String>> {
         for block in AndxChain::new(&msg, &h) {
             let b = block.unwrap_or_else(|e| panic!("{path}: {e}"));
             match (b.command, h.is_response()) {
-                (cmd::SESSION_SETUP_ANDX, false) => add("native_os_req", SessionSetupRequest::parse(&msg, &b, u).unwrap().native_os.decode()),
-                (cmd::TREE_CONNECT_ANDX, false) => add("tree_req", TreeConnectRequest::parse(&msg, &b, u).unwrap().path.decode()),
+                (cmd::SESSION_SETUP_ANDX, false) => add(
+                    "native_os_req",
+                    SessionSetupRequest::parse(&msg, &b, u)
+                        .unwrap()
+                        .native_os
+                        .decode(),
+                ),
+                (cmd::TREE_CONNECT_ANDX, false) => add(
+                    "tree_req",
+                    TreeConnectRequest::parse(&msg, &b, u)
+                        .unwrap()
+                        .path
+                        .decode(),
+                ),
                 (cmd::TREE_CONNECT_ANDX, true) => {
                     if let Some(r) = TreeConnectResponse::parse(&msg, &b, u).unwrap() {
                         add("tree_resp", format!("{} {}", r.service.decode(), h.tid()));
                     }
                 }
-                (cmd::NT_CREATE_ANDX, false) => add("create_req", NtCreateRequest::parse(&msg, &b, u).unwrap().name.decode()),
+                (cmd::NT_CREATE_ANDX, false) => add(
+                    "create_req",
+                    NtCreateRequest::parse(&msg, &b, u).unwrap().name.decode(),
+                ),
                 (cmd::NT_CREATE_ANDX, true) => add(
                     "create_resp",
                     match NtCreateResponse::parse(&b).unwrap() {
@@ -112,23 +136,55 @@ fn facts(path: &str) -> BTreeMap<&'static str, Vec<String>> {
                 ),
                 (cmd::WRITE_ANDX, false) => {
                     let r = WriteAndxRequest::parse(&b).unwrap();
-                    assert_eq!(r.data(&msg).len(), r.data_len() as usize, "whole write data present");
-                    add("write", format!("{:#06x} {} {}", r.fid, r.offset, r.data_len()));
+                    assert_eq!(
+                        r.data(&msg).len(),
+                        r.data_len() as usize,
+                        "whole write data present"
+                    );
+                    add(
+                        "write",
+                        format!("{:#06x} {} {}", r.fid, r.offset, r.data_len()),
+                    );
                 }
-                (cmd::WRITE_ANDX, true) => add("written", WriteAndxResponse::parse(&b).unwrap().unwrap().count.to_string()),
+                (cmd::WRITE_ANDX, true) => add(
+                    "written",
+                    WriteAndxResponse::parse(&b)
+                        .unwrap()
+                        .unwrap()
+                        .count
+                        .to_string(),
+                ),
                 (cmd::READ_ANDX, true) if ok => {
                     let r = ReadAndxResponse::parse(&b).unwrap().unwrap();
                     assert_eq!(r.data(&msg).len(), r.data_len() as usize);
                     add("read_resp", r.data_len().to_string());
                 }
                 (cmd::CLOSE, false) => add("close", format!("{:#06x}", close_fid(&b).unwrap())),
-                (cmd::DELETE, false) => add("delete", DeleteRequest::parse(&msg, &b, u).unwrap().name.decode()),
+                (cmd::DELETE, false) => add(
+                    "delete",
+                    DeleteRequest::parse(&msg, &b, u).unwrap().name.decode(),
+                ),
                 (cmd::TRANSACTION, false) => {
                     let r = TransRequest::parse(&msg, &b, u).unwrap();
                     let (func, fid) = r.pipe_call().unwrap();
-                    add("trans", format!("{} {func:#06x} {fid:#06x} {}", r.name.decode(), r.data.len()));
+                    add(
+                        "trans",
+                        format!(
+                            "{} {func:#06x} {fid:#06x} {}",
+                            r.name.decode(),
+                            r.data.len()
+                        ),
+                    );
                 }
-                (cmd::TRANSACTION, true) if ok => add("trans_resp", TransResponse::parse(&msg, &b).unwrap().unwrap().data.len().to_string()),
+                (cmd::TRANSACTION, true) if ok => add(
+                    "trans_resp",
+                    TransResponse::parse(&msg, &b)
+                        .unwrap()
+                        .unwrap()
+                        .data
+                        .len()
+                        .to_string(),
+                ),
                 (cmd::TRANSACTION2, false) => {
                     let r = TransRequest::parse(&msg, &b, u).unwrap();
                     add("trans2", format!("{:#06x}", r.setup_word(0).unwrap()));
@@ -143,8 +199,15 @@ fn facts(path: &str) -> BTreeMap<&'static str, Vec<String>> {
 fn check(path: &str, expected: &[(&'static str, &str)]) {
     let got = facts(&format!("{}/captures/{path}", env!("CARGO_MANIFEST_DIR")));
     for (kind, want) in expected {
-        let want: Vec<&str> = if want.is_empty() { vec![] } else { want.split('|').collect() };
-        let have: Vec<&str> = got.get(kind).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default();
+        let want: Vec<&str> = if want.is_empty() {
+            vec![]
+        } else {
+            want.split('|').collect()
+        };
+        let have: Vec<&str> = got
+            .get(kind)
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default();
         assert_eq!(have, want, "{path}: {kind}");
     }
 }

@@ -43,7 +43,11 @@ pub struct NtCreateRequest<'a> {
 }
 
 impl<'a> NtCreateRequest<'a> {
-    pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<NtCreateRequest<'a>, Smb1Error> {
+    pub fn parse(
+        msg: &'a [u8],
+        block: &Block<'a>,
+        unicode: bool,
+    ) -> Result<NtCreateRequest<'a>, Smb1Error> {
         let w = Words::one_of(block, &[24])?;
         let name_len = usize::from(w.u16(5));
         let mut c = data_block(msg, block);
@@ -102,7 +106,9 @@ pub const FILE_TYPE_MESSAGE_MODE_PIPE: u16 = 2;
 impl NtCreateResponse {
     /// `Ok(None)` for an error response (WordCount 0).
     pub fn parse(block: &Block<'_>) -> Result<Option<NtCreateResponse>, Smb1Error> {
-        let Some(w) = Words::response(block, &[34, 42])? else { return Ok(None) };
+        let Some(w) = Words::response(block, &[34, 42])? else {
+            return Ok(None);
+        };
         let extended = block.words.len() >= 100;
         Ok(Some(NtCreateResponse {
             oplock_level: w.u8(4),
@@ -124,7 +130,10 @@ impl NtCreateResponse {
     }
 
     pub fn is_pipe(&self) -> bool {
-        matches!(self.resource_type, FILE_TYPE_BYTE_MODE_PIPE | FILE_TYPE_MESSAGE_MODE_PIPE)
+        matches!(
+            self.resource_type,
+            FILE_TYPE_BYTE_MODE_PIPE | FILE_TYPE_MESSAGE_MODE_PIPE
+        )
     }
 }
 
@@ -144,7 +153,11 @@ pub struct OpenAndxRequest<'a> {
 }
 
 impl<'a> OpenAndxRequest<'a> {
-    pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<OpenAndxRequest<'a>, Smb1Error> {
+    pub fn parse(
+        msg: &'a [u8],
+        block: &Block<'a>,
+        unicode: bool,
+    ) -> Result<OpenAndxRequest<'a>, Smb1Error> {
         let w = Words::one_of(block, &[15])?;
         let mut c = data_block(msg, block);
         Ok(OpenAndxRequest {
@@ -193,7 +206,9 @@ pub struct OpenAndxResponse {
 
 impl OpenAndxResponse {
     pub fn parse(block: &Block<'_>) -> Result<Option<OpenAndxResponse>, Smb1Error> {
-        let Some(w) = Words::response(block, &[15, 19])? else { return Ok(None) };
+        let Some(w) = Words::response(block, &[15, 19])? else {
+            return Ok(None);
+        };
         Ok(Some(OpenAndxResponse {
             fid: w.u16(4),
             file_attributes: w.u16(6),
@@ -216,8 +231,7 @@ impl OpenAndxResponse {
 mod tests {
     use super::*;
     use crate::smb::smb1::header::cmd;
-    use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
-
+    use crate::smb::smb1::test_util::{capture_msg, first_block, utf16z, MsgBuilder, W};
 
     /// i1_smb1_psexec frames 42/43, impacket psexec creating its service binary on ADMIN$
     /// (OEM): tshark smb.file OIhuyfAI.exe, smb.access_mask 0x0002019e, smb.create.disposition 5,
@@ -231,7 +245,10 @@ mod tests {
         assert_eq!(r.desired_access, 0x0002_019e);
         assert_eq!(r.create_disposition, FILE_OVERWRITE_IF);
         assert_eq!(r.create_options, FILE_NON_DIRECTORY_FILE);
-        assert_eq!(r.flags & NT_CREATE_REQUEST_EXTENDED_RESPONSE, NT_CREATE_REQUEST_EXTENDED_RESPONSE);
+        assert_eq!(
+            r.flags & NT_CREATE_REQUEST_EXTENDED_RESPONSE,
+            NT_CREATE_REQUEST_EXTENDED_RESPONSE
+        );
         assert!(!r.is_delete_on_close());
 
         let m = capture_msg("00000087ff534d42a200000000880348000000000000000000000000d4fa6e1798b000002aff000000020ce10200000018225ed3337add0118225ed3337add0118225ed3337add0118225ed3337add0120000000000000000000000000000000000000000000060000000000000000000000000000000000000000000000000000ff011f00000000000000");
@@ -273,7 +290,10 @@ mod tests {
         let m = capture_msg("00000087ff534d42a2000000008801c800000000000000000000000001080100000826002aff00870000034001000000602b4edd2190d101f0b503c1d88fd101a02fdcdf2190d101c0d5b8c0d88fd10126000000b800000000000000b6000000000000000000070000000000000000000000000000000000000000000000000000a9001200000000000000");
         let (_, b) = first_block(&m);
         let r = NtCreateResponse::parse(&b).unwrap().unwrap();
-        assert_eq!((r.fid, r.create_action, r.end_of_file, r.file_attributes), (0x4003, FILE_OPENED, 182, 0x26));
+        assert_eq!(
+            (r.fid, r.create_action, r.end_of_file, r.file_attributes),
+            (0x4003, FILE_OPENED, 182, 0x26)
+        );
         assert_eq!(r.maximal_access_rights, Some(0x0012_00a9));
     }
 
@@ -299,7 +319,11 @@ mod tests {
         assert_eq!(words.len(), 48);
         let mut bytes = vec![0u8]; // pad: bytes start at 32+1+48+2 = 83
         bytes.extend(&name);
-        let m = MsgBuilder::request(cmd::NT_CREATE_ANDX).unicode().words(&words).bytes(&bytes).build();
+        let m = MsgBuilder::request(cmd::NT_CREATE_ANDX)
+            .unicode()
+            .words(&words)
+            .bytes(&bytes)
+            .build();
         let (h, b) = first_block(&m);
         let r = NtCreateRequest::parse(&m, &b, h.is_unicode()).unwrap();
         assert_eq!(r.name.decode(), "\\svcctl");
@@ -307,10 +331,14 @@ mod tests {
         assert_eq!(r.create_disposition, FILE_OPEN);
 
         // Error response: WordCount 0.
-        let m = MsgBuilder::response(cmd::NT_CREATE_ANDX).nt_status(0xC000_0034).build();
+        let m = MsgBuilder::response(cmd::NT_CREATE_ANDX)
+            .nt_status(0xC000_0034)
+            .build();
         let (_, b) = first_block(&m);
         assert!(NtCreateResponse::parse(&b).unwrap().is_none());
-        let m = MsgBuilder::request(cmd::NT_CREATE_ANDX).words(&[0; 10]).build();
+        let m = MsgBuilder::request(cmd::NT_CREATE_ANDX)
+            .words(&[0; 10])
+            .build();
         let (h, b) = first_block(&m);
         assert!(NtCreateRequest::parse(&m, &b, h.is_unicode()).is_err());
     }
@@ -329,7 +357,10 @@ mod tests {
             .u32(0)
             .u32(0)
             .done();
-        let m = MsgBuilder::request(cmd::OPEN_ANDX).words(&words).bytes(b"\\WINDOWS\\evil.exe\0").build();
+        let m = MsgBuilder::request(cmd::OPEN_ANDX)
+            .words(&words)
+            .bytes(b"\\WINDOWS\\evil.exe\0")
+            .build();
         let (h, b) = first_block(&m);
         let r = OpenAndxRequest::parse(&m, &b, h.is_unicode()).unwrap();
         assert_eq!(r.name.decode(), "\\WINDOWS\\evil.exe");
@@ -351,6 +382,9 @@ mod tests {
         let m = MsgBuilder::response(cmd::OPEN_ANDX).words(&words).build();
         let (_, b) = first_block(&m);
         let r = OpenAndxResponse::parse(&b).unwrap().unwrap();
-        assert_eq!((r.fid, r.file_data_size, r.create_action()), (0x4005, 1234, FILE_CREATED));
+        assert_eq!(
+            (r.fid, r.file_data_size, r.create_action()),
+            (0x4005, 1234, FILE_CREATED)
+        );
     }
 }

@@ -112,7 +112,11 @@ pub enum Smb1Error {
     #[error("no 0xFF 'SMB' magic")]
     BadMagic,
     #[error("{command:#04x}: parameter block at offset {offset} runs past the message end {len}")]
-    TruncatedBlock { command: u8, offset: usize, len: usize },
+    TruncatedBlock {
+        command: u8,
+        offset: usize,
+        len: usize,
+    },
     #[error("AndX offset {next} does not move forward from block at {current}")]
     AndxBackward { current: usize, next: usize },
     #[error("AndX offset {next} is past the message end {len}")]
@@ -169,7 +173,11 @@ impl Status {
     /// data (buffer overflow, more processing required in session setup).
     pub fn carries_body(self) -> bool {
         match self.as_nt() {
-            Some(s) => s == 0 || s == dos_error::STATUS_BUFFER_OVERFLOW || s == dos_error::STATUS_MORE_PROCESSING_REQUIRED,
+            Some(s) => {
+                s == 0
+                    || s == dos_error::STATUS_BUFFER_OVERFLOW
+                    || s == dos_error::STATUS_MORE_PROCESSING_REQUIRED
+            }
             None => false,
         }
     }
@@ -193,7 +201,9 @@ pub struct Header<'a> {
 impl<'a> Header<'a> {
     /// `msg` is one SMB1 message (NetBIOS framing removed).
     pub fn parse(msg: &'a [u8]) -> Result<Header<'a>, Smb1Error> {
-        let raw = msg.get(..SMB1_HEADER_LEN).ok_or(Smb1Error::ShortHeader(msg.len()))?;
+        let raw = msg
+            .get(..SMB1_HEADER_LEN)
+            .ok_or(Smb1Error::ShortHeader(msg.len()))?;
         if raw.get(..4) != Some(&SMB1_MAGIC[..]) {
             return Err(Smb1Error::BadMagic);
         }
@@ -210,7 +220,10 @@ impl<'a> Header<'a> {
         if self.flags2() & FLAGS2_NT_STATUS != 0 {
             Status::Nt(self.raw_status())
         } else {
-            Status::Dos { class: u8_at(self.raw, 5), code: u16_at(self.raw, 7) }
+            Status::Dos {
+                class: u8_at(self.raw, 5),
+                code: u16_at(self.raw, 7),
+            }
         }
     }
     pub fn flags(&self) -> u8 {
@@ -261,7 +274,10 @@ mod tests {
 
     #[test]
     fn rejects_short_and_foreign() {
-        assert_eq!(Header::parse(&[0xFF, b'S', b'M', b'B']).unwrap_err(), Smb1Error::ShortHeader(4));
+        assert_eq!(
+            Header::parse(&[0xFF, b'S', b'M', b'B']).unwrap_err(),
+            Smb1Error::ShortHeader(4)
+        );
         let mut m = MsgBuilder::request(cmd::NEGOTIATE).build();
         m[0] = 0xFE;
         assert_eq!(Header::parse(&m).unwrap_err(), Smb1Error::BadMagic);
@@ -276,7 +292,10 @@ mod tests {
             .build();
         let h = Header::parse(&m).unwrap();
         assert_eq!(h.command(), cmd::WRITE_ANDX);
-        assert_eq!((h.tid(), h.uid(), h.pid(), h.mid()), (0x0102, 0x0304, 0x0506_0708, 0x090A));
+        assert_eq!(
+            (h.tid(), h.uid(), h.pid(), h.mid()),
+            (0x0102, 0x0304, 0x0506_0708, 0x090A)
+        );
         assert_eq!((h.pid_high(), h.pid_low()), (0x0506, 0x0708));
         assert!(h.is_unicode());
         assert!(!h.is_response());

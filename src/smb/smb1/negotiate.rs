@@ -39,11 +39,17 @@ impl<'a> NegotiateRequest<'a> {
             // BufferFormat 0x02, then an OEM NUL-terminated name.
             let format = c.take(1);
             if format != [0x02] {
-                return Err(Smb1Error::OutOfBounds { command: cmd::NEGOTIATE, what: "dialect buffer format" });
+                return Err(Smb1Error::OutOfBounds {
+                    command: cmd::NEGOTIATE,
+                    what: "dialect buffer format",
+                });
             }
             dialects.push(c.oem_string());
         }
-        Ok(NegotiateRequest { dialects, truncated })
+        Ok(NegotiateRequest {
+            dialects,
+            truncated,
+        })
     }
 }
 
@@ -71,7 +77,11 @@ pub struct NegotiateResponse<'a> {
 }
 
 impl<'a> NegotiateResponse<'a> {
-    pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<NegotiateResponse<'a>, Smb1Error> {
+    pub fn parse(
+        msg: &'a [u8],
+        block: &Block<'a>,
+        unicode: bool,
+    ) -> Result<NegotiateResponse<'a>, Smb1Error> {
         let w = Words::one_of(block, &[1, 13, 17])?;
         let mut r = NegotiateResponse {
             dialect_index: w.u16(0),
@@ -112,7 +122,11 @@ impl<'a> NegotiateResponse<'a> {
                     r.challenge = block.bytes.get(..challenge_len).unwrap_or(block.bytes);
                     // Unicode here follows CAP_UNICODE, and servers do not pad (as Wireshark notes).
                     let unicode = unicode || r.capabilities & CAP_UNICODE != 0;
-                    let mut c = StrCursor::new(msg, block.bytes_offset + r.challenge.len(), block.bytes_end());
+                    let mut c = StrCursor::new(
+                        msg,
+                        block.bytes_offset + r.challenge.len(),
+                        block.bytes_end(),
+                    );
                     r.domain_name = c.string_unaligned(unicode);
                     r.server_name = c.string_unaligned(unicode);
                 }
@@ -130,8 +144,7 @@ impl<'a> NegotiateResponse<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
-
+    use crate::smb::smb1::test_util::{capture_msg, first_block, utf16z, MsgBuilder, W};
 
     /// i1_smb1_psexec frame 6: impacket offers only "NT LM 0.12" (tshark smb.dialect.name).
     #[test]
@@ -174,14 +187,18 @@ mod tests {
         let r = NegotiateRequest::parse(&m, &b).unwrap();
         assert_eq!(r.dialects.len(), 3);
         assert_eq!(r.dialects[2].decode(), "NT LM 0.12");
-        let bad = MsgBuilder::request(cmd::NEGOTIATE).bytes(b"\x05abc\0").build();
+        let bad = MsgBuilder::request(cmd::NEGOTIATE)
+            .bytes(b"\x05abc\0")
+            .build();
         let (_, b) = first_block(&bad);
         assert!(NegotiateRequest::parse(&bad, &b).is_err());
     }
 
     #[test]
     fn dialect_count_is_capped() {
-        let bytes: Vec<u8> = std::iter::repeat_n([2u8, b'x', 0], MAX_DIALECTS + 5).flatten().collect();
+        let bytes: Vec<u8> = std::iter::repeat_n([2u8, b'x', 0], MAX_DIALECTS + 5)
+            .flatten()
+            .collect();
         let m = MsgBuilder::request(cmd::NEGOTIATE).bytes(&bytes).build();
         let (_, b) = first_block(&m);
         let r = NegotiateRequest::parse(&m, &b).unwrap();
@@ -210,7 +227,11 @@ mod tests {
         let mut bytes = vec![1, 2, 3, 4, 5, 6, 7, 8];
         bytes.extend(utf16z("LAB"));
         bytes.extend(utf16z("SRV"));
-        let m = MsgBuilder::response(cmd::NEGOTIATE).unicode().words(&nt_words(CAP_NT_SMBS | CAP_UNICODE, 8)).bytes(&bytes).build();
+        let m = MsgBuilder::response(cmd::NEGOTIATE)
+            .unicode()
+            .words(&nt_words(CAP_NT_SMBS | CAP_UNICODE, 8))
+            .bytes(&bytes)
+            .build();
         let (h, b) = first_block(&m);
         let r = NegotiateResponse::parse(&m, &b, h.is_unicode()).unwrap();
         assert!(!r.is_extended_security());
@@ -225,21 +246,34 @@ mod tests {
     fn hand_built_extended_response_and_no_dialect() {
         let mut bytes = vec![0xAB; 16];
         bytes.extend_from_slice(&[0x60, 0x28]);
-        let m = MsgBuilder::response(cmd::NEGOTIATE).words(&nt_words(CAP_EXTENDED_SECURITY, 0)).bytes(&bytes).build();
+        let m = MsgBuilder::response(cmd::NEGOTIATE)
+            .words(&nt_words(CAP_EXTENDED_SECURITY, 0))
+            .bytes(&bytes)
+            .build();
         let (h, b) = first_block(&m);
         let r = NegotiateResponse::parse(&m, &b, h.is_unicode()).unwrap();
         assert!(r.is_extended_security());
         assert_eq!(r.server_guid, Some(&[0xAB; 16][..]));
         assert_eq!(r.security_blob, &[0x60, 0x28]);
 
-        let m = MsgBuilder::response(cmd::NEGOTIATE).words(&0xFFFFu16.to_le_bytes()).build();
+        let m = MsgBuilder::response(cmd::NEGOTIATE)
+            .words(&0xFFFFu16.to_le_bytes())
+            .build();
         let (h, b) = first_block(&m);
-        assert_eq!(NegotiateResponse::parse(&m, &b, h.is_unicode()).unwrap().dialect_index, 0xFFFF);
+        assert_eq!(
+            NegotiateResponse::parse(&m, &b, h.is_unicode())
+                .unwrap()
+                .dialect_index,
+            0xFFFF
+        );
         let m = MsgBuilder::response(cmd::NEGOTIATE).words(&[0; 6]).build();
         let (h, b) = first_block(&m);
         assert_eq!(
             NegotiateResponse::parse(&m, &b, h.is_unicode()).unwrap_err(),
-            Smb1Error::WordCount { command: cmd::NEGOTIATE, got: 3 }
+            Smb1Error::WordCount {
+                command: cmd::NEGOTIATE,
+                got: 3
+            }
         );
     }
 }

@@ -14,9 +14,16 @@ pub const SMB_NT_RENAME_RENAME_FILE: u16 = 0x0104;
 pub const SMB_NT_RENAME_SET_LINK_INFO: u16 = 0x0103;
 pub const SMB_NT_RENAME_MOVE_CLUSTER_INFO: u16 = 0x0102;
 
-fn buffer_string<'a>(c: &mut StrCursor<'a>, unicode: bool, command: u8) -> Result<SmbStr<'a>, Smb1Error> {
+fn buffer_string<'a>(
+    c: &mut StrCursor<'a>,
+    unicode: bool,
+    command: u8,
+) -> Result<SmbStr<'a>, Smb1Error> {
     if c.take(1) != [BUFFER_FORMAT_ASCII] {
-        return Err(Smb1Error::OutOfBounds { command, what: "buffer format" });
+        return Err(Smb1Error::OutOfBounds {
+            command,
+            what: "buffer format",
+        });
     }
     Ok(c.string(unicode))
 }
@@ -29,15 +36,26 @@ pub struct DeleteRequest<'a> {
 }
 
 impl<'a> DeleteRequest<'a> {
-    pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<DeleteRequest<'a>, Smb1Error> {
+    pub fn parse(
+        msg: &'a [u8],
+        block: &Block<'a>,
+        unicode: bool,
+    ) -> Result<DeleteRequest<'a>, Smb1Error> {
         let w = Words::one_of(block, &[1])?;
         let name = buffer_string(&mut data_block(msg, block), unicode, block.command)?;
-        Ok(DeleteRequest { search_attributes: w.u16(0), name })
+        Ok(DeleteRequest {
+            search_attributes: w.u16(0),
+            name,
+        })
     }
 }
 
 /// CREATE_DIRECTORY / DELETE_DIRECTORY: the directory name.
-pub fn directory_name<'a>(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<SmbStr<'a>, Smb1Error> {
+pub fn directory_name<'a>(
+    msg: &'a [u8],
+    block: &Block<'a>,
+    unicode: bool,
+) -> Result<SmbStr<'a>, Smb1Error> {
     Words::one_of(block, &[0])?;
     buffer_string(&mut data_block(msg, block), unicode, block.command)
 }
@@ -52,26 +70,38 @@ pub struct RenameRequest<'a> {
 }
 
 impl<'a> RenameRequest<'a> {
-    pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<RenameRequest<'a>, Smb1Error> {
+    pub fn parse(
+        msg: &'a [u8],
+        block: &Block<'a>,
+        unicode: bool,
+    ) -> Result<RenameRequest<'a>, Smb1Error> {
         let counts: &[u8] = match block.command {
             cmd::RENAME => &[1],
             cmd::NT_RENAME => &[4],
             _ => &[],
         };
         let w = Words::one_of(block, counts)?;
-        let information_level = if block.command == cmd::NT_RENAME { w.u16(2) } else { 0 };
+        let information_level = if block.command == cmd::NT_RENAME {
+            w.u16(2)
+        } else {
+            0
+        };
         let mut c = data_block(msg, block);
         let old_name = buffer_string(&mut c, unicode, block.command)?;
         let new_name = buffer_string(&mut c, unicode, block.command)?;
-        Ok(RenameRequest { search_attributes: w.u16(0), information_level, old_name, new_name })
+        Ok(RenameRequest {
+            search_attributes: w.u16(0),
+            information_level,
+            old_name,
+            new_name,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder};
-
+    use crate::smb::smb1::test_util::{capture_msg, first_block, utf16z, MsgBuilder};
 
     /// i1_smb1_psexec frame 122: impacket deletes its binary from ADMIN$ (tshark smb.file
     /// OIhuyfAI.exe; search attributes 0x0026).
@@ -93,7 +123,11 @@ mod tests {
         bytes.push(BUFFER_FORMAT_ASCII);
         bytes.push(0); // pad
         bytes.extend(utf16z("\\b.exe"));
-        let m = MsgBuilder::request(cmd::RENAME).unicode().words(&[0x16, 0]).bytes(&bytes).build();
+        let m = MsgBuilder::request(cmd::RENAME)
+            .unicode()
+            .words(&[0x16, 0])
+            .bytes(&bytes)
+            .build();
         let (h, b) = first_block(&m);
         let r = RenameRequest::parse(&m, &b, h.is_unicode()).unwrap();
         assert_eq!(r.old_name.decode(), "\\a.txt");
@@ -102,22 +136,39 @@ mod tests {
         let mut words = vec![0x16, 0];
         words.extend_from_slice(&SMB_NT_RENAME_RENAME_FILE.to_le_bytes());
         words.extend_from_slice(&[0; 4]);
-        let m = MsgBuilder::request(cmd::NT_RENAME).words(&words).bytes(b"\x04old\0\x04new\0").build();
+        let m = MsgBuilder::request(cmd::NT_RENAME)
+            .words(&words)
+            .bytes(b"\x04old\0\x04new\0")
+            .build();
         let (h, b) = first_block(&m);
         let r = RenameRequest::parse(&m, &b, h.is_unicode()).unwrap();
-        assert_eq!((r.old_name.decode().as_str(), r.new_name.decode().as_str()), ("old", "new"));
+        assert_eq!(
+            (r.old_name.decode().as_str(), r.new_name.decode().as_str()),
+            ("old", "new")
+        );
         assert_eq!(r.information_level, SMB_NT_RENAME_RENAME_FILE);
     }
 
     #[test]
     fn directories_and_bad_buffer_formats() {
-        let m = MsgBuilder::request(cmd::CREATE_DIRECTORY).bytes(b"\x04\\newdir\0").build();
+        let m = MsgBuilder::request(cmd::CREATE_DIRECTORY)
+            .bytes(b"\x04\\newdir\0")
+            .build();
         let (h, b) = first_block(&m);
-        assert_eq!(directory_name(&m, &b, h.is_unicode()).unwrap().decode(), "\\newdir");
-        let m = MsgBuilder::request(cmd::DELETE).words(&[0, 0]).bytes(b"\x05x\0").build();
+        assert_eq!(
+            directory_name(&m, &b, h.is_unicode()).unwrap().decode(),
+            "\\newdir"
+        );
+        let m = MsgBuilder::request(cmd::DELETE)
+            .words(&[0, 0])
+            .bytes(b"\x05x\0")
+            .build();
         let (h, b) = first_block(&m);
         assert!(DeleteRequest::parse(&m, &b, h.is_unicode()).is_err());
-        let m = MsgBuilder::request(cmd::RENAME).words(&[0, 0]).bytes(b"\x04x\0").build();
+        let m = MsgBuilder::request(cmd::RENAME)
+            .words(&[0, 0])
+            .bytes(b"\x04x\0")
+            .build();
         let (h, b) = first_block(&m);
         assert!(RenameRequest::parse(&m, &b, h.is_unicode()).is_err());
     }

@@ -74,7 +74,9 @@ impl WriteAndxRequest {
     /// Bytes at the start of the data that are a named-pipe message length, not pipe data:
     /// 2 when RAW_MODE and MESSAGE_START are both set (Wireshark's reading), else 0.
     pub fn pipe_length_prefix(&self) -> usize {
-        if self.write_mode & (WRITE_RAW_MODE | WRITE_MESSAGE_START) == (WRITE_RAW_MODE | WRITE_MESSAGE_START) {
+        if self.write_mode & (WRITE_RAW_MODE | WRITE_MESSAGE_START)
+            == (WRITE_RAW_MODE | WRITE_MESSAGE_START)
+        {
             2
         } else {
             0
@@ -101,8 +103,13 @@ pub struct WriteAndxResponse {
 
 impl WriteAndxResponse {
     pub fn parse(block: &Block<'_>) -> Result<Option<WriteAndxResponse>, Smb1Error> {
-        let Some(w) = Words::response(block, &[6])? else { return Ok(None) };
-        Ok(Some(WriteAndxResponse { count: w.u32_split(8, 4), available: w.u16(6) }))
+        let Some(w) = Words::response(block, &[6])? else {
+            return Ok(None);
+        };
+        Ok(Some(WriteAndxResponse {
+            count: w.u32_split(8, 4),
+            available: w.u16(6),
+        }))
     }
 }
 
@@ -142,7 +149,9 @@ pub struct ReadAndxResponse {
 
 impl ReadAndxResponse {
     pub fn parse(block: &Block<'_>) -> Result<Option<ReadAndxResponse>, Smb1Error> {
-        let Some(w) = Words::response(block, &[12])? else { return Ok(None) };
+        let Some(w) = Words::response(block, &[12])? else {
+            return Ok(None);
+        };
         let r = ReadAndxResponse {
             available: w.u16(4),
             data_len_low: w.u16(10),
@@ -171,9 +180,16 @@ pub fn close_fid(block: &Block<'_>) -> Result<u16, Smb1Error> {
 
 /// READ/WRITE data is found by DataOffset, which may lie past ByteCount's bytes (large
 /// writes) but never inside the header or the words.
-fn data_after_words(block: &Block<'_>, data_offset: usize, has_data: bool) -> Result<(), Smb1Error> {
+fn data_after_words(
+    block: &Block<'_>,
+    data_offset: usize,
+    has_data: bool,
+) -> Result<(), Smb1Error> {
     if has_data && data_offset < block.bytes_offset {
-        return Err(Smb1Error::OutOfBounds { command: block.command, what: "data offset inside the parameter block" });
+        return Err(Smb1Error::OutOfBounds {
+            command: block.command,
+            what: "data offset inside the parameter block",
+        });
     }
     Ok(())
 }
@@ -182,8 +198,7 @@ fn data_after_words(block: &Block<'_>, data_offset: usize, has_data: bool) -> Re
 mod tests {
     use super::*;
     use crate::smb::smb1::header::cmd;
-    use crate::smb::smb1::test_util::{first_block, capture_msg, unhex, MsgBuilder, W};
-
+    use crate::smb::smb1::test_util::{capture_msg, first_block, unhex, MsgBuilder, W};
 
     /// i1_smb1_psexec frame 24: impacket writes a DCE-RPC bind to \srvsvc; tshark smb.fid
     /// 0x7cb0, smb.write.mode 0x0008, smb.data_len_low 72, smb.data_offset 63; frame 25 count 72.
@@ -192,7 +207,10 @@ mod tests {
         let m = capture_msg("00000087ff534d422f000000001801480000000000000000000000000ccc6e1798b000000eff000000b07c00000000ff00000008004800000048003f0000000000480005000b03100000004800000001000000b810b810000000000100000000000100c84f324b7016d30112785a47bf6ee18803000000045d888aeb1cc9119fe808002b10486002000000");
         let (_, b) = first_block(&m);
         let r = WriteAndxRequest::parse(&b).unwrap();
-        assert_eq!((r.fid, r.write_mode, r.data_len(), r.data_offset), (0x7cb0, 0x0008, 72, 63));
+        assert_eq!(
+            (r.fid, r.write_mode, r.data_len(), r.data_offset),
+            (0x7cb0, 0x0008, 72, 63)
+        );
         assert_eq!(r.pipe_length_prefix(), 0);
         let data = r.data(&m);
         assert_eq!(data.len(), 72);
@@ -212,7 +230,10 @@ mod tests {
         let m = capture_msg("0000003bff534d422e000000001801480000000000000000000000000ccc6e1798b000000cff000000b07c00000000e8fde8fd00000000e8fd000000000000");
         let (_, b) = first_block(&m);
         let r = ReadAndxRequest::parse(&b).unwrap();
-        assert_eq!((r.fid, r.offset, r.max_count_low, r.remaining), (0x7cb0, 0, 65000, 65000));
+        assert_eq!(
+            (r.fid, r.offset, r.max_count_low, r.remaining),
+            (0x7cb0, 0, 65000, 65000)
+        );
 
         let m = capture_msg("00000080ff534d422e000000008803480000000000000000000000000ccc6e1798b000000cff00000000000000000044003c000000000000000000000045000005000c03100000004400000001000000b810b8105adb00000d005c706970655c73727673766300000100000000000000045d888aeb1cc9119fe808002b10486002000000");
         let (_, b) = first_block(&m);
@@ -231,7 +252,10 @@ mod tests {
         let m = capture_msg("0001fc40ff534d422f000000001843c80000000000000000000000008af4ee176f3108000eff000000e802000000000000000000000000010000fc40000000000001fc004d5a900000000000000000000000000000000000000000000000000000000000");
         let (_, b) = first_block(&m);
         let r = WriteAndxRequest::parse(&b).unwrap();
-        assert_eq!((r.fid, r.offset, r.data_len(), r.data_offset), (0x02e8, 0, 130_048, 64));
+        assert_eq!(
+            (r.fid, r.offset, r.data_len(), r.data_offset),
+            (0x02e8, 0, 130_048, 64)
+        );
         assert_eq!(r.data_end(), 64 + 130_048);
         assert!(b.bytes_truncated());
         assert_eq!(&r.data(&m)[..2], b"MZ");
@@ -244,7 +268,10 @@ mod tests {
 
         let m = capture_msg("0000002fff534d422f000000008803c80000000000000000000000008af4ee176f31080006ff00000000fc0000010000000000");
         let (_, b) = first_block(&m);
-        assert_eq!(WriteAndxResponse::parse(&b).unwrap().unwrap().count, 130_048);
+        assert_eq!(
+            WriteAndxResponse::parse(&b).unwrap().unwrap().count,
+            130_048
+        );
     }
 
     /// i1 frame 88: CLOSE of the uploaded binary's FID 0xe10c.
@@ -269,7 +296,10 @@ mod tests {
             .u16(32 + 1 + 28 + 2)
             .u32(0x1)
             .done();
-        let m = MsgBuilder::request(cmd::WRITE_ANDX).words(&words).bytes(&unhex("0400 05000b03")).build();
+        let m = MsgBuilder::request(cmd::WRITE_ANDX)
+            .words(&words)
+            .bytes(&unhex("0400 05000b03"))
+            .build();
         let (_, b) = first_block(&m);
         let r = WriteAndxRequest::parse(&b).unwrap();
         assert_eq!(r.offset, 0x1_0000_0010);
@@ -280,12 +310,35 @@ mod tests {
     #[test]
     fn hostile_data_offsets() {
         // Data offset pointing into the header: rejected.
-        let words = W::new().andx(cmd::NO_ANDX, 0).u16(1).u32(0).u32(0).u16(0).u16(0).u16(0).u16(10).u16(4).done();
-        let m = MsgBuilder::request(cmd::WRITE_ANDX).words(&words).bytes(&[0; 10]).build();
+        let words = W::new()
+            .andx(cmd::NO_ANDX, 0)
+            .u16(1)
+            .u32(0)
+            .u32(0)
+            .u16(0)
+            .u16(0)
+            .u16(0)
+            .u16(10)
+            .u16(4)
+            .done();
+        let m = MsgBuilder::request(cmd::WRITE_ANDX)
+            .words(&words)
+            .bytes(&[0; 10])
+            .build();
         let (_, b) = first_block(&m);
         assert!(WriteAndxRequest::parse(&b).is_err());
         // Data offset and length far past the message: data is clipped, not trusted.
-        let words = W::new().andx(cmd::NO_ANDX, 0).u16(1).u32(0).u32(0).u16(0).u16(0).u16(0xFFFF).u16(0xFFFF).u16(0xFFF0).done();
+        let words = W::new()
+            .andx(cmd::NO_ANDX, 0)
+            .u16(1)
+            .u32(0)
+            .u32(0)
+            .u16(0)
+            .u16(0)
+            .u16(0xFFFF)
+            .u16(0xFFFF)
+            .u16(0xFFF0)
+            .done();
         let m = MsgBuilder::request(cmd::WRITE_ANDX).words(&words).build();
         let (_, b) = first_block(&m);
         let r = WriteAndxRequest::parse(&b).unwrap();

@@ -43,7 +43,11 @@ pub struct SessionSetupRequest<'a> {
 }
 
 impl<'a> SessionSetupRequest<'a> {
-    pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<SessionSetupRequest<'a>, Smb1Error> {
+    pub fn parse(
+        msg: &'a [u8],
+        block: &Block<'a>,
+        unicode: bool,
+    ) -> Result<SessionSetupRequest<'a>, Smb1Error> {
         let w = Words::one_of(block, &[10, 12, 13])?;
         let form = match w.count() {
             12 => SetupForm::ExtendedSecurity,
@@ -110,7 +114,11 @@ pub struct SessionSetupResponse<'a> {
 }
 
 impl<'a> SessionSetupResponse<'a> {
-    pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<SessionSetupResponse<'a>, Smb1Error> {
+    pub fn parse(
+        msg: &'a [u8],
+        block: &Block<'a>,
+        unicode: bool,
+    ) -> Result<SessionSetupResponse<'a>, Smb1Error> {
         let mut r = SessionSetupResponse {
             action: 0,
             security_blob: &[],
@@ -118,11 +126,21 @@ impl<'a> SessionSetupResponse<'a> {
             native_lanman: SmbStr::default(),
             primary_domain: SmbStr::default(),
         };
-        let Some(w) = Words::response(block, &[3, 4])? else { return Ok(r) };
-        let blob_len = if w.count() == 4 { usize::from(w.u16(6)) } else { 0 };
+        let Some(w) = Words::response(block, &[3, 4])? else {
+            return Ok(r);
+        };
+        let blob_len = if w.count() == 4 {
+            usize::from(w.u16(6))
+        } else {
+            0
+        };
         r.action = w.u16(4);
         r.security_blob = slice_clipped(block.bytes, 0, blob_len);
-        let mut c = StrCursor::new(msg, block.bytes_offset + r.security_blob.len(), block.bytes_end());
+        let mut c = StrCursor::new(
+            msg,
+            block.bytes_offset + r.security_blob.len(),
+            block.bytes_end(),
+        );
         r.native_os = c.string(unicode);
         r.native_lanman = c.string(unicode);
         r.primary_domain = c.string(unicode);
@@ -138,8 +156,7 @@ impl<'a> SessionSetupResponse<'a> {
 mod tests {
     use super::*;
     use crate::smb::smb1::header::cmd;
-    use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
-
+    use crate::smb::smb1::test_util::{capture_msg, first_block, utf16z, MsgBuilder, W};
 
     /// raw_ntlm_in_smb frame 22: a bare NTLMSSP AUTHENTICATE (no SPNEGO) in a WordCount-12
     /// request; tshark: smb.security_blob_len 440, smb.native_os "Mac OS X 10.10",
@@ -225,7 +242,11 @@ mod tests {
         bytes.extend(utf16z("CORP"));
         bytes.extend(utf16z("Windows 2000 2195"));
         bytes.extend(utf16z("Windows 2000 5.0"));
-        let m = MsgBuilder::request(cmd::SESSION_SETUP_ANDX).unicode().words(&ntlm_words(24, 24)).bytes(&bytes).build();
+        let m = MsgBuilder::request(cmd::SESSION_SETUP_ANDX)
+            .unicode()
+            .words(&ntlm_words(24, 24))
+            .bytes(&bytes)
+            .build();
         let (h, b) = first_block(&m);
         assert_eq!(b.bytes_offset + 48, 109);
         let r = SessionSetupRequest::parse(&m, &b, h.is_unicode()).unwrap();
@@ -246,7 +267,10 @@ mod tests {
         let mut bytes = vec![0x11; 24];
         bytes.extend(vec![0x33; 61]);
         bytes.extend_from_slice(b"alice\0WORKGROUP\0Unix\0Samba\0");
-        let m = MsgBuilder::request(cmd::SESSION_SETUP_ANDX).words(&ntlm_words(24, 61)).bytes(&bytes).build();
+        let m = MsgBuilder::request(cmd::SESSION_SETUP_ANDX)
+            .words(&ntlm_words(24, 61))
+            .bytes(&bytes)
+            .build();
         let (h, b) = first_block(&m);
         let r = SessionSetupRequest::parse(&m, &b, h.is_unicode()).unwrap();
         assert_eq!(r.unicode_password.len(), 61);
@@ -255,7 +279,10 @@ mod tests {
         assert_eq!(r.native_lanman.decode(), "Samba");
 
         // Null session: one zero byte of LM response, no NTLM response, empty names.
-        let m = MsgBuilder::request(cmd::SESSION_SETUP_ANDX).words(&ntlm_words(1, 0)).bytes(b"\0\0\0Unix\0Samba\0").build();
+        let m = MsgBuilder::request(cmd::SESSION_SETUP_ANDX)
+            .words(&ntlm_words(1, 0))
+            .bytes(b"\0\0\0Unix\0Samba\0")
+            .build();
         let (h, b) = first_block(&m);
         let r = SessionSetupRequest::parse(&m, &b, h.is_unicode()).unwrap();
         assert!(r.is_anonymous());
@@ -265,13 +292,21 @@ mod tests {
     #[test]
     fn lengths_past_the_block_are_clipped_not_trusted() {
         // Claims a 60000-byte LM response in a 10-byte data block.
-        let m = MsgBuilder::request(cmd::SESSION_SETUP_ANDX).words(&ntlm_words(60000, 60000)).bytes(&[7; 10]).build();
+        let m = MsgBuilder::request(cmd::SESSION_SETUP_ANDX)
+            .words(&ntlm_words(60000, 60000))
+            .bytes(&[7; 10])
+            .build();
         let (h, b) = first_block(&m);
         let r = SessionSetupRequest::parse(&m, &b, h.is_unicode()).unwrap();
         assert_eq!(r.oem_password.len(), 10);
         assert!(r.unicode_password.is_empty() && r.account.is_empty());
-        let m = MsgBuilder::request(cmd::SESSION_SETUP_ANDX).words(&[0; 8]).build();
+        let m = MsgBuilder::request(cmd::SESSION_SETUP_ANDX)
+            .words(&[0; 8])
+            .build();
         let (h, b) = first_block(&m);
-        assert!(matches!(SessionSetupRequest::parse(&m, &b, h.is_unicode()), Err(Smb1Error::WordCount { got: 4, .. })));
+        assert!(matches!(
+            SessionSetupRequest::parse(&m, &b, h.is_unicode()),
+            Err(Smb1Error::WordCount { got: 4, .. })
+        ));
     }
 }

@@ -9,16 +9,21 @@
 //! the framer's whole-message buffer.
 
 use super::andx::{AndxChain, Block};
-use super::create::{NtCreateRequest, NtCreateResponse, OpenAndxRequest, OpenAndxResponse, FILE_DELETE_ON_CLOSE};
+use super::create::{
+    NtCreateRequest, NtCreateResponse, OpenAndxRequest, OpenAndxResponse, FILE_DELETE_ON_CLOSE,
+};
 use super::header::{cmd, Header, Smb1Error, Status};
 use super::negotiate::{NegotiateRequest, NegotiateResponse, MAX_DIALECTS};
 use super::paths::{DeleteRequest, RenameRequest};
-use super::rw::{close_fid, LargeData, ReadAndxRequest, ReadAndxResponse, WriteAndxRequest, WriteAndxResponse};
+use super::rw::{
+    close_fid, LargeData, ReadAndxRequest, ReadAndxResponse, WriteAndxRequest, WriteAndxResponse,
+};
 use super::session_setup::{SessionSetupRequest, SessionSetupResponse, SetupForm};
 use super::strings::SmbStr;
 use super::trans::{
-    nt_fn, pipe_fn, AssemblyState, NtTransCreateRequest, MAX_TRANS_DATA_BYTES, MAX_TRANS_PARAM_BYTES, NtTransCreateResponse, NtTransRequest, NtTransResponse, TransAssembly,
-    TransRequest, TransResponse, TransSecondary,
+    nt_fn, pipe_fn, AssemblyState, NtTransCreateRequest, NtTransCreateResponse, NtTransRequest,
+    NtTransResponse, TransAssembly, TransRequest, TransResponse, TransSecondary,
+    MAX_TRANS_DATA_BYTES, MAX_TRANS_PARAM_BYTES,
 };
 use super::trans2::{sub, SetInfo as WireSetInfo, Trans2Request};
 use super::tree::{TreeConnectRequest, TreeConnectResponse};
@@ -50,15 +55,36 @@ enum Info {
     TreeConnect(String),
     TreeDisconnect,
     Logoff,
-    Create { name: String, access: u32, disposition: u32, options: u32 },
-    Write { fid: u16 },
-    Read { fid: u16 },
-    Close { fid: u16 },
-    Delete { name: String },
-    Rename { old: String, new: String },
+    Create {
+        name: String,
+        access: u32,
+        disposition: u32,
+        options: u32,
+    },
+    Write {
+        fid: u16,
+    },
+    Read {
+        fid: u16,
+    },
+    Close {
+        fid: u16,
+    },
+    Delete {
+        name: String,
+    },
+    Rename {
+        old: String,
+        new: String,
+    },
     /// A named-pipe transaction whose response data is pipe output (TransactNmPipe, …).
-    PipeTrans { fid: u16 },
-    SetFile { fid: u16, info: SetInfo },
+    PipeTrans {
+        fid: u16,
+    },
+    SetFile {
+        fid: u16,
+        info: SetInfo,
+    },
     /// A request whose response carries nothing we use (kept so the MID is consumed).
     Other,
 }
@@ -74,7 +100,11 @@ enum SetInfo {
 enum Credentials {
     Blob(SecurityBlob),
     /// WordCount 13 / 10: plaintext account and domain, LM/NTLM challenge responses.
-    Raw { account: String, domain: String, anonymous: bool },
+    Raw {
+        account: String,
+        domain: String,
+        anonymous: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -126,7 +156,14 @@ impl Smb1State {
     }
 
     /// One whole SMB1 message (NetBIOS framing removed).
-    pub fn message(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, msg: &[u8], sink: &mut Sink) {
+    pub fn message(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        dir: Direction,
+        msg: &[u8],
+        sink: &mut Sink,
+    ) {
         let h = match Header::parse(msg) {
             Ok(h) => h,
             Err(e) => return malformed(cx, &e, sink),
@@ -136,7 +173,13 @@ impl Smb1State {
             self.uids.insert(h.uid());
         }
         if h.is_response() != (dir == Direction::ToClient) {
-            sink.anomaly(cx.ts, Some(cx.conn()), AnomalyKind::WrongDirection, LAYER, format!("{} in the wrong direction", cmd::name(h.command())));
+            sink.anomaly(
+                cx.ts,
+                Some(cx.conn()),
+                AnomalyKind::WrongDirection,
+                LAYER,
+                format!("{} in the wrong direction", cmd::name(h.command())),
+            );
             return;
         }
         let mut blocks = Vec::new();
@@ -158,9 +201,20 @@ impl Smb1State {
 
     fn remember(&mut self, cx: &Cx<'_>, key: (u32, u16), mut p: Pending, sink: &mut Sink) {
         if self.pending.len() >= MAX_PENDING_SMB1_REQUESTS && !self.pending.contains_key(&key) {
-            sink.cap_reached("MAX_PENDING_SMB1_REQUESTS", cx.ts, Some(cx.conn()), LAYER, format!("pid {} mid {}", key.0, key.1));
+            sink.cap_reached(
+                "MAX_PENDING_SMB1_REQUESTS",
+                cx.ts,
+                Some(cx.conn()),
+                LAYER,
+                format!("pid {} mid {}", key.0, key.1),
+            );
             // Only at the cap: a linear scan for the oldest.
-            if let Some(old) = self.pending.iter().min_by_key(|(_, p)| p.seq).map(|(k, _)| *k) {
+            if let Some(old) = self
+                .pending
+                .iter()
+                .min_by_key(|(_, p)| p.seq)
+                .map(|(k, _)| *k)
+            {
                 self.pending.remove(&old);
             }
         }
@@ -173,7 +227,15 @@ impl Smb1State {
         self.pending.remove(&(h.pid(), h.mid()))
     }
 
-    fn request(&mut self, cx: &Cx<'_>, t: &mut Tables, h: &Header<'_>, msg: &[u8], blocks: &[Block<'_>], sink: &mut Sink) {
+    fn request(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        h: &Header<'_>,
+        msg: &[u8],
+        blocks: &[Block<'_>],
+        sink: &mut Sink,
+    ) {
         let u = h.is_unicode();
         let (uid, tid) = (h.uid(), h.tid());
         let mut infos = Vec::new();
@@ -195,26 +257,59 @@ impl Smb1State {
             infos.push((answered_as, info));
         }
         if !infos.is_empty() {
-            self.remember(cx, (h.pid(), h.mid()), Pending { seq: 0, ts: cx.ts, uid, tid, blocks: infos }, sink);
+            self.remember(
+                cx,
+                (h.pid(), h.mid()),
+                Pending {
+                    seq: 0,
+                    ts: cx.ts,
+                    uid,
+                    tid,
+                    blocks: infos,
+                },
+                sink,
+            );
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn request_block(&mut self, cx: &Cx<'_>, t: &mut Tables, h: &Header<'_>, msg: &[u8], b: &Block<'_>, u: bool, sink: &mut Sink) -> Result<Option<Info>, Smb1Error> {
+    fn request_block(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        h: &Header<'_>,
+        msg: &[u8],
+        b: &Block<'_>,
+        u: bool,
+        sink: &mut Sink,
+    ) -> Result<Option<Info>, Smb1Error> {
         let (uid, tid) = (h.uid(), h.tid());
         Ok(Some(match b.command {
             cmd::NEGOTIATE => {
                 let r = NegotiateRequest::parse(msg, b)?;
                 if r.truncated {
-                    sink.cap_reached("MAX_DIALECTS", cx.ts, Some(cx.conn()), LAYER, "dialects beyond the cap not read");
+                    sink.cap_reached(
+                        "MAX_DIALECTS",
+                        cx.ts,
+                        Some(cx.conn()),
+                        LAYER,
+                        "dialects beyond the cap not read",
+                    );
                 }
-                self.offered = r.dialects.iter().take(MAX_DIALECTS).map(SmbStr::decode).collect();
+                self.offered = r
+                    .dialects
+                    .iter()
+                    .take(MAX_DIALECTS)
+                    .map(SmbStr::decode)
+                    .collect();
                 Info::Negotiate
             }
             cmd::SESSION_SETUP_ANDX => {
                 let r = SessionSetupRequest::parse(msg, b, u)?;
                 Info::SessionSetup(match r.form {
-                    SetupForm::ExtendedSecurity => Credentials::Blob(parse_security_blob(r.security_blob)),
+                    SetupForm::ExtendedSecurity => {
+                        Credentials::Blob(parse_security_blob(r.security_blob))
+                    }
                     SetupForm::NtLm | SetupForm::Lanman => Credentials::Raw {
                         account: text(&r.account, cx, sink),
                         domain: text(&r.primary_domain, cx, sink),
@@ -223,48 +318,103 @@ impl Smb1State {
                 })
             }
             cmd::LOGOFF_ANDX => Info::Logoff,
-            cmd::TREE_CONNECT_ANDX => Info::TreeConnect(text(&TreeConnectRequest::parse(msg, b, u)?.path, cx, sink)),
+            cmd::TREE_CONNECT_ANDX => {
+                Info::TreeConnect(text(&TreeConnectRequest::parse(msg, b, u)?.path, cx, sink))
+            }
             cmd::TREE_DISCONNECT => Info::TreeDisconnect,
             cmd::NT_CREATE_ANDX => {
                 let r = NtCreateRequest::parse(msg, b, u)?;
-                Info::Create { name: file_name(&r.name, cx, sink), access: r.desired_access, disposition: r.create_disposition, options: r.create_options }
+                Info::Create {
+                    name: file_name(&r.name, cx, sink),
+                    access: r.desired_access,
+                    disposition: r.create_disposition,
+                    options: r.create_options,
+                }
             }
             cmd::OPEN_ANDX => {
                 let r = OpenAndxRequest::parse(msg, b, u)?;
                 // GENERIC_WRITE / GENERIC_READ stand in for the OEM access mode.
-                let access = if r.wants_write() { 0x4000_0000 } else { 0x8000_0000 };
-                Info::Create { name: file_name(&r.name, cx, sink), access, disposition: r.nt_disposition().unwrap_or(0), options: 0 }
+                let access = if r.wants_write() {
+                    0x4000_0000
+                } else {
+                    0x8000_0000
+                };
+                Info::Create {
+                    name: file_name(&r.name, cx, sink),
+                    access,
+                    disposition: r.nt_disposition().unwrap_or(0),
+                    options: 0,
+                }
             }
             cmd::WRITE_ANDX => {
                 let w = WriteAndxRequest::parse(b)?;
                 self.write(cx, t, uid, tid, &w, msg, sink);
                 Info::Write { fid: w.fid }
             }
-            cmd::READ_ANDX => Info::Read { fid: ReadAndxRequest::parse(b)?.fid },
+            cmd::READ_ANDX => Info::Read {
+                fid: ReadAndxRequest::parse(b)?.fid,
+            },
             cmd::CLOSE => Info::Close { fid: close_fid(b)? },
-            cmd::DELETE => Info::Delete { name: file_name(&DeleteRequest::parse(msg, b, u)?.name, cx, sink) },
+            cmd::DELETE => Info::Delete {
+                name: file_name(&DeleteRequest::parse(msg, b, u)?.name, cx, sink),
+            },
             cmd::RENAME | cmd::NT_RENAME => {
                 let r = RenameRequest::parse(msg, b, u)?;
-                Info::Rename { old: file_name(&r.old_name, cx, sink), new: file_name(&r.new_name, cx, sink) }
+                Info::Rename {
+                    old: file_name(&r.old_name, cx, sink),
+                    new: file_name(&r.new_name, cx, sink),
+                }
             }
             cmd::TRANSACTION | cmd::TRANSACTION2 => {
                 let r = TransRequest::parse(msg, b, u)?;
                 let setup0 = r.setup_word(0).unwrap_or(0);
                 let setup1 = r.setup_word(1).unwrap_or(0);
-                let (params_at, data_at) = (usize::from(r.param_offset), usize::from(r.data_offset));
+                let (params_at, data_at) =
+                    (usize::from(r.param_offset), usize::from(r.data_offset));
                 if b.command == cmd::TRANSACTION && r.pipe_call().is_none() {
                     return Ok(Some(Info::Other)); // mailslots, RAP (\PIPE\LANMAN)
                 }
                 if r.is_complete() {
-                    self.transaction(cx, t, uid, tid, b.command, setup0, setup1, r.params, params_at, r.data, data_at, u, sink)
+                    self.transaction(
+                        cx, t, uid, tid, b.command, setup0, setup1, r.params, params_at, r.data,
+                        data_at, u, sink,
+                    )
                 } else {
                     let key = (uid, tid, h.pid(), h.mid());
-                    let mut asm = TransAssembly::new(r.total_param_count.into(), r.total_data_count.into());
-                    if asm.add(r.total_param_count.into(), r.total_data_count.into(), 0, r.params, 0, r.data) == AssemblyState::Overflow {
-                        sink.cap_reached("MAX_TRANS_DATA_BYTES", cx.ts, Some(cx.conn()), LAYER, format!("{} of {} bytes", cmd::name(b.command), r.total_data_count));
+                    let mut asm =
+                        TransAssembly::new(r.total_param_count.into(), r.total_data_count.into());
+                    if asm.add(
+                        r.total_param_count.into(),
+                        r.total_data_count.into(),
+                        0,
+                        r.params,
+                        0,
+                        r.data,
+                    ) == AssemblyState::Overflow
+                    {
+                        sink.cap_reached(
+                            "MAX_TRANS_DATA_BYTES",
+                            cx.ts,
+                            Some(cx.conn()),
+                            LAYER,
+                            format!("{} of {} bytes", cmd::name(b.command), r.total_data_count),
+                        );
                         return Ok(None);
                     }
-                    self.open_trans(cx, key, OpenTrans { command: b.command, setup0, setup1, params_at, data_at, unicode: u, asm }, sink);
+                    self.open_trans(
+                        cx,
+                        key,
+                        OpenTrans {
+                            command: b.command,
+                            setup0,
+                            setup1,
+                            params_at,
+                            data_at,
+                            unicode: u,
+                            asm,
+                        },
+                        sink,
+                    );
                     return Ok(None); // the final secondary carries the MID to answer
                 }
             }
@@ -287,19 +437,48 @@ impl Smb1State {
                 match state {
                     AssemblyState::Incomplete => return Ok(None),
                     AssemblyState::Overflow => {
-                        let over_cap = ot.asm.total_data > MAX_TRANS_DATA_BYTES || ot.asm.total_params > MAX_TRANS_PARAM_BYTES;
+                        let over_cap = ot.asm.total_data > MAX_TRANS_DATA_BYTES
+                            || ot.asm.total_params > MAX_TRANS_PARAM_BYTES;
                         self.trans.remove(&key);
                         if over_cap {
-                            sink.cap_reached("MAX_TRANS_DATA_BYTES", cx.ts, Some(cx.conn()), LAYER, "transaction larger than the cap dropped");
+                            sink.cap_reached(
+                                "MAX_TRANS_DATA_BYTES",
+                                cx.ts,
+                                Some(cx.conn()),
+                                LAYER,
+                                "transaction larger than the cap dropped",
+                            );
                         } else {
-                            sink.anomaly(cx.ts, Some(cx.conn()), AnomalyKind::Malformed, LAYER, "transaction piece beyond its totals");
+                            sink.anomaly(
+                                cx.ts,
+                                Some(cx.conn()),
+                                AnomalyKind::Malformed,
+                                LAYER,
+                                "transaction piece beyond its totals",
+                            );
                         }
                         return Ok(None);
                     }
                     AssemblyState::Complete => {
-                        let Some(ot) = self.trans.remove(&key) else { return Ok(None) };
+                        let Some(ot) = self.trans.remove(&key) else {
+                            return Ok(None);
+                        };
                         let (p, d) = (ot.asm.params().to_vec(), ot.asm.data().to_vec());
-                        self.transaction(cx, t, uid, tid, ot.command, ot.setup0, ot.setup1, &p, ot.params_at, &d, ot.data_at, ot.unicode, sink)
+                        self.transaction(
+                            cx,
+                            t,
+                            uid,
+                            tid,
+                            ot.command,
+                            ot.setup0,
+                            ot.setup1,
+                            &p,
+                            ot.params_at,
+                            &d,
+                            ot.data_at,
+                            ot.unicode,
+                            sink,
+                        )
                     }
                 }
             }
@@ -307,7 +486,12 @@ impl Smb1State {
                 let r = NtTransRequest::parse(msg, b)?;
                 if r.function == nt_fn::CREATE && r.param_count >= r.total_param_count {
                     let c = NtTransCreateRequest::parse(msg, &r, u)?;
-                    Info::Create { name: file_name(&c.name, cx, sink), access: c.desired_access, disposition: c.create_disposition, options: c.create_options }
+                    Info::Create {
+                        name: file_name(&c.name, cx, sink),
+                        access: c.desired_access,
+                        disposition: c.create_disposition,
+                        options: c.create_options,
+                    }
                 } else {
                     Info::Other
                 }
@@ -318,7 +502,13 @@ impl Smb1State {
 
     fn open_trans(&mut self, cx: &Cx<'_>, key: TransKey, ot: OpenTrans, sink: &mut Sink) {
         if self.trans.len() >= MAX_SMB1_TRANSACTIONS && !self.trans.contains_key(&key) {
-            sink.cap_reached("MAX_SMB1_TRANSACTIONS", cx.ts, Some(cx.conn()), LAYER, format!("mid {}", key.3));
+            sink.cap_reached(
+                "MAX_SMB1_TRANSACTIONS",
+                cx.ts,
+                Some(cx.conn()),
+                LAYER,
+                format!("mid {}", key.3),
+            );
             self.trans.pop_first();
         }
         self.trans.insert(key, ot);
@@ -326,11 +516,29 @@ impl Smb1State {
 
     /// A whole TRANSACTION / TRANSACTION2 request (joined from secondaries if need be).
     #[allow(clippy::too_many_arguments)]
-    fn transaction(&mut self, cx: &Cx<'_>, t: &mut Tables, uid: u16, tid: u16, command: u8, setup0: u16, setup1: u16, params: &[u8], params_at: usize, data: &[u8], data_at: usize, unicode: bool, sink: &mut Sink) -> Info {
+    fn transaction(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        uid: u16,
+        tid: u16,
+        command: u8,
+        setup0: u16,
+        setup1: u16,
+        params: &[u8],
+        params_at: usize,
+        data: &[u8],
+        data_at: usize,
+        unicode: bool,
+        sink: &mut Sink,
+    ) -> Info {
         if command == cmd::TRANSACTION {
             let fid = setup1;
             return match setup0 {
-                pipe_fn::TRANSACT_NMPIPE | pipe_fn::CALL_NMPIPE | pipe_fn::WRITE_NMPIPE | pipe_fn::RAW_WRITE_NMPIPE => {
+                pipe_fn::TRANSACT_NMPIPE
+                | pipe_fn::CALL_NMPIPE
+                | pipe_fn::WRITE_NMPIPE
+                | pipe_fn::RAW_WRITE_NMPIPE => {
                     sink.count("smb1.pipe_transactions", 1);
                     self.pipe_bytes(cx, t, uid, tid, fid, Direction::ToServer, data, sink);
                     Info::PipeTrans { fid }
@@ -341,13 +549,25 @@ impl Smb1State {
         }
         match Trans2Request::parse(setup0, params, params_at, data, data_at, unicode) {
             Ok(Trans2Request::SetFileInformation { fid, info, .. }) => match info {
-                WireSetInfo::Disposition { delete_pending } => Info::SetFile { fid, info: SetInfo::Disposition(delete_pending) },
-                WireSetInfo::Rename { new_name, .. } => Info::SetFile { fid, info: SetInfo::Rename(file_name(&new_name, cx, sink)) },
+                WireSetInfo::Disposition { delete_pending } => Info::SetFile {
+                    fid,
+                    info: SetInfo::Disposition(delete_pending),
+                },
+                WireSetInfo::Rename { new_name, .. } => Info::SetFile {
+                    fid,
+                    info: SetInfo::Rename(file_name(&new_name, cx, sink)),
+                },
                 _ => Info::Other,
             },
             Ok(_) => Info::Other,
             Err(e) => {
-                sink.anomaly(cx.ts, Some(cx.conn()), AnomalyKind::Malformed, LAYER, format!("{}: {e}", sub::name(setup0)));
+                sink.anomaly(
+                    cx.ts,
+                    Some(cx.conn()),
+                    AnomalyKind::Malformed,
+                    LAYER,
+                    format!("{}: {e}", sub::name(setup0)),
+                );
                 Info::Other
             }
         }
@@ -355,19 +575,48 @@ impl Smb1State {
 
     /// WRITE_ANDX: pipe bytes to the conversation, file bytes to the write tracker.
     #[allow(clippy::too_many_arguments)]
-    fn write(&mut self, cx: &Cx<'_>, t: &mut Tables, uid: u16, tid: u16, w: &WriteAndxRequest, msg: &[u8], sink: &mut Sink) {
-        let Some(s) = t.session(u64::from(uid), cx, sink) else { return };
-        let tree_known = s.trees.get(&u32::from(tid)).is_some_and(|tr| tr.share_type != ShareType::Unknown);
-        let Some(key) = handle(s, w.fid, tid, cx, sink) else { return };
-        let Some(f) = s.files.get_mut(&key) else { return };
+    fn write(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        uid: u16,
+        tid: u16,
+        w: &WriteAndxRequest,
+        msg: &[u8],
+        sink: &mut Sink,
+    ) {
+        let Some(s) = t.session(u64::from(uid), cx, sink) else {
+            return;
+        };
+        let tree_known = s
+            .trees
+            .get(&u32::from(tid))
+            .is_some_and(|tr| tr.share_type != ShareType::Unknown);
+        let Some(key) = handle(s, w.fid, tid, cx, sink) else {
+            return;
+        };
+        let Some(f) = s.files.get_mut(&key) else {
+            return;
+        };
         let data = w.data(msg);
         let total = u64::from(w.data_len());
         // On a tree whose type we missed, a handle whose first bytes are DCE-RPC is a pipe.
-        if !f.is_pipe && !tree_known && w.offset == 0 && f.writes.is_none() && Conversation::looks_like_dcerpc(data.get(w.pipe_length_prefix()..).unwrap_or(&[])) {
+        if !f.is_pipe
+            && !tree_known
+            && w.offset == 0
+            && f.writes.is_none()
+            && Conversation::looks_like_dcerpc(data.get(w.pipe_length_prefix()..).unwrap_or(&[]))
+        {
             attach_pipe_counted(&mut s.pipes, f, cx, sink);
         }
         if f.is_pipe {
-            feed_pipe(cx, f, Direction::ToServer, data.get(w.pipe_length_prefix()..).unwrap_or(&[]), sink);
+            feed_pipe(
+                cx,
+                f,
+                Direction::ToServer,
+                data.get(w.pipe_length_prefix()..).unwrap_or(&[]),
+                sink,
+            );
             if (data.len() as u64) < total {
                 if let Some(conv) = f.pipe.as_mut() {
                     conv.gap(cx.flow, cx.ts, Direction::ToServer, sink);
@@ -386,17 +635,41 @@ impl Smb1State {
 
     /// Bytes for a pipe handle (transactions, reads).
     #[allow(clippy::too_many_arguments)]
-    fn pipe_bytes(&mut self, cx: &Cx<'_>, t: &mut Tables, uid: u16, tid: u16, fid: u16, dir: Direction, data: &[u8], sink: &mut Sink) {
-        let Some(s) = t.session(u64::from(uid), cx, sink) else { return };
-        let Some(key) = handle(s, fid, tid, cx, sink) else { return };
-        let Some(f) = s.files.get_mut(&key) else { return };
+    fn pipe_bytes(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        uid: u16,
+        tid: u16,
+        fid: u16,
+        dir: Direction,
+        data: &[u8],
+        sink: &mut Sink,
+    ) {
+        let Some(s) = t.session(u64::from(uid), cx, sink) else {
+            return;
+        };
+        let Some(key) = handle(s, fid, tid, cx, sink) else {
+            return;
+        };
+        let Some(f) = s.files.get_mut(&key) else {
+            return;
+        };
         if !f.is_pipe && Conversation::looks_like_dcerpc(data) {
             attach_pipe_counted(&mut s.pipes, f, cx, sink);
         }
         feed_pipe(cx, f, dir, data, sink);
     }
 
-    fn response(&mut self, cx: &Cx<'_>, t: &mut Tables, h: &Header<'_>, msg: &[u8], blocks: &[Block<'_>], sink: &mut Sink) {
+    fn response(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        h: &Header<'_>,
+        msg: &[u8],
+        blocks: &[Block<'_>],
+        sink: &mut Sink,
+    ) {
         let st = h.status();
         let mut pending = self.take_pending(h);
         let mut still_waiting = Vec::new();
@@ -420,14 +693,38 @@ impl Smb1State {
         // A transaction answered in several responses: the next piece comes under the same MID.
         if let Some((_, _, ts, uid, tid)) = still_waiting.first().cloned() {
             let blocks = still_waiting.into_iter().map(|(c, i, ..)| (c, i)).collect();
-            self.remember(cx, (h.pid(), h.mid()), Pending { seq: 0, ts, uid, tid, blocks }, sink);
+            self.remember(
+                cx,
+                (h.pid(), h.mid()),
+                Pending {
+                    seq: 0,
+                    ts,
+                    uid,
+                    tid,
+                    blocks,
+                },
+                sink,
+            );
         }
         // Request blocks without a response block: log tree connects and session setups anyway.
         if let Some(p) = pending {
             for (_, info) in p.blocks {
                 match info {
-                    Info::TreeConnect(path) => self.emit_mapping(cx, p.ts, &path, ShareType::Unknown, None, None, status_name(st), u64::from(h.uid()), None, sink),
-                    Info::SessionSetup(c) if !st.is_success() => self.emit_auth(cx, p.ts, h.uid(), c, status_name(st), sink),
+                    Info::TreeConnect(path) => self.emit_mapping(
+                        cx,
+                        p.ts,
+                        &path,
+                        ShareType::Unknown,
+                        None,
+                        None,
+                        status_name(st),
+                        u64::from(h.uid()),
+                        None,
+                        sink,
+                    ),
+                    Info::SessionSetup(c) if !st.is_success() => {
+                        self.emit_auth(cx, p.ts, h.uid(), c, status_name(st), sink)
+                    }
                     _ => {}
                 }
             }
@@ -436,7 +733,20 @@ impl Smb1State {
 
     #[allow(clippy::too_many_arguments)]
     /// Handles one response block; `Ok(Some(info))` when more responses to it will follow.
-    fn response_block(&mut self, cx: &Cx<'_>, t: &mut Tables, h: &Header<'_>, st: Status, msg: &[u8], b: &Block<'_>, ts: Ts, uid: u16, tid: u16, info: Option<Info>, sink: &mut Sink) -> Result<Option<Info>, Smb1Error> {
+    fn response_block(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        h: &Header<'_>,
+        st: Status,
+        msg: &[u8],
+        b: &Block<'_>,
+        ts: Ts,
+        uid: u16,
+        tid: u16,
+        info: Option<Info>,
+        sink: &mut Sink,
+    ) -> Result<Option<Info>, Smb1Error> {
         let u = h.is_unicode();
         let ok = st.carries_body();
         let sid = u64::from(h.uid());
@@ -459,7 +769,9 @@ impl Smb1State {
                     Some(Info::SessionSetup(c)) => c,
                     _ => Credentials::Blob(SecurityBlob::Unknown),
                 };
-                let guest = SessionSetupResponse::parse(msg, b, u).map(|r| r.is_guest()).unwrap_or(false);
+                let guest = SessionSetupResponse::parse(msg, b, u)
+                    .map(|r| r.is_guest())
+                    .unwrap_or(false);
                 if guest {
                     sink.count("smb1.guest_sessions", 1);
                 }
@@ -470,17 +782,36 @@ impl Smb1State {
                     Some(Info::TreeConnect(p)) => p,
                     _ => UNKNOWN.to_string(),
                 };
-                let resp = if st.is_success() { TreeConnectResponse::parse(msg, b, u)? } else { None };
+                let resp = if st.is_success() {
+                    TreeConnectResponse::parse(msg, b, u)?
+                } else {
+                    None
+                };
                 let (stype, service, nfs) = match &resp {
                     Some(r) => {
                         let service = text(&r.service, cx, sink);
                         let nfs = text(&r.native_file_system, cx, sink);
-                        (share_type(&service), Some(service), Some(nfs).filter(|n| !n.is_empty()))
+                        (
+                            share_type(&service),
+                            Some(service),
+                            Some(nfs).filter(|n| !n.is_empty()),
+                        )
                     }
                     None => (ShareType::Unknown, None, None),
                 };
                 let tree_id = resp.as_ref().map(|_| u32::from(h.tid()));
-                self.emit_mapping(cx, ts, &path, stype, service, nfs, status_name(st), sid, tree_id, sink);
+                self.emit_mapping(
+                    cx,
+                    ts,
+                    &path,
+                    stype,
+                    service,
+                    nfs,
+                    status_name(st),
+                    sid,
+                    tree_id,
+                    sink,
+                );
                 if let Some(tree_id) = tree_id {
                     if let Some(s) = t.session(sid, cx, sink) {
                         s.insert_tree(tree_id, Tree::new(&path, stype), cx, sink);
@@ -493,28 +824,60 @@ impl Smb1State {
                 }
             }
             (cmd::LOGOFF_ANDX, Some(Info::Logoff)) => t.end_session(u64::from(uid), cx, sink),
-            (cmd::NT_CREATE_ANDX | cmd::OPEN_ANDX | cmd::NT_TRANSACT, Some(Info::Create { name, access, disposition, options })) => {
+            (
+                cmd::NT_CREATE_ANDX | cmd::OPEN_ANDX | cmd::NT_TRANSACT,
+                Some(Info::Create {
+                    name,
+                    access,
+                    disposition,
+                    options,
+                }),
+            ) => {
                 let opened = if !ok {
                     None
                 } else if b.command == cmd::NT_CREATE_ANDX {
                     NtCreateResponse::parse(b)?.map(|r| Opened::from_nt(&r))
                 } else if b.command == cmd::OPEN_ANDX {
-                    OpenAndxResponse::parse(b)?.map(|r| Opened { fid: r.fid, size: u64::from(r.file_data_size), times: [0; 4], pipe: matches!(r.resource_type, 1 | 2) })
+                    OpenAndxResponse::parse(b)?.map(|r| Opened {
+                        fid: r.fid,
+                        size: u64::from(r.file_data_size),
+                        times: [0; 4],
+                        pipe: matches!(r.resource_type, 1 | 2),
+                    })
                 } else {
                     match NtTransResponse::parse(msg, b)? {
-                        Some(r) => Some(NtTransCreateResponse::parse(r.params)?).map(|c| Opened { fid: c.fid, size: c.end_of_file, times: [0; 4], pipe: matches!(c.resource_type, 1 | 2) }),
+                        Some(r) => Some(NtTransCreateResponse::parse(r.params)?).map(|c| Opened {
+                            fid: c.fid,
+                            size: c.end_of_file,
+                            times: [0; 4],
+                            pipe: matches!(c.resource_type, 1 | 2),
+                        }),
                         None => None,
                     }
                 };
                 // The TID of the response names the tree (a chained TREE_CONNECT + CREATE
                 // request did not know it yet).
                 let tid = if opened.is_some() { h.tid() } else { tid };
-                self.opened(cx, t, ts, sid, tid, name, access, disposition, options, opened, st, sink);
+                self.opened(
+                    cx,
+                    t,
+                    ts,
+                    sid,
+                    tid,
+                    name,
+                    access,
+                    disposition,
+                    options,
+                    opened,
+                    st,
+                    sink,
+                );
             }
             (cmd::WRITE_ANDX, Some(Info::Write { fid })) => {
                 if !ok {
                     if let Some(f) = file_mut(t, u64::from(uid), fid) {
-                        f.write_status.get_or_insert(st.as_nt().unwrap_or(0xC000_0001));
+                        f.write_status
+                            .get_or_insert(st.as_nt().unwrap_or(0xC000_0001));
                     }
                 } else {
                     WriteAndxResponse::parse(b)?;
@@ -530,21 +893,41 @@ impl Smb1State {
                 }
             }
             (cmd::CLOSE, Some(Info::Close { fid })) => {
-                let Some(s) = t.sessions.get_mut(&u64::from(uid)) else { return Ok(None) };
+                let Some(s) = t.sessions.get_mut(&u64::from(uid)) else {
+                    return Ok(None);
+                };
                 if let Some(f) = s.remove_file(FileKey::Id(u128::from(fid))) {
-                    let tree = s.trees.get(&f.tree_id).cloned().unwrap_or_else(Tree::unknown);
+                    let tree = s
+                        .trees
+                        .get(&f.tree_id)
+                        .cloned()
+                        .unwrap_or_else(Tree::unknown);
                     finish_file_in(cx, u64::from(uid), &tree, f, sink);
                 }
             }
             (cmd::DELETE, Some(Info::Delete { name })) => {
                 let tree = self.tree(cx, t, uid, tid, sink);
-                let mut r = files_record(cx, FileAction::FileDelete, &tree, &name, status_name(st), u64::from(uid));
+                let mut r = files_record(
+                    cx,
+                    FileAction::FileDelete,
+                    &tree,
+                    &name,
+                    status_name(st),
+                    u64::from(uid),
+                );
                 r.conn = cx.conn_at(ts);
                 sink.emit(Event::SmbFiles(r));
             }
             (cmd::RENAME | cmd::NT_RENAME, Some(Info::Rename { old, new })) => {
                 let tree = self.tree(cx, t, uid, tid, sink);
-                let mut r = files_record(cx, FileAction::FileRename, &tree, &new, status_name(st), u64::from(uid));
+                let mut r = files_record(
+                    cx,
+                    FileAction::FileRename,
+                    &tree,
+                    &new,
+                    status_name(st),
+                    u64::from(uid),
+                );
                 r.conn = cx.conn_at(ts);
                 r.prev_name = Some(old);
                 sink.emit(Event::SmbFiles(r));
@@ -557,7 +940,9 @@ impl Smb1State {
                     }
                 }
             }
-            (cmd::TRANSACTION2, Some(Info::SetFile { fid, info })) => self.set_file_info(cx, t, ts, uid, tid, fid, info, st, sink),
+            (cmd::TRANSACTION2, Some(Info::SetFile { fid, info })) => {
+                self.set_file_info(cx, t, ts, uid, tid, fid, info, st, sink)
+            }
             (cmd::TRANSACTION | cmd::TRANSACTION2, None) if ok => {
                 // Midstream: a pipe transaction's response without its request; data for a
                 // handle already known as a pipe still goes to it (FID from the header's TID
@@ -570,11 +955,31 @@ impl Smb1State {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn opened(&mut self, cx: &Cx<'_>, t: &mut Tables, ts: Ts, sid: u64, tid: u16, name: String, access: u32, disposition: u32, options: u32, opened: Option<Opened>, st: Status, sink: &mut Sink) {
-        let Some(s) = t.session(sid, cx, sink) else { return };
+    fn opened(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        ts: Ts,
+        sid: u64,
+        tid: u16,
+        name: String,
+        access: u32,
+        disposition: u32,
+        options: u32,
+        opened: Option<Opened>,
+        st: Status,
+        sink: &mut Sink,
+    ) {
+        let Some(s) = t.session(sid, cx, sink) else {
+            return;
+        };
         let tree = s.tree_or_unknown(u32::from(tid), cx, sink);
         let is_pipe = tree.is_pipe() || opened.as_ref().is_some_and(|o| o.pipe);
-        let action = if is_pipe { FileAction::PipeOpen } else { FileAction::FileOpen };
+        let action = if is_pipe {
+            FileAction::PipeOpen
+        } else {
+            FileAction::FileOpen
+        };
         let mut r = files_record(cx, action, &tree, &name, status_name(st), sid);
         r.conn = cx.conn_at(ts);
         r.desired_access = Some(access);
@@ -585,7 +990,12 @@ impl Smb1State {
             let fuid = fid_hex(o.fid);
             r.fuid = Some(fuid.clone());
             r.size = Some(o.size);
-            [r.times_created, r.times_accessed, r.times_modified, r.times_changed] = o.times.map(filetime);
+            [
+                r.times_created,
+                r.times_accessed,
+                r.times_modified,
+                r.times_changed,
+            ] = o.times.map(filetime);
             let mut f = OpenFile::new(&name, u32::from(tid), is_pipe);
             f.fuid = Some(fuid);
             f.desired_access = Some(access);
@@ -603,11 +1013,28 @@ impl Smb1State {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn set_file_info(&mut self, cx: &Cx<'_>, t: &mut Tables, ts: Ts, uid: u16, tid: u16, fid: u16, info: SetInfo, st: Status, sink: &mut Sink) {
+    fn set_file_info(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        ts: Ts,
+        uid: u16,
+        tid: u16,
+        fid: u16,
+        info: SetInfo,
+        st: Status,
+        sink: &mut Sink,
+    ) {
         let sid = u64::from(uid);
-        let Some(s) = t.session(sid, cx, sink) else { return };
-        let Some(key) = handle(s, fid, tid, cx, sink) else { return };
-        let Some(f) = s.files.get_mut(&key) else { return };
+        let Some(s) = t.session(sid, cx, sink) else {
+            return;
+        };
+        let Some(key) = handle(s, fid, tid, cx, sink) else {
+            return;
+        };
+        let Some(f) = s.files.get_mut(&key) else {
+            return;
+        };
         let (name, fuid, ftree) = (f.name.clone(), f.fuid.clone(), f.tree_id);
         let (action, shown) = match &info {
             SetInfo::Disposition(true) => (FileAction::FileDelete, name.clone()),
@@ -636,14 +1063,29 @@ impl Smb1State {
         }
     }
 
-    fn emit_auth(&self, cx: &Cx<'_>, ts: Ts, uid: u16, creds: Credentials, status: String, sink: &mut Sink) {
+    fn emit_auth(
+        &self,
+        cx: &Cx<'_>,
+        ts: Ts,
+        uid: u16,
+        creds: Credentials,
+        status: String,
+        sink: &mut Sink,
+    ) {
         let nonempty = |s: String| if s.is_empty() { None } else { Some(s) };
         let (auth, user, domain, workstation) = match creds {
-            Credentials::Raw { anonymous: true, .. } => ("anonymous", None, None, None),
-            Credentials::Raw { account, domain, .. } => ("raw-ntlm", nonempty(account), nonempty(domain), None),
-            Credentials::Blob(SecurityBlob::Authenticate(a)) => {
-                (if a.anonymous { "anonymous" } else { "ntlmssp" }, nonempty(a.user), nonempty(a.domain), nonempty(a.workstation))
-            }
+            Credentials::Raw {
+                anonymous: true, ..
+            } => ("anonymous", None, None, None),
+            Credentials::Raw {
+                account, domain, ..
+            } => ("raw-ntlm", nonempty(account), nonempty(domain), None),
+            Credentials::Blob(SecurityBlob::Authenticate(a)) => (
+                if a.anonymous { "anonymous" } else { "ntlmssp" },
+                nonempty(a.user),
+                nonempty(a.domain),
+                nonempty(a.workstation),
+            ),
             Credentials::Blob(SecurityBlob::Kerberos) => ("kerberos", None, None, None),
             Credentials::Blob(SecurityBlob::NtlmStep(_)) => ("ntlmssp", None, None, None),
             Credentials::Blob(SecurityBlob::Unknown) => ("unknown", None, None, None),
@@ -662,7 +1104,19 @@ impl Smb1State {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn emit_mapping(&self, cx: &Cx<'_>, ts: Ts, path: &str, st: ShareType, service: Option<String>, nfs: Option<String>, status: String, sid: u64, tid: Option<u32>, sink: &mut Sink) {
+    fn emit_mapping(
+        &self,
+        cx: &Cx<'_>,
+        ts: Ts,
+        path: &str,
+        st: ShareType,
+        service: Option<String>,
+        nfs: Option<String>,
+        status: String,
+        sid: u64,
+        tid: Option<u32>,
+        sink: &mut Sink,
+    ) {
         sink.emit(Event::SmbMapping(SmbMapping {
             conn: cx.conn_at(ts),
             path: path.to_string(),
@@ -685,12 +1139,24 @@ impl Smb1State {
         for (_, p) in pending {
             for (_, info) in p.blocks {
                 match info {
-                    Info::TreeConnect(path) => {
-                        self.emit_mapping(cx, p.ts, &path, ShareType::Unknown, None, None, NO_RESPONSE.into(), u64::from(p.uid), None, sink)
-                    }
-                    Info::SessionSetup(c @ (Credentials::Raw { .. } | Credentials::Blob(SecurityBlob::Authenticate(_) | SecurityBlob::Kerberos))) => {
-                        self.emit_auth(cx, p.ts, p.uid, c, NO_RESPONSE.into(), sink)
-                    }
+                    Info::TreeConnect(path) => self.emit_mapping(
+                        cx,
+                        p.ts,
+                        &path,
+                        ShareType::Unknown,
+                        None,
+                        None,
+                        NO_RESPONSE.into(),
+                        u64::from(p.uid),
+                        None,
+                        sink,
+                    ),
+                    Info::SessionSetup(
+                        c @ (Credentials::Raw { .. }
+                        | Credentials::Blob(
+                            SecurityBlob::Authenticate(_) | SecurityBlob::Kerberos,
+                        )),
+                    ) => self.emit_auth(cx, p.ts, p.uid, c, NO_RESPONSE.into(), sink),
                     _ => {}
                 }
             }
@@ -712,14 +1178,28 @@ struct Opened {
 
 impl Opened {
     fn from_nt(r: &NtCreateResponse) -> Opened {
-        Opened { fid: r.fid, size: r.end_of_file, times: [r.creation_time, r.last_access_time, r.last_write_time, r.change_time], pipe: r.is_pipe() }
+        Opened {
+            fid: r.fid,
+            size: r.end_of_file,
+            times: [
+                r.creation_time,
+                r.last_access_time,
+                r.last_write_time,
+                r.change_time,
+            ],
+            pipe: r.is_pipe(),
+        }
     }
 }
 
 /// Pipe bytes to the handle's DCE-RPC conversation (counted per direction).
 fn feed_pipe(cx: &Cx<'_>, f: &mut OpenFile, dir: Direction, data: &[u8], sink: &mut Sink) {
     if f.pipe.is_some() && !data.is_empty() {
-        let name = if dir == Direction::ToServer { "smb1.pipe_bytes_to_server" } else { "smb1.pipe_bytes_to_client" };
+        let name = if dir == Direction::ToServer {
+            "smb1.pipe_bytes_to_server"
+        } else {
+            "smb1.pipe_bytes_to_client"
+        };
         sink.count(name, data.len() as u64);
     }
     pipe_data(cx, f, dir, data, sink);
@@ -728,17 +1208,30 @@ fn feed_pipe(cx: &Cx<'_>, f: &mut OpenFile, dir: Direction, data: &[u8], sink: &
 fn malformed(cx: &Cx<'_>, e: &Smb1Error, sink: &mut Sink) {
     if *e == Smb1Error::AndxTooDeep {
         // A chain that is merely long is a cap, like every other cap; loops and bad offsets are not.
-        let detail = format!("AndX chain cut after {} blocks", super::andx::MAX_ANDX_DEPTH);
+        let detail = format!(
+            "AndX chain cut after {} blocks",
+            super::andx::MAX_ANDX_DEPTH
+        );
         return sink.cap_reached("MAX_ANDX_DEPTH", cx.ts, Some(cx.conn()), LAYER, detail);
     }
-    let kind = if e.is_andx_chain() { AnomalyKind::AndxLoop } else { AnomalyKind::Malformed };
+    let kind = if e.is_andx_chain() {
+        AnomalyKind::AndxLoop
+    } else {
+        AnomalyKind::Malformed
+    };
     sink.anomaly(cx.ts, Some(cx.conn()), kind, LAYER, e.to_string());
 }
 
 /// A wire string as text, reporting MAX_STRING_BYTES when it was cut there.
 fn text(s: &SmbStr<'_>, cx: &Cx<'_>, sink: &mut Sink) -> String {
     if s.is_oversized() {
-        sink.cap_reached("MAX_STRING_BYTES", cx.ts, Some(cx.conn()), LAYER, format!("string of {} bytes cut", s.raw.len()));
+        sink.cap_reached(
+            "MAX_STRING_BYTES",
+            cx.ts,
+            Some(cx.conn()),
+            LAYER,
+            format!("string of {} bytes cut", s.raw.len()),
+        );
     }
     s.decode()
 }
@@ -760,7 +1253,10 @@ fn share_type(service: &str) -> ShareType {
         ShareType::Disk
     } else if service.eq_ignore_ascii_case("IPC") {
         ShareType::Pipe
-    } else if service.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("LPT")) {
+    } else if service
+        .get(..3)
+        .is_some_and(|p| p.eq_ignore_ascii_case("LPT"))
+    {
         ShareType::Print
     } else {
         ShareType::Unknown
@@ -786,11 +1282,16 @@ fn handle(s: &mut Session, fid: u16, tid: u16, cx: &Cx<'_>, sink: &mut Sink) -> 
 }
 
 fn file_mut(t: &mut Tables, sid: u64, fid: u16) -> Option<&mut OpenFile> {
-    t.sessions.get_mut(&sid)?.files.get_mut(&FileKey::Id(u128::from(fid)))
+    t.sessions
+        .get_mut(&sid)?
+        .files
+        .get_mut(&FileKey::Id(u128::from(fid)))
 }
 
 /// FILETIME (100 ns ticks since 1601) to Ts; None for 0 or pre-1970 values.
 fn filetime(ft: u64) -> Option<Ts> {
     const EPOCH_DIFF_100NS: u64 = 116_444_736_000_000_000;
-    ft.checked_sub(EPOCH_DIFF_100NS).filter(|v| *v > 0).map(|v| Ts(v.saturating_mul(100)))
+    ft.checked_sub(EPOCH_DIFF_100NS)
+        .filter(|v| *v > 0)
+        .map(|v| Ts(v.saturating_mul(100)))
 }

@@ -31,8 +31,12 @@ impl<'a> SmbStr<'a> {
     pub fn decode(&self) -> String {
         let raw = self.raw.get(..MAX_STRING_BYTES).unwrap_or(self.raw);
         let mut s = if self.unicode {
-            let units = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
-            char::decode_utf16(units).map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)).collect::<String>()
+            let units = raw
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]));
+            char::decode_utf16(units)
+                .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect::<String>()
         } else {
             // OEM code page unknown: ASCII is exact, the rest is replaced rather than guessed.
             String::from_utf8_lossy(raw).into_owned()
@@ -59,13 +63,23 @@ impl<'a> StrCursor<'a> {
     /// Reads `msg[pos..end]` (end clipped to the message).
     pub fn new(msg: &'a [u8], pos: usize, end: usize) -> StrCursor<'a> {
         let end = end.min(msg.len());
-        StrCursor { msg, pos: pos.min(end), end, base: 0 }
+        StrCursor {
+            msg,
+            pos: pos.min(end),
+            end,
+            base: 0,
+        }
     }
 
     /// Reads a separate buffer (reassembled transaction parameters, say) whose first byte was
     /// at `base` from the header start, so that alignment is still computed as on the wire.
     pub fn over(buf: &'a [u8], pos: usize, base: usize) -> StrCursor<'a> {
-        StrCursor { msg: buf, pos: pos.min(buf.len()), end: buf.len(), base }
+        StrCursor {
+            msg: buf,
+            pos: pos.min(buf.len()),
+            end: buf.len(),
+            base,
+        }
     }
 
     pub fn pos(&self) -> usize {
@@ -164,7 +178,10 @@ mod tests {
     #[test]
     fn decode_is_lossy_and_bounded() {
         // lone surrogate → replacement character
-        assert_eq!(SmbStr::new(&[0x00, 0xD8, b'a', 0], true).decode(), "\u{FFFD}a");
+        assert_eq!(
+            SmbStr::new(&[0x00, 0xD8, b'a', 0], true).decode(),
+            "\u{FFFD}a"
+        );
         assert_eq!(SmbStr::new(&[b'a', 0xFF], false).decode(), "a\u{FFFD}");
         assert_eq!(SmbStr::new(b"x\0\0", false).decode(), "x");
         let big = vec![b'a'; MAX_STRING_BYTES + 10];

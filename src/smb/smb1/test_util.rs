@@ -39,7 +39,11 @@ impl MsgBuilder {
         hdr[..4].copy_from_slice(&[0xFF, b'S', b'M', b'B']);
         hdr[4] = command;
         hdr[10..12].copy_from_slice(&FLAGS2_NT_STATUS.to_le_bytes());
-        MsgBuilder { hdr, words: Vec::new(), bytes: Vec::new() }
+        MsgBuilder {
+            hdr,
+            words: Vec::new(),
+            bytes: Vec::new(),
+        }
     }
     pub fn response(command: u8) -> MsgBuilder {
         let mut b = MsgBuilder::request(command);

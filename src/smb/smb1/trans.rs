@@ -45,8 +45,16 @@ pub const MAX_TRANS_DATA_BYTES: usize = 1024 * 1024;
 
 /// The parameter and data sections a transaction names, each by (offset from the header
 /// start, count); shared by every primary, secondary and response form.
-fn sections<'a>(msg: &'a [u8], block: &Block<'a>, params: (usize, usize), data: (usize, usize)) -> Result<(&'a [u8], &'a [u8]), Smb1Error> {
-    Ok((section(msg, block, "parameter offset", params.0, params.1)?, section(msg, block, "data offset", data.0, data.1)?))
+fn sections<'a>(
+    msg: &'a [u8],
+    block: &Block<'a>,
+    params: (usize, usize),
+    data: (usize, usize),
+) -> Result<(&'a [u8], &'a [u8]), Smb1Error> {
+    Ok((
+        section(msg, block, "parameter offset", params.0, params.1)?,
+        section(msg, block, "data offset", data.0, data.1)?,
+    ))
 }
 
 /// A TRANSACTION or TRANSACTION2 primary request.
@@ -73,11 +81,21 @@ pub struct TransRequest<'a> {
 }
 
 impl<'a> TransRequest<'a> {
-    pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<TransRequest<'a>, Smb1Error> {
+    pub fn parse(
+        msg: &'a [u8],
+        block: &Block<'a>,
+        unicode: bool,
+    ) -> Result<TransRequest<'a>, Smb1Error> {
         let w = Words::at_least(block, 14)?;
         let setup = w.setup(26, 28)?;
-        let (param_count, param_offset, data_count, data_offset) = (w.u16(18), w.u16(20), w.u16(22), w.u16(24));
-        let (params, data) = sections(msg, block, (param_offset.into(), param_count.into()), (data_offset.into(), data_count.into()))?;
+        let (param_count, param_offset, data_count, data_offset) =
+            (w.u16(18), w.u16(20), w.u16(22), w.u16(24));
+        let (params, data) = sections(
+            msg,
+            block,
+            (param_offset.into(), param_count.into()),
+            (data_offset.into(), data_count.into()),
+        )?;
         let name = if block.command == cmd::TRANSACTION {
             StrCursor::new(msg, block.bytes_offset, block.bytes_end()).string(unicode)
         } else {
@@ -118,7 +136,9 @@ impl<'a> TransRequest<'a> {
 
     fn is_pipe_name(&self) -> bool {
         let n = self.name.decode();
-        n.len() >= 6 && n.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("\\PIPE\\"))
+        n.len() >= 6
+            && n.get(..6)
+                .is_some_and(|p| p.eq_ignore_ascii_case("\\PIPE\\"))
     }
 
     /// All parameters and data arrived in this message (no secondary requests follow).
@@ -145,7 +165,12 @@ pub struct Piece<N> {
 impl<N: Copy + Into<u64>> Piece<N> {
     /// Reads the totals at `totals_at` and the six piece counts from `counts_at`, each `width`
     /// bytes apart, through `get`.
-    fn read(totals_at: usize, counts_at: usize, width: usize, get: impl Fn(usize) -> N) -> Piece<N> {
+    fn read(
+        totals_at: usize,
+        counts_at: usize,
+        width: usize,
+        get: impl Fn(usize) -> N,
+    ) -> Piece<N> {
         let at = |i: usize| get(counts_at + i * width);
         Piece {
             total_param_count: get(totals_at),
@@ -160,15 +185,31 @@ impl<N: Copy + Into<u64>> Piece<N> {
     }
 
     /// (parameters, data) of this piece in `msg`.
-    fn sections<'a>(&self, msg: &'a [u8], block: &Block<'a>) -> Result<(&'a [u8], &'a [u8]), Smb1Error> {
-        sections(msg, block, (wide(self.param_offset), wide(self.param_count)), (wide(self.data_offset), wide(self.data_count)))
+    fn sections<'a>(
+        &self,
+        msg: &'a [u8],
+        block: &Block<'a>,
+    ) -> Result<(&'a [u8], &'a [u8]), Smb1Error> {
+        sections(
+            msg,
+            block,
+            (wide(self.param_offset), wide(self.param_count)),
+            (wide(self.data_offset), wide(self.data_count)),
+        )
     }
 
     /// This piece reaches the end of both the parameters and the data.
     pub fn is_last(&self) -> bool {
         let reaches = |disp: N, count: N, total: N| disp.into() + count.into() >= total.into();
-        reaches(self.param_displacement, self.param_count, self.total_param_count)
-            && reaches(self.data_displacement, self.data_count, self.total_data_count)
+        reaches(
+            self.param_displacement,
+            self.param_count,
+            self.total_param_count,
+        ) && reaches(
+            self.data_displacement,
+            self.data_count,
+            self.total_data_count,
+        )
     }
 }
 
@@ -189,12 +230,19 @@ pub struct TransResponse<'a> {
 impl<'a> TransResponse<'a> {
     /// `Ok(None)` for an error response (WordCount 0).
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<Option<TransResponse<'a>>, Smb1Error> {
-        let Some(w) = Words::response_at_least(block, 10)? else { return Ok(None) };
+        let Some(w) = Words::response_at_least(block, 10)? else {
+            return Ok(None);
+        };
         let setup = w.setup(18, 20)?;
         // Two reserved bytes between the totals and the piece counts.
         let piece = Piece::read(0, 6, 2, |at| w.u16(at));
         let (params, data) = piece.sections(msg, block)?;
-        Ok(Some(TransResponse { piece, setup, params, data }))
+        Ok(Some(TransResponse {
+            piece,
+            setup,
+            params,
+            data,
+        }))
     }
 
     pub fn is_last_piece(&self) -> bool {
@@ -223,7 +271,12 @@ impl<'a> TransSecondary<'a> {
         let fid = (block.command == cmd::TRANSACTION2_SECONDARY).then(|| w.u16(16));
         let piece = Piece::read(0, 4, 2, |at| w.u16(at));
         let (params, data) = piece.sections(msg, block)?;
-        Ok(TransSecondary { piece, fid, params, data })
+        Ok(TransSecondary {
+            piece,
+            fid,
+            params,
+            data,
+        })
     }
 }
 
@@ -268,7 +321,12 @@ impl<'a> NtTransRequest<'a> {
             params_at: 0,
         };
         r.params_at = wide(r.param_offset);
-        (r.params, r.data) = sections(msg, block, (wide(r.param_offset), wide(r.param_count)), (wide(r.data_offset), wide(r.data_count)))?;
+        (r.params, r.data) = sections(
+            msg,
+            block,
+            (wide(r.param_offset), wide(r.param_count)),
+            (wide(r.data_offset), wide(r.data_count)),
+        )?;
         Ok(r)
     }
 }
@@ -283,13 +341,23 @@ pub struct NtTransResponse<'a> {
 }
 
 impl<'a> NtTransResponse<'a> {
-    pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<Option<NtTransResponse<'a>>, Smb1Error> {
-        let Some(w) = Words::response_at_least(block, 18)? else { return Ok(None) };
+    pub fn parse(
+        msg: &'a [u8],
+        block: &Block<'a>,
+    ) -> Result<Option<NtTransResponse<'a>>, Smb1Error> {
+        let Some(w) = Words::response_at_least(block, 18)? else {
+            return Ok(None);
+        };
         let setup = w.setup(35, 36)?;
         // Three reserved bytes before the totals.
         let piece = Piece::read(3, 11, 4, |at| w.u32(at));
         let (params, data) = piece.sections(msg, block)?;
-        Ok(Some(NtTransResponse { piece, setup, params, data }))
+        Ok(Some(NtTransResponse {
+            piece,
+            setup,
+            params,
+            data,
+        }))
     }
 }
 
@@ -310,10 +378,17 @@ pub struct NtTransCreateRequest<'a> {
 
 impl<'a> NtTransCreateRequest<'a> {
     /// `msg` and `req` give the parameters and their absolute offset (for Unicode alignment).
-    pub fn parse(msg: &'a [u8], req: &NtTransRequest<'a>, unicode: bool) -> Result<NtTransCreateRequest<'a>, Smb1Error> {
+    pub fn parse(
+        msg: &'a [u8],
+        req: &NtTransRequest<'a>,
+        unicode: bool,
+    ) -> Result<NtTransCreateRequest<'a>, Smb1Error> {
         let p = req.params;
         if req.function != nt_fn::CREATE || p.len() < 53 {
-            return Err(Smb1Error::OutOfBounds { command: cmd::NT_TRANSACT, what: "NT_TRANSACT_CREATE parameters" });
+            return Err(Smb1Error::OutOfBounds {
+                command: cmd::NT_TRANSACT,
+                what: "NT_TRANSACT_CREATE parameters",
+            });
         }
         let name_len = u32_at(p, 44) as usize;
         let mut c = StrCursor::new(msg, req.params_at + 53, req.params_at + p.len());
@@ -347,7 +422,10 @@ pub struct NtTransCreateResponse {
 impl NtTransCreateResponse {
     pub fn parse(params: &[u8]) -> Result<NtTransCreateResponse, Smb1Error> {
         if params.len() < 69 {
-            return Err(Smb1Error::OutOfBounds { command: cmd::NT_TRANSACT, what: "NT_TRANSACT_CREATE response parameters" });
+            return Err(Smb1Error::OutOfBounds {
+                command: cmd::NT_TRANSACT,
+                what: "NT_TRANSACT_CREATE response parameters",
+            });
         }
         Ok(NtTransCreateResponse {
             fid: u16_at(params, 2),
@@ -385,15 +463,41 @@ pub enum AssemblyState {
 
 impl TransAssembly {
     pub fn new(total_params: usize, total_data: usize) -> TransAssembly {
-        TransAssembly { total_params, total_data, ..TransAssembly::default() }
+        TransAssembly {
+            total_params,
+            total_data,
+            ..TransAssembly::default()
+        }
     }
 
     /// Adds one piece. Totals may only shrink (as MS-CIFS allows), never grow.
-    pub fn add(&mut self, total_params: usize, total_data: usize, param_disp: usize, params: &[u8], data_disp: usize, data: &[u8]) -> AssemblyState {
+    pub fn add(
+        &mut self,
+        total_params: usize,
+        total_data: usize,
+        param_disp: usize,
+        params: &[u8],
+        data_disp: usize,
+        data: &[u8],
+    ) -> AssemblyState {
         self.total_params = self.total_params.min(total_params);
         self.total_data = self.total_data.min(total_data);
-        let ok_p = place(&mut self.params, &mut self.params_got, self.total_params, MAX_TRANS_PARAM_BYTES, param_disp, params);
-        let ok_d = place(&mut self.data, &mut self.data_got, self.total_data, MAX_TRANS_DATA_BYTES, data_disp, data);
+        let ok_p = place(
+            &mut self.params,
+            &mut self.params_got,
+            self.total_params,
+            MAX_TRANS_PARAM_BYTES,
+            param_disp,
+            params,
+        );
+        let ok_d = place(
+            &mut self.data,
+            &mut self.data_got,
+            self.total_data,
+            MAX_TRANS_DATA_BYTES,
+            data_disp,
+            data,
+        );
         if !(ok_p && ok_d) || self.overflowed {
             self.overflowed = true;
             return AssemblyState::Overflow;
@@ -414,11 +518,20 @@ impl TransAssembly {
     }
 }
 
-fn place(buf: &mut Vec<u8>, got: &mut usize, total: usize, cap: usize, disp: usize, piece: &[u8]) -> bool {
+fn place(
+    buf: &mut Vec<u8>,
+    got: &mut usize,
+    total: usize,
+    cap: usize,
+    disp: usize,
+    piece: &[u8],
+) -> bool {
     if piece.is_empty() {
         return true;
     }
-    let Some(end) = disp.checked_add(piece.len()) else { return false };
+    let Some(end) = disp.checked_add(piece.len()) else {
+        return false;
+    };
     if end > total || end > cap {
         return false;
     }
@@ -437,22 +550,49 @@ fn place(buf: &mut Vec<u8>, got: &mut usize, total: usize, cap: usize, disp: usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::test_util::{first_block, capture_msg, utf16z, MsgBuilder, W};
-
+    use crate::smb::smb1::test_util::{capture_msg, first_block, utf16z, MsgBuilder, W};
 
     #[test]
     fn piece_counts_and_last_piece() {
         // TRANSACTION_SECONDARY layout: totals at 0, the piece counts from 4.
-        let w: Vec<u8> = [10u16, 100, 4, 60, 6, 50, 70, 50].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let w: Vec<u8> = [10u16, 100, 4, 60, 6, 50, 70, 50]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let p = Piece::read(0, 4, 2, |at| u16_at(&w, at));
-        let want = Piece { total_param_count: 10, total_data_count: 100, param_count: 4, param_offset: 60, param_displacement: 6, data_count: 50, data_offset: 70, data_displacement: 50 };
+        let want = Piece {
+            total_param_count: 10,
+            total_data_count: 100,
+            param_count: 4,
+            param_offset: 60,
+            param_displacement: 6,
+            data_count: 50,
+            data_offset: 70,
+            data_displacement: 50,
+        };
         assert_eq!(p, want);
         assert!(p.is_last());
-        assert!(!Piece { data_displacement: 40, data_count: 59, ..p }.is_last());
+        assert!(!Piece {
+            data_displacement: 40,
+            data_count: 59,
+            ..p
+        }
+        .is_last());
         // Counts past the words read as 0 (the WordCount check keeps real layouts inside).
-        assert_eq!(Piece::read(0, 12, 2, |at| u16_at(&w, at)).data_displacement, 0);
+        assert_eq!(
+            Piece::read(0, 12, 2, |at| u16_at(&w, at)).data_displacement,
+            0
+        );
         // Lying 32-bit counts at the top of the range do not overflow.
-        let max = Piece { total_param_count: u32::MAX, total_data_count: u32::MAX, param_count: u32::MAX, param_displacement: u32::MAX, data_count: u32::MAX, data_displacement: u32::MAX, ..Piece::default() };
+        let max = Piece {
+            total_param_count: u32::MAX,
+            total_data_count: u32::MAX,
+            param_count: u32::MAX,
+            param_displacement: u32::MAX,
+            data_count: u32::MAX,
+            data_displacement: u32::MAX,
+            ..Piece::default()
+        };
         assert!(max.is_last());
     }
 
@@ -466,7 +606,10 @@ mod tests {
         let r = TransRequest::parse(&m, &b, h.is_unicode()).unwrap();
         assert_eq!(r.name.decode(), "\\PIPE\\");
         assert_eq!(r.pipe_call(), Some((pipe_fn::TRANSACT_NMPIPE, 0x4000)));
-        assert_eq!((r.data_count, r.data_offset, r.total_data_count), (72, 84, 72));
+        assert_eq!(
+            (r.data_count, r.data_offset, r.total_data_count),
+            (72, 84, 72)
+        );
         assert!(r.is_complete());
         assert_eq!(r.data.len(), 72);
         assert_eq!(&r.data[..3], &[5, 0, 0x0b]);
@@ -536,7 +679,12 @@ mod tests {
         bytes.extend(utf16z("\\PIPE\\"));
         bytes.extend_from_slice(&[0, 0]);
         bytes.extend_from_slice(data);
-        MsgBuilder::request(cmd::TRANSACTION).unicode().ids(1, 2, 3, 4).words(&words).bytes(&bytes).build()
+        MsgBuilder::request(cmd::TRANSACTION)
+            .unicode()
+            .ids(1, 2, 3, 4)
+            .words(&words)
+            .bytes(&bytes)
+            .build()
     }
 
     #[test]
@@ -558,7 +706,10 @@ mod tests {
         let r1 = TransRequest::parse(&m1, &b1, h1.is_unicode()).unwrap();
         assert!(!r1.is_complete());
         let mut asm = TransAssembly::new(r1.total_param_count.into(), r1.total_data_count.into());
-        assert_eq!(asm.add(0, pdu.len(), 0, r1.params, 0, r1.data), AssemblyState::Incomplete);
+        assert_eq!(
+            asm.add(0, pdu.len(), 0, r1.params, 0, r1.data),
+            AssemblyState::Incomplete
+        );
 
         let rest = &pdu[30..];
         let data_offset = 32 + 1 + 16 + 2;
@@ -572,12 +723,26 @@ mod tests {
             .u16(data_offset)
             .u16(30)
             .done();
-        let m2 = MsgBuilder::request(cmd::TRANSACTION_SECONDARY).ids(1, 2, 3, 4).words(&words).bytes(rest).build();
+        let m2 = MsgBuilder::request(cmd::TRANSACTION_SECONDARY)
+            .ids(1, 2, 3, 4)
+            .words(&words)
+            .bytes(rest)
+            .build();
         let (_, b2) = first_block(&m2);
         let s = TransSecondary::parse(&m2, &b2).unwrap();
         assert_eq!((s.piece.data_displacement, s.data.len()), (30, rest.len()));
         let p = s.piece;
-        assert_eq!(asm.add(p.total_param_count.into(), p.total_data_count.into(), p.param_displacement.into(), s.params, p.data_displacement.into(), s.data), AssemblyState::Complete);
+        assert_eq!(
+            asm.add(
+                p.total_param_count.into(),
+                p.total_data_count.into(),
+                p.param_displacement.into(),
+                s.params,
+                p.data_displacement.into(),
+                s.data
+            ),
+            AssemblyState::Complete
+        );
         assert_eq!(asm.data(), &pdu[..]);
     }
 
@@ -586,9 +751,15 @@ mod tests {
         let mut a = TransAssembly::new(0, 10);
         assert_eq!(a.add(0, 10, 0, &[], 8, &[1, 2, 3]), AssemblyState::Overflow);
         let mut a = TransAssembly::new(0, usize::MAX);
-        assert_eq!(a.add(0, usize::MAX, 0, &[], MAX_TRANS_DATA_BYTES, &[1]), AssemblyState::Overflow);
+        assert_eq!(
+            a.add(0, usize::MAX, 0, &[], MAX_TRANS_DATA_BYTES, &[1]),
+            AssemblyState::Overflow
+        );
         let mut a = TransAssembly::new(0, 4);
-        assert_eq!(a.add(0, 4, 0, &[], usize::MAX, &[1]), AssemblyState::Overflow);
+        assert_eq!(
+            a.add(0, 4, 0, &[], usize::MAX, &[1]),
+            AssemblyState::Overflow
+        );
         // Totals cannot grow after the primary.
         let mut a = TransAssembly::new(0, 4);
         assert_eq!(a.add(0, 100, 0, &[], 0, &[0; 8]), AssemblyState::Overflow);
@@ -658,13 +829,20 @@ mod tests {
         let pad = param_offset as usize - (32 + 1 + 38 + 2);
         let mut bytes = vec![0u8; pad];
         bytes.extend(&params);
-        let m = MsgBuilder::request(cmd::NT_TRANSACT).unicode().words(&words).bytes(&bytes).build();
+        let m = MsgBuilder::request(cmd::NT_TRANSACT)
+            .unicode()
+            .words(&words)
+            .bytes(&bytes)
+            .build();
         let (h, b) = first_block(&m);
         let r = NtTransRequest::parse(&m, &b).unwrap();
         assert_eq!(r.function, nt_fn::CREATE);
         let c = NtTransCreateRequest::parse(&m, &r, h.is_unicode()).unwrap();
         assert_eq!(c.name.decode(), "\\evil.exe");
-        assert_eq!((c.desired_access, c.create_disposition, c.create_options), (0x0012_019f, 5, 0x40));
+        assert_eq!(
+            (c.desired_access, c.create_disposition, c.create_options),
+            (0x0012_019f, 5, 0x40)
+        );
 
         let mut rp = vec![0u8; 69];
         rp[2..4].copy_from_slice(&0x4007u16.to_le_bytes());

@@ -51,8 +51,14 @@ pub mod level {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SetInfo<'a> {
     /// Delete on close set (true) or cleared.
-    Disposition { delete_pending: bool },
-    Rename { replace_if_exists: bool, root_fid: u32, new_name: SmbStr<'a> },
+    Disposition {
+        delete_pending: bool,
+    },
+    Rename {
+        replace_if_exists: bool,
+        root_fid: u32,
+        new_name: SmbStr<'a>,
+    },
     EndOfFile(u64),
     /// Another level, or data too short for its level.
     Other,
@@ -61,14 +67,20 @@ pub enum SetInfo<'a> {
 impl<'a> SetInfo<'a> {
     fn parse(information_level: u16, data: &'a [u8], data_at: usize, unicode: bool) -> SetInfo<'a> {
         match information_level {
-            level::SMB_SET_FILE_DISPOSITION_INFO | level::PASSTHROUGH_DISPOSITION if !data.is_empty() => {
-                SetInfo::Disposition { delete_pending: u8_at(data, 0) != 0 }
+            level::SMB_SET_FILE_DISPOSITION_INFO | level::PASSTHROUGH_DISPOSITION
+                if !data.is_empty() =>
+            {
+                SetInfo::Disposition {
+                    delete_pending: u8_at(data, 0) != 0,
+                }
             }
             // FILE_DISPOSITION_INFORMATION_EX: Flags u32, FILE_DISPOSITION_DELETE = 1.
-            level::PASSTHROUGH_DISPOSITION_EX if data.len() >= 4 => {
-                SetInfo::Disposition { delete_pending: u32_at(data, 0) & 1 != 0 }
-            }
-            level::SMB_SET_FILE_END_OF_FILE_INFO | level::PASSTHROUGH_END_OF_FILE if data.len() >= 8 => {
+            level::PASSTHROUGH_DISPOSITION_EX if data.len() >= 4 => SetInfo::Disposition {
+                delete_pending: u32_at(data, 0) & 1 != 0,
+            },
+            level::SMB_SET_FILE_END_OF_FILE_INFO | level::PASSTHROUGH_END_OF_FILE
+                if data.len() >= 8 =>
+            {
                 SetInfo::EndOfFile(u64_at(data, 0))
             }
             level::PASSTHROUGH_RENAME if data.len() >= 12 => {
@@ -87,20 +99,54 @@ impl<'a> SetInfo<'a> {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Trans2Request<'a> {
-    FindFirst2 { search_attributes: u16, search_count: u16, flags: u16, information_level: u16, pattern: SmbStr<'a> },
-    FindNext2 { sid: u16, information_level: u16, name: SmbStr<'a> },
-    QueryPathInformation { information_level: u16, path: SmbStr<'a> },
-    SetPathInformation { information_level: u16, path: SmbStr<'a>, info: SetInfo<'a> },
-    QueryFileInformation { fid: u16, information_level: u16 },
-    SetFileInformation { fid: u16, information_level: u16, info: SetInfo<'a> },
-    CreateDirectory { path: SmbStr<'a> },
-    GetDfsReferral { max_referral_level: u16, file_name: SmbStr<'a> },
-    Other { subcommand: u16 },
+    FindFirst2 {
+        search_attributes: u16,
+        search_count: u16,
+        flags: u16,
+        information_level: u16,
+        pattern: SmbStr<'a>,
+    },
+    FindNext2 {
+        sid: u16,
+        information_level: u16,
+        name: SmbStr<'a>,
+    },
+    QueryPathInformation {
+        information_level: u16,
+        path: SmbStr<'a>,
+    },
+    SetPathInformation {
+        information_level: u16,
+        path: SmbStr<'a>,
+        info: SetInfo<'a>,
+    },
+    QueryFileInformation {
+        fid: u16,
+        information_level: u16,
+    },
+    SetFileInformation {
+        fid: u16,
+        information_level: u16,
+        info: SetInfo<'a>,
+    },
+    CreateDirectory {
+        path: SmbStr<'a>,
+    },
+    GetDfsReferral {
+        max_referral_level: u16,
+        file_name: SmbStr<'a>,
+    },
+    Other {
+        subcommand: u16,
+    },
 }
 
 fn need(params: &[u8], n: usize) -> Result<(), Smb1Error> {
     if params.len() < n {
-        return Err(Smb1Error::OutOfBounds { command: cmd::TRANSACTION2, what: "subcommand parameters" });
+        return Err(Smb1Error::OutOfBounds {
+            command: cmd::TRANSACTION2,
+            what: "subcommand parameters",
+        });
     }
     Ok(())
 }
@@ -108,7 +154,14 @@ fn need(params: &[u8], n: usize) -> Result<(), Smb1Error> {
 impl<'a> Trans2Request<'a> {
     /// `subcommand` is setup word 0; `params_at` / `data_at` are the offsets of the parameters
     /// and data from the header start (Unicode names inside are aligned relative to it).
-    pub fn parse(subcommand: u16, params: &'a [u8], params_at: usize, data: &'a [u8], data_at: usize, unicode: bool) -> Result<Trans2Request<'a>, Smb1Error> {
+    pub fn parse(
+        subcommand: u16,
+        params: &'a [u8],
+        params_at: usize,
+        data: &'a [u8],
+        data_at: usize,
+        unicode: bool,
+    ) -> Result<Trans2Request<'a>, Smb1Error> {
         let name_at = |pos: usize| StrCursor::over(params, pos, params_at).string(unicode);
         Ok(match subcommand {
             sub::FIND_FIRST2 => {
@@ -123,11 +176,18 @@ impl<'a> Trans2Request<'a> {
             }
             sub::FIND_NEXT2 => {
                 need(params, 12)?;
-                Trans2Request::FindNext2 { sid: u16_at(params, 0), information_level: u16_at(params, 4), name: name_at(12) }
+                Trans2Request::FindNext2 {
+                    sid: u16_at(params, 0),
+                    information_level: u16_at(params, 4),
+                    name: name_at(12),
+                }
             }
             sub::QUERY_PATH_INFORMATION => {
                 need(params, 6)?;
-                Trans2Request::QueryPathInformation { information_level: u16_at(params, 0), path: name_at(6) }
+                Trans2Request::QueryPathInformation {
+                    information_level: u16_at(params, 0),
+                    path: name_at(6),
+                }
             }
             sub::SET_PATH_INFORMATION => {
                 need(params, 6)?;
@@ -140,7 +200,10 @@ impl<'a> Trans2Request<'a> {
             }
             sub::QUERY_FILE_INFORMATION => {
                 need(params, 4)?;
-                Trans2Request::QueryFileInformation { fid: u16_at(params, 0), information_level: u16_at(params, 2) }
+                Trans2Request::QueryFileInformation {
+                    fid: u16_at(params, 0),
+                    information_level: u16_at(params, 2),
+                }
             }
             sub::SET_FILE_INFORMATION => {
                 need(params, 4)?;
@@ -157,7 +220,10 @@ impl<'a> Trans2Request<'a> {
             }
             sub::GET_DFS_REFERRAL => {
                 need(params, 2)?;
-                Trans2Request::GetDfsReferral { max_referral_level: u16_at(params, 0), file_name: name_at(2) }
+                Trans2Request::GetDfsReferral {
+                    max_referral_level: u16_at(params, 0),
+                    file_name: name_at(2),
+                }
             }
             subcommand => Trans2Request::Other { subcommand },
         })
@@ -177,7 +243,15 @@ mod tests {
         let b = AndxChain::new(m, &h).next().unwrap().unwrap();
         let r = TransRequest::parse(m, &b, h.is_unicode()).unwrap();
         let subcommand = r.setup_word(0).unwrap();
-        Trans2Request::parse(subcommand, r.params, r.param_offset.into(), r.data, r.data_offset.into(), h.is_unicode()).unwrap()
+        Trans2Request::parse(
+            subcommand,
+            r.params,
+            r.param_offset.into(),
+            r.data,
+            r.data_offset.into(),
+            h.is_unicode(),
+        )
+        .unwrap()
     }
 
     /// i1_smb1_psexec frame 116: impacket FIND_FIRST2 for its binary (OEM); tshark
@@ -186,7 +260,11 @@ mod tests {
     fn capture_find_first2_oem() {
         let m = capture_msg("0000005bff534d423200000000180148000000000000000000000000e9de6e1798b000000f1a00000000040441000000000000000000001a00410000005b00010001001a003700000206000401000000004f496875796641492e6578650000");
         match trans2(&m) {
-            Trans2Request::FindFirst2 { information_level, pattern, .. } => {
+            Trans2Request::FindFirst2 {
+                information_level,
+                pattern,
+                ..
+            } => {
                 assert_eq!(information_level, 260);
                 assert_eq!(pattern.decode(), "OIhuyfAI.exe");
             }
@@ -201,11 +279,18 @@ mod tests {
         let m = capture_msg("0000006cff534d4232000000001843c8000000000000000000000000a6f0ee176f3104000f280000000200ffff000000000000000000002800440000006c00010010002b0000442003005c003100390032002e0030002e0032002e00320030005c00410044004d0049004e0024000000");
         assert_eq!(
             trans2(&m),
-            Trans2Request::GetDfsReferral { max_referral_level: 3, file_name: SmbStr::new(&utf16z("\\192.0.2.20\\ADMIN$")[..36], true) }
+            Trans2Request::GetDfsReferral {
+                max_referral_level: 3,
+                file_name: SmbStr::new(&utf16z("\\192.0.2.20\\ADMIN$")[..36], true)
+            }
         );
         let m = capture_msg("00000058ff534d4232000000001843c80000000000000000000000008af4ee176f310e000f120000000a00ffff0000000000000000000012004400000058000100010017000044201600560506000401000000005c002a0000000000");
         match trans2(&m) {
-            Trans2Request::FindFirst2 { pattern, search_attributes, .. } => {
+            Trans2Request::FindFirst2 {
+                pattern,
+                search_attributes,
+                ..
+            } => {
                 assert_eq!(pattern.decode(), "\\*");
                 assert_eq!(search_attributes, 0x16);
             }
@@ -218,7 +303,10 @@ mod tests {
     fn capture_query_path_info() {
         let m = capture_msg("0000004eff534d4232000000000801c800000000000000000000000001080100000815000f0a00000002000411000000000000000000000a00440000004e00010005000d000000000701000000005c000000");
         match trans2(&m) {
-            Trans2Request::QueryPathInformation { information_level, path } => {
+            Trans2Request::QueryPathInformation {
+                information_level,
+                path,
+            } => {
                 assert_eq!((information_level, path.decode().as_str()), (263, "\\"));
             }
             other => panic!("{other:?}"),
@@ -228,15 +316,31 @@ mod tests {
     #[test]
     fn set_file_information_delete_and_rename() {
         let params = [0x05, 0x40, 0x02, 0x01, 0, 0]; // FID 0x4005, level 0x0102
-        let r = Trans2Request::parse(sub::SET_FILE_INFORMATION, &params, 68, &[1, 0], 76, true).unwrap();
+        let r = Trans2Request::parse(sub::SET_FILE_INFORMATION, &params, 68, &[1, 0], 76, true)
+            .unwrap();
         assert_eq!(
             r,
-            Trans2Request::SetFileInformation { fid: 0x4005, information_level: 0x0102, info: SetInfo::Disposition { delete_pending: true } }
+            Trans2Request::SetFileInformation {
+                fid: 0x4005,
+                information_level: 0x0102,
+                info: SetInfo::Disposition {
+                    delete_pending: true
+                }
+            }
         );
         let lvl = level::PASSTHROUGH_DISPOSITION.to_le_bytes();
         let params = [0x05, 0x40, lvl[0], lvl[1], 0, 0];
-        let r = Trans2Request::parse(sub::SET_FILE_INFORMATION, &params, 68, &[0], 76, true).unwrap();
-        assert!(matches!(r, Trans2Request::SetFileInformation { info: SetInfo::Disposition { delete_pending: false }, .. }));
+        let r =
+            Trans2Request::parse(sub::SET_FILE_INFORMATION, &params, 68, &[0], 76, true).unwrap();
+        assert!(matches!(
+            r,
+            Trans2Request::SetFileInformation {
+                info: SetInfo::Disposition {
+                    delete_pending: false
+                },
+                ..
+            }
+        ));
 
         let name = utf16z("\\new.exe");
         let mut data = vec![1, 0, 0, 0, 0, 0, 0, 0];
@@ -244,8 +348,18 @@ mod tests {
         data.extend_from_slice(&name);
         let lvl = level::PASSTHROUGH_RENAME.to_le_bytes();
         let params = [0x06, 0x40, lvl[0], lvl[1], 0, 0];
-        match Trans2Request::parse(sub::SET_FILE_INFORMATION, &params, 68, &data, 76, true).unwrap() {
-            Trans2Request::SetFileInformation { fid: 0x4006, info: SetInfo::Rename { replace_if_exists, new_name, .. }, .. } => {
+        match Trans2Request::parse(sub::SET_FILE_INFORMATION, &params, 68, &data, 76, true).unwrap()
+        {
+            Trans2Request::SetFileInformation {
+                fid: 0x4006,
+                info:
+                    SetInfo::Rename {
+                        replace_if_exists,
+                        new_name,
+                        ..
+                    },
+                ..
+            } => {
                 assert!(replace_if_exists);
                 assert_eq!(new_name.decode(), "\\new.exe");
             }
@@ -255,10 +369,16 @@ mod tests {
         // pad byte precedes it.
         let mut params = vec![0x02, 0x01, 0, 0, 0, 0, 0];
         params.extend(utf16z("\\old.txt"));
-        match Trans2Request::parse(sub::SET_PATH_INFORMATION, &params, 65, &[1], 90, true).unwrap() {
+        match Trans2Request::parse(sub::SET_PATH_INFORMATION, &params, 65, &[1], 90, true).unwrap()
+        {
             Trans2Request::SetPathInformation { path, info, .. } => {
                 assert_eq!(path.decode(), "\\old.txt");
-                assert_eq!(info, SetInfo::Disposition { delete_pending: true });
+                assert_eq!(
+                    info,
+                    SetInfo::Disposition {
+                        delete_pending: true
+                    }
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -267,15 +387,23 @@ mod tests {
     #[test]
     fn short_parameters_are_errors_and_unknowns_pass() {
         assert!(Trans2Request::parse(sub::FIND_FIRST2, &[0; 5], 68, &[], 0, false).is_err());
-        assert!(Trans2Request::parse(sub::SET_FILE_INFORMATION, &[0; 2], 68, &[], 0, false).is_err());
-        assert_eq!(Trans2Request::parse(0x0042, &[], 0, &[], 0, false).unwrap(), Trans2Request::Other { subcommand: 0x0042 });
+        assert!(
+            Trans2Request::parse(sub::SET_FILE_INFORMATION, &[0; 2], 68, &[], 0, false).is_err()
+        );
+        assert_eq!(
+            Trans2Request::parse(0x0042, &[], 0, &[], 0, false).unwrap(),
+            Trans2Request::Other { subcommand: 0x0042 }
+        );
         // Rename with a name length beyond the data: clipped.
         let lvl = level::PASSTHROUGH_RENAME.to_le_bytes();
         let mut data = vec![0; 8];
         data.extend_from_slice(&u32::MAX.to_le_bytes());
         data.extend_from_slice(b"a\0");
         let params = [1, 0, lvl[0], lvl[1]];
-        let r = Trans2Request::parse(sub::SET_FILE_INFORMATION, &params, 68, &data, 76, true).unwrap();
-        assert!(matches!(r, Trans2Request::SetFileInformation { info: SetInfo::Rename { new_name, .. }, .. } if new_name.decode() == "a"));
+        let r =
+            Trans2Request::parse(sub::SET_FILE_INFORMATION, &params, 68, &data, 76, true).unwrap();
+        assert!(
+            matches!(r, Trans2Request::SetFileInformation { info: SetInfo::Rename { new_name, .. }, .. } if new_name.decode() == "a")
+        );
     }
 }

@@ -23,19 +23,31 @@ pub struct TreeConnectRequest<'a> {
 }
 
 impl<'a> TreeConnectRequest<'a> {
-    pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<TreeConnectRequest<'a>, Smb1Error> {
+    pub fn parse(
+        msg: &'a [u8],
+        block: &Block<'a>,
+        unicode: bool,
+    ) -> Result<TreeConnectRequest<'a>, Smb1Error> {
         let w = Words::one_of(block, &[4])?;
         let mut c = data_block(msg, block);
         let password = c.take(usize::from(w.u16(6)));
         let path = c.string(unicode);
         let service = c.oem_string();
-        Ok(TreeConnectRequest { flags: w.u16(4), password, path, service })
+        Ok(TreeConnectRequest {
+            flags: w.u16(4),
+            password,
+            path,
+            service,
+        })
     }
 }
 
 /// `\\server\share` → ("server", "share"); a path without the leading `\\` is all share.
 pub fn split_unc(path: &str) -> (&str, &str) {
-    match path.strip_prefix("\\\\").and_then(|rest| rest.split_once('\\')) {
+    match path
+        .strip_prefix("\\\\")
+        .and_then(|rest| rest.split_once('\\'))
+    {
         Some((server, share)) => (server, share.trim_end_matches('\\')),
         None => ("", path.trim_start_matches('\\')),
     }
@@ -55,8 +67,14 @@ pub struct TreeConnectResponse<'a> {
 
 impl<'a> TreeConnectResponse<'a> {
     /// `Ok(None)` for an error response (WordCount 0).
-    pub fn parse(msg: &'a [u8], block: &Block<'a>, unicode: bool) -> Result<Option<TreeConnectResponse<'a>>, Smb1Error> {
-        let Some(w) = Words::response(block, &[2, 3, 7])? else { return Ok(None) };
+    pub fn parse(
+        msg: &'a [u8],
+        block: &Block<'a>,
+        unicode: bool,
+    ) -> Result<Option<TreeConnectResponse<'a>>, Smb1Error> {
+        let Some(w) = Words::response(block, &[2, 3, 7])? else {
+            return Ok(None);
+        };
         let extended = w.count() == 7;
         let mut c = data_block(msg, block);
         let service = c.oem_string();
@@ -79,9 +97,8 @@ impl<'a> TreeConnectResponse<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::test_util::first_block;
     use crate::smb::smb1::test_util::capture_msg;
-
+    use crate::smb::smb1::test_util::first_block;
 
     /// i1_smb1_psexec frames 14/15 (OEM) and 34/35; tshark smb.path, smb.service, smb.native_fs,
     /// smb.tid of the response.
@@ -97,7 +114,9 @@ mod tests {
         let m = capture_msg("0000002eff534d42750000000088034800000000000000000000000092f66e1798b0000003ff000000010005004950430000");
         let (h, b) = first_block(&m);
         assert_eq!(h.tid(), 63122);
-        let r = TreeConnectResponse::parse(&m, &b, h.is_unicode()).unwrap().unwrap();
+        let r = TreeConnectResponse::parse(&m, &b, h.is_unicode())
+            .unwrap()
+            .unwrap();
         assert_eq!(r.service.decode(), "IPC");
         assert!(r.is_ipc());
         assert!(r.native_file_system.is_empty());
@@ -110,7 +129,9 @@ mod tests {
         let m = capture_msg("00000031ff534d42750000000088034800000000000000000000000050ab6e1798b0000003ff00000001000800413a004e54465300");
         let (h, b) = first_block(&m);
         assert_eq!(h.tid(), 43856);
-        let r = TreeConnectResponse::parse(&m, &b, h.is_unicode()).unwrap().unwrap();
+        let r = TreeConnectResponse::parse(&m, &b, h.is_unicode())
+            .unwrap()
+            .unwrap();
         assert_eq!(r.service.decode(), "A:");
         assert!(!r.is_ipc());
         assert_eq!(r.native_file_system.decode(), "NTFS");
@@ -132,7 +153,9 @@ mod tests {
         let m = capture_msg("0000003eff534d4275000000008801c8000000000000000000000000010801000008090007ff003e000100a9001200000000000d00413a004e005400460053000000");
         let (h, b) = first_block(&m);
         assert_eq!(h.tid(), 2049);
-        let r = TreeConnectResponse::parse(&m, &b, h.is_unicode()).unwrap().unwrap();
+        let r = TreeConnectResponse::parse(&m, &b, h.is_unicode())
+            .unwrap()
+            .unwrap();
         assert_eq!(r.maximal_share_access, Some(0x0012_00a9));
         assert_eq!(r.service.decode(), "A:");
         assert_eq!(r.native_file_system.decode(), "NTFS");

@@ -22,11 +22,18 @@ pub(crate) struct Words<'a> {
 
 impl<'a> Words<'a> {
     fn of(block: &Block<'a>) -> Words<'a> {
-        Words { command: block.command, count: block.word_count, w: block.words }
+        Words {
+            command: block.command,
+            count: block.word_count,
+            w: block.words,
+        }
     }
 
     fn wrong_count(block: &Block<'_>) -> Smb1Error {
-        Smb1Error::WordCount { command: block.command, got: block.word_count }
+        Smb1Error::WordCount {
+            command: block.command,
+            got: block.word_count,
+        }
     }
 
     /// The words when WordCount is at least `min`.
@@ -46,7 +53,10 @@ impl<'a> Words<'a> {
     }
 
     /// A response's words: `Ok(None)` for an error response (WordCount 0), else as `one_of`.
-    pub(crate) fn response(block: &Block<'a>, counts: &[u8]) -> Result<Option<Words<'a>>, Smb1Error> {
+    pub(crate) fn response(
+        block: &Block<'a>,
+        counts: &[u8],
+    ) -> Result<Option<Words<'a>>, Smb1Error> {
         if block.word_count == 0 {
             return Ok(None);
         }
@@ -54,7 +64,10 @@ impl<'a> Words<'a> {
     }
 
     /// A response's words: `Ok(None)` for an error response (WordCount 0), else as `at_least`.
-    pub(crate) fn response_at_least(block: &Block<'a>, min: u8) -> Result<Option<Words<'a>>, Smb1Error> {
+    pub(crate) fn response_at_least(
+        block: &Block<'a>,
+        min: u8,
+    ) -> Result<Option<Words<'a>>, Smb1Error> {
         if block.word_count == 0 {
             return Ok(None);
         }
@@ -100,16 +113,28 @@ impl<'a> Words<'a> {
         start
             .checked_add(len)
             .and_then(|end| self.w.get(start..end))
-            .ok_or(Smb1Error::OutOfBounds { command: self.command, what: "setup words" })
+            .ok_or(Smb1Error::OutOfBounds {
+                command: self.command,
+                what: "setup words",
+            })
     }
 }
 
 /// A section that `block` names by (offset from the header start, count): Err when a non-empty
 /// section starts inside the header or parameter words; clipped to the message otherwise (a
 /// short slice means the message was cut, never an out-of-bounds read).
-pub(crate) fn section<'a>(msg: &'a [u8], block: &Block<'a>, what: &'static str, offset: usize, count: usize) -> Result<&'a [u8], Smb1Error> {
+pub(crate) fn section<'a>(
+    msg: &'a [u8],
+    block: &Block<'a>,
+    what: &'static str,
+    offset: usize,
+    count: usize,
+) -> Result<&'a [u8], Smb1Error> {
     if count > 0 && offset < block.bytes_offset {
-        return Err(Smb1Error::OutOfBounds { command: block.command, what });
+        return Err(Smb1Error::OutOfBounds {
+            command: block.command,
+            what,
+        });
     }
     Ok(slice_clipped(msg, offset, count))
 }
@@ -127,7 +152,10 @@ mod tests {
     use crate::smb::smb1::test_util::{first_block, MsgBuilder, W};
 
     fn msg(command: u8, words: &[u8], bytes: &[u8]) -> Vec<u8> {
-        MsgBuilder::request(command).words(words).bytes(bytes).build()
+        MsgBuilder::request(command)
+            .words(words)
+            .bytes(bytes)
+            .build()
     }
 
     #[test]
@@ -137,9 +165,24 @@ mod tests {
         assert_eq!(b.word_count, 3);
         assert_eq!(Words::one_of(&b, &[3]).unwrap().u16(0), 0x1234);
         assert_eq!(Words::at_least(&b, 3).unwrap().count(), 3);
-        assert!(matches!(Words::at_least(&b, 4), Err(Smb1Error::WordCount { command: cmd::CLOSE, got: 3 })));
-        assert!(matches!(Words::one_of(&b, &[2, 4]), Err(Smb1Error::WordCount { command: cmd::CLOSE, got: 3 })));
-        assert!(matches!(Words::response(&b, &[4]), Err(Smb1Error::WordCount { .. })));
+        assert!(matches!(
+            Words::at_least(&b, 4),
+            Err(Smb1Error::WordCount {
+                command: cmd::CLOSE,
+                got: 3
+            })
+        ));
+        assert!(matches!(
+            Words::one_of(&b, &[2, 4]),
+            Err(Smb1Error::WordCount {
+                command: cmd::CLOSE,
+                got: 3
+            })
+        ));
+        assert!(matches!(
+            Words::response(&b, &[4]),
+            Err(Smb1Error::WordCount { .. })
+        ));
         assert!(Words::response(&b, &[3]).unwrap().is_some());
 
         let m = msg(cmd::CLOSE, &[], &[]);
@@ -151,7 +194,11 @@ mod tests {
 
     #[test]
     fn reads_past_the_words_are_zero_not_panics() {
-        let m = msg(cmd::CLOSE, &W::new().u16(0xBEEF).done(), &[0xAA, 0xBB, 0xCC, 0xDD]);
+        let m = msg(
+            cmd::CLOSE,
+            &W::new().u16(0xBEEF).done(),
+            &[0xAA, 0xBB, 0xCC, 0xDD],
+        );
         let (_, b) = first_block(&m);
         let w = Words::at_least(&b, 0).unwrap();
         assert_eq!(w.u16(0), 0xBEEF);
@@ -162,7 +209,12 @@ mod tests {
 
     #[test]
     fn split_counts_and_offsets() {
-        let words = W::new().u16(0x0001).u16(0x0002).u32(0x1122_3344).u32(0x5566_7788).done();
+        let words = W::new()
+            .u16(0x0001)
+            .u16(0x0002)
+            .u32(0x1122_3344)
+            .u32(0x5566_7788)
+            .done();
         let m = msg(cmd::WRITE_ANDX, &words, &[]);
         let (_, b) = first_block(&m);
         let w = Words::at_least(&b, 6).unwrap();
@@ -174,15 +226,29 @@ mod tests {
     #[test]
     fn setup_words_lying_count() {
         // Count byte 2 at offset 0, words from 2: exactly 2 words present.
-        let m = msg(cmd::TRANSACTION, &W::new().u8(2).u8(0).u16(0x26).u16(0x4000).done(), &[]);
+        let m = msg(
+            cmd::TRANSACTION,
+            &W::new().u8(2).u8(0).u16(0x26).u16(0x4000).done(),
+            &[],
+        );
         let (_, b) = first_block(&m);
         let w = Words::at_least(&b, 3).unwrap();
         assert_eq!(w.setup(0, 2).unwrap(), &[0x26, 0, 0x00, 0x40]);
         // A count of 3 (or 255) words says more than the block holds.
-        let m = msg(cmd::TRANSACTION, &W::new().u8(3).u8(0).u16(0x26).u16(0x4000).done(), &[]);
+        let m = msg(
+            cmd::TRANSACTION,
+            &W::new().u8(3).u8(0).u16(0x26).u16(0x4000).done(),
+            &[],
+        );
         let (_, b) = first_block(&m);
         let w = Words::at_least(&b, 3).unwrap();
-        assert!(matches!(w.setup(0, 2), Err(Smb1Error::OutOfBounds { command: cmd::TRANSACTION, what: "setup words" })));
+        assert!(matches!(
+            w.setup(0, 2),
+            Err(Smb1Error::OutOfBounds {
+                command: cmd::TRANSACTION,
+                what: "setup words"
+            })
+        ));
         // A start past the words with a zero count is an empty slice only if it is in range.
         assert!(w.setup(usize::MAX, usize::MAX).is_err());
     }
@@ -194,10 +260,22 @@ mod tests {
         let at = b.bytes_offset;
         assert_eq!(section(&m, &b, "data offset", at + 1, 2).unwrap(), &[2, 3]);
         // Lying count: clipped to the message, never past it.
-        assert_eq!(section(&m, &b, "data offset", at + 2, 60_000).unwrap(), &[3, 4]);
-        assert_eq!(section(&m, &b, "data offset", usize::MAX, usize::MAX).unwrap(), &[] as &[u8]);
+        assert_eq!(
+            section(&m, &b, "data offset", at + 2, 60_000).unwrap(),
+            &[3, 4]
+        );
+        assert_eq!(
+            section(&m, &b, "data offset", usize::MAX, usize::MAX).unwrap(),
+            &[] as &[u8]
+        );
         // Pointing back into the header or words is an error unless the section is empty.
-        assert!(matches!(section(&m, &b, "data offset", 4, 2), Err(Smb1Error::OutOfBounds { command: cmd::TRANSACTION, what: "data offset" })));
+        assert!(matches!(
+            section(&m, &b, "data offset", 4, 2),
+            Err(Smb1Error::OutOfBounds {
+                command: cmd::TRANSACTION,
+                what: "data offset"
+            })
+        ));
         assert_eq!(section(&m, &b, "data offset", 4, 0).unwrap(), &[] as &[u8]);
     }
 }

@@ -7,8 +7,8 @@ pub mod stream_plan;
 pub use state::{Smb2State, StreamTarget, MAX_PENDING_SMB_REQUESTS};
 
 #[cfg(test)]
+mod multichannel_tests;
+#[cfg(test)]
 mod state_tests;
 #[cfg(test)]
 mod stream_tests;
-#[cfg(test)]
-mod multichannel_tests;

@@ -76,15 +76,26 @@ fn the_write(ev: &[Event]) -> (String, String) {
 #[test]
 fn a_handle_outlives_its_channel_while_the_session_lives_on_another() {
     let (shared, mut sink, mut a, mut b) = two_channels("chan.exe");
-    assert_eq!(counts(&shared), (1, 3), "one session: two trees and a handle");
+    assert_eq!(
+        counts(&shared),
+        (1, 3),
+        "one session: two trees and a handle"
+    );
     a.close(Ts::from_secs(300), &mut sink);
     drop(a);
     assert_eq!(counts(&shared), (1, 3), "B keeps the session");
     sink.events.clear();
     feed(&mut b, &write_on_b(&exe(100)), 400, &mut sink);
     b.close(Ts::from_secs(500), &mut sink);
-    assert_eq!(the_write(&sink.events), ("chan.exe".into(), "ADMIN$".into()));
-    assert_eq!(counts(&shared), (0, 0), "the last channel took the session with it");
+    assert_eq!(
+        the_write(&sink.events),
+        ("chan.exe".into(), "ADMIN$".into())
+    );
+    assert_eq!(
+        counts(&shared),
+        (0, 0),
+        "the last channel took the session with it"
+    );
 }
 
 /// Without B the session ends with A, and a later connection reusing the SessionId learns
@@ -136,7 +147,10 @@ fn tree_disconnect_withdraws_the_tree_from_the_other_channels() {
     let mut m = header(TREE_DISCONNECT, 0, 0, 6, ADMIN, SID);
     m.extend_from_slice(&[4, 0, 0, 0]);
     req(&mut td, m);
-    resp(&mut td, simple_response(TREE_DISCONNECT, 6, SID, ADMIN, 0, 0, 4));
+    resp(
+        &mut td,
+        simple_response(TREE_DISCONNECT, 6, SID, ADMIN, 0, 0, 4),
+    );
     feed(&mut a, &td, 300, &mut sink);
     assert_eq!(counts(&shared), (1, 1), "IPC$ only");
     let mut b = SmbParser::new(channel(57093), shared.clone());
@@ -144,7 +158,10 @@ fn tree_disconnect_withdraws_the_tree_from_the_other_channels() {
     sink.events.clear();
     feed(&mut b, &write_on_b(&exe(100)), 500, &mut sink);
     b.close(Ts::from_secs(600), &mut sink);
-    assert_eq!(the_write(&sink.events), ("<unknown>".into(), "<unknown>".into()));
+    assert_eq!(
+        the_write(&sink.events),
+        ("<unknown>".into(), "<unknown>".into())
+    );
 }
 
 /// Thousands of connections, each its own session with a handle never closed, opened and
@@ -171,7 +188,10 @@ fn thousands_of_sessions_through_the_parser_leave_the_registry_empty() {
         sink.events.clear();
     }
     assert_eq!(counts(&shared), (0, 0));
-    assert_eq!(sink.counters.get("MAX_SHARED_HANDLES") + sink.counters.get("MAX_SHARED_SESSIONS"), 0);
+    assert_eq!(
+        sink.counters.get("MAX_SHARED_HANDLES") + sink.counters.get("MAX_SHARED_SESSIONS"),
+        0
+    );
 }
 
 /// A related compound command's all-ones SessionId (its predecessor's session) joins nothing.

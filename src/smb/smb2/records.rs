@@ -69,7 +69,9 @@ fn file_id_at(b: &[u8], at: usize) -> Option<FileId> {
 }
 /// `len` bytes at `off` (from the start of `msg`), empty when outside.
 fn slice_at(msg: &[u8], off: usize, len: usize) -> &[u8] {
-    off.checked_add(len).and_then(|end| msg.get(off..end)).unwrap_or(&[])
+    off.checked_add(len)
+        .and_then(|end| msg.get(off..end))
+        .unwrap_or(&[])
 }
 
 /// FileId as the hex `fuid` of smb_files (persistent then volatile, wire order).
@@ -128,7 +130,9 @@ pub fn split_compound(msg: &[u8], max: usize) -> (Vec<&[u8]>, bool) {
     let mut out = Vec::new();
     let mut rest = msg;
     while out.len() < max {
-        let Some(h) = parse_header(rest) else { return (out, true) };
+        let Some(h) = parse_header(rest) else {
+            return (out, true);
+        };
         let next = h.next_command as usize;
         if next == 0 {
             out.push(rest);
@@ -187,7 +191,9 @@ fn negotiate_ciphers(msg: &[u8], offset: usize, count: usize) -> Vec<u16> {
     let mut at = offset;
     for _ in 0..count.min(32) {
         at = at.saturating_add(7) & !7;
-        let (Some(kind), Some(len)) = (u16_at(msg, at), u16_at(msg, at + 2)) else { break };
+        let (Some(kind), Some(len)) = (u16_at(msg, at), u16_at(msg, at + 2)) else {
+            break;
+        };
         let data = slice_at(msg, at + 8, len as usize);
         if kind == 2 {
             let n = u16_at(data, 0).unwrap_or(0) as usize;
@@ -205,8 +211,9 @@ fn negotiate_ciphers(msg: &[u8], offset: usize, count: usize) -> Vec<u16> {
 pub fn parse_negotiate_request(msg: &[u8]) -> Option<NegotiateRequest> {
     let b = body(msg, 36)?;
     let count = u16_at(b, 2)? as usize;
-    let dialects: Vec<u16> =
-        (0..count.min(64)).filter_map(|i| u16_at(msg, SMB2_HEADER_LEN + 36 + 2 * i)).collect();
+    let dialects: Vec<u16> = (0..count.min(64))
+        .filter_map(|i| u16_at(msg, SMB2_HEADER_LEN + 36 + 2 * i))
+        .collect();
     let ciphers = if dialects.contains(&0x0311) {
         negotiate_ciphers(msg, u32_at(b, 28)? as usize, u16_at(b, 32)? as usize)
     } else {
@@ -229,19 +236,29 @@ pub fn parse_negotiate_response(msg: &[u8]) -> Option<NegotiateResponse> {
     let ctx_count = u16_at(b, 6)? as usize;
     let capabilities = u32_at(b, 24)?;
     let cipher = if dialect == 0x0311 {
-        negotiate_ciphers(msg, u32_at(b, 60)? as usize, ctx_count).first().copied()
+        negotiate_ciphers(msg, u32_at(b, 60)? as usize, ctx_count)
+            .first()
+            .copied()
     } else if matches!(dialect, 0x0300 | 0x0302) && capabilities & 0x40 != 0 {
         Some(1) // 3.0.x encryption is AES-128-CCM by definition
     } else {
         None
     };
-    Some(NegotiateResponse { dialect, capabilities, cipher })
+    Some(NegotiateResponse {
+        dialect,
+        capabilities,
+        cipher,
+    })
 }
 
 /// SESSION_SETUP request's security buffer.
 pub fn parse_session_setup_request(msg: &[u8]) -> Option<&[u8]> {
     let b = body(msg, 24)?;
-    Some(slice_at(msg, u16_at(b, 12)? as usize, u16_at(b, 14)? as usize))
+    Some(slice_at(
+        msg,
+        u16_at(b, 12)? as usize,
+        u16_at(b, 14)? as usize,
+    ))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,7 +287,9 @@ pub fn parse_tree_connect_request(msg: &[u8]) -> Option<&[u8]> {
     let b = body(msg, 8)?;
     let (off, len) = (u16_at(b, 4)? as usize, u16_at(b, 6)? as usize);
     let from_header = slice_at(msg, off, len);
-    if u16_at(b, 2)? & TREE_CONNECT_FLAG_EXTENSION_PRESENT != 0 && !from_header.starts_with(b"\\\0\\\0") {
+    if u16_at(b, 2)? & TREE_CONNECT_FLAG_EXTENSION_PRESENT != 0
+        && !from_header.starts_with(b"\\\0\\\0")
+    {
         let from_ext = slice_at(msg, (SMB2_HEADER_LEN + 8).saturating_add(off), len);
         if from_ext.starts_with(b"\\\0\\\0") {
             return Some(from_ext);
@@ -396,7 +415,11 @@ pub struct ReadRequest {
 
 pub fn parse_read_request(msg: &[u8]) -> Option<ReadRequest> {
     let b = body(msg, 48)?;
-    Some(ReadRequest { length: u32_at(b, 4)?, offset: u64_at(b, 8)?, file_id: file_id_at(b, 16)? })
+    Some(ReadRequest {
+        length: u32_at(b, 4)?,
+        offset: u64_at(b, 8)?,
+        file_id: file_id_at(b, 16)?,
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -407,13 +430,18 @@ pub struct ReadResponse {
 
 pub fn parse_read_response(msg: &[u8]) -> Option<ReadResponse> {
     let b = body(msg, 16)?;
-    Some(ReadResponse { data_offset: u8_at(b, 2)?, data_length: u32_at(b, 4)? })
+    Some(ReadResponse {
+        data_offset: u8_at(b, 2)?,
+        data_length: u32_at(b, 4)?,
+    })
 }
 
 impl ReadResponse {
     pub fn data<'a>(&self, msg: &'a [u8]) -> &'a [u8] {
         let start = self.data_offset as usize;
-        let end = start.saturating_add(self.data_length as usize).min(msg.len());
+        let end = start
+            .saturating_add(self.data_length as usize)
+            .min(msg.len());
         msg.get(start..end).unwrap_or(&[])
     }
 }
@@ -457,8 +485,14 @@ pub enum SetInfoKind<'a> {
     /// Delete disposition set (true) or cleared (false).
     Disposition(bool),
     /// Rename to this UTF-16LE name.
-    Rename { replace: bool, name: &'a [u8] },
-    Other { info_type: u8, class: u8 },
+    Rename {
+        replace: bool,
+        name: &'a [u8],
+    },
+    Other {
+        info_type: u8,
+        class: u8,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -480,11 +514,17 @@ pub fn parse_set_info_request(msg: &[u8]) -> Option<SetInfoRequest<'_>> {
         (INFO_FILE, FILE_RENAME_INFORMATION) => {
             // SMB2 form (MS-FSCC 2.4.37.2): replace u8, 7 reserved, root u64, length u32, name.
             let len = u32_at(buf, 16)? as usize;
-            SetInfoKind::Rename { replace: u8_at(buf, 0)? != 0, name: slice_at(buf, 20, len) }
+            SetInfoKind::Rename {
+                replace: u8_at(buf, 0)? != 0,
+                name: slice_at(buf, 20, len),
+            }
         }
         _ => SetInfoKind::Other { info_type, class },
     };
-    Some(SetInfoRequest { file_id: file_id_at(b, 16)?, kind })
+    Some(SetInfoRequest {
+        file_id: file_id_at(b, 16)?,
+        kind,
+    })
 }
 
 /// The SMB 3.x transform header (MS-SMB2 2.2.41).
@@ -616,7 +656,14 @@ pub(crate) mod tests {
     }
 
     /// A sync SMB2 header.
-    pub(crate) fn header(cmd: u16, flags: u32, status: u32, mid: u64, tid: u32, sid: u64) -> Vec<u8> {
+    pub(crate) fn header(
+        cmd: u16,
+        flags: u32,
+        status: u32,
+        mid: u64,
+        tid: u32,
+        sid: u64,
+    ) -> Vec<u8> {
         let mut h = Vec::with_capacity(64);
         h.extend_from_slice(SMB2_MAGIC);
         h.extend_from_slice(&64u16.to_le_bytes());
@@ -713,7 +760,13 @@ pub(crate) mod tests {
         m
     }
 
-    pub(crate) fn tree_connect_response(mid: u64, sid: u64, tid: u32, share_type: u8, status: u32) -> Vec<u8> {
+    pub(crate) fn tree_connect_response(
+        mid: u64,
+        sid: u64,
+        tid: u32,
+        share_type: u8,
+        status: u32,
+    ) -> Vec<u8> {
         let mut m = header(TREE_CONNECT, FLAG_SERVER_TO_REDIR, status, mid, tid, sid);
         let mut b = vec![0u8; 16];
         put16(&mut b, 0, 16);
@@ -723,7 +776,14 @@ pub(crate) mod tests {
         m
     }
 
-    pub(crate) fn create_request(mid: u64, sid: u64, tid: u32, name: &str, options: u32, flags: u32) -> Vec<u8> {
+    pub(crate) fn create_request(
+        mid: u64,
+        sid: u64,
+        tid: u32,
+        name: &str,
+        options: u32,
+        flags: u32,
+    ) -> Vec<u8> {
         let n = utf16(name);
         let mut m = header(CREATE, flags, 0, mid, tid, sid);
         let mut b = vec![0u8; 56];
@@ -741,7 +801,14 @@ pub(crate) mod tests {
         m
     }
 
-    pub(crate) fn create_response(mid: u64, sid: u64, tid: u32, fid: FileId, status: u32, flags: u32) -> Vec<u8> {
+    pub(crate) fn create_response(
+        mid: u64,
+        sid: u64,
+        tid: u32,
+        fid: FileId,
+        status: u32,
+        flags: u32,
+    ) -> Vec<u8> {
         let mut m = header(CREATE, FLAG_SERVER_TO_REDIR | flags, status, mid, tid, sid);
         let mut b = vec![0u8; 88];
         put16(&mut b, 0, 89);
@@ -752,7 +819,15 @@ pub(crate) mod tests {
         m
     }
 
-    pub(crate) fn write_request(mid: u64, sid: u64, tid: u32, fid: FileId, offset: u64, data: &[u8], flags: u32) -> Vec<u8> {
+    pub(crate) fn write_request(
+        mid: u64,
+        sid: u64,
+        tid: u32,
+        fid: FileId,
+        offset: u64,
+        data: &[u8],
+        flags: u32,
+    ) -> Vec<u8> {
         let mut m = header(WRITE, flags, 0, mid, tid, sid);
         let mut b = vec![0u8; 48];
         put16(&mut b, 0, 49);
@@ -765,7 +840,15 @@ pub(crate) mod tests {
         m
     }
 
-    pub(crate) fn simple_response(cmd: u16, mid: u64, sid: u64, tid: u32, status: u32, flags: u32, body_len: usize) -> Vec<u8> {
+    pub(crate) fn simple_response(
+        cmd: u16,
+        mid: u64,
+        sid: u64,
+        tid: u32,
+        status: u32,
+        flags: u32,
+        body_len: usize,
+    ) -> Vec<u8> {
         let mut m = header(cmd, FLAG_SERVER_TO_REDIR | flags, status, mid, tid, sid);
         let mut b = vec![0u8; body_len];
         if body_len >= 2 {
@@ -775,7 +858,14 @@ pub(crate) mod tests {
         m
     }
 
-    pub(crate) fn read_request(mid: u64, sid: u64, tid: u32, fid: FileId, offset: u64, len: u32) -> Vec<u8> {
+    pub(crate) fn read_request(
+        mid: u64,
+        sid: u64,
+        tid: u32,
+        fid: FileId,
+        offset: u64,
+        len: u32,
+    ) -> Vec<u8> {
         let mut m = header(READ, 0, 0, mid, tid, sid);
         let mut b = vec![0u8; 49];
         put16(&mut b, 0, 49);
@@ -797,7 +887,13 @@ pub(crate) mod tests {
         m
     }
 
-    pub(crate) fn ioctl_request(mid: u64, sid: u64, tid: u32, fid: FileId, input: &[u8]) -> Vec<u8> {
+    pub(crate) fn ioctl_request(
+        mid: u64,
+        sid: u64,
+        tid: u32,
+        fid: FileId,
+        input: &[u8],
+    ) -> Vec<u8> {
         let mut m = header(IOCTL, 0, 0, mid, tid, sid);
         let mut b = vec![0u8; 56];
         put16(&mut b, 0, 57);
@@ -812,7 +908,14 @@ pub(crate) mod tests {
         m
     }
 
-    pub(crate) fn ioctl_response(mid: u64, sid: u64, tid: u32, fid: FileId, output: &[u8], status: u32) -> Vec<u8> {
+    pub(crate) fn ioctl_response(
+        mid: u64,
+        sid: u64,
+        tid: u32,
+        fid: FileId,
+        output: &[u8],
+        status: u32,
+    ) -> Vec<u8> {
         let mut m = header(IOCTL, FLAG_SERVER_TO_REDIR, status, mid, tid, sid);
         let mut b = vec![0u8; 48];
         put16(&mut b, 0, 49);
@@ -835,7 +938,14 @@ pub(crate) mod tests {
         m
     }
 
-    pub(crate) fn set_info_request(mid: u64, sid: u64, tid: u32, fid: FileId, class: u8, buf: &[u8]) -> Vec<u8> {
+    pub(crate) fn set_info_request(
+        mid: u64,
+        sid: u64,
+        tid: u32,
+        fid: FileId,
+        class: u8,
+        buf: &[u8],
+    ) -> Vec<u8> {
         let mut m = header(SET_INFO, 0, 0, mid, tid, sid);
         let mut b = vec![0u8; 32];
         put16(&mut b, 0, 33);
@@ -878,7 +988,10 @@ pub(crate) mod tests {
     fn header_sync_and_async() {
         let m = header(CREATE, FLAG_RELATED, 0xC000_0022, 7, 3, 0x1122);
         let h = parse_header(&m).unwrap();
-        assert_eq!((h.command, h.message_id, h.tree_id, h.session_id), (CREATE, 7, 3, 0x1122));
+        assert_eq!(
+            (h.command, h.message_id, h.tree_id, h.session_id),
+            (CREATE, 7, 3, 0x1122)
+        );
         assert!(h.is_related() && !h.is_response());
         assert_eq!(h.status, 0xC000_0022);
         let mut a = header(IOCTL, FLAG_SERVER_TO_REDIR | FLAG_ASYNC, 0x103, 9, 0, 1);
@@ -891,7 +1004,8 @@ pub(crate) mod tests {
 
     #[test]
     fn negotiate_dialect_and_cipher() {
-        let r = parse_negotiate_request(&negotiate_request(&[0x202, 0x210, 0x300, 0x302, 0x311])).unwrap();
+        let r = parse_negotiate_request(&negotiate_request(&[0x202, 0x210, 0x300, 0x302, 0x311]))
+            .unwrap();
         assert_eq!(r.dialects, vec![0x202, 0x210, 0x300, 0x302, 0x311]);
         let r = parse_negotiate_response(&negotiate_response(0x311, Some(2))).unwrap();
         assert_eq!((r.dialect, r.cipher), (0x311, Some(2)));
@@ -914,7 +1028,10 @@ pub(crate) mod tests {
     #[test]
     fn tree_connect() {
         let m = tree_connect_request(3, 5, "\\\\10.0.0.1\\ADMIN$");
-        assert_eq!(utf16_name(parse_tree_connect_request(&m).unwrap()), "\\\\10.0.0.1\\ADMIN$");
+        assert_eq!(
+            utf16_name(parse_tree_connect_request(&m).unwrap()),
+            "\\\\10.0.0.1\\ADMIN$"
+        );
         // extension present, path offset counted from the extension
         let mut e = header(TREE_CONNECT, 0, 0, 3, 0, 5);
         let p = utf16("\\\\srv\\C$");
@@ -926,8 +1043,12 @@ pub(crate) mod tests {
         e.extend(b);
         e.extend(vec![0u8; 16]);
         e.extend(&p);
-        assert_eq!(utf16_name(parse_tree_connect_request(&e).unwrap()), "\\\\srv\\C$");
-        let r = parse_tree_connect_response(&tree_connect_response(3, 5, 9, SHARE_TYPE_PIPE, 0)).unwrap();
+        assert_eq!(
+            utf16_name(parse_tree_connect_request(&e).unwrap()),
+            "\\\\srv\\C$"
+        );
+        let r = parse_tree_connect_response(&tree_connect_response(3, 5, 9, SHARE_TYPE_PIPE, 0))
+            .unwrap();
         assert_eq!(r.share_type, SHARE_TYPE_PIPE);
     }
 
@@ -936,7 +1057,10 @@ pub(crate) mod tests {
         let m = create_request(4, 5, 9, "evil.exe", FILE_DELETE_ON_CLOSE, 0);
         let c = parse_create_request(&m).unwrap();
         assert_eq!(utf16_name(c.name), "evil.exe");
-        assert_eq!((c.disposition, c.options, c.desired_access), (5, FILE_DELETE_ON_CLOSE, 0x0012_019f));
+        assert_eq!(
+            (c.disposition, c.options, c.desired_access),
+            (5, FILE_DELETE_ON_CLOSE, 0x0012_019f)
+        );
         let fid: FileId = 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10;
         let r = parse_create_response(&create_response(4, 5, 9, fid, 0, 0)).unwrap();
         assert_eq!(r.file_id, fid);
@@ -952,7 +1076,10 @@ pub(crate) mod tests {
     fn write_read_ioctl_close() {
         let w = write_request(5, 5, 9, 42, 4096, b"MZdata", 0);
         let p = parse_write_request(&w).unwrap();
-        assert_eq!((p.offset, p.length, p.file_id, p.data(&w)), (4096, 6, 42, &b"MZdata"[..]));
+        assert_eq!(
+            (p.offset, p.length, p.file_id, p.data(&w)),
+            (4096, 6, 42, &b"MZdata"[..])
+        );
         assert_eq!(p.data(&w[..114]), b"MZ");
         let r = parse_read_request(&read_request(6, 5, 9, 42, 0, 1024)).unwrap();
         assert_eq!((r.length, r.offset, r.file_id), (1024, 0, 42));
@@ -960,23 +1087,45 @@ pub(crate) mod tests {
         assert_eq!(parse_read_response(&rr).unwrap().data(&rr), b"\x05\x00\x0c");
         let i = ioctl_request(7, 5, 9, 42, b"\x05\x00\x00\x03");
         let p = parse_ioctl_request(&i).unwrap();
-        assert_eq!((p.ctl_code, p.file_id, p.input), (FSCTL_PIPE_TRANSCEIVE, 42, &b"\x05\x00\x00\x03"[..]));
+        assert_eq!(
+            (p.ctl_code, p.file_id, p.input),
+            (FSCTL_PIPE_TRANSCEIVE, 42, &b"\x05\x00\x00\x03"[..])
+        );
         let o = ioctl_response(7, 5, 9, 42, b"\x05\x00\x02\x03", 0);
-        assert_eq!(parse_ioctl_response(&o).unwrap().output, b"\x05\x00\x02\x03");
-        assert_eq!(parse_close_request(&close_request(8, 5, 9, 42, 0)), Some(42));
+        assert_eq!(
+            parse_ioctl_response(&o).unwrap().output,
+            b"\x05\x00\x02\x03"
+        );
+        assert_eq!(
+            parse_close_request(&close_request(8, 5, 9, 42, 0)),
+            Some(42)
+        );
     }
 
     #[test]
     fn set_info_rename_and_delete() {
-        let m = set_info_request(9, 5, 9, 42, FILE_RENAME_INFORMATION, &rename_info("new.exe"));
+        let m = set_info_request(
+            9,
+            5,
+            9,
+            42,
+            FILE_RENAME_INFORMATION,
+            &rename_info("new.exe"),
+        );
         match parse_set_info_request(&m).unwrap().kind {
             SetInfoKind::Rename { name, .. } => assert_eq!(utf16_name(name), "new.exe"),
             other => panic!("{other:?}"),
         }
         let m = set_info_request(9, 5, 9, 42, FILE_DISPOSITION_INFORMATION, &[1]);
-        assert_eq!(parse_set_info_request(&m).unwrap().kind, SetInfoKind::Disposition(true));
+        assert_eq!(
+            parse_set_info_request(&m).unwrap().kind,
+            SetInfoKind::Disposition(true)
+        );
         let m = set_info_request(9, 5, 9, 42, FILE_DISPOSITION_INFORMATION_EX, &[0, 0, 0, 0]);
-        assert_eq!(parse_set_info_request(&m).unwrap().kind, SetInfoKind::Disposition(false));
+        assert_eq!(
+            parse_set_info_request(&m).unwrap().kind,
+            SetInfoKind::Disposition(false)
+        );
     }
 
     #[test]

@@ -45,10 +45,18 @@ enum Info {
     TreeConnect(String),
     TreeDisconnect,
     Logoff,
-    Create { key: FileKey, name: String, access: u32, disposition: u32, options: u32 },
+    Create {
+        key: FileKey,
+        name: String,
+        access: u32,
+        disposition: u32,
+        options: u32,
+    },
     Write,
     Read,
-    Ioctl { transceive: bool },
+    Ioctl {
+        transceive: bool,
+    },
     SetInfo(SetInfo),
     Close,
 }
@@ -93,7 +101,10 @@ impl Chain {
     /// The session and tree of request `h`: a related one inherits the previous command's.
     fn ids(&mut self, h: &Header) -> (u64, u32) {
         let (sid, tid) = if h.is_related() {
-            (self.session_id.unwrap_or(h.session_id), self.tree_id.unwrap_or(h.tree_id))
+            (
+                self.session_id.unwrap_or(h.session_id),
+                self.tree_id.unwrap_or(h.tree_id),
+            )
         } else {
             (h.session_id, h.tree_id)
         };
@@ -121,27 +132,64 @@ pub struct Smb2State {
 
 impl Smb2State {
     pub fn new(decryptor: ConnDecryptor) -> Smb2State {
-        Smb2State { pending: BTreeMap::new(), dialect: None, cipher: None, decryptor }
+        Smb2State {
+            pending: BTreeMap::new(),
+            dialect: None,
+            cipher: None,
+            decryptor,
+        }
     }
 
     pub fn dialect_name(&self) -> String {
-        self.dialect.map_or_else(|| UNKNOWN.to_string(), dialect_name)
+        self.dialect
+            .map_or_else(|| UNKNOWN.to_string(), dialect_name)
     }
 
     /// One whole SMB2 message (possibly compound) as it came off the wire (`decrypted` false) or
     /// out of a transform.
-    pub fn message(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, msg: &[u8], decrypted: bool, sink: &mut Sink) {
+    pub fn message(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        dir: Direction,
+        msg: &[u8],
+        decrypted: bool,
+        sink: &mut Sink,
+    ) {
         self.chain_message(cx, t, dir, msg, decrypted, &mut Chain::default(), sink);
     }
 
     /// [`Self::message`] continuing `chain` (the head of a compound whose last command streams).
     #[allow(clippy::too_many_arguments)]
-    fn chain_message(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, msg: &[u8], decrypted: bool, chain: &mut Chain, sink: &mut Sink) {
+    fn chain_message(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        dir: Direction,
+        msg: &[u8],
+        decrypted: bool,
+        chain: &mut Chain,
+        sink: &mut Sink,
+    ) {
         let (cmds, bad) = split_compound(msg, MAX_COMPOUND_COMMANDS);
         if bad && cmds.len() >= MAX_COMPOUND_COMMANDS {
-            sink.cap_reached("MAX_COMPOUND_COMMANDS", cx.ts, Some(cx.conn()), "smb2", format!("compound chain longer than {MAX_COMPOUND_COMMANDS} commands; the rest skipped"));
+            sink.cap_reached(
+                "MAX_COMPOUND_COMMANDS",
+                cx.ts,
+                Some(cx.conn()),
+                "smb2",
+                format!(
+                    "compound chain longer than {MAX_COMPOUND_COMMANDS} commands; the rest skipped"
+                ),
+            );
         } else if bad {
-            sink.anomaly(cx.ts, Some(cx.conn()), crate::event::AnomalyKind::Malformed, "smb2", "bad compound chain (NextCommand) or header");
+            sink.anomaly(
+                cx.ts,
+                Some(cx.conn()),
+                crate::event::AnomalyKind::Malformed,
+                "smb2",
+                "bad compound chain (NextCommand) or header",
+            );
         }
         for cmd in cmds {
             let Some(h) = parse_header(cmd) else { break };
@@ -155,7 +203,13 @@ impl Smb2State {
                 t.join(cx, h.session_id, sink);
             }
             if h.is_response() != (dir == Direction::ToClient) {
-                sink.anomaly(cx.ts, Some(cx.conn()), crate::event::AnomalyKind::WrongDirection, "smb2", format!("command {} in the wrong direction", h.command));
+                sink.anomaly(
+                    cx.ts,
+                    Some(cx.conn()),
+                    crate::event::AnomalyKind::WrongDirection,
+                    "smb2",
+                    format!("command {} in the wrong direction", h.command),
+                );
                 continue;
             }
             if h.is_response() {
@@ -168,17 +222,37 @@ impl Smb2State {
 
     fn remember(&mut self, cx: &Cx<'_>, mid: u64, p: Pending, sink: &mut Sink) {
         if self.pending.len() >= MAX_PENDING_SMB_REQUESTS && !self.pending.contains_key(&mid) {
-            sink.cap_reached("MAX_PENDING_SMB_REQUESTS", cx.ts, Some(cx.conn()), "smb2", format!("message {mid}"));
+            sink.cap_reached(
+                "MAX_PENDING_SMB_REQUESTS",
+                cx.ts,
+                Some(cx.conn()),
+                "smb2",
+                format!("message {mid}"),
+            );
             self.pending.pop_first();
         }
         self.pending.insert(mid, p);
     }
 
-    fn request(&mut self, cx: &Cx<'_>, t: &mut Tables, h: &Header, msg: &[u8], chain: &mut Chain, sink: &mut Sink) {
+    fn request(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        h: &Header,
+        msg: &[u8],
+        chain: &mut Chain,
+        sink: &mut Sink,
+    ) {
         let (sid, tid) = chain.ids(h);
         let key_of = |id: FileId, chain: &Chain| chain.key(h, id);
         let mid = h.message_id;
-        let mut p = Pending { ts: cx.ts, session_id: sid, tree_id: tid, file: None, info: Info::Negotiate };
+        let mut p = Pending {
+            ts: cx.ts,
+            session_id: sid,
+            tree_id: tid,
+            file: None,
+            info: Info::Negotiate,
+        };
         match h.command {
             NEGOTIATE => {
                 if let Some(r) = parse_negotiate_request(msg) {
@@ -186,17 +260,23 @@ impl Smb2State {
                 }
             }
             SESSION_SETUP => {
-                let blob = parse_session_setup_request(msg).map(parse_security_blob).unwrap_or(SecurityBlob::Unknown);
+                let blob = parse_session_setup_request(msg)
+                    .map(parse_security_blob)
+                    .unwrap_or(SecurityBlob::Unknown);
                 p.info = Info::SessionSetup(blob);
             }
             LOGOFF => p.info = Info::Logoff,
             TREE_CONNECT => {
-                let path = parse_tree_connect_request(msg).map(utf16_name).unwrap_or_default();
+                let path = parse_tree_connect_request(msg)
+                    .map(utf16_name)
+                    .unwrap_or_default();
                 p.info = Info::TreeConnect(path);
             }
             TREE_DISCONNECT => p.info = Info::TreeDisconnect,
             CREATE => {
-                let Some(c) = parse_create_request(msg) else { return self.malformed(cx, "CREATE request", sink) };
+                let Some(c) = parse_create_request(msg) else {
+                    return self.malformed(cx, "CREATE request", sink);
+                };
                 let name = utf16_name(c.name);
                 let key = FileKey::Provisional(mid);
                 if let Some(s) = t.session(sid, cx, sink) {
@@ -209,10 +289,18 @@ impl Smb2State {
                 }
                 chain.file = Some(key);
                 p.file = Some(key);
-                p.info = Info::Create { key, name, access: c.desired_access, disposition: c.disposition, options: c.options };
+                p.info = Info::Create {
+                    key,
+                    name,
+                    access: c.desired_access,
+                    disposition: c.disposition,
+                    options: c.options,
+                };
             }
             WRITE => {
-                let Some(w) = parse_write_request(msg) else { return self.malformed(cx, "WRITE request", sink) };
+                let Some(w) = parse_write_request(msg) else {
+                    return self.malformed(cx, "WRITE request", sink);
+                };
                 let key = key_of(w.file_id, chain);
                 chain.file = Some(key);
                 let key = self.write_begin(cx, t, sid, tid, key, &w, Some(cx.ts), sink);
@@ -222,7 +310,13 @@ impl Smb2State {
                     // A whole message holding less than its Length: the length lies, nothing
                     // was lost; the contents are not what was declared.
                     if (data.len() as u64) < u64::from(w.length) {
-                        sink.anomaly(cx.ts, Some(cx.conn()), crate::event::AnomalyKind::Malformed, "smb2", "WRITE Length beyond its message");
+                        sink.anomaly(
+                            cx.ts,
+                            Some(cx.conn()),
+                            crate::event::AnomalyKind::Malformed,
+                            "smb2",
+                            "WRITE Length beyond its message",
+                        );
                         if let Some(f) = file_mut(t, sid, key) {
                             if let Some(w) = f.writes.as_mut() {
                                 w.mark_incomplete();
@@ -234,25 +328,34 @@ impl Smb2State {
                 p.info = Info::Write;
             }
             READ => {
-                let Some(r) = parse_read_request(msg) else { return self.malformed(cx, "READ request", sink) };
+                let Some(r) = parse_read_request(msg) else {
+                    return self.malformed(cx, "READ request", sink);
+                };
                 let key = key_of(r.file_id, chain);
                 chain.file = Some(key);
                 adopt_if_unknown(cx, t, sid, key, sink);
-                p.file = t.session(sid, cx, sink).and_then(|s| s.file_or_unknown(key, tid, cx, sink));
+                p.file = t
+                    .session(sid, cx, sink)
+                    .and_then(|s| s.file_or_unknown(key, tid, cx, sink));
                 p.info = Info::Read;
             }
             IOCTL => {
-                let Some(io) = parse_ioctl_request(msg) else { return self.malformed(cx, "IOCTL request", sink) };
+                let Some(io) = parse_ioctl_request(msg) else {
+                    return self.malformed(cx, "IOCTL request", sink);
+                };
                 let key = key_of(io.file_id, chain);
                 chain.file = Some(key);
                 let transceive = io.ctl_code == FSCTL_PIPE_TRANSCEIVE;
                 if transceive {
-                    p.file = self.pipe_bytes(cx, t, sid, tid, key, Direction::ToServer, io.input, sink);
+                    p.file =
+                        self.pipe_bytes(cx, t, sid, tid, key, Direction::ToServer, io.input, sink);
                 }
                 p.info = Info::Ioctl { transceive };
             }
             CLOSE => {
-                let Some(id) = parse_close_request(msg) else { return self.malformed(cx, "CLOSE request", sink) };
+                let Some(id) = parse_close_request(msg) else {
+                    return self.malformed(cx, "CLOSE request", sink);
+                };
                 let key = key_of(id, chain);
                 adopt_if_unknown(cx, t, sid, key, sink);
                 chain.file = Some(key);
@@ -260,7 +363,9 @@ impl Smb2State {
                 p.info = Info::Close;
             }
             SET_INFO => {
-                let Some(si) = parse_set_info_request(msg) else { return self.malformed(cx, "SET_INFO request", sink) };
+                let Some(si) = parse_set_info_request(msg) else {
+                    return self.malformed(cx, "SET_INFO request", sink);
+                };
                 let key = key_of(si.file_id, chain);
                 adopt_if_unknown(cx, t, sid, key, sink);
                 chain.file = Some(key);
@@ -277,13 +382,29 @@ impl Smb2State {
     }
 
     fn malformed(&mut self, cx: &Cx<'_>, what: &str, sink: &mut Sink) {
-        sink.anomaly(cx.ts, Some(cx.conn()), crate::event::AnomalyKind::Malformed, "smb2", format!("short {what}"));
+        sink.anomaly(
+            cx.ts,
+            Some(cx.conn()),
+            crate::event::AnomalyKind::Malformed,
+            "smb2",
+            format!("short {what}"),
+        );
     }
 
     /// Starts a write through `key`: counts it (dated `stamp`, or later by [`Self::end_stream`])
     /// and returns the resolved handle key.
     #[allow(clippy::too_many_arguments)]
-    fn write_begin(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, tid: u32, key: FileKey, w: &WriteRequest, stamp: Option<Ts>, sink: &mut Sink) -> Option<FileKey> {
+    fn write_begin(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        sid: u64,
+        tid: u32,
+        key: FileKey,
+        w: &WriteRequest,
+        stamp: Option<Ts>,
+        sink: &mut Sink,
+    ) -> Option<FileKey> {
         adopt_if_unknown(cx, t, sid, key, sink);
         let s = t.session(sid, cx, sink)?;
         let key = s.file_or_unknown(key, tid, cx, sink)?;
@@ -300,13 +421,35 @@ impl Smb2State {
 
     /// Write data at file `offset` (a whole write or a streamed chunk of one).
     #[allow(clippy::too_many_arguments)]
-    fn write_data(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, key: FileKey, offset: u64, data: &[u8], sink: &mut Sink) {
-        let Some(s) = t.sessions.get_mut(&sid) else { return };
+    fn write_data(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        sid: u64,
+        key: FileKey,
+        offset: u64,
+        data: &[u8],
+        sink: &mut Sink,
+    ) {
+        let Some(s) = t.sessions.get_mut(&sid) else {
+            return;
+        };
         let key = s.resolve(key);
-        let tree_known = s.files.get(&key).and_then(|f| s.trees.get(&f.tree_id)).is_some_and(|tr| tr.share_type != ShareType::Unknown);
-        let Some(f) = s.files.get_mut(&key) else { return };
+        let tree_known = s
+            .files
+            .get(&key)
+            .and_then(|f| s.trees.get(&f.tree_id))
+            .is_some_and(|tr| tr.share_type != ShareType::Unknown);
+        let Some(f) = s.files.get_mut(&key) else {
+            return;
+        };
         // On a tree whose type we missed, a handle whose first bytes are DCE-RPC is a pipe.
-        if !f.is_pipe && !tree_known && offset == 0 && f.writes.as_ref().is_none_or(|w| w.bytes_written == 0) && Conversation::looks_like_dcerpc(data) {
+        if !f.is_pipe
+            && !tree_known
+            && offset == 0
+            && f.writes.as_ref().is_none_or(|w| w.bytes_written == 0)
+            && Conversation::looks_like_dcerpc(data)
+        {
             f.writes = None;
             attach_pipe_counted(&mut s.pipes, f, cx, sink);
             if let Some(tree) = s.trees.get_mut(&f.tree_id) {
@@ -322,10 +465,23 @@ impl Smb2State {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn write_missing(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, key: FileKey, offset: u64, len: u64, sink: &mut Sink) {
-        let Some(s) = t.sessions.get_mut(&sid) else { return };
+    fn write_missing(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        sid: u64,
+        key: FileKey,
+        offset: u64,
+        len: u64,
+        sink: &mut Sink,
+    ) {
+        let Some(s) = t.sessions.get_mut(&sid) else {
+            return;
+        };
         let key = s.resolve(key);
-        let Some(f) = s.files.get_mut(&key) else { return };
+        let Some(f) = s.files.get_mut(&key) else {
+            return;
+        };
         if let Some(conv) = f.pipe.as_mut() {
             conv.gap(cx.flow, cx.ts, Direction::ToServer, sink);
         } else if let Some(w) = f.writes.as_mut() {
@@ -335,7 +491,17 @@ impl Smb2State {
 
     /// Bytes for a pipe handle (IOCTL transceive, pipe reads). Returns the resolved key.
     #[allow(clippy::too_many_arguments)]
-    fn pipe_bytes(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, tid: u32, key: FileKey, dir: Direction, data: &[u8], sink: &mut Sink) -> Option<FileKey> {
+    fn pipe_bytes(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        sid: u64,
+        tid: u32,
+        key: FileKey,
+        dir: Direction,
+        data: &[u8],
+        sink: &mut Sink,
+    ) -> Option<FileKey> {
         adopt_if_unknown(cx, t, sid, key, sink);
         let s = t.session(sid, cx, sink)?;
         let key = s.file_or_unknown(key, tid, cx, sink)?;
@@ -376,7 +542,10 @@ impl Smb2State {
             (SESSION_SETUP, p) => self.session_setup_response(cx, t, h, msg, p, sink),
             (TREE_CONNECT, p) => {
                 let path = match &p {
-                    Some(Pending { info: Info::TreeConnect(path), .. }) => path.clone(),
+                    Some(Pending {
+                        info: Info::TreeConnect(path),
+                        ..
+                    }) => path.clone(),
                     _ => UNKNOWN.to_string(),
                 };
                 let share_type = if ok {
@@ -397,7 +566,16 @@ impl Smb2State {
                     None
                 };
                 let ts = p.as_ref().map_or(cx.ts, |p| p.ts);
-                self.emit_mapping(cx, ts, &path, share_type.unwrap_or(ShareType::Unknown), nt_status_name(st), h.session_id, Some(h.tree_id), sink);
+                self.emit_mapping(
+                    cx,
+                    ts,
+                    &path,
+                    share_type.unwrap_or(ShareType::Unknown),
+                    nt_status_name(st),
+                    h.session_id,
+                    Some(h.tree_id),
+                    sink,
+                );
                 if let (true, Some(stype)) = (ok, share_type) {
                     let tree = Tree::new(&path, stype);
                     t.share_tree(cx, h.session_id, h.tree_id, &tree, sink);
@@ -408,12 +586,34 @@ impl Smb2State {
             }
             (TREE_DISCONNECT, Some(p)) => t.tree_disconnect(cx, p.session_id, p.tree_id),
             (LOGOFF, Some(p)) => t.logoff(p.session_id, cx, sink),
-            (CREATE, Some(Pending { ts, session_id, tree_id, info: Info::Create { key, name, access, disposition, options }, .. })) => {
-                let Some(s) = t.session(session_id, cx, sink) else { return };
+            (
+                CREATE,
+                Some(Pending {
+                    ts,
+                    session_id,
+                    tree_id,
+                    info:
+                        Info::Create {
+                            key,
+                            name,
+                            access,
+                            disposition,
+                            options,
+                        },
+                    ..
+                }),
+            ) => {
+                let Some(s) = t.session(session_id, cx, sink) else {
+                    return;
+                };
                 let tree = s.tree_or_unknown(tree_id, cx, sink);
                 let resp = if ok { parse_create_response(msg) } else { None };
                 let is_pipe = s.files.get(&key).map_or(tree.is_pipe(), |f| f.is_pipe);
-                let action = if is_pipe { FileAction::PipeOpen } else { FileAction::FileOpen };
+                let action = if is_pipe {
+                    FileAction::PipeOpen
+                } else {
+                    FileAction::FileOpen
+                };
                 let mut r = files_record(cx, action, &tree, &name, nt_status_name(st), session_id);
                 r.conn = cx.conn_at(ts);
                 r.desired_access = Some(access);
@@ -435,7 +635,9 @@ impl Smb2State {
                         }
                         // Bounded like the handles it points to; a refused handle needs no alias.
                         if let FileKey::Provisional(m) = key {
-                            if s.files.contains_key(&FileKey::Id(c.file_id)) && s.aliases.len() < MAX_OPEN_FILES {
+                            if s.files.contains_key(&FileKey::Id(c.file_id))
+                                && s.aliases.len() < MAX_OPEN_FILES
+                            {
                                 s.aliases.insert(m, c.file_id);
                             }
                         }
@@ -450,9 +652,11 @@ impl Smb2State {
                 let mut del = r.clone();
                 let held = match resp {
                     // Tree type missed (midstream): pipe or file is decided by the first bytes.
-                    Some(c) if tree.share_type == ShareType::Unknown && !is_pipe => {
-                        s.files.get_mut(&FileKey::Id(c.file_id)).map(|f| f.deferred_open = Some(Box::new(r.clone()))).is_some()
-                    }
+                    Some(c) if tree.share_type == ShareType::Unknown && !is_pipe => s
+                        .files
+                        .get_mut(&FileKey::Id(c.file_id))
+                        .map(|f| f.deferred_open = Some(Box::new(r.clone())))
+                        .is_some(),
                     _ => false,
                 };
                 if !held {
@@ -477,37 +681,93 @@ impl Smb2State {
                     self.read_data(cx, t, p.session_id, key, data, sink);
                 }
             }
-            (IOCTL, Some(Pending { session_id, tree_id, file, info: Info::Ioctl { transceive: true }, .. })) if ok => {
+            (
+                IOCTL,
+                Some(Pending {
+                    session_id,
+                    tree_id,
+                    file,
+                    info: Info::Ioctl { transceive: true },
+                    ..
+                }),
+            ) if ok => {
                 if let Some(io) = parse_ioctl_response(msg) {
                     let key = file.unwrap_or(FileKey::Id(io.file_id));
-                    self.pipe_bytes(cx, t, session_id, tree_id, key, Direction::ToClient, io.output, sink);
+                    self.pipe_bytes(
+                        cx,
+                        t,
+                        session_id,
+                        tree_id,
+                        key,
+                        Direction::ToClient,
+                        io.output,
+                        sink,
+                    );
                 }
             }
             (IOCTL, None) => {
                 // Midstream: the response names its FileId; a known pipe still gets the bytes.
-                if let Some(io) = parse_ioctl_response(msg).filter(|io| io.ctl_code == FSCTL_PIPE_TRANSCEIVE && ok) {
-                    if t.sessions.get(&h.session_id).is_some_and(|s| s.files.contains_key(&FileKey::Id(io.file_id))) {
-                        self.pipe_bytes(cx, t, h.session_id, h.tree_id, FileKey::Id(io.file_id), Direction::ToClient, io.output, sink);
+                if let Some(io) = parse_ioctl_response(msg)
+                    .filter(|io| io.ctl_code == FSCTL_PIPE_TRANSCEIVE && ok)
+                {
+                    if t.sessions
+                        .get(&h.session_id)
+                        .is_some_and(|s| s.files.contains_key(&FileKey::Id(io.file_id)))
+                    {
+                        self.pipe_bytes(
+                            cx,
+                            t,
+                            h.session_id,
+                            h.tree_id,
+                            FileKey::Id(io.file_id),
+                            Direction::ToClient,
+                            io.output,
+                            sink,
+                        );
                     }
                 }
             }
             (CLOSE, Some(p)) => {
                 if let Some(key) = p.file {
-                    let Some(s) = t.sessions.get_mut(&p.session_id) else { return };
+                    let Some(s) = t.sessions.get_mut(&p.session_id) else {
+                        return;
+                    };
                     if let FileKey::Id(id) = s.resolve(key) {
                         t.withdraw_handle(cx, p.session_id, id);
                     }
-                    let Some(s) = t.sessions.get_mut(&p.session_id) else { return };
+                    let Some(s) = t.sessions.get_mut(&p.session_id) else {
+                        return;
+                    };
                     if let Some(f) = s.remove_file(key) {
-                        let tree = s.trees.get(&f.tree_id).cloned().unwrap_or_else(Tree::unknown);
+                        let tree = s
+                            .trees
+                            .get(&f.tree_id)
+                            .cloned()
+                            .unwrap_or_else(Tree::unknown);
                         finish_file_in(cx, p.session_id, &tree, f, sink);
                     }
                 }
             }
-            (SET_INFO, Some(Pending { ts, session_id, tree_id, file: Some(key), info: Info::SetInfo(si), .. })) => {
-                let Some(s) = t.session(session_id, cx, sink) else { return };
-                let Some(key) = s.file_or_unknown(key, tree_id, cx, sink) else { return };
-                let Some(f) = s.files.get_mut(&key) else { return };
+            (
+                SET_INFO,
+                Some(Pending {
+                    ts,
+                    session_id,
+                    tree_id,
+                    file: Some(key),
+                    info: Info::SetInfo(si),
+                    ..
+                }),
+            ) => {
+                let Some(s) = t.session(session_id, cx, sink) else {
+                    return;
+                };
+                let Some(key) = s.file_or_unknown(key, tree_id, cx, sink) else {
+                    return;
+                };
+                let Some(f) = s.files.get_mut(&key) else {
+                    return;
+                };
                 let (name, fuid, ftree) = (f.name.clone(), f.fuid.clone(), f.tree_id);
                 let action = match &si {
                     SetInfo::Disposition(true) => FileAction::FileDelete,
@@ -520,8 +780,13 @@ impl Smb2State {
                     _ => return,
                 };
                 let tree = s.tree_or_unknown(ftree, cx, sink);
-                let new_name = if let SetInfo::Rename(n) = &si { n.clone() } else { name.clone() };
-                let mut r = files_record(cx, action, &tree, &new_name, nt_status_name(st), session_id);
+                let new_name = if let SetInfo::Rename(n) = &si {
+                    n.clone()
+                } else {
+                    name.clone()
+                };
+                let mut r =
+                    files_record(cx, action, &tree, &new_name, nt_status_name(st), session_id);
                 r.conn = cx.conn_at(ts);
                 r.fuid = fuid;
                 if action == FileAction::FileRename {
@@ -533,26 +798,52 @@ impl Smb2State {
         }
     }
 
-    fn read_data(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, key: FileKey, data: &[u8], sink: &mut Sink) {
-        let Some(f) = file_mut(t, sid, key) else { return };
+    fn read_data(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        sid: u64,
+        key: FileKey,
+        data: &[u8],
+        sink: &mut Sink,
+    ) {
+        let Some(f) = file_mut(t, sid, key) else {
+            return;
+        };
         f.bytes_read = f.bytes_read.saturating_add(data.len() as u64);
         pipe_data(cx, f, Direction::ToClient, data, sink);
     }
 
-    fn session_setup_response(&mut self, cx: &Cx<'_>, t: &mut Tables, h: &Header, msg: &[u8], p: Option<Pending>, sink: &mut Sink) {
+    fn session_setup_response(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        h: &Header,
+        msg: &[u8],
+        p: Option<Pending>,
+        sink: &mut Sink,
+    ) {
         if h.status == status::STATUS_MORE_PROCESSING_REQUIRED {
             return;
         }
         let flags = parse_session_setup_response(msg).map_or(0, |r| r.session_flags);
         let blob = match p {
-            Some(Pending { info: Info::SessionSetup(b), .. }) => b,
+            Some(Pending {
+                info: Info::SessionSetup(b),
+                ..
+            }) => b,
             _ => SecurityBlob::Unknown,
         };
         let ts = cx.ts;
         let auth = self.auth_record(cx, ts, h.session_id, blob, flags, nt_status_name(h.status));
         if !status::is_error(h.status) {
             if let Some(s) = t.session(h.session_id, cx, sink) {
-                s.auth = Some(SessionAuth { user: auth.user.clone(), domain: auth.domain.clone(), workstation: auth.workstation.clone(), auth: auth.auth });
+                s.auth = Some(SessionAuth {
+                    user: auth.user.clone(),
+                    domain: auth.domain.clone(),
+                    workstation: auth.workstation.clone(),
+                    auth: auth.auth,
+                });
                 if flags & SESSION_FLAG_ENCRYPT_DATA != 0 {
                     s.encrypt_data = true;
                 }
@@ -561,12 +852,25 @@ impl Smb2State {
         sink.emit(Event::SmbAuth(auth));
     }
 
-    fn auth_record(&self, cx: &Cx<'_>, ts: Ts, sid: u64, blob: SecurityBlob, flags: u16, status: String) -> SmbAuth {
+    fn auth_record(
+        &self,
+        cx: &Cx<'_>,
+        ts: Ts,
+        sid: u64,
+        blob: SecurityBlob,
+        flags: u16,
+        status: String,
+    ) -> SmbAuth {
         let nonempty = |s: String| if s.is_empty() { None } else { Some(s) };
         let (mut auth, user, domain, ws) = match blob {
             SecurityBlob::Authenticate(a) => {
                 let kind = if a.anonymous { "anonymous" } else { "ntlmssp" };
-                (kind, nonempty(a.user), nonempty(a.domain), nonempty(a.workstation))
+                (
+                    kind,
+                    nonempty(a.user),
+                    nonempty(a.domain),
+                    nonempty(a.workstation),
+                )
             }
             SecurityBlob::Kerberos => ("kerberos", None, None, None),
             SecurityBlob::NtlmStep(_) => ("ntlmssp", None, None, None),
@@ -589,7 +893,17 @@ impl Smb2State {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn emit_mapping(&self, cx: &Cx<'_>, ts: Ts, path: &str, st: ShareType, status: String, sid: u64, tid: Option<u32>, sink: &mut Sink) {
+    fn emit_mapping(
+        &self,
+        cx: &Cx<'_>,
+        ts: Ts,
+        path: &str,
+        st: ShareType,
+        status: String,
+        sid: u64,
+        tid: Option<u32>,
+        sink: &mut Sink,
+    ) {
         let service = match st {
             ShareType::Disk => Some("A:".to_string()),
             ShareType::Pipe => Some("IPC".to_string()),
@@ -619,7 +933,16 @@ impl Smb2State {
     /// lone WRITE to a known disk file streams (pipes get whole messages, DCE-RPC wants them), and
     /// what a buffered message would change at its end waits for [`Self::end_stream`].
     #[allow(clippy::too_many_arguments)]
-    pub fn begin_stream(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, prefix: &[u8], plan: &StreamPlan, as_buffered: bool, sink: &mut Sink) -> Option<StreamTarget> {
+    pub fn begin_stream(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        dir: Direction,
+        prefix: &[u8],
+        plan: &StreamPlan,
+        as_buffered: bool,
+        sink: &mut Sink,
+    ) -> Option<StreamTarget> {
         let last = prefix.get(plan.last..)?;
         let h = parse_header(last)?;
         match (dir, h.command) {
@@ -635,18 +958,65 @@ impl Smb2State {
                 sink.count("smb2.commands", 1);
                 let (sid, tid) = chain.ids(&h);
                 let key = chain.key(&h, w.file_id);
-                let key = self.write_begin(cx, t, sid, tid, key, &w, (!as_buffered).then_some(cx.ts), sink);
+                let key = self.write_begin(
+                    cx,
+                    t,
+                    sid,
+                    tid,
+                    key,
+                    &w,
+                    (!as_buffered).then_some(cx.ts),
+                    sink,
+                );
                 if !as_buffered {
-                    self.remember(cx, h.message_id, Pending { ts: cx.ts, session_id: sid, tree_id: tid, file: key, info: Info::Write }, sink);
+                    self.remember(
+                        cx,
+                        h.message_id,
+                        Pending {
+                            ts: cx.ts,
+                            session_id: sid,
+                            tree_id: tid,
+                            file: key,
+                            info: Info::Write,
+                        },
+                        sink,
+                    );
                 }
-                Some(StreamTarget { dir, session_id: sid, tree_id: tid, message_id: h.message_id, key, offset: w.offset, remaining: u64::from(w.length), write: true, as_buffered })
+                Some(StreamTarget {
+                    dir,
+                    session_id: sid,
+                    tree_id: tid,
+                    message_id: h.message_id,
+                    key,
+                    offset: w.offset,
+                    remaining: u64::from(w.length),
+                    write: true,
+                    as_buffered,
+                })
             }
-            (Direction::ToClient, READ) if h.is_response() && !status::is_error(h.status) && plan.last == 0 && !as_buffered => {
+            (Direction::ToClient, READ)
+                if h.is_response()
+                    && !status::is_error(h.status)
+                    && plan.last == 0
+                    && !as_buffered =>
+            {
                 let r = parse_read_response(last)?;
                 sink.count("smb2.commands", 1);
                 let p = self.take_pending(&h);
-                let (sid, tid, key) = p.map_or((h.session_id, h.tree_id, None), |p| (p.session_id, p.tree_id, p.file));
-                Some(StreamTarget { dir, session_id: sid, tree_id: tid, message_id: h.message_id, key, offset: 0, remaining: u64::from(r.data_length), write: false, as_buffered })
+                let (sid, tid, key) = p.map_or((h.session_id, h.tree_id, None), |p| {
+                    (p.session_id, p.tree_id, p.file)
+                });
+                Some(StreamTarget {
+                    dir,
+                    session_id: sid,
+                    tree_id: tid,
+                    message_id: h.message_id,
+                    key,
+                    offset: 0,
+                    remaining: u64::from(r.data_length),
+                    write: false,
+                    as_buffered,
+                })
             }
             _ => None,
         }
@@ -657,15 +1027,33 @@ impl Smb2State {
     /// messages, no DCE-RPC sniffing, no held open record, no multichannel adoption). Changes
     /// nothing.
     fn streams_to_disk_file(&self, t: &Tables, h: &Header, w: &WriteRequest) -> bool {
-        let Some(s) = t.sessions.get(&h.session_id) else { return false };
+        let Some(s) = t.sessions.get(&h.session_id) else {
+            return false;
+        };
         // As `adopt_if_unknown` looks it up: by the FileId as sent.
-        let Some(f) = s.files.get(&FileKey::Id(w.file_id)) else { return false };
-        let tree_is_disk = s.trees.get(&f.tree_id).is_some_and(|tr| tr.share_type != ShareType::Unknown && !tr.is_pipe());
-        tree_is_disk && f.name != UNKNOWN && !f.is_pipe && f.pipe.is_none() && f.deferred_open.is_none()
+        let Some(f) = s.files.get(&FileKey::Id(w.file_id)) else {
+            return false;
+        };
+        let tree_is_disk = s
+            .trees
+            .get(&f.tree_id)
+            .is_some_and(|tr| tr.share_type != ShareType::Unknown && !tr.is_pipe());
+        tree_is_disk
+            && f.name != UNKNOWN
+            && !f.is_pipe
+            && f.pipe.is_none()
+            && f.deferred_open.is_none()
     }
 
     /// Streamed data bytes of the message `target` was begun for (never past `remaining`).
-    pub fn stream_data(&mut self, cx: &Cx<'_>, t: &mut Tables, target: &mut StreamTarget, data: &[u8], sink: &mut Sink) {
+    pub fn stream_data(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        target: &mut StreamTarget,
+        data: &[u8],
+        sink: &mut Sink,
+    ) {
         let n = (data.len() as u64).min(target.remaining) as usize;
         let Some(data) = data.get(..n) else { return };
         if data.is_empty() {
@@ -683,7 +1071,14 @@ impl Smb2State {
     }
 
     /// `len` bytes of a streaming message were lost; the framer kept its place.
-    pub fn stream_gap(&mut self, cx: &Cx<'_>, t: &mut Tables, target: &mut StreamTarget, len: u64, sink: &mut Sink) {
+    pub fn stream_gap(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        target: &mut StreamTarget,
+        len: u64,
+        sink: &mut Sink,
+    ) {
         let n = len.min(target.remaining);
         if n == 0 {
             return;
@@ -691,7 +1086,9 @@ impl Smb2State {
         if let Some(key) = target.key {
             if target.write {
                 self.write_missing(cx, t, target.session_id, key, target.offset, n, sink);
-            } else if let Some(conv) = file_mut(t, target.session_id, key).and_then(|f| f.pipe.as_mut()) {
+            } else if let Some(conv) =
+                file_mut(t, target.session_id, key).and_then(|f| f.pipe.as_mut())
+            {
                 conv.gap(cx.flow, cx.ts, target.dir, sink);
             }
         }
@@ -702,12 +1099,27 @@ impl Smb2State {
     /// The message of a streaming `target` ended (`closing`: cut by the flow's end). A write
     /// cut short by its own message declared more than it held (a lie, as for a buffered one);
     /// an as-buffered write is dated and its request remembered now.
-    pub fn end_stream(&mut self, cx: &Cx<'_>, t: &mut Tables, target: &StreamTarget, closing: bool, sink: &mut Sink) {
+    pub fn end_stream(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        target: &StreamTarget,
+        closing: bool,
+        sink: &mut Sink,
+    ) {
         // Like a buffered WRITE: without a handle (a cap refused it) nothing is said.
-        let (true, Some(key)) = (target.write, target.key) else { return };
+        let (true, Some(key)) = (target.write, target.key) else {
+            return;
+        };
         let cut = target.remaining > 0 && !closing;
         if cut {
-            sink.anomaly(cx.ts, Some(cx.conn()), crate::event::AnomalyKind::Malformed, "smb2", "WRITE Length beyond its message");
+            sink.anomaly(
+                cx.ts,
+                Some(cx.conn()),
+                crate::event::AnomalyKind::Malformed,
+                "smb2",
+                "WRITE Length beyond its message",
+            );
         }
         if let Some(w) = file_mut(t, target.session_id, key).and_then(|f| f.writes.as_mut()) {
             if cut {
@@ -718,24 +1130,40 @@ impl Smb2State {
             }
         }
         if target.as_buffered && !closing {
-            let p = Pending { ts: cx.ts, session_id: target.session_id, tree_id: target.tree_id, file: Some(key), info: Info::Write };
+            let p = Pending {
+                ts: cx.ts,
+                session_id: target.session_id,
+                tree_id: target.tree_id,
+                file: Some(key),
+                info: Info::Write,
+            };
             self.remember(cx, target.message_id, p, sink);
         }
     }
 
     /// A whole transform (0xFD) message: decrypted when keys allow, else accounted as opaque.
-    pub fn transform(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, msg: &[u8], sink: &mut Sink) {
+    pub fn transform(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        dir: Direction,
+        msg: &[u8],
+        sink: &mut Sink,
+    ) {
         // One NetBIOS message normally holds one transform; be lenient like Suricata and walk
         // several back to back when the first one's size says there is more.
         let mut rest = msg;
         for _ in 0..MAX_COMPOUND_COMMANDS {
-            let Some(th) = parse_transform_header(rest) else { return self.malformed(cx, "transform header", sink) };
-            let size = TRANSFORM_HEADER_LEN.saturating_add(th.original_size as usize);
-            let (one, tail) = if size < rest.len() && rest.get(size..size + 4) == Some(&TRANSFORM_MAGIC[..]) {
-                rest.split_at(size)
-            } else {
-                (rest, &[][..])
+            let Some(th) = parse_transform_header(rest) else {
+                return self.malformed(cx, "transform header", sink);
             };
+            let size = TRANSFORM_HEADER_LEN.saturating_add(th.original_size as usize);
+            let (one, tail) =
+                if size < rest.len() && rest.get(size..size + 4) == Some(&TRANSFORM_MAGIC[..]) {
+                    rest.split_at(size)
+                } else {
+                    (rest, &[][..])
+                };
             self.one_transform(cx, t, dir, &th, one, sink);
             if tail.is_empty() {
                 return;
@@ -744,13 +1172,29 @@ impl Smb2State {
         }
     }
 
-    fn one_transform(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, th: &TransformHeader, msg: &[u8], sink: &mut Sink) {
+    fn one_transform(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        dir: Direction,
+        th: &TransformHeader,
+        msg: &[u8],
+        sink: &mut Sink,
+    ) {
         let plain = self.decryptor.decrypt(dir, msg);
         // Keys derived, or why not ("could not derive keys for session …"): anomalies, no secrets.
         self.decryptor.report_notes(sink, cx.ts, Some(cx.conn()));
         match plain {
             Some(plain) => {
-                self.visibility(cx, t, th.session_id, "encrypted", msg.len() as u64, true, sink);
+                self.visibility(
+                    cx,
+                    t,
+                    th.session_id,
+                    "encrypted",
+                    msg.len() as u64,
+                    true,
+                    sink,
+                );
                 sink.count("smb2.decrypted_messages", 1);
                 if plain.starts_with(COMPRESSION_MAGIC) {
                     // compressed, then encrypted
@@ -764,7 +1208,15 @@ impl Smb2State {
     }
 
     /// A transform message we cannot (or chose not to) decrypt: visibility totals and SmbOpaque.
-    pub fn transform_opaque(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, th: &TransformHeader, wire_size: u64, sink: &mut Sink) {
+    pub fn transform_opaque(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        dir: Direction,
+        th: &TransformHeader,
+        wire_size: u64,
+        sink: &mut Sink,
+    ) {
         self.visibility(cx, t, th.session_id, "encrypted", wire_size, false, sink);
         sink.emit(Event::SmbOpaque(SmbOpaque {
             conn: cx.conn(),
@@ -779,9 +1231,23 @@ impl Smb2State {
 
     /// A compression transform (0xFC): rebuilt and parsed when only NONE / Pattern_V1 were used,
     /// else opaque. `msg` may be only the header when the message was too large to buffer.
-    pub fn compressed(&mut self, cx: &Cx<'_>, t: &mut Tables, dir: Direction, msg: &[u8], wire_size: u64, sink: &mut Sink) {
-        let Some(ch) = parse_compression_header(msg) else { return self.malformed(cx, "compression header", sink) };
-        let plain = if wire_size == msg.len() as u64 { decompress_simple(msg, MAX_DECOMPRESSED_MESSAGE) } else { None };
+    pub fn compressed(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        dir: Direction,
+        msg: &[u8],
+        wire_size: u64,
+        sink: &mut Sink,
+    ) {
+        let Some(ch) = parse_compression_header(msg) else {
+            return self.malformed(cx, "compression header", sink);
+        };
+        let plain = if wire_size == msg.len() as u64 {
+            decompress_simple(msg, MAX_DECOMPRESSED_MESSAGE)
+        } else {
+            None
+        };
         // The session id: from the rebuilt header, or from the uncompressed prefix of an unchained one.
         let sid = plain
             .as_deref()
@@ -807,10 +1273,25 @@ impl Smb2State {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn visibility(&mut self, cx: &Cx<'_>, t: &mut Tables, sid: u64, kind: &'static str, bytes: u64, readable: bool, sink: &mut Sink) {
+    fn visibility(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        sid: u64,
+        kind: &'static str,
+        bytes: u64,
+        readable: bool,
+        sink: &mut Sink,
+    ) {
         let (cipher, dialect) = (self.cipher.map(cipher_name), self.dialect.map(dialect_name));
-        let Some(s) = t.session(sid, cx, sink) else { return };
-        let slot = if kind == "encrypted" { &mut s.encrypted } else { &mut s.compressed };
+        let Some(s) = t.session(sid, cx, sink) else {
+            return;
+        };
+        let slot = if kind == "encrypted" {
+            &mut s.encrypted
+        } else {
+            &mut s.compressed
+        };
         let first = slot.is_none();
         let v = slot.get_or_insert_with(Visibility::default);
         v.messages += 1;
@@ -843,10 +1324,19 @@ impl Smb2State {
         let pending = std::mem::take(&mut self.pending);
         for (_, p) in pending {
             match p.info {
-                Info::TreeConnect(path) => {
-                    self.emit_mapping(cx, p.ts, &path, ShareType::Unknown, NO_RESPONSE.into(), p.session_id, None, sink)
-                }
-                Info::SessionSetup(blob @ (SecurityBlob::Authenticate(_) | SecurityBlob::Kerberos)) => {
+                Info::TreeConnect(path) => self.emit_mapping(
+                    cx,
+                    p.ts,
+                    &path,
+                    ShareType::Unknown,
+                    NO_RESPONSE.into(),
+                    p.session_id,
+                    None,
+                    sink,
+                ),
+                Info::SessionSetup(
+                    blob @ (SecurityBlob::Authenticate(_) | SecurityBlob::Kerberos),
+                ) => {
                     let a = self.auth_record(cx, p.ts, p.session_id, blob, 0, NO_RESPONSE.into());
                     sink.emit(Event::SmbAuth(a));
                 }
@@ -856,7 +1346,9 @@ impl Smb2State {
         let mut ids: Vec<u64> = t.sessions.keys().copied().collect();
         ids.sort_unstable();
         for sid in ids {
-            let Some(s) = t.sessions.get(&sid) else { continue };
+            let Some(s) = t.sessions.get(&sid) else {
+                continue;
+            };
             let a = s.auth.clone().unwrap_or_default();
             for (kind, v) in [("encrypted", &s.encrypted), ("compressed", &s.compressed)] {
                 let Some(v) = v else { continue };
@@ -865,7 +1357,11 @@ impl Smb2State {
                     session_id: sid,
                     kind,
                     state: "end",
-                    cipher: if kind == "encrypted" { self.cipher.map(cipher_name) } else { None },
+                    cipher: if kind == "encrypted" {
+                        self.cipher.map(cipher_name)
+                    } else {
+                        None
+                    },
                     dialect: self.dialect.map(dialect_name),
                     user: a.user.clone(),
                     domain: a.domain.clone(),
@@ -882,7 +1378,11 @@ impl Smb2State {
 /// A FileId this connection never saw opened may belong to another channel of the session.
 fn adopt_if_unknown(cx: &Cx<'_>, t: &mut Tables, sid: u64, key: FileKey, sink: &mut Sink) {
     let FileKey::Id(id) = key else { return };
-    if id == FILE_ID_RELATED || t.sessions.get(&sid).is_some_and(|s| s.files.get(&key).is_some_and(|f| f.name != UNKNOWN)) {
+    if id == FILE_ID_RELATED
+        || t.sessions
+            .get(&sid)
+            .is_some_and(|s| s.files.get(&key).is_some_and(|f| f.name != UNKNOWN))
+    {
         return;
     }
     t.adopt_handle(cx, sid, id, sink);
@@ -897,5 +1397,7 @@ fn file_mut(t: &mut Tables, sid: u64, key: FileKey) -> Option<&mut OpenFile> {
 /// FILETIME (100 ns ticks since 1601) to Ts; None for 0 or pre-1970 values.
 fn filetime(ft: u64) -> Option<Ts> {
     const EPOCH_DIFF_100NS: u64 = 116_444_736_000_000_000;
-    ft.checked_sub(EPOCH_DIFF_100NS).filter(|v| *v > 0).map(|v| Ts(v.saturating_mul(100)))
+    ft.checked_sub(EPOCH_DIFF_100NS)
+        .filter(|v| *v > 0)
+        .map(|v| Ts(v.saturating_mul(100)))
 }

@@ -49,15 +49,26 @@ pub fn plan_stream(prefix: &[u8], msg_len: usize, max_head: usize, max_commands:
         if prefix.len() < want {
             return Plan::Need(want);
         }
-        let Some(cmd) = prefix.get(at..) else { return Plan::Whole };
-        let Some(h) = parse_header(cmd) else { return Plan::Whole };
+        let Some(cmd) = prefix.get(at..) else {
+            return Plan::Whole;
+        };
+        let Some(h) = parse_header(cmd) else {
+            return Plan::Whole;
+        };
         seen += 1;
         if h.next_command != 0 {
             let next = h.next_command as usize;
             // The same rules as `split_compound`; a chain that ends by pointing at the message
             // end (rather than with 0) is left to the whole-message path.
-            let Some(to) = at.checked_add(next) else { return Plan::Whole };
-            if next < SMB2_HEADER_LEN || next % 8 != 0 || to >= msg_len || seen >= max_commands || to > max_head {
+            let Some(to) = at.checked_add(next) else {
+                return Plan::Whole;
+            };
+            if next < SMB2_HEADER_LEN
+                || next % 8 != 0
+                || to >= msg_len
+                || seen >= max_commands
+                || to > max_head
+            {
                 return Plan::Whole;
             }
             at = to;
@@ -65,12 +76,22 @@ pub fn plan_stream(prefix: &[u8], msg_len: usize, max_head: usize, max_commands:
         }
         return match (h.command, h.is_response()) {
             (WRITE, false) => match parse_write_request(cmd) {
-                Some(w) => Plan::Stream(StreamPlan { last: at, command: WRITE, data_at: at + usize::from(w.data_offset), length: w.length }),
+                Some(w) => Plan::Stream(StreamPlan {
+                    last: at,
+                    command: WRITE,
+                    data_at: at + usize::from(w.data_offset),
+                    length: w.length,
+                }),
                 None => Plan::Whole,
             },
             // Responses are not streamed out of compounds: their requests' context is elsewhere.
             (READ, true) if at == 0 => match parse_read_response(cmd) {
-                Some(r) => Plan::Stream(StreamPlan { last: 0, command: READ, data_at: usize::from(r.data_offset), length: r.data_length }),
+                Some(r) => Plan::Stream(StreamPlan {
+                    last: 0,
+                    command: READ,
+                    data_at: usize::from(r.data_offset),
+                    length: r.data_length,
+                }),
                 None => Plan::Whole,
             },
             _ => Plan::Whole,
@@ -89,9 +110,17 @@ mod tests {
     fn single_write_needs_its_fixed_part() {
         let w = write_request(1, 2, 3, 4, 0, &[7u8; 5000], 0);
         for n in 0..WRITE_REQUEST_FIXED {
-            assert_eq!(plan_stream(&w[..n], w.len(), 0, 64), Plan::Need(WRITE_REQUEST_FIXED));
+            assert_eq!(
+                plan_stream(&w[..n], w.len(), 0, 64),
+                Plan::Need(WRITE_REQUEST_FIXED)
+            );
         }
-        let want = Plan::Stream(StreamPlan { last: 0, command: WRITE, data_at: 112, length: 5000 });
+        let want = Plan::Stream(StreamPlan {
+            last: 0,
+            command: WRITE,
+            data_at: 112,
+            length: 5000,
+        });
         assert_eq!(plan_stream(&w[..WRITE_REQUEST_FIXED], w.len(), 0, 64), want);
         assert_eq!(plan_stream(&w, w.len(), 0, 64), want);
     }
@@ -101,25 +130,54 @@ mod tests {
         let mut w = write_request(1, 2, 3, 4, 0, &[7u8; 100], 0);
         w[66..68].copy_from_slice(&8u16.to_le_bytes()); // into the header
         w[68..72].copy_from_slice(&u32::MAX.to_le_bytes());
-        let Plan::Stream(p) = plan_stream(&w, 1 << 20, 0, 64) else { panic!() };
+        let Plan::Stream(p) = plan_stream(&w, 1 << 20, 0, 64) else {
+            panic!()
+        };
         assert_eq!((p.data_at, p.length), (8, u32::MAX));
         w[66..68].copy_from_slice(&u16::MAX.to_le_bytes()); // past the message
-        let Plan::Stream(p) = plan_stream(&w, w.len(), 0, 64) else { panic!() };
+        let Plan::Stream(p) = plan_stream(&w, w.len(), 0, 64) else {
+            panic!()
+        };
         assert_eq!(p.data_at, 65535);
     }
 
     #[test]
     fn compound_ending_in_a_write() {
         let create = create_request(1, 2, 3, "a.exe", 0, 0);
-        let m = compound(&[create.clone(), write_request(2, u64::MAX, u32::MAX, FILE_ID_RELATED, 0, &[1u8; 300], FLAG_RELATED)]);
+        let m = compound(&[
+            create.clone(),
+            write_request(
+                2,
+                u64::MAX,
+                u32::MAX,
+                FILE_ID_RELATED,
+                0,
+                &[1u8; 300],
+                FLAG_RELATED,
+            ),
+        ]);
         let last = create.len().div_ceil(8) * 8;
         // compounds are not streamed without room for their head
         assert_eq!(plan_stream(&m, BIG, 0, 64), Plan::Whole);
         assert_eq!(plan_stream(&m, BIG, last - 8, 64), Plan::Whole);
-        assert_eq!(plan_stream(&m[..10], BIG, BIG, 64), Plan::Need(WRITE_REQUEST_FIXED));
-        assert_eq!(plan_stream(&m[..last], BIG, BIG, 64), Plan::Need(last + WRITE_REQUEST_FIXED));
-        let want = Plan::Stream(StreamPlan { last, command: WRITE, data_at: last + 112, length: 300 });
-        assert_eq!(plan_stream(&m[..last + WRITE_REQUEST_FIXED], BIG, BIG, 64), want);
+        assert_eq!(
+            plan_stream(&m[..10], BIG, BIG, 64),
+            Plan::Need(WRITE_REQUEST_FIXED)
+        );
+        assert_eq!(
+            plan_stream(&m[..last], BIG, BIG, 64),
+            Plan::Need(last + WRITE_REQUEST_FIXED)
+        );
+        let want = Plan::Stream(StreamPlan {
+            last,
+            command: WRITE,
+            data_at: last + 112,
+            length: 300,
+        });
+        assert_eq!(
+            plan_stream(&m[..last + WRITE_REQUEST_FIXED], BIG, BIG, 64),
+            want
+        );
         // too many commands
         assert_eq!(plan_stream(&m, BIG, BIG, 1), Plan::Whole);
     }
@@ -143,23 +201,48 @@ mod tests {
         assert_eq!(plan_stream(b"\xfeSMB", 4, BIG, 64), Plan::Whole);
         assert_eq!(plan_stream(&[0u8; 200], 200, BIG, 64), Plan::Whole);
         // a write response, a read request, a read response inside a compound
-        assert_eq!(plan_stream(&simple_response(WRITE, 1, 2, 3, 0, 0, 16), 80, 0, 64), Plan::Whole);
-        assert_eq!(plan_stream(&read_request(1, 2, 3, 4, 0, 9), 113, 0, 64), Plan::Whole);
+        assert_eq!(
+            plan_stream(&simple_response(WRITE, 1, 2, 3, 0, 0, 16), 80, 0, 64),
+            Plan::Whole
+        );
+        assert_eq!(
+            plan_stream(&read_request(1, 2, 3, 4, 0, 9), 113, 0, 64),
+            Plan::Whole
+        );
         let r = read_response(1, 2, 3, &[5u8; 50]);
-        assert_eq!(plan_stream(&r, r.len(), 0, 64), Plan::Stream(StreamPlan { last: 0, command: READ, data_at: 80, length: 50 }));
+        assert_eq!(
+            plan_stream(&r, r.len(), 0, 64),
+            Plan::Stream(StreamPlan {
+                last: 0,
+                command: READ,
+                data_at: 80,
+                length: 50
+            })
+        );
         let rc = compound(&[simple_response(CLOSE, 1, 2, 3, 0, 0, 60), r]);
         assert_eq!(plan_stream(&rc, rc.len(), BIG, 64), Plan::Whole);
     }
 
     #[test]
     fn every_prefix_of_hostile_bytes_is_safe() {
-        let mut m = compound(&[create_request(1, 2, 3, "a.exe", 0, 0), write_request(2, 2, 3, 4, 0, &[1u8; 50], 0)]);
+        let mut m = compound(&[
+            create_request(1, 2, 3, "a.exe", 0, 0),
+            write_request(2, 2, 3, 4, 0, &[1u8; 50], 0),
+        ]);
         let mut seed = 7u32;
         for round in 0..300 {
             for n in 0..m.len() {
                 match plan_stream(&m[..n], m.len(), BIG, 64) {
                     Plan::Need(k) => assert!(k > n && k <= m.len()),
-                    Plan::Stream(p) => assert!(p.last + if p.command == WRITE { WRITE_REQUEST_FIXED } else { READ_RESPONSE_FIXED } <= n),
+                    Plan::Stream(p) => assert!(
+                        p.last
+                            + if p.command == WRITE {
+                                WRITE_REQUEST_FIXED
+                            } else {
+                                READ_RESPONSE_FIXED
+                            }
+                            <= n
+                    ),
                     Plan::Whole => {}
                 }
             }

@@ -65,7 +65,9 @@ fn the_write(ev: &[Event]) -> &SmbFiles {
 }
 
 fn json(ev: &[Event]) -> Vec<String> {
-    ev.iter().map(|e| serde_json::to_string(e).unwrap()).collect()
+    ev.iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect()
 }
 
 /// A streamed WRITE cut at every position of its NetBIOS header, SMB2 header, fixed part and
@@ -83,21 +85,44 @@ fn streamed_write_split_at_every_awkward_boundary() {
         let (mut p, mut sink) = parser_after(&setup);
         let last = pieces.len() - 1;
         for (i, piece) in pieces.iter().enumerate() {
-            p.data(Ts::from_secs(if i == last { 501 } else { 500 }), Direction::ToServer, piece, &mut sink);
+            p.data(
+                Ts::from_secs(if i == last { 501 } else { 500 }),
+                Direction::ToServer,
+                piece,
+                &mut sink,
+            );
         }
         finish(p, sink, &tail, 502)
     };
     let (whole, sink) = run_cut(&[&msg]);
-    assert_eq!(sink.counters.get("smb2.streamed_messages"), 1, "the write streamed");
+    assert_eq!(
+        sink.counters.get("smb2.streamed_messages"),
+        1,
+        "the write streamed"
+    );
     assert_eq!(sink.counters.get("anomaly.malformed"), 0);
     let w = the_write(&whole);
-    assert_eq!((w.name.as_str(), w.share.as_str(), w.bytes_written, w.write_count), ("up.exe", "ADMIN$", Some(20_000), Some(1)));
+    assert_eq!(
+        (
+            w.name.as_str(),
+            w.share.as_str(),
+            w.bytes_written,
+            w.write_count
+        ),
+        ("up.exe", "ADMIN$", Some(20_000), Some(1))
+    );
     assert_eq!(w.sha256.as_deref(), Some(sha_hex(&data).as_str()));
     assert_eq!((w.pe, w.hash_complete), (Some(true), Some(true)));
-    assert_eq!(w.first_write_ts, Some(Ts::from_secs(501)), "dated at the message end");
+    assert_eq!(
+        w.first_write_ts,
+        Some(Ts::from_secs(501)),
+        "dated at the message end"
+    );
     let whole = json(&whole);
     let data_at = NB + WRITE_REQUEST_FIXED + pad;
-    let cuts = (1..data_at + 9).chain((data_at + 9..msg.len()).step_by(997)).chain([msg.len() - 1]);
+    let cuts = (1..data_at + 9)
+        .chain((data_at + 9..msg.len()).step_by(997))
+        .chain([msg.len() - 1]);
     for at in cuts {
         let (ev, sink) = run_cut(&[&msg[..at], &msg[at..]]);
         assert_eq!(json(&ev), whole, "cut at {at}");
@@ -118,10 +143,17 @@ fn streamed_and_buffered_writes_say_the_same() {
         resp(&mut c, simple_response(WRITE, 8, SID, ADMIN, 0, 0, 16));
         close_fid(&mut c, 9, FID);
         let (ev, sink) = run(&c, 0);
-        assert_eq!(sink.counters.get("smb2.streamed_messages"), u64::from(n > STREAM_WRITE_ABOVE), "{n}");
+        assert_eq!(
+            sink.counters.get("smb2.streamed_messages"),
+            u64::from(n > STREAM_WRITE_ABOVE),
+            "{n}"
+        );
         let w = the_write(&ev);
         let written_at = Ts::from_secs(100 + c.len() as u64 - 4);
-        assert_eq!((w.bytes_written, w.first_write_ts, w.status.as_str()), (Some(n as u64), Some(written_at), "STATUS_SUCCESS"));
+        assert_eq!(
+            (w.bytes_written, w.first_write_ts, w.status.as_str()),
+            (Some(n as u64), Some(written_at), "STATUS_SUCCESS")
+        );
         assert_eq!(w.sha256.as_deref(), Some(sha_hex(&data).as_str()));
     }
 }
@@ -134,19 +166,53 @@ fn compound_create_and_related_write_larger_than_the_buffer() {
     let data = exe(MAX_SMB_MESSAGE_BUFFER + 40_000);
     let mut c = Conv::new();
     login(&mut c);
-    req(&mut c, compound(&[create_request(20, SID, ADMIN, "big.exe", 0, 0), write_request(21, u64::MAX, u32::MAX, FILE_ID_RELATED, 0, &data, FLAG_RELATED)]));
-    resp(&mut c, compound(&[create_response(20, SID, ADMIN, 0x99, 0, 0), simple_response(WRITE, 21, SID, ADMIN, 0, FLAG_RELATED, 16)]));
+    req(
+        &mut c,
+        compound(&[
+            create_request(20, SID, ADMIN, "big.exe", 0, 0),
+            write_request(
+                21,
+                u64::MAX,
+                u32::MAX,
+                FILE_ID_RELATED,
+                0,
+                &data,
+                FLAG_RELATED,
+            ),
+        ]),
+    );
+    resp(
+        &mut c,
+        compound(&[
+            create_response(20, SID, ADMIN, 0x99, 0, 0),
+            simple_response(WRITE, 21, SID, ADMIN, 0, FLAG_RELATED, 16),
+        ]),
+    );
     close_fid(&mut c, 22, 0x99);
     for piece in [0, 1460, 7] {
         let (ev, sink) = run(&c, piece);
-        assert_eq!(sink.counters.get("MAX_SMB_MESSAGE_BUFFER"), 0, "piece {piece}");
+        assert_eq!(
+            sink.counters.get("MAX_SMB_MESSAGE_BUFFER"),
+            0,
+            "piece {piece}"
+        );
         assert_eq!(sink.counters.get("smb2.streamed_messages"), 1);
         let open = of(&ev, FileAction::FileOpen);
-        assert_eq!((open.len(), open[0].name.as_str(), open[0].share.as_str()), (1, "big.exe", "ADMIN$"));
+        assert_eq!(
+            (open.len(), open[0].name.as_str(), open[0].share.as_str()),
+            (1, "big.exe", "ADMIN$")
+        );
         let w = the_write(&ev);
-        assert_eq!((w.name.as_str(), w.share.as_str(), w.bytes_written), ("big.exe", "ADMIN$", Some(data.len() as u64)));
+        assert_eq!(
+            (w.name.as_str(), w.share.as_str(), w.bytes_written),
+            ("big.exe", "ADMIN$", Some(data.len() as u64))
+        );
         assert_eq!(w.fuid.as_deref(), Some(file_id_hex(0x99).as_str()));
-        assert_eq!(w.sha256.as_deref(), Some(sha_hex(&data).as_str()), "piece {piece}");
+        assert_eq!(
+            w.sha256.as_deref(),
+            Some(sha_hex(&data).as_str()),
+            "piece {piece}"
+        );
         assert_eq!(w.session_id, Some(SID));
         // closed by its CLOSE, not at the flow end
         assert!(w.conn.ts < Ts::from_secs(1000));
@@ -159,10 +225,19 @@ fn compound_create_and_related_write_larger_than_the_buffer() {
 fn large_compounds_that_cannot_stream_are_a_cap() {
     let big = exe(MAX_SMB_MESSAGE_BUFFER + 10);
     let create = create_request(20, SID, ADMIN, "big.exe", 0, 0);
-    let related_write = |mid, d: &[u8]| write_request(mid, u64::MAX, u32::MAX, FILE_ID_RELATED, 0, d, FLAG_RELATED);
+    let related_write =
+        |mid, d: &[u8]| write_request(mid, u64::MAX, u32::MAX, FILE_ID_RELATED, 0, d, FLAG_RELATED);
     for m in [
-        compound(&[create.clone(), related_write(21, &big), close_request(22, u64::MAX, u32::MAX, FILE_ID_RELATED, FLAG_RELATED)]),
-        compound(&[create.clone(), related_write(21, &big), related_write(22, b"MZ")]),
+        compound(&[
+            create.clone(),
+            related_write(21, &big),
+            close_request(22, u64::MAX, u32::MAX, FILE_ID_RELATED, FLAG_RELATED),
+        ]),
+        compound(&[
+            create.clone(),
+            related_write(21, &big),
+            related_write(22, b"MZ"),
+        ]),
     ] {
         let mut c = Conv::new();
         login(&mut c);
@@ -186,10 +261,22 @@ fn lying_data_offset_into_the_header() {
         close_fid(&mut c, 9, FID);
         for piece in [0, 100] {
             let (ev, sink) = run(&c, piece);
-            assert_eq!(sink.counters.get("smb2.streamed_messages"), u64::from(n > STREAM_WRITE_ABOVE), "{n}");
+            assert_eq!(
+                sink.counters.get("smb2.streamed_messages"),
+                u64::from(n > STREAM_WRITE_ABOVE),
+                "{n}"
+            );
             let w = the_write(&ev);
-            assert_eq!((w.bytes_written, w.hash_complete), (Some(n as u64), Some(true)), "{n}");
-            assert_eq!(w.sha256.as_deref(), Some(sha_hex(&want).as_str()), "{n} piece {piece}");
+            assert_eq!(
+                (w.bytes_written, w.hash_complete),
+                (Some(n as u64), Some(true)),
+                "{n}"
+            );
+            assert_eq!(
+                w.sha256.as_deref(),
+                Some(sha_hex(&want).as_str()),
+                "{n} piece {piece}"
+            );
             assert_eq!(sink.counters.get("anomaly.malformed"), 0);
         }
     }
@@ -218,9 +305,15 @@ fn lying_data_offset_or_length_past_the_end() {
             close_fid(&mut c, 9, FID);
             let (ev, sink) = run(&c, 1000);
             let w = the_write(&ev);
-            assert_eq!((w.bytes_written, w.hash_complete, w.sha256.as_deref()), (Some(counted), Some(false), None), "{lie} {n}");
+            assert_eq!(
+                (w.bytes_written, w.hash_complete, w.sha256.as_deref()),
+                (Some(counted), Some(false), None),
+                "{lie} {n}"
+            );
             assert_eq!(sink.counters.get("anomaly.malformed"), 1, "{lie} {n}");
-            assert!(of(&ev, FileAction::FileOpen).iter().any(|f| f.name == "after.txt"));
+            assert!(of(&ev, FileAction::FileOpen)
+                .iter()
+                .any(|f| f.name == "after.txt"));
         }
     }
 }
@@ -236,7 +329,11 @@ fn large_write_with_a_distant_data_offset() {
     for piece in [0, 1460] {
         let (ev, _) = run(&c, piece);
         let w = the_write(&ev);
-        assert_eq!(w.sha256.as_deref(), Some(sha_hex(&data).as_str()), "piece {piece}");
+        assert_eq!(
+            w.sha256.as_deref(),
+            Some(sha_hex(&data).as_str()),
+            "piece {piece}"
+        );
         assert_eq!(w.bytes_written, Some(data.len() as u64));
     }
 }
@@ -257,11 +354,30 @@ fn gaps_in_a_streamed_write() {
     close_fid(&mut tail, 9, FID);
 
     // (gap start, gap length, hash survives)
-    for (at, len, survives) in [(data_at + 30_000, 5000, false), (NB + WRITE_REQUEST_FIXED + 4, 10, true), (data_at, 1, false)] {
+    for (at, len, survives) in [
+        (data_at + 30_000, 5000, false),
+        (NB + WRITE_REQUEST_FIXED + 4, 10, true),
+        (data_at, 1, false),
+    ] {
         let (mut p, mut sink) = parser_after(&setup);
-        p.data(Ts::from_secs(500), Direction::ToServer, &msg[..at], &mut sink);
-        p.gap(Ts::from_secs(500), Direction::ToServer, len as u64, &mut sink);
-        p.data(Ts::from_secs(501), Direction::ToServer, &msg[at + len..], &mut sink);
+        p.data(
+            Ts::from_secs(500),
+            Direction::ToServer,
+            &msg[..at],
+            &mut sink,
+        );
+        p.gap(
+            Ts::from_secs(500),
+            Direction::ToServer,
+            len as u64,
+            &mut sink,
+        );
+        p.data(
+            Ts::from_secs(501),
+            Direction::ToServer,
+            &msg[at + len..],
+            &mut sink,
+        );
         let (ev, sink) = finish(p, sink, &tail, 502);
         let w = the_write(&ev);
         assert_eq!(w.bytes_written, Some(data.len() as u64), "gap at {at}");
@@ -271,22 +387,51 @@ fn gaps_in_a_streamed_write() {
             assert_eq!(w.sha256.as_deref(), Some(sha_hex(&data).as_str()));
         }
         assert_eq!(w.first_write_ts, Some(Ts::from_secs(501)));
-        assert_eq!((sink.counters.get("anomaly.gap"), sink.counters.get("smb.resync")), (0, 0), "framing kept");
-        assert!(of(&ev, FileAction::FileOpen).iter().any(|f| f.name == "after.txt"));
+        assert_eq!(
+            (
+                sink.counters.get("anomaly.gap"),
+                sink.counters.get("smb.resync")
+            ),
+            (0, 0),
+            "framing kept"
+        );
+        assert!(of(&ev, FileAction::FileOpen)
+            .iter()
+            .any(|f| f.name == "after.txt"));
     }
 
     // A gap running past the write's end: the write ends there, the framer resynchronises.
     let (mut p, mut sink) = parser_after(&setup);
-    p.data(Ts::from_secs(500), Direction::ToServer, &msg[..data_at + 1000], &mut sink);
-    p.gap(Ts::from_secs(500), Direction::ToServer, (msg.len() - data_at - 1000 + 50) as u64, &mut sink);
-    p.data(Ts::from_secs(501), Direction::ToServer, b"junk\x00\x01", &mut sink);
+    p.data(
+        Ts::from_secs(500),
+        Direction::ToServer,
+        &msg[..data_at + 1000],
+        &mut sink,
+    );
+    p.gap(
+        Ts::from_secs(500),
+        Direction::ToServer,
+        (msg.len() - data_at - 1000 + 50) as u64,
+        &mut sink,
+    );
+    p.data(
+        Ts::from_secs(501),
+        Direction::ToServer,
+        b"junk\x00\x01",
+        &mut sink,
+    );
     let (ev, sink) = finish(p, sink, &tail, 502);
     let w = the_write(&ev);
-    assert_eq!((w.bytes_written, w.hash_complete), (Some(data.len() as u64), Some(false)));
+    assert_eq!(
+        (w.bytes_written, w.hash_complete),
+        (Some(data.len() as u64), Some(false))
+    );
     assert_eq!(w.first_write_ts, Some(Ts::from_secs(500)));
     assert_eq!(sink.counters.get("anomaly.gap"), 1);
     assert!(sink.counters.get("smb.resync") >= 1);
-    assert!(of(&ev, FileAction::FileOpen).iter().any(|f| f.name == "after.txt"));
+    assert!(of(&ev, FileAction::FileOpen)
+        .iter()
+        .any(|f| f.name == "after.txt"));
 }
 
 /// Writes to a pipe, or to a handle or tree never seen opened, stay whole (DCE-RPC framing,
@@ -307,7 +452,10 @@ fn pipe_and_unknown_handle_writes_are_not_streamed() {
     assert_eq!(sink.counters.get("smb2.streamed_messages"), 0);
     assert_eq!(sink.counters.get("smb.pipe_bytes_to_server"), 9000);
     let w = the_write(&ev);
-    assert_eq!((w.name.as_str(), w.bytes_written), ("<unknown>", Some(9000)));
+    assert_eq!(
+        (w.name.as_str(), w.bytes_written),
+        ("<unknown>", Some(9000))
+    );
     assert_eq!(w.sha256.as_deref(), Some(sha_hex(&body).as_str()));
 }
 
@@ -319,11 +467,22 @@ fn flow_ends_inside_a_streamed_write() {
     let data = exe(50_000);
     let msg = nb(&padded_write(8, 0, &data, 0));
     let (mut p, mut sink) = parser_after(&setup);
-    p.data(Ts::from_secs(500), Direction::ToServer, &msg[..20_000], &mut sink);
+    p.data(
+        Ts::from_secs(500),
+        Direction::ToServer,
+        &msg[..20_000],
+        &mut sink,
+    );
     let (ev, sink) = finish(p, sink, &Conv::new(), 600);
     let w = the_write(&ev);
-    assert_eq!(w.bytes_written, Some(20_000 - (NB + WRITE_REQUEST_FIXED) as u64));
-    assert_eq!((w.hash_complete, w.first_write_ts), (Some(false), Some(Ts::from_secs(1000))));
+    assert_eq!(
+        w.bytes_written,
+        Some(20_000 - (NB + WRITE_REQUEST_FIXED) as u64)
+    );
+    assert_eq!(
+        (w.hash_complete, w.first_write_ts),
+        (Some(false), Some(Ts::from_secs(1000)))
+    );
     assert_eq!(sink.counters.get("anomaly.malformed"), 0);
 }
 
@@ -335,15 +494,36 @@ fn hostile_bytes_on_streaming_paths_do_not_panic() {
     let mut c = opened("h.exe");
     req(&mut c, padded_write(8, 0, &exe(9000), 40));
     let big = exe(MAX_SMB_MESSAGE_BUFFER + 3000);
-    req(&mut c, compound(&[create_request(20, SID, ADMIN, "b.exe", 0, 0), write_request(21, u64::MAX, u32::MAX, FILE_ID_RELATED, 0, &big, FLAG_RELATED)]));
+    req(
+        &mut c,
+        compound(&[
+            create_request(20, SID, ADMIN, "b.exe", 0, 0),
+            write_request(
+                21,
+                u64::MAX,
+                u32::MAX,
+                FILE_ID_RELATED,
+                0,
+                &big,
+                FLAG_RELATED,
+            ),
+        ]),
+    );
     req(&mut c, write_request(22, SID, ADMIN, FID, 0, &big, 0));
-    let all: Vec<u8> = c.iter().filter(|(d, _)| *d == Direction::ToServer).flat_map(|(_, b)| b.clone()).collect();
+    let all: Vec<u8> = c
+        .iter()
+        .filter(|(d, _)| *d == Direction::ToServer)
+        .flat_map(|(_, b)| b.clone())
+        .collect();
     // where the interesting bytes are: every NetBIOS header and the 200 bytes after it
     let mut hot = Vec::new();
     let mut at = 0;
     while at + 4 <= all.len() {
         hot.push(at);
-        at += 4 + ((usize::from(all[at + 1]) << 16) | (usize::from(all[at + 2]) << 8) | usize::from(all[at + 3]));
+        at += 4
+            + ((usize::from(all[at + 1]) << 16)
+                | (usize::from(all[at + 2]) << 8)
+                | usize::from(all[at + 3]));
     }
     let mut seed = 0x9e37_79b9u32;
     let mut next = || {
@@ -397,6 +577,9 @@ fn multichannel_write_above_the_stream_size_keeps_its_name() {
     b.close(Ts(60), &mut sink);
     let ev = std::mem::take(&mut sink.events);
     let w = the_write(&ev);
-    assert_eq!((w.name.as_str(), w.share.as_str(), w.bytes_written), ("chan.exe", "ADMIN$", Some(50_000)));
+    assert_eq!(
+        (w.name.as_str(), w.share.as_str(), w.bytes_written),
+        ("chan.exe", "ADMIN$", Some(50_000))
+    );
     assert_eq!(w.sha256.as_deref(), Some(sha_hex(&body).as_str()));
 }
