@@ -3,8 +3,7 @@
 
 use super::instance::UploadRec;
 use super::matcher::{
-    Detector, SourceState, FINISH_BATCH, MAX_PAIR_ITEMS, MAX_SOURCES,
-    MAX_SOURCE_TARGETS,
+    Detector, SourceState, FINISH_BATCH, MAX_PAIR_ITEMS, MAX_SOURCES, MAX_SOURCE_TARGETS,
 };
 use super::rules::ExceptionSubject;
 use crate::event::alert::{Alert, HostSummary, Severity, SignalAlert, TechniqueAlert, Upload};

@@ -324,7 +324,16 @@ fn ip_octets(ip: &IpAddr) -> Vec<u8> {
 fn evidence_content(evidence: &[Evidence]) -> Vec<Vec<u8>> {
     let mut parts: Vec<Vec<u8>> = evidence
         .iter()
-        .map(|e| [e.log.as_bytes(), b"\0", e.uid.as_bytes(), b"\0", e.summary.as_bytes()].concat())
+        .map(|e| {
+            [
+                e.log.as_bytes(),
+                b"\0",
+                e.uid.as_bytes(),
+                b"\0",
+                e.summary.as_bytes(),
+            ]
+            .concat()
+        })
         .collect();
     parts.sort_unstable();
     parts.dedup();

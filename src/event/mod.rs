@@ -10,6 +10,8 @@
 
 pub mod alert;
 pub mod community_id;
+pub mod eve;
+pub mod zeek;
 
 use crate::flow::{ConnId, FlowCtx, Uid};
 use crate::time::Ts;

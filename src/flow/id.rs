@@ -145,7 +145,12 @@ mod tests {
             dport: if to_server { c.resp_p } else { c.orig_p },
             seq,
             ack,
-            flags: TcpFlags { syn, ack: ackf, fin: false, rst: false },
+            flags: TcpFlags {
+                syn,
+                ack: ackf,
+                fin: false,
+                rst: false,
+            },
             payload: &[],
             missing: 0,
         };

@@ -119,7 +119,7 @@ pub struct AlertFlow {
     pub community_id: CommunityId,
     /// Not serialized: the connection itself (for EVE's `flow_id` and Zeek's `id.*`).
     #[serde(skip)]
-    pub conn: ConnId,
+    pub ctx: FlowCtx,
 }
 
 impl AlertFlow {
@@ -136,7 +136,7 @@ impl AlertFlow {
             dst_port: f.conn.resp_p,
             proto: "tcp",
             community_id: stamp.community_id(&f.conn),
-            conn: f.conn,
+            ctx: *f,
         })
     }
 }
@@ -232,7 +232,10 @@ mod tests {
         let v = serde_json::to_value(stamp.alert(&a)).unwrap();
         assert_eq!(v["kind"], "technique");
         assert_eq!(v["uid"], Uid(42).to_string());
-        assert_eq!((v["src_port"].as_u64(), v["dst_port"].as_u64()), (Some(50123), Some(445)));
+        assert_eq!(
+            (v["src_port"].as_u64(), v["dst_port"].as_u64()),
+            (Some(50123), Some(445))
+        );
         assert_eq!(v["proto"], "tcp");
         assert_eq!(v["sensor"], "tap-1");
         assert_eq!(
