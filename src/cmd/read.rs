@@ -466,3 +466,28 @@ fn render_alert_lines(alerts: &AlertLines) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_every_alert_not_only_the_listed_ones() {
+        let alerts = AlertLines {
+            lines: vec!["a\n".into(); MAX_SUMMARY_ALERT_LINES],
+            total: 342,
+        };
+        let s = render_alert_lines(&alerts);
+        assert!(
+            s.starts_with(&format!(
+                "  alerts     342 (the first {MAX_SUMMARY_ALERT_LINES} listed"
+            )),
+            "{s}"
+        );
+        let few = AlertLines {
+            lines: vec!["a\n".into()],
+            total: 1,
+        };
+        assert!(render_alert_lines(&few).starts_with("  alerts     1\n"));
+    }
+}
