@@ -99,7 +99,12 @@ fn a_closed_stdout_is_not_a_panic() {
     // Close the read end before the report is written.
     drop(child.stdout.take());
     let o = child.wait_with_output().unwrap();
-    assert_ne!(o.status.code(), Some(101), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ne!(
+        o.status.code(),
+        Some(101),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
     assert_eq!(o.status.code(), Some(0), "the report's own verdict");
 }
@@ -108,8 +113,7 @@ fn a_closed_stdout_is_not_a_panic() {
 /// the rest of the row when a capture name or wrong-field list passed the column cap).
 #[test]
 fn the_table_stays_aligned_with_long_cells() {
-    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/captures");
-    assert!(shared.is_dir(), "../shared/captures is missing");
+    let shared = super::common::corpus::shared_captures();
     let o = eval(&[shared.to_str().unwrap()]);
     let text = String::from_utf8(o.stdout).unwrap();
     let rows: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();

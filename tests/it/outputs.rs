@@ -13,9 +13,8 @@
 //! Python comes from the venv scripts/setup.sh makes (scripts/pyenv says where); without it these
 //! tests fail, they do not skip.
 
-mod common;
-
-use common::reshape::{frames, read_segments, Net};
+use super::common::corpus::{repo as root, shared_captures};
+use super::common::reshape::{frames, read_segments, Net};
 use psexec_sensor::capture::file::CaptureReader;
 use psexec_sensor::capture::Packet;
 use psexec_sensor::event::community_id::{CommunityId, PROTO_UDP};
@@ -28,20 +27,6 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 const BIN: &str = env!("CARGO_BIN_EXE_psexec-sensor");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn shared_captures() -> PathBuf {
-    let p = root().join("../shared/captures");
-    assert!(
-        p.is_dir(),
-        "{} is missing: these tests need the shared captures",
-        p.display()
-    );
-    p
-}
 
 /// The venv's python; fails loudly when scripts/setup.sh has not made it.
 fn python() -> PathBuf {
@@ -272,7 +257,7 @@ fn community_id_matches_the_communityid_package() {
     // IPv6 (no shared capture has it): a lab capture moved onto IPv6, read by the product, with
     // a non-default seed.
     let v6 = scratch("community-id-v6");
-    let lab = root().join("../shared/captures/lab/a_psexec_default.pcap");
+    let lab = shared_captures().join("lab/a_psexec_default.pcap");
     write_pcap(
         &v6.join("a_v6.pcap"),
         &frames(&read_segments(&lab), Net::V6),
@@ -620,7 +605,8 @@ print(json.dumps({"types": types, "errors": errors[:20], "count": len(errors)}))
 
 #[test]
 fn eve_validates_against_suricatas_schema() {
-    let schema = root().join("../shared/peers/suricata/eve-schema.json");
+    // Suricata's schema is GPL-2.0: read from ../shared, never copied into the project.
+    let schema = shared_captures().join("../peers/suricata/eve-schema.json");
     assert!(schema.exists(), "{} is missing", schema.display());
     let eve = corpus().join("eve.json");
     let r = run_python(EVE_CHECK, &[schema.as_os_str(), eve.as_os_str()]);
