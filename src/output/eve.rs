@@ -113,7 +113,7 @@ impl EveWriter {
                         status: Some(&a.status),
                         dialect: Some(&a.dialect),
                         session_id: a.session_id,
-                        ntlmssp: ntlm.then(|| EveNtlmssp {
+                        ntlmssp: ntlm.then_some(EveNtlmssp {
                             user: a.user.as_deref(),
                             domain: a.domain.as_deref(),
                             host: a.workstation.as_deref(),
