@@ -137,7 +137,7 @@ pub struct EveSmb<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kerberos: Option<EveKerberos>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dcerpc: Option<EveSmbDcerpc>,
+    pub dcerpc: Option<EveDcerpc>,
 }
 
 #[derive(Serialize)]
@@ -172,35 +172,18 @@ pub struct EveStub {
     pub stub_data_size: Option<u32>,
 }
 
-/// `smb.dcerpc`: a call over a named pipe.
+/// `dcerpc` (a call over TCP) and `smb.dcerpc` (over a named pipe). Suricata puts `opnum` at
+/// the top for pipes and in `req` for TCP, and `rpc_version` only on TCP; the writer fills each
+/// place as Suricata does.
 #[derive(Serialize)]
-pub struct EveSmbDcerpc {
+pub struct EveDcerpc {
     pub request: &'static str,
     pub response: &'static str,
     pub call_id: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opnum: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub interfaces: Option<Vec<EveInterface>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub req: Option<EveSmbStub>,
-}
-
-#[derive(Serialize)]
-pub struct EveSmbStub {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub frag_cnt: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stub_data_size: Option<u32>,
-}
-
-/// `dcerpc`: a call over TCP.
-#[derive(Serialize)]
-pub struct EveDcerpc {
-    pub request: &'static str,
-    pub response: &'static str,
-    pub call_id: u32,
-    pub rpc_version: &'static str,
+    pub rpc_version: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interfaces: Option<Vec<EveInterface>>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -4,10 +4,9 @@
 //! `#types`, and the tables in docs/output-formats.md (a test keeps the three in step).
 
 use super::alert::{Alert, Severity};
-use super::community_id::CommunityId;
 use super::{ConnFields, Event, SmbAuth};
 use crate::flow::table::FlowSummary;
-use crate::flow::Uid;
+use crate::flow::{FlowCtx, Uid};
 use crate::time::Ts;
 use serde::Serialize;
 use std::net::IpAddr;
@@ -329,20 +328,39 @@ pub struct ConnLog<'a> {
     pub resp_skipped_bytes: u64,
 }
 
+/// Zeek's `uid` and `id.*` columns without `ts` (records whose `ts` is their own).
+#[derive(Clone, Copy, Serialize)]
+pub struct IdColumns {
+    pub uid: Uid,
+    #[serde(rename = "id.orig_h")]
+    pub orig_h: IpAddr,
+    #[serde(rename = "id.orig_p")]
+    pub orig_p: u16,
+    #[serde(rename = "id.resp_h")]
+    pub resp_h: IpAddr,
+    #[serde(rename = "id.resp_p")]
+    pub resp_p: u16,
+}
+
+impl From<&FlowCtx> for IdColumns {
+    fn from(f: &FlowCtx) -> IdColumns {
+        IdColumns {
+            uid: f.uid,
+            orig_h: f.conn.orig_h,
+            orig_p: f.conn.orig_p,
+            resp_h: f.conn.resp_h,
+            resp_p: f.conn.resp_p,
+        }
+    }
+}
+
 /// Zeek notice.log, from a technique, signal or visibility alert (`--alerts` has every detail).
 #[derive(Serialize)]
 pub struct NoticeLog<'a> {
     pub ts: Ts,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uid: Option<Uid>,
-    #[serde(rename = "id.orig_h", skip_serializing_if = "Option::is_none")]
-    pub orig_h: Option<IpAddr>,
-    #[serde(rename = "id.orig_p", skip_serializing_if = "Option::is_none")]
-    pub orig_p: Option<u16>,
-    #[serde(rename = "id.resp_h", skip_serializing_if = "Option::is_none")]
-    pub resp_h: Option<IpAddr>,
-    #[serde(rename = "id.resp_p", skip_serializing_if = "Option::is_none")]
-    pub resp_p: Option<u16>,
+    /// Zeek's `uid` and `id.*`, when the record is about one connection.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<IdColumns>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proto: Option<&'static str>,
     pub note: &'static str,
@@ -366,25 +384,15 @@ pub struct NoticeLog<'a> {
     pub tool: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed_by: Option<&'a str>,
-    /// Not a column of its own: set by the writer from the decisive connection.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub community_id: Option<CommunityId>,
 }
 
 /// Zeek weird.log, from a typed anomaly.
 #[derive(Serialize)]
 pub struct WeirdLog<'a> {
     pub ts: Ts,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uid: Option<Uid>,
-    #[serde(rename = "id.orig_h", skip_serializing_if = "Option::is_none")]
-    pub orig_h: Option<IpAddr>,
-    #[serde(rename = "id.orig_p", skip_serializing_if = "Option::is_none")]
-    pub orig_p: Option<u16>,
-    #[serde(rename = "id.resp_h", skip_serializing_if = "Option::is_none")]
-    pub resp_h: Option<IpAddr>,
-    #[serde(rename = "id.resp_p", skip_serializing_if = "Option::is_none")]
-    pub resp_p: Option<u16>,
+    /// Zeek's `uid` and `id.*`, when the record is about one connection.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<IdColumns>,
     pub name: super::AnomalyKind,
     pub addl: &'a str,
     pub notice: bool,

@@ -6,7 +6,7 @@ use super::stamp::{AlertFlow, Stamp};
 use crate::event::alert::Alert;
 use crate::event::eve::{
     self, EveAlert, EveAnomaly, EveDcerpc, EveFlow, EveInterface, EveKerberos, EveNtlmssp,
-    EveRecord, EveSmb, EveSmbDcerpc, EveSmbStub, EveStub,
+    EveRecord, EveSmb, EveStub,
 };
 use crate::event::{AnomalyKind, ConnFields, DceRpc, Event};
 use crate::flow::table::FlowSummary;
@@ -187,24 +187,30 @@ fn dcerpc<'a>(stamp: &'a Stamp, d: &'a DceRpc) -> EveRecord<'a> {
             })
             .collect()
     });
-    if d.transport == "smb_pipe" {
+    // Suricata: over a pipe `smb.dcerpc` with `opnum` at its top; over TCP `dcerpc` with
+    // `req.opnum` and `rpc_version`.
+    let pipe = d.transport == "smb_pipe";
+    let rpc = EveDcerpc {
+        request,
+        response,
+        call_id: d.call_id,
+        opnum: d.opnum.filter(|_| pipe),
+        rpc_version: (!pipe).then_some("5.0"),
+        interfaces,
+        req: (!bind).then_some(EveStub {
+            opnum: d.opnum.filter(|_| !pipe),
+            frag_cnt: d.request_frags,
+            stub_data_size: d.request_stub_len,
+        }),
+    };
+    if pipe {
         EveRecord {
             app_proto: Some("smb"),
             smb: Some(EveSmb {
                 command: Some("SMB2_COMMAND_IOCTL".into()),
                 function: Some("FSCTL_PIPE_TRANSCEIVE"),
                 named_pipe: d.named_pipe.as_deref(),
-                dcerpc: Some(EveSmbDcerpc {
-                    request,
-                    response,
-                    call_id: d.call_id,
-                    opnum: d.opnum,
-                    interfaces,
-                    req: (!bind).then_some(EveSmbStub {
-                        frag_cnt: d.request_frags,
-                        stub_data_size: d.request_stub_len,
-                    }),
-                }),
+                dcerpc: Some(rpc),
                 ..EveSmb::default()
             }),
             ..head(stamp, "smb", Some(&d.conn), d.conn.ts)
@@ -212,18 +218,7 @@ fn dcerpc<'a>(stamp: &'a Stamp, d: &'a DceRpc) -> EveRecord<'a> {
     } else {
         EveRecord {
             app_proto: Some("dcerpc"),
-            dcerpc: Some(EveDcerpc {
-                request,
-                response,
-                call_id: d.call_id,
-                rpc_version: "5.0",
-                interfaces,
-                req: (!bind).then_some(EveStub {
-                    opnum: d.opnum,
-                    frag_cnt: d.request_frags,
-                    stub_data_size: d.request_stub_len,
-                }),
-            }),
+            dcerpc: Some(rpc),
             ..head(stamp, "dcerpc", Some(&d.conn), d.conn.ts)
         }
     }

@@ -52,55 +52,39 @@ impl Formats {
     }
 
     pub fn event(&mut self, ev: &Event) -> Result<(), WriteError> {
-        if let Some(d) = self.log_dir.as_mut() {
-            d.event(ev)
-                .map_err(|e| (d.dir().display().to_string(), e))?;
-        }
-        if let Some(w) = self.eve.as_mut() {
-            w.event(ev).map_err(|e| (w.path().to_string(), e))?;
-        }
-        Ok(())
+        self.each(|d| d.event(ev), |w| w.event(ev))
     }
 
     pub fn alert(&mut self, a: &Alert) -> Result<(), WriteError> {
-        if let Some(d) = self.log_dir.as_mut() {
-            d.alert(a).map_err(|e| (d.dir().display().to_string(), e))?;
-        }
-        if let Some(w) = self.eve.as_mut() {
-            w.alert(a).map_err(|e| (w.path().to_string(), e))?;
-        }
-        Ok(())
+        self.each(|d| d.alert(a), |w| w.alert(a))
     }
 
     pub fn flow(&mut self, f: &FlowSummary) -> Result<(), WriteError> {
-        if let Some(d) = self.log_dir.as_mut() {
-            d.flow(f).map_err(|e| (d.dir().display().to_string(), e))?;
-        }
-        if let Some(w) = self.eve.as_mut() {
-            w.flow(f).map_err(|e| (w.path().to_string(), e))?;
-        }
-        Ok(())
+        self.each(|d| d.flow(f), |w| w.flow(f))
     }
 
     /// Periodic flush (live).
     pub fn flush(&mut self) -> Result<(), WriteError> {
+        self.each(LogDir::flush, EveWriter::flush)
+    }
+
+    /// One step on each open output; the error names the output.
+    fn each(
+        &mut self,
+        log_dir: impl FnOnce(&mut LogDir) -> io::Result<()>,
+        eve: impl FnOnce(&mut EveWriter) -> io::Result<()>,
+    ) -> Result<(), WriteError> {
         if let Some(d) = self.log_dir.as_mut() {
-            d.flush().map_err(|e| (d.dir().display().to_string(), e))?;
+            log_dir(d).map_err(|e| (d.dir().display().to_string(), e))?;
         }
         if let Some(w) = self.eve.as_mut() {
-            w.flush().map_err(|e| (w.path().to_string(), e))?;
+            eve(w).map_err(|e| (w.path().to_string(), e))?;
         }
         Ok(())
     }
 
     /// End of run: TSV logs get `#close`, everything is flushed.
     pub fn finish(&mut self) -> Result<(), WriteError> {
-        if let Some(d) = self.log_dir.as_mut() {
-            d.finish().map_err(|e| (d.dir().display().to_string(), e))?;
-        }
-        if let Some(w) = self.eve.as_mut() {
-            w.flush().map_err(|e| (w.path().to_string(), e))?;
-        }
-        Ok(())
+        self.each(LogDir::finish, EveWriter::flush)
     }
 }

@@ -8,7 +8,7 @@ use super::stamp::{AlertFlow, Stamp};
 use super::tsv;
 use crate::event::alert::Alert;
 use crate::event::community_id::CommunityId;
-use crate::event::zeek::{self, AuthLog, NoticeLog, WeirdLog};
+use crate::event::zeek::{self, AuthLog, IdColumns, NoticeLog, WeirdLog};
 use crate::event::Event;
 use crate::flow::table::FlowSummary;
 use serde::Serialize;
@@ -85,11 +85,7 @@ impl LogDir {
                 let sensor = self.stamp.sensor.clone();
                 let rec = WeirdLog {
                     ts: a.ts,
-                    uid: c.map(|c| c.uid),
-                    orig_h: c.map(|c| c.orig_h),
-                    orig_p: c.map(|c| c.orig_p),
-                    resp_h: c.map(|c| c.resp_h),
-                    resp_p: c.map(|c| c.resp_p),
+                    conn: c.map(|c| IdColumns::from(&c.flow())),
                     name: a.kind,
                     addl: &a.detail,
                     notice: false,
@@ -113,21 +109,16 @@ impl LogDir {
             return Ok(());
         };
         let flow = AlertFlow::of(alert, &self.stamp);
-        let conn = flow.map(|f| f.ctx.conn);
         let base = |ts, msg, src, dst| NoticeLog {
             ts,
-            uid: flow.map(|f| f.ctx.uid),
-            orig_h: conn.map(|c| c.orig_h),
-            orig_p: conn.map(|c| c.orig_p),
-            resp_h: conn.map(|c| c.resp_h),
-            resp_p: conn.map(|c| c.resp_p),
+            conn: flow.map(|f| IdColumns::from(&f.ctx)),
             proto: flow.map(|f| f.proto),
             note,
             msg,
             sub: None,
             src,
             dst,
-            p: conn.map(|c| c.resp_p),
+            p: flow.map(|f| f.ctx.conn.resp_p),
             actions: ["Notice::ACTION_LOG"],
             alert_id: None,
             severity: None,
@@ -135,7 +126,6 @@ impl LogDir {
             attack: &[],
             tool: None,
             suppressed_by: None,
-            community_id: None,
         };
         let rec = match alert {
             Alert::Technique(t) => NoticeLog {

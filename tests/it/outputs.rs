@@ -487,38 +487,41 @@ fn sigma_rules_fire_on_the_positives_of_their_technique_and_no_other_negative() 
             .as_array()
             .is_some_and(|xs| xs.iter().any(|x| lower(x) == item))
     };
-    let positive = |t: &Value| t["verdict"] == "positive";
-
-    // atsvc: remote task creation through the \atsvc pipe on a visible IPC$ tree.
-    let atsvc_expected: BTreeSet<usize> = caps
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, t))| has(t, "pipes", "atsvc") && has(t, "tree_connects", "ipc$"))
-        .map(|(i, _)| i)
-        .collect();
-    assert!(!atsvc_expected.is_empty());
-    let atsvc = fired(&corrected.join("zeek_smb_converted_win_atsvc_task.yml"));
-    assert!(
-        atsvc_expected.is_subset(&atsvc),
-        "corrected atsvc rule missed {:?}",
-        names(&atsvc_expected.difference(&atsvc).copied().collect())
-    );
-    // A negative the rule is meant for: an atexec attempt whose task never reached the server.
-    let task_attempt = |t: &Value| {
-        let a = lower(&t["activity"]);
-        a.contains("atexec") || a.contains("at.exe")
+    // The captures whose truth file satisfies `pred`.
+    let select = |pred: &dyn Fn(&Value) -> bool| -> BTreeSet<usize> {
+        (0..caps.len()).filter(|i| pred(&caps[*i].1)).collect()
     };
-    let atsvc_negatives: BTreeSet<usize> = atsvc
-        .iter()
-        .copied()
-        .filter(|i| !positive(&caps[*i].1) && !task_attempt(&caps[*i].1))
-        .collect();
-    assert!(
-        atsvc_negatives.is_empty(),
-        "atsvc fired on negatives {:?}",
-        names(&atsvc_negatives)
+    // A rule fires on every capture in `expected` and on no negative outside `meant_for`.
+    let check = |rule: &str,
+                 fired: &BTreeSet<usize>,
+                 expected: &BTreeSet<usize>,
+                 meant_for: &dyn Fn(&Value) -> bool| {
+        assert!(!expected.is_empty(), "{rule}: nothing to fire on");
+        let missed: BTreeSet<usize> = expected.difference(fired).copied().collect();
+        assert!(missed.is_empty(), "{rule} missed {:?}", names(&missed));
+        let wrong: BTreeSet<usize> = fired
+            .iter()
+            .copied()
+            .filter(|i| caps[*i].1["verdict"] == "negative" && !meant_for(&caps[*i].1))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{rule} fired on negatives {:?}",
+            names(&wrong)
+        );
+    };
+    let activity = |t: &Value| format!("{} {}", lower(&t["activity"]), lower(&t["notes"]));
+
+    // atsvc: remote task creation through the \atsvc pipe on a visible IPC$ tree. A negative it
+    // is meant for: an atexec attempt whose task never reached the server.
+    let atsvc_rule = "zeek_smb_converted_win_atsvc_task.yml";
+    check(
+        atsvc_rule,
+        &fired(&corrected.join(atsvc_rule)),
+        &select(&|t| has(t, "pipes", "atsvc") && has(t, "tree_connects", "ipc$")),
+        &|t| activity(t).contains("atexec"),
     );
-    let published_atsvc = fired(&published.join("zeek_smb_converted_win_atsvc_task.yml"));
+    let published_atsvc = fired(&published.join(atsvc_rule));
     assert!(
         published_atsvc.is_empty(),
         "the published atsvc rule cannot fire"
@@ -526,64 +529,38 @@ fn sigma_rules_fire_on_the_positives_of_their_technique_and_no_other_negative() 
 
     // BZAR execution: task registration (atsvc NetrJobAdd, ITaskSchedulerService) is visible in
     // every task-create positive that is not SMB3-encrypted, stub-encrypted ones included (the
-    // operation comes from the opnum). Negatives: only WMI/DCOM remote execution (T1047, which the
-    // rule is also meant for).
-    let bzar = fired(&corrected.join("zeek_dce_rpc_mitre_bzar_execution.yml"));
-    let tasks: BTreeSet<usize> = caps
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, t))| {
-            t["technique"] == "task-create" && t["visibility"] != "smb3-encrypted"
-        })
-        .map(|(i, _)| i)
-        .collect();
+    // operation comes from the opnum). Negatives it is meant for: WMI/DCOM remote execution
+    // (T1047).
+    let bzar_rule = "zeek_dce_rpc_mitre_bzar_execution.yml";
+    let bzar = fired(&corrected.join(bzar_rule));
+    let tasks = select(&|t| t["technique"] == "task-create" && t["visibility"] != "smb3-encrypted");
     assert!(tasks.len() >= 4);
-    assert!(
-        tasks.is_subset(&bzar),
-        "corrected BZAR missed {:?}",
-        names(&tasks.difference(&bzar).copied().collect())
-    );
-    let wmi = |t: &Value| {
-        let text = format!("{} {}", lower(&t["activity"]), lower(&t["notes"]));
-        text.contains("wmi") || text.contains("dcom")
-    };
-    let bzar_negatives: BTreeSet<usize> = bzar
-        .iter()
-        .copied()
-        .filter(|i| !positive(&caps[*i].1) && !wmi(&caps[*i].1))
-        .collect();
-    assert!(
-        bzar_negatives.is_empty(),
-        "BZAR fired on negatives {:?}",
-        names(&bzar_negatives)
-    );
+    check(bzar_rule, &bzar, &tasks, &|t| {
+        activity(t).contains("wmi") || activity(t).contains("dcom")
+    });
     // The correction is what catches at.exe: the published rule misses the NetrJobAdd-only ones.
-    let published_bzar = fired(&published.join("zeek_dce_rpc_mitre_bzar_execution.yml"));
-    let at_exe: BTreeSet<usize> = caps
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, t))| t["tool"] == "windows-at")
-        .map(|(i, _)| i)
-        .collect();
+    let at_exe = select(&|t| t["tool"] == "windows-at");
     assert!(!at_exe.is_empty() && at_exe.is_subset(&bzar));
+    let published_bzar = fired(&published.join(bzar_rule));
     assert!(
         at_exe.is_disjoint(&published_bzar),
         "{:?}",
         names(&published_bzar)
     );
 
-    // The renamed-PsExec rule (pipes ending -stdin/-stdout/-stderr not named PSEXESVC) fires on
-    // no negative; the first-seen-pipe rule is a hunting rule (any unlisted pipe) and only has to
-    // convert and run.
+    // The renamed-PsExec rule (pipes ending -stdin/-stdout/-stderr not named PSEXESVC, as PAExec
+    // or a renamed PsExec makes; no shared capture has one) fires on no negative; the
+    // first-seen-pipe rule is a hunting rule (any unlisted pipe) and only has to convert and run.
     let renamed = fired(&published.join("zeek_smb_converted_win_susp_psexec.yml"));
-    let neg: Vec<_> = renamed
+    let wrong: BTreeSet<usize> = renamed
         .iter()
-        .filter(|i| !positive(&caps[**i].1))
-        .map(name)
+        .copied()
+        .filter(|i| caps[*i].1["verdict"] == "negative")
         .collect();
     assert!(
-        neg.is_empty(),
-        "renamed-PsExec rule fired on negatives {neg:?}"
+        wrong.is_empty(),
+        "renamed-PsExec rule fired on {:?}",
+        names(&wrong)
     );
     assert_eq!(r["queries"].as_object().unwrap().len(), 6);
 }
