@@ -117,36 +117,27 @@ fn corpus() -> &'static Path {
     DIR.get_or_init(|| {
         let d = scratch("corpus");
         let shared = shared_captures();
-        let p = |n: &str| d.join(n);
-        sensor([
-            OsStr::new("read"),
-            shared.as_os_str(),
-            OsStr::new("--no-summary"),
-            OsStr::new("--sensor-name"),
-            OsStr::new("test-sensor"),
-            OsStr::new("--flows"),
-            p("flows.json").as_os_str(),
-            OsStr::new("--alerts"),
-            p("alerts.json").as_os_str(),
-            OsStr::new("--events"),
-            p("events.json").as_os_str(),
-            OsStr::new("--eve"),
-            p("eve.json").as_os_str(),
-            OsStr::new("--log-dir"),
-            p("logs").as_os_str(),
+        let p = |n: &str| d.join(n).into_os_string();
+        let read = |outputs: &[(&str, std::ffi::OsString)]| {
+            let mut args = vec!["read".into(), shared.clone().into_os_string()];
+            args.extend(["--no-summary", "--sensor-name", "test-sensor"].map(Into::into));
+            for (opt, val) in outputs {
+                args.push(opt.into());
+                args.push(val.clone());
+            }
+            sensor(args);
+        };
+        read(&[
+            ("--flows", p("flows.json")),
+            ("--alerts", p("alerts.json")),
+            ("--events", p("events.json")),
+            ("--eve", p("eve.json")),
+            ("--log-dir", p("logs")),
         ]);
-        sensor([
-            OsStr::new("read"),
-            shared.as_os_str(),
-            OsStr::new("--no-summary"),
-            OsStr::new("--sensor-name"),
-            OsStr::new("test-sensor"),
-            OsStr::new("--alerts"),
-            p("alerts-tsv-run.json").as_os_str(),
-            OsStr::new("--log-dir"),
-            p("tsv").as_os_str(),
-            OsStr::new("--log-format"),
-            OsStr::new("tsv"),
+        read(&[
+            ("--alerts", p("alerts-tsv-run.json")),
+            ("--log-dir", p("tsv")),
+            ("--log-format", "tsv".into()),
         ]);
         d
     })
