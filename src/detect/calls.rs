@@ -1,6 +1,7 @@
 //! What an svcctl / task-scheduler call means for detection, independent of state.
 
 use crate::event::alert::Technique;
+use crate::dcerpc::conversation::{STATUS_NO_RESPONSE, STATUS_OK};
 use crate::event::DceRpc;
 
 pub const SVCCTL_UUID: &str = "367abb81-9844-35f1-ad32-98f038001003";
@@ -72,12 +73,25 @@ pub(super) fn clean_pipe(name: &str) -> String {
     n.to_string()
 }
 
-pub(super) fn call_status(e: &DceRpc) -> (String, bool) {
-    if e.status != "ok" {
-        return (e.status.clone(), true);
+/// How a call ended, as far as the capture shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CallOutcome {
+    Ok,
+    /// A fault, a rejection or a non-zero return code in the response.
+    Failed,
+    /// No response seen (a one-sided capture, lost packets): neither success nor failure.
+    NoResponse,
+}
+
+pub(super) fn call_status(e: &DceRpc) -> (String, CallOutcome) {
+    if e.status == STATUS_NO_RESPONSE {
+        return (e.status.clone(), CallOutcome::NoResponse);
+    }
+    if e.status != STATUS_OK {
+        return (e.status.clone(), CallOutcome::Failed);
     }
     match e.args.return_code {
-        Some(rc) if rc != 0 => (format!("0x{rc:08x}"), true),
-        _ => ("ok".into(), false),
+        Some(rc) if rc != 0 => (format!("0x{rc:08x}"), CallOutcome::Failed),
+        _ => (STATUS_OK.into(), CallOutcome::Ok),
     }
 }

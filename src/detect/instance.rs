@@ -62,6 +62,8 @@ pub(super) struct Instance {
     pub(super) started: bool,
     pub(super) deleted: bool,
     pub(super) failed: bool,
+    /// No response to any of its calls was seen: success or failure unknown.
+    pub(super) no_response: bool,
     pub(super) handles: Vec<String>,
     /// Uploads before (false) or after (true) the first create.
     pub(super) uploads: Vec<(UploadRec, bool)>,
@@ -199,6 +201,8 @@ pub(super) fn reason_sentence(
     }
     if inst.failed {
         s.push_str(", the call failed on the server but the attempt is on the wire");
+    } else if inst.no_response {
+        s.push_str(", no response seen (one-sided capture or lost packets)");
     }
     if tool != "unknown" {
         s.push_str(&format!(" (looks like {tool})"));

@@ -6,7 +6,8 @@
 //! written, when packet time passes `last activity + window` (or at `finish`). Repeats from the same
 //! source on the same target while it is open fold into it.
 
-use super::calls::{call_status, clean_pipe, iface_of, role, CallRole, Iface};
+use super::calls::{call_status, clean_pipe, iface_of, role, CallOutcome, CallRole, Iface};
+use super::handles::{ConvKey, HandleOf, Handles, Wants};
 pub use super::calls::{ATSVC_UUID, SVCCTL_UUID, TASKSCHED_UUID};
 pub use super::instance::InferredCall;
 use super::instance::{Auth, How, Instance, UploadRec};
@@ -37,8 +38,7 @@ pub const MAX_FOLDED_CALLS: usize = 32;
 pub const MAX_UPLOADS: usize = 64;
 /// Pipe opens, admin-share connects and distinct calls remembered per pair.
 pub const MAX_PAIR_ITEMS: usize = 128;
-/// Service handles remembered per pair (OpenService / CreateService results).
-pub const MAX_HANDLES: usize = 256;
+pub use super::handles::MAX_HANDLES;
 /// SMB3-encrypted sessions already reported (each forgotten after `AUTH_KEEP_NS` without a sign).
 pub const MAX_VISIBILITY_KEYS: usize = 65_536;
 /// Targets listed in one source's host summary; further targets still count as attacks.
@@ -64,7 +64,7 @@ pub(super) struct PairState {
     pub(super) calls: Vec<(String, Ts)>,
     pub(super) max_bind_contexts: (u32, Ts),
     pub(super) machine_name: Option<String>,
-    pub(super) handles: Vec<(String, String)>,
+    pub(super) handles: Handles,
     pub(super) open: Vec<Instance>,
     /// Services (lowercase names; "" when unknown) of this pair's closed attack instances: a later
     /// start/stop of one is the tail of an attack already reported, not an existing service.
@@ -602,33 +602,55 @@ impl Detector {
         }
         let iface = iface_of(&d.endpoint, d.uuid.as_deref());
         let Some(opnum) = d.opnum else { return };
-        let (status, failed) = call_status(d);
-        let handle_service = d
-            .args
-            .handle
-            .as_deref()
-            .and_then(|h| p.handles.iter().find(|x| x.0 == h).map(|x| x.1.clone()));
-        let remember_handle = |p: &mut PairState, name: &Option<String>| {
-            if failed {
-                return;
-            }
-            if let (Some(h), Some(n)) = (d.args.response_handle.as_deref(), name.as_deref()) {
-                if p.handles.len() >= MAX_HANDLES {
-                    p.handles.remove(0);
+        let (status, outcome) = call_status(d);
+        let r = role(iface, opnum);
+        let conv = ConvKey {
+            uid: c.uid,
+            pipe: d.named_pipe.clone(),
+        };
+        // What the request's handle stands for (linked by call order when no response was seen).
+        let wants = match r {
+            CallRole::Create(Technique::ServiceModify) => Some(Wants::Service),
+            CallRole::OpenService | CallRole::Create(_) => Some(Wants::Scm),
+            CallRole::Start
+            | CallRole::Delete
+            | CallRole::Control => Some(Wants::Service),
+            _ => None,
+        };
+        let handle_service = match (d.args.handle.as_deref(), wants) {
+            (Some(h), Some(w)) if iface == Iface::Svcctl => match p.handles.resolve(&conv, h, w) {
+                Some(HandleOf::Service(n)) => Some(n),
+                _ => None,
+            },
+            (Some(h), _) => p.handles.service(h).map(str::to_string),
+            _ => None,
+        };
+        // A handle-returning call: learn its handle, or wait for the request that uses it.
+        let opened = |p: &mut PairState, of: Option<HandleOf>| {
+            let Some(of) = of else { return };
+            match (outcome, d.args.response_handle.as_deref()) {
+                (CallOutcome::Ok, Some(h)) => p.handles.learn(h, of),
+                (CallOutcome::NoResponse, _) => {
+                    p.handles.opened_without_response(conv.clone(), of, c.ts)
                 }
-                p.handles.push((h.to_string(), n.to_string()));
+                _ => {}
             }
         };
-        match role(iface, opnum) {
+        match r {
             CallRole::OpenScm => {
                 if let Some(m) = &d.args.machine_name {
                     p.machine_name = Some(m.clone());
                 }
+                opened(p, Some(HandleOf::Scm));
             }
-            CallRole::OpenService => remember_handle(p, &d.args.service_name),
+            CallRole::OpenService => {
+                opened(p, d.args.service_name.clone().map(HandleOf::Service));
+            }
             CallRole::Create(tech) => {
                 let service_name = d.args.service_name.clone().or(handle_service.clone());
-                remember_handle(p, &service_name);
+                if tech == Technique::ServiceCreate {
+                    opened(p, service_name.clone().map(HandleOf::Service));
+                }
                 let summary = format!(
                     "{} {}{}{}{} -> {}{}",
                     d.endpoint,
@@ -672,14 +694,13 @@ impl Detector {
                     opnum: d.opnum,
                     args: &d.args,
                 };
-                self.open_instance(c, how, iface, tech, service_name, call, failed, e);
+                self.open_instance(c, how, iface, tech, service_name, call, outcome, e);
             }
             CallRole::Start
             | CallRole::Delete
             | CallRole::Control
             | CallRole::TaskRun
             | CallRole::TaskDelete => {
-                let r = role(iface, opnum);
                 let name = handle_service.or_else(|| d.args.service_name.clone());
                 // No name through the handle chain (stub encrypted, or the handle's origin was
                 // missed): the call most likely concerns the instance this pair has open.
@@ -784,7 +805,7 @@ impl Detector {
         tech: Technique,
         service_name: Option<String>,
         call: FoldedCall,
-        failed: bool,
+        outcome: CallOutcome,
         e: Evidence,
     ) {
         let window = self.window_ns;
@@ -808,7 +829,8 @@ impl Detector {
                 }
             }
             i.last_ts = i.last_ts.max(c.ts);
-            i.failed &= failed;
+            i.failed &= outcome == CallOutcome::Failed;
+            i.no_response &= outcome == CallOutcome::NoResponse;
             // A readable call outranks encrypted or inferred ones folded with it.
             if how.basis < i.basis {
                 i.basis = how.basis;
@@ -862,7 +884,8 @@ impl Detector {
             count: 1,
             started: false,
             deleted: false,
-            failed,
+            failed: outcome == CallOutcome::Failed,
+            no_response: outcome == CallOutcome::NoResponse,
             handles: how.args.response_handle.iter().cloned().collect(),
             uploads: vec![],
             shares: BTreeSet::new(),
@@ -950,7 +973,7 @@ impl Detector {
             opnum: None,
             args: &args,
         };
-        self.open_instance(c, how, iface, x.technique, None, call, false, e);
+        self.open_instance(c, how, iface, x.technique, None, call, CallOutcome::Ok, e);
         let key = (c.orig_h, c.resp_h);
         if let Some(i) = self
             .pairs
@@ -1014,6 +1037,7 @@ impl Detector {
             if !all {
                 prune(&mut p.admin_connects, now, window, |x| x.0);
                 prune(&mut p.pipes, now, window, |x| x.0);
+                p.handles.expire(Ts(now.0.saturating_sub(window)));
                 p.calls.retain(|x| now.0 <= x.1 .0.saturating_add(window));
             }
         }

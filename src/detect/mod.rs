@@ -48,6 +48,7 @@
 
 pub mod attribution;
 mod calls;
+pub mod handles;
 pub mod inferred;
 mod instance;
 pub mod matcher;

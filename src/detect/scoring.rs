@@ -255,6 +255,7 @@ impl Detector {
             started: inst.started,
             deleted: inst.deleted,
             failed: inst.failed,
+            no_response: inst.no_response,
             reason,
             evidence,
             suppressed_by: None,

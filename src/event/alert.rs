@@ -185,6 +185,10 @@ pub struct TechniqueAlert {
     pub deleted: bool,
     /// Whether the create/register call failed on the server (still an attack).
     pub failed: bool,
+    /// No response to the create/register call was seen (one-sided capture, lost packets):
+    /// whether it succeeded is unknown.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_response: bool,
     /// One sentence: why this is an alert.
     pub reason: String,
     pub evidence: Vec<Evidence>,
