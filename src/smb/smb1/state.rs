@@ -38,6 +38,8 @@ use crate::smb::tables::*;
 use crate::time::Ts;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod unanswered;
+
 /// SMB1 requests waiting for their response, per connection; beyond it the oldest is dropped.
 pub const MAX_PENDING_SMB1_REQUESTS: usize = 1024;
 /// Multi-message (secondary) transactions being joined at once, per connection (clients wait
@@ -238,6 +240,15 @@ impl Smb1State {
     ) {
         let u = h.is_unicode();
         let (uid, tid) = (h.uid(), h.tid());
+        let grants_ids = blocks.first().is_some_and(|b| {
+            matches!(
+                b.command,
+                cmd::NEGOTIATE | cmd::SESSION_SETUP_ANDX | cmd::TREE_CONNECT_ANDX
+            )
+        });
+        if !grants_ids {
+            self.link_unanswered_tree(cx, t, uid, tid, sink);
+        }
         let mut infos = Vec::new();
         for b in blocks {
             let info = match self.request_block(cx, t, h, msg, b, u, sink) {
@@ -351,10 +362,16 @@ impl Smb1State {
                 self.write(cx, t, uid, tid, &w, msg, sink);
                 Info::Write { fid: w.fid }
             }
-            cmd::READ_ANDX => Info::Read {
-                fid: ReadAndxRequest::parse(b)?.fid,
-            },
-            cmd::CLOSE => Info::Close { fid: close_fid(b)? },
+            cmd::READ_ANDX => {
+                let fid = ReadAndxRequest::parse(b)?.fid;
+                self.link_unanswered_open(cx, t, uid, tid, fid, sink);
+                Info::Read { fid }
+            }
+            cmd::CLOSE => {
+                let fid = close_fid(b)?;
+                self.link_unanswered_open(cx, t, uid, tid, fid, sink);
+                Info::Close { fid }
+            }
             cmd::DELETE => Info::Delete {
                 name: file_name(&DeleteRequest::parse(msg, b, u)?.name, cx, sink),
             },
@@ -585,6 +602,7 @@ impl Smb1State {
         msg: &[u8],
         sink: &mut Sink,
     ) {
+        self.link_unanswered_open(cx, t, uid, tid, w.fid, sink);
         let Some(s) = t.session(u64::from(uid), cx, sink) else {
             return;
         };
@@ -646,6 +664,7 @@ impl Smb1State {
         data: &[u8],
         sink: &mut Sink,
     ) {
+        self.link_unanswered_open(cx, t, uid, tid, fid, sink);
         let Some(s) = t.session(u64::from(uid), cx, sink) else {
             return;
         };
@@ -1157,6 +1176,9 @@ impl Smb1State {
                             SecurityBlob::Authenticate(_) | SecurityBlob::Kerberos,
                         )),
                     ) => self.emit_auth(cx, p.ts, p.uid, c, NO_RESPONSE.into(), sink),
+                    info @ Info::Create { .. } => {
+                        self.log_unanswered_open(cx, t, p.ts, p.uid, p.tid, info, sink)
+                    }
                     _ => {}
                 }
             }
