@@ -6,13 +6,16 @@
 //! written, when packet time passes `last activity + window` (or at `finish`). Repeats from the same
 //! source on the same target while it is open fold into it.
 
-use super::calls::{call_status, clean_pipe, iface_of, role, CallOutcome, CallRole, Iface};
+use super::calls::{
+    call_status, changes_binary, clean_pipe, config_changes, iface_of, role, CallOutcome, CallRole,
+    Iface,
+};
 use super::handles::{ConvKey, HandleOf, Handles, Wants};
 pub use super::calls::{ATSVC_UUID, SVCCTL_UUID, TASKSCHED_UUID};
 pub use super::instance::InferredCall;
 use super::instance::{Auth, How, Instance, UploadRec};
 use super::names::{is_admin_share, upload_relative};
-use super::report::touch;
+use super::report::{service_control_signal, touch};
 use super::retired::Retired;
 use super::rules::Rules;
 use crate::event::alert::{
@@ -394,6 +397,7 @@ impl Detector {
                 share: None,
                 upload: None,
                 service_name: None,
+                changes: vec![],
                 targets,
                 reason,
                 evidence: vec![ev(c, c.ts, "smb_mapping", "admin-share connect".into())],
@@ -646,6 +650,23 @@ impl Detector {
             CallRole::OpenService => {
                 opened(p, d.args.service_name.clone().map(HandleOf::Service));
             }
+            CallRole::Create(Technique::ServiceModify) if !changes_binary(d) => {
+                // A change that points the service at nothing new (`sc config X start= disabled`)
+                // is administration, not the technique: a signal naming what changed.
+                let name = handle_service.or_else(|| d.args.service_name.clone());
+                let user = p.auth.as_ref().and_then(|a| a.user.clone());
+                let changes = config_changes(&d.args);
+                let reason = format!(
+                    "{} changed the configuration of existing service {} on {} ({}) without a new binary path.",
+                    c.orig_h,
+                    name.as_deref().unwrap_or("<unknown>"),
+                    c.resp_h,
+                    if changes.is_empty() { "nothing".to_string() } else { changes.join(", ") }
+                );
+                let e = ev(c, c.ts, "dce_rpc", format!("{} {} -> {status}", d.endpoint, d.operation));
+                let sig = service_control_signal(c, user, name, reason, e, changes);
+                self.emit_signal(sig, out);
+            }
             CallRole::Create(tech) => {
                 let service_name = d.args.service_name.clone().or(handle_service.clone());
                 if tech == Technique::ServiceCreate {
@@ -764,31 +785,7 @@ impl Detector {
                         name.as_deref().unwrap_or("<unknown>"),
                         c.resp_h
                     );
-                    let sig = SignalAlert {
-                        ts: c.ts,
-                        id: format!(
-                            "sig-{:016x}",
-                            fnv(&[
-                                b"svcctl",
-                                &ip_bytes(&c.orig_h),
-                                &ip_bytes(&c.resp_h),
-                                &c.ts.0.to_be_bytes()
-                            ])
-                        ),
-                        signal: "service-control",
-                        attack: vec!["T1569.002"],
-                        severity: Severity::Low,
-                        src_ip: c.orig_h,
-                        dst_ip: Some(c.resp_h),
-                        user,
-                        share: None,
-                        upload: None,
-                        service_name: name,
-                        targets: vec![],
-                        reason,
-                        evidence: vec![e],
-                        suppressed_by: None,
-                    };
+                    let sig = service_control_signal(c, user, name, reason, e, vec![]);
                     self.emit_signal(sig, out);
                 }
             }

@@ -219,6 +219,9 @@ pub struct SignalAlert {
     pub upload: Option<Upload>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_name: Option<String>,
+    /// service-control from a configuration change: the fields it set ("start_type=disabled" …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
     /// Targets (sweeps).
     #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ser_ips")]
     pub targets: Vec<IpAddr>,
