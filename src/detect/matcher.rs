@@ -51,6 +51,10 @@ const SWEEP_EVERY_NS: u64 = 30 * 1_000_000_000;
 /// An idle pair that authenticated or attacked is kept this long (packet time) so that an attack late in a
 /// long SMB session still names its user; such pairs are evicted first when `MAX_PAIRS` is reached.
 const AUTH_KEEP_NS: u64 = 24 * 3600 * 1_000_000_000;
+/// How late an event may arrive behind packet time: a DCE-RPC call whose response never came is
+/// logged when it times out. Evidence is kept this much longer than the window, so that such a
+/// call (the create of a one-sided capture) still finds the uploads and pipes before it.
+const LATE_EVENT_NS: u64 = crate::dcerpc::conversation::DCERPC_CALL_TIMEOUT_SECS * 1_000_000_000;
 /// Alerts handed to the caller at a time while the end-of-run host summaries are written.
 pub(super) const FINISH_BATCH: usize = 64;
 
@@ -63,6 +67,8 @@ pub(super) struct PairState {
     pub(super) auth_ev: Option<Evidence>,
     pub(super) admin_connects: Vec<(Ts, String, Evidence)>,
     pub(super) uploads: Vec<UploadRec>,
+    /// Uploads recorded so far (their ids).
+    pub(super) upload_seq: u64,
     pub(super) pipes: Vec<(Ts, String, Evidence)>,
     pub(super) calls: Vec<(String, Ts)>,
     pub(super) max_bind_contexts: (u32, Ts),
@@ -135,6 +141,8 @@ pub struct Detector {
     /// Live mode: an open attack instance is written once quiet this long (shorter than the
     /// window); `None` (offline) waits for the whole window. See [`Detector::close_when_quiet`].
     pub(super) quiet_close_ns: Option<u64>,
+    /// Ids of attack instances opened so far (upload ownership).
+    pub(super) next_instance_id: u64,
 }
 
 pub(super) fn ev(c: &ConnFields, ts: Ts, log: &'static str, summary: String) -> Evidence {
@@ -185,6 +193,7 @@ impl Detector {
             cap_last_ts: BTreeMap::new(),
             caps_reported: BTreeMap::new(),
             quiet_close_ns: None,
+            next_instance_id: 0,
         }
     }
 
@@ -465,19 +474,26 @@ impl Detector {
         );
         let e = ev(c, f.first_write_ts.unwrap_or(c.ts), "smb_files", summary);
         let ts = f.first_write_ts.unwrap_or(c.ts);
-        let open = !p.open.is_empty();
         let mut uploads_full = false;
         // Aggregate by name over handles (the truth sums bytes over every handle).
-        let rec = if let Some(u) = p.uploads.iter_mut().find(|u| u.rel == rel) {
+        // ... until a create came after the writes began: the name written again is a new
+        // upload then (PsExec run twice).
+        let creates: Vec<Ts> = p.open.iter().map(|i| i.create_ts).collect();
+        let same = |u: &UploadRec| {
+            u.rel == rel && (u.owner.is_none() || !creates.iter().any(|&c| c >= u.ts))
+        };
+        let k = if let Some(k) = p.uploads.iter().position(same) {
+            let u = &mut p.uploads[k];
             u.size = u.size.saturating_add(bytes);
             u.pe |= pe;
             if f.sha256.is_some() {
                 u.sha256 = f.sha256.clone();
             }
-            u.claimed |= open;
-            u.clone()
-        } else {
-            let u = UploadRec {
+            Some(k)
+        } else if p.uploads.len() < MAX_UPLOADS {
+            p.upload_seq += 1;
+            p.uploads.push(UploadRec {
+                id: p.upload_seq,
                 ts,
                 share,
                 name,
@@ -485,28 +501,16 @@ impl Detector {
                 size: bytes,
                 sha256: f.sha256.clone(),
                 pe,
-                claimed: open,
+                owner: None,
                 ev: e.clone(),
-            };
-            if p.uploads.len() < MAX_UPLOADS {
-                p.uploads.push(u.clone());
-            } else {
-                uploads_full = true;
-            }
-            u
+            });
+            Some(p.uploads.len() - 1)
+        } else {
+            uploads_full = true;
+            None
         };
-        for inst in p.open.iter_mut() {
-            inst.push_evidence(e.clone());
-            if let Some(x) = inst.uploads.iter_mut().find(|x| x.0.rel == rel) {
-                x.0 = rec.clone();
-            } else if inst.uploads.len() < MAX_UPLOADS {
-                // Write summaries arrive when the handle closes; order by when the writing began.
-                let after = rec.ts > inst.create_ts;
-                if !after {
-                    inst.first_ts = inst.first_ts.min(rec.ts);
-                }
-                inst.uploads.push((rec.clone(), after));
-            }
+        if let Some(k) = k {
+            p.upload_changed(k, Ts(c.ts.0.saturating_sub(window)));
         }
         if uploads_full {
             self.cap("MAX_UPLOADS");
@@ -817,7 +821,22 @@ impl Detector {
         let Some(p) = self.pairs.get_mut(&key) else {
             return;
         };
-        if let Some(i) = p.open.iter_mut().find(|i| i.technique == tech) {
+        let from = Ts(c.ts.0.saturating_sub(window));
+        let same = |i: &Instance| i.technique == tech;
+        let path = how.args.binary_path.as_deref();
+        // Another tool's service (name and binary both differ) is its own instance, unless the
+        // pair has no room for one more.
+        let fold = p
+            .open
+            .iter()
+            .position(|i| same(i) && !i.is_other_service(service_name.as_deref(), path))
+            .or_else(|| {
+                (p.open.len() >= MAX_OPEN_INSTANCES)
+                    .then(|| p.open.iter().position(same))
+                    .flatten()
+            });
+        if let Some(idx) = fold {
+            let i = &mut p.open[idx];
             i.count = i.count.saturating_add(1);
             i.decrypted |= decrypted;
             if let Some(op) = how.opnum {
@@ -848,6 +867,8 @@ impl Detector {
                 }
             }
             i.push_evidence(e);
+            // A new binary path may name an upload another instance took by time.
+            p.claim_uploads(idx, from);
             if folded_full {
                 self.cap("MAX_FOLDED_CALLS");
             }
@@ -857,8 +878,13 @@ impl Detector {
             self.cap("MAX_OPEN_INSTANCES");
             return;
         }
-        let from = Ts(c.ts.0.saturating_sub(window));
+        self.next_instance_id += 1;
+        let id = self.next_instance_id;
+        let Some(p) = self.pairs.get_mut(&key) else {
+            return;
+        };
         let mut inst = Instance {
+            id,
             technique: tech,
             basis: how.basis,
             decrypted,
@@ -906,15 +932,6 @@ impl Detector {
                 before.push(ev.clone());
             }
         }
-        for u in p.uploads.iter_mut() {
-            if u.ts >= from {
-                u.claimed = true;
-                before.push(u.ev.clone());
-                if inst.uploads.len() < MAX_UPLOADS {
-                    inst.uploads.push((u.clone(), false));
-                }
-            }
-        }
         for (ts, name, ev) in &p.pipes {
             if *ts >= from {
                 inst.add_pipe(name);
@@ -930,6 +947,7 @@ impl Detector {
         }
         inst.push_evidence(e);
         p.open.push(inst);
+        p.claim_uploads(p.open.len() - 1, from);
     }
 
     /// Entry point for detectors that infer the technique without a readable call (issue 7: SMB3
@@ -1024,18 +1042,20 @@ impl Detector {
                 }
             }
             let user = p.auth.as_ref().and_then(|a| a.user.clone());
+            let evidence_ns = window.saturating_add(LATE_EVENT_NS);
             p.uploads.retain(|u| {
-                let keep = !all && now.0 <= u.ts.0.saturating_add(window);
-                if !keep && !u.claimed {
+                let keep = !all && now.0 <= u.ts.0.saturating_add(evidence_ns);
+                if !keep && u.owner.is_none() {
                     expired.push((*key, u.clone(), user.clone()));
                 }
                 keep
             });
             if !all {
-                prune(&mut p.admin_connects, now, window, |x| x.0);
-                prune(&mut p.pipes, now, window, |x| x.0);
-                p.handles.expire(Ts(now.0.saturating_sub(window)));
-                p.calls.retain(|x| now.0 <= x.1 .0.saturating_add(window));
+                prune(&mut p.admin_connects, now, evidence_ns, |x| x.0);
+                prune(&mut p.pipes, now, evidence_ns, |x| x.0);
+                p.handles.expire(Ts(now.0.saturating_sub(evidence_ns)));
+                p.calls
+                    .retain(|x| now.0 <= x.1 .0.saturating_add(evidence_ns));
             }
         }
         if !all {

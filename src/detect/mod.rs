@@ -58,6 +58,7 @@ mod retired;
 pub mod rules;
 mod scoring;
 pub mod stage;
+mod uploads;
 
 pub use attribution::{attribute, AttribInput, Attribution};
 pub use matcher::{DetectStats, DetectTables, Detector, InferredCall};

@@ -5,9 +5,8 @@ use super::attribution::{attribute, AttribInput};
 use super::calls::Iface;
 use super::instance::{reason_sentence, Instance, UploadRec};
 use super::matcher::{fnv, ip_bytes, Detector};
-use super::names::{
-    basename_lower, executable_part, looks_random, runs_interpreter, share_relative,
-};
+use super::names::{looks_random, runs_interpreter};
+use super::uploads::names_upload;
 use crate::event::alert::{Basis, Severity, Technique, TechniqueAlert, Upload};
 use crate::time::Ts;
 use std::net::IpAddr;
@@ -45,14 +44,7 @@ impl Detector {
             .chain(inst.binary_path.as_deref())
             .chain(inst.command.as_deref())
             .collect();
-        let refers = |u: &UploadRec| {
-            paths.iter().any(|bp| {
-                let by_path = share_relative(bp).is_some_and(|r| r == u.rel);
-                let by_name = u.share == "<unknown>"
-                    && basename_lower(executable_part(bp)) == basename_lower(&u.name);
-                by_path || by_name
-            })
-        };
+        let refers = |u: &UploadRec| names_upload(&inst, u);
         let mut uploads: Vec<Upload> = vec![];
         let mut upload_before = false;
         let mut upload_after = false;
