@@ -672,17 +672,25 @@ impl Association {
     }
 
     /// The server has never answered on this association (a one-sided capture, or its half was
-    /// lost): a new request means the earlier whole ones are not waiting for anything we will
-    /// see, so they are logged now, in order, instead of at the timeout or the end of the flow.
+    /// lost): a request in a later packet means the earlier whole ones are not waiting for
+    /// anything we will see, so they are logged now, in order, instead of at the timeout or the
+    /// end of the flow. (PDUs of one packet may be pipelined: they wait.)
     fn log_unanswered(&mut self, ctx: &FlowCtx, ts: Ts, sink: &mut Sink) {
-        let binds = std::mem::take(&mut self.pending_binds);
-        for (id, b) in binds {
-            self.emit_bind(ctx, ts, id, b, STATUS_NO_RESPONSE.into(), sink);
+        let old: Vec<u32> = self
+            .pending_binds
+            .iter()
+            .filter(|(_, b)| b.ts < ts)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in old {
+            if let Some(b) = self.pending_binds.remove(&id) {
+                self.emit_bind(ctx, ts, id, b, STATUS_NO_RESPONSE.into(), sink);
+            }
         }
         let done: Vec<u32> = self
             .calls
             .values()
-            .filter(|c| c.req_done)
+            .filter(|c| c.req_done && c.ts < ts)
             .map(|c| c.call_id)
             .collect();
         let mut calls: Vec<Call> = done.iter().filter_map(|id| self.calls.remove(id)).collect();
