@@ -23,7 +23,7 @@ use crate::event::alert::{
 };
 use crate::event::{ConnFields, DceArgs, DceRpc, Event, FileAction, SmbFiles};
 use crate::time::Ts;
-use rustc_hash::FxHashMap;
+use crate::smb::keyed_hash::KeyedMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -122,15 +122,16 @@ pub struct DetectTables {
 pub struct Detector {
     pub(super) rules: Rules,
     pub(super) window_ns: u64,
-    pub(super) pairs: FxHashMap<(IpAddr, IpAddr), PairState>,
-    pub(super) sources: FxHashMap<IpAddr, SourceState>,
+    /// Keyed by addresses the wire chooses: a seeded hash (`smb::keyed_hash`), not FxHash.
+    pub(super) pairs: KeyedMap<(IpAddr, IpAddr), PairState>,
+    pub(super) sources: KeyedMap<IpAddr, SourceState>,
     /// Sources quiet for longer than the windows, packed until the end-of-run host summaries.
     pub(super) retired: Retired,
     /// SMB3-encrypted sessions reported, with the last time each was seen.
-    pub(super) visibility_seen: FxHashMap<(IpAddr, IpAddr, u64), Ts>,
+    pub(super) visibility_seen: KeyedMap<(IpAddr, IpAddr, u64), Ts>,
     /// Connections whose SMB3 sessions we decrypt with supplied keys (alerts say so), with the
     /// last time each was seen.
-    pub(super) decrypted_conns: FxHashMap<crate::flow::Uid, Ts>,
+    pub(super) decrypted_conns: KeyedMap<crate::flow::Uid, Ts>,
     pub(super) now: Ts,
     pub(super) next_sweep: Ts,
     pub(super) next_summary: Option<Ts>,
@@ -180,11 +181,11 @@ impl Detector {
         Detector {
             rules,
             window_ns,
-            pairs: FxHashMap::default(),
-            sources: FxHashMap::default(),
+            pairs: KeyedMap::default(),
+            sources: KeyedMap::default(),
             retired: Retired::default(),
-            visibility_seen: FxHashMap::default(),
-            decrypted_conns: FxHashMap::default(),
+            visibility_seen: KeyedMap::default(),
+            decrypted_conns: KeyedMap::default(),
             now: Ts(0),
             next_sweep: Ts(0),
             next_summary: None,
@@ -1077,12 +1078,13 @@ impl Detector {
             shrink_if_sparse(&mut self.visibility_seen);
             shrink_if_sparse(&mut self.decrypted_conns);
         }
-        closed.sort_by_key(|(_, i)| i.first_ts);
+        // Map order is per-process random (keyed): sort fully so output order is stable.
+        closed.sort_by_key(|(k, i)| (i.first_ts, *k));
         for (key, inst) in closed {
             let a = self.build_alert(key, inst);
             self.emit_technique(a, out);
         }
-        expired.sort_by_key(|(_, u, _)| u.ts);
+        expired.sort_by_key(|(k, u, _)| (u.ts, *k, u.id));
         for (key, u, user) in expired {
             self.upload_signal(key, u, user, out);
         }
@@ -1095,7 +1097,7 @@ impl Detector {
 /// A hash table keeps its largest size after entries leave; after a burst (a scan of many hosts)
 /// give the memory back once the table is mostly empty, so a long run's footprint follows the
 /// current traffic rather than its peak.
-fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(m: &mut FxHashMap<K, V>) {
+fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(m: &mut KeyedMap<K, V>) {
     const MIN_CAPACITY: usize = 1024;
     if m.capacity() > MIN_CAPACITY && m.len() < m.capacity() / 8 {
         m.shrink_to((m.len() * 2).max(MIN_CAPACITY));
@@ -1114,7 +1116,7 @@ mod tests {
 
     #[test]
     fn sparse_tables_give_memory_back() {
-        let mut m: FxHashMap<u32, u64> = FxHashMap::default();
+        let mut m: KeyedMap<u32, u64> = KeyedMap::default();
         for i in 0..100_000 {
             m.insert(i, 0);
         }
