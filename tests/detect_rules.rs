@@ -421,7 +421,11 @@ fn dummy_machine_name_alone_is_the_impacket_family_with_its_reason() {
     let alerts = run(&s.done());
     let t = one(&alerts);
     assert_eq!(t.tool, "impacket-based");
-    assert!(t.tool_reason.as_deref().unwrap_or("").contains("library default"));
+    assert!(t
+        .tool_reason
+        .as_deref()
+        .unwrap_or("")
+        .contains("library default"));
 }
 
 #[test]

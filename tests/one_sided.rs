@@ -86,12 +86,19 @@ fn client_to_server_only_gives_every_technique_alert_with_its_facts() {
         g.sort();
         assert_eq!(g, w, "{name}: client→server only");
         for a in &got {
-            assert!(!a.failed, "{name}: `failed` without a response: {}", a.reason);
+            assert!(
+                !a.failed,
+                "{name}: `failed` without a response: {}",
+                a.reason
+            );
             assert!(a.no_response, "{name}: no_response not said: {}", a.reason);
             assert!(a.reason.contains("no response seen"), "{}", a.reason);
         }
         let (pw, pg) = (pipes(&want), pipes(&got));
-        assert!(pg.is_superset(&pw), "{name}: pipes {pg:?} lack some of {pw:?}");
+        assert!(
+            pg.is_superset(&pw),
+            "{name}: pipes {pg:?} lack some of {pw:?}"
+        );
         checked += 1;
     }
     assert!(checked >= 10, "visible positives checked: {checked}");

@@ -73,7 +73,13 @@ fn change_config_w(service_type: u32, start_type: u32, binary_path: Option<&str>
 
 fn decoded(stub: &[u8]) -> DceArgs {
     let mut a = DceArgs::default();
-    decode_request(OP_CHANGE_SERVICE_CONFIG_W, stub, false, Syntax::Ndr20, &mut a);
+    decode_request(
+        OP_CHANGE_SERVICE_CONFIG_W,
+        stub,
+        false,
+        Syntax::Ndr20,
+        &mut a,
+    );
     a.handle = Some("svc-h".into());
     a.return_code = Some(0);
     a
@@ -85,19 +91,32 @@ fn run_change(args: DceArgs) -> Vec<psexec_sensor::event::alert::Alert> {
         .pipe(0.5, "svcctl")
         .open_scm(1.0, "DUMMY")
         .open_service(1.1, "Spooler", "svc-h", 0)
-        .svc(1.2, OP_CHANGE_SERVICE_CONFIG_W, "ChangeServiceConfigW", args, "ok");
+        .svc(
+            1.2,
+            OP_CHANGE_SERVICE_CONFIG_W,
+            "ChangeServiceConfigW",
+            args,
+            "ok",
+        );
     run(&s.done())
 }
 
 #[test]
 fn start_type_only_change_is_a_service_control_signal_not_the_technique() {
     let a = decoded(&change_config_w(SERVICE_NO_CHANGE, SERVICE_DISABLED, None));
-    assert_eq!(a.start_type, Some(SERVICE_DISABLED), "decoder read the stub");
+    assert_eq!(
+        a.start_type,
+        Some(SERVICE_DISABLED),
+        "decoder read the stub"
+    );
     assert_eq!(a.binary_path, None);
     let alerts = run_change(a);
     assert!(techniques(&alerts).is_empty(), "no technique alert");
     let sig = signals(&alerts);
-    let control: Vec<_> = sig.iter().filter(|s| s.signal == "service-control").collect();
+    let control: Vec<_> = sig
+        .iter()
+        .filter(|s| s.signal == "service-control")
+        .collect();
     assert_eq!(control.len(), 1, "{sig:?}");
     assert_eq!(control[0].service_name.as_deref(), Some("Spooler"));
     assert_eq!(control[0].changes, vec!["start_type=disabled".to_string()]);
@@ -112,7 +131,11 @@ fn binary_path_change_is_the_technique() {
         SERVICE_NO_CHANGE,
         Some(path),
     ));
-    assert_eq!(a.binary_path.as_deref(), Some(path), "decoder read the stub");
+    assert_eq!(
+        a.binary_path.as_deref(),
+        Some(path),
+        "decoder read the stub"
+    );
     let alerts = run_change(a);
     let t = one(&alerts);
     assert_eq!(t.technique, Technique::ServiceModify);

@@ -1176,7 +1176,9 @@ fn client_only_association_logs_each_call_at_the_next_request() {
     }
     let ev = dce(&sink);
     assert_eq!(ev.iter().map(|e| e.call_id).collect::<Vec<_>>(), vec![1, 2]);
-    assert!(ev.iter().all(|e| e.status == "<no response>" && e.rtt.is_none()));
+    assert!(ev
+        .iter()
+        .all(|e| e.status == "<no response>" && e.rtt.is_none()));
     conv.close(&ctx(), Ts(10_000_000_000), &mut sink);
     assert_eq!(dce(&sink).len(), 3, "the last one at the end");
 }

@@ -1,7 +1,7 @@
 //! What an svcctl / task-scheduler call means for detection, independent of state.
 
-use crate::event::alert::Technique;
 use crate::dcerpc::conversation::{STATUS_NO_RESPONSE, STATUS_OK};
+use crate::event::alert::Technique;
 use crate::event::{DceArgs, DceRpc};
 
 pub const SVCCTL_UUID: &str = "367abb81-9844-35f1-ad32-98f038001003";
@@ -104,7 +104,10 @@ const SERVICE_NO_CHANGE: u32 = 0xffff_ffff;
 pub(super) fn changes_binary(d: &DceRpc) -> bool {
     let a = &d.args;
     let readable = !d.stub_encrypted && a.service_type.is_some() && a.start_type.is_some();
-    !readable || a.binary_path.as_deref().is_some_and(|p| !p.trim().is_empty())
+    !readable
+        || a.binary_path
+            .as_deref()
+            .is_some_and(|p| !p.trim().is_empty())
 }
 
 /// The fields a ChangeServiceConfig sets (MS-SCMR 2.2.15 / 2.2.47 / 2.2.49 values by name).

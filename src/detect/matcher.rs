@@ -10,8 +10,8 @@ use super::calls::{
     call_status, changes_binary, clean_pipe, config_changes, iface_of, role, CallOutcome, CallRole,
     Iface,
 };
-use super::handles::{ConvKey, HandleOf, Handles, Wants};
 pub use super::calls::{ATSVC_UUID, SVCCTL_UUID, TASKSCHED_UUID};
+use super::handles::{ConvKey, HandleOf, Handles, Wants};
 pub use super::instance::InferredCall;
 use super::instance::{Auth, How, Instance, UploadRec};
 use super::names::{is_admin_share, upload_relative};
@@ -22,8 +22,8 @@ use crate::event::alert::{
     Alert, Basis, Evidence, FoldedCall, Severity, SignalAlert, Technique, VisibilityAlert,
 };
 use crate::event::{ConnFields, DceArgs, DceRpc, Event, FileAction, SmbFiles};
-use crate::time::Ts;
 use crate::smb::keyed_hash::KeyedMap;
+use crate::time::Ts;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -621,9 +621,7 @@ impl Detector {
         let wants = match r {
             CallRole::Create(Technique::ServiceModify) => Some(Wants::Service),
             CallRole::OpenService | CallRole::Create(_) => Some(Wants::Scm),
-            CallRole::Start
-            | CallRole::Delete
-            | CallRole::Control => Some(Wants::Service),
+            CallRole::Start | CallRole::Delete | CallRole::Control => Some(Wants::Service),
             _ => None,
         };
         let handle_service = match (d.args.handle.as_deref(), wants) {
@@ -668,7 +666,12 @@ impl Detector {
                     c.resp_h,
                     if changes.is_empty() { "nothing".to_string() } else { changes.join(", ") }
                 );
-                let e = ev(c, c.ts, "dce_rpc", format!("{} {} -> {status}", d.endpoint, d.operation));
+                let e = ev(
+                    c,
+                    c.ts,
+                    "dce_rpc",
+                    format!("{} {} -> {status}", d.endpoint, d.operation),
+                );
                 let sig = service_control_signal(c, user, name, reason, e, changes);
                 self.emit_signal(sig, out);
             }
@@ -1060,11 +1063,13 @@ impl Detector {
             }
         }
         if !all {
+            // A pair lives as long as its evidence (else its uploads would go without a signal).
+            let evidence_ns = window.saturating_add(LATE_EVENT_NS);
             self.pairs.retain(|_, p| {
                 let keep = if p.auth.is_some() || !p.reported_services.is_empty() {
-                    AUTH_KEEP_NS.max(window)
+                    AUTH_KEEP_NS.max(evidence_ns)
                 } else {
-                    window
+                    evidence_ns
                 };
                 !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(keep)
             });

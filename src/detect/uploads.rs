@@ -20,8 +20,8 @@ pub struct Owner {
 pub(super) fn names_upload(inst: &Instance, u: &UploadRec) -> bool {
     inst.paths().any(|bp| {
         let by_path = share_relative(bp).is_some_and(|r| r == u.rel);
-        let by_name = u.share_unknown()
-            && basename_lower(executable_part(bp)) == basename_lower(&u.name);
+        let by_name =
+            u.share_unknown() && basename_lower(executable_part(bp)) == basename_lower(&u.name);
         by_path || by_name
     })
 }

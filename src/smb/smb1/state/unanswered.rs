@@ -51,7 +51,9 @@ impl Smb1State {
         let sid = u64::from(uid);
         if tid == 0
             || tid == u16::MAX
-            || t.sessions.get(&sid).is_some_and(|s| s.trees.contains_key(&u32::from(tid)))
+            || t.sessions
+                .get(&sid)
+                .is_some_and(|s| s.trees.contains_key(&u32::from(tid)))
         {
             return;
         }
@@ -98,7 +100,10 @@ impl Smb1State {
     ) {
         let sid = u64::from(uid);
         let key = FileKey::Id(u128::from(fid));
-        if t.sessions.get(&sid).is_some_and(|s| s.files.contains_key(&key)) {
+        if t.sessions
+            .get(&sid)
+            .is_some_and(|s| s.files.contains_key(&key))
+        {
             return;
         }
         let Some((pkey, i)) = self.latest_unanswered(uid, |ptid, info| {
@@ -169,7 +174,11 @@ impl Smb1State {
         let Some(s) = t.session(sid, cx, sink) else {
             return;
         };
-        let tree = s.trees.get(&u32::from(tid)).cloned().unwrap_or_else(Tree::unknown);
+        let tree = s
+            .trees
+            .get(&u32::from(tid))
+            .cloned()
+            .unwrap_or_else(Tree::unknown);
         let action = if tree.is_pipe() {
             FileAction::PipeOpen
         } else {

@@ -22,7 +22,12 @@ impl Smb2State {
         tid: u32,
         sink: &mut Sink,
     ) {
-        if tid == 0 || tid == u32::MAX || t.sessions.get(&sid).is_some_and(|s| s.trees.contains_key(&tid)) {
+        if tid == 0
+            || tid == u32::MAX
+            || t.sessions
+                .get(&sid)
+                .is_some_and(|s| s.trees.contains_key(&tid))
+        {
             return;
         }
         let Some(mid) = self
@@ -72,7 +77,9 @@ impl Smb2State {
     ) {
         let FileKey::Id(id) = key else { return };
         if id == FILE_ID_RELATED
-            || t.sessions.get(&sid).is_none_or(|s| s.files.contains_key(&key))
+            || t.sessions
+                .get(&sid)
+                .is_none_or(|s| s.files.contains_key(&key))
         {
             return;
         }
