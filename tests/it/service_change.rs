@@ -4,8 +4,7 @@
 //! request stubs are built by NDR from the MS-SCMR layout and decoded by the sensor's svcctl
 //! decoder, then run through detection after OpenSCManager / OpenService.
 
-mod detect_util;
-use detect_util::*;
+use crate::detect_util::*;
 use psexec_sensor::dcerpc::ndr::Syntax;
 use psexec_sensor::dcerpc::svcctl::{decode_request, OP_CHANGE_SERVICE_CONFIG_W};
 use psexec_sensor::event::alert::Technique;

@@ -8,12 +8,9 @@
 //! Server→client: responses carry no opnum, service name or path, so the technique cannot be
 //! named from them (not expected); no technique alert may appear on a negative from either half.
 
-#[path = "common/reshape.rs"]
-mod reshape;
-
+use crate::common::reshape::*;
 use psexec_sensor::eval::{discover, Case, Verdict};
 use psexec_sensor::event::alert::{Alert, TechniqueAlert};
-use reshape::*;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
