@@ -1156,6 +1156,7 @@ impl Smb1State {
         let pending = std::mem::take(&mut self.pending);
         self.trans.clear();
         for (_, p) in pending {
+            let at = (p.ts, p.uid, p.tid);
             for (_, info) in p.blocks {
                 match info {
                     Info::TreeConnect(path) => self.emit_mapping(
@@ -1176,9 +1177,7 @@ impl Smb1State {
                             SecurityBlob::Authenticate(_) | SecurityBlob::Kerberos,
                         )),
                     ) => self.emit_auth(cx, p.ts, p.uid, c, NO_RESPONSE.into(), sink),
-                    info @ Info::Create { .. } => {
-                        self.log_unanswered_open(cx, t, p.ts, p.uid, p.tid, info, sink)
-                    }
+                    info @ Info::Create { .. } => self.log_unanswered_open(cx, t, at, info, sink),
                     _ => {}
                 }
             }

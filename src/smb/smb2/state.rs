@@ -524,7 +524,6 @@ impl Smb2State {
 
     /// A request names handle `key`: one granted by a CREATE whose response was missed, or one
     /// opened on another channel of the session.
-    #[allow(clippy::too_many_arguments)]
     fn adopt(
         &mut self,
         cx: &Cx<'_>,
@@ -1363,7 +1362,7 @@ impl Smb2State {
                     sink.emit(Event::SmbAuth(a));
                 }
                 info @ Info::Create { .. } => {
-                    self.log_unanswered_create(cx, t, p.ts, p.session_id, p.tree_id, info, sink)
+                    self.log_unanswered_create(cx, t, Pending { info, ..p }, sink)
                 }
                 _ => {}
             }

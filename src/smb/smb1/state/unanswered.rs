@@ -150,17 +150,17 @@ impl Smb1State {
         s.insert_file(key, f, cx, sink);
     }
 
-    /// Flow end: an open that never got its response still happened; log its record.
+    /// Flow end: an open that never got its response still happened; log its record
+    /// (`at`: the request's time, UID and TID).
     pub(super) fn log_unanswered_open(
         &self,
         cx: &Cx<'_>,
         t: &mut Tables,
-        ts: crate::time::Ts,
-        uid: u16,
-        tid: u16,
+        at: (crate::time::Ts, u16, u16),
         info: Info,
         sink: &mut Sink,
     ) {
+        let (ts, uid, tid) = at;
         let Info::Create {
             name,
             access,

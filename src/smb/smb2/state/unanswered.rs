@@ -5,7 +5,7 @@
 //! latest CREATE still waiting there (clients use a handle after its CREATE, one in flight at a
 //! time per tree as far as the capture can tell). Such records say `<no response>`.
 
-use super::{Info, Smb2State, NO_RESPONSE};
+use super::{Info, Pending, Smb2State, NO_RESPONSE};
 use crate::event::{Event, FileAction};
 use crate::sink::Sink;
 use crate::smb::smb2::records::{file_id_hex, FILE_DELETE_ON_CLOSE, FILE_ID_RELATED};
@@ -148,19 +148,17 @@ impl Smb2State {
         &self,
         cx: &Cx<'_>,
         t: &mut Tables,
-        ts: crate::time::Ts,
-        sid: u64,
-        tid: u32,
-        info: Info,
+        p: Pending,
         sink: &mut Sink,
     ) {
+        let (ts, sid, tid) = (p.ts, p.session_id, p.tree_id);
         let Info::Create {
             key,
             name,
             access,
             disposition,
             options,
-        } = info
+        } = p.info
         else {
             return;
         };
