@@ -9,9 +9,7 @@
 //! the framer's whole-message buffer.
 
 use super::andx::{AndxChain, Block};
-use super::create::{
-    NtCreateRequest, NtCreateResponse, OpenAndxRequest, OpenAndxResponse, FILE_DELETE_ON_CLOSE,
-};
+use super::create::{NtCreateRequest, NtCreateResponse, OpenAndxRequest, OpenAndxResponse};
 use super::header::{cmd, Header, Smb1Error, Status};
 use super::negotiate::{NegotiateRequest, NegotiateResponse, MAX_DIALECTS};
 use super::paths::{DeleteRequest, RenameRequest};
@@ -994,17 +992,14 @@ impl Smb1State {
         };
         let tree = s.tree_or_unknown(u32::from(tid), cx, sink);
         let is_pipe = tree.is_pipe() || opened.as_ref().is_some_and(|o| o.pipe);
-        let action = if is_pipe {
-            FileAction::PipeOpen
-        } else {
-            FileAction::FileOpen
+        let req = OpenRequest {
+            ts,
+            name: &name,
+            access,
+            disposition,
+            options,
         };
-        let mut r = files_record(cx, action, &tree, &name, status_name(st), sid);
-        r.conn = cx.conn_at(ts);
-        r.desired_access = Some(access);
-        r.disposition = Some(disposition);
-        r.create_options = Some(options);
-        r.delete_on_close = options & FILE_DELETE_ON_CLOSE != 0;
+        let mut r = open_record(cx, &tree, is_pipe, &req, status_name(st), sid);
         if let Some(o) = &opened {
             let fuid = fid_hex(o.fid);
             r.fuid = Some(fuid.clone());

@@ -629,17 +629,14 @@ impl Smb2State {
                 let tree = s.tree_or_unknown(tree_id, cx, sink);
                 let resp = if ok { parse_create_response(msg) } else { None };
                 let is_pipe = s.files.get(&key).map_or(tree.is_pipe(), |f| f.is_pipe);
-                let action = if is_pipe {
-                    FileAction::PipeOpen
-                } else {
-                    FileAction::FileOpen
+                let req = OpenRequest {
+                    ts,
+                    name: &name,
+                    access,
+                    disposition,
+                    options,
                 };
-                let mut r = files_record(cx, action, &tree, &name, nt_status_name(st), session_id);
-                r.conn = cx.conn_at(ts);
-                r.desired_access = Some(access);
-                r.disposition = Some(disposition);
-                r.create_options = Some(options);
-                r.delete_on_close = options & FILE_DELETE_ON_CLOSE != 0;
+                let mut r = open_record(cx, &tree, is_pipe, &req, nt_status_name(st), session_id);
                 match resp {
                     Some(c) => {
                         let fuid = file_id_hex(c.file_id);

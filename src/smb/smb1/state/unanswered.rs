@@ -4,10 +4,11 @@
 //! OPEN_ANDX) still waiting there. Their records say `<no response>`.
 
 use super::{fid_hex, Info, Smb1State, NO_RESPONSE};
-use crate::event::{Event, FileAction};
+use crate::event::Event;
 use crate::sink::Sink;
-use crate::smb::smb1::create::FILE_DELETE_ON_CLOSE;
-use crate::smb::tables::{files_record, Cx, FileKey, OpenFile, ShareType, Tables, Tree};
+use crate::smb::tables::{
+    open_record, Cx, FileKey, OpenFile, OpenRequest, ShareType, Tables, Tree,
+};
 
 impl Smb1State {
     /// The latest pending request of `uid` with a block `want` accepts: (its key, block index).
@@ -129,18 +130,15 @@ impl Smb1State {
         };
         let tree = s.tree_or_unknown(u32::from(tid), cx, sink);
         let is_pipe = tree.is_pipe();
-        let action = if is_pipe {
-            FileAction::PipeOpen
-        } else {
-            FileAction::FileOpen
+        let req = OpenRequest {
+            ts,
+            name: &name,
+            access,
+            disposition,
+            options,
         };
-        let mut r = files_record(cx, action, &tree, &name, NO_RESPONSE.into(), sid);
-        r.conn = cx.conn_at(ts);
+        let mut r = open_record(cx, &tree, is_pipe, &req, NO_RESPONSE.into(), sid);
         r.fuid = Some(fid_hex(fid));
-        r.desired_access = Some(access);
-        r.disposition = Some(disposition);
-        r.create_options = Some(options);
-        r.delete_on_close = options & FILE_DELETE_ON_CLOSE != 0;
         let mut f = OpenFile::new(&name, u32::from(tid), is_pipe);
         f.fuid = Some(fid_hex(fid));
         f.desired_access = Some(access);
@@ -179,17 +177,14 @@ impl Smb1State {
             .get(&u32::from(tid))
             .cloned()
             .unwrap_or_else(Tree::unknown);
-        let action = if tree.is_pipe() {
-            FileAction::PipeOpen
-        } else {
-            FileAction::FileOpen
+        let req = OpenRequest {
+            ts,
+            name: &name,
+            access,
+            disposition,
+            options,
         };
-        let mut r = files_record(cx, action, &tree, &name, NO_RESPONSE.into(), sid);
-        r.conn = cx.conn_at(ts);
-        r.desired_access = Some(access);
-        r.disposition = Some(disposition);
-        r.create_options = Some(options);
-        r.delete_on_close = options & FILE_DELETE_ON_CLOSE != 0;
+        let r = open_record(cx, &tree, tree.is_pipe(), &req, NO_RESPONSE.into(), sid);
         sink.emit(Event::SmbFiles(r));
     }
 }

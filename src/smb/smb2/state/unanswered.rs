@@ -6,10 +6,12 @@
 //! time per tree as far as the capture can tell). Such records say `<no response>`.
 
 use super::{Info, Pending, Smb2State, NO_RESPONSE};
-use crate::event::{Event, FileAction};
+use crate::event::Event;
 use crate::sink::Sink;
-use crate::smb::smb2::records::{file_id_hex, FILE_DELETE_ON_CLOSE, FILE_ID_RELATED};
-use crate::smb::tables::{files_record, share_of, Cx, FileKey, ShareType, Tables, Tree};
+use crate::smb::smb2::records::{file_id_hex, FILE_ID_RELATED};
+use crate::smb::tables::{
+    open_record, share_of, Cx, FileKey, OpenRequest, ShareType, Tables, Tree,
+};
 
 impl Smb2State {
     /// A request on tree `tid` of session `sid`: if the session never saw that tree, it is the one
@@ -117,18 +119,15 @@ impl Smb2State {
         };
         let is_pipe = f.is_pipe;
         f.fuid = Some(fuid.clone());
-        let action = if is_pipe {
-            FileAction::PipeOpen
-        } else {
-            FileAction::FileOpen
+        let req = OpenRequest {
+            ts: p.ts,
+            name: &name,
+            access,
+            disposition,
+            options,
         };
-        let mut r = files_record(cx, action, &tree, &name, NO_RESPONSE.into(), sid);
-        r.conn = cx.conn_at(p.ts);
+        let mut r = open_record(cx, &tree, is_pipe, &req, NO_RESPONSE.into(), sid);
         r.fuid = Some(fuid);
-        r.desired_access = Some(access);
-        r.disposition = Some(disposition);
-        r.create_options = Some(options);
-        r.delete_on_close = options & FILE_DELETE_ON_CLOSE != 0;
         // Tree type unknown: pipe or file is decided by the handle's first bytes, as midstream.
         if tree.share_type == ShareType::Unknown && !is_pipe {
             f.deferred_open = Some(Box::new(r));
@@ -167,17 +166,14 @@ impl Smb2State {
         };
         let tree = s.trees.get(&tid).cloned().unwrap_or_else(Tree::unknown);
         let is_pipe = s.files.get(&key).map_or(tree.is_pipe(), |f| f.is_pipe);
-        let action = if is_pipe {
-            FileAction::PipeOpen
-        } else {
-            FileAction::FileOpen
+        let req = OpenRequest {
+            ts,
+            name: &name,
+            access,
+            disposition,
+            options,
         };
-        let mut r = files_record(cx, action, &tree, &name, NO_RESPONSE.into(), sid);
-        r.conn = cx.conn_at(ts);
-        r.desired_access = Some(access);
-        r.disposition = Some(disposition);
-        r.create_options = Some(options);
-        r.delete_on_close = options & FILE_DELETE_ON_CLOSE != 0;
+        let r = open_record(cx, &tree, is_pipe, &req, NO_RESPONSE.into(), sid);
         sink.emit(Event::SmbFiles(r));
     }
 }
