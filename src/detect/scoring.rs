@@ -7,7 +7,7 @@
 use super::attribution::{attribute, AttribInput, Attribution};
 use super::calls::Iface;
 use super::instance::{reason_sentence, Auth, Instance};
-use super::matcher::{fnv, ip_bytes, Detector};
+use super::matcher::Detector;
 use super::names::{looks_random, runs_interpreter};
 use super::rules::Rules;
 use super::uploads::names_upload;
@@ -248,15 +248,6 @@ impl Detector {
                 .map_or(0, |p| p.max_bind_contexts.0),
         };
         let s = score(&inst, &view, &self.rules);
-        let id = format!(
-            "psx-{:016x}",
-            fnv(&[
-                &ip_bytes(&src),
-                &ip_bytes(&dst),
-                inst.technique.as_str().as_bytes(),
-                &inst.first_ts.0.to_be_bytes()
-            ])
-        );
         let mut evidence = inst.evidence.clone();
         evidence.sort_by_key(|e| e.ts);
         if inst.evidence_dropped {
@@ -265,7 +256,8 @@ impl Detector {
         TechniqueAlert {
             ts: inst.first_ts,
             ts_end: inst.last_ts,
-            id,
+            // From content, at emission (TechniqueAlert::content_id).
+            id: String::new(),
             technique: inst.technique,
             attack: s.attack,
             severity: s.severity,

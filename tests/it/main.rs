@@ -17,6 +17,7 @@ mod evasion;
 mod inferred_captures;
 mod live_netns;
 mod one_sided;
+mod outputs;
 mod read_alerts;
 mod read_cli;
 mod reassembly;
