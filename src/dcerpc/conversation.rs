@@ -156,6 +156,8 @@ pub struct Association {
     auth: Option<AuthTrailer>,
     /// Well-formed PDUs seen (both directions).
     pdus: u64,
+    /// A PDU came from the server. Until one does, the capture may hold the client's half only.
+    server_seen: bool,
 }
 
 impl Association {
@@ -169,6 +171,7 @@ impl Association {
             calls: BTreeMap::new(),
             auth: None,
             pdus: 0,
+            server_seen: false,
         }
     }
 
@@ -203,7 +206,6 @@ impl Association {
 
     /// A whole PDU from `dir`.
     pub fn pdu(&mut self, ctx: &FlowCtx, ts: Ts, dir: Direction, bytes: &[u8], sink: &mut Sink) {
-        let _ = dir;
         let Some(h) = Header::parse(bytes) else {
             return self.malformed(ctx, ts, sink, "bad common header");
         };
@@ -212,6 +214,11 @@ impl Association {
         };
         sink.count("dcerpc.pdus", 1);
         self.pdus = self.pdus.saturating_add(1);
+        if dir == Direction::ToClient {
+            self.server_seen = true;
+        } else if !self.server_seen && matches!(h.ptype, pdu::PTYPE_REQUEST | pdu::PTYPE_BIND) {
+            self.log_unanswered(ctx, ts, sink);
+        }
         self.expire(ctx, ts, sink);
         let be = h.big_endian();
         match h.ptype {
@@ -661,6 +668,35 @@ impl Association {
             if let Some(c) = self.calls.remove(&id) {
                 self.emit_call(ctx, None, c, STATUS_NO_RESPONSE.into(), sink);
             }
+        }
+    }
+
+    /// The server has never answered on this association (a one-sided capture, or its half was
+    /// lost): a request in a later packet means the earlier whole ones are not waiting for
+    /// anything we will see, so they are logged now, in order, instead of at the timeout or the
+    /// end of the flow. (PDUs of one packet may be pipelined: they wait.)
+    fn log_unanswered(&mut self, ctx: &FlowCtx, ts: Ts, sink: &mut Sink) {
+        let old: Vec<u32> = self
+            .pending_binds
+            .iter()
+            .filter(|(_, b)| b.ts < ts)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in old {
+            if let Some(b) = self.pending_binds.remove(&id) {
+                self.emit_bind(ctx, ts, id, b, STATUS_NO_RESPONSE.into(), sink);
+            }
+        }
+        let done: Vec<u32> = self
+            .calls
+            .values()
+            .filter(|c| c.req_done && c.ts < ts)
+            .map(|c| c.call_id)
+            .collect();
+        let mut calls: Vec<Call> = done.iter().filter_map(|id| self.calls.remove(id)).collect();
+        calls.sort_by_key(|c| (c.ts, c.call_id));
+        for c in calls {
+            self.emit_call(ctx, None, c, STATUS_NO_RESPONSE.into(), sink);
         }
     }
 

@@ -674,9 +674,10 @@ fn calls_in_flight_are_capped() {
     let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
     let n = conversation::MAX_DCERPC_CALLS_IN_FLIGHT as u32 + 3;
     for id in 0..n {
+        // One packet time: a client-only association logs earlier calls at a later request.
         conv.data(
             &ctx(),
-            Ts(id as u64),
+            Ts(1),
             Direction::ToServer,
             &pdu(PTYPE_REQUEST, 3, id, &request_body(0, 6, &[0; 20]), None),
             &mut sink,
@@ -1156,4 +1157,46 @@ fn named_pipe_hint_with_multibyte_characters_does_not_panic() {
         let c = Conversation::new(Transport::SmbPipe, Some(name));
         assert_eq!(c.named_pipe().as_deref(), Some(want), "{name}");
     }
+}
+
+#[test]
+fn client_only_association_logs_each_call_at_the_next_request() {
+    // A one-sided capture: no server PDU ever. Each request from a later packet logs the earlier
+    // ones at once (in order), not at the timeout or the end of the flow.
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
+    for id in 1..=3u32 {
+        conv.data(
+            &ctx(),
+            Ts(u64::from(id) * 1_000_000_000),
+            Direction::ToServer,
+            &pdu(PTYPE_REQUEST, 3, id, &request_body(0, 6, &[0; 20]), None),
+            &mut sink,
+        );
+    }
+    let ev = dce(&sink);
+    assert_eq!(ev.iter().map(|e| e.call_id).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(ev
+        .iter()
+        .all(|e| e.status == "<no response>" && e.rtt.is_none()));
+    conv.close(&ctx(), Ts(10_000_000_000), &mut sink);
+    assert_eq!(dce(&sink).len(), 3, "the last one at the end");
+}
+
+#[test]
+fn a_server_pdu_turns_the_one_sided_logging_off() {
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
+    let req = |id: u32| pdu(PTYPE_REQUEST, 3, id, &request_body(0, 6, &[0; 20]), None);
+    conv.data(&ctx(), Ts(1), Direction::ToServer, &req(1), &mut sink);
+    // Any PDU from the server (here a response to an unknown call) shows both halves are there.
+    conv.data(
+        &ctx(),
+        Ts(2),
+        Direction::ToClient,
+        &pdu(PTYPE_RESPONSE, 3, 99, &response_body(0, &[0; 4]), None),
+        &mut sink,
+    );
+    conv.data(&ctx(), Ts(3), Direction::ToServer, &req(2), &mut sink);
+    assert!(dce(&sink).is_empty(), "call 1 still waits for its response");
 }

@@ -21,6 +21,8 @@ use crate::smb::tables::*;
 use crate::time::Ts;
 use std::collections::BTreeMap;
 
+mod unanswered;
+
 /// Requests waiting for their response, per connection. Beyond it the oldest is dropped.
 pub const MAX_PENDING_SMB_REQUESTS: usize = 1024;
 /// Commands followed in one compound message; the rest of the chain is skipped.
@@ -244,6 +246,9 @@ impl Smb2State {
         sink: &mut Sink,
     ) {
         let (sid, tid) = chain.ids(h);
+        if !matches!(h.command, NEGOTIATE | SESSION_SETUP | TREE_CONNECT) {
+            self.link_unanswered_tree(cx, t, sid, tid, sink);
+        }
         let key_of = |id: FileId, chain: &Chain| chain.key(h, id);
         let mid = h.message_id;
         let mut p = Pending {
@@ -333,7 +338,7 @@ impl Smb2State {
                 };
                 let key = key_of(r.file_id, chain);
                 chain.file = Some(key);
-                adopt_if_unknown(cx, t, sid, key, sink);
+                self.adopt(cx, t, sid, tid, key, sink);
                 p.file = t
                     .session(sid, cx, sink)
                     .and_then(|s| s.file_or_unknown(key, tid, cx, sink));
@@ -357,7 +362,7 @@ impl Smb2State {
                     return self.malformed(cx, "CLOSE request", sink);
                 };
                 let key = key_of(id, chain);
-                adopt_if_unknown(cx, t, sid, key, sink);
+                self.adopt(cx, t, sid, tid, key, sink);
                 chain.file = Some(key);
                 p.file = Some(key);
                 p.info = Info::Close;
@@ -367,7 +372,7 @@ impl Smb2State {
                     return self.malformed(cx, "SET_INFO request", sink);
                 };
                 let key = key_of(si.file_id, chain);
-                adopt_if_unknown(cx, t, sid, key, sink);
+                self.adopt(cx, t, sid, tid, key, sink);
                 chain.file = Some(key);
                 p.file = Some(key);
                 p.info = Info::SetInfo(match si.kind {
@@ -405,7 +410,7 @@ impl Smb2State {
         stamp: Option<Ts>,
         sink: &mut Sink,
     ) -> Option<FileKey> {
-        adopt_if_unknown(cx, t, sid, key, sink);
+        self.adopt(cx, t, sid, tid, key, sink);
         let s = t.session(sid, cx, sink)?;
         let key = s.file_or_unknown(key, tid, cx, sink)?;
         let f = s.files.get_mut(&key)?;
@@ -502,7 +507,7 @@ impl Smb2State {
         data: &[u8],
         sink: &mut Sink,
     ) -> Option<FileKey> {
-        adopt_if_unknown(cx, t, sid, key, sink);
+        self.adopt(cx, t, sid, tid, key, sink);
         let s = t.session(sid, cx, sink)?;
         let key = s.file_or_unknown(key, tid, cx, sink)?;
         let f = s.files.get_mut(&key)?;
@@ -515,6 +520,21 @@ impl Smb2State {
         f.emit_deferred_open(sink);
         pipe_data(cx, f, dir, data, sink);
         Some(key)
+    }
+
+    /// A request names handle `key`: one granted by a CREATE whose response was missed, or one
+    /// opened on another channel of the session.
+    fn adopt(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        sid: u64,
+        tid: u32,
+        key: FileKey,
+        sink: &mut Sink,
+    ) {
+        self.link_unanswered_create(cx, t, sid, tid, key, sink);
+        adopt_if_unknown(cx, t, sid, key, sink);
     }
 
     fn take_pending(&mut self, h: &Header) -> Option<Pending> {
@@ -609,17 +629,14 @@ impl Smb2State {
                 let tree = s.tree_or_unknown(tree_id, cx, sink);
                 let resp = if ok { parse_create_response(msg) } else { None };
                 let is_pipe = s.files.get(&key).map_or(tree.is_pipe(), |f| f.is_pipe);
-                let action = if is_pipe {
-                    FileAction::PipeOpen
-                } else {
-                    FileAction::FileOpen
+                let req = OpenRequest {
+                    ts,
+                    name: &name,
+                    access,
+                    disposition,
+                    options,
                 };
-                let mut r = files_record(cx, action, &tree, &name, nt_status_name(st), session_id);
-                r.conn = cx.conn_at(ts);
-                r.desired_access = Some(access);
-                r.disposition = Some(disposition);
-                r.create_options = Some(options);
-                r.delete_on_close = options & FILE_DELETE_ON_CLOSE != 0;
+                let mut r = open_record(cx, &tree, is_pipe, &req, nt_status_name(st), session_id);
                 match resp {
                     Some(c) => {
                         let fuid = file_id_hex(c.file_id);
@@ -957,6 +974,7 @@ impl Smb2State {
                 }
                 sink.count("smb2.commands", 1);
                 let (sid, tid) = chain.ids(&h);
+                self.link_unanswered_tree(cx, t, sid, tid, sink);
                 let key = chain.key(&h, w.file_id);
                 let key = self.write_begin(
                     cx,
@@ -1339,6 +1357,9 @@ impl Smb2State {
                 ) => {
                     let a = self.auth_record(cx, p.ts, p.session_id, blob, 0, NO_RESPONSE.into());
                     sink.emit(Event::SmbAuth(a));
+                }
+                info @ Info::Create { .. } => {
+                    self.log_unanswered_create(cx, t, Pending { info, ..p }, sink)
                 }
                 _ => {}
             }
