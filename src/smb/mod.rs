@@ -14,7 +14,6 @@
 
 pub mod crypto;
 pub mod files;
-pub mod keyed_hash;
 pub mod netbios;
 pub mod ntlmssp;
 pub mod registry;
@@ -27,11 +26,11 @@ use crate::event::{AnomalyKind, SmbVersion};
 use crate::flow::{Direction, FlowCtx, StreamParser};
 use crate::sink::Sink;
 use crate::time::Ts;
+use crate::wire::parsed;
 use netbios::{find_nbss_smb_record, parse_nbss_header, NBSS_HEADER_LEN, NBSS_MESSAGE};
 use smb1::Smb1State;
-use smb2::records::{
-    parse_transform_header, COMPRESSION_HEADER_LEN, TRANSFORM_HEADER_LEN, WRITE_REQUEST_FIXED,
-};
+use smb2::compression::COMPRESSION_HEADER_LEN;
+use smb2::records::{parse_transform_header, TRANSFORM_HEADER_LEN, WRITE_REQUEST_FIXED};
 use smb2::state::MAX_COMPOUND_COMMANDS;
 use smb2::stream_plan::{plan_stream, Plan};
 use smb2::{Smb2State, StreamTarget};
@@ -427,7 +426,7 @@ fn decide(
             if have_keys && len <= MAX_SMB_TRANSFORM_BUFFER {
                 return Body::Buffer;
             }
-            match parse_transform_header(prefix) {
+            match parsed(parse_transform_header(prefix)) {
                 Some(th) => smb2.transform_opaque(cx, t, dir, &th, len as u64, sink),
                 None => sink.anomaly(
                     cx.ts,

@@ -1,5 +1,6 @@
 //! SMB2/3: wire formats in [`records`], the per-connection state machine in [`state`].
 
+pub mod compression;
 pub mod records;
 pub mod state;
 pub mod stream_plan;
