@@ -47,6 +47,7 @@ pub mod pdu;
 pub mod stream;
 pub mod svcctl;
 pub mod tasks;
+pub mod uuid;
 
 use crate::event::{AnomalyKind, ConnFields};
 use crate::flow::{Direction, FlowCtx, StreamParser};
@@ -99,7 +100,7 @@ impl Conversation {
     /// `05 00` version prefix.
     pub fn looks_like_dcerpc(first: &[u8]) -> bool {
         if first.len() >= pdu::HEADER_LEN {
-            pdu::Header::parse(first).is_some()
+            pdu::parse_header(first).is_ok()
         } else {
             first.len() >= 2 && first[0] == 5 && first[1] == 0
         }

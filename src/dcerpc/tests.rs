@@ -11,6 +11,7 @@ use super::svcctl::build::{create_service_w, W};
 use super::*;
 use crate::event::{DceRpc, Event};
 use crate::flow::{ConnId, Uid};
+use crate::wire::parsed;
 
 fn ctx() -> FlowCtx {
     FlowCtx {
@@ -978,8 +979,8 @@ fn stub_decoders_survive_random_bytes() {
         epm::decode_map_request(&stub, be, ndr::Syntax::Ndr20, &mut a);
         let _ = epm::decode_map_response(&stub, be, ndr::Syntax::Ndr20, &mut a);
         let _ = epm::parse_tower(&stub);
-        let _ = pdu::parse_bind(&stub, be);
-        let _ = pdu::parse_bind_ack(&stub, be);
+        let _ = parsed(pdu::parse_bind(&stub, be));
+        let _ = parsed(pdu::parse_bind_ack(&stub, be));
         tasks::apply_task_xml(&String::from_utf8_lossy(&stub), &mut a);
     }
 }
