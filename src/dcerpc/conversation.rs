@@ -309,7 +309,7 @@ impl Association {
                 transfer_syntax: it
                     .transfer_syntaxes
                     .first()
-                    .map(|t| pdu::transfer_syntax_name(t)),
+                    .map(pdu::transfer_syntax_name),
                 result: None,
             });
             b.offered.push((it.ctx_id, abstract_uuid.clone()));
