@@ -306,10 +306,7 @@ impl Association {
                 uuid: abstract_uuid.clone(),
                 version,
                 endpoint: endpoint_or_unknown(&abstract_uuid),
-                transfer_syntax: it
-                    .transfer_syntaxes
-                    .first()
-                    .map(pdu::transfer_syntax_name),
+                transfer_syntax: it.transfer_syntaxes.first().map(pdu::transfer_syntax_name),
                 result: None,
             });
             b.offered.push((it.ctx_id, abstract_uuid.clone()));
@@ -648,6 +645,9 @@ impl Association {
             interfaces: None,
             args: call.args,
         };
+        if let Some(x) = epm::expectation_from_event(&ev) {
+            sink.learned_endpoints.push((x.server, x.port));
+        }
         sink.emit(Event::DceRpc(Box::new(ev)));
     }
 

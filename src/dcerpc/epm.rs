@@ -2,9 +2,9 @@
 //! serves an interface; the answer's protocol towers carry the TCP port (floor protocol 0x07,
 //! port big-endian) and the IP (floor 0x09). That is how svcctl-over-TCP finds its dynamic port.
 //!
-//! The flow layer learns expectations from the emitted `dce_rpc` events with
-//! [`expectation_from_event`]: an `ept_map` response with `epm_port` set says "the next connection
-//! to that server and port speaks DCE-RPC for `mapped_uuid`".
+//! An `ept_map` response with `epm_port` set says "the next connection to that server and port
+//! speaks DCE-RPC for `mapped_uuid`" ([`expectation_from_event`]); the conversation that decodes
+//! it hands that endpoint to the flow layer through the sink, not through the output.
 
 use super::ndr::{NdrReader, Syntax};
 use super::svcctl::return_code;

@@ -6,9 +6,10 @@
 //! conversation frames PDUs by frag_length itself ([`stream`]), keeps the association's contexts
 //! and calls ([`conversation`]) and emits `dce_rpc` events: one per call when its response or fault
 //! arrives (or at close / timeout, status `<no response>`), one per bind / alter_context.
-//! Over TCP, [`TcpParser`] wraps a Conversation as a flow's [`StreamParser`]; the endpoint mapper's
-//! answers (`ept_map` events with `epm_port`) turn into expectations with
-//! [`epm::expectation_from_event`].
+//! Over TCP, [`TcpParser`] wraps a Conversation as a flow's [`StreamParser`]; where an endpoint
+//! mapper answer (`ept_map` with a TCP port) is decoded, the conversation also puts the endpoint
+//! into [`crate::sink::Sink::learned_endpoints`] for the flow layer ([`epm::expectation_from_event`]
+//! says which server and port).
 //!
 //! `named_pipe` in the events is Zeek's: the bind_ack secondary address (`\PIPE\svcctl`, or the
 //! port number over TCP); when the bind_ack was missed, `\PIPE\<name>` from the opened pipe name.

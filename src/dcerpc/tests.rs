@@ -642,6 +642,11 @@ fn ept_map_over_tcp_gives_port_and_expectation() {
         (x.server, x.port, x.uuid.as_deref()),
         ("192.0.2.20".parse().unwrap(), 49668, Some(SVCCTL))
     );
+    // Learned where it was decoded: the endpoint is in the sink for the flow layer.
+    assert_eq!(
+        sink.learned_endpoints,
+        vec![("192.0.2.20".parse().unwrap(), 49668)]
+    );
 }
 
 #[test]
