@@ -437,6 +437,8 @@ fn decide(
             }
             Body::Skip
         }
+        // Compressed messages are rebuilt whole, like transforms with keys.
+        Some(0xFC) if len <= MAX_SMB_TRANSFORM_BUFFER => Body::Buffer,
         Some(0xFC) => {
             smb2.compressed(
                 cx,

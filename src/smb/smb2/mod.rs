@@ -4,6 +4,7 @@ pub mod compression;
 pub mod records;
 pub mod state;
 pub mod stream_plan;
+pub mod xpress;
 
 pub use state::{Smb2State, StreamTarget, MAX_PENDING_SMB_REQUESTS};
 

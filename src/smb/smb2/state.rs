@@ -7,7 +7,9 @@
 //! [`Smb2State::end_stream`]): writes of more than a few KiB to a known disk file, and any WRITE
 //! or READ too large to buffer, alone or as the last command of a compound.
 
-use super::compression::{decompress_simple, parse_compression_header, COMPRESSION_HEADER_LEN};
+use super::compression::{
+    decompress, parse_compression_header, DecompressError, COMPRESSION_HEADER_LEN,
+};
 use super::records::*;
 use super::stream_plan::StreamPlan;
 use crate::dcerpc::Conversation;
@@ -27,8 +29,9 @@ use std::collections::BTreeMap;
 pub const MAX_PENDING_SMB_REQUESTS: usize = 1024;
 /// Commands followed in one compound message; the rest of the chain is skipped.
 pub const MAX_COMPOUND_COMMANDS: usize = 64;
-/// Largest plaintext we rebuild from a compression transform.
-pub const MAX_DECOMPRESSED_MESSAGE: usize = 1024 * 1024;
+/// Largest plaintext we rebuild from a compression transform: an SMB2 message of the largest
+/// READ/WRITE (8 MiB) and its headers.
+pub const MAX_DECOMPRESSED_MESSAGE: usize = 8 * 1024 * 1024 + 4096;
 
 const NO_RESPONSE: &str = "<no response>";
 
@@ -1247,7 +1250,13 @@ impl Smb2State {
             return self.malformed(cx, "compression header", sink);
         };
         let plain = if wire_size == msg.len() as u64 {
-            decompress_simple(msg, MAX_DECOMPRESSED_MESSAGE)
+            match decompress(msg, MAX_DECOMPRESSED_MESSAGE) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.undecompressed(cx, e, sink);
+                    None
+                }
+            }
         } else {
             None
         };
@@ -1275,6 +1284,27 @@ impl Smb2State {
                     nonce_form: "random",
                 }));
             }
+        }
+    }
+
+    /// Why a whole compressed message was not rebuilt, as a typed event.
+    fn undecompressed(&mut self, cx: &Cx<'_>, e: DecompressError, sink: &mut Sink) {
+        match e {
+            DecompressError::TooLarge => sink.cap_reached(
+                "MAX_DECOMPRESSED_MESSAGE",
+                cx.ts,
+                Some(cx.conn()),
+                "smb2",
+                "compressed message not rebuilt",
+            ),
+            DecompressError::Unsupported(_) => sink.count("smb2.compressed_unsupported", 1),
+            DecompressError::Malformed | DecompressError::Corrupt(_) => sink.anomaly(
+                cx.ts,
+                Some(cx.conn()),
+                crate::event::AnomalyKind::Malformed,
+                "smb2",
+                format!("compressed message does not decode ({e:?})"),
+            ),
         }
     }
 
