@@ -10,6 +10,7 @@
 
 use crate::common::reshape::*;
 use psexec_sensor::event::Event;
+use psexec_sensor::smb::smb2::compression::test_encoders::huffman_flat9;
 use std::path::PathBuf;
 
 fn lab(name: &str) -> PathBuf {
@@ -95,26 +96,11 @@ fn lz77(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// LZ77+Huffman with every symbol's code 9 bits long (so symbol i's canonical code is i): a
-/// literal-only stream of one block (at most 64 KiB of output).
+/// LZ77+Huffman, literals only, with the flat 9-bit code (one block: at most 64 KiB).
 fn huffman_literals(data: &[u8]) -> Vec<u8> {
     assert!(data.len() <= 65536);
-    let mut out = vec![0x99u8; 256];
-    let mut bits: Vec<bool> = Vec::with_capacity(data.len() * 9 + 48);
-    for &b in data {
-        for k in (0..9).rev() {
-            bits.push(u16::from(b) >> k & 1 == 1);
-        }
-    }
-    while bits.len() % 16 != 0 {
-        bits.push(false);
-    }
-    bits.extend([false; 32]);
-    for w in bits.chunks(16) {
-        let v = w.iter().fold(0u16, |a, &b| a << 1 | u16::from(b));
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
+    let symbols: Vec<_> = data.iter().map(|&b| (u16::from(b), None)).collect();
+    huffman_flat9(&symbols)
 }
 
 fn unchained(algorithm: u16, original: &[u8], compressed: &[u8]) -> Vec<u8> {

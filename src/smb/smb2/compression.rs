@@ -267,6 +267,40 @@ fn decode_lznt1(data: &[u8], room: usize, out: &mut Vec<u8>) -> Result<(), Decom
     Ok(())
 }
 
+/// Encoders for tests (here and in the integration suite), independent of the decoders above.
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_encoders {
+    /// An LZ77+Huffman stream per MS-XCA 2.1/2.2 whose 512 codes are all 9 bits long (the
+    /// 256-byte table of 4-bit lengths is all 0x99, so symbol i's canonical code is i): each
+    /// symbol (a literal byte, or 256 + match header) with its extra offset bits (value, count),
+    /// then the bit stream in 16-bit little-endian words, most significant bit first. One block:
+    /// at most 64 KiB of output.
+    pub fn huffman_flat9(symbols: &[(u16, Option<(u32, u32)>)]) -> Vec<u8> {
+        let mut out = vec![0x99u8; 256];
+        let mut bits: Vec<bool> = Vec::with_capacity(symbols.len() * 9 + 48);
+        let put = |v: u32, n: u32, bits: &mut Vec<bool>| {
+            for k in (0..n).rev() {
+                bits.push(v >> k & 1 == 1);
+            }
+        };
+        for &(sym, extra) in symbols {
+            put(u32::from(sym), 9, &mut bits);
+            if let Some((v, n)) = extra {
+                put(v, n, &mut bits);
+            }
+        }
+        while bits.len() % 16 != 0 {
+            bits.push(false);
+        }
+        bits.extend([false; 32]);
+        for w in bits.chunks(16) {
+            let v = w.iter().fold(0u16, |a, &b| a << 1 | u16::from(b));
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,39 +403,11 @@ mod tests {
         }
     }
 
-    /// An LZ77+Huffman stream per MS-XCA 2.1/2.2: the 256-byte table of 4-bit code lengths
-    /// (all 9 here: symbol i's canonical code is i), then the bit stream in 16-bit little-endian
-    /// words, most significant bit first.
-    fn huffman_all_nine(symbols: &[(u16, Option<(u32, u32)>)]) -> Vec<u8> {
-        let mut out = vec![0x99u8; 256];
-        let mut bits: Vec<bool> = Vec::new();
-        let mut put = |v: u32, n: u32, bits: &mut Vec<bool>| {
-            for k in (0..n).rev() {
-                bits.push(v >> k & 1 == 1);
-            }
-        };
-        for &(sym, extra) in symbols {
-            put(u32::from(sym), 9, &mut bits);
-            if let Some((v, n)) = extra {
-                put(v, n, &mut bits);
-            }
-        }
-        while bits.len() % 16 != 0 {
-            bits.push(false);
-        }
-        bits.extend([false; 32]);
-        for w in bits.chunks(16) {
-            let v = w.iter().fold(0u16, |a, &b| a << 1 | u16::from(b));
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out
-    }
-
     #[test]
     fn unchained_lz77_huffman() {
         // "abc", then a match of length 6 at offset 3: symbol 256 + (1 << 4 | (6 - 3)), one
         // extra offset bit (3 = 2^1 + 1).
-        let stream = huffman_all_nine(&[
+        let stream = test_encoders::huffman_flat9(&[
             (u16::from(b'a'), None),
             (u16::from(b'b'), None),
             (u16::from(b'c'), None),
