@@ -11,6 +11,7 @@ use super::svcctl::build::{create_service_w, W};
 use super::*;
 use crate::event::{DceRpc, Event};
 use crate::flow::{ConnId, Uid};
+use crate::wire::parsed;
 
 fn ctx() -> FlowCtx {
     FlowCtx {
@@ -641,6 +642,11 @@ fn ept_map_over_tcp_gives_port_and_expectation() {
         (x.server, x.port, x.uuid.as_deref()),
         ("192.0.2.20".parse().unwrap(), 49668, Some(SVCCTL))
     );
+    // Learned where it was decoded: the endpoint is in the sink for the flow layer.
+    assert_eq!(
+        sink.learned_endpoints,
+        vec![("192.0.2.20".parse().unwrap(), 49668)]
+    );
 }
 
 #[test]
@@ -979,8 +985,8 @@ fn stub_decoders_survive_random_bytes() {
         epm::decode_map_request(&stub, be, ndr::Syntax::Ndr20, &mut a);
         let _ = epm::decode_map_response(&stub, be, ndr::Syntax::Ndr20, &mut a);
         let _ = epm::parse_tower(&stub);
-        let _ = pdu::parse_bind(&stub, be);
-        let _ = pdu::parse_bind_ack(&stub, be);
+        let _ = parsed(pdu::parse_bind(&stub, be));
+        let _ = parsed(pdu::parse_bind_ack(&stub, be));
         tasks::apply_task_xml(&String::from_utf8_lossy(&stub), &mut a);
     }
 }

@@ -22,8 +22,8 @@ use crate::event::alert::{
     Alert, Basis, Evidence, FoldedCall, Severity, SignalAlert, Technique, VisibilityAlert,
 };
 use crate::event::{ConnFields, DceArgs, DceRpc, Event, FileAction, SmbFiles};
-use crate::smb::keyed_hash::KeyedMap;
 use crate::time::Ts;
+use crate::wire::maps::{shrink_if_sparse, KeyedMap};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -122,7 +122,7 @@ pub struct DetectTables {
 pub struct Detector {
     pub(super) rules: Rules,
     pub(super) window_ns: u64,
-    /// Keyed by addresses the wire chooses: a seeded hash (`smb::keyed_hash`), not FxHash.
+    /// Keyed by addresses the wire chooses: a seeded hash (`wire::maps::KeyedMap`), not FxHash.
     pub(super) pairs: KeyedMap<(IpAddr, IpAddr), PairState>,
     pub(super) sources: KeyedMap<IpAddr, SourceState>,
     /// Sources quiet for longer than the windows, packed until the end-of-run host summaries.
@@ -1067,40 +1067,8 @@ impl Detector {
     }
 }
 
-/// A hash table keeps its largest size after entries leave; after a burst (a scan of many hosts)
-/// give the memory back once the table is mostly empty, so a long run's footprint follows the
-/// current traffic rather than its peak.
-fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(m: &mut KeyedMap<K, V>) {
-    const MIN_CAPACITY: usize = 1024;
-    if m.capacity() > MIN_CAPACITY && m.len() < m.capacity() / 8 {
-        m.shrink_to((m.len() * 2).max(MIN_CAPACITY));
-    }
-}
-
 /// Drop entries older than `window` before `now` (items are appended in time order).
 fn prune<T>(v: &mut Vec<T>, now: Ts, window: u64, ts: impl Fn(&T) -> Ts) {
     let cut = now.0.saturating_sub(window);
     v.retain(|x| ts(x).0 >= cut);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sparse_tables_give_memory_back() {
-        let mut m: KeyedMap<u32, u64> = KeyedMap::default();
-        for i in 0..100_000 {
-            m.insert(i, 0);
-        }
-        let peak = m.capacity();
-        shrink_if_sparse(&mut m);
-        assert_eq!(m.capacity(), peak, "full: kept");
-        m.retain(|k, _| *k < 50);
-        shrink_if_sparse(&mut m);
-        assert!(m.capacity() < peak / 32, "{} of {peak}", m.capacity());
-        assert!(m.capacity() >= 1024);
-        assert_eq!(m.len(), 50);
-        assert_eq!(m.get(&49), Some(&0));
-    }
 }

@@ -5,8 +5,8 @@
 
 use super::matcher::SourceState;
 use crate::event::alert::Technique;
-use crate::smb::keyed_hash::KeyedMap;
 use crate::time::Ts;
+use crate::wire::maps::KeyedMap;
 use std::net::IpAddr;
 
 /// Quiet sources whose host summary is kept (packed) for the end of the run. Beyond it the

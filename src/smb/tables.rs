@@ -10,11 +10,11 @@ use crate::event::{ConnFields, Event, FileAction, SmbFiles, SmbVersion};
 use crate::flow::{Direction, FlowCtx};
 use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
-use crate::smb::keyed_hash::KeyedMap;
 use crate::smb::registry::Channel;
 pub use crate::smb::registry::{SharedRegistry, MAX_SHARED_HANDLES};
 use crate::smb::status::nt_status_name;
 use crate::time::Ts;
+use crate::wire::maps::KeyedMap;
 
 /// Sessions tracked per connection.
 pub const MAX_SMB_SESSIONS: usize = 64;
@@ -28,24 +28,7 @@ pub const MAX_PIPES_PER_SESSION: usize = 64;
 /// Written where the tree connect (or the CREATE) was not seen.
 pub const UNKNOWN: &str = "<unknown>";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ShareType {
-    Disk,
-    Pipe,
-    Print,
-    Unknown,
-}
-
-impl ShareType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ShareType::Disk => "DISK",
-            ShareType::Pipe => "PIPE",
-            ShareType::Print => "PRINT",
-            ShareType::Unknown => "UNKNOWN",
-        }
-    }
-}
+pub use crate::smb::smb2::records::ShareType;
 
 #[derive(Clone, Debug)]
 pub struct Tree {
@@ -436,7 +419,7 @@ pub fn finish_file_in(cx: &Cx<'_>, session_id: u64, tree: &Tree, mut f: OpenFile
 /// The per-connection table of sessions.
 #[derive(Debug, Default)]
 pub struct Tables {
-    /// Keyed hash: SessionIds are attacker-chosen (see [`crate::smb::keyed_hash`]).
+    /// Keyed hash: SessionIds are attacker-chosen (see [`crate::wire::maps`]).
     pub sessions: KeyedMap<u64, Session>,
     /// This connection's membership in the cross-connection registry (None in unit tests that
     /// want one connection alone).

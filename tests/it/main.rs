@@ -24,6 +24,7 @@ mod reassembly;
 mod service_change;
 mod smb1_lab;
 mod smb2_lab;
+mod smb3_compression;
 mod smb3_encrypted_cli;
 mod truth_events;
 mod tshark_crosscheck;
