@@ -13,6 +13,8 @@ pub mod files;
 pub mod stream;
 
 use crate::app::{AppFactory, EpmEndpoints};
+use crate::capture::file::merge::{FileEnd, Merge, Plan, Step};
+use stream::Merged;
 use crate::capture::file::{CaptureError, CaptureReader};
 use crate::capture::{Frame, Packet};
 use crate::decode::Decoder;
@@ -219,6 +221,80 @@ pub struct FileOutcome {
     pub packets: u64,
     /// The file could not be read (to the end); packets before the problem were processed.
     pub error: Option<CaptureError>,
+}
+
+impl From<FileEnd> for FileOutcome {
+    fn from(e: FileEnd) -> FileOutcome {
+        FileOutcome {
+            path: e.path,
+            packets: e.packets,
+            error: e.error,
+        }
+    }
+}
+
+/// What the engine notes when one file of a merged run ends: the file counts, a reading error
+/// or undescribed pcapng interfaces become capture anomalies (under `index`).
+fn note_file_end(engine: &mut Engine, end: &FileEnd, index: u64, out: &mut dyn EventConsumer) {
+    engine.sink.count("files", 1);
+    if let Some(e) = end.error.as_ref().filter(|_| end.opened) {
+        engine.capture_anomaly(index, e.to_string(), out);
+    }
+    if end.unknown_interface_packets > 0 {
+        engine.sink.count(
+            "capture.unknown_interface_packets",
+            end.unknown_interface_packets,
+        );
+        engine.capture_anomaly(
+            index,
+            undescribed_interfaces(&end.path, end.unknown_interface_packets),
+            out,
+        );
+    }
+}
+
+/// Read every planned file through `engine` as one capture in time order ([`merge`]): flows,
+/// reassembly and SMB state continue across file boundaries and end by idle timeout in capture
+/// time, or at the end of the last file. `on_end` sees each file's outcome as it ends; returns
+/// how many ended with an error. `index` is the running packet index. Stops early when `out` is
+/// done (its output failed).
+pub fn run_merged<M: Merged>(
+    engine: &mut Engine,
+    plan: &Plan,
+    index: &mut u64,
+    progress: Arc<AtomicU64>,
+    out: &mut M,
+    on_packet: &mut dyn FnMut(u64),
+    on_end: &mut dyn FnMut(&FileOutcome),
+) -> usize {
+    let mut merge = Merge::new(plan, progress);
+    let mut failed = 0;
+    loop {
+        if *index % stream::WATERMARK_EVERY == 0 && out.done() {
+            break;
+        }
+        match merge.next() {
+            Step::Frame(frame) => {
+                engine.process_frame(*index, frame, out);
+                *index += 1;
+                on_packet(*index);
+            }
+            Step::Ended(end) => {
+                note_file_end(engine, &end, *index, out);
+                let outcome = FileOutcome::from(end);
+                failed += usize::from(outcome.error.is_some());
+                on_end(&outcome);
+            }
+            Step::End => break,
+        }
+    }
+    if merge.deferred_files() > 0 {
+        engine
+            .sink
+            .count("capture.merge_deferred_files", merge.deferred_files());
+    }
+    engine.finish(out);
+    failed
 }
 
 /// Read `path` through `engine`, then close its flows (each file is its own world: captures of

@@ -348,6 +348,7 @@ fn units_to_ns(units: u64, per_sec: u64, offset_secs: i64) -> Ts {
 }
 
 mod legacy;
+pub mod merge;
 
 /// Where records come from: our own classic-pcap reader (the common case, and the hot path), or
 /// pcap-parser for pcapng and the rare "modified" pcap.
@@ -365,6 +366,18 @@ pub struct CaptureReader {
     packets: u64,
     buffer_size: usize,
     done: bool,
+    /// [`CaptureReader::peek_ts`] holds a frame (in the reader's buffer, or in the caller's spare
+    /// packet for the other formats) that [`CaptureReader::take_frame`] hands out.
+    peeked: bool,
+}
+
+impl fmt::Debug for CaptureReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureReader")
+            .field("path", &self.path)
+            .field("packets", &self.packets)
+            .finish()
+    }
 }
 
 /// What earlier blocks said that later ones need.
@@ -439,6 +452,7 @@ impl CaptureReader {
             packets: 0,
             buffer_size,
             done: false,
+            peeked: false,
         }
     }
 
@@ -560,6 +574,55 @@ impl CaptureReader {
             return Ok(self.next_packet(spare)?.then(|| spare.frame()));
         }
         self.legacy_frame()
+    }
+
+    /// The time of the next frame, which stays unread until [`Self::take_frame`] (with the same
+    /// `spare`) takes it; Ok(None) at the end of the file. What a merge of several files needs:
+    /// every open file's next time, before it takes the earliest.
+    pub fn peek_ts(&mut self, spare: &mut Packet) -> Result<Option<Ts>, CaptureError> {
+        if self.done {
+            return Ok(None);
+        }
+        let Source::Legacy(r) = &mut self.inner else {
+            if !self.peeked {
+                self.peeked = self.next_packet(spare)?;
+            }
+            return Ok(self.peeked.then_some(spare.ts));
+        };
+        match r.ready() {
+            Ok(Some(ts)) => {
+                self.peeked = true;
+                Ok(Some(ts))
+            }
+            Ok(None) => {
+                self.done = true;
+                Ok(None)
+            }
+            Err(stop) => {
+                self.done = true;
+                Err(legacy_stopped(&self.path, self.packets, stop))
+            }
+        }
+    }
+
+    /// The frame [`Self::peek_ts`] announced (None when it announced none).
+    pub fn take_frame<'s>(&'s mut self, spare: &'s Packet) -> Option<Frame<'s>> {
+        if !std::mem::take(&mut self.peeked) {
+            return None;
+        }
+        let Source::Legacy(r) = &mut self.inner else {
+            return Some(spare.frame());
+        };
+        let linktype = r.linktype();
+        let rec = r.take();
+        self.packets += 1;
+        self.state.last_ts = rec.ts;
+        Some(Frame {
+            ts: rec.ts,
+            linktype,
+            orig_len: rec.orig_len.max(rec.data.len() as u32),
+            data: rec.data,
+        })
     }
 
     /// The next classic-pcap record, borrowed from the walker's block buffer.

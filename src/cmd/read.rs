@@ -2,7 +2,7 @@
 //! summary.
 
 use super::{EXIT_BAD_INPUT, EXIT_OUTPUT_ERROR};
-use crate::capture::file::{expand_inputs, read_once_is_best};
+use crate::capture::file::{expand_inputs, merge, read_once_is_best};
 use crate::cli::ReadArgs;
 use crate::detect::{Detection, Rules};
 use crate::event::alert::Alert;
@@ -12,7 +12,7 @@ use crate::output::json::JsonLines;
 use crate::output::summary::Summary;
 use crate::pipeline::files::{self, FileProgress};
 use crate::pipeline::stream::{self, Merged};
-use crate::pipeline::{run_file, Engine, EngineConfig, EventConsumer, FileOutcome};
+use crate::pipeline::{run_merged, Engine, EngineConfig, EventConsumer, FileOutcome};
 use crate::smb::SmbShared;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -141,6 +141,12 @@ impl Merged for ReadOutput {
     }
 }
 
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 fn open_writer(path: &Path) -> Result<JsonLines, ExitCode> {
     JsonLines::create(path).map_err(|e| {
         say(format_args!("{}: cannot write: {e}", path.display()));
@@ -155,21 +161,15 @@ struct ReadProgress<'a> {
 }
 
 impl FileProgress for ReadProgress<'_> {
-    fn file(&self, f: &Path) {
-        if let Some(b) = self.bar {
-            b.set_message(
-                f.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
-        }
-    }
     fn frames(&self, _frames: u64) {
         if let Some(b) = self.bar {
             b.set_position(self.read_bytes.load(Ordering::Relaxed));
         }
     }
     fn outcome(&self, outcome: &FileOutcome) {
+        if let Some(b) = self.bar {
+            b.set_message(file_name(&outcome.path));
+        }
         if let Some(e) = &outcome.error {
             match self.bar {
                 Some(b) => b.suspend(|| say(e)),
@@ -242,18 +242,19 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         max_flows: Some(crate::flow::table::flows_per_worker(workers)),
     };
     let read_bytes = Arc::new(AtomicU64::new(0));
-    let show = |f: &Path| {
-        if let Some(b) = &bar {
-            b.set_message(
-                f.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
-        }
-    };
+    // One capture in time order (capture::file::merge), whatever the names and the order given.
+    let plan = merge::plan(&files);
     let complain = |e: &dyn std::fmt::Display| match &bar {
         Some(b) => b.suspend(|| say(e)),
         None => say(e),
+    };
+    let mut ended = |o: &FileOutcome| {
+        if let Some(b) = &bar {
+            b.set_message(file_name(&o.path));
+        }
+        if let Some(e) = &o.error {
+            complain(e);
+        }
     };
     let tick = |i: u64| {
         if i % 4096 == 0 {
@@ -266,43 +267,22 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         // One engine on this thread: the reference every worker count must agree with.
         let mut engine = Engine::new(cfg);
         let mut index = 0u64;
-        for f in &files {
-            show(f);
-            let outcome = run_file(
-                &mut engine,
-                f,
-                &mut index,
-                read_bytes.clone(),
-                &mut out,
-                &mut { tick },
-            );
-            if let Some(e) = outcome.error {
-                failed += 1;
-                complain(&e);
-            }
-            if out.write_error.is_some() {
-                break;
-            }
-        }
+        failed += run_merged(
+            &mut engine,
+            &plan,
+            &mut index,
+            read_bytes.clone(),
+            &mut out,
+            &mut { tick },
+            &mut ended,
+        );
         engine.counters()
     } else if files.iter().any(|f| read_once_is_best(f)) {
         // Standard input can be read once, and a gzip file would be decompressed by every
         // worker: a capture thread reads and hands frames to `workers` engines, this thread
         // merges their output in packet order (pipeline::stream).
         let (f, counters) = stream::run(workers, stream::Mode::Files, &cfg, &mut out, |feeder| {
-            let mut failed = 0usize;
-            for f in &files {
-                if feeder.cancelled() {
-                    break;
-                }
-                show(f);
-                let outcome: FileOutcome = feeder.run_file(f, read_bytes.clone(), &mut { tick });
-                if let Some(e) = outcome.error {
-                    failed += 1;
-                    complain(&e);
-                }
-            }
-            failed
+            feeder.run_merged(&plan, read_bytes.clone(), &mut { tick }, &mut ended)
         });
         failed += f;
         counters
@@ -316,7 +296,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         let (f, counters) = files::run_files(
             workers,
             &cfg,
-            &files,
+            &plan,
             read_bytes.clone(),
             &progress,
             &mut out,

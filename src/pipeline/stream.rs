@@ -31,6 +31,7 @@
 //!   frames in `channel_drops` (the kernel keeps capturing; a stall must not back up into it).
 
 use super::{Engine, EngineConfig, EventConsumer, FileOutcome, FINISH_INDEX};
+use crate::capture::file::merge::{Merge, Plan, Step};
 use crate::capture::file::CaptureReader;
 use crate::capture::LINKTYPE_ETHERNET;
 use crate::capture::{Frame, Packet};
@@ -345,6 +346,56 @@ impl Feeder {
         }
         p.linktype = linktype;
         p
+    }
+
+    /// Reads every planned file into the pipeline as one capture in time order
+    /// (`capture::file::merge`), then ends the input once: flows continue across files.
+    /// `on_packet` sees the number of frames handed in so far, `on_end` each file's outcome as it
+    /// ends; returns how many ended with an error.
+    pub fn run_merged(
+        &mut self,
+        plan: &Plan,
+        progress: Arc<AtomicU64>,
+        on_packet: &mut dyn FnMut(u64),
+        on_end: &mut dyn FnMut(&FileOutcome),
+    ) -> usize {
+        let mut merge = Merge::new(plan, progress);
+        let mut pkt = Packet::empty();
+        let mut failed = 0;
+        loop {
+            if self.cancelled() {
+                break;
+            }
+            match merge.next() {
+                Step::Frame(frame) => {
+                    pkt.copy_from(frame);
+                    self.packet(&mut pkt);
+                    on_packet(self.packets());
+                }
+                Step::Ended(end) => {
+                    self.counters.add("files", 1);
+                    if let Some(e) = end.error.as_ref().filter(|_| end.opened) {
+                        self.capture_anomaly(e.to_string());
+                    }
+                    let skipped = end.unknown_interface_packets;
+                    if skipped > 0 {
+                        self.counters
+                            .add("capture.unknown_interface_packets", skipped);
+                        self.capture_anomaly(super::undescribed_interfaces(&end.path, skipped));
+                    }
+                    let outcome = FileOutcome::from(end);
+                    failed += usize::from(outcome.error.is_some());
+                    on_end(&outcome);
+                }
+                Step::End => break,
+            }
+        }
+        if merge.deferred_files() > 0 {
+            self.counters
+                .add("capture.merge_deferred_files", merge.deferred_files());
+        }
+        self.finish_input();
+        failed
     }
 
     /// Reads one capture file into the pipeline, then ends it as an input ([`Self::finish_input`]).

@@ -140,6 +140,16 @@ impl LegacyReader {
 
     /// The next record; Ok(None) at a clean end of the stream.
     pub fn next(&mut self) -> Result<Option<Record<'_>>, Stop> {
+        Ok(match self.ready()? {
+            Some(_) => Some(self.take()),
+            None => None,
+        })
+    }
+
+    /// Buffers the next record whole and returns its time, without consuming it (a merge of
+    /// several files looks at every file's next time before it takes one); Ok(None) at a clean
+    /// end of the stream. Calling it again before [`Self::take`] costs a header read.
+    pub fn ready(&mut self) -> Result<Option<Ts>, Stop> {
         if !self.fill(RECORD_HEADER_LEN)? {
             return if self.end == self.start {
                 Ok(None)
@@ -147,9 +157,7 @@ impl LegacyReader {
                 Err(Stop::Truncated)
             };
         }
-        let at = self.start;
-        let caplen = self.u32_at(at + 8) as usize;
-        let total = RECORD_HEADER_LEN.saturating_add(caplen);
+        let total = self.record_len();
         if total >= MAX_CAPTURE_RECORD_BYTES {
             return Err(Stop::TooLarge);
         }
@@ -157,23 +165,40 @@ impl LegacyReader {
             return Err(Stop::Truncated);
         }
         // fill may have moved the record to the front.
-        let at = self.start;
+        Ok(Some(self.ts_at(self.start)))
+    }
+
+    /// Header and data of the record at `start`.
+    fn record_len(&self) -> usize {
+        RECORD_HEADER_LEN.saturating_add(self.u32_at(self.start + 8) as usize)
+    }
+
+    /// The time in the record header at `at`.
+    fn ts_at(&self, at: usize) -> Ts {
         let sec = u64::from(self.u32_at(at));
         let frac = u64::from(self.u32_at(at + 4));
-        let orig_len = self.u32_at(at + 12);
         // Same as units_to_ns for these two resolutions, without the 128-bit division.
         let frac_ns = if self.header.nanos {
             frac
         } else {
             frac * 1_000
         };
-        let ts = Ts((sec * 1_000_000_000).saturating_add(frac_ns));
+        Ts((sec * 1_000_000_000).saturating_add(frac_ns))
+    }
+
+    /// Consumes the record [`Self::ready`] buffered. Only after `ready` returned a time: anything
+    /// else yields an empty record rather than reading past the buffer.
+    pub fn take(&mut self) -> Record<'_> {
+        let at = self.start;
+        let total = self.record_len().min(self.end - at);
+        let ts = self.ts_at(at);
+        let orig_len = self.u32_at(at + 12);
         self.start += total;
         let data = self
             .buf
             .get(at + RECORD_HEADER_LEN..at + total)
             .unwrap_or(&[]);
-        Ok(Some(Record { ts, orig_len, data }))
+        Record { ts, orig_len, data }
     }
 }
 
