@@ -14,7 +14,6 @@ pub mod stream;
 
 use crate::app::{AppFactory, EpmEndpoints};
 use crate::capture::file::merge::{FileEnd, Merge, Plan, Step};
-use stream::Merged;
 use crate::capture::file::{CaptureError, CaptureReader};
 use crate::capture::{Frame, Packet};
 use crate::decode::Decoder;
@@ -29,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use stream::Merged;
 
 /// Index given to events produced at the end of input (after every packet).
 pub const FINISH_INDEX: u64 = u64::MAX;
@@ -158,6 +158,14 @@ impl Engine {
         self.drain(FINISH_INDEX, out);
     }
 
+    /// Capture time `now` reached (a [`SweepPacer`] said so): close flows idle past their timeouts,
+    /// output tagged `index`.
+    pub fn pass_time(&mut self, index: u64, now: Ts, out: &mut dyn EventConsumer) {
+        self.flows
+            .expire(now, self.factory.as_mut(), &mut self.sink);
+        self.drain(index, out);
+    }
+
     /// End of input: close every flow (parsers flush what they hold). The engine can be reused.
     pub fn finish(&mut self, out: &mut dyn EventConsumer) {
         self.finish_at(self.last_ts, out);
@@ -202,6 +210,33 @@ impl Engine {
         for f in self.flows.summaries.drain(..) {
             out.flow_ended(index, &f);
         }
+    }
+}
+
+/// When idle flows are looked for, as a function of frame times alone: at the first frame at least
+/// `flow::table::SWEEP_EVERY_NS` after the last look (the flow table's own rule). A reader that
+/// sees every frame asks it before each one and sweeps every engine there, so engines that hold
+/// different shards close idle flows at the same frames, and the output does not depend on the
+/// worker count (an engine left without packets of its own would otherwise keep an idle flow
+/// open until the end of the input, out of time order).
+#[derive(Debug, Default)]
+pub struct SweepPacer {
+    last: Ts,
+}
+
+impl SweepPacer {
+    /// Whether the engines sweep before the frame at `ts`.
+    pub fn due(&mut self, ts: Ts) -> bool {
+        if ts.0
+            < self
+                .last
+                .0
+                .saturating_add(crate::flow::table::SWEEP_EVERY_NS)
+        {
+            return false;
+        }
+        self.last = ts;
+        true
     }
 }
 
@@ -268,6 +303,7 @@ pub fn run_merged<M: Merged>(
     on_end: &mut dyn FnMut(&FileOutcome),
 ) -> usize {
     let mut merge = Merge::new(plan, progress);
+    let mut pacer = SweepPacer::default();
     let mut failed = 0;
     loop {
         if *index % stream::WATERMARK_EVERY == 0 && out.done() {
@@ -275,6 +311,9 @@ pub fn run_merged<M: Merged>(
         }
         match merge.next() {
             Step::Frame(frame) => {
+                if pacer.due(frame.ts) {
+                    engine.pass_time(*index, frame.ts, out);
+                }
                 engine.process_frame(*index, frame, out);
                 *index += 1;
                 on_packet(*index);

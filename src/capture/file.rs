@@ -347,6 +347,7 @@ fn units_to_ns(units: u64, per_sec: u64, offset_secs: i64) -> Ts {
     Ts(total as u64)
 }
 
+pub mod follow;
 mod legacy;
 pub mod merge;
 

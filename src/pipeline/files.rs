@@ -35,7 +35,7 @@
 //! so what the merger holds is bounded by what that many frames produce.
 
 use super::stream::{merge, shard_of, Item, Merged, Reply, Status, Tagged, WATERMARK_EVERY};
-use super::{undescribed_interfaces, Engine, EngineConfig, FileOutcome};
+use super::{undescribed_interfaces, Engine, EngineConfig, FileOutcome, SweepPacer};
 use crate::capture::file::merge::{Merge, Plan, Step};
 use crate::sink::Counters;
 use crate::time::Ts;
@@ -149,6 +149,7 @@ impl ShardWorker {
     fn run(mut self, plan: &Plan, progress: &dyn FileProgress) -> usize {
         let lead = self.id == 0;
         let mut merge = Merge::new(plan, self.read_bytes.clone());
+        let mut pacer = SweepPacer::default();
         let mut failed = 0;
         let mut last_ts = Ts(0);
         loop {
@@ -164,6 +165,11 @@ impl ShardWorker {
             match merge.next() {
                 Step::Frame(frame) => {
                     last_ts = last_ts.max(frame.ts);
+                    if pacer.due(frame.ts) {
+                        // Every worker looks for idle flows here, under one index.
+                        let ts = frame.ts;
+                        self.step(|engine, out| engine.advance_time(ts, out));
+                    }
                     if self.n == 1 || shard_of(frame, self.n) == self.id {
                         self.engine.process_frame(self.index, frame, &mut self.out);
                     }
@@ -282,9 +288,9 @@ impl ShardWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::file::merge::plan;
     use crate::decode::build::*;
     use crate::pipeline::stream::{self, Mode};
-    use crate::capture::file::merge::plan;
     use crate::pipeline::Collect;
     use std::path::PathBuf;
     use std::sync::Mutex;
@@ -396,7 +402,10 @@ mod tests {
             assert_eq!(counters.get("packets"), 120 + 119 + 120, "workers {n}");
             assert_eq!(counters.get("files"), 4);
             assert_eq!(outcomes.len(), 4, "worker 0 alone reports outcomes");
-            let cut: Vec<&String> = outcomes.iter().filter(|o| o.contains("truncated")).collect();
+            let cut: Vec<&String> = outcomes
+                .iter()
+                .filter(|o| o.contains("truncated"))
+                .collect();
             assert!(cut.len() == 1 && cut[0].contains("119"), "{outcomes:?}");
             let capture = ours
                 .iter()

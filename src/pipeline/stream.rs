@@ -228,6 +228,8 @@ pub struct Feeder {
     status: Arc<Status>,
     /// The source's own counters (files, capture problems).
     pub counters: Counters,
+    /// When files read through [`Self::feed_merged`] sweep every worker for idle flows.
+    pacer: super::SweepPacer,
 }
 
 impl Feeder {
@@ -359,6 +361,19 @@ impl Feeder {
         on_packet: &mut dyn FnMut(u64),
         on_end: &mut dyn FnMut(&FileOutcome),
     ) -> usize {
+        let failed = self.feed_merged(plan, progress, on_packet, on_end);
+        self.finish_input();
+        failed
+    }
+
+    /// [`Self::run_merged`] without ending the input: more files may follow (`read --follow`).
+    pub fn feed_merged(
+        &mut self,
+        plan: &Plan,
+        progress: Arc<AtomicU64>,
+        on_packet: &mut dyn FnMut(u64),
+        on_end: &mut dyn FnMut(&FileOutcome),
+    ) -> usize {
         let mut merge = Merge::new(plan, progress);
         let mut pkt = Packet::empty();
         let mut failed = 0;
@@ -368,6 +383,10 @@ impl Feeder {
             }
             match merge.next() {
                 Step::Frame(frame) => {
+                    if self.pacer.due(frame.ts) {
+                        // Every worker looks for idle flows here (see `SweepPacer`).
+                        self.tick(frame.ts);
+                    }
                     pkt.copy_from(frame);
                     self.packet(&mut pkt);
                     on_packet(self.packets());
@@ -394,7 +413,6 @@ impl Feeder {
             self.counters
                 .add("capture.merge_deferred_files", merge.deferred_files());
         }
-        self.finish_input();
         failed
     }
 
@@ -601,6 +619,7 @@ pub fn run<T: Send>(
             last_ts: Ts(0),
             status: status.clone(),
             counters: Counters::default(),
+            pacer: super::SweepPacer::default(),
         };
         let capture = std::thread::Builder::new()
             .name("capture".into())

@@ -48,8 +48,15 @@ fn files_are_read_in_time_order_whatever_their_names_one_at_a_time() {
     assert_eq!(
         steps,
         [
-            "100:1", "101:2", "end b-early.pcap", "200:3", "201:4", "end c-middle.pcap", "300:5",
-            "301:6", "end a-late.pcap"
+            "100:1",
+            "101:2",
+            "end b-early.pcap",
+            "200:3",
+            "201:4",
+            "end c-middle.pcap",
+            "300:5",
+            "301:6",
+            "end a-late.pcap"
         ]
     );
     assert_eq!(most_open, 1, "files apart in time are never open together");
@@ -65,8 +72,17 @@ fn overlapping_files_interleave_by_time_and_ties_keep_the_given_order() {
     assert_eq!(
         steps,
         [
-            "10:1", "11:5", "12:2", "12:6", "13:7", "end b.pcap", "14:3", "20:4", "end a.pcap",
-            "30:8", "end c.pcap"
+            "10:1",
+            "11:5",
+            "12:2",
+            "12:6",
+            "13:7",
+            "end b.pcap",
+            "14:3",
+            "20:4",
+            "end a.pcap",
+            "30:8",
+            "end c.pcap"
         ]
     );
     assert_eq!(most_open, 2);
