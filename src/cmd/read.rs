@@ -13,6 +13,7 @@ use crate::output::summary::Summary;
 use crate::pipeline::files::{self, FileProgress};
 use crate::pipeline::stream::{self, Merged};
 use crate::pipeline::{run_merged, Engine, EngineConfig, EventConsumer, FileOutcome};
+use crate::sink::Counters;
 use crate::smb::SmbShared;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -28,12 +29,12 @@ const MAX_SUMMARY_ALERT_LINES: usize = 200;
 /// Inputs at least this large (compressed bytes) get a progress bar, on a terminal only.
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
 
-fn say(what: impl std::fmt::Display) {
+pub(super) fn say(what: impl std::fmt::Display) {
     eprintln!("psexec-sensor: {what}");
 }
 
 /// Where everything the engine produces goes.
-struct ReadOutput {
+pub(super) struct ReadOutput {
     events: Option<JsonLines>,
     events_all: bool,
     alerts: JsonLines,
@@ -45,6 +46,8 @@ struct ReadOutput {
     pending: Vec<Alert>,
     /// Every technique/visibility alert's one-line text, for the summary on stderr.
     alert_lines: Vec<String>,
+    /// `--follow`: outputs are flushed as the run goes (it may last for days).
+    flush_while_running: bool,
 }
 
 /// Writes and drains `pending`, keeping the first lines of each for the summary on stderr.
@@ -100,6 +103,23 @@ impl ReadOutput {
         self.write_pending();
     }
 
+    /// Everything written so far reaches the files.
+    fn flush(&mut self) {
+        for w in [
+            self.events.as_mut(),
+            Some(&mut self.alerts),
+            self.flows.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Err(e) = w.flush() {
+                let p = w.path().to_owned();
+                self.write_error.get_or_insert((p, e));
+            }
+        }
+    }
+
     fn record_error(&mut self, path: String, r: io::Result<()>) {
         if let Err(e) = r {
             if self.write_error.is_none() {
@@ -136,6 +156,11 @@ impl EventConsumer for ReadOutput {
 }
 
 impl Merged for ReadOutput {
+    fn wake(&mut self, _status: &stream::Status) {
+        if self.flush_while_running {
+            self.flush();
+        }
+    }
     fn done(&self) -> bool {
         self.write_error.is_some()
     }
@@ -202,7 +227,22 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         detection: Detection::new(rules),
         pending: Vec::new(),
         alert_lines: Vec::new(),
+        flush_while_running: args.follow.is_some(),
     };
+    let workers = args
+        .common
+        .workers
+        .map_or_else(default_workers, usize::from);
+    if let Some(dir) = &args.follow {
+        // Live timing: an attack is written once quiet for --alert-after s of capture time.
+        out.detection.close_when_quiet(args.alert_after);
+        let cfg = EngineConfig {
+            smb,
+            flow_summaries: out.flows.is_some(),
+            max_flows: Some(crate::flow::table::flows_per_worker(workers)),
+        };
+        return super::follow::run(dir, &args, out, cfg, workers);
+    }
 
     let mut failed = 0usize;
     let mut files: Vec<PathBuf> = Vec::new();
@@ -232,10 +272,6 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         None
     };
 
-    let workers = args
-        .common
-        .workers
-        .map_or_else(default_workers, usize::from);
     let cfg = EngineConfig {
         smb,
         flow_summaries: out.flows.is_some(),
@@ -308,27 +344,23 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         b.finish_and_clear();
     }
 
-    // End of input: open attack instances and host summaries become alerts, before the flush.
+    Ok(end_of_run(out, counters, failed, args.no_summary))
+}
+
+/// End of input: open attack instances and host summaries become alerts, outputs are flushed,
+/// the summary goes to stderr; the exit status.
+pub(super) fn end_of_run(
+    mut out: ReadOutput,
+    mut counters: Counters,
+    failed: usize,
+    no_summary: bool,
+) -> ExitCode {
     out.finish_detection();
-    let mut counters = counters;
     let mut caps = crate::sink::Sink::new();
     out.detection.report_caps(&mut caps);
     counters.merge(&caps.counters);
-    for w in [
-        out.events.as_mut(),
-        Some(&mut out.alerts),
-        out.flows.as_mut(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let r = w.flush();
-        let p = w.path().to_owned();
-        if let Err(e) = r {
-            out.write_error.get_or_insert((p, e));
-        }
-    }
-    if !args.no_summary {
+    out.flush();
+    if !no_summary {
         eprint!("{}", out.summary.render(&counters, failed));
         eprint!("{}", render_alert_lines(&out.alert_lines));
     }
@@ -336,13 +368,13 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         if e.kind() != io::ErrorKind::BrokenPipe {
             say(format_args!("{p}: write failed: {e}"));
         }
-        return Ok(ExitCode::from(EXIT_OUTPUT_ERROR));
+        return ExitCode::from(EXIT_OUTPUT_ERROR);
     }
-    Ok(if failed > 0 {
+    if failed > 0 {
         ExitCode::from(EXIT_BAD_INPUT)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 /// `--workers` when not given: one per core the process may use, at most [`MAX_DEFAULT_WORKERS`].

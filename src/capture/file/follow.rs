@@ -78,6 +78,12 @@ impl Watcher {
     pub fn poll(&mut self, now: Instant, all: bool) -> Vec<PathBuf> {
         let mut paths = Vec::new();
         walk(&self.dir, &mut paths, 0);
+        // Hidden files are copies in progress (rsync, curl and editors write `.name.tmp` and
+        // rename it when done): read the name they get.
+        paths.retain(|p| {
+            p.file_name()
+                .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+        });
         let mut present: HashMap<PathBuf, Shape> = HashMap::with_capacity(paths.len());
         for p in paths {
             if let Ok(m) = std::fs::metadata(&p) {
@@ -201,6 +207,7 @@ mod tests {
         let header = pcap(1, false, false, &[(1, 0, b"x")]);
         std::fs::write(d.join("a.pcap"), &header).unwrap();
         std::fs::write(d.join("empty.pcap"), b"").unwrap();
+        std::fs::write(d.join(".partial.pcap"), &header).unwrap();
         let mut w = Watcher::new(&d, Duration::from_secs(3600)).unwrap();
         let now = Instant::now();
         assert!(w.poll(now, false).is_empty());
