@@ -77,10 +77,11 @@ pub(super) struct LegacyReader {
 
 impl LegacyReader {
     /// `head` is the start of the stream (already read, at least the file header); `rest` follows.
-    pub fn new(header: Header, head: Vec<u8>, rest: DynRead) -> LegacyReader {
+    /// The buffer holds `block` bytes (at least `head`; it grows for a larger record).
+    pub fn new(header: Header, head: Vec<u8>, rest: DynRead, block: usize) -> LegacyReader {
         let mut buf = head;
         let end = buf.len();
-        buf.resize(end.max(READ_BLOCK_BYTES), 0);
+        buf.resize(end.max(block), 0);
         LegacyReader {
             stream: rest,
             header,
@@ -246,7 +247,12 @@ mod tests {
     fn reader(bytes: Vec<u8>, head_len: usize) -> LegacyReader {
         let h = header(&bytes).expect("standard header");
         let head = bytes[..head_len].to_vec();
-        LegacyReader::new(h, head, Box::new(Trickle(bytes, head_len)))
+        LegacyReader::new(
+            h,
+            head,
+            Box::new(Trickle(bytes, head_len)),
+            READ_BLOCK_BYTES,
+        )
     }
 
     #[test]

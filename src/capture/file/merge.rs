@@ -46,20 +46,24 @@ pub struct Plan {
 }
 
 /// Orders `files` by the time of their first frame (ties: the given order). Opens each file once
-/// and closes it again, except standard input (`-`), which stays open for the merge.
+/// and closes it again (reading only its first bytes), except standard input (`-`), which stays
+/// open for the merge.
 pub fn plan(files: &[PathBuf]) -> Plan {
     let mut inputs: Vec<(usize, Planned)> = files
         .iter()
         .enumerate()
         .map(|(i, path)| {
-            let (first_ts, held) = match CaptureReader::open(path) {
-                Ok(mut r) => {
-                    let mut spare = Packet::empty();
-                    let ts = r.peek_ts(&mut spare).ok().flatten();
-                    let keep = path.as_os_str() == "-";
-                    (ts, keep.then_some((r, spare)))
+            let (first_ts, held) = if path.as_os_str() == "-" {
+                match CaptureReader::open(path) {
+                    Ok(mut r) => {
+                        let mut spare = Packet::empty();
+                        let ts = r.peek_ts(&mut spare).ok().flatten();
+                        (ts, Some((r, spare)))
+                    }
+                    Err(_) => (None, None),
                 }
-                Err(_) => (None, None),
+            } else {
+                (CaptureReader::first_frame_time(path).ok().flatten(), None)
             };
             let held = Mutex::new(held);
             let path = path.clone();
