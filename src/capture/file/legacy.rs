@@ -141,10 +141,7 @@ impl LegacyReader {
 
     /// The next record; Ok(None) at a clean end of the stream.
     pub fn next(&mut self) -> Result<Option<Record<'_>>, Stop> {
-        Ok(match self.ready()? {
-            Some(_) => Some(self.take()),
-            None => None,
-        })
+        Ok(self.ready()?.map(|_| self.take()))
     }
 
     /// Buffers the next record whole and returns its time, without consuming it (a merge of
