@@ -73,17 +73,18 @@ fn read_checked(inputs: &[PathBuf], workers: u16, tag: &str, clean: bool) -> Out
         o.status,
         String::from_utf8_lossy(&o.stderr)
     );
-    let lines = |p: &Path| -> Vec<String> {
-        std::fs::read_to_string(p)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    };
     Output {
-        alerts: lines(&alerts),
-        events: lines(&events),
+        alerts: lines_of(&alerts),
+        events: lines_of(&events),
     }
+}
+
+fn lines_of(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `editcap ARGS whole DIR/part.pcap` (Wireshark's own splitter); the files it wrote.
@@ -372,16 +373,9 @@ impl Follower {
         use std::io::Read;
         self.stderr.read_to_string(&mut err).unwrap();
         assert!(status.success(), "{status:?}\n{err}");
-        let lines = |p: &Path| -> Vec<String> {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(str::to_owned)
-                .collect()
-        };
         Output {
-            alerts: lines(&self.alerts),
-            events: lines(&self.events),
+            alerts: lines_of(&self.alerts),
+            events: lines_of(&self.events),
         }
     }
 }
