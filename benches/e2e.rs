@@ -118,7 +118,7 @@ fn e2e_engine(c: &mut Criterion) {
             std::hint::black_box(out.0)
         })
     });
-    let files = [cap.clone()];
+    let plan = psexec_sensor::capture::file::merge::plan(std::slice::from_ref(&cap));
     for w in WORKER_COUNTS {
         g.bench_with_input(
             BenchmarkId::new("sharded", format!("workers={w}")),
@@ -130,7 +130,7 @@ fn e2e_engine(c: &mut Criterion) {
                     let (failed, _) = run_files(
                         w,
                         &cfg,
-                        &files,
+                        &plan,
                         Arc::new(AtomicU64::new(0)),
                         &Quiet,
                         &mut out,

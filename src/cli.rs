@@ -67,8 +67,22 @@ pub struct EngineArgs {
 #[derive(Debug, Args, Clone)]
 pub struct ReadArgs {
     /// Capture files or directories (searched recursively for captures); "-" reads standard input.
-    #[arg(required = true, value_name = "FILE|DIR")]
+    /// All of them are one capture, read in time order (not in the order of names).
+    #[arg(required_unless_present = "follow", value_name = "FILE|DIR")]
     pub inputs: Vec<PathBuf>,
+    /// Read a directory that is still being written (tcpdump -G/-C/-W rotation): each capture
+    /// once it is complete (a later one exists, or it has not changed for --settle seconds), in
+    /// time order, until SIGINT/SIGTERM, which reads what is left and stops.
+    #[arg(long, value_name = "DIR", conflicts_with = "inputs")]
+    pub follow: Option<PathBuf>,
+    /// With --follow: seconds without change after which the newest file counts as complete
+    /// (above the writer's rotation period when the link can be quiet for longer).
+    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "follow")]
+    pub settle: u64,
+    /// With --follow: write a technique alert once its attack has been quiet this many seconds of
+    /// capture time (as `live`; reading files waits for the rules' whole window).
+    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "follow")]
+    pub alert_after: u64,
     #[command(flatten)]
     pub common: EngineArgs,
     /// With --events, also write per-message records of unreadable (encrypted/compressed) SMB.

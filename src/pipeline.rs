@@ -13,6 +13,7 @@ pub mod files;
 pub mod stream;
 
 use crate::app::{AppFactory, EpmEndpoints};
+use crate::capture::file::merge::{FileEnd, Merge, Plan, Step};
 use crate::capture::file::{CaptureError, CaptureReader};
 use crate::capture::{Frame, Packet};
 use crate::decode::Decoder;
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use stream::Merged;
 
 /// Index given to events produced at the end of input (after every packet).
 pub const FINISH_INDEX: u64 = u64::MAX;
@@ -156,6 +158,14 @@ impl Engine {
         self.drain(FINISH_INDEX, out);
     }
 
+    /// Capture time `now` reached (a [`SweepPacer`] said so): close flows idle past their timeouts,
+    /// output tagged `index`.
+    pub fn pass_time(&mut self, index: u64, now: Ts, out: &mut dyn EventConsumer) {
+        self.flows
+            .expire(now, self.factory.as_mut(), &mut self.sink);
+        self.drain(index, out);
+    }
+
     /// End of input: close every flow (parsers flush what they hold). The engine can be reused.
     pub fn finish(&mut self, out: &mut dyn EventConsumer) {
         self.finish_at(self.last_ts, out);
@@ -203,6 +213,33 @@ impl Engine {
     }
 }
 
+/// When idle flows are looked for, as a function of frame times alone: at the first frame at least
+/// `flow::table::SWEEP_EVERY_NS` after the last look (the flow table's own rule). A reader that
+/// sees every frame asks it before each one and sweeps every engine there, so engines that hold
+/// different shards close idle flows at the same frames, and the output does not depend on the
+/// worker count (an engine left without packets of its own would otherwise keep an idle flow
+/// open until the end of the input, out of time order).
+#[derive(Debug, Default)]
+pub struct SweepPacer {
+    last: Ts,
+}
+
+impl SweepPacer {
+    /// Whether the engines sweep before the frame at `ts`.
+    pub fn due(&mut self, ts: Ts) -> bool {
+        if ts.0
+            < self
+                .last
+                .0
+                .saturating_add(crate::flow::table::SWEEP_EVERY_NS)
+        {
+            return false;
+        }
+        self.last = ts;
+        true
+    }
+}
+
 /// The anomaly text for pcapng packets whose interface was never described (or beyond
 /// `MAX_PCAPNG_INTERFACES`).
 pub fn undescribed_interfaces(path: &Path, skipped: u64) -> String {
@@ -219,6 +256,84 @@ pub struct FileOutcome {
     pub packets: u64,
     /// The file could not be read (to the end); packets before the problem were processed.
     pub error: Option<CaptureError>,
+}
+
+impl From<FileEnd> for FileOutcome {
+    fn from(e: FileEnd) -> FileOutcome {
+        FileOutcome {
+            path: e.path,
+            packets: e.packets,
+            error: e.error,
+        }
+    }
+}
+
+/// What the engine notes when one file of a merged run ends: the file counts, a reading error
+/// or undescribed pcapng interfaces become capture anomalies (under `index`).
+fn note_file_end(engine: &mut Engine, end: &FileEnd, index: u64, out: &mut dyn EventConsumer) {
+    engine.sink.count("files", 1);
+    if let Some(e) = end.error.as_ref().filter(|_| end.opened) {
+        engine.capture_anomaly(index, e.to_string(), out);
+    }
+    if end.unknown_interface_packets > 0 {
+        engine.sink.count(
+            "capture.unknown_interface_packets",
+            end.unknown_interface_packets,
+        );
+        engine.capture_anomaly(
+            index,
+            undescribed_interfaces(&end.path, end.unknown_interface_packets),
+            out,
+        );
+    }
+}
+
+/// Read every planned file through `engine` as one capture in time order ([`merge`]): flows,
+/// reassembly and SMB state continue across file boundaries and end by idle timeout in capture
+/// time, or at the end of the last file. `on_end` sees each file's outcome as it ends; returns
+/// how many ended with an error. `index` is the running packet index. Stops early when `out` is
+/// done (its output failed).
+pub fn run_merged<M: Merged>(
+    engine: &mut Engine,
+    plan: &Plan,
+    index: &mut u64,
+    progress: Arc<AtomicU64>,
+    out: &mut M,
+    on_packet: &mut dyn FnMut(u64),
+    on_end: &mut dyn FnMut(&FileOutcome),
+) -> usize {
+    let mut merge = Merge::new(plan, progress);
+    let mut pacer = SweepPacer::default();
+    let mut failed = 0;
+    loop {
+        if *index % stream::WATERMARK_EVERY == 0 && out.done() {
+            break;
+        }
+        match merge.next() {
+            Step::Frame(frame) => {
+                if pacer.due(frame.ts) {
+                    engine.pass_time(*index, frame.ts, out);
+                }
+                engine.process_frame(*index, frame, out);
+                *index += 1;
+                on_packet(*index);
+            }
+            Step::Ended(end) => {
+                note_file_end(engine, &end, *index, out);
+                let outcome = FileOutcome::from(end);
+                failed += usize::from(outcome.error.is_some());
+                on_end(&outcome);
+            }
+            Step::End => break,
+        }
+    }
+    if merge.deferred_files() > 0 {
+        engine
+            .sink
+            .count("capture.merge_deferred_files", merge.deferred_files());
+    }
+    engine.finish(out);
+    failed
 }
 
 /// Read `path` through `engine`, then close its flows (each file is its own world: captures of

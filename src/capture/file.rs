@@ -173,10 +173,17 @@ type DynRead = Box<dyn Read + Send>;
 
 /// Open `path`, undo gzip if its magic says so, and return the decoded stream with its first bytes
 /// already read (`head`) and the format those bytes show.
-fn open_stream(
-    path: &Path,
-    progress: Arc<AtomicU64>,
-) -> Result<(Format, Vec<u8>, DynRead), CaptureError> {
+/// An opened capture: its format, its first bytes (already read), the rest of the stream, and the
+/// file's length when it is a plain file (not compressed, not standard input).
+struct Opened {
+    format: Format,
+    head: Vec<u8>,
+    rest: DynRead,
+    plain_len: Option<u64>,
+}
+
+fn open_stream(path: &Path, progress: Arc<AtomicU64>) -> Result<Opened, CaptureError> {
+    let mut plain_len = None;
     let mut raw: DynRead = if path.as_os_str() == "-" {
         // `tcpdump -w - | psexec-sensor read -`
         Box::new(Counting {
@@ -193,12 +200,14 @@ fn open_stream(
                 reason: e.to_string(),
             },
         })?;
-        if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        let meta = file.metadata().ok();
+        if meta.as_ref().is_some_and(|m| m.is_dir()) {
             return Err(CaptureError::Unreadable {
                 path: path.to_owned(),
                 reason: "is a directory".into(),
             });
         }
+        plain_len = meta.map(|m| m.len());
         Box::new(Counting {
             inner: file,
             read: progress,
@@ -229,6 +238,7 @@ fn open_stream(
         ghead.truncate(n);
         head = ghead;
         stream = gz;
+        plain_len = None;
         if n == 0 {
             return Err(CaptureError::NotACapture {
                 path: path.to_owned(),
@@ -237,7 +247,12 @@ fn open_stream(
         }
     }
     match sniff_plain(&head) {
-        Some(f) => Ok((f, head, stream)),
+        Some(format) => Ok(Opened {
+            format,
+            head,
+            rest: stream,
+            plain_len,
+        }),
         None if head.len() < 4 => Err(CaptureError::NotACapture {
             path: path.to_owned(),
             reason: format!("only {} bytes", head.len()),
@@ -347,7 +362,9 @@ fn units_to_ns(units: u64, per_sec: u64, offset_secs: i64) -> Ts {
     Ts(total as u64)
 }
 
+pub mod follow;
 mod legacy;
+pub mod merge;
 
 /// Where records come from: our own classic-pcap reader (the common case, and the hot path), or
 /// pcap-parser for pcapng and the rare "modified" pcap.
@@ -365,6 +382,18 @@ pub struct CaptureReader {
     packets: u64,
     buffer_size: usize,
     done: bool,
+    /// [`CaptureReader::peek_ts`] holds a frame (in the reader's buffer, or in the caller's spare
+    /// packet for the other formats) that [`CaptureReader::take_frame`] hands out.
+    peeked: bool,
+}
+
+impl fmt::Debug for CaptureReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureReader")
+            .field("path", &self.path)
+            .field("packets", &self.packets)
+            .finish()
+    }
 }
 
 /// What earlier blocks said that later ones need.
@@ -389,9 +418,21 @@ impl CaptureReader {
         path: &Path,
         progress: Arc<AtomicU64>,
     ) -> Result<CaptureReader, CaptureError> {
-        let (format, head, rest) = open_stream(path, progress)?;
+        let Opened {
+            format,
+            head,
+            rest,
+            plain_len,
+        } = open_stream(path, progress)?;
         if let Some(h) = legacy::header(&head).filter(|_| format == Format::Pcap) {
-            let reader = legacy::LegacyReader::new(h, head, rest);
+            // A small file gets a buffer of its size, not a whole block (archives of many small
+            // files).
+            let block = plain_len.map_or(legacy::READ_BLOCK_BYTES, |n| {
+                usize::try_from(n).map_or(legacy::READ_BLOCK_BYTES, |n| {
+                    n.min(legacy::READ_BLOCK_BYTES)
+                })
+            });
+            let reader = legacy::LegacyReader::new(h, head, rest, block);
             return Ok(CaptureReader::with_source(
                 path,
                 Source::Legacy(reader),
@@ -439,6 +480,7 @@ impl CaptureReader {
             packets: 0,
             buffer_size,
             done: false,
+            peeked: false,
         }
     }
 
@@ -560,6 +602,71 @@ impl CaptureReader {
             return Ok(self.next_packet(spare)?.then(|| spare.frame()));
         }
         self.legacy_frame()
+    }
+
+    /// The time of the first frame of `path` (None: it has none, or it is cut inside it), reading
+    /// as little as possible: for classic pcap, the bytes read to recognise the format.
+    pub fn first_frame_time(path: &Path) -> Result<Option<Ts>, CaptureError> {
+        let Opened {
+            format, head, rest, ..
+        } = open_stream(path, Arc::new(AtomicU64::new(0)))?;
+        if let Some(h) = legacy::header(&head).filter(|_| format == Format::Pcap) {
+            return Ok(legacy::LegacyReader::new(h, head, rest, 0)
+                .ready()
+                .ok()
+                .flatten());
+        }
+        let mut r = CaptureReader::open(path)?;
+        Ok(r.peek_ts(&mut Packet::empty()).ok().flatten())
+    }
+
+    /// The time of the next frame, which stays unread until [`Self::take_frame`] (with the same
+    /// `spare`) takes it; Ok(None) at the end of the file. What a merge of several files needs:
+    /// every open file's next time, before it takes the earliest.
+    pub fn peek_ts(&mut self, spare: &mut Packet) -> Result<Option<Ts>, CaptureError> {
+        if self.done {
+            return Ok(None);
+        }
+        let Source::Legacy(r) = &mut self.inner else {
+            if !self.peeked {
+                self.peeked = self.next_packet(spare)?;
+            }
+            return Ok(self.peeked.then_some(spare.ts));
+        };
+        match r.ready() {
+            Ok(Some(ts)) => {
+                self.peeked = true;
+                Ok(Some(ts))
+            }
+            Ok(None) => {
+                self.done = true;
+                Ok(None)
+            }
+            Err(stop) => {
+                self.done = true;
+                Err(legacy_stopped(&self.path, self.packets, stop))
+            }
+        }
+    }
+
+    /// The frame [`Self::peek_ts`] announced (None when it announced none).
+    pub fn take_frame<'s>(&'s mut self, spare: &'s Packet) -> Option<Frame<'s>> {
+        if !std::mem::take(&mut self.peeked) {
+            return None;
+        }
+        let Source::Legacy(r) = &mut self.inner else {
+            return Some(spare.frame());
+        };
+        let linktype = r.linktype();
+        let rec = r.take();
+        self.packets += 1;
+        self.state.last_ts = rec.ts;
+        Some(Frame {
+            ts: rec.ts,
+            linktype,
+            orig_len: rec.orig_len.max(rec.data.len() as u32),
+            data: rec.data,
+        })
     }
 
     /// The next classic-pcap record, borrowed from the walker's block buffer.

@@ -40,6 +40,15 @@ impl Packet {
         }
     }
 
+    /// Becomes a copy of `f` (the buffer is reused).
+    pub fn copy_from(&mut self, f: Frame<'_>) {
+        self.ts = f.ts;
+        self.linktype = f.linktype;
+        self.orig_len = f.orig_len;
+        self.data.clear();
+        self.data.extend_from_slice(f.data);
+    }
+
     /// The frame, borrowed.
     pub fn frame(&self) -> Frame<'_> {
         Frame {

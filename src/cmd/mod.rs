@@ -1,6 +1,7 @@
 //! One file per command.
 
 pub mod eval;
+mod follow;
 pub mod live;
 pub mod read;
 

@@ -2,7 +2,7 @@
 //! summary.
 
 use super::{EXIT_BAD_INPUT, EXIT_OUTPUT_ERROR};
-use crate::capture::file::{expand_inputs, read_once_is_best};
+use crate::capture::file::{expand_inputs, merge, read_once_is_best};
 use crate::cli::ReadArgs;
 use crate::detect::{Detection, Rules};
 use crate::event::alert::Alert;
@@ -13,7 +13,8 @@ use crate::output::json::JsonLines;
 use crate::output::summary::Summary;
 use crate::pipeline::files::{self, FileProgress};
 use crate::pipeline::stream::{self, Merged};
-use crate::pipeline::{run_file, Engine, EngineConfig, EventConsumer, FileOutcome};
+use crate::pipeline::{run_merged, Engine, EngineConfig, EventConsumer, FileOutcome};
+use crate::sink::Counters;
 use crate::smb::SmbShared;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{self, IsTerminal};
@@ -28,12 +29,12 @@ const MAX_SUMMARY_ALERT_LINES: usize = 200;
 /// Inputs at least this large (compressed bytes) get a progress bar, on a terminal only.
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
 
-fn say(what: impl std::fmt::Display) {
+pub(super) fn say(what: impl std::fmt::Display) {
     eprintln!("psexec-sensor: {what}");
 }
 
 /// Where everything the engine produces goes.
-struct ReadOutput {
+pub(super) struct ReadOutput {
     events: Option<JsonLines>,
     events_all: bool,
     alerts: JsonLines,
@@ -48,6 +49,8 @@ struct ReadOutput {
     alert_lines: AlertLines,
     /// Stamp, `--log-dir`, `--eve`.
     formats: Formats,
+    /// `--follow`: outputs are flushed as the run goes (it may last for days).
+    flush_while_running: bool,
 }
 
 #[derive(Default)]
@@ -109,6 +112,23 @@ impl ReadOutput {
         self.write_pending();
     }
 
+    /// Everything written so far reaches the files.
+    fn flush(&mut self) {
+        for w in [
+            self.events.as_mut(),
+            Some(&mut self.alerts),
+            self.flows.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Err(e) = w.flush() {
+                let p = w.path().to_owned();
+                self.write_error.get_or_insert((p, e));
+            }
+        }
+    }
+
     fn record_error(&mut self, path: String, r: io::Result<()>) {
         if let Err(e) = r {
             if self.write_error.is_none() {
@@ -151,9 +171,20 @@ impl EventConsumer for ReadOutput {
 }
 
 impl Merged for ReadOutput {
+    fn wake(&mut self, _status: &stream::Status) {
+        if self.flush_while_running {
+            self.flush();
+        }
+    }
     fn done(&self) -> bool {
         self.write_error.is_some()
     }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn open_writer(path: &Path, kind: &str) -> Result<JsonLines, ExitCode> {
@@ -170,21 +201,15 @@ struct ReadProgress<'a> {
 }
 
 impl FileProgress for ReadProgress<'_> {
-    fn file(&self, f: &Path) {
-        if let Some(b) = self.bar {
-            b.set_message(
-                f.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
-        }
-    }
     fn frames(&self, _frames: u64) {
         if let Some(b) = self.bar {
             b.set_position(self.read_bytes.load(Ordering::Relaxed));
         }
     }
     fn outcome(&self, outcome: &FileOutcome) {
+        if let Some(b) = self.bar {
+            b.set_message(file_name(&outcome.path));
+        }
         if let Some(e) = &outcome.error {
             match self.bar {
                 Some(b) => b.suspend(|| say(e)),
@@ -230,7 +255,22 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
             say(format_args!("{p}: cannot write: {e}"));
             ExitCode::from(EXIT_BAD_INPUT)
         })?,
+        flush_while_running: args.follow.is_some(),
     };
+    let workers = args
+        .common
+        .workers
+        .map_or_else(default_workers, usize::from);
+    if let Some(dir) = &args.follow {
+        // Live timing: an attack is written once quiet for --alert-after s of capture time.
+        out.detection.close_when_quiet(args.alert_after);
+        let cfg = EngineConfig {
+            smb,
+            flow_summaries: out.flows.is_some() || out.formats.wants_flows(),
+            max_flows: Some(crate::flow::table::flows_per_worker(workers)),
+        };
+        return super::follow::run(dir, &args, out, cfg, workers);
+    }
 
     let mut failed = 0usize;
     let mut files: Vec<PathBuf> = Vec::new();
@@ -260,28 +300,25 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         None
     };
 
-    let workers = args
-        .common
-        .workers
-        .map_or_else(default_workers, usize::from);
     let cfg = EngineConfig {
         smb,
         flow_summaries: out.flows.is_some() || out.formats.wants_flows(),
         max_flows: Some(crate::flow::table::flows_per_worker(workers)),
     };
     let read_bytes = Arc::new(AtomicU64::new(0));
-    let show = |f: &Path| {
-        if let Some(b) = &bar {
-            b.set_message(
-                f.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
-        }
-    };
+    // One capture in time order (capture::file::merge), whatever the names and the order given.
+    let plan = merge::plan(&files);
     let complain = |e: &dyn std::fmt::Display| match &bar {
         Some(b) => b.suspend(|| say(e)),
         None => say(e),
+    };
+    let mut ended = |o: &FileOutcome| {
+        if let Some(b) = &bar {
+            b.set_message(file_name(&o.path));
+        }
+        if let Some(e) = &o.error {
+            complain(e);
+        }
     };
     let tick = |i: u64| {
         if i % 4096 == 0 {
@@ -294,43 +331,22 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         // One engine on this thread: the reference every worker count must agree with.
         let mut engine = Engine::new(cfg);
         let mut index = 0u64;
-        for f in &files {
-            show(f);
-            let outcome = run_file(
-                &mut engine,
-                f,
-                &mut index,
-                read_bytes.clone(),
-                &mut out,
-                &mut { tick },
-            );
-            if let Some(e) = outcome.error {
-                failed += 1;
-                complain(&e);
-            }
-            if out.write_error.is_some() {
-                break;
-            }
-        }
+        failed += run_merged(
+            &mut engine,
+            &plan,
+            &mut index,
+            read_bytes.clone(),
+            &mut out,
+            &mut { tick },
+            &mut ended,
+        );
         engine.counters()
     } else if files.iter().any(|f| read_once_is_best(f)) {
         // Standard input can be read once, and a gzip file would be decompressed by every
         // worker: a capture thread reads and hands frames to `workers` engines, this thread
         // merges their output in packet order (pipeline::stream).
         let (f, counters) = stream::run(workers, stream::Mode::Files, &cfg, &mut out, |feeder| {
-            let mut failed = 0usize;
-            for f in &files {
-                if feeder.cancelled() {
-                    break;
-                }
-                show(f);
-                let outcome: FileOutcome = feeder.run_file(f, read_bytes.clone(), &mut { tick });
-                if let Some(e) = outcome.error {
-                    failed += 1;
-                    complain(&e);
-                }
-            }
-            failed
+            feeder.run_merged(&plan, read_bytes.clone(), &mut { tick }, &mut ended)
         });
         failed += f;
         counters
@@ -344,7 +360,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         let (f, counters) = files::run_files(
             workers,
             &cfg,
-            &files,
+            &plan,
             read_bytes.clone(),
             &progress,
             &mut out,
@@ -356,30 +372,26 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         b.finish_and_clear();
     }
 
-    // End of input: open attack instances and host summaries become alerts, before the flush.
+    Ok(end_of_run(out, counters, failed, args.no_summary))
+}
+
+/// End of input: open attack instances and host summaries become alerts, outputs are flushed,
+/// the summary goes to stderr; the exit status.
+pub(super) fn end_of_run(
+    mut out: ReadOutput,
+    mut counters: Counters,
+    failed: usize,
+    no_summary: bool,
+) -> ExitCode {
     out.finish_detection();
-    let mut counters = counters;
     let mut caps = crate::sink::Sink::new();
     out.detection.report_caps(&mut caps);
     counters.merge(&caps.counters);
-    for w in [
-        out.events.as_mut(),
-        Some(&mut out.alerts),
-        out.flows.as_mut(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let r = w.flush();
-        let p = w.path().to_owned();
-        if let Err(e) = r {
-            out.write_error.get_or_insert((p, e));
-        }
-    }
+    out.flush();
     if let Err(e) = out.formats.finish() {
         out.write_error.get_or_insert(e);
     }
-    if !args.no_summary {
+    if !no_summary {
         eprint!("{}", out.summary.render(&counters, failed));
         eprint!("{}", render_alert_lines(&out.alert_lines));
     }
@@ -387,13 +399,13 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         if e.kind() != io::ErrorKind::BrokenPipe {
             say(format_args!("{p}: write failed: {e}"));
         }
-        return Ok(ExitCode::from(EXIT_OUTPUT_ERROR));
+        return ExitCode::from(EXIT_OUTPUT_ERROR);
     }
-    Ok(if failed > 0 {
+    if failed > 0 {
         ExitCode::from(EXIT_BAD_INPUT)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 /// `--workers` when not given: one per core the process may use, at most [`MAX_DEFAULT_WORKERS`].

@@ -183,6 +183,10 @@ fn orient(seg: &TcpSegment<'_>) -> ConnId {
     }
 }
 
+/// Packet time between two looks for idle flows. Public so that sharded readers can sweep every
+/// worker at the same frames (`pipeline::SweepPacer`).
+pub const SWEEP_EVERY_NS: u64 = 1_000_000_000;
+
 /// One worker's flows.
 pub struct FlowTable {
     flows: FxHashMap<FlowKey, Flow>,
@@ -448,7 +452,7 @@ impl FlowTable {
 
     /// Close flows idle past their timeout (checked once per second of packet time).
     fn sweep(&mut self, now: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
-        if now.0 < self.last_sweep.0.saturating_add(1_000_000_000) {
+        if now.0 < self.last_sweep.0.saturating_add(SWEEP_EVERY_NS) {
             return;
         }
         self.last_sweep = now;

@@ -35,13 +35,11 @@
 //! so what the merger holds is bounded by what that many frames produce.
 
 use super::stream::{merge, shard_of, Item, Merged, Reply, Status, Tagged, WATERMARK_EVERY};
-use super::{undescribed_interfaces, Engine, EngineConfig, FileOutcome};
-use crate::capture::file::{CaptureError, CaptureReader};
-use crate::capture::Packet;
+use super::{undescribed_interfaces, Engine, EngineConfig, FileOutcome, SweepPacer};
+use crate::capture::file::merge::{Merge, Plan, Step};
 use crate::sink::Counters;
 use crate::time::Ts;
 use crossbeam_channel::{bounded, Sender};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,22 +54,20 @@ const LEAD_WAIT: Duration = Duration::from_micros(200);
 /// What worker 0 tells the caller while it reads (progress bars, error lines). Called from a
 /// worker thread.
 pub trait FileProgress: Sync {
-    /// A file is about to be read.
-    fn file(&self, _path: &Path) {}
     /// `frames` frames of all files have been read so far (called every few thousand frames).
     fn frames(&self, _frames: u64) {}
     /// A file ended, possibly early.
     fn outcome(&self, _outcome: &FileOutcome) {}
 }
 
-/// Reads `files` in order on `workers` (≥ 1) threads, each processing its share of host pairs,
+/// Reads the planned files (one capture in time order, `capture::file::merge`) on `workers` (≥ 1) threads, each processing its share of host pairs,
 /// and merges their output into `out` on this thread in packet order. `read_bytes` is advanced by
 /// the bytes worker 0 reads. Returns the number of files that ended with an error and the
 /// counters of all engines. Every path must be readable more than once (not standard input).
 pub fn run_files(
     workers: usize,
     cfg: &EngineConfig,
-    files: &[PathBuf],
+    plan: &Plan,
     read_bytes: Arc<AtomicU64>,
     progress: &dyn FileProgress,
     out: &mut dyn Merged,
@@ -114,7 +110,7 @@ pub fn run_files(
                         out: Tagged::default(),
                         lead_waits: 0,
                     };
-                    w.run(files, progress)
+                    w.run(plan, progress)
                 })
                 .expect("spawn worker thread");
             handles.push(handle);
@@ -147,19 +143,81 @@ struct ShardWorker {
 }
 
 impl ShardWorker {
-    /// Returns the number of files that ended with an error (worker 0; 0 elsewhere).
-    fn run(mut self, files: &[PathBuf], progress: &dyn FileProgress) -> usize {
+    /// Reads the planned files as one capture (`capture::file::merge`), processing the frames of
+    /// its own host pairs. Returns the number of files that ended with an error (worker 0; 0
+    /// elsewhere).
+    fn run(mut self, plan: &Plan, progress: &dyn FileProgress) -> usize {
+        let lead = self.id == 0;
+        let mut merge = Merge::new(plan, self.read_bytes.clone());
+        let mut pacer = SweepPacer::default();
         let mut failed = 0;
-        for path in files {
-            if self.status.cancelled.load(Ordering::Relaxed) {
-                break;
+        let mut last_ts = Ts(0);
+        loop {
+            if self.index % WATERMARK_EVERY == 0 {
+                self.checkpoint();
+                if lead {
+                    progress.frames(self.index);
+                }
+                if self.status.cancelled.load(Ordering::Relaxed) {
+                    break;
+                }
             }
-            let outcome = self.file(path, progress);
-            if self.id == 0 {
-                failed += usize::from(outcome.error.is_some());
-                progress.outcome(&outcome);
+            match merge.next() {
+                Step::Frame(frame) => {
+                    last_ts = last_ts.max(frame.ts);
+                    if pacer.due(frame.ts) {
+                        // Every worker looks for idle flows here, under one index.
+                        let ts = frame.ts;
+                        self.step(|engine, out| engine.advance_time(ts, out));
+                    }
+                    if self.n == 1 || shard_of(frame, self.n) == self.id {
+                        self.engine.process_frame(self.index, frame, &mut self.out);
+                    }
+                    self.index += 1;
+                }
+                Step::Ended(end) => {
+                    // Every worker meets the end at the same frame; worker 0 alone reports it,
+                    // under the indices `stream::Feeder::run_merged` would reserve.
+                    if lead {
+                        self.engine.sink.count("files", 1);
+                    }
+                    if let Some(e) = end.error.as_ref().filter(|_| end.opened) {
+                        let detail = e.to_string();
+                        self.step(|engine, out| {
+                            if lead {
+                                engine.capture_anomaly_at(last_ts, detail, out);
+                            }
+                        });
+                    }
+                    let skipped = end.unknown_interface_packets;
+                    if skipped > 0 {
+                        let detail = undescribed_interfaces(&end.path, skipped);
+                        self.step(|engine, out| {
+                            if lead {
+                                engine
+                                    .sink
+                                    .count("capture.unknown_interface_packets", skipped);
+                                engine.capture_anomaly_at(last_ts, detail, out);
+                            }
+                        });
+                    }
+                    if lead {
+                        let outcome = FileOutcome::from(end);
+                        failed += usize::from(outcome.error.is_some());
+                        progress.outcome(&outcome);
+                    }
+                }
+                Step::End => break,
             }
         }
+        if lead && merge.deferred_files() > 0 {
+            self.engine
+                .sink
+                .count("capture.merge_deferred_files", merge.deferred_files());
+        }
+        // Every worker closes its flows at the input's last frame time, under one index.
+        self.step(|engine, out| engine.finish_at(last_ts, out));
+        self.checkpoint();
         // Finished: nobody waits for this worker any more.
         self.reached[self.id].store(u64::MAX, Ordering::Relaxed);
         let mut counters = self.engine.counters();
@@ -173,75 +231,6 @@ impl ShardWorker {
             counters: Some(counters),
         });
         failed
-    }
-
-    fn file(&mut self, path: &Path, progress: &dyn FileProgress) -> FileOutcome {
-        let lead = self.id == 0;
-        if lead {
-            progress.file(path);
-            self.engine.sink.count("files", 1);
-        }
-        let mut reader = match CaptureReader::open_with_progress(path, self.read_bytes.clone()) {
-            Ok(r) => r,
-            Err(e) => {
-                return FileOutcome {
-                    path: path.to_owned(),
-                    packets: 0,
-                    error: Some(e),
-                }
-            }
-        };
-        let mut spare = Packet::empty();
-        let mut last_ts = Ts(0);
-        let error: Option<CaptureError> = loop {
-            if self.index % WATERMARK_EVERY == 0 {
-                self.checkpoint();
-                if lead {
-                    progress.frames(self.index);
-                }
-                if self.status.cancelled.load(Ordering::Relaxed) {
-                    break None;
-                }
-            }
-            match reader.next_frame(&mut spare) {
-                Ok(Some(frame)) => {
-                    last_ts = last_ts.max(frame.ts);
-                    if self.n == 1 || shard_of(frame, self.n) == self.id {
-                        self.engine.process_frame(self.index, frame, &mut self.out);
-                    }
-                    self.index += 1;
-                }
-                Ok(None) => break None,
-                Err(e) => {
-                    let detail = e.to_string();
-                    self.step(|engine, out| {
-                        if lead {
-                            engine.capture_anomaly_at(last_ts, detail, out);
-                        }
-                    });
-                    break Some(e);
-                }
-            }
-        };
-        let skipped = reader.unknown_interface_packets();
-        if skipped > 0 {
-            self.step(|engine, out| {
-                if lead {
-                    engine
-                        .sink
-                        .count("capture.unknown_interface_packets", skipped);
-                    engine.capture_anomaly_at(last_ts, undescribed_interfaces(path, skipped), out);
-                }
-            });
-        }
-        // Every worker closes its flows at the input's last frame time, under one index.
-        self.step(|engine, out| engine.finish_at(last_ts, out));
-        self.checkpoint();
-        FileOutcome {
-            path: path.to_owned(),
-            packets: reader.packets(),
-            error,
-        }
     }
 
     /// A control step under its own index (what the engine tags end-of-input gets that index).
@@ -299,9 +288,11 @@ impl ShardWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::file::merge::plan;
     use crate::decode::build::*;
     use crate::pipeline::stream::{self, Mode};
     use crate::pipeline::Collect;
+    use std::path::PathBuf;
     use std::sync::Mutex;
 
     #[derive(Default)]
@@ -371,8 +362,9 @@ mod tests {
         };
         let mut out = Collect::default();
         let seen = Seen::default();
+        let plan = plan(files);
         let (failed, counters) =
-            run_files(n, &cfg, files, Arc::new(AtomicU64::new(0)), &seen, &mut out);
+            run_files(n, &cfg, &plan, Arc::new(AtomicU64::new(0)), &seen, &mut out);
         assert_eq!(failed, 2, "the cut file and the missing one");
         (render(&out), counters, seen.0.into_inner().unwrap())
     }
@@ -383,10 +375,9 @@ mod tests {
             ..Default::default()
         };
         let mut out = Collect::default();
+        let plan = plan(files);
         stream::run(n, Mode::Files, &cfg, &mut out, |feeder| {
-            for f in files {
-                feeder.run_file(f, Arc::new(AtomicU64::new(0)), &mut |_| {});
-            }
+            feeder.run_merged(&plan, Arc::new(AtomicU64::new(0)), &mut |_| {}, &mut |_| {})
         });
         render(&out)
     }
@@ -411,10 +402,11 @@ mod tests {
             assert_eq!(counters.get("packets"), 120 + 119 + 120, "workers {n}");
             assert_eq!(counters.get("files"), 4);
             assert_eq!(outcomes.len(), 4, "worker 0 alone reports outcomes");
-            assert!(
-                outcomes[1].contains("119") && outcomes[1].contains("truncated"),
-                "{outcomes:?}"
-            );
+            let cut: Vec<&String> = outcomes
+                .iter()
+                .filter(|o| o.contains("truncated"))
+                .collect();
+            assert!(cut.len() == 1 && cut[0].contains("119"), "{outcomes:?}");
             let capture = ours
                 .iter()
                 .filter(|l| l.contains("\"kind\":\"capture\""))

@@ -31,6 +31,7 @@
 //!   frames in `channel_drops` (the kernel keeps capturing; a stall must not back up into it).
 
 use super::{Engine, EngineConfig, EventConsumer, FileOutcome, FINISH_INDEX};
+use crate::capture::file::merge::{Merge, Plan, Step};
 use crate::capture::file::CaptureReader;
 use crate::capture::LINKTYPE_ETHERNET;
 use crate::capture::{Frame, Packet};
@@ -227,6 +228,8 @@ pub struct Feeder {
     status: Arc<Status>,
     /// The source's own counters (files, capture problems).
     pub counters: Counters,
+    /// When files read through [`Self::feed_merged`] sweep every worker for idle flows.
+    pacer: super::SweepPacer,
 }
 
 impl Feeder {
@@ -345,6 +348,72 @@ impl Feeder {
         }
         p.linktype = linktype;
         p
+    }
+
+    /// Reads every planned file into the pipeline as one capture in time order
+    /// (`capture::file::merge`), then ends the input once: flows continue across files.
+    /// `on_packet` sees the number of frames handed in so far, `on_end` each file's outcome as it
+    /// ends; returns how many ended with an error.
+    pub fn run_merged(
+        &mut self,
+        plan: &Plan,
+        progress: Arc<AtomicU64>,
+        on_packet: &mut dyn FnMut(u64),
+        on_end: &mut dyn FnMut(&FileOutcome),
+    ) -> usize {
+        let failed = self.feed_merged(plan, progress, on_packet, on_end);
+        self.finish_input();
+        failed
+    }
+
+    /// [`Self::run_merged`] without ending the input: more files may follow (`read --follow`).
+    pub fn feed_merged(
+        &mut self,
+        plan: &Plan,
+        progress: Arc<AtomicU64>,
+        on_packet: &mut dyn FnMut(u64),
+        on_end: &mut dyn FnMut(&FileOutcome),
+    ) -> usize {
+        let mut merge = Merge::new(plan, progress);
+        let mut pkt = Packet::empty();
+        let mut failed = 0;
+        loop {
+            if self.cancelled() {
+                break;
+            }
+            match merge.next() {
+                Step::Frame(frame) => {
+                    if self.pacer.due(frame.ts) {
+                        // Every worker looks for idle flows here (see `SweepPacer`).
+                        self.tick(frame.ts);
+                    }
+                    pkt.copy_from(frame);
+                    self.packet(&mut pkt);
+                    on_packet(self.packets());
+                }
+                Step::Ended(end) => {
+                    self.counters.add("files", 1);
+                    if let Some(e) = end.error.as_ref().filter(|_| end.opened) {
+                        self.capture_anomaly(e.to_string());
+                    }
+                    let skipped = end.unknown_interface_packets;
+                    if skipped > 0 {
+                        self.counters
+                            .add("capture.unknown_interface_packets", skipped);
+                        self.capture_anomaly(super::undescribed_interfaces(&end.path, skipped));
+                    }
+                    let outcome = FileOutcome::from(end);
+                    failed += usize::from(outcome.error.is_some());
+                    on_end(&outcome);
+                }
+                Step::End => break,
+            }
+        }
+        if merge.deferred_files() > 0 {
+            self.counters
+                .add("capture.merge_deferred_files", merge.deferred_files());
+        }
+        failed
     }
 
     /// Reads one capture file into the pipeline, then ends it as an input ([`Self::finish_input`]).
@@ -550,6 +619,7 @@ pub fn run<T: Send>(
             last_ts: Ts(0),
             status: status.clone(),
             counters: Counters::default(),
+            pacer: super::SweepPacer::default(),
         };
         let capture = std::thread::Builder::new()
             .name("capture".into())

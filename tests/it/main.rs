@@ -4,6 +4,7 @@
 mod common;
 mod detect_util;
 
+mod archives;
 mod caps;
 mod caps_documented;
 mod caps_malformed;

@@ -77,10 +77,11 @@ pub(super) struct LegacyReader {
 
 impl LegacyReader {
     /// `head` is the start of the stream (already read, at least the file header); `rest` follows.
-    pub fn new(header: Header, head: Vec<u8>, rest: DynRead) -> LegacyReader {
+    /// The buffer holds `block` bytes (at least `head`; it grows for a larger record).
+    pub fn new(header: Header, head: Vec<u8>, rest: DynRead, block: usize) -> LegacyReader {
         let mut buf = head;
         let end = buf.len();
-        buf.resize(end.max(READ_BLOCK_BYTES), 0);
+        buf.resize(end.max(block), 0);
         LegacyReader {
             stream: rest,
             header,
@@ -140,6 +141,13 @@ impl LegacyReader {
 
     /// The next record; Ok(None) at a clean end of the stream.
     pub fn next(&mut self) -> Result<Option<Record<'_>>, Stop> {
+        Ok(self.ready()?.map(|_| self.take()))
+    }
+
+    /// Buffers the next record whole and returns its time, without consuming it (a merge of
+    /// several files looks at every file's next time before it takes one); Ok(None) at a clean
+    /// end of the stream. Calling it again before [`Self::take`] costs a header read.
+    pub fn ready(&mut self) -> Result<Option<Ts>, Stop> {
         if !self.fill(RECORD_HEADER_LEN)? {
             return if self.end == self.start {
                 Ok(None)
@@ -147,9 +155,7 @@ impl LegacyReader {
                 Err(Stop::Truncated)
             };
         }
-        let at = self.start;
-        let caplen = self.u32_at(at + 8) as usize;
-        let total = RECORD_HEADER_LEN.saturating_add(caplen);
+        let total = self.record_len();
         if total >= MAX_CAPTURE_RECORD_BYTES {
             return Err(Stop::TooLarge);
         }
@@ -157,23 +163,40 @@ impl LegacyReader {
             return Err(Stop::Truncated);
         }
         // fill may have moved the record to the front.
-        let at = self.start;
+        Ok(Some(self.ts_at(self.start)))
+    }
+
+    /// Header and data of the record at `start`.
+    fn record_len(&self) -> usize {
+        RECORD_HEADER_LEN.saturating_add(self.u32_at(self.start + 8) as usize)
+    }
+
+    /// The time in the record header at `at`.
+    fn ts_at(&self, at: usize) -> Ts {
         let sec = u64::from(self.u32_at(at));
         let frac = u64::from(self.u32_at(at + 4));
-        let orig_len = self.u32_at(at + 12);
         // Same as units_to_ns for these two resolutions, without the 128-bit division.
         let frac_ns = if self.header.nanos {
             frac
         } else {
             frac * 1_000
         };
-        let ts = Ts((sec * 1_000_000_000).saturating_add(frac_ns));
+        Ts((sec * 1_000_000_000).saturating_add(frac_ns))
+    }
+
+    /// Consumes the record [`Self::ready`] buffered. Only after `ready` returned a time: anything
+    /// else yields an empty record rather than reading past the buffer.
+    pub fn take(&mut self) -> Record<'_> {
+        let at = self.start;
+        let total = self.record_len().min(self.end - at);
+        let ts = self.ts_at(at);
+        let orig_len = self.u32_at(at + 12);
         self.start += total;
         let data = self
             .buf
             .get(at + RECORD_HEADER_LEN..at + total)
             .unwrap_or(&[]);
-        Ok(Some(Record { ts, orig_len, data }))
+        Record { ts, orig_len, data }
     }
 }
 
@@ -221,7 +244,12 @@ mod tests {
     fn reader(bytes: Vec<u8>, head_len: usize) -> LegacyReader {
         let h = header(&bytes).expect("standard header");
         let head = bytes[..head_len].to_vec();
-        LegacyReader::new(h, head, Box::new(Trickle(bytes, head_len)))
+        LegacyReader::new(
+            h,
+            head,
+            Box::new(Trickle(bytes, head_len)),
+            READ_BLOCK_BYTES,
+        )
     }
 
     #[test]
