@@ -10,6 +10,7 @@
 //! restores packet order across workers with a k-way merge on (index, worker).
 
 pub mod files;
+pub mod shards;
 pub mod stream;
 
 use crate::app::{AppFactory, EpmEndpoints};

@@ -96,8 +96,19 @@ pub struct Status {
     pub channel_drops: AtomicU64,
     /// Flows tracked per worker after its last job.
     pub flows_open: Vec<AtomicU64>,
+    /// Per-worker frames, bytes and flows (filled by the kernel-fanout runner, `pipeline::shards`).
+    pub workers: Vec<WorkerCounts>,
     /// Set by the merger when the consumer is done; the source should stop.
     pub cancelled: AtomicBool,
+}
+
+/// One worker's running counters.
+#[derive(Debug, Default)]
+pub struct WorkerCounts {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Flows the worker's engine has tracked since the start.
+    pub flows: AtomicU64,
 }
 
 impl Status {
