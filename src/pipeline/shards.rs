@@ -43,6 +43,11 @@ impl Shard {
         self.id
     }
 
+    /// The running counters shared by all workers.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
     /// One frame, borrowed from wherever the capture keeps it.
     pub fn frame(&mut self, f: Frame<'_>) {
         self.engine.process_frame(self.next, f, &mut self.out);

@@ -23,10 +23,6 @@ use crate::time::Ts;
 
 /// Ring block size: a multiple of the page size, large enough for several 64 KiB GRO frames.
 pub const RING_BLOCK_BYTES: u32 = 1 << 20;
-/// Per-socket ring when the configuration names none (`ring_mib`).
-pub const DEFAULT_RING_MIB: u32 = 64;
-/// Largest ring one socket may ask for (the kernel pins it in memory).
-pub const MAX_RING_MIB: u32 = 4096;
 /// A partly filled block is handed over after this long: bounds latency on a quiet link.
 pub const BLOCK_RETIRE_MS: u32 = 50;
 /// Frame slot size the kernel's ring arithmetic asks for (TPACKET_V3 packs frames of any size).
@@ -71,9 +67,22 @@ pub struct RingSocket {
     block_bytes: usize,
     blocks: usize,
     next_block: usize,
+    /// The block being read, if one is held (the kernel does not touch it until it is handed back).
+    held: Option<Cursor>,
     iface: String,
     linktype: Linktype,
     stats: RingStats,
+}
+
+/// Where reading stands in the held block.
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    /// Offset of the next frame header in the block.
+    at: usize,
+    /// Frames the block still holds.
+    left: u32,
+    /// Bytes of the block the kernel filled.
+    used: usize,
 }
 
 // SAFETY: the ring mapping belongs to this value alone (no other alias in the process); moving it
@@ -173,7 +182,7 @@ impl RingSocket {
             setopt(raw, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog(&filter))
                 .map_err(|e| err("SO_ATTACH_FILTER", e))?;
         }
-        let blocks = ring_mib.clamp(1, MAX_RING_MIB) * ((1 << 20) / RING_BLOCK_BYTES);
+        let blocks = ring_mib.clamp(1, crate::config::MAX_RING_MIB) * ((1 << 20) / RING_BLOCK_BYTES);
         let req = libc::tpacket_req3 {
             tp_block_size: RING_BLOCK_BYTES,
             tp_block_nr: blocks,
@@ -207,6 +216,7 @@ impl RingSocket {
             block_bytes: RING_BLOCK_BYTES as usize,
             blocks: blocks as usize,
             next_block: 0,
+            held: None,
             iface: iface.to_string(),
             linktype,
             stats: RingStats::default(),
@@ -279,24 +289,83 @@ impl RingSocket {
         self.fd.as_raw_fd()
     }
 
-    /// Hands every frame of the next filled block to `each` (borrowed from the ring), then gives
-    /// the block back to the kernel. Returns the frames and bytes on the wire it delivered; `None`
-    /// when the kernel has not handed over a block (poll [`Self::fd`] for the next one).
-    pub fn read_block(&mut self, mut each: impl FnMut(Frame<'_>)) -> Option<(u64, u64)> {
+    /// The next frame, borrowed from the ring, without consuming it (call [`Self::consume`] when
+    /// done with it); `None` when the kernel has handed over nothing more (poll [`Self::fd`]).
+    pub fn peek(&mut self) -> Option<Frame<'_>> {
+        // Bounded: each round hands a block back, and there are `blocks` of them.
+        let mut cur = None;
+        for _ in 0..=self.blocks {
+            let c = match self.held {
+                Some(c) => c,
+                None => self.take_block()?,
+            };
+            if c.left > 0 && frame_at(&self.block()[..c.used], c.at).is_some() {
+                cur = Some(c);
+                break;
+            }
+            // Exhausted, or a header that does not fit the block: the block goes back.
+            self.release_block();
+        }
+        let c = cur?;
+        let (h, data) = frame_at(&self.block()[..c.used], c.at)?;
+        Some(h.frame(self.linktype, data))
+    }
+
+    /// Moves past the frame [`Self::peek`] returned; gives the block back after its last frame.
+    pub fn consume(&mut self) {
+        let Some(cur) = self.held else { return };
+        let next = frame_at(&self.block()[..cur.used], cur.at).map_or(0, |(h, _)| h.next);
+        if cur.left <= 1 || next == 0 {
+            self.release_block();
+        } else {
+            self.held = Some(Cursor {
+                at: cur.at + next as usize,
+                left: cur.left - 1,
+                ..cur
+            });
+        }
+    }
+
+    /// Time of the next frame, if one is there.
+    pub fn peek_ts(&mut self) -> Option<Ts> {
+        self.peek().map(|f| f.ts)
+    }
+
+    fn block_status(&self) -> &AtomicU32 {
         let start = self.next_block * self.block_bytes;
         // SAFETY: the block lies inside the mapping (next_block < blocks); its status word is
         // 4-aligned (blocks are page-aligned) and shared with the kernel, hence atomic.
-        let status = unsafe { &*(self.ring.add(start + BLOCK_STATUS) as *const AtomicU32) };
-        if status.load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+        unsafe { &*(self.ring.add(start + BLOCK_STATUS) as *const AtomicU32) }
+    }
+
+    /// The current block's bytes. Only called while it is held (its status says USER: the
+    /// kernel does not write it until we hand it back).
+    fn block(&self) -> &[u8] {
+        let start = self.next_block * self.block_bytes;
+        // SAFETY: inside the mapping, and not written by the kernel while held (see above).
+        unsafe { std::slice::from_raw_parts(self.ring.add(start), self.block_bytes) }
+    }
+
+    fn take_block(&mut self) -> Option<Cursor> {
+        if self.block_status().load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
             return None;
         }
-        // SAFETY: while its status says USER the kernel does not write the block; it is ours to
-        // read until we hand it back below.
-        let block = unsafe { std::slice::from_raw_parts(self.ring.add(start), self.block_bytes) };
-        let counts = walk_block(block, self.linktype, &mut each);
-        status.store(libc::TP_STATUS_KERNEL, Ordering::Release);
-        self.next_block = (self.next_block + 1) % self.blocks;
-        Some(counts)
+        let b = self.block();
+        let cur = Cursor {
+            at: read_u32(b, BLOCK_FIRST_PKT).unwrap_or(0) as usize,
+            left: read_u32(b, BLOCK_NUM_PKTS).unwrap_or(0),
+            used: read_u32(b, BLOCK_LEN).map_or(0, |l| (l as usize).min(b.len())),
+        };
+        self.held = Some(cur);
+        Some(cur)
+    }
+
+    fn release_block(&mut self) {
+        if self.held.take().is_some() {
+            self.block_status()
+                .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+            self.next_block = (self.next_block + 1) % self.blocks;
+        }
     }
 
     /// Kernel counters since open (call at least every few seconds on a fast link: the kernel's
@@ -329,36 +398,13 @@ fn read_u16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
-/// The frames of one block. Every offset the kernel wrote is checked against the block, so a
-/// corrupt ring ends the walk instead of reading outside it.
-fn walk_block(block: &[u8], linktype: Linktype, each: &mut impl FnMut(Frame<'_>)) -> (u64, u64) {
-    let (mut frames, mut bytes) = (0u64, 0u64);
-    let n = read_u32(block, BLOCK_NUM_PKTS).unwrap_or(0);
-    let used = read_u32(block, BLOCK_LEN).map_or(0, |l| (l as usize).min(block.len()));
-    let mut at = read_u32(block, BLOCK_FIRST_PKT).unwrap_or(0) as usize;
-    let block = &block[..used];
-    for _ in 0..n {
-        let Some(h) = FrameHeader::read(block, at) else {
-            break;
-        };
-        let Some(data) = block.get(at + usize::from(h.mac)..at + usize::from(h.mac) + h.snaplen)
-        else {
-            break;
-        };
-        each(Frame {
-            ts: Ts(u64::from(h.sec) * 1_000_000_000 + u64::from(h.nsec)),
-            linktype,
-            orig_len: h.len,
-            data,
-        });
-        frames += 1;
-        bytes += u64::from(h.len);
-        if h.next == 0 {
-            break;
-        }
-        at += h.next as usize;
-    }
-    (frames, bytes)
+/// The frame whose header is at `at` in `block`, if header and data lie inside it: a corrupt
+/// ring ends the block instead of reading outside it.
+fn frame_at(block: &[u8], at: usize) -> Option<(FrameHeader, &[u8])> {
+    let h = FrameHeader::read(block, at)?;
+    let from = at.checked_add(usize::from(h.mac))?;
+    let data = block.get(from..from.checked_add(h.snaplen)?)?;
+    Some((h, data))
 }
 
 /// The fields of `tpacket3_hdr` a reader needs.
@@ -372,6 +418,15 @@ struct FrameHeader {
 }
 
 impl FrameHeader {
+    fn frame<'a>(&self, linktype: Linktype, data: &'a [u8]) -> Frame<'a> {
+        Frame {
+            ts: Ts(u64::from(self.sec) * 1_000_000_000 + u64::from(self.nsec)),
+            linktype,
+            orig_len: self.len,
+            data,
+        }
+    }
+
     fn read(b: &[u8], at: usize) -> Option<FrameHeader> {
         use std::mem::offset_of;
         type H = libc::tpacket3_hdr;
@@ -455,6 +510,25 @@ mod tests {
         b[BLOCK_FIRST_PKT..BLOCK_FIRST_PKT + 4].copy_from_slice(&(first as u32).to_ne_bytes());
         b[BLOCK_LEN..BLOCK_LEN + 4].copy_from_slice(&4096u32.to_ne_bytes());
         b
+    }
+
+    /// What `peek`/`consume` do over one held block.
+    fn walk_block(b: &[u8], lt: Linktype, each: &mut impl FnMut(Frame<'_>)) -> (u64, u64) {
+        let used = read_u32(b, BLOCK_LEN).map_or(0, |l| (l as usize).min(b.len()));
+        let b = &b[..used];
+        let mut at = read_u32(b, BLOCK_FIRST_PKT).unwrap() as usize;
+        let (mut n, mut bytes) = (0, 0);
+        for _ in 0..read_u32(b, BLOCK_NUM_PKTS).unwrap() {
+            let Some((h, data)) = frame_at(b, at) else { break };
+            each(h.frame(lt, data));
+            n += 1;
+            bytes += u64::from(h.len);
+            if h.next == 0 {
+                break;
+            }
+            at += h.next as usize;
+        }
+        (n, bytes)
     }
 
     #[test]

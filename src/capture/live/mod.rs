@@ -37,31 +37,6 @@ pub const KERNEL_BUFFER_BYTES: i32 = 64 << 20;
 /// and how long a packet can sit in a partly filled kernel block when immediate mode is off.
 pub const READ_TIMEOUT_MS: i32 = 100;
 
-/// Unprivileged user taken after the interface is open when started as root.
-pub const DEFAULT_USER: &str = "nobody";
-
-/// How frames are captured.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CaptureMode {
-    /// AF_PACKET fanout, one ring per worker and interface (Linux; not for `any`).
-    #[default]
-    Afpacket,
-    /// libpcap, one capture thread.
-    Pcap,
-}
-
-impl std::str::FromStr for CaptureMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "afpacket" | "af-packet" | "af_packet" => Ok(CaptureMode::Afpacket),
-            "pcap" | "libpcap" => Ok(CaptureMode::Pcap),
-            other => Err(format!("unknown capture mode {other:?} (afpacket or pcap)")),
-        }
-    }
-}
-
 /// The capture filter `expr` compiled for a socket on a link of type `linktype`. Accepting
 /// returns keep the whole frame (libpcap's compiler writes its own snaplen into them, which the
 /// kernel would use to cut frames).
@@ -249,12 +224,5 @@ mod tests {
         }
         let other = LiveError::from_os("eth1", "bind", std::io::Error::from_raw_os_error(libc::ENODEV));
         assert!(matches!(other, LiveError::Socket { .. }));
-    }
-
-    #[test]
-    fn capture_modes_parse() {
-        assert_eq!("afpacket".parse(), Ok(CaptureMode::Afpacket));
-        assert_eq!("pcap".parse(), Ok(CaptureMode::Pcap));
-        assert!("dpdk".parse::<CaptureMode>().is_err());
     }
 }
