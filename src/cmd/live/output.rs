@@ -184,7 +184,9 @@ impl LiveOutput {
                 )),
             }
         }
-        say(format_args!("SIGHUP: reopened {}", done.join(", ")));
+        if !done.is_empty() {
+            say(format_args!("SIGHUP: reopened {}", done.join(", ")));
+        }
     }
 
     fn rotate_due_outputs(&mut self) {
