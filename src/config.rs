@@ -162,7 +162,9 @@ pub fn live_setup(args: &LiveArgs, file: LiveFile) -> Result<LiveSetup, String> 
     }
     let ring_mib = args.ring_mib.or(file.ring_mib).unwrap_or(DEFAULT_RING_MIB);
     if !(1..=MAX_RING_MIB).contains(&ring_mib) {
-        return Err(format!("ring_mib must be 1..={MAX_RING_MIB}, not {ring_mib}"));
+        return Err(format!(
+            "ring_mib must be 1..={MAX_RING_MIB}, not {ring_mib}"
+        ));
     }
     let workers = match common.workers.or(file.workers) {
         Some(0) => return Err("workers must be at least 1".into()),
@@ -282,8 +284,20 @@ mod tests {
     #[test]
     fn command_line_wins_over_the_file() {
         let a = args(&[
-            "-i", "eth9", "--workers", "2", "--alerts", "a.json", "--bpf", "", "--user", "",
-            "--stats-interval", "5", "--capture", "pcap",
+            "-i",
+            "eth9",
+            "--workers",
+            "2",
+            "--alerts",
+            "a.json",
+            "--bpf",
+            "",
+            "--user",
+            "",
+            "--stats-interval",
+            "5",
+            "--capture",
+            "pcap",
         ]);
         let s = live_setup(&a, file(FULL)).unwrap();
         assert_eq!(s.interfaces, ["eth9"]);
@@ -293,7 +307,11 @@ mod tests {
         assert_eq!(s.user, None, "--user '' keeps the starting user");
         assert_eq!(s.stats_interval.as_secs(), 5);
         assert_eq!(s.capture, CaptureMode::Pcap);
-        assert_eq!(s.events, Some("/var/log/s/events.json".into()), "the rest from the file");
+        assert_eq!(
+            s.events,
+            Some("/var/log/s/events.json".into()),
+            "the rest from the file"
+        );
     }
 
     #[test]
@@ -319,13 +337,19 @@ mod tests {
             &["-i", "averyveryverylongname"],
             &[],
         ] {
-            assert!(live_setup(&args(bad), LiveFile::default()).is_err(), "{bad:?}");
+            assert!(
+                live_setup(&args(bad), LiveFile::default()).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn unknown_keys_and_bad_values_in_the_file_are_errors() {
-        assert!(toml::from_str::<LiveFile>("interface = \"eth1\"").is_err(), "typo");
+        assert!(
+            toml::from_str::<LiveFile>("interface = \"eth1\"").is_err(),
+            "typo"
+        );
         assert!(toml::from_str::<LiveFile>("capture = \"dpdk\"").is_err());
         assert!(toml::from_str::<LiveFile>("workers = -1").is_err());
         let dir = std::env::temp_dir().join(format!("psx-config-{}", std::process::id()));

@@ -184,6 +184,11 @@ impl Engine {
         c
     }
 
+    /// Flows tracked since the start (or the last reset of the counters: never).
+    pub fn flows_seen(&self) -> u64 {
+        self.sink.counters.get("flows")
+    }
+
     /// Flows tracked right now.
     pub fn flows_open(&self) -> usize {
         self.flows.len()

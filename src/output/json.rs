@@ -264,7 +264,11 @@ mod tests {
         j.reopen().unwrap();
         j.write(&serde_json::json!({"n": 3})).unwrap();
         j.flush().unwrap();
-        assert_eq!(lines_of(&d.join("alerts.json.1")), 3, "appended, not truncated");
+        assert_eq!(
+            lines_of(&d.join("alerts.json.1")),
+            3,
+            "appended, not truncated"
+        );
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"n\":3}\n");
         std::fs::remove_dir_all(&d).unwrap();
     }
@@ -280,7 +284,8 @@ mod tests {
         let mut j = JsonLines::append(&p, rot).unwrap();
         let mut aside = Vec::new();
         for n in 0..30 {
-            j.write(&serde_json::json!({"line": n, "pad": "xxxxxxxx"})).unwrap();
+            j.write(&serde_json::json!({"line": n, "pad": "xxxxxxxx"}))
+                .unwrap();
             if j.rotation_due() {
                 aside.push(j.rotate().unwrap().unwrap());
             }
@@ -289,12 +294,16 @@ mod tests {
         assert!(aside.len() >= 5, "{aside:?}");
         let total: usize = aside.iter().map(|a| lines_of(a)).sum::<usize>() + lines_of(&p);
         assert_eq!(total, 30, "every line in exactly one file");
-        assert!(aside.iter().all(|a| std::fs::metadata(a).unwrap().len() <= 100 + 40));
+        assert!(aside
+            .iter()
+            .all(|a| std::fs::metadata(a).unwrap().len() <= 100 + 40));
         let age = Rotation {
             max_bytes: None,
             every: Some(std::time::Duration::ZERO),
         };
-        assert!(JsonLines::append(&d.join("x.json"), age).unwrap().rotation_due());
+        assert!(JsonLines::append(&d.join("x.json"), age)
+            .unwrap()
+            .rotation_due());
         assert!(!JsonLines::stdout().rotation_due());
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -63,9 +63,9 @@ impl Shard {
         let mut tagged = Tagged::default();
         self.engine.advance_time(now, &mut tagged);
         self.take_control_output(tagged);
-        let me = self.counts();
-        me.flows
-            .store(self.engine.counters().get("flows"), Ordering::Relaxed);
+        self.counts()
+            .flows
+            .store(self.engine.flows_seen(), Ordering::Relaxed);
         if let Some(f) = self.status.flows_open.get(self.id) {
             f.store(self.engine.flows_open() as u64, Ordering::Relaxed);
         }
@@ -130,7 +130,7 @@ impl Shard {
         self.take_control_output(tagged);
         self.counts()
             .flows
-            .store(self.engine.counters().get("flows"), Ordering::Relaxed);
+            .store(self.engine.flows_seen(), Ordering::Relaxed);
         if let Some(f) = self.status.flows_open.get(self.id) {
             f.store(0, Ordering::Relaxed);
         }
@@ -207,7 +207,12 @@ mod tests {
     fn frame(k: u8, seq: u32, payload: &[u8]) -> Packet {
         let data = ether(
             0x0800,
-            &ipv4([10, 0, 0, k], [10, 0, 1, 1], 6, &tcp(50000, 445, seq, 0, ACK, payload)),
+            &ipv4(
+                [10, 0, 0, k],
+                [10, 0, 1, 1],
+                6,
+                &tcp(50000, 445, seq, 0, ACK, payload),
+            ),
         );
         Packet {
             ts: Ts::from_secs(u64::from(seq)),
@@ -237,14 +242,18 @@ mod tests {
         }
         one.finish(&mut alone);
         let mut out = Collect::default();
-        let (values, status, counters) =
-            run_shards(sources, &EngineConfig::default(), &mut out, |pkts, shard| {
+        let (values, status, counters) = run_shards(
+            sources,
+            &EngineConfig::default(),
+            &mut out,
+            |pkts, shard| {
                 for p in &pkts {
                     shard.frame(p.frame());
                 }
                 shard.tick(Ts::from_secs(400));
                 shard.id()
-            });
+            },
+        );
         assert_eq!(values, vec![0, 1, 2]);
         assert_eq!(counters.get("packets"), 30);
         assert_eq!(counters.get("flows"), 15);
@@ -260,6 +269,10 @@ mod tests {
                 .count()
         };
         assert!(gaps(&alone) >= 15, "every connection has a hole");
-        assert_eq!(gaps(&out), gaps(&alone), "every connection closed and reported it");
+        assert_eq!(
+            gaps(&out),
+            gaps(&alone),
+            "every connection closed and reported it"
+        );
     }
 }

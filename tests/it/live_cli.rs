@@ -7,15 +7,25 @@ use std::process::Command;
 const SENSOR: &str = env!("CARGO_BIN_EXE_psexec-sensor");
 
 fn live(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(SENSOR).arg("live").args(args).output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(SENSOR)
+        .arg("live")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn unknown_user_is_an_error() {
     let (code, err) = live(&["-i", "lo", "--user", "no-such-user-psx-xyz"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("no-such-user-psx-xyz") && err.contains("--user ''"), "{err}");
+    assert!(
+        err.contains("no-such-user-psx-xyz") && err.contains("--user ''"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -24,7 +34,11 @@ fn bad_config_files_are_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     for (name, text, needle) in [
         ("typo.toml", "interface = [\"lo\"]\n", "interface"),
-        ("value.toml", "interfaces = [\"lo\"]\nworkers = \"many\"\n", "workers"),
+        (
+            "value.toml",
+            "interfaces = [\"lo\"]\nworkers = \"many\"\n",
+            "workers",
+        ),
         ("empty.toml", "", "no interface"),
     ] {
         let p = dir.join(name);

@@ -64,7 +64,11 @@ fn start_live(pair: &NetnsPair, args: &[&str]) -> Watched {
     full.extend_from_slice(args);
     let mut live = Watched::new(pair.spawn_in(&pair.cap_ns, Path::new(SENSOR), &full, &[]));
     let ready = live.wait_line(WAIT_READY, |l| l.contains("listening on"));
-    assert!(ready.is_some(), "`live {args:?}` did not start:\n{}", live.transcript());
+    assert!(
+        ready.is_some(),
+        "`live {args:?}` did not start:\n{}",
+        live.transcript()
+    );
     live
 }
 
@@ -75,7 +79,10 @@ fn stop_live(mut live: Watched, what: &str) -> Vec<Value> {
     live.terminate();
     let status = live.finish(WAIT_EXIT);
     let log = live.transcript();
-    assert!(status.is_some_and(|s| s.success()), "{what}: exit {status:?}:\n{log}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{what}: exit {status:?}:\n{log}"
+    );
     json_lines(&log)
 }
 
@@ -84,7 +91,10 @@ fn final_stats<'a>(records: &'a [Value], what: &str) -> &'a Value {
         .iter()
         .rfind(|v| v["log"] == "stats")
         .unwrap_or_else(|| panic!("{what}: no stats line"));
-    assert_eq!(last["final"], true, "{what}: the last stats line is the summary");
+    assert_eq!(
+        last["final"], true,
+        "{what}: the last stats line is the summary"
+    );
     last
 }
 
@@ -113,7 +123,11 @@ fn replay_split(pair: &NetnsPair, links: &(String, String), file: &Path) {
 #[test]
 fn fanout_workers_and_a_split_tap_alert_as_read_does() {
     able("fanout_workers_and_a_split_tap_alert_as_read_does");
-    let captures = ["a_psexec_default.pcap", "i1_smb1_psexec.pcap", "e_services_create_start.pcap"];
+    let captures = [
+        "a_psexec_default.pcap",
+        "i1_smb1_psexec.pcap",
+        "e_services_create_start.pcap",
+    ];
     let pair = netns_or_skip("fanout_workers_and_a_split_tap_alert_as_read_does").unwrap();
     let links = pair.add_link().expect("second veth pair");
     let me = std::env::current_exe().unwrap();
@@ -141,14 +155,22 @@ fn fanout_workers_and_a_split_tap_alert_as_read_does() {
             assert_eq!(st["ring_freezes"], 0, "{what}: {st}");
             let sockets = st["sockets"].as_array().unwrap();
             let n: usize = workers.parse().unwrap();
-            assert_eq!(sockets.len(), n * if two_links { 2 } else { 1 }, "{what}: {st}");
+            assert_eq!(
+                sockets.len(),
+                n * if two_links { 2 } else { 1 },
+                "{what}: {st}"
+            );
             let frames: u64 = sockets.iter().map(|s| s["frames"].as_u64().unwrap()).sum();
             assert_eq!(frames, st["packets"].as_u64().unwrap(), "{what}: {st}");
             assert_eq!(st["workers"].as_array().unwrap().len(), n, "{what}: {st}");
             // A connection split over two workers would be counted as a flow by each.
             let flows = st["flows"].as_u64().unwrap();
             if !two_links {
-                assert_eq!(*flows_one_worker.get_or_insert(flows), flows, "{what}: {st}");
+                assert_eq!(
+                    *flows_one_worker.get_or_insert(flows),
+                    flows,
+                    "{what}: {st}"
+                );
             }
             assert_eq!(st["flows_open"], 0, "{what}: every flow closed at the stop");
         }
@@ -164,7 +186,11 @@ fn sighup_reopens_outputs_and_keeps_the_pending_alert() {
     let dir = temp_dir("hup");
     // The log directory belongs to the user the sensor drops to (as a service's would), so it can
     // create the new files after the renames.
-    let chown = Command::new("chown").arg("65534:65534").arg(&dir).status().unwrap();
+    let chown = Command::new("chown")
+        .arg("65534:65534")
+        .arg(&dir)
+        .status()
+        .unwrap();
     assert!(chown.success());
     let (alerts, events) = (dir.join("alerts.json"), dir.join("events.json"));
     let truth: Value = serde_json::from_slice(
@@ -193,7 +219,11 @@ fn sighup_reopens_outputs_and_keeps_the_pending_alert() {
     }
     live.signal("HUP");
     let reopened = live.wait_line(WAIT_READY, |l| l.contains("SIGHUP: reopened"));
-    assert!(reopened.is_some(), "no reopen after SIGHUP:\n{}", live.transcript());
+    assert!(
+        reopened.is_some(),
+        "no reopen after SIGHUP:\n{}",
+        live.transcript()
+    );
     run_sender(&pair, &me, &lab_capture("f_benign_admin_upload.pcap"));
     stop_live(live, "after SIGHUP");
 
@@ -204,11 +234,20 @@ fn sighup_reopens_outputs_and_keeps_the_pending_alert() {
         new_events.contains("notes.txt"),
         "the second replay went to the new file"
     );
-    assert!(!old_events.contains("notes.txt"), "nothing of it went to the renamed file");
+    assert!(
+        !old_events.contains("notes.txt"),
+        "nothing of it went to the renamed file"
+    );
     let old_alerts = json_lines(&read(&alerts.with_extension("json.1")));
     let new_alerts = json_lines(&read(&alerts));
-    assert!(techniques(&old_alerts).is_empty(), "the alert was still pending at SIGHUP");
-    let written: Vec<&Value> = new_alerts.iter().filter(|v| v["kind"] == "technique").collect();
+    assert!(
+        techniques(&old_alerts).is_empty(),
+        "the alert was still pending at SIGHUP"
+    );
+    let written: Vec<&Value> = new_alerts
+        .iter()
+        .filter(|v| v["kind"] == "technique")
+        .collect();
     assert_eq!(written.len(), 1, "written once: {new_alerts:?}");
     let a = written[0];
     let service = &truth["expect"]["services"][0];
@@ -270,7 +309,11 @@ fn unprivileged_with_file_capabilities() {
     assert!(set.status.success(), "{set:?}");
     let mut live = Watched::new(as_nobody(&["--workers", "2"]));
     let ready = live.wait_line(WAIT_READY, |l| l.contains("listening on"));
-    assert!(ready.is_some(), "with file capabilities:\n{}", live.transcript());
+    assert!(
+        ready.is_some(),
+        "with file capabilities:\n{}",
+        live.transcript()
+    );
     run_sender(&pair, &me, &lab_capture("a_psexec_default.pcap"));
     let records = stop_live(live, "unprivileged");
     assert_eq!(

@@ -155,7 +155,13 @@ impl NetnsPair {
 
     /// Runs `program args` inside namespace `ns`; `ip netns exec` execs it, so the child's pid
     /// is the program's (signals reach it directly).
-    pub(super) fn spawn_in(&self, ns: &str, program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Child {
+    pub(super) fn spawn_in(
+        &self,
+        ns: &str,
+        program: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Child {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns]).arg(program).args(args);
         for (k, v) in envs {
@@ -174,8 +180,19 @@ impl NetnsPair {
     pub(super) fn add_link(&self) -> Result<(String, String), String> {
         let (cap_if, send_if) = (format!("{}2", self.cap_if), format!("{}2", self.send_if));
         run(&[
-            "ip", "-n", &self.cap_ns, "link", "add", &cap_if, "type", "veth", "peer", "name",
-            &send_if, "netns", &self.send_ns,
+            "ip",
+            "-n",
+            &self.cap_ns,
+            "link",
+            "add",
+            &cap_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &send_if,
+            "netns",
+            &self.send_ns,
         ])?;
         run(&["ip", "-n", &self.cap_ns, "link", "set", &cap_if, "up"])?;
         run(&["ip", "-n", &self.send_ns, "link", "set", &send_if, "up"])?;
@@ -235,7 +252,11 @@ impl Watched {
     }
 
     /// Waits until a line satisfies `pred`, for at most `limit`.
-    pub(super) fn wait_line(&mut self, limit: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+    pub(super) fn wait_line(
+        &mut self,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

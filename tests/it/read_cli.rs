@@ -244,7 +244,11 @@ fn live_usage_and_open_errors_are_reported() {
         String::from_utf8_lossy(&o.stderr)
     );
     let o = run(&[os("live"), os("whatever")]);
-    assert_eq!(o.status.code(), Some(2), "a stray argument is a usage error");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a stray argument is a usage error"
+    );
     // An interface that does not exist (or no right to capture): exit 2 with the reason, no alerts.
     let o = run(&[
         os("live"),

@@ -120,8 +120,7 @@ fn getopt<T: Default>(fd: RawFd, level: i32, name: i32) -> io::Result<T> {
     let mut value = T::default();
     let mut len = std::mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: the kernel writes at most `len` bytes into `value`.
-    let rc =
-        unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut T).cast(), &mut len) };
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut T).cast(), &mut len) };
     if rc == 0 {
         Ok(value)
     } else {
@@ -169,8 +168,13 @@ impl RingSocket {
         // SAFETY: a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let raw = fd.as_raw_fd();
-        setopt(raw, libc::SOL_PACKET, libc::PACKET_VERSION, &(libc::tpacket_versions::TPACKET_V3 as libc::c_int))
-            .map_err(|e| err("PACKET_VERSION", e))?;
+        setopt(
+            raw,
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            &(libc::tpacket_versions::TPACKET_V3 as libc::c_int),
+        )
+        .map_err(|e| err("PACKET_VERSION", e))?;
         let linktype = hardware_linktype(raw, &name)
             .map_err(|e| err("SIOCGIFHWADDR", e))?
             .ok_or_else(|| LiveError::Unsupported {
@@ -179,10 +183,16 @@ impl RingSocket {
             })?;
         if let Some(expr) = bpf {
             let filter = super::compile_filter(expr, linktype)?;
-            setopt(raw, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog(&filter))
-                .map_err(|e| err("SO_ATTACH_FILTER", e))?;
+            setopt(
+                raw,
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                &prog(&filter),
+            )
+            .map_err(|e| err("SO_ATTACH_FILTER", e))?;
         }
-        let blocks = ring_mib.clamp(1, crate::config::MAX_RING_MIB) * ((1 << 20) / RING_BLOCK_BYTES);
+        let blocks =
+            ring_mib.clamp(1, crate::config::MAX_RING_MIB) * ((1 << 20) / RING_BLOCK_BYTES);
         let req = libc::tpacket_req3 {
             tp_block_size: RING_BLOCK_BYTES,
             tp_block_nr: blocks,
@@ -261,16 +271,26 @@ impl RingSocket {
             None => (kind | PACKET_FANOUT_FLAG_UNIQUEID) << 16,
             Some(id) => (kind << 16) | u32::from(id),
         };
-        setopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT, &(arg as libc::c_int))
-            .map_err(|e| err("PACKET_FANOUT (CBPF)", e))?;
+        setopt(
+            raw,
+            libc::SOL_PACKET,
+            libc::PACKET_FANOUT,
+            &(arg as libc::c_int),
+        )
+        .map_err(|e| err("PACKET_FANOUT (CBPF)", e))?;
         let id = match group {
             Some(id) => id,
             None => {
                 let got: libc::c_int = getopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT)
                     .map_err(|e| err("PACKET_FANOUT id", e))?;
                 // The program belongs to the group: set once, by its first member.
-                setopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT_DATA, &prog(program))
-                    .map_err(|e| err("PACKET_FANOUT_DATA", e))?;
+                setopt(
+                    raw,
+                    libc::SOL_PACKET,
+                    libc::PACKET_FANOUT_DATA,
+                    &prog(program),
+                )
+                .map_err(|e| err("PACKET_FANOUT_DATA", e))?;
                 (got & 0xffff) as u16
             }
         };
@@ -371,8 +391,12 @@ impl RingSocket {
     /// Kernel counters since open (call at least every few seconds on a fast link: the kernel's
     /// are 32-bit).
     pub fn stats(&mut self) -> Result<RingStats, LiveError> {
-        let s: StatsV3 = getopt(self.fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_STATISTICS)
-            .map_err(|e| LiveError::from_os(&self.iface, "PACKET_STATISTICS", e))?;
+        let s: StatsV3 = getopt(
+            self.fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+        )
+        .map_err(|e| LiveError::from_os(&self.iface, "PACKET_STATISTICS", e))?;
         // The kernel's `tp_packets` already includes `tp_drops` for TPACKET_V3.
         self.stats.received += u64::from(s.packets);
         self.stats.drops += u64::from(s.drops);
@@ -495,7 +519,11 @@ mod tests {
         let mut at = first;
         for (i, f) in frames.iter().enumerate() {
             let mac = 80u16;
-            let next = if i + 1 == frames.len() { 0 } else { (mac as usize + f.len() + 15) & !15 };
+            let next = if i + 1 == frames.len() {
+                0
+            } else {
+                (mac as usize + f.len() + 15) & !15
+            };
             let written = if corrupt_next { 1 << 20 } else { next };
             b[at..at + 4].copy_from_slice(&(written as u32).to_ne_bytes());
             b[at + 4..at + 8].copy_from_slice(&7u32.to_ne_bytes());
@@ -519,7 +547,9 @@ mod tests {
         let mut at = read_u32(b, BLOCK_FIRST_PKT).unwrap() as usize;
         let (mut n, mut bytes) = (0, 0);
         for _ in 0..read_u32(b, BLOCK_NUM_PKTS).unwrap() {
-            let Some((h, data)) = frame_at(b, at) else { break };
+            let Some((h, data)) = frame_at(b, at) else {
+                break;
+            };
             each(h.frame(lt, data));
             n += 1;
             bytes += u64::from(h.len);
@@ -555,6 +585,10 @@ mod tests {
         assert_eq!(n, 1);
         let mut cut = block(&[b"one"], false);
         cut[48 + 12..48 + 16].copy_from_slice(&100_000u32.to_ne_bytes());
-        assert_eq!(walk_block(&cut, LINKTYPE_ETHERNET, &mut |_| {}).0, 0, "snaplen past the end");
+        assert_eq!(
+            walk_block(&cut, LINKTYPE_ETHERNET, &mut |_| {}).0,
+            0,
+            "snaplen past the end"
+        );
     }
 }

@@ -323,13 +323,13 @@ mod tests {
                 seen[(run(&p, 0x0800, &frame) % n) as usize] += 1;
             }
             let fair = 256 / n;
-            assert!(
-                seen.iter().all(|c| *c > fair / 2),
-                "{n} workers: {seen:?}"
-            );
+            assert!(seen.iter().all(|c| *c > fair / 2), "{n} workers: {seen:?}");
         }
         // The same through the frame builder the pipeline tests use, to keep the offsets honest.
         let f = ether(0x0800, &v4([1, 2, 3, 4], [5, 6, 7, 8], 1, 2));
-        assert_eq!(run(&p, 0x0800, &f[14..]), run(&p, 0x0800, &v4([5, 6, 7, 8], [1, 2, 3, 4], 9, 9)));
+        assert_eq!(
+            run(&p, 0x0800, &f[14..]),
+            run(&p, 0x0800, &v4([5, 6, 7, 8], [1, 2, 3, 4], 9, 9))
+        );
     }
 }

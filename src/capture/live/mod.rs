@@ -50,10 +50,12 @@ pub fn compile_filter(
             source,
         }
     })?;
-    let prog = dead.compile(expr, true).map_err(|source| LiveError::Filter {
-        expr: expr.to_string(),
-        source,
-    })?;
+    let prog = dead
+        .compile(expr, true)
+        .map_err(|source| LiveError::Filter {
+            expr: expr.to_string(),
+            source,
+        })?;
     const RET_K: u16 = 0x06;
     Ok(prog
         .get_instructions()
@@ -73,13 +75,22 @@ pub fn compile_filter(
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     #[error("cannot open interface {iface}: {source}")]
-    Open { iface: String, source: ::pcap::Error },
+    Open {
+        iface: String,
+        source: ::pcap::Error,
+    },
     #[error("bad BPF filter {expr:?}: {source}")]
     Filter { expr: String, source: ::pcap::Error },
     #[error("reading from {iface}: {source}")]
-    Read { iface: String, source: ::pcap::Error },
+    Read {
+        iface: String,
+        source: ::pcap::Error,
+    },
     #[error("kernel stats of {iface}: {source}")]
-    Stats { iface: String, source: ::pcap::Error },
+    Stats {
+        iface: String,
+        source: ::pcap::Error,
+    },
     #[error("dropping privileges to {user}: {detail}")]
     Privileges { user: String, detail: String },
     #[error("installing signal handlers: {0}")]
@@ -101,7 +112,10 @@ pub enum LiveError {
 impl LiveError {
     /// A failed system call on `iface`; "not permitted" becomes the message naming the capabilities.
     pub fn from_os(iface: &str, op: &'static str, source: std::io::Error) -> LiveError {
-        if matches!(source.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
+        if matches!(
+            source.raw_os_error(),
+            Some(libc::EPERM) | Some(libc::EACCES)
+        ) {
             return LiveError::NotPermitted {
                 iface: iface.to_string(),
             };
@@ -199,7 +213,6 @@ impl StopFlag {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,12 +230,26 @@ mod tests {
 
     #[test]
     fn not_permitted_names_the_capabilities_and_setcap() {
-        let e = LiveError::from_os("eth1", "socket", std::io::Error::from_raw_os_error(libc::EPERM));
+        let e = LiveError::from_os(
+            "eth1",
+            "socket",
+            std::io::Error::from_raw_os_error(libc::EPERM),
+        );
         let text = e.to_string();
-        for needle in ["CAP_NET_RAW", "CAP_NET_ADMIN", "setcap", "eth1", "AmbientCapabilities"] {
+        for needle in [
+            "CAP_NET_RAW",
+            "CAP_NET_ADMIN",
+            "setcap",
+            "eth1",
+            "AmbientCapabilities",
+        ] {
             assert!(text.contains(needle), "{needle} missing: {text}");
         }
-        let other = LiveError::from_os("eth1", "bind", std::io::Error::from_raw_os_error(libc::ENODEV));
+        let other = LiveError::from_os(
+            "eth1",
+            "bind",
+            std::io::Error::from_raw_os_error(libc::ENODEV),
+        );
         assert!(matches!(other, LiveError::Socket { .. }));
     }
 }

@@ -94,7 +94,12 @@ enum Round {
 
 /// Frames into the engine, oldest first across the worker's rings, at most
 /// [`MAX_FRAMES_PER_ROUND`]. `hold`: apply [`MERGE_HOLD`] (not at the end).
-fn drain(rings: &mut WorkerRings, shard: &mut Shard, counters: &[SocketStatus], hold: bool) -> Round {
+fn drain(
+    rings: &mut WorkerRings,
+    shard: &mut Shard,
+    counters: &[SocketStatus],
+    hold: bool,
+) -> Round {
     let mut taken = vec![(0u64, 0u64); rings.sockets.len()];
     let mut round = Round::Empty;
     for _ in 0..MAX_FRAMES_PER_ROUND {

@@ -193,11 +193,9 @@ impl LiveOutput {
         for w in self.writers() {
             if w.rotation_due() {
                 match w.rotate() {
-                    Ok(Some(aside)) => say(format_args!(
-                        "{}: rotated to {}",
-                        w.path(),
-                        aside.display()
-                    )),
+                    Ok(Some(aside)) => {
+                        say(format_args!("{}: rotated to {}", w.path(), aside.display()))
+                    }
                     Ok(None) => {}
                     Err(e) => say(format_args!("{}: cannot rotate: {e}", w.path())),
                 }
