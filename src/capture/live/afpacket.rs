@@ -266,7 +266,7 @@ impl RingSocket {
     pub fn join_fanout(&self, group: Option<u16>, program: &[Insn]) -> Result<u16, LiveError> {
         let raw = self.fd.as_raw_fd();
         let err = |op, e| LiveError::from_os(&self.iface, op, e);
-        let kind = libc::PACKET_FANOUT_CBPF as u32;
+        let kind: u32 = libc::PACKET_FANOUT_CBPF;
         let arg = match group {
             None => (kind | PACKET_FANOUT_FLAG_UNIQUEID) << 16,
             Some(id) => (kind << 16) | u32::from(id),

@@ -88,7 +88,7 @@ pub(crate) struct Limits {
 #[cfg(feature = "live")]
 mod imp {
     use super::capture::{fanout_worker, pcap_loop, WorkerRings};
-    use super::output::LiveOutput;
+    use super::output::{AlertOut, LiveOutput};
     use super::{say, Limits, SocketStatus, TICK_EVERY};
     use crate::capture::live::afpacket::RingSocket;
     use crate::capture::live::fanout::host_pair_program;
@@ -256,11 +256,9 @@ mod imp {
             sensor: setup.sensor_name.clone(),
             capture: setup.capture,
             events,
-            alerts,
+            alerts: AlertOut::new(alerts),
             detection,
             pending: Vec::new(),
-            alerts_written: 0,
-            technique_alerts: 0,
             write_error: None,
             sockets: sockets.clone(),
             reopen,
@@ -297,7 +295,7 @@ mod imp {
         // The input has ended (every flow closed by the workers): open attacks become alerts.
         out.finish();
         out.stats_line(&status, true);
-        if let Some((p, e)) = out.write_error {
+        if let Some((p, e)) = out.write_error.or(out.alerts.error) {
             if e.kind() != io::ErrorKind::BrokenPipe {
                 say(format_args!("{p}: write failed: {e}"));
             }

@@ -87,11 +87,10 @@ pub(super) struct LiveOutput {
     pub sensor: Option<String>,
     pub capture: CaptureMode,
     pub events: Option<JsonLines>,
-    pub alerts: JsonLines,
+    pub alerts: AlertOut,
     pub detection: Detection,
     pub pending: Vec<Alert>,
-    pub alerts_written: u64,
-    pub technique_alerts: u64,
+    /// The first failed write of the events file.
     pub write_error: Option<(String, io::Error)>,
     pub sockets: Arc<Vec<SocketStatus>>,
     pub reopen: ReopenFlag,
@@ -100,46 +99,45 @@ pub(super) struct LiveOutput {
     pub next_tick: Instant,
 }
 
-/// Writes and drains `pending`, counting what was written.
-fn write_alerts(
-    pending: &mut Vec<Alert>,
-    alerts: &mut JsonLines,
-    alerts_written: &mut u64,
-    technique_alerts: &mut u64,
-    write_error: &mut Option<(String, io::Error)>,
-) {
-    for alert in pending.drain(..) {
-        if matches!(alert, Alert::Technique(_)) {
-            *technique_alerts += 1;
+/// The alert file and what was written to it.
+pub(super) struct AlertOut {
+    pub file: JsonLines,
+    pub written: u64,
+    pub technique: u64,
+    pub error: Option<(String, io::Error)>,
+}
+
+impl AlertOut {
+    pub fn new(file: JsonLines) -> AlertOut {
+        AlertOut {
+            file,
+            written: 0,
+            technique: 0,
+            error: None,
         }
-        *alerts_written += 1;
-        if let Err(e) = alerts.write(&alert) {
-            write_error.get_or_insert((alerts.path().to_owned(), e));
+    }
+
+    /// Writes and drains `pending`, counting what was written.
+    fn write_all(&mut self, pending: &mut Vec<Alert>) {
+        for alert in pending.drain(..) {
+            if matches!(alert, Alert::Technique(_)) {
+                self.technique += 1;
+            }
+            self.written += 1;
+            if let Err(e) = self.file.write(&alert) {
+                self.error.get_or_insert((self.file.path().to_owned(), e));
+            }
         }
     }
 }
 
 impl LiveOutput {
     fn write_pending(&mut self) {
-        let LiveOutput {
-            pending,
-            alerts,
-            alerts_written,
-            technique_alerts,
-            write_error,
-            ..
-        } = self;
-        write_alerts(
-            pending,
-            alerts,
-            alerts_written,
-            technique_alerts,
-            write_error,
-        );
+        self.alerts.write_all(&mut self.pending);
     }
 
     fn writers(&mut self) -> impl Iterator<Item = &mut JsonLines> {
-        [self.events.as_mut(), Some(&mut self.alerts)]
+        [self.events.as_mut(), Some(&mut self.alerts.file)]
             .into_iter()
             .flatten()
     }
@@ -147,18 +145,9 @@ impl LiveOutput {
     /// Open attack instances and host summaries become alerts, written in batches as they come
     /// (a long run may have summaries for many hosts); then every writer is flushed.
     pub fn finish(&mut self) {
-        let LiveOutput {
-            detection,
-            pending,
-            alerts,
-            alerts_written,
-            technique_alerts,
-            write_error,
-            ..
-        } = self;
-        detection.finish_with(pending, &mut |p| {
-            write_alerts(p, alerts, alerts_written, technique_alerts, write_error)
-        });
+        let alerts = &mut self.alerts;
+        self.detection
+            .finish_with(&mut self.pending, &mut |p| alerts.write_all(p));
         self.write_pending();
         let mut failed = None;
         for w in self.writers() {
@@ -249,8 +238,8 @@ impl LiveOutput {
             flows: workers.iter().map(|w| w.flows).sum(),
             flows_open: status.flows_open(),
             rss_bytes: rss_bytes(),
-            alerts: self.alerts_written,
-            technique_alerts: self.technique_alerts,
+            alerts: self.alerts.written,
+            technique_alerts: self.alerts.technique,
             sockets,
             workers,
         };
@@ -296,6 +285,6 @@ impl Merged for LiveOutput {
         }
     }
     fn done(&self) -> bool {
-        self.write_error.is_some()
+        self.write_error.is_some() || self.alerts.error.is_some()
     }
 }
