@@ -1,6 +1,6 @@
 //! `live` on AF_PACKET fanout, end to end inside network namespaces made by the test (helpers in
-//! `live_netns`): the same technique alerts as `read` on the same captures with 1, 2 and 4 workers
-//! and with a tap's two directions on two interfaces, no kernel drop at the replay rate used
+//! `live_netns`): the same technique alerts as `read` on the same captures with 1, 2 and 4 workers,
+//! with a tap's two directions on two interfaces, and with the libpcap fallback; no kernel drop at the replay rate used
 //! (libpcap's sendpacket, as fast as it goes); SIGHUP reopens outputs without losing the pending
 //! alert; the sensor runs unprivileged with file capabilities and says which it lacks without them.
 //!
@@ -136,9 +136,23 @@ fn fanout_workers_and_a_split_tap_alert_as_read_does() {
         let expected = read_findings(&file);
         assert!(!expected.is_empty(), "{name}: read finds the technique");
         let mut flows_one_worker = None;
-        for (workers, two_links) in [("1", false), ("2", false), ("4", false), ("2", true)] {
-            let what = format!("{name}, {workers} workers, two links: {two_links}");
-            let mut args = vec!["-i", pair.cap_if.as_str(), "--workers", workers];
+        // (workers, tap split over two links, capture mode)
+        for (workers, two_links, mode) in [
+            ("1", false, "afpacket"),
+            ("2", false, "afpacket"),
+            ("4", false, "afpacket"),
+            ("2", true, "afpacket"),
+            ("2", false, "pcap"),
+        ] {
+            let what = format!("{name}, {workers} workers, two links: {two_links}, {mode}");
+            let mut args = vec![
+                "-i",
+                pair.cap_if.as_str(),
+                "--workers",
+                workers,
+                "--capture",
+                mode,
+            ];
             if two_links {
                 args.extend(["-i", links.0.as_str()]);
             }
@@ -153,13 +167,15 @@ fn fanout_workers_and_a_split_tap_alert_as_read_does() {
             let st = final_stats(&records, &what);
             assert_eq!(st["kernel_dropped"], 0, "{what}: {st}");
             assert_eq!(st["ring_freezes"], 0, "{what}: {st}");
+            assert_eq!(st["channel_drops"], 0, "{what}: {st}");
             let sockets = st["sockets"].as_array().unwrap();
             let n: usize = workers.parse().unwrap();
-            assert_eq!(
-                sockets.len(),
-                n * if two_links { 2 } else { 1 },
-                "{what}: {st}"
-            );
+            let expect_sockets = if mode == "pcap" {
+                1
+            } else {
+                n * if two_links { 2 } else { 1 }
+            };
+            assert_eq!(sockets.len(), expect_sockets, "{what}: {st}");
             let frames: u64 = sockets.iter().map(|s| s["frames"].as_u64().unwrap()).sum();
             assert_eq!(frames, st["packets"].as_u64().unwrap(), "{what}: {st}");
             assert_eq!(st["workers"].as_array().unwrap().len(), n, "{what}: {st}");

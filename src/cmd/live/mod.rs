@@ -146,6 +146,8 @@ mod imp {
 
     /// AF_PACKET: for every interface, worker 0's socket first (it creates the fanout group and
     /// sets its program), then the others in worker order, so member k of every group is worker k.
+    /// (A frame that arrives between a socket's bind and its joining the group lands on that
+    /// socket: only in the first instant, before "listening on" is said.)
     fn open_rings(
         setup: &LiveSetup,
         workers: usize,
