@@ -187,7 +187,11 @@ pub fn live_setup(args: &LiveArgs, file: LiveFile) -> Result<LiveSetup, String> 
         .clone()
         .or(file.user)
         .unwrap_or_else(|| DEFAULT_USER.to_string());
-    let sensor_name = file.sensor_name.filter(|n| !n.trim().is_empty());
+    let sensor_name = common
+        .sensor_name
+        .clone()
+        .or(file.sensor_name)
+        .filter(|n| !n.trim().is_empty());
     Ok(LiveSetup {
         interfaces,
         capture,

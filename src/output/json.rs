@@ -6,6 +6,7 @@
 //! lost, and both keep writing to the old file if the new one cannot be opened (the error is
 //! returned; the next reopen or rotation tries again).
 
+use super::socket::{self, LineSink};
 use crate::config::Rotation;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
@@ -18,6 +19,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 enum Target {
     Buffered(BufWriter<Box<dyn Write + Send>>),
     Stdout(Vec<u8>),
+    /// syslog or a Unix socket (`output::socket`): one message per record.
+    Socket(Box<dyn LineSink>, Vec<u8>),
 }
 
 pub struct JsonLines {
@@ -46,8 +49,29 @@ fn open_append(path: &Path) -> io::Result<(BufWriter<Box<dyn Write + Send>>, u64
 impl JsonLines {
     /// `-` is stdout; anything else a file, created or truncated.
     pub fn create(path: &Path) -> io::Result<JsonLines> {
+        JsonLines::create_for(path, "-")
+    }
+
+    /// A socket target (`syslog:`, `unix:PATH`, `unixgram:PATH`, see `output::socket`; `kind` is
+    /// the syslog MSGID), if `path` names one.
+    fn socket_for(path: &Path, kind: &str) -> Option<io::Result<JsonLines>> {
+        let sink = path.to_str().and_then(|p| socket::open(p, kind))?;
+        Some(sink.map(|sink| JsonLines {
+            out: Target::Socket(sink, Vec::with_capacity(1024)),
+            path: path.display().to_string(),
+            lines: 0,
+            file: None,
+        }))
+    }
+
+    /// Like [`JsonLines::create`], and `syslog:`, `unix:PATH`, `unixgram:PATH` open a socket
+    /// (`output::socket`); `kind` is the syslog MSGID ("alert", "event", "eve" …).
+    pub fn create_for(path: &Path, kind: &str) -> io::Result<JsonLines> {
         if path.as_os_str() == "-" {
             return Ok(JsonLines::stdout());
+        }
+        if let Some(j) = JsonLines::socket_for(path, kind) {
+            return j;
         }
         let w: Box<dyn Write + Send> = Box::new(File::create(path)?);
         Ok(JsonLines {
@@ -60,9 +84,13 @@ impl JsonLines {
 
     /// `-` is stdout; anything else a file, created or appended to (a restarted service keeps
     /// what it wrote before), which [`Self::reopen`] and `rotation` apply to.
-    pub fn append(path: &Path, rotation: Rotation) -> io::Result<JsonLines> {
+    /// Sockets as in [`Self::create_for`] (neither reopened nor rotated).
+    pub fn append(path: &Path, kind: &str, rotation: Rotation) -> io::Result<JsonLines> {
         if path.as_os_str() == "-" {
             return Ok(JsonLines::stdout());
+        }
+        if let Some(j) = JsonLines::socket_for(path, kind) {
+            return j;
         }
         let (w, bytes) = open_append(path)?;
         Ok(JsonLines {
@@ -162,6 +190,11 @@ impl JsonLines {
                 line.push(b'\n');
                 io::stdout().lock().write_all(line)?;
             }
+            Target::Socket(sink, buf) => {
+                buf.clear();
+                serde_json::to_writer(&mut *buf, v).map_err(io::Error::other)?;
+                sink.send(buf)?;
+            }
         }
         self.lines += 1;
         Ok(())
@@ -171,6 +204,7 @@ impl JsonLines {
         match &mut self.out {
             Target::Buffered(w) => w.flush(),
             Target::Stdout(_) => io::stdout().lock().flush(),
+            Target::Socket(sink, _) => sink.flush(),
         }
     }
 
@@ -256,7 +290,7 @@ mod tests {
         let d = temp_dir("reopen");
         let p = d.join("alerts.json");
         std::fs::write(&p, "{\"earlier\":1}\n").unwrap();
-        let mut j = JsonLines::append(&p, Rotation::default()).unwrap();
+        let mut j = JsonLines::append(&p, "alert", Rotation::default()).unwrap();
         j.write(&serde_json::json!({"n": 1})).unwrap();
         std::fs::rename(&p, d.join("alerts.json.1")).unwrap();
         // Buffered but not yet flushed: still belongs to the old file.
@@ -281,7 +315,7 @@ mod tests {
             max_bytes: Some(100),
             every: None,
         };
-        let mut j = JsonLines::append(&p, rot).unwrap();
+        let mut j = JsonLines::append(&p, "event", rot).unwrap();
         let mut aside = Vec::new();
         for n in 0..30 {
             j.write(&serde_json::json!({"line": n, "pad": "xxxxxxxx"}))
@@ -301,7 +335,7 @@ mod tests {
             max_bytes: None,
             every: Some(std::time::Duration::ZERO),
         };
-        assert!(JsonLines::append(&d.join("x.json"), age)
+        assert!(JsonLines::append(&d.join("x.json"), "event", age)
             .unwrap()
             .rotation_due());
         assert!(!JsonLines::stdout().rotation_due());

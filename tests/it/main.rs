@@ -18,6 +18,7 @@ mod inferred_captures;
 mod live_cli;
 mod live_fanout;
 mod live_netns;
+mod outputs;
 mod read_alerts;
 mod read_cli;
 mod reassembly;

@@ -101,6 +101,7 @@ mod imp {
     use crate::cmd::{EXIT_BAD_INPUT, EXIT_OUTPUT_ERROR};
     use crate::config::{live_from_args, CaptureMode, LiveSetup, Rotation};
     use crate::detect::Detection;
+    use crate::output::formats::Formats;
     use crate::output::json::JsonLines;
     use crate::pipeline::shards::run_shards;
     use crate::pipeline::stream;
@@ -116,8 +117,8 @@ mod imp {
         ExitCode::from(EXIT_BAD_INPUT)
     }
 
-    fn open_writer(path: &Path, rotation: Rotation) -> Result<JsonLines, ExitCode> {
-        JsonLines::append(path, rotation)
+    fn open_writer(path: &Path, kind: &str, rotation: Rotation) -> Result<JsonLines, ExitCode> {
+        JsonLines::append(path, kind, rotation)
             .map_err(|e| bad(format_args!("{}: cannot write: {e}", path.display())))
     }
 
@@ -232,12 +233,17 @@ mod imp {
         let events = setup
             .events
             .as_deref()
-            .map(|p| open_writer(p, setup.rotation))
+            .map(|p| open_writer(p, "event", setup.rotation))
             .transpose()?;
         let alerts = match &setup.alerts {
-            Some(p) => open_writer(p, setup.rotation)?,
+            Some(p) => open_writer(p, "alert", setup.rotation)?,
             None => JsonLines::stdout(),
         };
+        // `--log-dir`, `--eve` and the record stamp, with the config file's sensor name.
+        let mut common = args.common.clone();
+        common.sensor_name = setup.sensor_name.clone();
+        let formats =
+            Formats::open(&common).map_err(|(p, e)| bad(format_args!("{p}: cannot write: {e}")))?;
         let _pidfile = setup.pidfile.as_deref().map(Pidfile::write).transpose()?;
         if let Some(u) = &setup.user {
             say(drop_privileges(u).map_err(bad)?);
@@ -259,6 +265,7 @@ mod imp {
             capture: setup.capture,
             events,
             alerts: AlertOut::new(alerts),
+            formats,
             detection,
             pending: Vec::new(),
             write_error: None,
@@ -270,7 +277,7 @@ mod imp {
         };
         let ecfg = EngineConfig {
             smb,
-            flow_summaries: false,
+            flow_summaries: out.formats.wants_flows(),
             max_flows: Some(crate::flow::table::flows_per_worker(workers)),
         };
         let limits = Limits {

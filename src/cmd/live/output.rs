@@ -7,6 +7,8 @@ use crate::config::CaptureMode;
 use crate::detect::Detection;
 use crate::event::alert::Alert;
 use crate::event::Event;
+use crate::flow::table::FlowSummary;
+use crate::output::formats::Formats;
 use crate::output::json::JsonLines;
 use crate::pipeline::stream::{Merged, Status};
 use crate::pipeline::EventConsumer;
@@ -88,6 +90,8 @@ pub(super) struct LiveOutput {
     pub capture: CaptureMode,
     pub events: Option<JsonLines>,
     pub alerts: AlertOut,
+    /// Stamp (`--sensor-name`), `--log-dir`, `--eve`.
+    pub formats: Formats,
     pub detection: Detection,
     pub pending: Vec<Alert>,
     /// The first failed write of the events file.
@@ -117,15 +121,19 @@ impl AlertOut {
         }
     }
 
-    /// Writes and drains `pending`, counting what was written.
-    fn write_all(&mut self, pending: &mut Vec<Alert>) {
+    /// Writes and drains `pending` (stamped, and to `--log-dir` / `--eve`), counting what was
+    /// written.
+    fn write_all(&mut self, pending: &mut Vec<Alert>, formats: &mut Formats) {
         for alert in pending.drain(..) {
             if matches!(alert, Alert::Technique(_)) {
                 self.technique += 1;
             }
             self.written += 1;
-            if let Err(e) = self.file.write(&alert) {
+            if let Err(e) = self.file.write(&formats.stamp.alert(&alert)) {
                 self.error.get_or_insert((self.file.path().to_owned(), e));
+            }
+            if let Err(e) = formats.alert(&alert) {
+                self.error.get_or_insert(e);
             }
         }
     }
@@ -133,7 +141,7 @@ impl AlertOut {
 
 impl LiveOutput {
     fn write_pending(&mut self) {
-        self.alerts.write_all(&mut self.pending);
+        self.alerts.write_all(&mut self.pending, &mut self.formats);
     }
 
     fn writers(&mut self) -> impl Iterator<Item = &mut JsonLines> {
@@ -145,10 +153,13 @@ impl LiveOutput {
     /// Open attack instances and host summaries become alerts, written in batches as they come
     /// (a long run may have summaries for many hosts); then every writer is flushed.
     pub fn finish(&mut self) {
-        let alerts = &mut self.alerts;
+        let (alerts, formats) = (&mut self.alerts, &mut self.formats);
         self.detection
-            .finish_with(&mut self.pending, &mut |p| alerts.write_all(p));
+            .finish_with(&mut self.pending, &mut |p| alerts.write_all(p, formats));
         self.write_pending();
+        if let Err(e) = self.formats.finish() {
+            self.write_error.get_or_insert(e);
+        }
         let mut failed = None;
         for w in self.writers() {
             if let Err(e) = w.flush() {
@@ -253,14 +264,23 @@ impl EventConsumer for LiveOutput {
     fn event(&mut self, _index: u64, ev: Event) {
         if let Some(w) = self.events.as_mut() {
             if !matches!(ev, Event::SmbOpaque(_)) {
-                if let Err(e) = w.write(&ev) {
+                if let Err(e) = w.write(&self.formats.stamp.event(&ev)) {
                     let p = w.path().to_owned();
                     self.write_error.get_or_insert((p, e));
                 }
             }
         }
+        if let Err(e) = self.formats.event(&ev) {
+            self.write_error.get_or_insert(e);
+        }
         self.detection.on_event(&ev, &mut self.pending);
         self.write_pending();
+    }
+
+    fn flow_ended(&mut self, _index: u64, flow: &FlowSummary) {
+        if let Err(e) = self.formats.flow(flow) {
+            self.write_error.get_or_insert(e);
+        }
     }
 }
 
@@ -277,6 +297,7 @@ impl Merged for LiveOutput {
             for w in self.writers() {
                 let _ = w.flush();
             }
+            let _ = self.formats.flush();
             self.rotate_due_outputs();
         }
         if now >= self.next_stats {
