@@ -10,6 +10,8 @@ need=()
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
 [ -e /usr/include/pcap.h ] || need+=(libpcap-dev)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# setcap: the live test that runs the sensor unprivileged with file capabilities.
+command -v setcap >/dev/null 2>&1 || [ -x /usr/sbin/setcap ] || [ -x /sbin/setcap ] || need+=(libcap2-bin)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     if [ "${need[*]}" = libpcap-dev ]; then

@@ -114,26 +114,43 @@ pub struct EvalArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct LiveArgs {
-    /// Interface to capture on (promiscuous).
+    /// Interface to capture on (promiscuous); repeat for the two halves of a tap (-i eth1 -i eth2).
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
-    pub interface: String,
+    pub interfaces: Vec<String>,
+    /// TOML config file; flags given here override it (see README "Deploying").
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// afpacket (default: kernel fanout, one ring per worker) or pcap (libpcap; used for -i any).
+    #[arg(long, value_name = "MODE")]
+    pub capture: Option<crate::config::CaptureMode>,
     /// Capture filter (default: TCP 445, 139, 135 and 49152-65535; "" captures everything).
     #[arg(long, value_name = "EXPR", allow_hyphen_values = true)]
     pub bpf: Option<String>,
     #[command(flatten)]
     pub common: EngineArgs,
-    /// Seconds between counter lines on stderr (one more at exit).
-    #[arg(long, value_name = "SECS", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub stats_interval: u64,
-    /// Write a technique alert once its attack has been quiet this many seconds (offline reading
-    /// waits for the rules' whole window, 600 s by default).
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub alert_after: u64,
-    /// When started as root, switch to this user once the interface and outputs are open
-    /// ("" keeps root).
-    #[arg(long, value_name = "USER", default_value = "nobody")]
-    pub user: String,
+    /// AF_PACKET ring per worker and interface, in MiB (default 64).
+    #[arg(long, value_name = "MIB")]
+    pub ring_mib: Option<u32>,
+    /// Seconds between counter lines on stderr (one more at exit; default 60).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub stats_interval: Option<u64>,
+    /// Write a technique alert once its attack has been quiet this many seconds (default 60;
+    /// offline reading waits for the rules' whole window, 600 s by default).
+    #[arg(long, value_name = "SECS")]
+    pub alert_after: Option<u64>,
+    /// When started as root, switch to this user once the interfaces and outputs are open
+    /// (default nobody; "" keeps root). An unknown user is an error.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Write the process id to FILE (removed at exit).
+    #[arg(long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+    /// Move an output file aside (PATH.<unix time>) once it reaches this many MiB.
+    #[arg(long = "rotate-size", value_name = "MIB")]
+    pub rotate_size_mb: Option<u64>,
+    /// Move output files aside every this many seconds.
+    #[arg(long = "rotate-interval", value_name = "SECS")]
+    pub rotate_interval: Option<u64>,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
@@ -179,10 +196,6 @@ mod tests {
         assert!(Cli::try_parse_from(["psexec-sensor", "read", "a", "--workers", "0"]).is_err());
         assert!(Cli::try_parse_from(["psexec-sensor", "read", "a", "--events-all"]).is_err());
         assert!(Cli::try_parse_from(["psexec-sensor", "frobnicate"]).is_err());
-        assert!(
-            Cli::try_parse_from(["psexec-sensor", "live"]).is_err(),
-            "-i is required"
-        );
         assert!(
             Cli::try_parse_from(["psexec-sensor", "live", "-i", "x", "--stats-interval", "0"])
                 .is_err()
@@ -236,6 +249,8 @@ mod tests {
             "live",
             "-i",
             "eth1",
+            "-i",
+            "eth2",
             "--bpf",
             "tcp port 445",
             "--workers",
@@ -248,26 +263,24 @@ mod tests {
             "100",
             "--alerts",
             "a.json",
+            "--pidfile",
+            "/run/p.pid",
+            "--config",
+            "c.toml",
         ])
         .unwrap();
         let Command::Live(l) = c.command else {
             panic!()
         };
-        assert_eq!(l.interface, "eth1");
+        assert_eq!(l.interfaces, ["eth1", "eth2"]);
         assert_eq!(l.bpf.as_deref(), Some("tcp port 445"));
         assert_eq!(
             (l.common.workers, l.stats_interval, l.count),
-            (Some(3), 5, Some(100))
+            (Some(3), Some(5), Some(100))
         );
-        assert_eq!(l.user, "");
+        assert_eq!(l.user.as_deref(), Some(""));
         assert_eq!(l.common.alerts, Some(PathBuf::from("a.json")));
-        let d = Cli::try_parse_from(["psexec-sensor", "live", "-i", "eth1"]).unwrap();
-        let Command::Live(l) = d.command else {
-            panic!()
-        };
-        assert_eq!(
-            (l.stats_interval, l.alert_after, l.user.as_str(), l.duration),
-            (60, 60, "nobody", None)
-        );
+        assert_eq!(l.pidfile, Some(PathBuf::from("/run/p.pid")));
+        assert_eq!(l.config, Some(PathBuf::from("c.toml")));
     }
 }

@@ -8,6 +8,7 @@ pub mod app;
 pub mod capture;
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod dcerpc;
 pub mod decode;
 pub mod detect;

@@ -10,6 +10,7 @@
 //! restores packet order across workers with a k-way merge on (index, worker).
 
 pub mod files;
+pub mod shards;
 pub mod stream;
 
 use crate::app::{AppFactory, EpmEndpoints};
@@ -191,6 +192,11 @@ impl Engine {
         c.add("packets", self.packets);
         c.add("bytes", self.bytes);
         c
+    }
+
+    /// Flows tracked since the start (or the last reset of the counters: never).
+    pub fn flows_seen(&self) -> u64 {
+        self.sink.counters.get("flows")
     }
 
     /// Flows tracked right now.

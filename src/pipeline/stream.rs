@@ -97,8 +97,19 @@ pub struct Status {
     pub channel_drops: AtomicU64,
     /// Flows tracked per worker after its last job.
     pub flows_open: Vec<AtomicU64>,
+    /// Per-worker frames, bytes and flows (live: the stats line).
+    pub workers: Vec<WorkerCounts>,
     /// Set by the merger when the consumer is done; the source should stop.
     pub cancelled: AtomicBool,
+}
+
+/// One worker's running counters.
+#[derive(Debug, Default)]
+pub struct WorkerCounts {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Flows the worker's engine has tracked since the start.
+    pub flows: AtomicU64,
 }
 
 impl Status {
@@ -188,6 +199,12 @@ fn worker(
         }
         if let Some(f) = status.flows_open.get(id) {
             f.store(engine.flows_open() as u64, Ordering::Relaxed);
+        }
+        if let Some(w) = status.workers.get(id) {
+            let bytes: u64 = packets.iter().map(|(_, p)| u64::from(p.orig_len)).sum();
+            w.packets.fetch_add(packets.len() as u64, Ordering::Relaxed);
+            w.bytes.fetch_add(bytes, Ordering::Relaxed);
+            w.flows.store(engine.flows_seen(), Ordering::Relaxed);
         }
         if !packets.is_empty() {
             // The source refills these buffers (no allocation per frame); if its return queue is
@@ -582,6 +599,7 @@ pub fn run<T: Send>(
     let n = workers.max(1);
     let status = Arc::new(Status {
         flows_open: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        workers: (0..n).map(|_| WorkerCounts::default()).collect(),
         ..Status::default()
     });
     let (reply_tx, reply_rx) = bounded::<Reply>(REPLY_QUEUE);

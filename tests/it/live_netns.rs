@@ -22,14 +22,14 @@ use psexec_sensor::capture::live::{
     drop_privileges, LiveCapture, LiveConfig, PrivilegeDrop, Read, StopFlag, DEFAULT_BPF,
 };
 
-const PROBE_ENV: &str = "PSX_LIVE_PROBE";
+pub(super) const PROBE_ENV: &str = "PSX_LIVE_PROBE";
 const LINE_PREFIX: &str = "PSXPROBE ";
 /// Longest the whole replay may take before the test gives up.
-const WAIT_CAPTURE: Duration = Duration::from_secs(30);
-const WAIT_READY: Duration = Duration::from_secs(15);
+pub(super) const WAIT_CAPTURE: Duration = Duration::from_secs(30);
+pub(super) const WAIT_READY: Duration = Duration::from_secs(15);
 const WAIT_EXIT: Duration = Duration::from_secs(15);
 
-fn lab_capture(name: &str) -> PathBuf {
+pub(super) fn lab_capture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("captures/lab")
         .join(name)
@@ -43,7 +43,7 @@ fn say(msg: &str) {
     let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
-fn skip_reason() -> Option<String> {
+pub(super) fn skip_reason() -> Option<String> {
     match Command::new("id").arg("-u").output() {
         Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "0" => {}
         Ok(_) => return Some("not root (network namespaces and packet capture need root)".into()),
@@ -61,7 +61,7 @@ fn skip_reason() -> Option<String> {
 
 /// Namespaces for a test; failing to make them (not root, or a container without CAP_SYS_ADMIN)
 /// fails the test.
-fn netns_or_skip(test: &str) -> Option<NetnsPair> {
+pub(super) fn netns_or_skip(test: &str) -> Option<NetnsPair> {
     match NetnsPair::create() {
         Ok(p) => Some(p),
         // A check that cannot run must not pass: run as root where namespaces can be made (as CI
@@ -87,14 +87,14 @@ macro_rules! skip_unless_able {
 
 /// Two namespaces `<base>c` (capture side, interface `<base>c`) and `<base>s` (sender side),
 /// one veth pair between them. Deleted on drop.
-struct NetnsPair {
-    cap_ns: String,
-    send_ns: String,
-    cap_if: String,
-    send_if: String,
+pub(super) struct NetnsPair {
+    pub(super) cap_ns: String,
+    pub(super) send_ns: String,
+    pub(super) cap_if: String,
+    pub(super) send_if: String,
 }
 
-fn run(args: &[&str]) -> Result<(), String> {
+pub(super) fn run(args: &[&str]) -> Result<(), String> {
     let out = Command::new(args[0])
         .args(&args[1..])
         .output()
@@ -155,7 +155,13 @@ impl NetnsPair {
 
     /// Runs `program args` inside namespace `ns`; `ip netns exec` execs it, so the child's pid
     /// is the program's (signals reach it directly).
-    fn spawn_in(&self, ns: &str, program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Child {
+    pub(super) fn spawn_in(
+        &self,
+        ns: &str,
+        program: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Child {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns]).arg(program).args(args);
         for (k, v) in envs {
@@ -165,6 +171,32 @@ impl NetnsPair {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         cmd.spawn().expect("spawn ip netns exec")
+    }
+}
+
+impl NetnsPair {
+    /// A second veth pair between the same namespaces (`<cap_if>2` and `<send_if>2`, no
+    /// addresses): the other half of a tap. Deleted with the namespaces.
+    pub(super) fn add_link(&self) -> Result<(String, String), String> {
+        let (cap_if, send_if) = (format!("{}2", self.cap_if), format!("{}2", self.send_if));
+        run(&[
+            "ip",
+            "-n",
+            &self.cap_ns,
+            "link",
+            "add",
+            &cap_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &send_if,
+            "netns",
+            &self.send_ns,
+        ])?;
+        run(&["ip", "-n", &self.cap_ns, "link", "set", &cap_if, "up"])?;
+        run(&["ip", "-n", &self.send_ns, "link", "set", &send_if, "up"])?;
+        Ok((cap_if, send_if))
     }
 }
 
@@ -180,14 +212,14 @@ impl Drop for NetnsPair {
 // Child processes
 
 /// A child whose stdout and stderr lines arrive on a channel, killed on drop if still running.
-struct Watched {
+pub(super) struct Watched {
     child: Child,
     lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    pub(super) seen: Vec<String>,
 }
 
 impl Watched {
-    fn new(mut child: Child) -> Watched {
+    pub(super) fn new(mut child: Child) -> Watched {
         let (tx, rx) = mpsc::channel();
         for stream in [
             child
@@ -220,7 +252,11 @@ impl Watched {
     }
 
     /// Waits until a line satisfies `pred`, for at most `limit`.
-    fn wait_line(&mut self, limit: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+    pub(super) fn wait_line(
+        &mut self,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -237,7 +273,7 @@ impl Watched {
     }
 
     /// Waits for the exit for at most `limit` (then kills it), and collects the rest of its output.
-    fn finish(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+    pub(super) fn finish(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + limit;
         let status = loop {
             match self.child.try_wait() {
@@ -259,13 +295,20 @@ impl Watched {
         status
     }
 
-    fn terminate(&self) {
+    /// Sends `signal` (e.g. "HUP") to the child.
+    pub(super) fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    pub(super) fn terminate(&self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
     }
 
-    fn transcript(&self) -> String {
+    pub(super) fn transcript(&self) -> String {
         self.seen.join("\n")
     }
 }
@@ -279,7 +322,7 @@ impl Drop for Watched {
     }
 }
 
-fn probe_args() -> Vec<&'static str> {
+pub(super) fn probe_args() -> Vec<&'static str> {
     vec![
         // the test's path in the one integration binary (tests/it/main.rs)
         "live_netns::probe_child",
@@ -445,11 +488,37 @@ fn probe_child() {
             }
             out(format!("SENT frames={frames} bytes={bytes}"));
         }
+        "send_split" => {
+            // The two halves of a tap: frames whose IPv4 source sorts below their destination
+            // leave on PSX_IFACE, the others on PSX_IFACE2, so each connection's two directions
+            // travel on different links.
+            let open = |k: &str| {
+                pcap::Capture::from_device(var(k).as_str())
+                    .unwrap()
+                    .open()
+                    .unwrap()
+            };
+            let (mut a, mut b) = (open("PSX_IFACE"), open("PSX_IFACE2"));
+            let mut file = pcap::Capture::from_file(var("PSX_FILE")).unwrap();
+            let (mut on_a, mut on_b) = (0u64, 0u64);
+            while let Ok(p) = file.next_packet() {
+                let d = p.data;
+                let upward = d.len() >= 34 && d[12..14] == [0x08, 0x00] && d[26..30] < d[30..34];
+                if upward || d.len() < 34 {
+                    a.sendpacket(d).unwrap();
+                    on_a += 1;
+                } else {
+                    b.sendpacket(d).unwrap();
+                    on_b += 1;
+                }
+            }
+            out(format!("SENT on_a={on_a} on_b={on_b}"));
+        }
         other => panic!("unknown probe role {other}"),
     }
 }
 
-fn run_sender(pair: &NetnsPair, me: &Path, file: &Path) -> String {
+pub(super) fn run_sender(pair: &NetnsPair, me: &Path, file: &Path) -> String {
     let file_s = file.to_str().unwrap();
     let mut sender = Watched::new(pair.spawn_in(
         &pair.send_ns,

@@ -16,6 +16,8 @@ mod eval_cli;
 mod eval_corpus;
 mod evasion;
 mod inferred_captures;
+mod live_cli;
+mod live_fanout;
 mod live_netns;
 mod one_sided;
 mod outputs;

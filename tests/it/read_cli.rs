@@ -235,13 +235,19 @@ fn gzip_and_directories_give_the_same_flows() {
 
 #[test]
 fn live_usage_and_open_errors_are_reported() {
-    // No interface: a usage error naming the missing option.
-    let o = run(&[os("live"), os("whatever")]);
+    // No interface (neither -i nor a config file): an error naming what to give.
+    let o = run(&[os("live")]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("--interface"),
+        String::from_utf8_lossy(&o.stderr).contains("-i IFACE"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(&[os("live"), os("whatever")]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a stray argument is a usage error"
     );
     // An interface that does not exist (or no right to capture): exit 2 with the reason, no alerts.
     let o = run(&[

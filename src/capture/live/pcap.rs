@@ -1,6 +1,7 @@
-//! Live capture from an interface through libpcap (feature `live`).
+//! Live capture from an interface through libpcap: the portable fallback (`--capture pcap`) and
+//! the way to read `-i any`.
 //!
-//! The `live` command opens a [`LiveCapture`], drops root with [`drop_privileges`], installs the
+//! The `live` command opens a [`LiveCapture`], drops root with `drop_privileges`, installs the
 //! signal handlers of a [`StopFlag`] and pulls packets with [`LiveCapture::next_into`] (one reused
 //! [`Packet`] buffer; `Read::Idle` at least every [`READ_TIMEOUT_MS`] on a quiet link, the moment
 //! for stats ticks and idle-flow sweeps) until it returns `Read::Stopped`. [`LiveCapture::next_packet`]
@@ -8,32 +9,11 @@
 //! on a silent link. [`LiveCapture::stats`] gives the kernel's counters
 //! (received, dropped in the kernel buffer, dropped by the interface) widened to 64 bits.
 
-use std::ffi::CString;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
+use super::{LiveError, StopFlag, DEFAULT_BPF, KERNEL_BUFFER_BYTES, READ_TIMEOUT_MS, SNAPLEN};
 use crate::capture::{Linktype, Packet};
 use crate::time::Ts;
-
-/// What the sensor can parse: SMB (445, and 139 under NetBIOS), the endpoint mapper (135) and the
-/// dynamic RPC range that the endpoint mapper hands out (svcctl, atsvc, task scheduler over TCP).
-pub const DEFAULT_BPF: &str =
-    "tcp port 445 or tcp port 139 or tcp port 135 or (tcp portrange 49152-65535)";
-
-/// Bytes kept per frame: above any MTU and any offload-merged frame (GRO/LRO can hand up to 64 KiB
-/// to a packet socket; libpcap's own default is 262144 for the same reason).
-pub const SNAPLEN: i32 = 262_144;
-
-/// Kernel ring size: a span port bursts; 64 MiB holds about half a second of 1 Gbit/s.
-pub const KERNEL_BUFFER_BYTES: i32 = 64 << 20;
-
-/// Longest wait in one read: bounds how late a stop request or a quiet-link stats tick is seen,
-/// and how long a packet can sit in a partly filled kernel block when immediate mode is off.
-pub const READ_TIMEOUT_MS: i32 = 100;
-
-/// Unprivileged user taken after the interface is open when started as root.
-pub const DEFAULT_USER: &str = "nobody";
 
 /// How to open the interface. `LiveConfig::new(iface)` gives the defaults above.
 #[derive(Clone, Debug)]
@@ -70,61 +50,6 @@ impl LiveConfig {
             Some(s) if s.trim().is_empty() => None,
             Some(s) => Some(s),
         }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LiveError {
-    #[error("cannot open interface {iface}: {source}")]
-    Open { iface: String, source: pcap::Error },
-    #[error("bad BPF filter {expr:?}: {source}")]
-    Filter { expr: String, source: pcap::Error },
-    #[error("reading from {iface}: {source}")]
-    Read { iface: String, source: pcap::Error },
-    #[error("kernel stats of {iface}: {source}")]
-    Stats { iface: String, source: pcap::Error },
-    #[error("dropping privileges to {user}: {detail}")]
-    Privileges { user: String, detail: String },
-    #[error("installing signal handlers: {0}")]
-    Signals(std::io::Error),
-}
-
-/// Set by SIGINT/SIGTERM (after [`StopFlag::install_signal_handlers`]) or by [`StopFlag::stop`];
-/// cloned into every thread that must wind down.
-#[derive(Clone, Debug, Default)]
-pub struct StopFlag(Arc<AtomicBool>);
-
-impl StopFlag {
-    pub fn new() -> Self {
-        StopFlag::default()
-    }
-
-    pub fn stop(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-
-    /// The shared flag itself, for code that takes an `Arc<AtomicBool>`.
-    pub fn as_atomic(&self) -> &Arc<AtomicBool> {
-        &self.0
-    }
-
-    /// SIGINT and SIGTERM set the flag (the sensor flushes and writes pending alerts). A second
-    /// SIGINT while the flag is set exits at once with status 130 (an impatient Ctrl-C on a stuck
-    /// flush); SIGTERM never does, because supervisors and wrappers such as `timeout` may deliver
-    /// it twice in a row and must not cut the flush short (they follow up with SIGKILL anyway).
-    pub fn install_signal_handlers(&self) -> Result<(), LiveError> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        // Order matters: the conditional shutdown must see the flag before this signal sets it.
-        signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&self.0))
-            .map_err(LiveError::Signals)?;
-        for sig in [SIGINT, SIGTERM] {
-            signal_hook::flag::register(sig, Arc::clone(&self.0)).map_err(LiveError::Signals)?;
-        }
-        Ok(())
     }
 }
 
@@ -183,10 +108,7 @@ impl LiveCapture {
     /// Opens `cfg.interface` (needs CAP_NET_RAW, normally root) and applies the filter before any
     /// packet is read. `stop` ends [`Self::next_packet`]; pass the flag the signal handlers set.
     pub fn open(cfg: &LiveConfig, stop: StopFlag) -> Result<Self, LiveError> {
-        let open_err = |source| LiveError::Open {
-            iface: cfg.interface.clone(),
-            source,
-        };
+        let open_err = |source| LiveError::from_pcap_open(&cfg.interface, source);
         let inactive = pcap::Capture::from_device(cfg.interface.as_str()).map_err(open_err)?;
         let inactive = inactive
             .promisc(cfg.promiscuous)
@@ -390,112 +312,6 @@ impl Iterator for LiveCapture {
     }
 }
 
-/// What [`drop_privileges`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PrivilegeDrop {
-    /// Not running as root: nothing to drop.
-    NotRoot,
-    /// Now running as this user and group, with no supplementary groups.
-    Dropped { user: String, uid: u32, gid: u32 },
-    /// The user does not exist here; still root. The caller should warn.
-    UserMissing { user: String },
-}
-
-impl fmt::Display for PrivilegeDrop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PrivilegeDrop::NotRoot => write!(f, "not root, privileges unchanged"),
-            PrivilegeDrop::Dropped { user, uid, gid } => {
-                write!(f, "dropped privileges to {user} (uid {uid}, gid {gid})")
-            }
-            PrivilegeDrop::UserMissing { user } => {
-                write!(
-                    f,
-                    "warning: user {user:?} does not exist, still running as root"
-                )
-            }
-        }
-    }
-}
-
-/// Once the interface is open the sensor needs no privilege: switch to `user` (group: the user's
-/// primary group; supplementary groups: none). Call it after opening the capture and any output
-/// files, and before starting worker threads. Verifies that root cannot be regained.
-pub fn drop_privileges(user: &str) -> Result<PrivilegeDrop, LiveError> {
-    let err = |detail: String| LiveError::Privileges {
-        user: user.to_string(),
-        detail,
-    };
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(PrivilegeDrop::NotRoot);
-    }
-    let Some((uid, gid)) = lookup_user(user).map_err(err)? else {
-        return Ok(PrivilegeDrop::UserMissing {
-            user: user.to_string(),
-        });
-    };
-    // SAFETY: plain syscalls on integers; order is groups, gid, uid (after setuid the others
-    // would be refused).
-    unsafe {
-        if libc::setgroups(0, std::ptr::null()) != 0 {
-            return Err(err(format!(
-                "setgroups: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        if libc::setgid(gid) != 0 {
-            return Err(err(format!(
-                "setgid({gid}): {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        if libc::setuid(uid) != 0 {
-            return Err(err(format!(
-                "setuid({uid}): {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        if uid != 0 && libc::setuid(0) == 0 {
-            return Err(err("could regain root after setuid".to_string()));
-        }
-    }
-    Ok(PrivilegeDrop::Dropped {
-        user: user.to_string(),
-        uid,
-        gid,
-    })
-}
-
-/// (uid, primary gid) of `user`, `None` if there is no such user.
-fn lookup_user(user: &str) -> Result<Option<(u32, u32)>, String> {
-    let name = CString::new(user).map_err(|_| "user name contains NUL".to_string())?;
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: getpwnam_r writes only into `pwd` and `buf` (whose length we pass) and sets
-    // `result` to null or to `&pwd`.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwnam_r(
-            name.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        );
-        if rc != 0 {
-            return Err(format!(
-                "getpwnam_r: {}",
-                std::io::Error::from_raw_os_error(rc)
-            ));
-        }
-        if result.is_null() {
-            return Ok(None);
-        }
-        Ok(Some((pwd.pw_uid, pwd.pw_gid)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,12 +383,5 @@ mod tests {
             tv_usec: 0,
         };
         assert_eq!(ts_of(&before_epoch, false), Ts(0));
-    }
-
-    #[test]
-    fn unknown_user_is_reported_not_fatal() {
-        assert_eq!(lookup_user("no-such-user-psexec-sensor-xyz"), Ok(None));
-        assert_eq!(lookup_user("root"), Ok(Some((0, 0))));
-        assert!(lookup_user("a\0b").is_err());
     }
 }
