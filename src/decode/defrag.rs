@@ -4,6 +4,7 @@
 //! memory exhaustion. Overlaps follow the stream rule: the first copy of a byte wins, and a later
 //! fragment carrying different bytes for it is a `fragment_overlap` anomaly.
 
+use super::checksum::Verdict;
 use crate::event::AnomalyKind;
 use crate::sink::Sink;
 use crate::time::Ts;
@@ -38,6 +39,8 @@ pub struct Fragment<'a> {
     pub offset: usize,
     pub more: bool,
     pub data: &'a [u8],
+    /// This fragment's IPv4 header checksum (Unknown for IPv6).
+    pub header_checksum: Verdict,
 }
 
 #[derive(Debug)]
@@ -49,6 +52,9 @@ struct Datagram {
     total: Option<usize>,
     first_seen: Ts,
     last_seen: Ts,
+    /// Every fragment's header checksum, combined: a datagram with one bad header is bad, and the
+    /// flow decides whether its sender's bad checksums are believed.
+    header_checksum: Verdict,
 }
 
 impl Datagram {
@@ -69,8 +75,8 @@ pub struct Defragmenter {
 pub enum FragOutcome {
     /// Stored; the datagram is not complete yet.
     Pending,
-    /// The datagram is complete: its payload.
-    Complete(Vec<u8>),
+    /// The datagram is complete: its payload, and its fragments' header checksums combined.
+    Complete(Vec<u8>, Verdict),
     /// Dropped (inconsistent or beyond a cap); already reported.
     Dropped,
 }
@@ -126,6 +132,7 @@ impl Defragmenter {
                     total: None,
                     first_seen: ts,
                     last_seen: ts,
+                    header_checksum: Verdict::Good,
                 },
             );
         }
@@ -145,6 +152,11 @@ impl Defragmenter {
             return FragOutcome::Dropped;
         };
         d.last_seen = ts;
+        d.header_checksum = if f.header_checksum == Verdict::Unknown {
+            d.header_checksum
+        } else {
+            d.header_checksum.and(f.header_checksum)
+        };
         if !f.more {
             match d.total {
                 Some(t) if t != end => {
@@ -207,14 +219,12 @@ impl Defragmenter {
             return FragOutcome::Dropped;
         }
         if d.complete() {
-            let d = self
-                .pending
-                .remove(&f.key)
-                .map(|d| d.data)
-                .unwrap_or_default();
-            self.bytes = self.bytes.saturating_sub(d.len());
+            let Some(d) = self.pending.remove(&f.key) else {
+                return FragOutcome::Dropped;
+            };
+            self.bytes = self.bytes.saturating_sub(d.data.len());
             sink.count("ip.reassembled", 1);
-            return FragOutcome::Complete(d);
+            return FragOutcome::Complete(d.data, d.header_checksum);
         }
         FragOutcome::Pending
     }

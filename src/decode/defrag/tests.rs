@@ -14,6 +14,7 @@ fn frag(offset: usize, more: bool, data: &[u8]) -> Fragment<'_> {
         offset,
         more,
         data,
+        header_checksum: Verdict::Unknown,
     }
 }
 
@@ -31,7 +32,7 @@ fn in_order_and_out_of_order() {
         let mut out = None;
         for (n, i) in order.iter().enumerate() {
             match d.add(Ts(1), pieces[*i], &mut s) {
-                FragOutcome::Complete(v) => out = Some((n, v)),
+                FragOutcome::Complete(v, _) => out = Some((n, v)),
                 FragOutcome::Pending => {}
                 FragOutcome::Dropped => panic!("dropped"),
             }
@@ -65,7 +66,7 @@ fn overlap_same_data_is_quiet_different_is_anomaly_first_wins() {
     );
     assert_eq!(s.counters.get("anomaly.fragment_overlap"), 1);
     match d.add(Ts(1), frag(16, false, &payload[16..]), &mut s) {
-        FragOutcome::Complete(v) => assert_eq!(v, payload, "first copy must win"),
+        FragOutcome::Complete(v, _) => assert_eq!(v, payload, "first copy must win"),
         o => panic!("{o:?}"),
     }
 }
@@ -80,6 +81,7 @@ fn caps_and_timeout() {
             offset: 0,
             more: true,
             data: &[1; 8],
+            header_checksum: Verdict::Unknown,
         };
         d.add(Ts(1), f, &mut s);
     }
@@ -90,6 +92,7 @@ fn caps_and_timeout() {
         offset: 65_530,
         more: false,
         data: &[0; 16],
+        header_checksum: Verdict::Unknown,
     };
     assert_eq!(d.add(Ts(1), big, &mut s), FragOutcome::Dropped);
     assert_eq!(s.counters.get("MAX_IP_FRAG_DATAGRAM_BYTES"), 1);
@@ -102,6 +105,7 @@ fn caps_and_timeout() {
         offset: 0,
         more: true,
         data: &[1; 8],
+        header_checksum: Verdict::Unknown,
     };
     d.add(Ts::from_secs(1000), late, &mut s);
     assert_eq!(d.pending(), 1);
