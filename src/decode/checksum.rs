@@ -56,19 +56,40 @@ pub fn ipv4_header(header: &[u8]) -> Verdict {
 /// TCP or UDP (`proto` 6 or 17) header + payload, complete, between `src` and `dst`.
 /// A UDP checksum of zero over IPv4 means "none" (RFC 768): Unknown.
 pub fn transport(src: IpAddr, dst: IpAddr, proto: u8, segment: &[u8]) -> Verdict {
-    let Ok(len) = u32::try_from(segment.len()) else {
-        return Verdict::Unknown;
-    };
     if proto == UDP && src.is_ipv4() && segment.get(6..8) == Some(&[0, 0]) {
         return Verdict::Unknown;
     }
-    let mut sum = match (src, dst) {
+    match transport_sum(src, dst, proto, segment) {
+        Some(sum) => Verdict::of(sum16::ones_complement(sum) == 0),
+        None => Verdict::Unknown,
+    }
+}
+
+/// The checksum field bytes for a TCP or UDP `segment` whose checksum field is zero (frame
+/// builders; a computed zero is sent as 0xffff, which UDP requires, RFC 768). The words were
+/// summed in native order, so the result goes back in native order.
+pub fn transport_field(src: IpAddr, dst: IpAddr, proto: u8, segment: &[u8]) -> [u8; 2] {
+    let sum = transport_sum(src, dst, proto, segment).unwrap_or(0);
+    sum16::ones_complement_with_no_zero(sum).to_ne_bytes()
+}
+
+/// The IPv4 header checksum field bytes for `header` whose checksum field is zero.
+pub fn ipv4_header_field(header: &[u8]) -> [u8; 2] {
+    sum16::ones_complement(sum16::add_slice(0, header)).to_ne_bytes()
+}
+
+/// The unfolded sum of the pseudo header and `segment` (None: mixed address families or a
+/// segment too long for its length field).
+fn transport_sum(src: IpAddr, dst: IpAddr, proto: u8, segment: &[u8]) -> Option<u64> {
+    let len = u32::try_from(segment.len()).ok()?;
+    let sum = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let len = u16::try_from(len).ok()?;
             let s = sum16::add_4bytes(0, s.octets());
             let s = sum16::add_4bytes(s, d.octets());
-            // IPv4 pseudo header (RFC 793 §3.1): zero, protocol, 16-bit length.
+            // IPv4 pseudo header (RFC 9293 §3.1): zero, protocol, 16-bit length.
             let s = sum16::add_2bytes(s, [0, proto]);
-            sum16::add_2bytes(s, (len as u16).to_be_bytes())
+            sum16::add_2bytes(s, len.to_be_bytes())
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
             let s = sum16::add_slice(0, &s.octets());
@@ -77,10 +98,9 @@ pub fn transport(src: IpAddr, dst: IpAddr, proto: u8, segment: &[u8]) -> Verdict
             let s = sum16::add_4bytes(s, len.to_be_bytes());
             sum16::add_4bytes(s, [0, 0, 0, proto])
         }
-        _ => return Verdict::Unknown,
+        _ => return None,
     };
-    sum = sum16::add_slice(sum, segment);
-    Verdict::of(sum16::ones_complement(sum) == 0)
+    Some(sum16::add_slice(sum, segment))
 }
 
 pub const TCP: u8 = 6;

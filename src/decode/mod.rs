@@ -81,12 +81,19 @@ impl Decoder {
 
     /// Forget pending fragments (the end of one input: fragments never join across files).
     pub fn reset(&mut self) {
+        let policy = self.defrag.policy;
         self.defrag = Defragmenter::new();
+        self.defrag.policy = policy;
         self.reassembled = Vec::new();
     }
 
     pub fn defragmenter(&self) -> &Defragmenter {
         &self.defrag
+    }
+
+    /// What to do with IP fragments that overlap with different bytes (see [`defrag::FragPolicy`]).
+    pub fn set_frag_policy(&mut self, p: defrag::FragPolicy) {
+        self.defrag.policy = p;
     }
 
     /// Decode one frame. Returns the TCP segment it carries (or completes, for fragments).

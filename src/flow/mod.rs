@@ -5,6 +5,7 @@ pub mod id;
 mod lru;
 pub mod reassembly;
 pub mod receiver;
+pub mod suspect;
 pub mod table;
 
 pub use id::{ConnId, Direction, FlowCtx, Uid};

@@ -102,6 +102,11 @@ impl StreamDir {
         self.started
     }
 
+    /// Sequence number of the next byte expected, once the stream started.
+    pub fn next_seq(&self) -> Option<u32> {
+        self.started.then_some(self.next_seq)
+    }
+
     /// Offset of the next byte expected, from the stream start.
     pub fn next_offset(&self) -> u64 {
         self.next_off

@@ -39,6 +39,13 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Whether the sensor's reading may be wrong for a capture artifact (offloaded checksums,
+    /// lost packets), so the segment is held for the receiver's ACK to settle
+    /// ([`super::suspect`]) rather than dropped.
+    pub fn may_be_capture_artifact(self) -> bool {
+        matches!(self, Refusal::BadChecksum | Refusal::AcksUnsentData)
+    }
+
     pub fn kind(self) -> AnomalyKind {
         match self {
             Refusal::BadChecksum => AnomalyKind::BadChecksum,
@@ -118,14 +125,19 @@ impl Sender {
     /// A believed segment: advance what this sender is known to have sent.
     pub fn sent(&mut self, seg: &TcpSegment<'_>) {
         let len = seg.payload.len() as u32 + seg.missing + seg.flags.syn as u32;
-        let end = seg.seq.wrapping_add(len).wrapping_add(seg.flags.fin as u32);
+        self.sent_up_to(seg.seq.wrapping_add(len).wrapping_add(seg.flags.fin as u32));
+        if seg.flags.ack {
+            self.last_ack = Some(seg.ack);
+        }
+    }
+
+    /// This sender is known to have sent everything before `end` (its own segment, or the
+    /// peer's acknowledgement of it, once believed).
+    pub fn sent_up_to(&mut self, end: u32) {
         self.snd_nxt = Some(match self.snd_nxt {
             Some(n) if n.wrapping_sub(end) as i32 > 0 => n,
             _ => end,
         });
-        if seg.flags.ack {
-            self.last_ack = Some(seg.ack);
-        }
     }
 
     pub fn last_ack(&self) -> Option<u32> {

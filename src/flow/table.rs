@@ -14,6 +14,7 @@
 use super::lru::Lists;
 use super::reassembly::{Budget, Chunk, DirStats, Report, StreamDir};
 use super::receiver::{RstPolicy, Sender};
+use super::suspect::{Fate, Suspect, MAX_SUSPECT_BYTES_TOTAL, MAX_SUSPECT_SEGMENTS_PER_FLOW};
 use super::{ConnId, Direction, FlowCtx, ParserFactory, StreamParser, Uid};
 use crate::decode::checksum::{ChecksumMode, SenderChecksums};
 use crate::decode::TcpSegment;
@@ -257,6 +258,9 @@ pub struct FlowTable {
     /// whoever sends the packets (see `crate::smb::keyed_hash`).
     index: KeyedMap<FlowKey, u32>,
     flows: Lists<Flow, 3>,
+    /// Segments held for the receiver's ACK to settle, by flow slot (see [`super::suspect`]).
+    suspects: KeyedMap<u32, Vec<Suspect>>,
+    suspect_bytes: usize,
     budget: Budget,
     last_sweep: Ts,
     max_flows: usize,
@@ -278,6 +282,8 @@ impl FlowTable {
         FlowTable {
             index: KeyedMap::default(),
             flows: Lists::default(),
+            suspects: KeyedMap::default(),
+            suspect_bytes: 0,
             budget: Budget::default(),
             last_sweep: Ts(0),
             max_flows: MAX_FLOWS,
@@ -349,7 +355,13 @@ impl FlowTable {
         }
         let (me, peer) = (dir.index(), dir.flip().index());
         let peer_fully_seen = flow.dir_syn[peer] && flow.dirs[peer].stats.gap_bytes == 0;
-        let peer_sender = flow.senders[peer];
+        let mut peer_sender = flow.senders[peer];
+        if let Some(held) = self.suspects.get(&id) {
+            // An ACK may acknowledge a held segment: that is how it gets confirmed.
+            for h in held.iter().filter(|h| h.dir == dir.flip()) {
+                peer_sender.sent_up_to(h.seq.wrapping_add(h.payload.len() as u32));
+            }
+        }
         let my_fin = flow.dirs[me].fin_seq();
         if let Err(why) = flow.senders[me].accept(
             seg,
@@ -362,6 +374,10 @@ impl FlowTable {
             sink.count("tcp.segments_refused", 1);
             let conn = ConnFields::new(ts, flow.ctx.uid, &flow.ctx.conn);
             sink.anomaly(ts, Some(conn), why.kind(), "tcp", why.detail());
+            let data = !seg.payload.is_empty() && !seg.flags.syn && !seg.flags.rst;
+            if why.may_be_capture_artifact() && data && !matches!(flow.app, App::Ignored) {
+                self.hold(id, dir, seg, ts, sink);
+            }
             return;
         }
         flow.senders[me].sent(seg);
@@ -468,6 +484,53 @@ impl FlowTable {
         }
         if seg.flags.ack && !matches!(app, App::Ignored) {
             let other = dir.flip();
+            if let Some(held) = self.suspects.get_mut(&id) {
+                // The receiver's ACK settles the segments held from the other direction.
+                let next = dirs[other.index()].next_seq();
+                let mut taken: Vec<Suspect> = Vec::new();
+                for h in std::mem::take(held) {
+                    if h.dir != other {
+                        held.push(h);
+                        continue;
+                    }
+                    match h.fate(next, seg.ack) {
+                        Fate::Wait => held.push(h),
+                        Fate::Superseded => {
+                            sink.count("tcp.held_segments_superseded", 1);
+                            self.suspect_bytes -= h.payload.len();
+                        }
+                        Fate::Confirmed => {
+                            sink.count("tcp.held_segments_confirmed", 1);
+                            self.suspect_bytes -= h.payload.len();
+                            taken.push(h);
+                        }
+                    }
+                }
+                if held.is_empty() {
+                    self.suspects.remove(&id);
+                }
+                let base = next.unwrap_or_else(|| taken.first().map_or(0, |h| h.seq));
+                taken.sort_by_key(|h| h.seq.wrapping_sub(base));
+                for h in taken {
+                    if let Some(a) = h.ack {
+                        flow.senders[dir.index()].sent_up_to(a);
+                    }
+                    let end = h.seq.wrapping_add(h.payload.len() as u32);
+                    flow.senders[other.index()].sent_up_to(end);
+                    let mut out = |c: Chunk<'_>, sink: &mut Sink| {
+                        deliver(app, factory, rep.ctx, ts, other, c, sink)
+                    };
+                    dirs[other.index()].segment(
+                        h.seq,
+                        &h.payload,
+                        0,
+                        &mut self.budget,
+                        &rep,
+                        sink,
+                        &mut out,
+                    );
+                }
+            }
             let mut out =
                 |c: Chunk<'_>, sink: &mut Sink| deliver(app, factory, rep.ctx, ts, other, c, sink);
             dirs[other.index()].acked(seg.ack, &mut self.budget, &rep, sink, &mut out);
@@ -508,6 +571,38 @@ impl FlowTable {
                 close_flow(flow, &mut self.budget, ts, "fin", factory, sink, summaries);
             }
         }
+    }
+
+    /// Keep a refused segment that may be a capture artifact until the receiver's ACK settles it
+    /// (see [`super::suspect`]), within the caps.
+    fn hold(&mut self, id: u32, dir: Direction, seg: &TcpSegment<'_>, ts: Ts, sink: &mut Sink) {
+        let held = self.suspects.entry(id).or_default();
+        let cap = if held.len() >= MAX_SUSPECT_SEGMENTS_PER_FLOW {
+            Some("MAX_SUSPECT_SEGMENTS_PER_FLOW")
+        } else if self.suspect_bytes + seg.payload.len() > MAX_SUSPECT_BYTES_TOTAL {
+            Some("MAX_SUSPECT_BYTES_TOTAL")
+        } else {
+            None
+        };
+        if let Some(cap) = cap {
+            let conn = self
+                .flows
+                .get(id)
+                .map(|f| ConnFields::new(ts, f.ctx.uid, &f.ctx.conn));
+            sink.cap_reached(cap, ts, conn, "tcp", "refused segment dropped, not held");
+            if held.is_empty() {
+                self.suspects.remove(&id);
+            }
+            return;
+        }
+        sink.count("tcp.held_segments", 1);
+        self.suspect_bytes += seg.payload.len();
+        held.push(Suspect {
+            dir,
+            seq: seg.seq,
+            ack: seg.flags.ack.then_some(seg.ack),
+            payload: seg.payload.to_vec(),
+        });
     }
 
     /// Add the per-packet counters held back (see [`Pending`]) to `sink`.
@@ -557,6 +652,11 @@ impl FlowTable {
         let Some(id) = self.index.remove(key) else {
             return;
         };
+        if let Some(held) = self.suspects.remove(&id) {
+            // Never acknowledged by the receiver: it did not take them either.
+            sink.count("tcp.held_segments_unconfirmed", held.len() as u64);
+            self.suspect_bytes -= held.iter().map(|h| h.payload.len()).sum::<usize>();
+        }
         if let Some(mut f) = self.flows.remove(id) {
             if !f.closed {
                 let at = if f.last_seen > ts { f.last_seen } else { ts };

@@ -15,6 +15,7 @@ mod eval_cli;
 mod eval_corpus;
 mod evasion;
 mod inferred_captures;
+mod insertion;
 mod live_netns;
 mod read_alerts;
 mod read_cli;

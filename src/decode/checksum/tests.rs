@@ -155,3 +155,27 @@ fn verdicts_combine() {
     assert_eq!(Unknown.and(Bad), Bad);
     assert_eq!(Unknown.and(Good), Unknown);
 }
+
+#[test]
+fn computed_fields_verify() {
+    let (src, dst) = (
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20)),
+    );
+    let mut f = lab_frame();
+    f[14 + 10..14 + 12].fill(0);
+    let c = ipv4_header_field(&f[14..34]);
+    assert_eq!(c, [0xb6, 0x9d], "the capture's own IPv4 checksum");
+    f[34 + 16..34 + 18].fill(0);
+    let (s20, d10) = (dst, src);
+    assert_eq!(
+        transport_field(s20, d10, TCP, &f[34..]),
+        [0xef, 0x73],
+        "the capture's own"
+    );
+    let v6 = IpAddr::V6("2001:db8::1".parse::<Ipv6Addr>().unwrap());
+    let mut seg = vec![1u8, 2, 3, 4, 0, 9, 0, 0, 7];
+    let c = transport_field(v6, v6, UDP, &seg);
+    seg[6..8].copy_from_slice(&c);
+    assert_eq!(transport(v6, v6, UDP, &seg), Verdict::Good);
+}

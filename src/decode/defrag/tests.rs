@@ -46,28 +46,51 @@ fn in_order_and_out_of_order() {
 }
 
 #[test]
-fn overlap_same_data_is_quiet_different_is_anomaly_first_wins() {
+fn overlap_same_data_is_quiet_different_is_anomaly_then_the_policy_decides() {
     let payload: Vec<u8> = (0..24u8).collect();
-    let mut d = Defragmenter::new();
-    let mut s = Sink::new();
-    assert_eq!(
-        d.add(Ts(1), frag(0, true, &payload[..16]), &mut s),
-        FragOutcome::Pending
-    );
-    assert_eq!(
-        d.add(Ts(1), frag(8, true, &payload[8..16]), &mut s),
-        FragOutcome::Pending
-    );
-    assert_eq!(s.counters.get("anomaly.fragment_overlap"), 0);
     let evil = [0xEEu8; 8];
-    assert_eq!(
-        d.add(Ts(1), frag(8, true, &evil), &mut s),
-        FragOutcome::Pending
-    );
-    assert_eq!(s.counters.get("anomaly.fragment_overlap"), 1);
-    match d.add(Ts(1), frag(16, false, &payload[16..]), &mut s) {
-        FragOutcome::Complete(v, _) => assert_eq!(v, payload, "first copy must win"),
-        o => panic!("{o:?}"),
+    let mut last_wins = payload.clone();
+    last_wins[8..16].copy_from_slice(&evil);
+    for (policy, want) in [
+        (FragPolicy::First, Some(payload.clone())),
+        (FragPolicy::Last, Some(last_wins)),
+        (FragPolicy::Drop, None),
+    ] {
+        let mut d = Defragmenter::new();
+        d.policy = policy;
+        let mut s = Sink::new();
+        assert_eq!(
+            d.add(Ts(1), frag(0, true, &payload[..16]), &mut s),
+            FragOutcome::Pending
+        );
+        assert_eq!(
+            d.add(Ts(1), frag(8, true, &payload[8..16]), &mut s),
+            FragOutcome::Pending
+        );
+        assert_eq!(s.counters.get("anomaly.fragment_overlap"), 0);
+        let third = d.add(Ts(1), frag(8, true, &evil), &mut s);
+        assert_eq!(s.counters.get("anomaly.fragment_overlap"), 1);
+        match want {
+            None => {
+                assert_eq!(third, FragOutcome::Dropped, "{policy:?}");
+                assert_eq!((d.pending(), d.bytes()), (0, 0));
+                // The retransmission, unfragmented or in clean fragments, goes through.
+                for (off, more) in [(0, true), (16, false)] {
+                    let end = if more { 16 } else { 24 };
+                    let o = d.add(Ts(2), frag(off, more, &payload[off..end]), &mut s);
+                    if !more {
+                        assert_eq!(o, FragOutcome::Complete(payload.clone(), Verdict::Good));
+                    }
+                }
+            }
+            Some(w) => {
+                assert_eq!(third, FragOutcome::Pending);
+                match d.add(Ts(1), frag(16, false, &payload[16..]), &mut s) {
+                    FragOutcome::Complete(v, _) => assert_eq!(v, w, "{policy:?}"),
+                    o => panic!("{o:?}"),
+                }
+            }
+        }
     }
 }
 
