@@ -325,9 +325,11 @@ impl FlowTable {
         self.pending.segments += 1;
         self.sweep(ts, factory, sink);
         let key = FlowKey::of(seg);
+        // One index lookup per packet (a flood makes every lookup a cache miss).
+        let mut found = self.index.get(&key).copied();
         // A new SYN on a finished tuple is a new connection (port reuse).
-        if seg.flags.syn && !seg.flags.ack {
-            if let Some(old) = self.index.get(&key).and_then(|&id| self.flows.get(id)) {
+        if let (Some(old_id), true) = (found, seg.flags.syn && !seg.flags.ack) {
+            if let Some(old) = self.flows.get(old_id) {
                 let restart = old.closed || old.fin.iter().any(|f| *f) || {
                     // A SYN from the server side, or data already flowed with another ISN.
                     old.had_payload && old.direction_of(seg) == Direction::ToServer && old.syn_seen
@@ -335,11 +337,12 @@ impl FlowTable {
                 if restart {
                     sink.count("flows.port_reuse", 1);
                     self.remove_and_close(&key, ts, "port-reuse", factory, sink);
+                    found = None;
                 }
             }
         }
-        let id = match self.index.get(&key) {
-            Some(&id) => id,
+        let id = match found {
+            Some(id) => id,
             None => self.insert(key, seg, ts, factory, sink),
         };
         let Some(flow) = self.flows.get_mut(id) else {
@@ -356,7 +359,12 @@ impl FlowTable {
         let (me, peer) = (dir.index(), dir.flip().index());
         let peer_fully_seen = flow.dir_syn[peer] && flow.dirs[peer].stats.gap_bytes == 0;
         let mut peer_sender = flow.senders[peer];
-        if let Some(held) = self.suspects.get(&id) {
+        let held = if self.suspects.is_empty() {
+            None
+        } else {
+            self.suspects.get(&id)
+        };
+        if let Some(held) = held {
             // An ACK may acknowledge a held segment: that is how it gets confirmed.
             for h in held.iter().filter(|h| h.dir == dir.flip()) {
                 peer_sender.sent_up_to(h.seq.wrapping_add(h.payload.len() as u32));
@@ -484,7 +492,12 @@ impl FlowTable {
         }
         if seg.flags.ack && !matches!(app, App::Ignored) {
             let other = dir.flip();
-            if let Some(held) = self.suspects.get_mut(&id) {
+            let held = if self.suspects.is_empty() {
+                None
+            } else {
+                self.suspects.get_mut(&id)
+            };
+            if let Some(held) = held {
                 // The receiver's ACK settles the segments held from the other direction.
                 let next = dirs[other.index()].next_seq();
                 let mut taken: Vec<Suspect> = Vec::new();
@@ -652,7 +665,12 @@ impl FlowTable {
         let Some(id) = self.index.remove(key) else {
             return;
         };
-        if let Some(held) = self.suspects.remove(&id) {
+        let held = if self.suspects.is_empty() {
+            None
+        } else {
+            self.suspects.remove(&id)
+        };
+        if let Some(held) = held {
             // Never acknowledged by the receiver: it did not take them either.
             sink.count("tcp.held_segments_unconfirmed", held.len() as u64);
             self.suspect_bytes -= held.iter().map(|h| h.payload.len()).sum::<usize>();
