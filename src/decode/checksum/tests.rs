@@ -179,3 +179,17 @@ fn computed_fields_verify() {
     seg[6..8].copy_from_slice(&c);
     assert_eq!(transport(v6, v6, UDP, &seg), Verdict::Good);
 }
+
+#[test]
+fn word_sums_fold_like_the_reference_for_every_length_and_extreme_bytes() {
+    for len in 0..70usize {
+        for fill in [0x00u8, 0xff, 0x5a] {
+            let data: Vec<u8> = (0..len)
+                .map(|i| if fill == 0x5a { (i * 151) as u8 } else { fill })
+                .collect();
+            let ours = sum16::ones_complement(fold_to_32(sum_words(&data)));
+            let theirs = sum16::ones_complement(sum16::add_slice(0, &data));
+            assert_eq!(ours, theirs, "len {len} fill {fill:#x}");
+        }
+    }
+}
