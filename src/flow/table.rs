@@ -411,7 +411,7 @@ impl FlowTable {
             self.evict_one(ts, factory, sink);
         }
         let conn = orient(seg);
-        let uid = Uid::new(&conn, ts.0);
+        let uid = Uid::for_first_segment(&conn, seg);
         self.pending.flows += 1;
         let flow = Flow {
             ctx: FlowCtx { conn, uid },

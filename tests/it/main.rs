@@ -17,6 +17,7 @@ mod evasion;
 mod inferred_captures;
 mod insertion;
 mod live_netns;
+mod outputs;
 mod read_alerts;
 mod read_cli;
 mod reassembly;
