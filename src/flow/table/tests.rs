@@ -462,6 +462,7 @@ fn held_back_segment_counters_reach_the_sink_by_finish() {
     assert_eq!(t.sink.counters.get("tcp.payload_bytes"), 9);
 }
 
+#[allow(clippy::too_many_arguments)]
 fn pkt_checked(
     t: &mut T,
     src: (&str, u16),
