@@ -1,5 +1,6 @@
-//! Hand-built frames for tests, fuzz seeds and evasion suites (no checksums: the decoder does not
-//! verify them).
+//! Hand-built frames for tests, fuzz seeds and evasion suites. IPv4 headers get their checksum;
+//! TCP segments get theirs from [`tcp_checksummed`] ([`tcp`] leaves it zero, which the decoder
+//! reads as a bad checksum from a sender it will take for offloaded, see `checksum`).
 
 pub const SYN: u8 = 0x02;
 pub const ACK: u8 = 0x10;
@@ -21,7 +22,25 @@ pub fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]
     t
 }
 
-/// IPv4 header + payload. `frag_off` in bytes (multiple of 8).
+/// [`tcp`] with its checksum for the addresses it travels between.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_checksummed(
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut t = tcp(sport, dport, seq, ack, flags, payload);
+    let c = super::checksum::transport_field(src, dst, super::checksum::TCP, &t);
+    t[16..18].copy_from_slice(&c);
+    t
+}
+
+/// IPv4 header + payload (header checksum filled in). `frag_off` in bytes (multiple of 8).
 pub fn ipv4_frag(
     src: [u8; 4],
     dst: [u8; 4],
@@ -42,6 +61,8 @@ pub fn ipv4_frag(
     h.extend_from_slice(&[0, 0]);
     h.extend_from_slice(&src);
     h.extend_from_slice(&dst);
+    let c = super::checksum::ipv4_header_field(&h);
+    h[10..12].copy_from_slice(&c);
     h.extend_from_slice(payload);
     h
 }

@@ -1,9 +1,13 @@
 //! IPv4 / IPv6 fragment reassembly with hard caps.
 //!
 //! Our own rather than etherparse's `IpDefragPool`, which documents that it is not safe against
-//! memory exhaustion. Overlaps follow the stream rule: the first copy of a byte wins, and a later
-//! fragment carrying different bytes for it is a `fragment_overlap` anomaly.
+//! memory exhaustion. A fragment carrying different bytes for bytes already held is a
+//! `fragment_overlap` anomaly, and then [`FragPolicy`] decides: by default the whole datagram is
+//! dropped, as Linux (since 4.19), Windows (since Vista) and every IPv6 stack (RFC 5722) do, and
+//! the sensor reads the sender's retransmission instead; Snort frag3's "first" and "last" remain
+//! for older targets.
 
+use super::checksum::Verdict;
 use crate::event::AnomalyKind;
 use crate::sink::Sink;
 use crate::time::Ts;
@@ -20,6 +24,19 @@ pub const MAX_IP_FRAG_DATAGRAM_BYTES: usize = 65_535;
 pub const MAX_IP_FRAG_PIECES: usize = 8192;
 /// A datagram whose fragments stop arriving for this long (packet time) is dropped.
 pub const IP_FRAG_TIMEOUT_SECS: u64 = 30;
+
+/// What a target does when fragments overlap with different bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FragPolicy {
+    /// Discard the datagram (Linux ≥ 4.19, Windows ≥ Vista, IPv6 per RFC 5722); the sender's
+    /// retransmission brings the bytes again.
+    #[default]
+    Drop,
+    /// The first copy of each byte wins (frag3 "first": old Windows, Solaris, HP-UX).
+    First,
+    /// The last copy wins (frag3 "last": Cisco IOS).
+    Last,
+}
 
 /// Identity of one fragmented datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,6 +55,8 @@ pub struct Fragment<'a> {
     pub offset: usize,
     pub more: bool,
     pub data: &'a [u8],
+    /// This fragment's IPv4 header checksum (Unknown for IPv6).
+    pub header_checksum: Verdict,
 }
 
 #[derive(Debug)]
@@ -49,6 +68,9 @@ struct Datagram {
     total: Option<usize>,
     first_seen: Ts,
     last_seen: Ts,
+    /// Every fragment's header checksum, combined: a datagram with one bad header is bad, and the
+    /// flow decides whether its sender's bad checksums are believed.
+    header_checksum: Verdict,
 }
 
 impl Datagram {
@@ -62,6 +84,7 @@ pub struct Defragmenter {
     pending: FxHashMap<FragKey, Datagram>,
     bytes: usize,
     last_sweep: Ts,
+    pub policy: FragPolicy,
 }
 
 /// Why a fragment was not taken.
@@ -69,8 +92,8 @@ pub struct Defragmenter {
 pub enum FragOutcome {
     /// Stored; the datagram is not complete yet.
     Pending,
-    /// The datagram is complete: its payload.
-    Complete(Vec<u8>),
+    /// The datagram is complete: its payload, and its fragments' header checksums combined.
+    Complete(Vec<u8>, Verdict),
     /// Dropped (inconsistent or beyond a cap); already reported.
     Dropped,
 }
@@ -126,6 +149,7 @@ impl Defragmenter {
                     total: None,
                     first_seen: ts,
                     last_seen: ts,
+                    header_checksum: Verdict::Good,
                 },
             );
         }
@@ -145,6 +169,11 @@ impl Defragmenter {
             return FragOutcome::Dropped;
         };
         d.last_seen = ts;
+        d.header_checksum = if f.header_checksum == Verdict::Unknown {
+            d.header_checksum
+        } else {
+            d.header_checksum.and(f.header_checksum)
+        };
         if !f.more {
             match d.total {
                 Some(t) if t != end => {
@@ -188,18 +217,30 @@ impl Defragmenter {
             d.data.resize(end, 0);
         }
         self.bytes += grown;
-        let differs = insert_first_wins(d, f.offset, f.data);
+        let differs = insert(d, f.offset, f.data, self.policy == FragPolicy::Last);
         if differs {
+            let policy = self.policy;
             sink.anomaly(
                 ts,
                 None,
                 AnomalyKind::FragmentOverlap,
                 "ip",
                 format!(
-                    "overlapping fragments with different data ({} → {} id {})",
-                    f.key.src, f.key.dst, f.key.id
+                    "overlapping fragments with different data ({} → {} id {}): {}",
+                    f.key.src,
+                    f.key.dst,
+                    f.key.id,
+                    match policy {
+                        FragPolicy::Drop => "datagram dropped, the retransmission is read",
+                        FragPolicy::First => "first copy kept",
+                        FragPolicy::Last => "last copy kept",
+                    }
                 ),
             );
+            if policy == FragPolicy::Drop {
+                self.drop_key(&f.key);
+                return FragOutcome::Dropped;
+            }
         }
         if d.have.len() > MAX_IP_FRAG_PIECES {
             sink.cap_reached("MAX_IP_FRAG_PIECES", ts, None, "ip", "datagram dropped");
@@ -207,14 +248,12 @@ impl Defragmenter {
             return FragOutcome::Dropped;
         }
         if d.complete() {
-            let d = self
-                .pending
-                .remove(&f.key)
-                .map(|d| d.data)
-                .unwrap_or_default();
-            self.bytes = self.bytes.saturating_sub(d.len());
+            let Some(d) = self.pending.remove(&f.key) else {
+                return FragOutcome::Dropped;
+            };
+            self.bytes = self.bytes.saturating_sub(d.data.len());
             sink.count("ip.reassembled", 1);
-            return FragOutcome::Complete(d);
+            return FragOutcome::Complete(d.data, d.header_checksum);
         }
         FragOutcome::Pending
     }
@@ -275,9 +314,10 @@ impl Defragmenter {
     }
 }
 
-/// Copy `data` at `offset` into the bytes not yet received; compare it with those already held.
-/// Returns true when an overlap carried different bytes. `d.data` is at least `offset + len` long.
-fn insert_first_wins(d: &mut Datagram, offset: usize, data: &[u8]) -> bool {
+/// Copy `data` at `offset` into the bytes not yet received (and over those held too when
+/// `last_wins`); compare it with those already held. Returns true when an overlap carried
+/// different bytes. `d.data` is at least `offset + len` long.
+fn insert(d: &mut Datagram, offset: usize, data: &[u8], last_wins: bool) -> bool {
     let end = offset + data.len();
     let mut differs = false;
     let mut pos = offset;
@@ -297,6 +337,9 @@ fn insert_first_wins(d: &mut Datagram, offset: usize, data: &[u8]) -> bool {
         let (a, b) = (s.max(pos), e.min(end));
         if a < b && d.data[a..b] != data[a - offset..b - offset] {
             differs = true;
+            if last_wins {
+                d.data[a..b].copy_from_slice(&data[a - offset..b - offset]);
+            }
         }
         pos = pos.max(e);
         if pos >= end {

@@ -4,6 +4,7 @@
 //! fragments, snaplen cuts, malformed headers) returns None and goes through etherparse, so the
 //! result here must always equal etherparse's (a test checks both on every bundled capture).
 
+use super::checksum::{self, Verdict};
 use super::{TcpFlags, TcpSegment};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -38,9 +39,13 @@ pub fn ethernet_ipv4_tcp(frame: &[u8]) -> Option<TcpSegment<'_>> {
     }
     let payload = tcp.get(tcp_len..)?;
     let flags = t[13];
+    let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+    let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+    let verdict: Verdict =
+        checksum::ipv4_header(h).and(checksum::transport(src, dst, checksum::TCP, tcp));
     Some(TcpSegment {
-        src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
-        dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+        src,
+        dst,
         sport: u16::from_be_bytes([t[0], t[1]]),
         dport: u16::from_be_bytes([t[2], t[3]]),
         seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
@@ -53,6 +58,7 @@ pub fn ethernet_ipv4_tcp(frame: &[u8]) -> Option<TcpSegment<'_>> {
         },
         payload,
         missing: 0,
+        checksum: verdict,
     })
 }
 

@@ -7,12 +7,14 @@
 /// Frame builders for tests, benches and fuzz seeds: not part of the release library.
 #[cfg(any(test, feature = "test-support"))]
 pub mod build;
+pub mod checksum;
 pub mod defrag;
 mod fast;
 pub mod link;
 
 use crate::capture::Frame;
 use crate::sink::Sink;
+use checksum::Verdict;
 use defrag::{Defragmenter, FragKey, FragOutcome, Fragment};
 use etherparse::{
     EtherType, IpNumber, Ipv6ExtensionSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket,
@@ -35,6 +37,11 @@ pub struct TcpSegment<'a> {
     pub payload: &'a [u8],
     /// Payload bytes the IP header announces beyond `payload` (the capture's snaplen cut them).
     pub missing: u32,
+    /// The IPv4 header and TCP checksums together (Bad when either is; Unknown when the capture
+    /// cut the packet). Whether a bad one is believed is the flow's decision ([`ChecksumAuto`]).
+    ///
+    /// [`ChecksumAuto`]: checksum::ChecksumAuto
+    pub checksum: Verdict,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,6 +70,8 @@ struct IpInfo {
     dst: IpAddr,
     /// TCP header + payload length the IP header announces (for snaplen cuts).
     claimed: Option<usize>,
+    /// The IPv4 header checksum (Unknown for IPv6, which has none).
+    header_checksum: Verdict,
 }
 
 impl Decoder {
@@ -72,12 +81,19 @@ impl Decoder {
 
     /// Forget pending fragments (the end of one input: fragments never join across files).
     pub fn reset(&mut self) {
+        let policy = self.defrag.policy;
         self.defrag = Defragmenter::new();
+        self.defrag.policy = policy;
         self.reassembled = Vec::new();
     }
 
     pub fn defragmenter(&self) -> &Defragmenter {
         &self.defrag
+    }
+
+    /// What to do with IP fragments that overlap with different bytes (see [`defrag::FragPolicy`]).
+    pub fn set_frag_policy(&mut self, p: defrag::FragPolicy) {
+        self.defrag.policy = p;
     }
 
     /// Decode one frame. Returns the TCP segment it carries (or completes, for fragments).
@@ -132,6 +148,7 @@ impl Decoder {
                     claimed: (h.total_len() as usize).checked_sub(
                         h.slice().len() + v4.extensions().auth.map_or(0, |a| a.slice().len()),
                     ),
+                    header_checksum: checksum::ipv4_header(h.slice()),
                 };
                 let frag = v4.payload().fragmented.then(|| {
                     (
@@ -149,6 +166,7 @@ impl Decoder {
                     dst: IpAddr::V6(h.destination_addr()),
                     claimed: (h.payload_length() as usize)
                         .checked_sub(v6.extensions().slice().len()),
+                    header_checksum: Verdict::Unknown,
                 };
                 let frag = if v6.payload().fragmented {
                     v6.extensions().clone().into_iter().find_map(|e| match e {
@@ -189,12 +207,17 @@ impl Decoder {
                 offset,
                 more,
                 data: payload.payload,
+                header_checksum: info.header_checksum,
             };
             return match self.defrag.add(pkt.ts, f, sink) {
-                FragOutcome::Complete(v) => {
+                FragOutcome::Complete(v, header_checksum) => {
                     self.reassembled = v;
                     match TcpSlice::from_slice(&self.reassembled) {
-                        Ok(tcp) => Some(segment(&info, &tcp, 0)),
+                        Ok(tcp) => {
+                            let l4 =
+                                checksum::transport(info.src, info.dst, checksum::TCP, tcp.slice());
+                            Some(segment(&info, &tcp, 0, header_checksum.and(l4)))
+                        }
                         Err(_) => skip(sink, "decode.malformed_tcp"),
                     }
                 }
@@ -204,7 +227,13 @@ impl Decoder {
         match sliced.transport {
             Some(TransportSlice::Tcp(tcp)) => {
                 let missing = missing_bytes(&info, &payload, &tcp);
-                Some(segment(&info, &tcp, missing))
+                // A packet the capture cut short cannot be summed.
+                let l4 = if payload.incomplete {
+                    Verdict::Unknown
+                } else {
+                    checksum::transport(info.src, info.dst, checksum::TCP, tcp.slice())
+                };
+                Some(segment(&info, &tcp, missing, info.header_checksum.and(l4)))
             }
             _ => skip(sink, "decode.malformed_tcp"),
         }
@@ -267,7 +296,12 @@ fn missing_bytes(info: &IpInfo, payload: &LaxIpPayloadSlice<'_>, tcp: &TcpSlice<
         .min(u32::MAX as usize) as u32
 }
 
-fn segment<'a>(info: &IpInfo, tcp: &TcpSlice<'a>, missing: u32) -> TcpSegment<'a> {
+fn segment<'a>(
+    info: &IpInfo,
+    tcp: &TcpSlice<'a>,
+    missing: u32,
+    checksum: Verdict,
+) -> TcpSegment<'a> {
     TcpSegment {
         src: info.src,
         dst: info.dst,
@@ -283,6 +317,7 @@ fn segment<'a>(info: &IpInfo, tcp: &TcpSlice<'a>, missing: u32) -> TcpSegment<'a
         },
         payload: tcp.payload(),
         missing,
+        checksum,
     }
 }
 

@@ -1,6 +1,7 @@
 use super::build::*;
 use super::*;
 use crate::capture::*;
+use crate::decode::defrag::FragPolicy;
 use crate::time::Ts;
 
 fn pkt(linktype: Linktype, data: Vec<u8>) -> Packet {
@@ -167,7 +168,7 @@ fn ipv4_fragments_any_order() {
 }
 
 #[test]
-fn ipv4_overlapping_fragments_first_wins_and_anomaly() {
+fn ipv4_overlapping_fragments_drop_the_datagram_by_default_or_follow_the_policy() {
     let seg = tcp(50000, 445, 5, 0, ACK, &[1u8; 40]);
     let mut evil = seg[16..32].to_vec();
     evil.iter_mut().skip(8).for_each(|b| *b ^= 0xff);
@@ -176,16 +177,21 @@ fn ipv4_overlapping_fragments_first_wins_and_anomaly() {
         frag_v4(16, true, &evil),
         frag_v4(32, false, &seg[32..]),
     ];
-    let mut d = Decoder::new();
-    let mut s = Sink::new();
-    let mut got = None;
-    for p in &parts {
-        if let Some(t) = d.decode(p.frame(), &mut s) {
-            got = Some(t.payload.to_vec());
+    for (policy, want) in [(None, None), (Some(FragPolicy::First), Some(vec![1u8; 40]))] {
+        let mut d = Decoder::new();
+        if let Some(p) = policy {
+            d.set_frag_policy(p);
         }
+        let mut s = Sink::new();
+        let mut got = None;
+        for p in &parts {
+            if let Some(t) = d.decode(p.frame(), &mut s) {
+                got = Some(t.payload.to_vec());
+            }
+        }
+        assert_eq!(got, want, "{policy:?}");
+        assert_eq!(s.counters.get("anomaly.fragment_overlap"), 1);
     }
-    assert_eq!(got.unwrap(), vec![1u8; 40]);
-    assert_eq!(s.counters.get("anomaly.fragment_overlap"), 1);
 }
 
 #[test]

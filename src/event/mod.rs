@@ -455,6 +455,22 @@ pub enum AnomalyKind {
     Malformed,
     /// IP fragments that overlap with different data.
     FragmentOverlap,
+    /// A packet whose checksum is wrong from a sender whose checksums are validated: the endpoint
+    /// drops it, so reassembly does too (issue 18).
+    BadChecksum,
+    /// A segment the receiver drops for its ACK: data without the ACK flag, or acknowledging
+    /// data the peer never sent.
+    AckInvalid,
+    /// A segment starting beyond the receiver's advertised window: dropped.
+    OutOfWindow,
+    /// A RST the receiver does not act on (outside the window, or inside it but not at the exact
+    /// next sequence number for a challenge-ACK stack): the connection goes on.
+    RstIgnored,
+    /// Data at or after the sequence number of the sender's FIN: dropped.
+    DataAfterFin,
+    /// Two copies of the same bytes differ and the target's policy cannot say which one the
+    /// endpoint kept.
+    OverlapAmbiguous,
     /// An SMB1 AndX chain went backwards or looped.
     AndxLoop,
     /// A request seen in the response direction or vice versa.

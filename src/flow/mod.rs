@@ -2,7 +2,10 @@
 //! and an application parser (SMB, DCE-RPC over TCP) chosen by port or by the first bytes.
 
 pub mod id;
+mod lru;
 pub mod reassembly;
+pub mod receiver;
+pub mod suspect;
 pub mod table;
 
 pub use id::{ConnId, Direction, FlowCtx, Uid};

@@ -7,6 +7,7 @@
 //! acknowledges data we never saw, or when the flow ends, the hole is declared a gap and the stream
 //! continues after it.
 
+use super::receiver::RstPolicy;
 use super::FlowCtx;
 use crate::event::{AnomalyKind, ConnFields};
 use crate::sink::Sink;
@@ -31,7 +32,8 @@ pub const HOLE_TIMEOUT_SECS: u64 = 10;
 /// point may see the peer's ACK before the data it acknowledges.
 pub const ACKS_PAST_HOLE_FOR_GAP: u32 = 3;
 
-/// How far before / after the next expected byte a RST may be and still be believed.
+/// How far before / after the next expected byte a RST may be and still be believed by an
+/// in-window (RFC 793) receiver.
 const RST_WINDOW_BEHIND: i64 = 1 << 16;
 const RST_WINDOW_AHEAD: i64 = 16 << 20;
 
@@ -86,7 +88,7 @@ pub struct Report<'a> {
 }
 
 impl Report<'_> {
-    fn conn(&self) -> Option<ConnFields> {
+    pub fn conn(&self) -> Option<ConnFields> {
         Some(ConnFields::new(self.ts, self.ctx.uid, &self.ctx.conn))
     }
 }
@@ -98,6 +100,11 @@ impl StreamDir {
 
     pub fn started(&self) -> bool {
         self.started
+    }
+
+    /// Sequence number of the next byte expected, once the stream started.
+    pub fn next_seq(&self) -> Option<u32> {
+        self.started.then_some(self.next_seq)
     }
 
     /// Offset of the next byte expected, from the stream start.
@@ -121,13 +128,21 @@ impl StreamDir {
         }
     }
 
-    /// A FIN at `seq` after `len` payload bytes.
+    /// A FIN at `seq` after `len` payload bytes. The first one counts: the receiver takes no
+    /// data after it (RFC 9293 §3.10.7.4, CLOSE-WAIT), so a later FIN cannot move it.
     pub fn fin(&mut self, seq: u32, len: usize) {
         if !self.started {
             self.started = true;
             self.next_seq = seq.wrapping_add(len as u32);
         }
-        self.fin_seq = Some(seq.wrapping_add(len as u32));
+        if self.fin_seq.is_none() {
+            self.fin_seq = Some(seq.wrapping_add(len as u32));
+        }
+    }
+
+    /// Sequence number of this direction's first FIN, once seen.
+    pub fn fin_seq(&self) -> Option<u32> {
+        self.fin_seq
     }
 
     /// Bytes are still missing: something is buffered after a hole, or the FIN lies beyond what
@@ -145,14 +160,27 @@ impl StreamDir {
         }
     }
 
-    /// Whether a RST at `seq` from this direction is plausible: near the next expected byte (or
-    /// nothing is known of this direction yet).
-    pub fn rst_in_window(&self, seq: u32) -> bool {
+    /// Whether the receiver resets on a RST at `seq` from this direction. `peer_ack` is the
+    /// receiver's last ACK number (its RCV.NXT as it announced it). Nothing known of this
+    /// direction yet: believed.
+    pub fn rst_accepted(&self, seq: u32, peer_ack: Option<u32>, policy: RstPolicy) -> bool {
         if !self.started {
             return true;
         }
-        let diff = seq.wrapping_sub(self.next_seq) as i32 as i64;
-        (-RST_WINDOW_BEHIND..=RST_WINDOW_AHEAD).contains(&diff)
+        match policy {
+            // RFC 5961 §3.2: exactly RCV.NXT. The receiver's RCV.NXT is where our stream is, or
+            // what it last acknowledged (we may lag behind a hole), or just past a FIN.
+            RstPolicy::ExactMatch => {
+                seq == self.next_seq
+                    || peer_ack == Some(seq)
+                    || self.fin_seq.is_some_and(|f| f.wrapping_add(1) == seq)
+            }
+            // RFC 793: anywhere in the window (the window as a bound around the stream).
+            RstPolicy::InWindow => {
+                let diff = seq.wrapping_sub(self.next_seq) as i32 as i64;
+                (-RST_WINDOW_BEHIND..=RST_WINDOW_AHEAD).contains(&diff)
+            }
+        }
     }
 
     fn advance(&mut self, n: u64) {

@@ -5,28 +5,37 @@
 //! retransmissions do not start a new flow), on idle timeouts, when evicted by [`MAX_FLOWS`], or
 //! at the end of input; every way out flushes the reassembler and closes the parser, so nothing
 //! buffered is lost silently.
+//!
+//! Every segment first passes the receiver's checks ([`super::receiver`]): what the endpoint
+//! would drop never reaches reassembly. Flows sit on one recency list per class ([`Class`]), so
+//! expiring and evicting cost O(1) per flow, and a flood of flows that never carried data is
+//! evicted before any connection that did.
 
+use super::lru::Lists;
 use super::reassembly::{Budget, Chunk, DirStats, Report, StreamDir};
+use super::receiver::{RstPolicy, Sender};
+use super::suspect::{Fate, Suspect, MAX_SUSPECT_BYTES_TOTAL, MAX_SUSPECT_SEGMENTS_PER_FLOW};
 use super::{ConnId, Direction, FlowCtx, ParserFactory, StreamParser, Uid};
+use crate::decode::checksum::{ChecksumMode, SenderChecksums};
 use crate::decode::TcpSegment;
-use crate::event::ConnFields;
+use crate::event::{AnomalyKind, ConnFields};
 use crate::sink::Sink;
+use crate::wire::maps::KeyedMap;
 use crate::time::Ts;
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::net::IpAddr;
 
 /// Connections tracked at once, over all workers (each worker's table holds its share, see
-/// [`flows_per_worker`]); beyond it the longest-idle ones are closed early. About 380 bytes each
-/// (plus buffered data), so the tables stay under ~50 MiB whatever the number of workers.
+/// [`flows_per_worker`]); beyond it a flow is closed early: the longest idle of those already
+/// closed, else of those that never carried data, else of the rest. About 500 bytes each with
+/// their index (plus buffered data), so the tables stay under 64 MiB whatever the number of
+/// workers.
 pub const MAX_FLOWS: usize = 131_072;
 
 /// One worker's share of [`MAX_FLOWS`] when `workers` engines split the host pairs.
 pub fn flows_per_worker(workers: usize) -> usize {
     (MAX_FLOWS / workers.max(1)).max(64)
 }
-/// How many flows one eviction closes (a batch, so a flood does not cost a scan per packet).
-pub const FLOW_EVICTION_BATCH: usize = MAX_FLOWS / 64;
 /// A flow that carried data and then went quiet this long (packet time) is closed.
 pub const IDLE_TIMEOUT_ESTABLISHED_SECS: u64 = 3600;
 /// A flow that never carried payload (SYN scans, lone ACKs) is closed after this long.
@@ -48,8 +57,15 @@ struct FlowKey {
 
 impl FlowKey {
     fn of(seg: &TcpSegment<'_>) -> FlowKey {
-        let a = (seg.src, seg.sport);
-        let b = (seg.dst, seg.dport);
+        FlowKey::between((seg.src, seg.sport), (seg.dst, seg.dport))
+    }
+
+    /// A flow's key from its endpoints (not stored in the flow: 40 bytes of every flow).
+    fn of_conn(c: &ConnId) -> FlowKey {
+        FlowKey::between((c.orig_h, c.orig_p), (c.resp_h, c.resp_p))
+    }
+
+    fn between(a: (IpAddr, u16), b: (IpAddr, u16)) -> FlowKey {
         if a <= b {
             FlowKey { lo: a, hi: b }
         } else {
@@ -87,11 +103,17 @@ pub struct FlowSummary {
     pub orig_skipped_bytes: u64,
     pub resp_skipped_bytes: u64,
     pub syn_seen: bool,
+    /// What the sensor believed of each sender's checksums ("validated" | "offloaded" |
+    /// "unknown"; see `decode::checksum::ChecksumAuto`).
+    pub orig_checksums: SenderChecksums,
+    pub resp_checksums: SenderChecksums,
 }
 
 struct Flow {
     ctx: FlowCtx,
     dirs: [StreamDir; 2],
+    /// What each direction's receiver knows of its sender (checksums, SND.NXT, FIN).
+    senders: [Sender; 2],
     /// Payload bytes not reassembled because the flow is ignored, per direction.
     skipped: [u64; 2],
     app: App,
@@ -99,6 +121,8 @@ struct Flow {
     last_seen: Ts,
     packets: u64,
     syn_seen: bool,
+    /// Per direction: its SYN was seen (so the sensor knows its every byte from the start).
+    dir_syn: [bool; 2],
     had_payload: bool,
     fin: [bool; 2],
     /// FIN both ways or RST: parser closed, kept only to absorb stragglers.
@@ -106,6 +130,19 @@ struct Flow {
     /// FIN both ways seen while a hole was still open: closed once the hole fills (or times out).
     ending: bool,
 }
+
+/// The recency list a flow is on: expiry and eviction take each list's front.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Closed (FIN both ways or RST), kept to absorb stragglers: evicted first.
+    Closed = 0,
+    /// Never carried data (half-open, never answered, scans, lone ACKs): evicted next.
+    Embryonic = 1,
+    /// Carried data: evicted only when nothing else is left.
+    Established = 2,
+}
+
+const CLASSES: [Class; 3] = [Class::Closed, Class::Embryonic, Class::Established];
 
 impl Flow {
     fn direction_of(&self, seg: &TcpSegment<'_>) -> Direction {
@@ -116,13 +153,21 @@ impl Flow {
         }
     }
 
-    fn idle_timeout(&self) -> u64 {
+    fn class(&self) -> Class {
         if self.closed || self.ending {
-            IDLE_TIMEOUT_CLOSED_SECS
+            Class::Closed
         } else if self.had_payload {
-            IDLE_TIMEOUT_ESTABLISHED_SECS
+            Class::Established
         } else {
-            IDLE_TIMEOUT_UNESTABLISHED_SECS
+            Class::Embryonic
+        }
+    }
+
+    fn idle_timeout(&self) -> u64 {
+        match self.class() {
+            Class::Closed => IDLE_TIMEOUT_CLOSED_SECS,
+            Class::Established => IDLE_TIMEOUT_ESTABLISHED_SECS,
+            Class::Embryonic => IDLE_TIMEOUT_UNESTABLISHED_SECS,
         }
     }
 
@@ -147,6 +192,8 @@ impl Flow {
             orig_skipped_bytes: self.skipped[0],
             resp_skipped_bytes: self.skipped[1],
             syn_seen: self.syn_seen,
+            orig_checksums: self.senders[0].decision(),
+            resp_checksums: self.senders[1].decision(),
         }
     }
 }
@@ -187,20 +234,45 @@ fn orient(seg: &TcpSegment<'_>) -> ConnId {
 /// worker at the same frames (`pipeline::SweepPacer`).
 pub const SWEEP_EVERY_NS: u64 = 1_000_000_000;
 
+/// How the receivers behave (one policy for every target today; per-target policies would pick
+/// one of these by the receiver's address).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReceiverPolicy {
+    pub checksums: ChecksumMode,
+    pub rst: RstPolicy,
+}
+
+/// Counters bumped for (nearly) every packet or new flow, held as plain fields: a named-counter
+/// update costs a map search. Added to the sink at every sweep (once per second of packet time),
+/// at `expire` and at `finish`.
+#[derive(Default)]
+struct Pending {
+    segments: u64,
+    payload_bytes: u64,
+    flows: u64,
+    /// Flows without data evicted for room: counted (as `MAX_FLOWS`); only the first of each
+    /// second of packet time is also reported as an event.
+    quiet_evictions: u64,
+    quiet_eviction_reported: bool,
+}
+
 /// One worker's flows.
 pub struct FlowTable {
-    flows: FxHashMap<FlowKey, Flow>,
+    /// Flow key → slot in `flows`. Keyed per process and per map: the 5-tuples are chosen by
+    /// whoever sends the packets (see `crate::wire::maps`).
+    index: KeyedMap<FlowKey, u32>,
+    flows: Lists<Flow, 3>,
+    /// Segments held for the receiver's ACK to settle, by flow slot (see [`super::suspect`]).
+    suspects: KeyedMap<u32, Vec<Suspect>>,
+    suspect_bytes: usize,
     budget: Budget,
     last_sweep: Ts,
     max_flows: usize,
+    pub policy: ReceiverPolicy,
     /// Collect a [`FlowSummary`] for every flow that ends (off by default).
     pub keep_summaries: bool,
     pub summaries: Vec<FlowSummary>,
-    /// `tcp.segments` and `tcp.payload_bytes` not yet added to the sink: a named-counter update
-    /// costs a map search, too much twice per packet; they are added at every sweep (once per
-    /// second of packet time), at `expire` and at `finish`.
-    pending_segments: u64,
-    pending_payload_bytes: u64,
+    pending: Pending,
 }
 
 impl Default for FlowTable {
@@ -212,14 +284,17 @@ impl Default for FlowTable {
 impl FlowTable {
     pub fn new() -> FlowTable {
         FlowTable {
-            flows: FxHashMap::default(),
+            index: KeyedMap::default(),
+            flows: Lists::default(),
+            suspects: KeyedMap::default(),
+            suspect_bytes: 0,
             budget: Budget::default(),
             last_sweep: Ts(0),
             max_flows: MAX_FLOWS,
+            policy: ReceiverPolicy::default(),
             keep_summaries: false,
             summaries: Vec::new(),
-            pending_segments: 0,
-            pending_payload_bytes: 0,
+            pending: Pending::default(),
         }
     }
 
@@ -233,10 +308,10 @@ impl FlowTable {
 
     /// Flows currently tracked (including closed ones waiting out their straggler timeout).
     pub fn len(&self) -> usize {
-        self.flows.len()
+        self.index.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.index.is_empty()
     }
     /// Out-of-order bytes buffered across every flow.
     pub fn buffered_bytes(&self) -> usize {
@@ -251,12 +326,14 @@ impl FlowTable {
         factory: &mut dyn ParserFactory,
         sink: &mut Sink,
     ) {
-        self.pending_segments += 1;
+        self.pending.segments += 1;
         self.sweep(ts, factory, sink);
         let key = FlowKey::of(seg);
+        // One index lookup per packet (a flood makes every lookup a cache miss).
+        let mut found = self.index.get(&key).copied();
         // A new SYN on a finished tuple is a new connection (port reuse).
-        if seg.flags.syn && !seg.flags.ack {
-            if let Some(old) = self.flows.get(&key) {
+        if let (Some(old_id), true) = (found, seg.flags.syn && !seg.flags.ack) {
+            if let Some(old) = self.flows.get(old_id) {
                 let restart = old.closed || old.fin.iter().any(|f| *f) || {
                     // A SYN from the server side, or data already flowed with another ISN.
                     old.had_payload && old.direction_of(seg) == Direction::ToServer && old.syn_seen
@@ -264,47 +341,119 @@ impl FlowTable {
                 if restart {
                     sink.count("flows.port_reuse", 1);
                     self.remove_and_close(&key, ts, "port-reuse", factory, sink);
+                    found = None;
                 }
             }
         }
-        if !self.flows.contains_key(&key) {
-            if self.flows.len() >= self.max_flows {
-                self.evict(ts, factory, sink);
-            }
-            let conn = orient(seg);
-            let uid = Uid::for_first_segment(&conn, seg);
-            sink.count("flows", 1);
-            self.flows.insert(
-                key,
-                Flow {
-                    ctx: FlowCtx { conn, uid },
-                    dirs: [StreamDir::new(), StreamDir::new()],
-                    skipped: [0, 0],
-                    app: App::Undecided {
-                        sniff: Vec::new(),
-                        dir: Direction::ToServer,
-                    },
-                    first_seen: ts,
-                    last_seen: ts,
-                    packets: 0,
-                    syn_seen: false,
-                    had_payload: false,
-                    fin: [false, false],
-                    closed: false,
-                    ending: false,
-                },
-            );
-        }
-        let Some(flow) = self.flows.get_mut(&key) else {
+        let id = match found {
+            Some(id) => id,
+            None => self.insert(key, seg, ts, factory, sink),
+        };
+        let Some(flow) = self.flows.get_mut(id) else {
             return;
         };
-        flow.last_seen = ts;
-        flow.packets += 1;
         let dir = flow.direction_of(seg);
         if flow.closed {
+            flow.last_seen = ts;
+            flow.packets += 1;
             sink.count("tcp.after_close_segments", 1);
+            self.flows.touch(id, Class::Closed as usize);
             return;
         }
+        let (me, peer) = (dir.index(), dir.flip().index());
+        let peer_fully_seen = flow.dir_syn[peer] && flow.dirs[peer].stats.gap_bytes == 0;
+        let mut peer_sender = flow.senders[peer];
+        let held = if self.suspects.is_empty() {
+            None
+        } else {
+            self.suspects.get(&id)
+        };
+        if let Some(held) = held {
+            // An ACK may acknowledge a held segment: that is how it gets confirmed.
+            for h in held.iter().filter(|h| h.dir == dir.flip()) {
+                peer_sender.sent_up_to(h.seq.wrapping_add(h.payload.len() as u32));
+            }
+        }
+        let my_fin = flow.dirs[me].fin_seq();
+        if let Err(why) = flow.senders[me].accept(
+            seg,
+            &peer_sender,
+            peer_fully_seen,
+            my_fin,
+            self.policy.checksums,
+        ) {
+            // What the endpoint drops neither feeds the stream nor keeps the flow alive.
+            sink.count("tcp.segments_refused", 1);
+            let conn = ConnFields::new(ts, flow.ctx.uid, &flow.ctx.conn);
+            sink.anomaly(ts, Some(conn), why.kind(), "tcp", why.detail());
+            let data = !seg.payload.is_empty() && !seg.flags.syn && !seg.flags.rst;
+            if why.may_be_capture_artifact() && data && !matches!(flow.app, App::Ignored) {
+                self.hold(id, dir, seg, ts, sink);
+            }
+            return;
+        }
+        flow.senders[me].sent(seg);
+        flow.last_seen = ts;
+        flow.packets += 1;
+        self.deliver_segment(id, dir, ts, seg, factory, sink);
+        if let Some(flow) = self.flows.get(id) {
+            let class = flow.class();
+            self.flows.touch(id, class as usize);
+        }
+    }
+
+    /// A new flow for `seg`'s tuple, making room first if the table is full.
+    fn insert(
+        &mut self,
+        key: FlowKey,
+        seg: &TcpSegment<'_>,
+        ts: Ts,
+        factory: &mut dyn ParserFactory,
+        sink: &mut Sink,
+    ) -> u32 {
+        if self.index.len() >= self.max_flows {
+            self.evict_one(ts, factory, sink);
+        }
+        let conn = orient(seg);
+        let uid = Uid::for_first_segment(&conn, seg);
+        self.pending.flows += 1;
+        let flow = Flow {
+            ctx: FlowCtx { conn, uid },
+            dirs: [StreamDir::new(), StreamDir::new()],
+            senders: [Sender::default(), Sender::default()],
+            skipped: [0, 0],
+            app: App::Undecided {
+                sniff: Vec::new(),
+                dir: Direction::ToServer,
+            },
+            first_seen: ts,
+            last_seen: ts,
+            packets: 0,
+            syn_seen: false,
+            dir_syn: [false, false],
+            had_payload: false,
+            fin: [false, false],
+            closed: false,
+            ending: false,
+        };
+        let id = self.flows.insert(Class::Embryonic as usize, flow);
+        self.index.insert(key, id);
+        id
+    }
+
+    /// A segment the receiver accepted: SYN, data, ACK, FIN, RST, in that order.
+    fn deliver_segment(
+        &mut self,
+        id: u32,
+        dir: Direction,
+        ts: Ts,
+        seg: &TcpSegment<'_>,
+        factory: &mut dyn ParserFactory,
+        sink: &mut Sink,
+    ) {
+        let Some(flow) = self.flows.get_mut(id) else {
+            return;
+        };
         let Flow {
             ctx,
             dirs,
@@ -315,21 +464,22 @@ impl FlowTable {
         let rep = Report { ctx, ts };
         if seg.flags.syn {
             flow.syn_seen = true;
+            flow.dir_syn[dir.index()] = true;
             dirs[dir.index()].syn(seg.seq);
         }
+        // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
+        let data_seq = if seg.flags.syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
         let has_payload = !seg.payload.is_empty() || seg.missing > 0;
         if has_payload {
             flow.had_payload = true;
-            self.pending_payload_bytes += seg.payload.len() as u64;
+            self.pending.payload_bytes += seg.payload.len() as u64;
             if matches!(app, App::Ignored) {
                 skipped[dir.index()] += seg.payload.len() as u64;
             } else {
-                // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
-                let data_seq = if seg.flags.syn {
-                    seg.seq.wrapping_add(1)
-                } else {
-                    seg.seq
-                };
                 let mut out = |c: Chunk<'_>, sink: &mut Sink| {
                     deliver(app, factory, rep.ctx, ts, dir, c, sink)
                 };
@@ -346,31 +496,87 @@ impl FlowTable {
         }
         if seg.flags.ack && !matches!(app, App::Ignored) {
             let other = dir.flip();
+            let held = if self.suspects.is_empty() {
+                None
+            } else {
+                self.suspects.get_mut(&id)
+            };
+            if let Some(held) = held {
+                // The receiver's ACK settles the segments held from the other direction.
+                let next = dirs[other.index()].next_seq();
+                let mut taken: Vec<Suspect> = Vec::new();
+                for h in std::mem::take(held) {
+                    if h.dir != other {
+                        held.push(h);
+                        continue;
+                    }
+                    match h.fate(next, seg.ack) {
+                        Fate::Wait => held.push(h),
+                        Fate::Superseded => {
+                            sink.count("tcp.held_segments_superseded", 1);
+                            self.suspect_bytes -= h.payload.len();
+                        }
+                        Fate::Confirmed => {
+                            sink.count("tcp.held_segments_confirmed", 1);
+                            self.suspect_bytes -= h.payload.len();
+                            taken.push(h);
+                        }
+                    }
+                }
+                if held.is_empty() {
+                    self.suspects.remove(&id);
+                }
+                let base = next.unwrap_or_else(|| taken.first().map_or(0, |h| h.seq));
+                taken.sort_by_key(|h| h.seq.wrapping_sub(base));
+                for h in taken {
+                    if let Some(a) = h.ack {
+                        flow.senders[dir.index()].sent_up_to(a);
+                    }
+                    let end = h.seq.wrapping_add(h.payload.len() as u32);
+                    flow.senders[other.index()].sent_up_to(end);
+                    let mut out = |c: Chunk<'_>, sink: &mut Sink| {
+                        deliver(app, factory, rep.ctx, ts, other, c, sink)
+                    };
+                    dirs[other.index()].segment(
+                        h.seq,
+                        &h.payload,
+                        0,
+                        &mut self.budget,
+                        &rep,
+                        sink,
+                        &mut out,
+                    );
+                }
+            }
             let mut out =
                 |c: Chunk<'_>, sink: &mut Sink| deliver(app, factory, rep.ctx, ts, other, c, sink);
             dirs[other.index()].acked(seg.ack, &mut self.budget, &rep, sink, &mut out);
         }
         if seg.flags.fin {
-            let data_seq = if seg.flags.syn {
-                seg.seq.wrapping_add(1)
-            } else {
-                seg.seq
-            };
-            dirs[dir.index()].fin(data_seq, seg.payload.len() + seg.missing as usize);
+            let len = seg.payload.len() + seg.missing as usize;
+            dirs[dir.index()].fin(data_seq, len);
             flow.fin[dir.index()] = true;
         }
-        if seg.flags.rst && !dirs[dir.index()].rst_in_window(seg.seq) {
-            // A reset far from where the stream is cannot be from the real endpoint: an
-            // injected RST must not blind us to the rest of the connection.
-            sink.count("tcp.rst_out_of_window", 1);
-        }
-        let end = if seg.flags.rst && dirs[dir.index()].rst_in_window(seg.seq) {
-            Some("rst")
+        let mut end = None;
+        if seg.flags.rst {
+            let peer_ack = flow.senders[dir.flip().index()].last_ack();
+            if dirs[dir.index()].rst_accepted(seg.seq, peer_ack, self.policy.rst) {
+                end = Some("rst");
+            } else {
+                // An injected RST must not blind us to the rest of the connection: outside the
+                // window no stack takes it, and inside it an RFC 5961 stack answers with a
+                // challenge ACK and goes on.
+                sink.anomaly(
+                    ts,
+                    rep.conn(),
+                    AnomalyKind::RstIgnored,
+                    "tcp",
+                    "RST not at the receiver's next sequence number: connection goes on",
+                );
+            }
         } else if flow.fin[0] && flow.fin[1] {
-            Some("fin")
-        } else {
-            None
-        };
+            end = Some("fin");
+        }
         let summaries = self.keep_summaries.then_some(&mut self.summaries);
         if end == Some("rst") {
             close_flow(flow, &mut self.budget, ts, "rst", factory, sink, summaries);
@@ -384,16 +590,51 @@ impl FlowTable {
         }
     }
 
-    /// Add the per-packet counters held back (see `pending_segments`) to `sink`.
-    pub fn flush_counters(&mut self, sink: &mut Sink) {
-        if self.pending_segments > 0 {
-            sink.count("tcp.segments", std::mem::take(&mut self.pending_segments));
+    /// Keep a refused segment that may be a capture artifact until the receiver's ACK settles it
+    /// (see [`super::suspect`]), within the caps.
+    fn hold(&mut self, id: u32, dir: Direction, seg: &TcpSegment<'_>, ts: Ts, sink: &mut Sink) {
+        let held = self.suspects.entry(id).or_default();
+        let cap = if held.len() >= MAX_SUSPECT_SEGMENTS_PER_FLOW {
+            Some("MAX_SUSPECT_SEGMENTS_PER_FLOW")
+        } else if self.suspect_bytes + seg.payload.len() > MAX_SUSPECT_BYTES_TOTAL {
+            Some("MAX_SUSPECT_BYTES_TOTAL")
+        } else {
+            None
+        };
+        if let Some(cap) = cap {
+            let conn = self
+                .flows
+                .get(id)
+                .map(|f| ConnFields::new(ts, f.ctx.uid, &f.ctx.conn));
+            sink.cap_reached(cap, ts, conn, "tcp", "refused segment dropped, not held");
+            if held.is_empty() {
+                self.suspects.remove(&id);
+            }
+            return;
         }
-        if self.pending_payload_bytes > 0 {
-            sink.count(
-                "tcp.payload_bytes",
-                std::mem::take(&mut self.pending_payload_bytes),
-            );
+        sink.count("tcp.held_segments", 1);
+        self.suspect_bytes += seg.payload.len();
+        held.push(Suspect {
+            dir,
+            seq: seg.seq,
+            ack: seg.flags.ack.then_some(seg.ack),
+            payload: seg.payload.to_vec(),
+        });
+    }
+
+    /// Add the per-packet counters held back (see [`Pending`]) to `sink`.
+    pub fn flush_counters(&mut self, sink: &mut Sink) {
+        let p = std::mem::take(&mut self.pending);
+        for (name, n) in [
+            ("tcp.segments", p.segments),
+            ("tcp.payload_bytes", p.payload_bytes),
+            ("flows", p.flows),
+            ("MAX_FLOWS", p.quiet_evictions),
+            ("flows.evicted_without_data", p.quiet_evictions),
+        ] {
+            if n > 0 {
+                sink.count(name, n);
+            }
         }
     }
 
@@ -407,12 +648,13 @@ impl FlowTable {
         let mut all: Vec<(FlowKey, Ts, Uid)> = self
             .flows
             .iter()
-            .map(|(k, f)| (*k, f.first_seen, f.ctx.uid))
+            .map(|(_, f)| (FlowKey::of_conn(&f.ctx.conn), f.first_seen, f.ctx.uid))
             .collect();
         all.sort_by_key(|(_, t, u)| (*t, u.0));
         for (k, _, _) in all {
             self.remove_and_close(&k, ts, "end-of-input", factory, sink);
         }
+        self.flush_counters(sink);
         self.last_sweep = Ts(0);
     }
 
@@ -424,7 +666,20 @@ impl FlowTable {
         factory: &mut dyn ParserFactory,
         sink: &mut Sink,
     ) {
-        if let Some(mut f) = self.flows.remove(key) {
+        let Some(id) = self.index.remove(key) else {
+            return;
+        };
+        let held = if self.suspects.is_empty() {
+            None
+        } else {
+            self.suspects.remove(&id)
+        };
+        if let Some(held) = held {
+            // Never acknowledged by the receiver: it did not take them either.
+            sink.count("tcp.held_segments_unconfirmed", held.len() as u64);
+            self.suspect_bytes -= held.iter().map(|h| h.payload.len()).sum::<usize>();
+        }
+        if let Some(mut f) = self.flows.remove(id) {
             if !f.closed {
                 let at = if f.last_seen > ts { f.last_seen } else { ts };
                 close_flow(
@@ -440,6 +695,7 @@ impl FlowTable {
             for d in &mut f.dirs {
                 d.discard(&mut self.budget);
             }
+            count_checksum_decisions(&f, sink);
         }
     }
 
@@ -450,61 +706,84 @@ impl FlowTable {
         self.sweep(now, factory, sink);
     }
 
-    /// Close flows idle past their timeout (checked once per second of packet time).
+    /// Close flows idle past their timeout (checked once per second of packet time). Each class
+    /// list is in last-seen order with one timeout, so the expired flows are a prefix of each:
+    /// taken oldest first across the three, by (last seen, uid), as the flows went idle.
     fn sweep(&mut self, now: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
         if now.0 < self.last_sweep.0.saturating_add(SWEEP_EVERY_NS) {
             return;
         }
         self.last_sweep = now;
         self.flush_counters(sink);
-        let mut expired: Vec<(Ts, u64, FlowKey, bool)> = self
-            .flows
-            .iter()
-            .filter(|(_, f)| f.last_seen.saturating_add_secs(f.idle_timeout()) < now)
-            .map(|(k, f)| (f.last_seen, f.ctx.uid.0, *k, f.closed))
-            .collect();
-        expired.sort_by_key(|(t, u, _, _)| (*t, *u));
-        for (last, _, k, closed) in expired {
+        loop {
+            let next = CLASSES
+                .iter()
+                .filter_map(|c| {
+                    let f = self.flows.get(self.flows.front(*c as usize)?)?;
+                    let expired = f.last_seen.saturating_add_secs(f.idle_timeout()) < now;
+                    expired.then_some((f.last_seen, f.ctx.uid.0, f.ctx.conn, f.closed, f.ending))
+                })
+                .min_by_key(|(t, u, ..)| (*t, *u));
+            let Some((last, _, conn, closed, ending)) = next else {
+                break;
+            };
+            let key = FlowKey::of_conn(&conn);
             if !closed {
                 sink.count("flows.idle_timeout", 1);
             }
             // Closed at the time it went idle, not at the packet that noticed.
-            let end = if self.flows.get(&k).is_some_and(|f| f.ending) {
-                "fin"
-            } else {
-                "idle"
-            };
-            self.remove_and_close(&k, last, end, factory, sink);
+            let end = if ending { "fin" } else { "idle" };
+            self.remove_and_close(&key, last, end, factory, sink);
         }
     }
 
-    /// The table is full: close the longest-idle batch of flows (their parsers flush first).
-    fn evict(&mut self, ts: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
-        let mut by_idle: Vec<(Ts, u64, FlowKey)> = self
-            .flows
+    /// The table is full: close one flow, the longest idle of the first non-empty class (closed,
+    /// then never carried data, then carried data). Only the last is reported one by one: the
+    /// others lose nothing a parser saw, and a flood must not cost an event per flow.
+    fn evict_one(&mut self, ts: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
+        let Some((class, id)) = CLASSES
             .iter()
-            .map(|(k, f)| (f.last_seen, f.ctx.uid.0, *k))
-            .collect();
-        let n = (self.max_flows / 64)
-            .clamp(1, FLOW_EVICTION_BATCH)
-            .min(by_idle.len().max(1));
-        if by_idle.len() > n {
-            by_idle.select_nth_unstable(n - 1);
-            by_idle.truncate(n);
+            .find_map(|c| Some((*c, self.flows.front(*c as usize)?)))
+        else {
+            return;
+        };
+        let Some(f) = self.flows.get(id) else {
+            return;
+        };
+        let key = FlowKey::of_conn(&f.ctx.conn);
+        if class == Class::Established {
+            let conn = ConnFields::new(ts, f.ctx.uid, &f.ctx.conn);
+            sink.cap_reached(
+                "MAX_FLOWS",
+                ts,
+                Some(conn),
+                "tcp",
+                "longest-idle flow closed early",
+            );
+        } else if !self.pending.quiet_eviction_reported {
+            self.pending.quiet_eviction_reported = true;
+            sink.cap_reached(
+                "MAX_FLOWS",
+                ts,
+                None,
+                "tcp",
+                "flows that never carried data closed for room (the rest of this second counted)",
+            );
+            sink.count("flows.evicted_without_data", 1);
+        } else {
+            self.pending.quiet_evictions += 1;
         }
-        by_idle.sort();
-        for (_, _, k) in by_idle {
-            if let Some(f) = self.flows.get(&k) {
-                let conn = ConnFields::new(ts, f.ctx.uid, &f.ctx.conn);
-                sink.cap_reached(
-                    "MAX_FLOWS",
-                    ts,
-                    Some(conn),
-                    "tcp",
-                    "longest-idle flow closed early",
-                );
-            }
-            self.remove_and_close(&k, ts, "evicted", factory, sink);
+        self.remove_and_close(&key, ts, "evicted", factory, sink);
+    }
+}
+
+/// Report what the sensor believed of each sender's checksums (the `auto` decision).
+fn count_checksum_decisions(f: &Flow, sink: &mut Sink) {
+    for s in &f.senders {
+        match s.decision() {
+            SenderChecksums::Validated => sink.count("checksum.senders_validated", 1),
+            SenderChecksums::Offloaded => sink.count("checksum.senders_offload_assumed", 1),
+            SenderChecksums::Unknown => {}
         }
     }
 }

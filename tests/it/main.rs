@@ -16,6 +16,7 @@ mod eval_cli;
 mod eval_corpus;
 mod evasion;
 mod inferred_captures;
+mod insertion;
 mod live_cli;
 mod live_fanout;
 mod live_netns;

@@ -14,6 +14,7 @@ fn frag(offset: usize, more: bool, data: &[u8]) -> Fragment<'_> {
         offset,
         more,
         data,
+        header_checksum: Verdict::Unknown,
     }
 }
 
@@ -31,7 +32,7 @@ fn in_order_and_out_of_order() {
         let mut out = None;
         for (n, i) in order.iter().enumerate() {
             match d.add(Ts(1), pieces[*i], &mut s) {
-                FragOutcome::Complete(v) => out = Some((n, v)),
+                FragOutcome::Complete(v, _) => out = Some((n, v)),
                 FragOutcome::Pending => {}
                 FragOutcome::Dropped => panic!("dropped"),
             }
@@ -45,28 +46,51 @@ fn in_order_and_out_of_order() {
 }
 
 #[test]
-fn overlap_same_data_is_quiet_different_is_anomaly_first_wins() {
+fn overlap_same_data_is_quiet_different_is_anomaly_then_the_policy_decides() {
     let payload: Vec<u8> = (0..24u8).collect();
-    let mut d = Defragmenter::new();
-    let mut s = Sink::new();
-    assert_eq!(
-        d.add(Ts(1), frag(0, true, &payload[..16]), &mut s),
-        FragOutcome::Pending
-    );
-    assert_eq!(
-        d.add(Ts(1), frag(8, true, &payload[8..16]), &mut s),
-        FragOutcome::Pending
-    );
-    assert_eq!(s.counters.get("anomaly.fragment_overlap"), 0);
     let evil = [0xEEu8; 8];
-    assert_eq!(
-        d.add(Ts(1), frag(8, true, &evil), &mut s),
-        FragOutcome::Pending
-    );
-    assert_eq!(s.counters.get("anomaly.fragment_overlap"), 1);
-    match d.add(Ts(1), frag(16, false, &payload[16..]), &mut s) {
-        FragOutcome::Complete(v) => assert_eq!(v, payload, "first copy must win"),
-        o => panic!("{o:?}"),
+    let mut last_wins = payload.clone();
+    last_wins[8..16].copy_from_slice(&evil);
+    for (policy, want) in [
+        (FragPolicy::First, Some(payload.clone())),
+        (FragPolicy::Last, Some(last_wins)),
+        (FragPolicy::Drop, None),
+    ] {
+        let mut d = Defragmenter::new();
+        d.policy = policy;
+        let mut s = Sink::new();
+        assert_eq!(
+            d.add(Ts(1), frag(0, true, &payload[..16]), &mut s),
+            FragOutcome::Pending
+        );
+        assert_eq!(
+            d.add(Ts(1), frag(8, true, &payload[8..16]), &mut s),
+            FragOutcome::Pending
+        );
+        assert_eq!(s.counters.get("anomaly.fragment_overlap"), 0);
+        let third = d.add(Ts(1), frag(8, true, &evil), &mut s);
+        assert_eq!(s.counters.get("anomaly.fragment_overlap"), 1);
+        match want {
+            None => {
+                assert_eq!(third, FragOutcome::Dropped, "{policy:?}");
+                assert_eq!((d.pending(), d.bytes()), (0, 0));
+                // The retransmission, unfragmented or in clean fragments, goes through.
+                for (off, more) in [(0, true), (16, false)] {
+                    let end = if more { 16 } else { 24 };
+                    let o = d.add(Ts(2), frag(off, more, &payload[off..end]), &mut s);
+                    if !more {
+                        assert_eq!(o, FragOutcome::Complete(payload.clone(), Verdict::Good));
+                    }
+                }
+            }
+            Some(w) => {
+                assert_eq!(third, FragOutcome::Pending);
+                match d.add(Ts(1), frag(16, false, &payload[16..]), &mut s) {
+                    FragOutcome::Complete(v, _) => assert_eq!(v, w, "{policy:?}"),
+                    o => panic!("{o:?}"),
+                }
+            }
+        }
     }
 }
 
@@ -80,6 +104,7 @@ fn caps_and_timeout() {
             offset: 0,
             more: true,
             data: &[1; 8],
+            header_checksum: Verdict::Unknown,
         };
         d.add(Ts(1), f, &mut s);
     }
@@ -90,6 +115,7 @@ fn caps_and_timeout() {
         offset: 65_530,
         more: false,
         data: &[0; 16],
+        header_checksum: Verdict::Unknown,
     };
     assert_eq!(d.add(Ts(1), big, &mut s), FragOutcome::Dropped);
     assert_eq!(s.counters.get("MAX_IP_FRAG_DATAGRAM_BYTES"), 1);
@@ -102,6 +128,7 @@ fn caps_and_timeout() {
         offset: 0,
         more: true,
         data: &[1; 8],
+        header_checksum: Verdict::Unknown,
     };
     d.add(Ts::from_secs(1000), late, &mut s);
     assert_eq!(d.pending(), 1);

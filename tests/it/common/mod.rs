@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod corpus;
+pub mod insertion;
 pub mod pipeline_run;
 pub mod read_events;
 pub mod reshape;

@@ -2,7 +2,8 @@
 //! TCP level (reorder, duplicate, overlap, split) or at the SMB level (re-framed per-direction
 //! streams: DCE-RPC request fragmentation, compounding, share-name case), and write them back as
 //! frames on another network layer (IPv4, IPv4 fragments, IPv6, IPv6 fragments, VLAN).
-//! Frames are built with `psexec_sensor::decode::build`; no checksums (the decoder ignores them).
+//! Frames are built with `psexec_sensor::decode::build`, with correct IPv4 and TCP checksums (a
+//! receiver drops a bad one, and so does the sensor once a sender has shown good ones).
 #![allow(dead_code)]
 
 use psexec_sensor::capture::file::CaptureReader;
@@ -235,7 +236,13 @@ pub fn frames(segs: &[Seg], net: Net) -> Vec<Packet> {
         });
     };
     for s in segs {
-        let tcp = build::tcp(s.sport, s.dport, s.seq, s.ack, s.flags, &s.payload);
+        let (src, dst) = match net {
+            Net::V6 | Net::V6Frag(_) => (v6_of(s.src), v6_of(s.dst)),
+            _ => (s.src, s.dst),
+        };
+        let tcp = build::tcp_checksummed(
+            src, dst, s.sport, s.dport, s.seq, s.ack, s.flags, &s.payload,
+        );
         ip_id = ip_id.wrapping_add(1);
         match net {
             Net::V4 => push(

@@ -1,0 +1,275 @@
+//! The insertion evasions of Ptacek & Newsham (1998), applied to a capture's segments: before (or
+//! around) each of the attacker's real data segments, a copy the endpoint throws away but a naive
+//! sensor believes. The decoys are "clean": the real bytes with every ASCII letter shifted by one
+//! (`a`→`b`, `Z`→`A`), so share, pipe, file and service names keep their lengths and the SMB and
+//! DCE-RPC framing stays valid: a sensor that believes a decoy reports another service, binary
+//! or upload hash, and the tests notice.
+//!
+//! Each class says why the endpoint (the lab victim is Linux/Samba; Windows behaves the same on
+//! each point) still receives exactly the real stream, so the reshaped capture is still the attack.
+//! The attacker is the client: only segments towards the server ports are doubled.
+
+use super::reshape::Seg;
+use psexec_sensor::capture::{Packet, LINKTYPE_ETHERNET};
+use psexec_sensor::decode::build;
+use std::net::IpAddr;
+
+/// One frame to write: a segment, and what is wrong with it on purpose.
+#[derive(Clone, Debug)]
+pub struct Wire {
+    pub seg: Seg,
+    pub spoil: Spoil,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spoil {
+    None,
+    /// The TCP checksum is off by one.
+    TcpChecksum,
+    /// The IPv4 header checksum is off by one (the TCP checksum is right).
+    Ipv4Checksum,
+    /// Sent as IPv4 fragments of `.0` bytes, preceded by fragments of the decoy covering all but
+    /// the last fragment (the same IP id): the real fragments overlap them with other bytes.
+    OverlappedFragments(usize),
+}
+
+fn clean(seg: Seg) -> Wire {
+    Wire {
+        seg,
+        spoil: Spoil::None,
+    }
+}
+
+/// Data from the attacker (the client) to the SMB server.
+fn to_server(s: &Seg) -> bool {
+    [445, 139].contains(&s.dport) && !s.payload.is_empty()
+}
+
+/// The real bytes with ASCII letters shifted by one: same length, same framing, other names.
+pub fn decoy_bytes(p: &[u8]) -> Vec<u8> {
+    p.iter()
+        .map(|&b| match b {
+            b'a'..=b'y' | b'A'..=b'Y' => b + 1,
+            b'z' => b'a',
+            b'Z' => b'A',
+            _ => b,
+        })
+        .collect()
+}
+
+fn decoy_of(s: &Seg) -> Seg {
+    let mut d = s.clone();
+    d.payload = decoy_bytes(&s.payload);
+    d
+}
+
+/// Every attacker data segment preceded by `decoy(segment)` (and followed by `after`).
+fn around(
+    segs: &[Seg],
+    decoy: impl Fn(&Seg) -> Vec<Wire>,
+    after: impl Fn(&Seg) -> Vec<Wire>,
+) -> Vec<Wire> {
+    let mut out = Vec::new();
+    for s in segs {
+        if to_server(s) {
+            out.extend(decoy(s));
+            out.push(clean(s.clone()));
+            out.extend(after(s));
+        } else {
+            out.push(clean(s.clone()));
+        }
+    }
+    out
+}
+
+fn nothing(_: &Seg) -> Vec<Wire> {
+    Vec::new()
+}
+
+/// A decoy with a bad TCP checksum first. The endpoint verifies the checksum before anything
+/// else and drops the segment silently (RFC 9293 §3.1; Linux `tcp_v4_rcv` → `tcp_checksum_complete`
+/// → discard, counted in `TcpExtInCsumErrors`): the real copy is the first it accepts.
+pub fn bad_tcp_checksum_decoys(segs: &[Seg]) -> Vec<Wire> {
+    around(
+        segs,
+        |s| {
+            vec![Wire {
+                seg: decoy_of(s),
+                spoil: Spoil::TcpChecksum,
+            }]
+        },
+        nothing,
+    )
+}
+
+/// A decoy with a bad IPv4 header checksum first. IP drops it before TCP sees it (RFC 1122
+/// §3.2.1.2 "MUST verify the IP header checksum… silently discard"; Linux `ip_rcv_core` →
+/// `csum_error`).
+pub fn bad_ipv4_checksum_decoys(segs: &[Seg]) -> Vec<Wire> {
+    around(
+        segs,
+        |s| {
+            vec![Wire {
+                seg: decoy_of(s),
+                spoil: Spoil::Ipv4Checksum,
+            }]
+        },
+        nothing,
+    )
+}
+
+/// A decoy without the ACK flag first (checksums right). In a synchronized state "if the ACK bit
+/// is off, drop the segment and return" (RFC 9293 §3.10.7.4, fifth check); Linux
+/// `tcp_rcv_established` / `tcp_validate_incoming` discard `!ack && !rst && !syn`.
+pub fn data_without_ack_decoys(segs: &[Seg]) -> Vec<Wire> {
+    around(
+        segs,
+        |s| {
+            let mut d = decoy_of(s);
+            d.flags &= !build::ACK;
+            vec![clean(d)]
+        },
+        nothing,
+    )
+}
+
+/// A decoy acknowledging data the server never sent first (checksums right). "If the ACK acks
+/// something not yet sent (SEG.ACK > SND.NXT) then send an ACK, drop the segment, and return"
+/// (RFC 9293 §3.10.7.4; RFC 5961 §5.2); Linux `tcp_ack` returns `TCP_ACK_UNSENT_DATA` and the
+/// segment is discarded.
+pub fn ack_unsent_decoys(segs: &[Seg]) -> Vec<Wire> {
+    around(
+        segs,
+        |s| {
+            let mut d = decoy_of(s);
+            d.ack = d.ack.wrapping_add(70_000);
+            vec![clean(d)]
+        },
+        nothing,
+    )
+}
+
+/// After each real segment, two resets "from the client": one at the exact next sequence number
+/// with a bad TCP checksum (dropped as above), one inside the window but 1,000 bytes ahead of it
+/// (right checksum). RFC 5961 §3.2 (Linux since 3.6, Windows since Vista): a RST not at exactly
+/// RCV.NXT only draws a challenge ACK and the connection goes on.
+pub fn rst_decoys(segs: &[Seg]) -> Vec<Wire> {
+    around(segs, nothing, |s| {
+        let next = s.seq.wrapping_add(s.payload.len() as u32);
+        let rst = |seq: u32| {
+            let mut r = s.clone();
+            r.seq = seq;
+            r.flags = build::RST | build::ACK;
+            r.payload.clear();
+            r
+        };
+        vec![
+            Wire {
+                seg: rst(next),
+                spoil: Spoil::TcpChecksum,
+            },
+            clean(rst(next.wrapping_add(1000))),
+        ]
+    })
+}
+
+/// Each attacker segment as overlapping IPv4 fragments: the decoy's fragments first (all but the
+/// last), then the real fragments over them, then the sender's retransmission of the segment
+/// whole. Linux (since 4.19, `ip_frag_queue` → `IPFRAG_OVERLAP`) and Windows since Vista drop a
+/// datagram whose fragments overlap (RFC 5722 makes it a MUST for IPv6), so the datagram never
+/// reaches TCP; the sender, unacknowledged, retransmits, and that copy is the one accepted. (A
+/// last-wins stack would take the real bytes from the overlap instead, and drop the
+/// retransmission as a duplicate: the same stream either way.)
+pub fn overlapping_fragment_decoys(segs: &[Seg], frag: usize) -> Vec<Wire> {
+    let mut out = Vec::new();
+    for s in segs {
+        if to_server(s) {
+            out.push(Wire {
+                seg: s.clone(),
+                spoil: Spoil::OverlappedFragments(frag),
+            });
+        }
+        // The real segment (or the retransmission after the fragments).
+        out.push(clean(s.clone()));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn v4(a: IpAddr) -> [u8; 4] {
+    match a {
+        IpAddr::V4(x) => x.octets(),
+        IpAddr::V6(_) => panic!("the lab captures are IPv4"),
+    }
+}
+
+fn packet(seg: &Seg, data: Vec<u8>) -> Packet {
+    Packet {
+        ts: seg.ts,
+        linktype: LINKTYPE_ETHERNET,
+        orig_len: data.len() as u32,
+        data,
+    }
+}
+
+/// Ethernet / IPv4 frames for the wires.
+pub fn wire_frames(wires: &[Wire]) -> Vec<Packet> {
+    let mut out = Vec::new();
+    let mut ip_id: u16 = 0x4000;
+    for w in wires {
+        let s = &w.seg;
+        let tcp = |payload: &[u8]| {
+            build::tcp_checksummed(
+                s.src, s.dst, s.sport, s.dport, s.seq, s.ack, s.flags, payload,
+            )
+        };
+        ip_id = ip_id.wrapping_add(1);
+        match w.spoil {
+            Spoil::None | Spoil::TcpChecksum | Spoil::Ipv4Checksum => {
+                let mut t = tcp(&s.payload);
+                if w.spoil == Spoil::TcpChecksum {
+                    t[17] = t[17].wrapping_add(1);
+                }
+                let mut ip = build::ipv4(v4(s.src), v4(s.dst), 6, &t);
+                if w.spoil == Spoil::Ipv4Checksum {
+                    ip[11] = ip[11].wrapping_add(1);
+                }
+                out.push(packet(s, build::ether(0x0800, &ip)));
+            }
+            Spoil::OverlappedFragments(n) => {
+                assert!(n % 8 == 0 && n > 0);
+                let real = tcp(&s.payload);
+                let pieces = real.len().div_ceil(n);
+                // The decoy's fragments cover all but the last piece; its checksum is made right
+                // for what a first-copy-wins reassembler builds (decoy pieces + the real last
+                // piece), so only the overlap itself can give it away.
+                let covered = (pieces.saturating_sub(1) * n).max(20);
+                let mut first_wins = s.payload.clone();
+                let decoy_payload = decoy_bytes(&s.payload);
+                first_wins[..covered - 20].copy_from_slice(&decoy_payload[..covered - 20]);
+                let decoy = tcp(&first_wins);
+                let frag = |bytes: &[u8], i: usize| {
+                    let (a, b) = (i * n, ((i + 1) * n).min(bytes.len()));
+                    let ip = build::ipv4_frag(
+                        v4(s.src),
+                        v4(s.dst),
+                        6,
+                        ip_id,
+                        a,
+                        i + 1 < pieces,
+                        &bytes[a..b],
+                    );
+                    packet(s, build::ether(0x0800, &ip))
+                };
+                for i in 0..pieces.saturating_sub(1) {
+                    out.push(frag(&decoy, i));
+                }
+                for i in 0..pieces {
+                    out.push(frag(&real, i));
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,152 @@
+//! Insertion evasions (issue 18): every class of `common::insertion` applied to the lab's
+//! attacks must leave the technique alert and its facts (service, binary path, uploads by name,
+//! size and SHA-256) exactly as on the original capture, raise the anomaly that names the class,
+//! and raise no technique alert on the benign control.
+
+use crate::common::insertion::*;
+use crate::common::reshape::*;
+use psexec_sensor::event::{AnomalyKind, Event};
+use std::path::PathBuf;
+
+fn lab(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("captures/lab")
+        .join(name)
+}
+
+const ATTACKS: [&str; 3] = [
+    "a_psexec_default.pcap",
+    "c_smbexec.pcap",
+    "i1_smb1_psexec.pcap",
+];
+const BENIGN: &str = "f_benign_admin_upload.pcap";
+
+type Class = (
+    &'static str,
+    fn(&[Seg]) -> Vec<Wire>,
+    &'static [AnomalyKind],
+);
+
+fn fragments_24(segs: &[Seg]) -> Vec<Wire> {
+    overlapping_fragment_decoys(segs, 24)
+}
+
+const CLASSES: [Class; 7] = [
+    (
+        "bad TCP checksum decoys",
+        bad_tcp_checksum_decoys,
+        &[AnomalyKind::BadChecksum],
+    ),
+    (
+        "bad IPv4 checksum decoys",
+        bad_ipv4_checksum_decoys,
+        &[AnomalyKind::BadChecksum],
+    ),
+    (
+        "data without ACK",
+        data_without_ack_decoys,
+        &[AnomalyKind::AckInvalid],
+    ),
+    (
+        "ACK of unsent data",
+        ack_unsent_decoys,
+        &[AnomalyKind::AckInvalid],
+    ),
+    (
+        "RST with bad checksum / in window, not exact",
+        rst_decoys,
+        &[AnomalyKind::BadChecksum, AnomalyKind::RstIgnored],
+    ),
+    (
+        "overlapping IP fragments, later copy real, then the retransmission",
+        fragments_24,
+        &[AnomalyKind::FragmentOverlap],
+    ),
+    ("nothing spoiled (control)", plain, &[]),
+];
+
+fn plain(segs: &[Seg]) -> Vec<Wire> {
+    segs.iter()
+        .map(|s| Wire {
+            seg: s.clone(),
+            spoil: Spoil::None,
+        })
+        .collect()
+}
+
+fn anomalies(events: &[Event], kind: AnomalyKind) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Anomaly(a) if a.kind == kind))
+        .count()
+}
+
+#[test]
+fn every_insertion_class_leaves_the_attack_as_the_endpoint_saw_it() {
+    for name in ATTACKS {
+        let segs = read_segments(&lab(name));
+        let want = facts(&run(&frames(&segs, Net::V4)).alerts);
+        assert!(
+            want.iter()
+                .any(|f| f.service_name.is_some() && f.binary_path.is_some()),
+            "{name}: no technique alert with a service on the original: {want:?}"
+        );
+        for (what, reshape, expect) in CLASSES {
+            let o = run(&wire_frames(&reshape(&segs)));
+            assert_eq!(
+                facts(&o.alerts),
+                want,
+                "{name}, {what}: technique alert facts differ"
+            );
+            for kind in expect {
+                assert!(
+                    anomalies(&o.events, *kind) > 0,
+                    "{name}, {what}: no {kind:?} anomaly"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn reshaped_benign_uploads_raise_no_technique_alert() {
+    let segs = read_segments(&lab(BENIGN));
+    let base = run(&frames(&segs, Net::V4));
+    assert!(
+        base.events.iter().any(|e| matches!(e, Event::SmbFiles(_))),
+        "the control uploads files"
+    );
+    for (what, reshape, expect) in CLASSES {
+        let o = run(&wire_frames(&reshape(&segs)));
+        assert!(
+            facts(&o.alerts).is_empty(),
+            "{what}: {:?}",
+            facts(&o.alerts)
+        );
+        for kind in expect {
+            assert!(
+                anomalies(&o.events, *kind) > 0,
+                "{what}: no {kind:?} anomaly"
+            );
+        }
+    }
+}
+
+/// The harness can fail: believing the decoys changes the facts. Decoys alone (no real copy)
+/// stand for what a sensor that believed them would report.
+#[test]
+fn a_sensor_that_believed_the_decoys_would_report_other_facts() {
+    let segs = read_segments(&lab(ATTACKS[0]));
+    let want = facts(&run(&frames(&segs, Net::V4)).alerts);
+    let decoys: Vec<Seg> = segs
+        .iter()
+        .map(|s| {
+            let mut d = s.clone();
+            if [445, 139].contains(&s.dport) {
+                d.payload = decoy_bytes(&s.payload);
+            }
+            d
+        })
+        .collect();
+    assert_ne!(facts(&run(&frames(&decoys, Net::V4)).alerts), want);
+}
