@@ -11,7 +11,7 @@ use super::checksum::Verdict;
 use crate::event::AnomalyKind;
 use crate::sink::Sink;
 use crate::time::Ts;
-use rustc_hash::FxHashMap;
+use crate::wire::maps::KeyedMap;
 use std::net::IpAddr;
 
 /// Datagrams being reassembled at once; beyond it the oldest is dropped.
@@ -81,7 +81,8 @@ impl Datagram {
 
 #[derive(Debug, Default)]
 pub struct Defragmenter {
-    pending: FxHashMap<FragKey, Datagram>,
+    /// Keyed per process: addresses and IP ids are chosen by the sender.
+    pending: KeyedMap<FragKey, Datagram>,
     bytes: usize,
     last_sweep: Ts,
     pub policy: FragPolicy,
