@@ -414,9 +414,9 @@
     var cols = [];
     shown.forEach(function (h) { (cols[h.depth] = cols[h.depth] || []).push(h); });
     cols = cols.filter(Boolean);
-    var rowH = 26, colW = 230, padX = 80, padY = 24;
+    var rowH = 26, colW = 230, padX = 150, padY = 24;
     var tallest = Math.max.apply(null, cols.map(function (c) { return c.length; }).concat([1]));
-    var width = Math.max(900, padX * 2 + (cols.length - 1) * colW + 160);
+    var width = Math.max(box.clientWidth || 900, padX * 2 + (cols.length - 1) * colW);
     var height = padY * 2 + tallest * rowH;
     cols.forEach(function (c, ci) {
       // Order each column by where its hosts' sources sit, so edges cross less.
@@ -430,7 +430,7 @@
       }
       var top = padY + (tallest - c.length) * rowH / 2;
       c.forEach(function (h, i) {
-        h.x = padX + ci * (cols.length > 1 ? (width - 2 * padX - 160) / (cols.length - 1) : 0);
+        h.x = padX + ci * (cols.length > 1 ? (width - 2 * padX) / (cols.length - 1) : 0);
         h.y = top + i * rowH + rowH / 2;
       });
     });
@@ -465,7 +465,11 @@
         onclick: function () { if (alertsTable) alertsTable.setFilter(h.ip); }
       }, [
         svg("circle", { cx: h.x, cy: h.y, r: r, fill: h.inn ? SEV_COLOR[sev] : "#fff", stroke: h.out ? "#1d2330" : SEV_COLOR[sev], "stroke-width": h.out ? 2.5 : 1 }),
-        svg("text", { "class": "host-label", x: h.x + r + 4, y: h.y + 4, text: h.ip }),
+        // Sources are labelled on their left, pure targets on their right: edges leave rightwards.
+        svg("text", {
+          "class": "host-label", x: h.out ? h.x - r - 4 : h.x + r + 4, y: h.y + 4,
+          "text-anchor": h.out ? "end" : "start", text: h.ip
+        }),
         svg("title", { text: h.ip + ": " + h.out + " out, " + h.inn + " in (weighted: attacks count 3)" })
       ]);
       root.appendChild(g);
@@ -509,7 +513,7 @@
     var full = [t0 - span * 0.02, t1 + span * 0.02];
     var view = full.slice();
     var page = 0, pages = Math.ceil(order.length / TIMELINE_ROWS);
-    var labelW = 130, rowH = 22, axisH = 22, width = 1200;
+    var labelW = 130, rowH = 22, axisH = 22, width = Math.max(600, box.clientWidth || 1200);
     var ctl = document.getElementById("timeline-controls");
     var zin = el("button", { text: "zoom in" }), zout = el("button", { text: "zoom out" });
     var reset = el("button", { text: "reset" });
