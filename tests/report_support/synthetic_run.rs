@@ -64,7 +64,9 @@ pub fn write_run(dir: &Path, n: usize) -> std::io::Result<Written> {
         visibility: 0,
     };
     for i in 0..n as u64 {
-        let src = owned[rng.below(owned.len() as u64) as usize];
+        // Intrusions spread from recently taken hosts: chains and fans, not a uniform mesh.
+        let recent = rng.below(owned.len().min(6) as u64) as usize;
+        let src = owned[owned.len() - 1 - recent];
         let mut dst = rng.below(hosts);
         if dst == src {
             dst = (dst + 1) % hosts;

@@ -400,54 +400,86 @@
     shown.forEach(function (h) { keep[h.ip] = h; });
     var list = Object.keys(edges).map(function (k) { return edges[k]; })
       .filter(function (e) { return keep[e.src] && keep[e.dst] && e.src !== e.dst; });
-    // Longest-path layering, bounded (cycles stop at the last column).
-    var MAX_DEPTH = 6;
-    shown.forEach(function (h) { h.depth = 0; });
-    for (var pass = 0; pass < MAX_DEPTH; pass++) {
-      var changed = false;
-      list.forEach(function (e) {
-        var d = Math.min(MAX_DEPTH, keep[e.src].depth + 1);
-        if (keep[e.dst].depth < d) { keep[e.dst].depth = d; changed = true; }
-      });
-      if (!changed) break;
+    // Columns by hops from where the movement started: breadth-first from hosts nobody attacked
+    // (or, in a cycle, from the most active host), so cycles cannot stretch the picture.
+    var next = {}, indeg = {};
+    list.forEach(function (e) {
+      (next[e.src] = next[e.src] || []).push(e.dst);
+      indeg[e.dst] = (indeg[e.dst] || 0) + 1;
+    });
+    shown.forEach(function (h) { h.depth = -1; });
+    function spread(roots) {
+      var queue = roots.slice();
+      roots.forEach(function (h) { h.depth = 0; });
+      for (var q = 0; q < queue.length; q++) {
+        (next[queue[q].ip] || []).forEach(function (ip) {
+          var d = keep[ip];
+          if (d.depth < 0) { d.depth = queue[q].depth + 1; queue.push(d); }
+        });
+      }
     }
+    spread(shown.filter(function (h) { return !indeg[h.ip]; }));
+    shown.forEach(function (h) { if (h.depth < 0) spread([h]); });
     var cols = [];
     shown.forEach(function (h) { (cols[h.depth] = cols[h.depth] || []).push(h); });
     cols = cols.filter(Boolean);
     var rowH = 26, colW = 230, padX = 150, padY = 24;
     var tallest = Math.max.apply(null, cols.map(function (c) { return c.length; }).concat([1]));
-    var width = Math.max(box.clientWidth || 900, padX * 2 + (cols.length - 1) * colW);
-    var height = padY * 2 + tallest * rowH;
-    cols.forEach(function (c, ci) {
-      // Order each column by where its hosts' sources sit, so edges cross less.
-      if (ci > 0) {
-        c.forEach(function (h) {
-          var ys = list.filter(function (e) { return e.dst === h.ip && keep[e.src].y !== undefined; })
-            .map(function (e) { return keep[e.src].y; });
-          h.bary = ys.length ? ys.reduce(function (s, y) { return s + y; }, 0) / ys.length : 1e9;
-        });
-        c.sort(function (x, y) { return x.bary - y.bary || y.weight - x.weight; });
-      }
-      var top = padY + (tallest - c.length) * rowH / 2;
-      c.forEach(function (h, i) {
-        h.x = padX + ci * (cols.length > 1 ? (width - 2 * padX) / (cols.length - 1) : 0);
-        h.y = top + i * rowH + rowH / 2;
+    var width, height;
+    // Many hosts, or a column too tall to read: a circle, sources first, instead of columns.
+    var circle = shown.length > 60 || tallest > 30;
+    if (circle) {
+      var ring = shown.slice().sort(function (x, y) { return x.depth - y.depth || y.weight - x.weight; });
+      var R = Math.max(160, ring.length * 15 / (2 * Math.PI));
+      width = Math.max(box.clientWidth || 900, 2 * R + 2 * padX);
+      height = 2 * R + 2 * padY + 20;
+      ring.forEach(function (h, i) {
+        var a = -Math.PI / 2 + 2 * Math.PI * i / ring.length;
+        h.x = width / 2 + R * Math.cos(a);
+        h.y = height / 2 + R * Math.sin(a);
+        h.left = Math.cos(a) < 0;
       });
-    });
+    } else {
+      width = Math.max(box.clientWidth || 900, padX * 2 + (cols.length - 1) * colW);
+      height = padY * 2 + tallest * rowH;
+      cols.forEach(function (c, ci) {
+        // Order each column by where its hosts' sources sit, so edges cross less.
+        if (ci > 0) {
+          c.forEach(function (h) {
+            var ys = list.filter(function (e) { return e.dst === h.ip && keep[e.src].y !== undefined; })
+              .map(function (e) { return keep[e.src].y; });
+            h.bary = ys.length ? ys.reduce(function (s, y) { return s + y; }, 0) / ys.length : 1e9;
+          });
+          c.sort(function (x, y) { return x.bary - y.bary || y.weight - x.weight; });
+        }
+        var top = padY + (tallest - c.length) * rowH / 2;
+        c.forEach(function (h, i) {
+          h.x = padX + ci * (cols.length > 1 ? (width - 2 * padX) / (cols.length - 1) : 0);
+          h.y = top + i * rowH + rowH / 2;
+          h.left = !!h.out;
+        });
+      });
+    }
     var root = svg("svg", { viewBox: "0 0 " + width + " " + height, height: height, id: "graph-svg" });
     var maxCount = Math.max.apply(null, list.map(function (e) { return e.technique + e.signal + e.visibility; }).concat([1]));
     list.forEach(function (e) {
       var s = keep[e.src], d = keep[e.dst];
       var total = e.technique + e.signal + e.visibility;
       var sev = e.technique || e.signal ? SEVERITIES[5 - e.sev] || "info" : "unreadable";
-      var dx = Math.max(40, Math.abs(d.x - s.x) / 2);
-      var path = "M" + s.x + "," + s.y + " C" + (s.x + dx) + "," + s.y + " " + (d.x - dx) + "," + d.y + " " + d.x + "," + d.y;
-      if (d.x <= s.x) {
+      var path;
+      if (circle) {
+        // Through a point pulled towards the centre: chords of one circle.
+        var cx = (s.x + d.x) / 4 + width / 4, cy = (s.y + d.y) / 4 + height / 4;
+        path = "M" + s.x + "," + s.y + " Q" + cx + "," + cy + " " + d.x + "," + d.y;
+      } else if (d.x > s.x) {
+        var dx = Math.max(40, (d.x - s.x) / 2);
+        path = "M" + s.x + "," + s.y + " C" + (s.x + dx) + "," + s.y + " " + (d.x - dx) + "," + d.y + " " + d.x + "," + d.y;
+      } else {
         path = "M" + s.x + "," + s.y + " C" + (s.x + 120) + "," + (s.y - 40) + " " + (d.x + 120) + "," + (d.y + 40) + " " + d.x + "," + d.y;
       }
       var tools = Object.keys(e.tools);
       root.appendChild(svg("path", {
-        "class": "edge", d: path, fill: "none", stroke: SEV_COLOR[sev], opacity: 0.75,
+        "class": "edge", d: path, fill: "none", stroke: SEV_COLOR[sev], opacity: circle ? 0.35 : 0.75,
         "stroke-width": 1.5 + 6 * Math.log(1 + total) / Math.log(1 + maxCount),
         "stroke-dasharray": e.technique ? null : (e.signal ? "2,3" : "6,4"),
         "data-src": e.src, "data-dst": e.dst,
@@ -458,17 +490,18 @@
       })));
     });
     shown.forEach(function (h) {
-      var r = 5 + Math.min(12, Math.sqrt(h.weight) * 1.6);
+      var r = circle ? 3 + Math.min(6, Math.sqrt(h.weight)) : 5 + Math.min(12, Math.sqrt(h.weight) * 1.6);
       var sev = h.sev ? SEVERITIES[5 - h.sev] || "info" : (h.out ? "info" : "unreadable");
       var g = svg("g", {
         "class": "node", "data-host": h.ip,
         onclick: function () { if (alertsTable) alertsTable.setFilter(h.ip); }
       }, [
         svg("circle", { cx: h.x, cy: h.y, r: r, fill: h.inn ? SEV_COLOR[sev] : "#fff", stroke: h.out ? "#1d2330" : SEV_COLOR[sev], "stroke-width": h.out ? 2.5 : 1 }),
-        // Sources are labelled on their left, pure targets on their right: edges leave rightwards.
+        // In columns sources are labelled on their left (edges leave rightwards), targets on their
+        // right; on a circle, labels point outwards.
         svg("text", {
-          "class": "host-label", x: h.out ? h.x - r - 4 : h.x + r + 4, y: h.y + 4,
-          "text-anchor": h.out ? "end" : "start", text: h.ip
+          "class": "host-label", x: h.left ? h.x - r - 4 : h.x + r + 4, y: h.y + 4,
+          "text-anchor": h.left ? "end" : "start", text: h.ip
         }),
         svg("title", { text: h.ip + ": " + h.out + " out, " + h.inn + " in (weighted: attacks count 3)" })
       ]);
@@ -728,6 +761,10 @@
   if (OPTS.open !== undefined && ALERTS[+OPTS.open]) showAlert(ALERTS[+OPTS.open]);
   var ms = performance.now();
   document.documentElement.setAttribute("data-render-ms", ms.toFixed(1));
+  // The load event comes once everything is laid out: what scripts/bench-report measures.
+  window.addEventListener("load", function () {
+    document.documentElement.setAttribute("data-load-ms", performance.now().toFixed(1));
+  });
   document.getElementById("status").textContent = ALERTS.length + " alerts, " + EVENTS.length +
     " events · drawn in " + Math.round(ms) + " ms after navigation start";
 })();
