@@ -166,9 +166,14 @@ fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
 
-/// The checks every rendered report must pass; returns the DOM for more.
-fn check_report(html: &Path, alerts: &[Value]) -> String {
-    let page = browse(html, "all", None);
+/// The checks every rendered report must pass, with every row on one page (`#all`) and, given an
+/// alert's index, that alert opened (`#open=N`); returns the DOM for more.
+fn check_report(html: &Path, alerts: &[Value], open: Option<usize>) -> String {
+    let fragment = match open {
+        Some(k) => format!("all&open={k}"),
+        None => "all".to_string(),
+    };
+    let page = browse(html, &fragment, None);
     let dom = &page.dom;
     assert!(page.console.is_empty(), "console output: {:?}", page.console);
     let errors = Regex::new(r#"(?s)<div id="errors"[^>]*>(.*?)</div>"#).unwrap();
@@ -213,19 +218,23 @@ fn check_report(html: &Path, alerts: &[Value]) -> String {
     let counter = Regex::new(r#"alerts\.technique</td><td class="num">(\d+)</td>"#).unwrap();
     let counted = counter.captures(dom).expect("the counters table lists alerts.technique");
     assert_eq!(counted[1].parse::<usize>().unwrap(), techniques);
+    if let Some(k) = open {
+        let drawn: Vec<&Value> = alerts.iter().filter(|a| a["kind"] != "host_summary").collect();
+        check_detail(dom, k, drawn[k]);
+    }
     page.dom
 }
 
-/// Opens alert `index`'s detail (`#open=N`, what a click does) and checks the uids and hashes
-/// behind it are listed.
-fn check_detail(html: &Path, index: usize, alert: &Value) {
-    let page = browse(html, &format!("open={index}"), None);
-    assert!(page.console.is_empty(), "console output: {:?}", page.console);
-    let start = page
-        .dom
+/// Alert `index`'s detail (`#open=N` clicks its timeline bar) lists the uids and hashes behind it.
+fn check_detail(dom: &str, index: usize, alert: &Value) {
+    assert!(
+        dom.contains(&format!("<g class=\"bar selected\" data-bar=\"{index}\"")),
+        "the alert was opened by a click on its timeline bar"
+    );
+    let start = dom
         .find(&format!("data-alert=\"{index}\""))
         .expect("the detail panel shows the alert");
-    let detail = &page.dom[start..];
+    let detail = &dom[start..];
     let detail = &detail[..detail.find("</section>").unwrap()];
     for e in alert["evidence"].as_array().unwrap() {
         let uid = s(&e["uid"]);
@@ -307,8 +316,9 @@ fn lab_captures_report_from_files_and_from_captures() {
         from_captures.as_os_str(),
     ]);
     let alerts = alerts_of(&alerts);
-    check_report(&from_files, &alerts);
-    check_report(&from_captures, &alerts);
+    let k = detail_target(&alerts);
+    check_report(&from_files, &alerts, Some(k));
+    check_report(&from_captures, &alerts, None);
 
     // Both ways make the same page data: the same alerts with the same events behind them.
     let data = |p: &Path| -> Value {
@@ -322,9 +332,6 @@ fn lab_captures_report_from_files_and_from_captures() {
     assert!(a["events"] == b["events"], "the same events behind them either way");
     assert!(a["events"].as_array().unwrap().len() > 20);
 
-    let k = detail_target(&alerts);
-    let drawn: Vec<&Value> = alerts.iter().filter(|a| a["kind"] != "host_summary").collect();
-    check_detail(&from_files, k, drawn[k]);
     screenshot(&from_files, &format!("open={k}"), "lab");
 }
 
@@ -348,10 +355,7 @@ fn public_captures_report() {
         html.as_os_str(),
     ]);
     let alerts = alerts_of(&alerts);
-    check_report(&html, &alerts);
-    let k = detail_target(&alerts);
-    let drawn: Vec<&Value> = alerts.iter().filter(|a| a["kind"] != "host_summary").collect();
-    check_detail(&html, k, drawn[k]);
+    check_report(&html, &alerts, Some(detail_target(&alerts)));
     screenshot(&html, "", "public");
 }
 
@@ -371,7 +375,13 @@ fn large_generated_run_with_hostile_strings() {
         html.as_os_str(),
     ]);
     let alerts = alerts_of(&dir.join("alerts.json"));
-    let dom = check_report(&html, &alerts);
+    // The hostile one opened: its detail must render as text too.
+    let drawn: Vec<&Value> = alerts.iter().filter(|a| a["kind"] != "host_summary").collect();
+    let k = drawn
+        .iter()
+        .position(|a| a["service_name"] == synthetic_run::HOSTILE_SERVICE)
+        .unwrap();
+    let dom = check_report(&html, &alerts, Some(k));
     assert!(
         dom.contains("<title>psexec-sensor report</title>"),
         "the hostile service name's script never ran"
@@ -388,12 +398,5 @@ fn large_generated_run_with_hostile_strings() {
     let default_page = browse(&html, "", None);
     assert!(default_page.console.is_empty());
     assert_eq!(alert_rows(&default_page.dom).len(), 50);
-    // The hostile one's detail renders as text too.
-    let drawn: Vec<&Value> = alerts.iter().filter(|a| a["kind"] != "host_summary").collect();
-    let k = drawn
-        .iter()
-        .position(|a| a["service_name"] == synthetic_run::HOSTILE_SERVICE)
-        .unwrap();
-    check_detail(&html, k, drawn[k]);
     screenshot(&html, "", "large");
 }

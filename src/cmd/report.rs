@@ -2,9 +2,8 @@
 //! or straight from captures (the sensor runs as `read` would, and the page is made from what it
 //! finds).
 
-use super::read::{default_workers, load_rules, smb_shared};
+use super::read::{capture_files, default_workers, load_rules, say, smb_shared};
 use super::{EXIT_BAD_INPUT, EXIT_OUTPUT_ERROR};
-use crate::capture::file::expand_inputs;
 use crate::cli::ReportArgs;
 use crate::detect::Detection;
 use crate::event::alert::Alert;
@@ -22,10 +21,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-
-fn say(what: impl std::fmt::Display) {
-    eprintln!("psexec-sensor: {what}");
-}
 
 pub fn run(args: ReportArgs) -> ExitCode {
     match run_inner(args) {
@@ -227,16 +222,7 @@ fn from_captures(args: &ReportArgs) -> Result<(ReportData, usize), ExitCode> {
     }
     let smb = smb_shared(args.smb_keys.as_deref())?;
     let rules = load_rules(args.rules.as_deref())?;
-    let mut failed = 0usize;
-    let mut files = Vec::new();
-    for input in &args.inputs {
-        let found = expand_inputs(std::slice::from_ref(input));
-        if found.is_empty() {
-            say(format_args!("{}: no capture files found", input.display()));
-            failed += 1;
-        }
-        files.extend(found);
-    }
+    let (files, mut failed) = capture_files(&args.inputs);
     let spill = Spill::create().map_err(|e| {
         say(format_args!("cannot create a temporary file: {e}"));
         ExitCode::from(EXIT_OUTPUT_ERROR)

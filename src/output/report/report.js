@@ -102,7 +102,10 @@
   }
 
   // ---- the data -----------------------------------------------------------------------------
-  var DATA = JSON.parse(document.getElementById("report-data").textContent);
+  var dataElement = document.getElementById("report-data");
+  var DATA = JSON.parse(dataElement.textContent);
+  // Parsed once: the text (megabytes on a large run) need not stay in the document as well.
+  dataElement.textContent = "";
   var ALERTS = DATA.alerts;
   var EVENTS = DATA.events;
   ALERTS.forEach(function (a, i) {
@@ -366,7 +369,9 @@
   }
   function openAlert(a) {
     showAlert(a);
-    document.getElementById("detail-section").scrollIntoView({ block: "nearest" });
+    var section = document.getElementById("detail-section");
+    var r = section.getBoundingClientRect();
+    if (r.top > window.innerHeight || r.bottom < 0) section.scrollIntoView();
   }
 
   // ---- graph: hosts in columns by how far down a chain of moves they are ---------------------
@@ -587,8 +592,9 @@
       draw();
     });
     function ticks() {
-      var w = view[1] - view[0], steps = [0.001, 0.01, 0.1, 1, 5, 10, 30, 60, 300, 600, 1800, 3600, 7200, 21600, 43200, 86400, 604800];
-      var step = steps[steps.length - 1];
+      var w = view[1] - view[0], steps = [0.001, 0.01, 0.1, 1, 5, 10, 30, 60, 300, 600, 1800, 3600,
+        7200, 21600, 43200, 86400, 604800, 2592000, 7776000, 31536000];
+      var step = w / 8;
       for (var i = 0; i < steps.length; i++) if (w / steps[i] <= 8) { step = steps[i]; break; }
       var out = [];
       for (var t = Math.ceil(view[0] / step) * step; t <= view[1] && out.length < 20; t += step) out.push(t);
@@ -758,7 +764,12 @@
   graph();
   timeline();
   tables();
-  if (OPTS.open !== undefined && ALERTS[+OPTS.open]) showAlert(ALERTS[+OPTS.open]);
+  // #open=N: what clicking alert N does (through its bar when the timeline shows it).
+  if (OPTS.open !== undefined && ALERTS[+OPTS.open]) {
+    var bar = document.querySelector('[data-bar="' + (+OPTS.open) + '"]');
+    if (bar) bar.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+    else showAlert(ALERTS[+OPTS.open]);
+  }
   var ms = performance.now();
   document.documentElement.setAttribute("data-render-ms", ms.toFixed(1));
   // The load event comes once everything is laid out: what scripts/bench-report measures.
