@@ -85,7 +85,11 @@ pub struct EvalArgs {
 #[derive(Debug, Args, Clone)]
 pub struct ReportArgs {
     /// Capture files or directories to run the sensor over (instead of --alerts).
-    #[arg(value_name = "FILE|DIR", required_unless_present = "alerts", conflicts_with = "alerts")]
+    #[arg(
+        value_name = "FILE|DIR",
+        required_unless_present = "alerts",
+        conflicts_with = "alerts"
+    )]
     pub inputs: Vec<PathBuf>,
     /// A run's alerts (JSON lines, as `read --alerts` writes them).
     #[arg(long, value_name = "PATH")]
@@ -188,7 +192,14 @@ mod tests {
     #[test]
     fn parses_report_from_files_or_captures() {
         let c = Cli::try_parse_from([
-            "psexec-sensor", "report", "--alerts", "a.json", "--events", "e.json", "-o", "r.html",
+            "psexec-sensor",
+            "report",
+            "--alerts",
+            "a.json",
+            "--events",
+            "e.json",
+            "-o",
+            "r.html",
         ])
         .unwrap();
         let Command::Report(r) = c.command else {

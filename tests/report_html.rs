@@ -25,7 +25,9 @@ fn crate_dir() -> PathBuf {
 }
 
 fn scratch(tag: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-html").join(tag);
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("report-html")
+        .join(tag);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -62,7 +64,10 @@ fn browse(html: &Path, fragment: &str, screenshot: Option<&Path>) -> Page {
     let profile = html.with_extension(format!("profile-{}", fragment.len()));
     let _ = std::fs::remove_dir_all(&profile);
     std::fs::create_dir_all(&profile).unwrap();
-    let url = format!("file://{}#{fragment}", html.canonicalize().unwrap().display());
+    let url = format!(
+        "file://{}#{fragment}",
+        html.canonicalize().unwrap().display()
+    );
     let mut cmd = Command::new(chromium());
     cmd.args([
         "--headless",
@@ -175,7 +180,11 @@ fn check_report(html: &Path, alerts: &[Value], open: Option<usize>) -> String {
     };
     let page = browse(html, &fragment, None);
     let dom = &page.dom;
-    assert!(page.console.is_empty(), "console output: {:?}", page.console);
+    assert!(
+        page.console.is_empty(),
+        "console output: {:?}",
+        page.console
+    );
     let errors = Regex::new(r#"(?s)<div id="errors"[^>]*>(.*?)</div>"#).unwrap();
     let e = errors.captures(dom).expect("the error box is in the page");
     assert!(e[1].trim().is_empty(), "script errors: {}", &e[1]);
@@ -205,7 +214,11 @@ fn check_report(html: &Path, alerts: &[Value], open: Option<usize>) -> String {
         .filter(|r| r.0 == "technique")
         .map(|r| (r.1, r.2, r.3))
         .collect();
-    assert!(!want.is_empty(), "{}: the run has technique alerts", html.display());
+    assert!(
+        !want.is_empty(),
+        "{}: the run has technique alerts",
+        html.display()
+    );
     want.sort();
     got.sort();
     assert_eq!(
@@ -216,10 +229,15 @@ fn check_report(html: &Path, alerts: &[Value], open: Option<usize>) -> String {
     );
     let techniques = want.len();
     let counter = Regex::new(r#"alerts\.technique</td><td class="num">(\d+)</td>"#).unwrap();
-    let counted = counter.captures(dom).expect("the counters table lists alerts.technique");
+    let counted = counter
+        .captures(dom)
+        .expect("the counters table lists alerts.technique");
     assert_eq!(counted[1].parse::<usize>().unwrap(), techniques);
     if let Some(k) = open {
-        let drawn: Vec<&Value> = alerts.iter().filter(|a| a["kind"] != "host_summary").collect();
+        let drawn: Vec<&Value> = alerts
+            .iter()
+            .filter(|a| a["kind"] != "host_summary")
+            .collect();
         check_detail(dom, k, drawn[k]);
     }
     page.dom
@@ -260,7 +278,11 @@ fn check_detail(dom: &str, index: usize, alert: &Value) {
 fn screenshot(html: &Path, fragment: &str, name: &str) {
     let png = html.with_file_name(format!("{name}.png"));
     let page = browse(html, fragment, Some(&png));
-    assert!(page.console.is_empty(), "console output: {:?}", page.console);
+    assert!(
+        page.console.is_empty(),
+        "console output: {:?}",
+        page.console
+    );
     let bytes = std::fs::read(&png).expect("a screenshot was written");
     assert!(
         bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000,
@@ -274,7 +296,10 @@ fn screenshot(html: &Path, fragment: &str, name: &str) {
 
 /// The first technique alert with an upload (the richest detail), or the first one.
 fn detail_target(alerts: &[Value]) -> usize {
-    let drawn: Vec<&Value> = alerts.iter().filter(|a| a["kind"] != "host_summary").collect();
+    let drawn: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["kind"] != "host_summary")
+        .collect();
     drawn
         .iter()
         .position(|a| a["kind"] == "technique" && !a["uploads"].as_array().unwrap().is_empty())
@@ -329,7 +354,10 @@ fn lab_captures_report_from_files_and_from_captures() {
     };
     let (a, b) = (data(&from_files), data(&from_captures));
     assert!(a["alerts"] == b["alerts"], "the same alerts either way");
-    assert!(a["events"] == b["events"], "the same events behind them either way");
+    assert!(
+        a["events"] == b["events"],
+        "the same events behind them either way"
+    );
     assert!(a["events"].as_array().unwrap().len() > 20);
 
     screenshot(&from_files, &format!("open={k}"), "lab");
@@ -376,7 +404,10 @@ fn large_generated_run_with_hostile_strings() {
     ]);
     let alerts = alerts_of(&dir.join("alerts.json"));
     // The hostile one opened: its detail must render as text too.
-    let drawn: Vec<&Value> = alerts.iter().filter(|a| a["kind"] != "host_summary").collect();
+    let drawn: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["kind"] != "host_summary")
+        .collect();
     let k = drawn
         .iter()
         .position(|a| a["service_name"] == synthetic_run::HOSTILE_SERVICE)

@@ -227,7 +227,11 @@ fn from_captures(args: &ReportArgs) -> Result<(ReportData, usize), ExitCode> {
         say(format_args!("cannot create a temporary file: {e}"));
         ExitCode::from(EXIT_OUTPUT_ERROR)
     })?;
-    let inputs = args.inputs.iter().map(|p| p.display().to_string()).collect();
+    let inputs = args
+        .inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let mut run = CaptureRun {
         builder: ReportBuilder::new(inputs),
         detection: Detection::new(rules),
@@ -267,7 +271,10 @@ fn from_captures(args: &ReportArgs) -> Result<(ReportData, usize), ExitCode> {
         None => run.spill.reader(),
     };
     let reader = spilled.map_err(|e| {
-        say(format_args!("temporary file {}: {e}", run.spill.path.display()));
+        say(format_args!(
+            "temporary file {}: {e}",
+            run.spill.path.display()
+        ));
         ExitCode::from(EXIT_OUTPUT_ERROR)
     })?;
     let path = run.spill.path.clone();

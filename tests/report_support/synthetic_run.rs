@@ -32,12 +32,19 @@ impl Rng {
     }
     fn name(&mut self, len: usize) -> String {
         const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        (0..len).map(|_| A[self.below(A.len() as u64) as usize] as char).collect()
+        (0..len)
+            .map(|_| A[self.below(A.len() as u64) as usize] as char)
+            .collect()
     }
 }
 
 fn host(i: u64) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 20 + (i / 250) as u8, (i % 250) as u8 + 1, 10))
+    IpAddr::V4(Ipv4Addr::new(
+        10,
+        20 + (i / 250) as u8,
+        (i % 250) as u8 + 1,
+        10,
+    ))
 }
 
 /// The counts written, for the test to check against.
@@ -52,8 +59,19 @@ pub fn write_run(dir: &Path, n: usize) -> std::io::Result<Written> {
     let mut alerts = BufWriter::new(std::fs::File::create(dir.join("alerts.json"))?);
     let mut events = BufWriter::new(std::fs::File::create(dir.join("events.json"))?);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let tools = ["impacket-psexec", "sysinternals-psexec", "impacket-smbexec", "remcom", "unknown"];
-    let users = ["CORP\\alice", "CORP\\svc_backup", "CORP\\admin", "LAB\\it-ops"];
+    let tools = [
+        "impacket-psexec",
+        "sysinternals-psexec",
+        "impacket-smbexec",
+        "remcom",
+        "unknown",
+    ];
+    let users = [
+        "CORP\\alice",
+        "CORP\\svc_backup",
+        "CORP\\admin",
+        "LAB\\it-ops",
+    ];
     let hosts = (n / 10).max(8) as u64;
     // A host is compromised once it was a target: sources are drawn from the compromised.
     let mut owned: Vec<u64> = vec![0, 1];
@@ -78,7 +96,11 @@ pub fn write_run(dir: &Path, n: usize) -> std::io::Result<Written> {
         let at = |ms: u64| Ts(t0.0 + ms * 1_000_000);
         let (user_full, tool) = (users[(i % 4) as usize], tools[rng.below(5) as usize]);
         let (domain, user) = user_full.split_once('\\').unwrap();
-        let service = if i == 7 { HOSTILE_SERVICE.to_string() } else { rng.name(8) };
+        let service = if i == 7 {
+            HOSTILE_SERVICE.to_string()
+        } else {
+            rng.name(8)
+        };
         let exe = format!("{}.exe", rng.name(8));
         let sha: String = (0..4).map(|_| format!("{:016x}", rng.next())).collect();
         let uid = format!("C{:011}", i);
@@ -89,11 +111,27 @@ pub fn write_run(dir: &Path, n: usize) -> std::io::Result<Written> {
             summary,
         };
         let evidence = vec![
-            ev(at(0), "smb_auth", format!("session setup ntlmssp as {user_full}")),
-            ev(at(20), "smb_mapping", format!("tree connect \\\\{}\\ADMIN$", host(dst))),
-            ev(at(40), "smb_files", format!("wrote ADMIN$\\{exe} 56320 bytes PE sha256 {sha}")),
+            ev(
+                at(0),
+                "smb_auth",
+                format!("session setup ntlmssp as {user_full}"),
+            ),
+            ev(
+                at(20),
+                "smb_mapping",
+                format!("tree connect \\\\{}\\ADMIN$", host(dst)),
+            ),
+            ev(
+                at(40),
+                "smb_files",
+                format!("wrote ADMIN$\\{exe} 56320 bytes PE sha256 {sha}"),
+            ),
             ev(at(300), "smb_files", "pipe open \\svcctl".into()),
-            ev(at(320), "dce_rpc", format!("svcctl CreateServiceW service {service}")),
+            ev(
+                at(320),
+                "dce_rpc",
+                format!("svcctl CreateServiceW service {service}"),
+            ),
             ev(at(340), "dce_rpc", "svcctl StartServiceW".into()),
             ev(at(2900), "dce_rpc", "svcctl DeleteService".into()),
         ];
@@ -103,7 +141,11 @@ pub fn write_run(dir: &Path, n: usize) -> std::io::Result<Written> {
             id: format!("T{i:06}"),
             technique: Technique::ServiceCreate,
             attack: vec!["T1021.002", "T1569.002", "T1543.003"],
-            severity: if i % 9 == 0 { Severity::Critical } else { Severity::High },
+            severity: if i % 9 == 0 {
+                Severity::Critical
+            } else {
+                Severity::High
+            },
             confidence: 0.9,
             basis: Basis::Cleartext,
             decrypted: false,
@@ -171,8 +213,10 @@ pub fn write_run(dir: &Path, n: usize) -> std::io::Result<Written> {
                    "opnum": 2, "status": "ok"}),
         ];
         if i % 50 == 0 {
-            records.push(json!({"log": "anomaly", "ts": at(5), "kind": "gap", "layer": "tcp",
-                                "detail": "content gap of 1448 bytes"}));
+            records.push(
+                json!({"log": "anomaly", "ts": at(5), "kind": "gap", "layer": "tcp",
+                                "detail": "content gap of 1448 bytes"}),
+            );
         }
         for mut r in records {
             for (k, v) in conn.as_object().unwrap() {

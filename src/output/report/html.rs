@@ -92,7 +92,11 @@ mod tests {
         assert_eq!(PAGE.matches(CSS_SLOT).count(), 1);
         assert_eq!(PAGE.matches(JS_SLOT).count(), 1);
         assert_eq!(PAGE.matches(DATA_SLOT).count(), 1);
-        assert_eq!(PAGE.matches(NONCE_SLOT).count(), 2, "the CSP and the script");
+        assert_eq!(
+            PAGE.matches(NONCE_SLOT).count(),
+            2,
+            "the CSP and the script"
+        );
         // Nothing to fetch: no external references in the page's own text (the SVG namespace is
         // a name, not a fetch).
         for t in [PAGE, CSS, JS] {
@@ -113,7 +117,9 @@ mod tests {
         let mut page = Vec::new();
         render(&b.finish(), &mut page).unwrap();
         let page = String::from_utf8(page).unwrap();
-        let start = page.find(r#"<script type="application/json" id="report-data">"#).unwrap();
+        let start = page
+            .find(r#"<script type="application/json" id="report-data">"#)
+            .unwrap();
         let body = &page[start..];
         let json_start = body.find('>').unwrap() + 1;
         let json_end = body.find("</script>").unwrap();

@@ -305,7 +305,9 @@ impl<R: BufRead> Lines<R> {
             if self.buf.len() > MAX_REPORT_LINE_BYTES {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("line longer than {MAX_REPORT_LINE_BYTES} bytes (MAX_REPORT_LINE_BYTES)"),
+                    format!(
+                        "line longer than {MAX_REPORT_LINE_BYTES} bytes (MAX_REPORT_LINE_BYTES)"
+                    ),
                 ));
             }
             if self.buf.iter().any(|b| !b.is_ascii_whitespace()) {

@@ -169,7 +169,8 @@ impl ReportBuilder {
             self.drop_one("MAX_REPORT_ANOMALY_GROUPS");
             return;
         }
-        self.anomaly_index.insert(key.clone(), self.data.anomalies.len());
+        self.anomaly_index
+            .insert(key.clone(), self.data.anomalies.len());
         self.data.anomalies.push(AnomalyGroup {
             kind: key.0,
             layer: key.1,
@@ -279,7 +280,9 @@ mod tests {
             r#"{"kind":"signal","ts":9.25,"src_ip":"192.0.2.1",
                "evidence":[{"ts":9.25,"log":"smb_files","uid":"Ca","summary":"write"}]}"#,
         ));
-        b.add_alert(alert(r#"{"kind":"host_summary","ts":11,"src_ip":"192.0.2.1"}"#));
+        b.add_alert(alert(
+            r#"{"kind":"host_summary","ts":11,"src_ip":"192.0.2.1"}"#,
+        ));
         for e in [
             r#"{"log":"smb_files","ts":9.75,"uid":"Ca","action":"SMB::FILE_WRITE","sha256":"ab",
                 "first_write_ts":9.25}"#,
@@ -300,7 +303,10 @@ mod tests {
         assert_eq!(d.counters["alerts.host_summary"], 1);
         assert_eq!(d.counters["events.smb_files"], 3);
         assert_eq!(d.anomalies.len(), 1);
-        assert_eq!((d.anomalies[0].count, d.anomalies[0].detail.as_str()), (2, "first"));
+        assert_eq!(
+            (d.anomalies[0].count, d.anomalies[0].detail.as_str()),
+            (2, "first")
+        );
     }
 
     #[test]
@@ -314,10 +320,14 @@ mod tests {
             evidence.join(",")
         )));
         for i in 0..MAX_REPORT_EVENTS_PER_ALERT + 5 {
-            b.add_event(event(&format!(r#"{{"log":"smb_mapping","ts":{i},"uid":"Cx"}}"#)));
+            b.add_event(event(&format!(
+                r#"{{"log":"smb_mapping","ts":{i},"uid":"Cx"}}"#
+            )));
         }
         for i in 0..MAX_REPORT_ANOMALY_GROUPS + 3 {
-            b.add_event(event(&format!(r#"{{"log":"anomaly","ts":1,"kind":"k{i}","layer":"l"}}"#)));
+            b.add_event(event(&format!(
+                r#"{{"log":"anomaly","ts":1,"kind":"k{i}","layer":"l"}}"#
+            )));
         }
         for _ in 0..MAX_REPORT_ALERTS {
             b.add_alert(alert(r#"{"kind":"signal","ts":1}"#));
