@@ -1,7 +1,9 @@
 //! Writes a made-up run (alerts.json, events.json) of N attack instances into DIR, for
 //! `scripts/bench-report`: `cargo run --release --example report_synthetic_run -- N DIR`.
 
-#[path = "../tests/report_support/synthetic_run.rs"]
+// The test's generator; the test also uses what this example does not (the hostile name).
+#[allow(dead_code)]
+#[path = "../tests/it/common/synthetic_run.rs"]
 mod synthetic_run;
 
 fn main() {

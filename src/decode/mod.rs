@@ -4,6 +4,8 @@
 //! the link types it does not take directly are in [`link`], fragments in [`defrag`].
 //! Everything that is not TCP over IP is counted and skipped.
 
+/// Frame builders for tests, benches and fuzz seeds: not part of the release library.
+#[cfg(any(test, feature = "test-support"))]
 pub mod build;
 pub mod defrag;
 mod fast;

@@ -1,8 +1,7 @@
 //! Matcher behaviour on hand-made event sequences: ordering, window edges, folding, benign work,
 //! stub encryption, handle chains, visibility, sweeps, summaries.
 
-mod detect_util;
-use detect_util::*;
+use crate::detect_util::*;
 use psexec_sensor::detect::{Detector, Rules};
 use psexec_sensor::event::alert::{Alert, Basis, Severity, Technique};
 use psexec_sensor::event::*;
@@ -762,7 +761,7 @@ fn inferred_instances_have_the_lowest_confidence_and_say_so() {
 }
 
 #[test]
-#[ignore = "prints the lab psexec alert for eyeballing: cargo test --test detect_matcher show -- --ignored --nocapture"]
+#[ignore = "prints the lab psexec alert for eyeballing: cargo test --test it detect_matcher::show -- --ignored --nocapture"]
 fn show_lab_psexec_alert() {
     let mut s = Seq::new(ATT, VIC);
     impacket_psexec(&mut s, 0.0);

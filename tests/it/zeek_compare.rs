@@ -14,10 +14,7 @@
 //! row left on only one side must be listed in `DELIBERATE` with its reason; a listed difference that
 //! no longer occurs fails the test too, so the list stays true.
 
-#[path = "common/read_events.rs"]
-mod read_events;
-
-use read_events::{conn_key, events_of, of_log, repo, s};
+use crate::common::read_events::{conn_key, events_of, of_log, repo, s};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};

@@ -312,9 +312,12 @@ pub struct Conn {
 
 /// Splits the capture into SMB connections (as messages) and everything else (raw segments).
 /// Assumes a clean capture (the lab's): in-order data, retransmissions dropped by sequence number.
+/// (client, server) endpoints of a connection.
+type ConnKey = ((IpAddr, u16), (IpAddr, u16));
+
 pub fn smb_conns(segs: &[Seg]) -> (Vec<Conn>, Vec<Seg>) {
     let mut conns: Vec<Conn> = Vec::new();
-    let mut index: HashMap<((IpAddr, u16), (IpAddr, u16)), usize> = HashMap::new();
+    let mut index: HashMap<ConnKey, usize> = HashMap::new();
     let mut next: Vec<[Option<u32>; 2]> = Vec::new();
     let mut bufs: Vec<[Vec<u8>; 2]> = Vec::new();
     let mut other = Vec::new();

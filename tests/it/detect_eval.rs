@@ -1,15 +1,11 @@
 //! eval scoring on the real truth files with alerts made by the detector from hand-made sequences.
 
-mod detect_util;
-use detect_util::*;
+use crate::common::corpus::{repo_captures, shared_capture, shared_captures};
+use crate::detect_util::*;
 use psexec_sensor::eval::{discover, score, tool_accepts, Case, Report, Status, Truth, Verdict};
 use psexec_sensor::event::alert::Alert;
 use psexec_sensor::event::*;
 use std::path::PathBuf;
-
-fn repo_captures() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/captures"))
-}
 
 fn case(rel: &str) -> Case {
     let capture = repo_captures().join(rel);
@@ -36,14 +32,11 @@ fn discovers_every_truth_file_with_its_capture() {
     assert_eq!(a.truth.attacker_ip, Some(ip("192.0.2.10")));
     assert_eq!(a.truth.expect.services[0].name.as_deref(), Some("nUwj"));
     // the shared corpus parses too (every truth file, public ones included)
-    let shared = PathBuf::from("/work/shared/captures");
-    if shared.is_dir() {
-        let all = discover(&[shared]).unwrap();
-        assert!(all.len() >= 60, "{}", all.len());
-        assert!(all
-            .iter()
-            .any(|c| c.truth.tool.as_deref() == Some("sharpnopsexec")));
-    }
+    let all = discover(&[shared_captures()]).unwrap();
+    assert!(all.len() >= 60, "{}", all.len());
+    assert!(all
+        .iter()
+        .any(|c| c.truth.tool.as_deref() == Some("sharpnopsexec")));
 }
 
 fn walkdir_count(d: &std::path::Path) -> usize {
@@ -119,11 +112,7 @@ fn binary_path_contains_and_folded_calls_are_scored() {
     assert_eq!(sc.attribution_ok, Some(true));
 
     // CrackMapExec: two expected services with the same name and different paths, folded in one alert
-    let shared =
-        PathBuf::from("/work/shared/captures/public/elcabezzonn/cme-smb-chip-douglas.pcap");
-    if !shared.is_file() {
-        return;
-    }
+    let shared = shared_capture("public/elcabezzonn/cme-smb-chip-douglas.pcap");
     let truth = Truth::load(&PathBuf::from(format!("{}.truth.json", shared.display()))).unwrap();
     let c = Case {
         capture: shared,
@@ -271,10 +260,8 @@ fn tool_equivalences() {
 fn runs_far_apart_are_two_alerts_and_upload_bytes_sum_over_the_capture() {
     // elcabezzonn multiple_psexecs: PsExec run twice 16 minutes apart; the truth sums the bytes
     // written to PSEXESVC.exe over the whole capture.
-    let path = PathBuf::from("/work/shared/captures/public/elcabezzonn/multiple_psexecs_with_cmds_netstat_ipconfig.pcap.gz");
-    if !path.is_file() {
-        return;
-    }
+    let path =
+        shared_capture("public/elcabezzonn/multiple_psexecs_with_cmds_netstat_ipconfig.pcap.gz");
     let truth = Truth::load(&PathBuf::from(format!("{}.truth.json", path.display()))).unwrap();
     let c = Case {
         capture: path,

@@ -504,7 +504,7 @@ fn windows_psexec_measured_as_encrypted_is_inferred_with_its_upload() {
     assert_eq!(out[0].confidence, InferredConfidence::Low);
 }
 
-/// A survey tool, not a check: `INFER_DIR=dir cargo test --test inferred_captures survey_directory
+/// A survey tool, not a check: `INFER_DIR=dir cargo test --test it inferred_captures::survey_directory
 /// -- --ignored --nocapture` prints what is inferred for every classic pcap (with a `.truth.json`)
 /// in `dir` (used for the elcabezzonn table in INFERENCE.md, after `editcap -F pcap`).
 #[test]

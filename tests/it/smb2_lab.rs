@@ -2,9 +2,7 @@
 //! capture's `.truth.json`. Captures run through the product's pipeline (`common::pipeline_run`:
 //! capture, decode, flows and reassembly, parsers), whole or with their TCP segments cut or altered.
 
-mod common;
-
-use common::pipeline_run::run;
+use crate::common::pipeline_run::run;
 use psexec_sensor::event::{Event, FileAction, SmbFiles};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -393,8 +391,7 @@ fn pipe_bytes_match_tshark() {
             ])
             .output()
         else {
-            eprintln!("tshark not found: skipped");
-            return;
+            panic!("tshark is needed for this cross-check (scripts/setup.sh installs it)");
         };
         let (mut to_server, mut to_client) = (0u64, 0u64);
         for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -419,7 +416,7 @@ fn pipe_bytes_match_tshark() {
     }
 }
 
-/// `SMB2_LAB_DUMP=capture.pcap cargo test --test smb2_lab dump -- --nocapture` prints the events.
+/// `SMB2_LAB_DUMP=capture.pcap cargo test --test it smb2_lab::dump -- --nocapture` prints the events.
 #[test]
 fn dump() {
     if let Ok(cap) = std::env::var("SMB2_LAB_DUMP") {
@@ -440,7 +437,7 @@ fn dump() {
 /// writes and encrypted messages) never panic, and the parser keeps producing events.
 #[test]
 fn mutated_lab_streams_do_not_panic() {
-    use common::pipeline_run::{run_segments, segments};
+    use crate::common::pipeline_run::{run_segments, segments};
     for cap in [
         "a_psexec_default.pcap",
         "f_benign_admin_upload.pcap",

@@ -6,9 +6,7 @@
 //! Screenshots land in target/tmp/report-html/ (the README's comes from here: see
 //! `PSEXEC_REPORT_SCREENSHOT`). Load time is measured by scripts/bench-report, not here.
 
-#[path = "report_support/synthetic_run.rs"]
-mod synthetic_run;
-
+use crate::common::{corpus, synthetic_run};
 use regex::Regex;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -19,10 +17,6 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_psexec-sensor");
 /// One page load, however slow the machine: a hung browser fails the test instead of hanging it.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn scratch(tag: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -290,7 +284,7 @@ fn screenshot(html: &Path, fragment: &str, name: &str) {
     );
     // The README's picture comes from this test: PSEXEC_REPORT_SCREENSHOT=1 copies it to docs/.
     if name == "lab" && std::env::var_os("PSEXEC_REPORT_SCREENSHOT").is_some() {
-        std::fs::copy(&png, crate_dir().join("docs/report.png")).unwrap();
+        std::fs::copy(&png, corpus::repo().join("docs/report.png")).unwrap();
     }
 }
 
@@ -310,7 +304,7 @@ fn detail_target(alerts: &[Value]) -> usize {
 #[test]
 fn lab_captures_report_from_files_and_from_captures() {
     let dir = scratch("lab");
-    let captures = crate_dir().join("captures/lab");
+    let captures = corpus::repo_captures().join("lab");
     let (alerts, events) = (dir.join("alerts.json"), dir.join("events.json"));
     sensor(&[
         "read".as_ref(),
@@ -366,7 +360,7 @@ fn lab_captures_report_from_files_and_from_captures() {
 #[test]
 fn public_captures_report() {
     let dir = scratch("public");
-    let captures = crate_dir().join("captures/public");
+    let captures = corpus::repo_captures().join("public");
     let alerts = dir.join("alerts.json");
     sensor(&[
         "read".as_ref(),

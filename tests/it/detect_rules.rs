@@ -1,8 +1,7 @@
 //! Rule files: every error names file, line and problem; exceptions of each kind suppress (and
 //! still report); attribution for each tool pattern of rules/tools.toml.
 
-mod detect_util;
-use detect_util::*;
+use crate::detect_util::*;
 use psexec_sensor::detect::{RuleError, Rules};
 use psexec_sensor::event::DceArgs;
 

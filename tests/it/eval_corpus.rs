@@ -1,23 +1,16 @@
-//! Issue 4 acceptance 1 and issue 6 acceptance 2, over the whole shared corpus (or the bundled
-//! captures when ../shared is absent):
+//! Issue 4 acceptance 1 and issue 6 acceptance 2, over the whole shared corpus:
 //! - `eval` detects every positive whose visibility is cleartext or stub-encrypted, with the right
 //!   source and target, raises no technique alert on any negative, gets service name, binary path
 //!   and uploads right wherever the truth gives them, and the tool right where the truth names one;
 //! - `read --workers 1` and `--workers 2` give the same alerts on every capture.
 
+use crate::common::corpus::shared_captures;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
 fn corpus() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let shared = here.join("../shared/captures");
-    if shared.is_dir() {
-        shared
-    } else {
-        eprintln!("../shared/captures absent: using the bundled captures/");
-        here.join("captures")
-    }
+    shared_captures()
 }
 
 #[test]
@@ -37,7 +30,7 @@ fn eval_over_the_corpus_is_all_right() {
     let mut wrong = Vec::new();
     for c in v["captures"].as_array().unwrap() {
         // Fields are checked where the sensor can see them: inside SMB3 encryption without keys
-        // only the inferred technique is known (tests/smb3_encrypted_cli.rs checks that case).
+        // only the inferred technique is known (tests/it/smb3_encrypted_cli.rs checks that case).
         if c["visibility"] == "smb3-encrypted" {
             continue;
         }

@@ -3,11 +3,8 @@
 //! source, target, service name, binary path, uploads by name / size / SHA-256) as the original,
 //! and the same svcctl calls in the dce_rpc events.
 
-#[path = "common/reshape.rs"]
-mod reshape;
-
+use crate::common::reshape::*;
 use psexec_sensor::event::{Event, FileAction};
-use reshape::*;
 use std::path::PathBuf;
 
 fn lab(name: &str) -> PathBuf {
@@ -22,7 +19,10 @@ const K1: &str = "k1_psexec_large_upload.pcap";
 const I1: &str = "i1_smb1_psexec.pcap";
 
 /// The original's facts (asserted non-trivial: a technique alert with a service name).
-fn baseline(name: &str) -> (Vec<Facts>, Vec<(String, Option<String>, Option<String>)>) {
+/// (upload name, service name, binary path) of one technique alert.
+type AlertFacts = (String, Option<String>, Option<String>);
+
+fn baseline(name: &str) -> (Vec<Facts>, Vec<AlertFacts>) {
     let segs = read_segments(&lab(name));
     let o = run(&frames(&segs, Net::V4));
     let f = facts(&o.alerts);

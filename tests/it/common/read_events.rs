@@ -1,7 +1,5 @@
 //! Runs the real binary (`psexec-sensor read CAPTURE --events FILE`) and returns its events: the
-//! oracle tests compare what a user gets, not what a library call returns. Included with
-//! `#[path = "common/read_events.rs"] mod read_events;`.
-#![allow(dead_code)]
+//! oracle tests compare what a user gets, not what a library call returns.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -12,10 +10,7 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_psexec-sensor")
 }
 
-/// The repository root (captures/ lives there).
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use super::corpus::repo;
 
 /// The events of `read` on one capture (with an SMB key file when given). Panics with read's stderr
 /// when it does not exit 0.

@@ -69,6 +69,7 @@ impl<W: Write> PcapWriter<W> {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one argument per TCP/IP header field a case sets
 fn tcp4(
     src: [u8; 4],
     dst: [u8; 4],
@@ -148,7 +149,7 @@ fn read_measured(cap: &Path, dir: &Path) -> Run {
         let t = std::fs::read_to_string(&time_out).unwrap();
         t.lines()
             .filter_map(|l| l.trim().parse::<u64>().ok())
-            .last()
+            .next_back()
             .expect("time's %M")
     } else {
         hwm

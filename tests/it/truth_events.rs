@@ -7,6 +7,7 @@
 //! - every service of `expect.services` appears as a dce_rpc event with that name and binary path;
 //! - every stub-encrypted positive has dce_rpc events on svcctl / the task scheduler with a creating
 //!   or modifying opnum, marked stub_encrypted.
+//!
 //! SMB3-encrypted captures are read with the lab password when they are lab recordings (their truth
 //! says so), and otherwise only have to be read without error.
 
@@ -19,14 +20,7 @@ fn bin() -> &'static str {
 }
 
 fn roots() -> Vec<PathBuf> {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let shared = here.join("../shared/captures");
-    if shared.is_dir() {
-        vec![shared]
-    } else {
-        eprintln!("../shared/captures absent: checking only the bundled captures/");
-        vec![here.join("captures")]
-    }
+    vec![crate::common::corpus::shared_captures()]
 }
 
 fn truth_files(root: &Path) -> Vec<PathBuf> {

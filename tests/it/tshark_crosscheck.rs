@@ -11,13 +11,11 @@
 //! - svcctl: the requests tshark decodes (scripts/tshark_svcctl.sh) have the same opnums in the same
 //!   order as our svcctl dce_rpc records, and the same service name and binary path wherever tshark
 //!   decodes one.
+//!
 //! SMB3-encrypted lab captures are compared decrypted: tshark with the lab password, ours with it as
-//! `--smb-keys`. Skipped, saying so, when tshark is not installed (scripts/setup.sh installs it).
+//! `--smb-keys`. Without tshark the test fails (scripts/setup.sh installs it).
 
-#[path = "common/read_events.rs"]
-mod read_events;
-
-use read_events::{events_of, lab_keys, of_log, repo, s};
+use crate::common::read_events::{events_of, lab_keys, of_log, repo, s};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,16 +30,10 @@ fn tshark_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Every capture that has a truth file (so: every capture, not its side files) under captures/, or
-/// under ../shared/captures when that exists (the same lab and licensed captures plus the
+/// Every capture that has a truth file (so: every capture, not its side files) under ../shared/captures (the same lab and licensed captures plus the
 /// unlicensed public ones, which may be used from there but not copied into the project).
 fn captures() -> Vec<PathBuf> {
-    let shared = repo().join("../shared/captures");
-    let root = if shared.is_dir() {
-        shared
-    } else {
-        repo().join("captures")
-    };
+    let root = crate::common::corpus::shared_captures();
     let mut out = Vec::new();
     let mut stack = vec![root];
     while let Some(d) = stack.pop() {
@@ -482,10 +474,10 @@ fn check_capture(cap: &Path, keys: &Path, counts: &mut Counts) -> Vec<String> {
 
 #[test]
 fn trees_created_names_and_svcctl_calls_match_tshark() {
-    if !tshark_available() {
-        eprintln!("tshark not installed: cross-check skipped (scripts/setup.sh installs it)");
-        return;
-    }
+    assert!(
+        tshark_available(),
+        "tshark is needed for this cross-check (scripts/setup.sh installs it)"
+    );
     let keys = lab_keys("tshark");
     let (mut failures, mut compared, mut counts) = (Vec::new(), 0, Counts::default());
     for cap in captures() {

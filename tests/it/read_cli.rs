@@ -7,22 +7,7 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_psexec-sensor");
 
-fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The shared corpus: `../shared/captures` beside the crate, or `$PSEXEC_SHARED_CAPTURES`.
-fn shared_captures() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("PSEXEC_SHARED_CAPTURES").map(PathBuf::from),
-        Some(crate_dir().join("../shared/captures")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_dir())
-}
-
-fn repo_captures() -> PathBuf {
-    crate_dir().join("captures")
-}
+use crate::common::corpus::{repo_captures, shared_captures};
 
 fn lab(name: &str) -> PathBuf {
     repo_captures().join("lab").join(name)
@@ -78,13 +63,7 @@ fn captures_in(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn every_capture_reads_cleanly() {
-    let mut dirs = vec![repo_captures()];
-    match shared_captures() {
-        Some(d) => dirs.push(d),
-        None => eprintln!(
-            "note: ../shared/captures not present; only the repository's captures are read"
-        ),
-    }
+    let dirs = vec![repo_captures(), shared_captures()];
     for dir in dirs {
         let files = captures_in(&dir);
         assert!(!files.is_empty(), "no captures under {}", dir.display());
@@ -360,7 +339,8 @@ fn delivered_bytes_match_tshark() {
         lab("f_benign_admin_upload.pcap"),
         lab("k1_psexec_large_upload.pcap"),
     ];
-    if let Some(s) = shared_captures() {
+    {
+        let s = shared_captures();
         for rel in [
             "public/elcabezzonn/remcom.pcap",
             "public/elcabezzonn/impacket_psexec.pcap.gz",
@@ -372,10 +352,8 @@ fn delivered_bytes_match_tshark() {
         }
     }
     for cap in caps {
-        let Some(tshark) = tshark_streams(&cap) else {
-            eprintln!("note: tshark not available; skipping the cross-check");
-            return;
-        };
+        let tshark = tshark_streams(&cap)
+            .expect("tshark is needed for this cross-check (scripts/setup.sh installs it)");
         let d = scratch("tshark");
         let flows = d.join("flows.json");
         let o = run(&[
@@ -484,7 +462,8 @@ fn reads_a_capture_from_stdin() {
 fn workers_give_the_same_results() {
     let d = scratch("workers");
     let mut inputs = vec![repo_captures()];
-    if let Some(s) = shared_captures() {
+    {
+        let s = shared_captures();
         inputs.push(s.join("public/elcabezzonn"));
     }
     let mut outs = Vec::new();

@@ -4,9 +4,7 @@
 //! (`common::pipeline_run`: capture, decode, flows and reassembly, parsers), whole or with their
 //! TCP segments cut or altered.
 
-mod common;
-
-use common::pipeline_run::{run, run_segments, segments};
+use crate::common::pipeline_run::{run, run_segments, segments};
 use psexec_sensor::event::{DceRpc, Event, FileAction, SmbAuth, SmbFiles, SmbMapping, SmbVersion};
 use psexec_sensor::sink::Counters;
 use serde_json::Value;
@@ -316,7 +314,7 @@ fn raw_ntlm_in_smb_transactions_and_bare_ntlmssp() {
     }
 }
 
-/// `SMB1_LAB_DUMP=path/to/capture.pcap cargo test --test smb1_lab dump -- --nocapture` prints the
+/// `SMB1_LAB_DUMP=path/to/capture.pcap cargo test --test it smb1_lab::dump -- --nocapture` prints the
 /// events and the alerts detection raises on them.
 #[test]
 fn dump() {

@@ -1,2 +1,0 @@
-pub mod pipeline_run;
-pub mod reshape;
