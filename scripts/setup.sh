@@ -2,7 +2,8 @@
 # Installs what building and testing need on a fresh Debian machine of this kind (root, apt):
 # tshark (the dissection oracle in tests), libpcap-dev (live capture), iproute2 (network namespaces
 # for the live test; the replay into them uses libpcap's sendpacket from the test itself),
-# chromium (headless, renders the HTML report in tests/ and scripts/bench-report).
+# chromium (headless, renders the HTML report in tests/it/report_html.rs and scripts/bench-report;
+# about 25 s of apt, update included, on the CI machine).
 # libpcap-dev is a convenience: without it build.rs links the runtime libpcap.so.0.8 through a
 # symlink in OUT_DIR (scripts/check-libpcap-fallback.sh proves that path), so a non-root machine
 # that lacks only libpcap-dev is fine.

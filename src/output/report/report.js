@@ -158,8 +158,11 @@
   // ---- header -------------------------------------------------------------------------------
   function header() {
     var inputs = document.getElementById("inputs");
-    inputs.textContent = "from " + (DATA.inputs.length ? DATA.inputs.join(", ") : "(no inputs)") +
+    // File names only (the full paths in the tooltip): the header stays one line.
+    var names = DATA.inputs.map(function (p) { return p.replace(/\/+$/, "").split("/").pop(); });
+    inputs.textContent = "from " + (names.length ? names.join(", ") : "(no inputs)") +
       " · psexec-sensor " + DATA.sensor_version;
+    inputs.setAttribute("title", DATA.inputs.join("\n"));
     var counts = { technique: 0, signal: 0, visibility: 0 };
     var hosts = {};
     var t0 = Infinity, t1 = -Infinity;
@@ -363,7 +366,9 @@
     return el("div", { "class": "table-wrap" }, el("table", { "class": cls || "" }, [
       el("thead", null, el("tr", null, heads.map(function (h) { return el("th", { text: h }); }))),
       el("tbody", null, rows.map(function (r) {
-        return el("tr", null, r.map(function (c) { return el("td", { "class": "wrap" }, c); }));
+        return el("tr", null, r.map(function (c, i) {
+          return el("td", { "class": heads[i] === "time" || heads[i] === "log" ? "nowrap" : "wrap" }, c);
+        }));
       }))
     ]));
   }
