@@ -425,3 +425,32 @@ fn large_generated_run_with_hostile_strings() {
     assert_eq!(alert_rows(&default_page.dom).len(), 50);
     screenshot(&html, "", "large");
 }
+
+#[test]
+fn bad_alert_lines_are_errors_naming_file_and_line() {
+    let dir = scratch("bad");
+    let alerts = dir.join("alerts.json");
+    std::fs::write(
+        &alerts,
+        "{\"kind\":\"signal\",\"ts\":1}\n\n{\"kind\":\"no-such-kind\",\"ts\":2}\n",
+    )
+    .unwrap();
+    let html = dir.join("bad.html");
+    let out = Command::new(BIN)
+        .args(["report", "--alerts"])
+        .arg(&alerts)
+        .arg("-o")
+        .arg(&html)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:3:", alerts.display())), "{err}");
+    assert!(!html.exists(), "no page from a bad file");
+    let missing = Command::new(BIN)
+        .args(["report", "--alerts", "/nonexistent/alerts.json", "-o"])
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
