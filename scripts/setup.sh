@@ -28,3 +28,22 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# Python for the output tests (issue 14): the `communityid` reference implementation, `jsonschema`
+# for EVE, pySigma with its sqlite backend for the Sigma rules. One venv outside the work tree, so
+# it survives `cargo clean` and fresh clones on the same machine; reinstalled only when
+# scripts/python-requirements.txt changes. Tests find it through scripts/pyenv (same path logic).
+pyenv=$(bash "$(dirname "$0")/pyenv")
+req="$(dirname "$0")/python-requirements.txt"
+if ! cmp -s "$req" "$pyenv/requirements.txt" 2>/dev/null; then
+  if ! python3 -c 'import ensurepip' 2>/dev/null; then
+    [ "$(id -u)" = 0 ] || { echo "setup: need python3-venv but not root" >&2; exit 1; }
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  rm -rf "$pyenv"
+  python3 -m venv "$pyenv"
+  "$pyenv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  cp "$req" "$pyenv/requirements.txt"
+fi

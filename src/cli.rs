@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive). Each command's body lives in `cmd/`, so commands can be
 //! filled in without touching this file's neighbours.
 
+use crate::output::logdir::LogFormat;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -33,7 +34,8 @@ pub struct EngineArgs {
     /// Write every protocol event as JSON lines to PATH ("-" for stdout).
     #[arg(long, value_name = "PATH|-")]
     pub events: Option<PathBuf>,
-    /// Write alerts as JSON lines to PATH (default: stdout).
+    /// Write alerts as JSON lines to PATH (default: stdout). Every JSON output also takes
+    /// `syslog:` (RFC 5424 to /dev/log), `unix:SOCKET` and `unixgram:SOCKET`.
     #[arg(long, value_name = "PATH|-")]
     pub alerts: Option<PathBuf>,
     /// Detection rules directory (default: the built-in rules).
@@ -45,6 +47,23 @@ pub struct EngineArgs {
     /// SMB3 decryption secrets (passwords, NT hashes or session keys).
     #[arg(long, value_name = "FILE")]
     pub smb_keys: Option<PathBuf>,
+    /// Name written as `sensor` on every record (EVE: `host`); default: the host name.
+    #[arg(long, value_name = "NAME")]
+    pub sensor_name: Option<String>,
+    /// Community ID seed (`community_id` on every connection record and alert).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub community_id_seed: u16,
+    /// Write Zeek's log layout to DIR: one file per log (smb_mapping.log, smb_files.log,
+    /// dce_rpc.log, ntlm.log, kerberos.log, conn.log, notice.log, weird.log …).
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Format of the --log-dir logs.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Json,
+          requires = "log_dir")]
+    pub log_format: LogFormat,
+    /// Write alerts, SMB/DCE-RPC records, flows and anomalies in Suricata's EVE form to PATH.
+    #[arg(long, value_name = "PATH|-")]
+    pub eve: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -534,6 +534,7 @@ impl Report {
             "tool (expected/got)".into(),
             "result".into(),
         ]];
+        let mut wrong_fields: Vec<String> = Vec::new();
         for c in &self.captures {
             let expected = match c.verdict {
                 Verdict::Negative => format!("negative/{}", c.visibility),
@@ -559,14 +560,17 @@ impl Report {
                 )
             };
             let right = c.fields.iter().filter(|f| f.ok).count();
-            let mut fields = if c.fields.is_empty() {
+            let fields = if c.fields.is_empty() {
                 "-".to_string()
             } else {
                 format!("{right}/{}", c.fields.len())
             };
-            for f in c.fields.iter().filter(|f| !f.ok) {
-                fields.push_str(&format!(" !{}", f.field));
-            }
+            let wrong: Vec<&str> = c
+                .fields
+                .iter()
+                .filter(|f| !f.ok)
+                .map(|f| f.field.as_str())
+                .collect();
             let tool = match (&c.expected_tool, &c.got_tool, c.attribution_ok) {
                 (None, None, _) => "-".into(),
                 (e, g, a) => format!(
@@ -597,12 +601,18 @@ impl Report {
                 .map(|x| x.as_os_str().to_string_lossy().into_owned())
                 .collect::<Vec<_>>()
                 .join("/");
+            if !wrong.is_empty() {
+                wrong_fields.push(format!("  {name}: {}", wrong.join(", ")));
+            }
             rows.push([name, expected, got, fields, tool, result.into()]);
         }
+        // Columns as wide as their widest cell, up to MAX_COLUMN; longer cells are cut with an
+        // ellipsis so that every row stays aligned (the wrong fields are listed below the table).
+        const MAX_COLUMN: usize = 60;
         let mut widths = [0usize; 6];
         for r in &rows {
             for (i, cell) in r.iter().enumerate() {
-                widths[i] = widths[i].max(cell.chars().count()).min(60);
+                widths[i] = widths[i].max(cell.chars().count()).min(MAX_COLUMN);
             }
         }
         let mut s = String::new();
@@ -610,10 +620,25 @@ impl Report {
             let line: Vec<String> = r
                 .iter()
                 .enumerate()
-                .map(|(i, c)| format!("{:w$}", c, w = widths[i]))
+                .map(|(i, c)| {
+                    let w = widths[i];
+                    if c.chars().count() > w {
+                        let cut: String = c.chars().take(w - 1).collect();
+                        format!("{cut}…")
+                    } else {
+                        format!("{c:w$}")
+                    }
+                })
                 .collect();
             s.push_str(line.join("  ").trim_end());
             s.push('\n');
+        }
+        if !wrong_fields.is_empty() {
+            s.push_str("\nwrong fields:\n");
+            for w in &wrong_fields {
+                s.push_str(w);
+                s.push('\n');
+            }
         }
         let t = &self.totals;
         s.push_str(&format!(

@@ -3,13 +3,14 @@
 //! non-zero when a visible positive is missed or a negative raises a technique alert.
 
 use super::read::{load_rules, smb_shared};
-use super::EXIT_BAD_INPUT;
+use super::{EXIT_BAD_INPUT, EXIT_OUTPUT_ERROR};
 use crate::cli::EvalArgs;
 use crate::detect::Detection;
 use crate::eval::{discover, score, Report};
 use crate::event::alert::Alert;
 use crate::event::Event;
 use crate::pipeline::{run_file, Engine, EngineConfig, EventConsumer};
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -77,13 +78,20 @@ pub fn run(args: EvalArgs) -> ExitCode {
         scores.push(score(case, &out.alerts));
     }
     let report = Report::new(scores);
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
-        );
+    let text = if args.json {
+        let mut j = serde_json::to_string_pretty(&report.to_json()).unwrap_or_default();
+        j.push('\n');
+        j
     } else {
-        print!("{}", report.table());
+        report.table()
+    };
+    // A reader that stops early (`eval --json | head`) closes the pipe: that is not an error.
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("psexec-sensor: eval: stdout: {e}");
+            return ExitCode::from(EXIT_OUTPUT_ERROR);
+        }
     }
     if unreadable > 0 {
         ExitCode::from(EXIT_BAD_INPUT)

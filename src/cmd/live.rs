@@ -49,6 +49,8 @@ mod imp {
     use crate::detect::Detection;
     use crate::event::alert::Alert;
     use crate::event::Event;
+    use crate::flow::table::FlowSummary;
+    use crate::output::formats::Formats;
     use crate::output::json::JsonLines;
     use crate::pipeline::stream::{self, Feeder, Merged, Status};
     use crate::pipeline::{EngineConfig, EventConsumer};
@@ -111,6 +113,7 @@ mod imp {
     fn write_alerts(
         pending: &mut Vec<Alert>,
         alerts: &mut JsonLines,
+        formats: &mut Formats,
         alerts_written: &mut u64,
         technique_alerts: &mut u64,
         write_error: &mut Option<(String, io::Error)>,
@@ -120,8 +123,11 @@ mod imp {
                 *technique_alerts += 1;
             }
             *alerts_written += 1;
-            if let Err(e) = alerts.write(&alert) {
+            if let Err(e) = alerts.write(&formats.stamp.alert(&alert)) {
                 write_error.get_or_insert((alerts.path().to_owned(), e));
+            }
+            if let Err(e) = formats.alert(&alert) {
+                write_error.get_or_insert(e);
             }
         }
     }
@@ -130,6 +136,8 @@ mod imp {
         iface: String,
         events: Option<JsonLines>,
         alerts: JsonLines,
+        /// Stamp, `--log-dir`, `--eve`.
+        formats: Formats,
         detection: Detection,
         pending: Vec<Alert>,
         alerts_written: u64,
@@ -146,6 +154,7 @@ mod imp {
             let LiveOutput {
                 pending,
                 alerts,
+                formats,
                 alerts_written,
                 technique_alerts,
                 write_error,
@@ -154,6 +163,7 @@ mod imp {
             write_alerts(
                 pending,
                 alerts,
+                formats,
                 alerts_written,
                 technique_alerts,
                 write_error,
@@ -167,13 +177,21 @@ mod imp {
                 detection,
                 pending,
                 alerts,
+                formats,
                 alerts_written,
                 technique_alerts,
                 write_error,
                 ..
             } = self;
             detection.finish_with(pending, &mut |p| {
-                write_alerts(p, alerts, alerts_written, technique_alerts, write_error)
+                write_alerts(
+                    p,
+                    alerts,
+                    formats,
+                    alerts_written,
+                    technique_alerts,
+                    write_error,
+                )
             });
             self.write_pending();
         }
@@ -206,14 +224,23 @@ mod imp {
         fn event(&mut self, _index: u64, ev: Event) {
             if let Some(w) = self.events.as_mut() {
                 if !matches!(ev, Event::SmbOpaque(_)) {
-                    if let Err(e) = w.write(&ev) {
+                    if let Err(e) = w.write(&self.formats.stamp.event(&ev)) {
                         let p = w.path().to_owned();
                         self.write_error.get_or_insert((p, e));
                     }
                 }
             }
+            if let Err(e) = self.formats.event(&ev) {
+                self.write_error.get_or_insert(e);
+            }
             self.detection.on_event(&ev, &mut self.pending);
             self.write_pending();
+        }
+
+        fn flow_ended(&mut self, _index: u64, flow: &FlowSummary) {
+            if let Err(e) = self.formats.flow(flow) {
+                self.write_error.get_or_insert(e);
+            }
         }
     }
 
@@ -228,6 +255,7 @@ mod imp {
                     let _ = w.flush();
                 }
                 let _ = self.alerts.flush();
+                let _ = self.formats.flush();
             }
             if now >= self.next_stats {
                 self.next_stats = now + self.stats_every;
@@ -239,8 +267,8 @@ mod imp {
         }
     }
 
-    fn open_writer(path: &Path) -> Result<JsonLines, ExitCode> {
-        JsonLines::create(path).map_err(|e| {
+    fn open_writer(path: &Path, kind: &str) -> Result<JsonLines, ExitCode> {
+        JsonLines::create_for(path, kind).map_err(|e| {
             say(format_args!("{}: cannot write: {e}", path.display()));
             ExitCode::from(EXIT_BAD_INPUT)
         })
@@ -265,11 +293,18 @@ mod imp {
         cfg.bpf = args.bpf.clone();
         let cap = LiveCapture::open(&cfg, stop.clone()).map_err(|e| bad(&e))?;
         // Outputs before dropping root: they may live where only root writes.
-        let events = args.common.events.as_deref().map(open_writer).transpose()?;
+        let events = args
+            .common
+            .events
+            .as_deref()
+            .map(|p| open_writer(p, "event"))
+            .transpose()?;
         let alerts = match &args.common.alerts {
-            Some(p) => open_writer(p)?,
+            Some(p) => open_writer(p, "alert")?,
             None => JsonLines::stdout(),
         };
+        let formats = Formats::open(&args.common)
+            .map_err(|(p, e)| bad(&format_args!("{p}: cannot write: {e}")))?;
         if !args.user.is_empty() {
             let d = drop_privileges(&args.user).map_err(|e| bad(&e))?;
             say(d);
@@ -294,6 +329,7 @@ mod imp {
             iface: args.interface.clone(),
             events,
             alerts,
+            formats,
             detection,
             pending: Vec::new(),
             alerts_written: 0,
@@ -307,7 +343,7 @@ mod imp {
         let max_flows = Some(crate::flow::table::flows_per_worker(workers));
         let ecfg = EngineConfig {
             smb,
-            flow_summaries: false,
+            flow_summaries: out.formats.wants_flows(),
             max_flows,
         };
         let limits = Limits {
@@ -329,6 +365,9 @@ mod imp {
                 let p = w.path().to_owned();
                 out.write_error.get_or_insert((p, e));
             }
+        }
+        if let Err(e) = out.formats.finish() {
+            out.write_error.get_or_insert(e);
         }
         let (status, read_error) = result;
         out.stats_line(&status, true);

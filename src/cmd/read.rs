@@ -8,6 +8,7 @@ use crate::detect::{Detection, Rules};
 use crate::event::alert::Alert;
 use crate::event::Event;
 use crate::flow::table::FlowSummary;
+use crate::output::formats::Formats;
 use crate::output::json::JsonLines;
 use crate::output::summary::Summary;
 use crate::pipeline::files::{self, FileProgress};
@@ -15,7 +16,6 @@ use crate::pipeline::stream::{self, Merged};
 use crate::pipeline::{run_file, Engine, EngineConfig, EventConsumer, FileOutcome};
 use crate::smb::SmbShared;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -59,34 +59,41 @@ struct ReadOutput {
     detection: Detection,
     /// Alerts raised by the current event, written right away (reused buffer).
     pending: Vec<Alert>,
-    /// Every technique/visibility alert's one-line text, for the summary on stderr.
-    alert_lines: Vec<String>,
+    /// The first [`MAX_SUMMARY_ALERT_LINES`] alerts' text, for the summary on stderr, and how
+    /// many alerts there were in all.
+    alert_lines: AlertLines,
+    /// Stamp, `--log-dir`, `--eve`.
+    formats: Formats,
+}
+
+#[derive(Default)]
+struct AlertLines {
+    lines: Vec<String>,
+    total: u64,
 }
 
 /// Writes and drains `pending`, keeping the first lines of each for the summary on stderr.
 fn write_alerts(
     pending: &mut Vec<Alert>,
     alerts: &mut JsonLines,
-    alert_lines: &mut Vec<String>,
+    formats: &mut Formats,
+    alert_lines: &mut AlertLines,
     write_error: &mut Option<(String, io::Error)>,
 ) {
     for alert in pending.drain(..) {
-        if !matches!(alert, Alert::HostSummary(_)) && alert_lines.len() < MAX_SUMMARY_ALERT_LINES {
-            alert_lines.push(alert.human());
-        }
-        if let Err(e) = alerts.write(&alert) {
-            if write_error.is_none() {
-                *write_error = Some((alerts.path().to_owned(), e));
+        if !matches!(alert, Alert::HostSummary(_)) {
+            alert_lines.total += 1;
+            if alert_lines.lines.len() < MAX_SUMMARY_ALERT_LINES {
+                alert_lines.lines.push(alert.human());
             }
         }
+        if let Err(e) = alerts.write(&formats.stamp.alert(&alert)) {
+            write_error.get_or_insert((alerts.path().to_owned(), e));
+        }
+        if let Err(e) = formats.alert(&alert) {
+            write_error.get_or_insert(e);
+        }
     }
-}
-
-#[derive(Serialize)]
-struct FlowLine<'a> {
-    log: &'static str,
-    #[serde(flatten)]
-    flow: &'a FlowSummary,
 }
 
 impl ReadOutput {
@@ -94,6 +101,7 @@ impl ReadOutput {
         write_alerts(
             &mut self.pending,
             &mut self.alerts,
+            &mut self.formats,
             &mut self.alert_lines,
             &mut self.write_error,
         );
@@ -106,12 +114,13 @@ impl ReadOutput {
             detection,
             pending,
             alerts,
+            formats,
             alert_lines,
             write_error,
             ..
         } = self;
         detection.finish_with(pending, &mut |p| {
-            write_alerts(p, alerts, alert_lines, write_error)
+            write_alerts(p, alerts, formats, alert_lines, write_error)
         });
         self.write_pending();
     }
@@ -133,10 +142,13 @@ impl EventConsumer for ReadOutput {
         self.summary.observe(&ev);
         if let Some(w) = self.events.as_mut() {
             if self.events_all || !matches!(ev, Event::SmbOpaque(_)) {
-                let r = w.write(&ev);
+                let r = w.write(&self.formats.stamp.event(&ev));
                 let p = w.path().to_owned();
                 self.record_error(p, r);
             }
+        }
+        if let Err(e) = self.formats.event(&ev) {
+            self.write_error.get_or_insert(e);
         }
         self.detection.on_event(&ev, &mut self.pending);
         self.write_pending();
@@ -144,9 +156,12 @@ impl EventConsumer for ReadOutput {
 
     fn flow_ended(&mut self, _index: u64, flow: &FlowSummary) {
         if let Some(w) = self.flows.as_mut() {
-            let r = w.write(&FlowLine { log: "flow", flow });
+            let r = w.write(&self.formats.stamp.flow(flow));
             let p = w.path().to_owned();
             self.record_error(p, r);
+        }
+        if let Err(e) = self.formats.flow(flow) {
+            self.write_error.get_or_insert(e);
         }
     }
 }
@@ -157,8 +172,8 @@ impl Merged for ReadOutput {
     }
 }
 
-fn open_writer(path: &Path) -> Result<JsonLines, ExitCode> {
-    JsonLines::create(path).map_err(|e| {
+fn open_writer(path: &Path, kind: &str) -> Result<JsonLines, ExitCode> {
+    JsonLines::create_for(path, kind).map_err(|e| {
         say(format_args!("{}: cannot write: {e}", path.display()));
         ExitCode::from(EXIT_BAD_INPUT)
     })
@@ -206,18 +221,31 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     let rules = load_rules(args.common.rules.as_deref())?;
 
     let mut out = ReadOutput {
-        events: args.common.events.as_deref().map(open_writer).transpose()?,
+        events: args
+            .common
+            .events
+            .as_deref()
+            .map(|p| open_writer(p, "event"))
+            .transpose()?,
         events_all: args.events_all,
         alerts: match &args.common.alerts {
-            Some(p) => open_writer(p)?,
+            Some(p) => open_writer(p, "alert")?,
             None => JsonLines::stdout(),
         },
-        flows: args.flows.as_deref().map(open_writer).transpose()?,
+        flows: args
+            .flows
+            .as_deref()
+            .map(|p| open_writer(p, "flow"))
+            .transpose()?,
         summary: Summary::new(),
         write_error: None,
         detection: Detection::new(rules),
         pending: Vec::new(),
-        alert_lines: Vec::new(),
+        alert_lines: AlertLines::default(),
+        formats: Formats::open(&args.common).map_err(|(p, e)| {
+            say(format_args!("{p}: cannot write: {e}"));
+            ExitCode::from(EXIT_BAD_INPUT)
+        })?,
     };
 
     let (files, mut failed) = capture_files(&args.inputs);
@@ -245,7 +273,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         .map_or_else(default_workers, usize::from);
     let cfg = EngineConfig {
         smb,
-        flow_summaries: out.flows.is_some(),
+        flow_summaries: out.flows.is_some() || out.formats.wants_flows(),
         max_flows: Some(crate::flow::table::flows_per_worker(workers)),
     };
     let read_bytes = Arc::new(AtomicU64::new(0));
@@ -355,6 +383,9 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
             out.write_error.get_or_insert((p, e));
         }
     }
+    if let Err(e) = out.formats.finish() {
+        out.write_error.get_or_insert(e);
+    }
     if !args.no_summary {
         eprint!("{}", out.summary.render(&counters, failed));
         eprint!("{}", render_alert_lines(&out.alert_lines));
@@ -421,12 +452,19 @@ pub(crate) fn load_rules(dir: Option<&Path>) -> Result<Rules, ExitCode> {
     }
 }
 
-fn render_alert_lines(lines: &[String]) -> String {
-    if lines.is_empty() {
+fn render_alert_lines(alerts: &AlertLines) -> String {
+    if alerts.total == 0 {
         return "  alerts     none\n".to_string();
     }
-    let mut s = format!("  alerts     {}\n", lines.len());
-    for l in lines {
+    let mut s = format!("  alerts     {}", alerts.total);
+    if alerts.total > alerts.lines.len() as u64 {
+        s.push_str(&format!(
+            " (the first {} listed; all are in the alerts output)",
+            alerts.lines.len()
+        ));
+    }
+    s.push('\n');
+    for l in &alerts.lines {
         for (i, part) in l.lines().enumerate() {
             s.push_str(if i == 0 { "    - " } else { "      " });
             s.push_str(part);
@@ -434,4 +472,29 @@ fn render_alert_lines(lines: &[String]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_every_alert_not_only_the_listed_ones() {
+        let alerts = AlertLines {
+            lines: vec!["a\n".into(); MAX_SUMMARY_ALERT_LINES],
+            total: 342,
+        };
+        let s = render_alert_lines(&alerts);
+        assert!(
+            s.starts_with(&format!(
+                "  alerts     342 (the first {MAX_SUMMARY_ALERT_LINES} listed"
+            )),
+            "{s}"
+        );
+        let few = AlertLines {
+            lines: vec!["a\n".into()],
+            total: 1,
+        };
+        assert!(render_alert_lines(&few).starts_with("  alerts     1\n"));
+    }
 }

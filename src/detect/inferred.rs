@@ -166,6 +166,9 @@ pub struct InferredTechnique {
     pub dst: IpAddr,
     /// Connection of the create call.
     pub uid: Uid,
+    /// Its ports, when it is the session's connection (the one whose ports are known here).
+    #[serde(skip)]
+    pub ports: Option<(u16, u16)>,
     pub session_id: u64,
     /// First evidence (upload start, or the bind).
     pub ts: Ts,
@@ -865,6 +868,7 @@ fn build(key: SessionKey, s: &Session, m: Matched, upload: Option<Upload>) -> In
         src: key.0,
         dst: key.1,
         uid: m.create.uid,
+        ports: (s.conn.uid == m.create.uid).then_some((s.conn.orig_p, s.conn.resp_p)),
         session_id: key.2,
         ts: start,
         ts_end: m.create.ts_end,

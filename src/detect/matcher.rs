@@ -135,32 +135,7 @@ pub struct Detector {
 }
 
 pub(super) fn ev(c: &ConnFields, ts: Ts, log: &'static str, summary: String) -> Evidence {
-    Evidence {
-        ts,
-        log,
-        uid: c.uid.to_string(),
-        summary,
-    }
-}
-
-pub(super) fn fnv(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for &b in *p {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-pub(super) fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    }
+    Evidence::new(c, ts, log, summary)
 }
 
 impl Detector {
@@ -381,10 +356,7 @@ impl Detector {
             );
             let sig = SignalAlert {
                 ts: first,
-                id: format!(
-                    "sig-{:016x}",
-                    fnv(&[b"sweep", &ip_bytes(&c.orig_h), &first.0.to_be_bytes()])
-                ),
+                id: String::new(),
                 signal: "admin-share-sweep",
                 attack: vec!["T1021.002"],
                 severity: Severity::Medium,
@@ -563,6 +535,7 @@ impl Detector {
         out.push(Alert::Visibility(VisibilityAlert {
             ts: c.ts,
             uid: c.uid.to_string(),
+            flow: c.flow(),
             src_ip: c.orig_h,
             dst_ip: c.resp_h,
             session_id: v.session_id,
@@ -745,15 +718,7 @@ impl Detector {
                     );
                     let sig = SignalAlert {
                         ts: c.ts,
-                        id: format!(
-                            "sig-{:016x}",
-                            fnv(&[
-                                b"svcctl",
-                                &ip_bytes(&c.orig_h),
-                                &ip_bytes(&c.resp_h),
-                                &c.ts.0.to_be_bytes()
-                            ])
-                        ),
+                        id: String::new(),
                         signal: "service-control",
                         attack: vec!["T1569.002"],
                         severity: Severity::Low,
@@ -959,12 +924,7 @@ impl Detector {
         {
             i.first_ts = i.first_ts.min(x.first_ts);
             for (ts, summary) in x.evidence {
-                i.push_evidence(Evidence {
-                    ts,
-                    log: "smb_opaque",
-                    uid: c.uid.to_string(),
-                    summary,
-                });
+                i.push_evidence(Evidence::new(c, ts, "smb_opaque", summary));
             }
             i.inferred_upload = i.inferred_upload.max(x.upload_size);
             if i.tool_hint.is_none() {

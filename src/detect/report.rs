@@ -3,8 +3,7 @@
 
 use super::instance::UploadRec;
 use super::matcher::{
-    fnv, ip_bytes, Detector, SourceState, FINISH_BATCH, MAX_PAIR_ITEMS, MAX_SOURCES,
-    MAX_SOURCE_TARGETS,
+    Detector, SourceState, FINISH_BATCH, MAX_PAIR_ITEMS, MAX_SOURCES, MAX_SOURCE_TARGETS,
 };
 use super::rules::ExceptionSubject;
 use crate::event::alert::{Alert, HostSummary, Severity, SignalAlert, TechniqueAlert, Upload};
@@ -43,16 +42,7 @@ impl Detector {
         );
         let sig = SignalAlert {
             ts: u.ts,
-            id: format!(
-                "sig-{:016x}",
-                fnv(&[
-                    b"upload",
-                    &ip_bytes(&key.0),
-                    &ip_bytes(&key.1),
-                    u.rel.as_bytes(),
-                    &u.ts.0.to_be_bytes()
-                ])
-            ),
+            id: String::new(),
             signal: "admin-share-executable",
             attack: vec!["T1570", "T1021.002"],
             severity: if u.pe {
@@ -144,6 +134,7 @@ impl Detector {
             tool: Some(a.tool.as_str()),
         };
         a.suppressed_by = self.rules.exception_for(&subject).map(str::to_string);
+        a.id = a.content_id();
         let mut targets_full = false;
         if let Some(s) = self.source(a.src_ip) {
             touch(s, a.ts, a.ts_end);
@@ -185,6 +176,7 @@ impl Detector {
             tool: None,
         };
         sig.suppressed_by = self.rules.exception_for(&subject).map(str::to_string);
+        sig.id = sig.content_id();
         if let Some(s) = self.source(sig.src_ip) {
             touch(s, sig.ts, sig.ts);
             s.signals += 1;

@@ -4,7 +4,7 @@
 use super::attribution::{attribute, AttribInput};
 use super::calls::Iface;
 use super::instance::{reason_sentence, Instance, UploadRec};
-use super::matcher::{fnv, ip_bytes, Detector};
+use super::matcher::Detector;
 use super::names::{
     basename_lower, executable_part, looks_random, runs_interpreter, share_relative,
 };
@@ -206,15 +206,6 @@ impl Detector {
         if inst.decrypted {
             reason.push_str(" Seen inside SMB3 encryption, decrypted with the supplied keys.");
         }
-        let id = format!(
-            "psx-{:016x}",
-            fnv(&[
-                &ip_bytes(&src),
-                &ip_bytes(&dst),
-                inst.technique.as_str().as_bytes(),
-                &inst.first_ts.0.to_be_bytes()
-            ])
-        );
         let mut evidence = inst.evidence.clone();
         evidence.sort_by_key(|e| e.ts);
         if inst.evidence_dropped {
@@ -223,7 +214,8 @@ impl Detector {
         TechniqueAlert {
             ts: inst.first_ts,
             ts_end: inst.last_ts,
-            id,
+            // From content, at emission (TechniqueAlert::content_id).
+            id: String::new(),
             technique: inst.technique,
             attack,
             severity,

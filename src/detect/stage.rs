@@ -74,14 +74,15 @@ impl Detection {
     }
 }
 
-/// An inferred service creation as the matcher's input. The inference only knows the host pair and
-/// the connection uid, so the ports are those of SMB (the evidence names the connection by uid).
+/// An inferred service creation as the matcher's input: the host pair, the connection uid and,
+/// when the inference knows them, its ports (else those of SMB with an unknown client port).
 fn inferred_call(x: InferredTechnique) -> InferredCall {
+    let (orig_p, resp_p) = x.ports.unwrap_or((0, 445));
     let conn = ConnId {
         orig_h: x.src,
-        orig_p: 0,
+        orig_p,
         resp_h: x.dst,
-        resp_p: 445,
+        resp_p,
     };
     let tool_hint = x.tool_hint.map(|h| match (h, x.with_upload) {
         // impacket's tool that uploads a service binary is psexec.py; without an upload the

@@ -4,7 +4,8 @@
 //! when unknown; lists are always present (possibly empty) so consumers need not special-case them.
 //! The schema is documented in the README ("Alert schema").
 
-use crate::event::ser_ip;
+use crate::event::{ser_ip, ConnFields};
+use crate::flow::FlowCtx;
 use crate::time::Ts;
 use serde::Serialize;
 use std::net::IpAddr;
@@ -123,6 +124,22 @@ pub struct Evidence {
     /// Connection uid (Zeek style `C…`).
     pub uid: String,
     pub summary: String,
+    /// The connection itself, for the alert's `uid`, ports and `community_id` (not serialized:
+    /// the outputs write it at the alert's top level).
+    #[serde(skip)]
+    pub flow: FlowCtx,
+}
+
+impl Evidence {
+    pub fn new(c: &ConnFields, ts: Ts, log: &'static str, summary: String) -> Evidence {
+        Evidence {
+            ts,
+            log,
+            uid: c.uid.to_string(),
+            summary,
+            flow: c.flow(),
+        }
+    }
 }
 
 /// A technique alert: one per attack instance.
@@ -132,7 +149,8 @@ pub struct TechniqueAlert {
     pub ts: Ts,
     /// Last evidence folded into it.
     pub ts_end: Ts,
-    /// Stable id derived from source, target, technique and first time.
+    /// Id from content ([`TechniqueAlert::content_id`]): two sensors that see the same packets,
+    /// whenever they see them, give the same id.
     pub id: String,
     pub technique: Technique,
     /// ATT&CK technique ids.
@@ -229,6 +247,9 @@ pub struct SignalAlert {
 pub struct VisibilityAlert {
     pub ts: Ts,
     pub uid: String,
+    /// The session's connection (not serialized: the outputs write its ports at top level).
+    #[serde(skip)]
+    pub flow: FlowCtx,
     #[serde(serialize_with = "ser_ip")]
     pub src_ip: IpAddr,
     #[serde(serialize_with = "ser_ip")]
@@ -272,6 +293,123 @@ pub struct HostSummary {
     /// True for the end-of-run summary, false for periodic (live) ones.
     #[serde(rename = "final")]
     pub is_final: bool,
+}
+
+/// FNV-1a over length-prefixed parts: stable across platforms and runs (std's hasher is not), and
+/// no two part lists give the same byte stream.
+fn content_hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: &[u8]| {
+        for &x in b {
+            h ^= u64::from(x);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for p in parts {
+        eat(&(p.len() as u64).to_be_bytes());
+        eat(p);
+    }
+    h
+}
+
+fn ip_octets(ip: &IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// The connections an alert stands on (their uids derive from packet content, never time) and
+/// what each piece of evidence says, in a time-independent order.
+fn evidence_content(evidence: &[Evidence]) -> Vec<Vec<u8>> {
+    let mut parts: Vec<Vec<u8>> = evidence
+        .iter()
+        .map(|e| {
+            [
+                e.log.as_bytes(),
+                b"\0",
+                e.uid.as_bytes(),
+                b"\0",
+                e.summary.as_bytes(),
+            ]
+            .concat()
+        })
+        .collect();
+    parts.sort_unstable();
+    parts.dedup();
+    parts
+}
+
+fn opt(s: &Option<String>) -> &[u8] {
+    s.as_deref().map_or(b"\xff", str::as_bytes)
+}
+
+impl TechniqueAlert {
+    /// `psx-` and a hash of what the alert says: hosts, technique, service or task, and its
+    /// evidence (connections and what was seen on them); never a time, so a second tap that sees
+    /// the same packets later computes the same id.
+    pub fn content_id(&self) -> String {
+        let (src, dst) = (ip_octets(&self.src_ip), ip_octets(&self.dst_ip));
+        let head: [&[u8]; 8] = [
+            b"technique",
+            &src,
+            &dst,
+            self.technique.as_str().as_bytes(),
+            opt(&self.service_name),
+            opt(&self.binary_path),
+            opt(&self.task_path),
+            opt(&self.command),
+        ];
+        let ev = evidence_content(&self.evidence);
+        let h = content_hash(head.into_iter().chain(ev.iter().map(Vec::as_slice)));
+        format!("psx-{h:016x}")
+    }
+
+    /// The connection of the decisive call: the first create/register call (`dce_rpc`), or for
+    /// an alert inferred from encrypted sizes the first `smb_opaque` evidence; else the first
+    /// evidence. Evidence is in time order.
+    pub fn decisive_flow(&self) -> Option<&FlowCtx> {
+        ["dce_rpc", "smb_opaque"]
+            .iter()
+            .find_map(|log| self.evidence.iter().find(|e| e.log == *log))
+            .or_else(|| self.evidence.first())
+            .map(|e| &e.flow)
+    }
+}
+
+impl SignalAlert {
+    /// `sig-` and a hash of what the signal says (see [`TechniqueAlert::content_id`]).
+    pub fn content_id(&self) -> String {
+        let src = ip_octets(&self.src_ip);
+        let dst = self.dst_ip.as_ref().map(ip_octets).unwrap_or_default();
+        let mut targets: Vec<Vec<u8>> = self.targets.iter().map(ip_octets).collect();
+        targets.sort_unstable();
+        let upload = self
+            .upload
+            .as_ref()
+            .map(|u| [u.share.as_bytes(), b"\\", u.name.as_bytes()].concat())
+            .unwrap_or_default();
+        let head: [&[u8]; 6] = [
+            b"signal",
+            self.signal.as_bytes(),
+            &src,
+            &dst,
+            &upload,
+            opt(&self.service_name),
+        ];
+        let ev = evidence_content(&self.evidence);
+        let h = content_hash(
+            head.into_iter()
+                .chain(targets.iter().map(Vec::as_slice))
+                .chain(ev.iter().map(Vec::as_slice)),
+        );
+        format!("sig-{h:016x}")
+    }
+
+    /// The connection of the evidence the signal stands on (its first, in time order).
+    pub fn decisive_flow(&self) -> Option<&FlowCtx> {
+        self.evidence.first().map(|e| &e.flow)
+    }
 }
 
 fn ser_opt_ip<S: serde::Serializer>(ip: &Option<IpAddr>, s: S) -> Result<S::Ok, S::Error> {

@@ -9,8 +9,11 @@
 //! `ts` field but are still emitted in packet order.
 
 pub mod alert;
+pub mod community_id;
+pub mod eve;
+pub mod zeek;
 
-use crate::flow::{ConnId, Uid};
+use crate::flow::{ConnId, FlowCtx, Uid};
 use crate::time::Ts;
 use serde::{Serialize, Serializer};
 use std::net::IpAddr;
@@ -45,6 +48,19 @@ impl Default for ConnFields {
 }
 
 impl ConnFields {
+    /// The connection these columns describe.
+    pub fn flow(&self) -> FlowCtx {
+        FlowCtx {
+            conn: ConnId {
+                orig_h: self.orig_h,
+                orig_p: self.orig_p,
+                resp_h: self.resp_h,
+                resp_p: self.resp_p,
+            },
+            uid: self.uid,
+        }
+    }
+
     pub fn new(ts: Ts, uid: Uid, c: &ConnId) -> ConnFields {
         ConnFields {
             ts,

@@ -268,7 +268,7 @@ impl FlowTable {
                 self.evict(ts, factory, sink);
             }
             let conn = orient(seg);
-            let uid = Uid::new(&conn, ts.0);
+            let uid = Uid::for_first_segment(&conn, seg);
             sink.count("flows", 1);
             self.flows.insert(
                 key,

@@ -1,5 +1,6 @@
 //! JSON lines writers: one object per line, to a file or to stdout ("-").
 
+use super::socket::{self, LineSink};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -10,6 +11,8 @@ use std::path::Path;
 enum Target {
     Buffered(BufWriter<Box<dyn Write + Send>>),
     Stdout(Vec<u8>),
+    /// syslog or a Unix socket (`output::socket`): one message per record.
+    Socket(Box<dyn LineSink>, Vec<u8>),
 }
 
 pub struct JsonLines {
@@ -21,8 +24,21 @@ pub struct JsonLines {
 impl JsonLines {
     /// `-` is stdout; anything else a file, created or truncated.
     pub fn create(path: &Path) -> io::Result<JsonLines> {
+        JsonLines::create_for(path, "-")
+    }
+
+    /// Like [`JsonLines::create`], and `syslog:`, `unix:PATH`, `unixgram:PATH` open a socket
+    /// (`output::socket`); `kind` is the syslog MSGID ("alert", "event", "eve" …).
+    pub fn create_for(path: &Path, kind: &str) -> io::Result<JsonLines> {
         if path.as_os_str() == "-" {
             return Ok(JsonLines::stdout());
+        }
+        if let Some(sink) = path.to_str().and_then(|p| socket::open(p, kind)) {
+            return Ok(JsonLines {
+                out: Target::Socket(sink?, Vec::with_capacity(1024)),
+                path: path.display().to_string(),
+                lines: 0,
+            });
         }
         let w: Box<dyn Write + Send> = Box::new(File::create(path)?);
         Ok(JsonLines {
@@ -61,6 +77,11 @@ impl JsonLines {
                 line.push(b'\n');
                 io::stdout().lock().write_all(line)?;
             }
+            Target::Socket(sink, buf) => {
+                buf.clear();
+                serde_json::to_writer(&mut *buf, v).map_err(io::Error::other)?;
+                sink.send(buf)?;
+            }
         }
         self.lines += 1;
         Ok(())
@@ -70,6 +91,7 @@ impl JsonLines {
         match &mut self.out {
             Target::Buffered(w) => w.flush(),
             Target::Stdout(_) => io::stdout().lock().flush(),
+            Target::Socket(sink, _) => sink.flush(),
         }
     }
 

@@ -82,3 +82,52 @@ fn no_truth_files_is_an_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(!o.stderr.is_empty());
 }
+
+/// `eval --json | head`: a reader that leaves early is not a crash (it used to exit 101).
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_psexec-sensor"))
+        .arg("eval")
+        .arg("--json")
+        .arg(lab("a_psexec_default.pcap"))
+        .arg(lab("f_benign_admin_upload.pcap"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the report is written.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_ne!(
+        o.status.code(),
+        Some(101),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+    assert_eq!(o.status.code(), Some(0), "the report's own verdict");
+}
+
+/// Every row of the table keeps its columns aligned, however long a cell is (it used to shift
+/// the rest of the row when a capture name or wrong-field list passed the column cap).
+#[test]
+fn the_table_stays_aligned_with_long_cells() {
+    let shared = super::common::corpus::shared_captures();
+    let o = eval(&[shared.to_str().unwrap()]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
+    let header = rows[0];
+    let col = header.find("result").unwrap();
+    let col_chars = header[..col].chars().count();
+    assert!(rows.len() > 60);
+    for r in &rows[1..] {
+        let rest: String = r.chars().skip(col_chars).collect();
+        assert!(
+            ["ok ", "MISSED", "FALSE ALERT", "SILENT"]
+                .iter()
+                .any(|w| rest.starts_with(w)),
+            "misaligned row: {r}"
+        );
+    }
+}

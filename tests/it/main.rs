@@ -16,6 +16,7 @@ mod eval_corpus;
 mod evasion;
 mod inferred_captures;
 mod live_netns;
+mod outputs;
 mod read_alerts;
 mod read_cli;
 mod reassembly;
