@@ -9,6 +9,8 @@ use psexec_sensor::event::alert::{
     Alert, Basis, Evidence, FoldedCall, Severity, SignalAlert, Technique, TechniqueAlert, Upload,
     VisibilityAlert,
 };
+use psexec_sensor::event::ConnFields;
+use psexec_sensor::flow::Uid;
 use psexec_sensor::time::Ts;
 use serde_json::json;
 use std::io::{BufWriter, Write};
@@ -103,13 +105,17 @@ pub fn write_run(dir: &Path, n: usize) -> std::io::Result<Written> {
         };
         let exe = format!("{}.exe", rng.name(8));
         let sha: String = (0..4).map(|_| format!("{:016x}", rng.next())).collect();
-        let uid = format!("C{:011}", i);
-        let ev = |ts: Ts, log: &'static str, summary: String| Evidence {
-            ts,
-            log,
-            uid: uid.clone(),
-            summary,
+        let conn_fields = |uid: u64, dst: IpAddr| ConnFields {
+            ts: t0,
+            uid: Uid(uid),
+            orig_h: host(src),
+            orig_p: 50000,
+            resp_h: dst,
+            resp_p: 445,
         };
+        let smb = conn_fields(2 * i + 1, host(dst));
+        let uid = smb.uid.to_string();
+        let ev = |ts: Ts, log: &'static str, summary: String| Evidence::new(&smb, ts, log, summary);
         let evidence = vec![
             ev(
                 at(0),
@@ -255,11 +261,14 @@ pub fn write_run(dir: &Path, n: usize) -> std::io::Result<Written> {
             written.signals += 1;
         }
         if i % 20 == 5 {
+            let dst = host(rng.below(hosts));
+            let session = conn_fields(2 * i + 2, dst);
             let vis = Alert::Visibility(VisibilityAlert {
                 ts: at(3100),
-                uid: format!("V{i:011}"),
+                uid: session.uid.to_string(),
+                flow: session.flow(),
                 src_ip: host(src),
-                dst_ip: host(rng.below(hosts)),
+                dst_ip: dst,
                 session_id: 0x4000_0041 + i,
                 visibility: "smb3-encrypted".into(),
                 user: Some(user.into()),
