@@ -10,6 +10,7 @@ use crate::event::alert::Alert;
 use crate::event::Event;
 use crate::output::report::input::{AlertRecord, EventRecord, Lines, LogName};
 use crate::output::report::{html, ReportBuilder, ReportData};
+use crate::output::stamp::Stamp;
 use crate::pipeline::files::{self, FileProgress};
 use crate::pipeline::stream::Merged;
 use crate::pipeline::{EngineConfig, EventConsumer, FileOutcome};
@@ -169,12 +170,14 @@ struct CaptureRun {
     detection: Detection,
     pending: Vec<Alert>,
     spill: Spill,
+    stamp: Stamp,
     error: Option<io::Error>,
 }
 
-fn add_alerts(builder: &mut ReportBuilder, pending: &mut Vec<Alert>) {
+/// Alerts as `read --alerts` writes them (stamped with their connection), read back.
+fn add_alerts(builder: &mut ReportBuilder, stamp: &Stamp, pending: &mut Vec<Alert>) {
     for a in pending.drain(..) {
-        if let Some(rec) = reread(&a) {
+        if let Some(rec) = reread(&stamp.alert(&a)) {
             builder.add_alert(rec);
         }
     }
@@ -194,7 +197,7 @@ impl EventConsumer for CaptureRun {
             }
         }
         self.detection.on_event(&ev, &mut self.pending);
-        add_alerts(&mut self.builder, &mut self.pending);
+        add_alerts(&mut self.builder, &self.stamp, &mut self.pending);
     }
 }
 
@@ -237,6 +240,7 @@ fn from_captures(args: &ReportArgs) -> Result<(ReportData, usize), ExitCode> {
         detection: Detection::new(rules),
         pending: Vec::new(),
         spill,
+        stamp: Stamp::new(None, 0),
         error: None,
     };
     let workers = args.workers.map_or_else(default_workers, usize::from);
@@ -255,10 +259,11 @@ fn from_captures(args: &ReportArgs) -> Result<(ReportData, usize), ExitCode> {
         builder,
         detection,
         pending,
+        stamp,
         ..
     } = &mut run;
-    detection.finish_with(pending, &mut |p| add_alerts(builder, p));
-    add_alerts(builder, pending);
+    detection.finish_with(pending, &mut |p| add_alerts(builder, stamp, p));
+    add_alerts(builder, stamp, pending);
     let mut caps = crate::sink::Sink::new();
     detection.report_caps(&mut caps);
     counters.merge(&caps.counters);
