@@ -49,7 +49,8 @@ impl EpmEndpoints {
 #[derive(Clone, Default)]
 pub struct AppFactory {
     pub smb: SmbShared,
-    /// Shared with the engine, which fills it from `dce_rpc` events carrying `epm_port`.
+    /// Shared with the engine, which fills it with the endpoints the DCE-RPC layer learned from
+    /// `ept_map` responses ([`crate::sink::Sink::learned_endpoints`]).
     pub epm: Rc<RefCell<EpmEndpoints>>,
 }
 

@@ -244,6 +244,46 @@ mod tests {
     }
 
     #[test]
+    fn parses_output_formats() {
+        let c = Cli::try_parse_from([
+            "psexec-sensor",
+            "read",
+            "a.pcap",
+            "--log-dir",
+            "logs",
+            "--log-format",
+            "tsv",
+            "--eve",
+            "syslog:",
+            "--sensor-name",
+            "tap-1",
+            "--community-id-seed",
+            "5",
+        ])
+        .unwrap();
+        let Command::Read(r) = c.command else {
+            panic!()
+        };
+        assert_eq!(r.common.log_dir, Some(PathBuf::from("logs")));
+        assert_eq!(r.common.log_format, LogFormat::Tsv);
+        assert_eq!(r.common.eve, Some(PathBuf::from("syslog:")));
+        assert_eq!(r.common.sensor_name.as_deref(), Some("tap-1"));
+        assert_eq!(r.common.community_id_seed, 5);
+        assert!(
+            Cli::try_parse_from(["psexec-sensor", "read", "a", "--log-format", "tsv"]).is_err(),
+            "--log-format needs --log-dir"
+        );
+        assert!(Cli::try_parse_from([
+            "psexec-sensor",
+            "read",
+            "a",
+            "--community-id-seed",
+            "65536"
+        ])
+        .is_err());
+    }
+
+    #[test]
     fn parses_live() {
         let c = Cli::try_parse_from([
             "psexec-sensor",

@@ -15,9 +15,13 @@
 //!   (or a technique alert does).
 //! * negative: ok iff no technique alert at all (signals are fine).
 //! * fields (positives detected): technique, each expected service's name and binary path, each
-//!   expected upload's name, bytes and sha256.
+//!   expected upload's name, bytes and sha256; for smb3-encrypted positives the technique only
+//!   (nothing else is readable on the wire).
+//! * uploads: each upload belongs to one alert (detection reports it once), so the bytes of a
+//!   name are summed over the pair's alerts without counting one upload twice.
 //! * attribution: where the truth names a tool; `smbexec-unknown` accepts any smbexec-family or
-//!   `unknown`, `unknown-malware` accepts `unknown`.
+//!   `unknown`, `unknown-malware` accepts `unknown`, an `impacket-*` script accepts
+//!   `impacket-based` (the library's traces without a signature of the script).
 //!
 //! The exit status follows `Report::all_ok`: every visible positive detected and no negative alerting.
 //!
@@ -265,6 +269,8 @@ pub fn tool_accepts(truth_tool: &str, got: &str) -> bool {
             )
         }
         "unknown-malware" | "unknown" => matches!(got, "unknown" | "unknown-malware"),
+        // The family is right when no signature specific to the script matched.
+        t if t.starts_with("impacket-") => t == got || got == "impacket-based",
         t => t == got,
     }
 }
@@ -335,7 +341,10 @@ pub fn score(case: &Case, alerts: &[Alert]) -> CaptureScore {
                 ok: eq_ci(exp, got),
             });
         }
-        for (i, s) in t.expect.services.iter().enumerate() {
+        // Names, paths and uploads are expected where the traffic shows them: inside SMB3
+        // encryption only the technique can be checked.
+        let readable = t.visible_positive();
+        for (i, s) in t.expect.services.iter().enumerate().filter(|_| readable) {
             if let Some(n) = &s.name {
                 let hit = pair
                     .iter()
@@ -372,7 +381,7 @@ pub fn score(case: &Case, alerts: &[Alert]) -> CaptureScore {
                 });
             }
         }
-        for (i, u) in t.expect.uploads.iter().enumerate() {
+        for (i, u) in t.expect.uploads.iter().enumerate().filter(|_| readable) {
             let want = u.name.trim_start_matches('\\');
             let same =
                 |g: &&crate::event::alert::Upload| eq_ci(g.name.trim_start_matches('\\'), want);

@@ -19,3 +19,4 @@ pub mod pipeline;
 pub mod sink;
 pub mod smb;
 pub mod time;
+pub mod wire;

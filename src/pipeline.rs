@@ -189,12 +189,12 @@ impl Engine {
     }
 
     fn drain(&mut self, index: u64, out: &mut dyn EventConsumer) {
-        for ev in self.sink.events.drain(..) {
-            if let (Some(epm), Event::DceRpc(d)) = (&self.epm, &ev) {
-                if let Some(port) = d.args.epm_port {
-                    epm.borrow_mut().learn(d.conn.resp_h, port);
-                }
+        for (server, port) in self.sink.learned_endpoints.drain(..) {
+            if let Some(epm) = &self.epm {
+                epm.borrow_mut().learn(server, port);
             }
+        }
+        for ev in self.sink.events.drain(..) {
             out.event(index, ev);
         }
         for f in self.flows.summaries.drain(..) {
@@ -351,40 +351,14 @@ mod tests {
 
     #[test]
     fn endpoint_mapper_answers_teach_the_factory() {
-        use crate::event::{ConnFields, DceArgs, DceRpc};
         let mut e = Engine::new(EngineConfig::default());
         let mut c = Collect::default();
         let server: std::net::IpAddr = B4.into();
-        let conn = ConnFields {
-            resp_h: server,
-            resp_p: 135,
-            ..ConnFields::default()
-        };
-        e.sink.emit(Event::DceRpc(Box::new(DceRpc {
-            conn,
-            rtt: None,
-            named_pipe: None,
-            endpoint: "epmapper".into(),
-            operation: "ept_map".into(),
-            transport: "tcp",
-            opnum: Some(3),
-            call_id: 1,
-            ctx_id: None,
-            uuid: None,
-            auth_type: None,
-            auth_level: None,
-            stub_encrypted: false,
-            status: "ok".into(),
-            request_stub_len: None,
-            request_frags: None,
-            interfaces: None,
-            args: DceArgs {
-                epm_port: Some(49667),
-                ..DceArgs::default()
-            },
-        })));
+        // What the DCE-RPC layer does where it decodes an ept_map answer (dcerpc::tests covers
+        // that half): the endpoint goes into the sink, not into the output.
+        e.sink.learned_endpoints.push((server, 49667));
         e.drain(7, &mut c);
-        assert_eq!(c.events.len(), 1);
+        assert!(c.events.is_empty() && e.sink.learned_endpoints.is_empty());
         assert!(e.epm.as_ref().unwrap().borrow().contains(server, 49667));
         // A later midstream connection to that port gets a parser although its bytes say nothing.
         e.process(

@@ -34,6 +34,9 @@ impl Counters {
 pub struct Sink {
     pub events: Vec<Event>,
     pub counters: Counters,
+    /// Endpoints the endpoint mapper announced (server, TCP port): the next connection there
+    /// speaks DCE-RPC. Filled where `ept_map` is decoded, taken by the engine for the flow layer.
+    pub learned_endpoints: Vec<(std::net::IpAddr, u16)>,
     anomaly_events: BTreeMap<(AnomalyKind, Option<&'static str>), u64>,
 }
 

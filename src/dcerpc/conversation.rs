@@ -10,6 +10,7 @@ use crate::event::{AnomalyKind, BindContext, ConnFields, DceArgs, DceRpc, Event}
 use crate::flow::{Direction, FlowCtx};
 use crate::sink::Sink;
 use crate::time::Ts;
+use crate::wire::parsed;
 use std::collections::BTreeMap;
 
 /// Most calls awaiting a response per association (Zeek reassembles at most 20 fragmented calls;
@@ -156,6 +157,8 @@ pub struct Association {
     auth: Option<AuthTrailer>,
     /// Well-formed PDUs seen (both directions).
     pdus: u64,
+    /// A PDU came from the server. Until one does, the capture may hold the client's half only.
+    server_seen: bool,
 }
 
 impl Association {
@@ -169,6 +172,7 @@ impl Association {
             calls: BTreeMap::new(),
             auth: None,
             pdus: 0,
+            server_seen: false,
         }
     }
 
@@ -203,8 +207,7 @@ impl Association {
 
     /// A whole PDU from `dir`.
     pub fn pdu(&mut self, ctx: &FlowCtx, ts: Ts, dir: Direction, bytes: &[u8], sink: &mut Sink) {
-        let _ = dir;
-        let Some(h) = Header::parse(bytes) else {
+        let Some(h) = parsed(pdu::parse_header(bytes)) else {
             return self.malformed(ctx, ts, sink, "bad common header");
         };
         let Some((body, trailer)) = pdu::split_auth(bytes, &h) else {
@@ -212,21 +215,26 @@ impl Association {
         };
         sink.count("dcerpc.pdus", 1);
         self.pdus = self.pdus.saturating_add(1);
+        if dir == Direction::ToClient {
+            self.server_seen = true;
+        } else if !self.server_seen && matches!(h.ptype, pdu::PTYPE_REQUEST | pdu::PTYPE_BIND) {
+            self.log_unanswered(ctx, ts, sink);
+        }
         self.expire(ctx, ts, sink);
         let be = h.big_endian();
         match h.ptype {
-            pdu::PTYPE_BIND | pdu::PTYPE_ALTER_CONTEXT => match pdu::parse_bind(body, be) {
+            pdu::PTYPE_BIND | pdu::PTYPE_ALTER_CONTEXT => match parsed(pdu::parse_bind(body, be)) {
                 Some(items) => self.on_bind(ctx, ts, &h, items, trailer, sink),
                 None => self.malformed(ctx, ts, sink, "truncated bind"),
             },
             pdu::PTYPE_BIND_ACK | pdu::PTYPE_ALTER_CONTEXT_RESP => {
-                match pdu::parse_bind_ack(body, be) {
+                match parsed(pdu::parse_bind_ack(body, be)) {
                     Some(ack) => self.on_bind_ack(ctx, ts, &h, ack, sink),
                     None => self.malformed(ctx, ts, sink, "truncated bind_ack"),
                 }
             }
             pdu::PTYPE_BIND_NAK => {
-                let reason = pdu::parse_bind_nak(body, &h).unwrap_or(0);
+                let reason = parsed(pdu::parse_bind_nak(body, &h)).unwrap_or(0);
                 if let Some(b) = self.pending_binds.remove(&h.call_id) {
                     self.emit_bind(
                         ctx,
@@ -239,16 +247,17 @@ impl Association {
                 }
             }
             pdu::PTYPE_AUTH3 if trailer.is_some() => self.auth = trailer,
-            pdu::PTYPE_REQUEST => match pdu::parse_request(body, &h) {
+            pdu::PTYPE_REQUEST => match parsed(pdu::parse_request(body, &h)) {
                 Some(req) => self.on_request(ctx, ts, &h, req, trailer, sink),
                 None => self.malformed(ctx, ts, sink, "truncated request"),
             },
-            pdu::PTYPE_RESPONSE => match pdu::parse_response(body, &h) {
+            pdu::PTYPE_RESPONSE => match parsed(pdu::parse_response(body, &h)) {
                 Some(resp) => self.on_response(ctx, ts, &h, resp.stub, sink),
                 None => self.malformed(ctx, ts, sink, "truncated response"),
             },
             pdu::PTYPE_FAULT => {
-                let status = pdu::parse_fault(body, &h).map(|(_, s)| pdu::fault_status_name(s));
+                let status =
+                    parsed(pdu::parse_fault(body, &h)).map(|(_, s)| pdu::fault_status_name(s));
                 if let Some(call) = self.calls.remove(&h.call_id) {
                     let status = status.unwrap_or_else(|| "fault".to_string());
                     self.emit_call(ctx, Some(ts), call, status, sink);
@@ -297,19 +306,17 @@ impl Association {
             offered: Vec::new(),
         };
         for it in items {
+            let abstract_uuid = it.abstract_uuid.to_string();
             let version = format!("{}.{}", it.version_major, it.version_minor);
             b.items.push(BindContext {
                 ctx_id: it.ctx_id,
-                uuid: it.abstract_uuid.clone(),
+                uuid: abstract_uuid.clone(),
                 version,
-                endpoint: endpoint_or_unknown(&it.abstract_uuid),
-                transfer_syntax: it
-                    .transfer_syntaxes
-                    .first()
-                    .map(|t| pdu::transfer_syntax_name(t)),
+                endpoint: endpoint_or_unknown(&abstract_uuid),
+                transfer_syntax: it.transfer_syntaxes.first().map(pdu::transfer_syntax_name),
                 result: None,
             });
-            b.offered.push((it.ctx_id, it.abstract_uuid.clone()));
+            b.offered.push((it.ctx_id, abstract_uuid.clone()));
             // Remember the offer now: a missed bind_ack must not cost us the interface name.
             if self.contexts.len() >= MAX_DCERPC_CONTEXTS && !self.contexts.contains_key(&it.ctx_id)
             {
@@ -323,13 +330,13 @@ impl Association {
                 continue;
             }
             let syntax = match it.transfer_syntaxes.as_slice() {
-                [only] if only == pdu::NDR64_UUID => Syntax::Ndr64,
+                [only] if *only == pdu::NDR64 => Syntax::Ndr64,
                 _ => Syntax::Ndr20,
             };
             self.contexts.insert(
                 it.ctx_id,
                 Context {
-                    uuid: it.abstract_uuid,
+                    uuid: abstract_uuid,
                     syntax,
                 },
             );
@@ -381,7 +388,7 @@ impl Association {
             item.result = Some(pdu::result_name(r.result));
             if r.result == 0 {
                 item.transfer_syntax = Some(pdu::transfer_syntax_name(&r.transfer_syntax));
-                let syntax = if r.transfer_syntax == pdu::NDR64_UUID {
+                let syntax = if r.transfer_syntax == pdu::NDR64 {
                     Syntax::Ndr64
                 } else {
                     Syntax::Ndr20
@@ -645,6 +652,9 @@ impl Association {
             interfaces: None,
             args: call.args,
         };
+        if let Some(x) = epm::expectation_from_event(&ev) {
+            sink.learned_endpoints.push((x.server, x.port));
+        }
         sink.emit(Event::DceRpc(Box::new(ev)));
     }
 
@@ -661,6 +671,35 @@ impl Association {
             if let Some(c) = self.calls.remove(&id) {
                 self.emit_call(ctx, None, c, STATUS_NO_RESPONSE.into(), sink);
             }
+        }
+    }
+
+    /// The server has never answered on this association (a one-sided capture, or its half was
+    /// lost): a request in a later packet means the earlier whole ones are not waiting for
+    /// anything we will see, so they are logged now, in order, instead of at the timeout or the
+    /// end of the flow. (PDUs of one packet may be pipelined: they wait.)
+    fn log_unanswered(&mut self, ctx: &FlowCtx, ts: Ts, sink: &mut Sink) {
+        let old: Vec<u32> = self
+            .pending_binds
+            .iter()
+            .filter(|(_, b)| b.ts < ts)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in old {
+            if let Some(b) = self.pending_binds.remove(&id) {
+                self.emit_bind(ctx, ts, id, b, STATUS_NO_RESPONSE.into(), sink);
+            }
+        }
+        let done: Vec<u32> = self
+            .calls
+            .values()
+            .filter(|c| c.req_done && c.ts < ts)
+            .map(|c| c.call_id)
+            .collect();
+        let mut calls: Vec<Call> = done.iter().filter_map(|id| self.calls.remove(id)).collect();
+        calls.sort_by_key(|c| (c.ts, c.call_id));
+        for c in calls {
+            self.emit_call(ctx, None, c, STATUS_NO_RESPONSE.into(), sink);
         }
     }
 

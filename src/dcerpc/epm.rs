@@ -2,13 +2,20 @@
 //! serves an interface; the answer's protocol towers carry the TCP port (floor protocol 0x07,
 //! port big-endian) and the IP (floor 0x09). That is how svcctl-over-TCP finds its dynamic port.
 //!
-//! The flow layer learns expectations from the emitted `dce_rpc` events with
-//! [`expectation_from_event`]: an `ept_map` response with `epm_port` set says "the next connection
-//! to that server and port speaks DCE-RPC for `mapped_uuid`".
+//! An `ept_map` response with `epm_port` set says "the next connection to that server and port
+//! speaks DCE-RPC for `mapped_uuid`" ([`expectation_from_event`]); the conversation that decodes
+//! it hands that endpoint to the flow layer through the sink, not through the output.
 
-use super::ndr::{uuid_string, NdrReader, Syntax};
+use super::ndr::{NdrReader, Syntax};
 use super::svcctl::return_code;
+use super::uuid::uuid;
 use crate::event::{DceArgs, DceRpc};
+use crate::wire::parsed;
+use nom::multi::length_data;
+use nom::number::complete::{be_u16, be_u32, be_u8, le_u16};
+use nom::number::Endianness;
+use nom::sequence::preceded;
+use nom::{IResult, Parser};
 use std::net::{IpAddr, Ipv4Addr};
 
 pub const OP_EPT_MAP: u16 = 3;
@@ -26,35 +33,30 @@ pub struct Tower {
     pub ip: Option<Ipv4Addr>,
 }
 
-/// Floors of a tower octet string (floor counts and lengths are always little-endian).
-pub fn parse_tower(oct: &[u8]) -> Option<Tower> {
-    let rd16 = |b: &[u8], at: usize| -> Option<u16> {
-        Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-    };
-    let n = rd16(oct, 0)? as usize;
-    let mut pos = 2usize;
+/// One floor: left-hand side (protocol id and data) and right-hand side, each length-prefixed.
+fn floor(i: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
+    (length_data(le_u16), length_data(le_u16)).parse(i)
+}
+
+/// Floors of a tower octet string (floor counts and lengths are always little-endian; the port
+/// and address are big-endian, as on the wire).
+pub fn parse_tower(oct: &[u8]) -> IResult<&[u8], Tower> {
+    let (mut i, n) = le_u16(oct)?;
     let mut t = Tower::default();
-    for i in 0..n.min(MAX_TOWER_FLOORS) {
-        let lhs_len = rd16(oct, pos)? as usize;
-        let lhs = oct.get(pos + 2..pos + 2 + lhs_len)?;
-        pos += 2 + lhs_len;
-        let rhs_len = rd16(oct, pos)? as usize;
-        let rhs = oct.get(pos + 2..pos + 2 + rhs_len)?;
-        pos += 2 + rhs_len;
+    for k in 0..usize::from(n).min(MAX_TOWER_FLOORS) {
+        let (rest, (lhs, rhs)) = floor(i)?;
+        i = rest;
         match lhs.first() {
-            Some(0x0d) if i == 0 => {
-                let u: &[u8; 16] = lhs.get(1..17)?.try_into().ok()?;
-                t.interface = Some(uuid_string(u, false));
+            Some(0x0d) if k == 0 => {
+                let (_, u) = preceded(be_u8, uuid(Endianness::Little)).parse(lhs)?;
+                t.interface = Some(u.to_string());
             }
-            Some(0x07) => t.tcp_port = Some(u16::from_be_bytes(rhs.get(..2)?.try_into().ok()?)),
-            Some(0x09) => {
-                let a: [u8; 4] = rhs.get(..4)?.try_into().ok()?;
-                t.ip = Some(Ipv4Addr::from(a));
-            }
+            Some(0x07) => t.tcp_port = Some(be_u16(rhs)?.1),
+            Some(0x09) => t.ip = Some(Ipv4Addr::from(be_u32(rhs)?.1)),
             _ => {}
         }
     }
-    Some(t)
+    Ok((i, t))
 }
 
 /// One tower as NDR carries it: `twr_t { u32 tower_length; byte tower_octet_string[tower_length]; }`
@@ -73,7 +75,7 @@ pub fn decode_map_request(stub: &[u8], big_endian: bool, syntax: Syntax, a: &mut
             r.skip(16)?; // object uuid
         }
         if r.pointer()? != 0 {
-            let t = parse_tower(ndr_tower(&mut r)?)?;
+            let t = parsed(parse_tower(ndr_tower(&mut r)?))?;
             a.mapped_uuid = t.interface;
         }
         Some(())
@@ -111,7 +113,7 @@ pub fn decode_map_response(
         if !present {
             continue;
         }
-        let t = parse_tower(ndr_tower(&mut r)?)?;
+        let t = parsed(parse_tower(ndr_tower(&mut r)?))?;
         if t.tcp_port.is_some() {
             a.epm_port = t.tcp_port;
             a.epm_ip = t.ip.map(|i| i.to_string());
@@ -233,9 +235,9 @@ mod tests {
 
     #[test]
     fn tower_floors() {
-        let t = parse_tower(&tower(SVCCTL, 2, 135, [10, 0, 0, 1])).unwrap();
+        let t = parsed(parse_tower(&tower(SVCCTL, 2, 135, [10, 0, 0, 1]))).unwrap();
         assert_eq!(t.interface.as_deref(), Some(SVCCTL));
         assert_eq!(t.tcp_port, Some(135));
-        assert!(parse_tower(&[5, 0, 0x13]).is_none());
+        assert!(parse_tower(&[5, 0, 0x13]).is_err());
     }
 }

@@ -6,9 +6,10 @@
 //! conversation frames PDUs by frag_length itself ([`stream`]), keeps the association's contexts
 //! and calls ([`conversation`]) and emits `dce_rpc` events: one per call when its response or fault
 //! arrives (or at close / timeout, status `<no response>`), one per bind / alter_context.
-//! Over TCP, [`TcpParser`] wraps a Conversation as a flow's [`StreamParser`]; the endpoint mapper's
-//! answers (`ept_map` events with `epm_port`) turn into expectations with
-//! [`epm::expectation_from_event`].
+//! Over TCP, [`TcpParser`] wraps a Conversation as a flow's [`StreamParser`]; where an endpoint
+//! mapper answer (`ept_map` with a TCP port) is decoded, the conversation also puts the endpoint
+//! into [`crate::sink::Sink::learned_endpoints`] for the flow layer ([`epm::expectation_from_event`]
+//! says which server and port).
 //!
 //! `named_pipe` in the events is Zeek's: the bind_ack secondary address (`\PIPE\svcctl`, or the
 //! port number over TCP); when the bind_ack was missed, `\PIPE\<name>` from the opened pipe name.
@@ -47,6 +48,7 @@ pub mod pdu;
 pub mod stream;
 pub mod svcctl;
 pub mod tasks;
+pub mod uuid;
 
 use crate::event::{AnomalyKind, ConnFields};
 use crate::flow::{Direction, FlowCtx, StreamParser};
@@ -99,7 +101,7 @@ impl Conversation {
     /// `05 00` version prefix.
     pub fn looks_like_dcerpc(first: &[u8]) -> bool {
         if first.len() >= pdu::HEADER_LEN {
-            pdu::Header::parse(first).is_some()
+            pdu::parse_header(first).is_ok()
         } else {
             first.len() >= 2 && first[0] == 5 && first[1] == 0
         }

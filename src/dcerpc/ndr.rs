@@ -1,4 +1,5 @@
-//! A bounds-checked NDR reader for request/response stubs.
+//! A bounds-checked NDR reader for request/response stubs: a position over the stub whose
+//! primitives are nom parsers (NDR alignment counts from the stub start, so the reader keeps it).
 //!
 //! NDR aligns every primitive to its size *relative to the start of the stub*, so the reader keeps
 //! its own position over the whole stub. Both transfer syntaxes are covered: NDR 2.0 (4-byte
@@ -7,6 +8,12 @@
 //!
 //! Every read returns `None` when the stub is too short or a count is inconsistent; nothing panics
 //! and nothing is allocated beyond [`MAX_NDR_STRING_CHARS`] per string.
+
+use nom::bytes::complete::take;
+use nom::error::Error;
+use nom::number::complete::{be_u8, u16 as nom_u16, u32 as nom_u32, u64 as nom_u64};
+use nom::number::Endianness;
+use nom::Parser;
 
 /// Longest string (in characters) we decode from a stub; longer ones are cut. Binary paths of
 /// PowerShell launchers run to a few KiB, task XML to tens of KiB.
@@ -59,11 +66,27 @@ impl<'a> NdrReader<'a> {
         Some(())
     }
 
+    /// Runs one nom parser at the current position and moves past what it consumed.
+    fn run<T>(
+        &mut self,
+        mut p: impl Parser<&'a [u8], Output = T, Error = Error<&'a [u8]>>,
+    ) -> Option<T> {
+        let input = self.buf.get(self.pos..)?;
+        let (rest, v) = p.parse(input).ok()?;
+        self.pos = self.buf.len() - rest.len();
+        Some(v)
+    }
+
+    fn endianness(&self) -> Endianness {
+        if self.big_endian {
+            Endianness::Big
+        } else {
+            Endianness::Little
+        }
+    }
+
     pub fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.buf.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
+        self.run(take(n))
     }
 
     pub fn skip(&mut self, n: usize) -> Option<()> {
@@ -71,37 +94,22 @@ impl<'a> NdrReader<'a> {
     }
 
     pub fn u8(&mut self) -> Option<u8> {
-        self.bytes(1).map(|b| b[0])
+        self.run(be_u8)
     }
 
     pub fn u16(&mut self) -> Option<u16> {
         self.align(2)?;
-        let b: [u8; 2] = self.bytes(2)?.try_into().ok()?;
-        Some(if self.big_endian {
-            u16::from_be_bytes(b)
-        } else {
-            u16::from_le_bytes(b)
-        })
+        self.run(nom_u16(self.endianness()))
     }
 
     pub fn u32(&mut self) -> Option<u32> {
         self.align(4)?;
-        let b: [u8; 4] = self.bytes(4)?.try_into().ok()?;
-        Some(if self.big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        })
+        self.run(nom_u32(self.endianness()))
     }
 
     pub fn u64(&mut self) -> Option<u64> {
         self.align(8)?;
-        let b: [u8; 8] = self.bytes(8)?.try_into().ok()?;
-        Some(if self.big_endian {
-            u64::from_be_bytes(b)
-        } else {
-            u64::from_le_bytes(b)
-        })
+        self.run(nom_u64(self.endianness()))
     }
 
     /// A conformance/variance count or size_t: u32 in NDR 2.0, u64 in NDR64.
@@ -192,42 +200,9 @@ pub fn decode_chars(body: &[u8], unit: usize, big_endian: bool) -> String {
     }
 }
 
-/// A UUID as stored in NDR / DCE-RPC headers: time_low u32, time_mid u16, time_hi u16 in the data
-/// representation's byte order, then eight bytes as they are.
-pub fn uuid_string(b: &[u8; 16], big_endian: bool) -> String {
-    let (a, m, h) = if big_endian {
-        (
-            u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            u16::from_be_bytes([b[4], b[5]]),
-            u16::from_be_bytes([b[6], b[7]]),
-        )
-    } else {
-        (
-            u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            u16::from_le_bytes([b[4], b[5]]),
-            u16::from_le_bytes([b[6], b[7]]),
-        )
-    };
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        a, m, h, b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
-    )
-}
-
 /// The 16 wire bytes (little-endian layout) of a textual UUID; for tests and fixtures.
 pub fn uuid_bytes_le(s: &str) -> Option<[u8; 16]> {
-    let hex: String = s.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut raw = [0u8; 16];
-    for (i, slot) in raw.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    raw[0..4].reverse();
-    raw[4..6].reverse();
-    raw[6..8].reverse();
-    Some(raw)
+    super::uuid::Uuid::parse_str(s).map(super::uuid::Uuid::to_bytes_le)
 }
 
 #[cfg(test)]
@@ -308,13 +283,5 @@ mod tests {
         let mut r = NdrReader::new(&b, false, Syntax::Ndr64);
         assert_eq!(r.u32(), Some(0x0002_0000));
         assert_eq!(r.unique_string(2), Some(Some("x".to_string())));
-    }
-
-    #[test]
-    fn uuid_round_trip() {
-        let s = "367abb81-9844-35f1-ad32-98f038001003";
-        let b = uuid_bytes_le(s).unwrap();
-        assert_eq!(&b[..4], &[0x81, 0xbb, 0x7a, 0x36]);
-        assert_eq!(uuid_string(&b, false), s);
     }
 }

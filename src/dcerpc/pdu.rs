@@ -1,8 +1,16 @@
-//! Connection-oriented DCE-RPC PDUs (C706 chapter 12, MS-RPCE 2.2.2): pure functions over one
-//! whole PDU (`frag_length` bytes). The common header is checked once by [`Header::parse`]; the
-//! body parsers return `None` on anything short or inconsistent.
+//! Connection-oriented DCE-RPC PDUs (C706 chapter 12, MS-RPCE 2.2.2) as nom records over one
+//! whole PDU (`frag_length` bytes). The common header is checked once by [`parse_header`]; the
+//! body parsers read the header's byte order (drep) and fail on anything short or inconsistent.
 
-use super::ndr::uuid_string;
+use super::uuid::uuid;
+pub use super::uuid::Uuid;
+use crate::wire::parsed;
+use nom::bytes::complete::take;
+use nom::error::{make_error, ErrorKind};
+use nom::multi::{count, fold_many_m_n};
+use nom::number::complete::{be_u8, u16 as nom_u16, u32 as nom_u32};
+use nom::number::Endianness;
+use nom::{IResult, Parser};
 
 pub const HEADER_LEN: usize = 16;
 /// Size of the sec_trailer that precedes an auth verifier.
@@ -26,10 +34,12 @@ pub const PFC_LAST_FRAG: u8 = 0x02;
 pub const PFC_OBJECT_UUID: u8 = 0x80;
 
 /// Transfer syntax UUIDs.
+pub const NDR20: Uuid = Uuid::from_u128(0x8a885d04_1ceb_11c9_9fe8_08002b104860);
+pub const NDR64: Uuid = Uuid::from_u128(0x71710533_beba_4937_8319_b5dbef9ccc36);
 pub const NDR20_UUID: &str = "8a885d04-1ceb-11c9-9fe8-08002b104860";
 pub const NDR64_UUID: &str = "71710533-beba-4937-8319-b5dbef9ccc36";
 /// Bind-time feature negotiation (MS-RPCE 3.3.1.5.3): `6cb71c2c-9812-4540-xxxx-…`.
-pub const BIND_TIME_FEATURE_PREFIX: &str = "6cb71c2c-9812-4540-";
+const BIND_TIME_FEATURE_PREFIX: [u8; 8] = [0x6c, 0xb7, 0x1c, 0x2c, 0x98, 0x12, 0x45, 0x40];
 
 /// The 16-byte common header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,51 +52,57 @@ pub struct Header {
     pub call_id: u32,
 }
 
-impl Header {
-    /// Parses and sanity-checks a common header: version 5.0, a known connection-oriented type,
-    /// frag_length at least a header and room for the auth verifier.
-    pub fn parse(b: &[u8]) -> Option<Header> {
-        let h: &[u8; HEADER_LEN] = b.get(..HEADER_LEN)?.try_into().ok()?;
-        if h[0] != 5 || h[1] != 0 || h[2] > PTYPE_ORPHANED {
-            return None;
-        }
-        let drep = [h[4], h[5], h[6], h[7]];
-        // drep[0] high nibble: integer representation (0 big-endian, 1 little-endian); only
-        // ASCII/EBCDIC chars and IEEE/VAX/Cray/IBM floats exist, so other bits are bogus.
-        if drep[0] & 0xe0 != 0 || drep[0] & 0x0f > 1 || drep[1] > 3 {
-            return None;
-        }
-        let be = drep[0] & 0x10 == 0;
-        let rd16 = |x: [u8; 2]| {
-            if be {
-                u16::from_be_bytes(x)
-            } else {
-                u16::from_le_bytes(x)
-            }
-        };
-        let frag_len = rd16([h[8], h[9]]);
-        let auth_len = rd16([h[10], h[11]]);
-        let call_id = if be {
-            u32::from_be_bytes([h[12], h[13], h[14], h[15]])
-        } else {
-            u32::from_le_bytes([h[12], h[13], h[14], h[15]])
-        };
-        if (frag_len as usize) < HEADER_LEN {
-            return None;
-        }
-        if auth_len > 0 && (auth_len as usize) + SEC_TRAILER_LEN + HEADER_LEN > frag_len as usize {
-            return None;
-        }
-        Some(Header {
-            ptype: h[2],
-            flags: h[3],
+fn endianness(big_endian: bool) -> Endianness {
+    if big_endian {
+        Endianness::Big
+    } else {
+        Endianness::Little
+    }
+}
+
+/// A verified field failed: the input is not what the record says.
+fn reject<T>(at: &[u8]) -> IResult<&[u8], T> {
+    Err(nom::Err::Error(make_error(at, ErrorKind::Verify)))
+}
+
+/// Parses and sanity-checks a common header: version 5.0, a known connection-oriented type, a
+/// plausible drep, frag_length at least a header and room for the auth verifier.
+pub fn parse_header(b: &[u8]) -> IResult<&[u8], Header> {
+    let (i, (version, minor, ptype, flags, drep)) =
+        (be_u8, be_u8, be_u8, be_u8, take(4usize)).parse(b)?;
+    let drep = [drep[0], drep[1], drep[2], drep[3]];
+    // drep[0] high nibble: integer representation (0 big-endian, 1 little-endian); only
+    // ASCII/EBCDIC chars and IEEE/VAX/Cray/IBM floats exist, so other bits are bogus.
+    if version != 5
+        || minor != 0
+        || ptype > PTYPE_ORPHANED
+        || drep[0] & 0xe0 != 0
+        || drep[0] & 0x0f > 1
+        || drep[1] > 3
+    {
+        return reject(b);
+    }
+    let e = endianness(drep[0] & 0x10 == 0);
+    let (i, (frag_len, auth_len, call_id)) = (nom_u16(e), nom_u16(e), nom_u32(e)).parse(i)?;
+    if (frag_len as usize) < HEADER_LEN
+        || (auth_len > 0 && (auth_len as usize) + SEC_TRAILER_LEN + HEADER_LEN > frag_len as usize)
+    {
+        return reject(b);
+    }
+    Ok((
+        i,
+        Header {
+            ptype,
+            flags,
             drep,
             frag_len,
             auth_len,
             call_id,
-        })
-    }
+        },
+    ))
+}
 
+impl Header {
     pub fn big_endian(&self) -> bool {
         self.drep[0] & 0x10 == 0
     }
@@ -96,51 +112,8 @@ impl Header {
     pub fn last_frag(&self) -> bool {
         self.flags & PFC_LAST_FRAG != 0
     }
-}
-
-/// A tiny cursor over a PDU body with the header's byte order; fields here are naturally aligned
-/// relative to the PDU start, which is how C706 lays them out.
-struct Cur<'a> {
-    b: &'a [u8],
-    pos: usize,
-    be: bool,
-}
-
-impl<'a> Cur<'a> {
-    fn new(b: &'a [u8], pos: usize, be: bool) -> Cur<'a> {
-        Cur { b, pos, be }
-    }
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.b.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|s| s[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        let s: [u8; 2] = self.take(2)?.try_into().ok()?;
-        Some(if self.be {
-            u16::from_be_bytes(s)
-        } else {
-            u16::from_le_bytes(s)
-        })
-    }
-    fn u32(&mut self) -> Option<u32> {
-        let s: [u8; 4] = self.take(4)?.try_into().ok()?;
-        Some(if self.be {
-            u32::from_be_bytes(s)
-        } else {
-            u32::from_le_bytes(s)
-        })
-    }
-    fn uuid(&mut self) -> Option<String> {
-        let s: &[u8; 16] = self.take(16)?.try_into().ok()?;
-        Some(uuid_string(s, self.be))
-    }
-    fn align4(&mut self) {
-        self.pos = (self.pos + 3) & !3;
+    fn endianness(&self) -> Endianness {
+        endianness(self.big_endian())
     }
 }
 
@@ -152,6 +125,19 @@ pub struct AuthTrailer {
     pub pad_len: u8,
 }
 
+fn auth_trailer(i: &[u8]) -> IResult<&[u8], AuthTrailer> {
+    let (i, (auth_type, auth_level, pad_len, _reserved, _context_id)) =
+        (be_u8, be_u8, be_u8, be_u8, take(4usize)).parse(i)?;
+    Ok((
+        i,
+        AuthTrailer {
+            auth_type,
+            auth_level,
+            pad_len,
+        },
+    ))
+}
+
 /// Splits a whole PDU into its body (after the common header, before the auth padding) and its
 /// sec_trailer. Without an auth verifier the body runs to frag_length.
 pub fn split_auth<'a>(pdu: &'a [u8], h: &Header) -> Option<(&'a [u8], Option<AuthTrailer>)> {
@@ -160,12 +146,7 @@ pub fn split_auth<'a>(pdu: &'a [u8], h: &Header) -> Option<(&'a [u8], Option<Aut
         return Some((whole.get(HEADER_LEN..)?, None));
     }
     let trailer_at = (h.frag_len as usize).checked_sub(h.auth_len as usize + SEC_TRAILER_LEN)?;
-    let t = whole.get(trailer_at..trailer_at + SEC_TRAILER_LEN)?;
-    let trailer = AuthTrailer {
-        auth_type: t[0],
-        auth_level: t[1],
-        pad_len: t[2],
-    };
+    let trailer = parsed(auth_trailer(whole.get(trailer_at..)?))?;
     // The padding sits just before the trailer; a pad longer than the body is bogus, strip nothing.
     let body = whole.get(HEADER_LEN..trailer_at)?;
     let body = body
@@ -178,47 +159,56 @@ pub fn split_auth<'a>(pdu: &'a [u8], h: &Header) -> Option<(&'a [u8], Option<Aut
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContextItem {
     pub ctx_id: u16,
-    pub abstract_uuid: String,
+    pub abstract_uuid: Uuid,
     pub version_major: u16,
     pub version_minor: u16,
-    pub transfer_syntaxes: Vec<String>,
+    pub transfer_syntaxes: Vec<Uuid>,
 }
 
 /// Most transfer syntaxes one context item may list that we keep (clients offer 1–2).
 pub const MAX_TRANSFER_SYNTAXES_PER_ITEM: usize = 8;
 
-/// bind / alter_context body (after the common header; auth stripped).
-pub fn parse_bind(body: &[u8], be: bool) -> Option<Vec<ContextItem>> {
-    let mut c = Cur::new(body, 0, be);
-    c.take(4)?; // max_xmit_frag, max_recv_frag
-    c.u32()?; // assoc_group_id
-    let n = c.u8()?;
-    c.take(3)?;
-    let mut items = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let ctx_id = c.u16()?;
-        let n_ts = c.u8()?;
-        c.u8()?;
-        let abstract_uuid = c.uuid()?;
-        let version_major = c.u16()?;
-        let version_minor = c.u16()?;
-        let mut transfer_syntaxes = Vec::new();
-        for _ in 0..n_ts {
-            let ts = c.uuid()?;
-            c.u32()?;
-            if transfer_syntaxes.len() < MAX_TRANSFER_SYNTAXES_PER_ITEM {
-                transfer_syntaxes.push(ts);
-            }
-        }
-        items.push(ContextItem {
-            ctx_id,
-            abstract_uuid,
-            version_major,
-            version_minor,
-            transfer_syntaxes,
-        });
+/// A transfer syntax: UUID then u32 version.
+fn syntax_id(e: Endianness) -> impl Fn(&[u8]) -> IResult<&[u8], Uuid> {
+    move |i| {
+        let (i, (id, _version)) = (uuid(e), nom_u32(e)).parse(i)?;
+        Ok((i, id))
     }
-    Some(items)
+}
+
+fn context_item(e: Endianness) -> impl Fn(&[u8]) -> IResult<&[u8], ContextItem> {
+    move |i| {
+        let (i, (ctx_id, n_ts, _reserved, abstract_uuid, version_major, version_minor)) =
+            (nom_u16(e), be_u8, be_u8, uuid(e), nom_u16(e), nom_u16(e)).parse(i)?;
+        let n_ts = usize::from(n_ts);
+        // Every syntax is read (the item must be whole); only the first few are kept.
+        let (i, transfer_syntaxes) =
+            fold_many_m_n(n_ts, n_ts, syntax_id(e), Vec::new, |mut v, ts| {
+                if v.len() < MAX_TRANSFER_SYNTAXES_PER_ITEM {
+                    v.push(ts);
+                }
+                v
+            })
+            .parse(i)?;
+        Ok((
+            i,
+            ContextItem {
+                ctx_id,
+                abstract_uuid,
+                version_major,
+                version_minor,
+                transfer_syntaxes,
+            },
+        ))
+    }
+}
+
+/// bind / alter_context body (after the common header; auth stripped).
+pub fn parse_bind(body: &[u8], be: bool) -> IResult<&[u8], Vec<ContextItem>> {
+    let e = endianness(be);
+    let (i, (_max_xmit, _max_recv, _assoc_group, n, _reserved)) =
+        (nom_u16(e), nom_u16(e), nom_u32(e), be_u8, take(3usize)).parse(body)?;
+    count(context_item(e), usize::from(n)).parse(i)
 }
 
 /// One result of a bind_ack / alter_context_resp, in the order of the offered items.
@@ -227,7 +217,7 @@ pub struct ContextResult {
     /// 0 acceptance, 1 user_rejection, 2 provider_rejection, 3 negotiate_ack.
     pub result: u16,
     pub reason: u16,
-    pub transfer_syntax: String,
+    pub transfer_syntax: Uuid,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -237,62 +227,66 @@ pub struct BindAck {
     pub results: Vec<ContextResult>,
 }
 
-/// bind_ack / alter_context_resp body. Alignment of the result list is relative to the PDU start
+fn context_result(e: Endianness) -> impl Fn(&[u8]) -> IResult<&[u8], ContextResult> {
+    move |i| {
+        let (i, (result, reason, transfer_syntax)) =
+            (nom_u16(e), nom_u16(e), syntax_id(e)).parse(i)?;
+        Ok((
+            i,
+            ContextResult {
+                result,
+                reason,
+                transfer_syntax,
+            },
+        ))
+    }
+}
+
+/// bind_ack / alter_context_resp body. The result list is 4-aligned relative to the PDU start
 /// (the body starts at offset 16, a multiple of 4, so aligning the body offset is equivalent).
-pub fn parse_bind_ack(body: &[u8], be: bool) -> Option<BindAck> {
-    let mut c = Cur::new(body, 0, be);
-    c.take(4)?; // max_xmit_frag, max_recv_frag
-    c.u32()?;
-    let sec_len = c.u16()? as usize;
-    let raw = c.take(sec_len)?;
+pub fn parse_bind_ack(body: &[u8], be: bool) -> IResult<&[u8], BindAck> {
+    let e = endianness(be);
+    let (i, (_max_xmit, _max_recv, _assoc_group, sec_len)) =
+        (nom_u16(e), nom_u16(e), nom_u32(e), nom_u16(e)).parse(body)?;
+    let (i, raw) = take(sec_len)(i)?;
     let sec_addr: String = raw
         .iter()
         .take_while(|&&b| b != 0)
         .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
         .collect();
-    c.align4();
-    let n = c.u8()?;
-    c.take(3)?;
-    let mut results = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let result = c.u16()?;
-        let reason = c.u16()?;
-        let transfer_syntax = c.uuid()?;
-        c.u32()?;
-        results.push(ContextResult {
-            result,
-            reason,
-            transfer_syntax,
-        });
-    }
-    Some(BindAck { sec_addr, results })
+    let at = body.len() - i.len();
+    let (i, _pad) = take(((at + 3) & !3) - at)(i)?;
+    let (i, (n, _reserved)) = (be_u8, take(3usize)).parse(i)?;
+    let (i, results) = count(context_result(e), usize::from(n)).parse(i)?;
+    Ok((i, BindAck { sec_addr, results }))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request<'a> {
     pub ctx_id: u16,
     pub opnum: u16,
-    pub object: Option<String>,
+    pub object: Option<Uuid>,
     pub stub: &'a [u8],
 }
 
-pub fn parse_request<'a>(body: &'a [u8], h: &Header) -> Option<Request<'a>> {
-    let mut c = Cur::new(body, 0, h.big_endian());
-    c.u32()?; // alloc_hint
-    let ctx_id = c.u16()?;
-    let opnum = c.u16()?;
-    let object = if h.flags & PFC_OBJECT_UUID != 0 {
-        Some(c.uuid()?)
+/// request body: the stub is what follows the fixed part (and the object UUID when flagged).
+pub fn parse_request<'a>(body: &'a [u8], h: &Header) -> IResult<&'a [u8], Request<'a>> {
+    let e = h.endianness();
+    let (i, (_alloc_hint, ctx_id, opnum)) = (nom_u32(e), nom_u16(e), nom_u16(e)).parse(body)?;
+    let (stub, object) = if h.flags & PFC_OBJECT_UUID != 0 {
+        uuid(e)(i).map(|(s, u)| (s, Some(u)))?
     } else {
-        None
+        (i, None)
     };
-    let stub = body.get(c.pos..)?;
-    Some(Request {
-        ctx_id,
-        opnum,
-        object,
-        stub,
-    })
+    Ok((
+        &[],
+        Request {
+            ctx_id,
+            opnum,
+            object,
+            stub,
+        },
+    ))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -301,29 +295,24 @@ pub struct Response<'a> {
     pub stub: &'a [u8],
 }
 
-pub fn parse_response<'a>(body: &'a [u8], h: &Header) -> Option<Response<'a>> {
-    let mut c = Cur::new(body, 0, h.big_endian());
-    c.u32()?;
-    let ctx_id = c.u16()?;
-    c.take(2)?; // cancel_count, reserved
-    Some(Response {
-        ctx_id,
-        stub: body.get(c.pos..)?,
-    })
+pub fn parse_response<'a>(body: &'a [u8], h: &Header) -> IResult<&'a [u8], Response<'a>> {
+    let e = h.endianness();
+    let (stub, (_alloc_hint, ctx_id, _cancel_count, _reserved)) =
+        (nom_u32(e), nom_u16(e), be_u8, be_u8).parse(body)?;
+    Ok((&[], Response { ctx_id, stub }))
 }
 
-/// fault body: the status code.
-pub fn parse_fault(body: &[u8], h: &Header) -> Option<(u16, u32)> {
-    let mut c = Cur::new(body, 0, h.big_endian());
-    c.u32()?;
-    let ctx_id = c.u16()?;
-    c.take(2)?;
-    Some((ctx_id, c.u32()?))
+/// fault body: the context id and the status code.
+pub fn parse_fault<'a>(body: &'a [u8], h: &Header) -> IResult<&'a [u8], (u16, u32)> {
+    let e = h.endianness();
+    let (i, (_alloc_hint, ctx_id, _cancel_count, _reserved, status)) =
+        (nom_u32(e), nom_u16(e), be_u8, be_u8, nom_u32(e)).parse(body)?;
+    Ok((i, (ctx_id, status)))
 }
 
 /// bind_nak body: the reject reason.
-pub fn parse_bind_nak(body: &[u8], h: &Header) -> Option<u16> {
-    Cur::new(body, 0, h.big_endian()).u16()
+pub fn parse_bind_nak<'a>(body: &'a [u8], h: &Header) -> IResult<&'a [u8], u16> {
+    nom_u16(h.endianness()).parse(body)
 }
 
 /// Names of fault / reject status codes (C706 appendix E, MS-RPCE 2.2.2.11 / 3.1.1.5.5).
@@ -395,12 +384,12 @@ pub fn result_name(r: u16) -> &'static str {
 }
 
 /// Transfer syntax UUID → "NDR" | "NDR64" | "bind-time-feature" | the uuid.
-pub fn transfer_syntax_name(uuid: &str) -> String {
-    if uuid == NDR20_UUID {
+pub fn transfer_syntax_name(uuid: &Uuid) -> String {
+    if *uuid == NDR20 {
         "NDR".into()
-    } else if uuid == NDR64_UUID {
+    } else if *uuid == NDR64 {
         "NDR64".into()
-    } else if uuid.starts_with(BIND_TIME_FEATURE_PREFIX) {
+    } else if uuid.0[..8] == BIND_TIME_FEATURE_PREFIX {
         "bind-time-feature".into()
     } else {
         uuid.to_string()
@@ -560,23 +549,26 @@ mod tests {
     #[test]
     fn header_rejects_bad_version_type_and_lengths() {
         let ok = header(PTYPE_REQUEST, 3, 24, 0, 7, false);
-        let h = Header::parse(&ok).unwrap();
+        let h = parsed(parse_header(&ok)).unwrap();
         assert_eq!((h.frag_len, h.call_id, h.big_endian()), (24, 7, false));
         let mut bad = ok.clone();
         bad[0] = 4;
-        assert!(Header::parse(&bad).is_none());
+        assert!(parsed(parse_header(&bad)).is_none());
         let mut bad = ok.clone();
         bad[2] = 20;
-        assert!(Header::parse(&bad).is_none());
-        assert!(Header::parse(&header(0, 3, 15, 0, 1, false)).is_none());
+        assert!(parsed(parse_header(&bad)).is_none());
+        assert!(parsed(parse_header(&header(0, 3, 15, 0, 1, false))).is_none());
         // auth_len that does not fit in frag_len.
-        assert!(Header::parse(&header(0, 3, 40, 20, 1, false)).is_none());
-        assert!(Header::parse(&ok[..15]).is_none());
+        assert!(parsed(parse_header(&header(0, 3, 40, 20, 1, false))).is_none());
+        assert!(parsed(parse_header(&ok[..15])).is_none());
     }
 
     #[test]
     fn big_endian_header() {
-        let h = Header::parse(&header(PTYPE_BIND, 3, 0x0148, 0, 0x01020304, true)).unwrap();
+        let h = parsed(parse_header(&header(
+            PTYPE_BIND, 3, 0x0148, 0, 0x01020304, true,
+        )))
+        .unwrap();
         assert!(h.big_endian());
         assert_eq!((h.frag_len, h.call_id), (0x0148, 0x01020304));
     }
@@ -587,22 +579,19 @@ mod tests {
             (0, SVCCTL, 2, &[NDR20_UUID, NDR64_UUID]),
             (1, SVCCTL, 2, &["6cb71c2c-9812-4540-0300-000000000000"]),
         ]);
-        let items = parse_bind(&body, false).unwrap();
+        let items = parsed(parse_bind(&body, false)).unwrap();
         assert_eq!(items.len(), 2);
-        assert_eq!(items[0].abstract_uuid, SVCCTL);
+        assert_eq!(items[0].abstract_uuid.to_string(), SVCCTL);
         assert_eq!(items[0].version_major, 2);
-        assert_eq!(
-            items[0].transfer_syntaxes,
-            vec![NDR20_UUID.to_string(), NDR64_UUID.to_string()]
-        );
+        assert_eq!(items[0].transfer_syntaxes, vec![NDR20, NDR64]);
         assert_eq!(
             transfer_syntax_name(&items[1].transfer_syntaxes[0]),
             "bind-time-feature"
         );
-        let ack = parse_bind_ack(
+        let ack = parsed(parse_bind_ack(
             &bind_ack_body("\\PIPE\\svcctl", &[(2, NDR20_UUID), (0, NDR64_UUID)]),
             false,
-        )
+        ))
         .unwrap();
         assert_eq!(ack.sec_addr, "\\PIPE\\svcctl");
         assert_eq!(ack.results[1].result, 0);
@@ -611,7 +600,7 @@ mod tests {
             "NDR64"
         );
         // Truncated bind: one item announced, none present.
-        assert!(parse_bind(&body[..12 + 10], false).is_none());
+        assert!(parsed(parse_bind(&body[..12 + 10], false)).is_none());
     }
 
     #[test]
@@ -629,7 +618,7 @@ mod tests {
             &body,
             Some((10, 5, &[0x11; 16])),
         );
-        let h = Header::parse(&p).unwrap();
+        let h = parsed(parse_header(&p)).unwrap();
         let (b, t) = split_auth(&p, &h).unwrap();
         assert_eq!(
             t,
@@ -639,9 +628,9 @@ mod tests {
                 pad_len: 1
             })
         );
-        let r = parse_request(b, &h).unwrap();
+        let r = parsed(parse_request(b, &h)).unwrap();
         assert_eq!((r.ctx_id, r.opnum), (1, 12));
-        assert_eq!(r.object.as_deref(), Some(SVCCTL));
+        assert_eq!(r.object.map(|u| u.to_string()).as_deref(), Some(SVCCTL));
         assert_eq!(r.stub, &[0xde, 0xad, 0xbe]);
     }
 
@@ -650,10 +639,10 @@ mod tests {
         let mut body = vec![0u8; 8];
         body.extend_from_slice(&0x1c01_0002u32.to_le_bytes());
         let p = pdu(PTYPE_FAULT, 3, 3, &body, None);
-        let h = Header::parse(&p).unwrap();
+        let h = parsed(parse_header(&p)).unwrap();
         let (b, _) = split_auth(&p, &h).unwrap();
         assert_eq!(
-            parse_fault(b, &h)
+            parsed(parse_fault(b, &h))
                 .map(|f| fault_status_name(f.1))
                 .as_deref(),
             Some("nca_s_op_rng_error")

@@ -5,7 +5,8 @@
 //! (frag_length is a u16), so the buffer is bounded by [`MAX_PDU_BUFFER`]. After a gap or garbage
 //! the framer hunts for the next plausible common header.
 
-use super::pdu::{Header, HEADER_LEN};
+use super::pdu::{parse_header, Header, HEADER_LEN};
+use crate::wire::parsed;
 
 /// The buffer never holds more than one (partial) PDU: frag_length is 16 bits.
 pub const MAX_PDU_BUFFER: usize = u16::MAX as usize;
@@ -80,7 +81,7 @@ impl Framer {
     }
 
     fn buf_header(&self) -> Option<Header> {
-        Header::parse(&self.buf)
+        parsed(parse_header(&self.buf))
     }
 
     /// Frames PDUs straight out of `bytes` (no copy) and buffers only an unfinished tail.
@@ -97,7 +98,7 @@ impl Framer {
                 skipped += 1;
                 continue;
             }
-            match Header::parse(rest) {
+            match parsed(parse_header(rest)) {
                 Some(h) if !self.hunting || plausible_resync(&h) => {
                     self.hunting = false;
                     if skipped > 0 {

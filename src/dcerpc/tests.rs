@@ -11,6 +11,7 @@ use super::svcctl::build::{create_service_w, W};
 use super::*;
 use crate::event::{DceRpc, Event};
 use crate::flow::{ConnId, Uid};
+use crate::wire::parsed;
 
 fn ctx() -> FlowCtx {
     FlowCtx {
@@ -641,6 +642,11 @@ fn ept_map_over_tcp_gives_port_and_expectation() {
         (x.server, x.port, x.uuid.as_deref()),
         ("192.0.2.20".parse().unwrap(), 49668, Some(SVCCTL))
     );
+    // Learned where it was decoded: the endpoint is in the sink for the flow layer.
+    assert_eq!(
+        sink.learned_endpoints,
+        vec![("192.0.2.20".parse().unwrap(), 49668)]
+    );
 }
 
 #[test]
@@ -674,9 +680,10 @@ fn calls_in_flight_are_capped() {
     let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
     let n = conversation::MAX_DCERPC_CALLS_IN_FLIGHT as u32 + 3;
     for id in 0..n {
+        // One packet time: a client-only association logs earlier calls at a later request.
         conv.data(
             &ctx(),
-            Ts(id as u64),
+            Ts(1),
             Direction::ToServer,
             &pdu(PTYPE_REQUEST, 3, id, &request_body(0, 6, &[0; 20]), None),
             &mut sink,
@@ -978,8 +985,8 @@ fn stub_decoders_survive_random_bytes() {
         epm::decode_map_request(&stub, be, ndr::Syntax::Ndr20, &mut a);
         let _ = epm::decode_map_response(&stub, be, ndr::Syntax::Ndr20, &mut a);
         let _ = epm::parse_tower(&stub);
-        let _ = pdu::parse_bind(&stub, be);
-        let _ = pdu::parse_bind_ack(&stub, be);
+        let _ = parsed(pdu::parse_bind(&stub, be));
+        let _ = parsed(pdu::parse_bind_ack(&stub, be));
         tasks::apply_task_xml(&String::from_utf8_lossy(&stub), &mut a);
     }
 }
@@ -1156,4 +1163,46 @@ fn named_pipe_hint_with_multibyte_characters_does_not_panic() {
         let c = Conversation::new(Transport::SmbPipe, Some(name));
         assert_eq!(c.named_pipe().as_deref(), Some(want), "{name}");
     }
+}
+
+#[test]
+fn client_only_association_logs_each_call_at_the_next_request() {
+    // A one-sided capture: no server PDU ever. Each request from a later packet logs the earlier
+    // ones at once (in order), not at the timeout or the end of the flow.
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
+    for id in 1..=3u32 {
+        conv.data(
+            &ctx(),
+            Ts(u64::from(id) * 1_000_000_000),
+            Direction::ToServer,
+            &pdu(PTYPE_REQUEST, 3, id, &request_body(0, 6, &[0; 20]), None),
+            &mut sink,
+        );
+    }
+    let ev = dce(&sink);
+    assert_eq!(ev.iter().map(|e| e.call_id).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(ev
+        .iter()
+        .all(|e| e.status == "<no response>" && e.rtt.is_none()));
+    conv.close(&ctx(), Ts(10_000_000_000), &mut sink);
+    assert_eq!(dce(&sink).len(), 3, "the last one at the end");
+}
+
+#[test]
+fn a_server_pdu_turns_the_one_sided_logging_off() {
+    let mut sink = Sink::new();
+    let mut conv = Conversation::new(Transport::SmbPipe, Some("svcctl"));
+    let req = |id: u32| pdu(PTYPE_REQUEST, 3, id, &request_body(0, 6, &[0; 20]), None);
+    conv.data(&ctx(), Ts(1), Direction::ToServer, &req(1), &mut sink);
+    // Any PDU from the server (here a response to an unknown call) shows both halves are there.
+    conv.data(
+        &ctx(),
+        Ts(2),
+        Direction::ToClient,
+        &pdu(PTYPE_RESPONSE, 3, 99, &response_body(0, &[0; 4]), None),
+        &mut sink,
+    );
+    conv.data(&ctx(), Ts(3), Direction::ToServer, &req(2), &mut sink);
+    assert!(dce(&sink).is_empty(), "call 1 still waits for its response");
 }

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use super::calls::Iface;
 use super::matcher::{MAX_EVIDENCE, MAX_PAIR_ITEMS};
+use super::uploads::Owner;
 
 /// How a create/register call was seen.
 #[derive(Clone, Copy)]
@@ -27,6 +28,8 @@ pub(super) struct Auth {
 
 #[derive(Clone, Debug)]
 pub(super) struct UploadRec {
+    /// Unique in its pair: the same name written again later is another upload.
+    pub(super) id: u64,
     pub(super) ts: Ts,
     pub(super) share: String,
     pub(super) name: String,
@@ -34,12 +37,15 @@ pub(super) struct UploadRec {
     pub(super) size: u64,
     pub(super) sha256: Option<String>,
     pub(super) pe: bool,
-    pub(super) claimed: bool,
+    /// The instance it belongs to (`uploads`); none yet: a signal if none ever takes it.
+    pub(super) owner: Option<Owner>,
     pub(super) ev: Evidence,
 }
 
 #[derive(Clone, Debug)]
 pub(super) struct Instance {
+    /// Unique per detector: which instance owns an upload.
+    pub(super) id: u64,
     pub(super) technique: Technique,
     pub(super) basis: Basis,
     /// Some of its calls were read by decrypting SMB3 with supplied keys.
@@ -62,6 +68,8 @@ pub(super) struct Instance {
     pub(super) started: bool,
     pub(super) deleted: bool,
     pub(super) failed: bool,
+    /// No response to any of its calls was seen: success or failure unknown.
+    pub(super) no_response: bool,
     pub(super) handles: Vec<String>,
     /// Uploads before (false) or after (true) the first create.
     pub(super) uploads: Vec<(UploadRec, bool)>,
@@ -101,7 +109,22 @@ pub struct InferredCall {
     pub evidence: Vec<(Ts, String)>,
 }
 
+impl UploadRec {
+    /// Written where the tree connect was missed.
+    pub(super) fn share_unknown(&self) -> bool {
+        self.share == crate::smb::tables::UNKNOWN
+    }
+}
+
 impl Instance {
+    /// Every binary path and task command of its calls.
+    pub(super) fn paths(&self) -> impl Iterator<Item = &str> {
+        self.calls
+            .iter()
+            .filter_map(|c| c.binary_path.as_deref())
+            .chain(self.binary_path.as_deref())
+            .chain(self.command.as_deref())
+    }
     pub(super) fn push_evidence(&mut self, ev: Evidence) {
         if self.evidence.len() < MAX_EVIDENCE {
             self.evidence.push(ev);
@@ -116,6 +139,36 @@ impl Instance {
             self.pipes.push(p.to_string());
         }
     }
+    /// A call for another service: its name and binary path are both known and neither is one
+    /// of this instance's (PsKill's PSKLLSVC after PsExec's PSEXESVC). smbexec's one service per
+    /// command keeps its name and folds.
+    pub(super) fn is_other_service(&self, name: Option<&str>, path: Option<&str>) -> bool {
+        match (name, path) {
+            (Some(n), Some(p)) => {
+                self.service_name.is_some()
+                    && !self.names_service(n)
+                    && !self.paths().any(|x| x.eq_ignore_ascii_case(p))
+            }
+            _ => false,
+        }
+    }
+
+    /// Distinct service names of its calls, in call order (case-insensitively).
+    pub(super) fn service_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = vec![];
+        for n in self
+            .service_name
+            .as_deref()
+            .into_iter()
+            .chain(self.calls.iter().filter_map(|c| c.service_name.as_deref()))
+        {
+            if !v.iter().any(|x| x.eq_ignore_ascii_case(n)) {
+                v.push(n);
+            }
+        }
+        v
+    }
+
     pub(super) fn names_service(&self, name: &str) -> bool {
         self.service_name
             .as_deref()
@@ -145,12 +198,20 @@ pub(super) fn reason_sentence(
         Technique::ServiceModify => "reconfigured service",
         Technique::TaskCreate => "registered task",
     };
-    let name = inst
-        .service_name
-        .as_deref()
-        .or(inst.task_path.as_deref())
-        .map(|n| format!(" {n}"))
-        .unwrap_or_default();
+    let services = inst.service_names();
+    let what = match (inst.technique, services.len()) {
+        (Technique::ServiceCreate, 2..) => "created services",
+        (Technique::ServiceModify, 2..) => "reconfigured services",
+        _ => what,
+    };
+    let name = if services.is_empty() {
+        inst.task_path
+            .as_deref()
+            .map(|n| format!(" {n}"))
+            .unwrap_or_default()
+    } else {
+        format!(" {}", services.join(", "))
+    };
     let mut s = String::new();
     let referenced: Vec<&Upload> = uploads.iter().filter(|u| u.referenced).collect();
     if upload_before {
@@ -199,6 +260,8 @@ pub(super) fn reason_sentence(
     }
     if inst.failed {
         s.push_str(", the call failed on the server but the attempt is on the wire");
+    } else if inst.no_response {
+        s.push_str(", no response seen (one-sided capture or lost packets)");
     }
     if tool != "unknown" {
         s.push_str(&format!(" (looks like {tool})"));

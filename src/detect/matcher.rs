@@ -6,12 +6,16 @@
 //! written, when packet time passes `last activity + window` (or at `finish`). Repeats from the same
 //! source on the same target while it is open fold into it.
 
-use super::calls::{call_status, clean_pipe, iface_of, role, CallRole, Iface};
+use super::calls::{
+    call_status, changes_binary, clean_pipe, config_changes, iface_of, role, CallOutcome, CallRole,
+    Iface,
+};
 pub use super::calls::{ATSVC_UUID, SVCCTL_UUID, TASKSCHED_UUID};
+use super::handles::{ConvKey, HandleOf, Handles, Wants};
 pub use super::instance::InferredCall;
 use super::instance::{Auth, How, Instance, UploadRec};
 use super::names::{is_admin_share, upload_relative};
-use super::report::touch;
+use super::report::{service_control_signal, touch};
 use super::retired::Retired;
 use super::rules::Rules;
 use crate::event::alert::{
@@ -19,7 +23,7 @@ use crate::event::alert::{
 };
 use crate::event::{ConnFields, DceArgs, DceRpc, Event, FileAction, SmbFiles};
 use crate::time::Ts;
-use rustc_hash::FxHashMap;
+use crate::wire::maps::{shrink_if_sparse, KeyedMap};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -37,8 +41,7 @@ pub const MAX_FOLDED_CALLS: usize = 32;
 pub const MAX_UPLOADS: usize = 64;
 /// Pipe opens, admin-share connects and distinct calls remembered per pair.
 pub const MAX_PAIR_ITEMS: usize = 128;
-/// Service handles remembered per pair (OpenService / CreateService results).
-pub const MAX_HANDLES: usize = 256;
+pub use super::handles::MAX_HANDLES;
 /// SMB3-encrypted sessions already reported (each forgotten after `AUTH_KEEP_NS` without a sign).
 pub const MAX_VISIBILITY_KEYS: usize = 65_536;
 /// Targets listed in one source's host summary; further targets still count as attacks.
@@ -48,6 +51,10 @@ const SWEEP_EVERY_NS: u64 = 30 * 1_000_000_000;
 /// An idle pair that authenticated or attacked is kept this long (packet time) so that an attack late in a
 /// long SMB session still names its user; such pairs are evicted first when `MAX_PAIRS` is reached.
 const AUTH_KEEP_NS: u64 = 24 * 3600 * 1_000_000_000;
+/// How late an event may arrive behind packet time: a DCE-RPC call whose response never came is
+/// logged when it times out. Evidence is kept this much longer than the window, so that such a
+/// call (the create of a one-sided capture) still finds the uploads and pipes before it.
+const LATE_EVENT_NS: u64 = crate::dcerpc::conversation::DCERPC_CALL_TIMEOUT_SECS * 1_000_000_000;
 /// Alerts handed to the caller at a time while the end-of-run host summaries are written.
 pub(super) const FINISH_BATCH: usize = 64;
 
@@ -60,11 +67,13 @@ pub(super) struct PairState {
     pub(super) auth_ev: Option<Evidence>,
     pub(super) admin_connects: Vec<(Ts, String, Evidence)>,
     pub(super) uploads: Vec<UploadRec>,
+    /// Uploads recorded so far (their ids).
+    pub(super) upload_seq: u64,
     pub(super) pipes: Vec<(Ts, String, Evidence)>,
     pub(super) calls: Vec<(String, Ts)>,
     pub(super) max_bind_contexts: (u32, Ts),
     pub(super) machine_name: Option<String>,
-    pub(super) handles: Vec<(String, String)>,
+    pub(super) handles: Handles,
     pub(super) open: Vec<Instance>,
     /// Services (lowercase names; "" when unknown) of this pair's closed attack instances: a later
     /// start/stop of one is the tail of an attack already reported, not an existing service.
@@ -113,15 +122,16 @@ pub struct DetectTables {
 pub struct Detector {
     pub(super) rules: Rules,
     pub(super) window_ns: u64,
-    pub(super) pairs: FxHashMap<(IpAddr, IpAddr), PairState>,
-    pub(super) sources: FxHashMap<IpAddr, SourceState>,
+    /// Keyed by addresses the wire chooses: a seeded hash (`wire::maps::KeyedMap`), not FxHash.
+    pub(super) pairs: KeyedMap<(IpAddr, IpAddr), PairState>,
+    pub(super) sources: KeyedMap<IpAddr, SourceState>,
     /// Sources quiet for longer than the windows, packed until the end-of-run host summaries.
     pub(super) retired: Retired,
     /// SMB3-encrypted sessions reported, with the last time each was seen.
-    pub(super) visibility_seen: FxHashMap<(IpAddr, IpAddr, u64), Ts>,
+    pub(super) visibility_seen: KeyedMap<(IpAddr, IpAddr, u64), Ts>,
     /// Connections whose SMB3 sessions we decrypt with supplied keys (alerts say so), with the
     /// last time each was seen.
-    pub(super) decrypted_conns: FxHashMap<crate::flow::Uid, Ts>,
+    pub(super) decrypted_conns: KeyedMap<crate::flow::Uid, Ts>,
     pub(super) now: Ts,
     pub(super) next_sweep: Ts,
     pub(super) next_summary: Option<Ts>,
@@ -132,6 +142,8 @@ pub struct Detector {
     /// Live mode: an open attack instance is written once quiet this long (shorter than the
     /// window); `None` (offline) waits for the whole window. See [`Detector::close_when_quiet`].
     pub(super) quiet_close_ns: Option<u64>,
+    /// Ids of attack instances opened so far (upload ownership).
+    pub(super) next_instance_id: u64,
 }
 
 pub(super) fn ev(c: &ConnFields, ts: Ts, log: &'static str, summary: String) -> Evidence {
@@ -144,11 +156,11 @@ impl Detector {
         Detector {
             rules,
             window_ns,
-            pairs: FxHashMap::default(),
-            sources: FxHashMap::default(),
+            pairs: KeyedMap::default(),
+            sources: KeyedMap::default(),
             retired: Retired::default(),
-            visibility_seen: FxHashMap::default(),
-            decrypted_conns: FxHashMap::default(),
+            visibility_seen: KeyedMap::default(),
+            decrypted_conns: KeyedMap::default(),
             now: Ts(0),
             next_sweep: Ts(0),
             next_summary: None,
@@ -157,6 +169,7 @@ impl Detector {
             cap_last_ts: BTreeMap::new(),
             caps_reported: BTreeMap::new(),
             quiet_close_ns: None,
+            next_instance_id: 0,
         }
     }
 
@@ -366,6 +379,7 @@ impl Detector {
                 share: None,
                 upload: None,
                 service_name: None,
+                changes: vec![],
                 targets,
                 reason,
                 evidence: vec![ev(c, c.ts, "smb_mapping", "admin-share connect".into())],
@@ -433,19 +447,26 @@ impl Detector {
         );
         let e = ev(c, f.first_write_ts.unwrap_or(c.ts), "smb_files", summary);
         let ts = f.first_write_ts.unwrap_or(c.ts);
-        let open = !p.open.is_empty();
         let mut uploads_full = false;
         // Aggregate by name over handles (the truth sums bytes over every handle).
-        let rec = if let Some(u) = p.uploads.iter_mut().find(|u| u.rel == rel) {
+        // ... until a create came after the writes began: the name written again is a new
+        // upload then (PsExec run twice).
+        let creates: Vec<Ts> = p.open.iter().map(|i| i.create_ts).collect();
+        let same = |u: &UploadRec| {
+            u.rel == rel && (u.owner.is_none() || !creates.iter().any(|&c| c >= u.ts))
+        };
+        let k = if let Some(k) = p.uploads.iter().position(same) {
+            let u = &mut p.uploads[k];
             u.size = u.size.saturating_add(bytes);
             u.pe |= pe;
             if f.sha256.is_some() {
                 u.sha256 = f.sha256.clone();
             }
-            u.claimed |= open;
-            u.clone()
-        } else {
-            let u = UploadRec {
+            Some(k)
+        } else if p.uploads.len() < MAX_UPLOADS {
+            p.upload_seq += 1;
+            p.uploads.push(UploadRec {
+                id: p.upload_seq,
                 ts,
                 share,
                 name,
@@ -453,28 +474,16 @@ impl Detector {
                 size: bytes,
                 sha256: f.sha256.clone(),
                 pe,
-                claimed: open,
+                owner: None,
                 ev: e.clone(),
-            };
-            if p.uploads.len() < MAX_UPLOADS {
-                p.uploads.push(u.clone());
-            } else {
-                uploads_full = true;
-            }
-            u
+            });
+            Some(p.uploads.len() - 1)
+        } else {
+            uploads_full = true;
+            None
         };
-        for inst in p.open.iter_mut() {
-            inst.push_evidence(e.clone());
-            if let Some(x) = inst.uploads.iter_mut().find(|x| x.0.rel == rel) {
-                x.0 = rec.clone();
-            } else if inst.uploads.len() < MAX_UPLOADS {
-                // Write summaries arrive when the handle closes; order by when the writing began.
-                let after = rec.ts > inst.create_ts;
-                if !after {
-                    inst.first_ts = inst.first_ts.min(rec.ts);
-                }
-                inst.uploads.push((rec.clone(), after));
-            }
+        if let Some(k) = k {
+            p.upload_changed(k, Ts(c.ts.0.saturating_sub(window)));
         }
         if uploads_full {
             self.cap("MAX_UPLOADS");
@@ -575,33 +584,75 @@ impl Detector {
         }
         let iface = iface_of(&d.endpoint, d.uuid.as_deref());
         let Some(opnum) = d.opnum else { return };
-        let (status, failed) = call_status(d);
-        let handle_service = d
-            .args
-            .handle
-            .as_deref()
-            .and_then(|h| p.handles.iter().find(|x| x.0 == h).map(|x| x.1.clone()));
-        let remember_handle = |p: &mut PairState, name: &Option<String>| {
-            if failed {
-                return;
-            }
-            if let (Some(h), Some(n)) = (d.args.response_handle.as_deref(), name.as_deref()) {
-                if p.handles.len() >= MAX_HANDLES {
-                    p.handles.remove(0);
+        let (status, outcome) = call_status(d);
+        let r = role(iface, opnum);
+        let conv = ConvKey {
+            uid: c.uid,
+            pipe: d.named_pipe.clone(),
+        };
+        // What the request's handle stands for (linked by call order when no response was seen).
+        let wants = match r {
+            CallRole::Create(Technique::ServiceModify) => Some(Wants::Service),
+            CallRole::OpenService | CallRole::Create(_) => Some(Wants::Scm),
+            CallRole::Start | CallRole::Delete | CallRole::Control => Some(Wants::Service),
+            _ => None,
+        };
+        let handle_service = match (d.args.handle.as_deref(), wants) {
+            (Some(h), Some(w)) if iface == Iface::Svcctl => match p.handles.resolve(&conv, h, w) {
+                Some(HandleOf::Service(n)) => Some(n),
+                _ => None,
+            },
+            (Some(h), _) => p.handles.service(h).map(str::to_string),
+            _ => None,
+        };
+        // A handle-returning call: learn its handle, or wait for the request that uses it.
+        let opened = |p: &mut PairState, of: Option<HandleOf>| {
+            let Some(of) = of else { return };
+            match (outcome, d.args.response_handle.as_deref()) {
+                (CallOutcome::Ok, Some(h)) => p.handles.learn(h, of),
+                (CallOutcome::NoResponse, _) => {
+                    p.handles.opened_without_response(conv.clone(), of, c.ts)
                 }
-                p.handles.push((h.to_string(), n.to_string()));
+                _ => {}
             }
         };
-        match role(iface, opnum) {
+        match r {
             CallRole::OpenScm => {
                 if let Some(m) = &d.args.machine_name {
                     p.machine_name = Some(m.clone());
                 }
+                opened(p, Some(HandleOf::Scm));
             }
-            CallRole::OpenService => remember_handle(p, &d.args.service_name),
+            CallRole::OpenService => {
+                opened(p, d.args.service_name.clone().map(HandleOf::Service));
+            }
+            CallRole::Create(Technique::ServiceModify) if !changes_binary(d) => {
+                // A change that points the service at nothing new (`sc config X start= disabled`)
+                // is administration, not the technique: a signal naming what changed.
+                let name = handle_service.or_else(|| d.args.service_name.clone());
+                let user = p.auth.as_ref().and_then(|a| a.user.clone());
+                let changes = config_changes(&d.args);
+                let reason = format!(
+                    "{} changed the configuration of existing service {} on {} ({}) without a new binary path.",
+                    c.orig_h,
+                    name.as_deref().unwrap_or("<unknown>"),
+                    c.resp_h,
+                    if changes.is_empty() { "nothing".to_string() } else { changes.join(", ") }
+                );
+                let e = ev(
+                    c,
+                    c.ts,
+                    "dce_rpc",
+                    format!("{} {} -> {status}", d.endpoint, d.operation),
+                );
+                let sig = service_control_signal(c, user, name, reason, e, changes);
+                self.emit_signal(sig, out);
+            }
             CallRole::Create(tech) => {
                 let service_name = d.args.service_name.clone().or(handle_service.clone());
-                remember_handle(p, &service_name);
+                if tech == Technique::ServiceCreate {
+                    opened(p, service_name.clone().map(HandleOf::Service));
+                }
                 let summary = format!(
                     "{} {}{}{}{} -> {}{}",
                     d.endpoint,
@@ -645,14 +696,13 @@ impl Detector {
                     opnum: d.opnum,
                     args: &d.args,
                 };
-                self.open_instance(c, how, iface, tech, service_name, call, failed, e);
+                self.open_instance(c, how, iface, tech, service_name, call, outcome, e);
             }
             CallRole::Start
             | CallRole::Delete
             | CallRole::Control
             | CallRole::TaskRun
             | CallRole::TaskDelete => {
-                let r = role(iface, opnum);
                 let name = handle_service.or_else(|| d.args.service_name.clone());
                 // No name through the handle chain (stub encrypted, or the handle's origin was
                 // missed): the call most likely concerns the instance this pair has open.
@@ -716,23 +766,7 @@ impl Detector {
                         name.as_deref().unwrap_or("<unknown>"),
                         c.resp_h
                     );
-                    let sig = SignalAlert {
-                        ts: c.ts,
-                        id: String::new(),
-                        signal: "service-control",
-                        attack: vec!["T1569.002"],
-                        severity: Severity::Low,
-                        src_ip: c.orig_h,
-                        dst_ip: Some(c.resp_h),
-                        user,
-                        share: None,
-                        upload: None,
-                        service_name: name,
-                        targets: vec![],
-                        reason,
-                        evidence: vec![e],
-                        suppressed_by: None,
-                    };
+                    let sig = service_control_signal(c, user, name, reason, e, vec![]);
                     self.emit_signal(sig, out);
                 }
             }
@@ -749,7 +783,7 @@ impl Detector {
         tech: Technique,
         service_name: Option<String>,
         call: FoldedCall,
-        failed: bool,
+        outcome: CallOutcome,
         e: Evidence,
     ) {
         let window = self.window_ns;
@@ -764,7 +798,22 @@ impl Detector {
         let Some(p) = self.pairs.get_mut(&key) else {
             return;
         };
-        if let Some(i) = p.open.iter_mut().find(|i| i.technique == tech) {
+        let from = Ts(c.ts.0.saturating_sub(window));
+        let same = |i: &Instance| i.technique == tech;
+        let path = how.args.binary_path.as_deref();
+        // Another tool's service (name and binary both differ) is its own instance, unless the
+        // pair has no room for one more.
+        let fold = p
+            .open
+            .iter()
+            .position(|i| same(i) && !i.is_other_service(service_name.as_deref(), path))
+            .or_else(|| {
+                (p.open.len() >= MAX_OPEN_INSTANCES)
+                    .then(|| p.open.iter().position(same))
+                    .flatten()
+            });
+        if let Some(idx) = fold {
+            let i = &mut p.open[idx];
             i.count = i.count.saturating_add(1);
             i.decrypted |= decrypted;
             if let Some(op) = how.opnum {
@@ -773,7 +822,8 @@ impl Detector {
                 }
             }
             i.last_ts = i.last_ts.max(c.ts);
-            i.failed &= failed;
+            i.failed &= outcome == CallOutcome::Failed;
+            i.no_response &= outcome == CallOutcome::NoResponse;
             // A readable call outranks encrypted or inferred ones folded with it.
             if how.basis < i.basis {
                 i.basis = how.basis;
@@ -794,6 +844,8 @@ impl Detector {
                 }
             }
             i.push_evidence(e);
+            // A new binary path may name an upload another instance took by time.
+            p.claim_uploads(idx, from);
             if folded_full {
                 self.cap("MAX_FOLDED_CALLS");
             }
@@ -803,8 +855,13 @@ impl Detector {
             self.cap("MAX_OPEN_INSTANCES");
             return;
         }
-        let from = Ts(c.ts.0.saturating_sub(window));
+        self.next_instance_id += 1;
+        let id = self.next_instance_id;
+        let Some(p) = self.pairs.get_mut(&key) else {
+            return;
+        };
         let mut inst = Instance {
+            id,
             technique: tech,
             basis: how.basis,
             decrypted,
@@ -827,7 +884,8 @@ impl Detector {
             count: 1,
             started: false,
             deleted: false,
-            failed,
+            failed: outcome == CallOutcome::Failed,
+            no_response: outcome == CallOutcome::NoResponse,
             handles: how.args.response_handle.iter().cloned().collect(),
             uploads: vec![],
             shares: BTreeSet::new(),
@@ -851,15 +909,6 @@ impl Detector {
                 before.push(ev.clone());
             }
         }
-        for u in p.uploads.iter_mut() {
-            if u.ts >= from {
-                u.claimed = true;
-                before.push(u.ev.clone());
-                if inst.uploads.len() < MAX_UPLOADS {
-                    inst.uploads.push((u.clone(), false));
-                }
-            }
-        }
         for (ts, name, ev) in &p.pipes {
             if *ts >= from {
                 inst.add_pipe(name);
@@ -875,6 +924,7 @@ impl Detector {
         }
         inst.push_evidence(e);
         p.open.push(inst);
+        p.claim_uploads(p.open.len() - 1, from);
     }
 
     /// Entry point for detectors that infer the technique without a readable call (issue 7: SMB3
@@ -915,7 +965,7 @@ impl Detector {
             opnum: None,
             args: &args,
         };
-        self.open_instance(c, how, iface, x.technique, None, call, false, e);
+        self.open_instance(c, how, iface, x.technique, None, call, CallOutcome::Ok, e);
         let key = (c.orig_h, c.resp_h);
         if let Some(i) = self
             .pairs
@@ -964,25 +1014,30 @@ impl Detector {
                 }
             }
             let user = p.auth.as_ref().and_then(|a| a.user.clone());
+            let evidence_ns = window.saturating_add(LATE_EVENT_NS);
             p.uploads.retain(|u| {
-                let keep = !all && now.0 <= u.ts.0.saturating_add(window);
-                if !keep && !u.claimed {
+                let keep = !all && now.0 <= u.ts.0.saturating_add(evidence_ns);
+                if !keep && u.owner.is_none() {
                     expired.push((*key, u.clone(), user.clone()));
                 }
                 keep
             });
             if !all {
-                prune(&mut p.admin_connects, now, window, |x| x.0);
-                prune(&mut p.pipes, now, window, |x| x.0);
-                p.calls.retain(|x| now.0 <= x.1 .0.saturating_add(window));
+                prune(&mut p.admin_connects, now, evidence_ns, |x| x.0);
+                prune(&mut p.pipes, now, evidence_ns, |x| x.0);
+                p.handles.expire(Ts(now.0.saturating_sub(evidence_ns)));
+                p.calls
+                    .retain(|x| now.0 <= x.1 .0.saturating_add(evidence_ns));
             }
         }
         if !all {
+            // A pair lives as long as its evidence (else its uploads would go without a signal).
+            let evidence_ns = window.saturating_add(LATE_EVENT_NS);
             self.pairs.retain(|_, p| {
                 let keep = if p.auth.is_some() || !p.reported_services.is_empty() {
-                    AUTH_KEEP_NS.max(window)
+                    AUTH_KEEP_NS.max(evidence_ns)
                 } else {
-                    window
+                    evidence_ns
                 };
                 !p.open.is_empty() || now.0 <= p.last_ts.0.saturating_add(keep)
             });
@@ -996,12 +1051,13 @@ impl Detector {
             shrink_if_sparse(&mut self.visibility_seen);
             shrink_if_sparse(&mut self.decrypted_conns);
         }
-        closed.sort_by_key(|(_, i)| i.first_ts);
+        // Map order is per-process random (keyed): sort fully so output order is stable.
+        closed.sort_by_key(|(k, i)| (i.first_ts, *k));
         for (key, inst) in closed {
             let a = self.build_alert(key, inst);
             self.emit_technique(a, out);
         }
-        expired.sort_by_key(|(_, u, _)| u.ts);
+        expired.sort_by_key(|(k, u, _)| (u.ts, *k, u.id));
         for (key, u, user) in expired {
             self.upload_signal(key, u, user, out);
         }
@@ -1011,40 +1067,8 @@ impl Detector {
     }
 }
 
-/// A hash table keeps its largest size after entries leave; after a burst (a scan of many hosts)
-/// give the memory back once the table is mostly empty, so a long run's footprint follows the
-/// current traffic rather than its peak.
-fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(m: &mut FxHashMap<K, V>) {
-    const MIN_CAPACITY: usize = 1024;
-    if m.capacity() > MIN_CAPACITY && m.len() < m.capacity() / 8 {
-        m.shrink_to((m.len() * 2).max(MIN_CAPACITY));
-    }
-}
-
 /// Drop entries older than `window` before `now` (items are appended in time order).
 fn prune<T>(v: &mut Vec<T>, now: Ts, window: u64, ts: impl Fn(&T) -> Ts) {
     let cut = now.0.saturating_sub(window);
     v.retain(|x| ts(x).0 >= cut);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sparse_tables_give_memory_back() {
-        let mut m: FxHashMap<u32, u64> = FxHashMap::default();
-        for i in 0..100_000 {
-            m.insert(i, 0);
-        }
-        let peak = m.capacity();
-        shrink_if_sparse(&mut m);
-        assert_eq!(m.capacity(), peak, "full: kept");
-        m.retain(|k, _| *k < 50);
-        shrink_if_sparse(&mut m);
-        assert!(m.capacity() < peak / 32, "{} of {peak}", m.capacity());
-        assert!(m.capacity() >= 1024);
-        assert_eq!(m.len(), 50);
-        assert_eq!(m.get(&49), Some(&0));
-    }
 }

@@ -48,6 +48,7 @@
 
 pub mod attribution;
 mod calls;
+pub mod handles;
 pub mod inferred;
 mod instance;
 pub mod matcher;
@@ -57,6 +58,7 @@ mod retired;
 pub mod rules;
 mod scoring;
 pub mod stage;
+mod uploads;
 
 pub use attribution::{attribute, AttribInput, Attribution};
 pub use matcher::{DetectStats, DetectTables, Detector, InferredCall};

@@ -6,7 +6,10 @@ use super::matcher::{
     Detector, SourceState, FINISH_BATCH, MAX_PAIR_ITEMS, MAX_SOURCES, MAX_SOURCE_TARGETS,
 };
 use super::rules::ExceptionSubject;
-use crate::event::alert::{Alert, HostSummary, Severity, SignalAlert, TechniqueAlert, Upload};
+use crate::event::alert::{
+    Alert, Evidence, HostSummary, Severity, SignalAlert, TechniqueAlert, Upload,
+};
+use crate::event::ConnFields;
 use crate::time::Ts;
 use std::net::IpAddr;
 
@@ -63,6 +66,7 @@ impl Detector {
                 referenced: false,
             }),
             service_name: None,
+            changes: vec![],
             targets: vec![],
             reason,
             evidence: vec![u.ev.clone()],
@@ -258,6 +262,37 @@ impl Detector {
             }
         }
         flush(out);
+    }
+}
+
+/// A `service-control` signal: an existing service started, controlled or reconfigured without a
+/// new binary (`changes`: the fields a configuration change set).
+pub(super) fn service_control_signal(
+    c: &ConnFields,
+    user: Option<String>,
+    service_name: Option<String>,
+    reason: String,
+    e: Evidence,
+    changes: Vec<String>,
+) -> SignalAlert {
+    SignalAlert {
+        ts: c.ts,
+        // From content, at emission (SignalAlert::content_id).
+        id: String::new(),
+        signal: "service-control",
+        attack: vec!["T1569.002"],
+        severity: Severity::Low,
+        src_ip: c.orig_h,
+        dst_ip: Some(c.resp_h),
+        user,
+        share: None,
+        upload: None,
+        service_name,
+        changes,
+        targets: vec![],
+        reason,
+        evidence: vec![e],
+        suppressed_by: None,
     }
 }
 

@@ -6,7 +6,7 @@
 use super::matcher::SourceState;
 use crate::event::alert::Technique;
 use crate::time::Ts;
-use rustc_hash::FxHashMap;
+use crate::wire::maps::KeyedMap;
 use std::net::IpAddr;
 
 /// Quiet sources whose host summary is kept (packed) for the end of the run. Beyond it the
@@ -18,7 +18,7 @@ pub const MAX_RETIRED_SOURCES: usize = 65_536;
 /// Packed host-summary state by source address.
 #[derive(Default)]
 pub(super) struct Retired {
-    map: FxHashMap<IpAddr, Box<[u8]>>,
+    map: KeyedMap<IpAddr, Box<[u8]>>,
 }
 
 impl Retired {

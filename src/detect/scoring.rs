@@ -1,211 +1,253 @@
-//! Turning a closed attack instance into its technique alert: what the binary path refers to,
-//! attribution, confidence and severity from the evidence, ATT&CK ids, the reason sentence.
+//! Turning a closed attack instance into its technique alert. [`score`] is a pure function of the
+//! instance, what its pair knew ([`PairView`]) and the rules: what the binary path refers to,
+//! attribution, confidence and severity from the evidence ([`Factors`] → [`confidence`]),
+//! ATT&CK ids, the reason sentence. `Detector::build_alert` only gathers the view and assembles
+//! the alert.
 
-use super::attribution::{attribute, AttribInput};
+use super::attribution::{attribute, AttribInput, Attribution};
 use super::calls::Iface;
-use super::instance::{reason_sentence, Instance, UploadRec};
+use super::instance::{reason_sentence, Auth, Instance};
 use super::matcher::Detector;
-use super::names::{
-    basename_lower, executable_part, looks_random, runs_interpreter, share_relative,
-};
+use super::names::{looks_random, runs_interpreter};
+use super::rules::Rules;
+use super::uploads::names_upload;
 use crate::event::alert::{Basis, Severity, Technique, TechniqueAlert, Upload};
 use crate::time::Ts;
 use std::net::IpAddr;
+
+/// What the (source, target) pair knew when the instance closed, as scoring needs it.
+#[derive(Clone, Debug)]
+pub(super) struct PairView<'a> {
+    pub(super) src: IpAddr,
+    pub(super) dst: IpAddr,
+    pub(super) machine_name: Option<&'a str>,
+    /// Any SMB from source to target.
+    pub(super) smb_seen: bool,
+    /// "endpoint::operation" of the pair's calls in the instance's window.
+    pub(super) calls: Vec<&'a str>,
+    /// Most contexts one bind offered (with a relevant interface) in the window.
+    pub(super) max_bind_contexts: u32,
+}
+
+/// The evidence confidence is weighed from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Factors {
+    pub(super) basis: Basis,
+    /// A file the binary path names was written before the create / after it.
+    pub(super) upload_before: bool,
+    pub(super) upload_after: bool,
+    /// Some upload of the instance is a PE (named by the path or not).
+    pub(super) any_pe: bool,
+    pub(super) interpreter: bool,
+    pub(super) random_name: bool,
+    pub(super) started: bool,
+    pub(super) deleted: bool,
+    pub(super) attributed: bool,
+    pub(super) folded: bool,
+    /// Inferred from sizes only, and the inference rated itself medium.
+    pub(super) inferred_medium: bool,
+}
+
+/// Everything scoring decided about an instance.
+#[derive(Clone, Debug)]
+pub(super) struct Scored {
+    pub(super) uploads: Vec<Upload>,
+    pub(super) attribution: Attribution,
+    pub(super) confidence: f64,
+    pub(super) severity: Severity,
+    pub(super) attack: Vec<&'static str>,
+    pub(super) reason: String,
+}
+
+/// Confidence from the evidence, rounded to hundredths, at most 0.99. Sizes alone (inferred)
+/// never make a high-confidence alert.
+pub(super) fn confidence(f: &Factors) -> f64 {
+    let mut c: f64 = match f.basis {
+        Basis::Cleartext => 0.55,
+        Basis::StubEncrypted => 0.40,
+        Basis::Inferred => return if f.inferred_medium { 0.45 } else { 0.3 },
+    };
+    if f.upload_before {
+        c += 0.30;
+    } else if f.upload_after {
+        c += 0.15;
+    } else if f.any_pe {
+        c += 0.10;
+    }
+    for (on, w) in [
+        (f.interpreter, 0.20),
+        (f.random_name, 0.10),
+        (f.started, 0.10),
+        (f.deleted, 0.05),
+        (f.attributed, 0.10),
+        (f.folded, 0.05),
+    ] {
+        if on {
+            c += w;
+        }
+    }
+    (c.min(0.99) * 100.0).round() / 100.0
+}
+
+/// High from 0.8; medium from 0.5, and always for stub-encrypted calls and medium inferences.
+pub(super) fn severity(confidence: f64, f: &Factors) -> Severity {
+    if confidence >= 0.8 {
+        Severity::High
+    } else if confidence >= 0.5 || f.basis == Basis::StubEncrypted || f.inferred_medium {
+        Severity::Medium
+    } else {
+        Severity::Low
+    }
+}
+
+/// ATT&CK ids: the technique's, remote services over SMB, lateral tool transfer.
+fn attack_ids(inst: &Instance, over_smb: bool, transfer: bool) -> Vec<&'static str> {
+    let mut attack: Vec<&'static str> = match inst.technique {
+        Technique::ServiceCreate | Technique::ServiceModify => vec!["T1569.002", "T1543.003"],
+        Technique::TaskCreate if inst.iface == Iface::Atsvc => vec!["T1053.002"],
+        Technique::TaskCreate => vec!["T1053.005"],
+    };
+    if over_smb {
+        attack.push("T1021.002");
+    }
+    if transfer {
+        attack.push("T1570");
+    }
+    attack
+}
+
+/// Scores a closed instance: pure (no detector state).
+pub(super) fn score(inst: &Instance, pair: &PairView<'_>, rules: &Rules) -> Scored {
+    let paths: Vec<&str> = inst.paths().collect();
+    let mut uploads: Vec<Upload> = vec![];
+    let (mut upload_before, mut upload_after, mut any_pe) = (false, false, false);
+    for (u, after) in &inst.uploads {
+        let named = names_upload(inst, u);
+        upload_after |= named && *after;
+        upload_before |= named && !*after;
+        any_pe |= u.pe;
+        uploads.push(Upload {
+            share: u.share.clone(),
+            name: u.name.clone(),
+            size: u.size,
+            sha256: u.sha256.clone(),
+            pe: u.pe,
+            referenced: named,
+        });
+    }
+    let interpreter = paths.iter().any(|p| runs_interpreter(p));
+    let lengths = &rules.settings.random_name_lengths;
+    let random_name = inst
+        .service_name
+        .as_deref()
+        .is_some_and(|n| looks_random(n, lengths))
+        || inst
+            .task_path
+            .as_deref()
+            .is_some_and(|t| looks_random(t.trim_start_matches('\\'), lengths));
+
+    let input = AttribInput {
+        technique: Some(inst.technique),
+        service_names: inst.service_names(),
+        display_names: inst.display_name.as_deref().into_iter().collect(),
+        binary_paths: paths.clone(),
+        uploads: inst.uploads.iter().map(|(u, _)| u.name.as_str()).collect(),
+        pipes: inst.pipes.iter().map(|s| s.as_str()).collect(),
+        machine_names: pair.machine_name.into_iter().collect(),
+        task_paths: inst.task_path.as_deref().into_iter().collect(),
+        commands: inst.command.as_deref().into_iter().collect(),
+        calls: pair.calls.clone(),
+        transport: Some(inst.transport),
+        interface: Some(match inst.iface {
+            Iface::Svcctl => "svcctl",
+            Iface::Atsvc => "atsvc",
+            Iface::TaskSched => "ITaskSchedulerService",
+            Iface::Other => "other",
+        }),
+        opnums: inst.opnums.clone(),
+        binary_is_upload: upload_before || upload_after,
+        smb: pair.smb_seen,
+        stub_encrypted: inst.basis == Basis::StubEncrypted,
+        max_bind_contexts: pair.max_bind_contexts,
+        count: inst.count,
+    };
+    let mut attribution = attribute(rules, &input);
+    if attribution.tool == "unknown" {
+        if let Some(h) = &inst.tool_hint {
+            attribution = Attribution {
+                tool: h.clone(),
+                why: Some("hint from size inference".into()),
+            };
+        }
+    }
+    let factors = Factors {
+        basis: inst.basis,
+        upload_before,
+        upload_after,
+        any_pe,
+        interpreter,
+        random_name,
+        started: inst.started,
+        deleted: inst.deleted,
+        attributed: attribution.tool != "unknown",
+        folded: inst.count > 1,
+        inferred_medium: inst.inferred_medium,
+    };
+    let confidence = confidence(&factors);
+    let severity = severity(confidence, &factors);
+    let over_smb = inst.transport == "smb_pipe" || !inst.shares.is_empty() || !uploads.is_empty();
+    let attack = attack_ids(
+        inst,
+        over_smb,
+        !uploads.is_empty() || inst.inferred_upload.is_some(),
+    );
+    let mut reason = reason_sentence(
+        inst,
+        pair.src,
+        pair.dst,
+        &uploads,
+        upload_before,
+        upload_after,
+        interpreter,
+        random_name,
+        &attribution.tool,
+    );
+    if inst.decrypted {
+        reason.push_str(" Seen inside SMB3 encryption, decrypted with the supplied keys.");
+    }
+    Scored {
+        uploads,
+        attribution,
+        confidence,
+        severity,
+        attack,
+        reason,
+    }
+}
 
 impl Detector {
     pub(super) fn build_alert(&mut self, key: (IpAddr, IpAddr), inst: Instance) -> TechniqueAlert {
         let (src, dst) = key;
         let p = self.pairs.get(&key);
-        let auth = p.and_then(|p| p.auth.clone()).unwrap_or_default();
-        let machine = p.and_then(|p| p.machine_name.clone());
-        let smb_seen = p.is_some_and(|p| p.smb_seen);
+        let auth: Auth = p.and_then(|p| p.auth.clone()).unwrap_or_default();
         let from = Ts(inst.first_ts.0.saturating_sub(self.window_ns));
-        let calls: Vec<String> = p
-            .map(|p| {
+        let view = PairView {
+            src,
+            dst,
+            machine_name: p.and_then(|p| p.machine_name.as_deref()),
+            smb_seen: p.is_some_and(|p| p.smb_seen),
+            calls: p.map_or(vec![], |p| {
                 p.calls
                     .iter()
                     .filter(|x| x.1 >= from)
-                    .map(|x| x.0.clone())
+                    .map(|x| x.0.as_str())
                     .collect()
-            })
-            .unwrap_or_default();
-        let bind_ctx = p.map_or(0, |p| {
-            if p.max_bind_contexts.1 >= from {
-                p.max_bind_contexts.0
-            } else {
-                0
-            }
-        });
-
-        // Does a binary path (or task command) refer to a file this source just wrote?
-        let paths: Vec<&str> = inst
-            .calls
-            .iter()
-            .filter_map(|c| c.binary_path.as_deref())
-            .chain(inst.binary_path.as_deref())
-            .chain(inst.command.as_deref())
-            .collect();
-        let refers = |u: &UploadRec| {
-            paths.iter().any(|bp| {
-                let by_path = share_relative(bp).is_some_and(|r| r == u.rel);
-                let by_name = u.share == "<unknown>"
-                    && basename_lower(executable_part(bp)) == basename_lower(&u.name);
-                by_path || by_name
-            })
-        };
-        let mut uploads: Vec<Upload> = vec![];
-        let mut upload_before = false;
-        let mut upload_after = false;
-        let mut any_pe = false;
-        for (u, after) in &inst.uploads {
-            let r = refers(u);
-            if r {
-                if *after {
-                    upload_after = true;
-                } else {
-                    upload_before = true;
-                }
-            }
-            any_pe |= u.pe;
-            uploads.push(Upload {
-                share: u.share.clone(),
-                name: u.name.clone(),
-                size: u.size,
-                sha256: u.sha256.clone(),
-                pe: u.pe,
-                referenced: r,
-            });
-        }
-        let binary_is_upload = upload_before || upload_after;
-        let interpreter = paths.iter().any(|p| runs_interpreter(p));
-        let lengths = self.rules.settings.random_name_lengths.clone();
-        let random_name = inst
-            .service_name
-            .as_deref()
-            .is_some_and(|n| looks_random(n, &lengths))
-            || inst
-                .task_path
-                .as_deref()
-                .is_some_and(|t| looks_random(t.trim_start_matches('\\'), &lengths));
-
-        let input = AttribInput {
-            technique: Some(inst.technique),
-            service_names: inst
-                .calls
-                .iter()
-                .filter_map(|c| c.service_name.as_deref())
-                .chain(inst.service_name.as_deref())
-                .collect(),
-            display_names: inst.display_name.as_deref().into_iter().collect(),
-            binary_paths: paths.clone(),
-            uploads: inst.uploads.iter().map(|(u, _)| u.name.as_str()).collect(),
-            pipes: inst.pipes.iter().map(|s| s.as_str()).collect(),
-            machine_names: machine.as_deref().into_iter().collect(),
-            task_paths: inst.task_path.as_deref().into_iter().collect(),
-            commands: inst.command.as_deref().into_iter().collect(),
-            calls: calls.iter().map(|s| s.as_str()).collect(),
-            transport: Some(inst.transport),
-            interface: Some(match inst.iface {
-                Iface::Svcctl => "svcctl",
-                Iface::Atsvc => "atsvc",
-                Iface::TaskSched => "ITaskSchedulerService",
-                Iface::Other => "other",
             }),
-            opnums: inst.opnums.clone(),
-            binary_is_upload,
-            smb: smb_seen,
-            stub_encrypted: inst.basis == Basis::StubEncrypted,
-            max_bind_contexts: bind_ctx,
-            count: inst.count,
+            max_bind_contexts: p
+                .filter(|p| p.max_bind_contexts.1 >= from)
+                .map_or(0, |p| p.max_bind_contexts.0),
         };
-        let mut attrib = attribute(&self.rules, &input);
-        if attrib.tool == "unknown" {
-            if let Some(h) = &inst.tool_hint {
-                attrib = super::attribution::Attribution {
-                    tool: h.clone(),
-                    why: Some("hint from size inference".into()),
-                };
-            }
-        }
-
-        let mut conf: f64 = match inst.basis {
-            Basis::Cleartext => 0.55,
-            Basis::StubEncrypted => 0.40,
-            Basis::Inferred => 0.25,
-        };
-        if upload_before {
-            conf += 0.30;
-        } else if upload_after {
-            conf += 0.15;
-        } else if any_pe {
-            conf += 0.10;
-        }
-        if interpreter {
-            conf += 0.20;
-        }
-        if random_name {
-            conf += 0.10;
-        }
-        if inst.started {
-            conf += 0.10;
-        }
-        if inst.deleted {
-            conf += 0.05;
-        }
-        if attrib.tool != "unknown" {
-            conf += 0.10;
-        }
-        if inst.count > 1 {
-            conf += 0.05;
-        }
-        if inst.basis == Basis::Inferred {
-            // Sizes alone never make a high-confidence alert.
-            conf = if inst.inferred_medium { 0.45 } else { 0.3 };
-        }
-        let conf = (conf.min(0.99) * 100.0).round() / 100.0;
-        let severity = if conf >= 0.8 {
-            Severity::High
-        } else if conf >= 0.5 || inst.basis == Basis::StubEncrypted || inst.inferred_medium {
-            Severity::Medium
-        } else {
-            Severity::Low
-        };
-
-        let over_smb =
-            inst.transport == "smb_pipe" || !inst.shares.is_empty() || !uploads.is_empty();
-        let mut attack: Vec<&'static str> = vec![];
-        match inst.technique {
-            Technique::ServiceCreate | Technique::ServiceModify => {
-                attack.push("T1569.002");
-                attack.push("T1543.003");
-            }
-            Technique::TaskCreate => attack.push(if inst.iface == Iface::Atsvc {
-                "T1053.002"
-            } else {
-                "T1053.005"
-            }),
-        }
-        if over_smb {
-            attack.push("T1021.002");
-        }
-        if !uploads.is_empty() || inst.inferred_upload.is_some() {
-            attack.push("T1570");
-        }
-
-        let mut reason = reason_sentence(
-            &inst,
-            src,
-            dst,
-            &uploads,
-            upload_before,
-            upload_after,
-            interpreter,
-            random_name,
-            &attrib.tool,
-        );
-        if inst.decrypted {
-            reason.push_str(" Seen inside SMB3 encryption, decrypted with the supplied keys.");
-        }
+        let s = score(&inst, &view, &self.rules);
         let mut evidence = inst.evidence.clone();
         evidence.sort_by_key(|e| e.ts);
         if inst.evidence_dropped {
@@ -217,9 +259,9 @@ impl Detector {
             // From content, at emission (TechniqueAlert::content_id).
             id: String::new(),
             technique: inst.technique,
-            attack,
-            severity,
-            confidence: conf,
+            attack: s.attack,
+            severity: s.severity,
+            confidence: s.confidence,
             basis: inst.basis,
             decrypted: inst.decrypted,
             src_ip: src,
@@ -232,7 +274,7 @@ impl Detector {
             } else {
                 Some(inst.shares.iter().cloned().collect::<Vec<_>>().join(","))
             },
-            uploads,
+            uploads: s.uploads,
             service_name: inst.service_name.clone(),
             display_name: inst.display_name.clone(),
             binary_path: inst.binary_path.clone(),
@@ -240,16 +282,215 @@ impl Detector {
             task_path: inst.task_path.clone(),
             command: inst.command.clone(),
             pipes: inst.pipes.clone(),
-            tool: attrib.tool,
-            tool_reason: attrib.why,
+            tool: s.attribution.tool,
+            tool_reason: s.attribution.why,
             count: inst.count,
             calls: inst.calls.clone(),
             started: inst.started,
             deleted: inst.deleted,
             failed: inst.failed,
-            reason,
+            no_response: inst.no_response,
+            reason: s.reason,
             evidence,
             suppressed_by: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clear() -> Factors {
+        Factors {
+            basis: Basis::Cleartext,
+            upload_before: false,
+            upload_after: false,
+            any_pe: false,
+            interpreter: false,
+            random_name: false,
+            started: false,
+            deleted: false,
+            attributed: false,
+            folded: false,
+            inferred_medium: false,
+        }
+    }
+
+    #[test]
+    fn every_weight_of_confidence() {
+        let cases: &[(&str, Factors, f64)] = &[
+            ("cleartext alone", clear(), 0.55),
+            (
+                "stub encrypted alone",
+                Factors {
+                    basis: Basis::StubEncrypted,
+                    ..clear()
+                },
+                0.40,
+            ),
+            (
+                "upload named, before",
+                Factors {
+                    upload_before: true,
+                    ..clear()
+                },
+                0.85,
+            ),
+            (
+                "upload named, after",
+                Factors {
+                    upload_after: true,
+                    ..clear()
+                },
+                0.70,
+            ),
+            (
+                "a PE uploaded, not named",
+                Factors {
+                    any_pe: true,
+                    ..clear()
+                },
+                0.65,
+            ),
+            (
+                "before outranks after and PE",
+                Factors {
+                    upload_before: true,
+                    upload_after: true,
+                    any_pe: true,
+                    ..clear()
+                },
+                0.85,
+            ),
+            (
+                "after outranks PE",
+                Factors {
+                    upload_after: true,
+                    any_pe: true,
+                    ..clear()
+                },
+                0.70,
+            ),
+            (
+                "interpreter",
+                Factors {
+                    interpreter: true,
+                    ..clear()
+                },
+                0.75,
+            ),
+            (
+                "random name",
+                Factors {
+                    random_name: true,
+                    ..clear()
+                },
+                0.65,
+            ),
+            (
+                "started",
+                Factors {
+                    started: true,
+                    ..clear()
+                },
+                0.65,
+            ),
+            (
+                "deleted",
+                Factors {
+                    deleted: true,
+                    ..clear()
+                },
+                0.60,
+            ),
+            (
+                "attributed",
+                Factors {
+                    attributed: true,
+                    ..clear()
+                },
+                0.65,
+            ),
+            (
+                "folded",
+                Factors {
+                    folded: true,
+                    ..clear()
+                },
+                0.60,
+            ),
+            (
+                "capped at 0.99",
+                Factors {
+                    upload_before: true,
+                    interpreter: true,
+                    random_name: true,
+                    started: true,
+                    ..clear()
+                },
+                0.99,
+            ),
+            (
+                "inferred, low",
+                Factors {
+                    basis: Basis::Inferred,
+                    upload_before: true,
+                    ..clear()
+                },
+                0.3,
+            ),
+            (
+                "inferred, medium",
+                Factors {
+                    basis: Basis::Inferred,
+                    inferred_medium: true,
+                    started: true,
+                    ..clear()
+                },
+                0.45,
+            ),
+        ];
+        for (what, f, want) in cases {
+            assert_eq!(confidence(f), *want, "{what}");
+        }
+    }
+
+    #[test]
+    fn severity_thresholds() {
+        let cases: &[(f64, Factors, Severity)] = &[
+            (0.80, clear(), Severity::High),
+            (0.79, clear(), Severity::Medium),
+            (0.50, clear(), Severity::Medium),
+            (0.49, clear(), Severity::Low),
+            (
+                0.40,
+                Factors {
+                    basis: Basis::StubEncrypted,
+                    ..clear()
+                },
+                Severity::Medium,
+            ),
+            (
+                0.45,
+                Factors {
+                    basis: Basis::Inferred,
+                    inferred_medium: true,
+                    ..clear()
+                },
+                Severity::Medium,
+            ),
+            (
+                0.30,
+                Factors {
+                    basis: Basis::Inferred,
+                    ..clear()
+                },
+                Severity::Low,
+            ),
+        ];
+        for (c, f, want) in cases {
+            assert_eq!(severity(*c, f), *want, "{c} {f:?}");
         }
     }
 }

@@ -203,6 +203,10 @@ pub struct TechniqueAlert {
     pub deleted: bool,
     /// Whether the create/register call failed on the server (still an attack).
     pub failed: bool,
+    /// No response to the create/register call was seen (one-sided capture, lost packets):
+    /// whether it succeeded is unknown.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_response: bool,
     /// One sentence: why this is an alert.
     pub reason: String,
     pub evidence: Vec<Evidence>,
@@ -233,6 +237,9 @@ pub struct SignalAlert {
     pub upload: Option<Upload>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_name: Option<String>,
+    /// service-control from a configuration change: the fields it set ("start_type=disabled" …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
     /// Targets (sweeps).
     #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ser_ips")]
     pub targets: Vec<IpAddr>,

@@ -215,6 +215,7 @@ mod tests {
             started: false,
             deleted: false,
             failed: false,
+            no_response: false,
             reason: "test".into(),
             evidence: vec![
                 Evidence::new(c, c.ts, "smb_auth", "NTLMSSP admin".into()),

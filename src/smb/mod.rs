@@ -14,7 +14,6 @@
 
 pub mod crypto;
 pub mod files;
-pub mod keyed_hash;
 pub mod netbios;
 pub mod ntlmssp;
 pub mod registry;
@@ -27,11 +26,11 @@ use crate::event::{AnomalyKind, SmbVersion};
 use crate::flow::{Direction, FlowCtx, StreamParser};
 use crate::sink::Sink;
 use crate::time::Ts;
-use netbios::{find_nbss_smb_record, parse_nbss_header, NBSS_HEADER_LEN, NBSS_MESSAGE};
+use crate::wire::parsed;
+use netbios::{find_nbss_smb_record, parse_nbss_header, NbssKind, NBSS_HEADER_LEN};
 use smb1::Smb1State;
-use smb2::records::{
-    parse_transform_header, COMPRESSION_HEADER_LEN, TRANSFORM_HEADER_LEN, WRITE_REQUEST_FIXED,
-};
+use smb2::compression::COMPRESSION_HEADER_LEN;
+use smb2::records::{parse_transform_header, TRANSFORM_HEADER_LEN, WRITE_REQUEST_FIXED};
 use smb2::state::MAX_COMPOUND_COMMANDS;
 use smb2::stream_plan::{plan_stream, Plan};
 use smb2::{Smb2State, StreamTarget};
@@ -67,7 +66,7 @@ pub struct SmbShared {
 /// Whether `first` starts like SMB over TCP: a NetBIOS session message or session request whose
 /// payload begins with an SMB1/SMB2/transform/compression magic.
 pub fn looks_like_smb(first: &[u8]) -> bool {
-    if first.first() == Some(&NBSS_MESSAGE) {
+    if first.first() == Some(&netbios::NBSS_MESSAGE) {
         return first
             .get(NBSS_HEADER_LEN..)
             .is_some_and(netbios::is_smb_magic);
@@ -96,7 +95,7 @@ struct Reader {
     hdr_have: usize,
     /// In a message body: its type, length, bytes consumed so far.
     in_msg: bool,
-    kind: u8,
+    kind: NbssKind,
     len: usize,
     got: usize,
     buf: Vec<u8>,
@@ -112,7 +111,7 @@ impl Reader {
             hdr: [0; NBSS_HEADER_LEN],
             hdr_have: 0,
             in_msg: false,
-            kind: 0,
+            kind: NbssKind::Message,
             len: 0,
             got: 0,
             buf: Vec::new(),
@@ -217,7 +216,7 @@ impl SmbParser {
                 if r.hdr_have < NBSS_HEADER_LEN {
                     return;
                 }
-                let Some(h) = parse_nbss_header(&r.hdr) else {
+                let Some(h) = parsed(parse_nbss_header(&r.hdr)) else {
                     let conn = crate::event::ConnFields::new(ts, self.ctx.uid, &self.ctx.conn);
                     sink.anomaly(
                         ts,
@@ -235,7 +234,7 @@ impl SmbParser {
                 r.kind = h.kind;
                 r.len = h.length as usize;
                 r.got = 0;
-                r.body = if h.kind != NBSS_MESSAGE {
+                r.body = if h.kind != NbssKind::Message {
                     Body::Skip
                 } else if buffered_outright(dir, r.len) {
                     r.buf.reserve(r.len.min(64 * 1024));
@@ -348,7 +347,7 @@ impl SmbParser {
         let buf = std::mem::take(&mut r.buf);
         let kind = r.kind;
         r.reset_message();
-        if kind != NBSS_MESSAGE {
+        if kind != NbssKind::Message {
             sink.count("smb.netbios_control", 1);
         } else {
             match body {
@@ -375,12 +374,11 @@ fn buffered_outright(dir: Direction, len: usize) -> bool {
 /// A complete session message at the start of `input` that would be buffered outright: its
 /// payload and the bytes after it.
 fn whole_message(dir: Direction, input: &[u8]) -> Option<(&[u8], &[u8])> {
-    let h = parse_nbss_header(input)?;
+    let (body, h) = parse_nbss_header(input).ok()?;
     let len = h.length as usize;
-    if h.kind != NBSS_MESSAGE || len == 0 || !buffered_outright(dir, len) {
+    if h.kind != NbssKind::Message || len == 0 || !buffered_outright(dir, len) {
         return None;
     }
-    let body = input.get(NBSS_HEADER_LEN..)?;
     (body.len() >= len).then(|| body.split_at(len))
 }
 
@@ -427,7 +425,7 @@ fn decide(
             if have_keys && len <= MAX_SMB_TRANSFORM_BUFFER {
                 return Body::Buffer;
             }
-            match parse_transform_header(prefix) {
+            match parsed(parse_transform_header(prefix)) {
                 Some(th) => smb2.transform_opaque(cx, t, dir, &th, len as u64, sink),
                 None => sink.anomaly(
                     cx.ts,
@@ -439,6 +437,8 @@ fn decide(
             }
             Body::Skip
         }
+        // Compressed messages are rebuilt whole, like transforms with keys.
+        Some(0xFC) if len <= MAX_SMB_TRANSFORM_BUFFER => Body::Buffer,
         Some(0xFC) => {
             smb2.compressed(
                 cx,

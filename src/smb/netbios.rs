@@ -4,6 +4,11 @@
 //! (7-bit flags + 16-bit length) and SMB2 "direct TCP" reserves 24 bits; we accept 24 because real
 //! servers send up to 8 MiB messages and nothing is lost by being lenient on the top bits.
 
+use crate::wire::parsed;
+use nom::combinator::map_opt;
+use nom::number::complete::{be_u24, be_u8};
+use nom::{IResult, Parser};
+
 /// Session message: the payload is one SMB message.
 pub const NBSS_MESSAGE: u8 = 0x00;
 pub const NBSS_SESSION_REQUEST: u8 = 0x81;
@@ -19,22 +24,43 @@ pub const NBSS_HEADER_LEN: usize = 4;
 /// headers; SMB1 large writes stay below this too).
 pub const MAX_PLAUSIBLE_NBSS_LEN: u32 = 16 * 1024 * 1024 - 1;
 
+/// The NetBIOS session message types (RFC 1002 4.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NbssKind {
+    Message,
+    SessionRequest,
+    PositiveResponse,
+    NegativeResponse,
+    RetargetResponse,
+    Keepalive,
+}
+
+impl NbssKind {
+    pub fn from_wire(v: u8) -> Option<NbssKind> {
+        Some(match v {
+            NBSS_MESSAGE => NbssKind::Message,
+            NBSS_SESSION_REQUEST => NbssKind::SessionRequest,
+            NBSS_POSITIVE_RESPONSE => NbssKind::PositiveResponse,
+            NBSS_NEGATIVE_RESPONSE => NbssKind::NegativeResponse,
+            NBSS_RETARGET_RESPONSE => NbssKind::RetargetResponse,
+            NBSS_KEEPALIVE => NbssKind::Keepalive,
+            _ => return None,
+        })
+    }
+}
+
 /// A NetBIOS session header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NbssHeader {
-    pub kind: u8,
+    pub kind: NbssKind,
     pub length: u32,
 }
 
-/// Parses the 4-byte header. None if fewer than 4 bytes or an unknown type.
-pub fn parse_nbss_header(b: &[u8]) -> Option<NbssHeader> {
-    let h = b.get(..NBSS_HEADER_LEN)?;
-    let kind = h[0];
-    if !matches!(kind, NBSS_MESSAGE | 0x81..=0x85) {
-        return None;
-    }
-    let length = (u32::from(h[1]) << 16) | (u32::from(h[2]) << 8) | u32::from(h[3]);
-    Some(NbssHeader { kind, length })
+/// The 4-byte header: a known type, then a 24-bit big-endian length. Fails on fewer than 4
+/// bytes or an unknown type.
+pub fn parse_nbss_header(b: &[u8]) -> IResult<&[u8], NbssHeader> {
+    let (i, (kind, length)) = (map_opt(be_u8, NbssKind::from_wire), be_u24).parse(b)?;
+    Ok((i, NbssHeader { kind, length }))
 }
 
 /// Whether `b` starts with an SMB-family magic: 0xFF/0xFE/0xFD/0xFC followed by "SMB".
@@ -53,7 +79,7 @@ pub fn find_nbss_smb_record(b: &[u8]) -> Option<usize> {
     let mut i = 0usize;
     while let Some(w) = b.get(i..i + NBSS_HEADER_LEN + 4) {
         if w[0] == NBSS_MESSAGE && is_smb_magic(&w[4..]) {
-            if let Some(h) = parse_nbss_header(w) {
+            if let Some(h) = parsed(parse_nbss_header(w)) {
                 if (MIN_SMB_MESSAGE..=MAX_PLAUSIBLE_NBSS_LEN).contains(&h.length) {
                     return Some(i);
                 }
@@ -70,20 +96,20 @@ mod tests {
 
     #[test]
     fn header_24_bit_length() {
-        let h = parse_nbss_header(&[0x00, 0x01, 0x02, 0x03]).unwrap();
+        let h = parsed(parse_nbss_header(&[0x00, 0x01, 0x02, 0x03])).unwrap();
         assert_eq!(
             h,
             NbssHeader {
-                kind: 0,
+                kind: NbssKind::Message,
                 length: 0x010203
             }
         );
         assert_eq!(
-            parse_nbss_header(&[0x85, 0, 0, 0]).unwrap().kind,
-            NBSS_KEEPALIVE
+            parsed(parse_nbss_header(&[0x85, 0, 0, 0])).unwrap().kind,
+            NbssKind::Keepalive
         );
-        assert!(parse_nbss_header(&[0x00, 0, 0]).is_none());
-        assert!(parse_nbss_header(&[0x42, 0, 0, 0]).is_none());
+        assert!(parsed(parse_nbss_header(&[0x00, 0, 0])).is_none());
+        assert!(parsed(parse_nbss_header(&[0x42, 0, 0, 0])).is_none());
     }
 
     #[test]

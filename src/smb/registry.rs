@@ -9,15 +9,12 @@
 //! `Drop`). The last connection leaving drops the session with its names, so the registry is
 //! flat in capture size; TREE_DISCONNECT and LOGOFF withdraw names earlier.
 //!
-//! Hashing: these maps keep std's SipHash (`HashMap` with `RandomState`). Their keys are
-//! attacker-chosen (SessionId, TreeId, FileId from the wire), and a fixed unkeyed hash such as
-//! FxHash lets anyone build colliding keys cheaply; SipHash is keyed per process. They are
-//! touched rarely (a join per connection and session, TREE_CONNECT, CREATE, CLOSE, a handle
-//! first seen on another channel), so the stronger hash costs nothing measurable.
+//! Hashing: the keys are attacker-chosen (SessionId, TreeId, FileId from the wire), so these
+//! are [`KeyedMap`]s, the policy of [`crate::wire::maps`].
 
 use crate::sink::Sink;
 use crate::smb::tables::{Cx, Tree};
-use std::collections::HashMap;
+use crate::wire::maps::{shrink_if_sparse, KeyedMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -35,8 +32,8 @@ pub const MAX_SESSIONS_JOINED: usize = crate::smb::tables::MAX_SMB_SESSIONS;
 #[derive(Debug, Default)]
 struct SharedSession {
     connections: usize,
-    trees: HashMap<u32, Tree>,
-    handles: HashMap<u128, (String, u32)>,
+    trees: KeyedMap<u32, Tree>,
+    handles: KeyedMap<u128, (String, u32)>,
 }
 
 impl SharedSession {
@@ -48,7 +45,7 @@ impl SharedSession {
 /// The registry proper (behind [`SharedRegistry`]'s lock).
 #[derive(Debug, Default)]
 pub struct SharedNames {
-    sessions: HashMap<(IpAddr, u64), SharedSession>,
+    sessions: KeyedMap<(IpAddr, u64), SharedSession>,
     /// Trees plus handles over every session, against [`MAX_SHARED_HANDLES`].
     names: usize,
 }
@@ -99,7 +96,7 @@ impl SharedNames {
             self.sessions.remove(&key);
             if self.sessions.is_empty() {
                 // A burst of sessions is over: give its table's memory back.
-                self.sessions = HashMap::new();
+                self.sessions = KeyedMap::default();
             }
         }
     }
@@ -108,8 +105,8 @@ impl SharedNames {
     fn drop_names(&mut self, key: (IpAddr, u64)) {
         if let Some(s) = self.sessions.get_mut(&key) {
             self.names = self.names.saturating_sub(s.names());
-            s.trees = HashMap::new();
-            s.handles = HashMap::new();
+            s.trees = KeyedMap::default();
+            s.handles = KeyedMap::default();
         }
     }
 
@@ -119,8 +116,8 @@ impl SharedNames {
             // Start over rather than refuse forever (a live sensor runs for months).
             sink.cap_reached("MAX_SHARED_HANDLES", cx.ts, Some(cx.conn()), cx.layer, what);
             for s in self.sessions.values_mut() {
-                s.trees = HashMap::new();
-                s.handles = HashMap::new();
+                s.trees = KeyedMap::default();
+                s.handles = KeyedMap::default();
             }
             self.names = 0;
         }
@@ -195,13 +192,6 @@ impl SharedNames {
         let s = self.sessions.get(&key)?;
         let (name, tid) = s.handles.get(&id)?;
         Some((name.clone(), *tid, s.trees.get(tid).cloned()))
-    }
-}
-
-/// A map that emptied after a burst gives most of its memory back.
-fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
-    if m.capacity() > 64 && m.len() * 4 < m.capacity() {
-        m.shrink_to(m.len() * 2);
     }
 }
 

@@ -10,11 +10,11 @@ use crate::event::{ConnFields, Event, FileAction, SmbFiles, SmbVersion};
 use crate::flow::{Direction, FlowCtx};
 use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
-use crate::smb::keyed_hash::KeyedMap;
 use crate::smb::registry::Channel;
 pub use crate::smb::registry::{SharedRegistry, MAX_SHARED_HANDLES};
 use crate::smb::status::nt_status_name;
 use crate::time::Ts;
+use crate::wire::maps::KeyedMap;
 
 /// Sessions tracked per connection.
 pub const MAX_SMB_SESSIONS: usize = 64;
@@ -28,24 +28,7 @@ pub const MAX_PIPES_PER_SESSION: usize = 64;
 /// Written where the tree connect (or the CREATE) was not seen.
 pub const UNKNOWN: &str = "<unknown>";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ShareType {
-    Disk,
-    Pipe,
-    Print,
-    Unknown,
-}
-
-impl ShareType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ShareType::Disk => "DISK",
-            ShareType::Pipe => "PIPE",
-            ShareType::Print => "PRINT",
-            ShareType::Unknown => "UNKNOWN",
-        }
-    }
-}
+pub use crate::smb::smb2::records::ShareType;
 
 #[derive(Clone, Debug)]
 pub struct Tree {
@@ -372,6 +355,41 @@ pub fn files_record(
     }
 }
 
+/// What a CREATE / NT_CREATE_ANDX / OPEN_ANDX request asked, for its open record.
+pub struct OpenRequest<'a> {
+    pub ts: Ts,
+    pub name: &'a str,
+    pub access: u32,
+    pub disposition: u32,
+    pub options: u32,
+}
+
+/// The FILE_OPEN / PIPE_OPEN record of an open request (dated at the request); the caller adds
+/// what a response gave.
+pub fn open_record(
+    cx: &Cx<'_>,
+    tree: &Tree,
+    is_pipe: bool,
+    req: &OpenRequest<'_>,
+    status: String,
+    session_id: u64,
+) -> SmbFiles {
+    /// FILE_DELETE_ON_CLOSE, the same NT create option in SMB1 and SMB2.
+    const DELETE_ON_CLOSE: u32 = 0x0000_1000;
+    let action = if is_pipe {
+        FileAction::PipeOpen
+    } else {
+        FileAction::FileOpen
+    };
+    let mut r = files_record(cx, action, tree, req.name, status, session_id);
+    r.conn = cx.conn_at(req.ts);
+    r.desired_access = Some(req.access);
+    r.disposition = Some(req.disposition);
+    r.create_options = Some(req.options);
+    r.delete_on_close = req.options & DELETE_ON_CLOSE != 0;
+    r
+}
+
 /// A handle is gone (CLOSE, or the flow ended): log its write summary and close its pipe.
 /// `tree` is the handle's tree (None → looked up by the caller already failed: "<unknown>").
 pub fn finish_file_in(cx: &Cx<'_>, session_id: u64, tree: &Tree, mut f: OpenFile, sink: &mut Sink) {
@@ -401,7 +419,7 @@ pub fn finish_file_in(cx: &Cx<'_>, session_id: u64, tree: &Tree, mut f: OpenFile
 /// The per-connection table of sessions.
 #[derive(Debug, Default)]
 pub struct Tables {
-    /// Keyed hash: SessionIds are attacker-chosen (see [`crate::smb::keyed_hash`]).
+    /// Keyed hash: SessionIds are attacker-chosen (see [`crate::wire::maps`]).
     pub sessions: KeyedMap<u64, Session>,
     /// This connection's membership in the cross-connection registry (None in unit tests that
     /// want one connection alone).

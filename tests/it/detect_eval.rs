@@ -288,3 +288,34 @@ fn runs_far_apart_are_two_alerts_and_upload_bytes_sum_over_the_capture() {
     assert_eq!(sc.status, Status::Detected);
     assert!(sc.fields.iter().all(|f| f.ok), "{:#?}", sc.fields);
 }
+
+#[test]
+fn smb3_encrypted_positives_score_the_technique_only() {
+    // Inside SMB3 encryption names, paths and uploads are not on the wire: an alert from sizes
+    // alone is checked on its technique, not marked wrong on fields nobody could read.
+    let c = case("lab/j1_psexec_opportunistic_enc.pcap");
+    let mut s = Seq::new("192.0.2.13", "192.0.2.20");
+    s.call_on(
+        1.0,
+        "smb_pipe",
+        "svcctl",
+        12,
+        "CreateServiceW",
+        DceArgs::default(),
+        "ok",
+        true,
+    );
+    let sc = score(&c, &run(&s.done()));
+    let names: Vec<&str> = sc.fields.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(names, vec!["technique"], "{:#?}", sc.fields);
+    assert!(sc.fields[0].ok);
+}
+
+#[test]
+fn the_impacket_family_answers_for_an_impacket_script_only() {
+    assert!(tool_accepts("impacket-psexec", "impacket-based"));
+    assert!(tool_accepts("impacket-services", "impacket-based"));
+    assert!(tool_accepts("impacket-psexec", "impacket-psexec"));
+    assert!(!tool_accepts("impacket-psexec", "impacket-smbexec"));
+    assert!(!tool_accepts("sysinternals-psexec", "impacket-based"));
+}

@@ -873,3 +873,99 @@ fn detector_and_rules_move_across_threads() {
     send::<Rules>();
     send::<Alert>();
 }
+
+#[test]
+fn two_tools_in_one_session_are_two_alerts_each_with_its_own_upload_once() {
+    // PsExec then PsKill from one source: different service names and binaries. Each alert names
+    // its service and carries only the file its binary path runs; no upload is reported twice.
+    let mut s = Seq::new(ATT, VIC);
+    s.tree(0.0, "ADMIN$")
+        .write(1.0, "ADMIN$", "PSEXESVC.exe", 145_568, true, None)
+        .open_scm(2.0, "VICTIM")
+        .create(
+            3.0,
+            "PSEXESVC",
+            "%SystemRoot%\\PSEXESVC.exe",
+            Some("h1"),
+            "ok",
+        )
+        .write(10.0, "ADMIN$", "PSKLLSVC.exe", 98_000, true, None)
+        .create(
+            11.0,
+            "PSKLLSVC",
+            "%SystemRoot%\\PSKLLSVC.exe",
+            Some("h2"),
+            "ok",
+        );
+    let alerts = run(&s.done());
+    let t = techniques(&alerts);
+    assert_eq!(
+        t.len(),
+        2,
+        "{:?}",
+        t.iter().map(|a| &a.reason).collect::<Vec<_>>()
+    );
+    for (svc, file) in [("PSEXESVC", "PSEXESVC.exe"), ("PSKLLSVC", "PSKLLSVC.exe")] {
+        let a = t
+            .iter()
+            .find(|a| a.service_name.as_deref() == Some(svc))
+            .expect(svc);
+        let names: Vec<&str> = a.uploads.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, vec![file], "{svc}");
+        assert!(a.uploads[0].referenced);
+        assert!(a.reason.contains(svc) && a.count == 1, "{}", a.reason);
+    }
+    assert!(signals(&alerts)
+        .iter()
+        .all(|s| s.signal != "admin-share-executable"));
+}
+
+#[test]
+fn an_unnamed_upload_goes_to_the_nearest_following_create() {
+    // Two instances of different services; a payload their paths do not name belongs to the
+    // create right after it, not to both.
+    let mut s = Seq::new(ATT, VIC);
+    s.create(0.0, "svcone", "C:\\tools\\one.exe", None, "ok")
+        .write(5.0, "C$", "payload.dll", 4096, true, None)
+        .create(6.0, "svctwo", "C:\\tools\\two.exe", None, "ok");
+    let alerts = run(&s.done());
+    let t = techniques(&alerts);
+    assert_eq!(t.len(), 2);
+    let of = |svc: &str| {
+        t.iter()
+            .find(|a| a.service_name.as_deref() == Some(svc))
+            .map(|a| a.uploads.iter().map(|u| u.name.clone()).collect::<Vec<_>>())
+            .unwrap()
+    };
+    assert!(of("svcone").is_empty());
+    assert_eq!(of("svctwo"), vec!["payload.dll".to_string()]);
+}
+
+#[test]
+fn a_folded_service_with_the_same_name_keeps_one_instance_and_names_each_service() {
+    // smbexec: one service name, a new command each time → one alert, count 2.
+    let mut s = Seq::new(ATT, VIC);
+    s.create(0.0, "BTOBTO", "%COMSPEC% /Q /c echo dir ^> x", None, "ok")
+        .create(
+            5.0,
+            "BTOBTO",
+            "%COMSPEC% /Q /c echo whoami ^> x",
+            None,
+            "ok",
+        );
+    let alerts = run(&s.done());
+    let t = one(&alerts);
+    assert_eq!(t.count, 2);
+    // Same binary, another name (a tool renaming its service): folded, and the reason names both.
+    let mut s = Seq::new(ATT, VIC);
+    s.create(0.0, "alpha", "C:\\x.exe", None, "ok")
+        .create(5.0, "beta", "C:\\x.exe", None, "ok");
+    let alerts = run(&s.done());
+    let t = one(&alerts);
+    assert_eq!(t.count, 2);
+    assert!(
+        t.reason.contains("created services alpha, beta"),
+        "{}",
+        t.reason
+    );
+}

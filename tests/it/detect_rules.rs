@@ -375,19 +375,56 @@ fn attributes_impacket_psexec_by_shape_and_by_machine_name() {
     let mut s = Seq::new(ATT, VIC);
     impacket_psexec(&mut s, 0.0);
     assert_eq!(tool_of(&mut s), "impacket-psexec");
-    // -service-name / -remote-binary-name (lab k1): DUMMY machine name + uploaded binary
+    // -service-name / -remote-binary-name (lab k1): DUMMY machine name + uploaded binary is
+    // impacket's library, not psexec.py yet; its share enumeration first (findWritableShare) is.
+    let k1 = |enumerate: bool| {
+        let mut s = Seq::new(ATT, VIC);
+        if enumerate {
+            s.call_on(
+                0.0,
+                "smb_pipe",
+                "srvsvc",
+                15,
+                "NetrShareEnum",
+                DceArgs::default(),
+                "ok",
+                false,
+            );
+        }
+        s.tree(0.0, "ADMIN$")
+            .write(0.1, "ADMIN$", "bigsvc.exe", 8444928, true, None)
+            .open_scm(0.2, "DUMMY\0")
+            .create(
+                0.3,
+                "BigSvc",
+                "%systemroot%\\bigsvc.exe",
+                None,
+                "nca_s_op_rng_error",
+            );
+        tool_of(&mut s)
+    };
+    assert_eq!(k1(false), "impacket-based");
+    assert_eq!(k1(true), "impacket-psexec");
+}
+
+#[test]
+fn dummy_machine_name_alone_is_the_impacket_family_with_its_reason() {
+    // A 64-character service over \pipe\ntsvcs: nothing of psexec.py but the library default.
     let mut s = Seq::new(ATT, VIC);
+    let name = "A".repeat(64);
     s.tree(0.0, "ADMIN$")
-        .write(0.1, "ADMIN$", "bigsvc.exe", 8444928, true, None)
-        .open_scm(0.2, "DUMMY\0")
-        .create(
-            0.3,
-            "BigSvc",
-            "%systemroot%\\bigsvc.exe",
-            None,
-            "nca_s_op_rng_error",
-        );
-    assert_eq!(tool_of(&mut s), "impacket-psexec");
+        .write(0.1, "ADMIN$", "x.exe", 4096, true, None)
+        .pipe(0.15, "ntsvcs")
+        .open_scm(0.2, "DUMMY")
+        .create(0.3, &name, "%systemroot%\\x.exe", None, "ok");
+    let alerts = run(&s.done());
+    let t = one(&alerts);
+    assert_eq!(t.tool, "impacket-based");
+    assert!(t
+        .tool_reason
+        .as_deref()
+        .unwrap_or("")
+        .contains("library default"));
 }
 
 #[test]
@@ -562,7 +599,7 @@ fn attributes_impacket_services_and_unknown() {
         None,
         "nca_s_op_rng_error",
     );
-    assert_eq!(tool_of(&mut s), "impacket-services");
+    assert_eq!(tool_of(&mut s), "impacket-based");
     let mut s = Seq::new(ATT, VIC);
     s.open_scm(0.0, "VICTIM").create(
         0.1,

@@ -18,19 +18,23 @@ pub mod cipher;
 pub mod kdf;
 pub mod keyfile;
 pub mod ntlm;
-pub mod ntlm_msg;
 pub mod preauth;
 #[cfg(test)]
 pub(crate) mod testutil;
-pub mod wire;
 
 use crate::flow::Direction;
+use crate::smb::smb2::records::{
+    parse_header, parse_negotiate_response, parse_session_setup_request,
+    parse_session_setup_response, parse_transform_header, Command, Header, SessionSetupRequest,
+    SESSION_FLAG_BINDING, SESSION_FLAG_ENCRYPT_DATA, STATUS_MORE_PROCESSING_REQUIRED,
+    STATUS_SUCCESS,
+};
+use crate::wire::parsed;
 use cipher::Cipher;
 use keyfile::{Credential, KeyFileError, SessionSecret};
 use preauth::PreauthHash;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use wire::{Smb2Msg, Transform};
 
 /// Sessions tracked per connection (a client opens one or two; more is hostile).
 pub const MAX_SESSIONS_PER_CONN: usize = 64;
@@ -166,8 +170,8 @@ impl std::fmt::Debug for SessionKeys {
 struct Session {
     /// 3.1.1 preauth hash so far (None: dialect below 3.1.1, or the handshake was not all seen).
     hash: Option<PreauthHash>,
-    challenge: Option<ntlm_msg::Challenge>,
-    auth: Option<ntlm_msg::Authenticate>,
+    challenge: Option<crate::smb::ntlmssp::Challenge>,
+    auth: Option<ntlm::AuthMaterial>,
     rounds: u32,
     keys: Option<SessionKeys>,
     /// Derivation was tried and failed: do not try again, do not note every message.
@@ -209,7 +213,7 @@ impl ConnDecryptor {
         if self.keys.is_none() {
             return;
         }
-        let Some(m) = Smb2Msg::parse(smb2_message) else {
+        let Some(m) = parsed(parse_header(smb2_message)) else {
             return;
         };
         // Trust the header's response flag over `dir` only where they agree; a message whose
@@ -217,17 +221,17 @@ impl ConnDecryptor {
         if m.is_response() != (dir == Direction::ToClient) {
             return;
         }
-        match (m.command(), m.is_response()) {
-            (wire::CMD_NEGOTIATE, false) => {
+        match (m.command, m.is_response()) {
+            (Command::Negotiate, false) => {
                 // Every NEGOTIATE request (re)starts the chain; the SMB1→SMB2 upgrade's 0x02FF
                 // response that may precede it is thereby left out, as MS-SMB2 requires.
                 let mut h = PreauthHash::zero();
-                h.update(m.bytes());
+                h.update(smb2_message);
                 self.conn_hash = Some(h);
             }
-            (wire::CMD_NEGOTIATE, true) => self.on_negotiate_response(&m),
-            (wire::CMD_SESSION_SETUP, false) => self.on_setup_request(&m),
-            (wire::CMD_SESSION_SETUP, true) => self.on_setup_response(&m),
+            (Command::Negotiate, true) => self.on_negotiate_response(&m, smb2_message),
+            (Command::SessionSetup, false) => self.on_setup_request(&m, smb2_message),
+            (Command::SessionSetup, true) => self.on_setup_response(&m, smb2_message),
             _ => {}
         }
     }
@@ -239,8 +243,8 @@ impl ConnDecryptor {
     /// arrived in clear. Only a message whose tag verifies is ever returned.
     pub fn decrypt(&mut self, dir: Direction, transform_message: &[u8]) -> Option<Vec<u8>> {
         self.keys.as_ref()?;
-        let t = Transform::parse(transform_message)?;
-        let sid = t.session_id();
+        let (ciphertext, t) = parse_transform_header(transform_message).ok()?;
+        let sid = t.session_id;
         if transform_message.len() > MAX_TRANSFORM_MESSAGE {
             self.note(
                 NoteKind::CapReached("MAX_TRANSFORM_MESSAGE"),
@@ -263,19 +267,19 @@ impl ConnDecryptor {
         let s = self.sessions.get_mut(&sid)?;
         let keys = s.keys.as_mut()?;
         // CCM and GCM ciphertext is exactly as long as the plaintext.
-        let outcome = if t.ciphertext().len() != t.original_size() as usize {
+        let outcome = if ciphertext.len() != t.original_size as usize {
             Err(format!(
                 "transform message for session {sid:#018x} carries {} bytes but says OriginalMessageSize {}",
-                t.ciphertext().len(),
-                t.original_size()
+                ciphertext.len(),
+                t.original_size
             ))
         } else {
             let key = match dir {
                 Direction::ToServer => &keys.c2s,
                 Direction::ToClient => &keys.s2c,
             };
-            let mut buf = t.ciphertext().to_vec();
-            let (nonce, tag, aad) = (t.nonce(), t.signature(), t.aad());
+            let mut buf = ciphertext.to_vec();
+            let (nonce, tag, aad) = (t.nonce, t.signature, t.aad);
             let mut hit = None;
             for &c in &keys.ciphers {
                 if c.key_len() != key.len() {
@@ -285,7 +289,7 @@ impl ConnDecryptor {
                     hit = Some(c);
                     break;
                 }
-                buf.copy_from_slice(t.ciphertext());
+                buf.copy_from_slice(ciphertext);
             }
             match hit {
                 Some(c) => {
@@ -379,19 +383,19 @@ impl ConnDecryptor {
         });
     }
 
-    fn on_negotiate_response(&mut self, m: &Smb2Msg<'_>) {
-        if m.status() != wire::STATUS_SUCCESS {
+    fn on_negotiate_response(&mut self, m: &Header, msg: &[u8]) {
+        if m.status != STATUS_SUCCESS {
             return;
         }
-        let Some(n) = m.negotiate_response() else {
+        let Some(n) = parsed(parse_negotiate_response(msg)) else {
             return;
         };
         match n.dialect {
             0x0311 => {
                 if let Some(h) = self.conn_hash.as_mut() {
-                    h.update(m.bytes());
+                    h.update(msg);
                 }
-                self.cipher = match n.cipher_id {
+                self.cipher = match n.cipher() {
                     Some(id) => {
                         let c = Cipher::from_id(id);
                         if c.is_none() && id != 0 {
@@ -408,7 +412,7 @@ impl ConnDecryptor {
             }
             0x0300 | 0x0302 => {
                 self.conn_hash = None;
-                self.cipher = Some(Cipher::Aes128Ccm);
+                self.cipher = n.cipher().and_then(Cipher::from_id);
             }
             // 0x02FF (wildcard, a real NEGOTIATE follows) and 2.x (no encryption).
             _ => {
@@ -419,18 +423,22 @@ impl ConnDecryptor {
         self.dialect = Some(n.dialect);
     }
 
-    fn on_setup_request(&mut self, m: &Smb2Msg<'_>) {
-        let Some((flags, buf)) = m.session_setup_request() else {
+    fn on_setup_request(&mut self, m: &Header, msg: &[u8]) {
+        let Some(SessionSetupRequest {
+            flags,
+            security_buffer: buf,
+        }) = parsed(parse_session_setup_request(msg))
+        else {
             return;
         };
-        let sid = m.session_id();
-        if flags & wire::SESSION_FLAG_BINDING != 0 {
+        let sid = m.session_id;
+        if flags & SESSION_FLAG_BINDING != 0 {
             self.note(NoteKind::Unsupported, Some(sid), format!(
                 "session {sid:#018x} is bound to a further channel (multichannel); its keys come from the first connection and are not derived here"
             ));
             return;
         }
-        let auth = ntlm_msg::authenticate(buf);
+        let auth = ntlm::AuthMaterial::from_blob(buf);
         let session = if sid == 0 {
             if self.pending.len() >= MAX_PENDING_SETUPS {
                 // Requests whose responses never came: forget the oldest.
@@ -447,7 +455,7 @@ impl ConnDecryptor {
                 None
             };
             self.pending.push((
-                m.message_id(),
+                m.message_id,
                 Session {
                     hash,
                     ..Session::default()
@@ -479,20 +487,20 @@ impl ConnDecryptor {
             s.hash = None;
         }
         if let Some(h) = s.hash.as_mut() {
-            h.update(m.bytes());
+            h.update(msg);
         }
         if auth.is_some() {
             s.auth = auth;
         }
     }
 
-    fn on_setup_response(&mut self, m: &Smb2Msg<'_>) {
-        let sid = m.session_id();
+    fn on_setup_response(&mut self, m: &Header, msg: &[u8]) {
+        let sid = m.session_id;
         if !self.sessions.contains_key(&sid) {
             let Some(i) = self
                 .pending
                 .iter()
-                .position(|(mid, _)| *mid == m.message_id())
+                .position(|(mid, _)| *mid == m.message_id)
             else {
                 return;
             };
@@ -513,21 +521,21 @@ impl ConnDecryptor {
         if s.keys.is_some() || s.gave_up {
             return;
         }
-        match m.status() {
-            wire::STATUS_MORE_PROCESSING_REQUIRED => {
+        match m.status {
+            STATUS_MORE_PROCESSING_REQUIRED => {
                 if let Some(h) = s.hash.as_mut() {
-                    h.update(m.bytes());
+                    h.update(msg);
                 }
-                if let Some((_, buf)) = m.session_setup_response() {
-                    if let Some(c) = ntlm_msg::challenge(buf) {
+                if let Some(r) = parsed(parse_session_setup_response(msg)) {
+                    let buf = r.security_buffer;
+                    if let Some(c) = ntlm::challenge_from_blob(buf) {
                         s.challenge = Some(c);
                     }
                 }
             }
-            wire::STATUS_SUCCESS => {
-                s.encrypt_data = m
-                    .session_setup_response()
-                    .is_some_and(|(flags, _)| flags & wire::SESSION_FLAG_ENCRYPT_DATA != 0);
+            STATUS_SUCCESS => {
+                s.encrypt_data = parsed(parse_session_setup_response(msg))
+                    .is_some_and(|r| r.session_flags & SESSION_FLAG_ENCRYPT_DATA != 0);
                 self.derive(sid);
                 if self.sessions.get(&sid).is_some_and(|s| s.encrypt_data) {
                     self.report_failure(sid);

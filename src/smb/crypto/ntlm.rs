@@ -12,6 +12,9 @@ use md4::{Digest, Md4};
 use md5::Md5;
 use rc4::{Rc4, StreamCipher};
 
+use crate::smb::ntlmssp;
+use crate::wire::parsed;
+
 /// NTLMSSP_NEGOTIATE_KEY_EXCH.
 pub const NEGOTIATE_KEY_EXCH: u32 = 0x4000_0000;
 
@@ -63,6 +66,63 @@ pub fn rc4(key: &[u8; 16], data: &[u8; 16]) -> [u8; 16] {
         c.apply_keystream(&mut out);
     }
     out
+}
+
+/// Longest user or domain name kept for key derivation, in bytes on the wire (MS-NLMP limits names
+/// to 256 characters; anything longer is hostile and the message is ignored).
+pub const MAX_NTLM_NAME_BYTES: usize = 1024;
+/// Longest NT response kept (the NTLMv2 blob holds the target info, a few hundred bytes; MS-NLMP
+/// bounds the whole message well below this).
+pub const MAX_NT_RESPONSE_BYTES: usize = 4096;
+
+/// What key derivation keeps of an AUTHENTICATE message (read by [`crate::smb::ntlmssp`], the one
+/// NTLMSSP parser). The NT response and the encrypted session key are not secrets on their own
+/// (they are on the wire), but together with a password they give keys, so Debug leaves them out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthMaterial {
+    pub user: String,
+    pub domain: String,
+    pub flags: u32,
+    pub nt_response: Vec<u8>,
+    pub encrypted_session_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for AuthMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthMaterial")
+            .field("user", &self.user)
+            .field("domain", &self.domain)
+            .field("flags", &format_args!("{:#010x}", self.flags))
+            .field("nt_response_len", &self.nt_response.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthMaterial {
+    /// The AUTHENTICATE in a SESSION_SETUP request's security buffer. Unlike the log, which keeps
+    /// what it can, derivation takes a message only whole: a name, response or key outside the
+    /// token (or over its cap) is a lie, and the message gives no material.
+    pub fn from_blob(blob: &[u8]) -> Option<AuthMaterial> {
+        let a = parsed(ntlmssp::authenticate(ntlmssp::find_token(blob)?))?;
+        let nt_response = a.nt_response.filter(|r| r.len() <= MAX_NT_RESPONSE_BYTES)?;
+        let name = |f: Option<&[u8]>| {
+            f.filter(|n| n.len() <= MAX_NTLM_NAME_BYTES)
+                .map(|n| a.text(n, usize::MAX))
+        };
+        let key = a.encrypted_session_key.filter(|k| k.len() <= 16)?;
+        Some(AuthMaterial {
+            user: name(a.user)?,
+            domain: name(a.domain)?,
+            flags: a.flags,
+            nt_response: nt_response.to_vec(),
+            encrypted_session_key: key.to_vec(),
+        })
+    }
+}
+
+/// The CHALLENGE in a SESSION_SETUP response's security buffer.
+pub fn challenge_from_blob(blob: &[u8]) -> Option<ntlmssp::Challenge> {
+    parsed(ntlmssp::challenge(ntlmssp::find_token(blob)?))
 }
 
 /// What the AUTHENTICATE and CHALLENGE messages contribute to the key.

@@ -201,7 +201,7 @@ fn run_capture(name: &str, keys: Option<Arc<KeyStore>>) -> LabRun {
             match msg.get(..4) {
                 Some(b"\xfeSMB") => {
                     let cmd = u16::from_le_bytes([msg[12], msg[13]]);
-                    if cmd == wire::CMD_NEGOTIATE || cmd == wire::CMD_SESSION_SETUP {
+                    if cmd == Command::Negotiate.code() || cmd == Command::SessionSetup.code() {
                         d.observe(dir, &msg);
                     }
                 }
@@ -210,12 +210,12 @@ fn run_capture(name: &str, keys: Option<Arc<KeyStore>>) -> LabRun {
                         run.notes_before_transform = run.notes.len();
                     }
                     run.transforms += 1;
-                    let t = Transform::parse(&msg).unwrap();
+                    let t = parsed(parse_transform_header(&msg)).unwrap();
                     if let Some(p) = d.decrypt(dir, &msg) {
                         assert_eq!(&p[..4], b"\xfeSMB", "{name}: plaintext is SMB2");
                         assert_eq!(
                             p.len(),
-                            t.original_size() as usize,
+                            t.original_size as usize,
                             "{name}: OriginalMessageSize"
                         );
                         run.plaintexts.push((dir, p));
@@ -238,8 +238,8 @@ fn commands(run: &LabRun) -> String {
     run.plaintexts
         .iter()
         .map(|(_, p)| {
-            let m = Smb2Msg::parse(p).unwrap();
-            format!("{}/{}", m.command(), m.is_response() as u8)
+            let m = parsed(parse_header(p)).unwrap();
+            format!("{}/{}", m.command.code(), m.is_response() as u8)
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -266,9 +266,9 @@ fn j1_psexec_decrypts_with_the_lab_password() {
     assert_eq!(commands(&run), J1_TSHARK_COMMANDS);
     let admin = utf16("\\\\192.0.2.20\\ADMIN$");
     let tree_connect_admin = run.plaintexts.iter().any(|(dir, p)| {
-        let m = Smb2Msg::parse(p).unwrap();
+        let m = parsed(parse_header(p)).unwrap();
         *dir == Direction::ToServer
-            && m.command() == 3
+            && m.command == Command::TreeConnect
             && p.windows(admin.len()).any(|w| w == admin)
     });
     assert!(
@@ -646,12 +646,7 @@ fn smb300_session_from_the_ms_nlmp_example_password() {
         );
         d.observe(
             Direction::ToClient,
-            &setup_response(
-                wire::STATUS_MORE_PROCESSING_REQUIRED,
-                1,
-                sid,
-                &nlmp_challenge(),
-            ),
+            &setup_response(STATUS_MORE_PROCESSING_REQUIRED, 1, sid, &nlmp_challenge()),
         );
         d.observe(
             Direction::ToServer,
@@ -711,12 +706,7 @@ fn smb311_aes256_session_from_the_ms_nlmp_example_password() {
         neg.extend_from_slice(&1u16.to_le_bytes());
         neg.extend_from_slice(&cipher_id.to_le_bytes());
         let req1 = setup_request(1, 0, b"NTLMSSP\0\x01\0\0\0");
-        let resp1 = setup_response(
-            wire::STATUS_MORE_PROCESSING_REQUIRED,
-            1,
-            sid,
-            &nlmp_challenge(),
-        );
+        let resp1 = setup_response(STATUS_MORE_PROCESSING_REQUIRED, 1, sid, &nlmp_challenge());
         let req2 = setup_request(2, sid, &nlmp_authenticate());
 
         let mut d = ConnDecryptor::new(store("user:Password\n"));

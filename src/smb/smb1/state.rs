@@ -9,9 +9,7 @@
 //! the framer's whole-message buffer.
 
 use super::andx::{AndxChain, Block};
-use super::create::{
-    NtCreateRequest, NtCreateResponse, OpenAndxRequest, OpenAndxResponse, FILE_DELETE_ON_CLOSE,
-};
+use super::create::{NtCreateRequest, NtCreateResponse, OpenAndxRequest, OpenAndxResponse};
 use super::header::{cmd, Header, Smb1Error, Status};
 use super::negotiate::{NegotiateRequest, NegotiateResponse, MAX_DIALECTS};
 use super::paths::{DeleteRequest, RenameRequest};
@@ -37,6 +35,8 @@ use crate::smb::status::nt_status_name;
 use crate::smb::tables::*;
 use crate::time::Ts;
 use std::collections::{BTreeMap, BTreeSet};
+
+mod unanswered;
 
 /// SMB1 requests waiting for their response, per connection; beyond it the oldest is dropped.
 pub const MAX_PENDING_SMB1_REQUESTS: usize = 1024;
@@ -238,6 +238,15 @@ impl Smb1State {
     ) {
         let u = h.is_unicode();
         let (uid, tid) = (h.uid(), h.tid());
+        let grants_ids = blocks.first().is_some_and(|b| {
+            matches!(
+                b.command,
+                cmd::NEGOTIATE | cmd::SESSION_SETUP_ANDX | cmd::TREE_CONNECT_ANDX
+            )
+        });
+        if !grants_ids {
+            self.link_unanswered_tree(cx, t, uid, tid, sink);
+        }
         let mut infos = Vec::new();
         for b in blocks {
             let info = match self.request_block(cx, t, h, msg, b, u, sink) {
@@ -351,10 +360,16 @@ impl Smb1State {
                 self.write(cx, t, uid, tid, &w, msg, sink);
                 Info::Write { fid: w.fid }
             }
-            cmd::READ_ANDX => Info::Read {
-                fid: ReadAndxRequest::parse(b)?.fid,
-            },
-            cmd::CLOSE => Info::Close { fid: close_fid(b)? },
+            cmd::READ_ANDX => {
+                let fid = ReadAndxRequest::parse(b)?.fid;
+                self.link_unanswered_open(cx, t, uid, tid, fid, sink);
+                Info::Read { fid }
+            }
+            cmd::CLOSE => {
+                let fid = close_fid(b)?;
+                self.link_unanswered_open(cx, t, uid, tid, fid, sink);
+                Info::Close { fid }
+            }
             cmd::DELETE => Info::Delete {
                 name: file_name(&DeleteRequest::parse(msg, b, u)?.name, cx, sink),
             },
@@ -585,6 +600,7 @@ impl Smb1State {
         msg: &[u8],
         sink: &mut Sink,
     ) {
+        self.link_unanswered_open(cx, t, uid, tid, w.fid, sink);
         let Some(s) = t.session(u64::from(uid), cx, sink) else {
             return;
         };
@@ -646,6 +662,7 @@ impl Smb1State {
         data: &[u8],
         sink: &mut Sink,
     ) {
+        self.link_unanswered_open(cx, t, uid, tid, fid, sink);
         let Some(s) = t.session(u64::from(uid), cx, sink) else {
             return;
         };
@@ -975,17 +992,14 @@ impl Smb1State {
         };
         let tree = s.tree_or_unknown(u32::from(tid), cx, sink);
         let is_pipe = tree.is_pipe() || opened.as_ref().is_some_and(|o| o.pipe);
-        let action = if is_pipe {
-            FileAction::PipeOpen
-        } else {
-            FileAction::FileOpen
+        let req = OpenRequest {
+            ts,
+            name: &name,
+            access,
+            disposition,
+            options,
         };
-        let mut r = files_record(cx, action, &tree, &name, status_name(st), sid);
-        r.conn = cx.conn_at(ts);
-        r.desired_access = Some(access);
-        r.disposition = Some(disposition);
-        r.create_options = Some(options);
-        r.delete_on_close = options & FILE_DELETE_ON_CLOSE != 0;
+        let mut r = open_record(cx, &tree, is_pipe, &req, status_name(st), sid);
         if let Some(o) = &opened {
             let fuid = fid_hex(o.fid);
             r.fuid = Some(fuid.clone());
@@ -1137,6 +1151,7 @@ impl Smb1State {
         let pending = std::mem::take(&mut self.pending);
         self.trans.clear();
         for (_, p) in pending {
+            let at = (p.ts, p.uid, p.tid);
             for (_, info) in p.blocks {
                 match info {
                     Info::TreeConnect(path) => self.emit_mapping(
@@ -1157,6 +1172,7 @@ impl Smb1State {
                             SecurityBlob::Authenticate(_) | SecurityBlob::Kerberos,
                         )),
                     ) => self.emit_auth(cx, p.ts, p.uid, c, NO_RESPONSE.into(), sink),
+                    info @ Info::Create { .. } => self.log_unanswered_open(cx, t, at, info, sink),
                     _ => {}
                 }
             }

@@ -1,38 +1,145 @@
-//! SMB2/3 wire formats (MS-SMB2 2.2) as pure functions over borrowed bytes.
+//! SMB2/3 records (MS-SMB2 2.2) as nom parsers over borrowed bytes: the one SMB2 parser, shared by
+//! the state machine (logging, files, pipes) and by SMB3 key derivation and decryption
+//! ([`crate::smb::crypto`]).
 //!
-//! Every parser takes one SMB2 *message* (`msg`: the 64-byte header followed by the body, bounded
-//! to this command inside a compound) because SMB2 offsets count from the start of the header.
-//! Each checks the fixed part's length once; variable parts (names, buffers) are resolved with
-//! checked arithmetic and come back empty when a hostile offset points outside the message.
+//! Every message parser takes one SMB2 *message* (`msg`: the 64-byte header followed by the body,
+//! bounded to this command inside a compound) because SMB2 offsets count from the start of the
+//! header, and returns what follows its fixed part. The fixed part must be present; variable
+//! parts (names, buffers) are resolved with checked arithmetic and come back empty when a hostile
+//! offset points outside the message, so a lie loses only that field.
+//!
+//! StructureSize is read but not enforced: a server that accepts a wrong one would otherwise
+//! carry commands the sensor drops, and the body length check already keeps every read inside.
+
+use crate::wire::{buffer_or_empty, parsed, utf16le};
+use nom::bytes::complete::{tag, take};
+use nom::multi::many_m_n;
+use nom::number::complete::{le_u128, le_u16, le_u32, le_u64, le_u8};
+use nom::sequence::preceded;
+use nom::{IResult, Parser};
 
 pub const SMB2_MAGIC: &[u8; 4] = b"\xfeSMB";
 pub const TRANSFORM_MAGIC: &[u8; 4] = b"\xfdSMB";
 pub const COMPRESSION_MAGIC: &[u8; 4] = b"\xfcSMB";
 pub const SMB2_HEADER_LEN: usize = 64;
 pub const TRANSFORM_HEADER_LEN: usize = 52;
-pub const COMPRESSION_HEADER_LEN: usize = 16;
 
 pub const FLAG_SERVER_TO_REDIR: u32 = 0x0000_0001;
 pub const FLAG_ASYNC: u32 = 0x0000_0002;
 pub const FLAG_RELATED: u32 = 0x0000_0004;
 
-pub const NEGOTIATE: u16 = 0;
-pub const SESSION_SETUP: u16 = 1;
-pub const LOGOFF: u16 = 2;
-pub const TREE_CONNECT: u16 = 3;
-pub const TREE_DISCONNECT: u16 = 4;
-pub const CREATE: u16 = 5;
-pub const CLOSE: u16 = 6;
-pub const READ: u16 = 8;
-pub const WRITE: u16 = 9;
-pub const IOCTL: u16 = 11;
-pub const SET_INFO: u16 = 17;
+pub const STATUS_SUCCESS: u32 = 0x0000_0000;
+pub const STATUS_MORE_PROCESSING_REQUIRED: u32 = 0xC000_0016;
+
+/// The SMB2 commands (MS-SMB2 2.2.1.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Command {
+    Negotiate,
+    SessionSetup,
+    Logoff,
+    TreeConnect,
+    TreeDisconnect,
+    Create,
+    Close,
+    Flush,
+    Read,
+    Write,
+    Lock,
+    Ioctl,
+    Cancel,
+    Echo,
+    QueryDirectory,
+    ChangeNotify,
+    QueryInfo,
+    SetInfo,
+    OplockBreak,
+    ServerToClientNotification,
+    Unknown(u16),
+}
+
+const COMMANDS: [Command; 20] = [
+    Command::Negotiate,
+    Command::SessionSetup,
+    Command::Logoff,
+    Command::TreeConnect,
+    Command::TreeDisconnect,
+    Command::Create,
+    Command::Close,
+    Command::Flush,
+    Command::Read,
+    Command::Write,
+    Command::Lock,
+    Command::Ioctl,
+    Command::Cancel,
+    Command::Echo,
+    Command::QueryDirectory,
+    Command::ChangeNotify,
+    Command::QueryInfo,
+    Command::SetInfo,
+    Command::OplockBreak,
+    Command::ServerToClientNotification,
+];
+
+impl Command {
+    pub fn from_code(code: u16) -> Command {
+        COMMANDS
+            .get(usize::from(code))
+            .copied()
+            .unwrap_or(Command::Unknown(code))
+    }
+    pub fn code(self) -> u16 {
+        match self {
+            Command::Unknown(c) => c,
+            known => COMMANDS.iter().position(|c| *c == known).unwrap_or(0) as u16,
+        }
+    }
+}
+
+pub const NEGOTIATE: Command = Command::Negotiate;
+pub const SESSION_SETUP: Command = Command::SessionSetup;
+pub const LOGOFF: Command = Command::Logoff;
+pub const TREE_CONNECT: Command = Command::TreeConnect;
+pub const TREE_DISCONNECT: Command = Command::TreeDisconnect;
+pub const CREATE: Command = Command::Create;
+pub const CLOSE: Command = Command::Close;
+pub const READ: Command = Command::Read;
+pub const WRITE: Command = Command::Write;
+pub const IOCTL: Command = Command::Ioctl;
+pub const SET_INFO: Command = Command::SetInfo;
 
 pub const FSCTL_PIPE_TRANSCEIVE: u32 = 0x0011_C017;
 pub const FILE_DELETE_ON_CLOSE: u32 = 0x0000_1000;
 pub const SHARE_TYPE_DISK: u8 = 1;
 pub const SHARE_TYPE_PIPE: u8 = 2;
 pub const SHARE_TYPE_PRINT: u8 = 3;
+
+/// A share's type (SMB2 ShareType; SMB1 names the service instead, mapped to the same values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShareType {
+    Disk,
+    Pipe,
+    Print,
+    Unknown,
+}
+
+impl ShareType {
+    pub fn from_wire(v: u8) -> ShareType {
+        match v {
+            SHARE_TYPE_DISK => ShareType::Disk,
+            SHARE_TYPE_PIPE => ShareType::Pipe,
+            SHARE_TYPE_PRINT => ShareType::Print,
+            _ => ShareType::Unknown,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareType::Disk => "DISK",
+            ShareType::Pipe => "PIPE",
+            ShareType::Print => "PRINT",
+            ShareType::Unknown => "UNKNOWN",
+        }
+    }
+}
 
 /// Fixed part of a WRITE request (header + 48 bytes before the buffer).
 pub const WRITE_REQUEST_FIXED: usize = SMB2_HEADER_LEN + 48;
@@ -43,36 +150,6 @@ pub const READ_RESPONSE_FIXED: usize = SMB2_HEADER_LEN + 16;
 pub type FileId = u128;
 /// The FileId a related compound operation uses to mean "the previous CREATE's handle".
 pub const FILE_ID_RELATED: FileId = u128::MAX;
-
-pub(crate) fn u8_at(b: &[u8], at: usize) -> Option<u8> {
-    b.get(at).copied()
-}
-pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    let s = b.get(at..at.checked_add(2)?)?;
-    Some(u16::from_le_bytes([s[0], s[1]]))
-}
-pub(crate) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-pub(crate) fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    let s = b.get(at..at.checked_add(8)?)?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(s);
-    Some(u64::from_le_bytes(a))
-}
-fn file_id_at(b: &[u8], at: usize) -> Option<FileId> {
-    let s = b.get(at..at.checked_add(16)?)?;
-    let mut a = [0u8; 16];
-    a.copy_from_slice(s);
-    Some(u128::from_le_bytes(a))
-}
-/// `len` bytes at `off` (from the start of `msg`), empty when outside.
-fn slice_at(msg: &[u8], off: usize, len: usize) -> &[u8] {
-    off.checked_add(len)
-        .and_then(|end| msg.get(off..end))
-        .unwrap_or(&[])
-}
 
 /// FileId as the hex `fuid` of smb_files (persistent then volatile, wire order).
 pub fn file_id_hex(id: FileId) -> String {
@@ -85,7 +162,7 @@ pub struct Header {
     pub credit_charge: u16,
     /// NT status (responses); channel sequence in requests, not interpreted.
     pub status: u32,
-    pub command: u16,
+    pub command: Command,
     pub flags: u32,
     pub next_command: u32,
     pub message_id: u64,
@@ -104,23 +181,40 @@ impl Header {
     }
 }
 
-pub fn parse_header(msg: &[u8]) -> Option<Header> {
-    if msg.get(..4)? != SMB2_MAGIC || msg.len() < SMB2_HEADER_LEN {
-        return None;
-    }
-    let flags = u32_at(msg, 16)?;
+/// The 64-byte header; the rest is the body.
+pub fn parse_header(msg: &[u8]) -> IResult<&[u8], Header> {
+    let (i, (_, _structure_size, credit_charge, status, command, _credits, flags)) = (
+        tag(&SMB2_MAGIC[..]),
+        le_u16,
+        le_u16,
+        le_u32,
+        le_u16,
+        le_u16,
+        le_u32,
+    )
+        .parse(msg)?;
+    let (i, (next_command, message_id, async_or_tree, session_id, _signature)) =
+        (le_u32, le_u64, le_u64, le_u64, take(16usize)).parse(i)?;
     let is_async = flags & FLAG_ASYNC != 0;
-    Some(Header {
-        credit_charge: u16_at(msg, 6)?,
-        status: u32_at(msg, 8)?,
-        command: u16_at(msg, 12)?,
-        flags,
-        next_command: u32_at(msg, 20)?,
-        message_id: u64_at(msg, 24)?,
-        async_id: if is_async { u64_at(msg, 32) } else { None },
-        tree_id: if is_async { 0 } else { u32_at(msg, 36)? },
-        session_id: u64_at(msg, 40)?,
-    })
+    Ok((
+        i,
+        Header {
+            credit_charge,
+            status,
+            command: Command::from_code(command),
+            flags,
+            next_command,
+            message_id,
+            async_id: is_async.then_some(async_or_tree),
+            // Sync: Reserved (4) then TreeId (4).
+            tree_id: if is_async {
+                0
+            } else {
+                (async_or_tree >> 32) as u32
+            },
+            session_id,
+        },
+    ))
 }
 
 /// Splits a compound message into its commands (MS-SMB2 3.2.4.1.4): each NextCommand must be
@@ -130,7 +224,7 @@ pub fn split_compound(msg: &[u8], max: usize) -> (Vec<&[u8]>, bool) {
     let mut out = Vec::new();
     let mut rest = msg;
     while out.len() < max {
-        let Some(h) = parse_header(rest) else {
+        let Some(h) = parsed(parse_header(rest)) else {
             return (out, true);
         };
         let next = h.next_command as usize;
@@ -152,8 +246,10 @@ pub fn split_compound(msg: &[u8], max: usize) -> (Vec<&[u8]>, bool) {
     (out, true)
 }
 
-fn body(msg: &[u8], fixed: usize) -> Option<&[u8]> {
-    msg.get(SMB2_HEADER_LEN..SMB2_HEADER_LEN.checked_add(fixed)?)
+/// The fixed part of a body: `fixed` bytes after the header (they must be present).
+fn body(msg: &[u8], fixed: usize) -> IResult<&[u8], &[u8]> {
+    let (i, _) = take(SMB2_HEADER_LEN)(msg)?;
+    take(fixed)(i)
 }
 
 /// The dialect name as smb_auth writes it.
@@ -179,85 +275,150 @@ pub fn cipher_name(c: u16) -> String {
     }
 }
 
+pub const DIALECT_300: u16 = 0x0300;
+pub const DIALECT_302: u16 = 0x0302;
+pub const DIALECT_311: u16 = 0x0311;
+/// SMB2_GLOBAL_CAP_ENCRYPTION: a 3.0.x server that can encrypt.
+pub const GLOBAL_CAP_ENCRYPTION: u32 = 0x0000_0040;
+/// SMB2_ENCRYPTION_CAPABILITIES negotiate context.
+pub const NEGOTIATE_CONTEXT_ENCRYPTION: u16 = 0x0002;
+/// The cipher 3.0 and 3.0.2 imply (they have no negotiate contexts).
+pub const CIPHER_AES_128_CCM: u16 = 1;
+/// At most this many negotiate contexts are walked (real peers send fewer than ten).
+pub const MAX_NEGOTIATE_CONTEXTS: usize = 32;
+/// At most this many dialects or ciphers are read from one list.
+pub const MAX_NEGOTIATE_LIST: usize = 64;
+
+/// One negotiate context (MS-SMB2 2.2.3.1): type, data length, 4 reserved bytes, data.
+fn negotiate_context(i: &[u8]) -> IResult<&[u8], (u16, &[u8])> {
+    let (i, (kind, len, _reserved)) = (le_u16, le_u16, le_u32).parse(i)?;
+    let (i, data) = take(len)(i)?;
+    Ok((i, (kind, data)))
+}
+
+/// Up to `count` u16 values, as many as are present (at most [`MAX_NEGOTIATE_LIST`]).
+fn u16s(i: &[u8], count: u16) -> IResult<&[u8], Vec<u16>> {
+    many_m_n(0, usize::from(count).min(MAX_NEGOTIATE_LIST), le_u16).parse(i)
+}
+
+/// A list of u16 values preceded by its u16 count.
+fn u16_list(i: &[u8]) -> IResult<&[u8], Vec<u16>> {
+    let (i, count) = le_u16(i)?;
+    u16s(i, count)
+}
+
+/// The ciphers of the ENCRYPTION_CAPABILITIES context among `count` contexts starting at
+/// `offset` (from the header). Contexts are 8-byte aligned from the header start; a context cut
+/// short ends the walk.
+fn negotiate_ciphers(msg: &[u8], offset: usize, count: usize) -> Vec<u16> {
+    let mut at = offset;
+    for _ in 0..count.min(MAX_NEGOTIATE_CONTEXTS) {
+        at = at.saturating_add(7) & !7;
+        let Some(Ok((rest, (kind, data)))) = msg.get(at..).map(negotiate_context) else {
+            break;
+        };
+        if kind == NEGOTIATE_CONTEXT_ENCRYPTION {
+            return parsed(u16_list(data)).unwrap_or_default();
+        }
+        at = msg.len() - rest.len();
+    }
+    Vec::new()
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NegotiateRequest {
     pub dialects: Vec<u16>,
+    /// Offered ciphers (3.1.1 ENCRYPTION_CAPABILITIES context).
     pub ciphers: Vec<u16>,
 }
 
-/// Negotiate contexts start 8-aligned; each is type u16, data length u16, reserved u32, data.
-fn negotiate_ciphers(msg: &[u8], offset: usize, count: usize) -> Vec<u16> {
-    let mut ciphers = Vec::new();
-    let mut at = offset;
-    for _ in 0..count.min(32) {
-        at = at.saturating_add(7) & !7;
-        let (Some(kind), Some(len)) = (u16_at(msg, at), u16_at(msg, at + 2)) else {
-            break;
-        };
-        let data = slice_at(msg, at + 8, len as usize);
-        if kind == 2 {
-            let n = u16_at(data, 0).unwrap_or(0) as usize;
-            for i in 0..n.min(16) {
-                if let Some(c) = u16_at(data, 2 + 2 * i) {
-                    ciphers.push(c);
-                }
-            }
-        }
-        at = at.saturating_add(8).saturating_add(len as usize);
-    }
-    ciphers
-}
-
-pub fn parse_negotiate_request(msg: &[u8]) -> Option<NegotiateRequest> {
-    let b = body(msg, 36)?;
-    let count = u16_at(b, 2)? as usize;
-    let dialects: Vec<u16> = (0..count.min(64))
-        .filter_map(|i| u16_at(msg, SMB2_HEADER_LEN + 36 + 2 * i))
-        .collect();
-    let ciphers = if dialects.contains(&0x0311) {
-        negotiate_ciphers(msg, u32_at(b, 28)? as usize, u16_at(b, 32)? as usize)
+pub fn parse_negotiate_request(msg: &[u8]) -> IResult<&[u8], NegotiateRequest> {
+    let (_, b) = body(msg, 36)?;
+    let (_, (_size, count, _security_mode, _reserved, _caps, _guid, ctx_offset, ctx_count)) = (
+        le_u16,
+        le_u16,
+        le_u16,
+        le_u16,
+        le_u32,
+        take(16usize),
+        le_u32,
+        le_u16,
+    )
+        .parse(b)?;
+    let (rest, dialects) = preceded(take(SMB2_HEADER_LEN + 36), |i| u16s(i, count)).parse(msg)?;
+    let ciphers = if dialects.contains(&DIALECT_311) {
+        negotiate_ciphers(msg, ctx_offset as usize, usize::from(ctx_count))
     } else {
         Vec::new()
     };
-    Some(NegotiateRequest { dialects, ciphers })
+    Ok((rest, NegotiateRequest { dialects, ciphers }))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NegotiateResponse {
     pub dialect: u16,
     pub capabilities: u32,
-    /// Chosen cipher from the ENCRYPTION_CAPABILITIES context (3.1.1), if any.
-    pub cipher: Option<u16>,
+    /// The cipher named in the ENCRYPTION_CAPABILITIES context (3.1.1 only), if any.
+    pub cipher_context: Option<u16>,
 }
 
-pub fn parse_negotiate_response(msg: &[u8]) -> Option<NegotiateResponse> {
-    let b = body(msg, 64)?;
-    let dialect = u16_at(b, 4)?;
-    let ctx_count = u16_at(b, 6)? as usize;
-    let capabilities = u32_at(b, 24)?;
-    let cipher = if dialect == 0x0311 {
-        negotiate_ciphers(msg, u32_at(b, 60)? as usize, ctx_count)
+impl NegotiateResponse {
+    /// The cipher the connection encrypts with, if it can: 3.1.1 names it in a context; 3.0 and
+    /// 3.0.2 imply AES-128-CCM when the server has SMB2_GLOBAL_CAP_ENCRYPTION (a 3.0.x server
+    /// without it never encrypts); 2.x has no encryption.
+    pub fn cipher(&self) -> Option<u16> {
+        match self.dialect {
+            DIALECT_311 => self.cipher_context,
+            DIALECT_300 | DIALECT_302 if self.capabilities & GLOBAL_CAP_ENCRYPTION != 0 => {
+                Some(CIPHER_AES_128_CCM)
+            }
+            _ => None,
+        }
+    }
+}
+
+pub fn parse_negotiate_response(msg: &[u8]) -> IResult<&[u8], NegotiateResponse> {
+    let (rest, b) = body(msg, 64)?;
+    let (b, (_size, _security_mode, dialect, ctx_count, _guid, capabilities)) =
+        (le_u16, le_u16, le_u16, le_u16, take(16usize), le_u32).parse(b)?;
+    // MaxTransact/Read/WriteSize, SystemTime, ServerStartTime, SecurityBuffer offset and length.
+    let (_, (_, ctx_offset)) = (take(32usize), le_u32).parse(b)?;
+    let cipher_context = if dialect == DIALECT_311 {
+        negotiate_ciphers(msg, ctx_offset as usize, usize::from(ctx_count))
             .first()
             .copied()
-    } else if matches!(dialect, 0x0300 | 0x0302) && capabilities & 0x40 != 0 {
-        Some(1) // 3.0.x encryption is AES-128-CCM by definition
     } else {
         None
     };
-    Some(NegotiateResponse {
-        dialect,
-        capabilities,
-        cipher,
-    })
+    Ok((
+        rest,
+        NegotiateResponse {
+            dialect,
+            capabilities,
+            cipher_context,
+        },
+    ))
 }
 
-/// SESSION_SETUP request's security buffer.
-pub fn parse_session_setup_request(msg: &[u8]) -> Option<&[u8]> {
-    let b = body(msg, 24)?;
-    Some(slice_at(
-        msg,
-        u16_at(b, 12)? as usize,
-        u16_at(b, 14)? as usize,
+/// SESSION_SETUP request Flags: binds an existing session to a new channel (multichannel).
+pub const SESSION_FLAG_BINDING: u8 = 0x01;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionSetupRequest<'a> {
+    pub flags: u8,
+    pub security_buffer: &'a [u8],
+}
+
+pub fn parse_session_setup_request(msg: &[u8]) -> IResult<&[u8], SessionSetupRequest<'_>> {
+    let (rest, b) = body(msg, 24)?;
+    let (_, (_size, flags, _mode, _caps, _channel, off, len)) =
+        (le_u16, le_u8, le_u8, le_u32, le_u32, le_u16, le_u16).parse(b)?;
+    Ok((
+        rest,
+        SessionSetupRequest {
+            flags,
+            security_buffer: buffer_or_empty(msg, off.into(), len.into()),
+        },
     ))
 }
 
@@ -270,12 +431,16 @@ pub const SESSION_FLAG_IS_GUEST: u16 = 1;
 pub const SESSION_FLAG_IS_NULL: u16 = 2;
 pub const SESSION_FLAG_ENCRYPT_DATA: u16 = 4;
 
-pub fn parse_session_setup_response(msg: &[u8]) -> Option<SessionSetupResponse<'_>> {
-    let b = body(msg, 8)?;
-    Some(SessionSetupResponse {
-        session_flags: u16_at(b, 2)?,
-        security_buffer: slice_at(msg, u16_at(b, 4)? as usize, u16_at(b, 6)? as usize),
-    })
+pub fn parse_session_setup_response(msg: &[u8]) -> IResult<&[u8], SessionSetupResponse<'_>> {
+    let (rest, b) = body(msg, 8)?;
+    let (_, (_size, session_flags, off, len)) = (le_u16, le_u16, le_u16, le_u16).parse(b)?;
+    Ok((
+        rest,
+        SessionSetupResponse {
+            session_flags,
+            security_buffer: buffer_or_empty(msg, off.into(), len.into()),
+        },
+    ))
 }
 
 pub const TREE_CONNECT_FLAG_EXTENSION_PRESENT: u16 = 0x0004;
@@ -283,38 +448,42 @@ pub const TREE_CONNECT_FLAG_EXTENSION_PRESENT: u16 = 0x0004;
 /// TREE_CONNECT request: the UNC path bytes (UTF-16LE). With the 3.1.1 extension present the
 /// path offset may count from the extension (right after the fixed part) instead of the header;
 /// whichever place holds a `\\` UNC start wins.
-pub fn parse_tree_connect_request(msg: &[u8]) -> Option<&[u8]> {
-    let b = body(msg, 8)?;
-    let (off, len) = (u16_at(b, 4)? as usize, u16_at(b, 6)? as usize);
-    let from_header = slice_at(msg, off, len);
-    if u16_at(b, 2)? & TREE_CONNECT_FLAG_EXTENSION_PRESENT != 0
-        && !from_header.starts_with(b"\\\0\\\0")
-    {
-        let from_ext = slice_at(msg, (SMB2_HEADER_LEN + 8).saturating_add(off), len);
+pub fn parse_tree_connect_request(msg: &[u8]) -> IResult<&[u8], &[u8]> {
+    let (rest, b) = body(msg, 8)?;
+    let (_, (_size, flags, off, len)) = (le_u16, le_u16, le_u16, le_u16).parse(b)?;
+    let (off, len) = (usize::from(off), usize::from(len));
+    let from_header = buffer_or_empty(msg, off, len);
+    if flags & TREE_CONNECT_FLAG_EXTENSION_PRESENT != 0 && !from_header.starts_with(b"\\\0\\\0") {
+        let from_ext = buffer_or_empty(msg, (SMB2_HEADER_LEN + 8).saturating_add(off), len);
         if from_ext.starts_with(b"\\\0\\\0") {
-            return Some(from_ext);
+            return Ok((rest, from_ext));
         }
     }
-    Some(from_header)
+    Ok((rest, from_header))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeConnectResponse {
-    pub share_type: u8,
+    pub share_type: ShareType,
     pub share_flags: u32,
     pub capabilities: u32,
     pub maximal_access: u32,
 }
 pub const SHARE_FLAG_ENCRYPT_DATA: u32 = 0x0000_8000;
 
-pub fn parse_tree_connect_response(msg: &[u8]) -> Option<TreeConnectResponse> {
-    let b = body(msg, 16)?;
-    Some(TreeConnectResponse {
-        share_type: u8_at(b, 2)?,
-        share_flags: u32_at(b, 4)?,
-        capabilities: u32_at(b, 8)?,
-        maximal_access: u32_at(b, 12)?,
-    })
+pub fn parse_tree_connect_response(msg: &[u8]) -> IResult<&[u8], TreeConnectResponse> {
+    let (rest, b) = body(msg, 16)?;
+    let (_, (_size, share_type, _reserved, share_flags, capabilities, maximal_access)) =
+        (le_u16, le_u8, le_u8, le_u32, le_u32, le_u32).parse(b)?;
+    Ok((
+        rest,
+        TreeConnectResponse {
+            share_type: ShareType::from_wire(share_type),
+            share_flags,
+            capabilities,
+            maximal_access,
+        },
+    ))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,16 +497,22 @@ pub struct CreateRequest<'a> {
     pub name: &'a [u8],
 }
 
-pub fn parse_create_request(msg: &[u8]) -> Option<CreateRequest<'_>> {
-    let b = body(msg, 56)?;
-    Some(CreateRequest {
-        desired_access: u32_at(b, 24)?,
-        file_attributes: u32_at(b, 28)?,
-        share_access: u32_at(b, 32)?,
-        disposition: u32_at(b, 36)?,
-        options: u32_at(b, 40)?,
-        name: slice_at(msg, u16_at(b, 44)? as usize, u16_at(b, 46)? as usize),
-    })
+pub fn parse_create_request(msg: &[u8]) -> IResult<&[u8], CreateRequest<'_>> {
+    let (rest, b) = body(msg, 56)?;
+    let (b, _size_oplock_impersonation_flags_reserved) = take(24usize)(b)?;
+    let (_, (desired_access, file_attributes, share_access, disposition, options, off, len)) =
+        (le_u32, le_u32, le_u32, le_u32, le_u32, le_u16, le_u16).parse(b)?;
+    Ok((
+        rest,
+        CreateRequest {
+            desired_access,
+            file_attributes,
+            share_access,
+            disposition,
+            options,
+            name: buffer_or_empty(msg, off.into(), len.into()),
+        },
+    ))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -353,23 +528,33 @@ pub struct CreateResponse {
     pub file_id: FileId,
 }
 
-pub fn parse_create_response(msg: &[u8]) -> Option<CreateResponse> {
-    let b = body(msg, 88)?;
-    Some(CreateResponse {
-        create_action: u32_at(b, 4)?,
-        creation_time: u64_at(b, 8)?,
-        last_access_time: u64_at(b, 16)?,
-        last_write_time: u64_at(b, 24)?,
-        change_time: u64_at(b, 32)?,
-        end_of_file: u64_at(b, 48)?,
-        file_attributes: u32_at(b, 56)?,
-        file_id: file_id_at(b, 64)?,
-    })
+pub fn parse_create_response(msg: &[u8]) -> IResult<&[u8], CreateResponse> {
+    let (rest, b) = body(msg, 88)?;
+    let (b, (_size, _oplock, _flags, create_action)) = (le_u16, le_u8, le_u8, le_u32).parse(b)?;
+    let (b, times) = (le_u64, le_u64, le_u64, le_u64, le_u64, le_u64).parse(b)?;
+    let (creation_time, last_access_time, last_write_time, change_time, _alloc, end_of_file) =
+        times;
+    let (_, (file_attributes, _reserved2, file_id)) = (le_u32, le_u32, le_u128).parse(b)?;
+    Ok((
+        rest,
+        CreateResponse {
+            create_action,
+            creation_time,
+            last_access_time,
+            last_write_time,
+            change_time,
+            end_of_file,
+            file_attributes,
+            file_id,
+        },
+    ))
 }
 
 /// CLOSE request: the FileId.
-pub fn parse_close_request(msg: &[u8]) -> Option<FileId> {
-    file_id_at(body(msg, 24)?, 8)
+pub fn parse_close_request(msg: &[u8]) -> IResult<&[u8], FileId> {
+    let (rest, b) = body(msg, 24)?;
+    let (_, (_size, _flags, _reserved, file_id)) = (le_u16, le_u16, le_u32, le_u128).parse(b)?;
+    Ok((rest, file_id))
 }
 
 /// WRITE request's fixed part; the data is `data_offset..data_offset+length` of the message and
@@ -382,28 +567,39 @@ pub struct WriteRequest {
     pub file_id: FileId,
 }
 
-pub fn parse_write_request(msg: &[u8]) -> Option<WriteRequest> {
-    let b = body(msg, 48)?;
-    Some(WriteRequest {
-        data_offset: u16_at(b, 2)?,
-        length: u32_at(b, 4)?,
-        offset: u64_at(b, 8)?,
-        file_id: file_id_at(b, 16)?,
-    })
+pub fn parse_write_request(msg: &[u8]) -> IResult<&[u8], WriteRequest> {
+    let (rest, b) = body(msg, 48)?;
+    let (_, (_size, data_offset, length, offset, file_id)) =
+        (le_u16, le_u16, le_u32, le_u64, le_u128).parse(b)?;
+    Ok((
+        rest,
+        WriteRequest {
+            data_offset,
+            length,
+            offset,
+            file_id,
+        },
+    ))
+}
+
+/// Bytes `start..start+len` of `msg`, clipped to what is present.
+fn clipped(msg: &[u8], start: usize, len: u32) -> &[u8] {
+    let end = start.saturating_add(len as usize).min(msg.len());
+    msg.get(start..end).unwrap_or(&[])
 }
 
 impl WriteRequest {
     /// The data bytes present in `msg` (possibly fewer than `length` if the message is cut).
     pub fn data<'a>(&self, msg: &'a [u8]) -> &'a [u8] {
-        let start = self.data_offset as usize;
-        let end = start.saturating_add(self.length as usize).min(msg.len());
-        msg.get(start..end).unwrap_or(&[])
+        clipped(msg, self.data_offset.into(), self.length)
     }
 }
 
 /// WRITE response: bytes written.
-pub fn parse_write_response(msg: &[u8]) -> Option<u32> {
-    u32_at(body(msg, 16)?, 4)
+pub fn parse_write_response(msg: &[u8]) -> IResult<&[u8], u32> {
+    let (rest, b) = body(msg, 16)?;
+    let (_, (_size, _reserved, count)) = (le_u16, le_u16, le_u32).parse(b)?;
+    Ok((rest, count))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -413,13 +609,18 @@ pub struct ReadRequest {
     pub file_id: FileId,
 }
 
-pub fn parse_read_request(msg: &[u8]) -> Option<ReadRequest> {
-    let b = body(msg, 48)?;
-    Some(ReadRequest {
-        length: u32_at(b, 4)?,
-        offset: u64_at(b, 8)?,
-        file_id: file_id_at(b, 16)?,
-    })
+pub fn parse_read_request(msg: &[u8]) -> IResult<&[u8], ReadRequest> {
+    let (rest, b) = body(msg, 48)?;
+    let (_, (_size, _padding, _flags, length, offset, file_id)) =
+        (le_u16, le_u8, le_u8, le_u32, le_u64, le_u128).parse(b)?;
+    Ok((
+        rest,
+        ReadRequest {
+            length,
+            offset,
+            file_id,
+        },
+    ))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -428,21 +629,22 @@ pub struct ReadResponse {
     pub data_length: u32,
 }
 
-pub fn parse_read_response(msg: &[u8]) -> Option<ReadResponse> {
-    let b = body(msg, 16)?;
-    Some(ReadResponse {
-        data_offset: u8_at(b, 2)?,
-        data_length: u32_at(b, 4)?,
-    })
+pub fn parse_read_response(msg: &[u8]) -> IResult<&[u8], ReadResponse> {
+    let (rest, b) = body(msg, 16)?;
+    let (_, (_size, data_offset, _reserved, data_length)) =
+        (le_u16, le_u8, le_u8, le_u32).parse(b)?;
+    Ok((
+        rest,
+        ReadResponse {
+            data_offset,
+            data_length,
+        },
+    ))
 }
 
 impl ReadResponse {
     pub fn data<'a>(&self, msg: &'a [u8]) -> &'a [u8] {
-        let start = self.data_offset as usize;
-        let end = start
-            .saturating_add(self.data_length as usize)
-            .min(msg.len());
-        msg.get(start..end).unwrap_or(&[])
+        clipped(msg, self.data_offset.into(), self.data_length)
     }
 }
 
@@ -454,24 +656,41 @@ pub struct Ioctl<'a> {
     pub output: &'a [u8],
 }
 
-pub fn parse_ioctl_request(msg: &[u8]) -> Option<Ioctl<'_>> {
-    let b = body(msg, 56)?;
-    Some(Ioctl {
-        ctl_code: u32_at(b, 4)?,
-        file_id: file_id_at(b, 8)?,
-        input: slice_at(msg, u32_at(b, 24)? as usize, u32_at(b, 28)? as usize),
-        output: &[],
-    })
+/// The common part of IOCTL requests and responses: CtlCode, FileId, then the input and output
+/// buffer (offset, count) pairs (requests have MaxInputResponse between them).
+fn ioctl_common(b: &[u8]) -> IResult<&[u8], (u32, FileId, u32, u32)> {
+    let (i, (_size, _reserved, ctl_code, file_id, in_off, in_len)) =
+        (le_u16, le_u16, le_u32, le_u128, le_u32, le_u32).parse(b)?;
+    Ok((i, (ctl_code, file_id, in_off, in_len)))
 }
 
-pub fn parse_ioctl_response(msg: &[u8]) -> Option<Ioctl<'_>> {
-    let b = body(msg, 48)?;
-    Some(Ioctl {
-        ctl_code: u32_at(b, 4)?,
-        file_id: file_id_at(b, 8)?,
-        input: slice_at(msg, u32_at(b, 24)? as usize, u32_at(b, 28)? as usize),
-        output: slice_at(msg, u32_at(b, 32)? as usize, u32_at(b, 36)? as usize),
-    })
+pub fn parse_ioctl_request(msg: &[u8]) -> IResult<&[u8], Ioctl<'_>> {
+    let (rest, b) = body(msg, 56)?;
+    let (_, (ctl_code, file_id, in_off, in_len)) = ioctl_common(b)?;
+    Ok((
+        rest,
+        Ioctl {
+            ctl_code,
+            file_id,
+            input: buffer_or_empty(msg, in_off as usize, in_len as usize),
+            output: &[],
+        },
+    ))
+}
+
+pub fn parse_ioctl_response(msg: &[u8]) -> IResult<&[u8], Ioctl<'_>> {
+    let (rest, b) = body(msg, 48)?;
+    let (i, (ctl_code, file_id, in_off, in_len)) = ioctl_common(b)?;
+    let (_, (out_off, out_len)) = (le_u32, le_u32).parse(i)?;
+    Ok((
+        rest,
+        Ioctl {
+            ctl_code,
+            file_id,
+            input: buffer_or_empty(msg, in_off as usize, in_len as usize),
+            output: buffer_or_empty(msg, out_off as usize, out_len as usize),
+        },
+    ))
 }
 
 pub const INFO_FILE: u8 = 1;
@@ -501,53 +720,68 @@ pub struct SetInfoRequest<'a> {
     pub kind: SetInfoKind<'a>,
 }
 
-pub fn parse_set_info_request(msg: &[u8]) -> Option<SetInfoRequest<'_>> {
-    let b = body(msg, 32)?;
-    let info_type = u8_at(b, 2)?;
-    let class = u8_at(b, 3)?;
-    let buf = slice_at(msg, u16_at(b, 8)? as usize, u32_at(b, 4)? as usize);
-    let kind = match (info_type, class) {
-        (INFO_FILE, FILE_DISPOSITION_INFORMATION) => SetInfoKind::Disposition(u8_at(buf, 0)? != 0),
-        (INFO_FILE, FILE_DISPOSITION_INFORMATION_EX) => {
-            SetInfoKind::Disposition(u32_at(buf, 0)? & 1 != 0)
-        }
-        (INFO_FILE, FILE_RENAME_INFORMATION) => {
-            // SMB2 form (MS-FSCC 2.4.37.2): replace u8, 7 reserved, root u64, length u32, name.
-            let len = u32_at(buf, 16)? as usize;
-            SetInfoKind::Rename {
-                replace: u8_at(buf, 0)? != 0,
-                name: slice_at(buf, 20, len),
-            }
-        }
-        _ => SetInfoKind::Other { info_type, class },
-    };
-    Some(SetInfoRequest {
-        file_id: file_id_at(b, 16)?,
-        kind,
-    })
+/// FILE_RENAME_INFORMATION, SMB2 form (MS-FSCC 2.4.37.2): replace u8, 7 reserved, root u64,
+/// name length u32, name.
+fn rename_information(buf: &[u8]) -> IResult<&[u8], SetInfoKind<'_>> {
+    let (i, (replace, _reserved, _root, len)) = (le_u8, take(7usize), le_u64, le_u32).parse(buf)?;
+    Ok((
+        i,
+        SetInfoKind::Rename {
+            replace: replace != 0,
+            name: buffer_or_empty(i, 0, len as usize),
+        },
+    ))
 }
 
-/// The SMB 3.x transform header (MS-SMB2 2.2.41).
+pub fn parse_set_info_request(msg: &[u8]) -> IResult<&[u8], SetInfoRequest<'_>> {
+    let (rest, b) = body(msg, 32)?;
+    let (_, (_size, info_type, class, buf_len, buf_off, _reserved, _additional, file_id)) = (
+        le_u16, le_u8, le_u8, le_u32, le_u16, le_u16, le_u32, le_u128,
+    )
+        .parse(b)?;
+    let buf = buffer_or_empty(msg, buf_off.into(), buf_len as usize);
+    let (_, kind) = match (info_type, class) {
+        (INFO_FILE, FILE_DISPOSITION_INFORMATION) => {
+            le_u8(buf).map(|(i, d)| (i, SetInfoKind::Disposition(d != 0)))?
+        }
+        (INFO_FILE, FILE_DISPOSITION_INFORMATION_EX) => {
+            le_u32(buf).map(|(i, d)| (i, SetInfoKind::Disposition(d & 1 != 0)))?
+        }
+        (INFO_FILE, FILE_RENAME_INFORMATION) => rename_information(buf)?,
+        _ => (buf, SetInfoKind::Other { info_type, class }),
+    };
+    Ok((rest, SetInfoRequest { file_id, kind }))
+}
+
+/// The SMB 3.x transform header (MS-SMB2 2.2.41); what follows it is the encrypted message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TransformHeader {
+pub struct TransformHeader<'a> {
+    pub signature: [u8; 16],
     pub nonce: [u8; 16],
     pub original_size: u32,
+    /// 3.1.1 Flags / 3.0 EncryptionAlgorithm; 1 in both means "encrypted" (AES-128-CCM for 3.0).
     pub flags: u16,
     pub session_id: u64,
+    /// The associated data of the AEAD: the header from Nonce to its end.
+    pub aad: &'a [u8],
 }
 
-pub fn parse_transform_header(b: &[u8]) -> Option<TransformHeader> {
-    if b.get(..4)? != TRANSFORM_MAGIC || b.len() < TRANSFORM_HEADER_LEN {
-        return None;
-    }
-    let mut nonce = [0u8; 16];
-    nonce.copy_from_slice(b.get(20..36)?);
-    Some(TransformHeader {
-        nonce,
-        original_size: u32_at(b, 36)?,
-        flags: u16_at(b, 42)?,
-        session_id: u64_at(b, 44)?,
-    })
+pub fn parse_transform_header(b: &[u8]) -> IResult<&[u8], TransformHeader<'_>> {
+    let (i, (_, signature)) = (tag(&TRANSFORM_MAGIC[..]), take(16usize)).parse(b)?;
+    let (rest, aad) = take(TRANSFORM_HEADER_LEN - 20)(i)?;
+    let (_, (nonce, original_size, _reserved, flags, session_id)) =
+        (take(16usize), le_u32, le_u16, le_u16, le_u64).parse(aad)?;
+    let mut h = TransformHeader {
+        signature: [0; 16],
+        nonce: [0; 16],
+        original_size,
+        flags,
+        session_id,
+        aad,
+    };
+    h.signature.copy_from_slice(signature);
+    h.nonce.copy_from_slice(nonce);
+    Ok((rest, h))
 }
 
 /// The shape of a transform nonce, which tells tools apart (impacket: ASCII letters; Samba: a
@@ -566,82 +800,9 @@ pub fn nonce_form(nonce: &[u8; 16]) -> &'static str {
     "random"
 }
 
-pub const COMPRESSION_NONE: u16 = 0;
-pub const COMPRESSION_PATTERN_V1: u16 = 4;
-pub const COMPRESSION_FLAG_CHAINED: u16 = 1;
-
-/// The compression transform header (MS-SMB2 2.2.42), unchained or chained.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CompressionHeader {
-    pub original_size: u32,
-    pub algorithm: u16,
-    pub flags: u16,
-    /// Unchained: bytes of uncompressed data right after the header. Chained: the first payload
-    /// header's Length.
-    pub offset_or_length: u32,
-}
-
-impl CompressionHeader {
-    pub fn chained(&self) -> bool {
-        self.flags & COMPRESSION_FLAG_CHAINED != 0
-    }
-}
-
-pub fn parse_compression_header(b: &[u8]) -> Option<CompressionHeader> {
-    if b.get(..4)? != COMPRESSION_MAGIC || b.len() < COMPRESSION_HEADER_LEN {
-        return None;
-    }
-    Some(CompressionHeader {
-        original_size: u32_at(b, 4)?,
-        algorithm: u16_at(b, 8)?,
-        flags: u16_at(b, 10)?,
-        offset_or_length: u32_at(b, 12)?,
-    })
-}
-
-/// Rebuilds a compressed message when it only uses the algorithms that need no decompressor:
-/// unchained NONE, chained NONE and Pattern_V1 payloads. None for LZ77/LZNT1/Huffman/LZ4 (not
-/// implemented) or malformed input. The output never exceeds `max_out`.
-pub fn decompress_simple(msg: &[u8], max_out: usize) -> Option<Vec<u8>> {
-    let h = parse_compression_header(msg)?;
-    let cap = (h.original_size as usize).min(max_out);
-    if !h.chained() {
-        if h.algorithm != COMPRESSION_NONE {
-            return None;
-        }
-        let rest = msg.get(COMPRESSION_HEADER_LEN..)?;
-        return Some(rest.get(..rest.len().min(cap))?.to_vec());
-    }
-    let mut out = Vec::new();
-    // Chained: payload headers start at offset 8 (algorithm, flags, length, [original size]).
-    let mut at = 8usize;
-    while at < msg.len() {
-        let alg = u16_at(msg, at)?;
-        let len = u32_at(msg, at + 4)? as usize;
-        let data = msg.get(at + 8..(at + 8).checked_add(len)?)?;
-        match alg {
-            COMPRESSION_NONE => out.extend_from_slice(data),
-            COMPRESSION_PATTERN_V1 => {
-                let byte = u8_at(data, 0)?;
-                let reps = u32_at(data, 4)? as usize;
-                if out.len().saturating_add(reps) > cap {
-                    return None;
-                }
-                out.resize(out.len() + reps, byte);
-            }
-            _ => return None,
-        }
-        if out.len() > cap {
-            return None;
-        }
-        at = at + 8 + len;
-    }
-    Some(out)
-}
-
 /// UTF-16LE bytes to a String (lossy), bounded in characters.
 pub fn utf16_name(b: &[u8]) -> String {
-    crate::smb::ntlmssp::utf16le(b, MAX_NAME_CHARS)
+    utf16le(b, MAX_NAME_CHARS)
 }
 
 /// Longest file / share name we keep, in characters.
@@ -657,7 +818,7 @@ pub(crate) mod tests {
 
     /// A sync SMB2 header.
     pub(crate) fn header(
-        cmd: u16,
+        cmd: Command,
         flags: u32,
         status: u32,
         mid: u64,
@@ -669,7 +830,7 @@ pub(crate) mod tests {
         h.extend_from_slice(&64u16.to_le_bytes());
         h.extend_from_slice(&1u16.to_le_bytes());
         h.extend_from_slice(&status.to_le_bytes());
-        h.extend_from_slice(&cmd.to_le_bytes());
+        h.extend_from_slice(&cmd.code().to_le_bytes());
         h.extend_from_slice(&1u16.to_le_bytes());
         h.extend_from_slice(&flags.to_le_bytes());
         h.extend_from_slice(&0u32.to_le_bytes());
@@ -841,7 +1002,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn simple_response(
-        cmd: u16,
+        cmd: Command,
         mid: u64,
         sid: u64,
         tid: u32,
@@ -987,7 +1148,7 @@ pub(crate) mod tests {
     #[test]
     fn header_sync_and_async() {
         let m = header(CREATE, FLAG_RELATED, 0xC000_0022, 7, 3, 0x1122);
-        let h = parse_header(&m).unwrap();
+        let h = parsed(parse_header(&m)).unwrap();
         assert_eq!(
             (h.command, h.message_id, h.tree_id, h.session_id),
             (CREATE, 7, 3, 0x1122)
@@ -996,32 +1157,50 @@ pub(crate) mod tests {
         assert_eq!(h.status, 0xC000_0022);
         let mut a = header(IOCTL, FLAG_SERVER_TO_REDIR | FLAG_ASYNC, 0x103, 9, 0, 1);
         a[32..40].copy_from_slice(&0xABCDu64.to_le_bytes());
-        let h = parse_header(&a).unwrap();
+        let h = parsed(parse_header(&a)).unwrap();
         assert_eq!((h.async_id, h.tree_id), (Some(0xABCD), 0));
-        assert!(parse_header(&m[..63]).is_none());
-        assert!(parse_header(b"\xffSMB").is_none());
+        assert!(parsed(parse_header(&m[..63])).is_none());
+        assert!(parsed(parse_header(b"\xffSMB")).is_none());
     }
 
     #[test]
     fn negotiate_dialect_and_cipher() {
-        let r = parse_negotiate_request(&negotiate_request(&[0x202, 0x210, 0x300, 0x302, 0x311]))
-            .unwrap();
+        let r = parsed(parse_negotiate_request(&negotiate_request(&[
+            0x202, 0x210, 0x300, 0x302, 0x311,
+        ])))
+        .unwrap();
         assert_eq!(r.dialects, vec![0x202, 0x210, 0x300, 0x302, 0x311]);
-        let r = parse_negotiate_response(&negotiate_response(0x311, Some(2))).unwrap();
-        assert_eq!((r.dialect, r.cipher), (0x311, Some(2)));
-        assert_eq!(cipher_name(r.cipher.unwrap()), "AES-128-GCM");
+        let r = parsed(parse_negotiate_response(&negotiate_response(
+            0x311,
+            Some(2),
+        )))
+        .unwrap();
+        assert_eq!((r.dialect, r.cipher()), (0x311, Some(2)));
+        assert_eq!(cipher_name(r.cipher().unwrap()), "AES-128-GCM");
         assert_eq!(dialect_name(r.dialect), "SMB 3.1.1");
-        let r = parse_negotiate_response(&negotiate_response(0x302, None)).unwrap();
-        assert_eq!(r.cipher, Some(1));
+        let r = parsed(parse_negotiate_response(&negotiate_response(0x302, None))).unwrap();
+        assert_eq!(r.cipher(), Some(1));
+        // 3.0.x without SMB2_GLOBAL_CAP_ENCRYPTION never encrypts.
+        let mut no_cap = negotiate_response(0x302, None);
+        no_cap[64 + 24..64 + 28].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(
+            parsed(parse_negotiate_response(&no_cap)).unwrap().cipher(),
+            None
+        );
     }
 
     #[test]
     fn session_setup_blob() {
         let blob = crate::smb::ntlmssp::tests::build_auth("admin", "LAB", "WS", true, 24);
         let m = session_setup_request(2, 5, &blob);
-        assert_eq!(parse_session_setup_request(&m).unwrap(), &blob[..]);
+        assert_eq!(
+            parsed(parse_session_setup_request(&m))
+                .unwrap()
+                .security_buffer,
+            &blob[..]
+        );
         let resp = session_setup_response(2, 5, 0, SESSION_FLAG_ENCRYPT_DATA);
-        let r = parse_session_setup_response(&resp).unwrap();
+        let r = parsed(parse_session_setup_response(&resp)).unwrap();
         assert_eq!(r.session_flags, SESSION_FLAG_ENCRYPT_DATA);
     }
 
@@ -1029,7 +1208,7 @@ pub(crate) mod tests {
     fn tree_connect() {
         let m = tree_connect_request(3, 5, "\\\\10.0.0.1\\ADMIN$");
         assert_eq!(
-            utf16_name(parse_tree_connect_request(&m).unwrap()),
+            utf16_name(parsed(parse_tree_connect_request(&m)).unwrap()),
             "\\\\10.0.0.1\\ADMIN$"
         );
         // extension present, path offset counted from the extension
@@ -1044,60 +1223,69 @@ pub(crate) mod tests {
         e.extend(vec![0u8; 16]);
         e.extend(&p);
         assert_eq!(
-            utf16_name(parse_tree_connect_request(&e).unwrap()),
+            utf16_name(parsed(parse_tree_connect_request(&e)).unwrap()),
             "\\\\srv\\C$"
         );
-        let r = parse_tree_connect_response(&tree_connect_response(3, 5, 9, SHARE_TYPE_PIPE, 0))
-            .unwrap();
-        assert_eq!(r.share_type, SHARE_TYPE_PIPE);
+        let r = parsed(parse_tree_connect_response(&tree_connect_response(
+            3,
+            5,
+            9,
+            SHARE_TYPE_PIPE,
+            0,
+        )))
+        .unwrap();
+        assert_eq!(r.share_type, ShareType::Pipe);
     }
 
     #[test]
     fn create_request_and_response() {
         let m = create_request(4, 5, 9, "evil.exe", FILE_DELETE_ON_CLOSE, 0);
-        let c = parse_create_request(&m).unwrap();
+        let c = parsed(parse_create_request(&m)).unwrap();
         assert_eq!(utf16_name(c.name), "evil.exe");
         assert_eq!(
             (c.disposition, c.options, c.desired_access),
             (5, FILE_DELETE_ON_CLOSE, 0x0012_019f)
         );
         let fid: FileId = 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10;
-        let r = parse_create_response(&create_response(4, 5, 9, fid, 0, 0)).unwrap();
+        let r = parsed(parse_create_response(&create_response(4, 5, 9, fid, 0, 0))).unwrap();
         assert_eq!(r.file_id, fid);
         assert_eq!(r.create_action, 2);
         assert_eq!(file_id_hex(fid).len(), 32);
         // a name offset pointing outside gives an empty name, not a panic
         let mut bad = m.clone();
         bad[64 + 44..64 + 46].copy_from_slice(&0xFFF0u16.to_le_bytes());
-        assert!(parse_create_request(&bad).unwrap().name.is_empty());
+        assert!(parsed(parse_create_request(&bad)).unwrap().name.is_empty());
     }
 
     #[test]
     fn write_read_ioctl_close() {
         let w = write_request(5, 5, 9, 42, 4096, b"MZdata", 0);
-        let p = parse_write_request(&w).unwrap();
+        let p = parsed(parse_write_request(&w)).unwrap();
         assert_eq!(
             (p.offset, p.length, p.file_id, p.data(&w)),
             (4096, 6, 42, &b"MZdata"[..])
         );
         assert_eq!(p.data(&w[..114]), b"MZ");
-        let r = parse_read_request(&read_request(6, 5, 9, 42, 0, 1024)).unwrap();
+        let r = parsed(parse_read_request(&read_request(6, 5, 9, 42, 0, 1024))).unwrap();
         assert_eq!((r.length, r.offset, r.file_id), (1024, 0, 42));
         let rr = read_response(6, 5, 9, b"\x05\x00\x0c");
-        assert_eq!(parse_read_response(&rr).unwrap().data(&rr), b"\x05\x00\x0c");
+        assert_eq!(
+            parsed(parse_read_response(&rr)).unwrap().data(&rr),
+            b"\x05\x00\x0c"
+        );
         let i = ioctl_request(7, 5, 9, 42, b"\x05\x00\x00\x03");
-        let p = parse_ioctl_request(&i).unwrap();
+        let p = parsed(parse_ioctl_request(&i)).unwrap();
         assert_eq!(
             (p.ctl_code, p.file_id, p.input),
             (FSCTL_PIPE_TRANSCEIVE, 42, &b"\x05\x00\x00\x03"[..])
         );
         let o = ioctl_response(7, 5, 9, 42, b"\x05\x00\x02\x03", 0);
         assert_eq!(
-            parse_ioctl_response(&o).unwrap().output,
+            parsed(parse_ioctl_response(&o)).unwrap().output,
             b"\x05\x00\x02\x03"
         );
         assert_eq!(
-            parse_close_request(&close_request(8, 5, 9, 42, 0)),
+            parsed(parse_close_request(&close_request(8, 5, 9, 42, 0))),
             Some(42)
         );
     }
@@ -1112,18 +1300,18 @@ pub(crate) mod tests {
             FILE_RENAME_INFORMATION,
             &rename_info("new.exe"),
         );
-        match parse_set_info_request(&m).unwrap().kind {
+        match parsed(parse_set_info_request(&m)).unwrap().kind {
             SetInfoKind::Rename { name, .. } => assert_eq!(utf16_name(name), "new.exe"),
             other => panic!("{other:?}"),
         }
         let m = set_info_request(9, 5, 9, 42, FILE_DISPOSITION_INFORMATION, &[1]);
         assert_eq!(
-            parse_set_info_request(&m).unwrap().kind,
+            parsed(parse_set_info_request(&m)).unwrap().kind,
             SetInfoKind::Disposition(true)
         );
         let m = set_info_request(9, 5, 9, 42, FILE_DISPOSITION_INFORMATION_EX, &[0, 0, 0, 0]);
         assert_eq!(
-            parse_set_info_request(&m).unwrap().kind,
+            parsed(parse_set_info_request(&m)).unwrap().kind,
             SetInfoKind::Disposition(false)
         );
     }
@@ -1137,7 +1325,7 @@ pub(crate) mod tests {
         let (cmds, bad) = split_compound(&m, 16);
         assert!(!bad);
         assert_eq!(cmds.len(), 3);
-        assert_eq!(parse_header(cmds[1]).unwrap().command, WRITE);
+        assert_eq!(parsed(parse_header(cmds[1])).unwrap().command, WRITE);
         // NextCommand not aligned, too small, or past the end: chain stops, flagged
         for next in [70u32, 8, 0x10000] {
             let mut m2 = m.clone();
@@ -1157,7 +1345,7 @@ pub(crate) mod tests {
         t[36..40].copy_from_slice(&200u32.to_le_bytes());
         t[42..44].copy_from_slice(&1u16.to_le_bytes());
         t[44..52].copy_from_slice(&0x55u64.to_le_bytes());
-        let h = parse_transform_header(&t).unwrap();
+        let h = parsed(parse_transform_header(&t)).unwrap();
         assert_eq!((h.original_size, h.session_id), (200, 0x55));
         assert_eq!(nonce_form(&h.nonce), "ascii-letters");
         let mut n = [0u8; 16];
@@ -1165,38 +1353,82 @@ pub(crate) mod tests {
         n[9] = 0x99;
         assert_eq!(nonce_form(&n), "counter");
         assert_eq!(nonce_form(&[0x8f; 16]), "random");
-        assert!(parse_transform_header(&t[..51]).is_none());
+        assert!(parsed(parse_transform_header(&t[..51])).is_none());
+    }
+
+    // Microsoft's published SMB 3.x example messages (crypto::testutil), read by the one parser
+    // that both the log and the decryptor use.
+    use crate::smb::crypto::testutil as ms;
+
+    #[test]
+    fn short_or_foreign_input_is_rejected() {
+        assert!(parsed(parse_header(&[0xfe, b'S', b'M', b'B'])).is_none());
+        let mut m = vec![0u8; 64];
+        m[..4].copy_from_slice(b"\xffSMB");
+        assert!(parsed(parse_header(&m)).is_none());
+        m[..4].copy_from_slice(SMB2_MAGIC);
+        assert!(parsed(parse_header(&m)).is_some());
+        assert!(parsed(parse_negotiate_response(&m)).is_none());
+        assert!(parsed(parse_session_setup_request(&m)).is_none());
+        assert!(parsed(parse_transform_header(&[0xfd, b'S', b'M', b'B', 0])).is_none());
+    }
+
+    // The NEGOTIATE response of the SMB 3.1.1 pre-auth integrity example: dialect 0x0311,
+    // contexts PREAUTH (SHA-512) then ENCRYPTION with AES-128-GCM.
+    #[test]
+    fn ms_negotiate_response_dialect_and_cipher() {
+        let m = ms::hex(ms::MS_NEGOTIATE_RESPONSE);
+        let h = parsed(parse_header(&m)).unwrap();
+        assert!(h.is_response());
+        assert_eq!(h.command, Command::Negotiate);
+        let n = parsed(parse_negotiate_response(&m)).unwrap();
+        assert_eq!(
+            (n.dialect, n.cipher_context, n.cipher()),
+            (0x0311, Some(2), Some(2))
+        );
+        let r = parsed(parse_negotiate_request(&ms::hex(ms::MS_NEGOTIATE_REQUEST))).unwrap();
+        assert_eq!(r.dialects, vec![0x0202, 0x0210, 0x0300, 0x0302, 0x0311]);
+        assert_eq!(r.ciphers, vec![2, 1]);
+        // NegotiateContextOffset far outside: no cipher, no panic.
+        let mut bad = m.clone();
+        bad[64 + 60..64 + 64].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        assert_eq!(
+            parsed(parse_negotiate_response(&bad)).unwrap().cipher(),
+            None
+        );
     }
 
     #[test]
-    fn compression_simple_forms() {
-        // unchained NONE
-        let mut m = COMPRESSION_MAGIC.to_vec();
-        m.extend_from_slice(&4u32.to_le_bytes());
-        m.extend_from_slice(&0u16.to_le_bytes());
-        m.extend_from_slice(&0u16.to_le_bytes());
-        m.extend_from_slice(&0u32.to_le_bytes());
-        m.extend_from_slice(b"abcd");
-        assert_eq!(decompress_simple(&m, 100).unwrap(), b"abcd");
-        // chained: NONE "xy" then Pattern_V1 of 5 x 'z'
-        let mut c = COMPRESSION_MAGIC.to_vec();
-        c.extend_from_slice(&7u32.to_le_bytes());
-        c.extend_from_slice(&0u16.to_le_bytes());
-        c.extend_from_slice(&1u16.to_le_bytes());
-        c.extend_from_slice(&2u32.to_le_bytes());
-        c.extend_from_slice(b"xy");
-        c.extend_from_slice(&4u16.to_le_bytes());
-        c.extend_from_slice(&0u16.to_le_bytes());
-        c.extend_from_slice(&8u32.to_le_bytes());
-        c.extend_from_slice(&[b'z', 0, 0, 0, 5, 0, 0, 0]);
-        let h = parse_compression_header(&c).unwrap();
-        assert!(h.chained());
-        assert_eq!(decompress_simple(&c, 100).unwrap(), b"xyzzzzz");
-        // pattern beyond the cap is refused
-        assert!(decompress_simple(&c, 3).is_none());
-        // LZ77 is not implemented
-        let mut l = m.clone();
-        l[8] = 2;
-        assert!(decompress_simple(&l, 100).is_none());
+    fn ms_session_setup_buffers() {
+        let m = ms::hex(ms::MS_SESSION_SETUP_REQUEST_1);
+        let r = parsed(parse_session_setup_request(&m)).unwrap();
+        assert_eq!((r.flags, r.security_buffer.len()), (0, 0x4a));
+        assert_eq!(r.security_buffer[0], 0x60); // SPNEGO InitialContextToken
+        let m = ms::hex(ms::MS_SESSION_SETUP_RESPONSE_1);
+        let h = parsed(parse_header(&m)).unwrap();
+        assert_eq!(h.status, STATUS_MORE_PROCESSING_REQUIRED);
+        assert_eq!(h.session_id, 0x0000_1000_0000_0019);
+        let r = parsed(parse_session_setup_response(&m)).unwrap();
+        assert_eq!(r.security_buffer.len(), 0xb3);
+    }
+
+    #[test]
+    fn ms_transform_fields() {
+        let m = ms::hex(ms::MS_SMB300_TRANSFORM);
+        let (ciphertext, t) = parse_transform_header(&m).unwrap();
+        assert_eq!(t.original_size, 0x50);
+        assert_eq!(t.flags, 1);
+        assert_eq!(t.session_id, 0x0008_E400_1400_0011);
+        assert_eq!(t.aad, &m[20..52]);
+        assert_eq!(ciphertext.len(), 0x50);
+    }
+
+    #[test]
+    fn commands_round_trip() {
+        for code in 0..=0x20u16 {
+            assert_eq!(Command::from_code(code).code(), code);
+        }
+        assert_eq!(Command::from_code(5), Command::Create);
+        assert_eq!(Command::from_code(0x99), Command::Unknown(0x99));
     }
 }

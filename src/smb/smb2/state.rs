@@ -7,6 +7,9 @@
 //! [`Smb2State::end_stream`]): writes of more than a few KiB to a known disk file, and any WRITE
 //! or READ too large to buffer, alone or as the last command of a compound.
 
+use super::compression::{
+    decompress, parse_compression_header, DecompressError, COMPRESSION_HEADER_LEN,
+};
 use super::records::*;
 use super::stream_plan::StreamPlan;
 use crate::dcerpc::Conversation;
@@ -19,14 +22,18 @@ use crate::smb::ntlmssp::{parse_security_blob, SecurityBlob};
 use crate::smb::status::{self, nt_status_name};
 use crate::smb::tables::*;
 use crate::time::Ts;
+use crate::wire::parsed;
 use std::collections::BTreeMap;
+
+mod unanswered;
 
 /// Requests waiting for their response, per connection. Beyond it the oldest is dropped.
 pub const MAX_PENDING_SMB_REQUESTS: usize = 1024;
 /// Commands followed in one compound message; the rest of the chain is skipped.
 pub const MAX_COMPOUND_COMMANDS: usize = 64;
-/// Largest plaintext we rebuild from a compression transform.
-pub const MAX_DECOMPRESSED_MESSAGE: usize = 1024 * 1024;
+/// Largest plaintext we rebuild from a compression transform: an SMB2 message of the largest
+/// READ/WRITE (8 MiB) and its headers.
+pub const MAX_DECOMPRESSED_MESSAGE: usize = 8 * 1024 * 1024 + 4096;
 
 const NO_RESPONSE: &str = "<no response>";
 
@@ -192,7 +199,9 @@ impl Smb2State {
             );
         }
         for cmd in cmds {
-            let Some(h) = parse_header(cmd) else { break };
+            let Some(h) = parsed(parse_header(cmd)) else {
+                break;
+            };
             sink.count("smb2.commands", 1);
             if !decrypted && matches!(h.command, NEGOTIATE | SESSION_SETUP) {
                 self.decryptor.observe(dir, cmd);
@@ -208,7 +217,7 @@ impl Smb2State {
                     Some(cx.conn()),
                     crate::event::AnomalyKind::WrongDirection,
                     "smb2",
-                    format!("command {} in the wrong direction", h.command),
+                    format!("command {} in the wrong direction", h.command.code()),
                 );
                 continue;
             }
@@ -244,6 +253,9 @@ impl Smb2State {
         sink: &mut Sink,
     ) {
         let (sid, tid) = chain.ids(h);
+        if !matches!(h.command, NEGOTIATE | SESSION_SETUP | TREE_CONNECT) {
+            self.link_unanswered_tree(cx, t, sid, tid, sink);
+        }
         let key_of = |id: FileId, chain: &Chain| chain.key(h, id);
         let mid = h.message_id;
         let mut p = Pending {
@@ -255,26 +267,26 @@ impl Smb2State {
         };
         match h.command {
             NEGOTIATE => {
-                if let Some(r) = parse_negotiate_request(msg) {
+                if let Some(r) = parsed(parse_negotiate_request(msg)) {
                     let _ = r;
                 }
             }
             SESSION_SETUP => {
-                let blob = parse_session_setup_request(msg)
-                    .map(parse_security_blob)
+                let blob = parsed(parse_session_setup_request(msg))
+                    .map(|r| parse_security_blob(r.security_buffer))
                     .unwrap_or(SecurityBlob::Unknown);
                 p.info = Info::SessionSetup(blob);
             }
             LOGOFF => p.info = Info::Logoff,
             TREE_CONNECT => {
-                let path = parse_tree_connect_request(msg)
+                let path = parsed(parse_tree_connect_request(msg))
                     .map(utf16_name)
                     .unwrap_or_default();
                 p.info = Info::TreeConnect(path);
             }
             TREE_DISCONNECT => p.info = Info::TreeDisconnect,
             CREATE => {
-                let Some(c) = parse_create_request(msg) else {
+                let Some(c) = parsed(parse_create_request(msg)) else {
                     return self.malformed(cx, "CREATE request", sink);
                 };
                 let name = utf16_name(c.name);
@@ -298,7 +310,7 @@ impl Smb2State {
                 };
             }
             WRITE => {
-                let Some(w) = parse_write_request(msg) else {
+                let Some(w) = parsed(parse_write_request(msg)) else {
                     return self.malformed(cx, "WRITE request", sink);
                 };
                 let key = key_of(w.file_id, chain);
@@ -328,19 +340,19 @@ impl Smb2State {
                 p.info = Info::Write;
             }
             READ => {
-                let Some(r) = parse_read_request(msg) else {
+                let Some(r) = parsed(parse_read_request(msg)) else {
                     return self.malformed(cx, "READ request", sink);
                 };
                 let key = key_of(r.file_id, chain);
                 chain.file = Some(key);
-                adopt_if_unknown(cx, t, sid, key, sink);
+                self.adopt(cx, t, sid, tid, key, sink);
                 p.file = t
                     .session(sid, cx, sink)
                     .and_then(|s| s.file_or_unknown(key, tid, cx, sink));
                 p.info = Info::Read;
             }
             IOCTL => {
-                let Some(io) = parse_ioctl_request(msg) else {
+                let Some(io) = parsed(parse_ioctl_request(msg)) else {
                     return self.malformed(cx, "IOCTL request", sink);
                 };
                 let key = key_of(io.file_id, chain);
@@ -353,21 +365,21 @@ impl Smb2State {
                 p.info = Info::Ioctl { transceive };
             }
             CLOSE => {
-                let Some(id) = parse_close_request(msg) else {
+                let Some(id) = parsed(parse_close_request(msg)) else {
                     return self.malformed(cx, "CLOSE request", sink);
                 };
                 let key = key_of(id, chain);
-                adopt_if_unknown(cx, t, sid, key, sink);
+                self.adopt(cx, t, sid, tid, key, sink);
                 chain.file = Some(key);
                 p.file = Some(key);
                 p.info = Info::Close;
             }
             SET_INFO => {
-                let Some(si) = parse_set_info_request(msg) else {
+                let Some(si) = parsed(parse_set_info_request(msg)) else {
                     return self.malformed(cx, "SET_INFO request", sink);
                 };
                 let key = key_of(si.file_id, chain);
-                adopt_if_unknown(cx, t, sid, key, sink);
+                self.adopt(cx, t, sid, tid, key, sink);
                 chain.file = Some(key);
                 p.file = Some(key);
                 p.info = Info::SetInfo(match si.kind {
@@ -405,7 +417,7 @@ impl Smb2State {
         stamp: Option<Ts>,
         sink: &mut Sink,
     ) -> Option<FileKey> {
-        adopt_if_unknown(cx, t, sid, key, sink);
+        self.adopt(cx, t, sid, tid, key, sink);
         let s = t.session(sid, cx, sink)?;
         let key = s.file_or_unknown(key, tid, cx, sink)?;
         let f = s.files.get_mut(&key)?;
@@ -502,7 +514,7 @@ impl Smb2State {
         data: &[u8],
         sink: &mut Sink,
     ) -> Option<FileKey> {
-        adopt_if_unknown(cx, t, sid, key, sink);
+        self.adopt(cx, t, sid, tid, key, sink);
         let s = t.session(sid, cx, sink)?;
         let key = s.file_or_unknown(key, tid, cx, sink)?;
         let f = s.files.get_mut(&key)?;
@@ -515,6 +527,21 @@ impl Smb2State {
         f.emit_deferred_open(sink);
         pipe_data(cx, f, dir, data, sink);
         Some(key)
+    }
+
+    /// A request names handle `key`: one granted by a CREATE whose response was missed, or one
+    /// opened on another channel of the session.
+    fn adopt(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        sid: u64,
+        tid: u32,
+        key: FileKey,
+        sink: &mut Sink,
+    ) {
+        self.link_unanswered_create(cx, t, sid, tid, key, sink);
+        adopt_if_unknown(cx, t, sid, key, sink);
     }
 
     fn take_pending(&mut self, h: &Header) -> Option<Pending> {
@@ -534,9 +561,9 @@ impl Smb2State {
         let ok = !status::is_error(st);
         match (h.command, pending) {
             (NEGOTIATE, _) => {
-                if let Some(r) = parse_negotiate_response(msg) {
+                if let Some(r) = parsed(parse_negotiate_response(msg)) {
                     self.dialect = Some(r.dialect);
-                    self.cipher = r.cipher;
+                    self.cipher = r.cipher();
                 }
             }
             (SESSION_SETUP, p) => self.session_setup_response(cx, t, h, msg, p, sink),
@@ -549,18 +576,13 @@ impl Smb2State {
                     _ => UNKNOWN.to_string(),
                 };
                 let share_type = if ok {
-                    parse_tree_connect_response(msg).map(|r| {
+                    parsed(parse_tree_connect_response(msg)).map(|r| {
                         if r.share_flags & SHARE_FLAG_ENCRYPT_DATA != 0 {
                             if let Some(s) = t.sessions.get_mut(&h.session_id) {
                                 s.encrypt_data = true;
                             }
                         }
-                        match r.share_type {
-                            SHARE_TYPE_DISK => ShareType::Disk,
-                            SHARE_TYPE_PIPE => ShareType::Pipe,
-                            SHARE_TYPE_PRINT => ShareType::Print,
-                            _ => ShareType::Unknown,
-                        }
+                        r.share_type
                     })
                 } else {
                     None
@@ -607,19 +629,20 @@ impl Smb2State {
                     return;
                 };
                 let tree = s.tree_or_unknown(tree_id, cx, sink);
-                let resp = if ok { parse_create_response(msg) } else { None };
-                let is_pipe = s.files.get(&key).map_or(tree.is_pipe(), |f| f.is_pipe);
-                let action = if is_pipe {
-                    FileAction::PipeOpen
+                let resp = if ok {
+                    parsed(parse_create_response(msg))
                 } else {
-                    FileAction::FileOpen
+                    None
                 };
-                let mut r = files_record(cx, action, &tree, &name, nt_status_name(st), session_id);
-                r.conn = cx.conn_at(ts);
-                r.desired_access = Some(access);
-                r.disposition = Some(disposition);
-                r.create_options = Some(options);
-                r.delete_on_close = options & FILE_DELETE_ON_CLOSE != 0;
+                let is_pipe = s.files.get(&key).map_or(tree.is_pipe(), |f| f.is_pipe);
+                let req = OpenRequest {
+                    ts,
+                    name: &name,
+                    access,
+                    disposition,
+                    options,
+                };
+                let mut r = open_record(cx, &tree, is_pipe, &req, nt_status_name(st), session_id);
                 match resp {
                     Some(c) => {
                         let fuid = file_id_hex(c.file_id);
@@ -676,7 +699,7 @@ impl Smb2State {
                 }
             }
             (READ, Some(p)) if ok => {
-                if let (Some(r), Some(key)) = (parse_read_response(msg), p.file) {
+                if let (Some(r), Some(key)) = (parsed(parse_read_response(msg)), p.file) {
                     let data = r.data(msg);
                     self.read_data(cx, t, p.session_id, key, data, sink);
                 }
@@ -691,7 +714,7 @@ impl Smb2State {
                     ..
                 }),
             ) if ok => {
-                if let Some(io) = parse_ioctl_response(msg) {
+                if let Some(io) = parsed(parse_ioctl_response(msg)) {
                     let key = file.unwrap_or(FileKey::Id(io.file_id));
                     self.pipe_bytes(
                         cx,
@@ -707,7 +730,7 @@ impl Smb2State {
             }
             (IOCTL, None) => {
                 // Midstream: the response names its FileId; a known pipe still gets the bytes.
-                if let Some(io) = parse_ioctl_response(msg)
+                if let Some(io) = parsed(parse_ioctl_response(msg))
                     .filter(|io| io.ctl_code == FSCTL_PIPE_TRANSCEIVE && ok)
                 {
                     if t.sessions
@@ -826,7 +849,7 @@ impl Smb2State {
         if h.status == status::STATUS_MORE_PROCESSING_REQUIRED {
             return;
         }
-        let flags = parse_session_setup_response(msg).map_or(0, |r| r.session_flags);
+        let flags = parsed(parse_session_setup_response(msg)).map_or(0, |r| r.session_flags);
         let blob = match p {
             Some(Pending {
                 info: Info::SessionSetup(b),
@@ -944,10 +967,10 @@ impl Smb2State {
         sink: &mut Sink,
     ) -> Option<StreamTarget> {
         let last = prefix.get(plan.last..)?;
-        let h = parse_header(last)?;
+        let h = parsed(parse_header(last))?;
         match (dir, h.command) {
             (Direction::ToServer, WRITE) if !h.is_response() => {
-                let w = parse_write_request(last)?;
+                let w = parsed(parse_write_request(last))?;
                 if as_buffered && (plan.last != 0 || !self.streams_to_disk_file(t, &h, &w)) {
                     return None;
                 }
@@ -957,6 +980,7 @@ impl Smb2State {
                 }
                 sink.count("smb2.commands", 1);
                 let (sid, tid) = chain.ids(&h);
+                self.link_unanswered_tree(cx, t, sid, tid, sink);
                 let key = chain.key(&h, w.file_id);
                 let key = self.write_begin(
                     cx,
@@ -1000,7 +1024,7 @@ impl Smb2State {
                     && plan.last == 0
                     && !as_buffered =>
             {
-                let r = parse_read_response(last)?;
+                let r = parsed(parse_read_response(last))?;
                 sink.count("smb2.commands", 1);
                 let p = self.take_pending(&h);
                 let (sid, tid, key) = p.map_or((h.session_id, h.tree_id, None), |p| {
@@ -1154,7 +1178,7 @@ impl Smb2State {
         // several back to back when the first one's size says there is more.
         let mut rest = msg;
         for _ in 0..MAX_COMPOUND_COMMANDS {
-            let Some(th) = parse_transform_header(rest) else {
+            let Some(th) = parsed(parse_transform_header(rest)) else {
                 return self.malformed(cx, "transform header", sink);
             };
             let size = TRANSFORM_HEADER_LEN.saturating_add(th.original_size as usize);
@@ -1240,19 +1264,28 @@ impl Smb2State {
         wire_size: u64,
         sink: &mut Sink,
     ) {
-        let Some(ch) = parse_compression_header(msg) else {
+        let Some(ch) = parsed(parse_compression_header(msg)) else {
             return self.malformed(cx, "compression header", sink);
         };
         let plain = if wire_size == msg.len() as u64 {
-            decompress_simple(msg, MAX_DECOMPRESSED_MESSAGE)
+            match decompress(msg, MAX_DECOMPRESSED_MESSAGE) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.undecompressed(cx, e, sink);
+                    None
+                }
+            }
         } else {
             None
         };
         // The session id: from the rebuilt header, or from the uncompressed prefix of an unchained one.
         let sid = plain
             .as_deref()
-            .and_then(parse_header)
-            .or_else(|| msg.get(COMPRESSION_HEADER_LEN..).and_then(parse_header))
+            .and_then(|p| parsed(parse_header(p)))
+            .or_else(|| {
+                msg.get(COMPRESSION_HEADER_LEN..)
+                    .and_then(|m| parsed(parse_header(m)))
+            })
             .map_or(0, |h| h.session_id);
         self.visibility(cx, t, sid, "compressed", wire_size, plain.is_some(), sink);
         match plain {
@@ -1269,6 +1302,27 @@ impl Smb2State {
                     nonce_form: "random",
                 }));
             }
+        }
+    }
+
+    /// Why a whole compressed message was not rebuilt, as a typed event.
+    fn undecompressed(&mut self, cx: &Cx<'_>, e: DecompressError, sink: &mut Sink) {
+        match e {
+            DecompressError::TooLarge => sink.cap_reached(
+                "MAX_DECOMPRESSED_MESSAGE",
+                cx.ts,
+                Some(cx.conn()),
+                "smb2",
+                "compressed message not rebuilt",
+            ),
+            DecompressError::Unsupported(_) => sink.count("smb2.compressed_unsupported", 1),
+            DecompressError::Malformed | DecompressError::Corrupt(_) => sink.anomaly(
+                cx.ts,
+                Some(cx.conn()),
+                crate::event::AnomalyKind::Malformed,
+                "smb2",
+                format!("compressed message does not decode ({e:?})"),
+            ),
         }
     }
 
@@ -1339,6 +1393,9 @@ impl Smb2State {
                 ) => {
                     let a = self.auth_record(cx, p.ts, p.session_id, blob, 0, NO_RESPONSE.into());
                     sink.emit(Event::SmbAuth(a));
+                }
+                info @ Info::Create { .. } => {
+                    self.log_unanswered_create(cx, t, Pending { info, ..p }, sink)
                 }
                 _ => {}
             }

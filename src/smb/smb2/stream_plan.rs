@@ -8,6 +8,7 @@
 //! for more than the message holds, nor for earlier commands past `max_head` bytes.
 
 use super::records::*;
+use crate::wire::parsed;
 
 /// What a message's first bytes say about streaming it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub struct StreamPlan {
     /// commands before it are whole in `..last`.
     pub last: usize,
     /// WRITE or READ.
-    pub command: u16,
+    pub command: Command,
     /// Where the data starts, from the message start: `last` + the command's DataOffset, which
     /// may lie (point into the header, or past the message end).
     pub data_at: usize,
@@ -52,7 +53,7 @@ pub fn plan_stream(prefix: &[u8], msg_len: usize, max_head: usize, max_commands:
         let Some(cmd) = prefix.get(at..) else {
             return Plan::Whole;
         };
-        let Some(h) = parse_header(cmd) else {
+        let Some(h) = parsed(parse_header(cmd)) else {
             return Plan::Whole;
         };
         seen += 1;
@@ -75,7 +76,7 @@ pub fn plan_stream(prefix: &[u8], msg_len: usize, max_head: usize, max_commands:
             continue;
         }
         return match (h.command, h.is_response()) {
-            (WRITE, false) => match parse_write_request(cmd) {
+            (WRITE, false) => match parsed(parse_write_request(cmd)) {
                 Some(w) => Plan::Stream(StreamPlan {
                     last: at,
                     command: WRITE,
@@ -85,7 +86,7 @@ pub fn plan_stream(prefix: &[u8], msg_len: usize, max_head: usize, max_commands:
                 None => Plan::Whole,
             },
             // Responses are not streamed out of compounds: their requests' context is elsewhere.
-            (READ, true) if at == 0 => match parse_read_response(cmd) {
+            (READ, true) if at == 0 => match parsed(parse_read_response(cmd)) {
                 Some(r) => Plan::Stream(StreamPlan {
                     last: 0,
                     command: READ,

@@ -761,6 +761,43 @@ pub fn compound_upload(conns: &mut [Conn], name: &str, max_writes: usize) -> boo
 }
 
 // ---------------------------------------------------------------------------------------------
+// One-sided captures.
+
+/// Every packet of a capture (any format and link type the sensor reads), in capture order.
+pub fn read_packets(path: &Path) -> Vec<Packet> {
+    let mut r = CaptureReader::open(path).expect("capture opens");
+    let mut out = Vec::new();
+    let mut pkt = Packet::empty();
+    while r.next_packet(&mut pkt).expect("capture reads") {
+        out.push(pkt.clone());
+    }
+    out
+}
+
+/// Which half of a host's link a span port or tap delivers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Half {
+    /// Only packets to the host (client→server for a server).
+    To,
+    /// Only packets from the host.
+    From,
+}
+
+/// The packets one half of `host`'s link carries. Packets without IP addresses are dropped.
+pub fn one_sided(packets: &[Packet], host: IpAddr, half: Half) -> Vec<Packet> {
+    packets
+        .iter()
+        .filter(|p| {
+            psexec_sensor::decode::host_pair(p.frame()).is_some_and(|(src, dst)| match half {
+                Half::To => dst == host,
+                Half::From => src == host,
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Running the sensor in-process.
 
 pub struct Outcome {

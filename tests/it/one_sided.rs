@@ -1,0 +1,201 @@
+//! One-sided captures: a span port or tap often delivers one direction of the victim's link only.
+//! Every bundled capture (captures/lab and captures/public, with their truth files) is cut to the
+//! packets *to* the victim (client→server) and *from* it (server→client).
+//!
+//! Client→server: every technique alert of the two-sided capture appears with the same
+//! technique, source, target, service name, binary path, tool, uploads (name and size) and at
+//! least its pipes; none says `failed` (nothing failing was seen) and each says `no_response`.
+//! Server→client: responses carry no opnum, service name or path, so the technique cannot be
+//! named from them (not expected); no technique alert may appear on a negative from either half.
+
+use crate::common::reshape::*;
+use psexec_sensor::eval::{discover, Case, Verdict};
+use psexec_sensor::event::alert::{Alert, TechniqueAlert};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+fn cases() -> Vec<Case> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let cases = discover(&[dir]).expect("bundled captures and truth files");
+    assert!(cases.len() >= 20, "bundled corpus found: {}", cases.len());
+    cases
+}
+
+fn techniques(alerts: &[Alert]) -> Vec<&TechniqueAlert> {
+    alerts.iter().filter_map(Alert::as_technique).collect()
+}
+
+/// What must survive losing the responses, per technique alert.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Core {
+    technique: String,
+    src: String,
+    dst: String,
+    service_name: Option<String>,
+    binary_path: Option<String>,
+    tool: String,
+    uploads: Vec<(String, u64)>,
+}
+
+fn core(t: &TechniqueAlert) -> Core {
+    let mut uploads: Vec<(String, u64)> = t
+        .uploads
+        .iter()
+        .map(|u| (u.name.to_ascii_lowercase(), u.size))
+        .collect();
+    uploads.sort();
+    Core {
+        technique: t.technique.as_str().into(),
+        src: t.src_ip.to_string(),
+        dst: t.dst_ip.to_string(),
+        service_name: t.service_name.clone(),
+        binary_path: t.binary_path.clone(),
+        tool: t.tool.clone(),
+        uploads,
+    }
+}
+
+fn pipes(ts: &[&TechniqueAlert]) -> BTreeSet<String> {
+    ts.iter()
+        .flat_map(|t| t.pipes.iter().map(|p| p.to_ascii_lowercase()))
+        .collect()
+}
+
+#[test]
+fn client_to_server_only_gives_every_technique_alert_with_its_facts() {
+    let mut checked = 0;
+    for case in cases() {
+        let t = &case.truth;
+        if !t.visible_positive() {
+            continue;
+        }
+        let name = case.capture.display().to_string();
+        let victim = t.victim_ip.expect("positives name their victim");
+        let all = read_packets(&case.capture);
+        let both = run(&all);
+        let want = techniques(&both.alerts);
+        assert!(!want.is_empty(), "{name}: no technique alert two-sided");
+        let half = run(&one_sided(&all, victim, Half::To));
+        let got = techniques(&half.alerts);
+        let mut w: Vec<Core> = want.iter().map(|a| core(a)).collect();
+        let mut g: Vec<Core> = got.iter().map(|a| core(a)).collect();
+        w.sort();
+        g.sort();
+        assert_eq!(g, w, "{name}: client→server only");
+        for a in &got {
+            assert!(
+                !a.failed,
+                "{name}: `failed` without a response: {}",
+                a.reason
+            );
+            assert!(a.no_response, "{name}: no_response not said: {}", a.reason);
+            assert!(a.reason.contains("no response seen"), "{}", a.reason);
+        }
+        let (pw, pg) = (pipes(&want), pipes(&got));
+        assert!(
+            pg.is_superset(&pw),
+            "{name}: pipes {pg:?} lack some of {pw:?}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 10, "visible positives checked: {checked}");
+}
+
+#[test]
+fn client_to_server_only_keeps_the_request_only_records() {
+    // The svcctl pipe open, the upload and the tree connects of lab a (psexec.py over SMB2) and
+    // i1 (over SMB1) are in the events although no CREATE / TREE_CONNECT response is.
+    for (file, victim) in [
+        ("lab/a_psexec_default.pcap", "192.0.2.20"),
+        ("lab/i1_smb1_psexec.pcap", "192.0.2.20"),
+    ] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("captures")
+            .join(file);
+        let all = read_packets(&path);
+        let o = run(&one_sided(&all, victim.parse().unwrap(), Half::To));
+        use psexec_sensor::event::{Event, FileAction};
+        let opens: Vec<(String, String, String)> = o
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::SmbFiles(f)
+                    if matches!(f.action, Some(FileAction::PipeOpen | FileAction::FileOpen)) =>
+                {
+                    Some((f.share.clone(), f.name.clone(), f.status.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let has = |share: &str, name: &str| {
+            opens.iter().any(|(s, n, st)| {
+                s.eq_ignore_ascii_case(share)
+                    && n.to_ascii_lowercase().ends_with(name)
+                    && st == "<no response>"
+            })
+        };
+        assert!(has("IPC$", "svcctl"), "{file}: svcctl pipe open: {opens:?}");
+        assert!(has("ADMIN$", ".exe"), "{file}: upload open: {opens:?}");
+        let writes: Vec<(String, u64)> = o
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::SmbFiles(f) if f.action == Some(FileAction::FileWrite) => {
+                    Some((f.share.clone(), f.bytes_written.unwrap_or(0)))
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(
+            writes.contains(&("ADMIN$".to_string(), 56_320)),
+            "{file}: upload on ADMIN$: {writes:?}"
+        );
+        let mapped: Vec<(String, Option<u32>)> = o
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::SmbMapping(m) => Some((m.share.to_ascii_uppercase(), m.tree_id)),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            mapped.iter().any(|(s, tid)| s == "ADMIN$" && tid.is_some()),
+            "{file}: ADMIN$ tree connect linked to its tree id: {mapped:?}"
+        );
+    }
+}
+
+#[test]
+fn no_technique_alert_on_a_negative_from_either_half() {
+    let mut checked = 0;
+    for case in cases() {
+        let t = &case.truth;
+        if t.verdict != Verdict::Negative {
+            continue;
+        }
+        let all = read_packets(&case.capture);
+        // The victim, or else every server of the capture (each half of each host's link).
+        let hosts: BTreeSet<std::net::IpAddr> = match t.victim_ip {
+            Some(v) => [v].into(),
+            None => all
+                .iter()
+                .filter_map(|p| psexec_sensor::decode::host_pair(p.frame()))
+                .map(|(_, dst)| dst)
+                .collect(),
+        };
+        for h in hosts.iter().take(4) {
+            for half in [Half::To, Half::From] {
+                let o = run(&one_sided(&all, *h, half));
+                let got = techniques(&o.alerts);
+                assert!(
+                    got.is_empty(),
+                    "{}: {half:?} {h}: {:?}",
+                    case.capture.display(),
+                    got.iter().map(|a| &a.reason).collect::<Vec<_>>()
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "negatives checked: {checked}");
+}
