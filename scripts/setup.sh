@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine of this kind (root, apt):
 # tshark (the dissection oracle in tests), libpcap-dev (live capture), iproute2 (network namespaces
-# for the live test; the replay into them uses libpcap's sendpacket from the test itself).
+# for the live test; the replay into them uses libpcap's sendpacket from the test itself),
+# chromium (headless, renders the HTML report in tests/it/report_html.rs and scripts/bench-report;
+# about 25 s of apt, update included, on the CI machine).
 # libpcap-dev is a convenience: without it build.rs links the runtime libpcap.so.0.8 through a
 # symlink in OUT_DIR (scripts/check-libpcap-fallback.sh proves that path), so a non-root machine
 # that lacks only libpcap-dev is fine.
@@ -12,6 +14,7 @@ command -v tshark >/dev/null 2>&1 || need+=(tshark)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # setcap: the live test that runs the sensor unprivileged with file capabilities.
 command -v setcap >/dev/null 2>&1 || [ -x /usr/sbin/setcap ] || [ -x /sbin/setcap ] || need+=(libcap2-bin)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     if [ "${need[*]}" = libpcap-dev ]; then

@@ -24,6 +24,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Capture from a live interface (span port); alerts as JSON lines, counters on stderr.
     Live(LiveArgs),
+    /// Write one self-contained HTML page of a run: host graph, timeline, evidence, tables.
+    Report(ReportArgs),
 }
 
 /// What `read` and `live` share: outputs, rules, engine workers, decryption secrets.
@@ -110,6 +112,37 @@ pub struct EvalArgs {
     /// SMB3 decryption secrets (by default eval measures what the sensor sees without them).
     #[arg(long, value_name = "FILE")]
     pub smb_keys: Option<PathBuf>,
+}
+
+/// `report`: from a run's JSON lines (`--alerts`, optionally `--events`) or straight from captures.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// Capture files or directories to run the sensor over (instead of --alerts).
+    #[arg(
+        value_name = "FILE|DIR",
+        required_unless_present = "alerts",
+        conflicts_with = "alerts"
+    )]
+    pub inputs: Vec<PathBuf>,
+    /// A run's alerts (JSON lines, as `read --alerts` writes them).
+    #[arg(long, value_name = "PATH")]
+    pub alerts: Option<PathBuf>,
+    /// The same run's events (`read --events`): the records behind each alert's evidence.
+    #[arg(long, value_name = "PATH", requires = "alerts")]
+    pub events: Option<PathBuf>,
+    /// Where to write the HTML page.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// With captures: detection rules directory (default: the built-in rules).
+    #[arg(long, value_name = "DIR", conflicts_with = "alerts")]
+    pub rules: Option<PathBuf>,
+    /// With captures: SMB3 decryption secrets.
+    #[arg(long, value_name = "FILE", conflicts_with = "alerts")]
+    pub smb_keys: Option<PathBuf>,
+    /// With captures: engine worker threads (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024),
+          conflicts_with = "alerts")]
+    pub workers: Option<u16>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -200,6 +233,41 @@ mod tests {
             Cli::try_parse_from(["psexec-sensor", "live", "-i", "x", "--stats-interval", "0"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn parses_report_from_files_or_captures() {
+        let c = Cli::try_parse_from([
+            "psexec-sensor",
+            "report",
+            "--alerts",
+            "a.json",
+            "--events",
+            "e.json",
+            "-o",
+            "r.html",
+        ])
+        .unwrap();
+        let Command::Report(r) = c.command else {
+            panic!()
+        };
+        assert!(r.inputs.is_empty());
+        assert_eq!(r.events, Some(PathBuf::from("e.json")));
+        let c = Cli::try_parse_from(["psexec-sensor", "report", "dir", "-o", "r.html"]).unwrap();
+        let Command::Report(r) = c.command else {
+            panic!()
+        };
+        assert_eq!(r.inputs, vec![PathBuf::from("dir")]);
+        for bad in [
+            &["report", "-o", "r.html"][..],
+            &["report", "dir"],
+            &["report", "dir", "--alerts", "a", "-o", "r"],
+            &["report", "--events", "e", "-o", "r"],
+            &["report", "--alerts", "a", "--workers", "2", "-o", "r"],
+        ] {
+            let args = std::iter::once("psexec-sensor").chain(bad.iter().copied());
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

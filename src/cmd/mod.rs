@@ -4,6 +4,7 @@ pub mod eval;
 mod follow;
 pub mod live;
 pub mod read;
+pub mod report;
 
 use crate::cli::{Cli, Command};
 use std::process::ExitCode;
@@ -18,5 +19,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Read(a) => read::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Live(a) => live::run(a),
+        Command::Report(a) => report::run(a),
     }
 }

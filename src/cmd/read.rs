@@ -29,8 +29,24 @@ const MAX_SUMMARY_ALERT_LINES: usize = 200;
 /// Inputs at least this large (compressed bytes) get a progress bar, on a terminal only.
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
 
-pub(super) fn say(what: impl std::fmt::Display) {
+pub(crate) fn say(what: impl std::fmt::Display) {
     eprintln!("psexec-sensor: {what}");
+}
+
+/// The captures named by the command line (directories searched), and how many arguments named
+/// none (each said on stderr).
+pub(crate) fn capture_files(inputs: &[PathBuf]) -> (Vec<PathBuf>, usize) {
+    let mut failed = 0usize;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for input in inputs {
+        let found = expand_inputs(std::slice::from_ref(input));
+        if found.is_empty() {
+            say(format_args!("{}: no capture files found", input.display()));
+            failed += 1;
+        }
+        files.extend(found);
+    }
+    (files, failed)
 }
 
 /// Where everything the engine produces goes.
@@ -272,16 +288,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         return super::follow::run(dir, &args, out, cfg, workers);
     }
 
-    let mut failed = 0usize;
-    let mut files: Vec<PathBuf> = Vec::new();
-    for input in &args.inputs {
-        let found = expand_inputs(std::slice::from_ref(input));
-        if found.is_empty() {
-            say(format_args!("{}: no capture files found", input.display()));
-            failed += 1;
-        }
-        files.extend(found);
-    }
+    let (files, mut failed) = capture_files(&args.inputs);
 
     let total: u64 = files
         .iter()

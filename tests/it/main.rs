@@ -25,6 +25,7 @@ mod outputs;
 mod read_alerts;
 mod read_cli;
 mod reassembly;
+mod report_html;
 mod service_change;
 mod smb1_lab;
 mod smb2_lab;

@@ -7,3 +7,4 @@ pub mod insertion;
 pub mod pipeline_run;
 pub mod read_events;
 pub mod reshape;
+pub mod synthetic_run;
