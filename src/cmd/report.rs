@@ -250,8 +250,10 @@ fn from_captures(args: &ReportArgs) -> Result<(ReportData, usize), ExitCode> {
         max_flows: Some(crate::flow::table::flows_per_worker(workers)),
     };
     let read_bytes = Arc::new(AtomicU64::new(0));
+    // One capture in time order, as `read` takes it (capture::file::merge).
+    let plan = crate::capture::file::merge::plan(&files);
     let (f, mut counters) =
-        files::run_files(workers, &cfg, &files, read_bytes, &SayErrors, &mut run);
+        files::run_files(workers, &cfg, &plan, read_bytes, &SayErrors, &mut run);
     failed += f;
 
     // End of input: open attack instances become alerts.

@@ -20,8 +20,8 @@ use crate::decode::checksum::{ChecksumMode, SenderChecksums};
 use crate::decode::TcpSegment;
 use crate::event::{AnomalyKind, ConnFields};
 use crate::sink::Sink;
-use crate::wire::maps::KeyedMap;
 use crate::time::Ts;
+use crate::wire::maps::KeyedMap;
 use serde::Serialize;
 use std::net::IpAddr;
 
