@@ -141,12 +141,18 @@ fn pcap_records(whole: &Path) -> (Vec<u8>, Vec<Vec<u8>>) {
 }
 
 /// Deals the records of `whole` round-robin into `k` files: every file spans the whole capture,
-/// so they all overlap in time and only a merge by timestamp restores the capture.
+/// so they all overlap in time and only a merge by timestamp restores the capture. Records with
+/// the same timestamp go to one file: across files their order is not defined (a merge can only
+/// break the tie by file), and a receiver-side check may rightly see an ACK overtake its data.
 fn deal(whole: &Path, k: usize, dir: &Path) -> Vec<PathBuf> {
     let (header, recs) = pcap_records(whole);
     let mut files: Vec<Vec<u8>> = vec![header; k];
+    let mut file = 0;
     for (i, r) in recs.iter().enumerate() {
-        files[i % k].extend_from_slice(r);
+        if i > 0 && recs[i - 1][..8] != r[..8] {
+            file = (file + 1) % k;
+        }
+        files[file].extend_from_slice(r);
     }
     files
         .iter()
