@@ -13,16 +13,18 @@
 //! summary is written). A file taken at the stop may end inside a record where its writer was
 //! cut short: that is said on stderr but is not a bad file.
 
-use super::read::{end_of_run, say, ReadOutput};
+#[cfg(feature = "live")]
+use super::read::end_of_run;
+use super::read::{say, ReadOutput};
 use super::EXIT_BAD_INPUT;
 use crate::cli::ReadArgs;
 use crate::pipeline::EngineConfig;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// How often the directory is looked at (one directory listing, no busy wait).
-pub const FOLLOW_POLL: Duration = Duration::from_millis(250);
+#[cfg(feature = "live")]
+pub const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub(super) fn run(
     dir: &Path,
@@ -53,7 +55,7 @@ mod imp {
     use crate::pipeline::FileOutcome;
     use std::sync::atomic::AtomicU64;
     use std::sync::Arc;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     pub(super) fn run(
         dir: &Path,
