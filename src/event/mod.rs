@@ -437,6 +437,10 @@ pub struct DceRpc {
     /// Bind / alter_context: every offered context and its result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interfaces: Option<Vec<BindContext>>,
+    /// A call seen by its response alone (the request was not captured): what its layout and
+    /// place in the association say it was (`dcerpc::response_shapes`); `opnum` is then absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inferred_operation: Option<crate::dcerpc::response_shapes::InferredOp>,
     #[serde(flatten)]
     pub args: DceArgs,
 }
