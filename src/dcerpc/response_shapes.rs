@@ -210,7 +210,7 @@ fn task_path(stub: &[u8], be: bool, status: u32) -> Option<Shape> {
 pub enum InferredOp {
     /// The first handle the SCM returned: ROpenSCManagerW / ROpenSCManager2.
     OpenScManager,
-    /// A later handle: ROpenServiceW (or RLockServiceDatabase).
+    /// A later handle, or a zeroed one with an error: ROpenServiceW (or RLockServiceDatabase).
     OpenService,
     /// A zeroed handle after success: RCloseServiceHandle.
     CloseHandle,
@@ -299,6 +299,10 @@ impl ScmSequence {
             }
             (Endpoint::Scm, Shape::Handle { zero: true, status: 0 }) if self.scm_opened => {
                 InferredOp::CloseHandle
+            }
+            // A zeroed handle with an error: an open that failed (ERROR_SERVICE_DOES_NOT_EXIST…).
+            (Endpoint::Scm, Shape::Handle { zero: true, .. }) if self.scm_opened => {
+                InferredOp::OpenService
             }
             (Endpoint::Scm, Shape::Create { handle, status }) if self.scm_opened => {
                 if *handle && *status == 0 {

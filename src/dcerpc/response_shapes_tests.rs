@@ -65,7 +65,7 @@ fn samba_refuses_the_create_after_the_scm_opened() {
         ),
         [
             InferredOp::OpenScManager,
-            InferredOp::Unknown,
+            InferredOp::OpenService,
             InferredOp::Refused
         ]
     );

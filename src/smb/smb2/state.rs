@@ -13,7 +13,7 @@ use super::compression::{
 use super::records::*;
 use super::stream_plan::StreamPlan;
 use crate::dcerpc::Conversation;
-use crate::event::{Event, FileAction, SmbAuth, SmbMapping, SmbOpaque, SmbVersion, SmbVisibility};
+use crate::event::{CreateAction, Event, FileAction, SmbAuth, SmbMapping, SmbOpaque, SmbVersion, SmbVisibility};
 use crate::flow::Direction;
 use crate::sink::Sink;
 use crate::smb::crypto::ConnDecryptor;
@@ -25,12 +25,15 @@ use crate::time::Ts;
 use crate::wire::parsed;
 use std::collections::BTreeMap;
 
+mod responses;
 mod unanswered;
 
 /// Requests waiting for their response, per connection. Beyond it the oldest is dropped.
 pub const MAX_PENDING_SMB_REQUESTS: usize = 1024;
 /// Commands followed in one compound message; the rest of the chain is skipped.
 pub const MAX_COMPOUND_COMMANDS: usize = 64;
+/// Trees whose latest handle a server→client-only connection remembers ([`responses`]).
+pub const MAX_RESPONSE_ONLY_TREES: usize = 256;
 /// Largest plaintext we rebuild from a compression transform: an SMB2 message of the largest
 /// READ/WRITE (8 MiB) and its headers.
 pub const MAX_DECOMPRESSED_MESSAGE: usize = 8 * 1024 * 1024 + 4096;
@@ -135,6 +138,14 @@ pub struct Smb2State {
     dialect: Option<u16>,
     cipher: Option<u16>,
     decryptor: ConnDecryptor,
+    /// A request was seen on this connection. Until one is, the capture may be the server's half
+    /// only and responses are read without their requests ([`responses`]).
+    client_seen: bool,
+    /// Server→client only: per (SessionId, TreeId) the latest handle a CREATE response granted and
+    /// the file offset its WRITE responses reached (WRITE, READ and CLOSE responses name no
+    /// handle), and the grant's order number (`granted` counts them).
+    answered: BTreeMap<(u64, u32), (FileId, u64, u64)>,
+    granted: u64,
 }
 
 impl Smb2State {
@@ -144,6 +155,9 @@ impl Smb2State {
             dialect: None,
             cipher: None,
             decryptor,
+            client_seen: false,
+            answered: BTreeMap::new(),
+            granted: 0,
         }
     }
 
@@ -252,6 +266,7 @@ impl Smb2State {
         chain: &mut Chain,
         sink: &mut Sink,
     ) {
+        self.client_seen = true;
         let (sid, tid) = chain.ids(h);
         if !matches!(h.command, NEGOTIATE | SESSION_SETUP | TREE_CONNECT) {
             self.link_unanswered_tree(cx, t, sid, tid, sink);
@@ -557,6 +572,9 @@ impl Smb2State {
             return;
         }
         let pending = self.take_pending(h);
+        if pending.is_none() && !self.client_seen && self.response_only(cx, t, h, msg, sink) {
+            return;
+        }
         let st = h.status;
         let ok = !status::is_error(st);
         match (h.command, pending) {
@@ -648,6 +666,7 @@ impl Smb2State {
                         let fuid = file_id_hex(c.file_id);
                         r.fuid = Some(fuid.clone());
                         r.size = Some(c.end_of_file);
+                        r.create_action = CreateAction::from_wire(c.create_action);
                         r.times_created = filetime(c.creation_time);
                         r.times_accessed = filetime(c.last_access_time);
                         r.times_modified = filetime(c.last_write_time);
