@@ -17,6 +17,10 @@ use crate::time::Ts;
 use crate::wire::maps::KeyedMap;
 
 /// Sessions tracked per connection.
+/// Trees per connection whose latest handle a server→client-only capture remembers (SMB1 and
+/// SMB2 `responses`: WRITE, READ and CLOSE responses name no handle). Beyond it new handles are
+/// not followed.
+pub const MAX_RESPONSE_ONLY_TREES: usize = 256;
 pub const MAX_SMB_SESSIONS: usize = 64;
 /// Trees tracked per session.
 pub const MAX_TREES: usize = 256;

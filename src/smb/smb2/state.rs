@@ -32,8 +32,6 @@ mod unanswered;
 pub const MAX_PENDING_SMB_REQUESTS: usize = 1024;
 /// Commands followed in one compound message; the rest of the chain is skipped.
 pub const MAX_COMPOUND_COMMANDS: usize = 64;
-/// Trees whose latest handle a server→client-only connection remembers ([`responses`]).
-pub const MAX_RESPONSE_ONLY_TREES: usize = 256;
 /// Largest plaintext we rebuild from a compression transform: an SMB2 message of the largest
 /// READ/WRITE (8 MiB) and its headers.
 pub const MAX_DECOMPRESSED_MESSAGE: usize = 8 * 1024 * 1024 + 4096;

@@ -13,13 +13,16 @@
 //!   async final response (after STATUS_PENDING) carries no TreeId: the session's latest handle.
 //! - IOCTL responses name their FileId and need nothing here.
 
-use super::{Smb2State, MAX_RESPONSE_ONLY_TREES};
+use super::Smb2State;
 use crate::event::{CreateAction, Event, FileAction};
 use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
 use crate::smb::smb2::records::*;
 use crate::smb::status::{self, nt_status_name};
-use crate::smb::tables::{files_record, finish_file_in, Cx, FileKey, OpenFile, Tables, Tree, UNKNOWN};
+use crate::smb::tables::{
+    files_record, finish_file_in, Cx, FileKey, OpenFile, Tables, Tree, MAX_RESPONSE_ONLY_TREES,
+    UNKNOWN,
+};
 use crate::wire::parsed;
 
 impl Smb2State {
