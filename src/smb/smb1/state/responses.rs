@@ -6,7 +6,7 @@
 //! response's Count is bytes written at consecutive offsets (contents unseen: no hash); READ_ANDX
 //! and TRANSACTION data goes to the pipe's DCE-RPC conversation.
 
-use super::{fid_hex, feed_pipe, filetime, status_name, Smb1State};
+use super::{fid_hex, filetime, status_name, Smb1State};
 use crate::event::{CreateAction, Event, FileAction};
 use crate::flow::Direction;
 use crate::sink::Sink;
@@ -72,11 +72,9 @@ impl Smb1State {
                 let (Some(data), Some((fid, _))) = (data, self.answered.get(&at)) else {
                     return Ok(b.command == cmd::READ_ANDX);
                 };
-                let key = FileKey::Id(u128::from(*fid));
-                if let Some(f) = t.sessions.get_mut(&sid).and_then(|s| s.files.get_mut(&key)) {
-                    f.bytes_read = f.bytes_read.saturating_add(data.len() as u64);
-                    feed_pipe(cx, f, Direction::ToClient, data, sink);
-                }
+                // On a tree whose type was missed, DCE-RPC bytes make the handle a pipe.
+                let (uid, tid, fid) = (at.0, at.1, *fid);
+                self.pipe_bytes(cx, t, uid, tid, fid, Direction::ToClient, data, sink);
             }
             cmd::CLOSE => {
                 let Some((fid, _)) = self.answered.remove(&at) else {

@@ -15,6 +15,7 @@
 
 use super::Smb2State;
 use crate::event::{CreateAction, Event, FileAction};
+use crate::flow::Direction;
 use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
 use crate::smb::smb2::records::*;
@@ -68,8 +69,9 @@ impl Smb2State {
                 else {
                     return true;
                 };
-                let data = r.data(msg);
-                self.read_data(cx, t, h.session_id, FileKey::Id(*id), data, sink);
+                // On a tree whose type was missed, DCE-RPC bytes make the handle a pipe.
+                let (key, data) = (FileKey::Id(*id), r.data(msg));
+                self.pipe_bytes(cx, t, at.0, at.1, key, Direction::ToClient, data, sink);
             }
             CLOSE if ok => {
                 let Some((id, _, _)) = self.answered.remove(&at) else {

@@ -1,0 +1,1 @@
+//! Response-only inference on hand-made event sequences.
