@@ -288,7 +288,13 @@ impl ScmSequence {
             };
         };
         match (endpoint, shape) {
-            (Endpoint::Scm, Shape::Handle { zero: false, status: 0 }) => {
+            (
+                Endpoint::Scm,
+                Shape::Handle {
+                    zero: false,
+                    status: 0,
+                },
+            ) => {
                 if self.scm_opened {
                     self.service_handles = self.service_handles.saturating_add(1);
                     InferredOp::OpenService
@@ -297,9 +303,13 @@ impl ScmSequence {
                     InferredOp::OpenScManager
                 }
             }
-            (Endpoint::Scm, Shape::Handle { zero: true, status: 0 }) if self.scm_opened => {
-                InferredOp::CloseHandle
-            }
+            (
+                Endpoint::Scm,
+                Shape::Handle {
+                    zero: true,
+                    status: 0,
+                },
+            ) if self.scm_opened => InferredOp::CloseHandle,
             // A zeroed handle with an error: an open that failed (ERROR_SERVICE_DOES_NOT_EXIST…).
             (Endpoint::Scm, Shape::Handle { zero: true, .. }) if self.scm_opened => {
                 InferredOp::OpenService

@@ -35,7 +35,10 @@ fn infer(endpoint: Endpoint, pdus: &[&str]) -> Vec<InferredOp> {
 fn secondary_addresses_name_the_endpoints() {
     assert_eq!(Endpoint::of_sec_addr("\\pipe\\svcctl"), Endpoint::Scm);
     assert_eq!(Endpoint::of_sec_addr("\\PIPE\\ntsvcs\0"), Endpoint::Scm);
-    assert_eq!(Endpoint::of_sec_addr("\\PIPE\\atsvc"), Endpoint::TaskScheduler);
+    assert_eq!(
+        Endpoint::of_sec_addr("\\PIPE\\atsvc"),
+        Endpoint::TaskScheduler
+    );
     assert_eq!(Endpoint::of_sec_addr("\\pipe\\srvsvc"), Endpoint::Other);
     assert_eq!(Endpoint::of_sec_addr("49155"), Endpoint::Other);
     assert_eq!(Endpoint::of_sec_addr("svcctl"), Endpoint::Other);
@@ -183,7 +186,10 @@ fn atexec_register_task_answers_with_the_task_path() {
             status: 0
         }
     );
-    let run = stub("05000203100000002c000000030000001400000000000000a7551560241b8a4faced23d0e116386700000000").unwrap();
+    let run = stub(
+        "05000203100000002c000000030000001400000000000000a7551560241b8a4faced23d0e116386700000000",
+    )
+    .unwrap();
     let mut seq = ScmSequence::default();
     assert_eq!(
         seq.next(Endpoint::TaskScheduler, Some(&shape)),

@@ -100,8 +100,8 @@ impl ResponseInference {
 
     fn on_files(&mut self, f: &SmbFiles) {
         let c = &f.conn;
-        let new_on_disk = f.action == Some(FileAction::FileOpen)
-            && f.create_action.is_some_and(|a| a.is_new());
+        let new_on_disk =
+            f.action == Some(FileAction::FileOpen) && f.create_action.is_some_and(|a| a.is_new());
         let wrote = f.action == Some(FileAction::FileWrite) && f.bytes_written.unwrap_or(0) > 0;
         if !(new_on_disk || wrote) {
             return;
@@ -165,7 +165,9 @@ impl ResponseInference {
             .upload
             .filter(|(ts, _)| ts.0 <= c.ts.0 && ts.0.saturating_add(window) >= c.ts.0);
         let what = match op {
-            InferredOp::Refused => format!("the SCM refused a call after it was opened ({})", d.status),
+            InferredOp::Refused => {
+                format!("the SCM refused a call after it was opened ({})", d.status)
+            }
             _ => format!("{} answered", d.operation),
         };
         let reason = format!(
@@ -179,7 +181,10 @@ impl ResponseInference {
         if let Some((ts, n)) = upload {
             evidence.insert(
                 0,
-                (ts, format!("new file of {n} bytes written on a disk share (name unseen)")),
+                (
+                    ts,
+                    format!("new file of {n} bytes written on a disk share (name unseen)"),
+                ),
             );
         }
         out.push(InferredCall {

@@ -227,7 +227,10 @@ fn server_to_client_only_gives_every_technique_alert_from_the_answers() {
         let mut g: Vec<_> = got.iter().map(|a| key(a)).collect();
         w.sort();
         g.sort();
-        assert_eq!(g, w, "{name}: server→client only (technique, src, dst, failed)");
+        assert_eq!(
+            g, w,
+            "{name}: server→client only (technique, src, dst, failed)"
+        );
         for (a, b) in got.iter().zip(want.iter()) {
             assert_eq!(a.basis, Basis::Responses, "{name}");
             assert_eq!((&a.service_name, &a.binary_path), (&None, &None), "{name}");
@@ -287,9 +290,9 @@ fn server_to_client_only_keeps_the_files_and_pipes_the_answers_show() {
             .filter(|f| f.create_action == Some(CreateAction::Created))
             .filter_map(|f| f.fuid.as_ref())
             .collect();
-        let upload = files.iter().find(|f| {
-            f.action == Some(FileAction::FileWrite) && f.bytes_written == Some(56_320)
-        });
+        let upload = files
+            .iter()
+            .find(|f| f.action == Some(FileAction::FileWrite) && f.bytes_written == Some(56_320));
         let upload = upload.unwrap_or_else(|| panic!("{file}: no upload in {files:?}"));
         assert_eq!(upload.name, "<unknown>", "{file}");
         assert!(

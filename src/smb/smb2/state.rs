@@ -13,7 +13,9 @@ use super::compression::{
 use super::records::*;
 use super::stream_plan::StreamPlan;
 use crate::dcerpc::Conversation;
-use crate::event::{CreateAction, Event, FileAction, SmbAuth, SmbMapping, SmbOpaque, SmbVersion, SmbVisibility};
+use crate::event::{
+    CreateAction, Event, FileAction, SmbAuth, SmbMapping, SmbOpaque, SmbVersion, SmbVisibility,
+};
 use crate::flow::Direction;
 use crate::sink::Sink;
 use crate::smb::crypto::ConnDecryptor;

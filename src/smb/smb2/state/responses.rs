@@ -45,15 +45,19 @@ impl Smb2State {
                 }
             }
             WRITE if ok => {
-                let (Some(count), Some((id, offset, _))) =
-                    (parsed(parse_write_response(msg)), self.answered.get_mut(&at))
-                else {
+                let (Some(count), Some((id, offset, _))) = (
+                    parsed(parse_write_response(msg)),
+                    self.answered.get_mut(&at),
+                ) else {
                     return true;
                 };
                 let start = *offset;
                 *offset = start.saturating_add(u64::from(count));
                 let key = FileKey::Id(*id);
-                let Some(f) = t.sessions.get_mut(&h.session_id).and_then(|s| s.files.get_mut(&key))
+                let Some(f) = t
+                    .sessions
+                    .get_mut(&h.session_id)
+                    .and_then(|s| s.files.get_mut(&key))
                 else {
                     return true;
                 };
@@ -81,7 +85,11 @@ impl Smb2State {
                     return true;
                 };
                 if let Some(f) = s.remove_file(FileKey::Id(id)) {
-                    let tree = s.trees.get(&f.tree_id).cloned().unwrap_or_else(Tree::unknown);
+                    let tree = s
+                        .trees
+                        .get(&f.tree_id)
+                        .cloned()
+                        .unwrap_or_else(Tree::unknown);
                     finish_file_in(cx, h.session_id, &tree, f, sink);
                 }
             }
