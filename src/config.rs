@@ -446,6 +446,31 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Every `live` flag has a config key of the same name, except the ones that only make sense
+    /// for one run (and the config file itself); a new flag without a key fails here.
+    #[test]
+    fn every_live_flag_has_a_config_key() {
+        use clap::CommandFactory;
+        const RUN_ONLY: [&str; 4] = ["config", "duration", "count", "help"];
+        let cli = Cli::command();
+        let live = cli.find_subcommand("live").unwrap();
+        let mut checked = 0;
+        for arg in live.get_arguments() {
+            let id = arg.get_id().as_str();
+            if RUN_ONLY.contains(&id) || arg.is_positional() {
+                continue;
+            }
+            // A key of the wrong type is "invalid type"; a missing key is "unknown field".
+            let err = toml::from_str::<LiveFile>(&format!("{id} = {{}}")).unwrap_err();
+            assert!(
+                !err.to_string().contains("unknown field"),
+                "--{id} has no config key: {err}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 20, "{checked}");
+    }
+
     #[test]
     fn example_config_in_packaging_is_valid() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/psexec-sensor.toml");
