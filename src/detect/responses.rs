@@ -188,7 +188,7 @@ impl ResponseInference {
             );
         }
         out.push(InferredCall {
-            conn: c.clone(),
+            conn: *c,
             first_ts: upload.map_or(c.ts, |(ts, _)| ts),
             technique,
             interface,
