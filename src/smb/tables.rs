@@ -271,6 +271,18 @@ impl Session {
         Some(key)
     }
 
+    /// A CLOSE answered: the handle is removed and its writes and pipe logged with its tree.
+    pub fn close_file(&mut self, key: FileKey, cx: &Cx<'_>, sink: &mut Sink) {
+        if let Some(f) = self.remove_file(key) {
+            let tree = self
+                .trees
+                .get(&f.tree_id)
+                .cloned()
+                .unwrap_or_else(Tree::unknown);
+            finish_file_in(cx, self.id, &tree, f, sink);
+        }
+    }
+
     /// Removes a handle (after a CLOSE), releasing its pipe slot.
     pub fn remove_file(&mut self, key: FileKey) -> Option<OpenFile> {
         let key = self.resolve(key);

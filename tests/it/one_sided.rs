@@ -66,6 +66,26 @@ fn pipes(ts: &[&TechniqueAlert]) -> BTreeSet<String> {
         .collect()
 }
 
+/// A visible positive's technique alerts two-sided and from one half of its victim's link.
+struct Halves {
+    name: String,
+    both: Outcome,
+    half: Outcome,
+}
+
+fn halves(case: &Case, half: Half) -> Halves {
+    let name = case.capture.display().to_string();
+    let victim = case.truth.victim_ip.expect("positives name their victim");
+    let all = read_packets(&case.capture);
+    let both = run(&all);
+    assert!(
+        !techniques(&both.alerts).is_empty(),
+        "{name}: no technique alert two-sided"
+    );
+    let half = run(&one_sided(&all, victim, half));
+    Halves { name, both, half }
+}
+
 #[test]
 fn client_to_server_only_gives_every_technique_alert_with_its_facts() {
     let mut checked = 0;
@@ -74,14 +94,8 @@ fn client_to_server_only_gives_every_technique_alert_with_its_facts() {
         if !t.visible_positive() {
             continue;
         }
-        let name = case.capture.display().to_string();
-        let victim = t.victim_ip.expect("positives name their victim");
-        let all = read_packets(&case.capture);
-        let both = run(&all);
-        let want = techniques(&both.alerts);
-        assert!(!want.is_empty(), "{name}: no technique alert two-sided");
-        let half = run(&one_sided(&all, victim, Half::To));
-        let got = techniques(&half.alerts);
+        let Halves { name, both, half } = halves(&case, Half::To);
+        let (want, got) = (techniques(&both.alerts), techniques(&half.alerts));
         let mut w: Vec<Core> = want.iter().map(|a| core(a)).collect();
         let mut g: Vec<Core> = got.iter().map(|a| core(a)).collect();
         w.sort();
@@ -214,14 +228,8 @@ fn server_to_client_only_gives_every_technique_alert_from_the_answers() {
         if !t.visible_positive() || t.visibility == "stub-encrypted" {
             continue;
         }
-        let name = case.capture.display().to_string();
-        let victim = t.victim_ip.expect("positives name their victim");
-        let all = read_packets(&case.capture);
-        let both = run(&all);
-        let want = techniques(&both.alerts);
-        assert!(!want.is_empty(), "{name}: no technique alert two-sided");
-        let half = run(&one_sided(&all, victim, Half::From));
-        let got = techniques(&half.alerts);
+        let Halves { name, both, half } = halves(&case, Half::From);
+        let (want, got) = (techniques(&both.alerts), techniques(&half.alerts));
         let key = |a: &TechniqueAlert| (a.technique, a.src_ip, a.dst_ip, a.failed);
         let mut w: Vec<_> = want.iter().map(|a| key(a)).collect();
         let mut g: Vec<_> = got.iter().map(|a| key(a)).collect();

@@ -933,16 +933,8 @@ impl Smb1State {
                 }
             }
             (cmd::CLOSE, Some(Info::Close { fid })) => {
-                let Some(s) = t.sessions.get_mut(&u64::from(uid)) else {
-                    return Ok(None);
-                };
-                if let Some(f) = s.remove_file(FileKey::Id(u128::from(fid))) {
-                    let tree = s
-                        .trees
-                        .get(&f.tree_id)
-                        .cloned()
-                        .unwrap_or_else(Tree::unknown);
-                    finish_file_in(cx, u64::from(uid), &tree, f, sink);
+                if let Some(s) = t.sessions.get_mut(&u64::from(uid)) {
+                    s.close_file(FileKey::Id(u128::from(fid)), cx, sink);
                 }
             }
             (cmd::DELETE, Some(Info::Delete { name })) => {

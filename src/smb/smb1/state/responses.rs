@@ -17,8 +17,7 @@ use crate::smb::smb1::header::{cmd, Header, Smb1Error};
 use crate::smb::smb1::rw::{LargeData, ReadAndxResponse, WriteAndxResponse};
 use crate::smb::smb1::trans::TransResponse;
 use crate::smb::tables::{
-    files_record, finish_file_in, Cx, FileKey, OpenFile, Tables, Tree, MAX_RESPONSE_ONLY_TREES,
-    UNKNOWN,
+    files_record, Cx, FileKey, OpenFile, Tables, MAX_RESPONSE_ONLY_TREES, UNKNOWN,
 };
 
 impl Smb1State {
@@ -80,16 +79,8 @@ impl Smb1State {
                 let Some((fid, _)) = self.answered.remove(&at) else {
                     return Ok(true);
                 };
-                let Some(s) = t.sessions.get_mut(&sid) else {
-                    return Ok(true);
-                };
-                if let Some(f) = s.remove_file(FileKey::Id(u128::from(fid))) {
-                    let tree = s
-                        .trees
-                        .get(&f.tree_id)
-                        .cloned()
-                        .unwrap_or_else(Tree::unknown);
-                    finish_file_in(cx, sid, &tree, f, sink);
+                if let Some(s) = t.sessions.get_mut(&sid) {
+                    s.close_file(FileKey::Id(u128::from(fid)), cx, sink);
                 }
             }
             _ => return Ok(false),

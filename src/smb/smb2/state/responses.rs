@@ -21,8 +21,7 @@ use crate::smb::files::WriteTracker;
 use crate::smb::smb2::records::*;
 use crate::smb::status::{self, nt_status_name};
 use crate::smb::tables::{
-    files_record, finish_file_in, Cx, FileKey, OpenFile, Tables, Tree, MAX_RESPONSE_ONLY_TREES,
-    UNKNOWN,
+    files_record, Cx, FileKey, OpenFile, Tables, MAX_RESPONSE_ONLY_TREES, UNKNOWN,
 };
 use crate::wire::parsed;
 
@@ -81,16 +80,8 @@ impl Smb2State {
                 let Some((id, _, _)) = self.answered.remove(&at) else {
                     return true;
                 };
-                let Some(s) = t.sessions.get_mut(&h.session_id) else {
-                    return true;
-                };
-                if let Some(f) = s.remove_file(FileKey::Id(id)) {
-                    let tree = s
-                        .trees
-                        .get(&f.tree_id)
-                        .cloned()
-                        .unwrap_or_else(Tree::unknown);
-                    finish_file_in(cx, h.session_id, &tree, f, sink);
+                if let Some(s) = t.sessions.get_mut(&h.session_id) {
+                    s.close_file(FileKey::Id(id), cx, sink);
                 }
             }
             TREE_DISCONNECT if ok => {
