@@ -777,16 +777,8 @@ impl Smb2State {
                     if let FileKey::Id(id) = s.resolve(key) {
                         t.withdraw_handle(cx, p.session_id, id);
                     }
-                    let Some(s) = t.sessions.get_mut(&p.session_id) else {
-                        return;
-                    };
-                    if let Some(f) = s.remove_file(key) {
-                        let tree = s
-                            .trees
-                            .get(&f.tree_id)
-                            .cloned()
-                            .unwrap_or_else(Tree::unknown);
-                        finish_file_in(cx, p.session_id, &tree, f, sink);
+                    if let Some(s) = t.sessions.get_mut(&p.session_id) {
+                        s.close_file(key, cx, sink);
                     }
                 }
             }
