@@ -7,6 +7,7 @@ use super::{Detector, InferredCall, Rules};
 use crate::event::alert::{Alert, Technique};
 use crate::event::{ConnFields, Event};
 use crate::flow::ConnId;
+use crate::kerberos::join::TicketJoin;
 use crate::sink::Sink;
 use crate::time::Ts;
 
@@ -14,6 +15,8 @@ pub struct Detection {
     detector: Detector,
     inference: Inference,
     inferred: Vec<InferredTechnique>,
+    /// Kerberos tickets → clients, applied to every event before it is written or matched.
+    tickets: TicketJoin,
 }
 
 impl Detection {
@@ -22,7 +25,15 @@ impl Detection {
             detector: Detector::new(rules),
             inference: Inference::new(InferenceConfig::default()),
             inferred: Vec::new(),
+            tickets: TicketJoin::new(),
         }
+    }
+
+    /// Before an event is written or matched: a Kerberos session setup or bind gets the client
+    /// its ticket was issued to ([`TicketJoin`]). Every command calls this on every event, in
+    /// packet order, where the workers' outputs have merged.
+    pub fn join(&mut self, ev: &mut Event) {
+        self.tickets.apply(ev);
     }
 
     pub fn on_event(&mut self, ev: &Event, out: &mut Vec<Alert>) {
@@ -63,6 +74,7 @@ impl Detection {
     }
 
     pub fn report_caps(&mut self, sink: &mut Sink) {
+        self.tickets.report_caps(sink);
         self.inference.report_caps(sink);
         self.detector.report_caps(sink);
     }
