@@ -272,6 +272,6 @@ mod tests {
         assert_eq!(who(&last).0.as_deref(), Some("late"));
         let mut sink = Sink::new();
         j.report_caps(&mut sink);
-        assert_eq!(sink.counters().get("MAX_KERBEROS_TICKETS"), 1);
+        assert_eq!(sink.counters.get("MAX_KERBEROS_TICKETS"), 1);
     }
 }

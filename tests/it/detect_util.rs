@@ -60,6 +60,8 @@ impl Seq {
             dialect: "SMB 3.1.1".into(),
             status: "STATUS_SUCCESS".into(),
             smb_version: SmbVersion::Smb2,
+            user_source: None,
+            ticket: None,
         }));
         self
     }
@@ -153,6 +155,7 @@ impl Seq {
             request_stub_len: None,
             request_frags: None,
             interfaces: None,
+            principal: Default::default(),
             args,
         })));
         self
@@ -206,6 +209,7 @@ impl Seq {
             request_stub_len: None,
             request_frags: None,
             interfaces: Some(interfaces),
+            principal: Default::default(),
             args: DceArgs::default(),
         })));
         self
