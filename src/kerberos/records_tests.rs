@@ -34,7 +34,7 @@ fn spnego_blob(payload: &[u8]) -> &[u8] {
 
 /// tshark -r 20171220_smb_psexec_add_user.pcap -Y kerberos.msg_type==14:
 /// frame 16, realm CONTOSO.LOCAL, sname cifs/dc1.contoso.local, ticket etype 18, kvno 3;
-/// frame 146 presents the same ticket.
+/// frames 144 + 146 present the same ticket.
 #[test]
 fn ap_req_in_an_smb2_session_setup() {
     const CAPTURE: &str = "captures/public/401trg/20171220_smb_psexec_add_user.pcap";
@@ -54,8 +54,10 @@ fn ap_req_in_an_smb2_session_setup() {
     let first = presented(blob).expect("presented");
     assert_eq!(first.service, "cifs/dc1.contoso.local");
     assert_eq!(first.realm, "CONTOSO.LOCAL");
-    // The later session presents the same ticket: the same digest.
-    let again = frame_payload(CAPTURE, 146);
+    // The later session presents the same ticket: the same digest (its request spans frames 144
+    // and 146).
+    let mut again = frame_payload(CAPTURE, 144);
+    again.extend(frame_payload(CAPTURE, 146));
     assert_eq!(presented(spnego_blob(&again)).unwrap().ticket, first.ticket);
     // Every cut of the blob is refused cleanly (the AP-REQ needs all its bytes).
     for n in (0..blob.len()).step_by(97) {
