@@ -130,7 +130,10 @@ fn udp_request_and_error_make_one_record() {
     assert_eq!(k.request_type, KrbRequestType::As);
     assert_eq!(k.client.as_deref(), Some("user/EXAMPLE.ORG"));
     assert_eq!(k.service.as_deref(), Some("krbtgt/EXAMPLE.ORG"));
-    assert_eq!((k.success, k.error_msg), (Some(false), Some(KrbErrorCode(25))));
+    assert_eq!(
+        (k.success, k.error_msg),
+        (Some(false), Some(KrbErrorCode(25)))
+    );
     assert_eq!((k.forwardable, k.renewable), (Some(true), Some(true)));
     assert_eq!(k.till, Some(Ts::from_secs(2_136_422_885)));
     assert_eq!(k.transport, "udp");

@@ -19,7 +19,9 @@ fn frame_payload(rel: &str, n: usize) -> Vec<u8> {
         assert!(r.next_packet(&mut pkt).unwrap(), "{rel} has {n} frames");
     }
     let mut d = Decoder::new();
-    let seg = d.decode(pkt.frame(), &mut Sink::new()).expect("a TCP frame");
+    let seg = d
+        .decode(pkt.frame(), &mut Sink::new())
+        .expect("a TCP frame");
     seg.payload.to_vec()
 }
 
@@ -44,7 +46,10 @@ fn ap_req_in_an_smb2_session_setup() {
     assert_eq!(ap.pvno, 5);
     assert_eq!(realm(&ap.ticket.realm), "CONTOSO.LOCAL");
     assert_eq!(principal(&ap.ticket.sname), "cifs/dc1.contoso.local");
-    assert_eq!(ap.ticket.enc_part.etype, EncryptionType::AES256_CTS_HMAC_SHA1_96);
+    assert_eq!(
+        ap.ticket.enc_part.etype,
+        EncryptionType::AES256_CTS_HMAC_SHA1_96
+    );
     assert_eq!(ap.ticket.enc_part.kvno, Some(3));
     assert!(!ap.ticket.enc_part.cipher.is_empty());
     assert_eq!(
@@ -103,7 +108,10 @@ fn kerberos_times_in_capture_time() {
         ))
     };
     // Windows asks for tickets until 2037-09-13 02:48:05Z (tshark: 2136422885).
-    assert_eq!(time(&t(2037, 9, 13, 2, 48, 5)), Some(Ts::from_secs(2_136_422_885)));
+    assert_eq!(
+        time(&t(2037, 9, 13, 2, 48, 5)),
+        Some(Ts::from_secs(2_136_422_885))
+    );
     assert_eq!(time(&t(1970, 1, 1, 0, 0, 0)), Some(Ts(0)));
     assert_eq!(time(&t(1969, 12, 31, 23, 59, 59)), None);
     assert_eq!(time(&t(2024, 2, 30, 0, 0, 0)), None);

@@ -57,13 +57,21 @@ fn read(cap: &Path, workers: &str, tag: &str) -> (Vec<Value>, Vec<Value>) {
 /// tshark's fields of the frames matching `filter`, one row per frame, `|`-separated occurrences.
 fn tshark(cap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(cap).args(["-Y", filter, "-T", "fields", "-E", "occurrence=a"]);
+    cmd.arg("-r")
+        .arg(cap)
+        .args(["-Y", filter, "-T", "fields", "-E", "occurrence=a"]);
     cmd.args(["-E", "aggregator=|"]);
     for f in fields {
         cmd.args(["-e", f]);
     }
-    let out = cmd.output().expect("tshark is installed (scripts/setup.sh)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .expect("tshark is installed (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.split('\t').map(str::to_string).collect())
@@ -181,14 +189,22 @@ fn joined_users_match_the_tgs_reps_tshark_sees() {
         let ours: BTreeSet<String> = events
             .iter()
             .filter(|e| e["user_source"] == "kerberos_tgs_rep")
-            .map(|e| format!("{}@{}", e["user"].as_str().unwrap(), e["domain"].as_str().unwrap()))
+            .map(|e| {
+                format!(
+                    "{}@{}",
+                    e["user"].as_str().unwrap(),
+                    e["domain"].as_str().unwrap()
+                )
+            })
             .collect();
         assert_eq!(ours, expected, "{rel}");
         joined_anywhere += ours.len();
         // Every Kerberos session or bind says how its user was learned.
         for e in &events {
             let kerberos_session = e["auth"] == "kerberos"
-                || (e["operation"] == "bind" && e["auth_type"] == "spnego" && e["user"].is_string());
+                || (e["operation"] == "bind"
+                    && e["auth_type"] == "spnego"
+                    && e["user"].is_string());
             if kerberos_session && e["log"] == "smb_auth" {
                 assert!(e["user_source"].is_string(), "{rel}: {e}");
             }
