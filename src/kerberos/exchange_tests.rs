@@ -5,18 +5,7 @@ use super::*;
 use crate::capture::{Packet, LINKTYPE_ETHERNET};
 use crate::decode::build::{ether, ipv4, udp_checksummed};
 use crate::decode::{Decoded, Decoder};
-
-/// A DER element (short or two-byte long length).
-fn el(tag: u8, v: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    if v.len() < 0x80 {
-        out.push(v.len() as u8);
-    } else {
-        out.extend([0x82, (v.len() >> 8) as u8, v.len() as u8]);
-    }
-    out.extend_from_slice(v);
-    out
-}
+use crate::kerberos::gss::tests::el;
 
 fn int(n: u8) -> Vec<u8> {
     el(0x02, &[n])

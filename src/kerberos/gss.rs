@@ -129,11 +129,11 @@ fn after_krb5_oid<'a>(oid: &[u8], rest: &'a [u8]) -> Option<&'a [u8]> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// DER element with a long-form length when needed.
-    fn el(tag: u8, v: &[u8]) -> Vec<u8> {
+    /// DER element with a long-form length when needed (also the Kerberos exchange tests').
+    pub(crate) fn el(tag: u8, v: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
         if v.len() < 0x80 {
             out.push(v.len() as u8);
