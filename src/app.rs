@@ -1,8 +1,10 @@
 //! Which application parser serves a new TCP connection: SMB on 445/139 or wherever its header
-//! shows, DCE-RPC on 135 or wherever a connection-oriented PDU starts; everything else is skipped.
+//! shows, DCE-RPC on 135 or wherever a connection-oriented PDU starts, Kerberos on 88; everything
+//! else is skipped.
 
 use crate::dcerpc;
 use crate::flow::{Direction, FlowCtx, ParserFactory, StreamParser};
+use crate::kerberos;
 use crate::smb::{self, SmbShared};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -68,6 +70,8 @@ impl AppFactory {
 pub enum AppKind {
     Smb,
     DceRpc,
+    /// Kerberos on 88/tcp (record-marked KDC exchanges).
+    Kerberos,
 }
 
 /// The choice alone, as a pure function (tested without building parsers).
@@ -77,6 +81,8 @@ pub fn choose(ctx: &FlowCtx, first: &[u8]) -> Option<AppKind> {
         Some(AppKind::Smb)
     } else if ports.contains(&EPM_PORT) || dcerpc::Conversation::looks_like_dcerpc(first) {
         Some(AppKind::DceRpc)
+    } else if ports.contains(&kerberos::KERBEROS_PORT) {
+        Some(AppKind::Kerberos)
     } else {
         None
     }
@@ -104,6 +110,7 @@ impl ParserFactory for AppFactory {
         match kind? {
             AppKind::Smb => Some(Box::new(smb::SmbParser::new(*ctx, self.smb.clone()))),
             AppKind::DceRpc => Some(Box::new(dcerpc::TcpParser::new(*ctx))),
+            AppKind::Kerberos => Some(Box::new(kerberos::exchange::KdcTcp::new(*ctx))),
         }
     }
 }

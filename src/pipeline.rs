@@ -17,10 +17,11 @@ use crate::app::{AppFactory, EpmEndpoints};
 use crate::capture::file::merge::{FileEnd, Merge, Plan, Step};
 use crate::capture::file::{CaptureError, CaptureReader};
 use crate::capture::{Frame, Packet};
-use crate::decode::Decoder;
+use crate::decode::{Decoded, Decoder};
 use crate::event::{AnomalyKind, Event};
 use crate::flow::table::{FlowSummary, FlowTable};
 use crate::flow::ParserFactory;
+use crate::kerberos::exchange::KdcUdp;
 use crate::sink::{Counters, Sink};
 use crate::smb::SmbShared;
 use crate::time::Ts;
@@ -77,6 +78,8 @@ pub struct Engine {
     /// Endpoints learned from endpoint-mapper answers (shared with [`AppFactory`]).
     epm: Option<Rc<RefCell<EpmEndpoints>>>,
     sink: Sink,
+    /// Kerberos over UDP (the only UDP read): its request ↔ reply pairing.
+    kdc_udp: KdcUdp,
     last_ts: Ts,
     /// Frames and bytes seen: plain fields, not named counters, because they change on every
     /// packet (a named counter is a map lookup); folded in by [`Engine::counters`].
@@ -112,6 +115,7 @@ impl Engine {
             factory,
             epm: None,
             sink: Sink::new(),
+            kdc_udp: KdcUdp::default(),
             last_ts: Ts(0),
             packets: 0,
             bytes: 0,
@@ -130,9 +134,16 @@ impl Engine {
         if pkt.ts > self.last_ts {
             self.last_ts = pkt.ts;
         }
-        if let Some(seg) = self.decoder.decode(pkt, &mut self.sink) {
-            self.flows
-                .segment(pkt.ts, &seg, self.factory.as_mut(), &mut self.sink);
+        match self.decoder.decode_any(pkt, &mut self.sink) {
+            Some(Decoded::Tcp(seg)) => {
+                self.flows
+                    .segment(pkt.ts, &seg, self.factory.as_mut(), &mut self.sink)
+            }
+            Some(Decoded::Udp(dg)) => {
+                self.kdc_udp.checksums = self.flows.policy.checksums;
+                self.kdc_udp.datagram(pkt.ts, &dg, &mut self.sink)
+            }
+            None => {}
         }
         self.drain(index, out);
     }
@@ -177,6 +188,7 @@ impl Engine {
     pub fn finish_at(&mut self, ts: Ts, out: &mut dyn EventConsumer) {
         let at = self.last_ts.max(ts);
         self.flows.finish(at, self.factory.as_mut(), &mut self.sink);
+        self.kdc_udp.finish(&mut self.sink);
         self.drain(FINISH_INDEX, out);
         // Each input is its own world: its clock, its fragments, what the endpoint mapper said.
         self.last_ts = Ts(0);

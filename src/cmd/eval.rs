@@ -24,7 +24,8 @@ struct Alerts {
 }
 
 impl EventConsumer for Alerts {
-    fn event(&mut self, _index: u64, ev: Event) {
+    fn event(&mut self, _index: u64, mut ev: Event) {
+        self.detection.join(&mut ev);
         self.detection.on_event(&ev, &mut self.alerts);
     }
 }

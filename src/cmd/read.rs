@@ -156,10 +156,11 @@ impl ReadOutput {
 }
 
 impl EventConsumer for ReadOutput {
-    fn event(&mut self, _index: u64, ev: Event) {
+    fn event(&mut self, _index: u64, mut ev: Event) {
         if self.write_error.is_some() {
             return;
         }
+        self.detection.join(&mut ev);
         self.summary.observe(&ev);
         if let Some(w) = self.events.as_mut() {
             if self.events_all || !matches!(ev, Event::SmbOpaque(_)) {

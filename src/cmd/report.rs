@@ -112,6 +112,7 @@ fn log_of(ev: &Event) -> LogName {
         Event::SmbVisibility(_) => LogName::SmbVisibility,
         Event::SmbOpaque(_) => LogName::SmbOpaque,
         Event::DceRpc(_) => LogName::DceRpc,
+        Event::Kerberos(_) => LogName::Other,
         Event::Anomaly(_) => LogName::Anomaly,
     }
 }
@@ -184,7 +185,8 @@ fn add_alerts(builder: &mut ReportBuilder, stamp: &Stamp, pending: &mut Vec<Aler
 }
 
 impl EventConsumer for CaptureRun {
-    fn event(&mut self, _index: u64, ev: Event) {
+    fn event(&mut self, _index: u64, mut ev: Event) {
+        self.detection.join(&mut ev);
         let log = log_of(&ev);
         self.builder.count_event(log);
         if log == LogName::Anomaly {

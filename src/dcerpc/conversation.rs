@@ -6,8 +6,9 @@ use super::interfaces::{self, endpoint_or_unknown, operation_name};
 use super::ndr::Syntax;
 use super::pdu::{self, AuthTrailer, Header};
 use super::{epm, svcctl, tasks, Transport};
-use crate::event::{AnomalyKind, BindContext, ConnFields, DceArgs, DceRpc, Event};
+use crate::event::{AnomalyKind, BindContext, ConnFields, DceArgs, DceRpc, Event, Principal};
 use crate::flow::{Direction, FlowCtx};
+use crate::kerberos::{self, TicketDigest};
 use crate::sink::Sink;
 use crate::time::Ts;
 use crate::wire::parsed;
@@ -48,6 +49,8 @@ struct Context {
 #[derive(Clone, Debug)]
 struct PendingBind {
     ts: Ts,
+    /// The Kerberos ticket the bind's auth verifier presented.
+    ticket: Option<TicketDigest>,
     operation: &'static str,
     items: Vec<BindContext>,
     /// ctx_id and offered transfer syntaxes, in offer order, to apply the ack's results.
@@ -236,7 +239,14 @@ impl Association {
         let be = h.big_endian();
         match h.ptype {
             pdu::PTYPE_BIND | pdu::PTYPE_ALTER_CONTEXT => match parsed(pdu::parse_bind(body, be)) {
-                Some(items) => self.on_bind(ctx, ts, &h, items, trailer, sink),
+                Some(items) => {
+                    let ticket = trailer
+                        .filter(|t| pdu::AUTH_TYPES_KERBEROS.contains(&t.auth_type))
+                        .and_then(|_| pdu::auth_value(bytes, &h))
+                        .and_then(kerberos::presented)
+                        .map(|p| p.ticket);
+                    self.on_bind(ctx, ts, &h, items, trailer, ticket, sink)
+                }
                 None => self.malformed(ctx, ts, sink, "truncated bind"),
             },
             pdu::PTYPE_BIND_ACK | pdu::PTYPE_ALTER_CONTEXT_RESP => {
@@ -302,6 +312,7 @@ impl Association {
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_bind(
         &mut self,
         ctx: &FlowCtx,
@@ -309,6 +320,7 @@ impl Association {
         h: &Header,
         items: Vec<pdu::ContextItem>,
         trailer: Option<AuthTrailer>,
+        ticket: Option<TicketDigest>,
         sink: &mut Sink,
     ) {
         if trailer.is_some() {
@@ -321,6 +333,7 @@ impl Association {
         };
         let mut b = PendingBind {
             ts,
+            ticket,
             operation,
             items: Vec::with_capacity(items.len()),
             offered: Vec::new(),
@@ -489,6 +502,10 @@ impl Association {
             request_frags: None,
             interfaces: Some(b.items),
             inferred_operation: None,
+            principal: Principal {
+                ticket: b.ticket,
+                ..Principal::default()
+            },
             args: DceArgs::default(),
         };
         sink.emit(Event::DceRpc(Box::new(ev)));
@@ -677,6 +694,7 @@ impl Association {
             request_frags: Some(call.req.frags),
             interfaces: None,
             inferred_operation: None,
+            principal: Principal::default(),
             args: call.args,
         };
         if let Some(x) = epm::expectation_from_event(&ev) {

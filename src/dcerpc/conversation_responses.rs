@@ -57,6 +57,7 @@ impl Association {
             request_frags: None,
             interfaces: None,
             inferred_operation: None,
+            principal: Default::default(),
             args: DceArgs::default(),
         };
         sink.emit(Event::DceRpc(Box::new(ev)));
@@ -112,6 +113,7 @@ impl Association {
             request_frags: None,
             interfaces: None,
             inferred_operation: Some(op),
+            principal: Default::default(),
             args,
         };
         sink.emit(Event::DceRpc(Box::new(ev)));

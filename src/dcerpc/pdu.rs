@@ -155,6 +155,18 @@ pub fn split_auth<'a>(pdu: &'a [u8], h: &Header) -> Option<(&'a [u8], Option<Aut
     Some((body, Some(trailer)))
 }
 
+/// The auth verifier's value (the security token after the sec_trailer), when the PDU has one.
+pub fn auth_value<'a>(pdu: &'a [u8], h: &Header) -> Option<&'a [u8]> {
+    if h.auth_len == 0 {
+        return None;
+    }
+    let end = h.frag_len as usize;
+    pdu.get(end.checked_sub(h.auth_len as usize)?..end)
+}
+
+/// Auth types whose verifier may carry a Kerberos AP-REQ: SPNEGO (9) and Kerberos (16).
+pub const AUTH_TYPES_KERBEROS: [u8; 2] = [9, 16];
+
 /// One presentation context offered in a bind / alter_context.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContextItem {

@@ -40,6 +40,25 @@ pub fn tcp_checksummed(
     t
 }
 
+/// A UDP datagram with its checksum for the addresses it travels between.
+pub fn udp_checksummed(
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut u = Vec::with_capacity(8 + payload.len());
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    let c = super::checksum::transport_field(src, dst, super::checksum::UDP, &u);
+    u[6..8].copy_from_slice(&c);
+    u
+}
+
 /// IPv4 header + payload (header checksum filled in). `frag_off` in bytes (multiple of 8).
 pub fn ipv4_frag(
     src: [u8; 4],

@@ -81,6 +81,7 @@ mod tests {
         let pkt: &'static Packet = Box::leak(Box::new(pkt));
         let dec: &'static mut Decoder = Box::leak(Box::new(Decoder::new()));
         dec.decode_general(pkt.frame(), &mut Sink::new())
+            .and_then(super::super::Decoded::into_tcp)
     }
 
     /// The peek and etherparse agree on every frame of every bundled capture the peek takes, and

@@ -1,8 +1,9 @@
-//! Link, VLAN, IP (with fragment reassembly) and TCP headers → one TCP segment per packet.
+//! Link, VLAN, IP (with fragment reassembly) and TCP headers → one TCP segment per packet; UDP to
+//! or from Kerberos' port → one datagram.
 //!
 //! etherparse does the header slicing (lax: a frame cut by the snaplen still yields what it holds);
 //! the link types it does not take directly are in [`link`], fragments in [`defrag`].
-//! Everything that is not TCP over IP is counted and skipped.
+//! Everything else (other UDP, ICMP, …) is counted as `decode.non_tcp` and skipped.
 
 /// Frame builders for tests, benches and fuzz seeds: not part of the release library.
 #[cfg(any(test, feature = "test-support"))]
@@ -18,7 +19,7 @@ use checksum::Verdict;
 use defrag::{Defragmenter, FragKey, FragOutcome, Fragment};
 use etherparse::{
     EtherType, IpNumber, Ipv6ExtensionSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket,
-    TcpSlice, TransportSlice,
+    TcpSlice, TransportSlice, UdpSlice,
 };
 use link::{link_start, LinkStart};
 use std::net::IpAddr;
@@ -43,6 +44,38 @@ pub struct TcpSegment<'a> {
     /// [`ChecksumAuto`]: checksum::ChecksumAuto
     pub checksum: Verdict,
 }
+
+/// One UDP datagram (Kerberos on port 88: the only UDP the sensor reads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpDatagram<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub payload: &'a [u8],
+    /// IPv4 header and UDP checksums together (Unknown when cut, or when an IPv4 sender left the
+    /// UDP checksum out); believed or not by the receiver's `auto` rule, as for TCP.
+    pub checksum: Verdict,
+}
+
+/// What one frame carries for the sensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    Tcp(TcpSegment<'a>),
+    Udp(UdpDatagram<'a>),
+}
+
+impl<'a> Decoded<'a> {
+    pub fn into_tcp(self) -> Option<TcpSegment<'a>> {
+        match self {
+            Decoded::Tcp(t) => Some(t),
+            Decoded::Udp(_) => None,
+        }
+    }
+}
+
+/// UDP ports whose datagrams are decoded (Kerberos, RFC 4120 §7.2.1).
+const UDP_PORTS: [u16; 1] = [crate::kerberos::KERBEROS_PORT];
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpFlags {
@@ -96,18 +129,25 @@ impl Decoder {
         self.defrag.policy = p;
     }
 
-    /// Decode one frame. Returns the TCP segment it carries (or completes, for fragments).
+    /// Decode one frame. Returns the TCP segment it carries (or completes, for fragments); a
+    /// Kerberos UDP datagram is skipped here (see [`Self::decode_any`]).
     pub fn decode<'a>(&'a mut self, pkt: Frame<'a>, sink: &mut Sink) -> Option<TcpSegment<'a>> {
+        self.decode_any(pkt, sink).and_then(Decoded::into_tcp)
+    }
+
+    /// Decode one frame: the TCP segment or the Kerberos UDP datagram it carries (or completes,
+    /// for fragments).
+    pub fn decode_any<'a>(&'a mut self, pkt: Frame<'a>, sink: &mut Sink) -> Option<Decoded<'a>> {
         if pkt.linktype == crate::capture::LINKTYPE_ETHERNET {
             if let Some(seg) = fast::ethernet_ipv4_tcp(pkt.data) {
-                return Some(seg);
+                return Some(Decoded::Tcp(seg));
             }
         }
         self.decode_general(pkt, sink)
     }
 
-    /// [`Self::decode`] through etherparse, for every frame the header peek does not take.
-    fn decode_general<'a>(&'a mut self, pkt: Frame<'a>, sink: &mut Sink) -> Option<TcpSegment<'a>> {
+    /// [`Self::decode_any`] through etherparse, for every frame the header peek does not take.
+    fn decode_general<'a>(&'a mut self, pkt: Frame<'a>, sink: &mut Sink) -> Option<Decoded<'a>> {
         let sliced = match link_start(pkt.linktype, pkt.data) {
             LinkStart::Ethernet(d) => match LaxSlicedPacket::from_ethernet(d) {
                 Ok(s) => s,
@@ -192,7 +232,20 @@ impl Decoder {
                 }
             }
         };
-        if payload.ip_number != IpNumber::TCP {
+        let udp = payload.ip_number == IpNumber::UDP;
+        if udp {
+            // The ports are the first four bytes of any fragment at offset 0, and of a datagram.
+            let ports = payload.payload.get(..4).map(|p| {
+                [
+                    u16::from_be_bytes([p[0], p[1]]),
+                    u16::from_be_bytes([p[2], p[3]]),
+                ]
+            });
+            let later_fragment = frag.is_some_and(|(_, offset, _)| offset > 0);
+            if !later_fragment && !ports.is_some_and(|p| p.iter().any(|x| UDP_PORTS.contains(x))) {
+                return skip(sink, "decode.non_tcp");
+            }
+        } else if payload.ip_number != IpNumber::TCP {
             return skip(sink, "decode.non_tcp");
         }
         if let Some((id, offset, more)) = frag {
@@ -212,11 +265,22 @@ impl Decoder {
             return match self.defrag.add(pkt.ts, f, sink) {
                 FragOutcome::Complete(v, header_checksum) => {
                     self.reassembled = v;
+                    if udp {
+                        return match UdpSlice::from_slice(&self.reassembled) {
+                            Ok(u) => datagram(&info, &u, header_checksum, false, sink),
+                            Err(_) => skip(sink, "decode.malformed_udp"),
+                        };
+                    }
                     match TcpSlice::from_slice(&self.reassembled) {
                         Ok(tcp) => {
                             let l4 =
                                 checksum::transport(info.src, info.dst, checksum::TCP, tcp.slice());
-                            Some(segment(&info, &tcp, 0, header_checksum.and(l4)))
+                            Some(Decoded::Tcp(segment(
+                                &info,
+                                &tcp,
+                                0,
+                                header_checksum.and(l4),
+                            )))
                         }
                         Err(_) => skip(sink, "decode.malformed_tcp"),
                     }
@@ -233,8 +297,17 @@ impl Decoder {
                 } else {
                     checksum::transport(info.src, info.dst, checksum::TCP, tcp.slice())
                 };
-                Some(segment(&info, &tcp, missing, info.header_checksum.and(l4)))
+                Some(Decoded::Tcp(segment(
+                    &info,
+                    &tcp,
+                    missing,
+                    info.header_checksum.and(l4),
+                )))
             }
+            Some(TransportSlice::Udp(u)) => {
+                datagram(&info, &u, info.header_checksum, payload.incomplete, sink)
+            }
+            _ if udp => skip(sink, "decode.malformed_udp"),
             _ => skip(sink, "decode.malformed_tcp"),
         }
     }
@@ -294,6 +367,29 @@ fn missing_bytes(info: &IpInfo, payload: &LaxIpPayloadSlice<'_>, tcp: &TcpSlice<
     info.claimed
         .map_or(0, |c| c.saturating_sub(have))
         .min(u32::MAX as usize) as u32
+}
+
+/// A UDP datagram whose header etherparse sliced; `cut` when the capture lost part of it (then
+/// neither its payload is whole nor its checksum checkable: a Kerberos message needs all of it).
+fn datagram<'a>(
+    info: &IpInfo,
+    udp: &UdpSlice<'a>,
+    header_checksum: Verdict,
+    cut: bool,
+    sink: &mut Sink,
+) -> Option<Decoded<'a>> {
+    if cut || usize::from(udp.length()) > udp.slice().len() {
+        return skip(sink, "decode.truncated_udp");
+    }
+    let l4 = checksum::transport(info.src, info.dst, checksum::UDP, udp.slice());
+    Some(Decoded::Udp(UdpDatagram {
+        src: info.src,
+        dst: info.dst,
+        sport: udp.source_port(),
+        dport: udp.destination_port(),
+        payload: udp.payload(),
+        checksum: header_checksum.and(l4),
+    }))
 }
 
 fn segment<'a>(

@@ -1,7 +1,7 @@
 //! An attack instance under construction, and the sentence that explains its alert.
 
 use crate::event::alert::{Basis, Evidence, FoldedCall, Technique, Upload};
-use crate::event::{ConnFields, DceArgs};
+use crate::event::{ConnFields, DceArgs, UserSource};
 use crate::time::Ts;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -24,6 +24,8 @@ pub(super) struct Auth {
     pub(super) user: Option<String>,
     pub(super) domain: Option<String>,
     pub(super) workstation: Option<String>,
+    /// Kerberos: "kerberos", and how the user was learned (issue 16).
+    pub(super) kerberos: Option<UserSource>,
 }
 
 #[derive(Clone, Debug)]

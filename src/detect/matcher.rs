@@ -21,7 +21,7 @@ use super::rules::Rules;
 use crate::event::alert::{
     Alert, Basis, Evidence, FoldedCall, Severity, SignalAlert, Technique, VisibilityAlert,
 };
-use crate::event::{ConnFields, DceArgs, DceRpc, Event, FileAction, SmbFiles};
+use crate::event::{ConnFields, DceArgs, DceRpc, Event, FileAction, SmbFiles, UserSource};
 use crate::time::Ts;
 use crate::wire::maps::{shrink_if_sparse, KeyedMap};
 use std::collections::{BTreeMap, BTreeSet};
@@ -246,11 +246,13 @@ impl Detector {
             Event::SmbAuth(a) => {
                 if let Some(p) = self.pair(conn) {
                     p.smb_seen = true;
+                    learn_kerberos_unseen(p, a.user_source);
                     if a.user.as_deref().is_some_and(|u| !u.is_empty()) {
                         p.auth = Some(Auth {
                             user: a.user.clone(),
                             domain: a.domain.clone(),
                             workstation: a.workstation.clone(),
+                            kerberos: a.user_source,
                         });
                         let summary = format!(
                             "session setup {} as {}\\{} from {} ({}, {})",
@@ -275,8 +277,25 @@ impl Detector {
                     p.smb_seen = true;
                 }
             }
-            Event::DceRpc(d) => self.on_dce(conn, d, out),
-            Event::Anomaly(_) => {}
+            Event::DceRpc(d) => {
+                let who = &d.principal;
+                if who.user_source.is_some() {
+                    if let Some(p) = self.pair(conn) {
+                        learn_kerberos_unseen(p, who.user_source);
+                        if who.user.as_deref().is_some_and(|u| !u.is_empty()) {
+                            p.auth = Some(Auth {
+                                user: who.user.clone(),
+                                domain: who.domain.clone(),
+                                workstation: None,
+                                kerberos: who.user_source,
+                            });
+                        }
+                    }
+                }
+                self.on_dce(conn, d, out)
+            }
+            // KDC exchanges reach detection through the sessions they name (kerberos::join).
+            Event::Kerberos(_) | Event::Anomaly(_) => {}
         }
     }
 
@@ -944,6 +963,7 @@ impl Detector {
                 user: x.user.clone(),
                 domain: x.domain.clone(),
                 workstation: x.workstation.clone(),
+                kerberos: None,
             });
         }
         let iface = match x.interface {
@@ -1087,4 +1107,15 @@ impl Detector {
 fn prune<T>(v: &mut Vec<T>, now: Ts, window: u64, ts: impl Fn(&T) -> Ts) {
     let cut = now.0.saturating_sub(window);
     v.retain(|x| ts(x).0 >= cut);
+}
+
+/// A Kerberos session whose ticket's issue was not seen: the pair's user is unknown, and the alert
+/// says so (`user_source: unseen`) unless another session named the user.
+fn learn_kerberos_unseen(p: &mut PairState, source: Option<UserSource>) {
+    if source == Some(UserSource::Unseen) && p.auth.is_none() {
+        p.auth = Some(Auth {
+            kerberos: source,
+            ..Auth::default()
+        });
+    }
 }

@@ -43,6 +43,7 @@ fn call(secs: u64, pipe: &str, op: InferredOp, status: &str, rc: Option<u32>) ->
         request_frags: None,
         interfaces: None,
         inferred_operation: Some(op),
+        principal: Default::default(),
         args: DceArgs {
             return_code: rc,
             ..DceArgs::default()

@@ -271,6 +271,8 @@ impl Detector {
             user: auth.user,
             domain: auth.domain,
             workstation: auth.workstation,
+            auth: auth.kerberos.map(|_| "kerberos"),
+            user_source: auth.kerberos,
             share: if inst.shares.is_empty() {
                 None
             } else {

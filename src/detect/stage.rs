@@ -8,6 +8,7 @@ use super::{Detector, InferredCall, Rules};
 use crate::event::alert::{Alert, Basis, Technique};
 use crate::event::{ConnFields, Event};
 use crate::flow::ConnId;
+use crate::kerberos::join::TicketJoin;
 use crate::sink::Sink;
 use crate::time::Ts;
 
@@ -18,6 +19,8 @@ pub struct Detection {
     /// Server→client-only captures: techniques from the answers alone.
     responses: ResponseInference,
     answered: Vec<InferredCall>,
+    /// Kerberos tickets → clients, applied to every event before it is written or matched.
+    tickets: TicketJoin,
 }
 
 impl Detection {
@@ -28,7 +31,15 @@ impl Detection {
             detector: Detector::new(rules),
             inference: Inference::new(InferenceConfig::default()),
             inferred: Vec::new(),
+            tickets: TicketJoin::new(),
         }
+    }
+
+    /// Before an event is written or matched: a Kerberos session setup or bind gets the client
+    /// its ticket was issued to ([`TicketJoin`]). Every command calls this on every event, in
+    /// packet order, where the workers' outputs have merged.
+    pub fn join(&mut self, ev: &mut Event) {
+        self.tickets.apply(ev);
     }
 
     pub fn on_event(&mut self, ev: &Event, out: &mut Vec<Alert>) {
@@ -73,6 +84,7 @@ impl Detection {
     }
 
     pub fn report_caps(&mut self, sink: &mut Sink) {
+        self.tickets.report_caps(sink);
         self.inference.report_caps(sink);
         self.responses.report_caps(sink);
         self.detector.report_caps(sink);

@@ -176,6 +176,13 @@ pub struct TechniqueAlert {
     pub domain: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workstation: Option<String>,
+    /// "kerberos" when the user comes from a Kerberos ticket (issue 16).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<&'static str>,
+    /// How a Kerberos user was learned: `kerberos_tgs_rep`, `kerberos_as_rep`, `keytab`, or
+    /// `unseen` (the ticket's issue was not in the capture).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_source: Option<crate::event::UserSource>,
     /// Admin share(s) the source connected to (comma separated when several).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub share: Option<String>,

@@ -59,6 +59,8 @@ pub struct EveRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dcerpc: Option<EveDcerpc>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub krb5: Option<EveKrb5<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub flow: Option<EveFlow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anomaly: Option<EveAnomaly>,
@@ -152,6 +154,47 @@ pub struct EveNtlmssp<'a> {
 
 #[derive(Serialize)]
 pub struct EveKerberos {}
+
+/// Suricata's `krb5` record of a KDC exchange (the keys the sensor knows).
+#[derive(Serialize)]
+pub struct EveKrb5<'a> {
+    /// "KRB_AS_REP" | "KRB_TGS_REP" | "KRB_ERROR" | the request's type when unanswered.
+    pub msg_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_request: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<super::KrbErrorCode>,
+    /// `name/REALM` (Suricata splits `cname` and `realm`; the sensor's record keeps Zeek's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket_encryption: Option<super::KrbCipher>,
+}
+
+impl<'a> EveKrb5<'a> {
+    pub fn of(k: &'a super::Kerberos) -> EveKrb5<'a> {
+        use super::KrbRequestType::{As, Tgs};
+        let (rep, req) = match k.request_type {
+            As => ("KRB_AS_REP", "KRB_AS_REQ"),
+            Tgs => ("KRB_TGS_REP", "KRB_TGS_REQ"),
+        };
+        let msg_type = match k.success {
+            Some(true) => rep,
+            Some(false) => "KRB_ERROR",
+            None => req,
+        };
+        EveKrb5 {
+            msg_type,
+            failed_request: (k.success == Some(false)).then_some(req),
+            error_code: k.error_msg,
+            cname: k.client.as_deref(),
+            sname: k.service.as_deref(),
+            ticket_encryption: k.cipher,
+        }
+    }
+}
 
 /// One offered context and its result (Suricata: ack_result 0 acceptance, 2 provider rejection …).
 #[derive(Serialize)]

@@ -14,6 +14,7 @@ pub mod eve;
 pub mod zeek;
 
 use crate::flow::{ConnId, FlowCtx, Uid};
+use crate::kerberos::TicketDigest;
 use crate::time::Ts;
 use serde::{Serialize, Serializer};
 use std::net::IpAddr;
@@ -91,6 +92,8 @@ pub enum Event {
     SmbOpaque(SmbOpaque),
     #[serde(rename = "dce_rpc")]
     DceRpc(Box<DceRpc>),
+    #[serde(rename = "kerberos")]
+    Kerberos(Box<Kerberos>),
     #[serde(rename = "anomaly")]
     Anomaly(Anomaly),
 }
@@ -104,6 +107,7 @@ impl Event {
             Event::SmbVisibility(e) => Some(&e.conn),
             Event::SmbOpaque(e) => Some(&e.conn),
             Event::DceRpc(e) => Some(&e.conn),
+            Event::Kerberos(e) => Some(&e.conn),
             Event::Anomaly(e) => e.conn.as_ref(),
         }
     }
@@ -115,6 +119,7 @@ impl Event {
             Event::SmbVisibility(_) => "smb_visibility",
             Event::SmbOpaque(_) => "smb_opaque",
             Event::DceRpc(_) => "dce_rpc",
+            Event::Kerberos(_) => "kerberos",
             Event::Anomaly(_) => "anomaly",
         }
     }
@@ -296,6 +301,13 @@ pub struct SmbAuth {
     pub dialect: String,
     pub status: String,
     pub smb_version: SmbVersion,
+    /// Kerberos: how `user` and `domain` were learned (the ticket's TGS-REP, or `unseen`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_source: Option<UserSource>,
+    /// Kerberos: the ticket the AP-REQ presented, for the join (a digest of ciphertext: not
+    /// written).
+    #[serde(skip)]
+    pub ticket: Option<TicketDigest>,
 }
 
 /// The sensor lost (or regained) sight of a session: SMB3 encryption (0xFD) or compression (0xFC).
@@ -471,8 +483,123 @@ pub struct DceRpc {
     /// place in the association say it was (`dcerpc::response_shapes`); `opnum` is then absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inferred_operation: Option<crate::dcerpc::response_shapes::InferredOp>,
+    /// Bind / alter_context with a Kerberos auth verifier: the client, from the ticket's TGS-REP.
+    #[serde(flatten)]
+    pub principal: Principal,
     #[serde(flatten)]
     pub args: DceArgs,
+}
+
+/// Who a Kerberos AP-REQ authenticated, as far as the sensor learned it (DCE-RPC binds; SMB's
+/// session setup has these fields of its own).
+#[derive(Clone, Debug, Serialize, Default, PartialEq, Eq)]
+pub struct Principal {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_source: Option<UserSource>,
+    /// The ticket the AP-REQ presented, for the join (not written).
+    #[serde(skip)]
+    pub ticket: Option<TicketDigest>,
+}
+
+/// How a Kerberos client's name was learned.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UserSource {
+    /// The TGS-REP that issued the presented ticket was seen (its `cname` / `crealm`).
+    KerberosTgsRep,
+    /// The AS-REP that issued the presented ticket was seen.
+    KerberosAsRep,
+    /// The ticket was decrypted with a supplied keytab.
+    Keytab,
+    /// A Kerberos AP-REQ whose ticket's issue the sensor did not see.
+    Unseen,
+}
+
+/// Zeek's kerberos.log `request_type`.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub enum KrbRequestType {
+    #[serde(rename = "AS")]
+    As,
+    #[serde(rename = "TGS")]
+    Tgs,
+}
+
+/// A Kerberos encryption type, written with its RFC 3961 / IANA name (Zeek's `cipher`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KrbCipher(pub i32);
+
+impl Serialize for KrbCipher {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!(
+            "{:?}",
+            crate::kerberos::records::EncryptionType(self.0)
+        ))
+    }
+}
+
+/// A KRB-ERROR code, written with its RFC 4120 §7.5.9 name (Zeek's `error_msg`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KrbErrorCode(pub i32);
+
+impl Serialize for KrbErrorCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!(
+            "{:?}",
+            crate::kerberos::records::ErrorCode(self.0)
+        ))
+    }
+}
+
+/// Zeek kerberos.log: one KDC exchange (an AS or TGS request and its reply or error), logged at
+/// the reply (or at the end, unanswered).
+#[derive(Clone, Debug, Serialize)]
+pub struct Kerberos {
+    #[serde(flatten)]
+    pub conn: ConnFields,
+    pub request_type: KrbRequestType,
+    /// `name/REALM` of the client (the reply's cname / crealm, else the request's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// `sname` of the request (`krbtgt/REALM`, `cifs/host` …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Absent when no reply was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_msg: Option<KrbErrorCode>,
+    /// The request's `from` and `till` (the ticket's real times are in its encrypted part).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<Ts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub till: Option<Ts>,
+    /// The issued ticket's encryption type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<KrbCipher>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwardable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewable: Option<bool>,
+    /// "udp" | "tcp" (ours).
+    pub transport: &'static str,
+    /// The ticket the reply issued, for the join (not written).
+    #[serde(skip)]
+    pub issued: Option<IssuedTicket>,
+}
+
+/// A ticket a KDC reply issued: whom to, and until when it can be presented.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedTicket {
+    pub digest: TicketDigest,
+    pub user: String,
+    pub realm: String,
+    pub source: UserSource,
+    /// Capture time after which the ticket is no longer accepted.
+    pub expires: Ts,
 }
 
 /// Typed anomalies. Every cap reached is `CapReached` with the cap's constant name.

@@ -141,6 +141,9 @@ pub const LOG_SCHEMAS: &[LogSchema] = &[
             ("request_frags", Count),
             ("interfaces", VectorString),
             ("inferred_operation", Enum),
+            ("user", Str),
+            ("domain", Str),
+            ("user_source", Enum),
             ("machine_name", Str),
             ("database", Str),
             ("access", Count),
@@ -191,7 +194,16 @@ pub const LOG_SCHEMAS: &[LogSchema] = &[
         fields: conn_columns![
             ("request_type", Str),
             ("client", Str),
+            ("service", Str),
             ("success", Bool),
+            ("error_msg", Str),
+            ("from", Time),
+            ("till", Time),
+            ("cipher", Str),
+            ("forwardable", Bool),
+            ("renewable", Bool),
+            ("transport", Str),
+            ("user_source", Enum),
             ("status", Str),
             ("dialect", Str),
             ("session_id", Count),
@@ -295,8 +307,9 @@ pub struct NtlmLog<'a> {
     pub session_id: Option<u64>,
 }
 
-/// Zeek kerberos.log, from a Kerberos SMB session setup (an AP exchange; the ticket itself is
-/// not decoded, so `client` is known only when the session setup named the user).
+/// Zeek kerberos.log, from a Kerberos SMB session setup (an AP exchange; `client` is known when
+/// the TGS-REP that issued its ticket was seen, `user_source` says). KDC exchanges are written
+/// from [`crate::event::Kerberos`] itself.
 #[derive(Serialize)]
 pub struct KerberosLog<'a> {
     #[serde(flatten)]
@@ -305,6 +318,8 @@ pub struct KerberosLog<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
     pub success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_source: Option<super::UserSource>,
     pub status: &'a str,
     pub dialect: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -433,6 +448,7 @@ pub fn auth_log(a: &SmbAuth) -> Option<AuthLog<'_>> {
                 _ => u.clone(),
             }),
             success,
+            user_source: a.user_source,
             status: &a.status,
             dialect: &a.dialect,
             session_id: a.session_id,
@@ -499,6 +515,7 @@ pub fn event_path(ev: &Event) -> Option<&'static str> {
             AuthLog::Kerberos(_) => "kerberos",
         }),
         Event::SmbVisibility(_) => Some("smb_visibility"),
+        Event::Kerberos(_) => Some("kerberos"),
         Event::SmbOpaque(_) => None,
         Event::Anomaly(_) => Some("weird"),
     }

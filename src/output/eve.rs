@@ -5,7 +5,7 @@ use super::json::JsonLines;
 use super::stamp::{AlertFlow, Stamp};
 use crate::event::alert::Alert;
 use crate::event::eve::{
-    self, EveAlert, EveAnomaly, EveDcerpc, EveFlow, EveInterface, EveKerberos, EveNtlmssp,
+    self, EveAlert, EveAnomaly, EveDcerpc, EveFlow, EveInterface, EveKerberos, EveKrb5, EveNtlmssp,
     EveRecord, EveSmb, EveStub,
 };
 use crate::event::{AnomalyKind, ConnFields, DceRpc, Event};
@@ -58,6 +58,7 @@ fn head<'a>(
         alert: None,
         smb: None,
         dcerpc: None,
+        krb5: None,
         flow: None,
         anomaly: None,
     }
@@ -130,6 +131,12 @@ impl EveWriter {
                 }
             }
             Event::DceRpc(d) => dcerpc(&self.stamp, d),
+            Event::Kerberos(k) => EveRecord {
+                app_proto: Some("krb5"),
+                proto: Some(if k.transport == "udp" { "UDP" } else { "TCP" }),
+                krb5: Some(EveKrb5::of(k)),
+                ..head(&self.stamp, "krb5", Some(&k.conn), k.conn.ts)
+            },
             Event::Anomaly(a) => EveRecord {
                 anomaly: Some(EveAnomaly {
                     kind: match a.layer {
@@ -366,6 +373,7 @@ impl EveWriter {
             dest_ip: dst,
             dest_port: conn.map(|c| c.conn.resp_p),
             proto: conn.map(|_| "TCP"),
+            krb5: None,
             community_id: flow.map(|f| f.community_id),
             host: &self.stamp.sensor,
             // Calls on 445/139 ride SMB named pipes; any other port is DCE-RPC over TCP.

@@ -175,6 +175,7 @@ impl LogDir {
             Event::SmbMapping(e) => self.write(path, e, cid),
             Event::SmbFiles(e) => self.write(path, e, cid),
             Event::DceRpc(e) => self.write(path, e.as_ref(), cid),
+            Event::Kerberos(e) => self.write(path, e.as_ref(), cid),
             Event::SmbVisibility(e) => self.write(path, e, cid),
             Event::SmbAuth(a) => match zeek::auth_log(a) {
                 Some(AuthLog::Ntlm(l)) => self.write(path, &l, cid),

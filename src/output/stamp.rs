@@ -198,6 +198,8 @@ mod tests {
             dst_ip: c.resp_h,
             user: Some("admin".into()),
             domain: None,
+            auth: None,
+            user_source: None,
             workstation: None,
             share: Some("ADMIN$".into()),
             uploads: vec![],

@@ -352,6 +352,8 @@ mod tests {
             dialect: "SMB 3.1.1".into(),
             status: "STATUS_SUCCESS".into(),
             smb_version: SmbVersion::Smb2,
+            user_source: None,
+            ticket: None,
         })
     }
 

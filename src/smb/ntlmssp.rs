@@ -7,6 +7,7 @@
 //! there, so finding the signature is enough, works the same for raw NTLMSSP and every SPNEGO
 //! wrapping, and cannot be fooled into reading outside the blob.
 
+use crate::kerberos::{self, TicketDigest};
 use crate::wire::{buffer_at, latin1, parsed, utf16le};
 use nom::bytes::complete::{tag, take};
 use nom::number::complete::{le_u16, le_u32};
@@ -161,7 +162,9 @@ pub enum SecurityBlob {
     /// NTLMSSP NEGOTIATE or CHALLENGE (the MessageType): a step, nothing to log.
     NtlmStep(u32),
     Authenticate(NtlmAuth),
-    Kerberos,
+    /// A Kerberos token; with the AP-REQ's ticket when the blob carries one (the ticket → user
+    /// join, `crate::kerberos`).
+    Kerberos(Option<TicketDigest>),
     /// Empty blob or nothing recognisable.
     Unknown,
 }
@@ -207,7 +210,7 @@ pub fn parse_security_blob(blob: &[u8]) -> SecurityBlob {
         }
     }
     if find(blob, KRB5_OID).is_some() || find(blob, MS_KRB5_OID).is_some() {
-        return SecurityBlob::Kerberos;
+        return SecurityBlob::Kerberos(kerberos::presented(blob).map(|p| p.ticket));
     }
     SecurityBlob::Unknown
 }
@@ -314,7 +317,7 @@ pub(crate) mod tests {
         let mut b = vec![0x60, 0x82, 0x01, 0x00];
         b.extend_from_slice(KRB5_OID);
         b.extend_from_slice(&[0x01, 0x00, 0x6e]);
-        assert_eq!(parse_security_blob(&b), SecurityBlob::Kerberos);
+        assert_eq!(parse_security_blob(&b), SecurityBlob::Kerberos(None));
         let mut n = NTLMSSP_SIGNATURE.to_vec();
         n.extend_from_slice(&1u32.to_le_bytes());
         assert_eq!(parse_security_blob(&n), SecurityBlob::NtlmStep(1));

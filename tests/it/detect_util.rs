@@ -60,6 +60,8 @@ impl Seq {
             dialect: "SMB 3.1.1".into(),
             status: "STATUS_SUCCESS".into(),
             smb_version: SmbVersion::Smb2,
+            user_source: None,
+            ticket: None,
         }));
         self
     }
@@ -154,6 +156,7 @@ impl Seq {
             request_frags: None,
             interfaces: None,
             inferred_operation: None,
+            principal: Default::default(),
             args,
         })));
         self
@@ -208,6 +211,7 @@ impl Seq {
             request_frags: None,
             interfaces: Some(interfaces),
             inferred_operation: None,
+            principal: Default::default(),
             args: DceArgs::default(),
         })));
         self

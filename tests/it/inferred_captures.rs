@@ -234,6 +234,8 @@ fn smb_message(
                         dialect: "<unknown>".into(),
                         status: "STATUS_SUCCESS".into(),
                         smb_version: SmbVersion::Smb2,
+                        user_source: None,
+                        ticket: None,
                     }));
                 }
             }

@@ -283,7 +283,8 @@ impl LiveOutput {
 }
 
 impl EventConsumer for LiveOutput {
-    fn event(&mut self, _index: u64, ev: Event) {
+    fn event(&mut self, _index: u64, mut ev: Event) {
+        self.detection.join(&mut ev);
         if let Some(w) = self.events.as_mut() {
             if !matches!(ev, Event::SmbOpaque(_)) {
                 if let Err(e) = w.write(&self.formats.stamp.event(&ev)) {

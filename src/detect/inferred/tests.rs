@@ -91,6 +91,8 @@ impl Seq {
             dialect: "SMB 3.1.1".into(),
             status: "STATUS_SUCCESS".into(),
             smb_version: SmbVersion::Smb2,
+            user_source: None,
+            ticket: None,
         }));
         self
     }

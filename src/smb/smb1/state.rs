@@ -1103,6 +1103,10 @@ impl Smb1State {
         sink: &mut Sink,
     ) {
         let nonempty = |s: String| if s.is_empty() { None } else { Some(s) };
+        let ticket = match &creds {
+            Credentials::Blob(SecurityBlob::Kerberos(t)) => *t,
+            _ => None,
+        };
         let (auth, user, domain, workstation) = match creds {
             Credentials::Raw {
                 anonymous: true, ..
@@ -1116,7 +1120,7 @@ impl Smb1State {
                 nonempty(a.domain),
                 nonempty(a.workstation),
             ),
-            Credentials::Blob(SecurityBlob::Kerberos) => ("kerberos", None, None, None),
+            Credentials::Blob(SecurityBlob::Kerberos(_)) => ("kerberos", None, None, None),
             Credentials::Blob(SecurityBlob::NtlmStep(_)) => ("ntlmssp", None, None, None),
             Credentials::Blob(SecurityBlob::Unknown) => ("unknown", None, None, None),
         };
@@ -1130,6 +1134,8 @@ impl Smb1State {
             dialect: self.dialect_name(),
             status,
             smb_version: SmbVersion::Smb1,
+            user_source: None,
+            ticket,
         }));
     }
 
@@ -1185,7 +1191,7 @@ impl Smb1State {
                     Info::SessionSetup(
                         c @ (Credentials::Raw { .. }
                         | Credentials::Blob(
-                            SecurityBlob::Authenticate(_) | SecurityBlob::Kerberos,
+                            SecurityBlob::Authenticate(_) | SecurityBlob::Kerberos(_),
                         )),
                     ) => self.emit_auth(cx, p.ts, p.uid, c, NO_RESPONSE.into(), sink),
                     info @ Info::Create { .. } => self.log_unanswered_open(cx, t, at, info, sink),

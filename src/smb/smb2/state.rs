@@ -896,6 +896,10 @@ impl Smb2State {
         status: String,
     ) -> SmbAuth {
         let nonempty = |s: String| if s.is_empty() { None } else { Some(s) };
+        let ticket = match &blob {
+            SecurityBlob::Kerberos(t) => *t,
+            _ => None,
+        };
         let (mut auth, user, domain, ws) = match blob {
             SecurityBlob::Authenticate(a) => {
                 let kind = if a.anonymous { "anonymous" } else { "ntlmssp" };
@@ -906,7 +910,7 @@ impl Smb2State {
                     nonempty(a.workstation),
                 )
             }
-            SecurityBlob::Kerberos => ("kerberos", None, None, None),
+            SecurityBlob::Kerberos(_) => ("kerberos", None, None, None),
             SecurityBlob::NtlmStep(_) => ("ntlmssp", None, None, None),
             SecurityBlob::Unknown => ("unknown", None, None, None),
         };
@@ -923,6 +927,8 @@ impl Smb2State {
             dialect: self.dialect_name(),
             status,
             smb_version: SmbVersion::Smb2,
+            user_source: None,
+            ticket,
         }
     }
 
@@ -1400,7 +1406,7 @@ impl Smb2State {
                     sink,
                 ),
                 Info::SessionSetup(
-                    blob @ (SecurityBlob::Authenticate(_) | SecurityBlob::Kerberos),
+                    blob @ (SecurityBlob::Authenticate(_) | SecurityBlob::Kerberos(_)),
                 ) => {
                     let a = self.auth_record(cx, p.ts, p.session_id, blob, 0, NO_RESPONSE.into());
                     sink.emit(Event::SmbAuth(a));

@@ -160,6 +160,8 @@ pub fn write_run(dir: &Path, n: usize) -> std::io::Result<Written> {
             user: Some(user.into()),
             domain: Some(domain.into()),
             workstation: Some(format!("WS{src}")),
+            auth: None,
+            user_source: None,
             share: Some("ADMIN$".into()),
             uploads: vec![Upload {
                 share: "ADMIN$".into(),
