@@ -114,8 +114,12 @@ impl Framer {
                 }
                 _ => {
                     self.hunting = true;
-                    pos += 1;
-                    skipped += 1;
+                    // No header starts before the next `05 00` (version 5.0): jump there rather
+                    // than parse at every byte (pipe traffic that is not DCE-RPC, e.g. a remote
+                    // console's output, is hunted through whole).
+                    let next = 1 + next_candidate(&rest[1..]);
+                    pos += next;
+                    skipped += next;
                 }
             }
         }
@@ -139,6 +143,21 @@ fn could_start_header(b: &[u8]) -> bool {
             .is_none_or(|&t| t <= super::pdu::PTYPE_ORPHANED),
         _ => false,
     }
+}
+
+/// The offset of the first byte of `b` that could begin a header: `05 00`, or a `05` that ends
+/// `b`; `b.len()` when there is none. Every other offset fails [`parse_header`] and
+/// [`could_start_header`] alike, so skipping them changes nothing but the time taken.
+fn next_candidate(b: &[u8]) -> usize {
+    let mut from = 0;
+    while let Some(i) = b.get(from..).and_then(|r| memchr::memchr(5, r)) {
+        let at = from + i;
+        if b.get(at + 1).is_none_or(|&minor| minor == 0) {
+            return at;
+        }
+        from = at + 1;
+    }
+    b.len()
 }
 
 /// While hunting after a gap, accept only headers whose data representation looks like real traffic
@@ -207,5 +226,64 @@ mod tests {
         let out = collect(&mut g, &[&junk]);
         assert!(out.iter().all(|x| matches!(x, Framed::Skipped(_))));
         assert!(g.buffered() < HEADER_LEN);
+    }
+
+    /// Skipping to the next `05 00` while hunting gives what trying every offset gives: the same
+    /// PDUs and skip counts, whatever surrounds them and wherever the chunks are cut.
+    #[test]
+    fn hunting_skips_to_candidates_without_changing_the_result() {
+        let a = pdu(0, 3, 1, &request_body(0, 12, &[5; 40]), None);
+        let noise: Vec<u8> = (0..600u32)
+            .map(|i| [5, 0, 5, 7, 0x41, 5][(i * 7 % 6) as usize])
+            .collect();
+        let stream = [
+            &noise[..],
+            &a,
+            &noise[..17],
+            &a,
+            &[5, 0, 11][..],
+            &a,
+            &[5][..],
+        ]
+        .concat();
+        let byte_by_byte = {
+            let mut f = Framer::new();
+            f.gap();
+            let chunks: Vec<&[u8]> = stream.chunks(1).collect();
+            merge_skips(collect(&mut f, &chunks))
+        };
+        assert_eq!(
+            byte_by_byte
+                .iter()
+                .filter(|x| matches!(x, Framed::Pdu(_)))
+                .count(),
+            3,
+            "{byte_by_byte:?}"
+        );
+        for size in [2, 3, 16, 17, 100, stream.len()] {
+            let mut f = Framer::new();
+            f.gap();
+            let chunks: Vec<&[u8]> = stream.chunks(size).collect();
+            assert_eq!(
+                merge_skips(collect(&mut f, &chunks)),
+                byte_by_byte,
+                "chunks of {size}"
+            );
+        }
+        assert_eq!(next_candidate(&[1, 5, 1, 5, 0]), 3);
+        assert_eq!(next_candidate(&[1, 2, 5]), 2);
+        assert_eq!(next_candidate(&[1, 2, 3]), 3);
+    }
+
+    /// Consecutive skip notices as one (their split depends on where the chunks were cut).
+    fn merge_skips(v: Vec<Framed>) -> Vec<Framed> {
+        let mut out: Vec<Framed> = Vec::new();
+        for x in v {
+            match (out.last_mut(), x) {
+                (Some(Framed::Skipped(n)), Framed::Skipped(m)) => *n += m,
+                (_, x) => out.push(x),
+            }
+        }
+        out
     }
 }

@@ -108,7 +108,28 @@ fn transport_sum(src: IpAddr, dst: IpAddr, proto: u8, segment: &[u8]) -> Option<
 
 /// The sum of `data` as native-order 32-bit words (the last one zero-padded), without carries:
 /// it cannot overflow below 2^32 words.
+///
+/// The same loop twice: compiled for AVX2 where the CPU has it (chosen at run time, as release
+/// builds target baseline x86-64, i.e. SSE2). This sum runs over every payload byte; the AVX2
+/// build sums 1460-byte segments at 58 GB/s instead of 37 on the bench machine and took 2% off
+/// the end-to-end benchmark's CPU (README "Performance").
 pub fn sum_words(data: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above), all the function requires.
+        return unsafe { sum_words_avx2(data) };
+    }
+    sum_words_portable(data)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn sum_words_avx2(data: &[u8]) -> u64 {
+    sum_words_portable(data)
+}
+
+#[inline(always)]
+fn sum_words_portable(data: &[u8]) -> u64 {
     let mut words = data.chunks_exact(4);
     let body: u64 = words
         .by_ref()

@@ -193,3 +193,29 @@ fn word_sums_fold_like_the_reference_for_every_length_and_extreme_bytes() {
         }
     }
 }
+
+/// The AVX2 build of the word sum (what runs on this CPU, when it has AVX2) and the portable one
+/// agree at every length and alignment, including the lengths where the vector loops take over.
+#[test]
+fn both_builds_of_the_word_sum_agree() {
+    let data: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let lengths = (0..600).chain([1460, 4000, 8000]);
+    for len in lengths {
+        for start in 0..8 {
+            let d = &data[start..start + len];
+            let portable = sum_words_portable(d);
+            assert_eq!(sum_words(d), portable, "len {len} at {start}");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                assert_eq!(
+                    unsafe { sum_words_avx2(d) },
+                    portable,
+                    "len {len} at {start}"
+                );
+            }
+        }
+    }
+}
