@@ -8,23 +8,25 @@
 //! It sees whole messages: NetBIOS limits SMB1 messages to 128 KiB (17-bit length), well under
 //! the framer's whole-message buffer.
 
-use super::andx::{AndxChain, Block};
-use super::create::{NtCreateRequest, NtCreateResponse, OpenAndxRequest, OpenAndxResponse};
-use super::header::{cmd, Header, Smb1Error, Status};
-use super::negotiate::{NegotiateRequest, NegotiateResponse, MAX_DIALECTS};
-use super::paths::{DeleteRequest, RenameRequest};
-use super::rw::{
+use super::records::andx::{AndxChain, Block};
+use super::records::create::{
+    NtCreateRequest, NtCreateResponse, OpenAndxRequest, OpenAndxResponse,
+};
+use super::records::negotiate::{NegotiateRequest, NegotiateResponse, MAX_DIALECTS};
+use super::records::paths::{DeleteRequest, RenameRequest};
+use super::records::rw::{
     close_fid, LargeData, ReadAndxRequest, ReadAndxResponse, WriteAndxRequest, WriteAndxResponse,
 };
-use super::session_setup::{SessionSetupRequest, SessionSetupResponse, SetupForm};
-use super::strings::SmbStr;
-use super::trans::{
+use super::records::session_setup::{SessionSetupRequest, SessionSetupResponse, SetupForm};
+use super::records::strings::SmbStr;
+use super::records::trans::{
     nt_fn, pipe_fn, AssemblyState, NtTransCreateRequest, NtTransCreateResponse, NtTransRequest,
     NtTransResponse, TransAssembly, TransRequest, TransResponse, TransSecondary,
     MAX_TRANS_DATA_BYTES, MAX_TRANS_PARAM_BYTES,
 };
-use super::trans2::{sub, SetInfo as WireSetInfo, Trans2Request};
-use super::tree::{TreeConnectRequest, TreeConnectResponse};
+use super::records::trans2::{sub, SetInfo as WireSetInfo, Trans2Request};
+use super::records::tree::{TreeConnectRequest, TreeConnectResponse};
+use super::records::{cmd, Header, Smb1Error, Status};
 use crate::dcerpc::Conversation;
 use crate::event::{AnomalyKind, Event, FileAction, SmbAuth, SmbMapping, SmbVersion};
 use crate::flow::Direction;
@@ -170,7 +172,7 @@ impl Smb1State {
         };
         sink.count("smb1.commands", 1);
         if self.uids.len() < MAX_SMB_SESSIONS {
-            self.uids.insert(h.uid());
+            self.uids.insert(h.uid);
         }
         if h.is_response() != (dir == Direction::ToClient) {
             sink.anomaly(
@@ -178,7 +180,7 @@ impl Smb1State {
                 Some(cx.conn()),
                 AnomalyKind::WrongDirection,
                 LAYER,
-                format!("{} in the wrong direction", cmd::name(h.command())),
+                format!("{} in the wrong direction", cmd::name(h.command)),
             );
             return;
         }
@@ -223,21 +225,21 @@ impl Smb1State {
         self.pending.insert(key, p);
     }
 
-    fn take_pending(&mut self, h: &Header<'_>) -> Option<Pending> {
-        self.pending.remove(&(h.pid(), h.mid()))
+    fn take_pending(&mut self, h: &Header) -> Option<Pending> {
+        self.pending.remove(&(h.pid(), h.mid))
     }
 
     fn request(
         &mut self,
         cx: &Cx<'_>,
         t: &mut Tables,
-        h: &Header<'_>,
+        h: &Header,
         msg: &[u8],
         blocks: &[Block<'_>],
         sink: &mut Sink,
     ) {
         let u = h.is_unicode();
-        let (uid, tid) = (h.uid(), h.tid());
+        let (uid, tid) = (h.uid, h.tid);
         let grants_ids = blocks.first().is_some_and(|b| {
             matches!(
                 b.command,
@@ -268,7 +270,7 @@ impl Smb1State {
         if !infos.is_empty() {
             self.remember(
                 cx,
-                (h.pid(), h.mid()),
+                (h.pid(), h.mid),
                 Pending {
                     seq: 0,
                     ts: cx.ts,
@@ -286,13 +288,13 @@ impl Smb1State {
         &mut self,
         cx: &Cx<'_>,
         t: &mut Tables,
-        h: &Header<'_>,
+        h: &Header,
         msg: &[u8],
         b: &Block<'_>,
         u: bool,
         sink: &mut Sink,
     ) -> Result<Option<Info>, Smb1Error> {
-        let (uid, tid) = (h.uid(), h.tid());
+        let (uid, tid) = (h.uid, h.tid);
         Ok(Some(match b.command {
             cmd::NEGOTIATE => {
                 let r = NegotiateRequest::parse(msg, b)?;
@@ -395,7 +397,7 @@ impl Smb1State {
                         data_at, u, sink,
                     )
                 } else {
-                    let key = (uid, tid, h.pid(), h.mid());
+                    let key = (uid, tid, h.pid(), h.mid);
                     let mut asm =
                         TransAssembly::new(r.total_param_count.into(), r.total_data_count.into());
                     if asm.add(
@@ -435,7 +437,7 @@ impl Smb1State {
             }
             cmd::TRANSACTION_SECONDARY | cmd::TRANSACTION2_SECONDARY => {
                 let s = TransSecondary::parse(msg, b)?;
-                let key = (uid, tid, h.pid(), h.mid());
+                let key = (uid, tid, h.pid(), h.mid);
                 let Some(ot) = self.trans.get_mut(&key) else {
                     sink.count("smb1.orphan_secondary", 1);
                     return Ok(None);
@@ -682,12 +684,12 @@ impl Smb1State {
         &mut self,
         cx: &Cx<'_>,
         t: &mut Tables,
-        h: &Header<'_>,
+        h: &Header,
         msg: &[u8],
         blocks: &[Block<'_>],
         sink: &mut Sink,
     ) {
-        let st = h.status();
+        let st = h.status;
         let mut pending = self.take_pending(h);
         let mut still_waiting = Vec::new();
         // An error response has one block (WordCount 0) for the whole chain: it answers the
@@ -699,7 +701,7 @@ impl Smb1State {
                     let info = i.map(|i| p.blocks.remove(i).1);
                     (p.ts, p.uid, p.tid, info)
                 }
-                None => (cx.ts, h.uid(), h.tid(), None),
+                None => (cx.ts, h.uid, h.tid, None),
             };
             match self.response_block(cx, t, h, st, msg, b, ts, uid, tid, info, sink) {
                 Ok(Some(more)) => still_waiting.push((b.command, more, ts, uid, tid)),
@@ -712,7 +714,7 @@ impl Smb1State {
             let blocks = still_waiting.into_iter().map(|(c, i, ..)| (c, i)).collect();
             self.remember(
                 cx,
-                (h.pid(), h.mid()),
+                (h.pid(), h.mid),
                 Pending {
                     seq: 0,
                     ts,
@@ -735,12 +737,12 @@ impl Smb1State {
                         None,
                         None,
                         status_name(st),
-                        u64::from(h.uid()),
+                        u64::from(h.uid),
                         None,
                         sink,
                     ),
                     Info::SessionSetup(c) if !st.is_success() => {
-                        self.emit_auth(cx, p.ts, h.uid(), c, status_name(st), sink)
+                        self.emit_auth(cx, p.ts, h.uid, c, status_name(st), sink)
                     }
                     _ => {}
                 }
@@ -754,7 +756,7 @@ impl Smb1State {
         &mut self,
         cx: &Cx<'_>,
         t: &mut Tables,
-        h: &Header<'_>,
+        h: &Header,
         st: Status,
         msg: &[u8],
         b: &Block<'_>,
@@ -766,7 +768,7 @@ impl Smb1State {
     ) -> Result<Option<Info>, Smb1Error> {
         let u = h.is_unicode();
         let ok = st.carries_body();
-        let sid = u64::from(h.uid());
+        let sid = u64::from(h.uid);
         match (b.command, info) {
             (cmd::NEGOTIATE, _) if ok => {
                 let r = NegotiateResponse::parse(msg, b, u)?;
@@ -792,7 +794,7 @@ impl Smb1State {
                 if guest {
                     sink.count("smb1.guest_sessions", 1);
                 }
-                self.emit_auth(cx, ts, h.uid(), creds, status_name(st), sink);
+                self.emit_auth(cx, ts, h.uid, creds, status_name(st), sink);
             }
             (cmd::TREE_CONNECT_ANDX, info) => {
                 let path = match info {
@@ -816,7 +818,7 @@ impl Smb1State {
                     }
                     None => (ShareType::Unknown, None, None),
                 };
-                let tree_id = resp.as_ref().map(|_| u32::from(h.tid()));
+                let tree_id = resp.as_ref().map(|_| u32::from(h.tid));
                 self.emit_mapping(
                     cx,
                     ts,
@@ -874,7 +876,7 @@ impl Smb1State {
                 };
                 // The TID of the response names the tree (a chained TREE_CONNECT + CREATE
                 // request did not know it yet).
-                let tid = if opened.is_some() { h.tid() } else { tid };
+                let tid = if opened.is_some() { h.tid } else { tid };
                 self.opened(
                     cx,
                     t,
@@ -1226,7 +1228,7 @@ fn malformed(cx: &Cx<'_>, e: &Smb1Error, sink: &mut Sink) {
         // A chain that is merely long is a cap, like every other cap; loops and bad offsets are not.
         let detail = format!(
             "AndX chain cut after {} blocks",
-            super::andx::MAX_ANDX_DEPTH
+            super::records::andx::MAX_ANDX_DEPTH
         );
         return sink.cap_reached("MAX_ANDX_DEPTH", cx.ts, Some(cx.conn()), LAYER, detail);
     }
