@@ -46,6 +46,7 @@ pub mod interfaces;
 pub mod ndr;
 pub mod pdu;
 pub mod stream;
+pub mod stubs;
 pub mod svcctl;
 pub mod tasks;
 pub mod uuid;

@@ -975,11 +975,14 @@ fn stub_decoders_survive_random_bytes() {
         };
         for opnum in 0..=65u16 {
             let mut a = crate::event::DceArgs::default();
-            svcctl::decode_request(opnum, &stub, be, syntax, &mut a);
-            svcctl::decode_response(opnum, &stub, be, syntax, &mut a);
-            tasks::decode_tsch_request(opnum, &stub, be, syntax, &mut a);
-            tasks::decode_tsch_response(opnum, &stub, be, syntax, &mut a);
-            tasks::decode_atsvc_request(opnum, &stub, be, syntax, &mut a);
+            for uuid in [
+                interfaces::SVCCTL,
+                interfaces::ITASKSCHEDULERSERVICE,
+                interfaces::ATSVC,
+            ] {
+                stubs::request_args(uuid, opnum, &stub, be, syntax, &mut a);
+                stubs::response_args(uuid, opnum, &stub, be, syntax, &mut a);
+            }
         }
         let mut a = crate::event::DceArgs::default();
         epm::decode_map_request(&stub, be, ndr::Syntax::Ndr20, &mut a);
@@ -987,7 +990,7 @@ fn stub_decoders_survive_random_bytes() {
         let _ = epm::parse_tower(&stub);
         let _ = parsed(pdu::parse_bind(&stub, be));
         let _ = parsed(pdu::parse_bind_ack(&stub, be));
-        tasks::apply_task_xml(&String::from_utf8_lossy(&stub), &mut a);
+        let _ = tasks::task_definition(&String::from_utf8_lossy(&stub));
     }
 }
 
