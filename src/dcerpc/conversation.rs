@@ -451,7 +451,7 @@ impl Association {
                 .map(|m| m.endpoint.clone())
                 .unwrap_or_else(|| "unknown".into()),
             operation: b.operation.to_string(),
-            transport: self.transport.as_str(),
+            transport: self.transport,
             opnum: None,
             call_id,
             ctx_id: main.map(|m| m.ctx_id),
@@ -636,7 +636,7 @@ impl Association {
             named_pipe: self.named_pipe(),
             endpoint,
             operation,
-            transport: self.transport.as_str(),
+            transport: self.transport,
             opnum: Some(call.opnum),
             call_id: call.call_id,
             ctx_id: Some(call.ctx_id),

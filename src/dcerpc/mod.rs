@@ -60,8 +60,9 @@ use stream::{Framed, Framer};
 
 pub use epm::{expectation_from_event, EpmExpectation};
 
-/// How the conversation travels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the conversation travels; written as "smb_pipe" | "tcp".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Transport {
     SmbPipe,
     Tcp,
@@ -73,6 +74,13 @@ impl Transport {
             Transport::SmbPipe => "smb_pipe",
             Transport::Tcp => "tcp",
         }
+    }
+
+    /// The transport a rule or a test names ("smb_pipe" | "tcp").
+    pub fn from_name(name: &str) -> Option<Transport> {
+        [Transport::SmbPipe, Transport::Tcp]
+            .into_iter()
+            .find(|t| t.as_str() == name)
     }
 }
 

@@ -122,7 +122,7 @@ fn lab_psexec_default_create_service() {
     );
     assert_eq!(create.status, "nca_s_op_rng_error"); // Samba refuses CreateServiceW
     assert_eq!(create.named_pipe.as_deref(), Some("\\pipe\\svcctl"));
-    assert_eq!(create.transport, "smb_pipe");
+    assert_eq!(create.transport, Transport::SmbPipe);
     assert_eq!(create.opnum, Some(12));
     assert!(create.rtt.is_some());
     // Handles chain: the SCM handle OpenSCManagerW returned is the one CreateServiceW uses.
@@ -480,7 +480,7 @@ fn ndr64_negotiated_stub_decoded_as_ndr64() {
     assert_eq!(c.args.binary_path.as_deref(), Some("C:\\x64.exe"));
     assert_eq!(
         (c.transport, c.named_pipe.as_deref()),
-        ("tcp", Some("49667"))
+        (Transport::Tcp, Some("49667"))
     );
 }
 
@@ -634,7 +634,10 @@ fn ept_map_over_tcp_gives_port_and_expectation() {
     );
     let ev = dce(&sink);
     let m = find(&ev, "ept_map");
-    assert_eq!((m.endpoint.as_str(), m.transport), ("epmapper", "tcp"));
+    assert_eq!(
+        (m.endpoint.as_str(), m.transport),
+        ("epmapper", Transport::Tcp)
+    );
     assert_eq!(m.args.epm_port, Some(49668));
     assert_eq!(m.args.mapped_endpoint.as_deref(), Some("svcctl"));
     let x = expectation_from_event(m).unwrap();
