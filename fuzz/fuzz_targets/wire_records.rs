@@ -162,7 +162,7 @@ fn smb1_records(msg: &[u8]) {
             }
             cmd::NT_TRANSACT => {
                 if let Ok(t) = trans::NtTransRequest::parse(msg, &b) {
-                    let _ = trans::NtTransCreateRequest::parse(msg, &t, u).map(|c| c.name.decode());
+                    let _ = trans::nt_transact_create(msg, &t, u).map(|c| c.name.decode());
                 }
                 if let Ok(Some(r)) = trans::NtTransResponse::parse(msg, &b) {
                     let _ = trans::NtTransCreateResponse::parse(r.params);

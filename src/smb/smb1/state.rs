@@ -20,7 +20,7 @@ use super::records::rw::{
 use super::records::session_setup::{SessionSetupRequest, SessionSetupResponse, SetupForm};
 use super::records::strings::SmbStr;
 use super::records::trans::{
-    nt_fn, pipe_fn, AssemblyState, NtTransCreateRequest, NtTransCreateResponse, NtTransRequest,
+    nt_fn, nt_transact_create, pipe_fn, AssemblyState, NtTransCreateResponse, NtTransRequest,
     NtTransResponse, TransAssembly, TransRequest, TransResponse, TransSecondary,
     MAX_TRANS_DATA_BYTES, MAX_TRANS_PARAM_BYTES,
 };
@@ -502,7 +502,7 @@ impl Smb1State {
             cmd::NT_TRANSACT => {
                 let r = NtTransRequest::parse(msg, b)?;
                 if r.function == nt_fn::CREATE && r.param_count >= r.total_param_count {
-                    let c = NtTransCreateRequest::parse(msg, &r, u)?;
+                    let c = nt_transact_create(msg, &r, u)?;
                     Info::Create {
                         name: file_name(&c.name, cx, sink),
                         access: c.desired_access,

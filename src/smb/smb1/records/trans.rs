@@ -7,6 +7,7 @@
 //! slice shorter than its count means the message was cut, never an out-of-bounds read.
 
 use super::andx::Block;
+use super::create::NtCreateRequest;
 use super::strings::{SmbStr, StrCursor};
 use super::{cmd, response_words, section, words, Accept, Smb1Error};
 use crate::wire::parsed;
@@ -407,63 +408,49 @@ impl<'a> NtTransResponse<'a> {
     }
 }
 
-/// NT_TRANSACT_CREATE request parameters (MS-CIFS 2.2.7.1.1).
-#[derive(Clone, Debug)]
-pub struct NtTransCreateRequest<'a> {
-    pub flags: u32,
-    pub root_directory_fid: u32,
-    pub desired_access: u32,
-    pub allocation_size: u64,
-    pub file_attributes: u32,
-    pub share_access: u32,
-    pub create_disposition: u32,
-    pub create_options: u32,
-    pub impersonation_level: u32,
-    pub name: SmbStr<'a>,
-}
-
-impl<'a> NtTransCreateRequest<'a> {
-    /// `msg` and `req` give the parameters and their absolute offset (for Unicode alignment).
-    pub fn parse(
-        msg: &'a [u8],
-        req: &NtTransRequest<'a>,
-        unicode: bool,
-    ) -> Result<NtTransCreateRequest<'a>, Smb1Error> {
-        let p = req.params;
-        let bad = Smb1Error::OutOfBounds {
-            command: cmd::NT_TRANSACT,
-            what: "NT_TRANSACT_CREATE parameters",
-        };
-        if req.function != nt_fn::CREATE {
-            return Err(bad);
-        }
-        // Flags … CreateOptions, SecurityDescriptorLength, EALength, NameLength,
-        // ImpersonationLevel, SecurityFlags: 53 bytes before the name.
-        let mut fields = (
-            (le_u32, le_u32, le_u32, le_u64),
-            (le_u32, le_u32, le_u32, le_u32),
-            (le_u32, le_u32, le_u32, le_u32, le_u8),
-        );
-        let (
-            (flags, root_directory_fid, desired_access, allocation_size),
-            (file_attributes, share_access, create_disposition, create_options),
-            (_sd_len, _ea_len, name_len, impersonation_level, _security_flags),
-        ) = parsed(fields.parse(p)).ok_or(bad)?;
-        let mut c = StrCursor::new(msg, req.params_at + 53, req.params_at + p.len());
-        c.align_unicode(unicode);
-        Ok(NtTransCreateRequest {
-            flags,
-            root_directory_fid,
-            desired_access,
-            allocation_size,
-            file_attributes,
-            share_access,
-            create_disposition,
-            create_options,
-            impersonation_level,
-            name: SmbStr::new(c.take(name_len as usize), unicode),
-        })
+/// NT_TRANSACT_CREATE request parameters (MS-CIFS 2.2.7.1.1): the same create as NT_CREATE_ANDX,
+/// carried in a transaction. `msg` and `req` give the parameters and their absolute offset (for
+/// Unicode alignment).
+pub fn nt_transact_create<'a>(
+    msg: &'a [u8],
+    req: &NtTransRequest<'a>,
+    unicode: bool,
+) -> Result<NtCreateRequest<'a>, Smb1Error> {
+    let p = req.params;
+    let bad = Smb1Error::OutOfBounds {
+        command: cmd::NT_TRANSACT,
+        what: "NT_TRANSACT_CREATE parameters",
+    };
+    if req.function != nt_fn::CREATE {
+        return Err(bad);
     }
+    // Flags … CreateOptions, SecurityDescriptorLength, EALength, NameLength,
+    // ImpersonationLevel, SecurityFlags: 53 bytes before the name.
+    let mut fields = (
+        (le_u32, le_u32, le_u32, le_u64),
+        (le_u32, le_u32, le_u32, le_u32),
+        (le_u32, le_u32, le_u32, le_u32, le_u8),
+    );
+    let (
+        (flags, root_directory_fid, desired_access, allocation_size),
+        (file_attributes, share_access, create_disposition, create_options),
+        (_sd_len, _ea_len, name_len, impersonation_level, security_flags),
+    ) = parsed(fields.parse(p)).ok_or(bad)?;
+    let mut c = StrCursor::new(msg, req.params_at + 53, req.params_at + p.len());
+    c.align_unicode(unicode);
+    Ok(NtCreateRequest {
+        flags,
+        root_directory_fid,
+        desired_access,
+        allocation_size,
+        file_attributes,
+        share_access,
+        create_disposition,
+        create_options,
+        impersonation_level,
+        security_flags,
+        name: SmbStr::new(c.take(name_len as usize), unicode),
+    })
 }
 
 /// NT_TRANSACT_CREATE response parameters: what the state machine needs of them.
@@ -920,7 +907,7 @@ mod tests {
         let (h, b) = first_block(&m);
         let r = NtTransRequest::parse(&m, &b).unwrap();
         assert_eq!(r.function, nt_fn::CREATE);
-        let c = NtTransCreateRequest::parse(&m, &r, h.is_unicode()).unwrap();
+        let c = nt_transact_create(&m, &r, h.is_unicode()).unwrap();
         assert_eq!(c.name.decode(), "\\evil.exe");
         assert_eq!(
             (c.desired_access, c.create_disposition, c.create_options),
