@@ -5,8 +5,8 @@
 //! decoder, then run through detection after OpenSCManager / OpenService.
 
 use crate::detect_util::*;
-use psexec_sensor::dcerpc::ndr::Syntax;
 use psexec_sensor::dcerpc::interfaces::SVCCTL;
+use psexec_sensor::dcerpc::ndr::Syntax;
 use psexec_sensor::dcerpc::stubs::request_args;
 use psexec_sensor::dcerpc::svcctl::OP_CHANGE_SERVICE_CONFIG_W;
 use psexec_sensor::event::alert::Technique;
