@@ -154,6 +154,7 @@ impl Seq {
             request_stub_len: None,
             request_frags: None,
             interfaces: None,
+            inferred_operation: None,
             args,
         })));
         self
@@ -207,6 +208,7 @@ impl Seq {
             request_stub_len: None,
             request_frags: None,
             interfaces: Some(interfaces),
+            inferred_operation: None,
             args: DceArgs::default(),
         })));
         self
