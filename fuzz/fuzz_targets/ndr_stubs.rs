@@ -5,7 +5,6 @@
 use libfuzzer_sys::fuzz_target;
 use psexec_sensor::dcerpc::ndr::Syntax;
 use psexec_sensor::dcerpc::{svcctl, tasks};
-use psexec_sensor::event::DceArgs;
 
 fuzz_target!(|data: &[u8]| {
     let [sel, opnum, stub @ ..] = data else {
@@ -18,20 +17,27 @@ fuzz_target!(|data: &[u8]| {
         Syntax::Ndr20
     };
     let opnum = u16::from(*opnum);
-    let mut a = DceArgs::default();
     match sel & 7 {
-        0 => svcctl::decode_request(opnum, stub, be, syntax, &mut a),
-        1 => svcctl::decode_response(opnum, stub, be, syntax, &mut a),
-        2 => tasks::decode_tsch_request(opnum, stub, be, syntax, &mut a),
-        3 => tasks::decode_tsch_response(opnum, stub, be, syntax, &mut a),
-        4 => tasks::decode_atsvc_request(opnum, stub, be, syntax, &mut a),
-        5 => tasks::decode_atsvc_response(stub, be, &mut a),
+        0 => {
+            let _ = svcctl::parse_request(opnum, stub, be, syntax);
+        }
+        1 => {
+            let _ = svcctl::parse_response(opnum, stub, be, syntax);
+        }
+        2 => {
+            let _ = tasks::parse_tsch_request(opnum, stub, be, syntax);
+        }
+        3 => {
+            let _ = tasks::parse_tsch_response(opnum, stub, be, syntax);
+        }
+        4 => {
+            let _ = tasks::parse_atsvc_request(opnum, stub, be, syntax);
+        }
         6 => {
             let _ = svcctl::return_code(stub, be);
         }
         _ => {
-            let xml = String::from_utf8_lossy(stub);
-            tasks::apply_task_xml(&xml, &mut a);
+            let _ = tasks::task_definition(&String::from_utf8_lossy(stub));
         }
     }
 });

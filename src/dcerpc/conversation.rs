@@ -5,7 +5,7 @@
 use super::interfaces::{self, endpoint_or_unknown, operation_name};
 use super::ndr::Syntax;
 use super::pdu::{self, AuthTrailer, Header};
-use super::{epm, svcctl, tasks, Transport};
+use super::{epm, stubs, svcctl, Transport};
 use crate::event::{AnomalyKind, BindContext, ConnFields, DceArgs, DceRpc, Event, Principal};
 use crate::flow::{Direction, FlowCtx};
 use crate::kerberos::{self, TicketDigest};
@@ -489,7 +489,7 @@ impl Association {
                 .map(|m| m.endpoint.clone())
                 .unwrap_or_else(|| "unknown".into()),
             operation: b.operation.to_string(),
-            transport: self.transport.as_str(),
+            transport: self.transport,
             opnum: None,
             call_id,
             ctx_id: main.map(|m| m.ctx_id),
@@ -577,7 +577,7 @@ impl Association {
         if h.last_frag() {
             call.req_done = true;
             if let (false, false, Some(u)) = (call.stub_encrypted, call.req.missed_start, uuid) {
-                decode_request(
+                stubs::request_args(
                     &u,
                     call.opnum,
                     &call.req.stub,
@@ -623,7 +623,7 @@ impl Association {
                 .get(&call.ctx_id)
                 .map(|c| c.syntax)
                 .unwrap_or_default();
-            decode_response(
+            stubs::response_args(
                 u,
                 call.opnum,
                 &stub,
@@ -679,7 +679,7 @@ impl Association {
             named_pipe: self.named_pipe(),
             endpoint,
             operation,
-            transport: self.transport.as_str(),
+            transport: self.transport,
             opnum: Some(call.opnum),
             call_id: call.call_id,
             ctx_id: Some(call.ctx_id),
@@ -783,7 +783,7 @@ impl Association {
                     .map(|x| x.syntax)
                     .unwrap_or_default();
                 if let Some(u) = self.call_uuid(c.ctx_id) {
-                    decode_request(u, c.opnum, &c.req.stub, c.big_endian, syntax, &mut c.args);
+                    stubs::request_args(u, c.opnum, &c.req.stub, c.big_endian, syntax, &mut c.args);
                 }
             }
             self.emit_call(ctx, None, c, STATUS_NO_RESPONSE.into(), sink);
@@ -793,47 +793,4 @@ impl Association {
 
 fn conn(ctx: &FlowCtx, ts: Ts) -> ConnFields {
     ConnFields::new(ts, ctx.uid, &ctx.conn)
-}
-
-/// Routes a request stub to its interface's decoder.
-fn decode_request(
-    uuid: &str,
-    opnum: u16,
-    stub: &[u8],
-    be: bool,
-    syntax: Syntax,
-    args: &mut DceArgs,
-) {
-    match uuid {
-        interfaces::SVCCTL => svcctl::decode_request(opnum, stub, be, syntax, args),
-        interfaces::ITASKSCHEDULERSERVICE => {
-            tasks::decode_tsch_request(opnum, stub, be, syntax, args)
-        }
-        interfaces::ATSVC => tasks::decode_atsvc_request(opnum, stub, be, syntax, args),
-        interfaces::EPMAPPER if opnum == epm::OP_EPT_MAP => {
-            epm::decode_map_request(stub, be, syntax, args)
-        }
-        _ => {}
-    }
-}
-
-fn decode_response(
-    uuid: &str,
-    opnum: u16,
-    stub: &[u8],
-    be: bool,
-    syntax: Syntax,
-    args: &mut DceArgs,
-) {
-    match uuid {
-        interfaces::SVCCTL => svcctl::decode_response(opnum, stub, be, syntax, args),
-        interfaces::ITASKSCHEDULERSERVICE => {
-            tasks::decode_tsch_response(opnum, stub, be, syntax, args)
-        }
-        interfaces::ATSVC => tasks::decode_atsvc_response(stub, be, args),
-        interfaces::EPMAPPER if opnum == epm::OP_EPT_MAP => {
-            let _ = epm::decode_map_response(stub, be, syntax, args);
-        }
-        _ => {}
-    }
 }

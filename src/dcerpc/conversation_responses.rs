@@ -44,7 +44,7 @@ impl Association {
                 "alter_context"
             }
             .to_string(),
-            transport: self.transport.as_str(),
+            transport: self.transport,
             opnum: None,
             call_id: h.call_id,
             ctx_id: None,
@@ -100,7 +100,7 @@ impl Association {
             named_pipe: self.named_pipe(),
             endpoint: op.endpoint(e).to_string(),
             operation: op.operation().to_string(),
-            transport: self.transport.as_str(),
+            transport: self.transport,
             opnum: None,
             call_id,
             ctx_id,

@@ -47,6 +47,7 @@ pub mod ndr;
 pub mod pdu;
 pub mod response_shapes;
 pub mod stream;
+pub mod stubs;
 pub mod svcctl;
 pub mod tasks;
 pub mod uuid;
@@ -60,8 +61,9 @@ use stream::{Framed, Framer};
 
 pub use epm::{expectation_from_event, EpmExpectation};
 
-/// How the conversation travels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the conversation travels; written as "smb_pipe" | "tcp".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Transport {
     SmbPipe,
     Tcp,
@@ -73,6 +75,13 @@ impl Transport {
             Transport::SmbPipe => "smb_pipe",
             Transport::Tcp => "tcp",
         }
+    }
+
+    /// The transport a rule or a test names ("smb_pipe" | "tcp").
+    pub fn from_name(name: &str) -> Option<Transport> {
+        [Transport::SmbPipe, Transport::Tcp]
+            .into_iter()
+            .find(|t| t.as_str() == name)
     }
 }
 

@@ -27,6 +27,9 @@ pub enum Syntax {
     Ndr64,
 }
 
+/// An RPC context handle: attributes u32 + uuid, 20 bytes as on the wire.
+pub type ContextHandle = [u8; 20];
+
 #[derive(Clone, Debug)]
 pub struct NdrReader<'a> {
     buf: &'a [u8],
@@ -126,7 +129,7 @@ impl<'a> NdrReader<'a> {
     }
 
     /// A 20-byte context handle (attributes u32 + uuid), aligned to 4.
-    pub fn context_handle(&mut self) -> Option<[u8; 20]> {
+    pub fn context_handle(&mut self) -> Option<ContextHandle> {
         self.align(4)?;
         self.bytes(20)?.try_into().ok()
     }
@@ -153,6 +156,32 @@ impl<'a> NdrReader<'a> {
             return Some(None);
         }
         self.varying_string(unit).map(Some)
+    }
+
+    /// A `[unique, size_is(argc)] STRING*` argument vector (StartService, SchRpcRun): referent id,
+    /// then when non-null the conformant array of unique string pointers and the non-null strings
+    /// in order. None when the stub ends inside the pointers; `Some(None)` for a null vector; the
+    /// strings read stop at the first that does not parse, and at `max` (the rest is skipped).
+    pub fn unique_string_array(&mut self, unit: usize, max: usize) -> Option<Option<Vec<String>>> {
+        if self.pointer()? == 0 {
+            return Some(None);
+        }
+        let n = usize::try_from(self.count()?).ok()?;
+        let mut present = Vec::with_capacity(n.min(max));
+        for i in 0..n {
+            let p = self.pointer()?;
+            if i < max {
+                present.push(p != 0);
+            }
+        }
+        let mut out = Vec::with_capacity(present.len());
+        for _ in present.into_iter().filter(|&non_null| non_null) {
+            match self.varying_string(unit) {
+                Some(s) => out.push(s),
+                None => break,
+            }
+        }
+        Some(Some(out))
     }
 
     /// A `[unique] DWORD*`.

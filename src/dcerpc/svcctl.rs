@@ -6,9 +6,11 @@
 //! `[string]` parameters without `unique` are top-level reference pointers (no referent id on the
 //! wire), `unique` ones carry a referent id and then, when non-null, the pointee. Decoding is
 //! best-effort: whatever parsed before a short or inconsistent stub is kept.
+//!
+//! The decoders return typed records ([`SvcctlRequest`], [`SvcctlResponse`]); `dcerpc::stubs`
+//! maps them to the output schema.
 
-use super::ndr::{NdrReader, Syntax};
-use crate::event::{hex, DceArgs};
+use super::ndr::{ContextHandle, NdrReader, Syntax};
 
 pub const OP_CLOSE_SERVICE_HANDLE: u16 = 0;
 pub const OP_CONTROL_SERVICE: u16 = 1;
@@ -59,126 +61,180 @@ fn first_param_is_handle(opnum: u16) -> bool {
     ) && opnum <= 64
 }
 
-/// Decodes a request stub into `args` (as far as it parses).
-pub fn decode_request(
-    opnum: u16,
-    stub: &[u8],
-    big_endian: bool,
-    syntax: Syntax,
-    args: &mut DceArgs,
-) {
-    let mut r = NdrReader::new(stub, big_endian, syntax);
-    let _ = request(opnum, &mut r, args);
+/// A service's configuration as CreateService / ChangeServiceConfig send it, as far as it parsed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// CreateService only (ChangeServiceConfig names the service by its handle).
+    pub service_name: Option<String>,
+    pub display_name: Option<String>,
+    /// CreateService only: the access asked for on the new service.
+    pub access: Option<u32>,
+    pub service_type: Option<u32>,
+    pub start_type: Option<u32>,
+    pub error_control: Option<u32>,
+    pub binary_path: Option<String>,
+    pub start_name: Option<String>,
 }
 
-fn request(opnum: u16, r: &mut NdrReader<'_>, a: &mut DceArgs) -> Option<()> {
+/// One svcctl call's arguments (the parameters after the context handle, where there is one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SvcctlCall {
+    OpenScManager {
+        machine_name: Option<String>,
+        database: Option<String>,
+        access: Option<u32>,
+    },
+    CreateService(ServiceConfig),
+    ChangeServiceConfig(ServiceConfig),
+    OpenService {
+        service_name: Option<String>,
+        access: Option<u32>,
+    },
+    StartService {
+        argc: Option<u32>,
+        /// None when absent, empty or cut; at most MAX_SERVICE_ARGS.
+        arguments: Option<Vec<String>>,
+    },
+    ControlService {
+        control: Option<u32>,
+    },
+    /// An opnum whose arguments the sensor does not read, or a stub cut inside the handle.
+    Other,
+}
+
+/// A svcctl request stub.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SvcctlRequest {
+    /// The SC manager or service handle the call acts on (None for the opening calls).
+    pub handle: Option<ContextHandle>,
+    pub call: SvcctlCall,
+}
+
+/// A svcctl response stub: the return code, and the handle the opening and creating calls return.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SvcctlResponse {
+    pub return_code: Option<u32>,
+    /// None for an all-zero handle (a failed open: not a handle anyone can chain on).
+    pub handle: Option<ContextHandle>,
+}
+
+/// Decodes a request stub (as far as it parses).
+pub fn parse_request(opnum: u16, stub: &[u8], big_endian: bool, syntax: Syntax) -> SvcctlRequest {
+    let mut r = NdrReader::new(stub, big_endian, syntax);
+    let mut handle = None;
     if first_param_is_handle(opnum) {
-        a.handle = Some(hex(&r.context_handle()?));
+        handle = r.context_handle();
+        if handle.is_none() {
+            return SvcctlRequest {
+                handle,
+                call: SvcctlCall::Other,
+            };
+        }
     }
+    SvcctlRequest {
+        handle,
+        call: call(opnum, &mut r),
+    }
+}
+
+/// Character width of an opnum's strings: the `A` calls send 8-bit strings, the rest UTF-16.
+fn unit(opnum: u16) -> usize {
     match opnum {
-        OP_OPEN_SC_MANAGER_W | OP_OPEN_SC_MANAGER_A => {
-            let unit = if opnum == OP_OPEN_SC_MANAGER_W { 2 } else { 1 };
-            a.machine_name = r.unique_string(unit)?;
-            a.database = r.unique_string(unit)?;
-            a.access = Some(r.u32()?);
-        }
-        OP_OPEN_SC_MANAGER_2 => {
-            a.database = r.unique_string(2)?;
-            a.access = Some(r.u32()?);
-        }
-        OP_CREATE_SERVICE_W
+        OP_CHANGE_SERVICE_CONFIG_A
         | OP_CREATE_SERVICE_A
-        | OP_CREATE_SERVICE_WOW64_A
-        | OP_CREATE_SERVICE_WOW64_W
-        | OP_CREATE_WOW_SERVICE => {
-            let unit = if matches!(opnum, OP_CREATE_SERVICE_A | OP_CREATE_SERVICE_WOW64_A) {
-                1
-            } else {
-                2
-            };
-            a.service_name = Some(r.varying_string(unit)?);
-            a.display_name = r.unique_string(unit)?;
-            a.access = Some(r.u32()?);
-            a.service_type = Some(r.u32()?);
-            a.start_type = Some(r.u32()?);
-            a.error_control = Some(r.u32()?);
-            a.binary_path = Some(r.varying_string(unit)?);
-            let _load_order_group = r.unique_string(unit)?;
-            let _tag_id = r.unique_u32()?;
-            let _dependencies = r.unique_byte_array()?;
-            let _depend_size = r.u32()?;
-            a.start_name = r.unique_string(unit)?;
-        }
-        OP_CHANGE_SERVICE_CONFIG_W | OP_CHANGE_SERVICE_CONFIG_A => {
-            let unit = if opnum == OP_CHANGE_SERVICE_CONFIG_W {
-                2
-            } else {
-                1
-            };
-            a.service_type = Some(r.u32()?);
-            a.start_type = Some(r.u32()?);
-            a.error_control = Some(r.u32()?);
-            a.binary_path = r.unique_string(unit)?;
-            let _load_order_group = r.unique_string(unit)?;
-            let _tag_id = r.unique_u32()?;
-            let _dependencies = r.unique_byte_array()?;
-            let _depend_size = r.u32()?;
-            a.start_name = r.unique_string(unit)?;
-            let _password = r.unique_byte_array()?;
-            let _pw_size = r.u32()?;
-            a.display_name = r.unique_string(unit)?;
-        }
-        OP_OPEN_SERVICE_W | OP_OPEN_SERVICE_A => {
-            a.service_name =
-                Some(r.varying_string(if opnum == OP_OPEN_SERVICE_W { 2 } else { 1 })?);
-            a.access = Some(r.u32()?);
-        }
-        OP_START_SERVICE_W | OP_START_SERVICE_A => {
-            let unit = if opnum == OP_START_SERVICE_W { 2 } else { 1 };
-            let argc = r.u32()?;
-            a.argc = Some(argc);
-            if r.pointer()? != 0 {
-                let n = usize::try_from(r.count()?).ok()?;
-                let shown = n.min(MAX_SERVICE_ARGS);
-                // The array holds one unique pointer per argument; the strings follow, in order.
-                let mut present = Vec::with_capacity(shown);
-                for i in 0..n {
-                    let p = r.pointer()?;
-                    if i < shown {
-                        present.push(p != 0);
-                    }
+        | OP_OPEN_SC_MANAGER_A
+        | OP_OPEN_SERVICE_A
+        | OP_START_SERVICE_A
+        | OP_CREATE_SERVICE_WOW64_A => 1,
+        _ => 2,
+    }
+}
+
+fn call(opnum: u16, r: &mut NdrReader<'_>) -> SvcctlCall {
+    let unit = unit(opnum);
+    match opnum {
+        OP_OPEN_SC_MANAGER_W | OP_OPEN_SC_MANAGER_A | OP_OPEN_SC_MANAGER_2 => {
+            let (mut machine_name, mut database, mut access) = (None, None, None);
+            let _ = (|| -> Option<()> {
+                if opnum != OP_OPEN_SC_MANAGER_2 {
+                    machine_name = r.unique_string(unit)?;
                 }
-                let mut out = Vec::with_capacity(shown);
-                for non_null in present {
-                    if non_null {
-                        r.align(4)?;
-                        match r.varying_string(unit) {
-                            Some(s) => out.push(s),
-                            None => break,
-                        }
-                    }
-                }
-                a.arguments = Some(out).filter(|v| !v.is_empty());
+                database = r.unique_string(unit)?;
+                access = Some(r.u32()?);
+                Some(())
+            })();
+            SvcctlCall::OpenScManager {
+                machine_name,
+                database,
+                access,
             }
         }
-        OP_CONTROL_SERVICE => {
-            a.control = Some(r.u32()?);
+        _ if is_create(opnum) => {
+            let mut c = ServiceConfig::default();
+            let _ = create_service(r, unit, &mut c);
+            SvcctlCall::CreateService(c)
         }
-        _ => {}
+        _ if is_modify(opnum) => {
+            let mut c = ServiceConfig::default();
+            let _ = change_service_config(r, unit, &mut c);
+            SvcctlCall::ChangeServiceConfig(c)
+        }
+        OP_OPEN_SERVICE_W | OP_OPEN_SERVICE_A => {
+            let service_name = r.varying_string(unit);
+            let access = service_name.as_ref().and_then(|_| r.u32());
+            SvcctlCall::OpenService {
+                service_name,
+                access,
+            }
+        }
+        OP_START_SERVICE_W | OP_START_SERVICE_A => {
+            let argc = r.u32();
+            let arguments = argc.and_then(|_| r.unique_string_array(unit, MAX_SERVICE_ARGS));
+            SvcctlCall::StartService {
+                argc,
+                arguments: arguments.flatten().filter(|v| !v.is_empty()),
+            }
+        }
+        OP_CONTROL_SERVICE => SvcctlCall::ControlService { control: r.u32() },
+        _ => SvcctlCall::Other,
     }
+}
+
+fn create_service(r: &mut NdrReader<'_>, unit: usize, c: &mut ServiceConfig) -> Option<()> {
+    c.service_name = Some(r.varying_string(unit)?);
+    c.display_name = r.unique_string(unit)?;
+    c.access = Some(r.u32()?);
+    c.service_type = Some(r.u32()?);
+    c.start_type = Some(r.u32()?);
+    c.error_control = Some(r.u32()?);
+    c.binary_path = Some(r.varying_string(unit)?);
+    let _load_order_group = r.unique_string(unit)?;
+    let _tag_id = r.unique_u32()?;
+    let _dependencies = r.unique_byte_array()?;
+    let _depend_size = r.u32()?;
+    c.start_name = r.unique_string(unit)?;
+    Some(())
+}
+
+fn change_service_config(r: &mut NdrReader<'_>, unit: usize, c: &mut ServiceConfig) -> Option<()> {
+    c.service_type = Some(r.u32()?);
+    c.start_type = Some(r.u32()?);
+    c.error_control = Some(r.u32()?);
+    c.binary_path = r.unique_string(unit)?;
+    let _load_order_group = r.unique_string(unit)?;
+    let _tag_id = r.unique_u32()?;
+    let _dependencies = r.unique_byte_array()?;
+    let _depend_size = r.u32()?;
+    c.start_name = r.unique_string(unit)?;
+    let _password = r.unique_byte_array()?;
+    let _pw_size = r.u32()?;
+    c.display_name = r.unique_string(unit)?;
     Some(())
 }
 
 /// Decodes a response stub: the return code (the stub's last four bytes) and the handle returned
 /// by the opening and creating calls.
-pub fn decode_response(
-    opnum: u16,
-    stub: &[u8],
-    big_endian: bool,
-    syntax: Syntax,
-    args: &mut DceArgs,
-) {
-    args.return_code = return_code(stub, big_endian);
+pub fn parse_response(opnum: u16, stub: &[u8], big_endian: bool, syntax: Syntax) -> SvcctlResponse {
     let mut r = NdrReader::new(stub, big_endian, syntax);
     let handle = match opnum {
         OP_OPEN_SC_MANAGER_W | OP_OPEN_SC_MANAGER_A | OP_OPEN_SC_MANAGER_2 | OP_OPEN_SERVICE_W
@@ -186,9 +242,9 @@ pub fn decode_response(
         _ if is_create(opnum) => r.unique_u32().and_then(|_tag| r.context_handle()),
         _ => None,
     };
-    // A failed open returns an all-zero handle: not a handle anyone can chain on.
-    if let Some(h) = handle.filter(|h| h.iter().any(|&b| b != 0)) {
-        args.response_handle = Some(hex(&h));
+    SvcctlResponse {
+        return_code: return_code(stub, big_endian),
+        handle: handle.filter(|h| h.iter().any(|&b| b != 0)),
     }
 }
 
@@ -317,6 +373,9 @@ pub(crate) mod build {
 mod tests {
     use super::build::*;
     use super::*;
+    use crate::dcerpc::interfaces::SVCCTL;
+    use crate::dcerpc::stubs::{request_args, response_args};
+    use crate::event::{hex, DceArgs};
 
     const H: [u8; 20] = [
         0, 0, 0, 0, 0xc6, 0xfa, 0xad, 0x76, 0x30, 0xa4, 0xd8, 0x48, 0xbf, 0xcb, 0xaa, 0x9d, 0x35,
@@ -325,8 +384,33 @@ mod tests {
 
     fn req(opnum: u16, stub: &[u8], be: bool, syntax: Syntax) -> DceArgs {
         let mut a = DceArgs::default();
-        decode_request(opnum, stub, be, syntax, &mut a);
+        request_args(SVCCTL, opnum, stub, be, syntax, &mut a);
         a
+    }
+
+    #[test]
+    fn typed_records() {
+        let mut w = W::new(false);
+        create_service_w(&mut w, &H, "svc", None, "C:\\x.exe");
+        let r = parse_request(OP_CREATE_SERVICE_W, &w.v, false, Syntax::Ndr20);
+        assert_eq!(r.handle, Some(H));
+        let SvcctlCall::CreateService(c) = r.call else {
+            panic!("{r:?}");
+        };
+        assert_eq!(c.service_name.as_deref(), Some("svc"));
+        assert_eq!(c.binary_path.as_deref(), Some("C:\\x.exe"));
+        // Cut inside the handle: nothing but the opnum's kind is known.
+        let r = parse_request(OP_CREATE_SERVICE_W, &w.v[..10], false, Syntax::Ndr20);
+        assert_eq!((r.handle, r.call), (None, SvcctlCall::Other));
+        let mut w = W::new(false);
+        w.handle(&[0; 20]).u32(5);
+        assert_eq!(
+            parse_response(OP_OPEN_SERVICE_W, &w.v, false, Syntax::Ndr20),
+            SvcctlResponse {
+                return_code: Some(5),
+                handle: None
+            }
+        );
     }
 
     #[test]
@@ -525,7 +609,7 @@ mod tests {
         let mut w = W::new(false);
         w.handle(&H).u32(0);
         let mut a = DceArgs::default();
-        decode_response(15, &w.v, false, Syntax::Ndr20, &mut a);
+        response_args(SVCCTL, 15, &w.v, false, Syntax::Ndr20, &mut a);
         assert_eq!(
             (a.response_handle.as_deref(), a.return_code),
             (Some(hex(&H).as_str()), Some(0))
@@ -534,17 +618,17 @@ mod tests {
         let mut w = W::new(false);
         w.ptr(0).handle(&H).u32(0);
         let mut a = DceArgs::default();
-        decode_response(12, &w.v, false, Syntax::Ndr20, &mut a);
+        response_args(SVCCTL, 12, &w.v, false, Syntax::Ndr20, &mut a);
         assert_eq!(a.response_handle.as_deref(), Some(hex(&H).as_str()));
 
         let mut w = W::new(false);
         w.handle(&[0; 20]).u32(1060); // ERROR_SERVICE_DOES_NOT_EXIST
         let mut a = DceArgs::default();
-        decode_response(16, &w.v, false, Syntax::Ndr20, &mut a);
+        response_args(SVCCTL, 16, &w.v, false, Syntax::Ndr20, &mut a);
         assert_eq!((a.response_handle, a.return_code), (None, Some(1060)));
 
         let mut a = DceArgs::default();
-        decode_response(19, &[0, 0, 0, 5], true, Syntax::Ndr20, &mut a);
+        response_args(SVCCTL, 19, &[0, 0, 0, 5], true, Syntax::Ndr20, &mut a);
         assert_eq!(a.return_code, Some(5));
     }
 }

@@ -4,10 +4,12 @@
 //! SchRpcRegisterTask carries the whole task definition as UTF-16 XML; the command line, its
 //! arguments and the principal are pulled out of it by a tiny, bounded, tolerant tag extractor
 //! (not an XML parser: it only needs the first `<Exec>` action and the `<Principal>`).
+//!
+//! The decoders return typed records ([`TschRequest`], [`TschResponse`], [`JobAdd`]);
+//! `dcerpc::stubs` maps them to the output schema.
 
 use super::ndr::{NdrReader, Syntax};
 use super::svcctl::return_code;
-use crate::event::DceArgs;
 
 pub const OP_SCH_RPC_REGISTER_TASK: u16 = 1;
 pub const OP_SCH_RPC_RETRIEVE_TASK: u16 = 2;
@@ -24,49 +26,80 @@ pub const OP_NETR_JOB_ADD: u16 = 0;
 /// Most SchRpcRun arguments we decode.
 pub const MAX_TASK_ARGS: usize = 64;
 
+/// What a task definition's XML says about its first `<Exec>` action and its principal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskDefinition {
+    pub command: Option<String>,
+    pub command_arguments: Option<String>,
+    pub user_id: Option<String>,
+    pub run_level: Option<String>,
+}
+
+/// One ITaskSchedulerService call's arguments, as far as they parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TschRequest {
+    RegisterTask {
+        task_path: Option<String>,
+        /// None when the XML did not parse.
+        definition: Option<TaskDefinition>,
+    },
+    Run {
+        task_path: Option<String>,
+        argc: Option<u32>,
+        /// None when absent, empty or cut; at most MAX_TASK_ARGS.
+        arguments: Option<Vec<String>>,
+    },
+    /// The calls that name a task and nothing the sensor reads besides (retrieve, stop, delete,
+    /// rename, run info, task info, enable).
+    OnTask {
+        task_path: Option<String>,
+    },
+    Other,
+}
+
+/// An ITaskSchedulerService response: the HRESULT; for registration also the path actually used.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TschResponse {
+    pub return_code: Option<u32>,
+    pub registered_path: Option<String>,
+}
+
+/// An atsvc NetrJobAdd request: ServerName and AT_INFO's Command.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobAdd {
+    pub machine_name: Option<String>,
+    pub command: Option<String>,
+}
+
 /// ITaskSchedulerService request stub → task path, and for registration the XML's action and
 /// principal.
-pub fn decode_tsch_request(
+pub fn parse_tsch_request(
     opnum: u16,
     stub: &[u8],
     big_endian: bool,
     syntax: Syntax,
-    a: &mut DceArgs,
-) {
+) -> TschRequest {
     let mut r = NdrReader::new(stub, big_endian, syntax);
-    let _ = tsch_request(opnum, &mut r, a);
-}
-
-fn tsch_request(opnum: u16, r: &mut NdrReader<'_>, a: &mut DceArgs) -> Option<()> {
     match opnum {
         OP_SCH_RPC_REGISTER_TASK => {
-            a.task_path = r.unique_string(2)?;
-            let xml = r.varying_string(2)?;
-            apply_task_xml(&xml, a);
+            let task_path = r.unique_string(2);
+            let definition = task_path
+                .as_ref()
+                .and_then(|_| r.varying_string(2))
+                .map(|xml| task_definition(&xml));
+            TschRequest::RegisterTask {
+                task_path: task_path.flatten(),
+                definition,
+            }
         }
         OP_SCH_RPC_RUN => {
-            a.task_path = Some(r.varying_string(2)?);
-            let argc = r.u32()?;
-            a.argc = Some(argc);
-            if r.pointer()? != 0 {
-                let n = usize::try_from(r.count()?).ok()?;
-                let mut present = Vec::with_capacity(n.min(MAX_TASK_ARGS));
-                for i in 0..n {
-                    let p = r.pointer()?;
-                    if i < MAX_TASK_ARGS {
-                        present.push(p != 0);
-                    }
-                }
-                let mut out = Vec::new();
-                for non_null in present {
-                    if non_null {
-                        match r.varying_string(2) {
-                            Some(s) => out.push(s),
-                            None => break,
-                        }
-                    }
-                }
-                a.arguments = Some(out).filter(|v| !v.is_empty());
+            let task_path = r.varying_string(2);
+            let argc = task_path.as_ref().and_then(|_| r.u32());
+            let arguments = argc.and_then(|_| r.unique_string_array(2, MAX_TASK_ARGS));
+            TschRequest::Run {
+                task_path,
+                argc,
+                arguments: arguments.flatten().filter(|v| !v.is_empty()),
             }
         }
         OP_SCH_RPC_RETRIEVE_TASK
@@ -75,75 +108,75 @@ fn tsch_request(opnum: u16, r: &mut NdrReader<'_>, a: &mut DceArgs) -> Option<()
         | OP_SCH_RPC_RENAME
         | OP_SCH_RPC_GET_LAST_RUN_INFO
         | OP_SCH_RPC_GET_TASK_INFO
-        | OP_SCH_RPC_ENABLE_TASK => {
-            a.task_path = Some(r.varying_string(2)?);
-        }
-        _ => {}
+        | OP_SCH_RPC_ENABLE_TASK => TschRequest::OnTask {
+            task_path: r.varying_string(2),
+        },
+        _ => TschRequest::Other,
     }
-    Some(())
 }
 
-/// ITaskSchedulerService response: the HRESULT; for registration also the path actually used.
-pub fn decode_tsch_response(
+/// ITaskSchedulerService response stub.
+pub fn parse_tsch_response(
     opnum: u16,
     stub: &[u8],
     big_endian: bool,
     syntax: Syntax,
-    a: &mut DceArgs,
-) {
-    a.return_code = return_code(stub, big_endian);
-    if opnum == OP_SCH_RPC_REGISTER_TASK && a.task_path.is_none() {
+) -> TschResponse {
+    let mut registered_path = None;
+    if opnum == OP_SCH_RPC_REGISTER_TASK {
         let mut r = NdrReader::new(stub, big_endian, syntax);
-        if let Some(Some(p)) = r.unique_string(2) {
-            a.task_path = Some(p);
-        }
+        registered_path = r.unique_string(2).flatten();
+    }
+    TschResponse {
+        return_code: return_code(stub, big_endian),
+        registered_path,
     }
 }
 
-/// atsvc request: NetrJobAdd(ServerName, AT_INFO{JobTime, DaysOfMonth, DaysOfWeek, Flags, Command}).
-pub fn decode_atsvc_request(
+/// atsvc request: NetrJobAdd(ServerName, AT_INFO{JobTime, DaysOfMonth, DaysOfWeek, Flags, Command});
+/// None for the other opnums.
+pub fn parse_atsvc_request(
     opnum: u16,
     stub: &[u8],
     big_endian: bool,
     syntax: Syntax,
-    a: &mut DceArgs,
-) {
+) -> Option<JobAdd> {
     if opnum != OP_NETR_JOB_ADD {
-        return;
+        return None;
     }
     let mut r = NdrReader::new(stub, big_endian, syntax);
+    let mut job = JobAdd::default();
     let _ = (|| -> Option<()> {
-        a.machine_name = r.unique_string(2)?;
+        job.machine_name = r.unique_string(2)?;
         let _job_time = r.count()?; // DWORD_PTR: 4 bytes in NDR 2.0, 8 in NDR64
         let _days_of_month = r.u32()?;
         let _days_of_week = r.u8()?;
         let _flags = r.u8()?;
         if r.pointer()? != 0 {
-            a.command = Some(r.varying_string(2)?);
+            job.command = Some(r.varying_string(2)?);
         }
         Some(())
     })();
-}
-
-pub fn decode_atsvc_response(stub: &[u8], big_endian: bool, a: &mut DceArgs) {
-    a.return_code = return_code(stub, big_endian);
+    Some(job)
 }
 
 /// Longest task XML (characters) the extractor looks at.
 pub const MAX_TASK_XML_SCAN: usize = 256 * 1024;
 
-/// Fills command, command_arguments, user_id and run_level from a task definition.
-pub fn apply_task_xml(xml: &str, a: &mut DceArgs) {
+/// The command, arguments, user and run level of a task definition.
+pub fn task_definition(xml: &str) -> TaskDefinition {
     let xml = match xml.char_indices().nth(MAX_TASK_XML_SCAN) {
         Some((i, _)) => &xml[..i],
         None => xml,
     };
     let exec = section(xml, "Exec").unwrap_or(xml);
-    a.command = tag_text(exec, "Command");
-    a.command_arguments = tag_text(exec, "Arguments");
     let principal = section(xml, "Principal").unwrap_or(xml);
-    a.user_id = tag_text(principal, "UserId").or_else(|| tag_text(principal, "GroupId"));
-    a.run_level = tag_text(principal, "RunLevel");
+    TaskDefinition {
+        command: tag_text(exec, "Command"),
+        command_arguments: tag_text(exec, "Arguments"),
+        user_id: tag_text(principal, "UserId").or_else(|| tag_text(principal, "GroupId")),
+        run_level: tag_text(principal, "RunLevel"),
+    }
 }
 
 /// The text between `<name …>` and the next `<`, entity-decoded and trimmed. Namespace prefixes
@@ -228,7 +261,15 @@ fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dcerpc::interfaces::{ATSVC, ITASKSCHEDULERSERVICE};
+    use crate::dcerpc::stubs::{request_args, response_args, task_definition as apply};
     use crate::dcerpc::svcctl::build::W;
+    use crate::event::DceArgs;
+
+    /// The output fields a task definition fills.
+    fn xml_args(xml: &str, a: &mut DceArgs) {
+        apply(task_definition(xml), a);
+    }
 
     /// The XML impacket atexec.py registers (shape of `atexec.py` `gen_xml`).
     const XML: &str = r#"<?xml version="1.0" encoding="UTF-16"?>
@@ -252,7 +293,7 @@ mod tests {
     #[test]
     fn task_xml_fields() {
         let mut a = DceArgs::default();
-        apply_task_xml(XML, &mut a);
+        xml_args(XML, &mut a);
         assert_eq!(a.command.as_deref(), Some("cmd.exe"));
         assert_eq!(
             a.command_arguments.as_deref(),
@@ -262,7 +303,7 @@ mod tests {
         assert_eq!(a.run_level.as_deref(), Some("HighestAvailable"));
         // Tolerant of prefixes, attributes, missing pieces and garbage.
         let mut b = DceArgs::default();
-        apply_task_xml(
+        xml_args(
             "<t:Exec><t:Command x='1'>  powershell.exe </t:Command><Arguments/></t:Exec>",
             &mut b,
         );
@@ -271,7 +312,7 @@ mod tests {
             (Some("powershell.exe"), None)
         );
         let mut c = DceArgs::default();
-        apply_task_xml("<<<<>>>< Command", &mut c);
+        xml_args("<<<<>>>< Command", &mut c);
         assert_eq!(c.command, None);
     }
 
@@ -280,7 +321,7 @@ mod tests {
         // 64 Ki of '<' then '>' would be quadratic for a naive scan; this must finish at once.
         let hostile = format!("{}>{}", "<".repeat(65_536), "</".repeat(30_000));
         let mut a = DceArgs::default();
-        apply_task_xml(&hostile, &mut a);
+        xml_args(&hostile, &mut a);
         assert_eq!(a.command, None);
         let nested = "<Exec><<Command>x</Command></Exec>";
         assert_eq!(tag_text(nested, "Command").as_deref(), Some("x"));
@@ -297,7 +338,7 @@ mod tests {
             .u32(0)
             .ptr(0);
         let mut a = DceArgs::default();
-        decode_tsch_request(1, &w.v, false, Syntax::Ndr20, &mut a);
+        request_args(ITASKSCHEDULERSERVICE, 1, &w.v, false, Syntax::Ndr20, &mut a);
         assert_eq!(a.task_path.as_deref(), Some("\\abcdEFGH"));
         assert_eq!(a.command.as_deref(), Some("cmd.exe"));
         assert_eq!(a.user_id.as_deref(), Some("S-1-5-18"));
@@ -308,7 +349,14 @@ mod tests {
         let mut w = W::new(false);
         w.wstr("\\abcdEFGH").u32(0).ptr(0).u32(0).u32(0).ptr(0);
         let mut a = DceArgs::default();
-        decode_tsch_request(12, &w.v, false, Syntax::Ndr20, &mut a);
+        request_args(
+            ITASKSCHEDULERSERVICE,
+            12,
+            &w.v,
+            false,
+            Syntax::Ndr20,
+            &mut a,
+        );
         assert_eq!(
             (a.task_path.as_deref(), a.argc),
             (Some("\\abcdEFGH"), Some(0))
@@ -316,12 +364,19 @@ mod tests {
         let mut w = W::new(false);
         w.wstr("\\T1").u32(0);
         let mut a = DceArgs::default();
-        decode_tsch_request(13, &w.v, false, Syntax::Ndr20, &mut a);
+        request_args(
+            ITASKSCHEDULERSERVICE,
+            13,
+            &w.v,
+            false,
+            Syntax::Ndr20,
+            &mut a,
+        );
         assert_eq!(a.task_path.as_deref(), Some("\\T1"));
         let mut w = W::new(false);
         w.unique_wstr(Some("\\T1")).ptr(0).u32(0x8007_0005);
         let mut a = DceArgs::default();
-        decode_tsch_response(1, &w.v, false, Syntax::Ndr20, &mut a);
+        response_args(ITASKSCHEDULERSERVICE, 1, &w.v, false, Syntax::Ndr20, &mut a);
         assert_eq!(
             (a.task_path.as_deref(), a.return_code),
             (Some("\\T1"), Some(0x8007_0005))
@@ -335,7 +390,7 @@ mod tests {
         w.v.extend_from_slice(&[0, 0x10]); // DaysOfWeek, Flags (JOB_NONINTERACTIVE)
         w.ptr(0x20004).wstr("cmd /c net user x y /add");
         let mut a = DceArgs::default();
-        decode_atsvc_request(0, &w.v, false, Syntax::Ndr20, &mut a);
+        request_args(ATSVC, 0, &w.v, false, Syntax::Ndr20, &mut a);
         assert_eq!(a.machine_name.as_deref(), Some("\\\\10.0.0.5"));
         assert_eq!(a.command.as_deref(), Some("cmd /c net user x y /add"));
     }

@@ -122,7 +122,7 @@ fn lab_psexec_default_create_service() {
     );
     assert_eq!(create.status, "nca_s_op_rng_error"); // Samba refuses CreateServiceW
     assert_eq!(create.named_pipe.as_deref(), Some("\\pipe\\svcctl"));
-    assert_eq!(create.transport, "smb_pipe");
+    assert_eq!(create.transport, Transport::SmbPipe);
     assert_eq!(create.opnum, Some(12));
     assert!(create.rtt.is_some());
     // Handles chain: the SCM handle OpenSCManagerW returned is the one CreateServiceW uses.
@@ -480,7 +480,7 @@ fn ndr64_negotiated_stub_decoded_as_ndr64() {
     assert_eq!(c.args.binary_path.as_deref(), Some("C:\\x64.exe"));
     assert_eq!(
         (c.transport, c.named_pipe.as_deref()),
-        ("tcp", Some("49667"))
+        (Transport::Tcp, Some("49667"))
     );
 }
 
@@ -634,7 +634,10 @@ fn ept_map_over_tcp_gives_port_and_expectation() {
     );
     let ev = dce(&sink);
     let m = find(&ev, "ept_map");
-    assert_eq!((m.endpoint.as_str(), m.transport), ("epmapper", "tcp"));
+    assert_eq!(
+        (m.endpoint.as_str(), m.transport),
+        ("epmapper", Transport::Tcp)
+    );
     assert_eq!(m.args.epm_port, Some(49668));
     assert_eq!(m.args.mapped_endpoint.as_deref(), Some("svcctl"));
     let x = expectation_from_event(m).unwrap();
@@ -975,11 +978,14 @@ fn stub_decoders_survive_random_bytes() {
         };
         for opnum in 0..=65u16 {
             let mut a = crate::event::DceArgs::default();
-            svcctl::decode_request(opnum, &stub, be, syntax, &mut a);
-            svcctl::decode_response(opnum, &stub, be, syntax, &mut a);
-            tasks::decode_tsch_request(opnum, &stub, be, syntax, &mut a);
-            tasks::decode_tsch_response(opnum, &stub, be, syntax, &mut a);
-            tasks::decode_atsvc_request(opnum, &stub, be, syntax, &mut a);
+            for uuid in [
+                interfaces::SVCCTL,
+                interfaces::ITASKSCHEDULERSERVICE,
+                interfaces::ATSVC,
+            ] {
+                stubs::request_args(uuid, opnum, &stub, be, syntax, &mut a);
+                stubs::response_args(uuid, opnum, &stub, be, syntax, &mut a);
+            }
         }
         let mut a = crate::event::DceArgs::default();
         epm::decode_map_request(&stub, be, ndr::Syntax::Ndr20, &mut a);
@@ -987,7 +993,7 @@ fn stub_decoders_survive_random_bytes() {
         let _ = epm::parse_tower(&stub);
         let _ = parsed(pdu::parse_bind(&stub, be));
         let _ = parsed(pdu::parse_bind_ack(&stub, be));
-        tasks::apply_task_xml(&String::from_utf8_lossy(&stub), &mut a);
+        let _ = tasks::task_definition(&String::from_utf8_lossy(&stub));
     }
 }
 

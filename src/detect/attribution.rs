@@ -1,6 +1,7 @@
 //! Tool attribution: which signature of rules/tools.toml an attack instance matches.
 
 use super::rules::{Rules, Signature};
+use crate::dcerpc::Transport;
 use crate::event::alert::Technique;
 
 /// Everything about an attack instance a signature may look at.
@@ -17,7 +18,7 @@ pub struct AttribInput<'a> {
     pub commands: Vec<&'a str>,
     /// "endpoint::operation" of calls seen from the source on the target.
     pub calls: Vec<&'a str>,
-    pub transport: Option<&'a str>,
+    pub transport: Option<Transport>,
     /// "svcctl" | "atsvc" | "ITaskSchedulerService"
     pub interface: Option<&'a str>,
     /// Opnums of the create / register calls folded into the instance.
@@ -82,10 +83,7 @@ pub fn signature_matches(sig: &Signature, x: &AttribInput<'_>) -> bool {
         && any(&sig.command, &x.commands)
         && any(&sig.call, &x.calls)
         && sig.technique.is_none_or(|t| Some(t) == x.technique)
-        && sig
-            .transport
-            .as_deref()
-            .is_none_or(|t| Some(t) == x.transport)
+        && sig.transport.is_none_or(|t| Some(t) == x.transport)
         && sig
             .interface
             .as_deref()

@@ -1,5 +1,6 @@
 //! An attack instance under construction, and the sentence that explains its alert.
 
+use crate::dcerpc::Transport;
 use crate::event::alert::{Basis, Evidence, FoldedCall, Technique, Upload};
 use crate::event::{ConnFields, DceArgs, UserSource};
 use crate::time::Ts;
@@ -14,7 +15,7 @@ use super::uploads::Owner;
 #[derive(Clone, Copy)]
 pub(super) struct How<'a> {
     pub(super) basis: Basis,
-    pub(super) transport: &'static str,
+    pub(super) transport: Transport,
     pub(super) opnum: Option<u16>,
     pub(super) args: &'a DceArgs,
 }
@@ -52,7 +53,7 @@ pub(super) struct Instance {
     pub(super) basis: Basis,
     /// Some of its calls were read by decrypting SMB3 with supplied keys.
     pub(super) decrypted: bool,
-    pub(super) transport: &'static str,
+    pub(super) transport: Transport,
     pub(super) iface: Iface,
     /// Time of the first create/register call: uploads before it count as "upload then create".
     pub(super) create_ts: Ts,

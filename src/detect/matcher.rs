@@ -18,6 +18,7 @@ use super::names::{is_admin_share, upload_relative};
 use super::report::{service_control_signal, touch};
 use super::retired::Retired;
 use super::rules::Rules;
+use crate::dcerpc::Transport;
 use crate::event::alert::{
     Alert, Basis, Evidence, FoldedCall, Severity, SignalAlert, Technique, VisibilityAlert,
 };
@@ -581,7 +582,7 @@ impl Detector {
 
     fn on_dce(&mut self, c: &ConnFields, d: &DceRpc, out: &mut Vec<Alert>) {
         let Some(p) = self.pair(c) else { return };
-        if d.transport == "smb_pipe" {
+        if d.transport == Transport::SmbPipe {
             p.smb_seen = true;
         }
         if d.operation == "bind" || d.operation == "alter_context" {
@@ -989,7 +990,7 @@ impl Detector {
         };
         let how = How {
             basis: x.basis,
-            transport: "smb_pipe",
+            transport: Transport::SmbPipe,
             opnum: None,
             args: &args,
         };

@@ -30,7 +30,7 @@ fn call(secs: u64, pipe: &str, op: InferredOp, status: &str, rc: Option<u32>) ->
         named_pipe: Some(pipe.into()),
         endpoint: endpoint.into(),
         operation: op.operation().into(),
-        transport: "smb_pipe",
+        transport: crate::dcerpc::Transport::SmbPipe,
         opnum: None,
         call_id: 1,
         ctx_id: Some(0),

@@ -33,6 +33,7 @@
 //!
 //! Unknown keys are errors. Every error names the file, the line and the problem.
 
+use crate::dcerpc::Transport;
 use crate::event::alert::Technique;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
@@ -110,7 +111,7 @@ pub struct Signature {
     pub command: Option<Regex>,
     pub call: Option<Regex>,
     pub technique: Option<Technique>,
-    pub transport: Option<String>,
+    pub transport: Option<Transport>,
     pub interface: Option<String>,
     pub opnum: Option<u16>,
     pub binary_is_upload: Option<bool>,
@@ -570,14 +571,15 @@ impl Rules {
                             )
                         })?),
                     };
-                    if let Some(tr) = &r.transport {
-                        if !matches!(tr.get_ref().as_str(), "smb_pipe" | "tcp") {
-                            return Err(ctx.err_at(
+                    let transport = match &r.transport {
+                        None => None,
+                        Some(tr) => Some(Transport::from_name(tr.get_ref()).ok_or_else(|| {
+                            ctx.err_at(
                                 tr.span().start,
                                 format!("unknown transport {:?} (smb_pipe, tcp)", tr.get_ref()),
-                            ));
-                        }
-                    }
+                            )
+                        })?),
+                    };
                     if let Some(i) = &r.interface {
                         if !matches!(
                             i.get_ref().as_str(),
@@ -604,7 +606,7 @@ impl Rules {
                         command: ctx.regex(&r.command, "command")?,
                         call: ctx.regex(&r.call, "call")?,
                         technique,
-                        transport: r.transport.as_ref().map(|t| t.get_ref().clone()),
+                        transport,
                         interface: r.interface.as_ref().map(|t| t.get_ref().clone()),
                         opnum: r.opnum,
                         binary_is_upload: r.binary_is_upload,

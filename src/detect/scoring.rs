@@ -11,6 +11,7 @@ use super::matcher::Detector;
 use super::names::{looks_random, runs_interpreter};
 use super::rules::Rules;
 use super::uploads::names_upload;
+use crate::dcerpc::Transport;
 use crate::event::alert::{Basis, Severity, Technique, TechniqueAlert, Upload};
 use crate::time::Ts;
 use std::net::IpAddr;
@@ -197,7 +198,8 @@ pub(super) fn score(inst: &Instance, pair: &PairView<'_>, rules: &Rules) -> Scor
     };
     let confidence = confidence(&factors);
     let severity = severity(confidence, &factors);
-    let over_smb = inst.transport == "smb_pipe" || !inst.shares.is_empty() || !uploads.is_empty();
+    let over_smb =
+        inst.transport == Transport::SmbPipe || !inst.shares.is_empty() || !uploads.is_empty();
     let attack = attack_ids(
         inst,
         over_smb,

@@ -453,8 +453,7 @@ pub struct DceRpc {
     pub endpoint: String,
     /// Operation name (Zeek's), `unknown-<opnum>`, or "bind" / "alter_context" for binds.
     pub operation: String,
-    /// "smb_pipe" | "tcp"
-    pub transport: &'static str,
+    pub transport: crate::dcerpc::Transport,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opnum: Option<u16>,
     pub call_id: u32,

@@ -201,7 +201,7 @@ fn dcerpc<'a>(stamp: &'a Stamp, d: &'a DceRpc) -> EveRecord<'a> {
     });
     // Suricata: over a pipe `smb.dcerpc` with `opnum` at its top; over TCP `dcerpc` with
     // `req.opnum` and `rpc_version`.
-    let pipe = d.transport == "smb_pipe";
+    let pipe = d.transport == crate::dcerpc::Transport::SmbPipe;
     let rpc = EveDcerpc {
         request,
         response,

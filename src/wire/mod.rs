@@ -28,6 +28,13 @@ pub fn buffer_or_empty(base: &[u8], offset: usize, len: usize) -> &[u8] {
     buffer_at(base, offset, len).unwrap_or(&[])
 }
 
+/// `len` bytes at `offset` from the start of `base`, clipped to what is present: a message cut
+/// short (or a length that lies) yields the bytes that exist, never a read past them.
+pub fn clipped(base: &[u8], offset: usize, len: usize) -> &[u8] {
+    let tail = base.get(offset..).unwrap_or(&[]);
+    tail.get(..len).unwrap_or(tail)
+}
+
 /// UTF-16LE to String (lossy: unpaired surrogates become U+FFFD, an odd last byte is dropped), at
 /// most `max_chars` code units.
 pub fn utf16le(b: &[u8], max_chars: usize) -> String {
@@ -57,6 +64,9 @@ mod tests {
         assert_eq!(buffer_at(b, 8, 3), None);
         assert_eq!(buffer_at(b, usize::MAX, 1), None);
         assert_eq!(buffer_or_empty(b, 11, 0), b"");
+        assert_eq!(clipped(b, 8, 3), b"89");
+        assert_eq!(clipped(b, 11, 3), b"");
+        assert_eq!(clipped(b, usize::MAX, usize::MAX), b"");
     }
 
     #[test]

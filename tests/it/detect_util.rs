@@ -2,6 +2,7 @@
 //! (see /work/shared/lab-notes.md for the impacket / Samba sequences).
 #![allow(dead_code)]
 
+use psexec_sensor::dcerpc::Transport;
 use psexec_sensor::detect::{Detector, Rules};
 use psexec_sensor::event::alert::{Alert, SignalAlert, TechniqueAlert};
 use psexec_sensor::event::*;
@@ -143,7 +144,7 @@ impl Seq {
             },
             endpoint: endpoint.into(),
             operation: operation.into(),
-            transport,
+            transport: Transport::from_name(transport).expect("smb_pipe or tcp"),
             opnum: Some(opnum),
             call_id: 1,
             ctx_id: Some(0),
@@ -198,7 +199,7 @@ impl Seq {
             named_pipe: None,
             endpoint: endpoints.last().map(|x| x.0).unwrap_or("").into(),
             operation: "bind".into(),
-            transport,
+            transport: Transport::from_name(transport).expect("smb_pipe or tcp"),
             opnum: None,
             call_id: 1,
             ctx_id: None,

@@ -5,8 +5,10 @@
 //! decoder, then run through detection after OpenSCManager / OpenService.
 
 use crate::detect_util::*;
+use psexec_sensor::dcerpc::interfaces::SVCCTL;
 use psexec_sensor::dcerpc::ndr::Syntax;
-use psexec_sensor::dcerpc::svcctl::{decode_request, OP_CHANGE_SERVICE_CONFIG_W};
+use psexec_sensor::dcerpc::stubs::request_args;
+use psexec_sensor::dcerpc::svcctl::OP_CHANGE_SERVICE_CONFIG_W;
 use psexec_sensor::event::alert::Technique;
 use psexec_sensor::event::DceArgs;
 
@@ -72,7 +74,8 @@ fn change_config_w(service_type: u32, start_type: u32, binary_path: Option<&str>
 
 fn decoded(stub: &[u8]) -> DceArgs {
     let mut a = DceArgs::default();
-    decode_request(
+    request_args(
+        SVCCTL,
         OP_CHANGE_SERVICE_CONFIG_W,
         stub,
         false,

@@ -5,6 +5,7 @@
 //! TCP segments cut or altered.
 
 use crate::common::pipeline_run::{run, run_segments, segments};
+use psexec_sensor::dcerpc::Transport;
 use psexec_sensor::event::{DceRpc, Event, FileAction, SmbAuth, SmbFiles, SmbMapping, SmbVersion};
 use psexec_sensor::sink::Counters;
 use serde_json::Value;
@@ -182,7 +183,7 @@ fn i1_smb1_psexec_matches_truth() {
         .into_iter()
         .find(|d| d.endpoint == "svcctl" && d.operation == "CreateServiceW")
         .expect("svcctl CreateServiceW over the SMB1 pipe");
-    assert_eq!(create.transport, "smb_pipe");
+    assert_eq!(create.transport, Transport::SmbPipe);
     assert_eq!(create.args.service_name.as_deref(), want["name"].as_str());
     assert_eq!(
         create.args.binary_path.as_deref(),

@@ -7,14 +7,16 @@
 //! The capture plumbing here (legacy pcap, Ethernet/IPv4/TCP, in-order segments, NetBIOS
 //! framing) is deliberately minimal and test-only: the real pipeline lives in capture/, flow/.
 
-use super::andx::AndxChain;
-use super::create::{NtCreateRequest, NtCreateResponse};
-use super::header::{cmd, Header};
-use super::paths::DeleteRequest;
-use super::rw::{close_fid, LargeData, ReadAndxResponse, WriteAndxRequest, WriteAndxResponse};
-use super::session_setup::SessionSetupRequest;
-use super::trans::{TransRequest, TransResponse};
-use super::tree::{TreeConnectRequest, TreeConnectResponse};
+use super::records::andx::AndxChain;
+use super::records::create::{NtCreateRequest, NtCreateResponse};
+use super::records::paths::DeleteRequest;
+use super::records::rw::{
+    close_fid, LargeData, ReadAndxResponse, WriteAndxRequest, WriteAndxResponse,
+};
+use super::records::session_setup::SessionSetupRequest;
+use super::records::trans::{TransRequest, TransResponse};
+use super::records::tree::{TreeConnectRequest, TreeConnectResponse};
+use super::records::{cmd, Header};
 use std::collections::BTreeMap;
 
 /// (to_server, payload) TCP segments of SMB ports, in order per direction, retransmissions cut.
@@ -100,7 +102,7 @@ fn facts(path: &str) -> BTreeMap<&'static str, Vec<String>> {
         let h = Header::parse(&msg).unwrap();
         assert_eq!(h.is_response(), !to_server);
         let u = h.is_unicode();
-        let ok = h.status().carries_body();
+        let ok = h.status.carries_body();
         for block in AndxChain::new(&msg, &h) {
             let b = block.unwrap_or_else(|e| panic!("{path}: {e}"));
             match (b.command, h.is_response()) {
@@ -120,7 +122,7 @@ fn facts(path: &str) -> BTreeMap<&'static str, Vec<String>> {
                 ),
                 (cmd::TREE_CONNECT_ANDX, true) => {
                     if let Some(r) = TreeConnectResponse::parse(&msg, &b, u).unwrap() {
-                        add("tree_resp", format!("{} {}", r.service.decode(), h.tid()));
+                        add("tree_resp", format!("{} {}", r.service.decode(), h.tid));
                     }
                 }
                 (cmd::NT_CREATE_ANDX, false) => add(
@@ -131,7 +133,7 @@ fn facts(path: &str) -> BTreeMap<&'static str, Vec<String>> {
                     "create_resp",
                     match NtCreateResponse::parse(&b).unwrap() {
                         Some(r) => format!("{:#06x} {} {}", r.fid, r.create_action, r.end_of_file),
-                        None => format!("error {}", h.status().display()),
+                        None => format!("error {}", h.status.display()),
                     },
                 ),
                 (cmd::WRITE_ANDX, false) => {

@@ -1,11 +1,9 @@
 //! SMB1 (NT LM 0.12).
 //!
-//! Wire formats: every parser here is a pure function over one SMB1 message
-//! (`msg` starts at the `0xFF 'SMB'` magic, so every offset is relative to the header start, as
-//! AndX offsets, data offsets and Unicode alignment all are on the wire).
-//!
-//! The connection state machine on the shared tables is [`state::Smb1State`]. Typical use of
-//! the wire formats:
+//! Wire formats: [`records`], nom parsers over one SMB1 message (`msg` starts at the `0xFF 'SMB'`
+//! magic, so every offset is relative to the header start, as AndX offsets, data offsets and
+//! Unicode alignment all are on the wire). The connection state machine on the shared tables,
+//! which consumes the records, is [`state::Smb1State`]. Typical use of the records:
 //! ```ignore
 //! let hdr = Header::parse(msg)?;
 //! for block in AndxChain::new(msg, &hdr) {
@@ -17,21 +15,9 @@
 //! }
 //! ```
 
-pub mod andx;
-pub mod create;
 pub mod dos_error;
-pub mod header;
-pub mod negotiate;
-pub mod paths;
-pub mod rw;
-pub mod session_setup;
+pub mod records;
 pub mod state;
-pub mod strings;
-pub mod trans;
-pub mod trans2;
-pub mod tree;
-mod wire;
-mod words;
 
 #[cfg(test)]
 mod capture_tests;
@@ -40,7 +26,7 @@ mod state_tests;
 #[cfg(test)]
 mod test_util;
 
-pub use andx::{AndxChain, Block, MAX_ANDX_DEPTH};
-pub use header::{cmd, Header, Smb1Error, Status, SMB1_HEADER_LEN};
+pub use records::andx::{AndxChain, Block, MAX_ANDX_DEPTH};
+pub use records::strings::{SmbStr, MAX_STRING_BYTES};
+pub use records::{cmd, Header, Smb1Error, Status, SMB1_HEADER_LEN};
 pub use state::Smb1State;
-pub use strings::{SmbStr, MAX_STRING_BYTES};

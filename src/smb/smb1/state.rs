@@ -8,23 +8,25 @@
 //! It sees whole messages: NetBIOS limits SMB1 messages to 128 KiB (17-bit length), well under
 //! the framer's whole-message buffer.
 
-use super::andx::{AndxChain, Block};
-use super::create::{NtCreateRequest, NtCreateResponse, OpenAndxRequest, OpenAndxResponse};
-use super::header::{cmd, Header, Smb1Error, Status};
-use super::negotiate::{NegotiateRequest, NegotiateResponse, MAX_DIALECTS};
-use super::paths::{DeleteRequest, RenameRequest};
-use super::rw::{
+use super::records::andx::{AndxChain, Block};
+use super::records::create::{
+    NtCreateRequest, NtCreateResponse, OpenAndxRequest, OpenAndxResponse,
+};
+use super::records::negotiate::{NegotiateRequest, NegotiateResponse, MAX_DIALECTS};
+use super::records::paths::{DeleteRequest, RenameRequest};
+use super::records::rw::{
     close_fid, LargeData, ReadAndxRequest, ReadAndxResponse, WriteAndxRequest, WriteAndxResponse,
 };
-use super::session_setup::{SessionSetupRequest, SessionSetupResponse, SetupForm};
-use super::strings::SmbStr;
-use super::trans::{
-    nt_fn, pipe_fn, AssemblyState, NtTransCreateRequest, NtTransCreateResponse, NtTransRequest,
+use super::records::session_setup::{SessionSetupRequest, SessionSetupResponse, SetupForm};
+use super::records::strings::SmbStr;
+use super::records::trans::{
+    nt_fn, nt_transact_create, pipe_fn, AssemblyState, NtTransCreateResponse, NtTransRequest,
     NtTransResponse, TransAssembly, TransRequest, TransResponse, TransSecondary,
     MAX_TRANS_DATA_BYTES, MAX_TRANS_PARAM_BYTES,
 };
-use super::trans2::{sub, SetInfo as WireSetInfo, Trans2Request};
-use super::tree::{TreeConnectRequest, TreeConnectResponse};
+use super::records::trans2::{sub, SetInfo as WireSetInfo, Trans2Request};
+use super::records::tree::{TreeConnectRequest, TreeConnectResponse};
+use super::records::{cmd, Header, Smb1Error, Status};
 use crate::dcerpc::Conversation;
 use crate::event::{AnomalyKind, CreateAction, Event, FileAction, SmbAuth, SmbMapping, SmbVersion};
 use crate::flow::Direction;
@@ -177,7 +179,7 @@ impl Smb1State {
         };
         sink.count("smb1.commands", 1);
         if self.uids.len() < MAX_SMB_SESSIONS {
-            self.uids.insert(h.uid());
+            self.uids.insert(h.uid);
         }
         if h.is_response() != (dir == Direction::ToClient) {
             sink.anomaly(
@@ -185,7 +187,7 @@ impl Smb1State {
                 Some(cx.conn()),
                 AnomalyKind::WrongDirection,
                 LAYER,
-                format!("{} in the wrong direction", cmd::name(h.command())),
+                format!("{} in the wrong direction", cmd::name(h.command)),
             );
             return;
         }
@@ -231,21 +233,21 @@ impl Smb1State {
         self.pending.insert(key, p);
     }
 
-    fn take_pending(&mut self, h: &Header<'_>) -> Option<Pending> {
-        self.pending.remove(&(h.pid(), h.mid()))
+    fn take_pending(&mut self, h: &Header) -> Option<Pending> {
+        self.pending.remove(&(h.pid(), h.mid))
     }
 
     fn request(
         &mut self,
         cx: &Cx<'_>,
         t: &mut Tables,
-        h: &Header<'_>,
+        h: &Header,
         msg: &[u8],
         blocks: &[Block<'_>],
         sink: &mut Sink,
     ) {
         let u = h.is_unicode();
-        let (uid, tid) = (h.uid(), h.tid());
+        let (uid, tid) = (h.uid, h.tid);
         let grants_ids = blocks.first().is_some_and(|b| {
             matches!(
                 b.command,
@@ -276,7 +278,7 @@ impl Smb1State {
         if !infos.is_empty() {
             self.remember(
                 cx,
-                (h.pid(), h.mid()),
+                (h.pid(), h.mid),
                 Pending {
                     seq: 0,
                     ts: cx.ts,
@@ -294,13 +296,13 @@ impl Smb1State {
         &mut self,
         cx: &Cx<'_>,
         t: &mut Tables,
-        h: &Header<'_>,
+        h: &Header,
         msg: &[u8],
         b: &Block<'_>,
         u: bool,
         sink: &mut Sink,
     ) -> Result<Option<Info>, Smb1Error> {
-        let (uid, tid) = (h.uid(), h.tid());
+        let (uid, tid) = (h.uid, h.tid);
         Ok(Some(match b.command {
             cmd::NEGOTIATE => {
                 let r = NegotiateRequest::parse(msg, b)?;
@@ -403,7 +405,7 @@ impl Smb1State {
                         data_at, u, sink,
                     )
                 } else {
-                    let key = (uid, tid, h.pid(), h.mid());
+                    let key = (uid, tid, h.pid(), h.mid);
                     let mut asm =
                         TransAssembly::new(r.total_param_count.into(), r.total_data_count.into());
                     if asm.add(
@@ -443,7 +445,7 @@ impl Smb1State {
             }
             cmd::TRANSACTION_SECONDARY | cmd::TRANSACTION2_SECONDARY => {
                 let s = TransSecondary::parse(msg, b)?;
-                let key = (uid, tid, h.pid(), h.mid());
+                let key = (uid, tid, h.pid(), h.mid);
                 let Some(ot) = self.trans.get_mut(&key) else {
                     sink.count("smb1.orphan_secondary", 1);
                     return Ok(None);
@@ -508,7 +510,7 @@ impl Smb1State {
             cmd::NT_TRANSACT => {
                 let r = NtTransRequest::parse(msg, b)?;
                 if r.function == nt_fn::CREATE && r.param_count >= r.total_param_count {
-                    let c = NtTransCreateRequest::parse(msg, &r, u)?;
+                    let c = nt_transact_create(msg, &r, u)?;
                     Info::Create {
                         name: file_name(&c.name, cx, sink),
                         access: c.desired_access,
@@ -690,12 +692,12 @@ impl Smb1State {
         &mut self,
         cx: &Cx<'_>,
         t: &mut Tables,
-        h: &Header<'_>,
+        h: &Header,
         msg: &[u8],
         blocks: &[Block<'_>],
         sink: &mut Sink,
     ) {
-        let st = h.status();
+        let st = h.status;
         let mut pending = self.take_pending(h);
         let mut unhandled = Vec::new();
         let blocks = if pending.is_none() && !self.client_seen {
@@ -720,7 +722,7 @@ impl Smb1State {
                     let info = i.map(|i| p.blocks.remove(i).1);
                     (p.ts, p.uid, p.tid, info)
                 }
-                None => (cx.ts, h.uid(), h.tid(), None),
+                None => (cx.ts, h.uid, h.tid, None),
             };
             match self.response_block(cx, t, h, st, msg, b, ts, uid, tid, info, sink) {
                 Ok(Some(more)) => still_waiting.push((b.command, more, ts, uid, tid)),
@@ -733,7 +735,7 @@ impl Smb1State {
             let blocks = still_waiting.into_iter().map(|(c, i, ..)| (c, i)).collect();
             self.remember(
                 cx,
-                (h.pid(), h.mid()),
+                (h.pid(), h.mid),
                 Pending {
                     seq: 0,
                     ts,
@@ -756,12 +758,12 @@ impl Smb1State {
                         None,
                         None,
                         status_name(st),
-                        u64::from(h.uid()),
+                        u64::from(h.uid),
                         None,
                         sink,
                     ),
                     Info::SessionSetup(c) if !st.is_success() => {
-                        self.emit_auth(cx, p.ts, h.uid(), c, status_name(st), sink)
+                        self.emit_auth(cx, p.ts, h.uid, c, status_name(st), sink)
                     }
                     _ => {}
                 }
@@ -775,7 +777,7 @@ impl Smb1State {
         &mut self,
         cx: &Cx<'_>,
         t: &mut Tables,
-        h: &Header<'_>,
+        h: &Header,
         st: Status,
         msg: &[u8],
         b: &Block<'_>,
@@ -787,7 +789,7 @@ impl Smb1State {
     ) -> Result<Option<Info>, Smb1Error> {
         let u = h.is_unicode();
         let ok = st.carries_body();
-        let sid = u64::from(h.uid());
+        let sid = u64::from(h.uid);
         match (b.command, info) {
             (cmd::NEGOTIATE, _) if ok => {
                 let r = NegotiateResponse::parse(msg, b, u)?;
@@ -813,7 +815,7 @@ impl Smb1State {
                 if guest {
                     sink.count("smb1.guest_sessions", 1);
                 }
-                self.emit_auth(cx, ts, h.uid(), creds, status_name(st), sink);
+                self.emit_auth(cx, ts, h.uid, creds, status_name(st), sink);
             }
             (cmd::TREE_CONNECT_ANDX, info) => {
                 let path = match info {
@@ -837,7 +839,7 @@ impl Smb1State {
                     }
                     None => (ShareType::Unknown, None, None),
                 };
-                let tree_id = resp.as_ref().map(|_| u32::from(h.tid()));
+                let tree_id = resp.as_ref().map(|_| u32::from(h.tid));
                 self.emit_mapping(
                     cx,
                     ts,
@@ -897,7 +899,7 @@ impl Smb1State {
                 };
                 // The TID of the response names the tree (a chained TREE_CONNECT + CREATE
                 // request did not know it yet).
-                let tid = if opened.is_some() { h.tid() } else { tid };
+                let tid = if opened.is_some() { h.tid } else { tid };
                 self.opened(
                     cx,
                     t,
@@ -1250,7 +1252,7 @@ fn malformed(cx: &Cx<'_>, e: &Smb1Error, sink: &mut Sink) {
         // A chain that is merely long is a cap, like every other cap; loops and bad offsets are not.
         let detail = format!(
             "AndX chain cut after {} blocks",
-            super::andx::MAX_ANDX_DEPTH
+            super::records::andx::MAX_ANDX_DEPTH
         );
         return sink.cap_reached("MAX_ANDX_DEPTH", cx.ts, Some(cx.conn()), LAYER, detail);
     }

@@ -2,11 +2,11 @@
 //! looping, failed), pipe transactions split over secondaries, TRANSACTION2 deletes and renames,
 //! DOS error codes, midstream handles, caps.
 
-use super::header::cmd;
+use super::records::cmd;
+use super::records::trans::pipe_fn;
+use super::records::trans2::{level, sub};
 use super::state::{Smb1State, MAX_PENDING_SMB1_REQUESTS};
 use super::test_util::{utf16z, MsgBuilder, W};
-use super::trans::pipe_fn;
-use super::trans2::{level, sub};
 use crate::event::{AnomalyKind, Event, FileAction, SmbAuth, SmbFiles, SmbMapping, SmbVersion};
 use crate::flow::{ConnId, Direction, FlowCtx, Uid};
 use crate::sink::Sink;
@@ -484,7 +484,7 @@ fn looping_andx_chain_is_an_anomaly_and_the_good_block_still_counts() {
 fn overlong_andx_chain_is_the_depth_cap() {
     let mut c = Conv::new();
     const BLOCK: usize = 1 + 4 + 2; // WordCount 2, two words, ByteCount 0
-    let blocks = crate::smb::smb1::andx::MAX_ANDX_DEPTH + 3;
+    let blocks = crate::smb::smb1::MAX_ANDX_DEPTH + 3;
     let mut m = q(cmd::LOGOFF_ANDX)
         .words(&W::new().andx(cmd::LOGOFF_ANDX, (32 + BLOCK) as u16).done())
         .build();
@@ -933,8 +933,8 @@ fn truncated_and_corrupted_messages_never_panic() {
 
 #[test]
 fn oversized_strings_and_dialect_lists_report_their_caps() {
-    use super::negotiate::MAX_DIALECTS;
-    use super::strings::MAX_STRING_BYTES;
+    use super::records::negotiate::MAX_DIALECTS;
+    use super::records::strings::MAX_STRING_BYTES;
     let mut c = Conv::new();
     c.tree("ADMIN$", "A:", TID_ADMIN);
     let mut bytes = vec![4u8];

@@ -1,6 +1,6 @@
 //! Test helpers: hand-built SMB1 messages and capture bytes (tshark `tcp.payload` hex).
 
-use super::header::{FLAGS2_NT_STATUS, FLAGS_REPLY};
+use super::records::{FLAGS2_NT_STATUS, FLAGS2_UNICODE, FLAGS_REPLY};
 
 /// Decodes hex (whitespace ignored).
 pub fn unhex(s: &str) -> Vec<u8> {
@@ -64,7 +64,7 @@ impl MsgBuilder {
         self
     }
     pub fn unicode(self) -> MsgBuilder {
-        self.flags2(FLAGS2_NT_STATUS | super::header::FLAGS2_UNICODE)
+        self.flags2(FLAGS2_NT_STATUS | FLAGS2_UNICODE)
     }
     pub fn dos_status(mut self, class: u8, code: u16) -> MsgBuilder {
         let f2 = u16::from_le_bytes([self.hdr[10], self.hdr[11]]) & !FLAGS2_NT_STATUS;
@@ -134,8 +134,11 @@ impl W {
 }
 
 /// The header and first block of a message (tests of single-command parsers).
-pub fn first_block(m: &[u8]) -> (super::header::Header<'_>, super::andx::Block<'_>) {
-    let h = super::header::Header::parse(m).unwrap();
-    let b = super::andx::AndxChain::new(m, &h).next().unwrap().unwrap();
+pub fn first_block(m: &[u8]) -> (super::records::Header, super::records::andx::Block<'_>) {
+    let h = super::records::Header::parse(m).unwrap();
+    let b = super::records::andx::AndxChain::new(m, &h)
+        .next()
+        .unwrap()
+        .unwrap();
     (h, b)
 }

@@ -11,7 +11,7 @@
 //! StructureSize is read but not enforced: a server that accepts a wrong one would otherwise
 //! carry commands the sensor drops, and the body length check already keeps every read inside.
 
-use crate::wire::{buffer_or_empty, parsed, utf16le};
+use crate::wire::{buffer_or_empty, clipped, parsed, utf16le};
 use nom::bytes::complete::{tag, take};
 use nom::multi::many_m_n;
 use nom::number::complete::{le_u128, le_u16, le_u32, le_u64, le_u8};
@@ -582,16 +582,10 @@ pub fn parse_write_request(msg: &[u8]) -> IResult<&[u8], WriteRequest> {
     ))
 }
 
-/// Bytes `start..start+len` of `msg`, clipped to what is present.
-fn clipped(msg: &[u8], start: usize, len: u32) -> &[u8] {
-    let end = start.saturating_add(len as usize).min(msg.len());
-    msg.get(start..end).unwrap_or(&[])
-}
-
 impl WriteRequest {
     /// The data bytes present in `msg` (possibly fewer than `length` if the message is cut).
     pub fn data<'a>(&self, msg: &'a [u8]) -> &'a [u8] {
-        clipped(msg, self.data_offset.into(), self.length)
+        clipped(msg, self.data_offset.into(), self.length as usize)
     }
 }
 
@@ -669,7 +663,7 @@ pub fn parse_read_response(msg: &[u8]) -> IResult<&[u8], ReadResponse> {
 
 impl ReadResponse {
     pub fn data<'a>(&self, msg: &'a [u8]) -> &'a [u8] {
-        clipped(msg, self.data_offset.into(), self.data_length)
+        clipped(msg, self.data_offset.into(), self.data_length as usize)
     }
 }
 

@@ -11,11 +11,11 @@ use crate::event::{CreateAction, Event, FileAction};
 use crate::flow::Direction;
 use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
-use crate::smb::smb1::andx::Block;
-use crate::smb::smb1::create::NtCreateResponse;
-use crate::smb::smb1::header::{cmd, Header, Smb1Error};
-use crate::smb::smb1::rw::{LargeData, ReadAndxResponse, WriteAndxResponse};
-use crate::smb::smb1::trans::TransResponse;
+use crate::smb::smb1::records::andx::Block;
+use crate::smb::smb1::records::create::NtCreateResponse;
+use crate::smb::smb1::records::rw::{LargeData, ReadAndxResponse, WriteAndxResponse};
+use crate::smb::smb1::records::trans::TransResponse;
+use crate::smb::smb1::records::{cmd, Header, Smb1Error};
 use crate::smb::tables::{
     files_record, Cx, FileKey, OpenFile, Tables, MAX_RESPONSE_ONLY_TREES, UNKNOWN,
 };
@@ -27,14 +27,14 @@ impl Smb1State {
         &mut self,
         cx: &Cx<'_>,
         t: &mut Tables,
-        h: &Header<'_>,
+        h: &Header,
         msg: &[u8],
         b: &Block<'_>,
         sink: &mut Sink,
     ) -> Result<bool, Smb1Error> {
-        let at = (h.uid(), h.tid());
-        let sid = u64::from(h.uid());
-        if !h.status().carries_body() {
+        let at = (h.uid, h.tid);
+        let sid = u64::from(h.uid);
+        if !h.status.carries_body() {
             return Ok(matches!(
                 b.command,
                 cmd::NT_CREATE_ANDX | cmd::WRITE_ANDX | cmd::READ_ANDX | cmd::CLOSE
@@ -93,29 +93,29 @@ impl Smb1State {
         &mut self,
         cx: &Cx<'_>,
         t: &mut Tables,
-        h: &Header<'_>,
+        h: &Header,
         r: &NtCreateResponse,
         sink: &mut Sink,
     ) {
-        let at = (h.uid(), h.tid());
+        let at = (h.uid, h.tid);
         if self.answered.len() >= MAX_RESPONSE_ONLY_TREES && !self.answered.contains_key(&at) {
             sink.cap_reached(
                 "MAX_RESPONSE_ONLY_TREES",
                 cx.ts,
                 Some(cx.conn()),
                 "smb1",
-                format!("tree {:#x}", h.tid()),
+                format!("tree {:#x}", h.tid),
             );
             return;
         }
-        let sid = u64::from(h.uid());
+        let sid = u64::from(h.uid);
         let Some(s) = t.session(sid, cx, sink) else {
             return;
         };
-        let tree = s.tree_or_unknown(u32::from(h.tid()), cx, sink);
+        let tree = s.tree_or_unknown(u32::from(h.tid), cx, sink);
         let is_pipe = r.is_pipe() || tree.is_pipe();
         let fuid = fid_hex(r.fid);
-        let mut f = OpenFile::new(UNKNOWN, u32::from(h.tid()), is_pipe);
+        let mut f = OpenFile::new(UNKNOWN, u32::from(h.tid), is_pipe);
         f.fuid = Some(fuid.clone());
         if !s.insert_file(FileKey::Id(u128::from(r.fid)), f, cx, sink) {
             return;
@@ -126,7 +126,7 @@ impl Smb1State {
         } else {
             FileAction::FileOpen
         };
-        let status = status_name(h.status());
+        let status = status_name(h.status);
         let mut rec = files_record(cx, action, &tree, UNKNOWN, status, sid);
         rec.fuid = Some(fuid);
         rec.size = Some(r.end_of_file);

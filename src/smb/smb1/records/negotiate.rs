@@ -2,9 +2,12 @@
 //! (extended security, or the 8-byte challenge used by raw NTLM / LM session setup).
 
 use super::andx::Block;
-use super::header::{cmd, Smb1Error};
 use super::strings::{SmbStr, StrCursor};
-use super::words::{data_block, Words};
+use super::{cmd, data_block, words, Accept, Smb1Error};
+use nom::bytes::complete::take;
+use nom::combinator::cond;
+use nom::number::complete::{le_u16, le_u32, le_u64, le_u8};
+use nom::{IResult, Parser};
 
 /// Most dialect strings read from one NEGOTIATE request (real clients offer under 15).
 pub const MAX_DIALECTS: usize = 64;
@@ -82,9 +85,15 @@ impl<'a> NegotiateResponse<'a> {
         block: &Block<'a>,
         unicode: bool,
     ) -> Result<NegotiateResponse<'a>, Smb1Error> {
-        let w = Words::one_of(block, &[1, 13, 17])?;
+        let count = block.word_count;
+        let fields = (
+            le_u16,
+            cond(count == 13, lanman_words),
+            cond(count == 17, nt_words),
+        );
+        let (dialect_index, lanman, nt) = words(block, Accept::OneOf(&[1, 13, 17]), fields)?;
         let mut r = NegotiateResponse {
-            dialect_index: w.u16(0),
+            dialect_index,
             security_mode: 0,
             max_mpx_count: 0,
             max_buffer_size: 0,
@@ -97,41 +106,35 @@ impl<'a> NegotiateResponse<'a> {
             domain_name: SmbStr::default(),
             server_name: SmbStr::default(),
         };
-        match w.count() {
-            13 => {
-                // LANMAN 2.1: SecurityMode u16 … EncryptionKeyLength at word 11; key in the data.
-                r.security_mode = w.u8(2);
-                r.max_buffer_size = u32::from(w.u16(4));
-                r.max_mpx_count = w.u16(6);
-                r.session_key = w.u32(12);
-                let key_len = usize::from(w.u16(22));
-                r.challenge = block.bytes.get(..key_len).unwrap_or(block.bytes);
+        if let Some(w) = lanman {
+            r.security_mode = w.security_mode;
+            r.max_buffer_size = w.max_buffer_size;
+            r.max_mpx_count = w.max_mpx_count;
+            r.session_key = w.session_key;
+            r.challenge = key_prefix(block.bytes, w.key_len);
+        }
+        if let Some(w) = nt {
+            r.security_mode = w.security_mode;
+            r.max_mpx_count = w.max_mpx_count;
+            r.max_buffer_size = w.max_buffer_size;
+            r.session_key = w.session_key;
+            r.capabilities = w.capabilities;
+            r.system_time = w.system_time;
+            if r.capabilities & CAP_EXTENDED_SECURITY != 0 {
+                r.server_guid = block.bytes.get(..16);
+                r.security_blob = block.bytes.get(16..).unwrap_or(&[]);
+            } else {
+                r.challenge = key_prefix(block.bytes, w.key_len);
+                // Unicode here follows CAP_UNICODE, and servers do not pad (as Wireshark notes).
+                let unicode = unicode || r.capabilities & CAP_UNICODE != 0;
+                let mut c = StrCursor::new(
+                    msg,
+                    block.bytes_offset + r.challenge.len(),
+                    block.bytes_end(),
+                );
+                r.domain_name = c.string_unaligned(unicode);
+                r.server_name = c.string_unaligned(unicode);
             }
-            17 => {
-                r.security_mode = w.u8(2);
-                r.max_mpx_count = w.u16(3);
-                r.max_buffer_size = w.u32(7);
-                r.session_key = w.u32(15);
-                r.capabilities = w.u32(19);
-                r.system_time = w.u64(23);
-                let challenge_len = usize::from(w.u8(33));
-                if r.capabilities & CAP_EXTENDED_SECURITY != 0 {
-                    r.server_guid = block.bytes.get(..16);
-                    r.security_blob = block.bytes.get(16..).unwrap_or(&[]);
-                } else {
-                    r.challenge = block.bytes.get(..challenge_len).unwrap_or(block.bytes);
-                    // Unicode here follows CAP_UNICODE, and servers do not pad (as Wireshark notes).
-                    let unicode = unicode || r.capabilities & CAP_UNICODE != 0;
-                    let mut c = StrCursor::new(
-                        msg,
-                        block.bytes_offset + r.challenge.len(),
-                        block.bytes_end(),
-                    );
-                    r.domain_name = c.string_unaligned(unicode);
-                    r.server_name = c.string_unaligned(unicode);
-                }
-            }
-            _ => {}
         }
         Ok(r)
     }
@@ -139,6 +142,83 @@ impl<'a> NegotiateResponse<'a> {
     pub fn is_extended_security(&self) -> bool {
         self.capabilities & CAP_EXTENDED_SECURITY != 0
     }
+}
+
+/// The parameter words after DialectIndex that the sensor reads, per response form.
+#[derive(Clone, Copy, Debug)]
+struct ServerWords {
+    security_mode: u8,
+    max_mpx_count: u16,
+    max_buffer_size: u32,
+    session_key: u32,
+    capabilities: u32,
+    system_time: u64,
+    /// EncryptionKeyLength / ChallengeLength.
+    key_len: usize,
+}
+
+/// WordCount 13 (LANMAN 2.1): SecurityMode, MaxBufferSize, MaxMpxCount, MaxNumberVcs, RawMode,
+/// SessionKey, ServerTime, ServerDate, ServerTimeZone, EncryptionKeyLength.
+fn lanman_words(i: &[u8]) -> IResult<&[u8], ServerWords> {
+    (
+        le_u16,
+        le_u16,
+        le_u16,
+        take(4usize),
+        le_u32,
+        take(6usize),
+        le_u16,
+    )
+        .map(
+            |(security_mode, max_buffer, max_mpx, _, session_key, _, key_len)| ServerWords {
+                security_mode: security_mode as u8,
+                max_mpx_count: max_mpx,
+                max_buffer_size: u32::from(max_buffer),
+                session_key,
+                capabilities: 0,
+                system_time: 0,
+                key_len: usize::from(key_len),
+            },
+        )
+        .parse(i)
+}
+
+/// WordCount 17 (NT LM 0.12): SecurityMode, MaxMpxCount, MaxNumberVcs, MaxBufferSize,
+/// MaxRawSize, SessionKey, Capabilities, SystemTime, ServerTimeZone, ChallengeLength.
+fn nt_words(i: &[u8]) -> IResult<&[u8], ServerWords> {
+    (
+        le_u8, le_u16, le_u16, le_u32, le_u32, le_u32, le_u32, le_u64, le_u16, le_u8,
+    )
+        .map(
+            |(
+                security_mode,
+                max_mpx,
+                _,
+                max_buffer,
+                _,
+                session_key,
+                capabilities,
+                system_time,
+                _,
+                key_len,
+            )| {
+                ServerWords {
+                    security_mode,
+                    max_mpx_count: max_mpx,
+                    max_buffer_size: max_buffer,
+                    session_key,
+                    capabilities,
+                    system_time,
+                    key_len: usize::from(key_len),
+                }
+            },
+        )
+        .parse(i)
+}
+
+/// The challenge: the first `len` data bytes, or all of them when fewer are there.
+fn key_prefix(bytes: &[u8], len: usize) -> &[u8] {
+    crate::wire::clipped(bytes, 0, len)
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 //! string.
 
 use super::andx::Block;
-use super::header::{cmd, Smb1Error};
 use super::strings::{SmbStr, StrCursor};
-use super::words::{data_block, Words};
+use super::{cmd, data_block, words, Accept, Smb1Error};
+use nom::combinator::{cond, success};
+use nom::number::complete::le_u16;
 
 const BUFFER_FORMAT_ASCII: u8 = 0x04;
 
@@ -41,10 +42,10 @@ impl<'a> DeleteRequest<'a> {
         block: &Block<'a>,
         unicode: bool,
     ) -> Result<DeleteRequest<'a>, Smb1Error> {
-        let w = Words::one_of(block, &[1])?;
+        let search_attributes = words(block, Accept::OneOf(&[1]), le_u16)?;
         let name = buffer_string(&mut data_block(msg, block), unicode, block.command)?;
         Ok(DeleteRequest {
-            search_attributes: w.u16(0),
+            search_attributes,
             name,
         })
     }
@@ -56,7 +57,7 @@ pub fn directory_name<'a>(
     block: &Block<'a>,
     unicode: bool,
 ) -> Result<SmbStr<'a>, Smb1Error> {
-    Words::one_of(block, &[0])?;
+    words(block, Accept::OneOf(&[0]), success(()))?;
     buffer_string(&mut data_block(msg, block), unicode, block.command)
 }
 
@@ -80,18 +81,15 @@ impl<'a> RenameRequest<'a> {
             cmd::NT_RENAME => &[4],
             _ => &[],
         };
-        let w = Words::one_of(block, counts)?;
-        let information_level = if block.command == cmd::NT_RENAME {
-            w.u16(2)
-        } else {
-            0
-        };
+        let nt = block.command == cmd::NT_RENAME;
+        let (search_attributes, information_level) =
+            words(block, Accept::OneOf(counts), (le_u16, cond(nt, le_u16)))?;
         let mut c = data_block(msg, block);
         let old_name = buffer_string(&mut c, unicode, block.command)?;
         let new_name = buffer_string(&mut c, unicode, block.command)?;
         Ok(RenameRequest {
-            search_attributes: w.u16(0),
-            information_level,
+            search_attributes,
+            information_level: information_level.unwrap_or(0),
             old_name,
             new_name,
         })

@@ -7,10 +7,15 @@
 //! slice shorter than its count means the message was cut, never an out-of-bounds read.
 
 use super::andx::Block;
-use super::header::{cmd, Smb1Error};
+use super::create::NtCreateRequest;
 use super::strings::{SmbStr, StrCursor};
-use super::wire::{u16_at, u32_at, u64_at, u8_at};
-use super::words::{section, Words};
+use super::{cmd, response_words, section, words, Accept, Smb1Error};
+use crate::wire::parsed;
+use nom::bytes::complete::take;
+use nom::combinator::cond;
+use nom::number::complete::{le_u16, le_u32, le_u64, le_u8};
+use nom::sequence::preceded;
+use nom::{IResult, Parser};
 
 /// TRANSACTION named-pipe functions (setup word 0); setup word 1 is the FID for most.
 pub mod pipe_fn {
@@ -57,6 +62,22 @@ fn sections<'a>(
     ))
 }
 
+/// Counted setup words: SetupCount (in words) is the byte at `count_at` of `block`'s parameter
+/// words, and the words start at `start`. Err when the count says more words than the block holds.
+fn setup_words<'a>(
+    block: &Block<'a>,
+    count_at: usize,
+    start: usize,
+) -> Result<&'a [u8], Smb1Error> {
+    let count = parsed(preceded(take(count_at), le_u8).parse(block.words));
+    count
+        .and_then(|n| parsed(preceded(take(start), take(usize::from(n) * 2)).parse(block.words)))
+        .ok_or(Smb1Error::OutOfBounds {
+            command: block.command,
+            what: "setup words",
+        })
+}
+
 /// A TRANSACTION or TRANSACTION2 primary request.
 #[derive(Clone, Debug)]
 pub struct TransRequest<'a> {
@@ -86,10 +107,22 @@ impl<'a> TransRequest<'a> {
         block: &Block<'a>,
         unicode: bool,
     ) -> Result<TransRequest<'a>, Smb1Error> {
-        let w = Words::at_least(block, 14)?;
-        let setup = w.setup(26, 28)?;
-        let (param_count, param_offset, data_count, data_offset) =
-            (w.u16(18), w.u16(20), w.u16(22), w.u16(24));
+        // Reserved bytes sit after MaxSetupCount and after Timeout.
+        let fields = (
+            (le_u16, le_u16, le_u16, le_u16),
+            le_u8,
+            preceded(take(1usize), le_u16),
+            le_u32,
+            preceded(take(2usize), (le_u16, le_u16, le_u16, le_u16)),
+        );
+        let (
+            (total_param_count, total_data_count, max_param_count, max_data_count),
+            max_setup_count,
+            flags,
+            timeout,
+            (param_count, param_offset, data_count, data_offset),
+        ) = words(block, Accept::AtLeast(14), fields)?;
+        let setup = setup_words(block, 26, 28)?;
         let (params, data) = sections(
             msg,
             block,
@@ -103,13 +136,13 @@ impl<'a> TransRequest<'a> {
         };
         Ok(TransRequest {
             command: block.command,
-            total_param_count: w.u16(0),
-            total_data_count: w.u16(2),
-            max_param_count: w.u16(4),
-            max_data_count: w.u16(6),
-            max_setup_count: w.u8(8),
-            flags: w.u16(10),
-            timeout: w.u32(12),
+            total_param_count,
+            total_data_count,
+            max_param_count,
+            max_data_count,
+            max_setup_count,
+            flags,
+            timeout,
             param_count,
             param_offset,
             data_count,
@@ -122,7 +155,7 @@ impl<'a> TransRequest<'a> {
     }
 
     pub fn setup_word(&self, i: usize) -> Option<u16> {
-        (self.setup.len() >= i * 2 + 2).then(|| u16_at(self.setup, i * 2))
+        parsed(preceded(take(i.checked_mul(2)?), le_u16).parse(self.setup))
     }
 
     /// TRANSACTION to a named pipe: (function, FID) from the setup words. The name is `\PIPE\`
@@ -163,27 +196,6 @@ pub struct Piece<N> {
 }
 
 impl<N: Copy + Into<u64>> Piece<N> {
-    /// Reads the totals at `totals_at` and the six piece counts from `counts_at`, each `width`
-    /// bytes apart, through `get`.
-    fn read(
-        totals_at: usize,
-        counts_at: usize,
-        width: usize,
-        get: impl Fn(usize) -> N,
-    ) -> Piece<N> {
-        let at = |i: usize| get(counts_at + i * width);
-        Piece {
-            total_param_count: get(totals_at),
-            total_data_count: get(totals_at + width),
-            param_count: at(0),
-            param_offset: at(1),
-            param_displacement: at(2),
-            data_count: at(3),
-            data_offset: at(4),
-            data_displacement: at(5),
-        }
-    }
-
     /// (parameters, data) of this piece in `msg`.
     fn sections<'a>(
         &self,
@@ -213,6 +225,26 @@ impl<N: Copy + Into<u64>> Piece<N> {
     }
 }
 
+/// The counts of a piece: the two totals, `gap` reserved bytes, then count, offset and
+/// displacement of the parameters and of the data, each read by `num` (le_u16 or le_u32).
+fn piece<'a, N>(
+    num: fn(&'a [u8]) -> IResult<&'a [u8], N>,
+    gap: usize,
+) -> impl Parser<&'a [u8], Output = Piece<N>, Error = nom::error::Error<&'a [u8]>> {
+    (num, num, take(gap), (num, num, num), (num, num, num)).map(
+        |(total_param_count, total_data_count, _, params, data)| Piece {
+            total_param_count,
+            total_data_count,
+            param_count: params.0,
+            param_offset: params.1,
+            param_displacement: params.2,
+            data_count: data.0,
+            data_offset: data.1,
+            data_displacement: data.2,
+        },
+    )
+}
+
 /// A u16/u32 wire count as usize (saturating where usize is narrower).
 fn wide<N: Into<u64>>(n: N) -> usize {
     usize::try_from(n.into()).unwrap_or(usize::MAX)
@@ -230,12 +262,11 @@ pub struct TransResponse<'a> {
 impl<'a> TransResponse<'a> {
     /// `Ok(None)` for an error response (WordCount 0).
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<Option<TransResponse<'a>>, Smb1Error> {
-        let Some(w) = Words::response_at_least(block, 10)? else {
+        // Two reserved bytes between the totals and the piece counts.
+        let Some(piece) = response_words(block, Accept::AtLeast(10), piece(le_u16, 2))? else {
             return Ok(None);
         };
-        let setup = w.setup(18, 20)?;
-        // Two reserved bytes between the totals and the piece counts.
-        let piece = Piece::read(0, 6, 2, |at| w.u16(at));
+        let setup = setup_words(block, 18, 20)?;
         let (params, data) = piece.sections(msg, block)?;
         Ok(Some(TransResponse {
             piece,
@@ -267,9 +298,12 @@ impl<'a> TransSecondary<'a> {
             cmd::TRANSACTION2_SECONDARY => &[9],
             _ => &[],
         };
-        let w = Words::one_of(block, counts)?;
-        let fid = (block.command == cmd::TRANSACTION2_SECONDARY).then(|| w.u16(16));
-        let piece = Piece::read(0, 4, 2, |at| w.u16(at));
+        let trans2 = block.command == cmd::TRANSACTION2_SECONDARY;
+        let (piece, fid) = words(
+            block,
+            Accept::OneOf(counts),
+            (piece(le_u16, 0), cond(trans2, le_u16)),
+        )?;
         let (params, data) = piece.sections(msg, block)?;
         Ok(TransSecondary {
             piece,
@@ -302,19 +336,32 @@ pub struct NtTransRequest<'a> {
 
 impl<'a> NtTransRequest<'a> {
     pub fn parse(msg: &'a [u8], block: &Block<'a>) -> Result<NtTransRequest<'a>, Smb1Error> {
-        let w = Words::at_least(block, 19)?;
-        let setup = w.setup(35, 38)?;
+        // MaxSetupCount, 2 reserved bytes, the totals and maxima, this piece's counts and
+        // offsets, SetupCount, Function.
+        let fields = (
+            le_u8,
+            preceded(take(2usize), (le_u32, le_u32, le_u32, le_u32)),
+            (le_u32, le_u32, le_u32, le_u32),
+            preceded(le_u8, le_u16),
+        );
+        let (
+            max_setup_count,
+            (total_param_count, total_data_count, max_param_count, max_data_count),
+            (param_count, param_offset, data_count, data_offset),
+            function,
+        ) = words(block, Accept::AtLeast(19), fields)?;
+        let setup = setup_words(block, 35, 38)?;
         let mut r = NtTransRequest {
-            max_setup_count: w.u8(0),
-            total_param_count: w.u32(3),
-            total_data_count: w.u32(7),
-            max_param_count: w.u32(11),
-            max_data_count: w.u32(15),
-            param_count: w.u32(19),
-            param_offset: w.u32(23),
-            data_count: w.u32(27),
-            data_offset: w.u32(31),
-            function: w.u16(36),
+            max_setup_count,
+            total_param_count,
+            total_data_count,
+            max_param_count,
+            max_data_count,
+            param_count,
+            param_offset,
+            data_count,
+            data_offset,
+            function,
             setup,
             params: &[],
             data: &[],
@@ -345,12 +392,12 @@ impl<'a> NtTransResponse<'a> {
         msg: &'a [u8],
         block: &Block<'a>,
     ) -> Result<Option<NtTransResponse<'a>>, Smb1Error> {
-        let Some(w) = Words::response_at_least(block, 18)? else {
+        // Three reserved bytes before the totals.
+        let fields = preceded(take(3usize), piece(le_u32, 0));
+        let Some(piece) = response_words(block, Accept::AtLeast(18), fields)? else {
             return Ok(None);
         };
-        let setup = w.setup(35, 36)?;
-        // Three reserved bytes before the totals.
-        let piece = Piece::read(3, 11, 4, |at| w.u32(at));
+        let setup = setup_words(block, 35, 36)?;
         let (params, data) = piece.sections(msg, block)?;
         Ok(Some(NtTransResponse {
             piece,
@@ -361,51 +408,49 @@ impl<'a> NtTransResponse<'a> {
     }
 }
 
-/// NT_TRANSACT_CREATE request parameters (MS-CIFS 2.2.7.1.1).
-#[derive(Clone, Debug)]
-pub struct NtTransCreateRequest<'a> {
-    pub flags: u32,
-    pub root_directory_fid: u32,
-    pub desired_access: u32,
-    pub allocation_size: u64,
-    pub file_attributes: u32,
-    pub share_access: u32,
-    pub create_disposition: u32,
-    pub create_options: u32,
-    pub impersonation_level: u32,
-    pub name: SmbStr<'a>,
-}
-
-impl<'a> NtTransCreateRequest<'a> {
-    /// `msg` and `req` give the parameters and their absolute offset (for Unicode alignment).
-    pub fn parse(
-        msg: &'a [u8],
-        req: &NtTransRequest<'a>,
-        unicode: bool,
-    ) -> Result<NtTransCreateRequest<'a>, Smb1Error> {
-        let p = req.params;
-        if req.function != nt_fn::CREATE || p.len() < 53 {
-            return Err(Smb1Error::OutOfBounds {
-                command: cmd::NT_TRANSACT,
-                what: "NT_TRANSACT_CREATE parameters",
-            });
-        }
-        let name_len = u32_at(p, 44) as usize;
-        let mut c = StrCursor::new(msg, req.params_at + 53, req.params_at + p.len());
-        c.align_unicode(unicode);
-        Ok(NtTransCreateRequest {
-            flags: u32_at(p, 0),
-            root_directory_fid: u32_at(p, 4),
-            desired_access: u32_at(p, 8),
-            allocation_size: u64_at(p, 12),
-            file_attributes: u32_at(p, 20),
-            share_access: u32_at(p, 24),
-            create_disposition: u32_at(p, 28),
-            create_options: u32_at(p, 32),
-            impersonation_level: u32_at(p, 48),
-            name: SmbStr::new(c.take(name_len), unicode),
-        })
+/// NT_TRANSACT_CREATE request parameters (MS-CIFS 2.2.7.1.1): the same create as NT_CREATE_ANDX,
+/// carried in a transaction. `msg` and `req` give the parameters and their absolute offset (for
+/// Unicode alignment).
+pub fn nt_transact_create<'a>(
+    msg: &'a [u8],
+    req: &NtTransRequest<'a>,
+    unicode: bool,
+) -> Result<NtCreateRequest<'a>, Smb1Error> {
+    let p = req.params;
+    let bad = Smb1Error::OutOfBounds {
+        command: cmd::NT_TRANSACT,
+        what: "NT_TRANSACT_CREATE parameters",
+    };
+    if req.function != nt_fn::CREATE {
+        return Err(bad);
     }
+    // Flags … CreateOptions, SecurityDescriptorLength, EALength, NameLength,
+    // ImpersonationLevel, SecurityFlags: 53 bytes before the name.
+    let mut fields = (
+        (le_u32, le_u32, le_u32, le_u64),
+        (le_u32, le_u32, le_u32, le_u32),
+        (le_u32, le_u32, le_u32, le_u32, le_u8),
+    );
+    let (
+        (flags, root_directory_fid, desired_access, allocation_size),
+        (file_attributes, share_access, create_disposition, create_options),
+        (_sd_len, _ea_len, name_len, impersonation_level, security_flags),
+    ) = parsed(fields.parse(p)).ok_or(bad)?;
+    let mut c = StrCursor::new(msg, req.params_at + 53, req.params_at + p.len());
+    c.align_unicode(unicode);
+    Ok(NtCreateRequest {
+        flags,
+        root_directory_fid,
+        desired_access,
+        allocation_size,
+        file_attributes,
+        share_access,
+        create_disposition,
+        create_options,
+        impersonation_level,
+        security_flags,
+        name: SmbStr::new(c.take(name_len as usize), unicode),
+    })
 }
 
 /// NT_TRANSACT_CREATE response parameters: what the state machine needs of them.
@@ -421,19 +466,26 @@ pub struct NtTransCreateResponse {
 
 impl NtTransCreateResponse {
     pub fn parse(params: &[u8]) -> Result<NtTransCreateResponse, Smb1Error> {
-        if params.len() < 69 {
-            return Err(Smb1Error::OutOfBounds {
+        // OplockLevel, reserved, FID, CreateAction, EAErrorOffset, four times, FileAttributes,
+        // AllocationSize, EndOfFile, ResourceType, NMPipeStatus, Directory.
+        let mut fields = (
+            preceded(take(2usize), (le_u16, le_u32)),
+            preceded(take(36usize), le_u32),
+            preceded(take(8usize), le_u64),
+            (le_u16, preceded(take(2usize), le_u8)),
+        );
+        let ((fid, create_action), file_attributes, end_of_file, (resource_type, directory)) =
+            parsed(fields.parse(params)).ok_or(Smb1Error::OutOfBounds {
                 command: cmd::NT_TRANSACT,
                 what: "NT_TRANSACT_CREATE response parameters",
-            });
-        }
+            })?;
         Ok(NtTransCreateResponse {
-            fid: u16_at(params, 2),
-            create_action: u32_at(params, 4),
-            file_attributes: u32_at(params, 44),
-            end_of_file: u64_at(params, 56),
-            resource_type: u16_at(params, 64),
-            directory: u8_at(params, 68) != 0,
+            fid,
+            create_action,
+            file_attributes,
+            end_of_file,
+            resource_type,
+            directory: directory != 0,
         })
     }
 }
@@ -553,13 +605,34 @@ mod tests {
     use crate::smb::smb1::test_util::{capture_msg, first_block, utf16z, MsgBuilder, W};
 
     #[test]
+    fn setup_words_lying_count() {
+        // Count byte 2 at offset 0, words from 2: exactly 2 words present.
+        let words = W::new().u8(2).u8(0).u16(0x26).u16(0x4000).done();
+        let m = MsgBuilder::request(cmd::TRANSACTION).words(&words).build();
+        let (_, b) = first_block(&m);
+        assert_eq!(setup_words(&b, 0, 2).unwrap(), &[0x26, 0, 0x00, 0x40]);
+        // A count of 3 words says more than the block holds.
+        let words = W::new().u8(3).u8(0).u16(0x26).u16(0x4000).done();
+        let m = MsgBuilder::request(cmd::TRANSACTION).words(&words).build();
+        let (_, b) = first_block(&m);
+        assert_eq!(
+            setup_words(&b, 0, 2),
+            Err(Smb1Error::OutOfBounds {
+                command: cmd::TRANSACTION,
+                what: "setup words"
+            })
+        );
+        assert!(setup_words(&b, usize::MAX, usize::MAX).is_err());
+    }
+
+    #[test]
     fn piece_counts_and_last_piece() {
         // TRANSACTION_SECONDARY layout: totals at 0, the piece counts from 4.
         let w: Vec<u8> = [10u16, 100, 4, 60, 6, 50, 70, 50]
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect();
-        let p = Piece::read(0, 4, 2, |at| u16_at(&w, at));
+        let (_, p) = piece(le_u16, 0).parse(&w).unwrap();
         let want = Piece {
             total_param_count: 10,
             total_data_count: 100,
@@ -578,11 +651,8 @@ mod tests {
             ..p
         }
         .is_last());
-        // Counts past the words read as 0 (the WordCount check keeps real layouts inside).
-        assert_eq!(
-            Piece::read(0, 12, 2, |at| u16_at(&w, at)).data_displacement,
-            0
-        );
+        // Words too short for a piece are an error, not zeros.
+        assert!(piece(le_u16, 2).parse(&w).is_err());
         // Lying 32-bit counts at the top of the range do not overflow.
         let max = Piece {
             total_param_count: u32::MAX,
@@ -631,7 +701,7 @@ mod tests {
         let (_, b) = first_block(&m);
         let r = NtTransRequest::parse(&m, &b).unwrap();
         assert_eq!(r.function, nt_fn::NOTIFY_CHANGE);
-        assert_eq!(u16_at(r.setup, 4), 0x4005);
+        assert_eq!(&r.setup[4..6], &[0x05, 0x40]);
         assert!(r.params.is_empty() && r.data.is_empty());
     }
 
@@ -837,7 +907,7 @@ mod tests {
         let (h, b) = first_block(&m);
         let r = NtTransRequest::parse(&m, &b).unwrap();
         assert_eq!(r.function, nt_fn::CREATE);
-        let c = NtTransCreateRequest::parse(&m, &r, h.is_unicode()).unwrap();
+        let c = nt_transact_create(&m, &r, h.is_unicode()).unwrap();
         assert_eq!(c.name.decode(), "\\evil.exe");
         assert_eq!(
             (c.desired_access, c.create_disposition, c.create_options),

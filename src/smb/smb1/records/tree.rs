@@ -2,9 +2,10 @@
 //! LOGOFF_ANDX (0x74) carry nothing beyond the header's TID / UID.
 
 use super::andx::Block;
-use super::header::Smb1Error;
 use super::strings::SmbStr;
-use super::words::{data_block, Words};
+use super::{andx_header, data_block, response_words, words, Accept, Smb1Error};
+use nom::combinator::cond;
+use nom::number::complete::{le_u16, le_u32};
 
 /// TREE_CONNECT_ANDX_EXTENDED_RESPONSE in the request flags.
 pub const TREE_CONNECT_EXTENDED_RESPONSE: u16 = 0x0008;
@@ -28,13 +29,14 @@ impl<'a> TreeConnectRequest<'a> {
         block: &Block<'a>,
         unicode: bool,
     ) -> Result<TreeConnectRequest<'a>, Smb1Error> {
-        let w = Words::one_of(block, &[4])?;
+        let (_, flags, password_len) =
+            words(block, Accept::OneOf(&[4]), (andx_header, le_u16, le_u16))?;
         let mut c = data_block(msg, block);
-        let password = c.take(usize::from(w.u16(6)));
+        let password = c.take(usize::from(password_len));
         let path = c.string(unicode);
         let service = c.oem_string();
         Ok(TreeConnectRequest {
-            flags: w.u16(4),
+            flags,
             password,
             path,
             service,
@@ -72,17 +74,24 @@ impl<'a> TreeConnectResponse<'a> {
         block: &Block<'a>,
         unicode: bool,
     ) -> Result<Option<TreeConnectResponse<'a>>, Smb1Error> {
-        let Some(w) = Words::response(block, &[2, 3, 7])? else {
+        let count = block.word_count;
+        let fields = (
+            andx_header,
+            cond(count >= 3, le_u16),
+            cond(count == 7, (le_u32, le_u32)),
+        );
+        let Some((_, optional_support, rights)) =
+            response_words(block, Accept::OneOf(&[2, 3, 7]), fields)?
+        else {
             return Ok(None);
         };
-        let extended = w.count() == 7;
         let mut c = data_block(msg, block);
         let service = c.oem_string();
         let native_file_system = c.string(unicode);
         Ok(Some(TreeConnectResponse {
-            optional_support: if w.count() >= 3 { w.u16(4) } else { 0 },
-            maximal_share_access: extended.then(|| w.u32(6)),
-            guest_maximal_share_access: extended.then(|| w.u32(10)),
+            optional_support: optional_support.unwrap_or(0),
+            maximal_share_access: rights.map(|r| r.0),
+            guest_maximal_share_access: rights.map(|r| r.1),
             service,
             native_file_system,
         }))
@@ -113,7 +122,7 @@ mod tests {
 
         let m = capture_msg("0000002eff534d42750000000088034800000000000000000000000092f66e1798b0000003ff000000010005004950430000");
         let (h, b) = first_block(&m);
-        assert_eq!(h.tid(), 63122);
+        assert_eq!(h.tid, 63122);
         let r = TreeConnectResponse::parse(&m, &b, h.is_unicode())
             .unwrap()
             .unwrap();
@@ -128,7 +137,7 @@ mod tests {
 
         let m = capture_msg("00000031ff534d42750000000088034800000000000000000000000050ab6e1798b0000003ff00000001000800413a004e54465300");
         let (h, b) = first_block(&m);
-        assert_eq!(h.tid(), 43856);
+        assert_eq!(h.tid, 43856);
         let r = TreeConnectResponse::parse(&m, &b, h.is_unicode())
             .unwrap()
             .unwrap();
@@ -152,7 +161,7 @@ mod tests {
 
         let m = capture_msg("0000003eff534d4275000000008801c8000000000000000000000000010801000008090007ff003e000100a9001200000000000d00413a004e005400460053000000");
         let (h, b) = first_block(&m);
-        assert_eq!(h.tid(), 2049);
+        assert_eq!(h.tid, 2049);
         let r = TreeConnectResponse::parse(&m, &b, h.is_unicode())
             .unwrap()
             .unwrap();

@@ -4,8 +4,12 @@
 //! block that names it and inside the message; plus a depth cap (as Zeek). A chain therefore
 //! always ends after at most MAX_ANDX_DEPTH blocks or msg.len() bytes of progress.
 
-use super::header::{cmd, Header, Smb1Error, SMB1_HEADER_LEN};
-use super::wire::{slice_clipped, u16_at, u8_at};
+use super::{andx_header, cmd, Header, Smb1Error, SMB1_HEADER_LEN};
+use crate::wire::{clipped, parsed};
+use nom::bytes::complete::take;
+use nom::number::complete::{le_u16, le_u8};
+use nom::sequence::preceded;
+use nom::{IResult, Parser};
 
 /// Most blocks followed in one AndX chain (Zeek's `SMB::max_andx_depth`); a longer chain is a
 /// `Smb1Error::AndxTooDeep` (an `AndxLoop` anomaly) and the rest of the message is ignored.
@@ -40,41 +44,33 @@ impl<'a> Block<'a> {
         command: u8,
         is_response: bool,
     ) -> Result<Block<'a>, Smb1Error> {
-        let truncated = Smb1Error::TruncatedBlock {
+        let truncated = || Smb1Error::TruncatedBlock {
             command,
             offset,
             len: msg.len(),
         };
-        let word_count = *msg.get(offset).ok_or(truncated.clone())?;
-        let words_start = offset + 1;
+        let count: IResult<&[u8], u8> = preceded(take(offset), le_u8).parse(msg);
+        let (after_count, word_count) = count.map_err(|_| truncated())?;
         let mut words_len = usize::from(word_count) * 2;
+        // Windows and Samba send 100 bytes under WordCount 42; fall back to 84 if they are not
+        // there.
         if is_response
             && command == cmd::NT_CREATE_ANDX
             && word_count == NT_CREATE_EXT_RESPONSE_WORDS
+            && after_count.len() >= NT_CREATE_EXT_RESPONSE_LEN + 2
         {
-            // Windows and Samba send 100 bytes under WordCount 42; fall back to 84 if they are not there.
-            if msg.len() >= words_start + NT_CREATE_EXT_RESPONSE_LEN + 2 {
-                words_len = NT_CREATE_EXT_RESPONSE_LEN;
-            }
+            words_len = NT_CREATE_EXT_RESPONSE_LEN;
         }
-        let words = msg
-            .get(words_start..words_start + words_len)
-            .ok_or(truncated.clone())?;
-        let bcc_at = words_start + words_len;
-        if msg.len() < bcc_at + 2 {
-            return Err(truncated);
-        }
-        let byte_count = u16_at(msg, bcc_at);
-        let bytes_offset = bcc_at + 2;
-        let bytes = slice_clipped(msg, bytes_offset, usize::from(byte_count));
+        let block: IResult<&[u8], (&[u8], u16)> = (take(words_len), le_u16).parse(after_count);
+        let (data, (words, byte_count)) = block.map_err(|_| truncated())?;
         Ok(Block {
             command,
             offset,
             word_count,
             words,
             byte_count,
-            bytes_offset,
-            bytes,
+            bytes_offset: msg.len() - data.len(),
+            bytes: clipped(data, 0, usize::from(byte_count)),
         })
     }
 
@@ -91,8 +87,8 @@ impl<'a> Block<'a> {
     /// (AndXCommand, AndXOffset) of an AndX command's block; `None` when it has no AndX header
     /// (not an AndX command, or an error response with WordCount 0).
     pub fn andx(&self) -> Option<(u8, u16)> {
-        if cmd::is_andx(self.command) && self.words.len() >= 4 {
-            Some((u8_at(self.words, 0), u16_at(self.words, 2)))
+        if cmd::is_andx(self.command) {
+            parsed(andx_header(self.words))
         } else {
             None
         }
@@ -115,11 +111,11 @@ pub struct AndxChain<'a> {
 }
 
 impl<'a> AndxChain<'a> {
-    pub fn new(msg: &'a [u8], header: &Header<'_>) -> AndxChain<'a> {
+    pub fn new(msg: &'a [u8], header: &Header) -> AndxChain<'a> {
         AndxChain {
             msg,
             is_response: header.is_response(),
-            next: Next::Block(header.command(), SMB1_HEADER_LEN),
+            next: Next::Block(header.command, SMB1_HEADER_LEN),
             depth: 0,
         }
     }

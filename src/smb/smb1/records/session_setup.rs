@@ -3,10 +3,13 @@
 //! extended security: LM/NTLM responses and a plaintext account and domain), 10 (LANMAN).
 
 use super::andx::Block;
-use super::header::Smb1Error;
 use super::strings::{SmbStr, StrCursor};
-use super::wire::slice_clipped;
-use super::words::{data_block, Words};
+use super::{andx_header, data_block, response_words, words, Accept, Smb1Error};
+use crate::wire::clipped;
+use nom::bytes::complete::take;
+use nom::combinator::cond;
+use nom::number::complete::{le_u16, le_u32};
+use nom::sequence::preceded;
 
 /// SMB_SETUP_GUEST in the response Action: the server logged the client on as guest.
 pub const SETUP_GUEST: u16 = 0x0001;
@@ -48,19 +51,33 @@ impl<'a> SessionSetupRequest<'a> {
         block: &Block<'a>,
         unicode: bool,
     ) -> Result<SessionSetupRequest<'a>, Smb1Error> {
-        let w = Words::one_of(block, &[10, 12, 13])?;
-        let form = match w.count() {
+        let form = match block.word_count {
             12 => SetupForm::ExtendedSecurity,
             13 => SetupForm::NtLm,
             _ => SetupForm::Lanman,
         };
+        // After SessionKey: the first length (SecurityBlobLength, OEMPasswordLen or PasswordLen);
+        // NtLm adds UnicodePasswordLen; both NT forms have 4 reserved bytes, then Capabilities.
+        let fields = (
+            andx_header,
+            le_u16,
+            le_u16,
+            le_u16,
+            le_u32,
+            le_u16,
+            cond(form == SetupForm::NtLm, le_u16),
+            cond(form != SetupForm::Lanman, preceded(take(4usize), le_u32)),
+        );
+        let (_, max_buffer_size, max_mpx_count, vc_number, session_key, len1, len2, capabilities) =
+            words(block, Accept::OneOf(&[10, 12, 13]), fields)?;
+        let (len1, len2) = (usize::from(len1), usize::from(len2.unwrap_or(0)));
         let mut r = SessionSetupRequest {
             form,
-            max_buffer_size: w.u16(4),
-            max_mpx_count: w.u16(6),
-            vc_number: w.u16(8),
-            session_key: w.u32(10),
-            capabilities: 0,
+            max_buffer_size,
+            max_mpx_count,
+            vc_number,
+            session_key,
+            capabilities: capabilities.unwrap_or(0),
             security_blob: &[],
             oem_password: &[],
             unicode_password: &[],
@@ -72,18 +89,16 @@ impl<'a> SessionSetupRequest<'a> {
         let mut c = data_block(msg, block);
         match form {
             SetupForm::ExtendedSecurity => {
-                r.capabilities = w.u32(20);
-                r.security_blob = c.take(usize::from(w.u16(14)));
+                r.security_blob = c.take(len1);
             }
             SetupForm::NtLm => {
-                r.capabilities = w.u32(22);
-                r.oem_password = c.take(usize::from(w.u16(14)));
-                r.unicode_password = c.take(usize::from(w.u16(16)));
+                r.oem_password = c.take(len1);
+                r.unicode_password = c.take(len2);
                 r.account = c.string(unicode);
                 r.primary_domain = c.string(unicode);
             }
             SetupForm::Lanman => {
-                r.oem_password = c.take(usize::from(w.u16(14)));
+                r.oem_password = c.take(len1);
                 r.account = c.string(unicode);
                 r.primary_domain = c.string(unicode);
             }
@@ -126,16 +141,13 @@ impl<'a> SessionSetupResponse<'a> {
             native_lanman: SmbStr::default(),
             primary_domain: SmbStr::default(),
         };
-        let Some(w) = Words::response(block, &[3, 4])? else {
+        let fields = (andx_header, le_u16, cond(block.word_count == 4, le_u16));
+        let Some((_, action, blob_len)) = response_words(block, Accept::OneOf(&[3, 4]), fields)?
+        else {
             return Ok(r);
         };
-        let blob_len = if w.count() == 4 {
-            usize::from(w.u16(6))
-        } else {
-            0
-        };
-        r.action = w.u16(4);
-        r.security_blob = slice_clipped(block.bytes, 0, blob_len);
+        r.action = action;
+        r.security_blob = clipped(block.bytes, 0, usize::from(blob_len.unwrap_or(0)));
         let mut c = StrCursor::new(
             msg,
             block.bytes_offset + r.security_blob.len(),
@@ -155,7 +167,7 @@ impl<'a> SessionSetupResponse<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::header::cmd;
+    use crate::smb::smb1::records::cmd;
     use crate::smb::smb1::test_util::{capture_msg, first_block, utf16z, MsgBuilder, W};
 
     /// raw_ntlm_in_smb frame 22: a bare NTLMSSP AUTHENTICATE (no SPNEGO) in a WordCount-12
@@ -165,7 +177,7 @@ mod tests {
     fn capture_bare_ntlmssp_request() {
         let m = capture_msg("0000022aff534d4273000000000801c8000000000000000000000000ffff0100000802000cff00000004110a00070000000000b801000000005cc00080ef014e544c4d5353500003000000180018008e00000002010201a60000001e001e00580000000800080076000000100010007e00000010001000a8010000050288620601b01d0f00000067395ddc5150115281dd3d29b605873554004500530054002d0046003700440046004200430033004600450039007400650073007400420041004200590042004f004f004b00000000000000000000000000000000000000000000000000020a2c94cbf8d66168d1b93068775845010100000000000080a93ad3d88fd1013f2198b2fdb491c70000000001001e0054004500530054002d00460037004400460042004300330046004500390002001e0054004500530054002d00460037004400460042004300330046004500390003001e0074006500730074002d00660037006400660062006300330066006500390004001e0074006500730074002d00660037006400660062006300330066006500390006000400030000000900260063006900660073002f003100390032002e003100360038002e00350036002e003100300031000a001000000000000000000000000000000000000000000000000000eb729686fcaacfadb13418fa494760de004d006100630020004f005300200058002000310030002e0031003000000053004d00420046005300200033002e0030002e0030000000");
         let (h, b) = first_block(&m);
-        assert_eq!(h.uid(), 2048);
+        assert_eq!(h.uid, 2048);
         let r = SessionSetupRequest::parse(&m, &b, h.is_unicode()).unwrap();
         assert_eq!(r.form, SetupForm::ExtendedSecurity);
         assert_eq!(r.security_blob.len(), 440);
@@ -184,7 +196,7 @@ mod tests {
         let m = capture_msg("00000075ff534d4273000000008801c8000000000000000000000000ffff01000008020004ff007500010000004a0000570069006e0064006f0077007300200035002e0031000000570069006e0064006f00770073002000320030003000300020004c0041004e0020004d0061006e00610067006500720000");
         let (h, b) = first_block(&m);
         assert!(h.is_response());
-        assert_eq!(h.uid(), 2048);
+        assert_eq!(h.uid, 2048);
         let r = SessionSetupResponse::parse(&m, &b, h.is_unicode()).unwrap();
         assert!(r.is_guest());
         assert!(r.security_blob.is_empty());
@@ -208,7 +220,7 @@ mod tests {
 
         let m = capture_msg("00000059ff534d427300000000880348000000000000000000000000ffff6e1798b0000004ff000000000009002e00a1073005a0030a010057696e646f777320362e310053616d626120342e31372e31322d44656269616e004c414200");
         let (h, b) = first_block(&m);
-        assert_eq!(h.uid(), 45208);
+        assert_eq!(h.uid, 45208);
         let r = SessionSetupResponse::parse(&m, &b, h.is_unicode()).unwrap();
         assert_eq!(r.security_blob.len(), 9);
         assert!(!r.is_guest());

@@ -1,9 +1,13 @@
 //! TRANSACTION2 subcommands where file names, renames and deletes appear (MS-CIFS 2.2.6).
 //! Parsed from the (possibly reassembled) parameters and data of a TRANSACTION2 request.
 
-use super::header::{cmd, Smb1Error};
 use super::strings::{SmbStr, StrCursor};
-use super::wire::{u16_at, u32_at, u64_at, u8_at};
+use super::{cmd, Smb1Error};
+use crate::wire::parsed;
+use nom::bytes::complete::take;
+use nom::number::complete::{le_u16, le_u32, le_u64, le_u8};
+use nom::sequence::terminated;
+use nom::Parser;
 
 pub mod sub {
     pub const FIND_FIRST2: u16 = 0x0001;
@@ -66,34 +70,37 @@ pub enum SetInfo<'a> {
 
 impl<'a> SetInfo<'a> {
     fn parse(information_level: u16, data: &'a [u8], data_at: usize, unicode: bool) -> SetInfo<'a> {
-        match information_level {
-            level::SMB_SET_FILE_DISPOSITION_INFO | level::PASSTHROUGH_DISPOSITION
-                if !data.is_empty() =>
-            {
-                SetInfo::Disposition {
-                    delete_pending: u8_at(data, 0) != 0,
-                }
+        let info = match information_level {
+            level::SMB_SET_FILE_DISPOSITION_INFO | level::PASSTHROUGH_DISPOSITION => {
+                parsed(le_u8.parse(data)).map(|d| SetInfo::Disposition {
+                    delete_pending: d != 0,
+                })
             }
             // FILE_DISPOSITION_INFORMATION_EX: Flags u32, FILE_DISPOSITION_DELETE = 1.
-            level::PASSTHROUGH_DISPOSITION_EX if data.len() >= 4 => SetInfo::Disposition {
-                delete_pending: u32_at(data, 0) & 1 != 0,
-            },
-            level::SMB_SET_FILE_END_OF_FILE_INFO | level::PASSTHROUGH_END_OF_FILE
-                if data.len() >= 8 =>
-            {
-                SetInfo::EndOfFile(u64_at(data, 0))
+            level::PASSTHROUGH_DISPOSITION_EX => {
+                parsed(le_u32.parse(data)).map(|flags| SetInfo::Disposition {
+                    delete_pending: flags & 1 != 0,
+                })
             }
-            level::PASSTHROUGH_RENAME if data.len() >= 12 => {
-                let len = u32_at(data, 8) as usize;
-                let mut c = StrCursor::over(data, 12, data_at);
-                SetInfo::Rename {
-                    replace_if_exists: u8_at(data, 0) != 0,
-                    root_fid: u32_at(data, 4),
-                    new_name: SmbStr::new(c.take(len), unicode),
-                }
+            level::SMB_SET_FILE_END_OF_FILE_INFO | level::PASSTHROUGH_END_OF_FILE => {
+                parsed(le_u64.parse(data)).map(SetInfo::EndOfFile)
             }
-            _ => SetInfo::Other,
-        }
+            // FILE_RENAME_INFORMATION: ReplaceIfExists, 3 reserved bytes, RootDirectory,
+            // FileNameLength, FileName.
+            level::PASSTHROUGH_RENAME => {
+                let mut fields = (terminated(le_u8, take(3usize)), le_u32, le_u32);
+                parsed(fields.parse(data)).map(|(replace, root_fid, len)| {
+                    let mut c = StrCursor::over(data, 12, data_at);
+                    SetInfo::Rename {
+                        replace_if_exists: replace != 0,
+                        root_fid,
+                        new_name: SmbStr::new(c.take(len as usize), unicode),
+                    }
+                })
+            }
+            _ => None,
+        };
+        info.unwrap_or(SetInfo::Other)
     }
 }
 
@@ -141,14 +148,15 @@ pub enum Trans2Request<'a> {
     },
 }
 
-fn need(params: &[u8], n: usize) -> Result<(), Smb1Error> {
-    if params.len() < n {
-        return Err(Smb1Error::OutOfBounds {
-            command: cmd::TRANSACTION2,
-            what: "subcommand parameters",
-        });
-    }
-    Ok(())
+/// The fixed parameters of a subcommand, read by `fields`; too few is an error.
+fn fixed<'a, O>(
+    params: &'a [u8],
+    mut fields: impl Parser<&'a [u8], Output = O, Error = nom::error::Error<&'a [u8]>>,
+) -> Result<O, Smb1Error> {
+    parsed(fields.parse(params)).ok_or(Smb1Error::OutOfBounds {
+        command: cmd::TRANSACTION2,
+        what: "subcommand parameters",
+    })
 }
 
 impl<'a> Trans2Request<'a> {
@@ -165,33 +173,37 @@ impl<'a> Trans2Request<'a> {
         let name_at = |pos: usize| StrCursor::over(params, pos, params_at).string(unicode);
         Ok(match subcommand {
             sub::FIND_FIRST2 => {
-                need(params, 12)?;
+                // SearchAttributes, SearchCount, Flags, InformationLevel, SearchStorageType.
+                let fields = (le_u16, le_u16, le_u16, le_u16, take(4usize));
+                let (search_attributes, search_count, flags, information_level, _) =
+                    fixed(params, fields)?;
                 Trans2Request::FindFirst2 {
-                    search_attributes: u16_at(params, 0),
-                    search_count: u16_at(params, 2),
-                    flags: u16_at(params, 4),
-                    information_level: u16_at(params, 6),
+                    search_attributes,
+                    search_count,
+                    flags,
+                    information_level,
                     pattern: name_at(12),
                 }
             }
             sub::FIND_NEXT2 => {
-                need(params, 12)?;
+                // SID, SearchCount, InformationLevel, ResumeKey, Flags.
+                let fields = (le_u16, take(2usize), le_u16, take(6usize));
+                let (sid, _, information_level, _) = fixed(params, fields)?;
                 Trans2Request::FindNext2 {
-                    sid: u16_at(params, 0),
-                    information_level: u16_at(params, 4),
+                    sid,
+                    information_level,
                     name: name_at(12),
                 }
             }
             sub::QUERY_PATH_INFORMATION => {
-                need(params, 6)?;
+                let information_level = fixed(params, terminated(le_u16, take(4usize)))?;
                 Trans2Request::QueryPathInformation {
-                    information_level: u16_at(params, 0),
+                    information_level,
                     path: name_at(6),
                 }
             }
             sub::SET_PATH_INFORMATION => {
-                need(params, 6)?;
-                let information_level = u16_at(params, 0);
+                let information_level = fixed(params, terminated(le_u16, take(4usize)))?;
                 Trans2Request::SetPathInformation {
                     information_level,
                     path: name_at(6),
@@ -199,29 +211,28 @@ impl<'a> Trans2Request<'a> {
                 }
             }
             sub::QUERY_FILE_INFORMATION => {
-                need(params, 4)?;
+                let (fid, information_level) = fixed(params, (le_u16, le_u16))?;
                 Trans2Request::QueryFileInformation {
-                    fid: u16_at(params, 0),
-                    information_level: u16_at(params, 2),
+                    fid,
+                    information_level,
                 }
             }
             sub::SET_FILE_INFORMATION => {
-                need(params, 4)?;
-                let information_level = u16_at(params, 2);
+                let (fid, information_level) = fixed(params, (le_u16, le_u16))?;
                 Trans2Request::SetFileInformation {
-                    fid: u16_at(params, 0),
+                    fid,
                     information_level,
                     info: SetInfo::parse(information_level, data, data_at, unicode),
                 }
             }
             sub::CREATE_DIRECTORY => {
-                need(params, 4)?;
+                fixed(params, take(4usize))?;
                 Trans2Request::CreateDirectory { path: name_at(4) }
             }
             sub::GET_DFS_REFERRAL => {
-                need(params, 2)?;
+                let max_referral_level = fixed(params, le_u16)?;
                 Trans2Request::GetDfsReferral {
-                    max_referral_level: u16_at(params, 0),
+                    max_referral_level,
                     file_name: name_at(2),
                 }
             }
@@ -233,10 +244,10 @@ impl<'a> Trans2Request<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::andx::AndxChain;
-    use crate::smb::smb1::header::Header;
+    use crate::smb::smb1::records::andx::AndxChain;
+    use crate::smb::smb1::records::trans::TransRequest;
+    use crate::smb::smb1::records::Header;
     use crate::smb::smb1::test_util::{capture_msg, utf16z};
-    use crate::smb::smb1::trans::TransRequest;
 
     fn trans2(m: &[u8]) -> Trans2Request<'_> {
         let h = Header::parse(m).unwrap();

@@ -2,9 +2,12 @@
 //! (NT_TRANSACT_CREATE lives in `trans`, since it rides in a transaction.)
 
 use super::andx::Block;
-use super::header::Smb1Error;
 use super::strings::SmbStr;
-use super::words::{data_block, Words};
+use super::{andx_header, data_block, response_words, words, Accept, Smb1Error};
+use nom::bytes::complete::take;
+use nom::combinator::cond;
+use nom::number::complete::{le_u16, le_u32, le_u64, le_u8};
+use nom::sequence::preceded;
 
 /// NT create dispositions (same values as SMB2).
 pub const FILE_SUPERSEDE: u32 = 0;
@@ -48,27 +51,58 @@ impl<'a> NtCreateRequest<'a> {
         block: &Block<'a>,
         unicode: bool,
     ) -> Result<NtCreateRequest<'a>, Smb1Error> {
-        let w = Words::one_of(block, &[24])?;
-        let name_len = usize::from(w.u16(5));
+        let (
+            _,
+            _reserved,
+            name_len,
+            flags,
+            root_directory_fid,
+            desired_access,
+            allocation_size,
+            file_attributes,
+            share_access,
+            create_disposition,
+            create_options,
+            impersonation_level,
+            security_flags,
+        ) = words(
+            block,
+            Accept::OneOf(&[24]),
+            (
+                andx_header,
+                le_u8,
+                le_u16,
+                le_u32,
+                le_u32,
+                le_u32,
+                le_u64,
+                le_u32,
+                le_u32,
+                le_u32,
+                le_u32,
+                le_u32,
+                le_u8,
+            ),
+        )?;
         let mut c = data_block(msg, block);
         c.align_unicode(unicode);
-        let mut raw = c.take(name_len);
+        let mut raw = c.take(usize::from(name_len));
         // NameLength may or may not count the terminator; decode strips NULs, but keep the raw
         // view free of a trailing odd byte in Unicode.
         if unicode && raw.len() % 2 == 1 {
             raw = raw.get(..raw.len() - 1).unwrap_or(&[]);
         }
         Ok(NtCreateRequest {
-            flags: w.u32(7),
-            root_directory_fid: w.u32(11),
-            desired_access: w.u32(15),
-            allocation_size: w.u64(19),
-            file_attributes: w.u32(27),
-            share_access: w.u32(31),
-            create_disposition: w.u32(35),
-            create_options: w.u32(39),
-            impersonation_level: w.u32(43),
-            security_flags: w.u8(47),
+            flags,
+            root_directory_fid,
+            desired_access,
+            allocation_size,
+            file_attributes,
+            share_access,
+            create_disposition,
+            create_options,
+            impersonation_level,
+            security_flags,
             name: SmbStr::new(raw, unicode),
         })
     }
@@ -106,26 +140,55 @@ pub const FILE_TYPE_MESSAGE_MODE_PIPE: u16 = 2;
 impl NtCreateResponse {
     /// `Ok(None)` for an error response (WordCount 0).
     pub fn parse(block: &Block<'_>) -> Result<Option<NtCreateResponse>, Smb1Error> {
-        let Some(w) = Words::response(block, &[34, 42])? else {
+        // The extended response (MS-SMB 2.2.4.9.2) adds VolumeGUID and FileId, then the rights.
+        let extended = block.words.len() >= 100;
+        let fields = (
+            andx_header,
+            le_u8,
+            le_u16,
+            le_u32,
+            (le_u64, le_u64, le_u64, le_u64),
+            le_u32,
+            le_u64,
+            le_u64,
+            le_u16,
+            le_u16,
+            le_u8,
+            cond(extended, preceded(take(24usize), (le_u32, le_u32))),
+        );
+        let Some((
+            _,
+            oplock_level,
+            fid,
+            create_action,
+            (creation_time, last_access_time, last_write_time, change_time),
+            file_attributes,
+            allocation_size,
+            end_of_file,
+            resource_type,
+            nm_pipe_status,
+            directory,
+            rights,
+        )) = response_words(block, Accept::OneOf(&[34, 42]), fields)?
+        else {
             return Ok(None);
         };
-        let extended = block.words.len() >= 100;
         Ok(Some(NtCreateResponse {
-            oplock_level: w.u8(4),
-            fid: w.u16(5),
-            create_action: w.u32(7),
-            creation_time: w.u64(11),
-            last_access_time: w.u64(19),
-            last_write_time: w.u64(27),
-            change_time: w.u64(35),
-            file_attributes: w.u32(43),
-            allocation_size: w.u64(47),
-            end_of_file: w.u64(55),
-            resource_type: w.u16(63),
-            nm_pipe_status: w.u16(65),
-            directory: w.u8(67) != 0,
-            maximal_access_rights: extended.then(|| w.u32(92)),
-            guest_maximal_access_rights: extended.then(|| w.u32(96)),
+            oplock_level,
+            fid,
+            create_action,
+            creation_time,
+            last_access_time,
+            last_write_time,
+            change_time,
+            file_attributes,
+            allocation_size,
+            end_of_file,
+            resource_type,
+            nm_pipe_status,
+            directory: directory != 0,
+            maximal_access_rights: rights.map(|r| r.0),
+            guest_maximal_access_rights: rights.map(|r| r.1),
         }))
     }
 
@@ -158,17 +221,38 @@ impl<'a> OpenAndxRequest<'a> {
         block: &Block<'a>,
         unicode: bool,
     ) -> Result<OpenAndxRequest<'a>, Smb1Error> {
-        let w = Words::one_of(block, &[15])?;
-        let mut c = data_block(msg, block);
+        let (
+            _,
+            flags,
+            access_mode,
+            search_attributes,
+            file_attributes,
+            creation_time,
+            open_mode,
+            allocation_size,
+        ) = words(
+            block,
+            Accept::OneOf(&[15]),
+            (
+                andx_header,
+                le_u16,
+                le_u16,
+                le_u16,
+                le_u16,
+                le_u32,
+                le_u16,
+                le_u32,
+            ),
+        )?;
         Ok(OpenAndxRequest {
-            flags: w.u16(4),
-            access_mode: w.u16(6),
-            search_attributes: w.u16(8),
-            file_attributes: w.u16(10),
-            creation_time: w.u32(12),
-            open_mode: w.u16(16),
-            allocation_size: w.u32(18),
-            name: c.string(unicode),
+            flags,
+            access_mode,
+            search_attributes,
+            file_attributes,
+            creation_time,
+            open_mode,
+            allocation_size,
+            name: data_block(msg, block).string(unicode),
         })
     }
 
@@ -206,18 +290,40 @@ pub struct OpenAndxResponse {
 
 impl OpenAndxResponse {
     pub fn parse(block: &Block<'_>) -> Result<Option<OpenAndxResponse>, Smb1Error> {
-        let Some(w) = Words::response(block, &[15, 19])? else {
+        let fields = (
+            andx_header,
+            le_u16,
+            le_u16,
+            le_u32,
+            le_u32,
+            le_u16,
+            le_u16,
+            le_u16,
+            le_u16,
+        );
+        let Some((
+            _,
+            fid,
+            file_attributes,
+            last_write_time,
+            file_data_size,
+            access_rights,
+            resource_type,
+            nm_pipe_status,
+            open_results,
+        )) = response_words(block, Accept::OneOf(&[15, 19]), fields)?
+        else {
             return Ok(None);
         };
         Ok(Some(OpenAndxResponse {
-            fid: w.u16(4),
-            file_attributes: w.u16(6),
-            last_write_time: w.u32(8),
-            file_data_size: w.u32(12),
-            access_rights: w.u16(16),
-            resource_type: w.u16(18),
-            nm_pipe_status: w.u16(20),
-            open_results: w.u16(22),
+            fid,
+            file_attributes,
+            last_write_time,
+            file_data_size,
+            access_rights,
+            resource_type,
+            nm_pipe_status,
+            open_results,
         }))
     }
 
@@ -230,7 +336,7 @@ impl OpenAndxResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::header::cmd;
+    use crate::smb::smb1::records::cmd;
     use crate::smb::smb1::test_util::{capture_msg, first_block, utf16z, MsgBuilder, W};
 
     /// i1_smb1_psexec frames 42/43, impacket psexec creating its service binary on ADMIN$

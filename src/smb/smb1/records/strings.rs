@@ -31,12 +31,7 @@ impl<'a> SmbStr<'a> {
     pub fn decode(&self) -> String {
         let raw = self.raw.get(..MAX_STRING_BYTES).unwrap_or(self.raw);
         let mut s = if self.unicode {
-            let units = raw
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]));
-            char::decode_utf16(units)
-                .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
-                .collect::<String>()
+            crate::wire::utf16le(raw, MAX_STRING_BYTES / 2)
         } else {
             // OEM code page unknown: ASCII is exact, the rest is replaced rather than guessed.
             String::from_utf8_lossy(raw).into_owned()

@@ -6,9 +6,11 @@
 //! through, possibly before the whole message has arrived, without copying.
 
 use super::andx::Block;
-use super::header::Smb1Error;
-use super::wire::slice_clipped;
-use super::words::Words;
+use super::{andx_header, join_u16, response_words, words, Accept, Smb1Error};
+use crate::wire::clipped;
+use nom::bytes::complete::take;
+use nom::combinator::cond;
+use nom::number::complete::{le_u16, le_u32};
 
 /// WriteMode bits.
 pub const WRITE_THROUGH: u16 = 0x0001;
@@ -26,7 +28,7 @@ pub trait LargeData {
     /// DataLengthHigh:DataLength.
     fn data_len(&self) -> u32 {
         let (high, low) = self.data_len_parts();
-        (u32::from(high) << 16) | u32::from(low)
+        join_u16(high, low)
     }
 
     /// Offset just past the data (from the header start).
@@ -36,7 +38,7 @@ pub trait LargeData {
 
     /// The data present in `msg` (all of it once the message is complete).
     fn data<'a>(&self, msg: &'a [u8]) -> &'a [u8] {
-        slice_clipped(msg, self.data_offset(), self.data_len() as usize)
+        clipped(msg, self.data_offset(), self.data_len() as usize)
     }
 }
 
@@ -56,16 +58,39 @@ pub struct WriteAndxRequest {
 
 impl WriteAndxRequest {
     pub fn parse(block: &Block<'_>) -> Result<WriteAndxRequest, Smb1Error> {
-        let w = Words::one_of(block, &[12, 14])?;
+        let fields = (
+            andx_header,
+            le_u16,
+            le_u32,
+            le_u32,
+            le_u16,
+            le_u16,
+            le_u16,
+            le_u16,
+            le_u16,
+            cond(block.word_count == 14, le_u32),
+        );
+        let (
+            _,
+            fid,
+            offset,
+            timeout,
+            write_mode,
+            remaining,
+            data_len_high,
+            data_len_low,
+            data_offset,
+            offset_high,
+        ) = words(block, Accept::OneOf(&[12, 14]), fields)?;
         let r = WriteAndxRequest {
-            fid: w.u16(4),
-            offset: w.offset64(6, (w.count() == 14).then_some(24)),
-            timeout: w.u32(10),
-            write_mode: w.u16(14),
-            remaining: w.u16(16),
-            data_len_high: w.u16(18),
-            data_len_low: w.u16(20),
-            data_offset: usize::from(w.u16(22)),
+            fid,
+            offset: offset64(offset, offset_high),
+            timeout,
+            write_mode,
+            remaining,
+            data_len_high,
+            data_len_low,
+            data_offset: usize::from(data_offset),
         };
         data_after_words(block, r.data_offset, true)?;
         Ok(r)
@@ -103,12 +128,15 @@ pub struct WriteAndxResponse {
 
 impl WriteAndxResponse {
     pub fn parse(block: &Block<'_>) -> Result<Option<WriteAndxResponse>, Smb1Error> {
-        let Some(w) = Words::response(block, &[6])? else {
+        let fields = (andx_header, le_u16, le_u16, le_u16);
+        let Some((_, count_low, available, count_high)) =
+            response_words(block, Accept::OneOf(&[6]), fields)?
+        else {
             return Ok(None);
         };
         Ok(Some(WriteAndxResponse {
-            count: w.u32_split(8, 4),
-            available: w.u16(6),
+            count: join_u16(count_high, count_low),
+            available,
         }))
     }
 }
@@ -126,14 +154,25 @@ pub struct ReadAndxRequest {
 
 impl ReadAndxRequest {
     pub fn parse(block: &Block<'_>) -> Result<ReadAndxRequest, Smb1Error> {
-        let w = Words::one_of(block, &[10, 12])?;
+        let fields = (
+            andx_header,
+            le_u16,
+            le_u32,
+            le_u16,
+            le_u16,
+            le_u32,
+            le_u16,
+            cond(block.word_count == 12, le_u32),
+        );
+        let (_, fid, offset, max_count_low, min_count, timeout_or_max_count_high, remaining, high) =
+            words(block, Accept::OneOf(&[10, 12]), fields)?;
         Ok(ReadAndxRequest {
-            fid: w.u16(4),
-            offset: w.offset64(6, (w.count() == 12).then_some(20)),
-            max_count_low: w.u16(10),
-            min_count: w.u16(12),
-            timeout_or_max_count_high: w.u32(14),
-            remaining: w.u16(18),
+            fid,
+            offset: offset64(offset, high),
+            max_count_low,
+            min_count,
+            timeout_or_max_count_high,
+            remaining,
         })
     }
 }
@@ -149,14 +188,18 @@ pub struct ReadAndxResponse {
 
 impl ReadAndxResponse {
     pub fn parse(block: &Block<'_>) -> Result<Option<ReadAndxResponse>, Smb1Error> {
-        let Some(w) = Words::response(block, &[12])? else {
+        // Available, DataCompactionMode, Reserved, DataLength, DataOffset, DataLengthHigh.
+        let fields = (andx_header, le_u16, take(4usize), le_u16, le_u16, le_u16);
+        let Some((_, available, _, data_len_low, data_offset, data_len_high)) =
+            response_words(block, Accept::OneOf(&[12]), fields)?
+        else {
             return Ok(None);
         };
         let r = ReadAndxResponse {
-            available: w.u16(4),
-            data_len_low: w.u16(10),
-            data_offset: usize::from(w.u16(12)),
-            data_len_high: w.u16(14),
+            available,
+            data_len_low,
+            data_offset: usize::from(data_offset),
+            data_len_high,
         };
         data_after_words(block, r.data_offset, r.data_len() > 0)?;
         Ok(Some(r))
@@ -175,7 +218,12 @@ impl LargeData for ReadAndxResponse {
 
 /// CLOSE (0x04) request: the FID; the response has no body.
 pub fn close_fid(block: &Block<'_>) -> Result<u16, Smb1Error> {
-    Ok(Words::one_of(block, &[3])?.u16(0))
+    words(block, Accept::OneOf(&[3]), le_u16)
+}
+
+/// A 64-bit file offset from its low half and the optional high half (the long form).
+fn offset64(low: u32, high: Option<u32>) -> u64 {
+    (u64::from(high.unwrap_or(0)) << 32) | u64::from(low)
 }
 
 /// READ/WRITE data is found by DataOffset, which may lie past ByteCount's bytes (large
@@ -197,7 +245,7 @@ fn data_after_words(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smb::smb1::header::cmd;
+    use crate::smb::smb1::records::cmd;
     use crate::smb::smb1::test_util::{capture_msg, first_block, unhex, MsgBuilder, W};
 
     /// i1_smb1_psexec frame 24: impacket writes a DCE-RPC bind to \srvsvc; tshark smb.fid
