@@ -15,6 +15,7 @@
 //! rotate_interval = 86400
 //! rules = "/etc/psexec-sensor/rules"
 //! smb_keys = "/etc/psexec-sensor/smb-keys"
+//! keytab = ["/etc/psexec-sensor/fileservers.keytab"]
 //! sensor_name = "dc-span-1"
 //! user = "psexec-sensor"
 //! pidfile = "/run/psexec-sensor/psexec-sensor.pid"
@@ -75,6 +76,8 @@ pub struct LiveFile {
     pub rotate_interval: Option<u64>,
     pub rules: Option<PathBuf>,
     pub smb_keys: Option<PathBuf>,
+    #[serde(default)]
+    pub keytab: Vec<PathBuf>,
     pub sensor_name: Option<String>,
     pub user: Option<String>,
     pub pidfile: Option<PathBuf>,
@@ -104,6 +107,8 @@ pub struct LiveSetup {
     pub rotation: Rotation,
     pub rules: Option<PathBuf>,
     pub smb_keys: Option<PathBuf>,
+    /// `--keytab` files (the command line's replace the file's).
+    pub keytabs: Vec<PathBuf>,
     /// Names this sensor in its records (stats lines; the `sensor` field of every record).
     pub sensor_name: Option<String>,
     /// Switch to this user once everything is open, when started as root; `None` keeps the
@@ -206,6 +211,11 @@ pub fn live_setup(args: &LiveArgs, file: LiveFile) -> Result<LiveSetup, String> 
         },
         rules: common.rules.clone().or(file.rules),
         smb_keys: common.smb_keys.clone().or(file.smb_keys),
+        keytabs: if common.keytab.is_empty() {
+            file.keytab
+        } else {
+            common.keytab.clone()
+        },
         sensor_name,
         user: (!user.is_empty()).then_some(user),
         pidfile: args.pidfile.clone().or(file.pidfile),

@@ -15,6 +15,7 @@ pub mod detect;
 pub mod eval;
 pub mod event;
 pub mod flow;
+pub mod kerberos;
 pub mod output;
 pub mod pipeline;
 pub mod sink;

@@ -17,6 +17,7 @@ mod eval_corpus;
 mod evasion;
 mod inferred_captures;
 mod insertion;
+mod kerberos_lab;
 mod live_cli;
 mod live_fanout;
 mod live_netns;

@@ -902,6 +902,13 @@ impl Smb2State {
         if flags & SESSION_FLAG_IS_NULL != 0 {
             auth = "anonymous";
         }
+        // Kerberos names no user in the clear; a ticket opened with `--keytab` does.
+        let (user, domain) = match self.decryptor.kerberos_client(sid) {
+            Some(c) if auth == "kerberos" && user.is_none() => {
+                (Some(c.user.clone()), Some(c.realm.clone()))
+            }
+            _ => (user, domain),
+        };
         SmbAuth {
             conn: cx.conn_at(ts),
             session_id: Some(sid),
