@@ -48,10 +48,13 @@ fn nfold_rfc3961_vectors() {
     }
 }
 
+/// (iterations, pass phrase, salt, AES128 key, AES256 key).
+type S2kCase<'a> = (u32, &'a [u8], &'a [u8], &'a str, &'a str);
+
 #[test]
 fn string_to_key_rfc3962_vectors() {
     let salt = b"ATHENA.MIT.EDUraeburn";
-    let cases: &[(u32, &[u8], &[u8], &str, &str)] = &[
+    let cases: &[S2kCase] = &[
         (
             1,
             b"password",
@@ -136,7 +139,9 @@ fn cbc_cts_rfc3962_vectors() {
 }
 
 /// (enctype, plaintext, usage, key, ciphertext) from MIT krb5's t_decrypt.c.
-fn mit_cases() -> Vec<(Enctype, &'static [u8], u32, Vec<u8>, Vec<u8>)> {
+type MitCase = (Enctype, &'static [u8], u32, Vec<u8>, Vec<u8>);
+
+fn mit_cases() -> Vec<MitCase> {
     use Enctype::*;
     vec![
         (Rc4Hmac, b"", 0, hex("F81FEC39255F5784E850C4377C88BD85"),
