@@ -47,6 +47,10 @@ pub struct EngineArgs {
     /// SMB3 decryption secrets (passwords, NT hashes or session keys).
     #[arg(long, value_name = "FILE")]
     pub smb_keys: Option<PathBuf>,
+    /// MIT keytab with service keys: decrypts Kerberos tickets (the client's name) and the SMB3
+    /// keys of Kerberos sessions; repeat for several files.
+    #[arg(long, value_name = "FILE")]
+    pub keytab: Vec<PathBuf>,
     /// Name written as `sensor` on every record (EVE: `host`); default: the host name.
     #[arg(long, value_name = "NAME")]
     pub sensor_name: Option<String>,

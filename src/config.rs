@@ -15,6 +15,7 @@
 //! rotate_interval = 86400
 //! rules = "/etc/psexec-sensor/rules"
 //! smb_keys = "/etc/psexec-sensor/smb-keys"
+//! keytab = ["/etc/psexec-sensor/fileservers.keytab"]
 //! sensor_name = "dc-span-1"
 //! eve = "/var/log/psexec-sensor/eve.json"
 //! log_dir = "/var/log/psexec-sensor/zeek"
@@ -80,6 +81,8 @@ pub struct LiveFile {
     pub rotate_interval: Option<u64>,
     pub rules: Option<PathBuf>,
     pub smb_keys: Option<PathBuf>,
+    #[serde(default)]
+    pub keytab: Vec<PathBuf>,
     pub sensor_name: Option<String>,
     pub eve: Option<PathBuf>,
     pub log_dir: Option<PathBuf>,
@@ -163,6 +166,8 @@ pub struct LiveSetup {
     pub rotation: Rotation,
     pub rules: Option<PathBuf>,
     pub smb_keys: Option<PathBuf>,
+    /// `--keytab` files (the command line's replace the file's).
+    pub keytabs: Vec<PathBuf>,
     /// Sensor name, `--log-dir`, `--eve`, Community ID seed.
     pub formats: FormatsSetup,
     /// Switch to this user once everything is open, when started as root; `None` keeps the
@@ -262,6 +267,11 @@ pub fn live_setup(args: &LiveArgs, file: LiveFile) -> Result<LiveSetup, String> 
         rotation,
         rules: common.rules.clone().or(file.rules),
         smb_keys: common.smb_keys.clone().or(file.smb_keys),
+        keytabs: if common.keytab.is_empty() {
+            file.keytab
+        } else {
+            common.keytab.clone()
+        },
         formats,
         user: (!user.is_empty()).then_some(user),
         pidfile: args.pidfile.clone().or(file.pidfile),

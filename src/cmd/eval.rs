@@ -31,7 +31,7 @@ impl EventConsumer for Alerts {
 }
 
 pub fn run(args: EvalArgs) -> ExitCode {
-    let smb = match smb_shared(args.smb_keys.as_deref()) {
+    let smb = match smb_shared(args.smb_keys.as_deref(), &[]) {
         Ok(s) => s,
         Err(c) => return c,
     };

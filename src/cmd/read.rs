@@ -248,7 +248,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         say(e);
         ExitCode::from(EXIT_BAD_INPUT)
     })?;
-    let smb = smb_shared(args.common.smb_keys.as_deref())?;
+    let smb = smb_shared(args.common.smb_keys.as_deref(), &args.common.keytab)?;
     let rules = load_rules(args.common.rules.as_deref())?;
 
     let mut out = ReadOutput {
@@ -435,22 +435,34 @@ pub(crate) fn default_workers() -> usize {
 /// `--workers N` on larger machines.
 pub(crate) const MAX_DEFAULT_WORKERS: usize = 8;
 
-/// `--smb-keys`: the decryption secrets, with a warning when others can read the file.
-pub(crate) fn smb_shared(keys: Option<&Path>) -> Result<SmbShared, ExitCode> {
+/// `--smb-keys` and `--keytab`: the decryption secrets, with a warning when others can read the
+/// key file. A bad file is an error naming it, never quoting it.
+pub(crate) fn smb_shared(keys: Option<&Path>, keytabs: &[PathBuf]) -> Result<SmbShared, ExitCode> {
     let mut smb = SmbShared::default();
+    let mut store = crate::smb::crypto::KeyStore::default();
     if let Some(k) = keys {
         match crate::smb::crypto::KeyStore::load(k) {
-            Ok((store, warnings)) => {
+            Ok((s, warnings)) => {
                 for w in warnings {
                     say(format_args!("{}: {w}", k.display()));
                 }
-                smb.keys = Some(Arc::new(store));
+                store = s;
             }
             Err(e) => {
                 say(format_args!("SMB keys: {e}"));
                 return Err(ExitCode::from(EXIT_BAD_INPUT));
             }
         }
+    }
+    for k in keytabs {
+        let loaded = crate::kerberos::keytab::Keytab::load(k).and_then(|kt| store.add_keytab(kt));
+        if let Err(e) = loaded {
+            say(format_args!("keytab: {e}"));
+            return Err(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    }
+    if !store.is_empty() {
+        smb.keys = Some(Arc::new(store));
     }
     Ok(smb)
 }

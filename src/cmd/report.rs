@@ -225,7 +225,7 @@ fn from_captures(args: &ReportArgs) -> Result<(ReportData, usize), ExitCode> {
         say("report reads captures by path; for standard input run `read - --alerts A --events E` and `report --alerts A --events E`");
         return Err(ExitCode::from(EXIT_BAD_INPUT));
     }
-    let smb = smb_shared(args.smb_keys.as_deref())?;
+    let smb = smb_shared(args.smb_keys.as_deref(), &[])?;
     let rules = load_rules(args.rules.as_deref())?;
     let (files, mut failed) = capture_files(&args.inputs);
     let spill = Spill::create().map_err(|e| {

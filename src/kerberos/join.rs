@@ -51,6 +51,8 @@ impl TicketJoin {
                     self.remember(t.clone());
                 }
             }
+            // A ticket opened with `--keytab` named its client already: the stronger source.
+            Event::SmbAuth(a) if a.user_source == Some(UserSource::Keytab) => {}
             Event::SmbAuth(a) => {
                 if let Some(d) = a.ticket {
                     let (user, domain, source) = self.lookup(d);

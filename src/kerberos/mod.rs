@@ -13,11 +13,17 @@
 //! - [`gss`]: SPNEGO / GSS-API framing around an AP-REQ.
 //! - [`exchange`]: request ↔ reply pairing into events, over TCP (a stream parser) and UDP.
 //! - [`join`]: the bounded, expiring ticket index and the join.
+//! - With secrets (`--keytab`): [`keytab`] (MIT keytab files), [`crypto`] (RFC 3961/3962/4757
+//!   decryption) and [`ticket`] (service ticket, authenticator and AP-REP opened with them: the
+//!   client without its TGS-REP, and the session key of a Kerberos-authenticated SMB3 session).
 
+pub mod crypto;
 pub mod exchange;
 pub mod gss;
 pub mod join;
+pub mod keytab;
 pub mod records;
+pub mod ticket;
 
 use crate::wire::hash::StableHash;
 

@@ -23,10 +23,10 @@ pub const NTLMSSP_NEGOTIATE_UNICODE: u32 = 0x0000_0001;
 pub const MAX_NTLM_NAME_CHARS: usize = 256;
 
 /// Kerberos 5 OID 1.2.840.113554.1.2.2 and Microsoft's variant 1.2.840.48018.1.2.2, DER-encoded.
-const KRB5_OID: &[u8] = &[
+pub(crate) const KRB5_OID: &[u8] = &[
     0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02,
 ];
-const MS_KRB5_OID: &[u8] = &[
+pub(crate) const MS_KRB5_OID: &[u8] = &[
     0x06, 0x09, 0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02,
 ];
 
@@ -144,7 +144,7 @@ pub fn authenticate(token: &[u8]) -> IResult<&[u8], Authenticate<'_>> {
     ))
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || hay.len() < needle.len() {
         return None;
     }

@@ -18,6 +18,7 @@ mod evasion;
 mod inferred_captures;
 mod insertion;
 mod kerberos;
+mod kerberos_lab;
 mod live_cli;
 mod live_fanout;
 mod live_netns;

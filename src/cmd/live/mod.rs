@@ -211,7 +211,7 @@ mod imp {
                 Err(e) => return Err(bad(format_args!("looking up user {u:?}: {e}"))),
             }
         }
-        let smb = smb_shared(setup.smb_keys.as_deref())?;
+        let smb = smb_shared(setup.smb_keys.as_deref(), &setup.keytabs)?;
         let rules = load_rules(setup.rules.as_deref())?;
         let stop = StopFlag::new();
         stop.install_signal_handlers().map_err(bad)?;

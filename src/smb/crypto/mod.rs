@@ -13,6 +13,10 @@
 //! [`ntlm`] (NT hash → NTOWFv2 → NTProofStr check → session base key → KEY_EXCH unwrap) →
 //! [`preauth`] (SMB 3.1.1 SHA-512 chain over NEGOTIATE and SESSION_SETUP) → [`kdf`] (SP800-108,
 //! HMAC-SHA256) → [`cipher`] (AES-128/256-CCM/GCM, AAD = transform header bytes 20..52).
+//!
+//! With a keytab (`--keytab`) a Kerberos session's key comes from its AP-REQ instead of NTLM
+//! ([`crate::kerberos::ticket`]: the ticket decrypted with the service's key, then the
+//! authenticator's and the AP-REP's subkeys); from there the path is the same.
 
 pub mod cipher;
 pub mod kdf;
@@ -23,6 +27,8 @@ pub mod preauth;
 pub(crate) mod testutil;
 
 use crate::flow::Direction;
+use crate::kerberos::keytab::Keytab;
+use crate::kerberos::ticket::{self, KrbClient, OpenError, OpenedApReq};
 use crate::smb::smb2::records::{
     parse_header, parse_negotiate_response, parse_session_setup_request,
     parse_session_setup_response, parse_transform_header, Command, Header, SessionSetupRequest,
@@ -49,11 +55,13 @@ pub const MAX_TRANSFORM_MESSAGE: usize = 16 << 20;
 /// or two; more is hostile or broken).
 pub const MAX_SETUP_ROUNDS: u32 = 8;
 
-/// Secrets supplied with `--smb-keys` (format in [`keyfile`]). Debug shows counts only.
+/// Secrets supplied with `--smb-keys` (format in [`keyfile`]) and `--keytab`. Debug shows counts
+/// only.
 #[derive(Default)]
 pub struct KeyStore {
     creds: Vec<Credential>,
     sessions: Vec<SessionSecret>,
+    keytab: Option<Keytab>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -61,6 +69,10 @@ impl std::fmt::Debug for KeyStore {
         f.debug_struct("KeyStore")
             .field("credentials", &self.creds.len())
             .field("session_keys", &self.sessions.len())
+            .field(
+                "keytab_keys",
+                &self.keytab.as_ref().map_or(0, |k| k.keys.len()),
+            )
             .finish()
     }
 }
@@ -97,11 +109,26 @@ impl KeyStore {
     /// Parses key file text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<KeyStore, KeyFileError> {
         let (creds, sessions) = keyfile::parse(text, origin)?;
-        Ok(KeyStore { creds, sessions })
+        Ok(KeyStore {
+            creds,
+            sessions,
+            keytab: None,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.creds.is_empty() && self.sessions.is_empty()
+        self.creds.is_empty() && self.sessions.is_empty() && self.keytab.is_none()
+    }
+
+    /// Adds the keys of a keytab (`--keytab`, repeatable).
+    pub fn add_keytab(&mut self, kt: Keytab) -> Result<(), crate::kerberos::keytab::KeytabError> {
+        match self.keytab.as_mut() {
+            Some(have) => have.extend(kt),
+            None => {
+                self.keytab = Some(kt);
+                Ok(())
+            }
+        }
     }
 
     fn session_secret(&self, session_id: u64) -> Option<&SessionSecret> {
@@ -172,6 +199,12 @@ struct Session {
     hash: Option<PreauthHash>,
     challenge: Option<crate::smb::ntlmssp::Challenge>,
     auth: Option<ntlm::AuthMaterial>,
+    /// Kerberos: the AP-REQ opened with the keytab, or why it could not be.
+    krb: Option<Result<OpenedApReq, OpenError>>,
+    /// Kerberos: the AP-REP's acceptor subkey, when the server sent one.
+    acceptor_subkey: Option<crate::kerberos::crypto::Key>,
+    /// Kerberos: who the ticket names (kept after the key material is dropped).
+    krb_client: Option<KrbClient>,
     rounds: u32,
     keys: Option<SessionKeys>,
     /// Derivation was tried and failed: do not try again, do not note every message.
@@ -361,6 +394,13 @@ impl ConnDecryptor {
             .is_some_and(|s| s.keys.is_some())
     }
 
+    /// The client a keytab-decrypted Kerberos ticket names for `session_id` (user, realm, service).
+    pub fn kerberos_client(&self, session_id: u64) -> Option<&KrbClient> {
+        self.sessions
+            .get(&session_id)
+            .and_then(|s| s.krb_client.as_ref())
+    }
+
     /// Transform messages decrypted so far for `session_id`.
     pub fn decrypted_count(&self, session_id: u64) -> u64 {
         self.sessions.get(&session_id).map_or(0, |s| s.decrypted)
@@ -439,6 +479,13 @@ impl ConnDecryptor {
             return;
         }
         let auth = ntlm::AuthMaterial::from_blob(buf);
+        let krb = match (&auth, self.keys.as_ref().and_then(|k| k.keytab.as_ref())) {
+            (None, Some(kt)) => match ticket::open_ap_req(kt, buf) {
+                Err(OpenError::NoApReq) => None,
+                r => Some(r),
+            },
+            _ => None,
+        };
         let session = if sid == 0 {
             if self.pending.len() >= MAX_PENDING_SETUPS {
                 // Requests whose responses never came: forget the oldest.
@@ -492,6 +539,12 @@ impl ConnDecryptor {
         if auth.is_some() {
             s.auth = auth;
         }
+        if let Some(r) = krb {
+            if let Ok(o) = &r {
+                s.krb_client = Some(o.client.clone());
+            }
+            s.krb = Some(r);
+        }
     }
 
     fn on_setup_response(&mut self, m: &Header, msg: &[u8]) {
@@ -520,6 +573,13 @@ impl ConnDecryptor {
         };
         if s.keys.is_some() || s.gave_up {
             return;
+        }
+        if let Some(Ok(o)) = &s.krb {
+            let sub = parsed(parse_session_setup_response(msg))
+                .and_then(|r| ticket::open_ap_rep(o, r.security_buffer));
+            if let Some(sub) = sub {
+                s.acceptor_subkey = sub;
+            }
         }
         match m.status {
             STATUS_MORE_PROCESSING_REQUIRED => {
@@ -556,8 +616,34 @@ impl ConnDecryptor {
             return Ok((sec.session_key.clone(), "the key file's session key".into()));
         }
         let s = self.sessions.get(&sid).ok_or("session not tracked")?;
+        match &s.krb {
+            Some(Ok(o)) => {
+                let key = o.session_key(s.acceptor_subkey.as_ref());
+                let which = if s.acceptor_subkey.is_some() {
+                    "acceptor subkey"
+                } else if o.initiator_subkey.is_some() {
+                    "authenticator subkey"
+                } else {
+                    "ticket session key"
+                };
+                return Ok((
+                    key.bytes().to_vec(),
+                    format!(
+                        "the Kerberos {which} ({:?}) of {}@{}'s ticket to {}, opened with the keytab key of {}",
+                        key.enctype, o.client.user, o.client.realm, o.client.service, o.keytab_principal
+                    ),
+                ));
+            }
+            Some(Err(e)) => return Err(format!("Kerberos: {e}")),
+            None => {}
+        }
         let Some(auth) = s.auth.as_ref() else {
-            return Err("no NTLMSSP AUTHENTICATE seen (Kerberos or a handshake outside the capture); supply `session:` keys".into());
+            let hint = if store.keytab.is_some() {
+                "supply `session:` keys"
+            } else {
+                "supply `session:` keys, or a keytab with the service's key for Kerberos"
+            };
+            return Err(format!("no NTLMSSP AUTHENTICATE or Kerberos AP-REQ seen (a handshake outside the capture?); {hint}"));
         };
         let Some(ch) = s.challenge.as_ref() else {
             return Err(format!(
@@ -703,6 +789,8 @@ impl ConnDecryptor {
             s.auth = None;
             s.challenge = None;
             s.hash = None;
+            s.krb = None;
+            s.acceptor_subkey = None;
         }
         self.note(NoteKind::KeysDerived, Some(sid), text);
     }
@@ -714,6 +802,8 @@ impl ConnDecryptor {
                 s.gave_up = true;
                 s.auth = None;
                 s.hash = None;
+                s.krb = None;
+                s.acceptor_subkey = None;
                 s.unreported_failure = Some(text);
             }
             None => self.note(NoteKind::DeriveFailed, Some(sid), text),

@@ -22,7 +22,7 @@ fn utf16le(s: &str) -> Vec<u8> {
     s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
 }
 
-fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+pub(crate) fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
     let mut out = [0u8; 16];
     // HMAC takes keys of any length.
     let Ok(mut mac) = <Hmac<Md5> as KeyInit>::new_from_slice(key) else {

@@ -917,6 +917,15 @@ impl Smb2State {
         if flags & SESSION_FLAG_IS_NULL != 0 {
             auth = "anonymous";
         }
+        // Kerberos names no user in the clear; a ticket opened with `--keytab` does.
+        let (user, domain, user_source) = match self.decryptor.kerberos_client(sid) {
+            Some(c) if auth == "kerberos" && user.is_none() => (
+                Some(c.user.clone()),
+                Some(c.realm.clone()),
+                Some(crate::event::UserSource::Keytab),
+            ),
+            _ => (user, domain, None),
+        };
         SmbAuth {
             conn: cx.conn_at(ts),
             session_id: Some(sid),
@@ -927,7 +936,7 @@ impl Smb2State {
             dialect: self.dialect_name(),
             status,
             smb_version: SmbVersion::Smb2,
-            user_source: None,
+            user_source,
             ticket,
         }
     }
