@@ -31,7 +31,7 @@ fn fragments_24(segs: &[Seg]) -> Vec<Wire> {
     overlapping_fragment_decoys(segs, 24)
 }
 
-const CLASSES: [Class; 7] = [
+const CLASSES: [Class; 8] = [
     (
         "bad TCP checksum decoys",
         bad_tcp_checksum_decoys,
@@ -62,16 +62,16 @@ const CLASSES: [Class; 7] = [
         fragments_24,
         &[AnomalyKind::FragmentOverlap],
     ),
+    (
+        "decoys beyond the advertised window, real data later inside it",
+        beyond_window_decoys,
+        &[AnomalyKind::OutOfWindow],
+    ),
     ("nothing spoiled (control)", plain, &[]),
 ];
 
 fn plain(segs: &[Seg]) -> Vec<Wire> {
-    segs.iter()
-        .map(|s| Wire {
-            seg: s.clone(),
-            spoil: Spoil::None,
-        })
-        .collect()
+    segs.iter().map(|s| clean(s.clone())).collect()
 }
 
 fn anomalies(events: &[Event], kind: AnomalyKind) -> usize {

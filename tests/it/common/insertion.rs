@@ -11,7 +11,7 @@
 
 use super::reshape::Seg;
 use psexec_sensor::capture::{Packet, LINKTYPE_ETHERNET};
-use psexec_sensor::decode::build;
+use psexec_sensor::decode::{build, checksum};
 use std::net::IpAddr;
 
 /// One frame to write: a segment, and what is wrong with it on purpose.
@@ -19,6 +19,8 @@ use std::net::IpAddr;
 pub struct Wire {
     pub seg: Seg,
     pub spoil: Spoil,
+    /// The advertised window written in the TCP header (the builder's 65535 when None).
+    pub window: Option<u16>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,10 +35,19 @@ pub enum Spoil {
     OverlappedFragments(usize),
 }
 
-fn clean(seg: Seg) -> Wire {
+pub fn clean(seg: Seg) -> Wire {
     Wire {
         seg,
         spoil: Spoil::None,
+        window: None,
+    }
+}
+
+fn spoiled(seg: Seg, spoil: Spoil) -> Wire {
+    Wire {
+        seg,
+        spoil,
+        window: None,
     }
 }
 
@@ -92,12 +103,7 @@ fn nothing(_: &Seg) -> Vec<Wire> {
 pub fn bad_tcp_checksum_decoys(segs: &[Seg]) -> Vec<Wire> {
     around(
         segs,
-        |s| {
-            vec![Wire {
-                seg: decoy_of(s),
-                spoil: Spoil::TcpChecksum,
-            }]
-        },
+        |s| vec![spoiled(decoy_of(s), Spoil::TcpChecksum)],
         nothing,
     )
 }
@@ -108,12 +114,7 @@ pub fn bad_tcp_checksum_decoys(segs: &[Seg]) -> Vec<Wire> {
 pub fn bad_ipv4_checksum_decoys(segs: &[Seg]) -> Vec<Wire> {
     around(
         segs,
-        |s| {
-            vec![Wire {
-                seg: decoy_of(s),
-                spoil: Spoil::Ipv4Checksum,
-            }]
-        },
+        |s| vec![spoiled(decoy_of(s), Spoil::Ipv4Checksum)],
         nothing,
     )
 }
@@ -164,10 +165,7 @@ pub fn rst_decoys(segs: &[Seg]) -> Vec<Wire> {
             r
         };
         vec![
-            Wire {
-                seg: rst(next),
-                spoil: Spoil::TcpChecksum,
-            },
+            spoiled(rst(next), Spoil::TcpChecksum),
             clean(rst(next.wrapping_add(1000))),
         ]
     })
@@ -184,13 +182,103 @@ pub fn overlapping_fragment_decoys(segs: &[Seg], frag: usize) -> Vec<Wire> {
     let mut out = Vec::new();
     for s in segs {
         if to_server(s) {
-            out.push(Wire {
-                seg: s.clone(),
-                spoil: Spoil::OverlappedFragments(frag),
-            });
+            out.push(spoiled(s.clone(), Spoil::OverlappedFragments(frag)));
         }
         // The real segment (or the retransmission after the fragments).
         out.push(clean(s.clone()));
+    }
+    out
+}
+
+/// The server's TCP port of an SMB connection segment, whichever way it goes.
+fn server_side(s: &Seg) -> bool {
+    [445, 139].contains(&s.sport)
+}
+
+/// The connection a segment belongs to, as (client, server).
+fn conn_of(s: &Seg) -> ((IpAddr, u16), (IpAddr, u16)) {
+    if server_side(s) {
+        ((s.dst, s.dport), (s.src, s.sport))
+    } else {
+        ((s.src, s.sport), (s.dst, s.dport))
+    }
+}
+
+/// Decoys beyond the receiver's advertised window. The server's windows are rewritten to be
+/// exactly as wide as what the client sends before the server's next segment (its SYN-ACK
+/// included; the SYNs carry no window scale option, so no scaling, RFC 7323 §2.2), and each
+/// attacker segment's decoy is sent one round earlier, before the server segment that opens the
+/// window to it: it then starts at or beyond RCV.NXT + RCV.WND. The endpoint drops such a
+/// segment (RFC 9293 §3.10.7.4 first check; Linux `tcp_sequence` / `tcp_data_queue`
+/// "out_of_window"), so the real copy sent later, inside the window, is the one it takes. A
+/// decoy whose round has no earlier window (the first after the SYN-ACK) is not sent.
+pub fn beyond_window_decoys(segs: &[Seg]) -> Vec<Wire> {
+    let smb = |s: &Seg| server_side(s) || [445, 139].contains(&s.dport);
+    // Per server segment: the right edge its window must reach (the end of the client's data
+    // up to the server's next segment), never moving back.
+    let mut edge_of: Vec<Option<u32>> = vec![None; segs.len()];
+    let mut last_server: std::collections::HashMap<_, usize> = Default::default();
+    let mut edge_now: std::collections::HashMap<_, u32> = Default::default();
+    for (i, s) in segs.iter().enumerate() {
+        if !smb(s) {
+            continue;
+        }
+        let c = conn_of(s);
+        if server_side(s) {
+            let floor = edge_now.get(&c).copied().unwrap_or(s.ack);
+            edge_of[i] = Some(floor);
+            last_server.insert(c, i);
+        } else if to_server(s) {
+            let end = s.seq.wrapping_add(s.payload.len() as u32);
+            let e = edge_now.entry(c).or_insert(end);
+            if end.wrapping_sub(*e) as i32 > 0 {
+                *e = end;
+            }
+            if let Some(&j) = last_server.get(&c) {
+                let cur = edge_of[j].unwrap_or(end);
+                if end.wrapping_sub(cur) as i32 > 0 {
+                    edge_of[j] = Some(end);
+                }
+            }
+        }
+    }
+    // Each attacker segment's decoy goes before the server segment preceding its round, when an
+    // earlier server segment already set a window; its ACK number is the server's SND.NXT there
+    // (so only the window can refuse it).
+    let mut decoys_before: Vec<Vec<Wire>> = vec![Vec::new(); segs.len()];
+    let mut servers: std::collections::HashMap<_, Vec<usize>> = Default::default();
+    let mut server_nxt: Vec<u32> = vec![0; segs.len()];
+    let mut nxt: std::collections::HashMap<_, u32> = Default::default();
+    for (i, s) in segs.iter().enumerate() {
+        if !smb(s) {
+            continue;
+        }
+        let c = conn_of(s);
+        if server_side(s) {
+            server_nxt[i] = nxt.get(&c).copied().unwrap_or(s.seq);
+            let syn = u32::from(s.flags & build::SYN != 0);
+            let end = s.seq.wrapping_add(s.payload.len() as u32 + syn);
+            nxt.insert(c, end);
+            servers.entry(c).or_default().push(i);
+        } else if to_server(s) {
+            let list = servers.get(&c).map(Vec::as_slice).unwrap_or(&[]);
+            if list.len() >= 2 {
+                let j = list[list.len() - 1];
+                let mut d = decoy_of(s);
+                d.ts = segs[j].ts;
+                d.ack = server_nxt[j];
+                decoys_before[j].push(clean(d));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (i, s) in segs.iter().enumerate() {
+        out.append(&mut decoys_before[i]);
+        let mut w = clean(s.clone());
+        if let Some(edge) = edge_of[i] {
+            w.window = Some(edge.wrapping_sub(s.ack).min(65535) as u16);
+        }
+        out.push(w);
     }
     out
 }
@@ -220,9 +308,13 @@ pub fn wire_frames(wires: &[Wire]) -> Vec<Packet> {
     for w in wires {
         let s = &w.seg;
         let tcp = |payload: &[u8]| {
-            build::tcp_checksummed(
-                s.src, s.dst, s.sport, s.dport, s.seq, s.ack, s.flags, payload,
-            )
+            let mut t = build::tcp(s.sport, s.dport, s.seq, s.ack, s.flags, payload);
+            if let Some(w) = w.window {
+                t[14..16].copy_from_slice(&w.to_be_bytes());
+            }
+            let c = checksum::transport_field(s.src, s.dst, checksum::TCP, &t);
+            t[16..18].copy_from_slice(&c);
+            t
         };
         ip_id = ip_id.wrapping_add(1);
         match w.spoil {
