@@ -21,7 +21,7 @@ pub const ACK_AHEAD_SLACK: u32 = 1 << 20;
 /// shift.cnt value larger than 14, the TCP SHOULD … use 14 instead"). Also the conservative
 /// bound for a connection picked up without both SYNs: its scale is unknown, so the sensor takes
 /// the widest window the header can mean and refuses only beyond it.
-pub const MAX_WINDOW_SHIFT: u8 = 14;
+pub const LARGEST_WINDOW_SHIFT: u8 = 14;
 
 /// What a sender's SYN said about window scaling.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,12 +35,12 @@ enum SynScale {
 
 /// The shift a sender's (non-SYN) window fields are scaled by: its own offer when both SYNs
 /// carried the option, none when either SYN lacked it (RFC 7323 §2.2), and
-/// [`MAX_WINDOW_SHIFT`] when a SYN was not seen.
+/// [`LARGEST_WINDOW_SHIFT`] when a SYN was not seen.
 pub fn window_shift(sender: &Sender, peer: &Sender) -> u8 {
     match (sender.syn_scale, peer.syn_scale) {
-        (SynScale::Offered(s), SynScale::Offered(_)) => s.min(MAX_WINDOW_SHIFT),
+        (SynScale::Offered(s), SynScale::Offered(_)) => s.min(LARGEST_WINDOW_SHIFT),
         (SynScale::NotOffered, _) | (_, SynScale::NotOffered) => 0,
-        _ => MAX_WINDOW_SHIFT,
+        _ => LARGEST_WINDOW_SHIFT,
     }
 }
 

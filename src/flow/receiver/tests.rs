@@ -203,7 +203,7 @@ fn the_window_edge_never_moves_back_and_a_pickup_assumes_the_largest_scale() {
     );
     // No SYN seen: the window may be scaled by up to 14.
     let (a, b) = (Sender::default(), Sender::default());
-    assert_eq!(window_shift(&a, &b), MAX_WINDOW_SHIFT);
+    assert_eq!(window_shift(&a, &b), LARGEST_WINDOW_SHIFT);
     let mut server = Sender::default();
     server.sent(
         &with_window(seg(901, 101, "A", b"", Verdict::Good), 2, None),

@@ -9,7 +9,7 @@
 //! each point) still receives exactly the real stream, so the reshaped capture is still the attack.
 //! The attacker is the client: only segments towards the server ports are doubled.
 
-use super::reshape::Seg;
+use super::reshape::*;
 use psexec_sensor::capture::{Packet, LINKTYPE_ETHERNET};
 use psexec_sensor::decode::{build, checksum};
 use std::net::IpAddr;
@@ -21,6 +21,8 @@ pub struct Wire {
     pub spoil: Spoil,
     /// The advertised window written in the TCP header (the builder's 65535 when None).
     pub window: Option<u16>,
+    /// The window scale option a SYN carries (none on other segments).
+    pub syn_shift: Option<u8>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +42,7 @@ pub fn clean(seg: Seg) -> Wire {
         seg,
         spoil: Spoil::None,
         window: None,
+        syn_shift: Some(build::SYN_WINDOW_SHIFT),
     }
 }
 
@@ -48,6 +51,7 @@ fn spoiled(seg: Seg, spoil: Spoil) -> Wire {
         seg,
         spoil,
         window: None,
+        syn_shift: Some(build::SYN_WINDOW_SHIFT),
     }
 }
 
@@ -206,7 +210,7 @@ fn conn_of(s: &Seg) -> ((IpAddr, u16), (IpAddr, u16)) {
 
 /// Decoys beyond the receiver's advertised window. The server's windows are rewritten to be
 /// exactly as wide as what the client sends before the server's next segment (its SYN-ACK
-/// included; the SYNs carry no window scale option, so no scaling, RFC 7323 §2.2), and each
+/// included; the SYNs carry no window scale option here, so no scaling, RFC 7323 §2.2), and each
 /// attacker segment's decoy is sent one round earlier, before the server segment that opens the
 /// window to it: it then starts at or beyond RCV.NXT + RCV.WND. The endpoint drops such a
 /// segment (RFC 9293 §3.10.7.4 first check; Linux `tcp_sequence` / `tcp_data_queue`
@@ -275,12 +279,92 @@ pub fn beyond_window_decoys(segs: &[Seg]) -> Vec<Wire> {
     for (i, s) in segs.iter().enumerate() {
         out.append(&mut decoys_before[i]);
         let mut w = clean(s.clone());
+        w.syn_shift = None;
         if let Some(edge) = edge_of[i] {
             w.window = Some(edge.wrapping_sub(s.ack).min(65535) as u16);
         }
         out.push(w);
     }
     out
+}
+
+/// Every SMB2 WRITE to a file (a CREATE whose name has an extension: not a pipe) preceded by a
+/// decoy WRITE of zeros at the same offset and length, answered by a copy of the real WRITE's
+/// response. Two writes to the same offsets leave the later one's bytes on disk (MS-SMB2
+/// §3.3.5.13: the server writes the data at the offset; POSIX `pwrite` under Samba, NTFS on
+/// Windows), so the server ends with the real file; a sensor that hashes bytes as written, or
+/// keeps the first copy, reports the zeros. The decoys take fresh message ids (as
+/// `reshape::fragment_dcerpc_request` does); the attacker holds the session key, so it signs them
+/// (the copies keep the original signature bytes, which the sensor, without the key, never
+/// checks). Returns the wires and how many decoy writes went in.
+pub fn overwritten_upload_decoys(segs: &[Seg]) -> (Vec<Wire>, usize) {
+    let (mut conns, other) = smb_conns(segs);
+    let mut fresh_mid = 0x5000_0000u64;
+    let mut decoys = 0;
+    for c in &mut conns {
+        let request = |m: &Msg, command: u16| {
+            m.to_server && is_smb2(&m.body) && cmd(&m.body) == command && le32(&m.body, 20) == 0
+        };
+        let response_to = |msgs: &[Msg], id: u64| {
+            // The final response (an interim STATUS_PENDING may come first).
+            msgs.iter()
+                .rev()
+                .find(|r| !r.to_server && is_smb2(&r.body) && mid(&r.body) == id)
+                .cloned()
+        };
+        let mut files: Vec<Vec<u8>> = Vec::new();
+        for m in c.msgs.iter().filter(|m| request(m, CREATE)) {
+            let (off, len) = (
+                usize::from(le16(&m.body, SMB2_HDR + 44)),
+                usize::from(le16(&m.body, SMB2_HDR + 46)),
+            );
+            let named_file = m
+                .body
+                .get(off..off + len)
+                .is_some_and(|n| n.contains(&b'.'));
+            let resp = response_to(&c.msgs, mid(&m.body));
+            if let Some(r) = resp.filter(|r| named_file && le32(&r.body, 8) == 0) {
+                files.push(r.body[SMB2_HDR + 64..SMB2_HDR + 80].to_vec());
+            }
+        }
+        let mut out = Vec::new();
+        for m in &c.msgs {
+            let b = &m.body;
+            if request(m, WRITE)
+                && files
+                    .iter()
+                    .any(|f| b[SMB2_HDR + 16..SMB2_HDR + 32] == f[..])
+            {
+                if let Some(resp) = response_to(&c.msgs, mid(b)) {
+                    let off = usize::from(le16(b, SMB2_HDR + 2));
+                    let len = le32(b, SMB2_HDR + 4) as usize;
+                    let mut w = b.clone();
+                    w[off..off + len].fill(0);
+                    set_mid(&mut w, fresh_mid);
+                    let mut r = resp.body.clone();
+                    set_mid(&mut r, fresh_mid);
+                    fresh_mid += 1;
+                    decoys += 1;
+                    out.push(Msg {
+                        body: w,
+                        ..m.clone()
+                    });
+                    out.push(Msg {
+                        ts: m.ts,
+                        to_server: false,
+                        body: r,
+                    });
+                }
+            }
+            out.push(m.clone());
+        }
+        c.msgs = out;
+    }
+    let wires = rebuild(&conns, &other, 1460)
+        .into_iter()
+        .map(clean)
+        .collect();
+    (wires, decoys)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,7 +392,8 @@ pub fn wire_frames(wires: &[Wire]) -> Vec<Packet> {
     for w in wires {
         let s = &w.seg;
         let tcp = |payload: &[u8]| {
-            let mut t = build::tcp(s.sport, s.dport, s.seq, s.ack, s.flags, payload);
+            let shift = w.syn_shift.filter(|_| s.flags & build::SYN != 0);
+            let mut t = build::tcp_scaled(s.sport, s.dport, s.seq, s.ack, s.flags, shift, payload);
             if let Some(w) = w.window {
                 t[14..16].copy_from_slice(&w.to_be_bytes());
             }
