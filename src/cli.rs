@@ -51,16 +51,15 @@ pub struct EngineArgs {
     #[arg(long, value_name = "NAME")]
     pub sensor_name: Option<String>,
     /// Community ID seed (`community_id` on every connection record and alert).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub community_id_seed: u16,
+    #[arg(long, value_name = "N")]
+    pub community_id_seed: Option<u16>,
     /// Write Zeek's log layout to DIR: one file per log (smb_mapping.log, smb_files.log,
     /// dce_rpc.log, ntlm.log, kerberos.log, conn.log, notice.log, weird.log …).
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
-    /// Format of the --log-dir logs.
-    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Json,
-          requires = "log_dir")]
-    pub log_format: LogFormat,
+    /// Format of the --log-dir logs [default: json].
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     /// Write alerts, SMB/DCE-RPC records, flows and anomalies in Suricata's EVE form to PATH.
     #[arg(long, value_name = "PATH|-")]
     pub eve: Option<PathBuf>,
@@ -292,14 +291,10 @@ mod tests {
             panic!()
         };
         assert_eq!(r.common.log_dir, Some(PathBuf::from("logs")));
-        assert_eq!(r.common.log_format, LogFormat::Tsv);
+        assert_eq!(r.common.log_format, Some(LogFormat::Tsv));
         assert_eq!(r.common.eve, Some(PathBuf::from("syslog:")));
         assert_eq!(r.common.sensor_name.as_deref(), Some("tap-1"));
-        assert_eq!(r.common.community_id_seed, 5);
-        assert!(
-            Cli::try_parse_from(["psexec-sensor", "read", "a", "--log-format", "tsv"]).is_err(),
-            "--log-format needs --log-dir"
-        );
+        assert_eq!(r.common.community_id_seed, Some(5));
         assert!(Cli::try_parse_from([
             "psexec-sensor",
             "read",

@@ -16,13 +16,18 @@
 //! rules = "/etc/psexec-sensor/rules"
 //! smb_keys = "/etc/psexec-sensor/smb-keys"
 //! sensor_name = "dc-span-1"
+//! eve = "/var/log/psexec-sensor/eve.json"
+//! log_dir = "/var/log/psexec-sensor/zeek"
+//! log_format = "tsv"                # or "json" (the default)
+//! community_id_seed = 0
 //! user = "psexec-sensor"
 //! pidfile = "/run/psexec-sensor/psexec-sensor.pid"
 //! stats_interval = 60
 //! alert_after = 60
 //! ```
 
-use crate::cli::LiveArgs;
+use crate::cli::{EngineArgs, LiveArgs};
+use crate::output::logdir::LogFormat;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -76,10 +81,56 @@ pub struct LiveFile {
     pub rules: Option<PathBuf>,
     pub smb_keys: Option<PathBuf>,
     pub sensor_name: Option<String>,
+    pub eve: Option<PathBuf>,
+    pub log_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub community_id_seed: Option<u16>,
     pub user: Option<String>,
     pub pidfile: Option<PathBuf>,
     pub stats_interval: Option<u64>,
     pub alert_after: Option<u64>,
+}
+
+/// The outputs `read` and `live` share beyond alerts and events (`output::formats`), checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormatsSetup {
+    /// Names this sensor in its records (the `sensor` field; EVE `host`; live's stats lines).
+    pub sensor_name: Option<String>,
+    pub community_id_seed: u16,
+    pub log_dir: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub eve: Option<PathBuf>,
+    /// `None`: files start afresh (`read`). `Some`: appended to, reopened on SIGHUP and rotated
+    /// by this policy (`live`).
+    pub live: Option<Rotation>,
+}
+
+/// Command line over config file (`file`; `read` has none) for the shared outputs.
+pub fn formats_setup(
+    common: &EngineArgs,
+    file: &LiveFile,
+    live: Option<Rotation>,
+) -> Result<FormatsSetup, String> {
+    let log_dir = common.log_dir.clone().or_else(|| file.log_dir.clone());
+    let log_format = common.log_format.or(file.log_format);
+    if log_format.is_some() && log_dir.is_none() {
+        return Err("a log format needs a log directory (--log-dir or `log_dir`)".into());
+    }
+    Ok(FormatsSetup {
+        sensor_name: common
+            .sensor_name
+            .clone()
+            .or_else(|| file.sensor_name.clone())
+            .filter(|n| !n.trim().is_empty()),
+        community_id_seed: common
+            .community_id_seed
+            .or(file.community_id_seed)
+            .unwrap_or(0),
+        log_dir,
+        log_format: log_format.unwrap_or(LogFormat::Json),
+        eve: common.eve.clone().or_else(|| file.eve.clone()),
+        live,
+    })
 }
 
 /// When an output file is moved aside and a new one started.
@@ -87,6 +138,14 @@ pub struct LiveFile {
 pub struct Rotation {
     pub max_bytes: Option<u64>,
     pub every: Option<Duration>,
+}
+
+impl Rotation {
+    /// Whether a file of `bytes` opened at `opened` is due (size reached or age passed).
+    pub fn due(&self, bytes: u64, opened: std::time::Instant) -> bool {
+        self.max_bytes.is_some_and(|m| bytes >= m)
+            || self.every.is_some_and(|e| opened.elapsed() >= e)
+    }
 }
 
 /// Everything `live` runs with, checked.
@@ -104,8 +163,8 @@ pub struct LiveSetup {
     pub rotation: Rotation,
     pub rules: Option<PathBuf>,
     pub smb_keys: Option<PathBuf>,
-    /// Names this sensor in its records (stats lines; the `sensor` field of every record).
-    pub sensor_name: Option<String>,
+    /// Sensor name, `--log-dir`, `--eve`, Community ID seed.
+    pub formats: FormatsSetup,
     /// Switch to this user once everything is open, when started as root; `None` keeps the
     /// starting user (`--user ''`).
     pub user: Option<String>,
@@ -136,6 +195,16 @@ pub fn read_live_file(path: &Path) -> Result<LiveFile, String> {
 /// Command line over config file over defaults, checked.
 pub fn live_setup(args: &LiveArgs, file: LiveFile) -> Result<LiveSetup, String> {
     let common = &args.common;
+    let rotate_size_mb = args.rotate_size_mb.or(file.rotate_size_mb);
+    let rotate_interval = args.rotate_interval.or(file.rotate_interval);
+    if rotate_size_mb == Some(0) || rotate_interval == Some(0) {
+        return Err("rotation size and interval must be above 0 (leave them out for none)".into());
+    }
+    let rotation = Rotation {
+        max_bytes: rotate_size_mb.map(|m| m.saturating_mul(1 << 20)),
+        every: rotate_interval.map(Duration::from_secs),
+    };
+    let formats = formats_setup(common, &file, Some(rotation))?;
     let interfaces = if args.interfaces.is_empty() {
         file.interfaces.unwrap_or_default()
     } else {
@@ -177,21 +246,11 @@ pub fn live_setup(args: &LiveArgs, file: LiveFile) -> Result<LiveSetup, String> 
     if stats_interval == 0 {
         return Err("stats_interval must be at least 1 second".into());
     }
-    let rotate_size_mb = args.rotate_size_mb.or(file.rotate_size_mb);
-    let rotate_interval = args.rotate_interval.or(file.rotate_interval);
-    if rotate_size_mb == Some(0) || rotate_interval == Some(0) {
-        return Err("rotation size and interval must be above 0 (leave them out for none)".into());
-    }
     let user = args
         .user
         .clone()
         .or(file.user)
         .unwrap_or_else(|| DEFAULT_USER.to_string());
-    let sensor_name = common
-        .sensor_name
-        .clone()
-        .or(file.sensor_name)
-        .filter(|n| !n.trim().is_empty());
     Ok(LiveSetup {
         interfaces,
         capture,
@@ -200,13 +259,10 @@ pub fn live_setup(args: &LiveArgs, file: LiveFile) -> Result<LiveSetup, String> 
         ring_mib,
         events: common.events.clone().or(file.events),
         alerts: common.alerts.clone().or(file.alerts),
-        rotation: Rotation {
-            max_bytes: rotate_size_mb.map(|m| m.saturating_mul(1 << 20)),
-            every: rotate_interval.map(Duration::from_secs),
-        },
+        rotation,
         rules: common.rules.clone().or(file.rules),
         smb_keys: common.smb_keys.clone().or(file.smb_keys),
-        sensor_name,
+        formats,
         user: (!user.is_empty()).then_some(user),
         pidfile: args.pidfile.clone().or(file.pidfile),
         stats_interval: Duration::from_secs(stats_interval),
@@ -260,6 +316,10 @@ mod tests {
         rules = "/etc/s/rules"
         smb_keys = "/etc/s/keys"
         sensor_name = "span-1"
+        eve = "/var/log/s/eve.json"
+        log_dir = "/var/log/s/zeek"
+        log_format = "tsv"
+        community_id_seed = 7
         user = "sensor"
         pidfile = "/run/s.pid"
         stats_interval = 10
@@ -279,7 +339,16 @@ mod tests {
         assert_eq!(s.rotation.every, Some(Duration::from_secs(3600)));
         assert_eq!(s.rules, Some("/etc/s/rules".into()));
         assert_eq!(s.smb_keys, Some("/etc/s/keys".into()));
-        assert_eq!(s.sensor_name.as_deref(), Some("span-1"));
+        let f = &s.formats;
+        assert_eq!(f.sensor_name.as_deref(), Some("span-1"));
+        assert_eq!(f.eve, Some("/var/log/s/eve.json".into()));
+        assert_eq!(f.log_dir, Some("/var/log/s/zeek".into()));
+        assert_eq!((f.log_format, f.community_id_seed), (LogFormat::Tsv, 7));
+        assert_eq!(
+            f.live,
+            Some(s.rotation),
+            "live outputs append, reopen and rotate"
+        );
         assert_eq!(s.user.as_deref(), Some("sensor"));
         assert_eq!(s.pidfile, Some("/run/s.pid".into()));
         assert_eq!((s.stats_interval.as_secs(), s.alert_after), (10, 30));
@@ -302,8 +371,18 @@ mod tests {
             "5",
             "--capture",
             "pcap",
+            "--log-format",
+            "json",
+            "--community-id-seed",
+            "0",
         ]);
         let s = live_setup(&a, file(FULL)).unwrap();
+        assert_eq!(s.formats.log_format, LogFormat::Json);
+        assert_eq!(
+            s.formats.community_id_seed, 0,
+            "an explicit 0 wins over the file"
+        );
+        assert_eq!(s.formats.log_dir, Some("/var/log/s/zeek".into()));
         assert_eq!(s.interfaces, ["eth9"]);
         assert_eq!(s.workers, Some(2));
         assert_eq!(s.alerts, Some("a.json".into()));
@@ -338,6 +417,7 @@ mod tests {
             &["-i", "any", "-i", "eth1"],
             &["-i", "eth1", "--ring-mib", "0"],
             &["-i", "eth1", "--rotate-size", "0"],
+            &["-i", "eth1", "--log-format", "tsv"],
             &["-i", "averyveryverylongname"],
             &[],
         ] {
@@ -364,6 +444,31 @@ mod tests {
         assert!(e.contains("bad.toml"), "{e}");
         assert!(read_live_file(&dir.join("missing.toml")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Every `live` flag has a config key of the same name, except the ones that only make sense
+    /// for one run (and the config file itself); a new flag without a key fails here.
+    #[test]
+    fn every_live_flag_has_a_config_key() {
+        use clap::CommandFactory;
+        const RUN_ONLY: [&str; 4] = ["config", "duration", "count", "help"];
+        let cli = Cli::command();
+        let live = cli.find_subcommand("live").unwrap();
+        let mut checked = 0;
+        for arg in live.get_arguments() {
+            let id = arg.get_id().as_str();
+            if RUN_ONLY.contains(&id) || arg.is_positional() {
+                continue;
+            }
+            // A key of the wrong type is "invalid type"; a missing key is "unknown field".
+            let err = toml::from_str::<LiveFile>(&format!("{id} = {{}}")).unwrap_err();
+            assert!(
+                !err.to_string().contains("unknown field"),
+                "--{id} has no config key: {err}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 20, "{checked}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::{EXIT_BAD_INPUT, EXIT_OUTPUT_ERROR};
 use crate::capture::file::{expand_inputs, merge, read_once_is_best};
 use crate::cli::ReadArgs;
+use crate::config::{formats_setup, LiveFile};
 use crate::detect::{Detection, Rules};
 use crate::event::alert::Alert;
 use crate::event::Event;
@@ -242,6 +243,10 @@ pub fn run(args: ReadArgs) -> ExitCode {
 }
 
 fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
+    let formats = formats_setup(&args.common, &LiveFile::default(), None).map_err(|e| {
+        say(e);
+        ExitCode::from(EXIT_BAD_INPUT)
+    })?;
     let smb = smb_shared(args.common.smb_keys.as_deref())?;
     let rules = load_rules(args.common.rules.as_deref())?;
 
@@ -267,7 +272,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         detection: Detection::new(rules),
         pending: Vec::new(),
         alert_lines: AlertLines::default(),
-        formats: Formats::open(&args.common).map_err(|(p, e)| {
+        formats: Formats::open(&formats).map_err(|(p, e)| {
             say(format_args!("{p}: cannot write: {e}"));
             ExitCode::from(EXIT_BAD_INPUT)
         })?,

@@ -30,6 +30,11 @@ impl EveWriter {
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+
+    /// The file under it (reopen and rotation in `live`).
+    pub fn file(&mut self) -> &mut JsonLines {
+        &mut self.out
+    }
 }
 
 fn head<'a>(

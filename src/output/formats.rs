@@ -4,9 +4,9 @@
 
 use super::eve::EveWriter;
 use super::json::JsonLines;
-use super::logdir::LogDir;
+use super::logdir::{LogDir, OpenMode};
 use super::stamp::Stamp;
-use crate::cli::EngineArgs;
+use crate::config::FormatsSetup;
 use crate::event::alert::Alert;
 use crate::event::Event;
 use crate::flow::table::FlowSummary;
@@ -22,21 +22,28 @@ pub struct Formats {
 }
 
 impl Formats {
-    /// Opens what `args` asks for; the error names the output that could not be opened.
-    pub fn open(args: &EngineArgs) -> Result<Formats, WriteError> {
-        let stamp = Stamp::new(args.sensor_name.as_deref(), args.community_id_seed);
-        let log_dir = match &args.log_dir {
+    /// Opens what `setup` asks for; the error names the output that could not be opened.
+    pub fn open(setup: &FormatsSetup) -> Result<Formats, WriteError> {
+        let stamp = Stamp::new(setup.sensor_name.as_deref(), setup.community_id_seed);
+        let mode = setup.live.map_or(OpenMode::Truncate, OpenMode::Append);
+        let log_dir = match &setup.log_dir {
             Some(d) => Some(
-                LogDir::create(d, args.log_format, stamp.clone())
+                LogDir::create(d, setup.log_format, mode, stamp.clone())
                     .map_err(|e| (d.display().to_string(), e))?,
             ),
             None => None,
         };
-        let eve = match &args.eve {
-            Some(p) => Some(EveWriter::new(
-                JsonLines::create_for(p, "eve").map_err(|e| (p.display().to_string(), e))?,
-                stamp.clone(),
-            )),
+        let eve = match &setup.eve {
+            Some(p) => {
+                let out = match setup.live {
+                    Some(rotation) => JsonLines::append(p, "eve", rotation),
+                    None => JsonLines::create_for(p, "eve"),
+                };
+                Some(EveWriter::new(
+                    out.map_err(|e| (p.display().to_string(), e))?,
+                    stamp.clone(),
+                ))
+            }
             None => None,
         };
         Ok(Formats {
@@ -74,13 +81,19 @@ impl Formats {
         log_dir: impl FnOnce(&mut LogDir) -> io::Result<()>,
         eve: impl FnOnce(&mut EveWriter) -> io::Result<()>,
     ) -> Result<(), WriteError> {
+        // Both are tried: one failing output must not starve the other.
+        let mut first_err = None;
         if let Some(d) = self.log_dir.as_mut() {
-            log_dir(d).map_err(|e| (d.dir().display().to_string(), e))?;
+            if let Err(e) = log_dir(d) {
+                first_err = Some((d.dir().display().to_string(), e));
+            }
         }
         if let Some(w) = self.eve.as_mut() {
-            eve(w).map_err(|e| (w.path().to_string(), e))?;
+            if let Err(e) = eve(w) {
+                first_err.get_or_insert((w.path().to_string(), e));
+            }
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
     /// End of run: TSV logs get `#close`, everything is flushed.

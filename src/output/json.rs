@@ -127,28 +127,16 @@ impl JsonLines {
         let Some(f) = self.file.as_ref() else {
             return Ok(None);
         };
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let base = format!("{}.{secs}", f.path.display());
-        let mut aside = PathBuf::from(&base);
-        // Bounded: a few rotations in one second at most.
-        for n in 1..1000 {
-            if !aside.exists() {
-                break;
-            }
-            aside = PathBuf::from(format!("{base}.{n}"));
-        }
-        std::fs::rename(&f.path, &aside)?;
+        let aside = move_aside(&f.path)?;
         self.reopen()?;
         Ok(Some(aside))
     }
 
     /// Whether the rotation policy says the file is due (size reached or age passed).
     pub fn rotation_due(&self) -> bool {
-        let Some(f) = &self.file else { return false };
-        f.rotation.max_bytes.is_some_and(|m| f.bytes >= m)
-            || f.rotation.every.is_some_and(|e| f.opened.elapsed() >= e)
+        self.file
+            .as_ref()
+            .is_some_and(|f| f.rotation.due(f.bytes, f.opened))
     }
 
     pub fn stdout() -> JsonLines {
@@ -217,8 +205,27 @@ impl JsonLines {
     }
 }
 
+/// Renames `path` to `PATH.<unix seconds>` (`.N` added if that exists): where rotation puts a
+/// finished file (JSON lines here, each log of `--log-dir` in `output::logdir`).
+pub(crate) fn move_aside(path: &Path) -> io::Result<PathBuf> {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = format!("{}.{secs}", path.display());
+    let mut aside = PathBuf::from(&base);
+    // Bounded: a few rotations in one second at most.
+    for n in 1..1000 {
+        if !aside.exists() {
+            break;
+        }
+        aside = PathBuf::from(format!("{base}.{n}"));
+    }
+    std::fs::rename(path, &aside)?;
+    Ok(aside)
+}
+
 /// A writer that counts what passes through (for size rotation).
-struct Counted<'a, W: Write>(&'a mut W, u64);
+pub(crate) struct Counted<'a, W: Write>(pub &'a mut W, pub u64);
 
 impl<W: Write> Write for Counted<'_, W> {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {

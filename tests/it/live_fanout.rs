@@ -200,15 +200,22 @@ fn sighup_reopens_outputs_and_keeps_the_pending_alert() {
     let pair = netns_or_skip("sighup_reopens_outputs_and_keeps_the_pending_alert").unwrap();
     let me = std::env::current_exe().unwrap();
     let dir = temp_dir("hup");
-    // The log directory belongs to the user the sensor drops to (as a service's would), so it can
-    // create the new files after the renames.
+    // The output directories belong to the user the sensor drops to (as a service's would), so it
+    // can create the new files after the renames.
+    let logs = dir.join("zeek");
+    std::fs::create_dir(&logs).unwrap();
     let chown = Command::new("chown")
-        .arg("65534:65534")
+        .args(["-R", "65534:65534"])
         .arg(&dir)
         .status()
         .unwrap();
     assert!(chown.success());
-    let (alerts, events) = (dir.join("alerts.json"), dir.join("events.json"));
+    let (alerts, events, eve) = (
+        dir.join("alerts.json"),
+        dir.join("events.json"),
+        dir.join("eve.json"),
+    );
+    let (smb_files, notice) = (logs.join("smb_files.log"), logs.join("notice.log"));
     let truth: Value = serde_json::from_slice(
         &std::fs::read(lab_capture("a_psexec_default.pcap.truth.json")).unwrap(),
     )
@@ -226,12 +233,27 @@ fn sighup_reopens_outputs_and_keeps_the_pending_alert() {
             alerts.to_str().unwrap(),
             "--events",
             events.to_str().unwrap(),
+            "--eve",
+            eve.to_str().unwrap(),
+            "--log-dir",
+            logs.to_str().unwrap(),
+            "--log-format",
+            "tsv",
         ],
     );
     run_sender(&pair, &me, &lab_capture("a_psexec_default.pcap"));
     std::thread::sleep(SETTLE);
-    for p in [&alerts, &events] {
-        std::fs::rename(p, p.with_extension("json.1")).unwrap();
+    let renamed = |p: &Path| PathBuf::from(format!("{}.1", p.display()));
+    for p in [&alerts, &events, &eve, &smb_files] {
+        if let Err(e) = std::fs::rename(p, renamed(p)) {
+            let listing = Command::new("ls").arg("-lR").arg(&dir).output().unwrap();
+            panic!(
+                "{}: {e}\n{}\n{}",
+                p.display(),
+                String::from_utf8_lossy(&listing.stdout),
+                live.transcript()
+            );
+        }
     }
     live.signal("HUP");
     let reopened = live.wait_line(WAIT_READY, |l| l.contains("SIGHUP: reopened"));
@@ -244,7 +266,7 @@ fn sighup_reopens_outputs_and_keeps_the_pending_alert() {
     stop_live(live, "after SIGHUP");
 
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    let (old_events, new_events) = (read(&events.with_extension("json.1")), read(&events));
+    let (old_events, new_events) = (read(&renamed(&events)), read(&events));
     assert!(old_events.contains(truth["expect"]["services"][0]["name"].as_str().unwrap()));
     assert!(
         new_events.contains("notes.txt"),
@@ -254,7 +276,48 @@ fn sighup_reopens_outputs_and_keeps_the_pending_alert() {
         !old_events.contains("notes.txt"),
         "nothing of it went to the renamed file"
     );
-    let old_alerts = json_lines(&read(&alerts.with_extension("json.1")));
+    // --eve and --log-dir (TSV) were reopened too: the renamed files end before the second
+    // replay, the new ones hold it (a TSV log under fresh headers), and the alert, written after
+    // SIGHUP, is in the new EVE file and in notice.log (never renamed, appended to).
+    let (old_eve, new_eve) = (read(&renamed(&eve)), read(&eve));
+    assert!(old_eve.contains("\"event_type\":\"smb\"") && !old_eve.contains("notes.txt"));
+    assert!(new_eve.contains("notes.txt"), "EVE after SIGHUP: {new_eve}");
+    let (old_files, new_files) = (read(&renamed(&smb_files)), read(&smb_files));
+    assert!(
+        old_files
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("#close")),
+        "{old_files}"
+    );
+    assert!(!old_files.contains("notes.txt"));
+    assert!(
+        new_files.starts_with("#separator") && new_files.contains("notes.txt"),
+        "{new_files}"
+    );
+    let service = truth["expect"]["services"][0]["name"].as_str().unwrap();
+    let eve_techniques: Vec<Value> = json_lines(&new_eve)
+        .into_iter()
+        .filter(|v| v["event_type"] == "alert" && v["alert"]["metadata"]["technique"].is_array())
+        .collect();
+    assert_eq!(
+        eve_techniques.len(),
+        1,
+        "once, in the new EVE file: {new_eve}"
+    );
+    assert_eq!(
+        eve_techniques[0]["alert"]["metadata"]["service_name"][0],
+        service
+    );
+    assert!(json_lines(&old_eve)
+        .iter()
+        .all(|v| v["event_type"] != "alert"));
+    let notices = read(&notice);
+    assert!(
+        notices.starts_with("#separator") && notices.contains("PsExec::Service_Create"),
+        "notice.log: {notices}"
+    );
+    let old_alerts = json_lines(&read(&renamed(&alerts)));
     let new_alerts = json_lines(&read(&alerts));
     assert!(
         techniques(&old_alerts).is_empty(),

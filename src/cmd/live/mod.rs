@@ -117,6 +117,16 @@ mod imp {
         ExitCode::from(EXIT_BAD_INPUT)
     }
 
+    /// Whether this process may create files in `dir`.
+    fn writable_dir(dir: &Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `c` is a valid NUL-terminated path; access only reads it.
+        unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+    }
+
     fn open_writer(path: &Path, kind: &str, rotation: Rotation) -> Result<JsonLines, ExitCode> {
         JsonLines::append(path, kind, rotation)
             .map_err(|e| bad(format_args!("{}: cannot write: {e}", path.display())))
@@ -239,14 +249,24 @@ mod imp {
             Some(p) => open_writer(p, "alert", setup.rotation)?,
             None => JsonLines::stdout(),
         };
-        // `--log-dir`, `--eve` and the record stamp, with the config file's sensor name.
-        let mut common = args.common.clone();
-        common.sensor_name = setup.sensor_name.clone();
-        let formats =
-            Formats::open(&common).map_err(|(p, e)| bad(format_args!("{p}: cannot write: {e}")))?;
+        // `--log-dir`, `--eve` and the record stamp (appended to, reopened, rotated).
+        let formats = Formats::open(&setup.formats)
+            .map_err(|(p, e)| bad(format_args!("{p}: cannot write: {e}")))?;
         let _pidfile = setup.pidfile.as_deref().map(Pidfile::write).transpose()?;
         if let Some(u) = &setup.user {
             say(drop_privileges(u).map_err(bad)?);
+        }
+        // `--log-dir` files are created as their first record comes, and again after SIGHUP or
+        // rotation: by the user the sensor now runs as. Found out now, not at the first record.
+        if let Some(d) = &setup.formats.log_dir {
+            if !writable_dir(d) {
+                return Err(bad(format_args!(
+                    "{}: the sensor's user cannot create files here (log files are created after \
+                     privileges are dropped): give the directory to that user (chown) or use \
+                     --user ''",
+                    d.display()
+                )));
+            }
         }
         let interfaces = setup.interfaces.join(",");
         say(format_args!(
@@ -261,7 +281,7 @@ mod imp {
         let sockets = Arc::new(sockets);
         let mut out = LiveOutput {
             interfaces,
-            sensor: setup.sensor_name.clone(),
+            sensor: setup.formats.sensor_name.clone(),
             capture: setup.capture,
             events,
             alerts: AlertOut::new(alerts),

@@ -144,10 +144,15 @@ impl LiveOutput {
         self.alerts.write_all(&mut self.pending, &mut self.formats);
     }
 
+    /// The JSON lines files (`--events`, `--alerts`, `--eve`); `--log-dir` is `formats.log_dir`.
     fn writers(&mut self) -> impl Iterator<Item = &mut JsonLines> {
-        [self.events.as_mut(), Some(&mut self.alerts.file)]
-            .into_iter()
-            .flatten()
+        [
+            self.events.as_mut(),
+            Some(&mut self.alerts.file),
+            self.formats.eve.as_mut().map(|e| e.file()),
+        ]
+        .into_iter()
+        .flatten()
     }
 
     /// Open attack instances and host summaries become alerts, written in batches as they come
@@ -184,6 +189,13 @@ impl LiveOutput {
                 )),
             }
         }
+        if let Some(d) = self.formats.log_dir.as_mut() {
+            let name = d.dir().display().to_string();
+            match d.reopen() {
+                Ok(()) => done.push(format!("{name}/*.log")),
+                Err(e) => say(format_args!("{name}: cannot reopen ({e})")),
+            }
+        }
         if !done.is_empty() {
             say(format_args!("SIGHUP: reopened {}", done.join(", ")));
         }
@@ -199,6 +211,16 @@ impl LiveOutput {
                     Ok(None) => {}
                     Err(e) => say(format_args!("{}: cannot rotate: {e}", w.path())),
                 }
+            }
+        }
+        if let Some(d) = self.formats.log_dir.as_mut() {
+            match d.rotate_due() {
+                Ok(moved) => {
+                    for p in moved {
+                        say(format_args!("{}: rotated", p.display()))
+                    }
+                }
+                Err(e) => say(format_args!("{}: cannot rotate: {e}", d.dir().display())),
             }
         }
     }
