@@ -151,8 +151,11 @@ fn a_sensor_that_believed_the_decoys_would_report_other_facts() {
     assert_ne!(facts(&run(&frames(&decoys, Net::V4)).alerts), want);
 }
 
-/// The uploads (name, size, sha256, hash complete) of a run's smb_files events.
-fn uploads(events: &[Event]) -> Vec<(String, Option<u64>, Option<String>, Option<bool>)> {
+/// One upload as smb_files reports it: (name, size, sha256, hash complete).
+type Upload = (String, Option<u64>, Option<String>, Option<bool>);
+
+/// The uploads of a run's smb_files events.
+fn uploads(events: &[Event]) -> Vec<Upload> {
     let mut v: Vec<_> = events
         .iter()
         .filter_map(|e| match e {

@@ -12,6 +12,7 @@
 use super::reshape::*;
 use psexec_sensor::capture::{Packet, LINKTYPE_ETHERNET};
 use psexec_sensor::decode::{build, checksum};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// One frame to write: a segment, and what is wrong with it on purpose.
@@ -219,53 +220,39 @@ fn conn_of(s: &Seg) -> ((IpAddr, u16), (IpAddr, u16)) {
 pub fn beyond_window_decoys(segs: &[Seg]) -> Vec<Wire> {
     let smb = |s: &Seg| server_side(s) || [445, 139].contains(&s.dport);
     // Per server segment: the right edge its window must reach (the end of the client's data
-    // up to the server's next segment), never moving back.
+    // up to the server's next segment), never moving back. Each attacker segment's decoy goes
+    // before the server segment preceding its round, when an earlier server segment already set
+    // a window; its ACK number is the server's SND.NXT there (so only the window can refuse it).
     let mut edge_of: Vec<Option<u32>> = vec![None; segs.len()];
-    let mut last_server: std::collections::HashMap<_, usize> = Default::default();
-    let mut edge_now: std::collections::HashMap<_, u32> = Default::default();
+    let mut decoys_before: Vec<Vec<Wire>> = vec![Vec::new(); segs.len()];
+    let mut server_nxt: Vec<u32> = vec![0; segs.len()];
+    let mut servers: HashMap<_, Vec<usize>> = HashMap::new();
+    let mut edge_now: HashMap<_, u32> = HashMap::new();
+    let mut nxt: HashMap<_, u32> = HashMap::new();
     for (i, s) in segs.iter().enumerate() {
         if !smb(s) {
             continue;
         }
         let c = conn_of(s);
         if server_side(s) {
-            let floor = edge_now.get(&c).copied().unwrap_or(s.ack);
-            edge_of[i] = Some(floor);
-            last_server.insert(c, i);
+            edge_of[i] = Some(edge_now.get(&c).copied().unwrap_or(s.ack));
+            server_nxt[i] = nxt.get(&c).copied().unwrap_or(s.seq);
+            let syn = u32::from(s.flags & build::SYN != 0);
+            nxt.insert(c, s.seq.wrapping_add(s.payload.len() as u32 + syn));
+            servers.entry(c).or_default().push(i);
         } else if to_server(s) {
             let end = s.seq.wrapping_add(s.payload.len() as u32);
             let e = edge_now.entry(c).or_insert(end);
             if end.wrapping_sub(*e) as i32 > 0 {
                 *e = end;
             }
-            if let Some(&j) = last_server.get(&c) {
+            let list = servers.get(&c).map(Vec::as_slice).unwrap_or(&[]);
+            if let Some(&j) = list.last() {
                 let cur = edge_of[j].unwrap_or(end);
                 if end.wrapping_sub(cur) as i32 > 0 {
                     edge_of[j] = Some(end);
                 }
             }
-        }
-    }
-    // Each attacker segment's decoy goes before the server segment preceding its round, when an
-    // earlier server segment already set a window; its ACK number is the server's SND.NXT there
-    // (so only the window can refuse it).
-    let mut decoys_before: Vec<Vec<Wire>> = vec![Vec::new(); segs.len()];
-    let mut servers: std::collections::HashMap<_, Vec<usize>> = Default::default();
-    let mut server_nxt: Vec<u32> = vec![0; segs.len()];
-    let mut nxt: std::collections::HashMap<_, u32> = Default::default();
-    for (i, s) in segs.iter().enumerate() {
-        if !smb(s) {
-            continue;
-        }
-        let c = conn_of(s);
-        if server_side(s) {
-            server_nxt[i] = nxt.get(&c).copied().unwrap_or(s.seq);
-            let syn = u32::from(s.flags & build::SYN != 0);
-            let end = s.seq.wrapping_add(s.payload.len() as u32 + syn);
-            nxt.insert(c, end);
-            servers.entry(c).or_default().push(i);
-        } else if to_server(s) {
-            let list = servers.get(&c).map(Vec::as_slice).unwrap_or(&[]);
             if list.len() >= 2 {
                 let j = list[list.len() - 1];
                 let mut d = decoy_of(s);
