@@ -8,11 +8,13 @@ pub const FIN: u8 = 0x01;
 pub const RST: u8 = 0x04;
 pub const PSH: u8 = 0x08;
 
+/// A TCP header (checksum zero) and payload; a SYN offers window scaling ([`SYN_WINDOW_SHIFT`]).
 pub fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    tcp_scaled(sport, dport, seq, ack, flags, None, payload)
+    let shift = (flags & SYN != 0).then_some(SYN_WINDOW_SHIFT);
+    tcp_scaled(sport, dport, seq, ack, flags, shift, payload)
 }
 
-/// The window scale a SYN from [`tcp_checksummed`] offers (Linux's usual shift): both SYNs of a
+/// The window scale a built SYN offers (Linux's usual shift): both SYNs of a
 /// built handshake negotiate scaling, as every current stack does, so the 65535 window of built
 /// segments means 8 MiB, wide enough for any test stream sent without ACKs.
 pub const SYN_WINDOW_SHIFT: u8 = 7;
@@ -44,8 +46,7 @@ pub fn tcp_scaled(
     t
 }
 
-/// [`tcp`] with its checksum for the addresses it travels between; a SYN offers window scaling
-/// ([`SYN_WINDOW_SHIFT`]).
+/// [`tcp`] with its checksum for the addresses it travels between.
 #[allow(clippy::too_many_arguments)]
 pub fn tcp_checksummed(
     src: std::net::IpAddr,
@@ -57,8 +58,7 @@ pub fn tcp_checksummed(
     flags: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    let shift = (flags & SYN != 0).then_some(SYN_WINDOW_SHIFT);
-    let mut t = tcp_scaled(sport, dport, seq, ack, flags, shift, payload);
+    let mut t = tcp(sport, dport, seq, ack, flags, payload);
     let c = super::checksum::transport_field(src, dst, super::checksum::TCP, &t);
     t[16..18].copy_from_slice(&c);
     t
