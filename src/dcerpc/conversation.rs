@@ -13,6 +13,9 @@ use crate::time::Ts;
 use crate::wire::parsed;
 use std::collections::BTreeMap;
 
+#[path = "conversation_responses.rs"]
+mod responses;
+
 /// Most calls awaiting a response per association (Zeek reassembles at most 20 fragmented calls;
 /// pipelined clients rarely keep more than a handful outstanding). Beyond it the oldest call is
 /// logged as `<no response>` and dropped.
@@ -159,6 +162,10 @@ pub struct Association {
     pdus: u64,
     /// A PDU came from the server. Until one does, the capture may hold the client's half only.
     server_seen: bool,
+    /// A PDU came from the client. Until one does, the capture may hold the server's half only:
+    /// responses are then read by their layout ([`responses`]).
+    client_seen: bool,
+    responses: super::response_shapes::ScmSequence,
 }
 
 impl Association {
@@ -173,6 +180,8 @@ impl Association {
             auth: None,
             pdus: 0,
             server_seen: false,
+            client_seen: false,
+            responses: Default::default(),
         }
     }
 
@@ -217,8 +226,11 @@ impl Association {
         self.pdus = self.pdus.saturating_add(1);
         if dir == Direction::ToClient {
             self.server_seen = true;
-        } else if !self.server_seen && matches!(h.ptype, pdu::PTYPE_REQUEST | pdu::PTYPE_BIND) {
-            self.log_unanswered(ctx, ts, sink);
+        } else {
+            self.client_seen = true;
+            if !self.server_seen && matches!(h.ptype, pdu::PTYPE_REQUEST | pdu::PTYPE_BIND) {
+                self.log_unanswered(ctx, ts, sink);
+            }
         }
         self.expire(ctx, ts, sink);
         let be = h.big_endian();
@@ -252,6 +264,11 @@ impl Association {
                 None => self.malformed(ctx, ts, sink, "truncated request"),
             },
             pdu::PTYPE_RESPONSE => match parsed(pdu::parse_response(body, &h)) {
+                Some(resp) if !self.client_seen && !self.calls.contains_key(&h.call_id) => {
+                    let ok = STATUS_OK.to_string();
+                    let call = (h.call_id, Some(resp.ctx_id), ok);
+                    self.response_only(ctx, ts, &h, call, Some(resp.stub), trailer, sink)
+                }
                 Some(resp) => self.on_response(ctx, ts, &h, resp.stub, sink),
                 None => self.malformed(ctx, ts, sink, "truncated response"),
             },
@@ -261,6 +278,9 @@ impl Association {
                 if let Some(call) = self.calls.remove(&h.call_id) {
                     let status = status.unwrap_or_else(|| "fault".to_string());
                     self.emit_call(ctx, Some(ts), call, status, sink);
+                } else if !self.client_seen {
+                    let status = status.unwrap_or_else(|| "fault".to_string());
+                    self.response_only(ctx, ts, &h, (h.call_id, None, status), None, trailer, sink);
                 }
             }
             pdu::PTYPE_ORPHANED => {
@@ -379,7 +399,12 @@ impl Association {
             self.sec_addr = Some(ack.sec_addr.clone());
         }
         let Some(mut b) = self.pending_binds.remove(&h.call_id) else {
-            return; // the bind was missed: nothing to pair the results with
+            // The bind was missed: nothing to pair the results with, unless the capture is the
+            // server's half only, where the ack is all there is.
+            if !self.client_seen {
+                self.bind_ack_only(ctx, ts, h, &ack, sink);
+            }
+            return;
         };
         for (i, r) in ack.results.iter().enumerate() {
             let (Some(item), Some((ctx_id, uuid))) = (b.items.get_mut(i), b.offered.get(i)) else {
@@ -463,6 +488,7 @@ impl Association {
             request_stub_len: None,
             request_frags: None,
             interfaces: Some(b.items),
+            inferred_operation: None,
             args: DceArgs::default(),
         };
         sink.emit(Event::DceRpc(Box::new(ev)));
@@ -650,6 +676,7 @@ impl Association {
             request_stub_len: Some(u32::try_from(call.req.len).unwrap_or(u32::MAX)),
             request_frags: Some(call.req.frags),
             interfaces: None,
+            inferred_operation: None,
             args: call.args,
         };
         if let Some(x) = epm::expectation_from_event(&ev) {

@@ -45,6 +45,7 @@ pub mod epm;
 pub mod interfaces;
 pub mod ndr;
 pub mod pdu;
+pub mod response_shapes;
 pub mod stream;
 pub mod svcctl;
 pub mod tasks;

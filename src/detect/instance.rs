@@ -105,6 +105,14 @@ pub struct InferredCall {
     pub medium: bool,
     /// One sentence from the inferring detector.
     pub reason: String,
+    /// What the inference read: SMB3 sizes (`Inferred`) or server responses (`Responses`).
+    pub basis: Basis,
+    /// A failing answer was seen (a fault, or an error status where the layout has one).
+    pub failed: bool,
+    /// Pipes the answers named (bind_ack secondary addresses).
+    pub pipes: Vec<String>,
+    /// The task path a SchRpcRegisterTask answer carries.
+    pub task_path: Option<String>,
     /// Evidence lines (time, summary), e.g. each message size taken for a bind or a create.
     pub evidence: Vec<(Ts, String)>,
 }
@@ -233,6 +241,14 @@ pub(super) fn reason_sentence(
                 s.push_str(&format!(" after an encrypted upload of about {n} bytes"));
             }
             s.push_str(" (inferred from the sizes of SMB3-encrypted messages; nothing inside was readable)")
+        }
+        Basis::Responses => {
+            if let Some(n) = inst.inferred_upload {
+                s.push_str(&format!(
+                    " after a new file of {n} bytes was written to a disk share (name unseen)"
+                ));
+            }
+            s.push_str(" (inferred from server responses only: the requests were not captured, so the call is read from the layout and order of its answer)")
         }
         Basis::Cleartext => {}
     }

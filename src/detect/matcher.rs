@@ -397,7 +397,8 @@ impl Detector {
             || (f.action == Some(FileAction::FileOpen) && f.share.eq_ignore_ascii_case("IPC$"));
         if is_pipe {
             let name = clean_pipe(&f.name);
-            if name.is_empty() {
+            // `<unknown>`: opened in a server→client-only capture; the bind_ack names it later.
+            if name.is_empty() || name == crate::smb::tables::UNKNOWN {
                 return;
             }
             let e = ev(
@@ -955,22 +956,34 @@ impl Detector {
             "ITaskSchedulerService" => Iface::TaskSched,
             _ => Iface::Svcctl,
         };
-        let e = ev(c, c.ts, "smb_opaque", x.reason.clone());
+        let source = match x.basis {
+            Basis::Responses => "dce_rpc",
+            _ => "smb_opaque",
+        };
+        let e = ev(c, c.ts, source, x.reason.clone());
         let call = FoldedCall {
             ts: c.ts,
             service_name: None,
             binary_path: None,
-            task_path: None,
+            task_path: x.task_path.clone(),
             status: "<inferred>".into(),
         };
-        let args = DceArgs::default();
+        let args = DceArgs {
+            task_path: x.task_path.clone(),
+            ..DceArgs::default()
+        };
         let how = How {
-            basis: Basis::Inferred,
+            basis: x.basis,
             transport: "smb_pipe",
             opnum: None,
             args: &args,
         };
-        self.open_instance(c, how, iface, x.technique, None, call, CallOutcome::Ok, e);
+        let outcome = if x.failed {
+            CallOutcome::Failed
+        } else {
+            CallOutcome::Ok
+        };
+        self.open_instance(c, how, iface, x.technique, None, call, outcome, e);
         let key = (c.orig_h, c.resp_h);
         if let Some(i) = self
             .pairs
@@ -979,7 +992,10 @@ impl Detector {
         {
             i.first_ts = i.first_ts.min(x.first_ts);
             for (ts, summary) in x.evidence {
-                i.push_evidence(Evidence::new(c, ts, "smb_opaque", summary));
+                i.push_evidence(Evidence::new(c, ts, source, summary));
+            }
+            for p in &x.pipes {
+                i.add_pipe(p);
             }
             i.inferred_upload = i.inferred_upload.max(x.upload_size);
             if i.tool_hint.is_none() {

@@ -54,6 +54,7 @@ mod instance;
 pub mod matcher;
 pub mod names;
 mod report;
+pub mod responses;
 mod retired;
 pub mod rules;
 mod scoring;

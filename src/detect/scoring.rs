@@ -65,7 +65,9 @@ pub(super) fn confidence(f: &Factors) -> f64 {
     let mut c: f64 = match f.basis {
         Basis::Cleartext => 0.55,
         Basis::StubEncrypted => 0.40,
-        Basis::Inferred => return if f.inferred_medium { 0.45 } else { 0.3 },
+        Basis::Inferred | Basis::Responses => {
+            return if f.inferred_medium { 0.45 } else { 0.3 };
+        }
     };
     if f.upload_before {
         c += 0.30;

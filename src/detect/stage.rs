@@ -3,8 +3,9 @@
 //! order. `read`, `eval` and `live` all use this, so they cannot disagree.
 
 use super::inferred::{Inference, InferenceConfig, InferredConfidence, InferredTechnique};
+use super::responses::ResponseInference;
 use super::{Detector, InferredCall, Rules};
-use crate::event::alert::{Alert, Technique};
+use crate::event::alert::{Alert, Basis, Technique};
 use crate::event::{ConnFields, Event};
 use crate::flow::ConnId;
 use crate::sink::Sink;
@@ -14,11 +15,16 @@ pub struct Detection {
     detector: Detector,
     inference: Inference,
     inferred: Vec<InferredTechnique>,
+    /// Server→client-only captures: techniques from the answers alone.
+    responses: ResponseInference,
+    answered: Vec<InferredCall>,
 }
 
 impl Detection {
     pub fn new(rules: Rules) -> Detection {
         Detection {
+            responses: ResponseInference::new(rules.settings.window_secs),
+            answered: Vec::new(),
             detector: Detector::new(rules),
             inference: Inference::new(InferenceConfig::default()),
             inferred: Vec::new(),
@@ -29,6 +35,10 @@ impl Detection {
         self.inference.on_event(ev, &mut self.inferred);
         self.hand_over_inferred();
         self.detector.on_event(ev, out);
+        self.responses.on_event(ev, &mut self.answered);
+        for x in self.answered.drain(..) {
+            self.detector.on_inferred(x);
+        }
     }
 
     /// Live mode: technique alerts once an attack instance is quiet for `secs` (see
@@ -64,6 +74,7 @@ impl Detection {
 
     pub fn report_caps(&mut self, sink: &mut Sink) {
         self.inference.report_caps(sink);
+        self.responses.report_caps(sink);
         self.detector.report_caps(sink);
     }
 
@@ -126,5 +137,9 @@ fn inferred_call(x: InferredTechnique) -> InferredCall {
         medium: x.confidence == InferredConfidence::Medium,
         reason: x.reason,
         evidence,
+        basis: Basis::Inferred,
+        failed: false,
+        pipes: vec![],
+        task_path: None,
     }
 }

@@ -71,6 +71,10 @@ pub enum Basis {
     Cleartext,
     /// DCE-RPC packet privacy: only the interface and opnum sequence were visible.
     StubEncrypted,
+    /// Inferred from the server's responses alone (a server→client-only capture): the calls were
+    /// read from the layouts and order of their answers (`dcerpc::response_shapes`); nothing the
+    /// requests carry (service name, binary path) was seen.
+    Responses,
     /// Inferred from the sizes of SMB3-encrypted messages (no call was readable). Reserved for the
     /// size-inference detector; lowest confidence.
     Inferred,

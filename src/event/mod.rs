@@ -229,6 +229,9 @@ pub struct SmbFiles {
     pub create_options: Option<u32>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub delete_on_close: bool,
+    /// CREATE response: what the server did (an upload is `created` or `overwritten`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_action: Option<CreateAction>,
     /// FILE_WRITE: bytes written through this handle, number of writes, first write time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_written: Option<u64>,
@@ -245,6 +248,33 @@ pub struct SmbFiles {
     /// FILE_WRITE: false when writes left holes or could not be ordered (no sha256 then).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hash_complete: Option<bool>,
+}
+
+/// CreateAction of an SMB2 CREATE response ([MS-SMB2] 2.2.14) and of an SMB1 NT_CREATE_ANDX
+/// response ([MS-CIFS] 2.2.4.64.2): the same four values.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CreateAction {
+    Superseded,
+    Opened,
+    Created,
+    Overwritten,
+}
+
+impl CreateAction {
+    pub fn from_wire(v: u32) -> Option<CreateAction> {
+        Some(match v {
+            0 => CreateAction::Superseded,
+            1 => CreateAction::Opened,
+            2 => CreateAction::Created,
+            3 => CreateAction::Overwritten,
+            _ => return None,
+        })
+    }
+    /// The file's contents are new: it was created or replaced.
+    pub fn is_new(self) -> bool {
+        self != CreateAction::Opened
+    }
 }
 
 /// One SESSION_SETUP exchange (SMB1 or SMB2).
@@ -437,6 +467,10 @@ pub struct DceRpc {
     /// Bind / alter_context: every offered context and its result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interfaces: Option<Vec<BindContext>>,
+    /// A call seen by its response alone (the request was not captured): what its layout and
+    /// place in the association say it was (`dcerpc::response_shapes`); `opnum` is then absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inferred_operation: Option<crate::dcerpc::response_shapes::InferredOp>,
     #[serde(flatten)]
     pub args: DceArgs,
 }

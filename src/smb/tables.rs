@@ -17,6 +17,10 @@ use crate::time::Ts;
 use crate::wire::maps::KeyedMap;
 
 /// Sessions tracked per connection.
+/// Trees per connection whose latest handle a server→client-only capture remembers (SMB1 and
+/// SMB2 `responses`: WRITE, READ and CLOSE responses name no handle). Beyond it new handles are
+/// not followed.
+pub const MAX_RESPONSE_ONLY_TREES: usize = 256;
 pub const MAX_SMB_SESSIONS: usize = 64;
 /// Trees tracked per session.
 pub const MAX_TREES: usize = 256;
@@ -265,6 +269,18 @@ impl Session {
             }
         }
         Some(key)
+    }
+
+    /// A CLOSE answered: the handle is removed and its writes and pipe logged with its tree.
+    pub fn close_file(&mut self, key: FileKey, cx: &Cx<'_>, sink: &mut Sink) {
+        if let Some(f) = self.remove_file(key) {
+            let tree = self
+                .trees
+                .get(&f.tree_id)
+                .cloned()
+                .unwrap_or_else(Tree::unknown);
+            finish_file_in(cx, self.id, &tree, f, sink);
+        }
     }
 
     /// Removes a handle (after a CLOSE), releasing its pipe slot.

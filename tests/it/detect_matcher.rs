@@ -705,6 +705,10 @@ fn inferred_instances_have_the_lowest_confidence_and_say_so() {
         medium: true,
         reason: "encrypted 56 KB write then svcctl-sized exchange".into(),
         evidence: vec![(ts(0.5), "write request 56400 bytes (upload)".into())],
+        basis: psexec_sensor::event::alert::Basis::Inferred,
+        failed: false,
+        pipes: vec![],
+        task_path: None,
     });
     d.finish(&mut out);
     let t = one(&out);
@@ -748,6 +752,10 @@ fn inferred_instances_have_the_lowest_confidence_and_say_so() {
         medium: false,
         reason: "sizes".into(),
         evidence: vec![],
+        basis: psexec_sensor::event::alert::Basis::Inferred,
+        failed: false,
+        pipes: vec![],
+        task_path: None,
     });
     let mut s = Seq::new(ATT, VIC);
     s.create(2.0, "nUwj", "%systemroot%\\zeCGSXch.exe", None, "ok");

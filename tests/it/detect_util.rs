@@ -153,6 +153,7 @@ impl Seq {
             request_stub_len: None,
             request_frags: None,
             interfaces: None,
+            inferred_operation: None,
             args,
         })));
         self
@@ -206,6 +207,7 @@ impl Seq {
             request_stub_len: None,
             request_frags: None,
             interfaces: Some(interfaces),
+            inferred_operation: None,
             args: DceArgs::default(),
         })));
         self

@@ -5,12 +5,17 @@
 //! Client→server: every technique alert of the two-sided capture appears with the same
 //! technique, source, target, service name, binary path, tool, uploads (name and size) and at
 //! least its pipes; none says `failed` (nothing failing was seen) and each says `no_response`.
-//! Server→client: responses carry no opnum, service name or path, so the technique cannot be
-//! named from them (not expected); no technique alert may appear on a negative from either half.
+//! Server→client: responses carry no opnum, service name or path; the calls are inferred from
+//! the answers' layouts and order (`dcerpc::response_shapes`, `detect::responses`). Every technique
+//! alert of the two-sided capture appears (technique, source, target, `basis: responses`, `failed`
+//! exactly when the two-sided one failed, the SCM / atsvc pipe the bind_ack named, the upload's
+//! size), with service name and binary path null; except where the responses name no interface
+//! (DCE-RPC over TCP under packet privacy: the bind_ack names a port and the stubs are ciphertext).
+//! No technique alert may appear on a negative from either half.
 
 use crate::common::reshape::*;
 use psexec_sensor::eval::{discover, Case, Verdict};
-use psexec_sensor::event::alert::{Alert, TechniqueAlert};
+use psexec_sensor::event::alert::{Alert, Basis, TechniqueAlert};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -61,6 +66,26 @@ fn pipes(ts: &[&TechniqueAlert]) -> BTreeSet<String> {
         .collect()
 }
 
+/// A visible positive's technique alerts two-sided and from one half of its victim's link.
+struct Halves {
+    name: String,
+    both: Outcome,
+    half: Outcome,
+}
+
+fn halves(case: &Case, half: Half) -> Halves {
+    let name = case.capture.display().to_string();
+    let victim = case.truth.victim_ip.expect("positives name their victim");
+    let all = read_packets(&case.capture);
+    let both = run(&all);
+    assert!(
+        !techniques(&both.alerts).is_empty(),
+        "{name}: no technique alert two-sided"
+    );
+    let half = run(&one_sided(&all, victim, half));
+    Halves { name, both, half }
+}
+
 #[test]
 fn client_to_server_only_gives_every_technique_alert_with_its_facts() {
     let mut checked = 0;
@@ -69,14 +94,8 @@ fn client_to_server_only_gives_every_technique_alert_with_its_facts() {
         if !t.visible_positive() {
             continue;
         }
-        let name = case.capture.display().to_string();
-        let victim = t.victim_ip.expect("positives name their victim");
-        let all = read_packets(&case.capture);
-        let both = run(&all);
-        let want = techniques(&both.alerts);
-        assert!(!want.is_empty(), "{name}: no technique alert two-sided");
-        let half = run(&one_sided(&all, victim, Half::To));
-        let got = techniques(&half.alerts);
+        let Halves { name, both, half } = halves(&case, Half::To);
+        let (want, got) = (techniques(&both.alerts), techniques(&half.alerts));
         let mut w: Vec<Core> = want.iter().map(|a| core(a)).collect();
         let mut g: Vec<Core> = got.iter().map(|a| core(a)).collect();
         w.sort();
@@ -198,4 +217,121 @@ fn no_technique_alert_on_a_negative_from_either_half() {
         checked += 1;
     }
     assert!(checked >= 10, "negatives checked: {checked}");
+}
+
+#[test]
+fn server_to_client_only_gives_every_technique_alert_from_the_answers() {
+    let mut checked = 0;
+    for case in cases() {
+        let t = &case.truth;
+        // Under packet privacy over TCP the answers name neither the interface nor the call.
+        if !t.visible_positive() || t.visibility == "stub-encrypted" {
+            continue;
+        }
+        let Halves { name, both, half } = halves(&case, Half::From);
+        let (want, got) = (techniques(&both.alerts), techniques(&half.alerts));
+        let key = |a: &TechniqueAlert| (a.technique, a.src_ip, a.dst_ip, a.failed);
+        let mut w: Vec<_> = want.iter().map(|a| key(a)).collect();
+        let mut g: Vec<_> = got.iter().map(|a| key(a)).collect();
+        w.sort();
+        g.sort();
+        assert_eq!(
+            g, w,
+            "{name}: server→client only (technique, src, dst, failed)"
+        );
+        for (a, b) in got.iter().zip(want.iter()) {
+            assert_eq!(a.basis, Basis::Responses, "{name}");
+            assert_eq!((&a.service_name, &a.binary_path), (&None, &None), "{name}");
+            assert!(
+                a.reason.contains("inferred from server responses only"),
+                "{name}: {}",
+                a.reason
+            );
+            let endpoint = |p: &String| {
+                let p = p.to_ascii_lowercase();
+                ["svcctl", "ntsvcs", "atsvc"].iter().any(|e| p.ends_with(e))
+            };
+            assert!(
+                !a.pipes.is_empty() && a.pipes.iter().all(endpoint),
+                "{name}: pipes {:?}",
+                a.pipes
+            );
+            // The upload the two-sided alert names, by its size (the names were in the requests).
+            if !b.uploads.is_empty() {
+                assert!(
+                    b.uploads
+                        .iter()
+                        .any(|u| a.reason.contains(&format!("{} bytes", u.size))),
+                    "{name}: {} lacks one of {:?}",
+                    a.reason,
+                    b.uploads
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "visible positives checked: {checked}");
+}
+
+#[test]
+fn server_to_client_only_keeps_the_files_and_pipes_the_answers_show() {
+    // lab a (impacket psexec over SMB2) and i1 (over SMB1), Samba's half: the upload's handle
+    // (FileId, created, 56320 bytes written, no name), the svcctl pipe and the inferred calls.
+    use psexec_sensor::dcerpc::response_shapes::InferredOp;
+    use psexec_sensor::event::{CreateAction, Event, FileAction};
+    for file in ["lab/a_psexec_default.pcap", "lab/i1_smb1_psexec.pcap"] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("captures")
+            .join(file);
+        let all = read_packets(&path);
+        let o = run(&one_sided(&all, "192.0.2.20".parse().unwrap(), Half::From));
+        let files: Vec<_> = o
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::SmbFiles(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        let created: Vec<&String> = files
+            .iter()
+            .filter(|f| f.create_action == Some(CreateAction::Created))
+            .filter_map(|f| f.fuid.as_ref())
+            .collect();
+        let upload = files
+            .iter()
+            .find(|f| f.action == Some(FileAction::FileWrite) && f.bytes_written == Some(56_320));
+        let upload = upload.unwrap_or_else(|| panic!("{file}: no upload in {files:?}"));
+        assert_eq!(upload.name, "<unknown>", "{file}");
+        assert!(
+            upload.fuid.as_ref().is_some_and(|id| created.contains(&id)),
+            "{file}: the upload's handle was created: {created:?}"
+        );
+        let calls: Vec<(String, InferredOp)> = o
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::DceRpc(d) => Some((
+                    d.named_pipe.clone()?.to_ascii_lowercase(),
+                    d.inferred_operation?,
+                )),
+                _ => None,
+            })
+            .filter(|(p, _)| p.ends_with("svcctl"))
+            .collect();
+        assert_eq!(
+            calls.iter().map(|c| c.1).collect::<Vec<_>>(),
+            [
+                InferredOp::OpenScManager,
+                InferredOp::OpenService,
+                InferredOp::Refused
+            ],
+            "{file}: {calls:?}"
+        );
+        let pipe_opens = files
+            .iter()
+            .filter(|f| f.action == Some(FileAction::PipeOpen) && f.fuid.is_some())
+            .count();
+        assert!(pipe_opens >= 2, "{file}: pipe opens {pipe_opens}");
+    }
 }

@@ -26,7 +26,7 @@ use super::trans::{
 use super::trans2::{sub, SetInfo as WireSetInfo, Trans2Request};
 use super::tree::{TreeConnectRequest, TreeConnectResponse};
 use crate::dcerpc::Conversation;
-use crate::event::{AnomalyKind, Event, FileAction, SmbAuth, SmbMapping, SmbVersion};
+use crate::event::{AnomalyKind, CreateAction, Event, FileAction, SmbAuth, SmbMapping, SmbVersion};
 use crate::flow::Direction;
 use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
@@ -36,6 +36,7 @@ use crate::smb::tables::*;
 use crate::time::Ts;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod responses;
 mod unanswered;
 
 /// SMB1 requests waiting for their response, per connection; beyond it the oldest is dropped.
@@ -143,6 +144,12 @@ pub struct Smb1State {
     /// UIDs seen in SMB1 messages (at most MAX_SMB_SESSIONS), so that handles still open at
     /// flow end are logged as SMB1.
     uids: BTreeSet<u16>,
+    /// A request was seen on this connection; until one is, responses are read alone
+    /// ([`responses`]).
+    client_seen: bool,
+    /// Server→client only: per (UID, TID) the latest FID an NT_CREATE_ANDX response granted and
+    /// the file offset its WRITE_ANDX responses reached.
+    answered: BTreeMap<(u16, u16), (u16, u64)>,
 }
 
 impl Smb1State {
@@ -195,6 +202,7 @@ impl Smb1State {
         if h.is_response() {
             self.response(cx, t, &h, msg, &blocks, sink);
         } else {
+            self.client_seen = true;
             self.request(cx, t, &h, msg, &blocks, sink);
         }
     }
@@ -689,6 +697,19 @@ impl Smb1State {
     ) {
         let st = h.status();
         let mut pending = self.take_pending(h);
+        let mut unhandled = Vec::new();
+        let blocks = if pending.is_none() && !self.client_seen {
+            for b in blocks {
+                match self.response_only(cx, t, h, msg, b, sink) {
+                    Ok(true) => {}
+                    Ok(false) => unhandled.push(*b),
+                    Err(e) => malformed(cx, &e, sink),
+                }
+            }
+            &unhandled[..]
+        } else {
+            blocks
+        };
         let mut still_waiting = Vec::new();
         // An error response has one block (WordCount 0) for the whole chain: it answers the
         // first request block, and the rest were not executed.
@@ -856,6 +877,7 @@ impl Smb1State {
                     NtCreateResponse::parse(b)?.map(|r| Opened::from_nt(&r))
                 } else if b.command == cmd::OPEN_ANDX {
                     OpenAndxResponse::parse(b)?.map(|r| Opened {
+                        action: None,
                         fid: r.fid,
                         size: u64::from(r.file_data_size),
                         times: [0; 4],
@@ -864,6 +886,7 @@ impl Smb1State {
                 } else {
                     match NtTransResponse::parse(msg, b)? {
                         Some(r) => Some(NtTransCreateResponse::parse(r.params)?).map(|c| Opened {
+                            action: CreateAction::from_wire(c.create_action),
                             fid: c.fid,
                             size: c.end_of_file,
                             times: [0; 4],
@@ -910,16 +933,8 @@ impl Smb1State {
                 }
             }
             (cmd::CLOSE, Some(Info::Close { fid })) => {
-                let Some(s) = t.sessions.get_mut(&u64::from(uid)) else {
-                    return Ok(None);
-                };
-                if let Some(f) = s.remove_file(FileKey::Id(u128::from(fid))) {
-                    let tree = s
-                        .trees
-                        .get(&f.tree_id)
-                        .cloned()
-                        .unwrap_or_else(Tree::unknown);
-                    finish_file_in(cx, u64::from(uid), &tree, f, sink);
+                if let Some(s) = t.sessions.get_mut(&u64::from(uid)) {
+                    s.close_file(FileKey::Id(u128::from(fid)), cx, sink);
                 }
             }
             (cmd::DELETE, Some(Info::Delete { name })) => {
@@ -1004,6 +1019,7 @@ impl Smb1State {
             let fuid = fid_hex(o.fid);
             r.fuid = Some(fuid.clone());
             r.size = Some(o.size);
+            r.create_action = o.action;
             [
                 r.times_created,
                 r.times_accessed,
@@ -1189,12 +1205,14 @@ struct Opened {
     size: u64,
     /// FILETIMEs: created, accessed, modified, changed.
     times: [u64; 4],
+    action: Option<CreateAction>,
     pipe: bool,
 }
 
 impl Opened {
     fn from_nt(r: &NtCreateResponse) -> Opened {
         Opened {
+            action: CreateAction::from_wire(r.create_action),
             fid: r.fid,
             size: r.end_of_file,
             times: [

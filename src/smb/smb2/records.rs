@@ -623,6 +623,31 @@ pub fn parse_read_request(msg: &[u8]) -> IResult<&[u8], ReadRequest> {
     ))
 }
 
+/// CLOSE response ([MS-SMB2] 2.2.16): with SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB the file's attributes
+/// and EndOfFile after the close (zeros otherwise). It names no FileId.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseResponse {
+    pub post_query: bool,
+    pub end_of_file: u64,
+    pub file_attributes: u32,
+}
+pub const CLOSE_FLAG_POSTQUERY_ATTRIB: u16 = 0x0001;
+
+pub fn parse_close_response(msg: &[u8]) -> IResult<&[u8], CloseResponse> {
+    let (rest, b) = body(msg, 60)?;
+    let (b, (_size, flags, _reserved)) = (le_u16, le_u16, le_u32).parse(b)?;
+    let (_, (_times, _alloc, end_of_file, file_attributes)) =
+        (take(32usize), le_u64, le_u64, le_u32).parse(b)?;
+    Ok((
+        rest,
+        CloseResponse {
+            post_query: flags & CLOSE_FLAG_POSTQUERY_ATTRIB != 0,
+            end_of_file,
+            file_attributes,
+        },
+    ))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadResponse {
     pub data_offset: u8,

@@ -13,7 +13,9 @@ use super::compression::{
 use super::records::*;
 use super::stream_plan::StreamPlan;
 use crate::dcerpc::Conversation;
-use crate::event::{Event, FileAction, SmbAuth, SmbMapping, SmbOpaque, SmbVersion, SmbVisibility};
+use crate::event::{
+    CreateAction, Event, FileAction, SmbAuth, SmbMapping, SmbOpaque, SmbVersion, SmbVisibility,
+};
 use crate::flow::Direction;
 use crate::sink::Sink;
 use crate::smb::crypto::ConnDecryptor;
@@ -25,6 +27,7 @@ use crate::time::Ts;
 use crate::wire::parsed;
 use std::collections::BTreeMap;
 
+mod responses;
 mod unanswered;
 
 /// Requests waiting for their response, per connection. Beyond it the oldest is dropped.
@@ -135,6 +138,14 @@ pub struct Smb2State {
     dialect: Option<u16>,
     cipher: Option<u16>,
     decryptor: ConnDecryptor,
+    /// A request was seen on this connection. Until one is, the capture may be the server's half
+    /// only and responses are read without their requests ([`responses`]).
+    client_seen: bool,
+    /// Server→client only: per (SessionId, TreeId) the latest handle a CREATE response granted and
+    /// the file offset its WRITE responses reached (WRITE, READ and CLOSE responses name no
+    /// handle), and the grant's order number (`granted` counts them).
+    answered: BTreeMap<(u64, u32), (FileId, u64, u64)>,
+    granted: u64,
 }
 
 impl Smb2State {
@@ -144,6 +155,9 @@ impl Smb2State {
             dialect: None,
             cipher: None,
             decryptor,
+            client_seen: false,
+            answered: BTreeMap::new(),
+            granted: 0,
         }
     }
 
@@ -252,6 +266,7 @@ impl Smb2State {
         chain: &mut Chain,
         sink: &mut Sink,
     ) {
+        self.client_seen = true;
         let (sid, tid) = chain.ids(h);
         if !matches!(h.command, NEGOTIATE | SESSION_SETUP | TREE_CONNECT) {
             self.link_unanswered_tree(cx, t, sid, tid, sink);
@@ -557,6 +572,9 @@ impl Smb2State {
             return;
         }
         let pending = self.take_pending(h);
+        if pending.is_none() && !self.client_seen && self.response_only(cx, t, h, msg, sink) {
+            return;
+        }
         let st = h.status;
         let ok = !status::is_error(st);
         match (h.command, pending) {
@@ -648,6 +666,7 @@ impl Smb2State {
                         let fuid = file_id_hex(c.file_id);
                         r.fuid = Some(fuid.clone());
                         r.size = Some(c.end_of_file);
+                        r.create_action = CreateAction::from_wire(c.create_action);
                         r.times_created = filetime(c.creation_time);
                         r.times_accessed = filetime(c.last_access_time);
                         r.times_modified = filetime(c.last_write_time);
@@ -758,16 +777,8 @@ impl Smb2State {
                     if let FileKey::Id(id) = s.resolve(key) {
                         t.withdraw_handle(cx, p.session_id, id);
                     }
-                    let Some(s) = t.sessions.get_mut(&p.session_id) else {
-                        return;
-                    };
-                    if let Some(f) = s.remove_file(key) {
-                        let tree = s
-                            .trees
-                            .get(&f.tree_id)
-                            .cloned()
-                            .unwrap_or_else(Tree::unknown);
-                        finish_file_in(cx, p.session_id, &tree, f, sink);
+                    if let Some(s) = t.sessions.get_mut(&p.session_id) {
+                        s.close_file(key, cx, sink);
                     }
                 }
             }

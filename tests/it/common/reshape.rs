@@ -9,7 +9,7 @@
 use psexec_sensor::capture::file::CaptureReader;
 use psexec_sensor::capture::{Packet, LINKTYPE_ETHERNET};
 use psexec_sensor::decode::build;
-use psexec_sensor::detect::{detect_all, Rules};
+use psexec_sensor::detect::{Detection, Rules};
 use psexec_sensor::event::alert::{Alert, TechniqueAlert};
 use psexec_sensor::event::Event;
 use psexec_sensor::pipeline::{Collect, Engine, EngineConfig};
@@ -812,7 +812,8 @@ pub struct Outcome {
     pub alerts: Vec<Alert>,
 }
 
-/// The engine over the packets, then detection with the embedded rules (what `read` does).
+/// The engine over the packets, then the detection stage with the embedded rules (what `read`
+/// does: the matcher and the inferences from SMB3 sizes and from server responses).
 pub fn run(packets: &[Packet]) -> Outcome {
     let mut engine = Engine::new(EngineConfig::default());
     let mut out = Collect::default();
@@ -821,7 +822,12 @@ pub fn run(packets: &[Packet]) -> Outcome {
     }
     engine.finish(&mut out);
     let events: Vec<Event> = out.events.into_iter().map(|(_, e)| e).collect();
-    let alerts = detect_all(Rules::embedded(), events.iter());
+    let mut detection = Detection::new(Rules::embedded());
+    let mut alerts = Vec::new();
+    for e in &events {
+        detection.on_event(e, &mut alerts);
+    }
+    detection.finish(&mut alerts);
     Outcome { events, alerts }
 }
 
