@@ -8,16 +8,40 @@ pub const FIN: u8 = 0x01;
 pub const RST: u8 = 0x04;
 pub const PSH: u8 = 0x08;
 
+/// A TCP header (checksum zero) and payload; a SYN offers window scaling ([`SYN_WINDOW_SHIFT`]).
 pub fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut t = Vec::with_capacity(20 + payload.len());
+    let shift = (flags & SYN != 0).then_some(SYN_WINDOW_SHIFT);
+    tcp_scaled(sport, dport, seq, ack, flags, shift, payload)
+}
+
+/// The window scale a built SYN offers (Linux's usual shift): both SYNs of a
+/// built handshake negotiate scaling, as every current stack does, so the 65535 window of built
+/// segments means 8 MiB, wide enough for any test stream sent without ACKs.
+pub const SYN_WINDOW_SHIFT: u8 = 7;
+
+/// [`tcp`] with a window scale option (NOP, then kind 3) when `shift` is given.
+pub fn tcp_scaled(
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    shift: Option<u8>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let words: u8 = if shift.is_some() { 6 } else { 5 };
+    let mut t = Vec::with_capacity(usize::from(words) * 4 + payload.len());
     t.extend_from_slice(&sport.to_be_bytes());
     t.extend_from_slice(&dport.to_be_bytes());
     t.extend_from_slice(&seq.to_be_bytes());
     t.extend_from_slice(&ack.to_be_bytes());
-    t.push(5 << 4);
+    t.push(words << 4);
     t.push(flags);
     t.extend_from_slice(&65535u16.to_be_bytes());
     t.extend_from_slice(&[0, 0, 0, 0]);
+    if let Some(shift) = shift {
+        t.extend_from_slice(&[1, 3, 3, shift]);
+    }
     t.extend_from_slice(payload);
     t
 }

@@ -59,6 +59,12 @@ pub fn ethernet_ipv4_tcp(frame: &[u8]) -> Option<TcpSegment<'_>> {
         payload,
         missing: 0,
         checksum: verdict,
+        window: u16::from_be_bytes([t[14], t[15]]),
+        wscale: if flags & 0x02 != 0 {
+            super::window_scale(tcp.get(TCP_MIN_HEADER..tcp_len).unwrap_or_default())
+        } else {
+            None
+        },
     })
 }
 

@@ -43,6 +43,22 @@ pub struct TcpSegment<'a> {
     ///
     /// [`ChecksumAuto`]: checksum::ChecksumAuto
     pub checksum: Verdict,
+    /// The advertised receive window, as written (unscaled).
+    pub window: u16,
+    /// The window scale option's shift count, read on SYN segments only (RFC 7323 §2.2: it is
+    /// only meaningful there).
+    pub wscale: Option<u8>,
+}
+
+/// The window scale option's shift count among a SYN's TCP options (RFC 7323 §2.2), read with
+/// etherparse's options iterator; a malformed option list ends the search.
+pub fn window_scale(options: &[u8]) -> Option<u8> {
+    etherparse::TcpOptionsIterator::from_slice(options)
+        .map_while(Result::ok)
+        .find_map(|o| match o {
+            etherparse::TcpOptionElement::WindowScale(s) => Some(s),
+            _ => None,
+        })
 }
 
 /// One UDP datagram (Kerberos on port 88: the only UDP the sensor reads).
@@ -414,6 +430,12 @@ fn segment<'a>(
         payload: tcp.payload(),
         missing,
         checksum,
+        window: tcp.window_size(),
+        wscale: if tcp.syn() {
+            window_scale(tcp.options())
+        } else {
+            None
+        },
     }
 }
 

@@ -232,3 +232,18 @@ fn unsupported_link_type_is_reported_once() {
     assert_eq!(s.counters.get("decode.unsupported_linktype"), 3);
     assert_eq!(s.counters.get("anomaly.capture"), 1);
 }
+
+#[test]
+fn window_scale_is_read_from_a_syns_options() {
+    // The client's SYN options of captures/lab/a_psexec_default.pcap (tshark: MSS 1460,
+    // SACK permitted, timestamps, NOP, window scale 10).
+    let lab = [
+        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x72, 0xf0, 0xfd, 0x66, 0x00, 0x00, 0x00,
+        0x00, 0x01, 0x03, 0x03, 0x0a,
+    ];
+    assert_eq!(window_scale(&lab), Some(10));
+    assert_eq!(window_scale(&lab[..16]), None, "no window scale option");
+    assert_eq!(window_scale(&[]), None);
+    // A malformed option (length 1) ends the search without a panic.
+    assert_eq!(window_scale(&[0x02, 0x01, 0x03, 0x03, 0x07]), None);
+}

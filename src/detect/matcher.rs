@@ -442,7 +442,12 @@ impl Detector {
         if f.action != Some(FileAction::FileWrite) {
             return;
         }
-        let bytes = f.bytes_written.unwrap_or(0);
+        // What the handle left on disk: bytes written over the same offsets again (a decoy, then
+        // the real content) count once, so never more than the file's size.
+        let bytes = match (f.bytes_written, f.size) {
+            (Some(w), Some(size)) => w.min(size),
+            (w, _) => w.unwrap_or(0),
+        };
         let unknown_share = f.share == "<unknown>" || f.share.is_empty();
         if bytes == 0 || !(is_admin_share(&f.share) || (unknown_share && f.pe == Some(true))) {
             return;

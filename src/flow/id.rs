@@ -154,6 +154,8 @@ mod tests {
             payload: &[],
             missing: 0,
             checksum: crate::decode::checksum::Verdict::Unknown,
+            window: 65535,
+            wscale: None,
         };
         let syn = Uid::for_first_segment(&c, &seg(true, 1000, 0, true, false));
         let syn_ack = Uid::for_first_segment(&c, &seg(false, 77, 1001, true, true));

@@ -17,6 +17,33 @@ use crate::event::AnomalyKind;
 /// applies that exactly, otherwise its idea of SND.NXT may lag by what the capture lost.
 pub const ACK_AHEAD_SLACK: u32 = 1 << 20;
 
+/// The largest window shift count (RFC 7323 §2.3: "If a Window Scale option is received with a
+/// shift.cnt value larger than 14, the TCP SHOULD … use 14 instead"). Also the conservative
+/// bound for a connection picked up without both SYNs: its scale is unknown, so the sensor takes
+/// the widest window the header can mean and refuses only beyond it.
+pub const LARGEST_WINDOW_SHIFT: u8 = 14;
+
+/// What a sender's SYN said about window scaling.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum SynScale {
+    /// Its SYN was not seen (picked up midstream, or lost by the capture).
+    #[default]
+    Unseen,
+    Offered(u8),
+    NotOffered,
+}
+
+/// The shift a sender's (non-SYN) window fields are scaled by: its own offer when both SYNs
+/// carried the option, none when either SYN lacked it (RFC 7323 §2.2), and
+/// [`LARGEST_WINDOW_SHIFT`] when a SYN was not seen.
+pub fn window_shift(sender: &Sender, peer: &Sender) -> u8 {
+    match (sender.syn_scale, peer.syn_scale) {
+        (SynScale::Offered(s), SynScale::Offered(_)) => s.min(LARGEST_WINDOW_SHIFT),
+        (SynScale::NotOffered, _) | (_, SynScale::NotOffered) => 0,
+        _ => LARGEST_WINDOW_SHIFT,
+    }
+}
+
 /// How a target treats a RST (configured per target, see [`super::policy`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RstPolicy {
@@ -35,6 +62,7 @@ pub enum Refusal {
     BadChecksum,
     DataWithoutAck,
     AcksUnsentData,
+    BeyondWindow,
     DataAfterFin,
 }
 
@@ -43,13 +71,17 @@ impl Refusal {
     /// lost packets), so the segment is held for the receiver's ACK to settle
     /// ([`super::suspect`]) rather than dropped.
     pub fn may_be_capture_artifact(self) -> bool {
-        matches!(self, Refusal::BadChecksum | Refusal::AcksUnsentData)
+        matches!(
+            self,
+            Refusal::BadChecksum | Refusal::AcksUnsentData | Refusal::BeyondWindow
+        )
     }
 
     pub fn kind(self) -> AnomalyKind {
         match self {
             Refusal::BadChecksum => AnomalyKind::BadChecksum,
             Refusal::DataWithoutAck | Refusal::AcksUnsentData => AnomalyKind::AckInvalid,
+            Refusal::BeyondWindow => AnomalyKind::OutOfWindow,
             Refusal::DataAfterFin => AnomalyKind::DataAfterFin,
         }
     }
@@ -60,8 +92,29 @@ impl Refusal {
             }
             Refusal::DataWithoutAck => "segment without the ACK flag on a connection: dropped",
             Refusal::AcksUnsentData => "segment acknowledges data the peer never sent: dropped",
+            Refusal::BeyondWindow => {
+                "segment starts beyond the receiver's advertised window: dropped"
+            }
             Refusal::DataAfterFin => "data after the sender's FIN: dropped",
         }
+    }
+}
+
+/// A sequence number once known: an `Option<u32>` without its padding (a flow holds six, and
+/// [`super::table::MAX_FLOWS`] flows must fit their memory budget).
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, packed)]
+struct MaybeSeq {
+    known: bool,
+    seq: u32,
+}
+
+impl MaybeSeq {
+    fn get(self) -> Option<u32> {
+        self.known.then_some(self.seq)
+    }
+    fn set(&mut self, seq: u32) {
+        *self = MaybeSeq { known: true, seq };
     }
 }
 
@@ -71,9 +124,14 @@ pub struct Sender {
     pub checksums: ChecksumAuto,
     /// One past the highest sequence number this sender used (SYN and FIN count): its SND.NXT as
     /// far as the capture shows.
-    snd_nxt: Option<u32>,
+    snd_nxt: MaybeSeq,
     /// The last ACK number this sender sent: its RCV.NXT for the peer's bytes, as it said.
-    last_ack: Option<u32>,
+    last_ack: MaybeSeq,
+    syn_scale: SynScale,
+    /// The furthest right edge of the receive window this sender advertised (ACK + scaled
+    /// window; a stack does not shrink its window, RFC 9293 §3.8.6.2.2, so the furthest one
+    /// stands): the peer's data starting there or beyond is dropped.
+    right_edge: MaybeSeq,
 }
 
 impl Sender {
@@ -98,7 +156,7 @@ impl Sender {
             return Err(Refusal::DataWithoutAck);
         }
         if seg.flags.ack && !seg.flags.rst {
-            if let Some(peer_nxt) = peer.snd_nxt {
+            if let Some(peer_nxt) = peer.snd_nxt.get() {
                 let ahead = seg.ack.wrapping_sub(peer_nxt) as i32;
                 let slack = if peer_fully_seen {
                     0
@@ -107,6 +165,16 @@ impl Sender {
                 };
                 if ahead > slack {
                     return Err(Refusal::AcksUnsentData);
+                }
+            }
+        }
+        if carries && !seg.flags.syn {
+            // RFC 9293 §3.10.7.4 first check: a segment is unacceptable unless it starts before
+            // RCV.NXT + RCV.WND; Linux `tcp_sequence` and `tcp_data_queue` ("out_of_window")
+            // drop one starting at or beyond that edge, a zero window included.
+            if let Some(edge) = peer.right_edge.get() {
+                if seg.seq.wrapping_sub(edge) as i32 >= 0 {
+                    return Err(Refusal::BeyondWindow);
                 }
             }
         }
@@ -122,26 +190,43 @@ impl Sender {
         Ok(())
     }
 
-    /// A believed segment: advance what this sender is known to have sent.
-    pub fn sent(&mut self, seg: &TcpSegment<'_>) {
+    /// A believed segment: advance what this sender is known to have sent, and what it will
+    /// receive. `shift` is its window scale ([`window_shift`]).
+    pub fn sent(&mut self, seg: &TcpSegment<'_>, shift: u8) {
         let len = seg.payload.len() as u32 + seg.missing + seg.flags.syn as u32;
         self.sent_up_to(seg.seq.wrapping_add(len).wrapping_add(seg.flags.fin as u32));
+        // The window of a SYN is never scaled (RFC 7323 §2.2).
+        let shift = if seg.flags.syn {
+            if self.syn_scale == SynScale::Unseen {
+                self.syn_scale = seg.wscale.map_or(SynScale::NotOffered, SynScale::Offered);
+            }
+            0
+        } else {
+            shift
+        };
         if seg.flags.ack {
-            self.last_ack = Some(seg.ack);
+            self.last_ack.set(seg.ack);
+        }
+        if seg.flags.ack && !seg.flags.rst {
+            let edge = seg.ack.wrapping_add(u32::from(seg.window) << shift);
+            match self.right_edge.get() {
+                Some(e) if e.wrapping_sub(edge) as i32 > 0 => {}
+                _ => self.right_edge.set(edge),
+            }
         }
     }
 
     /// This sender is known to have sent everything before `end` (its own segment, or the
     /// peer's acknowledgement of it, once believed).
     pub fn sent_up_to(&mut self, end: u32) {
-        self.snd_nxt = Some(match self.snd_nxt {
-            Some(n) if n.wrapping_sub(end) as i32 > 0 => n,
-            _ => end,
-        });
+        match self.snd_nxt.get() {
+            Some(n) if n.wrapping_sub(end) as i32 > 0 => {}
+            _ => self.snd_nxt.set(end),
+        }
     }
 
     pub fn last_ack(&self) -> Option<u32> {
-        self.last_ack
+        self.last_ack.get()
     }
 
     pub fn decision(&self) -> SenderChecksums {

@@ -392,7 +392,8 @@ impl FlowTable {
             }
             return;
         }
-        flow.senders[me].sent(seg);
+        let shift = super::receiver::window_shift(&flow.senders[me], &flow.senders[peer]);
+        flow.senders[me].sent(seg, shift);
         flow.last_seen = ts;
         flow.packets += 1;
         self.deliver_segment(id, dir, ts, seg, factory, sink);

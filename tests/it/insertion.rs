@@ -31,7 +31,7 @@ fn fragments_24(segs: &[Seg]) -> Vec<Wire> {
     overlapping_fragment_decoys(segs, 24)
 }
 
-const CLASSES: [Class; 7] = [
+const CLASSES: [Class; 8] = [
     (
         "bad TCP checksum decoys",
         bad_tcp_checksum_decoys,
@@ -62,16 +62,16 @@ const CLASSES: [Class; 7] = [
         fragments_24,
         &[AnomalyKind::FragmentOverlap],
     ),
+    (
+        "decoys beyond the advertised window, real data later inside it",
+        beyond_window_decoys,
+        &[AnomalyKind::OutOfWindow],
+    ),
     ("nothing spoiled (control)", plain, &[]),
 ];
 
 fn plain(segs: &[Seg]) -> Vec<Wire> {
-    segs.iter()
-        .map(|s| Wire {
-            seg: s.clone(),
-            spoil: Spoil::None,
-        })
-        .collect()
+    segs.iter().map(|s| clean(s.clone())).collect()
 }
 
 fn anomalies(events: &[Event], kind: AnomalyKind) -> usize {
@@ -149,4 +149,51 @@ fn a_sensor_that_believed_the_decoys_would_report_other_facts() {
         })
         .collect();
     assert_ne!(facts(&run(&frames(&decoys, Net::V4)).alerts), want);
+}
+
+/// One upload as smb_files reports it: (name, size, sha256, hash complete).
+type Upload = (String, Option<u64>, Option<String>, Option<bool>);
+
+/// The uploads of a run's smb_files events.
+fn uploads(events: &[Event]) -> Vec<Upload> {
+    let mut v: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SmbFiles(f) if f.write_count.is_some_and(|n| n > 0) => Some((
+                f.name.to_lowercase(),
+                f.size,
+                f.sha256.clone(),
+                f.hash_complete,
+            )),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[test]
+fn an_upload_overwritten_in_place_is_hashed_as_it_ends_on_disk() {
+    for name in [ATTACKS[0], BENIGN] {
+        let segs = read_segments(&lab(name));
+        let base = run(&frames(&segs, Net::V4));
+        let want = uploads(&base.events);
+        assert!(
+            want.iter().any(|u| u.3 == Some(true) && u.2.is_some()),
+            "{name}: the original has a hashed upload: {want:?}"
+        );
+        let (wires, decoys) = overwritten_upload_decoys(&segs);
+        assert!(decoys > 0, "{name}: no upload write to overwrite");
+        let o = run(&wire_frames(&wires));
+        for e in &o.events {
+            if matches!(e, Event::Anomaly(_) | Event::SmbFiles(_)) {}
+        }
+        assert_eq!(
+            uploads(&o.events),
+            want,
+            "{name}: uploads as they end on disk"
+        );
+        assert_eq!(facts(&o.alerts), facts(&base.alerts), "{name}: alert facts");
+    }
 }

@@ -128,6 +128,8 @@ impl T {
             payload,
             missing: 0,
             checksum: crate::decode::checksum::Verdict::Unknown,
+            window: 65535,
+            wscale: None,
         };
         self.table
             .segment(Ts::from_secs(t), &seg, &mut self.factory, &mut self.sink);
@@ -484,6 +486,8 @@ fn pkt_checked(
         payload,
         missing: 0,
         checksum,
+        window: 65535,
+        wscale: None,
     };
     t.table
         .segment(Ts::from_secs(1), &seg, &mut t.factory, &mut t.sink);

@@ -9,9 +9,10 @@
 //! each point) still receives exactly the real stream, so the reshaped capture is still the attack.
 //! The attacker is the client: only segments towards the server ports are doubled.
 
-use super::reshape::Seg;
+use super::reshape::*;
 use psexec_sensor::capture::{Packet, LINKTYPE_ETHERNET};
-use psexec_sensor::decode::build;
+use psexec_sensor::decode::{build, checksum};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// One frame to write: a segment, and what is wrong with it on purpose.
@@ -19,6 +20,10 @@ use std::net::IpAddr;
 pub struct Wire {
     pub seg: Seg,
     pub spoil: Spoil,
+    /// The advertised window written in the TCP header (the builder's 65535 when None).
+    pub window: Option<u16>,
+    /// The window scale option a SYN carries (none on other segments).
+    pub syn_shift: Option<u8>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,10 +38,21 @@ pub enum Spoil {
     OverlappedFragments(usize),
 }
 
-fn clean(seg: Seg) -> Wire {
+pub fn clean(seg: Seg) -> Wire {
     Wire {
         seg,
         spoil: Spoil::None,
+        window: None,
+        syn_shift: Some(build::SYN_WINDOW_SHIFT),
+    }
+}
+
+fn spoiled(seg: Seg, spoil: Spoil) -> Wire {
+    Wire {
+        seg,
+        spoil,
+        window: None,
+        syn_shift: Some(build::SYN_WINDOW_SHIFT),
     }
 }
 
@@ -92,12 +108,7 @@ fn nothing(_: &Seg) -> Vec<Wire> {
 pub fn bad_tcp_checksum_decoys(segs: &[Seg]) -> Vec<Wire> {
     around(
         segs,
-        |s| {
-            vec![Wire {
-                seg: decoy_of(s),
-                spoil: Spoil::TcpChecksum,
-            }]
-        },
+        |s| vec![spoiled(decoy_of(s), Spoil::TcpChecksum)],
         nothing,
     )
 }
@@ -108,12 +119,7 @@ pub fn bad_tcp_checksum_decoys(segs: &[Seg]) -> Vec<Wire> {
 pub fn bad_ipv4_checksum_decoys(segs: &[Seg]) -> Vec<Wire> {
     around(
         segs,
-        |s| {
-            vec![Wire {
-                seg: decoy_of(s),
-                spoil: Spoil::Ipv4Checksum,
-            }]
-        },
+        |s| vec![spoiled(decoy_of(s), Spoil::Ipv4Checksum)],
         nothing,
     )
 }
@@ -164,10 +170,7 @@ pub fn rst_decoys(segs: &[Seg]) -> Vec<Wire> {
             r
         };
         vec![
-            Wire {
-                seg: rst(next),
-                spoil: Spoil::TcpChecksum,
-            },
+            spoiled(rst(next), Spoil::TcpChecksum),
             clean(rst(next.wrapping_add(1000))),
         ]
     })
@@ -184,15 +187,171 @@ pub fn overlapping_fragment_decoys(segs: &[Seg], frag: usize) -> Vec<Wire> {
     let mut out = Vec::new();
     for s in segs {
         if to_server(s) {
-            out.push(Wire {
-                seg: s.clone(),
-                spoil: Spoil::OverlappedFragments(frag),
-            });
+            out.push(spoiled(s.clone(), Spoil::OverlappedFragments(frag)));
         }
         // The real segment (or the retransmission after the fragments).
         out.push(clean(s.clone()));
     }
     out
+}
+
+/// The server's TCP port of an SMB connection segment, whichever way it goes.
+fn server_side(s: &Seg) -> bool {
+    [445, 139].contains(&s.sport)
+}
+
+/// The connection a segment belongs to, as (client, server).
+fn conn_of(s: &Seg) -> ((IpAddr, u16), (IpAddr, u16)) {
+    if server_side(s) {
+        ((s.dst, s.dport), (s.src, s.sport))
+    } else {
+        ((s.src, s.sport), (s.dst, s.dport))
+    }
+}
+
+/// Decoys beyond the receiver's advertised window. The server's windows are rewritten to be
+/// exactly as wide as what the client sends before the server's next segment (its SYN-ACK
+/// included; the SYNs carry no window scale option here, so no scaling, RFC 7323 §2.2), and each
+/// attacker segment's decoy is sent one round earlier, before the server segment that opens the
+/// window to it: it then starts at or beyond RCV.NXT + RCV.WND. The endpoint drops such a
+/// segment (RFC 9293 §3.10.7.4 first check; Linux `tcp_sequence` / `tcp_data_queue`
+/// "out_of_window"), so the real copy sent later, inside the window, is the one it takes. A
+/// decoy whose round has no earlier window (the first after the SYN-ACK) is not sent.
+pub fn beyond_window_decoys(segs: &[Seg]) -> Vec<Wire> {
+    let smb = |s: &Seg| server_side(s) || [445, 139].contains(&s.dport);
+    // Per server segment: the right edge its window must reach (the end of the client's data
+    // up to the server's next segment), never moving back. Each attacker segment's decoy goes
+    // before the server segment preceding its round, when an earlier server segment already set
+    // a window; its ACK number is the server's SND.NXT there (so only the window can refuse it).
+    let mut edge_of: Vec<Option<u32>> = vec![None; segs.len()];
+    let mut decoys_before: Vec<Vec<Wire>> = vec![Vec::new(); segs.len()];
+    let mut server_nxt: Vec<u32> = vec![0; segs.len()];
+    let mut servers: HashMap<_, Vec<usize>> = HashMap::new();
+    let mut edge_now: HashMap<_, u32> = HashMap::new();
+    let mut nxt: HashMap<_, u32> = HashMap::new();
+    for (i, s) in segs.iter().enumerate() {
+        if !smb(s) {
+            continue;
+        }
+        let c = conn_of(s);
+        if server_side(s) {
+            edge_of[i] = Some(edge_now.get(&c).copied().unwrap_or(s.ack));
+            server_nxt[i] = nxt.get(&c).copied().unwrap_or(s.seq);
+            let syn = u32::from(s.flags & build::SYN != 0);
+            nxt.insert(c, s.seq.wrapping_add(s.payload.len() as u32 + syn));
+            servers.entry(c).or_default().push(i);
+        } else if to_server(s) {
+            let end = s.seq.wrapping_add(s.payload.len() as u32);
+            let e = edge_now.entry(c).or_insert(end);
+            if end.wrapping_sub(*e) as i32 > 0 {
+                *e = end;
+            }
+            let list = servers.get(&c).map(Vec::as_slice).unwrap_or(&[]);
+            if let Some(&j) = list.last() {
+                let cur = edge_of[j].unwrap_or(end);
+                if end.wrapping_sub(cur) as i32 > 0 {
+                    edge_of[j] = Some(end);
+                }
+            }
+            if list.len() >= 2 {
+                let j = list[list.len() - 1];
+                let mut d = decoy_of(s);
+                d.ts = segs[j].ts;
+                d.ack = server_nxt[j];
+                decoys_before[j].push(clean(d));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (i, s) in segs.iter().enumerate() {
+        out.append(&mut decoys_before[i]);
+        let mut w = clean(s.clone());
+        w.syn_shift = None;
+        if let Some(edge) = edge_of[i] {
+            w.window = Some(edge.wrapping_sub(s.ack).min(65535) as u16);
+        }
+        out.push(w);
+    }
+    out
+}
+
+/// Every SMB2 WRITE to a file (a CREATE whose name has an extension: not a pipe) preceded by a
+/// decoy WRITE of zeros at the same offset and length, answered by a copy of the real WRITE's
+/// response. Two writes to the same offsets leave the later one's bytes on disk (MS-SMB2
+/// §3.3.5.13: the server writes the data at the offset; POSIX `pwrite` under Samba, NTFS on
+/// Windows), so the server ends with the real file; a sensor that hashes bytes as written, or
+/// keeps the first copy, reports the zeros. The decoys take fresh message ids (as
+/// `reshape::fragment_dcerpc_request` does); the attacker holds the session key, so it signs them
+/// (the copies keep the original signature bytes, which the sensor, without the key, never
+/// checks). Returns the wires and how many decoy writes went in.
+pub fn overwritten_upload_decoys(segs: &[Seg]) -> (Vec<Wire>, usize) {
+    let (mut conns, other) = smb_conns(segs);
+    let mut fresh_mid = 0x5000_0000u64;
+    let mut decoys = 0;
+    for c in &mut conns {
+        let request = |m: &Msg, command: u16| {
+            m.to_server && is_smb2(&m.body) && cmd(&m.body) == command && le32(&m.body, 20) == 0
+        };
+        let response_to = |msgs: &[Msg], id: u64| {
+            // The final response (an interim STATUS_PENDING may come first).
+            msgs.iter()
+                .rev()
+                .find(|r| !r.to_server && is_smb2(&r.body) && mid(&r.body) == id)
+                .cloned()
+        };
+        let mut files: Vec<Vec<u8>> = Vec::new();
+        for m in c.msgs.iter().filter(|m| request(m, CREATE)) {
+            let (off, len) = (
+                usize::from(le16(&m.body, SMB2_HDR + 44)),
+                usize::from(le16(&m.body, SMB2_HDR + 46)),
+            );
+            let named_file = m
+                .body
+                .get(off..off + len)
+                .is_some_and(|n| n.contains(&b'.'));
+            let resp = response_to(&c.msgs, mid(&m.body));
+            if let Some(r) = resp.filter(|r| named_file && le32(&r.body, 8) == 0) {
+                files.push(r.body[SMB2_HDR + 64..SMB2_HDR + 80].to_vec());
+            }
+        }
+        let mut out = Vec::new();
+        for m in &c.msgs {
+            let b = &m.body;
+            if request(m, WRITE)
+                && files
+                    .iter()
+                    .any(|f| b[SMB2_HDR + 16..SMB2_HDR + 32] == f[..])
+            {
+                if let Some(resp) = response_to(&c.msgs, mid(b)) {
+                    let off = usize::from(le16(b, SMB2_HDR + 2));
+                    let len = le32(b, SMB2_HDR + 4) as usize;
+                    let mut w = b.clone();
+                    w[off..off + len].fill(0);
+                    set_mid(&mut w, fresh_mid);
+                    let mut r = resp.body.clone();
+                    set_mid(&mut r, fresh_mid);
+                    fresh_mid += 1;
+                    decoys += 1;
+                    out.push(Msg {
+                        body: w,
+                        ..m.clone()
+                    });
+                    out.push(Msg {
+                        ts: m.ts,
+                        to_server: false,
+                        body: r,
+                    });
+                }
+            }
+            out.push(m.clone());
+        }
+        c.msgs = out;
+    }
+    let wires = rebuild(&conns, &other, 1460)
+        .into_iter()
+        .map(clean)
+        .collect();
+    (wires, decoys)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,9 +379,14 @@ pub fn wire_frames(wires: &[Wire]) -> Vec<Packet> {
     for w in wires {
         let s = &w.seg;
         let tcp = |payload: &[u8]| {
-            build::tcp_checksummed(
-                s.src, s.dst, s.sport, s.dport, s.seq, s.ack, s.flags, payload,
-            )
+            let shift = w.syn_shift.filter(|_| s.flags & build::SYN != 0);
+            let mut t = build::tcp_scaled(s.sport, s.dport, s.seq, s.ack, s.flags, shift, payload);
+            if let Some(w) = w.window {
+                t[14..16].copy_from_slice(&w.to_be_bytes());
+            }
+            let c = checksum::transport_field(s.src, s.dst, checksum::TCP, &t);
+            t[16..18].copy_from_slice(&c);
+            t
         };
         ip_id = ip_id.wrapping_add(1);
         match w.spoil {

@@ -489,13 +489,13 @@ pub fn cmd(m: &[u8]) -> u16 {
 pub fn mid(m: &[u8]) -> u64 {
     u64::from_le_bytes(m[24..32].try_into().unwrap())
 }
-fn set_mid(m: &mut [u8], v: u64) {
+pub fn set_mid(m: &mut [u8], v: u64) {
     m[24..32].copy_from_slice(&v.to_le_bytes());
 }
-fn le16(m: &[u8], at: usize) -> u16 {
+pub fn le16(m: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([m[at], m[at + 1]])
 }
-fn le32(m: &[u8], at: usize) -> u32 {
+pub fn le32(m: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(m[at..at + 4].try_into().unwrap())
 }
 pub const WRITE: u16 = 9;
