@@ -1072,6 +1072,17 @@ impl Detector {
                     .retain(|x| now.0 <= x.1 .0.saturating_add(evidence_ns));
             }
         }
+        // Before idle pairs are dropped below: an alert reads its pair (who authenticated).
+        // Map order is per-process random (keyed): sort fully so output order is stable.
+        closed.sort_by_key(|(k, i)| (i.first_ts, *k));
+        for (key, inst) in closed {
+            let a = self.build_alert(key, inst);
+            self.emit_technique(a, out);
+        }
+        expired.sort_by_key(|(k, u, _)| (u.ts, *k, u.id));
+        for (key, u, user) in expired {
+            self.upload_signal(key, u, user, out);
+        }
         if !all {
             // A pair lives as long as its evidence (else its uploads would go without a signal).
             let evidence_ns = window.saturating_add(LATE_EVENT_NS);
@@ -1092,16 +1103,6 @@ impl Detector {
             shrink_if_sparse(&mut self.sources);
             shrink_if_sparse(&mut self.visibility_seen);
             shrink_if_sparse(&mut self.decrypted_conns);
-        }
-        // Map order is per-process random (keyed): sort fully so output order is stable.
-        closed.sort_by_key(|(k, i)| (i.first_ts, *k));
-        for (key, inst) in closed {
-            let a = self.build_alert(key, inst);
-            self.emit_technique(a, out);
-        }
-        expired.sort_by_key(|(k, u, _)| (u.ts, *k, u.id));
-        for (key, u, user) in expired {
-            self.upload_signal(key, u, user, out);
         }
         if !all {
             self.retire_sources(out);
