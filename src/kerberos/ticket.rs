@@ -12,6 +12,7 @@
 
 use super::crypto::{self, Enctype, Key};
 use super::keytab::Keytab;
+use super::{gss, records};
 use crate::smb::ntlmssp::{find, KRB5_OID, MS_KRB5_OID};
 use nom::bytes::complete::take;
 use nom::number::complete::u8 as nom_u8;
@@ -160,24 +161,20 @@ fn encryption_key(i: &[u8]) -> Option<Key> {
 /// The public parts of an AP-REQ that decryption needs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ApReq<'a> {
-    pub realm: &'a [u8],
-    pub sname: Vec<&'a [u8]>,
+    pub realm: String,
+    pub sname: String,
     pub ticket: EncryptedData<'a>,
     pub authenticator: EncryptedData<'a>,
 }
 
-/// AP-REQ ::= [APPLICATION 14] SEQUENCE { pvno [0], msg-type [1], ap-options [2],
-/// ticket [3] Ticket, authenticator [4] EncryptedData };
-/// Ticket ::= [APPLICATION 1] SEQUENCE { tkt-vno [0], realm [1], sname [2], enc-part [3] }.
-pub fn ap_req(i: &[u8]) -> Option<ApReq<'_>> {
-    let f = app_seq(14, i).ok()?;
-    let t = app_seq(1, f[3]?).ok()?;
-    Some(ApReq {
-        realm: kstring(t[1]?)?,
-        sname: principal(t[2]?)?,
-        ticket: encrypted_data(t[3]?)?,
-        authenticator: encrypted_data(f[4]?)?,
-    })
+impl<'a> From<&records::EncryptedData<'a>> for EncryptedData<'a> {
+    fn from(e: &records::EncryptedData<'a>) -> Self {
+        EncryptedData {
+            etype: e.etype.0,
+            kvno: e.kvno,
+            cipher: e.cipher,
+        }
+    }
 }
 
 /// AP-REP ::= [APPLICATION 15] SEQUENCE { pvno [0], msg-type [1], enc-part [2] EncryptedData }.
@@ -240,9 +237,16 @@ fn gss_krb5_token(blob: &[u8], tok_id: [u8; 2]) -> Option<&[u8]> {
     None
 }
 
-/// The AP-REQ of a security blob (SPNEGO or bare GSS krb5 token), if any.
+/// The AP-REQ of a security blob (SPNEGO or bare GSS krb5 token), if any: framed and parsed by
+/// the readers the ticket join uses ([`gss::ap_req_bytes`], [`records::ap_req`]).
 pub fn find_ap_req(blob: &[u8]) -> Option<ApReq<'_>> {
-    ap_req(gss_krb5_token(blob, [0x01, 0x00])?)
+    let ap = records::ap_req(gss::ap_req_bytes(blob)?).ok()?;
+    Some(ApReq {
+        realm: records::realm(&ap.ticket.realm),
+        sname: records::principal(&ap.ticket.sname),
+        ticket: (&ap.ticket.enc_part).into(),
+        authenticator: (&ap.authenticator).into(),
+    })
 }
 
 /// The AP-REP enc-part of a security blob, if any.
@@ -317,7 +321,7 @@ pub enum OpenError {
 /// kvno first; the integrity check tells which key fits), then its authenticator.
 pub fn open_ap_req(keytab: &Keytab, blob: &[u8]) -> Result<OpenedApReq, OpenError> {
     let req = find_ap_req(blob).ok_or(OpenError::NoApReq)?;
-    let service = format!("{}@{}", joined(&req.sname), text(req.realm));
+    let service = format!("{}@{}", req.sname, req.realm);
     let Some(enctype) = Enctype::from_id(req.ticket.etype) else {
         return Err(OpenError::UnsupportedEnctype {
             service,
@@ -356,7 +360,7 @@ pub fn open_ap_req(keytab: &Keytab, blob: &[u8]) -> Result<OpenedApReq, OpenErro
         client: KrbClient {
             user: joined(&part.cname),
             realm: text(part.crealm),
-            service: joined(&req.sname),
+            service: req.sname,
         },
         keytab_principal: principal,
         ticket_key: part.session_key,

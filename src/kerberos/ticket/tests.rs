@@ -16,8 +16,8 @@ fn keytab() -> Keytab {
 #[test]
 fn ap_req_public_fields() {
     let r = find_ap_req(L1_REQ).unwrap();
-    assert_eq!(r.realm, b"PSXLAB.TEST");
-    assert_eq!(r.sname, [&b"cifs"[..], b"dc1.psxlab.test"]);
+    assert_eq!(r.realm, "PSXLAB.TEST");
+    assert_eq!(r.sname, "cifs/dc1.psxlab.test");
     assert_eq!(r.ticket.etype, 18);
     assert_eq!(r.ticket.kvno, Some(1));
     assert_eq!(r.authenticator.etype, 18);
