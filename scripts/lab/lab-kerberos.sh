@@ -42,8 +42,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 LAB_DIR="${PSXKRB_DIR:-/var/tmp/psexec-krblab}"
 VENV="${PSXLAB_VENV:-/var/tmp/psexec-lab-venv}"
-DC_NS=psxkrb-dc
-ATT_NS=psxkrb-att0
+# PSXKRB_NS lets two labs run side by side (with their own PSXKRB_DIR).
+DC_NS="psxkrb-dc${PSXKRB_NS:-}"
+ATT_NS="psxkrb-att${PSXKRB_NS:-0}"
 DC_IP=192.0.2.20
 ATT_IP=192.0.2.10
 REALM=PSXLAB.TEST
