@@ -820,6 +820,59 @@ mod tests {
         assert!(glob_to_regex("abc[").is_err());
     }
 
+    fn hosts(text: &str) -> Result<Rules, RuleError> {
+        Rules::from_sources([("hosts.toml".to_string(), text.to_string())])
+    }
+
+    #[test]
+    fn host_policies_by_cidr() {
+        let r = hosts(
+            r#"
+[[host]]
+cidr = ["10.0.0.0/8", "fd00::/8"]
+policy = "linux"
+[[host]]
+cidr = ["10.1.0.0/16"]
+policy = "windows"
+rst = "in-window"
+comment = "old file servers"
+[[host]]
+cidr = ["0.0.0.0/0"]
+policy = "unknown"
+"#,
+        )
+        .unwrap();
+        let at = |s: &str| r.hosts.lookup(s.parse().unwrap());
+        assert_eq!(at("10.2.3.4"), TargetPolicy::of(HostOs::Linux));
+        assert_eq!(at("fd00::1"), TargetPolicy::of(HostOs::Linux));
+        let win = at("10.1.3.4");
+        assert_eq!(win.tcp, TargetPolicy::of(HostOs::Windows).tcp);
+        assert_eq!(win.rst, RstPolicy::InWindow);
+        assert_eq!(at("192.0.2.1"), TargetPolicy::of(HostOs::Unknown));
+        assert_eq!(at("2001:db8::1"), TargetPolicy::default());
+        assert!(Rules::embedded().hosts.is_empty());
+    }
+
+    #[test]
+    fn bad_host_entries_name_file_line_and_problem() {
+        let e = hosts("[[host]]\ncidr = [\"10.0.0.0/8\"]\npolicy = \"solaris\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("unknown host policy"), "{e}");
+        let e = hosts("[[host]]\ncidr = [\"10.0.0.0/40\"]\npolicy = \"bsd\"\n").unwrap_err();
+        assert_eq!((e.line, e.message.contains("bad CIDR")), (2, true), "{e}");
+        let e = hosts("[[host]]\ncidr = [\"10.0.0.0/8\"]\npolicy = \"bsd\"\nrst = \"maybe\"\n")
+            .unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        let e = hosts(
+            "[[host]]\ncidr = [\"10.0.0.0/8\"]\npolicy = \"bsd\"\n[[host]]\ncidr = [\"10.9.0.0/8\"]\npolicy = \"linux\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.to_string().contains("hosts.toml:2"), "{e}");
+        let e = hosts("[[host]]\ncidr = [\"10.0.0.0/8\"]\npolicy = \"bsd\"\nos = 1\n").unwrap_err();
+        assert!(e.message.contains("unknown field"), "{e}");
+    }
+
     #[test]
     fn embedded_rules_load() {
         let r = Rules::embedded();

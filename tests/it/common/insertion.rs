@@ -195,6 +195,37 @@ pub fn overlapping_fragment_decoys(segs: &[Seg], frag: usize) -> Vec<Wire> {
     out
 }
 
+/// Each attacker segment (of 3 bytes or more) out of order in three pieces: a decoy of all but
+/// its first two bytes (after a hole), then the real bytes from its second byte on, overlapping the
+/// decoy from one byte earlier, then the real first byte that fills the hole. A receiver keeps
+/// the copy whose segment starts first (Linux `tcp_data_queue_ofo`: a queued segment is
+/// replaced or trimmed by one starting before it; FreeBSD `tcp_reass` trims the succeeding
+/// segment; Windows keeps the earlier-starting copy as BSD does, Suricata's Windows policy), so
+/// the server receives exactly the real stream. A sensor that keeps the first copy (Snort/Suricata
+/// "first") reads the decoy.
+pub fn ooo_overlap_decoys(segs: &[Seg]) -> Vec<Wire> {
+    let mut out = Vec::new();
+    for s in segs {
+        if !to_server(s) || s.payload.len() < 3 {
+            out.push(clean(s.clone()));
+            continue;
+        }
+        let piece = |from: usize, bytes: &[u8]| {
+            let mut p = s.clone();
+            p.seq = s.seq.wrapping_add(from as u32);
+            p.payload = bytes[from..].to_vec();
+            clean(p)
+        };
+        let decoy = decoy_bytes(&s.payload);
+        out.push(piece(2, &decoy));
+        out.push(piece(1, &s.payload));
+        let mut first = s.clone();
+        first.payload.truncate(1);
+        out.push(clean(first));
+    }
+    out
+}
+
 /// The server's TCP port of an SMB connection segment, whichever way it goes.
 fn server_side(s: &Seg) -> bool {
     [445, 139].contains(&s.sport)
