@@ -179,7 +179,8 @@ fn uploads(events: &[Event]) -> Vec<Upload> {
 
 #[test]
 fn an_upload_overwritten_in_place_is_hashed_as_it_ends_on_disk() {
-    for name in [ATTACKS[0], BENIGN] {
+    // SMB2 (psexec, the benign control) and SMB1 (WRITE_ANDX) uploads.
+    for name in [ATTACKS[0], ATTACKS[2], BENIGN] {
         let segs = read_segments(&lab(name));
         let base = run(&frames(&segs, Net::V4));
         let want = uploads(&base.events);
