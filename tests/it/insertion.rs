@@ -290,3 +290,27 @@ fn rst_acceptance_follows_the_receiver() {
     assert_ne!(facts(&reset.alerts), want);
     assert_eq!(anomalies(&reset.events, AnomalyKind::RstIgnored), 0);
 }
+
+/// Every other class read for `unknown` targets: the same facts (fragments that differ are
+/// dropped and the retransmission read, with `overlap_ambiguous`); the second reading adds
+/// nothing where the copies never differed.
+#[test]
+fn every_class_holds_for_unknown_targets() {
+    for name in ATTACKS {
+        let segs = read_segments(&lab(name));
+        let want = facts(&run(&frames(&segs, Net::V4)).alerts);
+        for (what, reshape, expect) in CLASSES {
+            let o = run_with(&wire_frames(&reshape(&segs)), every_host(HostOs::Unknown));
+            assert_eq!(facts(&o.alerts), want, "{name}, {what}");
+            for kind in expect {
+                assert!(anomalies(&o.events, *kind) > 0, "{name}, {what}: {kind:?}");
+            }
+            let fragments = expect.contains(&AnomalyKind::FragmentOverlap);
+            assert_eq!(
+                anomalies(&o.events, AnomalyKind::OverlapAmbiguous) > 0,
+                fragments,
+                "{name}, {what}"
+            );
+        }
+    }
+}
