@@ -44,7 +44,7 @@ KG_USAGE_ACCEPTOR_SEAL = 22
 KG_USAGE_INITIATOR_SEAL = 24
 FAULT_OP_RNG_ERROR = 0x1C010002
 PIPE = "\\PIPE\\atsvc"
-DEBUG = os.environ.get("ATSVC_DEBUG") == "1"
+DEBUG = os.environ.get("ATSVC_DEBUG") == "1"  # one line per PDU on stderr
 
 
 def recv_exact(conn, n):
@@ -262,7 +262,7 @@ class Session:
         temp = os.path.join(self.admin_dir, "Temp")
         os.makedirs(temp, exist_ok=True)
         os.chmod(temp, 0o777)
-        out = os.path.join(temp, name)
+        out = os.path.join(temp, os.path.basename(name))
         with open(out, "w") as f:
             f.write("psxlab\\administrator\r\n")
         os.chmod(out, 0o666)
@@ -272,14 +272,12 @@ def serve(conn, keytab, admin_dir):
     s = Session(keytab, admin_dir)
     try:
         npa_handshake(conn)
-        if DEBUG:
-            print("atsvc_responder: npa handshake done", file=sys.stderr, flush=True)
         pipe = MessagePipe(conn)
         while True:
             p = pipe.read_pdu()
             ptype = p[2]
             if DEBUG:
-                print("atsvc_responder: pdu type %d, %d bytes: %s" % (ptype, len(p), p[:24].hex()), file=sys.stderr, flush=True)
+                print("atsvc_responder: PDU type %d, %d bytes" % (ptype, len(p)), file=sys.stderr, flush=True)
             if ptype in (11, 14):  # bind, alter_context
                 pipe.send(s.bind_ack(p, ptype))
             elif ptype == 0:  # request
@@ -290,8 +288,7 @@ def serve(conn, keytab, admin_dir):
         pass
     except Exception as e:  # a lab tool: say what broke, keep serving other connections
         print("atsvc_responder: %r" % e, file=sys.stderr, flush=True)
-        if DEBUG:
-            traceback.print_exc()
+        traceback.print_exc()
     finally:
         conn.close()
 
