@@ -13,14 +13,16 @@ use std::net::IpAddr;
 /// not delivered it yet. `new` and `old` are the (start, end) of the two copies' segments.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OverlapRule {
-    /// The copy that arrived first (Snort/Suricata "first"; the sensor's default).
-    #[default]
+    /// The copy that arrived first (Snort/Suricata "first").
     First,
     /// The copy that arrived last ("last").
     Last,
     /// The copy whose segment starts first, the earlier arrival on a tie (FreeBSD `tcp_reass` and
     /// `ip_reass`: a preceding segment keeps its bytes, succeeding ones are trimmed; Suricata's
-    /// BSD and Windows policies).
+    /// BSD and Windows policies). The sensor's default: the targets of PsExec-style movement are
+    /// Windows hosts, and no current stack (Windows, Linux, FreeBSD) keeps a later-starting decoy
+    /// queued first, which "first" would believe.
+    #[default]
     Bsd,
     /// As BSD, except that on the same start the longer segment wins (Linux
     /// `tcp_data_queue_ofo`: a new segment covering a queued one from the same sequence number
@@ -52,7 +54,7 @@ pub enum TcpOverlap {
 
 impl Default for TcpOverlap {
     fn default() -> TcpOverlap {
-        TcpOverlap::Rule(OverlapRule::First)
+        TcpOverlap::Rule(OverlapRule::Bsd)
     }
 }
 

@@ -215,8 +215,8 @@ fn every_host(os: HostOs) -> EngineConfig {
 
 /// The same reshaped capture (decoys overlapped by real copies starting one byte earlier) read
 /// for two receivers: a Linux, Windows or BSD server keeps the real bytes and the sensor told so
-/// reports the attack as it was; told "first" (the default: Snort's and Suricata's "first") it
-/// reads the decoys, and the facts differ. Told "unknown", it follows both copies: the real
+/// reports the attack as it was, and so does the default (Windows' rule); told "first" (Snort's
+/// and Suricata's "first") it reads the decoys, and the facts differ. Told "unknown", it follows both copies: the real
 /// facts come out, with `overlap_ambiguous`.
 #[test]
 fn per_target_tcp_overlap_policy_decides_which_copy_is_read() {
@@ -233,6 +233,8 @@ fn per_target_tcp_overlap_policy_decides_which_copy_is_read() {
             );
             assert_eq!(anomalies(&o.events, AnomalyKind::OverlapAmbiguous), 0);
         }
+        let default = run_with(&frames, EngineConfig::default());
+        assert_eq!(facts(&default.alerts), want, "{name}, default policy");
         let first = run_with(&frames, every_host(HostOs::First));
         assert_ne!(
             facts(&first.alerts),

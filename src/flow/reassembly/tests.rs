@@ -235,13 +235,15 @@ fn overlap_same_data_is_quiet() {
 }
 
 #[test]
-fn overlap_different_data_first_copy_wins_and_is_reported() {
+fn overlap_different_data_follows_windows_by_default_and_is_reported() {
+    // The default receiver is Windows: the queued copy starting first wins, so the later arrival
+    // starting at 3 replaces the buffered "ef" (a "first" receiver would keep it).
     let mut h = Harness::new();
     h.dir.syn(0);
     h.seg(5, b"efgh");
     h.seg(3, b"cdXY"); // "XY" conflicts with buffered "ef"
     h.seg(1, b"ab");
-    assert_eq!(h.out.data, b"abcdefgh");
+    assert_eq!(h.out.data, b"abcdXYgh");
     assert_eq!(h.sink.counters.get("anomaly.overlap_different_data"), 1);
     assert_eq!(h.dir.stats.overlaps_different, 1);
 }
