@@ -190,6 +190,13 @@ impl TcpParser {
             conv: Conversation::new(Transport::Tcp, None),
         }
     }
+
+    /// A connection to a server port the endpoint mapper named for `interface` (its UUID).
+    pub fn with_learned_interface(ctx: FlowCtx, interface: Option<String>) -> TcpParser {
+        let mut p = TcpParser::new(ctx);
+        p.conv.assoc.set_learned_interface(interface);
+        p
+    }
 }
 
 impl StreamParser for TcpParser {
