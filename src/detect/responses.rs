@@ -55,7 +55,8 @@ use std::net::IpAddr;
 pub const MAX_RESPONSE_ONLY_PAIRS: usize = 4096;
 /// New files remembered per pair (the latest ones), waiting for their writes.
 const NEW_FILES_PER_PAIR: usize = 8;
-/// Inferred calls kept per pair as evidence lines.
+/// Inferred calls kept per pair as evidence lines (the latest ones: a sealed sequence ends a long
+/// association).
 const CALLS_PER_PAIR: usize = 16;
 
 #[derive(Default)]
@@ -214,20 +215,21 @@ impl ResponseInference {
             return;
         };
         let pipe = d.named_pipe.clone().unwrap_or_default();
-        if p.calls.len() < CALLS_PER_PAIR {
-            let rc = d
-                .args
-                .return_code
-                .map(|r| format!(", status {r:#x}"))
-                .unwrap_or_default();
-            p.calls.push((
-                c.ts,
-                format!(
-                    "{pipe} call {}: {} ({}{rc})",
-                    d.call_id, d.operation, d.status
-                ),
-            ));
+        if p.calls.len() >= CALLS_PER_PAIR {
+            p.calls.remove(0);
         }
+        let rc = d
+            .args
+            .return_code
+            .map(|r| format!(", status {r:#x}"))
+            .unwrap_or_default();
+        p.calls.push((
+            c.ts,
+            format!(
+                "{pipe} call {}: {} ({}{rc})",
+                d.call_id, d.operation, d.status
+            ),
+        ));
         let error = d.status != "ok" || d.args.return_code.is_some_and(|r| r != 0);
         let sealed = match (d.stub_encrypted, d.endpoint.as_str()) {
             (true, "svcctl") => match p.sealed.step(c.uid, op) {
