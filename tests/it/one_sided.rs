@@ -40,7 +40,7 @@ fn all_cases() -> Vec<Case> {
         .filter_map(|c| c.capture.strip_prefix(&shared).ok().map(PathBuf::from))
         .collect();
     cases.extend(
-        discover(&[bundled.clone()])
+        discover(std::slice::from_ref(&bundled))
             .expect("bundled")
             .into_iter()
             .filter(|c| {
