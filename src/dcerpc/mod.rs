@@ -39,6 +39,8 @@
 //!
 //! Under packet privacy (auth level 6) the stub is not decoded: `stub_encrypted` is true and only
 //! the interface, opnum and sizes are known.
+//! From the server's half alone (no requests), a sealed answer is known by its exact stub length
+//! and the interface the endpoint mapper named for the port ([`response_shapes`]).
 
 pub mod conversation;
 pub mod epm;
