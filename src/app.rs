@@ -6,6 +6,7 @@ use crate::dcerpc;
 use crate::flow::{Direction, FlowCtx, ParserFactory, StreamParser};
 use crate::kerberos;
 use crate::smb::{self, SmbShared};
+use crate::time::Ts;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -18,26 +19,69 @@ pub const EPM_PORT: u16 = 135;
 
 /// Server endpoints the endpoint mapper named (host, dynamic port) remembered per worker.
 pub const MAX_EPM_ENDPOINTS: usize = 4096;
+/// How long (packet time) a learned endpoint is trusted after the mapper last named it: a client
+/// connects within seconds of the answer, and a dynamic port is reused by another interface once
+/// its server restarts.
+pub const EPM_ENDPOINT_TTL_SECS: u64 = 3600;
 
-/// (server, port) pairs learned from endpoint-mapper answers: a later connection to one is
-/// DCE-RPC even when it is picked up midstream. Oldest forgotten first beyond the cap.
+/// One endpoint the mapper named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Learned {
+    host: IpAddr,
+    port: u16,
+    /// The interface UUID the answer's tower named.
+    interface: Option<String>,
+    at: Ts,
+}
+
+/// (server, port) pairs learned from endpoint-mapper answers, with the interface each serves: a
+/// later connection to one is DCE-RPC even when it is picked up midstream, and its responses
+/// belong to that interface when the bind is not seen. Kept in learning order: expired from the
+/// front after [`EPM_ENDPOINT_TTL_SECS`], oldest forgotten first beyond [`MAX_EPM_ENDPOINTS`].
 #[derive(Debug, Default)]
 pub struct EpmEndpoints {
-    order: VecDeque<(IpAddr, u16)>,
+    order: VecDeque<Learned>,
 }
 
 impl EpmEndpoints {
-    pub fn learn(&mut self, host: IpAddr, port: u16) {
-        if self.contains(host, port) {
-            return;
-        }
-        if self.order.len() >= MAX_EPM_ENDPOINTS {
+    /// Learns (or refreshes) an endpoint at `ts`; true when the cap forgot the oldest one.
+    pub fn learn(&mut self, host: IpAddr, port: u16, interface: Option<String>, ts: Ts) -> bool {
+        self.order.retain(|e| (e.host, e.port) != (host, port));
+        let full = self.order.len() >= MAX_EPM_ENDPOINTS;
+        if full {
             self.order.pop_front();
         }
-        self.order.push_back((host, port));
+        self.order.push_back(Learned {
+            host,
+            port,
+            interface,
+            at: ts,
+        });
+        full
+    }
+
+    /// Packet time reached `now`: forgets what the mapper said longer than the TTL ago.
+    pub fn expire(&mut self, now: Ts) {
+        let ttl = EPM_ENDPOINT_TTL_SECS.saturating_mul(1_000_000_000);
+        while self
+            .order
+            .front()
+            .is_some_and(|e| e.at.0.saturating_add(ttl) < now.0)
+        {
+            self.order.pop_front();
+        }
+    }
+
+    /// Whether `host:port` was named, and for which interface.
+    pub fn lookup(&self, host: IpAddr, port: u16) -> Option<Option<&str>> {
+        self.order
+            .iter()
+            .rev()
+            .find(|e| (e.host, e.port) == (host, port))
+            .map(|e| e.interface.as_deref())
     }
     pub fn contains(&self, host: IpAddr, port: u16) -> bool {
-        self.order.iter().any(|e| *e == (host, port))
+        self.lookup(host, port).is_some()
     }
     pub fn len(&self) -> usize {
         self.order.len()
@@ -95,21 +139,28 @@ impl ParserFactory for AppFactory {
         _first_dir: Direction,
         first: &[u8],
     ) -> Option<Box<dyn StreamParser>> {
-        let learned = {
+        let learned: Option<Option<String>> = {
             let epm = self.epm.borrow();
-            !epm.is_empty()
-                && (epm.contains(ctx.conn.resp_h, ctx.conn.resp_p)
-                    || epm.contains(ctx.conn.orig_h, ctx.conn.orig_p))
+            if epm.is_empty() {
+                None
+            } else {
+                epm.lookup(ctx.conn.resp_h, ctx.conn.resp_p)
+                    .or_else(|| epm.lookup(ctx.conn.orig_h, ctx.conn.orig_p))
+                    .map(|i| i.map(str::to_owned))
+            }
         };
         // SMB ports still win: a learned port that is 445 stays SMB.
         let kind = match choose(ctx, first) {
             Some(AppKind::Smb) => Some(AppKind::Smb),
-            _ if learned => Some(AppKind::DceRpc),
+            _ if learned.is_some() => Some(AppKind::DceRpc),
             other => other,
         };
         match kind? {
             AppKind::Smb => Some(Box::new(smb::SmbParser::new(*ctx, self.smb.clone()))),
-            AppKind::DceRpc => Some(Box::new(dcerpc::TcpParser::new(*ctx))),
+            AppKind::DceRpc => Some(Box::new(dcerpc::TcpParser::with_learned_interface(
+                *ctx,
+                learned.flatten(),
+            ))),
             AppKind::Kerberos => Some(Box::new(kerberos::exchange::KdcTcp::new(*ctx))),
         }
     }
@@ -137,14 +188,37 @@ mod tests {
         assert!(f
             .parser_for(&c, Direction::ToClient, b"midstream bytes")
             .is_none());
-        f.epm.borrow_mut().learn(c.conn.resp_h, 49667);
+        let svcctl = Some(dcerpc::interfaces::SVCCTL.to_string());
+        let t0 = Ts::from_secs(100);
+        assert!(!f
+            .epm
+            .borrow_mut()
+            .learn(c.conn.resp_h, 49667, svcctl.clone(), t0));
         assert!(f
             .parser_for(&c, Direction::ToClient, b"midstream bytes")
             .is_some());
+        assert_eq!(
+            f.epm.borrow().lookup(c.conn.resp_h, 49667),
+            Some(svcctl.as_deref())
+        );
+        // Named again later: refreshed, not duplicated; gone once the TTL passed since.
+        let t1 = Ts::from_secs(200);
+        f.epm.borrow_mut().learn(c.conn.resp_h, 49667, None, t1);
+        assert_eq!(f.epm.borrow().len(), 1);
+        f.epm
+            .borrow_mut()
+            .expire(t0.saturating_add_secs(EPM_ENDPOINT_TTL_SECS + 1));
+        assert!(f.epm.borrow().contains(c.conn.resp_h, 49667));
+        f.epm
+            .borrow_mut()
+            .expire(t1.saturating_add_secs(EPM_ENDPOINT_TTL_SECS + 1));
+        assert!(f.epm.borrow().is_empty());
+        let mut forgot = 0;
         for p in 0..(MAX_EPM_ENDPOINTS as u16 + 10) {
-            f.epm.borrow_mut().learn(c.conn.resp_h, 1000 + p);
+            forgot += u32::from(f.epm.borrow_mut().learn(c.conn.resp_h, 1000 + p, None, t1));
         }
         assert_eq!(f.epm.borrow().len(), MAX_EPM_ENDPOINTS);
+        assert_eq!(forgot, 10);
     }
 
     #[test]

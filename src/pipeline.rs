@@ -223,9 +223,27 @@ impl Engine {
     }
 
     fn drain(&mut self, index: u64, out: &mut dyn EventConsumer) {
-        for (server, port) in self.sink.learned_endpoints.drain(..) {
+        if let Some(epm) = &self.epm {
+            let mut epm = epm.borrow_mut();
+            if !epm.is_empty() {
+                epm.expire(self.last_ts);
+            }
+        }
+        for x in std::mem::take(&mut self.sink.learned_endpoints) {
             if let Some(epm) = &self.epm {
-                epm.borrow_mut().learn(server, port);
+                if epm
+                    .borrow_mut()
+                    .learn(x.server, x.port, x.uuid, self.last_ts)
+                {
+                    let detail = "oldest learned endpoint forgotten";
+                    self.sink.cap_reached(
+                        "MAX_EPM_ENDPOINTS",
+                        self.last_ts,
+                        None,
+                        "dcerpc",
+                        detail,
+                    );
+                }
             }
         }
         for ev in self.sink.events.drain(..) {
@@ -495,7 +513,14 @@ mod tests {
         let server: std::net::IpAddr = B4.into();
         // What the DCE-RPC layer does where it decodes an ept_map answer (dcerpc::tests covers
         // that half): the endpoint goes into the sink, not into the output.
-        e.sink.learned_endpoints.push((server, 49667));
+        e.sink
+            .learned_endpoints
+            .push(crate::dcerpc::EpmExpectation {
+                server,
+                port: 49667,
+                uuid: Some(crate::dcerpc::interfaces::SVCCTL.to_string()),
+                endpoint: None,
+            });
         e.drain(7, &mut c);
         assert!(c.events.is_empty() && e.sink.learned_endpoints.is_empty());
         assert!(e.epm.as_ref().unwrap().borrow().contains(server, 49667));

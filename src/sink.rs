@@ -36,7 +36,7 @@ pub struct Sink {
     pub counters: Counters,
     /// Endpoints the endpoint mapper announced (server, TCP port): the next connection there
     /// speaks DCE-RPC. Filled where `ept_map` is decoded, taken by the engine for the flow layer.
-    pub learned_endpoints: Vec<(std::net::IpAddr, u16)>,
+    pub learned_endpoints: Vec<crate::dcerpc::EpmExpectation>,
     anomaly_events: BTreeMap<(AnomalyKind, Option<&'static str>), u64>,
 }
 

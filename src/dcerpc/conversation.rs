@@ -169,6 +169,11 @@ pub struct Association {
     /// responses are then read by their layout ([`responses`]).
     client_seen: bool,
     responses: super::response_shapes::ScmSequence,
+    /// Over TCP: the interface the endpoint mapper named for this server port (a hint for a
+    /// server→client-only capture, where the bind that names it is not seen).
+    learned_interface: Option<String>,
+    /// The transfer syntax a bind_ack without its bind accepted (NDR64 or NDR 2.0).
+    acked_syntax: Syntax,
 }
 
 impl Association {
@@ -185,7 +190,14 @@ impl Association {
             server_seen: false,
             client_seen: false,
             responses: Default::default(),
+            learned_interface: None,
+            acked_syntax: Syntax::Ndr20,
         }
+    }
+
+    /// The interface the endpoint mapper named for this connection's server port.
+    pub fn set_learned_interface(&mut self, uuid: Option<String>) {
+        self.learned_interface = uuid;
     }
 
     /// Zeek's `named_pipe`: the bind_ack secondary address when there is one (`\PIPE\svcctl` over
@@ -697,9 +709,8 @@ impl Association {
             principal: Principal::default(),
             args: call.args,
         };
-        if let Some(x) = epm::expectation_from_event(&ev) {
-            sink.learned_endpoints.push((x.server, x.port));
-        }
+        sink.learned_endpoints
+            .extend(epm::expectation_from_event(&ev));
         sink.emit(Event::DceRpc(Box::new(ev)));
     }
 

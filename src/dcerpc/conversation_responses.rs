@@ -2,10 +2,14 @@
 //! names the endpoint by its secondary address, and every response or fault without a request is
 //! logged as a call whose operation is inferred from its layout and order
 //! ([`crate::dcerpc::response_shapes`]), with `opnum` absent and `inferred_operation` set.
+//! Over TCP the bind_ack names a port: the interface is the one the endpoint mapper's answer named
+//! for that server port (learned here too, from an `ept_map` answer whose request was not seen).
 
 use super::{conn, Association};
+use crate::dcerpc::ndr::Syntax;
 use crate::dcerpc::pdu::{self, AuthTrailer, Header};
 use crate::dcerpc::response_shapes::{classify, Endpoint, InferredOp, Shape};
+use crate::dcerpc::{epm, Transport};
 use crate::event::{DceArgs, DceRpc, Event};
 use crate::flow::FlowCtx;
 use crate::sink::Sink;
@@ -15,10 +19,22 @@ use crate::time::Ts;
 pub(super) type Answered = (u32, Option<u16>, String);
 
 impl Association {
-    fn endpoint_kind(&self) -> Endpoint {
-        self.sec_addr
+    /// The interface of a response-only association: the pipe the bind_ack names, else (over TCP)
+    /// the interface the endpoint mapper named for this server port, else the mapper itself on
+    /// its own port.
+    fn endpoint_kind(&self, ctx: &FlowCtx) -> Endpoint {
+        let by_addr = self
+            .sec_addr
             .as_deref()
-            .map_or(Endpoint::Other, Endpoint::of_sec_addr)
+            .map_or(Endpoint::Other, Endpoint::of_sec_addr);
+        if by_addr != Endpoint::Other || self.transport != Transport::Tcp {
+            return by_addr;
+        }
+        match &self.learned_interface {
+            Some(uuid) => Endpoint::of_interface(uuid),
+            None if ctx.conn.resp_p == crate::app::EPM_PORT => Endpoint::EndpointMapper,
+            None => Endpoint::Other,
+        }
     }
 
     /// A bind_ack without its bind: a new association on this pipe (the sequence starts over).
@@ -31,8 +47,12 @@ impl Association {
         sink: &mut Sink,
     ) {
         self.responses = Default::default();
-        let accepted = ack.results.iter().any(|r| r.result == 0);
-        let e = self.endpoint_kind();
+        let accepted = ack.results.iter().find(|r| r.result == 0);
+        self.acked_syntax = match accepted {
+            Some(r) if r.transfer_syntax == pdu::NDR64 => Syntax::Ndr64,
+            _ => Syntax::Ndr20,
+        };
+        let e = self.endpoint_kind(ctx);
         let ev = DceRpc {
             conn: conn(ctx, ts),
             rtt: None,
@@ -52,7 +72,7 @@ impl Association {
             auth_type: None,
             auth_level: None,
             stub_encrypted: false,
-            status: if accepted { "ok" } else { "rejected" }.to_string(),
+            status: if accepted.is_some() { "ok" } else { "rejected" }.to_string(),
             request_stub_len: None,
             request_frags: None,
             interfaces: None,
@@ -75,20 +95,31 @@ impl Association {
         trailer: Option<AuthTrailer>,
         sink: &mut Sink,
     ) {
-        let e = self.endpoint_kind();
+        let e = self.endpoint_kind(ctx);
         let encrypted = trailer.is_some_and(|t| t.auth_level == pdu::AUTH_LEVEL_PRIVACY);
-        // Only a whole, readable stub has a layout; a fragment or ciphertext has a length only.
-        let shape = stub.map(|s| {
-            if encrypted || !h.first_frag() || !h.last_frag() {
-                Shape::Other { len: s.len() }
-            } else {
-                classify(e, s, h.big_endian())
-            }
+        let whole = h.first_frag() && h.last_frag();
+        // Only a whole, readable stub has a layout; a whole ciphertext has its exact length (the
+        // auth padding is already off: `pdu::split_auth`), whose sizes are NDR 2.0's (NDR64's
+        // pointers are 8 bytes); a fragment has a length only.
+        let ndr20 = self.acked_syntax == Syntax::Ndr20;
+        let shape = stub.map(|s| match (whole, encrypted) {
+            (true, false) => classify(e, s, h.big_endian()),
+            (true, true) if ndr20 => Shape::Sealed { len: s.len() },
+            _ => Shape::Other { len: s.len() },
         });
-        let op = self.responses.next(e, shape.as_ref());
         let mut args = DceArgs {
             return_code: shape.as_ref().and_then(Shape::status),
             ..DceArgs::default()
+        };
+        let mapped = match (e, stub) {
+            (Endpoint::EndpointMapper, Some(s)) if whole && !encrypted => {
+                epm::decode_map_response(s, h.big_endian(), self.acked_syntax, &mut args)
+            }
+            _ => None,
+        };
+        let op = match mapped {
+            Some(_) => InferredOp::EptMap,
+            None => self.responses.next(e, shape.as_ref()),
         };
         if let Some(Shape::TaskPath { path, .. }) = &shape {
             args.task_path = Some(path.clone());
@@ -116,6 +147,10 @@ impl Association {
             principal: Default::default(),
             args,
         };
+        if op == InferredOp::EptMap {
+            sink.learned_endpoints
+                .extend(epm::expectation_from_event(&ev));
+        }
         sink.emit(Event::DceRpc(Box::new(ev)));
     }
 }

@@ -39,6 +39,8 @@
 //!
 //! Under packet privacy (auth level 6) the stub is not decoded: `stub_encrypted` is true and only
 //! the interface, opnum and sizes are known.
+//! From the server's half alone (no requests), a sealed answer is known by its exact stub length
+//! and the interface the endpoint mapper named for the port ([`response_shapes`]).
 
 pub mod conversation;
 pub mod epm;
@@ -189,6 +191,13 @@ impl TcpParser {
             ctx,
             conv: Conversation::new(Transport::Tcp, None),
         }
+    }
+
+    /// A connection to a server port the endpoint mapper named for `interface` (its UUID).
+    pub fn with_learned_interface(ctx: FlowCtx, interface: Option<String>) -> TcpParser {
+        let mut p = TcpParser::new(ctx);
+        p.conv.assoc.set_learned_interface(interface);
+        p
     }
 }
 

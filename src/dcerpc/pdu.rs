@@ -646,6 +646,41 @@ mod tests {
         assert_eq!(r.stub, &[0xde, 0xad, 0xbe]);
     }
 
+    /// Sealed (auth level 6, SPNEGO/Kerberos) svcctl responses of Sysinternals PsExec over TCP,
+    /// from captures/public/suricata-verify/dcerpc-dce-iface-01 (frames 10, 12, 18, 20; the
+    /// requests in 9–19 carry opnums 15, 45, 19, 6): the stub is ciphertext, yet its exact length
+    /// is frag_length less the header, the response's fixed 8 bytes, auth_pad_length, the
+    /// sec_trailer and the verifier, all in the clear. alloc_hint agrees.
+    #[test]
+    fn sealed_response_stub_length_from_the_clear_framing() {
+        use crate::smb::crypto::testutil::hex;
+        let cases = [
+            // ROpenSCManagerW: handle + status.
+            ("05000203100000008c004c0002000000180000000000000090d9c39d6e2ef320d0828f84ed77de9190dcf5b43bd598d167977bedbecaddba0906080000000000050407ff0010001c00000000047d639d8f63cc3d0b2fb83da8b89c241ab87fbd5e1119edf2ec01077be187ee781401bc8801b7d3192eb5a40282a070cc9b91b7af5c259b476a57a9fe387f6d", 8, 24),
+            // RCreateServiceWOW64W: null tag pointer + handle + status.
+            ("05000203100000008c004c00030000001c00000000000000450bdd19eaaf63bc0e8f2f22b388b0d69b3728d12eb8a85805a2fae052b01d830906040000000000050407ff0010001c00000000047d639e088e3fea79bb8748b002897e1744061bd89a446c6973bc7831f2188358a123b7d8d52d6a6c008bc1d40054eba08ca624261f2e64b914d9905ba3f3ba", 4, 28),
+            // RStartServiceW: status.
+            ("05000203100000007c004c0006000000040000000000000093bfdcd82acf8327f89cc6d6b92067ea09060c0000000000050407ff0010001c00000000047d63a1a4c92dc82c7ec19c352483c63d81f980522bfb1b9cfa2a5f2ce63bccfa12cbf0a3b32cd2671ad5ec7b69348f93ba0c9cd1f83c316257e825fb1380d5", 12, 4),
+            // RQueryServiceStatus: SERVICE_STATUS + status.
+            ("05000203100000008c004c00070000002000000000000000c8f1ed6b2465d2f4bc5f775735375129df948a990fd8ed93aff2e64d958a4b8d0906000000000000050407ff0010001c00000000047d63a2258d3925122c5e51ce240b81483c7756b0af29250528154fa20b0cc2aa8b1925989f1d63dc7ff748227ad1d71d60b689c468e60b9424b3e8ff8795b1", 0, 32),
+        ];
+        for (bytes, pad, len) in cases {
+            let p = hex(bytes);
+            let h = parsed(parse_header(&p)).unwrap();
+            assert_eq!((h.ptype, h.auth_len), (PTYPE_RESPONSE, 76));
+            let (body, trailer) = split_auth(&p, &h).unwrap();
+            let t = trailer.unwrap();
+            assert_eq!(
+                (t.auth_type, t.auth_level, t.pad_len),
+                (9, AUTH_LEVEL_PRIVACY, pad)
+            );
+            let r = parsed(parse_response(body, &h)).unwrap();
+            assert_eq!(r.stub.len(), len, "{bytes}");
+            let alloc_hint = u32::from_le_bytes(p[16..20].try_into().unwrap());
+            assert_eq!(alloc_hint as usize, len);
+        }
+    }
+
     #[test]
     fn fault_status_and_names() {
         let mut body = vec![0u8; 8];

@@ -26,7 +26,23 @@
 //!   SERVICE_STATUS (service type, state 1–7, …): a valid service type with a valid state is read
 //!   as SERVICE_STATUS.
 //! - A fault names no call: on the SCM it is a call the server refused to run (`Refused`).
+//!
+//! # Under packet privacy (the stub is ciphertext)
+//! Over TCP the interface comes from the endpoint mapper's `ept_map` answer (the tower names the
+//! interface UUID and the port; [`Endpoint::of_interface`]), and the stub's exact length is still
+//! in the clear: frag_length less the header, the response's fixed part, the sec_trailer, the
+//! verifier and the trailer's `auth_pad_length` ([`crate::dcerpc::pdu::split_auth`]). The SCM's
+//! answers then have a size ([`Shape::Sealed`]) and the sizes of the calls that matter are fixed
+//! ([MS-SCMR] 3.1.4, checked against the two-sided captures where the opnum is in the request):
+//! 24 ROpenSCManagerW / ROpenServiceW / RCloseServiceHandle; 28 RCreateServiceW/A /
+//! RCreateServiceWOW64W/A with a null tag pointer; 4 RStartServiceW/A / RDeleteService; 8
+//! RChangeServiceConfigW/A with a null tag pointer; 32 RQueryServiceStatus / RControlService (or
+//! a create with a tag: not read as a create). A sealed answer of any other size is a query
+//! (RQueryServiceConfigW, REnumServicesStatusW…), after which a 28-byte answer is not read as a
+//! create: RQueryServiceConfig2W with a 16-byte buffer is also 28 bytes (4 + 16 + 4 + 4), and the
+//! consoles that ask it (services.msc) enumerate first.
 
+use super::interfaces;
 use super::ndr::{NdrReader, Syntax};
 use serde::Serialize;
 
@@ -37,6 +53,9 @@ pub enum Endpoint {
     Scm,
     /// `\PIPE\atsvc`: atsvc (NetrJob*) or ITaskSchedulerService (SchRpc*).
     TaskScheduler,
+    /// The endpoint mapper (TCP 135, `\PIPE\epmapper`): its `ept_map` answers name an
+    /// interface and its port.
+    EndpointMapper,
     Other,
 }
 
@@ -45,6 +64,9 @@ impl Endpoint {
     /// TCP is `Other`).
     pub fn of_sec_addr(sec_addr: &str) -> Endpoint {
         let name = sec_addr.trim_end_matches('\0').trim_start_matches('\\');
+        if name == EPM_PORT_ADDR {
+            return Endpoint::EndpointMapper;
+        }
         let name = match name.get(..5) {
             Some(p) if p.eq_ignore_ascii_case("pipe\\") => &name[5..],
             _ => return Endpoint::Other,
@@ -54,11 +76,27 @@ impl Endpoint {
             Endpoint::Scm
         } else if name.eq_ignore_ascii_case("atsvc") {
             Endpoint::TaskScheduler
+        } else if name.eq_ignore_ascii_case("epmapper") {
+            Endpoint::EndpointMapper
         } else {
             Endpoint::Other
         }
     }
+
+    /// From an interface UUID (an `ept_map` answer's tower): svcctl is the SCM, atsvc and
+    /// ITaskSchedulerService the task scheduler.
+    pub fn of_interface(uuid: &str) -> Endpoint {
+        match uuid {
+            interfaces::SVCCTL => Endpoint::Scm,
+            interfaces::ATSVC | interfaces::ITASKSCHEDULERSERVICE => Endpoint::TaskScheduler,
+            interfaces::EPMAPPER => Endpoint::EndpointMapper,
+            _ => Endpoint::Other,
+        }
+    }
 }
+
+/// The secondary address an endpoint mapper's bind_ack gives over TCP: its port, 135.
+const EPM_PORT_ADDR: &str = "135";
 
 /// The layout of one response stub (NDR 2.0), as far as the endpoint's calls give layouts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +123,8 @@ pub enum Shape {
     Guid { status: u32 },
     /// Any other layout (or an interface without layouts): its length and last four bytes.
     Other { len: usize },
+    /// A whole stub under packet privacy: its exact length, nothing else.
+    Sealed { len: usize },
 }
 
 const HANDLE: usize = 20;
@@ -107,7 +147,7 @@ impl Shape {
             | Shape::TaskPath { status, .. }
             | Shape::Guid { status } => Some(*status),
             Shape::Version(_) => Some(0),
-            Shape::Other { .. } => None,
+            Shape::Other { .. } | Shape::Sealed { .. } => None,
         }
     }
 }
@@ -134,7 +174,7 @@ pub fn classify(endpoint: Endpoint, stub: &[u8], be: bool) -> Shape {
     match endpoint {
         Endpoint::Scm => scm(stub, be, status).unwrap_or(other),
         Endpoint::TaskScheduler => tasks(stub, be, status).unwrap_or(other),
-        Endpoint::Other => other,
+        Endpoint::EndpointMapper | Endpoint::Other => other,
     }
 }
 
@@ -214,6 +254,9 @@ pub enum InferredOp {
     OpenService,
     /// A zeroed handle after success: RCloseServiceHandle.
     CloseHandle,
+    /// A sealed handle-sized answer after the SCM's: ROpenServiceW or RCloseServiceHandle (the
+    /// zeroed handle of a close is ciphertext).
+    OpenOrCloseHandle,
     /// RCreateServiceW / RCreateServiceWOW64W / RCreateWowService (tag pointer + new handle).
     CreateService,
     /// RChangeServiceConfigW/A (tag pointer + status).
@@ -232,6 +275,8 @@ pub enum InferredOp {
     RunTask,
     /// SchRpcHighestVersion.
     HighestVersion,
+    /// epmapper ept_map: the answer names an interface and its TCP port.
+    EptMap,
     /// Nothing the layouts tell.
     Unknown,
 }
@@ -243,6 +288,7 @@ impl InferredOp {
             InferredOp::OpenScManager => "ROpenSCManagerW (inferred)",
             InferredOp::OpenService => "ROpenServiceW (inferred)",
             InferredOp::CloseHandle => "RCloseServiceHandle (inferred)",
+            InferredOp::OpenOrCloseHandle => "ROpenServiceW or RCloseServiceHandle (inferred)",
             InferredOp::CreateService => "RCreateServiceW (inferred)",
             InferredOp::ChangeServiceConfig => "RChangeServiceConfigW (inferred)",
             InferredOp::StartOrDelete => "RStartServiceW or RDeleteService (inferred)",
@@ -252,6 +298,7 @@ impl InferredOp {
             InferredOp::RegisterTask => "SchRpcRegisterTask (inferred)",
             InferredOp::RunTask => "SchRpcRun (inferred)",
             InferredOp::HighestVersion => "SchRpcHighestVersion (inferred)",
+            InferredOp::EptMap => "ept_map (inferred)",
             InferredOp::Unknown => "unknown (response only)",
         }
     }
@@ -264,6 +311,7 @@ impl InferredOp {
             }
             (_, Endpoint::Scm) => "svcctl",
             (_, Endpoint::TaskScheduler) => "atsvc",
+            (_, Endpoint::EndpointMapper) => "epmapper",
             (_, Endpoint::Other) => "unknown",
         }
     }
@@ -274,7 +322,15 @@ impl InferredOp {
 pub struct ScmSequence {
     scm_opened: bool,
     service_handles: u32,
+    /// A sealed answer of a query's size came: a 28-byte one is no longer read as a create.
+    sealed_query_seen: bool,
 }
+
+/// Sealed SCM answer sizes ([MS-SCMR] 3.1.4; see the module's notes).
+const SEALED_HANDLE: usize = HANDLE + STATUS;
+const SEALED_CREATE: usize = 4 + HANDLE + STATUS;
+const SEALED_CHANGE: usize = 4 + STATUS;
+const SEALED_SERVICE_STATUS: usize = SERVICE_STATUS + STATUS;
 
 impl ScmSequence {
     /// The call behind the next response (`None`: a fault) on an association with `endpoint`.
@@ -288,6 +344,7 @@ impl ScmSequence {
             };
         };
         match (endpoint, shape) {
+            (Endpoint::Scm, Shape::Sealed { len }) => self.sealed_scm(*len),
             (
                 Endpoint::Scm,
                 Shape::Handle {
@@ -334,6 +391,32 @@ impl ScmSequence {
             (Endpoint::TaskScheduler, Shape::Guid { .. }) => InferredOp::RunTask,
             (Endpoint::TaskScheduler, Shape::Version(_)) => InferredOp::HighestVersion,
             _ => InferredOp::Unknown,
+        }
+    }
+
+    /// An SCM answer under packet privacy, by its size and place alone.
+    fn sealed_scm(&mut self, len: usize) -> InferredOp {
+        match len {
+            SEALED_HANDLE if !self.scm_opened => {
+                self.scm_opened = true;
+                InferredOp::OpenScManager
+            }
+            _ if !self.scm_opened => InferredOp::Unknown,
+            SEALED_HANDLE => {
+                self.service_handles = self.service_handles.saturating_add(1);
+                InferredOp::OpenOrCloseHandle
+            }
+            SEALED_CREATE if !self.sealed_query_seen => {
+                self.service_handles = self.service_handles.saturating_add(1);
+                InferredOp::CreateService
+            }
+            STATUS => InferredOp::StartOrDelete,
+            SEALED_CHANGE if self.service_handles > 0 => InferredOp::ChangeServiceConfig,
+            SEALED_SERVICE_STATUS if self.service_handles > 0 => InferredOp::ServiceStatus,
+            _ => {
+                self.sealed_query_seen = true;
+                InferredOp::Unknown
+            }
         }
     }
 }

@@ -208,3 +208,70 @@ fn atexec_register_task_answers_with_the_task_path() {
         Shape::Other { .. }
     ));
 }
+
+/// Sealed answers by their sizes, in order ([`Shape::Sealed`]).
+fn sealed(sizes: &[usize]) -> Vec<InferredOp> {
+    let mut seq = ScmSequence::default();
+    sizes
+        .iter()
+        .map(|&len| seq.next(Endpoint::Scm, Some(&Shape::Sealed { len })))
+        .collect()
+}
+
+#[test]
+fn the_endpoint_mapper_and_learned_interfaces_name_endpoints() {
+    assert_eq!(Endpoint::of_sec_addr("135"), Endpoint::EndpointMapper);
+    assert_eq!(
+        Endpoint::of_sec_addr("\\PIPE\\epmapper"),
+        Endpoint::EndpointMapper
+    );
+    assert_eq!(Endpoint::of_sec_addr("49688"), Endpoint::Other);
+    assert_eq!(Endpoint::of_interface(interfaces::SVCCTL), Endpoint::Scm);
+    for tasks in [interfaces::ATSVC, interfaces::ITASKSCHEDULERSERVICE] {
+        assert_eq!(Endpoint::of_interface(tasks), Endpoint::TaskScheduler);
+    }
+    assert_eq!(Endpoint::of_interface(interfaces::LSARPC), Endpoint::Other);
+}
+
+#[test]
+fn sealed_scm_answers_are_read_by_size_and_order() {
+    use InferredOp::*;
+    // PsExec over TCP under packet privacy (suricata-verify dcerpc-dce-iface-01, the sizes pdu's
+    // tests read from its frames; pcap-attack LM_psexec answers the same): OpenSCManager, CreateServiceWOW64W, Close, OpenService, Start,
+    // QueryServiceStatus.
+    assert_eq!(
+        sealed(&[24, 28, 24, 24, 4, 32]),
+        [
+            OpenScManager,
+            CreateService,
+            OpenOrCloseHandle,
+            OpenOrCloseHandle,
+            StartOrDelete,
+            ServiceStatus
+        ]
+    );
+    // SharpNoPSExec (elcabezzonn sharp-no-psexec): open, QueryServiceConfigW twice (44 bytes,
+    // then the config), ChangeServiceConfigW, StartServiceA, ChangeServiceConfigW.
+    assert_eq!(
+        sealed(&[24, 24, 44, 480, 8, 4, 8]),
+        [
+            OpenScManager,
+            OpenOrCloseHandle,
+            Unknown,
+            Unknown,
+            ChangeServiceConfig,
+            StartOrDelete,
+            ChangeServiceConfig
+        ]
+    );
+    // Nothing before the SCM's handle, and no change before a service handle.
+    assert_eq!(sealed(&[28, 8, 4]), [Unknown, Unknown, Unknown]);
+    assert_eq!(sealed(&[24, 8]), [OpenScManager, Unknown]);
+    // After a query (services.msc enumerates first), 28 bytes is RQueryServiceConfig2W's size too.
+    assert_eq!(
+        sealed(&[24, 1200, 24, 28]),
+        [OpenScManager, Unknown, OpenOrCloseHandle, Unknown]
+    );
+    // A 32-byte answer is a SERVICE_STATUS, never a tagged create.
+    assert_eq!(sealed(&[24, 32]), [OpenScManager, Unknown]);
+}

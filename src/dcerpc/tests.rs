@@ -7,6 +7,7 @@ use super::interfaces::{EPMAPPER, SVCCTL};
 use super::ndr::uuid_bytes_le;
 use super::pdu::build::*;
 use super::pdu::*;
+use super::response_shapes::InferredOp;
 use super::svcctl::build::{create_service_w, W};
 use super::*;
 use crate::event::{DceRpc, Event};
@@ -646,10 +647,96 @@ fn ept_map_over_tcp_gives_port_and_expectation() {
         ("192.0.2.20".parse().unwrap(), 49668, Some(SVCCTL))
     );
     // Learned where it was decoded: the endpoint is in the sink for the flow layer.
+    assert_eq!(sink.learned_endpoints, vec![x]);
+}
+
+/// dcerpc-dce-iface-01 frame 12: RCreateServiceWOW64W's sealed answer (28-byte stub).
+const PSEXEC_SEALED_CREATE: &str = "05000203100000008c004c00030000001c00000000000000450bdd19eaaf63bc0e8f2f22b388b0d69b3728d12eb8a85805a2fae052b01d830906040000000000050407ff0010001c00000000047d639e088e3fea79bb8748b002897e1744061bd89a446c6973bc7831f2188358a123b7d8d52d6a6c008bc1d40054eba08ca624261f2e64b914d9905ba3f3ba";
+
+/// The server's half only. The endpoint mapper's bind_ack and ept_map answer without their
+/// requests (captures/public/401trg/20171220_smb_psexec_add_user.pcap frames 54, 56: Windows
+/// names svcctl on 49163) teach the port's interface; sealed answers on such a port
+/// (captures/public/suricata-verify/dcerpc-dce-iface-01 frames 10, 12, 18: PsExec's
+/// OpenSCManagerW, RCreateServiceWOW64W, RStartServiceW under Kerberos packet privacy) are then
+/// read by their sizes. (The NDR64 answer of pcap-attack's smbexec is covered by
+/// tests/it/one_sided.rs on the shared corpus.)
+#[test]
+fn server_half_learns_the_interface_from_the_ept_map_answer_and_reads_sealed_sizes() {
+    use crate::smb::crypto::testutil::hex;
+    let epm_ctx = FlowCtx {
+        conn: ConnId {
+            orig_h: "192.168.10.31".parse().unwrap(),
+            orig_p: 49283,
+            resp_h: "192.168.10.10".parse().unwrap(),
+            resp_p: 135,
+        },
+        uid: Uid(1),
+    };
+    let mut sink = Sink::new();
+    let mut epm = TcpParser::new(epm_ctx);
+    for (ts, pdu) in [
+        (1, "05000c03100000005400000002000000d016d0166f08000004003133350000000200000000000000045d888aeb1cc9119fe808002b10486002000000030003000000000000000000000000000000000000000000"),
+        (2, "050002031000000098000000020000008000000000000000000000000000000000000000000000000000000001000000040000000000000001000000030000004b0000004b000000050013000d81bb7a364498f135ad3298f03800100302000200000013000d045d888aeb1cc9119fe808002b10486002000200000001000b020000000100070200c00b0100090400c0a80a0a0000000000"),
+    ] {
+        epm.data(Ts(ts), Direction::ToClient, &hex(pdu), &mut sink);
+    }
+    let ev = dce(&sink);
+    let m = find(&ev, "ept_map (inferred)");
+    assert_eq!(m.inferred_operation, Some(InferredOp::EptMap));
     assert_eq!(
-        sink.learned_endpoints,
-        vec![("192.0.2.20".parse().unwrap(), 49668)]
+        (m.args.epm_port, m.args.mapped_uuid.as_deref()),
+        (Some(49163), Some(SVCCTL))
     );
+    let learned = sink.learned_endpoints.clone();
+    assert_eq!(learned.len(), 1);
+    assert_eq!(
+        (
+            learned[0].server,
+            learned[0].port,
+            learned[0].uuid.as_deref()
+        ),
+        ("192.168.10.10".parse().unwrap(), 49163, Some(SVCCTL))
+    );
+
+    let scm_ctx = FlowCtx {
+        conn: ConnId {
+            orig_p: 49284,
+            resp_p: 49163,
+            ..epm_ctx.conn
+        },
+        uid: Uid(2),
+    };
+    let mut sink = Sink::new();
+    let mut scm = TcpParser::with_learned_interface(scm_ctx, learned[0].uuid.clone());
+    for (ts, pdu) in [
+        (3, "05000203100000008c004c0002000000180000000000000090d9c39d6e2ef320d0828f84ed77de9190dcf5b43bd598d167977bedbecaddba0906080000000000050407ff0010001c00000000047d639d8f63cc3d0b2fb83da8b89c241ab87fbd5e1119edf2ec01077be187ee781401bc8801b7d3192eb5a40282a070cc9b91b7af5c259b476a57a9fe387f6d"),
+        (4, PSEXEC_SEALED_CREATE),
+        (5, "05000203100000007c004c0006000000040000000000000093bfdcd82acf8327f89cc6d6b92067ea09060c0000000000050407ff0010001c00000000047d63a1a4c92dc82c7ec19c352483c63d81f980522bfb1b9cfa2a5f2ce63bccfa12cbf0a3b32cd2671ad5ec7b69348f93ba0c9cd1f83c316257e825fb1380d5"),
+    ] {
+        scm.data(Ts(ts), Direction::ToClient, &hex(pdu), &mut sink);
+    }
+    let ops: Vec<(Option<InferredOp>, &str, bool)> = dce(&sink)
+        .iter()
+        .map(|d| (d.inferred_operation, d.endpoint.as_str(), d.stub_encrypted))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            (Some(InferredOp::OpenScManager), "svcctl", true),
+            (Some(InferredOp::CreateService), "svcctl", true),
+            (Some(InferredOp::StartOrDelete), "svcctl", true),
+        ]
+    );
+    // Without the learned interface the same answers name nothing.
+    let mut sink = Sink::new();
+    let mut bare = TcpParser::new(scm_ctx);
+    bare.data(
+        Ts(4),
+        Direction::ToClient,
+        &hex(PSEXEC_SEALED_CREATE),
+        &mut sink,
+    );
+    assert_eq!(dce(&sink)[0].inferred_operation, Some(InferredOp::Unknown));
 }
 
 #[test]

@@ -12,6 +12,16 @@
 //!   SchRpcRegisterTask-shaped one (the task's actual path + error info + HRESULT; the path goes to
 //!   `task_path`).
 //!
+//! Under packet privacy (svcctl over TCP, its interface learned from the endpoint mapper's answer;
+//! `dcerpc::response_shapes` reads the answers' exact sizes) a size names a call loosely, so a
+//! technique needs the sequence the calls make on one association ([`SealedSteps`]):
+//! - **service-create**: a create-sized answer (28 bytes: null tag pointer, handle, status) then
+//!   a start- or delete-sized one (4 bytes).
+//! - **service-modify**: a change-sized answer (8 bytes: RChangeServiceConfigW's null tag
+//!   pointer and status), a start-sized one, and a change-sized one again: an existing service
+//!   pointed at a command, started, and put back (SCShell, SharpNoPSExec). A change alone, or a
+//!   change and a start, is what an administrator setting a start type does: nothing is raised.
+//!
 //! A new file (CreateAction created / overwritten) written on a disk share of the same client
 //! within the detector's window before the call is the upload (`medium` confidence, its size in
 //! the reason; the share and file names were in the requests). Service name and binary path stay
@@ -22,12 +32,18 @@
 //!   refused for lack of rights read as a refused creation.
 //! - Several pipes used at once on one tree: READ responses name no handle and go to the tree's
 //!   latest one, which can put a PDU on the wrong association.
-//! - DCE-RPC over TCP: the bind_ack names a port, not an interface, so nothing is inferred there.
+//! - DCE-RPC over TCP without an endpoint-mapper answer in the capture: the bind_ack names a port,
+//!   not an interface, so nothing is inferred there.
+//! - Sealed: a tool that creates a service with a tag (32 bytes, a SERVICE_STATUS's size), or that
+//!   hijacks a service without restoring it, raises nothing; a client that asks
+//!   RQueryServiceConfig2W with a 16-byte buffer right after opening the SCM, then starts a service,
+//!   would read as a creation.
 
 use super::InferredCall;
 use crate::dcerpc::response_shapes::InferredOp;
 use crate::event::alert::{Basis, Technique};
 use crate::event::{DceRpc, Event, FileAction, SmbFiles};
+use crate::flow::Uid;
 use crate::sink::Sink;
 use crate::smb::tables::UNKNOWN;
 use crate::time::Ts;
@@ -39,7 +55,8 @@ use std::net::IpAddr;
 pub const MAX_RESPONSE_ONLY_PAIRS: usize = 4096;
 /// New files remembered per pair (the latest ones), waiting for their writes.
 const NEW_FILES_PER_PAIR: usize = 8;
-/// Inferred calls kept per pair as evidence lines.
+/// Inferred calls kept per pair as evidence lines (the latest ones: a sealed sequence ends a long
+/// association).
 const CALLS_PER_PAIR: usize = 16;
 
 #[derive(Default)]
@@ -51,6 +68,66 @@ struct Pair {
     upload: Option<(Ts, u64)>,
     /// Inferred calls so far: (time, summary).
     calls: Vec<(Ts, String)>,
+    sealed: SealedSteps,
+}
+
+/// The sequence of sealed SCM answers on the pair's latest association.
+#[derive(Default)]
+struct SealedSteps {
+    uid: Option<Uid>,
+    /// A create-sized answer came: the technique waits for a start- or delete-sized one.
+    created: bool,
+    /// Service hijack: changes and starts seen in order (change, start, change).
+    hijack: u8,
+}
+
+/// What a sealed answer does to the sequence.
+enum Step {
+    /// Part of a sequence, or nothing: no instance.
+    Wait,
+    /// The sequence is complete: the technique and how it was read.
+    Raise(Technique, &'static str),
+    /// Not size-based (a fault is readable): the plain rules apply.
+    Plain,
+}
+
+impl SealedSteps {
+    fn step(&mut self, uid: Uid, op: InferredOp) -> Step {
+        if self.uid != Some(uid) {
+            *self = SealedSteps {
+                uid: Some(uid),
+                ..SealedSteps::default()
+            };
+        }
+        match op {
+            InferredOp::Refused => return Step::Plain,
+            InferredOp::CreateService => {
+                self.created = true;
+                self.hijack = 0;
+            }
+            InferredOp::StartOrDelete if std::mem::take(&mut self.created) => {
+                self.hijack = 0;
+                return Step::Raise(
+                    Technique::ServiceCreate,
+                    "a create-sized answer (28 bytes) then a start- or delete-sized one (4 bytes)",
+                );
+            }
+            InferredOp::StartOrDelete if self.hijack == 1 => self.hijack = 2,
+            InferredOp::ChangeServiceConfig if self.hijack == 2 => {
+                self.hijack = 0;
+                return Step::Raise(
+                    Technique::ServiceModify,
+                    "change-sized (8 bytes), start-sized (4 bytes) and change-sized answers: a \
+                     service pointed elsewhere, started and put back",
+                );
+            }
+            InferredOp::ChangeServiceConfig => self.hijack = 1,
+            // Queries and handles between the steps keep the sequence.
+            InferredOp::ServiceStatus | InferredOp::OpenOrCloseHandle => {}
+            _ => self.hijack = 0,
+        }
+        Step::Wait
+    }
 }
 
 pub struct ResponseInference {
@@ -138,37 +215,48 @@ impl ResponseInference {
             return;
         };
         let pipe = d.named_pipe.clone().unwrap_or_default();
-        if p.calls.len() < CALLS_PER_PAIR {
-            let rc = d
-                .args
-                .return_code
-                .map(|r| format!(", status {r:#x}"))
-                .unwrap_or_default();
-            p.calls.push((
-                c.ts,
-                format!(
-                    "{pipe} call {}: {} ({}{rc})",
-                    d.call_id, d.operation, d.status
-                ),
-            ));
+        if p.calls.len() >= CALLS_PER_PAIR {
+            p.calls.remove(0);
         }
+        let rc = d
+            .args
+            .return_code
+            .map(|r| format!(", status {r:#x}"))
+            .unwrap_or_default();
+        p.calls.push((
+            c.ts,
+            format!(
+                "{pipe} call {}: {} ({}{rc})",
+                d.call_id, d.operation, d.status
+            ),
+        ));
         let error = d.status != "ok" || d.args.return_code.is_some_and(|r| r != 0);
-        let (technique, interface) = match (op, d.endpoint.as_str()) {
-            (InferredOp::CreateService | InferredOp::Refused, "svcctl") => {
+        let sealed = match (d.stub_encrypted, d.endpoint.as_str()) {
+            (true, "svcctl") => match p.sealed.step(c.uid, op) {
+                Step::Wait => return,
+                Step::Raise(technique, how) => Some((technique, how)),
+                Step::Plain => None,
+            },
+            _ => None,
+        };
+        let (technique, interface) = match (sealed, op, d.endpoint.as_str()) {
+            (Some((technique, _)), _, _) => (technique, "svcctl"),
+            (None, InferredOp::CreateService | InferredOp::Refused, "svcctl") => {
                 (Technique::ServiceCreate, "svcctl")
             }
-            (InferredOp::JobAdd, _) => (Technique::TaskCreate, "atsvc"),
-            (InferredOp::RegisterTask, _) => (Technique::TaskCreate, "ITaskSchedulerService"),
+            (None, InferredOp::JobAdd, _) => (Technique::TaskCreate, "atsvc"),
+            (None, InferredOp::RegisterTask, _) => (Technique::TaskCreate, "ITaskSchedulerService"),
             _ => return,
         };
         let upload = p
             .upload
             .filter(|(ts, _)| ts.0 <= c.ts.0 && ts.0.saturating_add(window) >= c.ts.0);
-        let what = match op {
-            InferredOp::Refused => {
+        let what = match (sealed, op) {
+            (Some((_, how)), _) => format!("sealed svcctl answers: {how}"),
+            (None, InferredOp::Refused) => {
                 format!("the SCM refused a call after it was opened ({})", d.status)
             }
-            _ => format!("{} answered", d.operation),
+            (None, _) => format!("{} answered", d.operation),
         };
         let reason = format!(
             "{} on {pipe}{}: inferred from server responses only",

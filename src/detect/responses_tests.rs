@@ -158,3 +158,94 @@ fn job_add_and_register_task_are_task_creation() {
     assert_eq!(out[0].interface, "ITaskSchedulerService");
     assert_eq!(out[0].task_path.as_deref(), Some("\\nZfRUBts"));
 }
+
+/// A sealed answer on svcctl over TCP (the port the endpoint mapper named).
+fn sealed(secs: u64, op: InferredOp) -> Event {
+    let mut e = call(secs, "49688", op, "ok", None);
+    if let Event::DceRpc(d) = &mut e {
+        d.stub_encrypted = true;
+        d.transport = crate::dcerpc::Transport::Tcp;
+    }
+    e
+}
+
+#[test]
+fn sealed_answers_raise_only_a_whole_sequence() {
+    use InferredOp::*;
+    // Create-sized then start-sized: service-create, once.
+    let out = infer(&[
+        sealed(1, OpenScManager),
+        sealed(2, CreateService),
+        sealed(3, OpenOrCloseHandle),
+        sealed(4, OpenOrCloseHandle),
+        sealed(5, StartOrDelete),
+        sealed(6, StartOrDelete),
+    ]);
+    assert_eq!(
+        out.len(),
+        1,
+        "{:?}",
+        out.iter().map(|x| &x.reason).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        (out[0].technique, out[0].basis, out[0].failed),
+        (Technique::ServiceCreate, Basis::Responses, false)
+    );
+    assert!(out[0]
+        .reason
+        .starts_with("sealed svcctl answers: a create-sized answer"));
+    assert_eq!(out[0].pipes, ["49688"]);
+    // A create-sized answer alone is not enough.
+    assert!(infer(&[sealed(1, OpenScManager), sealed(2, CreateService)]).is_empty());
+    // Change, start, change (point, run, restore): service-modify.
+    let out = infer(&[
+        sealed(1, OpenScManager),
+        sealed(2, OpenOrCloseHandle),
+        sealed(3, Unknown),
+        sealed(4, ChangeServiceConfig),
+        sealed(5, StartOrDelete),
+        sealed(6, ChangeServiceConfig),
+        sealed(7, OpenOrCloseHandle),
+    ]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].technique, Technique::ServiceModify);
+}
+
+#[test]
+fn sealed_admin_console_shapes_raise_nothing() {
+    use InferredOp::*;
+    // services.msc / sc.exe: enumerate, open, query, set a start type, start, query status,
+    // close; and a start type set twice with a start between on two services (a new sequence
+    // on another connection does not continue this one).
+    let admin = [
+        sealed(1, OpenScManager),
+        sealed(2, Unknown),
+        sealed(3, OpenOrCloseHandle),
+        sealed(4, Unknown),
+        sealed(5, ChangeServiceConfig),
+        sealed(6, StartOrDelete),
+        sealed(7, ServiceStatus),
+        sealed(8, Unknown),
+        sealed(9, ChangeServiceConfig),
+        sealed(10, OpenOrCloseHandle),
+    ];
+    assert!(infer(&admin).is_empty());
+    // The same calls cleartext-shaped are not sealed: their own rules (none raise) apply.
+    let out = infer(&[
+        call(1, SCM, ChangeServiceConfig, "ok", Some(0)),
+        call(2, SCM, StartOrDelete, "ok", Some(0)),
+        call(3, SCM, ChangeServiceConfig, "ok", Some(0)),
+    ]);
+    assert!(out.is_empty());
+    // A sequence does not run across associations: the restore came on another connection.
+    let mut other = sealed(7, ChangeServiceConfig);
+    if let Event::DceRpc(d) = &mut other {
+        d.conn.uid = crate::flow::Uid(8);
+    }
+    let out = infer(&[
+        sealed(5, ChangeServiceConfig),
+        sealed(6, StartOrDelete),
+        other,
+    ]);
+    assert!(out.is_empty());
+}
