@@ -109,7 +109,9 @@ impl ParserFactory for AppFactory {
         };
         match kind? {
             AppKind::Smb => Some(Box::new(smb::SmbParser::new(*ctx, self.smb.clone()))),
-            AppKind::DceRpc => Some(Box::new(dcerpc::TcpParser::new(*ctx))),
+            AppKind::DceRpc => Some(Box::new(
+                dcerpc::TcpParser::new(*ctx).with_secrets(self.smb.keys.clone()),
+            )),
             AppKind::Kerberos => Some(Box::new(kerberos::exchange::KdcTcp::new(*ctx))),
         }
     }

@@ -16,6 +16,11 @@
 #                                            `$IMPACKET` is the venv's bin dir, KRB5_CONFIG points
 #                                            at the lab realm; then exports the DC account's keys
 #                                            with `samba-tool domain exportkeytab` to OUT.keytab
+#   scripts/lab/lab-kerberos.sh record-rpc-privacy OUT.pcap [privacy|none]
+#                                            svcctl over DCE-RPC sealed with Kerberos (packet
+#                                            privacy, SPNEGO) on \PIPE\svcctl: krb_rpc_privacy.py
+#                                            (impacket's API) after kinit/kvno; `none` records the
+#                                            cleartext twin (no DCE-RPC auth)
 #   scripts/lab/lab-kerberos.sh down         stops samba, deletes the namespaces
 #
 # The recipe of captures/lab/l1..l5 (user Administrator, password Passw0rd!Lab). MIT kinit and kvno
@@ -208,6 +213,19 @@ cmd_record() {
   echo "krblab: wrote $out and $out.keytab (command exit $rc)"
 }
 
+# Kerberos packet privacy on DCE-RPC (captures/lab/m1, m2). Samba registers svcctl on the named
+# pipe only (the endpoint mapper answers ept_s_not_registered for ncacn_ip_tcp; the client asks,
+# so that exchange is in the capture), so the sealed calls travel in SMB (Kerberos, cleartext SMB).
+RPC_SERVICE=PsxSealed
+RPC_BINARY='%systemroot%\PsxSealed.exe'
+cmd_record_rpc_privacy() {
+  local out="$1" level="${2:-privacy}"
+  case "$level" in privacy|none) ;; *) die "record-rpc-privacy OUT.pcap [privacy|none]" ;; esac
+  local kget="echo '$ADMIN_PASS' | kinit Administrator@$REALM >/dev/null && kvno cifs/$DC_HOST.${REALM,,} host/$DC_HOST.${REALM,,}"
+  cmd_record "$out" -- "$kget &&" '$IMPACKET/python' "$HERE/krb_rpc_privacy.py" \
+    "$DC_HOST.${REALM,,}" "$DC_IP" "$REALM" Administrator "$RPC_SERVICE" "'$RPC_BINARY'" "$level"
+}
+
 cmd_down() {
   if [ -f "$LAB_DIR/run/samba.pid" ]; then
     kill "$(cat "$LAB_DIR/run/samba.pid")" 2>/dev/null || true
@@ -231,6 +249,8 @@ case "${1:-}" in
   setup) shift; cmd_setup "$@" ;;
   up) shift; cmd_up "$@" ;;
   record) shift; [ $# -ge 1 ] || die "record OUT.pcap -- COMMAND..."; cmd_record "$@" ;;
+  record-rpc-privacy) shift; [ $# -ge 1 ] || die "record-rpc-privacy OUT.pcap [privacy|none]"
+    cmd_record_rpc_privacy "$@" ;;
   down) shift; cmd_down "$@" ;;
-  *) sed -n '2,40p' "$0"; exit 1 ;;
+  *) sed -n '2,45p' "$0"; exit 1 ;;
 esac

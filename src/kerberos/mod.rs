@@ -24,6 +24,7 @@ pub mod join;
 pub mod keytab;
 pub mod records;
 pub mod ticket;
+pub mod wrap;
 
 use crate::wire::hash::StableHash;
 

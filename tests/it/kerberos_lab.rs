@@ -13,17 +13,17 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn lab(name: &str) -> PathBuf {
+pub(super) fn lab(name: &str) -> PathBuf {
     let p = repo_captures().join("lab").join(name);
     assert!(p.is_file(), "missing {}", p.display());
     p
 }
 
-fn keytab_of(cap: &Path) -> PathBuf {
+pub(super) fn keytab_of(cap: &Path) -> PathBuf {
     PathBuf::from(format!("{}.keytab", cap.display()))
 }
 
-fn truth(cap: &Path) -> Value {
+pub(super) fn truth(cap: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(format!("{}.truth.json", cap.display())).unwrap())
         .unwrap()
 }
@@ -35,7 +35,11 @@ fn scratch(tag: &str) -> PathBuf {
 }
 
 /// `read CAP --events EV [--keytab K]`: (alerts, events, the whole process output).
-fn run(cap: &Path, keytab: Option<&Path>, tag: &str) -> (Vec<Value>, Vec<Value>, Output, String) {
+pub(super) fn run(
+    cap: &Path,
+    keytab: Option<&Path>,
+    tag: &str,
+) -> (Vec<Value>, Vec<Value>, Output, String) {
     let ev = scratch(tag).join("events.json");
     let mut c = Command::new(bin());
     c.arg("read").arg(cap).arg("--events").arg(&ev);
@@ -58,11 +62,11 @@ fn run(cap: &Path, keytab: Option<&Path>, tag: &str) -> (Vec<Value>, Vec<Value>,
     )
 }
 
-fn techniques(alerts: &[Value]) -> Vec<&Value> {
+pub(super) fn techniques(alerts: &[Value]) -> Vec<&Value> {
     alerts.iter().filter(|a| a["kind"] == "technique").collect()
 }
 
-fn assert_matches_truth(t: &Value, want: &Value) {
+pub(super) fn assert_matches_truth(t: &Value, want: &Value) {
     let svc = &want["expect"]["services"][0];
     assert_eq!(t["service_name"], svc["name"], "{t:#}");
     assert_eq!(t["binary_path"], svc["binary_path"], "{t:#}");
@@ -223,7 +227,17 @@ fn no_key_reaches_any_output() {
     let cap = lab("l5_krb_psexec_enc.pcap");
     let kt = keytab_of(&cap);
     let (_, _, o, events) = run(&cap, Some(&kt), "nokeys");
-    let bytes = std::fs::read(&kt).unwrap();
+    let outputs = [
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        events,
+    ];
+    assert_no_keytab_key_in(&kt, &outputs);
+}
+
+/// No key of the keytab `kt` is in any of `outputs`: searched as hex and as JSON byte arrays.
+pub(super) fn assert_no_keytab_key_in(kt: &Path, outputs: &[String]) {
+    let bytes = std::fs::read(kt).unwrap();
     // The keys are the keytab's counted octet strings of 16 or 32 bytes after the key type.
     let mut keys = Vec::new();
     for w in 0..bytes.len().saturating_sub(4) {
@@ -234,11 +248,6 @@ fn no_key_reaches_any_output() {
         }
     }
     assert_eq!(keys.len(), 3, "the three DC1$ keys");
-    let outputs = [
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-        events,
-    ];
     for k in &keys {
         let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
         let json: String = k
@@ -246,7 +255,7 @@ fn no_key_reaches_any_output() {
             .map(|b| b.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        for out in &outputs {
+        for out in outputs {
             let flat = out.replace(' ', "");
             assert!(
                 !out.to_lowercase().contains(&hex[..16]),
