@@ -299,5 +299,5 @@ case "${1:-}" in
     cmd_record_rpc_privacy "$@" ;;
   down) shift; cmd_down "$@" ;;
   tsch-up) shift; cmd_tsch_up "$@" ;;
-  *) sed -n '2,59p' "$0"; exit 1 ;;
+  *) sed -n '2,58p' "$0"; exit 1 ;;
 esac
