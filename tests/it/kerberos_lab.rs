@@ -335,8 +335,11 @@ fn check_atexec_alert(t: &Value, want: &Value, events: &[Value], keytab: bool) {
     );
     let task = &want["tasks"][0]["name"];
     if keytab {
-        // Opening the sealed stubs is not required here; if they are opened, the name is right.
-        assert!(t["task_path"].is_null() || t["task_path"] == *task, "{t:#}");
+        // The keytab opens the bind's host/ ticket and the AP-REP's subkey: the sealed stubs are
+        // read (dcerpc::krb_privacy), so the task and its command are the truth's.
+        assert_eq!(t["task_path"], *task, "{t:#}");
+        assert_eq!(t["command"], want["tasks"][0]["command"], "{t:#}");
+        assert_eq!((&t["basis"], &t["decrypted"]), (&"cleartext".into(), &true.into()));
     } else {
         assert_eq!(t["basis"], "stub-encrypted", "{t:#}");
         assert!(t["task_path"].is_null(), "the name is sealed: {t:#}");
