@@ -626,6 +626,7 @@ impl Association {
         sink.emit(Event::DceRpc(Box::new(ev)));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_request(
         &mut self,
         ctx: &FlowCtx,

@@ -339,7 +339,10 @@ fn check_atexec_alert(t: &Value, want: &Value, events: &[Value], keytab: bool) {
         // read (dcerpc::krb_privacy), so the task and its command are the truth's.
         assert_eq!(t["task_path"], *task, "{t:#}");
         assert_eq!(t["command"], want["tasks"][0]["command"], "{t:#}");
-        assert_eq!((&t["basis"], &t["decrypted"]), (&"cleartext".into(), &true.into()));
+        assert_eq!(
+            (&t["basis"], &t["decrypted"]),
+            (&"cleartext".into(), &true.into())
+        );
     } else {
         assert_eq!(t["basis"], "stub-encrypted", "{t:#}");
         assert!(t["task_path"].is_null(), "the name is sealed: {t:#}");
