@@ -227,20 +227,21 @@ fn bad_keytabs_exit_2_with_the_file_named() {
 /// alerts, events, stderr and errors: searched as hex (both cases) and as JSON byte arrays.
 #[test]
 fn no_key_reaches_any_output() {
-    let cap = lab("l5_krb_psexec_enc.pcap");
+    assert_no_keytab_key_in_outputs("l5_krb_psexec_enc.pcap");
+}
+
+/// `read` of the lab capture `name` with its keytab: no key of the keytab is in its alerts,
+/// events or stderr, searched as hex and as JSON byte arrays.
+pub(super) fn assert_no_keytab_key_in_outputs(name: &str) {
+    let cap = lab(name);
     let kt = keytab_of(&cap);
-    let (_, _, o, events) = run(&cap, Some(&kt), "nokeys");
+    let (_, _, o, events) = run(&cap, Some(&kt), &format!("nokeys-{name}"));
     let outputs = [
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
         events,
     ];
-    assert_no_keytab_key_in(&kt, &outputs);
-}
-
-/// No key of the keytab `kt` is in any of `outputs`: searched as hex and as JSON byte arrays.
-pub(super) fn assert_no_keytab_key_in(kt: &Path, outputs: &[String]) {
-    let bytes = std::fs::read(kt).unwrap();
+    let bytes = std::fs::read(&kt).unwrap();
     // The keys are the keytab's counted octet strings of 16 or 32 bytes after the key type.
     let mut keys = Vec::new();
     for w in 0..bytes.len().saturating_sub(4) {
@@ -258,7 +259,7 @@ pub(super) fn assert_no_keytab_key_in(kt: &Path, outputs: &[String]) {
             .map(|b| b.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        for out in outputs {
+        for out in &outputs {
             let flat = out.replace(' ', "");
             assert!(
                 !out.to_lowercase().contains(&hex[..16]),

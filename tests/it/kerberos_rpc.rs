@@ -14,7 +14,7 @@
 use super::common::corpus::shared_capture;
 use super::kerberos::tshark;
 use super::kerberos_lab::{
-    assert_matches_truth, assert_no_keytab_key_in, keytab_of, lab, run, techniques, truth,
+    assert_matches_truth, assert_no_keytab_key_in_outputs, keytab_of, lab, run, techniques, truth,
 };
 use serde_json::Value;
 
@@ -178,13 +178,5 @@ fn shared_stub_encrypted_captures_are_unchanged_by_a_keytab() {
 
 #[test]
 fn no_key_reaches_any_output_from_sealed_rpc() {
-    let sealed = lab(SEALED);
-    let kt = keytab_of(&sealed);
-    let (_, _, o, events) = run(&sealed, Some(&kt), "m1-keys");
-    let outputs = [
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-        events,
-    ];
-    assert_no_keytab_key_in(&kt, &outputs);
+    assert_no_keytab_key_in_outputs(SEALED);
 }
