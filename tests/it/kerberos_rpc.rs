@@ -36,7 +36,11 @@ fn sealed_svcctl_with_the_keytab_alerts_like_its_cleartext_twin() {
     let (t, c) = (techniques(&alerts), techniques(&clear_alerts));
     assert_eq!((t.len(), c.len()), (1, 1), "{alerts:#?}");
     let (t, c) = (t[0], c[0]);
-    assert_matches_truth(t, &truth(&sealed));
+    // The sealed service (truth `services`, outside `expect`: without the keytab it is unread)
+    // is the twin's.
+    assert_eq!(truth(&sealed)["services"], truth(&clear)["expect"]["services"]);
+    assert_eq!(truth(&sealed)["kerberos"]["user"], truth(&clear)["kerberos"]["user"]);
+    assert_matches_truth(t, &truth(&clear));
     assert_matches_truth(c, &truth(&clear));
     assert_eq!(t["decrypted"], true, "{t:#}");
     assert!(c.get("decrypted").is_none(), "{c:#}");
@@ -179,4 +183,45 @@ fn shared_stub_encrypted_captures_are_unchanged_by_a_keytab() {
 #[test]
 fn no_key_reaches_any_output_from_sealed_rpc() {
     assert_no_keytab_key_in_outputs(SEALED);
+}
+
+/// `eval --truth-keytabs` scores each capture with the keytab its truth names: m1's sealed calls
+/// are then read (impacket's client is recognised); `--keytab` takes one for every capture; a
+/// keytab that is not one is exit 2 naming the file.
+#[test]
+fn eval_scores_with_the_keytab_a_truth_names() {
+    use super::common::read_events::bin;
+    let sealed = lab(SEALED);
+    let eval = |extra: &[&std::ffi::OsStr]| -> (Option<i32>, Value) {
+        let o = std::process::Command::new(bin())
+            .arg("eval")
+            .arg(&sealed)
+            .arg("--json")
+            .args(extra)
+            .output()
+            .unwrap();
+        let json = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        (o.status.code(), json)
+    };
+    let (code, without) = eval(&[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(without["captures"][0]["got_tool"], "unknown");
+    let kt = keytab_of(&sealed);
+    let with_truth: [&std::ffi::OsStr; 1] = ["--truth-keytabs".as_ref()];
+    let with_flag: [&std::ffi::OsStr; 2] = ["--keytab".as_ref(), kt.as_os_str()];
+    for extra in [&with_truth[..], &with_flag[..]] {
+        let (code, with) = eval(extra);
+        assert_eq!(code, Some(0), "{with:#}");
+        assert_eq!(with["captures"][0]["got_tool"], "impacket-based", "{with:#}");
+        assert_eq!(with["captures"][0]["attribution_ok"], true);
+    }
+    let o = std::process::Command::new(bin())
+        .arg("eval")
+        .arg(&sealed)
+        .arg("--keytab")
+        .arg(&sealed)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("m1_krb_rpc_privacy.pcap"));
 }
