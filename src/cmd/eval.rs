@@ -56,7 +56,10 @@ pub fn run(args: EvalArgs) -> ExitCode {
         let smb = match case.truth.keytab.as_deref().filter(|_| args.truth_keytabs) {
             None => smb.clone(),
             Some(name) => {
-                let beside = case.truth_path.parent().unwrap_or(std::path::Path::new("."));
+                let beside = case
+                    .truth_path
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."));
                 let mut keytabs = args.keytab.clone();
                 keytabs.push(beside.join(name));
                 match smb_shared(args.smb_keys.as_deref(), &keytabs) {

@@ -38,8 +38,14 @@ fn sealed_svcctl_with_the_keytab_alerts_like_its_cleartext_twin() {
     let (t, c) = (t[0], c[0]);
     // The sealed service (truth `services`, outside `expect`: without the keytab it is unread)
     // is the twin's.
-    assert_eq!(truth(&sealed)["services"], truth(&clear)["expect"]["services"]);
-    assert_eq!(truth(&sealed)["kerberos"]["user"], truth(&clear)["kerberos"]["user"]);
+    assert_eq!(
+        truth(&sealed)["services"],
+        truth(&clear)["expect"]["services"]
+    );
+    assert_eq!(
+        truth(&sealed)["kerberos"]["user"],
+        truth(&clear)["kerberos"]["user"]
+    );
     assert_matches_truth(t, &truth(&clear));
     assert_matches_truth(c, &truth(&clear));
     assert_eq!(t["decrypted"], true, "{t:#}");
@@ -212,7 +218,10 @@ fn eval_scores_with_the_keytab_a_truth_names() {
     for extra in [&with_truth[..], &with_flag[..]] {
         let (code, with) = eval(extra);
         assert_eq!(code, Some(0), "{with:#}");
-        assert_eq!(with["captures"][0]["got_tool"], "impacket-based", "{with:#}");
+        assert_eq!(
+            with["captures"][0]["got_tool"], "impacket-based",
+            "{with:#}"
+        );
         assert_eq!(with["captures"][0]["attribution_ok"], true);
     }
     let o = std::process::Command::new(bin())
