@@ -72,6 +72,7 @@ pub fn run(args: EvalArgs) -> ExitCode {
             smb,
             flow_summaries: false,
             max_flows: None,
+            hosts: Arc::new(rules.hosts.clone()),
         });
         let mut out = Alerts {
             detection: Detection::new(rules.clone()),
