@@ -157,10 +157,10 @@ impl ParserFactory for AppFactory {
         };
         match kind? {
             AppKind::Smb => Some(Box::new(smb::SmbParser::new(*ctx, self.smb.clone()))),
-            AppKind::DceRpc => Some(Box::new(dcerpc::TcpParser::with_learned_interface(
-                *ctx,
-                learned.flatten(),
-            ))),
+            AppKind::DceRpc => Some(Box::new(
+                dcerpc::TcpParser::with_learned_interface(*ctx, learned.flatten())
+                    .with_secrets(self.smb.keys.clone()),
+            )),
             AppKind::Kerberos => Some(Box::new(kerberos::exchange::KdcTcp::new(*ctx))),
         }
     }

@@ -47,8 +47,9 @@ pub struct EngineArgs {
     /// SMB3 decryption secrets (passwords, NT hashes or session keys).
     #[arg(long, value_name = "FILE")]
     pub smb_keys: Option<PathBuf>,
-    /// MIT keytab with service keys: decrypts Kerberos tickets (the client's name) and the SMB3
-    /// keys of Kerberos sessions; repeat for several files.
+    /// MIT keytab with service keys: decrypts Kerberos tickets (the client's name), the SMB3
+    /// keys of Kerberos sessions and Kerberos-sealed DCE-RPC (packet privacy); repeat for several
+    /// files.
     #[arg(long, value_name = "FILE")]
     pub keytab: Vec<PathBuf>,
     /// Name written as `sensor` on every record (EVE: `host`); default: the host name.
@@ -115,6 +116,14 @@ pub struct EvalArgs {
     /// SMB3 decryption secrets (by default eval measures what the sensor sees without them).
     #[arg(long, value_name = "FILE")]
     pub smb_keys: Option<PathBuf>,
+    /// MIT keytab for every capture (repeatable): Kerberos tickets, SMB3 and DCE-RPC packet
+    /// privacy, as with `read --keytab`.
+    #[arg(long, value_name = "FILE")]
+    pub keytab: Vec<PathBuf>,
+    /// Also use the keytab each truth file names (its `keytab` field, beside the capture), as
+    /// the Kerberos lab recordings have.
+    #[arg(long)]
+    pub truth_keytabs: bool,
 }
 
 /// `report`: from a run's JSON lines (`--alerts`, optionally `--events`) or straight from captures.

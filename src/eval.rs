@@ -97,6 +97,10 @@ pub struct Truth {
     pub expect: Expect,
     #[serde(default)]
     pub notes: Option<String>,
+    /// The keytab recorded with the capture (a file name beside the truth file): `eval
+    /// --truth-keytabs` decrypts with it.
+    #[serde(default)]
+    pub keytab: Option<String>,
 }
 
 impl Truth {

@@ -16,6 +16,11 @@
 #                                            `$IMPACKET` is the venv's bin dir, KRB5_CONFIG points
 #                                            at the lab realm; then exports the DC account's keys
 #                                            with `samba-tool domain exportkeytab` to OUT.keytab
+#   scripts/lab/lab-kerberos.sh record-rpc-privacy OUT.pcap [privacy|none]
+#                                            svcctl over DCE-RPC sealed with Kerberos (packet
+#                                            privacy, SPNEGO) on \PIPE\svcctl: krb_rpc_privacy.py
+#                                            (impacket's API) after kinit/kvno; `none` records the
+#                                            cleartext twin (no DCE-RPC auth)
 #   scripts/lab/lab-kerberos.sh tsch-up      starts atsvc_responder.py, a minimal MS-TSCH server
 #                                            behind smbd at np/atsvc (Samba has none); `down`
 #                                            stops it
@@ -45,6 +50,9 @@
 #   scripts/lab/lab-kerberos.sh tsch-up
 #   scripts/lab/lab-kerberos.sh record l7_krb_atexec_tsch.pcap -- "$KGET host/dc1.psxlab.test &&" \
 #     '$IMPACKET/atexec.py' -k -no-pass -dc-ip 192.0.2.20 PSXLAB.TEST/Administrator@dc1.psxlab.test whoami
+# m1 and m2 (profile clear): svcctl sealed with Kerberos packet privacy, and its cleartext twin:
+#   scripts/lab/lab-kerberos.sh record-rpc-privacy m1_krb_rpc_privacy.pcap privacy
+#   scripts/lab/lab-kerberos.sh record-rpc-privacy m2_krb_rpc_cleartext.pcap none
 #
 # The keytab holds the keys of the DC's machine account DC1$, which encrypt the cifs/ and host/
 # service tickets of dc1.psxlab.test: lab secrets, for decryption tests only.
@@ -228,6 +236,19 @@ cmd_record() {
   echo "krblab: wrote $out and $out.keytab (command exit $rc)"
 }
 
+# Kerberos packet privacy on DCE-RPC (captures/lab/m1, m2). Samba registers svcctl on the named
+# pipe only (the endpoint mapper answers ept_s_not_registered for ncacn_ip_tcp; the client asks,
+# so that exchange is in the capture), so the sealed calls travel in SMB (Kerberos, cleartext SMB).
+RPC_SERVICE=PsxSealed
+RPC_BINARY='%systemroot%\PsxSealed.exe'
+cmd_record_rpc_privacy() {
+  local out="$1" level="${2:-privacy}"
+  case "$level" in privacy|none) ;; *) die "record-rpc-privacy OUT.pcap [privacy|none]" ;; esac
+  local kget="echo '$ADMIN_PASS' | kinit Administrator@$REALM >/dev/null && kvno cifs/$DC_HOST.${REALM,,} host/$DC_HOST.${REALM,,}"
+  cmd_record "$out" -- "$kget &&" '$IMPACKET/python' "$HERE/krb_rpc_privacy.py" \
+    "$DC_HOST.${REALM,,}" "$DC_IP" "$REALM" Administrator "$RPC_SERVICE" "'$RPC_BINARY'" "$level"
+}
+
 # The Task Scheduler responder (atsvc_responder.py): smbd hands \pipe\atsvc to the unix socket
 # np/atsvc of the lab's ncalrpc directory; the responder answers atexec.py's MS-TSCH calls there.
 cmd_tsch_up() {
@@ -274,7 +295,9 @@ case "${1:-}" in
   setup) shift; cmd_setup "$@" ;;
   up) shift; cmd_up "$@" ;;
   record) shift; [ $# -ge 1 ] || die "record OUT.pcap -- COMMAND..."; cmd_record "$@" ;;
+  record-rpc-privacy) shift; [ $# -ge 1 ] || die "record-rpc-privacy OUT.pcap [privacy|none]"
+    cmd_record_rpc_privacy "$@" ;;
   down) shift; cmd_down "$@" ;;
   tsch-up) shift; cmd_tsch_up "$@" ;;
-  *) sed -n '2,40p' "$0"; exit 1 ;;
+  *) sed -n '2,58p' "$0"; exit 1 ;;
 esac

@@ -31,7 +31,7 @@ impl EventConsumer for Alerts {
 }
 
 pub fn run(args: EvalArgs) -> ExitCode {
-    let smb = match smb_shared(args.smb_keys.as_deref(), &[]) {
+    let smb = match smb_shared(args.smb_keys.as_deref(), &args.keytab) {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -53,8 +53,23 @@ pub fn run(args: EvalArgs) -> ExitCode {
     let mut scores = Vec::with_capacity(cases.len());
     let mut unreadable = 0;
     for case in &cases {
+        let smb = match case.truth.keytab.as_deref().filter(|_| args.truth_keytabs) {
+            None => smb.clone(),
+            Some(name) => {
+                let beside = case
+                    .truth_path
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."));
+                let mut keytabs = args.keytab.clone();
+                keytabs.push(beside.join(name));
+                match smb_shared(args.smb_keys.as_deref(), &keytabs) {
+                    Ok(s) => s,
+                    Err(c) => return c,
+                }
+            }
+        };
         let mut engine = Engine::new(EngineConfig {
-            smb: smb.clone(),
+            smb,
             flow_summaries: false,
             max_flows: None,
             hosts: Arc::new(rules.hosts.clone()),

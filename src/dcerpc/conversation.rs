@@ -3,16 +3,20 @@
 //! reassembled. Fed whole PDUs by the framer; emits `dce_rpc` events. Every table is capped.
 
 use super::interfaces::{self, endpoint_or_unknown, operation_name};
+use super::krb_privacy::KrbContext;
 use super::ndr::Syntax;
 use super::pdu::{self, AuthTrailer, Header};
 use super::{epm, stubs, svcctl, Transport};
+use crate::event::UserSource;
 use crate::event::{AnomalyKind, BindContext, ConnFields, DceArgs, DceRpc, Event, Principal};
 use crate::flow::{Direction, FlowCtx};
-use crate::kerberos::{self, TicketDigest};
+use crate::kerberos;
 use crate::sink::Sink;
+use crate::smb::crypto::KeyStore;
 use crate::time::Ts;
 use crate::wire::parsed;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[path = "conversation_responses.rs"]
 mod responses;
@@ -49,8 +53,9 @@ struct Context {
 #[derive(Clone, Debug)]
 struct PendingBind {
     ts: Ts,
-    /// The Kerberos ticket the bind's auth verifier presented.
-    ticket: Option<TicketDigest>,
+    /// Who the bind's Kerberos auth verifier presented: its ticket (for the join), and with a
+    /// keytab the client itself.
+    principal: Principal,
     operation: &'static str,
     items: Vec<BindContext>,
     /// ctx_id and offered transfer syntaxes, in offer order, to apply the ack's results.
@@ -147,6 +152,8 @@ struct Call {
     resp_big_endian: bool,
     auth: Option<AuthTrailer>,
     stub_encrypted: bool,
+    /// Sealed, and opened with the association's Kerberos context.
+    decrypted: bool,
     args: DceArgs,
 }
 
@@ -174,6 +181,12 @@ pub struct Association {
     learned_interface: Option<String>,
     /// The transfer syntax a bind_ack without its bind accepted (NDR64 or NDR 2.0).
     acked_syntax: Syntax,
+    /// Supplied secrets (a keytab opens Kerberos packet privacy).
+    secrets: Option<Arc<KeyStore>>,
+    /// The Kerberos security context the latest bind opened with the keytab.
+    krb: Option<Box<KrbContext>>,
+    /// A failure to open or unseal was reported (one anomaly per association; counters count all).
+    krb_failure_reported: bool,
 }
 
 impl Association {
@@ -192,12 +205,19 @@ impl Association {
             responses: Default::default(),
             learned_interface: None,
             acked_syntax: Syntax::Ndr20,
+            secrets: None,
+            krb: None,
+            krb_failure_reported: false,
         }
     }
 
     /// The interface the endpoint mapper named for this connection's server port.
     pub fn set_learned_interface(&mut self, uuid: Option<String>) {
         self.learned_interface = uuid;
+    }
+
+    pub fn set_secrets(&mut self, secrets: Option<Arc<KeyStore>>) {
+        self.secrets = secrets.filter(|s| s.keytab().is_some());
     }
 
     /// Zeek's `named_pipe`: the bind_ack secondary address when there is one (`\PIPE\svcctl` over
@@ -252,16 +272,21 @@ impl Association {
         match h.ptype {
             pdu::PTYPE_BIND | pdu::PTYPE_ALTER_CONTEXT => match parsed(pdu::parse_bind(body, be)) {
                 Some(items) => {
-                    let ticket = trailer
-                        .filter(|t| pdu::AUTH_TYPES_KERBEROS.contains(&t.auth_type))
-                        .and_then(|_| pdu::auth_value(bytes, &h))
-                        .and_then(kerberos::presented)
-                        .map(|p| p.ticket);
-                    self.on_bind(ctx, ts, &h, items, trailer, ticket, sink)
+                    let principal = self.bind_principal(ctx, ts, bytes, &h, trailer, sink);
+                    self.on_bind(ctx, ts, &h, items, trailer, principal, sink)
                 }
                 None => self.malformed(ctx, ts, sink, "truncated bind"),
             },
             pdu::PTYPE_BIND_ACK | pdu::PTYPE_ALTER_CONTEXT_RESP => {
+                if let (Some(krb), Some(t)) = (self.krb.as_mut(), trailer) {
+                    if pdu::AUTH_TYPES_KERBEROS.contains(&t.auth_type) {
+                        let found =
+                            pdu::auth_value(bytes, &h).is_some_and(|v| krb.acceptor_answer(v));
+                        if found {
+                            sink.count("dcerpc.krb_acceptor_subkeys", 1);
+                        }
+                    }
+                }
                 match parsed(pdu::parse_bind_ack(body, be)) {
                     Some(ack) => self.on_bind_ack(ctx, ts, &h, ack, sink),
                     None => self.malformed(ctx, ts, sink, "truncated bind_ack"),
@@ -282,7 +307,10 @@ impl Association {
             }
             pdu::PTYPE_AUTH3 if trailer.is_some() => self.auth = trailer,
             pdu::PTYPE_REQUEST => match parsed(pdu::parse_request(body, &h)) {
-                Some(req) => self.on_request(ctx, ts, &h, req, trailer, sink),
+                Some(req) => {
+                    let opened = self.unseal(ctx, ts, bytes, &h, trailer, sink);
+                    self.on_request(ctx, ts, &h, req, trailer, opened, sink)
+                }
                 None => self.malformed(ctx, ts, sink, "truncated request"),
             },
             pdu::PTYPE_RESPONSE => match parsed(pdu::parse_response(body, &h)) {
@@ -291,7 +319,10 @@ impl Association {
                     let call = (h.call_id, Some(resp.ctx_id), ok);
                     self.response_only(ctx, ts, &h, call, Some(resp.stub), trailer, sink)
                 }
-                Some(resp) => self.on_response(ctx, ts, &h, resp.stub, sink),
+                Some(resp) => {
+                    let opened = self.unseal(ctx, ts, bytes, &h, trailer, sink);
+                    self.on_response(ctx, ts, &h, resp.stub, opened, sink)
+                }
                 None => self.malformed(ctx, ts, sink, "truncated response"),
             },
             pdu::PTYPE_FAULT => {
@@ -314,6 +345,92 @@ impl Association {
         }
     }
 
+    /// Who a bind's Kerberos auth verifier presented: the ticket for the join, and with a keytab
+    /// the client the ticket names (the association's security context is kept for unsealing).
+    fn bind_principal(
+        &mut self,
+        ctx: &FlowCtx,
+        ts: Ts,
+        pdu_bytes: &[u8],
+        h: &Header,
+        trailer: Option<AuthTrailer>,
+        sink: &mut Sink,
+    ) -> Principal {
+        let Some(verifier) = trailer
+            .filter(|t| pdu::AUTH_TYPES_KERBEROS.contains(&t.auth_type))
+            .and_then(|_| pdu::auth_value(pdu_bytes, h))
+        else {
+            return Principal::default();
+        };
+        let mut principal = Principal {
+            ticket: kerberos::presented(verifier).map(|p| p.ticket),
+            ..Principal::default()
+        };
+        let Some(keytab) = self.secrets.as_ref().and_then(|s| s.keytab()) else {
+            return principal;
+        };
+        match KrbContext::open(keytab, verifier) {
+            None => {}
+            Some(Ok(krb)) => {
+                sink.count("dcerpc.krb_contexts_opened", 1);
+                principal.user = Some(krb.client.user.clone());
+                principal.domain = Some(krb.client.realm.clone());
+                principal.user_source = Some(UserSource::Keytab);
+                self.krb = Some(Box::new(krb));
+            }
+            Some(Err(e)) => {
+                sink.count("dcerpc.krb_open_failed", 1);
+                self.krb = None;
+                self.krb_failure(ctx, ts, format!("Kerberos bind not opened: {e}"), sink);
+            }
+        }
+        principal
+    }
+
+    /// The stub of a request or response sealed under the association's Kerberos context, opened;
+    /// None when it is not sealed, there is no context, or it did not open (an anomaly says why).
+    fn unseal(
+        &mut self,
+        ctx: &FlowCtx,
+        ts: Ts,
+        pdu_bytes: &[u8],
+        h: &Header,
+        trailer: Option<AuthTrailer>,
+        sink: &mut Sink,
+    ) -> Option<Vec<u8>> {
+        let t = trailer.filter(|t| {
+            t.auth_level == pdu::AUTH_LEVEL_PRIVACY
+                && pdu::AUTH_TYPES_KERBEROS.contains(&t.auth_type)
+        })?;
+        let krb = self.krb.as_ref()?;
+        match krb.unseal(pdu_bytes, h, &t) {
+            Ok(stub) => {
+                sink.count("dcerpc.krb_stubs_decrypted", 1);
+                Some(stub)
+            }
+            Err(e) => {
+                sink.count("dcerpc.krb_unseal_failed", 1);
+                let what = format!("sealed stub of call {} not opened: {e}", h.call_id);
+                self.krb_failure(ctx, ts, what, sink);
+                None
+            }
+        }
+    }
+
+    /// The first Kerberos failure of the association as an anomaly (never a key).
+    fn krb_failure(&mut self, ctx: &FlowCtx, ts: Ts, what: String, sink: &mut Sink) {
+        if std::mem::replace(&mut self.krb_failure_reported, true) {
+            return;
+        }
+        sink.anomaly(
+            ts,
+            Some(conn(ctx, ts)),
+            AnomalyKind::Decrypt,
+            "dcerpc",
+            what,
+        );
+    }
+
     fn malformed(&mut self, ctx: &FlowCtx, ts: Ts, sink: &mut Sink, what: &str) {
         sink.anomaly(
             ts,
@@ -332,7 +449,7 @@ impl Association {
         h: &Header,
         items: Vec<pdu::ContextItem>,
         trailer: Option<AuthTrailer>,
-        ticket: Option<TicketDigest>,
+        principal: Principal,
         sink: &mut Sink,
     ) {
         if trailer.is_some() {
@@ -345,7 +462,7 @@ impl Association {
         };
         let mut b = PendingBind {
             ts,
-            ticket,
+            principal,
             operation,
             items: Vec::with_capacity(items.len()),
             offered: Vec::new(),
@@ -509,20 +626,19 @@ impl Association {
             auth_type: self.auth.map(|a| pdu::auth_type_name(a.auth_type)),
             auth_level: self.auth.map(|a| pdu::auth_level_name(a.auth_level)),
             stub_encrypted: false,
+            decrypted: false,
             status,
             request_stub_len: None,
             request_frags: None,
             interfaces: Some(b.items),
             inferred_operation: None,
-            principal: Principal {
-                ticket: b.ticket,
-                ..Principal::default()
-            },
+            principal: b.principal,
             args: DceArgs::default(),
         };
         sink.emit(Event::DceRpc(Box::new(ev)));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_request(
         &mut self,
         ctx: &FlowCtx,
@@ -530,6 +646,7 @@ impl Association {
         h: &Header,
         req: pdu::Request<'_>,
         trailer: Option<AuthTrailer>,
+        opened: Option<Vec<u8>>,
         sink: &mut Sink,
     ) {
         let existing = self
@@ -568,7 +685,9 @@ impl Association {
                     ..Reassembly::default()
                 },
                 auth,
-                stub_encrypted: trailer.is_some_and(|t| t.auth_level == pdu::AUTH_LEVEL_PRIVACY),
+                stub_encrypted: opened.is_none()
+                    && trailer.is_some_and(|t| t.auth_level == pdu::AUTH_LEVEL_PRIVACY),
+                decrypted: opened.is_some(),
                 ..Call::default()
             };
             self.calls.insert(h.call_id, call);
@@ -583,9 +702,15 @@ impl Association {
         let Some(call) = self.calls.get_mut(&h.call_id) else {
             return;
         };
-        // Under packet privacy the stub is ciphertext: count it, never keep it.
+        // Under packet privacy the stub is ciphertext: count it, never keep it. A decrypted call
+        // whose later fragment did not open keeps what opened before it.
+        if call.decrypted && opened.is_none() {
+            call.req.partial = true;
+            call.req.frozen = true;
+        }
+        let stub = opened.as_deref().unwrap_or(req.stub);
         call.req
-            .append(req.stub, !call.stub_encrypted, budget, ts, ctx, sink);
+            .append(stub, !call.stub_encrypted, budget, ts, ctx, sink);
         if h.last_frag() {
             call.req_done = true;
             if let (false, false, Some(u)) = (call.stub_encrypted, call.req.missed_start, uuid) {
@@ -602,7 +727,15 @@ impl Association {
         }
     }
 
-    fn on_response(&mut self, ctx: &FlowCtx, ts: Ts, h: &Header, stub: &[u8], sink: &mut Sink) {
+    fn on_response(
+        &mut self,
+        ctx: &FlowCtx,
+        ts: Ts,
+        h: &Header,
+        stub: &[u8],
+        opened: Option<Vec<u8>>,
+        sink: &mut Sink,
+    ) {
         let budget = self.stub_budget();
         let Some(call) = self.calls.get_mut(&h.call_id) else {
             sink.count("dcerpc.response_without_request", 1);
@@ -613,6 +746,12 @@ impl Association {
             call.resp.missed_start = !h.first_frag();
             call.resp_big_endian = h.big_endian();
         }
+        // The request was opened: so must the response be, or it is read no further.
+        if call.decrypted && opened.is_none() {
+            call.resp.partial = true;
+            call.resp.frozen = true;
+        }
+        let stub = opened.as_deref().unwrap_or(stub);
         call.resp
             .append(stub, !call.stub_encrypted, budget, ts, ctx, sink);
         if !h.last_frag() {
@@ -701,6 +840,7 @@ impl Association {
             auth_type: call.auth.map(|a| pdu::auth_type_name(a.auth_type)),
             auth_level: call.auth.map(|a| pdu::auth_level_name(a.auth_level)),
             stub_encrypted: call.stub_encrypted,
+            decrypted: call.decrypted,
             status,
             request_stub_len: Some(u32::try_from(call.req.len).unwrap_or(u32::MAX)),
             request_frags: Some(call.req.frags),

@@ -38,13 +38,18 @@
 //! where caps kept fewer bytes; `request_frags` the number of request fragments.
 //!
 //! Under packet privacy (auth level 6) the stub is not decoded: `stub_encrypted` is true and only
-//! the interface, opnum and sizes are known.
+//! the interface, opnum and sizes are known. With a keytab (`--keytab`) that holds the service's
+//! key, Kerberos packet privacy (auth types 9 and 16) is opened ([`krb_privacy`]): the stubs are
+//! decoded as in clear text, `stub_encrypted` is false and `decrypted` true, and the bind names
+//! the ticket's client (`user_source: keytab`). What fails to open is an `anomaly` of kind
+//! `decrypt` (once per association; counters `dcerpc.krb_*`).
 //! From the server's half alone (no requests), a sealed answer is known by its exact stub length
 //! and the interface the endpoint mapper named for the port ([`response_shapes`]).
 
 pub mod conversation;
 pub mod epm;
 pub mod interfaces;
+pub mod krb_privacy;
 pub mod ndr;
 pub mod pdu;
 pub mod response_shapes;
@@ -57,8 +62,10 @@ pub mod uuid;
 use crate::event::{AnomalyKind, ConnFields};
 use crate::flow::{Direction, FlowCtx, StreamParser};
 use crate::sink::Sink;
+use crate::smb::crypto::KeyStore;
 use crate::time::Ts;
 use conversation::Association;
+use std::sync::Arc;
 use stream::{Framed, Framer};
 
 pub use epm::{expectation_from_event, EpmExpectation};
@@ -106,6 +113,12 @@ impl Conversation {
             framers: [Framer::new(), Framer::new()],
             skip_reported: [false; 2],
         }
+    }
+
+    /// Supplied secrets: with a keytab, Kerberos packet privacy is opened ([`krb_privacy`]).
+    pub fn with_secrets(mut self, secrets: Option<Arc<KeyStore>>) -> Conversation {
+        self.assoc.set_secrets(secrets);
+        self
     }
 
     /// Whether `first` (the first bytes written to a pipe or sent on a connection) starts a
@@ -198,6 +211,12 @@ impl TcpParser {
         let mut p = TcpParser::new(ctx);
         p.conv.assoc.set_learned_interface(interface);
         p
+    }
+
+    /// See [`Conversation::with_secrets`].
+    pub fn with_secrets(mut self, secrets: Option<Arc<KeyStore>>) -> TcpParser {
+        self.conv = self.conv.with_secrets(secrets);
+        self
     }
 }
 

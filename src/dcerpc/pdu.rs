@@ -164,6 +164,21 @@ pub fn auth_value<'a>(pdu: &'a [u8], h: &Header) -> Option<&'a [u8]> {
     pdu.get(end.checked_sub(h.auth_len as usize)?..end)
 }
 
+/// Where a request's or response's stub starts in the PDU: after the common header, alloc_hint,
+/// context id and opnum (request) or cancel count (response), and a request's object UUID.
+/// Packet privacy seals from here to the sec_trailer; header signing signs what is before it.
+pub fn stub_offset(h: &Header) -> usize {
+    const REQUEST_RESPONSE_FIELDS: usize = 8;
+    const OBJECT_UUID_LEN: usize = 16;
+    match h.ptype {
+        PTYPE_REQUEST if h.flags & PFC_OBJECT_UUID != 0 => {
+            HEADER_LEN + REQUEST_RESPONSE_FIELDS + OBJECT_UUID_LEN
+        }
+        PTYPE_REQUEST | PTYPE_RESPONSE => HEADER_LEN + REQUEST_RESPONSE_FIELDS,
+        _ => HEADER_LEN,
+    }
+}
+
 /// Auth types whose verifier may carry a Kerberos AP-REQ: SPNEGO (9) and Kerberos (16).
 pub const AUTH_TYPES_KERBEROS: [u8; 2] = [9, 16];
 

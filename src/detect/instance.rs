@@ -18,6 +18,8 @@ pub(super) struct How<'a> {
     pub(super) transport: Transport,
     pub(super) opnum: Option<u16>,
     pub(super) args: &'a DceArgs,
+    /// The call's stub was sealed (Kerberos packet privacy) and opened with a supplied keytab.
+    pub(super) rpc_decrypted: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -53,6 +55,8 @@ pub(super) struct Instance {
     pub(super) basis: Basis,
     /// Some of its calls were read by decrypting SMB3 with supplied keys.
     pub(super) decrypted: bool,
+    /// Some of its calls' stubs were sealed (Kerberos packet privacy) and opened with a keytab.
+    pub(super) rpc_decrypted: bool,
     pub(super) transport: Transport,
     pub(super) iface: Iface,
     /// Time of the first create/register call: uploads before it count as "upload then create".

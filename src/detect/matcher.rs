@@ -721,6 +721,7 @@ impl Detector {
                     transport: d.transport,
                     opnum: d.opnum,
                     args: &d.args,
+                    rpc_decrypted: d.decrypted,
                 };
                 self.open_instance(c, how, iface, tech, service_name, call, outcome, e);
             }
@@ -842,6 +843,7 @@ impl Detector {
             let i = &mut p.open[idx];
             i.count = i.count.saturating_add(1);
             i.decrypted |= decrypted;
+            i.rpc_decrypted |= how.rpc_decrypted;
             if let Some(op) = how.opnum {
                 if !i.opnums.contains(&op) {
                     i.opnums.push(op);
@@ -891,6 +893,7 @@ impl Detector {
             technique: tech,
             basis: how.basis,
             decrypted,
+            rpc_decrypted: how.rpc_decrypted,
             transport: how.transport,
             iface,
             create_ts: c.ts,
@@ -998,6 +1001,7 @@ impl Detector {
             transport: Transport::SmbPipe,
             opnum: None,
             args: &args,
+            rpc_decrypted: false,
         };
         let outcome = if x.failed {
             CallOutcome::Failed

@@ -38,6 +38,7 @@ fn call(secs: u64, pipe: &str, op: InferredOp, status: &str, rc: Option<u32>) ->
         auth_type: None,
         auth_level: None,
         stub_encrypted: false,
+        decrypted: false,
         status: status.into(),
         request_stub_len: None,
         request_frags: None,

@@ -219,6 +219,11 @@ pub(super) fn score(inst: &Instance, pair: &PairView<'_>, rules: &Rules) -> Scor
     if inst.decrypted {
         reason.push_str(" Seen inside SMB3 encryption, decrypted with the supplied keys.");
     }
+    if inst.rpc_decrypted {
+        reason.push_str(
+            " DCE-RPC stubs sealed with Kerberos (packet privacy), decrypted with the supplied keytab.",
+        );
+    }
     Scored {
         uploads,
         attribution,
@@ -267,7 +272,7 @@ impl Detector {
             severity: s.severity,
             confidence: s.confidence,
             basis: inst.basis,
-            decrypted: inst.decrypted,
+            decrypted: inst.decrypted || inst.rpc_decrypted,
             src_ip: src,
             dst_ip: dst,
             user: auth.user,

@@ -163,7 +163,8 @@ pub struct TechniqueAlert {
     /// 0.0 … 1.0.
     pub confidence: f64,
     pub basis: Basis,
-    /// Read by decrypting SMB3 with supplied keys (`--smb-keys`).
+    /// Read by decrypting with supplied keys: SMB3 (`--smb-keys`, `--keytab`) or DCE-RPC
+    /// Kerberos packet privacy (`--keytab`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub decrypted: bool,
     #[serde(serialize_with = "ser_ip")]

@@ -469,6 +469,9 @@ pub struct DceRpc {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_level: Option<&'static str>,
     pub stub_encrypted: bool,
+    /// The stub was sealed (Kerberos packet privacy) and opened with a supplied keytab.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub decrypted: bool,
     /// "ok", a fault status name/hex (e.g. "nca_s_op_rng_error"), "<no response>".
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -136,6 +136,7 @@ pub const LOG_SCHEMAS: &[LogSchema] = &[
             ("auth_type", Str),
             ("auth_level", Str),
             ("stub_encrypted", Bool),
+            ("decrypted", Bool),
             ("status", Str),
             ("request_stub_len", Count),
             ("request_frags", Count),

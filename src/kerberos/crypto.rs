@@ -106,6 +106,32 @@ pub fn decrypt(key: &Key, usage: u32, ciphertext: &[u8]) -> Result<Vec<u8>, Decr
 }
 
 fn decrypt_aes(key: &Key, usage: u32, ciphertext: &[u8]) -> Result<Vec<u8>, DecryptError> {
+    decrypt_aes_signed(key, usage, ciphertext, Signed::default())
+}
+
+/// Bytes a checksum covers beside the encrypted data, not encrypted themselves (GSS-API IOV
+/// "sign only" buffers, as MIT's `krb5_c_decrypt_iov` orders them): `pre` before the data, `post`
+/// after it. DCE-RPC header signing puts the PDU header in `pre` and the sec_trailer in `post`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Signed<'a> {
+    pub pre: &'a [u8],
+    /// Plaintext bytes (after the confounder) that `post` follows.
+    pub data_len: usize,
+    pub post: &'a [u8],
+}
+
+/// AES decryption (RFC 3962) whose HMAC also covers `signed`: HMAC-SHA1-96(Ki, confounder | pre |
+/// plaintext[..data_len] | post | plaintext[data_len..]). With nothing signed this is plain
+/// RFC 3961 decryption. Returns the plaintext without the confounder.
+pub fn decrypt_aes_signed(
+    key: &Key,
+    usage: u32,
+    ciphertext: &[u8],
+    signed: Signed<'_>,
+) -> Result<Vec<u8>, DecryptError> {
+    if key.enctype == Enctype::Rc4Hmac {
+        return Err(DecryptError::Integrity);
+    }
     if ciphertext.len() < AES_BLOCK + AES_MAC_LEN {
         return Err(DecryptError::TooShort);
     }
@@ -114,8 +140,12 @@ fn decrypt_aes(key: &Key, usage: u32, ciphertext: &[u8]) -> Result<Vec<u8>, Decr
     let ki = derive_key(key, &usage_constant(usage, 0x55));
     let mut plain = body.to_vec();
     cts_decrypt(key.enctype, &ke, &mut plain);
+    let (confounder, rest) = plain.split_at(AES_BLOCK);
+    let (data, tail) = rest.split_at(signed.data_len.min(rest.len()));
     let mut h = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&ki).expect("HMAC takes any key");
-    h.update(&plain);
+    for part in [confounder, signed.pre, data, signed.post, tail] {
+        h.update(part);
+    }
     let full = h.finalize().into_bytes();
     if !constant_time_eq(&full[..AES_MAC_LEN], mac) {
         return Err(DecryptError::Integrity);

@@ -20,8 +20,9 @@ const SPNEGO_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
 /// Kerberos 5 1.2.840.113554.1.2.2 and Microsoft's (mistaken, still sent) 1.2.840.48018.1.2.2.
 const KRB5_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
 const MS_KRB5_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02];
-/// RFC 4121 §4.1: the token id of an AP-REQ inside a KRB5 initial context token.
+/// RFC 4121 §4.1: the token ids of an AP-REQ and an AP-REP inside a KRB5 context token.
 const TOK_ID_AP_REQ: [u8; 2] = [0x01, 0x00];
+const TOK_ID_AP_REP: [u8; 2] = [0x02, 0x00];
 
 const TAG_APPLICATION_0: u8 = 0x60;
 const TAG_OID: u8 = 0x06;
@@ -30,6 +31,9 @@ const TAG_OCTET_STRING: u8 = 0x04;
 const TAG_NEG_TOKEN_INIT: u8 = 0xa0;
 const TAG_MECH_TOKEN: u8 = 0xa2;
 const TAG_AP_REQ: u8 = 0x6e;
+const TAG_AP_REP: u8 = 0x6f;
+const TAG_NEG_TOKEN_RESP: u8 = 0xa1;
+const TAG_RESPONSE_TOKEN: u8 = 0xa2;
 
 /// A DER length (definite: short form, or long form of 1 to 4 octets).
 fn der_len(i: &[u8]) -> IResult<&[u8], usize> {
@@ -83,49 +87,72 @@ pub fn ap_req_bytes(blob: &[u8]) -> Option<&[u8]> {
             if oid == SPNEGO_OID {
                 krb5_token(mech_token(expect(TAG_NEG_TOKEN_INIT, rest)?)?)
             } else {
-                after_krb5_oid(oid, rest)
+                after_krb5_oid(oid, rest, TOK_ID_AP_REQ, TAG_AP_REQ)
             }
         }
         _ => None,
     }
 }
 
-/// NegTokenInit's `mechToken` [2] OCTET STRING contents.
-fn mech_token(neg_token_init: &[u8]) -> Option<&[u8]> {
-    let mut fields = expect(TAG_SEQUENCE, neg_token_init)?;
+/// The AP-REP message in an acceptor's token: an SPNEGO NegTokenResp whose responseToken is
+/// Kerberos, a KRB5 GSS token, or a bare AP-REP (DCE-style Kerberos sends it unframed: MS-KILE
+/// 3.4.5.1, DCE-RPC auth type 16 and inside SPNEGO alike). None for anything else (KRB-ERROR,
+/// NTLMSSP, a NegTokenResp without a token, cut or malformed tokens).
+pub fn ap_rep_bytes(blob: &[u8]) -> Option<&[u8]> {
+    match *blob.first()? {
+        TAG_AP_REP => Some(blob),
+        TAG_NEG_TOKEN_RESP => {
+            let token = field(expect(TAG_NEG_TOKEN_RESP, blob)?, TAG_RESPONSE_TOKEN)?;
+            krb5_message(expect(TAG_OCTET_STRING, token)?, TOK_ID_AP_REP, TAG_AP_REP)
+        }
+        TAG_APPLICATION_0 => krb5_message(blob, TOK_ID_AP_REP, TAG_AP_REP),
+        _ => None,
+    }
+}
+
+/// The `[n]` field with `tag` of a SEQUENCE.
+fn field(sequence: &[u8], tag: u8) -> Option<&[u8]> {
+    let mut fields = expect(TAG_SEQUENCE, sequence)?;
     while !fields.is_empty() {
-        let (rest, (tag, value)) = tlv(fields).ok()?;
-        if tag == TAG_MECH_TOKEN {
-            return expect(TAG_OCTET_STRING, value);
+        let (rest, (t, value)) = tlv(fields).ok()?;
+        if t == tag {
+            return Some(value);
         }
         fields = rest;
     }
     None
 }
 
-/// The AP-REQ in a mechToken: a KRB5 GSS token or a bare AP-REQ (never another SPNEGO layer).
-fn krb5_token(token: &[u8]) -> Option<&[u8]> {
-    match *token.first()? {
-        TAG_AP_REQ => Some(token),
-        TAG_APPLICATION_0 => {
-            let inner = expect(TAG_APPLICATION_0, token)?;
-            let (rest, (tag, oid)) = tlv(inner).ok()?;
-            if tag != TAG_OID {
-                return None;
-            }
-            after_krb5_oid(oid, rest)
-        }
-        _ => None,
-    }
+/// NegTokenInit's `mechToken` [2] OCTET STRING contents.
+fn mech_token(neg_token_init: &[u8]) -> Option<&[u8]> {
+    expect(TAG_OCTET_STRING, field(neg_token_init, TAG_MECH_TOKEN)?)
 }
 
-/// After a KRB5 OID: the token id must be AP-REQ's, then the message.
-fn after_krb5_oid<'a>(oid: &[u8], rest: &'a [u8]) -> Option<&'a [u8]> {
+/// The AP-REQ in a mechToken: a KRB5 GSS token or a bare AP-REQ (never another SPNEGO layer).
+fn krb5_token(token: &[u8]) -> Option<&[u8]> {
+    krb5_message(token, TOK_ID_AP_REQ, TAG_AP_REQ)
+}
+
+/// The Kerberos message with `tag` in a KRB5 GSS token with `tok_id`, or bare.
+fn krb5_message(token: &[u8], tok_id: [u8; 2], tag: u8) -> Option<&[u8]> {
+    if *token.first()? == tag {
+        return Some(token);
+    }
+    let inner = expect(TAG_APPLICATION_0, token)?;
+    let (rest, (t, oid)) = tlv(inner).ok()?;
+    if t != TAG_OID {
+        return None;
+    }
+    after_krb5_oid(oid, rest, tok_id, tag)
+}
+
+/// After a KRB5 OID: the token id, then the message with `tag`.
+fn after_krb5_oid<'a>(oid: &[u8], rest: &'a [u8], tok_id: [u8; 2], tag: u8) -> Option<&'a [u8]> {
     if oid != KRB5_OID && oid != MS_KRB5_OID {
         return None;
     }
-    let body = rest.strip_prefix(&TOK_ID_AP_REQ[..])?;
-    (body.first() == Some(&TAG_AP_REQ)).then_some(body)
+    let body = rest.strip_prefix(&tok_id[..])?;
+    (body.first() == Some(&tag)).then_some(body)
 }
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ impl TicketJoin {
                     a.user_source = Some(source);
                 }
             }
+            Event::DceRpc(r) if r.principal.user_source == Some(UserSource::Keytab) => {}
             Event::DceRpc(r) => {
                 if let Some(d) = r.principal.ticket {
                     let (user, domain, source) = self.lookup(d);

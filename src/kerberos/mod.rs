@@ -26,6 +26,7 @@ mod kdc_req;
 pub mod keytab;
 pub mod records;
 pub mod ticket;
+pub mod wrap;
 
 use crate::wire::hash::StableHash;
 

@@ -4,16 +4,14 @@
 //! session key SMB3 derives its keys from is the acceptor subkey, else the initiator subkey, else
 //! the ticket's session key (RFC 4121 2; MS-KILE 3.1.1.2).
 //!
-//! The AP-REQ/AP-REP sit in a SESSION_SETUP security blob as a GSS-API krb5 token (RFC 1964 1.1:
-//! the krb5 OID, then TOK_ID 01 00 for AP-REQ, 02 00 for AP-REP), usually inside SPNEGO; like the
-//! NTLMSSP token ([`crate::smb::ntlmssp`]) it is found by that signature rather than by walking
-//! SPNEGO. The DER here is the minimum these six structures need (definite lengths, low tag
-//! numbers), as nom parsers over borrowed bytes.
+//! The AP-REQ/AP-REP sit in a SESSION_SETUP security blob or a DCE-RPC auth verifier as a GSS-API
+//! krb5 token (RFC 1964 1.1: the krb5 OID, then TOK_ID 01 00 for AP-REQ, 02 00 for AP-REP) or
+//! bare (DCE style), usually inside SPNEGO; [`gss`] frames both. The DER here is the minimum the
+//! inner structures need (definite lengths, low tag numbers), as nom parsers over borrowed bytes.
 
 use super::crypto::{self, Enctype, Key};
 use super::keytab::Keytab;
 use super::{gss, records};
-use crate::smb::ntlmssp::{find, KRB5_OID, MS_KRB5_OID};
 use nom::bytes::complete::take;
 use nom::number::complete::u8 as nom_u8;
 use nom::{IResult, Parser};
@@ -221,22 +219,6 @@ pub fn enc_ap_rep_part(i: &[u8]) -> Option<Option<Key>> {
     Some(f[2].and_then(encryption_key))
 }
 
-/// The krb5 GSS token with `tok_id` in a security blob: the bytes after the OID and TOK_ID.
-fn gss_krb5_token(blob: &[u8], tok_id: [u8; 2]) -> Option<&[u8]> {
-    for oid in [KRB5_OID, MS_KRB5_OID] {
-        let mut from = 0;
-        // The OID also appears in SPNEGO's mechTypes list; the token is where TOK_ID follows it.
-        while let Some(at) = blob.get(from..).and_then(|b| find(b, oid)) {
-            let after = from + at + oid.len();
-            if blob.get(after..after + 2) == Some(&tok_id[..]) {
-                return blob.get(after + 2..);
-            }
-            from = after;
-        }
-    }
-    None
-}
-
 /// The AP-REQ of a security blob (SPNEGO or bare GSS krb5 token), if any: framed and parsed by
 /// the readers the ticket join uses ([`gss::ap_req_bytes`], [`records::ap_req`]).
 pub fn find_ap_req(blob: &[u8]) -> Option<ApReq<'_>> {
@@ -249,9 +231,10 @@ pub fn find_ap_req(blob: &[u8]) -> Option<ApReq<'_>> {
     })
 }
 
-/// The AP-REP enc-part of a security blob, if any.
+/// The AP-REP enc-part of a security blob or auth verifier, if any (framed by
+/// [`gss::ap_rep_bytes`]).
 pub fn find_ap_rep(blob: &[u8]) -> Option<EncryptedData<'_>> {
-    ap_rep(gss_krb5_token(blob, [0x02, 0x00])?)
+    ap_rep(gss::ap_rep_bytes(blob)?)
 }
 
 fn text(b: &[u8]) -> String {

@@ -150,6 +150,8 @@ pub struct SmbParser {
     smb2: Smb2State,
     smb1: Smb1State,
     have_keys: bool,
+    /// The supplied secrets, for the DCE-RPC pipes (Kerberos packet privacy with a keytab).
+    secrets: Option<std::sync::Arc<crypto::KeyStore>>,
 }
 
 impl SmbParser {
@@ -162,6 +164,7 @@ impl SmbParser {
             smb2: Smb2State::new(crypto::ConnDecryptor::new(shared.keys.clone())),
             smb1: Smb1State::new(),
             have_keys,
+            secrets: shared.keys.clone(),
         }
     }
 
@@ -194,10 +197,12 @@ impl SmbParser {
                         tables,
                         smb2,
                         smb1,
+                        secrets,
                         ..
                     } = self;
                     let cx = Cx {
                         flow: ctx,
+                        secrets: secrets.as_ref(),
                         ts,
                         version: SmbVersion::Smb2,
                         layer: "smb2",
@@ -269,10 +274,12 @@ impl SmbParser {
             tables,
             smb2,
             have_keys,
+            secrets,
             ..
         } = self;
         let cx = Cx {
             flow: ctx,
+            secrets: secrets.as_ref(),
             ts,
             version: SmbVersion::Smb2,
             layer: "smb2",
@@ -334,10 +341,12 @@ impl SmbParser {
             tables,
             smb2,
             smb1,
+            secrets,
             ..
         } = self;
         let cx = Cx {
             flow: ctx,
+            secrets: secrets.as_ref(),
             ts,
             version: SmbVersion::Smb2,
             layer: "smb2",
@@ -523,10 +532,12 @@ impl StreamParser for SmbParser {
             readers,
             tables,
             smb2,
+            secrets,
             ..
         } = self;
         let cx = Cx {
             flow: ctx,
+            secrets: secrets.as_ref(),
             ts,
             version: SmbVersion::Smb2,
             layer: "smb",
@@ -570,10 +581,12 @@ impl StreamParser for SmbParser {
             tables,
             smb2,
             smb1,
+            secrets,
             ..
         } = self;
         let cx = Cx {
             flow: ctx,
+            secrets: secrets.as_ref(),
             ts,
             version: SmbVersion::Smb2,
             layer: "smb2",

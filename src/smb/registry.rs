@@ -367,6 +367,7 @@ mod tests {
     fn cx(f: &FlowCtx) -> Cx<'_> {
         Cx {
             flow: f,
+            secrets: None,
             ts: Ts::from_secs(1),
             version: SmbVersion::Smb2,
             layer: "smb2",

@@ -315,10 +315,10 @@ pub fn attach_pipe_counted(pipes: &mut usize, f: &mut OpenFile, cx: &Cx<'_>, sin
         return;
     }
     *pipes += 1;
-    f.pipe = Some(Box::new(Conversation::new(
-        Transport::SmbPipe,
-        Some(pipe_name(&f.name)),
-    )));
+    f.pipe = Some(Box::new(
+        Conversation::new(Transport::SmbPipe, Some(pipe_name(&f.name)))
+            .with_secrets(cx.secrets.cloned()),
+    ));
 }
 
 /// A pipe's name as DCE-RPC wants it: `\PIPE\svcctl` or `svcctl` → `svcctl`.
@@ -335,6 +335,8 @@ pub fn pipe_name(name: &str) -> &str {
 #[derive(Clone, Copy)]
 pub struct Cx<'a> {
     pub flow: &'a FlowCtx,
+    /// Supplied secrets: a pipe's DCE-RPC conversation opens Kerberos packet privacy with them.
+    pub secrets: Option<&'a std::sync::Arc<crate::smb::crypto::KeyStore>>,
     pub ts: Ts,
     pub version: SmbVersion,
     pub layer: &'static str,

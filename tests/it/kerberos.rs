@@ -55,7 +55,7 @@ fn read(cap: &Path, workers: &str, tag: &str) -> (Vec<Value>, Vec<Value>) {
 }
 
 /// tshark's fields of the frames matching `filter`, one row per frame, `|`-separated occurrences.
-fn tshark(cap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+pub(super) fn tshark(cap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
     cmd.arg("-r")
         .arg(cap)

@@ -16,17 +16,17 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn lab(name: &str) -> PathBuf {
+pub(super) fn lab(name: &str) -> PathBuf {
     let p = repo_captures().join("lab").join(name);
     assert!(p.is_file(), "missing {}", p.display());
     p
 }
 
-fn keytab_of(cap: &Path) -> PathBuf {
+pub(super) fn keytab_of(cap: &Path) -> PathBuf {
     PathBuf::from(format!("{}.keytab", cap.display()))
 }
 
-fn truth(cap: &Path) -> Value {
+pub(super) fn truth(cap: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(format!("{}.truth.json", cap.display())).unwrap())
         .unwrap()
 }
@@ -38,7 +38,11 @@ fn scratch(tag: &str) -> PathBuf {
 }
 
 /// `read CAP --events EV [--keytab K]`: (alerts, events, the whole process output).
-fn run(cap: &Path, keytab: Option<&Path>, tag: &str) -> (Vec<Value>, Vec<Value>, Output, String) {
+pub(super) fn run(
+    cap: &Path,
+    keytab: Option<&Path>,
+    tag: &str,
+) -> (Vec<Value>, Vec<Value>, Output, String) {
     let ev = scratch(tag).join("events.json");
     let mut c = Command::new(bin());
     c.arg("read").arg(cap).arg("--events").arg(&ev);
@@ -61,11 +65,11 @@ fn run(cap: &Path, keytab: Option<&Path>, tag: &str) -> (Vec<Value>, Vec<Value>,
     )
 }
 
-fn techniques(alerts: &[Value]) -> Vec<&Value> {
+pub(super) fn techniques(alerts: &[Value]) -> Vec<&Value> {
     alerts.iter().filter(|a| a["kind"] == "technique").collect()
 }
 
-fn assert_matches_truth(t: &Value, want: &Value) {
+pub(super) fn assert_matches_truth(t: &Value, want: &Value) {
     let svc = &want["expect"]["services"][0];
     assert_eq!(t["service_name"], svc["name"], "{t:#}");
     assert_eq!(t["binary_path"], svc["binary_path"], "{t:#}");
@@ -223,9 +227,20 @@ fn bad_keytabs_exit_2_with_the_file_named() {
 /// alerts, events, stderr and errors: searched as hex (both cases) and as JSON byte arrays.
 #[test]
 fn no_key_reaches_any_output() {
-    let cap = lab("l5_krb_psexec_enc.pcap");
+    assert_no_keytab_key_in_outputs("l5_krb_psexec_enc.pcap");
+}
+
+/// `read` of the lab capture `name` with its keytab: no key of the keytab is in its alerts,
+/// events or stderr, searched as hex and as JSON byte arrays.
+pub(super) fn assert_no_keytab_key_in_outputs(name: &str) {
+    let cap = lab(name);
     let kt = keytab_of(&cap);
-    let (_, _, o, events) = run(&cap, Some(&kt), "nokeys");
+    let (_, _, o, events) = run(&cap, Some(&kt), &format!("nokeys-{name}"));
+    let outputs = [
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        events,
+    ];
     let bytes = std::fs::read(&kt).unwrap();
     // The keys are the keytab's counted octet strings of 16 or 32 bytes after the key type.
     let mut keys = Vec::new();
@@ -237,11 +252,6 @@ fn no_key_reaches_any_output() {
         }
     }
     assert_eq!(keys.len(), 3, "the three DC1$ keys");
-    let outputs = [
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-        events,
-    ];
     for k in &keys {
         let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
         let json: String = k
@@ -326,8 +336,14 @@ fn check_atexec_alert(t: &Value, want: &Value, events: &[Value], keytab: bool) {
     );
     let task = &want["tasks"][0]["name"];
     if keytab {
-        // Opening the sealed stubs is not required here; if they are opened, the name is right.
-        assert!(t["task_path"].is_null() || t["task_path"] == *task, "{t:#}");
+        // The keytab opens the bind's host/ ticket and the AP-REP's subkey: the sealed stubs are
+        // read (dcerpc::krb_privacy), so the task and its command are the truth's.
+        assert_eq!(t["task_path"], *task, "{t:#}");
+        assert_eq!(t["command"], want["tasks"][0]["command"], "{t:#}");
+        assert_eq!(
+            (&t["basis"], &t["decrypted"]),
+            (&"cleartext".into(), &true.into())
+        );
     } else {
         assert_eq!(t["basis"], "stub-encrypted", "{t:#}");
         assert!(t["task_path"].is_null(), "the name is sealed: {t:#}");

@@ -19,6 +19,7 @@ mod inferred_captures;
 mod insertion;
 mod kerberos;
 mod kerberos_lab;
+mod kerberos_rpc;
 mod live_cli;
 mod live_fanout;
 mod live_netns;

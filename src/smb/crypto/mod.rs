@@ -131,6 +131,11 @@ impl KeyStore {
         }
     }
 
+    /// The keytab's keys, when one was supplied (DCE-RPC packet privacy opens with them too).
+    pub fn keytab(&self) -> Option<&Keytab> {
+        self.keytab.as_ref()
+    }
+
     fn session_secret(&self, session_id: u64) -> Option<&SessionSecret> {
         self.sessions.iter().find(|s| s.session_id == session_id)
     }

@@ -51,6 +51,7 @@ impl Conv {
         self.ts += 1_000_000;
         let cx = Cx {
             flow: &self.flow,
+            secrets: None,
             ts: Ts(self.ts),
             version: SmbVersion::Smb1,
             layer: "smb1",
@@ -68,6 +69,7 @@ impl Conv {
     fn close(&mut self) {
         let cx = Cx {
             flow: &self.flow,
+            secrets: None,
             ts: Ts(self.ts),
             version: SmbVersion::Smb1,
             layer: "smb1",
