@@ -328,13 +328,15 @@ fn server_to_client_only_gives_every_technique_alert_from_the_answers() {
                 );
             }
         }
-        // Under packet privacy the evidence says which sealed answers made the technique.
+        // Under packet privacy the evidence says which sealed answers made the technique (or,
+        // where the SCM refused the calls, as Samba refuses CreateService in lab m1, the fault).
         if t.visibility == "stub-encrypted" {
             for a in &got {
                 assert!(
-                    a.evidence
-                        .iter()
-                        .any(|e| e.summary.starts_with("sealed svcctl answers: ")),
+                    a.evidence.iter().any(|e| {
+                        e.summary.starts_with("sealed svcctl answers: ")
+                            || e.summary.starts_with("the SCM refused a call")
+                    }),
                     "{name}: {:?}",
                     a.evidence
                 );
