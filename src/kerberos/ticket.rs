@@ -13,7 +13,7 @@
 use super::crypto::{self, Enctype, Key};
 use super::keytab::Keytab;
 use super::{gss, records};
-use crate::smb::ntlmssp::{find, KRB5_OID, MS_KRB5_OID};
+use crate::smb::ntlmssp::find;
 use nom::bytes::complete::take;
 use nom::number::complete::u8 as nom_u8;
 use nom::{IResult, Parser};
@@ -223,7 +223,7 @@ pub fn enc_ap_rep_part(i: &[u8]) -> Option<Option<Key>> {
 
 /// The krb5 GSS token with `tok_id` in a security blob: the bytes after the OID and TOK_ID.
 fn gss_krb5_token(blob: &[u8], tok_id: [u8; 2]) -> Option<&[u8]> {
-    for oid in [KRB5_OID, MS_KRB5_OID] {
+    for oid in &gss::KRB5_OID_ELEMENTS {
         let mut from = 0;
         // The OID also appears in SPNEGO's mechTypes list; the token is where TOK_ID follows it.
         while let Some(at) = blob.get(from..).and_then(|b| find(b, oid)) {
