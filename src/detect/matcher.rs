@@ -11,7 +11,7 @@
 pub use super::calls::{ATSVC_UUID, SVCCTL_UUID, TASKSCHED_UUID};
 use super::instance::Instance;
 use super::names::is_admin_share;
-use super::pair::{DceEffect, PairState, PairView};
+use super::pair::{DceEffect, NewCall, PairState, PairView};
 use super::report::{sweep_signal, upload_signal};
 use super::rules::{ExceptionSubject, Rules};
 use super::source::{SourceState, Sources};
@@ -405,7 +405,11 @@ impl Detector {
         match p.on_dce_call(c, d) {
             DceEffect::Nothing => {}
             DceEffect::Signal(sig) => self.emit_signal(*sig, out),
-            DceEffect::Create(mut create, e) => {
+            DceEffect::Create(new) => {
+                let NewCall {
+                    mut create,
+                    evidence: e,
+                } = *new;
                 create.decrypted = self.decrypted(c);
                 let window = self.window_ns;
                 let Some(p) = self.pairs.get_mut(&(c.orig_h, c.resp_h)) else {

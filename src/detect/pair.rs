@@ -92,7 +92,13 @@ pub(super) enum DceEffect<'a> {
     /// A signal to emit.
     Signal(Box<SignalAlert>),
     /// A create/register call: open an instance or fold into one ([`PairState::open_instance`]).
-    Create(CreateCall<'a>, Evidence),
+    Create(Box<NewCall<'a>>),
+}
+
+/// A create/register call and its evidence line.
+pub(super) struct NewCall<'a> {
+    pub(super) create: CreateCall<'a>,
+    pub(super) evidence: Evidence,
 }
 
 #[derive(Default)]
@@ -158,7 +164,7 @@ impl PairState {
     pub(super) fn on_smb_auth(&mut self, c: &ConnFields, a: &SmbAuth) {
         self.smb_seen = true;
         self.learn_kerberos_unseen(a.user_source);
-        if !a.user.as_deref().is_some_and(|u| !u.is_empty()) {
+        if a.user.as_deref().is_none_or(str::is_empty) {
             return;
         }
         self.auth = Some(Auth {
@@ -455,8 +461,8 @@ impl PairState {
                     opnum: d.opnum,
                     args: &d.args,
                 };
-                DceEffect::Create(
-                    CreateCall {
+                DceEffect::Create(Box::new(NewCall {
+                    create: CreateCall {
                         how,
                         iface,
                         technique,
@@ -466,8 +472,8 @@ impl PairState {
                         ts: c.ts,
                         decrypted: false,
                     },
-                    e,
-                )
+                    evidence: e,
+                }))
             }
             CallRole::Start
             | CallRole::Delete

@@ -205,6 +205,184 @@ pub(super) fn score(inst: &Instance, pair: &PairView<'_>, rules: &Rules) -> Scor
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::calls::CallOutcome;
+    use crate::detect::instance::{CreateCall, How};
+    use crate::detect::upload::{UploadRec, Written};
+    use crate::event::alert::{Evidence, FoldedCall};
+    use crate::event::{ConnFields, DceArgs, Share};
+    use crate::time::Ts;
+
+    /// A cleartext svcctl create over TCP at t=100 s of `service` running `path`.
+    fn created(service: &str, path: &str) -> Instance {
+        let args = DceArgs {
+            service_name: Some(service.into()),
+            binary_path: Some(path.into()),
+            ..DceArgs::default()
+        };
+        Instance::open(
+            1,
+            CreateCall {
+                how: How {
+                    basis: Basis::Cleartext,
+                    transport: Transport::Tcp,
+                    opnum: Some(12),
+                    args: &args,
+                },
+                iface: Iface::Svcctl,
+                technique: Technique::ServiceCreate,
+                service_name: Some(service.into()),
+                call: FoldedCall {
+                    ts: Ts::from_secs(100),
+                    service_name: Some(service.into()),
+                    binary_path: Some(path.into()),
+                    task_path: None,
+                    status: "ok".into(),
+                },
+                outcome: CallOutcome::Ok,
+                ts: Ts::from_secs(100),
+                decrypted: false,
+            },
+        )
+    }
+
+    fn upload(secs: u64, share: &str, name: &str, pe: bool) -> UploadRec {
+        UploadRec::new(
+            1,
+            Written {
+                ts: Ts::from_secs(secs),
+                share: Share::Known(share.into()),
+                name,
+                bytes: 1000,
+                pe,
+                sha256: None,
+                ev: Evidence::new(
+                    &ConnFields::default(),
+                    Ts::from_secs(secs),
+                    "smb_files",
+                    String::new(),
+                ),
+            },
+        )
+    }
+
+    fn view() -> PairView<'static> {
+        PairView::unknown("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap())
+    }
+
+    /// What `score` derives from an instance: each factor, the ATT&CK ids, and the confidence
+    /// the weights give for them.
+    #[test]
+    fn score_derives_every_factor_from_the_instance() {
+        struct Case {
+            what: &'static str,
+            inst: Instance,
+            want: Factors,
+            attack: &'static [&'static str],
+        }
+        let base = |f: Factors| Factors {
+            basis: Basis::Cleartext,
+            ..f
+        };
+        let mut before = created("updater", "%SystemRoot%\\x.exe");
+        before.take_upload(&upload(90, "ADMIN$", "x.exe", true));
+        let mut after = created("updater", "%SystemRoot%\\x.exe");
+        after.take_upload(&upload(110, "ADMIN$", "x.exe", true));
+        let mut other_pe = created("updater", "C:\\tools\\y.exe");
+        other_pe.take_upload(&upload(90, "ADMIN$", "x.exe", true));
+        let mut started = created("updater", "C:\\tools\\y.exe");
+        started.follow_up(
+            crate::detect::instance::FollowUp::Started,
+            Ts::from_secs(101),
+            Evidence::new(
+                &ConnFields::default(),
+                Ts::from_secs(101),
+                "dce_rpc",
+                String::new(),
+            ),
+        );
+        let cases = vec![
+            Case {
+                what: "plain create over TCP",
+                inst: created("updater", "C:\\tools\\y.exe"),
+                want: base(clear()),
+                attack: &["T1569.002", "T1543.003"],
+            },
+            Case {
+                what: "command interpreter",
+                inst: created("updater", "%COMSPEC% /Q /c echo"),
+                want: Factors {
+                    interpreter: true,
+                    ..clear()
+                },
+                attack: &["T1569.002", "T1543.003"],
+            },
+            Case {
+                what: "random-looking name",
+                inst: created("nUwjQkLm", "C:\\tools\\y.exe"),
+                want: Factors {
+                    random_name: true,
+                    ..clear()
+                },
+                attack: &["T1569.002", "T1543.003"],
+            },
+            Case {
+                what: "the binary uploaded before",
+                inst: before,
+                want: Factors {
+                    upload_before: true,
+                    any_pe: true,
+                    ..clear()
+                },
+                attack: &["T1569.002", "T1543.003", "T1021.002", "T1570"],
+            },
+            Case {
+                what: "the binary uploaded after",
+                inst: after,
+                want: Factors {
+                    upload_after: true,
+                    any_pe: true,
+                    ..clear()
+                },
+                attack: &["T1569.002", "T1543.003", "T1021.002", "T1570"],
+            },
+            Case {
+                what: "another PE uploaded",
+                inst: other_pe,
+                want: Factors {
+                    any_pe: true,
+                    ..clear()
+                },
+                attack: &["T1569.002", "T1543.003", "T1021.002", "T1570"],
+            },
+            Case {
+                what: "started",
+                inst: started,
+                want: Factors {
+                    started: true,
+                    ..clear()
+                },
+                attack: &["T1569.002", "T1543.003"],
+            },
+        ];
+        let rules = Rules::embedded();
+        for c in cases {
+            let s = score(&c.inst, &view(), &rules);
+            let want = Factors {
+                attributed: s.attribution.tool != "unknown",
+                ..c.want
+            };
+            assert_eq!(s.confidence, confidence(&want), "{}", c.what);
+            assert_eq!(s.severity, severity(s.confidence, &want), "{}", c.what);
+            assert_eq!(s.attack, c.attack, "{}", c.what);
+            let referenced = want.upload_before || want.upload_after;
+            assert!(
+                s.uploads.iter().all(|u| u.referenced == referenced),
+                "{}: {:?}",
+                c.what,
+                s.uploads
+            );
+        }
+    }
 
     fn clear() -> Factors {
         Factors {
