@@ -22,7 +22,7 @@ pub mod smb2;
 pub mod status;
 pub mod tables;
 
-use crate::event::{AnomalyKind, SmbVersion};
+use crate::event::AnomalyKind;
 use crate::flow::{Direction, FlowCtx, StreamParser};
 use crate::sink::Sink;
 use crate::time::Ts;
@@ -196,12 +196,7 @@ impl SmbParser {
                         smb1,
                         ..
                     } = self;
-                    let cx = Cx {
-                        flow: ctx,
-                        ts,
-                        version: SmbVersion::Smb2,
-                        layer: "smb2",
-                    };
+                    let cx = Cx::smb2(ctx, ts);
                     dispatch(&cx, tables, smb2, smb1, dir, msg, sink);
                     input = rest;
                     continue;
@@ -271,12 +266,7 @@ impl SmbParser {
             have_keys,
             ..
         } = self;
-        let cx = Cx {
-            flow: ctx,
-            ts,
-            version: SmbVersion::Smb2,
-            layer: "smb2",
-        };
+        let cx = Cx::smb2(ctx, ts);
         let r = &mut readers[dir.index()];
         loop {
             match &mut r.body {
@@ -336,12 +326,7 @@ impl SmbParser {
             smb1,
             ..
         } = self;
-        let cx = Cx {
-            flow: ctx,
-            ts,
-            version: SmbVersion::Smb2,
-            layer: "smb2",
-        };
+        let cx = Cx::smb2(ctx, ts);
         let r = &mut readers[dir.index()];
         let body = std::mem::replace(&mut r.body, Body::Skip);
         let buf = std::mem::take(&mut r.buf);
@@ -495,12 +480,7 @@ fn dispatch(
         Some(0xFC) => smb2.compressed(cx, t, dir, msg, msg.len() as u64, sink),
         Some(0xFF) => {
             sink.count("smb1.messages", 1);
-            let cx1 = Cx {
-                version: SmbVersion::Smb1,
-                layer: "smb1",
-                ..*cx
-            };
-            smb1.message(&cx1, t, dir, msg, sink)
+            smb1.message(&cx.smb1(), t, dir, msg, sink)
         }
         _ => sink.anomaly(
             cx.ts,
@@ -526,10 +506,8 @@ impl StreamParser for SmbParser {
             ..
         } = self;
         let cx = Cx {
-            flow: ctx,
-            ts,
-            version: SmbVersion::Smb2,
             layer: "smb",
+            ..Cx::smb2(ctx, ts)
         };
         let r = &mut readers[dir.index()];
         sink.count("smb.gap_bytes", len);
@@ -572,12 +550,7 @@ impl StreamParser for SmbParser {
             smb1,
             ..
         } = self;
-        let cx = Cx {
-            flow: ctx,
-            ts,
-            version: SmbVersion::Smb2,
-            layer: "smb2",
-        };
+        let cx = Cx::smb2(ctx, ts);
         // A write still streaming when the flow ends is dated before its handle is finished.
         for r in readers.iter_mut() {
             if let Body::Stream { target, .. } = std::mem::replace(&mut r.body, Body::Skip) {
@@ -585,15 +558,7 @@ impl StreamParser for SmbParser {
             }
         }
         smb2.close(&cx, tables, sink);
-        smb1.close(
-            &Cx {
-                version: SmbVersion::Smb1,
-                layer: "smb1",
-                ..cx
-            },
-            tables,
-            sink,
-        );
+        smb1.close(&cx.smb1(), tables, sink);
         tables.end_all(&cx, sink);
     }
 }

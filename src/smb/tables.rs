@@ -340,7 +340,26 @@ pub struct Cx<'a> {
     pub layer: &'static str,
 }
 
-impl Cx<'_> {
+impl<'a> Cx<'a> {
+    /// The context of an SMB2 message (SMB1 ones are told by their first byte: [`Cx::smb1`]).
+    pub fn smb2(flow: &'a FlowCtx, ts: Ts) -> Cx<'a> {
+        Cx {
+            flow,
+            ts,
+            version: SmbVersion::Smb2,
+            layer: "smb2",
+        }
+    }
+
+    /// The same message context for SMB1.
+    pub fn smb1(self) -> Cx<'a> {
+        Cx {
+            version: SmbVersion::Smb1,
+            layer: "smb1",
+            ..self
+        }
+    }
+
     pub fn conn(&self) -> ConnFields {
         ConnFields::new(self.ts, self.flow.uid, &self.flow.conn)
     }
