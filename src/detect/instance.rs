@@ -1,15 +1,24 @@
-//! An attack instance under construction, and the sentence that explains its alert.
+//! An attack instance under construction: the create/register calls of one technique from a
+//! source on a target, folded, and the evidence around them. Scoring ([`scoring`]) and the
+//! alert it becomes ([`alert`], [`reason`]) read it once it closes.
+
+mod alert;
+mod reason;
+mod scoring;
 
 use crate::dcerpc::Transport;
-use crate::event::alert::{Basis, Evidence, FoldedCall, Technique, Upload};
-use crate::event::{ConnFields, DceArgs, UserSource};
+use crate::event::alert::{Basis, Evidence, FoldedCall, Technique};
+use crate::event::DceArgs;
 use crate::time::Ts;
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
-use super::calls::Iface;
-use super::matcher::{MAX_EVIDENCE, MAX_PAIR_ITEMS};
-use super::uploads::Owner;
+use super::calls::{CallOutcome, Iface};
+use super::handles::MAX_HANDLES;
+use super::matcher::{MAX_EVIDENCE, MAX_FOLDED_CALLS, MAX_PAIR_ITEMS, MAX_UPLOADS};
+use super::pair::{Auth, PairView};
+use super::rules::Rules;
+use super::upload::UploadRec;
+use crate::event::alert::TechniqueAlert;
 
 /// How a create/register call was seen.
 #[derive(Clone, Copy)]
@@ -22,116 +31,272 @@ pub(super) struct How<'a> {
     pub(super) rpc_decrypted: bool,
 }
 
-#[derive(Clone, Debug, Default)]
-pub(super) struct Auth {
-    pub(super) user: Option<String>,
-    pub(super) domain: Option<String>,
-    pub(super) workstation: Option<String>,
-    /// Kerberos: "kerberos", and how the user was learned (issue 16).
-    pub(super) kerberos: Option<UserSource>,
+/// One create/register call as an instance takes it.
+pub(super) struct CreateCall<'a> {
+    pub(super) how: How<'a>,
+    pub(super) iface: Iface,
+    pub(super) technique: Technique,
+    pub(super) service_name: Option<String>,
+    pub(super) call: FoldedCall,
+    pub(super) outcome: CallOutcome,
+    pub(super) ts: Ts,
+    /// Read by decrypting SMB3 with supplied keys.
+    pub(super) decrypted: bool,
 }
 
+/// An upload an instance took, and whether it was written after the instance's first create.
 #[derive(Clone, Debug)]
-pub(super) struct UploadRec {
-    /// Unique in its pair: the same name written again later is another upload.
-    pub(super) id: u64,
-    pub(super) ts: Ts,
-    pub(super) share: String,
-    pub(super) name: String,
-    pub(super) rel: String,
-    pub(super) size: u64,
-    pub(super) sha256: Option<String>,
-    pub(super) pe: bool,
-    /// The instance it belongs to (`uploads`); none yet: a signal if none ever takes it.
-    pub(super) owner: Option<Owner>,
-    pub(super) ev: Evidence,
+struct Taken {
+    upload: UploadRec,
+    after_create: bool,
+}
+
+/// A start, control or delete of a service, or a run or delete of a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FollowUp {
+    Started,
+    Deleted,
+    Other,
+}
+
+/// What an inferring detector adds to the instance it opened (see `InferredCall`).
+pub(super) struct InferredExtras {
+    pub(super) first_ts: Ts,
+    pub(super) evidence: Vec<Evidence>,
+    pub(super) pipes: Vec<String>,
+    pub(super) upload_size: Option<u64>,
+    pub(super) tool_hint: Option<String>,
+    pub(super) medium: bool,
 }
 
 #[derive(Clone, Debug)]
 pub(super) struct Instance {
     /// Unique per detector: which instance owns an upload.
-    pub(super) id: u64,
-    pub(super) technique: Technique,
-    pub(super) basis: Basis,
+    id: u64,
+    technique: Technique,
+    basis: Basis,
     /// Some of its calls were read by decrypting SMB3 with supplied keys.
-    pub(super) decrypted: bool,
+    decrypted: bool,
     /// Some of its calls' stubs were sealed (Kerberos packet privacy) and opened with a keytab.
-    pub(super) rpc_decrypted: bool,
-    pub(super) transport: Transport,
-    pub(super) iface: Iface,
+    rpc_decrypted: bool,
+    transport: Transport,
+    iface: Iface,
     /// Time of the first create/register call: uploads before it count as "upload then create".
-    pub(super) create_ts: Ts,
-    pub(super) first_ts: Ts,
-    pub(super) last_ts: Ts,
-    pub(super) service_name: Option<String>,
-    pub(super) display_name: Option<String>,
-    pub(super) binary_path: Option<String>,
-    pub(super) start_type: Option<u32>,
-    pub(super) task_path: Option<String>,
-    pub(super) command: Option<String>,
-    pub(super) calls: Vec<FoldedCall>,
-    pub(super) opnums: Vec<u16>,
-    pub(super) count: u32,
-    pub(super) started: bool,
-    pub(super) deleted: bool,
-    pub(super) failed: bool,
+    create_ts: Ts,
+    first_ts: Ts,
+    last_ts: Ts,
+    service_name: Option<String>,
+    display_name: Option<String>,
+    binary_path: Option<String>,
+    start_type: Option<u32>,
+    task_path: Option<String>,
+    command: Option<String>,
+    calls: Vec<FoldedCall>,
+    opnums: Vec<u16>,
+    count: u32,
+    started: bool,
+    deleted: bool,
+    failed: bool,
     /// No response to any of its calls was seen: success or failure unknown.
-    pub(super) no_response: bool,
-    pub(super) handles: Vec<String>,
-    /// Uploads before (false) or after (true) the first create.
-    pub(super) uploads: Vec<(UploadRec, bool)>,
-    pub(super) shares: BTreeSet<String>,
-    pub(super) pipes: Vec<String>,
-    pub(super) evidence: Vec<Evidence>,
-    pub(super) evidence_dropped: bool,
+    no_response: bool,
+    handles: Vec<String>,
+    uploads: Vec<Taken>,
+    shares: BTreeSet<String>,
+    pipes: Vec<String>,
+    evidence: Vec<Evidence>,
+    evidence_dropped: bool,
     /// Inferred instances: bytes an encrypted upload carried, the inferring detector's tool hint,
     /// and whether it rated itself medium (an upload preceded the service calls).
-    pub(super) inferred_upload: Option<u64>,
-    pub(super) tool_hint: Option<String>,
-    pub(super) inferred_medium: bool,
+    inferred_upload: Option<u64>,
+    tool_hint: Option<String>,
+    inferred_medium: bool,
 }
 
-/// A technique inferred without a readable call (see `Detector::on_inferred`).
-#[derive(Clone, Debug)]
-pub struct InferredCall {
-    /// Connection and time of the (inferred) create call.
-    pub conn: ConnFields,
-    /// First evidence (e.g. the start of the encrypted upload).
-    pub first_ts: Ts,
-    pub technique: Technique,
-    /// "svcctl" | "atsvc" | "ITaskSchedulerService"
-    pub interface: &'static str,
-    pub user: Option<String>,
-    pub domain: Option<String>,
-    pub workstation: Option<String>,
-    /// Bytes of an upload seen as encrypted WRITEs before the service calls.
-    pub upload_size: Option<u64>,
-    /// Tool suggested by the inferring detector, used when no signature matches.
-    pub tool_hint: Option<String>,
-    /// The inferring detector rated it medium (upload then service) rather than low.
-    pub medium: bool,
-    /// One sentence from the inferring detector.
-    pub reason: String,
-    /// What the inference read: SMB3 sizes (`Inferred`) or server responses (`Responses`).
-    pub basis: Basis,
-    /// A failing answer was seen (a fault, or an error status where the layout has one).
-    pub failed: bool,
-    /// Pipes the answers named (bind_ack secondary addresses).
-    pub pipes: Vec<String>,
-    /// The task path a SchRpcRegisterTask answer carries.
-    pub task_path: Option<String>,
-    /// Evidence lines (time, summary), e.g. each message size taken for a bind or a create.
-    pub evidence: Vec<(Ts, String)>,
-}
-
-impl UploadRec {
-    /// Written where the tree connect was missed.
-    pub(super) fn share_unknown(&self) -> bool {
-        self.share == crate::smb::tables::UNKNOWN
-    }
+/// A closed instance's alert, and whether evidence lines were dropped from it (`MAX_EVIDENCE`).
+pub(super) struct Closed {
+    pub(super) alert: TechniqueAlert,
+    pub(super) evidence_dropped: bool,
 }
 
 impl Instance {
+    /// Closed: scored against what its pair knew, and written as its technique alert.
+    pub(super) fn into_alert(self, pair: &PairView<'_>, auth: Auth, rules: &Rules) -> Closed {
+        let scored = scoring::score(&self, pair, rules);
+        let evidence_dropped = self.evidence_dropped;
+        Closed {
+            alert: alert::technique_alert(self, pair, auth, scored),
+            evidence_dropped,
+        }
+    }
+
+    /// A new instance at its first call.
+    pub(super) fn open(id: u64, c: CreateCall<'_>) -> Instance {
+        let args = c.how.args;
+        Instance {
+            id,
+            technique: c.technique,
+            basis: c.how.basis,
+            decrypted: c.decrypted,
+            rpc_decrypted: c.how.rpc_decrypted,
+            transport: c.how.transport,
+            iface: c.iface,
+            create_ts: c.ts,
+            first_ts: c.ts,
+            last_ts: c.ts,
+            service_name: c.service_name,
+            display_name: args.display_name.clone(),
+            binary_path: args.binary_path.clone(),
+            start_type: args.start_type,
+            task_path: args.task_path.clone(),
+            command: match (&args.command, &args.command_arguments) {
+                (Some(a), Some(b)) if !b.is_empty() => Some(format!("{a} {b}")),
+                (a, _) => a.clone(),
+            },
+            calls: vec![c.call],
+            opnums: c.how.opnum.into_iter().collect(),
+            count: 1,
+            started: false,
+            deleted: false,
+            failed: c.outcome == CallOutcome::Failed,
+            no_response: c.outcome == CallOutcome::NoResponse,
+            handles: args.response_handle.iter().cloned().collect(),
+            uploads: vec![],
+            shares: BTreeSet::new(),
+            pipes: vec![],
+            evidence: vec![],
+            evidence_dropped: false,
+            inferred_upload: None,
+            tool_hint: None,
+            inferred_medium: false,
+        }
+    }
+
+    /// A repeat of the technique folds in. Returns false when its details did not fit
+    /// (`MAX_FOLDED_CALLS`; the count still counts).
+    #[must_use]
+    pub(super) fn fold(&mut self, c: CreateCall<'_>) -> bool {
+        self.count = self.count.saturating_add(1);
+        self.decrypted |= c.decrypted;
+        self.rpc_decrypted |= c.how.rpc_decrypted;
+        if let Some(op) = c.how.opnum {
+            if !self.opnums.contains(&op) {
+                self.opnums.push(op);
+            }
+        }
+        self.last_ts = self.last_ts.max(c.ts);
+        self.failed &= c.outcome == CallOutcome::Failed;
+        self.no_response &= c.outcome == CallOutcome::NoResponse;
+        // A readable call outranks encrypted or inferred ones folded with it.
+        if c.how.basis < self.basis {
+            self.basis = c.how.basis;
+        }
+        let fits = self.calls.len() < MAX_FOLDED_CALLS;
+        if fits {
+            self.calls.push(c.call);
+        }
+        if self.service_name.is_none() {
+            self.service_name = c.service_name;
+        }
+        if self.binary_path.is_none() {
+            self.binary_path = c.how.args.binary_path.clone();
+        }
+        if let Some(h) = &c.how.args.response_handle {
+            if self.handles.len() < MAX_HANDLES {
+                self.handles.push(h.clone());
+            }
+        }
+        fits
+    }
+
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(super) fn technique(&self) -> Technique {
+        self.technique
+    }
+
+    pub(super) fn create_ts(&self) -> Ts {
+        self.create_ts
+    }
+
+    pub(super) fn first_ts(&self) -> Ts {
+        self.first_ts
+    }
+
+    pub(super) fn last_ts(&self) -> Ts {
+        self.last_ts
+    }
+
+    /// Evidence from before its first call (the window snapshot) moves its start earlier.
+    pub(super) fn starts_by(&mut self, ts: Ts) {
+        self.first_ts = self.first_ts.min(ts);
+    }
+
+    pub(super) fn push_evidence(&mut self, ev: Evidence) {
+        if self.evidence.len() < MAX_EVIDENCE {
+            self.evidence.push(ev);
+        } else {
+            self.evidence_dropped = true;
+        }
+    }
+
+    /// An admin share the pair connected to (upper case).
+    pub(super) fn add_share(&mut self, share: &str) {
+        self.shares.insert(share.to_string());
+    }
+
+    pub(super) fn add_pipe(&mut self, p: &str) {
+        if self.pipes.len() < MAX_PAIR_ITEMS
+            && !self.pipes.iter().any(|x| x.eq_ignore_ascii_case(p))
+        {
+            self.pipes.push(p.to_string());
+        }
+    }
+
+    /// Whether a start/control/delete (`task`: run/delete of a task) concerns this instance: the
+    /// same family, and its service by name or handle, or (`unknown`) no name could be learnt.
+    pub(super) fn concerns(
+        &self,
+        task: bool,
+        name: Option<&str>,
+        handle: Option<&str>,
+        unknown: bool,
+    ) -> bool {
+        let same_family = task == (self.technique == Technique::TaskCreate);
+        same_family
+            && (name.is_some_and(|n| self.names_service(n))
+                || handle.is_some_and(|h| self.handles.iter().any(|x| x == h))
+                || unknown)
+    }
+
+    /// A start/control/delete that `concerns` it.
+    pub(super) fn follow_up(&mut self, what: FollowUp, ts: Ts, ev: Evidence) {
+        match what {
+            FollowUp::Started => self.started = true,
+            FollowUp::Deleted => self.deleted = true,
+            FollowUp::Other => {}
+        }
+        self.last_ts = self.last_ts.max(ts);
+        self.push_evidence(ev);
+    }
+
+    /// What a size/response inference adds to the instance it opened or folded into.
+    pub(super) fn add_inferred(&mut self, x: InferredExtras) {
+        self.first_ts = self.first_ts.min(x.first_ts);
+        for e in x.evidence {
+            self.push_evidence(e);
+        }
+        for p in &x.pipes {
+            self.add_pipe(p);
+        }
+        self.inferred_upload = self.inferred_upload.max(x.upload_size);
+        if self.tool_hint.is_none() {
+            self.tool_hint = x.tool_hint;
+        }
+        self.inferred_medium |= x.medium;
+    }
+
     /// Every binary path and task command of its calls.
     pub(super) fn paths(&self) -> impl Iterator<Item = &str> {
         self.calls
@@ -140,20 +305,7 @@ impl Instance {
             .chain(self.binary_path.as_deref())
             .chain(self.command.as_deref())
     }
-    pub(super) fn push_evidence(&mut self, ev: Evidence) {
-        if self.evidence.len() < MAX_EVIDENCE {
-            self.evidence.push(ev);
-        } else {
-            self.evidence_dropped = true;
-        }
-    }
-    pub(super) fn add_pipe(&mut self, p: &str) {
-        if self.pipes.len() < MAX_PAIR_ITEMS
-            && !self.pipes.iter().any(|x| x.eq_ignore_ascii_case(p))
-        {
-            self.pipes.push(p.to_string());
-        }
-    }
+
     /// A call for another service: its name and binary path are both known and neither is one
     /// of this instance's (PsKill's PSKLLSVC after PsExec's PSEXESVC). smbexec's one service per
     /// command keeps its name and folds.
@@ -184,6 +336,14 @@ impl Instance {
         v
     }
 
+    /// The service name of each call, lowercase ("" where unknown): what a closed instance
+    /// leaves its pair to recognise a later start of the same service.
+    pub(super) fn call_services_lower(&self) -> impl Iterator<Item = String> + '_ {
+        self.calls
+            .iter()
+            .map(|c| c.service_name.as_deref().unwrap_or("").to_ascii_lowercase())
+    }
+
     pub(super) fn names_service(&self, name: &str) -> bool {
         self.service_name
             .as_deref()
@@ -194,101 +354,39 @@ impl Instance {
                     .is_some_and(|n| n.eq_ignore_ascii_case(name))
             })
     }
-}
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn reason_sentence(
-    inst: &Instance,
-    src: IpAddr,
-    dst: IpAddr,
-    uploads: &[Upload],
-    upload_before: bool,
-    upload_after: bool,
-    interpreter: bool,
-    random_name: bool,
-    tool: &str,
-) -> String {
-    let what = match inst.technique {
-        Technique::ServiceCreate => "created service",
-        Technique::ServiceModify => "reconfigured service",
-        Technique::TaskCreate => "registered task",
-    };
-    let services = inst.service_names();
-    let what = match (inst.technique, services.len()) {
-        (Technique::ServiceCreate, 2..) => "created services",
-        (Technique::ServiceModify, 2..) => "reconfigured services",
-        _ => what,
-    };
-    let name = if services.is_empty() {
-        inst.task_path
-            .as_deref()
-            .map(|n| format!(" {n}"))
-            .unwrap_or_default()
-    } else {
-        format!(" {}", services.join(", "))
-    };
-    let mut s = String::new();
-    let referenced: Vec<&Upload> = uploads.iter().filter(|u| u.referenced).collect();
-    if upload_before {
-        if let Some(u) = referenced.first() {
-            s.push_str(&format!(
-                "{src} uploaded {}\\{} to {dst} and then {what}{name}",
-                u.share, u.name
-            ));
+    /// Whether one of its binary paths or commands names the uploaded file.
+    pub(super) fn names_upload(&self, u: &UploadRec) -> bool {
+        self.paths().any(|bp| u.named_by(bp))
+    }
+
+    /// It holds fewer than `MAX_UPLOADS`.
+    pub(super) fn has_room_for_upload(&self) -> bool {
+        self.uploads.len() < MAX_UPLOADS
+    }
+
+    /// Takes an upload (its evidence too; one written before the create moves the start).
+    pub(super) fn take_upload(&mut self, u: &UploadRec) {
+        let after_create = u.ts() > self.create_ts;
+        if !after_create {
+            self.first_ts = self.first_ts.min(u.ts());
         }
-    } else {
-        s.push_str(&format!("{src} {what}{name} on {dst}"));
+        self.push_evidence(u.evidence().clone());
+        self.uploads.push(Taken {
+            upload: u.clone(),
+            after_create,
+        });
     }
-    match inst.basis {
-        Basis::StubEncrypted => {
-            s.push_str(" (stub encrypted: seen from the interface and opnum alone)")
+
+    /// Gives up an upload another instance claims more strongly.
+    pub(super) fn give_up_upload(&mut self, id: u64) {
+        self.uploads.retain(|t| t.upload.id() != id);
+    }
+
+    /// An upload it holds grew: its copy follows.
+    pub(super) fn refresh_upload(&mut self, u: &UploadRec) {
+        if let Some(t) = self.uploads.iter_mut().find(|t| t.upload.id() == u.id()) {
+            t.upload = u.clone();
         }
-        Basis::Inferred => {
-            if let Some(n) = inst.inferred_upload {
-                s.push_str(&format!(" after an encrypted upload of about {n} bytes"));
-            }
-            s.push_str(" (inferred from the sizes of SMB3-encrypted messages; nothing inside was readable)")
-        }
-        Basis::Responses => {
-            if let Some(n) = inst.inferred_upload {
-                s.push_str(&format!(
-                    " after a new file of {n} bytes was written to a disk share (name unseen)"
-                ));
-            }
-            s.push_str(" (inferred from server responses only: the requests were not captured, so the call is read from the layout and order of its answer)")
-        }
-        Basis::Cleartext => {}
     }
-    if let Some(bp) = &inst.binary_path {
-        if upload_before {
-            s.push_str(&format!(" running it ({bp})"));
-        } else if upload_after {
-            s.push_str(&format!(" running {bp}, a file it uploaded right after"));
-        } else if interpreter {
-            s.push_str(&format!(" running a command interpreter ({bp})"));
-        } else {
-            s.push_str(&format!(" running {bp}"));
-        }
-    } else if let Some(cmd) = &inst.command {
-        s.push_str(&format!(" running {cmd}"));
-    }
-    if random_name {
-        s.push_str(", random-looking name");
-    }
-    if inst.count > 1 {
-        s.push_str(&format!(", {} times", inst.count));
-    }
-    if inst.started {
-        s.push_str(", and started it");
-    }
-    if inst.failed {
-        s.push_str(", the call failed on the server but the attempt is on the wire");
-    } else if inst.no_response {
-        s.push_str(", no response seen (one-sided capture or lost packets)");
-    }
-    if tool != "unknown" {
-        s.push_str(&format!(" (looks like {tool})"));
-    }
-    s.push('.');
-    s
 }

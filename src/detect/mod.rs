@@ -55,16 +55,18 @@ pub mod matcher;
 pub mod names;
 mod report;
 pub mod responses;
-mod retired;
+
 pub mod rules;
-mod scoring;
+
+mod pair;
+mod source;
 pub mod stage;
-mod uploads;
+mod upload;
 
 pub use attribution::{attribute, AttribInput, Attribution};
 pub use matcher::{DetectStats, DetectTables, Detector, InferredCall};
-pub use retired::MAX_RETIRED_SOURCES;
 pub use rules::{RuleError, Rules, Settings};
+pub use source::MAX_RETIRED_SOURCES;
 pub use stage::Detection;
 
 use crate::event::alert::Alert;

@@ -7,7 +7,7 @@
 use crate::event::{ser_ip, ConnFields};
 use crate::flow::FlowCtx;
 use crate::time::Ts;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// One alert line.
@@ -80,7 +80,8 @@ pub enum Basis {
     Inferred,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+/// Ordered, so the worst of a group is its `max`. Read back by `report` (`output::report::input`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -90,8 +91,10 @@ pub enum Severity {
     Critical,
 }
 
-/// A file written to an admin share by the source.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+/// A file written to an admin share by the source. Read back by `report` (every field optional
+/// on the way in).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct Upload {
     pub share: String,
     pub name: String,

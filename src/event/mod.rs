@@ -20,9 +20,20 @@ use serde::{Serialize, Serializer};
 use std::net::IpAddr;
 
 /// Zeek's `ts`, `uid` and `id.*` columns, flattened into every record.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnFields {
     pub ts: Ts,
+    pub uid: Uid,
+    pub orig_h: IpAddr,
+    pub orig_p: u16,
+    pub resp_h: IpAddr,
+    pub resp_p: u16,
+}
+
+/// Zeek's `uid` and `id.*` columns without `ts` (records whose `ts` is their own); with `ts`,
+/// what [`ConnFields`] writes.
+#[derive(Clone, Copy, Serialize)]
+pub struct IdColumns {
     pub uid: Uid,
     #[serde(rename = "id.orig_h")]
     pub orig_h: IpAddr,
@@ -32,6 +43,36 @@ pub struct ConnFields {
     pub resp_h: IpAddr,
     #[serde(rename = "id.resp_p")]
     pub resp_p: u16,
+}
+
+impl From<&FlowCtx> for IdColumns {
+    fn from(f: &FlowCtx) -> IdColumns {
+        IdColumns {
+            uid: f.uid,
+            orig_h: f.conn.orig_h,
+            orig_p: f.conn.orig_p,
+            resp_h: f.conn.resp_h,
+            resp_p: f.conn.resp_p,
+        }
+    }
+}
+
+/// `ts` then the id columns.
+#[derive(Serialize)]
+struct TsAndId {
+    ts: Ts,
+    #[serde(flatten)]
+    id: IdColumns,
+}
+
+impl Serialize for ConnFields {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TsAndId {
+            ts: self.ts,
+            id: IdColumns::from(&self.flow()),
+        }
+        .serialize(s)
+    }
 }
 
 impl Default for ConnFields {
@@ -157,6 +198,44 @@ pub struct SmbMapping {
     pub session_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tree_id: Option<u32>,
+}
+
+/// A share by name, or unknown: the tree connect was not seen (a capture picked up midstream).
+/// Written as its name, or as "<unknown>".
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Share {
+    Known(String),
+    Unknown,
+}
+
+impl Share {
+    /// From a share name as logged: empty or "<unknown>" is unknown.
+    pub fn from_logged(name: &str) -> Share {
+        if name.is_empty() || name == crate::smb::tables::UNKNOWN {
+            Share::Unknown
+        } else {
+            Share::Known(name.to_string())
+        }
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Share::Known(n) => Some(n),
+            Share::Unknown => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name().unwrap_or(crate::smb::tables::UNKNOWN))
+    }
+}
+
+impl Serialize for Share {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Zeek's SMB::Action, including the ones stock Zeek does not log (PIPE_OPEN, FILE_WRITE).
@@ -478,7 +557,8 @@ pub struct DceRpc {
     pub request_stub_len: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_frags: Option<u32>,
-    /// Bind / alter_context: every offered context and its result.
+    /// Bind / alter_context: every offered context and its result (present on those records only:
+    /// detection tells binds from calls by it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interfaces: Option<Vec<BindContext>>,
     /// A call seen by its response alone (the request was not captured): what its layout and
@@ -659,27 +739,31 @@ pub struct Anomaly {
     pub detail: String,
 }
 
-// By hand because the connection columns are optional and share `ts` with the record: JSON keys
-// must be unique, and a flattened Option<ConnFields> would write `ts` twice.
+/// An anomaly as written: the connection columns are optional and share `ts` with the record
+/// (a flattened `Option<ConnFields>` would write `ts` twice).
+#[derive(Serialize)]
+struct AnomalyOut<'a> {
+    ts: Ts,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    conn: Option<IdColumns>,
+    kind: AnomalyKind,
+    layer: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cap: Option<&'static str>,
+    detail: &'a str,
+}
+
 impl Serialize for Anomaly {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("ts", &self.ts)?;
-        if let Some(c) = &self.conn {
-            m.serialize_entry("uid", &c.uid)?;
-            m.serialize_entry("id.orig_h", &c.orig_h)?;
-            m.serialize_entry("id.orig_p", &c.orig_p)?;
-            m.serialize_entry("id.resp_h", &c.resp_h)?;
-            m.serialize_entry("id.resp_p", &c.resp_p)?;
+        AnomalyOut {
+            ts: self.ts,
+            conn: self.conn.map(|c| IdColumns::from(&c.flow())),
+            kind: self.kind,
+            layer: self.layer,
+            cap: self.cap,
+            detail: &self.detail,
         }
-        m.serialize_entry("kind", &self.kind)?;
-        m.serialize_entry("layer", &self.layer)?;
-        if let Some(cap) = self.cap {
-            m.serialize_entry("cap", cap)?;
-        }
-        m.serialize_entry("detail", &self.detail)?;
-        m.end()
+        .serialize(s)
     }
 }
 

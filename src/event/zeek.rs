@@ -6,7 +6,6 @@
 use super::alert::{Alert, Severity};
 use super::{ConnFields, Event, SmbAuth};
 use crate::flow::table::FlowSummary;
-use crate::flow::{FlowCtx, Uid};
 use crate::time::Ts;
 use serde::Serialize;
 use std::net::IpAddr;
@@ -346,31 +345,7 @@ pub struct ConnLog<'a> {
     pub resp_skipped_bytes: u64,
 }
 
-/// Zeek's `uid` and `id.*` columns without `ts` (records whose `ts` is their own).
-#[derive(Clone, Copy, Serialize)]
-pub struct IdColumns {
-    pub uid: Uid,
-    #[serde(rename = "id.orig_h")]
-    pub orig_h: IpAddr,
-    #[serde(rename = "id.orig_p")]
-    pub orig_p: u16,
-    #[serde(rename = "id.resp_h")]
-    pub resp_h: IpAddr,
-    #[serde(rename = "id.resp_p")]
-    pub resp_p: u16,
-}
-
-impl From<&FlowCtx> for IdColumns {
-    fn from(f: &FlowCtx) -> IdColumns {
-        IdColumns {
-            uid: f.uid,
-            orig_h: f.conn.orig_h,
-            orig_p: f.conn.orig_p,
-            resp_h: f.conn.resp_h,
-            resp_p: f.conn.resp_p,
-        }
-    }
-}
+pub use super::IdColumns;
 
 /// Zeek notice.log, from a technique, signal or visibility alert (`--alerts` has every detail).
 #[derive(Serialize)]

@@ -18,8 +18,13 @@ use nom::IResult;
 /// SPNEGO 1.3.6.1.5.5.2, DER body of the OID.
 const SPNEGO_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
 /// Kerberos 5 1.2.840.113554.1.2.2 and Microsoft's (mistaken, still sent) 1.2.840.48018.1.2.2.
-const KRB5_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
-const MS_KRB5_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02];
+const KRB5_OID: &[u8] = &KRB5_OID_BODY;
+const MS_KRB5_OID: &[u8] = &MS_KRB5_OID_BODY;
+const KRB5_OID_BODY: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
+const MS_KRB5_OID_BODY: [u8; 9] = [0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02];
+/// Both KRB5 OIDs as DER elements (tag, length, body): how they stand in a security blob.
+pub(crate) const KRB5_OID_ELEMENTS: [[u8; 11]; 2] =
+    [oid_element(KRB5_OID_BODY), oid_element(MS_KRB5_OID_BODY)];
 /// RFC 4121 §4.1: the token ids of an AP-REQ and an AP-REP inside a KRB5 context token.
 const TOK_ID_AP_REQ: [u8; 2] = [0x01, 0x00];
 const TOK_ID_AP_REP: [u8; 2] = [0x02, 0x00];
@@ -126,6 +131,24 @@ fn field(sequence: &[u8], tag: u8) -> Option<&[u8]> {
 /// NegTokenInit's `mechToken` [2] OCTET STRING contents.
 fn mech_token(neg_token_init: &[u8]) -> Option<&[u8]> {
     expect(TAG_OCTET_STRING, field(neg_token_init, TAG_MECH_TOKEN)?)
+}
+
+/// Whether `blob` holds a KRB5 or MS-KRB5 OID element anywhere (a mechanism list or token):
+/// a security blob that speaks Kerberos, even where its token does not parse.
+pub(crate) fn mentions_krb5(blob: &[u8]) -> bool {
+    KRB5_OID_ELEMENTS
+        .iter()
+        .any(|oid| blob.windows(oid.len()).any(|w| w == oid))
+}
+
+const fn oid_element(body: [u8; 9]) -> [u8; 11] {
+    let mut e = [TAG_OID, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut i = 0;
+    while i < body.len() {
+        e[i + 2] = body[i];
+        i += 1;
+    }
+    e
 }
 
 /// The AP-REQ in a mechToken: a KRB5 GSS token or a bare AP-REQ (never another SPNEGO layer).

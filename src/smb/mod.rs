@@ -22,7 +22,7 @@ pub mod smb2;
 pub mod status;
 pub mod tables;
 
-use crate::event::{AnomalyKind, SmbVersion};
+use crate::event::AnomalyKind;
 use crate::flow::{Direction, FlowCtx, StreamParser};
 use crate::sink::Sink;
 use crate::time::Ts;
@@ -200,13 +200,7 @@ impl SmbParser {
                         secrets,
                         ..
                     } = self;
-                    let cx = Cx {
-                        flow: ctx,
-                        secrets: secrets.as_ref(),
-                        ts,
-                        version: SmbVersion::Smb2,
-                        layer: "smb2",
-                    };
+                    let cx = Cx::smb2(ctx, ts).with_secrets(secrets.as_ref());
                     dispatch(&cx, tables, smb2, smb1, dir, msg, sink);
                     input = rest;
                     continue;
@@ -277,13 +271,7 @@ impl SmbParser {
             secrets,
             ..
         } = self;
-        let cx = Cx {
-            flow: ctx,
-            secrets: secrets.as_ref(),
-            ts,
-            version: SmbVersion::Smb2,
-            layer: "smb2",
-        };
+        let cx = Cx::smb2(ctx, ts).with_secrets(secrets.as_ref());
         let r = &mut readers[dir.index()];
         loop {
             match &mut r.body {
@@ -344,13 +332,7 @@ impl SmbParser {
             secrets,
             ..
         } = self;
-        let cx = Cx {
-            flow: ctx,
-            secrets: secrets.as_ref(),
-            ts,
-            version: SmbVersion::Smb2,
-            layer: "smb2",
-        };
+        let cx = Cx::smb2(ctx, ts).with_secrets(secrets.as_ref());
         let r = &mut readers[dir.index()];
         let body = std::mem::replace(&mut r.body, Body::Skip);
         let buf = std::mem::take(&mut r.buf);
@@ -504,12 +486,7 @@ fn dispatch(
         Some(0xFC) => smb2.compressed(cx, t, dir, msg, msg.len() as u64, sink),
         Some(0xFF) => {
             sink.count("smb1.messages", 1);
-            let cx1 = Cx {
-                version: SmbVersion::Smb1,
-                layer: "smb1",
-                ..*cx
-            };
-            smb1.message(&cx1, t, dir, msg, sink)
+            smb1.message(&cx.smb1(), t, dir, msg, sink)
         }
         _ => sink.anomaly(
             cx.ts,
@@ -536,11 +513,8 @@ impl StreamParser for SmbParser {
             ..
         } = self;
         let cx = Cx {
-            flow: ctx,
-            secrets: secrets.as_ref(),
-            ts,
-            version: SmbVersion::Smb2,
             layer: "smb",
+            ..Cx::smb2(ctx, ts).with_secrets(secrets.as_ref())
         };
         let r = &mut readers[dir.index()];
         sink.count("smb.gap_bytes", len);
@@ -584,13 +558,7 @@ impl StreamParser for SmbParser {
             secrets,
             ..
         } = self;
-        let cx = Cx {
-            flow: ctx,
-            secrets: secrets.as_ref(),
-            ts,
-            version: SmbVersion::Smb2,
-            layer: "smb2",
-        };
+        let cx = Cx::smb2(ctx, ts).with_secrets(secrets.as_ref());
         // A write still streaming when the flow ends is dated before its handle is finished.
         for r in readers.iter_mut() {
             if let Body::Stream { target, .. } = std::mem::replace(&mut r.body, Body::Skip) {
@@ -598,15 +566,7 @@ impl StreamParser for SmbParser {
             }
         }
         smb2.close(&cx, tables, sink);
-        smb1.close(
-            &Cx {
-                version: SmbVersion::Smb1,
-                layer: "smb1",
-                ..cx
-            },
-            tables,
-            sink,
-        );
+        smb1.close(&cx.smb1(), tables, sink);
         tables.end_all(&cx, sink);
     }
 }

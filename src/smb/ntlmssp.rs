@@ -22,14 +22,6 @@ pub const NTLMSSP_NEGOTIATE_UNICODE: u32 = 0x0000_0001;
 /// Longest user/domain/workstation name we log (characters); longer ones are truncated.
 pub const MAX_NTLM_NAME_CHARS: usize = 256;
 
-/// Kerberos 5 OID 1.2.840.113554.1.2.2 and Microsoft's variant 1.2.840.48018.1.2.2, DER-encoded.
-pub(crate) const KRB5_OID: &[u8] = &[
-    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02,
-];
-pub(crate) const MS_KRB5_OID: &[u8] = &[
-    0x06, 0x09, 0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02,
-];
-
 /// A (Len, MaxLen, BufferOffset) field descriptor; the offset counts from the signature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FieldRef {
@@ -209,7 +201,7 @@ pub fn parse_security_blob(blob: &[u8]) -> SecurityBlob {
             None => {}
         }
     }
-    if find(blob, KRB5_OID).is_some() || find(blob, MS_KRB5_OID).is_some() {
+    if kerberos::gss::mentions_krb5(blob) {
         return SecurityBlob::Kerberos(kerberos::presented(blob).map(|p| p.ticket));
     }
     SecurityBlob::Unknown
@@ -315,7 +307,7 @@ pub(crate) mod tests {
     #[test]
     fn kerberos_and_steps() {
         let mut b = vec![0x60, 0x82, 0x01, 0x00];
-        b.extend_from_slice(KRB5_OID);
+        b.extend_from_slice(&kerberos::gss::KRB5_OID_ELEMENTS[0]);
         b.extend_from_slice(&[0x01, 0x00, 0x6e]);
         assert_eq!(parse_security_blob(&b), SecurityBlob::Kerberos(None));
         let mut n = NTLMSSP_SIGNATURE.to_vec();

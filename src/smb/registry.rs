@@ -343,7 +343,6 @@ impl Drop for Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::SmbVersion;
     use crate::flow::{ConnId, FlowCtx, Uid};
     use crate::smb::tables::ShareType;
     use crate::time::Ts;
@@ -365,13 +364,7 @@ mod tests {
     }
 
     fn cx(f: &FlowCtx) -> Cx<'_> {
-        Cx {
-            flow: f,
-            secrets: None,
-            ts: Ts::from_secs(1),
-            version: SmbVersion::Smb2,
-            layer: "smb2",
-        }
+        Cx::smb2(f, Ts::from_secs(1))
     }
 
     fn admin() -> Tree {

@@ -6,7 +6,7 @@
 //! teardown) live here so both dialects log handles the same way.
 
 use crate::dcerpc::{Conversation, Transport};
-use crate::event::{ConnFields, Event, FileAction, SmbFiles, SmbVersion};
+use crate::event::{ConnFields, CreateAction, Event, FileAction, SmbFiles, SmbVersion};
 use crate::flow::{Direction, FlowCtx};
 use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
@@ -342,7 +342,35 @@ pub struct Cx<'a> {
     pub layer: &'static str,
 }
 
-impl Cx<'_> {
+impl<'a> Cx<'a> {
+    /// The context of an SMB2 message (SMB1 ones are told by their first byte: [`Cx::smb1`]).
+    pub fn smb2(flow: &'a FlowCtx, ts: Ts) -> Cx<'a> {
+        Cx {
+            flow,
+            secrets: None,
+            ts,
+            version: SmbVersion::Smb2,
+            layer: "smb2",
+        }
+    }
+
+    /// The same context with the supplied secrets (a keytab for pipes under packet privacy).
+    pub fn with_secrets(
+        self,
+        secrets: Option<&'a std::sync::Arc<crate::smb::crypto::KeyStore>>,
+    ) -> Cx<'a> {
+        Cx { secrets, ..self }
+    }
+
+    /// The same message context for SMB1.
+    pub fn smb1(self) -> Cx<'a> {
+        Cx {
+            version: SmbVersion::Smb1,
+            layer: "smb1",
+            ..self
+        }
+    }
+
     pub fn conn(&self) -> ConnFields {
         ConnFields::new(self.ts, self.flow.uid, &self.flow.conn)
     }
@@ -406,6 +434,44 @@ pub fn open_record(
     r.create_options = Some(req.options);
     r.delete_on_close = req.options & DELETE_ON_CLOSE != 0;
     r
+}
+
+/// A handle granted by a CREATE / NT_CREATE_ANDX response whose request was never seen (a
+/// server→client-only capture): what the response names of it.
+pub struct Granted {
+    pub session_id: u64,
+    pub tree_id: u32,
+    pub key: FileKey,
+    pub fuid: String,
+    /// The response itself says pipe (SMB1's FileType); a pipe tree says so too.
+    pub pipe: bool,
+    pub status: String,
+    pub end_of_file: u64,
+    pub create_action: u32,
+}
+
+/// Opens a [`Granted`] handle `<unknown>`-named on its tree (made up if unseen) and returns its
+/// open record for the caller to add what else its response carries and emit; `None` when a cap
+/// kept it out.
+pub fn open_granted(cx: &Cx<'_>, t: &mut Tables, g: Granted, sink: &mut Sink) -> Option<SmbFiles> {
+    let s = t.session(g.session_id, cx, sink)?;
+    let tree = s.tree_or_unknown(g.tree_id, cx, sink);
+    let is_pipe = g.pipe || tree.is_pipe();
+    let mut f = OpenFile::new(UNKNOWN, g.tree_id, is_pipe);
+    f.fuid = Some(g.fuid.clone());
+    if !s.insert_file(g.key, f, cx, sink) {
+        return None;
+    }
+    let action = if is_pipe {
+        FileAction::PipeOpen
+    } else {
+        FileAction::FileOpen
+    };
+    let mut r = files_record(cx, action, &tree, UNKNOWN, g.status, g.session_id);
+    r.fuid = Some(g.fuid);
+    r.size = Some(g.end_of_file);
+    r.create_action = CreateAction::from_wire(g.create_action);
+    Some(r)
 }
 
 /// A handle is gone (CLOSE, or the flow ended): log its write summary and close its pipe.

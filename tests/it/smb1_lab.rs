@@ -5,39 +5,16 @@
 //! TCP segments cut or altered.
 
 use crate::common::pipeline_run::{run, run_segments, segments};
+use crate::common::truth::{self, files, lab, truth};
 use psexec_sensor::dcerpc::Transport;
-use psexec_sensor::event::{DceRpc, Event, FileAction, SmbAuth, SmbFiles, SmbMapping, SmbVersion};
+use psexec_sensor::event::{DceRpc, Event, FileAction, SmbAuth, SmbMapping, SmbVersion};
 use psexec_sensor::sink::Counters;
-use serde_json::Value;
 use std::path::PathBuf;
-
-fn lab(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("captures/lab")
-        .join(name)
-}
 
 fn zeek(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("captures/public/zeek")
         .join(name)
-}
-
-fn truth(name: &str) -> Value {
-    let t = std::fs::read_to_string(lab(&format!("{name}.truth.json"))).expect("truth");
-    serde_json::from_str(&t).expect("truth json")
-}
-
-fn files(ev: &[Event]) -> Vec<&SmbFiles> {
-    ev.iter()
-        .filter_map(|e| {
-            if let Event::SmbFiles(f) = e {
-                Some(f)
-            } else {
-                None
-            }
-        })
-        .collect()
 }
 
 fn mappings(ev: &[Event]) -> Vec<&SmbMapping> {
@@ -64,55 +41,12 @@ fn auths(ev: &[Event]) -> Vec<&SmbAuth> {
         .collect()
 }
 
-/// Every tree connect, pipe and upload the truth lists is in the events.
+/// Every tree connect, pipe and upload the truth lists is in the events, all of them SMB1.
 fn check_truth(capture: &str, ev: &[Event]) {
-    let t = truth(capture);
-    let e = &t["expect"];
-    let shares: Vec<String> = mappings(ev)
+    truth::check_truth(capture, ev);
+    assert!(files(ev)
         .iter()
-        .map(|m| m.share.to_ascii_uppercase())
-        .collect();
-    for s in e["tree_connects"].as_array().unwrap() {
-        let s = s.as_str().unwrap().to_ascii_uppercase();
-        assert!(
-            shares.contains(&s),
-            "{capture}: share {s} not in {shares:?}"
-        );
-    }
-    let fs = files(ev);
-    for p in e["pipes"].as_array().unwrap() {
-        let p = p.as_str().unwrap();
-        assert!(
-            fs.iter().any(|f| f.action == Some(FileAction::PipeOpen)
-                && f.name.eq_ignore_ascii_case(p)
-                && f.status == "STATUS_SUCCESS"),
-            "{capture}: PIPE_OPEN {p} missing"
-        );
-    }
-    for u in e["uploads"].as_array().unwrap() {
-        let name = u["name"].as_str().unwrap();
-        let share = u["share"].as_str().unwrap();
-        let w = fs
-            .iter()
-            .find(|f| {
-                f.action == Some(FileAction::FileWrite)
-                    && f.name.eq_ignore_ascii_case(name)
-                    && f.share.eq_ignore_ascii_case(share)
-            })
-            .unwrap_or_else(|| panic!("{capture}: FILE_WRITE {share}\\{name} missing"));
-        assert_eq!(
-            w.bytes_written,
-            u["bytes"].as_u64(),
-            "{capture}: bytes of {name}"
-        );
-        if let Some(h) = u["sha256"].as_str() {
-            assert_eq!(w.sha256.as_deref(), Some(h), "{capture}: sha256 of {name}");
-            assert_eq!(w.hash_complete, Some(true));
-        }
-        assert_eq!(w.status, "STATUS_SUCCESS");
-    }
-    // Everything here is SMB1.
-    assert!(fs.iter().all(|f| f.smb_version == Some(SmbVersion::Smb1)));
+        .all(|f| f.smb_version == Some(SmbVersion::Smb1)));
     assert!(mappings(ev)
         .iter()
         .all(|m| m.smb_version == SmbVersion::Smb1));

@@ -1,26 +1,17 @@
 //! The sensor's own JSON lines read back (README "Alerts" and "Events").
 //!
-//! The write-side types (`event::alert`, `event`) hold `&'static str` and typed addresses and only
-//! serialize, so the report reads the subset it shows into these structs and writes them into the
+//! Most write-side types (`event::alert`, `event`) hold `&'static str` and typed addresses and only
+//! serialize, so the report reads the subset it shows into these structs (uploads and severity
+//! are read into the write-side types themselves) and writes them into the
 //! page under the same field names. Every field is optional on the way in: a file written by an
 //! older or newer sensor still loads, and absent fields stay absent in the page.
 
+use crate::event::alert::{Severity, Upload};
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead};
 
 /// Longest alert or event line read; a longer one is a corrupt or hostile file, not an alert.
 pub const MAX_REPORT_LINE_BYTES: usize = 4 << 20;
-
-/// Alert severity, ordered so the worst of a group is its `max`.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
 
 /// The alert kinds of README "Alerts"; an unknown kind is an error naming the line.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -30,22 +21,6 @@ pub enum AlertKind {
     Signal,
     Visibility,
     HostSummary,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-pub struct UploadRecord {
-    #[serde(default)]
-    pub share: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    #[serde(default)]
-    pub pe: bool,
-    #[serde(default)]
-    pub referenced: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -92,7 +67,7 @@ pub struct AlertRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attack: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub severity: Option<Level>,
+    pub severity: Option<Severity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,10 +89,10 @@ pub struct AlertRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub uploads: Vec<UploadRecord>,
+    pub uploads: Vec<Upload>,
     /// `signal` alerts carry one upload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upload: Option<UploadRecord>,
+    pub upload: Option<Upload>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

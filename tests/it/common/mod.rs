@@ -8,3 +8,4 @@ pub mod pipeline_run;
 pub mod read_events;
 pub mod reshape;
 pub mod synthetic_run;
+pub mod truth;

@@ -7,7 +7,7 @@
 //! and TRANSACTION data goes to the pipe's DCE-RPC conversation.
 
 use super::{fid_hex, filetime, status_name, Smb1State};
-use crate::event::{CreateAction, Event, FileAction};
+use crate::event::Event;
 use crate::flow::Direction;
 use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
@@ -16,9 +16,7 @@ use crate::smb::smb1::records::create::NtCreateResponse;
 use crate::smb::smb1::records::rw::{LargeData, ReadAndxResponse, WriteAndxResponse};
 use crate::smb::smb1::records::trans::TransResponse;
 use crate::smb::smb1::records::{cmd, Header, Smb1Error};
-use crate::smb::tables::{
-    files_record, Cx, FileKey, OpenFile, Tables, MAX_RESPONSE_ONLY_TREES, UNKNOWN,
-};
+use crate::smb::tables::{open_granted, Cx, FileKey, Granted, Tables, MAX_RESPONSE_ONLY_TREES};
 
 impl Smb1State {
     /// One response block without its request while no request was ever seen. `Ok(true)` when
@@ -108,29 +106,20 @@ impl Smb1State {
             );
             return;
         }
-        let sid = u64::from(h.uid);
-        let Some(s) = t.session(sid, cx, sink) else {
+        let granted = Granted {
+            session_id: u64::from(h.uid),
+            tree_id: u32::from(h.tid),
+            key: FileKey::Id(u128::from(r.fid)),
+            fuid: fid_hex(r.fid),
+            pipe: r.is_pipe(),
+            status: status_name(h.status),
+            end_of_file: r.end_of_file,
+            create_action: r.create_action,
+        };
+        let Some(mut rec) = open_granted(cx, t, granted, sink) else {
             return;
         };
-        let tree = s.tree_or_unknown(u32::from(h.tid), cx, sink);
-        let is_pipe = r.is_pipe() || tree.is_pipe();
-        let fuid = fid_hex(r.fid);
-        let mut f = OpenFile::new(UNKNOWN, u32::from(h.tid), is_pipe);
-        f.fuid = Some(fuid.clone());
-        if !s.insert_file(FileKey::Id(u128::from(r.fid)), f, cx, sink) {
-            return;
-        }
         self.answered.insert(at, (r.fid, 0));
-        let action = if is_pipe {
-            FileAction::PipeOpen
-        } else {
-            FileAction::FileOpen
-        };
-        let status = status_name(h.status);
-        let mut rec = files_record(cx, action, &tree, UNKNOWN, status, sid);
-        rec.fuid = Some(fuid);
-        rec.size = Some(r.end_of_file);
-        rec.create_action = CreateAction::from_wire(r.create_action);
         [
             rec.times_created,
             rec.times_accessed,

@@ -14,15 +14,13 @@
 //! - IOCTL responses name their FileId and need nothing here.
 
 use super::Smb2State;
-use crate::event::{CreateAction, Event, FileAction};
+use crate::event::Event;
 use crate::flow::Direction;
 use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
 use crate::smb::smb2::records::*;
 use crate::smb::status::{self, nt_status_name};
-use crate::smb::tables::{
-    files_record, Cx, FileKey, OpenFile, Tables, MAX_RESPONSE_ONLY_TREES, UNKNOWN,
-};
+use crate::smb::tables::{open_granted, Cx, FileKey, Granted, Tables, MAX_RESPONSE_ONLY_TREES};
 use crate::wire::parsed;
 
 impl Smb2State {
@@ -128,35 +126,21 @@ impl Smb2State {
             );
             return;
         }
-        let Some(s) = t.session(h.session_id, cx, sink) else {
+        let granted = Granted {
+            session_id: h.session_id,
+            tree_id: h.tree_id,
+            key: FileKey::Id(c.file_id),
+            fuid: file_id_hex(c.file_id),
+            pipe: false,
+            status: nt_status_name(h.status),
+            end_of_file: c.end_of_file,
+            create_action: c.create_action,
+        };
+        let Some(r) = open_granted(cx, t, granted, sink) else {
             return;
         };
-        let tree = s.tree_or_unknown(h.tree_id, cx, sink);
-        let is_pipe = tree.is_pipe();
-        let fuid = file_id_hex(c.file_id);
-        let mut f = OpenFile::new(UNKNOWN, h.tree_id, is_pipe);
-        f.fuid = Some(fuid.clone());
-        if !s.insert_file(FileKey::Id(c.file_id), f, cx, sink) {
-            return;
-        }
         self.granted = self.granted.wrapping_add(1);
         self.answered.insert(at, (c.file_id, 0, self.granted));
-        let action = if is_pipe {
-            FileAction::PipeOpen
-        } else {
-            FileAction::FileOpen
-        };
-        let mut r = files_record(
-            cx,
-            action,
-            &tree,
-            UNKNOWN,
-            nt_status_name(h.status),
-            h.session_id,
-        );
-        r.fuid = Some(fuid);
-        r.size = Some(c.end_of_file);
-        r.create_action = CreateAction::from_wire(c.create_action);
         sink.emit(Event::SmbFiles(r));
     }
 }

@@ -4,9 +4,9 @@
 //! took an upload only by time gives it up to one that names it, or to a nearer following create,
 //! while both are open; a reported alert keeps what it reported.
 
-use super::instance::{Instance, UploadRec};
-use super::matcher::{PairState, MAX_UPLOADS};
-use super::names::{basename_lower, executable_part, share_relative};
+use super::PairState;
+use crate::detect::instance::Instance;
+use crate::detect::upload::UploadRec;
 use crate::time::Ts;
 
 /// Which instance holds an upload, and whether its binary path names the file.
@@ -16,22 +16,12 @@ pub struct Owner {
     pub named: bool,
 }
 
-/// Whether one of the instance's binary paths or commands names the uploaded file.
-pub(super) fn names_upload(inst: &Instance, u: &UploadRec) -> bool {
-    inst.paths().any(|bp| {
-        let by_path = share_relative(bp).is_some_and(|r| r == u.rel);
-        let by_name =
-            u.share_unknown() && basename_lower(executable_part(bp)) == basename_lower(&u.name);
-        by_path || by_name
-    })
-}
-
 /// How strongly `inst` would own `u`: by name, or by time (a following create, then a
 /// preceding one, nearer is stronger). Larger is stronger.
 fn claim_strength(inst: &Instance, u: &UploadRec) -> (bool, bool, i128) {
-    let named = names_upload(inst, u);
-    let follows = inst.create_ts >= u.ts;
-    let distance = (i128::from(inst.create_ts.0) - i128::from(u.ts.0)).abs();
+    let named = inst.names_upload(u);
+    let follows = inst.create_ts() >= u.ts();
+    let distance = (i128::from(inst.create_ts().0) - i128::from(u.ts().0)).abs();
     (named, follows, -distance)
 }
 
@@ -39,19 +29,19 @@ impl PairState {
     /// Re-deals the uploads of the window (from `from`) that instance `idx` may take: unowned
     /// ones, and ones an open instance holds on a weaker claim.
     pub(super) fn claim_uploads(&mut self, idx: usize, from: Ts) {
-        let Some(id) = self.open.get(idx).map(|i| i.id) else {
+        let Some(id) = self.open.get(idx).map(Instance::id) else {
             return;
         };
         for k in 0..self.uploads.len() {
             let u = &self.uploads[k];
-            if u.ts < from {
+            if u.ts() < from {
                 continue;
             }
             let mine = claim_strength(&self.open[idx], u);
-            let take = match u.owner {
+            let take = match u.owner() {
                 None => true,
                 Some(o) if o.instance == id => false,
-                Some(o) => match self.open.iter().position(|i| i.id == o.instance) {
+                Some(o) => match self.open.iter().position(|i| i.id() == o.instance) {
                     // Reported already: it stays where it was reported.
                     None => false,
                     Some(j) => mine > claim_strength(&self.open[j], u),
@@ -60,26 +50,20 @@ impl PairState {
             if !take {
                 continue;
             }
-            if let Some(o) = u.owner {
-                if let Some(prev) = self.open.iter_mut().find(|i| i.id == o.instance) {
-                    prev.uploads.retain(|(x, _)| x.id != self.uploads[k].id);
+            if let Some(o) = u.owner() {
+                let uid = u.id();
+                if let Some(prev) = self.open.iter_mut().find(|i| i.id() == o.instance) {
+                    prev.give_up_upload(uid);
                 }
             }
-            let inst = &mut self.open[idx];
-            if inst.uploads.len() >= MAX_UPLOADS {
+            if !self.open[idx].has_room_for_upload() {
                 continue;
             }
-            let u = &mut self.uploads[k];
-            u.owner = Some(Owner {
+            self.uploads[k].set_owner(Owner {
                 instance: id,
                 named: mine.0,
             });
-            let after = u.ts > inst.create_ts;
-            if !after {
-                inst.first_ts = inst.first_ts.min(u.ts);
-            }
-            inst.push_evidence(u.ev.clone());
-            inst.uploads.push((u.clone(), after));
+            self.open[idx].take_upload(&self.uploads[k]);
         }
     }
 
@@ -89,11 +73,9 @@ impl PairState {
         let Some(u) = self.uploads.get(k).cloned() else {
             return;
         };
-        if let Some(o) = u.owner {
-            if let Some(i) = self.open.iter_mut().find(|i| i.id == o.instance) {
-                if let Some(x) = i.uploads.iter_mut().find(|x| x.0.id == u.id) {
-                    x.0 = u;
-                }
+        if let Some(o) = u.owner() {
+            if let Some(i) = self.open.iter_mut().find(|i| i.id() == o.instance) {
+                i.refresh_upload(&u);
             }
             return;
         }

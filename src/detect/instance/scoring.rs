@@ -1,34 +1,17 @@
-//! Turning a closed attack instance into its technique alert. [`score`] is a pure function of the
-//! instance, what its pair knew ([`PairView`]) and the rules: what the binary path refers to,
-//! attribution, confidence and severity from the evidence ([`Factors`] → [`confidence`]),
-//! ATT&CK ids, the reason sentence. `Detector::build_alert` only gathers the view and assembles
-//! the alert.
+//! Scoring a closed attack instance. [`score`] is a pure function of the instance, what its pair
+//! knew ([`PairView`]) and the rules: what the binary path refers to, attribution, confidence and
+//! severity from the evidence ([`Factors`] → [`confidence`]), ATT&CK ids, the reason sentence.
+//! `instance::alert` assembles the alert from it.
 
-use super::attribution::{attribute, AttribInput, Attribution};
-use super::calls::Iface;
-use super::instance::{reason_sentence, Auth, Instance};
-use super::matcher::Detector;
-use super::names::{looks_random, runs_interpreter};
-use super::rules::Rules;
-use super::uploads::names_upload;
+use super::reason::reason_sentence;
+use super::Instance;
 use crate::dcerpc::Transport;
-use crate::event::alert::{Basis, Severity, Technique, TechniqueAlert, Upload};
-use crate::time::Ts;
-use std::net::IpAddr;
-
-/// What the (source, target) pair knew when the instance closed, as scoring needs it.
-#[derive(Clone, Debug)]
-pub(super) struct PairView<'a> {
-    pub(super) src: IpAddr,
-    pub(super) dst: IpAddr,
-    pub(super) machine_name: Option<&'a str>,
-    /// Any SMB from source to target.
-    pub(super) smb_seen: bool,
-    /// "endpoint::operation" of the pair's calls in the instance's window.
-    pub(super) calls: Vec<&'a str>,
-    /// Most contexts one bind offered (with a relevant interface) in the window.
-    pub(super) max_bind_contexts: u32,
-}
+use crate::detect::attribution::{attribute, AttribInput, Attribution};
+use crate::detect::calls::Iface;
+use crate::detect::names::{looks_random, runs_interpreter};
+use crate::detect::pair::PairView;
+use crate::detect::rules::Rules;
+use crate::event::alert::{Basis, Severity, Technique, Upload};
 
 /// The evidence confidence is weighed from.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -124,19 +107,12 @@ pub(super) fn score(inst: &Instance, pair: &PairView<'_>, rules: &Rules) -> Scor
     let paths: Vec<&str> = inst.paths().collect();
     let mut uploads: Vec<Upload> = vec![];
     let (mut upload_before, mut upload_after, mut any_pe) = (false, false, false);
-    for (u, after) in &inst.uploads {
-        let named = names_upload(inst, u);
-        upload_after |= named && *after;
-        upload_before |= named && !*after;
-        any_pe |= u.pe;
-        uploads.push(Upload {
-            share: u.share.clone(),
-            name: u.name.clone(),
-            size: u.size,
-            sha256: u.sha256.clone(),
-            pe: u.pe,
-            referenced: named,
-        });
+    for t in &inst.uploads {
+        let named = inst.names_upload(&t.upload);
+        upload_after |= named && t.after_create;
+        upload_before |= named && !t.after_create;
+        any_pe |= t.upload.pe();
+        uploads.push(t.upload.to_upload(named));
     }
     let interpreter = paths.iter().any(|p| runs_interpreter(p));
     let lengths = &rules.settings.random_name_lengths;
@@ -154,7 +130,7 @@ pub(super) fn score(inst: &Instance, pair: &PairView<'_>, rules: &Rules) -> Scor
         service_names: inst.service_names(),
         display_names: inst.display_name.as_deref().into_iter().collect(),
         binary_paths: paths.clone(),
-        uploads: inst.uploads.iter().map(|(u, _)| u.name.as_str()).collect(),
+        uploads: inst.uploads.iter().map(|t| t.upload.name()).collect(),
         pipes: inst.pipes.iter().map(|s| s.as_str()).collect(),
         machine_names: pair.machine_name.into_iter().collect(),
         task_paths: inst.task_path.as_deref().into_iter().collect(),
@@ -210,10 +186,7 @@ pub(super) fn score(inst: &Instance, pair: &PairView<'_>, rules: &Rules) -> Scor
         pair.src,
         pair.dst,
         &uploads,
-        upload_before,
-        upload_after,
-        interpreter,
-        random_name,
+        &factors,
         &attribution.tool,
     );
     if inst.decrypted {
@@ -234,83 +207,188 @@ pub(super) fn score(inst: &Instance, pair: &PairView<'_>, rules: &Rules) -> Scor
     }
 }
 
-impl Detector {
-    pub(super) fn build_alert(&mut self, key: (IpAddr, IpAddr), inst: Instance) -> TechniqueAlert {
-        let (src, dst) = key;
-        let p = self.pairs.get(&key);
-        let auth: Auth = p.and_then(|p| p.auth.clone()).unwrap_or_default();
-        let from = Ts(inst.first_ts.0.saturating_sub(self.window_ns));
-        let view = PairView {
-            src,
-            dst,
-            machine_name: p.and_then(|p| p.machine_name.as_deref()),
-            smb_seen: p.is_some_and(|p| p.smb_seen),
-            calls: p.map_or(vec![], |p| {
-                p.calls
-                    .iter()
-                    .filter(|x| x.1 >= from)
-                    .map(|x| x.0.as_str())
-                    .collect()
-            }),
-            max_bind_contexts: p
-                .filter(|p| p.max_bind_contexts.1 >= from)
-                .map_or(0, |p| p.max_bind_contexts.0),
-        };
-        let s = score(&inst, &view, &self.rules);
-        let mut evidence = inst.evidence.clone();
-        evidence.sort_by_key(|e| e.ts);
-        if inst.evidence_dropped {
-            self.cap("MAX_EVIDENCE");
-        }
-        TechniqueAlert {
-            ts: inst.first_ts,
-            ts_end: inst.last_ts,
-            // From content, at emission (TechniqueAlert::content_id).
-            id: String::new(),
-            technique: inst.technique,
-            attack: s.attack,
-            severity: s.severity,
-            confidence: s.confidence,
-            basis: inst.basis,
-            decrypted: inst.decrypted || inst.rpc_decrypted,
-            src_ip: src,
-            dst_ip: dst,
-            user: auth.user,
-            domain: auth.domain,
-            workstation: auth.workstation,
-            auth: auth.kerberos.map(|_| "kerberos"),
-            user_source: auth.kerberos,
-            share: if inst.shares.is_empty() {
-                None
-            } else {
-                Some(inst.shares.iter().cloned().collect::<Vec<_>>().join(","))
-            },
-            uploads: s.uploads,
-            service_name: inst.service_name.clone(),
-            display_name: inst.display_name.clone(),
-            binary_path: inst.binary_path.clone(),
-            start_type: inst.start_type,
-            task_path: inst.task_path.clone(),
-            command: inst.command.clone(),
-            pipes: inst.pipes.clone(),
-            tool: s.attribution.tool,
-            tool_reason: s.attribution.why,
-            count: inst.count,
-            calls: inst.calls.clone(),
-            started: inst.started,
-            deleted: inst.deleted,
-            failed: inst.failed,
-            no_response: inst.no_response,
-            reason: s.reason,
-            evidence,
-            suppressed_by: None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::calls::CallOutcome;
+    use crate::detect::instance::{CreateCall, How};
+    use crate::detect::upload::{UploadRec, Written};
+    use crate::event::alert::{Evidence, FoldedCall};
+    use crate::event::{ConnFields, DceArgs, Share};
+    use crate::time::Ts;
+
+    /// A cleartext svcctl create over TCP at t=100 s of `service` running `path`.
+    fn created(service: &str, path: &str) -> Instance {
+        let args = DceArgs {
+            service_name: Some(service.into()),
+            binary_path: Some(path.into()),
+            ..DceArgs::default()
+        };
+        Instance::open(
+            1,
+            CreateCall {
+                how: How {
+                    basis: Basis::Cleartext,
+                    transport: Transport::Tcp,
+                    opnum: Some(12),
+                    args: &args,
+                    rpc_decrypted: false,
+                },
+                iface: Iface::Svcctl,
+                technique: Technique::ServiceCreate,
+                service_name: Some(service.into()),
+                call: FoldedCall {
+                    ts: Ts::from_secs(100),
+                    service_name: Some(service.into()),
+                    binary_path: Some(path.into()),
+                    task_path: None,
+                    status: "ok".into(),
+                },
+                outcome: CallOutcome::Ok,
+                ts: Ts::from_secs(100),
+                decrypted: false,
+            },
+        )
+    }
+
+    fn upload(secs: u64, share: &str, name: &str, pe: bool) -> UploadRec {
+        UploadRec::new(
+            1,
+            Written {
+                ts: Ts::from_secs(secs),
+                share: Share::Known(share.into()),
+                name,
+                bytes: 1000,
+                pe,
+                sha256: None,
+                ev: Evidence::new(
+                    &ConnFields::default(),
+                    Ts::from_secs(secs),
+                    "smb_files",
+                    String::new(),
+                ),
+            },
+        )
+    }
+
+    fn view() -> PairView<'static> {
+        PairView::unknown("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap())
+    }
+
+    /// What `score` derives from an instance: each factor, the ATT&CK ids, and the confidence
+    /// the weights give for them.
+    #[test]
+    fn score_derives_every_factor_from_the_instance() {
+        struct Case {
+            what: &'static str,
+            inst: Instance,
+            want: Factors,
+            attack: &'static [&'static str],
+        }
+        let base = |f: Factors| Factors {
+            basis: Basis::Cleartext,
+            ..f
+        };
+        let mut before = created("updater", "%SystemRoot%\\x.exe");
+        before.take_upload(&upload(90, "ADMIN$", "x.exe", true));
+        let mut after = created("updater", "%SystemRoot%\\x.exe");
+        after.take_upload(&upload(110, "ADMIN$", "x.exe", true));
+        let mut other_pe = created("updater", "C:\\tools\\y.exe");
+        other_pe.take_upload(&upload(90, "ADMIN$", "x.exe", true));
+        let mut started = created("updater", "C:\\tools\\y.exe");
+        started.follow_up(
+            crate::detect::instance::FollowUp::Started,
+            Ts::from_secs(101),
+            Evidence::new(
+                &ConnFields::default(),
+                Ts::from_secs(101),
+                "dce_rpc",
+                String::new(),
+            ),
+        );
+        let cases = vec![
+            Case {
+                what: "plain create over TCP",
+                inst: created("updater", "C:\\tools\\y.exe"),
+                want: base(clear()),
+                attack: &["T1569.002", "T1543.003"],
+            },
+            Case {
+                what: "command interpreter",
+                inst: created("updater", "%COMSPEC% /Q /c echo"),
+                want: Factors {
+                    interpreter: true,
+                    ..clear()
+                },
+                attack: &["T1569.002", "T1543.003"],
+            },
+            Case {
+                what: "random-looking name",
+                inst: created("nUwjQkLm", "C:\\tools\\y.exe"),
+                want: Factors {
+                    random_name: true,
+                    ..clear()
+                },
+                attack: &["T1569.002", "T1543.003"],
+            },
+            Case {
+                what: "the binary uploaded before",
+                inst: before,
+                want: Factors {
+                    upload_before: true,
+                    any_pe: true,
+                    ..clear()
+                },
+                attack: &["T1569.002", "T1543.003", "T1021.002", "T1570"],
+            },
+            Case {
+                what: "the binary uploaded after",
+                inst: after,
+                want: Factors {
+                    upload_after: true,
+                    any_pe: true,
+                    ..clear()
+                },
+                attack: &["T1569.002", "T1543.003", "T1021.002", "T1570"],
+            },
+            Case {
+                what: "another PE uploaded",
+                inst: other_pe,
+                want: Factors {
+                    any_pe: true,
+                    ..clear()
+                },
+                attack: &["T1569.002", "T1543.003", "T1021.002", "T1570"],
+            },
+            Case {
+                what: "started",
+                inst: started,
+                want: Factors {
+                    started: true,
+                    ..clear()
+                },
+                attack: &["T1569.002", "T1543.003"],
+            },
+        ];
+        let rules = Rules::embedded();
+        for c in cases {
+            let s = score(&c.inst, &view(), &rules);
+            let want = Factors {
+                attributed: s.attribution.tool != "unknown",
+                ..c.want
+            };
+            assert_eq!(s.confidence, confidence(&want), "{}", c.what);
+            assert_eq!(s.severity, severity(s.confidence, &want), "{}", c.what);
+            assert_eq!(s.attack, c.attack, "{}", c.what);
+            let referenced = want.upload_before || want.upload_after;
+            assert!(
+                s.uploads.iter().all(|u| u.referenced == referenced),
+                "{}: {:?}",
+                c.what,
+                s.uploads
+            );
+        }
+    }
 
     fn clear() -> Factors {
         Factors {

@@ -3,7 +3,7 @@
 //! state (maps, sets, admin-connect history). A source that comes back is unpacked and carries on
 //! exactly where it stopped, so the summaries written at the end do not depend on retirement.
 
-use super::matcher::SourceState;
+use super::SourceState;
 use crate::event::alert::Technique;
 use crate::time::Ts;
 use crate::wire::maps::KeyedMap;
