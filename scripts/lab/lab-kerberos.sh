@@ -16,6 +16,9 @@
 #                                            `$IMPACKET` is the venv's bin dir, KRB5_CONFIG points
 #                                            at the lab realm; then exports the DC account's keys
 #                                            with `samba-tool domain exportkeytab` to OUT.keytab
+#   scripts/lab/lab-kerberos.sh tsch-up      starts atsvc_responder.py, a minimal MS-TSCH server
+#                                            behind smbd at np/atsvc (Samba has none); `down`
+#                                            stops it
 #   scripts/lab/lab-kerberos.sh down         stops samba, deletes the namespaces
 #
 # The recipe of captures/lab/l1..l5 (user Administrator, password Passw0rd!Lab). MIT kinit and kvno
@@ -34,6 +37,14 @@
 #   scripts/lab/lab-kerberos.sh down; scripts/lab/lab-kerberos.sh up enc
 #   scripts/lab/lab-kerberos.sh record l5_krb_psexec_enc.pcap -- "$KGET &&" '$IMPACKET/psexec.py' $T whoami
 #   scripts/lab/lab-kerberos.sh down
+# l6 and l7 (profile clear; l7's DCE-RPC bind presents a host/ ticket, so kvno fetches both):
+#   scripts/lab/lab-kerberos.sh record l6_krb_services.pcap -- "$KGET &&" \
+#     '$IMPACKET/services.py' $T create -name KrbEvilSvc -display KrbEvilSvc \
+#     -path "'C:\\Windows\\Temp\\krbpayload.exe'" ';' '$IMPACKET/services.py' $T start -name KrbEvilSvc \
+#     ';' '$IMPACKET/services.py' $T delete -name KrbEvilSvc
+#   scripts/lab/lab-kerberos.sh tsch-up
+#   scripts/lab/lab-kerberos.sh record l7_krb_atexec_tsch.pcap -- "$KGET host/dc1.psxlab.test &&" \
+#     '$IMPACKET/atexec.py' -k -no-pass -dc-ip 192.0.2.20 PSXLAB.TEST/Administrator@dc1.psxlab.test whoami
 #
 # The keytab holds the keys of the DC's machine account DC1$, which encrypt the cifs/ and host/
 # service tickets of dc1.psxlab.test: lab secrets, for decryption tests only.
@@ -136,6 +147,14 @@ set_profile() {
   esac
 }
 
+# Samba's ncalrpc directory (default /run/samba/ncalrpc) holds the unix sockets smbd hands named
+# pipes to (np/<pipe>): one per lab, or two labs side by side take over each other's pipes.
+own_ncalrpc_dir() {
+  local c; c="$(conf)"
+  sed -i '/ncalrpc dir/d' "$c"
+  sed -i "s|^\[global\]\$|[global]\n\tncalrpc dir = $LAB_DIR/ncalrpc|" "$c"
+}
+
 cmd_up() {
   local profile="${1:-clear}"
   command -v samba >/dev/null || die "no samba: run setup first"
@@ -145,6 +164,7 @@ cmd_up() {
   [ -f "$(conf)" ] || provision
   sed -i '/server min protocol/d' "$(conf)"
   set_profile "$profile"
+  own_ncalrpc_dir
   krb5_conf
   ip netns add "$DC_NS"
   ip -n "$DC_NS" link set lo up
@@ -208,7 +228,30 @@ cmd_record() {
   echo "krblab: wrote $out and $out.keytab (command exit $rc)"
 }
 
+# The Task Scheduler responder (atsvc_responder.py): smbd hands \pipe\atsvc to the unix socket
+# np/atsvc of the lab's ncalrpc directory; the responder answers atexec.py's MS-TSCH calls there.
+cmd_tsch_up() {
+  ip netns list | grep -q "^$DC_NS\b" || die "lab not up"
+  local keytab="$LAB_DIR/atsvc-responder.keytab" sock="$LAB_DIR/ncalrpc/np/atsvc"
+  rm -f "$keytab"
+  samba-tool domain exportkeytab "$keytab" -s "$(conf)" --principal="${DC_HOST^^}\$" >/dev/null
+  ip netns exec "$DC_NS" "$VENV/bin/python" "$HERE/atsvc_responder.py" "$sock" "$keytab" \
+    "$LAB_DIR/shares/admin" >"$LAB_DIR/log/atsvc-responder.log" 2>&1 &
+  echo $! > "$LAB_DIR/run/atsvc-responder.pid"
+  for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+  [ -S "$sock" ] || die "atsvc responder did not start (see $LAB_DIR/log/atsvc-responder.log)"
+  echo "krblab: MS-TSCH responder on $sock"
+}
+
+tsch_down() {
+  local pidfile="$LAB_DIR/run/atsvc-responder.pid"
+  [ -f "$pidfile" ] || return 0
+  kill "$(cat "$pidfile")" 2>/dev/null || true
+  rm -f "$pidfile" "$LAB_DIR/ncalrpc/np/atsvc"
+}
+
 cmd_down() {
+  tsch_down
   if [ -f "$LAB_DIR/run/samba.pid" ]; then
     kill "$(cat "$LAB_DIR/run/samba.pid")" 2>/dev/null || true
   fi
@@ -232,5 +275,6 @@ case "${1:-}" in
   up) shift; cmd_up "$@" ;;
   record) shift; [ $# -ge 1 ] || die "record OUT.pcap -- COMMAND..."; cmd_record "$@" ;;
   down) shift; cmd_down "$@" ;;
+  tsch-up) shift; cmd_tsch_up "$@" ;;
   *) sed -n '2,40p' "$0"; exit 1 ;;
 esac

@@ -9,7 +9,8 @@
 //! ([`presented`]), and [`join::TicketJoin`] fills the session's user where the workers' outputs
 //! merge (the KDC and the server are different host pairs, so often different workers).
 //!
-//! - [`records`]: the messages (RFC 4120), wrapping rusticata's `kerberos-parser`.
+//! - [`records`]: the messages (RFC 4120), wrapping rusticata's `kerberos-parser`; `kdc_req`
+//!   reads the requests with the nonce MIT encodes signed.
 //! - [`gss`]: SPNEGO / GSS-API framing around an AP-REQ.
 //! - [`exchange`]: request ↔ reply pairing into events, over TCP (a stream parser) and UDP.
 //! - [`join`]: the bounded, expiring ticket index and the join.
@@ -21,6 +22,7 @@ pub mod crypto;
 pub mod exchange;
 pub mod gss;
 pub mod join;
+mod kdc_req;
 pub mod keytab;
 pub mod records;
 pub mod ticket;

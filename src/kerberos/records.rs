@@ -3,15 +3,16 @@
 //!
 //! The DER itself is rusticata's `kerberos-parser` (the parser Suricata runs on the same traffic,
 //! fuzzed there): a crate made for the field beats a second hand-written ASN.1 decoder. It is
-//! built on nom 7; this module is the one place that sees it, so the rest of the sensor sees
+//! built on nom 7; this module (with `kdc_req`, its KDC-REQ reader) is the one place that sees it, so the rest of the sensor sees
 //! [`Message`] and the crate's record types (re-exported: a ticket's realm, sname and enc-part
 //! etype / kvno / cipher bytes, an AP-REQ's ticket and authenticator, for decryption with a
 //! keytab). What is ours: the message-type dispatch, record marking (nom 8), times in capture
 //! time, and the names as Zeek's kerberos.log writes them.
 
+use super::kdc_req::{kdc_req, APP_AS_REQ, APP_TGS_REQ};
 use crate::time::Ts;
 use der_parser::asn1_rs::{FromDer, GeneralizedTime};
-use kerberos_parser::krb5_parser::{parse_as_rep, parse_as_req, parse_tgs_rep, parse_tgs_req};
+use kerberos_parser::krb5_parser::{parse_as_rep, parse_tgs_rep};
 use nom::number::complete::be_u32;
 use nom::IResult;
 
@@ -81,9 +82,10 @@ pub fn message(i: &[u8]) -> Result<Message<'_>, RecordError> {
     match i.first() {
         // The KDC messages' `FromDer` reads the SEQUENCE inside the APPLICATION tag; these
         // functions read the tag too (the others' `FromDer` does).
-        Some(&TAG_AS_REQ) => ok(parse_as_req(i)).map(Message::AsReq),
+        // Requests are read by kdc_req (MIT's negative nonces), replies by the crate.
+        Some(&TAG_AS_REQ) => ok(kdc_req(i, APP_AS_REQ)).map(Message::AsReq),
         Some(&TAG_AS_REP) => ok(parse_as_rep(i)).map(Message::AsRep),
-        Some(&TAG_TGS_REQ) => ok(parse_tgs_req(i)).map(Message::TgsReq),
+        Some(&TAG_TGS_REQ) => ok(kdc_req(i, APP_TGS_REQ)).map(Message::TgsReq),
         Some(&TAG_TGS_REP) => ok(parse_tgs_rep(i)).map(Message::TgsRep),
         Some(&TAG_AP_REQ) => ok(ApReq::from_der(i)).map(Message::ApReq),
         Some(&TAG_AP_REP) => ok(ApRep::from_der(i)).map(Message::ApRep),

@@ -70,6 +70,53 @@ fn ap_req_in_an_smb2_session_setup() {
     }
 }
 
+/// tshark -r captures/lab/l4_krb_benign_smbclient.pcap -Y kerberos.msg_type==12: MIT's kvno
+/// (krb5 1.20) sent two TGS-REQs over TCP, each a record in two segments: frames 20 + 22 (1,836
+/// bytes) with nonce 1089146073, frames 41 + 43 (1,924 bytes) with nonce 2905174271, which MIT
+/// encodes as the negative INTEGER 0xad2970ff; the second asks renewable (not forwardable), sname
+/// krbtgt/PSXLAB.TEST, AES256 first.
+#[test]
+fn tgs_requests_with_mit_nonces_of_either_sign() {
+    const CAPTURE: &str = "captures/lab/l4_krb_benign_smbclient.pcap";
+    let record_of =
+        |first, last| [frame_payload(CAPTURE, first), frame_payload(CAPTURE, last)].concat();
+    let payloads = [record_of(20, 22), record_of(41, 43)];
+    let reqs: Vec<KdcReq> = payloads
+        .iter()
+        .map(|payload| {
+            let (record, len) = record_mark(payload).unwrap();
+            assert_eq!(len, RecordLen::Bytes(record.len()), "one whole record");
+            match message(record).expect("parses") {
+                Message::TgsReq(r) => r,
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(reqs[0].req_body.nonce, 1_089_146_073);
+    let nonce_der = [0xa7, 0x06, 0x02, 0x04, 0xad, 0x29, 0x70, 0xff];
+    assert!(
+        payloads[1].windows(8).any(|w| w == nonce_der),
+        "the second carries the nonce as a negative INTEGER"
+    );
+    let req = &reqs[1];
+    assert_eq!(req.req_body.nonce, 2_905_174_271);
+    assert_eq!(req.msg_type.0, 12);
+    assert_eq!(realm(&req.req_body.realm), "PSXLAB.TEST");
+    let sname = req.req_body.sname.as_ref().expect("sname");
+    assert_eq!(principal(sname), "krbtgt/PSXLAB.TEST");
+    assert_eq!(
+        req.req_body.etype[0],
+        EncryptionType::AES256_CTS_HMAC_SHA1_96
+    );
+    assert_eq!(
+        KdcOptions::of(&req.req_body),
+        KdcOptions {
+            forwardable: false,
+            renewable: true
+        }
+    );
+}
+
 #[test]
 fn dispatch_by_application_tag() {
     assert_eq!(message(&[]), Err(RecordError::NotKerberos));

@@ -5,7 +5,10 @@
 //! - l5, the same psexec inside SMB3 encryption required by the server, decrypts with the keytab
 //!   alone (no password, no session key) and alerts like l1, marked decrypted; without the keytab
 //!   it does not decrypt;
-//! - a bad keytab is a clear error and exit 2; no key byte reaches any output.
+//! - a bad keytab is a clear error and exit 2; no key byte reaches any output;
+//! - l6 services.py (create, start, delete) and l7 atexec.py (against the lab's MS-TSCH responder,
+//!   sealed DCE-RPC) give their technique alerts naming the client, with or without the keytab;
+//! - l4's TGS-REQ with MIT's negative nonce gives its `kerberos` event.
 
 use super::common::corpus::repo_captures;
 use super::common::read_events::bin;
@@ -255,4 +258,142 @@ fn no_key_reaches_any_output() {
             assert!(!flat.contains(&json), "key bytes in output");
         }
     }
+}
+
+/// Each alert of l6 and l7 against its truth, without secrets (the TGS-REPs name the client) and
+/// with the keytab (the SMB session's ticket opened).
+#[test]
+fn kerberos_services_and_atexec_alerts_name_the_client() {
+    for name in ["l6_krb_services.pcap", "l7_krb_atexec_tsch.pcap"] {
+        let cap = lab(name);
+        let want = truth(&cap);
+        assert_eq!(want["verdict"], "positive");
+        for keytab in [None, Some(keytab_of(&cap))] {
+            let (alerts, events, _, _) = run(&cap, keytab.as_deref(), name);
+            let t = techniques(&alerts);
+            assert_eq!(t.len(), 1, "{name}: {alerts:#?}");
+            let t = t[0];
+            assert_eq!(t["technique"], want["technique"], "{name}: {t:#}");
+            assert_eq!(t["src_ip"], want["attacker_ip"]);
+            assert_eq!(t["dst_ip"], want["victim_ip"]);
+            assert_eq!(t["user"], want["kerberos"]["user"], "{name}: {t:#}");
+            assert_eq!(t["domain"], want["kerberos"]["realm"], "{name}: {t:#}");
+            assert_eq!(t["auth"], "kerberos", "{name}: {t:#}");
+            match keytab {
+                None => assert_eq!(t["user_source"], "kerberos_tgs_rep", "{name}: {t:#}"),
+                // The keytab opens the SMB session's ticket; a DCE-RPC bind's ticket may still be
+                // named by its TGS-REP: either way the client is learned, never `unseen`.
+                Some(_) => assert!(
+                    t["user_source"] == "keytab" || t["user_source"] == "kerberos_tgs_rep",
+                    "{name}: {t:#}"
+                ),
+            }
+            let sessions: Vec<&Value> = events.iter().filter(|e| e["log"] == "smb_auth").collect();
+            assert!(!sessions.is_empty(), "{name}");
+            assert!(
+                sessions.iter().all(|a| a["user"] == "Administrator"
+                    && a["domain"] == "PSXLAB.TEST"
+                    && a["auth"] == "kerberos"),
+                "{name}: {sessions:#?}"
+            );
+            if name.starts_with("l6") {
+                check_services_alert(t, &want, sessions.len());
+            } else {
+                check_atexec_alert(t, &want, &events, keytab.is_some());
+            }
+        }
+    }
+}
+
+/// services.py: create (refused by Samba), then start and delete, which stop at OpenServiceW
+/// because the service does not exist: three SMB sessions, one attempt on the wire.
+fn check_services_alert(t: &Value, want: &Value, sessions: usize) {
+    assert_matches_truth(t, want);
+    assert_eq!(sessions, 3, "one session per services.py run");
+    assert_eq!(t["failed"], true, "{t:#}");
+    assert_eq!(t["started"], false, "{t:#}");
+    assert_eq!(t["deleted"], false, "{t:#}");
+    assert_eq!(t["pipes"], serde_json::json!(["svcctl"]));
+}
+
+/// atexec.py: a task registered, run and deleted over \pipe\atsvc, stubs sealed; the bind
+/// presents a host/ ticket whose TGS-REP is in the capture.
+fn check_atexec_alert(t: &Value, want: &Value, events: &[Value], keytab: bool) {
+    assert_eq!(t["pipes"], want["expect"]["pipes"], "{t:#}");
+    assert_eq!(
+        (&t["started"], &t["deleted"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
+    let task = &want["tasks"][0]["name"];
+    if keytab {
+        // Opening the sealed stubs is not required here; if they are opened, the name is right.
+        assert!(t["task_path"].is_null() || t["task_path"] == *task, "{t:#}");
+    } else {
+        assert_eq!(t["basis"], "stub-encrypted", "{t:#}");
+        assert!(t["task_path"].is_null(), "the name is sealed: {t:#}");
+    }
+    let rpc: Vec<&Value> = events.iter().filter(|e| e["log"] == "dce_rpc").collect();
+    let ops: Vec<&str> = rpc.iter().filter_map(|e| e["operation"].as_str()).collect();
+    assert_eq!(
+        ops,
+        [
+            "bind",
+            "alter_context",
+            "SchRpcRegisterTask",
+            "SchRpcRun",
+            "SchRpcGetLastRunInfo",
+            "SchRpcDelete"
+        ],
+        "{rpc:#?}"
+    );
+    let bind = rpc[0];
+    assert_eq!(bind["endpoint"], "ITaskSchedulerService");
+    assert_eq!(bind["auth_level"], "privacy");
+    assert_eq!(bind["user"], "Administrator", "{bind}");
+    assert_eq!(bind["domain"], "PSXLAB.TEST", "{bind}");
+    let services: Vec<&str> = events
+        .iter()
+        .filter(|e| e["log"] == "kerberos" && e["request_type"] == "TGS")
+        .filter_map(|e| e["service"].as_str())
+        .collect();
+    assert_eq!(services, ["cifs/dc1.psxlab.test", "host/dc1.psxlab.test"]);
+}
+
+/// MIT's kvno sent l4's second TGS-REQ with a negative nonce (README "Kerberos"): it is read, so
+/// the KDC's BADOPTION answer is logged as that request's outcome, not as a reply without one.
+#[test]
+fn mit_negative_nonce_request_gives_its_kerberos_event() {
+    let cap = lab("l4_krb_benign_smbclient.pcap");
+    let (_, events, _, _) = run(&cap, None, "l4-nonce");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["log"] == "anomaly" && e["layer"] == "kerberos"),
+        "{events:#?}"
+    );
+    let krb: Vec<(&str, &str, bool, &str)> = events
+        .iter()
+        .filter(|e| e["log"] == "kerberos" && e["request_type"] == "TGS")
+        .map(|e| {
+            (
+                e["service"].as_str().unwrap_or_default(),
+                e["client"].as_str().unwrap_or_default(),
+                e["success"].as_bool().unwrap(),
+                e["error_msg"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        krb,
+        [
+            (
+                "cifs/dc1.psxlab.test",
+                "Administrator/PSXLAB.TEST",
+                true,
+                ""
+            ),
+            ("krbtgt/PSXLAB.TEST", "", false, "KDC_ERR_BADOPTION")
+        ],
+        "{events:#?}"
+    );
 }

@@ -296,11 +296,8 @@ fn every_cleartext_lab_capture_matches_truth() {
         }
         let t = truth(&name);
         let (ev, counters) = run(&path, 0);
-        // Known gap (README "Kerberos"): MIT krb5 encodes a TGS-REQ's nonce as a signed 32-bit
-        // INTEGER, and rusticata's kerberos-parser refuses the negative value; l4 has one such
-        // request (the one the KDC answers with BADOPTION). Nothing else may be malformed.
-        let known = u64::from(name == "l4_krb_benign_smbclient.pcap");
-        assert_eq!(counters.get("anomaly.malformed"), known, "{name}");
+        // l4's TGS-REQ with MIT's negative nonce included (README "Kerberos").
+        assert_eq!(counters.get("anomaly.malformed"), 0, "{name}");
         if counters.get("smb2.commands") == 0 {
             assert!(
                 counters.get("smb1.messages") > 0,
