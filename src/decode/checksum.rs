@@ -72,7 +72,7 @@ pub fn transport(src: IpAddr, dst: IpAddr, proto: u8, segment: &[u8]) -> Verdict
 /// options, summed straight from the header's bytes: the pseudo header's addresses are bytes
 /// 12..20 of the header itself, so no `IpAddr` is built and matched, and the header is five word
 /// additions instead of etherparse's pair-at-a-time loop. This runs for nearly every packet (the
-/// header peek of `super::fast`); the separate calls cost 1.1% of the end-to-end benchmark's
+/// header peek of `super::fast`); the separate calls cost about 1% of the end-to-end benchmark's
 /// samples outside the payload sum itself (README "Performance").
 pub fn ipv4_tcp(header: &[u8; 20], segment: &[u8]) -> Verdict {
     let words = |b: &[u8]| -> u64 {
