@@ -19,6 +19,7 @@ use crate::capture::file::{CaptureError, CaptureReader};
 use crate::capture::{Frame, Packet};
 use crate::decode::{Decoded, Decoder};
 use crate::event::{AnomalyKind, Event};
+use crate::flow::policy::HostPolicies;
 use crate::flow::table::{FlowSummary, FlowTable};
 use crate::flow::ParserFactory;
 use crate::kerberos::exchange::KdcUdp;
@@ -68,6 +69,8 @@ pub struct EngineConfig {
     pub flow_summaries: bool,
     /// Override of `flow::table::MAX_FLOWS` (None: the default).
     pub max_flows: Option<usize>,
+    /// Per-target policies by receiving address (`Rules::hosts`, from `rules/hosts.toml`).
+    pub hosts: Arc<HostPolicies>,
 }
 
 /// One worker's whole state.
@@ -109,8 +112,11 @@ impl Engine {
             None => FlowTable::new(),
         };
         flows.keep_summaries = cfg.flow_summaries;
+        flows.set_hosts(cfg.hosts.clone());
+        let mut decoder = Decoder::new();
+        decoder.set_hosts(cfg.hosts);
         Engine {
-            decoder: Decoder::new(),
+            decoder,
             flows,
             factory,
             epm: None,

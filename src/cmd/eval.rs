@@ -57,6 +57,7 @@ pub fn run(args: EvalArgs) -> ExitCode {
             smb: smb.clone(),
             flow_summaries: false,
             max_flows: None,
+            hosts: Arc::new(rules.hosts.clone()),
         });
         let mut out = Alerts {
             detection: Detection::new(rules.clone()),

@@ -250,6 +250,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
     })?;
     let smb = smb_shared(args.common.smb_keys.as_deref(), &args.common.keytab)?;
     let rules = load_rules(args.common.rules.as_deref())?;
+    let hosts = Arc::new(rules.hosts.clone());
 
     let mut out = ReadOutput {
         events: args
@@ -290,6 +291,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
             smb,
             flow_summaries: out.flows.is_some() || out.formats.wants_flows(),
             max_flows: Some(crate::flow::table::flows_per_worker(workers)),
+            hosts: hosts.clone(),
         };
         return super::follow::run(dir, &args, out, cfg, workers);
     }
@@ -317,6 +319,7 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
         smb,
         flow_summaries: out.flows.is_some() || out.formats.wants_flows(),
         max_flows: Some(crate::flow::table::flows_per_worker(workers)),
+        hosts: hosts.clone(),
     };
     let read_bytes = Arc::new(AtomicU64::new(0));
     // One capture in time order (capture::file::merge), whatever the names and the order given.

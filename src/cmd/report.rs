@@ -227,6 +227,7 @@ fn from_captures(args: &ReportArgs) -> Result<(ReportData, usize), ExitCode> {
     }
     let smb = smb_shared(args.smb_keys.as_deref(), &[])?;
     let rules = load_rules(args.rules.as_deref())?;
+    let hosts = std::sync::Arc::new(rules.hosts.clone());
     let (files, mut failed) = capture_files(&args.inputs);
     let spill = Spill::create().map_err(|e| {
         say(format_args!("cannot create a temporary file: {e}"));
@@ -250,6 +251,7 @@ fn from_captures(args: &ReportArgs) -> Result<(ReportData, usize), ExitCode> {
         smb,
         flow_summaries: false,
         max_flows: Some(crate::flow::table::flows_per_worker(workers)),
+        hosts,
     };
     let read_bytes = Arc::new(AtomicU64::new(0));
     // One capture in time order, as `read` takes it (capture::file::merge).

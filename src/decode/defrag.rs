@@ -2,17 +2,20 @@
 //!
 //! Our own rather than etherparse's `IpDefragPool`, which documents that it is not safe against
 //! memory exhaustion. A fragment carrying different bytes for bytes already held is a
-//! `fragment_overlap` anomaly, and then [`FragPolicy`] decides: by default the whole datagram is
-//! dropped, as Linux (since 4.19), Windows (since Vista) and every IPv6 stack (RFC 5722) do, and
-//! the sensor reads the sender's retransmission instead; Snort frag3's "first" and "last" remain
-//! for older targets.
+//! `fragment_overlap` anomaly, and then the receiving host's [`FragPolicy`] decides (chosen by
+//! its address when the datagram's first fragment arrives, `flow::policy`): by default the whole
+//! datagram is dropped, as Linux (since 4.19), Windows (since Vista) and every IPv6 stack (RFC
+//! 5722) do, and the sensor reads the sender's retransmission instead; Snort frag3's "first",
+//! "last" and "bsd" remain for other targets.
 
 use super::checksum::Verdict;
 use crate::event::AnomalyKind;
+use crate::flow::policy::{HostPolicies, OverlapRule};
 use crate::sink::Sink;
 use crate::time::Ts;
 use crate::wire::maps::KeyedMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Datagrams being reassembled at once; beyond it the oldest is dropped.
 pub const MAX_IP_FRAG_BUFFERS: usize = 1024;
@@ -36,6 +39,24 @@ pub enum FragPolicy {
     First,
     /// The last copy wins (frag3 "last": Cisco IOS).
     Last,
+    /// The fragment that starts first wins, the earlier arrival on the same offset (frag3 "bsd":
+    /// FreeBSD `ip_reass` trims a new fragment by a preceding one and trims succeeding ones).
+    Bsd,
+    /// The target's rule is not known: an `overlap_ambiguous` anomaly, and the datagram is dropped
+    /// rather than believed in either version; the sender's retransmission is read.
+    Ambiguous,
+}
+
+impl FragPolicy {
+    /// Which copy is kept while the datagram is assembled (Drop and Ambiguous drop it at the
+    /// first disagreement, so their rule only decides between equal bytes).
+    fn rule(self) -> OverlapRule {
+        match self {
+            FragPolicy::Last => OverlapRule::Last,
+            FragPolicy::Bsd => OverlapRule::Bsd,
+            FragPolicy::Drop | FragPolicy::First | FragPolicy::Ambiguous => OverlapRule::First,
+        }
+    }
 }
 
 /// Identity of one fragmented datagram.
@@ -59,11 +80,21 @@ pub struct Fragment<'a> {
     pub header_checksum: Verdict,
 }
 
+/// Bytes `start..end` of a datagram, and the fragment (its offset and end) they came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    start: usize,
+    end: usize,
+    origin: (usize, usize),
+}
+
 #[derive(Debug)]
 struct Datagram {
     data: Vec<u8>,
-    /// Sorted, disjoint, non-adjacent byte ranges received.
-    have: Vec<(usize, usize)>,
+    /// Sorted, disjoint byte ranges received, each with the fragment that provides it.
+    pieces: Vec<Piece>,
+    /// The receiving host's policy, chosen when the first fragment arrived.
+    policy: FragPolicy,
     /// Known once the last fragment (more = false) arrived.
     total: Option<usize>,
     first_seen: Ts,
@@ -75,7 +106,17 @@ struct Datagram {
 
 impl Datagram {
     fn complete(&self) -> bool {
-        matches!(self.total, Some(t) if self.have.len() == 1 && self.have[0] == (0, t))
+        let Some(total) = self.total else {
+            return false;
+        };
+        let mut at = 0;
+        for p in &self.pieces {
+            if p.start != at {
+                return false;
+            }
+            at = p.end;
+        }
+        at == total
     }
 }
 
@@ -85,7 +126,8 @@ pub struct Defragmenter {
     pending: KeyedMap<FragKey, Datagram>,
     bytes: usize,
     last_sweep: Ts,
-    pub policy: FragPolicy,
+    /// Policies by receiving host (`rules/hosts.toml`); empty: the defaults.
+    hosts: Arc<HostPolicies>,
 }
 
 /// Why a fragment was not taken.
@@ -102,6 +144,15 @@ pub enum FragOutcome {
 impl Defragmenter {
     pub fn new() -> Defragmenter {
         Defragmenter::default()
+    }
+
+    /// Receiving hosts' policies: each datagram takes its destination's when it starts.
+    pub fn set_hosts(&mut self, hosts: Arc<HostPolicies>) {
+        self.hosts = hosts;
+    }
+
+    pub fn hosts(&self) -> &Arc<HostPolicies> {
+        &self.hosts
     }
 
     /// Datagrams currently held.
@@ -146,7 +197,8 @@ impl Defragmenter {
                 f.key,
                 Datagram {
                     data: Vec::new(),
-                    have: Vec::new(),
+                    pieces: Vec::new(),
+                    policy: self.hosts.lookup(f.key.dst).frag(f.key.dst),
                     total: None,
                     first_seen: ts,
                     last_seen: ts,
@@ -188,7 +240,7 @@ impl Defragmenter {
                 }
                 Some(_) => {}
                 None => {
-                    if d.have.last().is_some_and(|&(_, e)| e > end) {
+                    if d.pieces.last().is_some_and(|p| p.end > end) {
                         sink.anomaly(
                             ts,
                             None,
@@ -218,9 +270,9 @@ impl Defragmenter {
             d.data.resize(end, 0);
         }
         self.bytes += grown;
-        let differs = insert(d, f.offset, f.data, self.policy == FragPolicy::Last);
+        let policy = d.policy;
+        let differs = insert(d, f.offset, f.data, policy.rule());
         if differs {
-            let policy = self.policy;
             sink.anomaly(
                 ts,
                 None,
@@ -235,15 +287,30 @@ impl Defragmenter {
                         FragPolicy::Drop => "datagram dropped, the retransmission is read",
                         FragPolicy::First => "first copy kept",
                         FragPolicy::Last => "last copy kept",
+                        FragPolicy::Bsd => "the earlier-starting fragment's copy kept",
+                        FragPolicy::Ambiguous =>
+                            "the target's policy is unknown: datagram dropped, the retransmission is read",
                     }
                 ),
             );
-            if policy == FragPolicy::Drop {
+            if policy == FragPolicy::Ambiguous {
+                sink.anomaly(
+                    ts,
+                    None,
+                    AnomalyKind::OverlapAmbiguous,
+                    "ip",
+                    format!(
+                        "fragments of {} → {} id {} disagree and the target's policy is unknown",
+                        f.key.src, f.key.dst, f.key.id
+                    ),
+                );
+            }
+            if matches!(policy, FragPolicy::Drop | FragPolicy::Ambiguous) {
                 self.drop_key(&f.key);
                 return FragOutcome::Dropped;
             }
         }
-        if d.have.len() > MAX_IP_FRAG_PIECES {
+        if d.pieces.len() > MAX_IP_FRAG_PIECES {
             sink.cap_reached("MAX_IP_FRAG_PIECES", ts, None, "ip", "datagram dropped");
             self.drop_key(&f.key);
             return FragOutcome::Dropped;
@@ -315,60 +382,71 @@ impl Defragmenter {
     }
 }
 
-/// Copy `data` at `offset` into the bytes not yet received (and over those held too when
-/// `last_wins`); compare it with those already held. Returns true when an overlap carried
-/// different bytes. `d.data` is at least `offset + len` long.
-fn insert(d: &mut Datagram, offset: usize, data: &[u8], last_wins: bool) -> bool {
+/// Copy `data` at `offset` into the bytes not yet received, and over those held where `rule`
+/// says the new fragment wins; compare it with those already held. Returns true when an overlap
+/// carried different bytes. `d.data` is at least `offset + len` long.
+fn insert(d: &mut Datagram, offset: usize, data: &[u8], rule: OverlapRule) -> bool {
     let end = offset + data.len();
+    if offset >= end {
+        return false;
+    }
+    let Datagram {
+        data: buf, pieces, ..
+    } = d;
+    let new = Piece {
+        start: offset,
+        end,
+        origin: (offset, end),
+    };
+    let wide = |r: (usize, usize)| (r.0 as u64, r.1 as u64);
+    let take = |a: usize, b: usize, buf: &mut [u8]| {
+        buf[a..b].copy_from_slice(&data[a - offset..b - offset]);
+        Piece {
+            start: a,
+            end: b,
+            ..new
+        }
+    };
     let mut differs = false;
+    let mut out: Vec<Piece> = Vec::with_capacity(pieces.len() + 3);
     let mut pos = offset;
-    for &(s, e) in &d.have {
-        if e <= pos {
+    for &p in pieces.iter() {
+        if p.end <= offset || p.start >= end {
+            out.push(p);
             continue;
         }
-        if s >= end {
-            break;
+        // The part of the new fragment nobody held, before this piece.
+        if p.start > pos {
+            out.push(take(pos, p.start, buf));
         }
-        // Uncovered part before this range.
-        if s > pos {
-            let (a, b) = (pos, s.min(end));
-            d.data[a..b].copy_from_slice(&data[a - offset..b - offset]);
+        if p.start < offset {
+            out.push(Piece { end: offset, ..p });
         }
-        // Covered part: compare.
-        let (a, b) = (s.max(pos), e.min(end));
-        if a < b && d.data[a..b] != data[a - offset..b - offset] {
+        let (a, b) = (p.start.max(offset), p.end.min(end));
+        if buf[a..b] != data[a - offset..b - offset] {
             differs = true;
-            if last_wins {
-                d.data[a..b].copy_from_slice(&data[a - offset..b - offset]);
-            }
         }
-        pos = pos.max(e);
-        if pos >= end {
-            break;
+        if rule.new_wins(wide(new.origin), wide(p.origin)) {
+            out.push(take(a, b, buf));
+        } else {
+            out.push(Piece {
+                start: a,
+                end: b,
+                ..p
+            });
         }
+        if p.end > end {
+            out.push(Piece { start: end, ..p });
+        }
+        pos = pos.max(p.end);
     }
     if pos < end {
-        d.data[pos..end].copy_from_slice(&data[pos - offset..]);
+        out.push(take(pos, end, buf));
     }
-    merge_range(&mut d.have, offset, end);
+    // Only the last piece pushed can be out of place (after pieces that start beyond `end`).
+    out.sort_by_key(|p| p.start);
+    *pieces = out;
     differs
-}
-
-/// Add [s, e) to sorted disjoint ranges, merging overlapping or adjacent ones.
-fn merge_range(have: &mut Vec<(usize, usize)>, s: usize, e: usize) {
-    if s >= e {
-        return;
-    }
-    let mut ns = s;
-    let mut ne = e;
-    let first = have.partition_point(|&(_, re)| re < s);
-    let mut last = first;
-    while last < have.len() && have[last].0 <= e {
-        ns = ns.min(have[last].0);
-        ne = ne.max(have[last].1);
-        last += 1;
-    }
-    have.splice(first..last, std::iter::once((ns, ne)));
 }
 
 #[cfg(test)]

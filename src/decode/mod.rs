@@ -130,9 +130,9 @@ impl Decoder {
 
     /// Forget pending fragments (the end of one input: fragments never join across files).
     pub fn reset(&mut self) {
-        let policy = self.defrag.policy;
+        let hosts = self.defrag.hosts().clone();
         self.defrag = Defragmenter::new();
-        self.defrag.policy = policy;
+        self.defrag.set_hosts(hosts);
         self.reassembled = Vec::new();
     }
 
@@ -140,9 +140,10 @@ impl Decoder {
         &self.defrag
     }
 
-    /// What to do with IP fragments that overlap with different bytes (see [`defrag::FragPolicy`]).
-    pub fn set_frag_policy(&mut self, p: defrag::FragPolicy) {
-        self.defrag.policy = p;
+    /// Receiving hosts' policies: what to do with IP fragments that overlap with different
+    /// bytes (see [`defrag::FragPolicy`] and `flow::policy`).
+    pub fn set_hosts(&mut self, hosts: std::sync::Arc<crate::flow::policy::HostPolicies>) {
+        self.defrag.set_hosts(hosts);
     }
 
     /// Decode one frame. Returns the TCP segment it carries (or completes, for fragments); a

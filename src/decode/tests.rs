@@ -1,7 +1,7 @@
 use super::build::*;
 use super::*;
 use crate::capture::*;
-use crate::decode::defrag::FragPolicy;
+use crate::flow::policy::{HostOs, HostPolicies, TargetPolicy};
 use crate::time::Ts;
 
 fn pkt(linktype: Linktype, data: Vec<u8>) -> Packet {
@@ -177,10 +177,13 @@ fn ipv4_overlapping_fragments_drop_the_datagram_by_default_or_follow_the_policy(
         frag_v4(16, true, &evil),
         frag_v4(32, false, &seg[32..]),
     ];
-    for (policy, want) in [(None, None), (Some(FragPolicy::First), Some(vec![1u8; 40]))] {
+    for (policy, want) in [(None, None), (Some(HostOs::First), Some(vec![1u8; 40]))] {
         let mut d = Decoder::new();
-        if let Some(p) = policy {
-            d.set_frag_policy(p);
+        if let Some(os) = policy {
+            // The receiving host's policy, from the hosts table.
+            let mut hosts = HostPolicies::default();
+            hosts.insert(IpAddr::from(B4), 32, TargetPolicy::of(os));
+            d.set_hosts(std::sync::Arc::new(hosts));
         }
         let mut s = Sink::new();
         let mut got = None;

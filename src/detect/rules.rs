@@ -29,12 +29,20 @@
 //! user = ["svc_sccm", "CORP\\svc_*"]     # globs (* ? [..]), case-insensitive, on user or domain\user
 //! service_name = ["CCMSETUP", "PSEXESVC"]
 //! tool = ["paexec"]
+//!
+//! [[host]]                        # receiving hosts' stacks (Suricata's host-os-policy)
+//! cidr = ["10.0.0.0/8", "fd00::/8"]     # CIDRs or addresses; the longest prefix wins
+//! policy = "windows"              # first | last | bsd | linux | windows | unknown
+//! rst = "exact"                   # optional: exact (RFC 5961) | in-window (RFC 793)
+//! comment = "why"
 //! ```
 //!
 //! Unknown keys are errors. Every error names the file, the line and the problem.
 
 use crate::dcerpc::Transport;
 use crate::event::alert::Technique;
+use crate::flow::policy::{HostOs, HostPolicies, TargetPolicy};
+use crate::flow::receiver::RstPolicy;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 use std::fmt;
@@ -50,6 +58,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "exceptions.toml",
         include_str!("../../rules/exceptions.toml"),
     ),
+    ("hosts.toml", include_str!("../../rules/hosts.toml")),
 ];
 
 /// Largest compiled regex we accept from a rule file.
@@ -310,6 +319,8 @@ pub struct Rules {
     pub settings: Settings,
     pub tools: Vec<ToolRule>,
     pub exceptions: Vec<Exception>,
+    /// Receiving hosts' policies by CIDR (`[[host]]`).
+    pub hosts: HostPolicies,
 }
 
 // ---- file format (serde) ----
@@ -322,6 +333,18 @@ struct RawFile {
     tool: Vec<RawTool>,
     #[serde(default)]
     exception: Vec<Spanned<RawException>>,
+    #[serde(default)]
+    host: Vec<Spanned<RawHost>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    cidr: Vec<Spanned<String>>,
+    policy: Spanned<String>,
+    rst: Option<Spanned<String>>,
+    #[allow(dead_code)] // documentation for the reader of the file
+    comment: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -499,6 +522,8 @@ impl Rules {
     ) -> Result<Rules, RuleError> {
         let mut rules = Rules::default();
         let mut settings_from: Option<String> = None;
+        // Where each CIDR was mapped, to name both places when one is mapped twice.
+        let mut host_from: Vec<(Cidr, String)> = Vec::new();
         for (file, text) in sources {
             let ctx = FileCtx {
                 file: &file,
@@ -678,6 +703,52 @@ impl Rules {
                 }
                 rules.exceptions.push(ex);
             }
+            for sp in raw.host {
+                let at = sp.span().start;
+                let r = sp.into_inner();
+                let os = HostOs::parse(r.policy.get_ref()).ok_or_else(|| {
+                    ctx.err_at(
+                        r.policy.span().start,
+                        format!(
+                            "unknown host policy {:?} ({})",
+                            r.policy.get_ref(),
+                            HostOs::NAMES
+                        ),
+                    )
+                })?;
+                let mut policy = TargetPolicy::of(os);
+                if let Some(rst) = &r.rst {
+                    policy.rst = match rst.get_ref().as_str() {
+                        "exact" => RstPolicy::ExactMatch,
+                        "in-window" => RstPolicy::InWindow,
+                        other => {
+                            return Err(ctx.err_at(
+                                rst.span().start,
+                                format!("unknown rst policy {other:?} (exact, in-window)"),
+                            ))
+                        }
+                    };
+                }
+                if r.cidr.is_empty() {
+                    return Err(ctx.err_at(at, "host entry without a cidr"));
+                }
+                for c in &r.cidr {
+                    let line = ctx.line_of(c.span().start);
+                    let cidr = Cidr::parse(c.get_ref())
+                        .map_err(|e| ctx.err_at(c.span().start, format!("bad CIDR: {e}")))?;
+                    if rules.hosts.insert(cidr.addr, cidr.prefix, policy).is_some() {
+                        let prev = host_from
+                            .iter()
+                            .find(|(p, _)| p.prefix == cidr.prefix && p.contains(cidr.addr))
+                            .map_or("another entry", |(_, w)| w.as_str());
+                        return Err(ctx.err_at(
+                            c.span().start,
+                            format!("{:?} already has a host policy ({prev})", c.get_ref()),
+                        ));
+                    }
+                    host_from.push((cidr, format!("{file}:{line}")));
+                }
+            }
         }
         Ok(rules)
     }
@@ -747,6 +818,59 @@ mod tests {
         assert!(glob_to_regex("[!x]y").unwrap().is_match("ay"));
         assert!(glob_to_regex("CORP\\svc").unwrap().is_match("corp\\SVC"));
         assert!(glob_to_regex("abc[").is_err());
+    }
+
+    fn hosts(text: &str) -> Result<Rules, RuleError> {
+        Rules::from_sources([("hosts.toml".to_string(), text.to_string())])
+    }
+
+    #[test]
+    fn host_policies_by_cidr() {
+        let r = hosts(
+            r#"
+[[host]]
+cidr = ["10.0.0.0/8", "fd00::/8"]
+policy = "linux"
+[[host]]
+cidr = ["10.1.0.0/16"]
+policy = "windows"
+rst = "in-window"
+comment = "old file servers"
+[[host]]
+cidr = ["0.0.0.0/0"]
+policy = "unknown"
+"#,
+        )
+        .unwrap();
+        let at = |s: &str| r.hosts.lookup(s.parse().unwrap());
+        assert_eq!(at("10.2.3.4"), TargetPolicy::of(HostOs::Linux));
+        assert_eq!(at("fd00::1"), TargetPolicy::of(HostOs::Linux));
+        let win = at("10.1.3.4");
+        assert_eq!(win.tcp, TargetPolicy::of(HostOs::Windows).tcp);
+        assert_eq!(win.rst, RstPolicy::InWindow);
+        assert_eq!(at("192.0.2.1"), TargetPolicy::of(HostOs::Unknown));
+        assert_eq!(at("2001:db8::1"), TargetPolicy::default());
+        assert!(Rules::embedded().hosts.is_empty());
+    }
+
+    #[test]
+    fn bad_host_entries_name_file_line_and_problem() {
+        let e = hosts("[[host]]\ncidr = [\"10.0.0.0/8\"]\npolicy = \"solaris\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("unknown host policy"), "{e}");
+        let e = hosts("[[host]]\ncidr = [\"10.0.0.0/40\"]\npolicy = \"bsd\"\n").unwrap_err();
+        assert_eq!((e.line, e.message.contains("bad CIDR")), (2, true), "{e}");
+        let e = hosts("[[host]]\ncidr = [\"10.0.0.0/8\"]\npolicy = \"bsd\"\nrst = \"maybe\"\n")
+            .unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        let e = hosts(
+            "[[host]]\ncidr = [\"10.0.0.0/8\"]\npolicy = \"bsd\"\n[[host]]\ncidr = [\"10.9.0.0/8\"]\npolicy = \"linux\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.to_string().contains("hosts.toml:2"), "{e}");
+        let e = hosts("[[host]]\ncidr = [\"10.0.0.0/8\"]\npolicy = \"bsd\"\nos = 1\n").unwrap_err();
+        assert!(e.message.contains("unknown field"), "{e}");
     }
 
     #[test]

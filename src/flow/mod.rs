@@ -3,8 +3,10 @@
 
 pub mod id;
 mod lru;
+pub mod policy;
 pub mod reassembly;
 pub mod receiver;
+mod shadow;
 pub mod suspect;
 pub mod table;
 

@@ -2,11 +2,14 @@
 //!
 //! In-order segments go straight to the consumer with no copy. Segments after a hole are buffered
 //! (keyed by their offset from the stream start, a u64 that never wraps, so sequence wraparound
-//! needs no special case) up to the caps below. Overlaps keep the first copy; a later copy with
-//! different bytes is an `overlap_different_data` anomaly. When a cap is reached, when the peer
+//! needs no special case) up to the caps below. Where buffered copies overlap, the receiver's
+//! rule ([`super::policy::TcpOverlap`]) picks the bytes; a copy with different bytes is an
+//! `overlap_different_data` anomaly. With an unknown receiver both versions are kept and handed
+//! on together ([`Chunk::Split`], `overlap_ambiguous`). When a cap is reached, when the peer
 //! acknowledges data we never saw, or when the flow ends, the hole is declared a gap and the stream
 //! continues after it.
 
+use super::policy::{OverlapRule, TcpOverlap};
 use super::receiver::RstPolicy;
 use super::FlowCtx;
 use crate::event::{AnomalyKind, ConnFields};
@@ -38,10 +41,41 @@ const RST_WINDOW_BEHIND: i64 = 1 << 16;
 const RST_WINDOW_AHEAD: i64 = 16 << 20;
 
 /// What the reassembler hands on, in stream order.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Chunk<'a> {
     Data(&'a [u8]),
     Gap(u64),
+    /// Bytes the receiver may have taken in either version (its overlap rule is unknown): the
+    /// first copy's and the last copy's, of the same length.
+    Split {
+        first: &'a [u8],
+        last: &'a [u8],
+    },
+}
+
+/// Buffered bytes after a hole, with the segment they came from (its start and end offsets, for
+/// the overlap rule) and, with an unknown receiver, the last copy's bytes where copies differed.
+#[derive(Debug, Clone)]
+struct Piece {
+    bytes: Vec<u8>,
+    origin: (u64, u64),
+    last: Option<Vec<u8>>,
+}
+
+impl Piece {
+    fn size(&self) -> usize {
+        self.bytes.len() + self.last.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Bytes `a..b` (offsets from the stream start; the piece starts at `at`).
+    fn slice(&self, at: u64, a: u64, b: u64) -> Piece {
+        let r = (a - at) as usize..(b - at) as usize;
+        Piece {
+            bytes: self.bytes[r.clone()].to_vec(),
+            origin: self.origin,
+            last: self.last.as_ref().map(|l| l[r].to_vec()),
+        }
+    }
 }
 
 /// Bytes buffered by every direction of one worker (checked against MAX_REASSEMBLY_BYTES_TOTAL).
@@ -68,7 +102,9 @@ pub struct StreamDir {
     /// Offset of the next byte expected, from the stream start (never wraps).
     next_off: u64,
     /// Buffered segments after a hole: offset → bytes. Disjoint.
-    ooo: BTreeMap<u64, Vec<u8>>,
+    ooo: BTreeMap<u64, Piece>,
+    /// The receiver's rule for overlapping copies (resolved from its address at flow creation).
+    overlap: TcpOverlap,
     ooo_bytes: usize,
     pub stats: DirStats,
     /// ACKs seen past the current hole (at `hole_at`): a hole is lost once this reaches
@@ -96,6 +132,14 @@ impl Report<'_> {
 impl StreamDir {
     pub fn new() -> StreamDir {
         StreamDir::default()
+    }
+
+    /// A direction whose receiver follows `overlap`.
+    pub fn with_overlap(overlap: TcpOverlap) -> StreamDir {
+        StreamDir {
+            overlap,
+            ..StreamDir::default()
+        }
     }
 
     pub fn started(&self) -> bool {
@@ -377,7 +421,8 @@ impl StreamDir {
         out(Chunk::Gap(len), sink);
     }
 
-    /// Store `payload` at `rel` where nothing is buffered yet; compare where something is.
+    /// Store `payload` at `rel`: where nothing is buffered, as it is; where something is, the
+    /// receiver's rule picks the copy (and an unknown receiver keeps both where they differ).
     fn insert(
         &mut self,
         rel: u64,
@@ -387,9 +432,19 @@ impl StreamDir {
         sink: &mut Sink,
     ) {
         let end = rel + payload.len() as u64;
-        let mut pieces: Vec<(u64, u64)> = Vec::new();
-        let mut pos = rel;
-        let mut differs = false;
+        if rel >= end {
+            return;
+        }
+        let origin = (rel, end);
+        let (rule, ambiguous) = match self.overlap {
+            TcpOverlap::Rule(r) => (r, false),
+            TcpOverlap::Ambiguous => (OverlapRule::First, true),
+        };
+        let fresh = |a: u64, b: u64| Piece {
+            bytes: payload[(a - rel) as usize..(b - rel) as usize].to_vec(),
+            origin,
+            last: None,
+        };
         // The buffered segment that starts before `rel` may overlap it.
         let start_key = self
             .ooo
@@ -397,47 +452,84 @@ impl StreamDir {
             .next_back()
             .map(|(k, _)| *k)
             .unwrap_or(rel);
-        for (&k, v) in self.ooo.range(start_key..end) {
-            let ke = k + v.len() as u64;
-            if ke <= pos {
+        let overlapped: Vec<u64> = self
+            .ooo
+            .range(start_key..end)
+            .filter(|(k, v)| *k + v.bytes.len() as u64 > rel)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut differs = false;
+        let mut pos = rel;
+        let mut put: Vec<(u64, Piece)> = Vec::new();
+        for k in overlapped {
+            let Some(old) = self.ooo.remove(&k) else {
                 continue;
-            }
+            };
+            self.ooo_bytes -= old.size();
+            budget.used = budget.used.saturating_sub(old.size());
+            let ke = k + old.bytes.len() as u64;
             if k > pos {
-                pieces.push((pos, k));
+                put.push((pos, fresh(pos, k)));
             }
-            let (a, b) = (k.max(pos), ke.min(end));
-            if a < b {
-                let old = &v[(a - k) as usize..(b - k) as usize];
-                let new = &payload[(a - rel) as usize..(b - rel) as usize];
-                if old != new {
-                    differs = true;
-                }
+            if k < rel {
+                put.push((k, old.slice(k, k, rel)));
+            }
+            let (a, b) = (k.max(rel), ke.min(end));
+            let mid = old.slice(k, a, b);
+            let new = &payload[(a - rel) as usize..(b - rel) as usize];
+            let differ = mid.bytes != new;
+            differs |= differ;
+            let kept = if ambiguous {
+                // The first copy read on, the last copy beside it wherever any copy differed.
+                let last = (differ || mid.last.is_some()).then(|| new.to_vec());
+                Piece { last, ..mid }
+            } else if rule.new_wins(origin, mid.origin) {
+                fresh(a, b)
+            } else {
+                mid
+            };
+            put.push((a, kept));
+            if ke > end {
+                put.push((end, old.slice(k, end, ke)));
             }
             pos = pos.max(ke);
-            if pos >= end {
-                break;
-            }
         }
         if pos < end {
-            pieces.push((pos, end));
+            put.push((pos, fresh(pos, end)));
         }
         if differs {
             self.stats.overlaps_different = self.stats.overlaps_different.saturating_add(1);
+            let kept = match self.overlap {
+                TcpOverlap::Rule(OverlapRule::First) => "first copy kept",
+                TcpOverlap::Rule(OverlapRule::Last) => "last copy kept",
+                TcpOverlap::Rule(_) => "the receiver's rule picks the earlier-starting copy",
+                TcpOverlap::Ambiguous => "both copies followed",
+            };
             sink.anomaly(
                 rep.ts,
                 rep.conn(),
                 AnomalyKind::OverlapDifferentData,
                 "tcp",
                 format!(
-                    "segment at offset {rel} overlaps buffered data with different bytes (first copy kept)"
+                    "segment at offset {rel} overlaps buffered data with different bytes ({kept})"
                 ),
             );
+            if ambiguous {
+                sink.anomaly(
+                    rep.ts,
+                    rep.conn(),
+                    AnomalyKind::OverlapAmbiguous,
+                    "tcp",
+                    format!(
+                        "segment at offset {rel}: copies differ and the receiver's overlap policy is unknown; both versions followed"
+                    ),
+                );
+            }
         }
-        for (a, b) in pieces {
-            let bytes = payload[(a - rel) as usize..(b - rel) as usize].to_vec();
-            self.ooo_bytes += bytes.len();
-            budget.used += bytes.len();
-            self.ooo.insert(a, bytes);
+        for (a, piece) in put {
+            self.ooo_bytes += piece.size();
+            budget.used += piece.size();
+            self.ooo.insert(a, piece);
         }
     }
 
@@ -454,14 +546,24 @@ impl StreamDir {
                 break;
             }
             let v = entry.remove();
-            self.ooo_bytes -= v.len();
-            budget.used = budget.used.saturating_sub(v.len());
-            let ke = k + v.len() as u64;
+            self.ooo_bytes -= v.size();
+            budget.used = budget.used.saturating_sub(v.size());
+            let ke = k + v.bytes.len() as u64;
             if ke > self.next_off {
-                let part = &v[(self.next_off - k) as usize..];
+                let skip = (self.next_off - k) as usize;
+                let part = &v.bytes[skip..];
                 self.advance(part.len() as u64);
                 self.stats.delivered += part.len() as u64;
-                out(Chunk::Data(part), sink);
+                match &v.last {
+                    Some(last) => out(
+                        Chunk::Split {
+                            first: part,
+                            last: &last[skip..],
+                        },
+                        sink,
+                    ),
+                    None => out(Chunk::Data(part), sink),
+                }
             }
         }
     }

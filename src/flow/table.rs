@@ -12,8 +12,10 @@
 //! evicted before any connection that did.
 
 use super::lru::Lists;
+use super::policy::{HostPolicies, TargetPolicy, TcpOverlap};
 use super::reassembly::{Budget, Chunk, DirStats, Report, StreamDir};
-use super::receiver::{RstPolicy, Sender};
+use super::receiver::Sender;
+use super::shadow::Shadow;
 use super::suspect::{Fate, Suspect, MAX_SUSPECT_BYTES_TOTAL, MAX_SUSPECT_SEGMENTS_PER_FLOW};
 use super::{ConnId, Direction, FlowCtx, ParserFactory, StreamParser, Uid};
 use crate::decode::checksum::{ChecksumMode, SenderChecksums};
@@ -24,6 +26,7 @@ use crate::time::Ts;
 use crate::wire::maps::KeyedMap;
 use serde::Serialize;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Connections tracked at once, over all workers (each worker's table holds its share, see
 /// [`flows_per_worker`]); beyond it a flow is closed early: the longest idle of those already
@@ -75,12 +78,14 @@ impl FlowKey {
 }
 
 enum App {
-    /// No payload yet, or fewer than SNIFF_BYTES of it (held in `sniff`).
+    /// No payload yet, or fewer than SNIFF_BYTES of it (held in `sniff`). `shadow`: a receiver's
+    /// overlap rule is unknown, so the parser gets a [`Shadow`].
     Undecided {
         sniff: Vec<u8>,
         dir: Direction,
+        shadow: bool,
     },
-    Parser(Box<dyn StreamParser>),
+    Parser(Box<dyn StreamParser>, Option<Box<Shadow>>),
     /// Not a protocol we parse: its bytes are skipped, not buffered.
     Ignored,
 }
@@ -111,6 +116,9 @@ pub struct FlowSummary {
 
 struct Flow {
     ctx: FlowCtx,
+    /// The policy of each direction's receiver (by [`Direction::index`]): to-server is the
+    /// responder's, to-client the originator's.
+    receivers: [TargetPolicy; 2],
     dirs: [StreamDir; 2],
     /// What each direction's receiver knows of its sender (checksums, SND.NXT, FIN).
     senders: [Sender; 2],
@@ -179,7 +187,7 @@ impl Flow {
             conn: ConnFields::new(self.first_seen, self.ctx.uid, &self.ctx.conn),
             last_ts: self.last_seen,
             app: match self.app {
-                App::Parser(_) => "parsed",
+                App::Parser(..) => "parsed",
                 App::Ignored => "ignored",
                 App::Undecided { .. } => "no-payload",
             },
@@ -234,12 +242,11 @@ fn orient(seg: &TcpSegment<'_>) -> ConnId {
 /// worker at the same frames (`pipeline::SweepPacer`).
 pub const SWEEP_EVERY_NS: u64 = 1_000_000_000;
 
-/// How the receivers behave (one policy for every target today; per-target policies would pick
-/// one of these by the receiver's address).
+/// How the receivers behave, for every target (what depends on the target is in
+/// [`super::policy`], chosen per flow from [`FlowTable::set_hosts`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReceiverPolicy {
     pub checksums: ChecksumMode,
-    pub rst: RstPolicy,
 }
 
 /// Counters bumped for (nearly) every packet or new flow, held as plain fields: a named-counter
@@ -269,6 +276,8 @@ pub struct FlowTable {
     last_sweep: Ts,
     max_flows: usize,
     pub policy: ReceiverPolicy,
+    /// Per-target policies by receiving address (`rules/hosts.toml`).
+    hosts: Arc<HostPolicies>,
     /// Collect a [`FlowSummary`] for every flow that ends (off by default).
     pub keep_summaries: bool,
     pub summaries: Vec<FlowSummary>,
@@ -292,6 +301,7 @@ impl FlowTable {
             last_sweep: Ts(0),
             max_flows: MAX_FLOWS,
             policy: ReceiverPolicy::default(),
+            hosts: Arc::default(),
             keep_summaries: false,
             summaries: Vec::new(),
             pending: Pending::default(),
@@ -304,6 +314,11 @@ impl FlowTable {
             max_flows: n.max(1),
             ..FlowTable::new()
         }
+    }
+
+    /// Per-target policies by receiving address, taken by flows created from now on.
+    pub fn set_hosts(&mut self, hosts: Arc<HostPolicies>) {
+        self.hosts = hosts;
     }
 
     /// Flows currently tracked (including closed ones waiting out their straggler timeout).
@@ -418,14 +433,28 @@ impl FlowTable {
         let conn = orient(seg);
         let uid = Uid::for_first_segment(&conn, seg);
         self.pending.flows += 1;
+        // Once per flow, not per packet: to the server, the responder receives.
+        let receivers = if self.hosts.is_empty() {
+            [TargetPolicy::default(); 2]
+        } else {
+            [
+                self.hosts.lookup(conn.resp_h),
+                self.hosts.lookup(conn.orig_h),
+            ]
+        };
         let flow = Flow {
             ctx: FlowCtx { conn, uid },
-            dirs: [StreamDir::new(), StreamDir::new()],
+            receivers,
+            dirs: [
+                StreamDir::with_overlap(receivers[0].tcp),
+                StreamDir::with_overlap(receivers[1].tcp),
+            ],
             senders: [Sender::default(), Sender::default()],
             skipped: [0, 0],
             app: App::Undecided {
                 sniff: Vec::new(),
                 dir: Direction::ToServer,
+                shadow: receivers.iter().any(|r| r.tcp == TcpOverlap::Ambiguous),
             },
             first_seen: ts,
             last_seen: ts,
@@ -460,6 +489,7 @@ impl FlowTable {
             dirs,
             app,
             skipped,
+            receivers,
             ..
         } = flow;
         let rep = Report { ctx, ts };
@@ -561,7 +591,8 @@ impl FlowTable {
         let mut end = None;
         if seg.flags.rst {
             let peer_ack = flow.senders[dir.flip().index()].last_ack();
-            if dirs[dir.index()].rst_accepted(seg.seq, peer_ack, self.policy.rst) {
+            let policy = receivers[dir.index()].rst;
+            if dirs[dir.index()].rst_accepted(seg.seq, peer_ack, policy) {
                 end = Some("rst");
             } else {
                 // An injected RST must not blind us to the rest of the connection: outside the
@@ -802,6 +833,7 @@ fn deliver(
     if let App::Undecided {
         sniff,
         dir: first_dir,
+        ..
     } = app
     {
         match chunk {
@@ -832,6 +864,9 @@ fn deliver(
                 // after it anyway.
                 return;
             }
+            Chunk::Split { first, .. } if sniff.is_empty() => {
+                decide(app, factory, ctx, dir, first, sink);
+            }
             _ => {
                 // The other side speaks, or a hole: decide on what we have.
                 flush_sniff(app, factory, ctx, ts, sink);
@@ -848,7 +883,7 @@ fn flush_sniff(
     ts: Ts,
     sink: &mut Sink,
 ) {
-    if let App::Undecided { sniff, dir } = app {
+    if let App::Undecided { sniff, dir, .. } = app {
         if sniff.is_empty() {
             return;
         }
@@ -867,10 +902,16 @@ fn decide(
     first: &[u8],
     sink: &mut Sink,
 ) {
+    let shadowed = matches!(app, App::Undecided { shadow: true, .. });
     *app = match factory.parser_for(ctx, dir, first) {
         Some(p) => {
             sink.count("flows.parsed", 1);
-            App::Parser(p)
+            let shadow = if shadowed {
+                factory.parser_for(ctx, dir, first).map(Shadow::new)
+            } else {
+                None
+            };
+            App::Parser(p, shadow)
         }
         None => {
             sink.count("flows.ignored", 1);
@@ -880,11 +921,17 @@ fn decide(
 }
 
 fn feed(app: &mut App, ts: Ts, dir: Direction, chunk: Chunk<'_>, sink: &mut Sink) {
-    if let App::Parser(p) = app {
+    if let App::Parser(p, shadow) = app {
+        let before = sink.events.len();
         match chunk {
             Chunk::Data(b) if !b.is_empty() => p.data(ts, dir, b, sink),
             Chunk::Data(_) => {}
             Chunk::Gap(n) => p.gap(ts, dir, n, sink),
+            // The main reading takes the first copy; a shadow (if any) the last.
+            Chunk::Split { first, .. } => p.data(ts, dir, first, sink),
+        }
+        if let Some(sh) = shadow {
+            sh.feed(ts, dir, chunk, before, sink);
         }
     }
 }
@@ -910,8 +957,12 @@ fn close_flow(
         dirs[dir.index()].flush(budget, &rep, sink, &mut out);
     }
     flush_sniff(app, factory, ctx, ts, sink);
-    if let App::Parser(p) = app {
+    if let App::Parser(p, shadow) = app {
+        let before = sink.events.len();
         p.close(ts, sink);
+        if let Some(sh) = shadow {
+            sh.close(ts, before, sink);
+        }
     }
     flow.closed = true;
     if let Some(s) = summaries {

@@ -58,6 +58,8 @@ pub struct WriteTracker {
     held: BTreeMap<u64, Vec<u8>>,
     held_bytes: usize,
     lost: Option<HashLoss>,
+    /// Times the checkpoints were thinned ([`MAX_FILE_HASH_CHECKPOINTS`] reached).
+    thinned: u32,
 }
 
 impl Default for WriteTracker {
@@ -87,6 +89,9 @@ pub struct WriteSummary {
     pub sha256: Option<String>,
     pub hash_complete: bool,
     pub hash_loss: Option<HashLoss>,
+    /// Times [`MAX_FILE_HASH_CHECKPOINTS`] was reached and every other checkpoint dropped
+    /// (reported by the caller as that cap, once per file).
+    pub checkpoints_thinned: u32,
 }
 
 impl WriteTracker {
@@ -105,6 +110,7 @@ impl WriteTracker {
             held: BTreeMap::new(),
             held_bytes: 0,
             lost: None,
+            thinned: 0,
         }
     }
 
@@ -131,6 +137,7 @@ impl WriteTracker {
             return;
         }
         if self.checkpoints.len() >= MAX_FILE_HASH_CHECKPOINTS {
+            self.thinned = self.thinned.saturating_add(1);
             let mut keep = false;
             self.checkpoints.retain(|_| {
                 keep = !keep;
@@ -276,6 +283,7 @@ impl WriteTracker {
             sha256,
             hash_complete: complete,
             hash_loss: loss,
+            checkpoints_thinned: self.thinned,
         }
     }
 }
@@ -429,6 +437,11 @@ mod tests {
         let mut t = WriteTracker::new();
         write_all(&mut t, &real, 64);
         assert!(t.checkpoints.len() <= MAX_FILE_HASH_CHECKPOINTS);
+        // 99 write boundaries through 16 slots: thinned, and counted.
+        assert!(t.finish().checkpoints_thinned > 0);
+        let mut short = WriteTracker::new();
+        write_all(&mut short, &real[..16 * 64], 64);
+        assert_eq!(short.finish().checkpoints_thinned, 0);
         assert!(t.checkpoints.windows(2).all(|w| w[0].0 < w[1].0));
         // The last write boundary is always kept: rewriting the last write works.
         let last = t.checkpoints.last().map(|(o, _)| *o).unwrap_or_default();

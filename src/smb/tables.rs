@@ -412,6 +412,18 @@ pub fn finish_file_in(cx: &Cx<'_>, session_id: u64, tree: &Tree, mut f: OpenFile
     f.emit_deferred_open(sink);
     if let Some(w) = f.writes.take() {
         let s = w.finish();
+        if s.checkpoints_thinned > 0 {
+            sink.cap_reached(
+                "MAX_FILE_HASH_CHECKPOINTS",
+                cx.ts,
+                Some(cx.conn()),
+                "smb",
+                format!(
+                    "{}: hash checkpoints thinned {} times (a rewrite at a dropped write boundary gives the hash up)",
+                    f.name, s.checkpoints_thinned
+                ),
+            );
+        }
         let status = nt_status_name(f.write_status.unwrap_or(0));
         let mut r = files_record(cx, FileAction::FileWrite, tree, &f.name, status, session_id);
         r.fuid = f.fuid.clone();

@@ -6,7 +6,11 @@
 use crate::common::insertion::*;
 use crate::common::reshape::*;
 use psexec_sensor::event::{AnomalyKind, Event};
+use psexec_sensor::flow::policy::{HostOs, HostPolicies, TargetPolicy};
+use psexec_sensor::flow::receiver::RstPolicy;
+use psexec_sensor::pipeline::EngineConfig;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 fn lab(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -175,7 +179,8 @@ fn uploads(events: &[Event]) -> Vec<Upload> {
 
 #[test]
 fn an_upload_overwritten_in_place_is_hashed_as_it_ends_on_disk() {
-    for name in [ATTACKS[0], BENIGN] {
+    // SMB2 (psexec, the benign control) and SMB1 (WRITE_ANDX) uploads.
+    for name in [ATTACKS[0], ATTACKS[2], BENIGN] {
         let segs = read_segments(&lab(name));
         let base = run(&frames(&segs, Net::V4));
         let want = uploads(&base.events);
@@ -195,5 +200,117 @@ fn an_upload_overwritten_in_place_is_hashed_as_it_ends_on_disk() {
             "{name}: uploads as they end on disk"
         );
         assert_eq!(facts(&o.alerts), facts(&base.alerts), "{name}: alert facts");
+    }
+}
+
+/// Every host (both ends of the lab connections) following `os`.
+fn every_host(os: HostOs) -> EngineConfig {
+    let mut hosts = HostPolicies::default();
+    hosts.insert("0.0.0.0".parse().unwrap(), 0, TargetPolicy::of(os));
+    EngineConfig {
+        hosts: Arc::new(hosts),
+        ..EngineConfig::default()
+    }
+}
+
+/// The same reshaped capture (decoys overlapped by real copies starting one byte earlier) read
+/// for two receivers: a Linux, Windows or BSD server keeps the real bytes and the sensor told so
+/// reports the attack as it was; told "first" (the default: Snort's and Suricata's "first") it
+/// reads the decoys, and the facts differ. Told "unknown", it follows both copies: the real
+/// facts come out, with `overlap_ambiguous`.
+#[test]
+fn per_target_tcp_overlap_policy_decides_which_copy_is_read() {
+    for name in ATTACKS {
+        let segs = read_segments(&lab(name));
+        let want = facts(&run(&frames(&segs, Net::V4)).alerts);
+        let frames = wire_frames(&ooo_overlap_decoys(&segs));
+        for os in [HostOs::Linux, HostOs::Windows, HostOs::Bsd, HostOs::Last] {
+            let o = run_with(&frames, every_host(os));
+            assert_eq!(facts(&o.alerts), want, "{name}, {os:?}");
+            assert!(
+                anomalies(&o.events, AnomalyKind::OverlapDifferentData) > 0,
+                "{name}, {os:?}"
+            );
+            assert_eq!(anomalies(&o.events, AnomalyKind::OverlapAmbiguous), 0);
+        }
+        let first = run_with(&frames, every_host(HostOs::First));
+        assert_ne!(
+            facts(&first.alerts),
+            want,
+            "{name}: first-wins reads the decoys"
+        );
+        let unknown = run_with(&frames, every_host(HostOs::Unknown));
+        let got = facts(&unknown.alerts);
+        for f in &want {
+            assert!(
+                got.contains(f),
+                "{name}, unknown: {f:?} missing from {got:?}"
+            );
+        }
+        assert!(
+            anomalies(&unknown.events, AnomalyKind::OverlapAmbiguous) > 0,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn reshaped_benign_overlaps_raise_no_technique_alert_for_any_policy() {
+    let segs = read_segments(&lab(BENIGN));
+    let frames = wire_frames(&ooo_overlap_decoys(&segs));
+    for os in [HostOs::Linux, HostOs::First, HostOs::Unknown] {
+        let o = run_with(&frames, every_host(os));
+        assert!(
+            facts(&o.alerts).is_empty(),
+            "{os:?}: {:?}",
+            facts(&o.alerts)
+        );
+    }
+}
+
+/// RSTs follow the receiver too: in the window but not exact, an RFC 5961 server (the default)
+/// answers with a challenge ACK and the attack goes on; an RFC 793 server (`rst = "in-window"`)
+/// resets, so nothing after the first RST reached it and the sensor ends the flow there.
+#[test]
+fn rst_acceptance_follows_the_receiver() {
+    let segs = read_segments(&lab(ATTACKS[0]));
+    let want = facts(&run(&frames(&segs, Net::V4)).alerts);
+    let frames = wire_frames(&rst_decoys(&segs));
+    let exact = run_with(&frames, every_host(HostOs::Windows));
+    assert_eq!(facts(&exact.alerts), want);
+    let mut in_window = TargetPolicy::of(HostOs::Windows);
+    in_window.rst = RstPolicy::InWindow;
+    let mut hosts = HostPolicies::default();
+    hosts.insert("0.0.0.0".parse().unwrap(), 0, in_window);
+    let cfg = EngineConfig {
+        hosts: Arc::new(hosts),
+        ..EngineConfig::default()
+    };
+    let reset = run_with(&frames, cfg);
+    assert_ne!(facts(&reset.alerts), want);
+    assert_eq!(anomalies(&reset.events, AnomalyKind::RstIgnored), 0);
+}
+
+/// Every other class read for `unknown` targets: the same facts (fragments that differ are
+/// dropped and the retransmission read, with `overlap_ambiguous`); the second reading adds
+/// nothing where the copies never differed.
+#[test]
+fn every_class_holds_for_unknown_targets() {
+    for name in ATTACKS {
+        let segs = read_segments(&lab(name));
+        let want = facts(&run(&frames(&segs, Net::V4)).alerts);
+        for (what, reshape, expect) in CLASSES {
+            let o = run_with(&wire_frames(&reshape(&segs)), every_host(HostOs::Unknown));
+            assert_eq!(facts(&o.alerts), want, "{name}, {what}");
+            for kind in expect {
+                assert!(anomalies(&o.events, *kind) > 0, "{name}, {what}: {kind:?}");
+            }
+            let fragments = expect.contains(&AnomalyKind::FragmentOverlap);
+            assert_eq!(
+                anomalies(&o.events, AnomalyKind::OverlapAmbiguous) > 0,
+                fragments,
+                "{name}, {what}"
+            );
+        }
     }
 }

@@ -534,3 +534,46 @@ fn workers_report_bad_input_the_same_way() {
     assert!(results[0].0.contains("truncated"));
     assert!(results[0].1.iter().any(|e| e["kind"] == "capture"));
 }
+
+/// `--rules DIR` carries the host policies too: a bad hosts.toml is an error naming file and
+/// line (exit 2); a good one (every host `unknown`) leaves a clean capture's alert as it was.
+#[test]
+fn host_policies_come_from_the_rules_directory() {
+    let dir = scratch("hosts");
+    std::fs::write(
+        dir.join("hosts.toml"),
+        "[[host]]\ncidr = [\"192.0.2.0/24\"]\npolicy = \"solaris\"\n",
+    )
+    .unwrap();
+    let cap = lab("a_psexec_default.pcap");
+    let args = |alerts: &Path| {
+        vec![
+            os("read").to_owned(),
+            os("--no-summary").to_owned(),
+            os("--rules").to_owned(),
+            dir.clone().into_os_string(),
+            os("--alerts").to_owned(),
+            alerts.as_os_str().to_owned(),
+            cap.clone().into_os_string(),
+        ]
+    };
+    let alerts = dir.join("alerts.json");
+    let a = args(&alerts);
+    let o = run(&a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("hosts.toml:3"), "{stderr}");
+    assert!(stderr.contains("unknown host policy"), "{stderr}");
+    std::fs::write(
+        dir.join("hosts.toml"),
+        "[[host]]\ncidr = [\"0.0.0.0/0\", \"::/0\"]\npolicy = \"unknown\"\n",
+    )
+    .unwrap();
+    let o = run(&a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = json_lines(&alerts);
+    assert!(
+        got.iter().any(|v| v["technique"] == "service-create"),
+        "{got:?}"
+    );
+}

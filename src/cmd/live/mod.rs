@@ -213,6 +213,7 @@ mod imp {
         }
         let smb = smb_shared(setup.smb_keys.as_deref(), &setup.keytabs)?;
         let rules = load_rules(setup.rules.as_deref())?;
+        let hosts = Arc::new(rules.hosts.clone());
         let stop = StopFlag::new();
         stop.install_signal_handlers().map_err(bad)?;
         let reopen = ReopenFlag::default();
@@ -299,6 +300,7 @@ mod imp {
             smb,
             flow_summaries: out.formats.wants_flows(),
             max_flows: Some(crate::flow::table::flows_per_worker(workers)),
+            hosts: hosts.clone(),
         };
         let limits = Limits {
             duration: setup.duration,

@@ -1,4 +1,5 @@
 use super::*;
+use crate::flow::policy::{HostOs, TargetPolicy};
 
 fn key() -> FragKey {
     FragKey {
@@ -16,6 +17,15 @@ fn frag(offset: usize, more: bool, data: &[u8]) -> Fragment<'_> {
         data,
         header_checksum: Verdict::Unknown,
     }
+}
+
+/// A defragmenter whose receiving host (10.0.0.2) follows `os`.
+fn for_target(os: HostOs) -> Defragmenter {
+    let mut hosts = HostPolicies::default();
+    hosts.insert(key().dst, 32, TargetPolicy::of(os));
+    let mut d = Defragmenter::new();
+    d.set_hosts(Arc::new(hosts));
+    d
 }
 
 #[test]
@@ -52,12 +62,12 @@ fn overlap_same_data_is_quiet_different_is_anomaly_then_the_policy_decides() {
     let mut last_wins = payload.clone();
     last_wins[8..16].copy_from_slice(&evil);
     for (policy, want) in [
-        (FragPolicy::First, Some(payload.clone())),
-        (FragPolicy::Last, Some(last_wins)),
-        (FragPolicy::Drop, None),
+        (HostOs::First, Some(payload.clone())),
+        (HostOs::Last, Some(last_wins)),
+        (HostOs::Linux, None),
+        (HostOs::Unknown, None),
     ] {
-        let mut d = Defragmenter::new();
-        d.policy = policy;
+        let mut d = for_target(policy);
         let mut s = Sink::new();
         assert_eq!(
             d.add(Ts(1), frag(0, true, &payload[..16]), &mut s),
@@ -70,6 +80,8 @@ fn overlap_same_data_is_quiet_different_is_anomaly_then_the_policy_decides() {
         assert_eq!(s.counters.get("anomaly.fragment_overlap"), 0);
         let third = d.add(Ts(1), frag(8, true, &evil), &mut s);
         assert_eq!(s.counters.get("anomaly.fragment_overlap"), 1);
+        let ambiguous = u64::from(policy == HostOs::Unknown);
+        assert_eq!(s.counters.get("anomaly.overlap_ambiguous"), ambiguous);
         match want {
             None => {
                 assert_eq!(third, FragOutcome::Dropped, "{policy:?}");
@@ -135,15 +147,48 @@ fn caps_and_timeout() {
     assert_eq!(d.bytes(), 8);
 }
 
+/// frag3 "bsd" (FreeBSD `ip_reass`): a fragment starting before the one holding a byte takes it;
+/// one starting at or after it does not; arrival order does not matter.
 #[test]
-fn merge_ranges() {
-    let mut h = vec![];
-    merge_range(&mut h, 10, 20);
-    merge_range(&mut h, 30, 40);
-    merge_range(&mut h, 20, 30);
-    assert_eq!(h, vec![(10, 40)]);
-    merge_range(&mut h, 0, 5);
-    merge_range(&mut h, 50, 60);
-    merge_range(&mut h, 3, 55);
-    assert_eq!(h, vec![(0, 60)]);
+fn bsd_keeps_the_earlier_starting_fragment_whatever_the_order() {
+    let a = [0xAAu8; 16]; // offset 8..24
+    let b = [0xBBu8; 16]; // offset 0..16: starts first, wins 8..16
+    let c = [0xCCu8; 8]; // offset 16..24: starts after a, loses
+    let tail = [0xDDu8; 8]; // offset 24..32, last
+    let mut want = vec![0xBB; 16];
+    want.extend_from_slice(&[0xAA; 8]);
+    want.extend_from_slice(&tail);
+    let frags = [
+        frag(8, true, &a),
+        frag(0, true, &b),
+        frag(16, true, &c),
+        frag(24, false, &tail),
+    ];
+    for order in [[0usize, 1, 2, 3], [1, 0, 2, 3], [2, 0, 1, 3], [3, 0, 2, 1]] {
+        let mut d = for_target(HostOs::Bsd);
+        let mut s = Sink::new();
+        let mut got = None;
+        for i in order {
+            if let FragOutcome::Complete(v, _) = d.add(Ts(1), frags[i], &mut s) {
+                got = Some(v);
+            }
+        }
+        // "c" starts after "a" but holds a byte "a" holds: when "c" came first, "a" (starting
+        // before it) takes the byte back.
+        assert_eq!(got.as_deref(), Some(&want[..]), "{order:?}");
+        assert!(s.counters.get("anomaly.fragment_overlap") > 0);
+    }
+    // The same fragments to a "last" host: the last arrival's bytes.
+    let mut d = for_target(HostOs::Last);
+    let mut s = Sink::new();
+    let mut got = None;
+    for f in frags {
+        if let FragOutcome::Complete(v, _) = d.add(Ts(1), f, &mut s) {
+            got = Some(v);
+        }
+    }
+    let mut last = vec![0xBB; 16];
+    last.extend_from_slice(&[0xCC; 8]);
+    last.extend_from_slice(&tail);
+    assert_eq!(got, Some(last));
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::flow::policy::TcpOverlap;
 use crate::flow::{ConnId, Uid};
 
 /// What came out of a direction: bytes with holes written as `gap(n)` markers.
@@ -82,7 +83,92 @@ fn record(out: &mut Out, c: Chunk<'_>) {
             out.data.extend(std::iter::repeat_n(b'?', n as usize));
             out.chunks.push(format!("gap({n})"));
         }
+        Chunk::Split { first, last } => {
+            out.data.extend_from_slice(first);
+            out.chunks.push(format!(
+                "split({}|{})",
+                String::from_utf8_lossy(first),
+                String::from_utf8_lossy(last)
+            ));
+        }
     }
+}
+
+/// The stream a receiver following `overlap` builds from these segments (after a SYN at 0).
+fn reassembled(overlap: TcpOverlap, segs: &[(u32, &[u8])]) -> (Vec<u8>, Vec<String>, Sink) {
+    let mut h = Harness::new();
+    h.dir = StreamDir::with_overlap(overlap);
+    h.dir.syn(0);
+    for (seq, data) in segs {
+        h.seg(*seq, data);
+    }
+    h.flush();
+    (h.out.data, h.out.chunks, h.sink)
+}
+
+/// A decoy buffered after a hole, then the real bytes from one byte earlier, then the hole's
+/// byte: the receivers' rules (Suricata's stream-tcp-list.c, Linux `tcp_data_queue_ofo`, FreeBSD
+/// `tcp_reass`) pick different copies.
+#[test]
+fn overlap_rules_pick_the_copy_the_receiver_keeps() {
+    use crate::flow::policy::OverlapRule::*;
+    let segs: [(u32, &[u8]); 3] = [(3, b"xxxx"), (2, b"REAL"), (1, b"A")];
+    for (rule, want) in [
+        (First, &b"ARxxxx"[..]),
+        (Last, b"AREALx"),
+        (Bsd, b"AREALx"),
+        (Linux, b"AREALx"),
+    ] {
+        let (data, _, sink) = reassembled(TcpOverlap::Rule(rule), &segs);
+        assert_eq!(
+            String::from_utf8_lossy(&data),
+            String::from_utf8_lossy(want),
+            "{rule:?}"
+        );
+        assert_eq!(
+            sink.counters.get("anomaly.overlap_different_data"),
+            1,
+            "{rule:?}"
+        );
+        assert_eq!(sink.counters.get("anomaly.overlap_ambiguous"), 0);
+    }
+    // The same start: BSD keeps the first copy, Linux the longer new one, "last" the new one.
+    let segs: [(u32, &[u8]); 3] = [(2, b"xx"), (2, b"REAL"), (1, b"A")];
+    for (rule, want) in [
+        (First, &b"AxxAL"[..]),
+        (Bsd, b"AxxAL"),
+        (Linux, b"AREAL"),
+        (Last, b"AREAL"),
+    ] {
+        let (data, _, _) = reassembled(TcpOverlap::Rule(rule), &segs);
+        assert_eq!(
+            String::from_utf8_lossy(&data),
+            String::from_utf8_lossy(want),
+            "{rule:?}"
+        );
+    }
+    // An in-order segment starts before anything buffered: it wins except under "first".
+    let segs: [(u32, &[u8]); 2] = [(3, b"xx"), (1, b"REAL")];
+    let (data, _, _) = reassembled(TcpOverlap::Rule(Bsd), &segs);
+    assert_eq!(data, b"REAL");
+    let (data, _, _) = reassembled(TcpOverlap::Rule(First), &segs);
+    assert_eq!(data, b"RExx");
+}
+
+/// An unknown receiver: where copies differ both are handed on, the first copy read on.
+#[test]
+fn ambiguous_overlap_hands_on_both_copies() {
+    let segs: [(u32, &[u8]); 3] = [(3, b"xxxx"), (2, b"REAL"), (1, b"A")];
+    let (data, chunks, sink) = reassembled(TcpOverlap::Ambiguous, &segs);
+    assert_eq!(data, b"ARxxxx");
+    assert_eq!(chunks, ["A", "R", "split(xxx|EAL)", "x"], "{data:?}");
+    assert_eq!(sink.counters.get("anomaly.overlap_ambiguous"), 1);
+    // Copies that agree are no ambiguity.
+    let segs: [(u32, &[u8]); 3] = [(3, b"EAL"), (2, b"REAL"), (1, b"A")];
+    let (data, chunks, sink) = reassembled(TcpOverlap::Ambiguous, &segs);
+    assert_eq!(data, b"AREAL");
+    assert!(chunks.iter().all(|c| !c.starts_with("split")), "{chunks:?}");
+    assert_eq!(sink.counters.get("anomaly.overlap_ambiguous"), 0);
 }
 
 #[test]

@@ -195,6 +195,37 @@ pub fn overlapping_fragment_decoys(segs: &[Seg], frag: usize) -> Vec<Wire> {
     out
 }
 
+/// Each attacker segment (of 3 bytes or more) out of order in three pieces: a decoy of all but
+/// its first two bytes (after a hole), then the real bytes from its second byte on, overlapping the
+/// decoy from one byte earlier, then the real first byte that fills the hole. A receiver keeps
+/// the copy whose segment starts first (Linux `tcp_data_queue_ofo`: a queued segment is
+/// replaced or trimmed by one starting before it; FreeBSD `tcp_reass` trims the succeeding
+/// segment; Windows keeps the earlier-starting copy as BSD does, Suricata's Windows policy), so
+/// the server receives exactly the real stream. A sensor that keeps the first copy (Snort/Suricata
+/// "first") reads the decoy.
+pub fn ooo_overlap_decoys(segs: &[Seg]) -> Vec<Wire> {
+    let mut out = Vec::new();
+    for s in segs {
+        if !to_server(s) || s.payload.len() < 3 {
+            out.push(clean(s.clone()));
+            continue;
+        }
+        let piece = |from: usize, bytes: &[u8]| {
+            let mut p = s.clone();
+            p.seq = s.seq.wrapping_add(from as u32);
+            p.payload = bytes[from..].to_vec();
+            clean(p)
+        };
+        let decoy = decoy_bytes(&s.payload);
+        out.push(piece(2, &decoy));
+        out.push(piece(1, &s.payload));
+        let mut first = s.clone();
+        first.payload.truncate(1);
+        out.push(clean(first));
+    }
+    out
+}
+
 /// The server's TCP port of an SMB connection segment, whichever way it goes.
 fn server_side(s: &Seg) -> bool {
     [445, 139].contains(&s.sport)
@@ -275,73 +306,158 @@ pub fn beyond_window_decoys(segs: &[Seg]) -> Vec<Wire> {
     out
 }
 
-/// Every SMB2 WRITE to a file (a CREATE whose name has an extension: not a pipe) preceded by a
-/// decoy WRITE of zeros at the same offset and length, answered by a copy of the real WRITE's
-/// response. Two writes to the same offsets leave the later one's bytes on disk (MS-SMB2
-/// §3.3.5.13: the server writes the data at the offset; POSIX `pwrite` under Samba, NTFS on
-/// Windows), so the server ends with the real file; a sensor that hashes bytes as written, or
-/// keeps the first copy, reports the zeros. The decoys take fresh message ids (as
-/// `reshape::fragment_dcerpc_request` does); the attacker holds the session key, so it signs them
-/// (the copies keep the original signature bytes, which the sensor, without the key, never
-/// checks). Returns the wires and how many decoy writes went in.
+/// The few header fields the overwrite class needs, for SMB2 and SMB1 alike.
+mod upload {
+    use super::*;
+
+    const SMB1_HDR: usize = 32;
+    const SMB1_WRITE_ANDX: u8 = 0x2F;
+    const SMB1_NT_CREATE_ANDX: u8 = 0xA2;
+
+    fn is_smb1(m: &[u8]) -> bool {
+        m.len() > SMB1_HDR + 3 && m.starts_with(b"\xffSMB")
+    }
+
+    /// A single (not compounded, not AndX-chained) CREATE request.
+    pub fn is_create(m: &[u8]) -> bool {
+        if is_smb2(m) {
+            return cmd(m) == CREATE && le32(m, 20) == 0;
+        }
+        is_smb1(m) && m[4] == SMB1_NT_CREATE_ANDX && m[SMB1_HDR + 1] == 0xFF
+    }
+
+    /// The name bytes of a CREATE request (UTF-16 or ASCII; only looked at for a '.').
+    pub fn create_name(m: &[u8]) -> &[u8] {
+        if is_smb2(m) {
+            let (off, len) = (
+                usize::from(le16(m, SMB2_HDR + 44)),
+                usize::from(le16(m, SMB2_HDR + 46)),
+            );
+            return m.get(off..off + len).unwrap_or(&[]);
+        }
+        // NT_CREATE_ANDX: 24 parameter words, the byte count, then the name.
+        m.get(SMB1_HDR + 1 + 48 + 2..).unwrap_or(&[])
+    }
+
+    /// The handle a successful CREATE response opened.
+    pub fn created_handle(r: &[u8]) -> Option<Vec<u8>> {
+        if is_smb2(r) {
+            return (le32(r, 8) == 0).then(|| r[SMB2_HDR + 64..SMB2_HDR + 80].to_vec());
+        }
+        // Status 0, then AndX (4 bytes), oplock level, FID.
+        (is_smb1(r) && le32(r, 5) == 0 && r[SMB1_HDR] > 0)
+            .then(|| r[SMB1_HDR + 6..SMB1_HDR + 8].to_vec())
+    }
+
+    /// A single WRITE request: its handle and where its data lies in the message.
+    pub fn write(m: &[u8]) -> Option<(Vec<u8>, std::ops::Range<usize>)> {
+        if is_smb2(m) {
+            if cmd(m) != WRITE || le32(m, 20) != 0 {
+                return None;
+            }
+            let off = usize::from(le16(m, SMB2_HDR + 2));
+            let len = le32(m, SMB2_HDR + 4) as usize;
+            return Some((m[SMB2_HDR + 16..SMB2_HDR + 32].to_vec(), off..off + len));
+        }
+        if !is_smb1(m) || m[4] != SMB1_WRITE_ANDX || m[SMB1_HDR + 1] != 0xFF {
+            return None;
+        }
+        // WRITE_ANDX words: AndX (4), FID, Offset (4), Timeout (4), WriteMode, Remaining,
+        // DataLengthHigh, DataLength, DataOffset (from the header start).
+        let w = SMB1_HDR + 1;
+        let len = (usize::from(le16(m, w + 18)) << 16) | usize::from(le16(m, w + 20));
+        let off = usize::from(le16(m, w + 22));
+        (off + len <= m.len()).then(|| (m[w + 4..w + 6].to_vec(), off..off + len))
+    }
+
+    pub fn id(m: &[u8]) -> u64 {
+        if is_smb2(m) {
+            mid(m)
+        } else {
+            u64::from(le16(m, 30))
+        }
+    }
+
+    pub fn set_id(m: &mut [u8], v: u64) {
+        if is_smb2(m) {
+            set_mid(m, v)
+        } else {
+            m[30..32].copy_from_slice(&(v as u16).to_le_bytes())
+        }
+    }
+
+    /// The final response to request `m` (an interim STATUS_PENDING may come first).
+    pub fn response<'a>(msgs: &'a [Msg], m: &Msg) -> Option<&'a Msg> {
+        let same_kind = |r: &Msg| {
+            (is_smb2(&r.body) && is_smb2(&m.body))
+                || (is_smb1(&r.body) && is_smb1(&m.body) && r.body[4] == m.body[4])
+        };
+        msgs.iter()
+            .rev()
+            .find(|r| !r.to_server && same_kind(r) && id(&r.body) == id(&m.body))
+    }
+}
+
+/// Every WRITE to a file (SMB2 WRITE or SMB1 WRITE_ANDX to a handle whose CREATE named a file
+/// with an extension: not a pipe) preceded by a decoy WRITE of zeros at the same offset and
+/// length, answered by a copy of the real WRITE's response. Two writes to the same offsets leave
+/// the later one's bytes on disk (MS-SMB2 §3.3.5.13 and MS-CIFS §3.3.5.40: the server writes the
+/// data at the offset; POSIX `pwrite` under Samba, NTFS on Windows), so the server ends with the
+/// real file; a sensor that hashes bytes as written, or keeps the first copy, reports the zeros.
+/// The decoys take fresh message ids (as `reshape::fragment_dcerpc_request` does); the attacker
+/// holds the session key, so it signs them (the copies keep the original signature bytes, which
+/// the sensor, without the key, never checks). Returns the wires and how many decoy writes went
+/// in.
 pub fn overwritten_upload_decoys(segs: &[Seg]) -> (Vec<Wire>, usize) {
     let (mut conns, other) = smb_conns(segs);
-    let mut fresh_mid = 0x5000_0000u64;
+    // SMB1 message ids are 16 bits: fresh ones from the top, SMB2 ones far above the lab's.
+    let fresh = |smb2: bool, n: &mut u64| {
+        *n += 1;
+        if smb2 {
+            0x5000_0000 + *n
+        } else {
+            0xF000 + *n
+        }
+    };
+    let mut issued = 0u64;
     let mut decoys = 0;
     for c in &mut conns {
-        let request = |m: &Msg, command: u16| {
-            m.to_server && is_smb2(&m.body) && cmd(&m.body) == command && le32(&m.body, 20) == 0
-        };
-        let response_to = |msgs: &[Msg], id: u64| {
-            // The final response (an interim STATUS_PENDING may come first).
-            msgs.iter()
-                .rev()
-                .find(|r| !r.to_server && is_smb2(&r.body) && mid(&r.body) == id)
-                .cloned()
-        };
         let mut files: Vec<Vec<u8>> = Vec::new();
-        for m in c.msgs.iter().filter(|m| request(m, CREATE)) {
-            let (off, len) = (
-                usize::from(le16(&m.body, SMB2_HDR + 44)),
-                usize::from(le16(&m.body, SMB2_HDR + 46)),
-            );
-            let named_file = m
-                .body
-                .get(off..off + len)
-                .is_some_and(|n| n.contains(&b'.'));
-            let resp = response_to(&c.msgs, mid(&m.body));
-            if let Some(r) = resp.filter(|r| named_file && le32(&r.body, 8) == 0) {
-                files.push(r.body[SMB2_HDR + 64..SMB2_HDR + 80].to_vec());
+        for m in c
+            .msgs
+            .iter()
+            .filter(|m| m.to_server && upload::is_create(&m.body))
+        {
+            let named_file = upload::create_name(&m.body).contains(&b'.');
+            let opened = upload::response(&c.msgs, m).and_then(|r| upload::created_handle(&r.body));
+            if let Some(h) = opened.filter(|_| named_file) {
+                files.push(h);
             }
         }
         let mut out = Vec::new();
         for m in &c.msgs {
-            let b = &m.body;
-            if request(m, WRITE)
-                && files
-                    .iter()
-                    .any(|f| b[SMB2_HDR + 16..SMB2_HDR + 32] == f[..])
-            {
-                if let Some(resp) = response_to(&c.msgs, mid(b)) {
-                    let off = usize::from(le16(b, SMB2_HDR + 2));
-                    let len = le32(b, SMB2_HDR + 4) as usize;
-                    let mut w = b.clone();
-                    w[off..off + len].fill(0);
-                    set_mid(&mut w, fresh_mid);
-                    let mut r = resp.body.clone();
-                    set_mid(&mut r, fresh_mid);
-                    fresh_mid += 1;
-                    decoys += 1;
-                    out.push(Msg {
-                        body: w,
-                        ..m.clone()
-                    });
-                    out.push(Msg {
-                        ts: m.ts,
-                        to_server: false,
-                        body: r,
-                    });
-                }
+            let target = m
+                .to_server
+                .then(|| upload::write(&m.body))
+                .flatten()
+                .filter(|(h, _)| files.contains(h));
+            if let (Some((_, data)), Some(resp)) = (target, upload::response(&c.msgs, m)) {
+                let id = fresh(is_smb2(&m.body), &mut issued);
+                let mut w = m.body.clone();
+                w[data].fill(0);
+                upload::set_id(&mut w, id);
+                let mut r = resp.body.clone();
+                upload::set_id(&mut r, id);
+                decoys += 1;
+                out.push(Msg {
+                    body: w,
+                    ..m.clone()
+                });
+                out.push(Msg {
+                    ts: m.ts,
+                    to_server: false,
+                    body: r,
+                });
             }
             out.push(m.clone());
         }

@@ -815,7 +815,12 @@ pub struct Outcome {
 /// The engine over the packets, then the detection stage with the embedded rules (what `read`
 /// does: the matcher and the inferences from SMB3 sizes and from server responses).
 pub fn run(packets: &[Packet]) -> Outcome {
-    let mut engine = Engine::new(EngineConfig::default());
+    run_with(packets, EngineConfig::default())
+}
+
+/// As [`run`], with the engine configured (per-target policies, say).
+pub fn run_with(packets: &[Packet], cfg: EngineConfig) -> Outcome {
+    let mut engine = Engine::new(cfg);
     let mut out = Collect::default();
     for (i, p) in packets.iter().enumerate() {
         engine.process(i as u64, p, &mut out);
