@@ -41,8 +41,7 @@ pub fn ethernet_ipv4_tcp(frame: &[u8]) -> Option<TcpSegment<'_>> {
     let flags = t[13];
     let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
     let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
-    let verdict: Verdict =
-        checksum::ipv4_header(h).and(checksum::transport(src, dst, checksum::TCP, tcp));
+    let verdict: Verdict = checksum::ipv4_tcp(h, tcp);
     Some(TcpSegment {
         src,
         dst,

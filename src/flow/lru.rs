@@ -88,7 +88,16 @@ impl<T, const N: usize> Lists<T, N> {
 
     /// Move entry `id` to the back of `list` (its own or another).
     pub fn touch(&mut self, id: u32, list: usize) {
-        if self.get(id).is_none() {
+        let Some(node) = self.nodes.get(id as usize) else {
+            return;
+        };
+        if node.value.is_none() {
+            return;
+        }
+        if usize::from(node.list) == list && self.lists[list].tail == id {
+            // Already there (the common case: consecutive segments of one flow). Unlinking and
+            // linking back would change nothing but write to two other entries' nodes, each a
+            // likely cache miss in a large table.
             return;
         }
         self.unlink(id);
@@ -179,6 +188,11 @@ mod tests {
         assert_eq!(order(&l, 0), vec![2, 3, 1]);
         assert_eq!(order(&l, 1), vec![0, 4]);
         assert_eq!(l.front(1).and_then(|i| l.get(i)), Some(&0));
+        // Touching the back of its own list changes nothing.
+        l.touch(ids[4], 1);
+        assert_eq!(order(&l, 1), vec![0, 4]);
+        l.touch(ids[1], 0);
+        assert_eq!(order(&l, 0), vec![2, 3, 1]);
         assert_eq!((l.len(), l.list_len(0), l.list_len(1)), (5, 3, 2));
         assert_eq!(l.remove(ids[3]), Some(3));
         assert_eq!(l.remove(ids[3]), None);

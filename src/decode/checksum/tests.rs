@@ -219,3 +219,35 @@ fn both_builds_of_the_word_sum_agree() {
         }
     }
 }
+
+#[test]
+fn the_fused_ipv4_tcp_sum_agrees_with_header_and_transport_checked_apart() {
+    let f = lab_frame();
+    let ip: [u8; 20] = f[14..34].try_into().unwrap();
+    let tcp = &f[34..];
+    let apart = |h: &[u8; 20], t: &[u8]| {
+        let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+        let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+        ipv4_header(h).and(transport(src, dst, TCP, t))
+    };
+    assert_eq!(ipv4_tcp(&ip, tcp), Verdict::Good);
+    // Every single flipped bit of either header or segment (addresses, length, payload), and
+    // payloads of every parity: the same verdict both ways.
+    for i in 0..ip.len() {
+        for bit in [0x01, 0x80] {
+            let mut h = ip;
+            h[i] ^= bit;
+            assert_eq!(ipv4_tcp(&h, tcp), apart(&h, tcp), "header byte {i}");
+            assert_eq!(ipv4_tcp(&h, tcp), Verdict::Bad, "header byte {i}");
+        }
+    }
+    for i in 0..tcp.len() {
+        let mut t = tcp.to_vec();
+        t[i] ^= 0x10;
+        assert_eq!(ipv4_tcp(&ip, &t), Verdict::Bad, "segment byte {i}");
+    }
+    for len in 20..300usize {
+        let seg: Vec<u8> = (0..len).map(|i| (i * 131 + len) as u8).collect();
+        assert_eq!(ipv4_tcp(&ip, &seg), apart(&ip, &seg), "length {len}");
+    }
+}
