@@ -450,6 +450,30 @@ pub struct Granted {
     pub create_action: u32,
 }
 
+/// Whether a response-only tree `at` may be tracked in `answered` (the SMB1 or SMB2 map of trees
+/// known only from answers): a tree already there always may; a new one only below
+/// [`MAX_RESPONSE_ONLY_TREES`], else the cap is reported.
+pub fn response_only_tree_admitted<K: Ord, V>(
+    answered: &std::collections::BTreeMap<K, V>,
+    at: &K,
+    tree_id: u32,
+    cx: &Cx<'_>,
+    layer: &'static str,
+    sink: &mut Sink,
+) -> bool {
+    if answered.len() < MAX_RESPONSE_ONLY_TREES || answered.contains_key(at) {
+        return true;
+    }
+    sink.cap_reached(
+        "MAX_RESPONSE_ONLY_TREES",
+        cx.ts,
+        Some(cx.conn()),
+        layer,
+        format!("tree {tree_id:#x}"),
+    );
+    false
+}
+
 /// Opens a [`Granted`] handle `<unknown>`-named on its tree (made up if unseen) and returns its
 /// open record for the caller to add what else its response carries and emit; `None` when a cap
 /// kept it out.

@@ -16,7 +16,7 @@ use crate::smb::smb1::records::create::NtCreateResponse;
 use crate::smb::smb1::records::rw::{LargeData, ReadAndxResponse, WriteAndxResponse};
 use crate::smb::smb1::records::trans::TransResponse;
 use crate::smb::smb1::records::{cmd, Header, Smb1Error};
-use crate::smb::tables::{open_granted, Cx, FileKey, Granted, Tables, MAX_RESPONSE_ONLY_TREES};
+use crate::smb::tables::{open_granted, response_only_tree_admitted, Cx, FileKey, Granted, Tables};
 
 impl Smb1State {
     /// One response block without its request while no request was ever seen. `Ok(true)` when
@@ -96,14 +96,7 @@ impl Smb1State {
         sink: &mut Sink,
     ) {
         let at = (h.uid, h.tid);
-        if self.answered.len() >= MAX_RESPONSE_ONLY_TREES && !self.answered.contains_key(&at) {
-            sink.cap_reached(
-                "MAX_RESPONSE_ONLY_TREES",
-                cx.ts,
-                Some(cx.conn()),
-                "smb1",
-                format!("tree {:#x}", h.tid),
-            );
+        if !response_only_tree_admitted(&self.answered, &at, u32::from(h.tid), cx, "smb1", sink) {
             return;
         }
         let granted = Granted {

@@ -20,7 +20,7 @@ use crate::sink::Sink;
 use crate::smb::files::WriteTracker;
 use crate::smb::smb2::records::*;
 use crate::smb::status::{self, nt_status_name};
-use crate::smb::tables::{open_granted, Cx, FileKey, Granted, Tables, MAX_RESPONSE_ONLY_TREES};
+use crate::smb::tables::{open_granted, response_only_tree_admitted, Cx, FileKey, Granted, Tables};
 use crate::wire::parsed;
 
 impl Smb2State {
@@ -116,14 +116,7 @@ impl Smb2State {
         sink: &mut Sink,
     ) {
         let at = (h.session_id, h.tree_id);
-        if self.answered.len() >= MAX_RESPONSE_ONLY_TREES && !self.answered.contains_key(&at) {
-            sink.cap_reached(
-                "MAX_RESPONSE_ONLY_TREES",
-                cx.ts,
-                Some(cx.conn()),
-                "smb2",
-                format!("tree {:#x}", h.tree_id),
-            );
+        if !response_only_tree_admitted(&self.answered, &at, h.tree_id, cx, "smb2", sink) {
             return;
         }
         let granted = Granted {
