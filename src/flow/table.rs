@@ -51,11 +51,28 @@ pub const SNIFF_BYTES: usize = 16;
 /// Ports whose side is the server when no SYN was seen.
 const SERVER_PORTS: [u16; 3] = [445, 139, 135];
 
-/// The 5-tuple in a canonical order, so both directions find the same flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The 5-tuple in a canonical order, so both directions find the same flow. Addresses are held
+/// as numbers rather than `IpAddr`s: ordering and hashing the enum (a tag and a byte array) cost
+/// about 50 instructions per segment, as much as the rest of the lookup (docs/PERF.md, "Session
+/// 6: flow layer").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FlowKey {
-    lo: (IpAddr, u16),
-    hi: (IpAddr, u16),
+    /// The lower endpoint's address, then the higher's, each as a number (an IPv4 address in the
+    /// low 32 bits) in two 64-bit halves, high first (`u128` would align the key to 16 bytes and
+    /// grow every index entry by 16).
+    addrs: [u64; 4],
+    /// The lower endpoint's port in bits 16..32, the higher's in bits 0..16, and bit 32 set for
+    /// IPv6, so that an IPv4 address never meets the IPv6 address of the same number.
+    ports: u64,
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        for a in self.addrs {
+            h.write_u64(a);
+        }
+        h.write_u64(self.ports);
+    }
 }
 
 impl FlowKey {
@@ -69,10 +86,21 @@ impl FlowKey {
     }
 
     fn between(a: (IpAddr, u16), b: (IpAddr, u16)) -> FlowKey {
-        if a <= b {
-            FlowKey { lo: a, hi: b }
-        } else {
-            FlowKey { lo: b, hi: a }
+        let number = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => u128::from(u32::from(v4)),
+            IpAddr::V6(v6) => u128::from(v6),
+        };
+        let v6 = u64::from(a.0.is_ipv6() || b.0.is_ipv6()) << 32;
+        let (a, b) = ((number(a.0), a.1), (number(b.0), b.1));
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        FlowKey {
+            addrs: [
+                (lo.0 >> 64) as u64,
+                lo.0 as u64,
+                (hi.0 >> 64) as u64,
+                hi.0 as u64,
+            ],
+            ports: v6 | u64::from(lo.1) << 16 | u64::from(hi.1),
         }
     }
 }
@@ -268,6 +296,11 @@ pub struct FlowTable {
     /// Flow key → slot in `flows`. Keyed per process and per map: the 5-tuples are chosen by
     /// whoever sends the packets (see `crate::wire::maps`).
     index: KeyedMap<FlowKey, u32>,
+    /// The last flow a segment was looked up for, tried before `index`: consecutive segments of
+    /// one connection (a bulk transfer and its ACKs) are the common case, and comparing one key
+    /// costs a fraction of hashing and probing. Cleared whenever a flow leaves the table (its
+    /// slot is then reused by another).
+    last: Option<(FlowKey, u32)>,
     flows: Lists<Flow, 3>,
     /// Segments held for the receiver's ACK to settle, by flow slot (see [`super::suspect`]).
     suspects: KeyedMap<u32, Vec<Suspect>>,
@@ -294,6 +327,7 @@ impl FlowTable {
     pub fn new() -> FlowTable {
         FlowTable {
             index: KeyedMap::default(),
+            last: None,
             flows: Lists::default(),
             suspects: KeyedMap::default(),
             suspect_bytes: 0,
@@ -344,8 +378,7 @@ impl FlowTable {
         self.pending.segments += 1;
         self.sweep(ts, factory, sink);
         let key = FlowKey::of(seg);
-        // One index lookup per packet (a flood makes every lookup a cache miss).
-        let mut found = self.index.get(&key).copied();
+        let mut found = self.lookup(&key);
         // A new SYN on a finished tuple is a new connection (port reuse).
         if let (Some(old_id), true) = (found, seg.flags.syn && !seg.flags.ack) {
             if let Some(old) = self.flows.get(old_id) {
@@ -418,6 +451,19 @@ impl FlowTable {
         }
     }
 
+    /// The slot of `key`'s flow: the last one looked up, else one index lookup (a flood makes
+    /// every lookup a cache miss).
+    fn lookup(&mut self, key: &FlowKey) -> Option<u32> {
+        if let Some((k, id)) = self.last {
+            if k == *key {
+                return Some(id);
+            }
+        }
+        let id = self.index.get(key).copied()?;
+        self.last = Some((*key, id));
+        Some(id)
+    }
+
     /// A new flow for `seg`'s tuple, making room first if the table is full.
     fn insert(
         &mut self,
@@ -468,6 +514,7 @@ impl FlowTable {
         };
         let id = self.flows.insert(Class::Embryonic as usize, flow);
         self.index.insert(key, id);
+        self.last = Some((key, id));
         id
     }
 
@@ -701,6 +748,9 @@ impl FlowTable {
         let Some(id) = self.index.remove(key) else {
             return;
         };
+        if self.last.is_some_and(|(_, l)| l == id) {
+            self.last = None;
+        }
         let held = if self.suspects.is_empty() {
             None
         } else {
