@@ -791,10 +791,19 @@ impl FlowTable {
     /// Close flows idle past their timeout (checked once per second of packet time). Each class
     /// list is in last-seen order with one timeout, so the expired flows are a prefix of each:
     /// taken oldest first across the three, by (last seen, uid), as the flows went idle.
+    ///
+    /// The time check is inlined into every caller and the sweep itself is not: it is due once
+    /// per second of packet time, and the call with its register saves for every segment cost
+    /// more than the check (docs/PERF.md, "Session 6: flow layer").
+    #[inline(always)]
     fn sweep(&mut self, now: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
-        if now.0 < self.last_sweep.0.saturating_add(SWEEP_EVERY_NS) {
-            return;
+        if now.0 >= self.last_sweep.0.saturating_add(SWEEP_EVERY_NS) {
+            self.sweep_due(now, factory, sink);
         }
+    }
+
+    #[inline(never)]
+    fn sweep_due(&mut self, now: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
         self.last_sweep = now;
         self.flush_counters(sink);
         loop {
