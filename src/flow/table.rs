@@ -626,9 +626,14 @@ impl FlowTable {
                     );
                 }
             }
-            let mut out =
-                |c: Chunk<'_>, sink: &mut Sink| deliver(app, factory, rep.ctx, ts, other, c, sink);
-            dirs[other.index()].acked(seg.ack, &mut self.budget, &rep, sink, &mut out);
+            // Nothing buffered (the in-order common case): the ACK cannot release anything, so
+            // the reassembler is not called.
+            if dirs[other.index()].buffered_segments() > 0 {
+                let mut out = |c: Chunk<'_>, sink: &mut Sink| {
+                    deliver(app, factory, rep.ctx, ts, other, c, sink)
+                };
+                dirs[other.index()].acked(seg.ack, &mut self.budget, &rep, sink, &mut out);
+            }
         }
         if seg.flags.fin {
             let len = seg.payload.len() + seg.missing as usize;
@@ -880,7 +885,31 @@ fn count_checksum_decisions(f: &Flow, sink: &mut Sink) {
 }
 
 /// Hand one chunk of in-order stream to the flow's parser, choosing the parser first if needed.
+///
+/// Inlined into the reassembler's output closures, with the parser's own call at the end: a
+/// chunk for a flow whose parser is chosen goes straight to it, while choosing one (once per
+/// flow) is out of line. Each extra call level cost about 20 instructions per chunk
+/// (docs/PERF.md, "Session 6: flow layer").
+#[inline(always)]
 fn deliver(
+    app: &mut App,
+    factory: &mut dyn ParserFactory,
+    ctx: &FlowCtx,
+    ts: Ts,
+    dir: Direction,
+    chunk: Chunk<'_>,
+    sink: &mut Sink,
+) {
+    if matches!(app, App::Undecided { .. }) {
+        deliver_undecided(app, factory, ctx, ts, dir, chunk, sink);
+    } else {
+        feed(app, ts, dir, chunk, sink);
+    }
+}
+
+/// [`deliver`] before the parser is chosen: gather the first bytes and choose.
+#[inline(never)]
+fn deliver_undecided(
     app: &mut App,
     factory: &mut dyn ParserFactory,
     ctx: &FlowCtx,
@@ -979,20 +1008,46 @@ fn decide(
     };
 }
 
+#[inline(always)]
 fn feed(app: &mut App, ts: Ts, dir: Direction, chunk: Chunk<'_>, sink: &mut Sink) {
-    if let App::Parser(p, shadow) = app {
-        let before = sink.events.len();
-        match chunk {
-            Chunk::Data(b) if !b.is_empty() => p.data(ts, dir, b, sink),
-            Chunk::Data(_) => {}
-            Chunk::Gap(n) => p.gap(ts, dir, n, sink),
-            // The main reading takes the first copy; a shadow (if any) the last.
-            Chunk::Split { first, .. } => p.data(ts, dir, first, sink),
-        }
-        if let Some(sh) = shadow {
-            sh.feed(ts, dir, chunk, before, sink);
-        }
+    match app {
+        App::Parser(p, None) => feed_parser(p.as_mut(), ts, dir, chunk, sink),
+        App::Parser(p, Some(sh)) => feed_shadowed(p.as_mut(), sh, ts, dir, chunk, sink),
+        _ => {}
     }
+}
+
+#[inline(always)]
+fn feed_parser(
+    p: &mut dyn StreamParser,
+    ts: Ts,
+    dir: Direction,
+    chunk: Chunk<'_>,
+    sink: &mut Sink,
+) {
+    match chunk {
+        Chunk::Data(b) if !b.is_empty() => p.data(ts, dir, b, sink),
+        Chunk::Data(_) => {}
+        Chunk::Gap(n) => p.gap(ts, dir, n, sink),
+        // The main reading takes the first copy; a shadow (if any) the last.
+        Chunk::Split { first, .. } => p.data(ts, dir, first, sink),
+    }
+}
+
+/// [`feed`] when a receiver's overlap rule is unknown: the shadow reads the chunk after the main
+/// parser (rare, so out of line).
+#[inline(never)]
+fn feed_shadowed(
+    p: &mut dyn StreamParser,
+    sh: &mut Shadow,
+    ts: Ts,
+    dir: Direction,
+    chunk: Chunk<'_>,
+    sink: &mut Sink,
+) {
+    let before = sink.events.len();
+    feed_parser(p, ts, dir, chunk, sink);
+    sh.feed(ts, dir, chunk, before, sink);
 }
 
 fn close_flow(
