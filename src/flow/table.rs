@@ -55,23 +55,28 @@ const SERVER_PORTS: [u16; 3] = [445, 139, 135];
 /// as numbers rather than `IpAddr`s: ordering and hashing the enum (a tag and a byte array) cost
 /// about 50 instructions per segment, as much as the rest of the lookup (docs/PERF.md, "Session
 /// 6: flow layer").
+///
+/// Packed to 4-byte alignment: an index entry (key and slot) stays 44 bytes, as with `IpAddr`s
+/// (`u128` addresses would align it to 16 and grow it to 64; see `flow_state_stays_small`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, packed(4))]
 struct FlowKey {
     /// The lower endpoint's address, then the higher's, each as a number (an IPv4 address in the
-    /// low 32 bits) in two 64-bit halves, high first (`u128` would align the key to 16 bytes and
-    /// grow every index entry by 16).
+    /// low 32 bits) in two 64-bit halves, high first.
     addrs: [u64; 4],
-    /// The lower endpoint's port in bits 16..32, the higher's in bits 0..16, and bit 32 set for
-    /// IPv6, so that an IPv4 address never meets the IPv6 address of the same number.
-    ports: u64,
+    /// The lower endpoint's port in the high half, the higher's in the low half.
+    ports: u32,
+    /// So that an IPv4 address never meets the IPv6 address of the same number.
+    v6: bool,
 }
 
 impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        for a in self.addrs {
+        let (addrs, ports, v6) = (self.addrs, self.ports, self.v6);
+        for a in addrs {
             h.write_u64(a);
         }
-        h.write_u64(self.ports);
+        h.write_u64(u64::from(ports) | u64::from(v6) << 32);
     }
 }
 
@@ -90,7 +95,7 @@ impl FlowKey {
             IpAddr::V4(v4) => u128::from(u32::from(v4)),
             IpAddr::V6(v6) => u128::from(v6),
         };
-        let v6 = u64::from(a.0.is_ipv6() || b.0.is_ipv6()) << 32;
+        let v6 = a.0.is_ipv6() || b.0.is_ipv6();
         let (a, b) = ((number(a.0), a.1), (number(b.0), b.1));
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         FlowKey {
@@ -100,7 +105,8 @@ impl FlowKey {
                 (hi.0 >> 64) as u64,
                 hi.0 as u64,
             ],
-            ports: v6 | u64::from(lo.1) << 16 | u64::from(hi.1),
+            ports: u32::from(lo.1) << 16 | u32::from(hi.1),
+            v6,
         }
     }
 }
