@@ -159,9 +159,14 @@ fn sum_words_portable(data: &[u8]) -> u64 {
         .by_ref()
         .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
         .sum();
-    let rest = words.remainder();
-    let mut last = [0u8; 4];
-    last[..rest.len()].copy_from_slice(rest);
+    // The last word zero-padded by hand: a `copy_from_slice` of a variable length is a call to
+    // `memcpy` for every packet.
+    let last = match *words.remainder() {
+        [a] => [a, 0, 0, 0],
+        [a, b] => [a, b, 0, 0],
+        [a, b, c] => [a, b, c, 0],
+        _ => [0; 4],
+    };
     body + u64::from(u32::from_ne_bytes(last))
 }
 

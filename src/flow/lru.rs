@@ -87,17 +87,28 @@ impl<T, const N: usize> Lists<T, N> {
     }
 
     /// Move entry `id` to the back of `list` (its own or another).
+    #[inline(always)]
     pub fn touch(&mut self, id: u32, list: usize) {
+        if self.lists.get(list).is_some_and(|l| l.tail == id)
+            && self
+                .nodes
+                .get(id as usize)
+                .is_some_and(|n| usize::from(n.list) == list)
+        {
+            // Already there (the common case: consecutive segments of one flow). Unlinking and
+            // linking back would change nothing but write to two other entries' nodes, each a
+            // likely cache miss in a large table. Checked inline: the call cost more than this.
+            return;
+        }
+        self.move_to_back(id, list);
+    }
+
+    #[inline(never)]
+    fn move_to_back(&mut self, id: u32, list: usize) {
         let Some(node) = self.nodes.get(id as usize) else {
             return;
         };
         if node.value.is_none() {
-            return;
-        }
-        if usize::from(node.list) == list && self.lists[list].tail == id {
-            // Already there (the common case: consecutive segments of one flow). Unlinking and
-            // linking back would change nothing but write to two other entries' nodes, each a
-            // likely cache miss in a large table.
             return;
         }
         self.unlink(id);

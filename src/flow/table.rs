@@ -51,11 +51,33 @@ pub const SNIFF_BYTES: usize = 16;
 /// Ports whose side is the server when no SYN was seen.
 const SERVER_PORTS: [u16; 3] = [445, 139, 135];
 
-/// The 5-tuple in a canonical order, so both directions find the same flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The 5-tuple in a canonical order, so both directions find the same flow. Addresses are held
+/// as numbers rather than `IpAddr`s: ordering and hashing the enum (a tag and a byte array) cost
+/// about 50 instructions per segment, as much as the rest of the lookup (docs/PERF.md, "Session
+/// 6: flow layer").
+///
+/// Packed to 4-byte alignment: an index entry (key and slot) stays 44 bytes, as with `IpAddr`s
+/// (`u128` addresses would align it to 16 and grow it to 64; see `flow_state_stays_small`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, packed(4))]
 struct FlowKey {
-    lo: (IpAddr, u16),
-    hi: (IpAddr, u16),
+    /// The lower endpoint's address, then the higher's, each as a number (an IPv4 address in the
+    /// low 32 bits) in two 64-bit halves, high first.
+    addrs: [u64; 4],
+    /// The lower endpoint's port in the high half, the higher's in the low half.
+    ports: u32,
+    /// So that an IPv4 address never meets the IPv6 address of the same number.
+    v6: bool,
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let (addrs, ports, v6) = (self.addrs, self.ports, self.v6);
+        for a in addrs {
+            h.write_u64(a);
+        }
+        h.write_u64(u64::from(ports) | u64::from(v6) << 32);
+    }
 }
 
 impl FlowKey {
@@ -69,10 +91,22 @@ impl FlowKey {
     }
 
     fn between(a: (IpAddr, u16), b: (IpAddr, u16)) -> FlowKey {
-        if a <= b {
-            FlowKey { lo: a, hi: b }
-        } else {
-            FlowKey { lo: b, hi: a }
+        let number = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => u128::from(u32::from(v4)),
+            IpAddr::V6(v6) => u128::from(v6),
+        };
+        let v6 = a.0.is_ipv6() || b.0.is_ipv6();
+        let (a, b) = ((number(a.0), a.1), (number(b.0), b.1));
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        FlowKey {
+            addrs: [
+                (lo.0 >> 64) as u64,
+                lo.0 as u64,
+                (hi.0 >> 64) as u64,
+                hi.0 as u64,
+            ],
+            ports: u32::from(lo.1) << 16 | u32::from(hi.1),
+            v6,
         }
     }
 }
@@ -268,6 +302,11 @@ pub struct FlowTable {
     /// Flow key → slot in `flows`. Keyed per process and per map: the 5-tuples are chosen by
     /// whoever sends the packets (see `crate::wire::maps`).
     index: KeyedMap<FlowKey, u32>,
+    /// The last flow a segment was looked up for, tried before `index`: consecutive segments of
+    /// one connection (a bulk transfer and its ACKs) are the common case, and comparing one key
+    /// costs a fraction of hashing and probing. Cleared whenever a flow leaves the table (its
+    /// slot is then reused by another).
+    last: Option<(FlowKey, u32)>,
     flows: Lists<Flow, 3>,
     /// Segments held for the receiver's ACK to settle, by flow slot (see [`super::suspect`]).
     suspects: KeyedMap<u32, Vec<Suspect>>,
@@ -294,6 +333,7 @@ impl FlowTable {
     pub fn new() -> FlowTable {
         FlowTable {
             index: KeyedMap::default(),
+            last: None,
             flows: Lists::default(),
             suspects: KeyedMap::default(),
             suspect_bytes: 0,
@@ -344,8 +384,7 @@ impl FlowTable {
         self.pending.segments += 1;
         self.sweep(ts, factory, sink);
         let key = FlowKey::of(seg);
-        // One index lookup per packet (a flood makes every lookup a cache miss).
-        let mut found = self.index.get(&key).copied();
+        let mut found = self.lookup(&key);
         // A new SYN on a finished tuple is a new connection (port reuse).
         if let (Some(old_id), true) = (found, seg.flags.syn && !seg.flags.ack) {
             if let Some(old) = self.flows.get(old_id) {
@@ -418,6 +457,19 @@ impl FlowTable {
         }
     }
 
+    /// The slot of `key`'s flow: the last one looked up, else one index lookup (a flood makes
+    /// every lookup a cache miss).
+    fn lookup(&mut self, key: &FlowKey) -> Option<u32> {
+        if let Some((k, id)) = self.last {
+            if k == *key {
+                return Some(id);
+            }
+        }
+        let id = self.index.get(key).copied()?;
+        self.last = Some((*key, id));
+        Some(id)
+    }
+
     /// A new flow for `seg`'s tuple, making room first if the table is full.
     fn insert(
         &mut self,
@@ -468,6 +520,7 @@ impl FlowTable {
         };
         let id = self.flows.insert(Class::Embryonic as usize, flow);
         self.index.insert(key, id);
+        self.last = Some((key, id));
         id
     }
 
@@ -579,9 +632,14 @@ impl FlowTable {
                     );
                 }
             }
-            let mut out =
-                |c: Chunk<'_>, sink: &mut Sink| deliver(app, factory, rep.ctx, ts, other, c, sink);
-            dirs[other.index()].acked(seg.ack, &mut self.budget, &rep, sink, &mut out);
+            // Nothing buffered (the in-order common case): the ACK cannot release anything, so
+            // the reassembler is not called.
+            if dirs[other.index()].buffered_segments() > 0 {
+                let mut out = |c: Chunk<'_>, sink: &mut Sink| {
+                    deliver(app, factory, rep.ctx, ts, other, c, sink)
+                };
+                dirs[other.index()].acked(seg.ack, &mut self.budget, &rep, sink, &mut out);
+            }
         }
         if seg.flags.fin {
             let len = seg.payload.len() + seg.missing as usize;
@@ -701,6 +759,9 @@ impl FlowTable {
         let Some(id) = self.index.remove(key) else {
             return;
         };
+        if self.last.is_some_and(|(_, l)| l == id) {
+            self.last = None;
+        }
         let held = if self.suspects.is_empty() {
             None
         } else {
@@ -741,10 +802,19 @@ impl FlowTable {
     /// Close flows idle past their timeout (checked once per second of packet time). Each class
     /// list is in last-seen order with one timeout, so the expired flows are a prefix of each:
     /// taken oldest first across the three, by (last seen, uid), as the flows went idle.
+    ///
+    /// The time check is inlined into every caller and the sweep itself is not: it is due once
+    /// per second of packet time, and the call with its register saves for every segment cost
+    /// more than the check (docs/PERF.md, "Session 6: flow layer").
+    #[inline(always)]
     fn sweep(&mut self, now: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
-        if now.0 < self.last_sweep.0.saturating_add(SWEEP_EVERY_NS) {
-            return;
+        if now.0 >= self.last_sweep.0.saturating_add(SWEEP_EVERY_NS) {
+            self.sweep_due(now, factory, sink);
         }
+    }
+
+    #[inline(never)]
+    fn sweep_due(&mut self, now: Ts, factory: &mut dyn ParserFactory, sink: &mut Sink) {
         self.last_sweep = now;
         self.flush_counters(sink);
         loop {
@@ -821,7 +891,31 @@ fn count_checksum_decisions(f: &Flow, sink: &mut Sink) {
 }
 
 /// Hand one chunk of in-order stream to the flow's parser, choosing the parser first if needed.
+///
+/// Inlined into the reassembler's output closures, with the parser's own call at the end: a
+/// chunk for a flow whose parser is chosen goes straight to it, while choosing one (once per
+/// flow) is out of line. Each extra call level cost about 20 instructions per chunk
+/// (docs/PERF.md, "Session 6: flow layer").
+#[inline(always)]
 fn deliver(
+    app: &mut App,
+    factory: &mut dyn ParserFactory,
+    ctx: &FlowCtx,
+    ts: Ts,
+    dir: Direction,
+    chunk: Chunk<'_>,
+    sink: &mut Sink,
+) {
+    if matches!(app, App::Undecided { .. }) {
+        deliver_undecided(app, factory, ctx, ts, dir, chunk, sink);
+    } else {
+        feed(app, ts, dir, chunk, sink);
+    }
+}
+
+/// [`deliver`] before the parser is chosen: gather the first bytes and choose.
+#[inline(never)]
+fn deliver_undecided(
     app: &mut App,
     factory: &mut dyn ParserFactory,
     ctx: &FlowCtx,
@@ -920,20 +1014,46 @@ fn decide(
     };
 }
 
+#[inline(always)]
 fn feed(app: &mut App, ts: Ts, dir: Direction, chunk: Chunk<'_>, sink: &mut Sink) {
-    if let App::Parser(p, shadow) = app {
-        let before = sink.events.len();
-        match chunk {
-            Chunk::Data(b) if !b.is_empty() => p.data(ts, dir, b, sink),
-            Chunk::Data(_) => {}
-            Chunk::Gap(n) => p.gap(ts, dir, n, sink),
-            // The main reading takes the first copy; a shadow (if any) the last.
-            Chunk::Split { first, .. } => p.data(ts, dir, first, sink),
-        }
-        if let Some(sh) = shadow {
-            sh.feed(ts, dir, chunk, before, sink);
-        }
+    match app {
+        App::Parser(p, None) => feed_parser(p.as_mut(), ts, dir, chunk, sink),
+        App::Parser(p, Some(sh)) => feed_shadowed(p.as_mut(), sh, ts, dir, chunk, sink),
+        _ => {}
     }
+}
+
+#[inline(always)]
+fn feed_parser(
+    p: &mut dyn StreamParser,
+    ts: Ts,
+    dir: Direction,
+    chunk: Chunk<'_>,
+    sink: &mut Sink,
+) {
+    match chunk {
+        Chunk::Data(b) if !b.is_empty() => p.data(ts, dir, b, sink),
+        Chunk::Data(_) => {}
+        Chunk::Gap(n) => p.gap(ts, dir, n, sink),
+        // The main reading takes the first copy; a shadow (if any) the last.
+        Chunk::Split { first, .. } => p.data(ts, dir, first, sink),
+    }
+}
+
+/// [`feed`] when a receiver's overlap rule is unknown: the shadow reads the chunk after the main
+/// parser (rare, so out of line).
+#[inline(never)]
+fn feed_shadowed(
+    p: &mut dyn StreamParser,
+    sh: &mut Shadow,
+    ts: Ts,
+    dir: Direction,
+    chunk: Chunk<'_>,
+    sink: &mut Sink,
+) {
+    let before = sink.events.len();
+    feed_parser(p, ts, dir, chunk, sink);
+    sh.feed(ts, dir, chunk, before, sink);
 }
 
 fn close_flow(

@@ -547,3 +547,37 @@ fn data_acknowledging_what_the_capture_lost_is_taken_once_the_peer_acknowledges_
     );
     assert_eq!(t.sink.counters.get("anomaly.ack_invalid"), 1);
 }
+
+#[test]
+fn last_flow_cache_never_outlives_its_flow() {
+    // With room for one flow, every new tuple evicts the last one and takes its slot: a stale
+    // last-flow entry would send the first flow's next segment to the second flow.
+    let mut t = T::new();
+    t.table = FlowTable::with_max_flows(1);
+    t.table.keep_summaries = true;
+    t.pkt(1, (C, 40000), (S, 445), 1, 0, "A", b"first-flow-bytes-0");
+    t.pkt(2, (C, 40001), (S, 445), 1, 0, "A", b"second-flow-bytes-");
+    t.pkt(3, (C, 40000), (S, 445), 19, 0, "A", b"first-again-bytes-");
+    // The reverse direction of the flow just looked up finds it through the cache.
+    t.pkt(3, (S, 445), (C, 40000), 500, 37, "A", b"reply");
+    t.finish(4);
+    let log = t.log.borrow();
+    assert_eq!(log.len(), 3, "the first tuple came back as a new flow");
+    assert_eq!(log[1].1.data[0], b"second-flow-bytes-");
+    assert_eq!(log[2].1.data[0], b"first-again-bytes-");
+    assert_eq!(log[2].1.data[1], b"reply");
+    let ends: Vec<_> = t.table.summaries.iter().map(|s| s.end).collect();
+    assert_eq!(ends, ["evicted", "evicted", "end-of-input"]);
+}
+
+#[test]
+fn flow_keys_are_canonical_and_keep_address_families_apart() {
+    let v4: IpAddr = "0.0.1.2".parse().unwrap();
+    let v6: IpAddr = "::102".parse().unwrap();
+    let other: IpAddr = "0.0.0.9".parse().unwrap();
+    let other6: IpAddr = "::9".parse().unwrap();
+    let k = FlowKey::between((v4, 445), (other, 50000));
+    assert_eq!(k, FlowKey::between((other, 50000), (v4, 445)));
+    assert_ne!(k, FlowKey::between((v6, 445), (other6, 50000)));
+    assert_ne!(k, FlowKey::between((v4, 50000), (other, 445)));
+}
