@@ -8,9 +8,9 @@
 //! wrapping, and cannot be fooled into reading outside the blob.
 
 use crate::kerberos::{self, TicketDigest};
+use crate::wire::num::{le_u16, le_u32};
 use crate::wire::{buffer_at, latin1, parsed, utf16le};
 use nom::bytes::complete::{tag, take};
-use nom::number::complete::{le_u16, le_u32};
 use nom::{IResult, Parser};
 
 pub const NTLMSSP_SIGNATURE: &[u8; 8] = b"NTLMSSP\0";

@@ -7,6 +7,7 @@
 
 pub mod hash;
 pub mod maps;
+pub mod num;
 
 use nom::bytes::complete::take;
 use nom::sequence::preceded;

@@ -11,10 +11,10 @@
 //! StructureSize is read but not enforced: a server that accepts a wrong one would otherwise
 //! carry commands the sensor drops, and the body length check already keeps every read inside.
 
+use crate::wire::num::{le_u128, le_u16, le_u32, le_u64, le_u8};
 use crate::wire::{buffer_or_empty, clipped, parsed, utf16le};
 use nom::bytes::complete::{tag, take};
 use nom::multi::many_m_n;
-use nom::number::complete::{le_u128, le_u16, le_u32, le_u64, le_u8};
 use nom::sequence::preceded;
 use nom::{IResult, Parser};
 
