@@ -460,9 +460,11 @@ impl Detector {
                     .into_iter()
                     .map(|i| (*key, i)),
             );
-            let user = p.user();
-            for u in p.expire_uploads(now, evidence_ns, all) {
-                expired.push((*key, u, user.clone()));
+            let unowned = p.expire_uploads(now, evidence_ns, all);
+            // The user is cloned only for an upload that leaves: most sweeps expire none.
+            if !unowned.is_empty() {
+                let user = p.user();
+                expired.extend(unowned.into_iter().map(|u| (*key, u, user.clone())));
             }
             if !all {
                 p.prune_evidence(now, evidence_ns);
