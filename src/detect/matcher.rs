@@ -281,7 +281,8 @@ impl Detector {
     /// and none idle can go.
     fn pair(&mut self, c: &ConnFields) -> Option<&mut PairState> {
         let key = (c.orig_h, c.resp_h);
-        if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
+        // The length first: below the cap a new pair needs no lookup of its own.
+        if self.pairs.len() >= MAX_PAIRS && !self.pairs.contains_key(&key) {
             // Evict pairs idle beyond the window (kept only for their user), at most once per sweep period.
             if self
                 .last_evict
