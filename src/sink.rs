@@ -7,28 +7,63 @@
 
 use crate::event::{Anomaly, AnomalyKind, ConnFields, Event};
 use crate::time::Ts;
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
 /// After this many anomaly events of one kind (or one cap), further ones are only counted.
 pub const MAX_ANOMALY_EVENTS_PER_KIND: u64 = 1000;
 
 /// Named counters (packets, bytes, flows, `cap.*`, `anomaly.*` …), summed across workers at the end.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counters(pub BTreeMap<&'static str, u64>);
+///
+/// Counting is on the per-packet path (about sixty call sites, several per packet), so a count
+/// lands in a slot found by the name's address: a `&'static str` does not move, and hashing its
+/// address and length costs a few instructions where an ordered map keyed by the text paid a
+/// string compare per tree level (3% of the non-hashing instructions of `read`, docs/PERF.md).
+/// The keys are the sensor's own, never the wire's, so the unkeyed FxHash fits `wire::maps`'
+/// rule. Two literals of the same text need not share an address: every read folds the slots by
+/// name ([`Counters::by_name`]).
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    slots: FxHashMap<(usize, usize), (&'static str, u64)>,
+}
 
 impl Counters {
     pub fn add(&mut self, name: &'static str, n: u64) {
-        *self.0.entry(name).or_insert(0) += n;
+        let slot = (name.as_ptr() as usize, name.len());
+        self.slots.entry(slot).or_insert((name, 0)).1 += n;
     }
     pub fn get(&self, name: &str) -> u64 {
-        self.0.get(name).copied().unwrap_or(0)
+        self.slots
+            .values()
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+            .sum()
     }
     pub fn merge(&mut self, other: &Counters) {
-        for (k, v) in &other.0 {
+        for (k, v) in other.slots.values() {
             self.add(k, *v);
         }
     }
+    /// Every counter once, in name order.
+    pub fn by_name(&self) -> BTreeMap<&'static str, u64> {
+        let mut m = BTreeMap::new();
+        for (k, v) in self.slots.values() {
+            *m.entry(*k).or_insert(0) += v;
+        }
+        m
+    }
+    pub fn clear(&mut self) {
+        self.slots.clear();
+    }
 }
+
+impl PartialEq for Counters {
+    fn eq(&self, other: &Counters) -> bool {
+        self.by_name() == other.by_name()
+    }
+}
+
+impl Eq for Counters {}
 
 #[derive(Debug, Default)]
 pub struct Sink {

@@ -273,8 +273,8 @@ fn from_captures(args: &ReportArgs) -> Result<(ReportData, usize), ExitCode> {
     let mut caps = crate::sink::Sink::new();
     detection.report_caps(&mut caps);
     counters.merge(&caps.counters);
-    for (name, n) in &counters.0 {
-        run.builder.count(name, *n);
+    for (name, n) in counters.by_name() {
+        run.builder.count(name, n);
     }
 
     let spilled = match run.error.take() {

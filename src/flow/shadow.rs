@@ -64,7 +64,7 @@ impl Shadow {
     /// Hand on the events only this reading produced in this step; forget the rest.
     fn settle(&mut self, main_from: usize, sink: &mut Sink) {
         let mine = std::mem::take(&mut self.sink.events);
-        self.sink.counters.0.clear();
+        self.sink.counters.clear();
         self.sink.learned_endpoints.clear();
         if !self.diverged || mine.is_empty() {
             return;

@@ -124,7 +124,7 @@ pub enum RecordLen {
 }
 
 /// A KerberosTime (GeneralizedTime, always UTC "Z" in RFC 4120 §5.2.3) as capture time; None for
-/// dates a timestamp cannot hold (before 1970, or invalid).
+/// dates a timestamp cannot hold (before 1970, after 2554, or invalid).
 pub fn time(t: &GeneralizedTime) -> Option<Ts> {
     let d = &t.0;
     let date = jiff::civil::Date::new(
@@ -144,7 +144,7 @@ pub fn time(t: &GeneralizedTime) -> Option<Ts> {
         .to_timestamp(date.to_datetime(time))
         .ok()?
         .as_second();
-    Some(Ts::from_secs(u64::try_from(secs).ok()?))
+    Ts::checked_from_secs(u64::try_from(secs).ok()?)
 }
 
 /// `name/instance` as Zeek and Wireshark write a principal, cut at [`MAX_KERBEROS_NAME_CHARS`].

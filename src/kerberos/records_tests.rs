@@ -162,6 +162,8 @@ fn kerberos_times_in_capture_time() {
     assert_eq!(time(&t(1970, 1, 1, 0, 0, 0)), Some(Ts(0)));
     assert_eq!(time(&t(1969, 12, 31, 23, 59, 59)), None);
     assert_eq!(time(&t(2024, 2, 30, 0, 0, 0)), None);
+    // Found by the `pipeline` fuzz target: a year past 2554 overflowed the nanoseconds.
+    assert_eq!(time(&t(9999, 12, 31, 23, 59, 59)), None);
 }
 
 #[test]

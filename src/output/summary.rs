@@ -215,10 +215,11 @@ impl Summary {
                 .iter()
                 .map(|((e, o), n)| format!("{e}::{o} ({n})")),
         );
-        let anomalies: Vec<String> =
-            c.0.iter()
-                .filter_map(|(k, v)| k.strip_prefix("anomaly.").map(|k| format!("{k} ({v})")))
-                .collect();
+        let counters = c.by_name();
+        let anomalies: Vec<String> = counters
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("anomaly.").map(|k| format!("{k} ({v})")))
+            .collect();
         list(&mut s, "anomalies", anomalies.into_iter());
         if self.dropped > 0 {
             let _ = writeln!(
@@ -227,11 +228,11 @@ impl Summary {
                 self.dropped
             );
         }
-        let caps: Vec<String> =
-            c.0.iter()
-                .filter(|(k, _)| k.starts_with("MAX_"))
-                .map(|(k, v)| format!("{k} ({v})"))
-                .collect();
+        let caps: Vec<String> = counters
+            .iter()
+            .filter(|(k, _)| k.starts_with("MAX_"))
+            .map(|(k, v)| format!("{k} ({v})"))
+            .collect();
         list(&mut s, "caps reached", caps.into_iter());
         s
     }

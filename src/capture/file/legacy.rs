@@ -65,6 +65,16 @@ pub(super) enum Stop {
     Io,
 }
 
+/// The header of the record at the front of the buffer, read once by [`LegacyReader::ready`] and
+/// used by [`LegacyReader::take`] (a merge of several files asks for the time before it takes).
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    ts: Ts,
+    /// Header and data.
+    total: usize,
+    orig_len: u32,
+}
+
 pub(super) struct LegacyReader {
     stream: DynRead,
     header: Header,
@@ -73,6 +83,8 @@ pub(super) struct LegacyReader {
     start: usize,
     end: usize,
     eof: bool,
+    /// Set by `ready` once the record at `start` is buffered whole; taken by `take`.
+    head: Option<Head>,
 }
 
 impl LegacyReader {
@@ -89,6 +101,7 @@ impl LegacyReader {
             start: FILE_HEADER_LEN.min(end),
             end,
             eof: false,
+            head: None,
         }
     }
 
@@ -96,22 +109,18 @@ impl LegacyReader {
         self.header.linktype
     }
 
-    fn u32_at(&self, at: usize) -> u32 {
-        // Callers have `fill`ed past `at + 4`; the fallback only keeps this panic-free.
-        let b: [u8; 4] = self
-            .buf
-            .get(at..at + 4)
-            .and_then(|s| s.try_into().ok())
-            .unwrap_or([0; 4]);
-        if self.header.big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
+    /// Ensure `want` unread bytes are buffered (false when the stream ends first).
+    #[inline]
+    fn fill(&mut self, want: usize) -> Result<bool, Stop> {
+        // The common case (the record lies in the block already read) costs one compare.
+        if self.end - self.start >= want {
+            return Ok(true);
         }
+        self.refill(want)
     }
 
-    /// Ensure `want` unread bytes are buffered (false when the stream ends first).
-    fn fill(&mut self, want: usize) -> Result<bool, Stop> {
+    #[cold]
+    fn refill(&mut self, want: usize) -> Result<bool, Stop> {
         while self.end - self.start < want {
             if self.eof {
                 return Ok(false);
@@ -146,8 +155,11 @@ impl LegacyReader {
 
     /// Buffers the next record whole and returns its time, without consuming it (a merge of
     /// several files looks at every file's next time before it takes one); Ok(None) at a clean
-    /// end of the stream. Calling it again before [`Self::take`] costs a header read.
+    /// end of the stream. Calling it again before [`Self::take`] costs nothing.
     pub fn ready(&mut self) -> Result<Option<Ts>, Stop> {
+        if let Some(h) = self.head {
+            return Ok(Some(h.ts));
+        }
         if !self.fill(RECORD_HEADER_LEN)? {
             return if self.end == self.start {
                 Ok(None)
@@ -155,48 +167,71 @@ impl LegacyReader {
                 Err(Stop::Truncated)
             };
         }
-        let total = self.record_len();
-        if total >= MAX_CAPTURE_RECORD_BYTES {
+        let Some(h) = self.record_header() else {
+            return Err(Stop::Truncated);
+        };
+        if h.total >= MAX_CAPTURE_RECORD_BYTES {
             return Err(Stop::TooLarge);
         }
-        if !self.fill(total)? {
+        if !self.fill(h.total)? {
             return Err(Stop::Truncated);
         }
-        // fill may have moved the record to the front.
-        Ok(Some(self.ts_at(self.start)))
+        self.head = Some(h);
+        Ok(Some(h.ts))
     }
 
-    /// Header and data of the record at `start`.
-    fn record_len(&self) -> usize {
-        RECORD_HEADER_LEN.saturating_add(self.u32_at(self.start + 8) as usize)
-    }
-
-    /// The time in the record header at `at`.
-    fn ts_at(&self, at: usize) -> Ts {
-        let sec = u64::from(self.u32_at(at));
-        let frac = u64::from(self.u32_at(at + 4));
+    /// The 16-byte record header at `start` (buffered by the caller): time, length with data,
+    /// original length.
+    fn record_header(&self) -> Option<Head> {
+        let b: &[u8; RECORD_HEADER_LEN] = self
+            .buf
+            .get(self.start..self.start + RECORD_HEADER_LEN)?
+            .try_into()
+            .ok()?;
+        let word = |i: usize| {
+            let w = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+            if self.header.big_endian {
+                u32::from_be_bytes(w)
+            } else {
+                u32::from_le_bytes(w)
+            }
+        };
+        let (sec, frac) = (u64::from(word(0)), u64::from(word(4)));
         // Same as units_to_ns for these two resolutions, without the 128-bit division.
         let frac_ns = if self.header.nanos {
             frac
         } else {
             frac * 1_000
         };
-        Ts((sec * 1_000_000_000).saturating_add(frac_ns))
+        Some(Head {
+            ts: Ts((sec * 1_000_000_000).saturating_add(frac_ns)),
+            total: RECORD_HEADER_LEN.saturating_add(word(8) as usize),
+            orig_len: word(12),
+        })
     }
 
     /// Consumes the record [`Self::ready`] buffered. Only after `ready` returned a time: anything
     /// else yields an empty record rather than reading past the buffer.
     pub fn take(&mut self) -> Record<'_> {
+        let Some(h) = self.head.take() else {
+            return Record {
+                ts: Ts(0),
+                orig_len: 0,
+                data: &[],
+            };
+        };
         let at = self.start;
-        let total = self.record_len().min(self.end - at);
-        let ts = self.ts_at(at);
-        let orig_len = self.u32_at(at + 12);
+        let total = h.total.min(self.end - at);
         self.start += total;
         let data = self
             .buf
             .get(at + RECORD_HEADER_LEN..at + total)
             .unwrap_or(&[]);
-        Record { ts, orig_len, data }
+        Record {
+            ts: h.ts,
+            orig_len: h.orig_len,
+            data,
+        }
     }
 }
 
@@ -272,6 +307,24 @@ mod tests {
             assert_eq!((c.ts, c.data.len()), (Ts(12_000_000_000 + 7 * mul), 0));
             assert!(r.next().unwrap().is_none());
         }
+    }
+
+    #[test]
+    fn ready_reads_a_header_once_and_take_consumes_only_what_ready_announced() {
+        let bytes = file(false, true, &[(3, 4, b"xy"), (5, 6, b"z")]);
+        let mut r = reader(bytes, 24);
+        assert_eq!(r.take().data, b"", "take before ready");
+        assert_eq!(r.ready().unwrap(), Some(Ts(3_000_000_004)));
+        assert_eq!(r.ready().unwrap(), Some(Ts(3_000_000_004)));
+        let a = r.take();
+        assert_eq!(
+            (a.ts, a.orig_len, a.data),
+            (Ts(3_000_000_004), 6, &b"xy"[..])
+        );
+        assert_eq!(r.take().data, b"", "a second take without ready");
+        let b = r.next().unwrap().unwrap();
+        assert_eq!((b.ts, b.data), (Ts(5_000_000_006), &b"z"[..]));
+        assert!(r.ready().unwrap().is_none());
     }
 
     #[test]

@@ -177,9 +177,11 @@ impl<'p> Merge<'p> {
         if let Some(end) = self.ended.pop_front() {
             return Step::Ended(end);
         }
-        self.open_due();
-        if let Some(end) = self.ended.pop_front() {
-            return Step::Ended(end);
+        if self.next < self.plan.inputs.len() {
+            self.open_due();
+            if let Some(end) = self.ended.pop_front() {
+                return Step::Ended(end);
+            }
         }
         let Some(w) = self.earliest() else {
             return Step::End;
@@ -196,6 +198,10 @@ impl<'p> Merge<'p> {
 
     /// The open file with the earliest next frame (the plan's order on equal times).
     fn earliest(&self) -> Option<usize> {
+        if self.open.len() == 1 {
+            // One file (the common case): nothing to compare.
+            return Some(0);
+        }
         let mut best: Option<(Ts, usize, usize)> = None;
         for (w, o) in self.open.iter().enumerate() {
             if best.is_none_or(|(t, ord, _)| (o.head, o.order) < (t, ord)) {
