@@ -56,7 +56,8 @@ pub(super) struct ReadOutput {
     events_all: bool,
     alerts: JsonLines,
     flows: Option<JsonLines>,
-    summary: Summary,
+    /// None with `--no-summary`: nothing would read it, so no event pays for it.
+    summary: Option<Summary>,
     write_error: Option<(String, io::Error)>,
     detection: Detection,
     /// Alerts raised by the current event, written right away (reused buffer).
@@ -72,6 +73,8 @@ pub(super) struct ReadOutput {
 
 #[derive(Default)]
 struct AlertLines {
+    /// False with `--no-summary`: no line is kept.
+    wanted: bool,
     lines: Vec<String>,
     total: u64,
 }
@@ -87,7 +90,7 @@ fn write_alerts(
     for alert in pending.drain(..) {
         if !matches!(alert, Alert::HostSummary(_)) {
             alert_lines.total += 1;
-            if alert_lines.lines.len() < MAX_SUMMARY_ALERT_LINES {
+            if alert_lines.wanted && alert_lines.lines.len() < MAX_SUMMARY_ALERT_LINES {
                 alert_lines.lines.push(alert.human());
             }
         }
@@ -161,7 +164,9 @@ impl EventConsumer for ReadOutput {
             return;
         }
         self.detection.join(&mut ev);
-        self.summary.observe(&ev);
+        if let Some(s) = self.summary.as_mut() {
+            s.observe(&ev);
+        }
         if let Some(w) = self.events.as_mut() {
             if self.events_all || !matches!(ev, Event::SmbOpaque(_)) {
                 let r = w.write(&self.formats.stamp.event(&ev));
@@ -269,11 +274,14 @@ fn run_inner(args: ReadArgs) -> Result<ExitCode, ExitCode> {
             .as_deref()
             .map(|p| open_writer(p, "flow"))
             .transpose()?,
-        summary: Summary::new(),
+        summary: (!args.no_summary).then(Summary::new),
         write_error: None,
         detection: Detection::new(rules),
         pending: Vec::new(),
-        alert_lines: AlertLines::default(),
+        alert_lines: AlertLines {
+            wanted: !args.no_summary,
+            ..AlertLines::default()
+        },
         formats: Formats::open(&formats).map_err(|(p, e)| {
             say(format_args!("{p}: cannot write: {e}"));
             ExitCode::from(EXIT_BAD_INPUT)
@@ -407,9 +415,12 @@ pub(super) fn end_of_run(
     if let Err(e) = out.formats.finish() {
         out.write_error.get_or_insert(e);
     }
-    if !no_summary {
-        eprint!("{}", out.summary.render(&counters, failed));
-        eprint!("{}", render_alert_lines(&out.alert_lines));
+    match &out.summary {
+        Some(summary) if !no_summary => {
+            eprint!("{}", summary.render(&counters, failed));
+            eprint!("{}", render_alert_lines(&out.alert_lines));
+        }
+        _ => {}
     }
     if let Some((p, e)) = out.write_error {
         if e.kind() != io::ErrorKind::BrokenPipe {
@@ -514,6 +525,7 @@ mod tests {
     #[test]
     fn the_summary_counts_every_alert_not_only_the_listed_ones() {
         let alerts = AlertLines {
+            wanted: true,
             lines: vec!["a\n".into(); MAX_SUMMARY_ALERT_LINES],
             total: 342,
         };
@@ -525,6 +537,7 @@ mod tests {
             "{s}"
         );
         let few = AlertLines {
+            wanted: true,
             lines: vec!["a\n".into()],
             total: 1,
         };

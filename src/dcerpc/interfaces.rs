@@ -183,10 +183,35 @@ static PIPE_HINTS: &[(&str, &str)] = &[
     ("epmapper", EPMAPPER),
 ];
 
+/// Every UUID in [`ENDPOINTS`] is this long (lowercase text form); a test checks.
+const UUID_TEXT_LEN: usize = 36;
+
+/// [`ENDPOINTS`] sorted by UUID; on a repeated UUID its first entry stays first (stable sort), so
+/// the answer is the one a scan in table order would give. Looked up once per DCE-RPC call and
+/// bind: the scan compared up to 135 UUIDs case-insensitively, ~1,500 instructions a call (17.6 M
+/// on the 300 MB bench slice, cachegrind); the binary search over a lowercased copy, ~150.
+fn endpoints_by_uuid() -> &'static [(&'static str, &'static str)] {
+    static SORTED: std::sync::OnceLock<Vec<(&str, &str)>> = std::sync::OnceLock::new();
+    SORTED.get_or_init(|| {
+        let mut v = ENDPOINTS.to_vec();
+        v.sort_by_key(|(u, _)| *u);
+        v
+    })
+}
+
+/// The endpoint name of an interface UUID (any case).
 pub fn endpoint_name(uuid: &str) -> Option<&'static str> {
-    ENDPOINTS
-        .iter()
-        .find(|(u, _)| u.eq_ignore_ascii_case(uuid))
+    let mut key = [0u8; UUID_TEXT_LEN];
+    if uuid.len() != key.len() {
+        return None;
+    }
+    for (k, b) in key.iter_mut().zip(uuid.bytes()) {
+        *k = b.to_ascii_lowercase();
+    }
+    let t = endpoints_by_uuid();
+    let at = t.partition_point(|(u, _)| u.as_bytes() < &key[..]);
+    t.get(at)
+        .filter(|(u, _)| u.as_bytes() == key)
         .map(|(_, n)| *n)
 }
 
@@ -1162,6 +1187,45 @@ static IREMOTEWINSPOOL_OPS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sorted lookup answers what a case-insensitive scan of the table in order answers: for
+    /// every entry in lower, upper and mixed case, and for UUIDs not in the table.
+    #[test]
+    fn endpoint_lookup_matches_a_scan_of_the_table() {
+        let scan = |uuid: &str| {
+            ENDPOINTS
+                .iter()
+                .find(|(u, _)| u.eq_ignore_ascii_case(uuid))
+                .map(|(_, n)| *n)
+        };
+        for (u, _) in ENDPOINTS {
+            assert_eq!(u.len(), UUID_TEXT_LEN, "{u}");
+            assert_eq!(*u, u.to_ascii_lowercase(), "{u}");
+            let mixed: String = u
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            for q in [u.to_string(), u.to_ascii_uppercase(), mixed] {
+                assert_eq!(endpoint_name(&q), scan(&q), "{q}");
+                assert!(endpoint_name(&q).is_some());
+            }
+        }
+        for q in [
+            "",
+            "367abb81",
+            "00000000-0000-0000-0000-000000000000",
+            "ż7abb81-9844-35f1-ad32-98f03800100",
+        ] {
+            assert_eq!(endpoint_name(q), scan(q), "{q}");
+        }
+    }
 
     #[test]
     fn svcctl_names_match_zeek() {

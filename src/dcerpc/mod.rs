@@ -134,33 +134,36 @@ impl Conversation {
 
     /// In-order bytes of one direction, cut anywhere.
     pub fn data(&mut self, ctx: &FlowCtx, ts: Ts, dir: Direction, bytes: &[u8], sink: &mut Sink) {
-        let mut out = Vec::new();
-        self.framers[dir.index()].push(bytes, &mut |f| out.push(f));
-        for f in out {
-            match f {
-                Framed::Pdu(p) => self.assoc.pdu(ctx, ts, dir, &p, sink),
-                Framed::Skipped(n) => {
-                    sink.count("dcerpc.bytes_skipped", n as u64);
-                    // A pipe that never carried a PDU is simply not DCE-RPC (PsExec's own
-                    // PSEXESVC pipes, RemCom's stdio): that is not an anomaly. Once it has spoken
-                    // DCE-RPC, junk is. One anomaly per conversation and direction; the counter
-                    // keeps the total.
-                    if self.assoc.pdus_seen() == 0 {
-                        continue;
-                    }
-                    if std::mem::replace(&mut self.skip_reported[dir.index()], true) {
-                        continue;
-                    }
-                    sink.anomaly(
-                        ts,
-                        Some(ConnFields::new(ts, ctx.uid, &ctx.conn)),
-                        AnomalyKind::Malformed,
-                        "dcerpc",
-                        format!("{n} bytes are not DCE-RPC; resynchronised"),
-                    );
+        // Each PDU is handled as it is framed (framing never looks at the association), so none
+        // is copied or collected first.
+        let Conversation {
+            framers,
+            assoc,
+            skip_reported,
+            ..
+        } = self;
+        framers[dir.index()].push(bytes, &mut |f| match f {
+            Framed::Pdu(p) => assoc.pdu(ctx, ts, dir, p, sink),
+            Framed::Skipped(n) => {
+                sink.count("dcerpc.bytes_skipped", n as u64);
+                // A pipe that never carried a PDU is simply not DCE-RPC (PsExec's own PSEXESVC
+                // pipes, RemCom's stdio): that is not an anomaly. Once it has spoken DCE-RPC,
+                // junk is. One anomaly per conversation and direction; the counter keeps the
+                // total.
+                if assoc.pdus_seen() == 0
+                    || std::mem::replace(&mut skip_reported[dir.index()], true)
+                {
+                    return;
                 }
+                sink.anomaly(
+                    ts,
+                    Some(ConnFields::new(ts, ctx.uid, &ctx.conn)),
+                    AnomalyKind::Malformed,
+                    "dcerpc",
+                    format!("{n} bytes are not DCE-RPC; resynchronised"),
+                );
             }
-        }
+        });
     }
 
     /// Bytes of this conversation were lost or skipped in `dir`: resynchronise on the next PDU.

@@ -9,9 +9,10 @@
 //! Every read returns `None` when the stub is too short or a count is inconsistent; nothing panics
 //! and nothing is allocated beyond [`MAX_NDR_STRING_CHARS`] per string.
 
+use crate::wire::num::{u16 as num_u16, u32 as num_u32, u64 as num_u64};
 use nom::bytes::complete::take;
 use nom::error::Error;
-use nom::number::complete::{be_u8, u16 as nom_u16, u32 as nom_u32, u64 as nom_u64};
+use nom::number::complete::be_u8;
 use nom::number::Endianness;
 use nom::Parser;
 
@@ -102,17 +103,17 @@ impl<'a> NdrReader<'a> {
 
     pub fn u16(&mut self) -> Option<u16> {
         self.align(2)?;
-        self.run(nom_u16(self.endianness()))
+        self.run(num_u16(self.endianness()))
     }
 
     pub fn u32(&mut self) -> Option<u32> {
         self.align(4)?;
-        self.run(nom_u32(self.endianness()))
+        self.run(num_u32(self.endianness()))
     }
 
     pub fn u64(&mut self) -> Option<u64> {
         self.align(8)?;
-        self.run(nom_u64(self.endianness()))
+        self.run(num_u64(self.endianness()))
     }
 
     /// A conformance/variance count or size_t: u32 in NDR 2.0, u64 in NDR64.

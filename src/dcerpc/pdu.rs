@@ -4,11 +4,12 @@
 
 use super::uuid::uuid;
 pub use super::uuid::Uuid;
+use crate::wire::num::{u16 as num_u16, u32 as num_u32};
 use crate::wire::parsed;
 use nom::bytes::complete::take;
 use nom::error::{make_error, ErrorKind};
 use nom::multi::{count, fold_many_m_n};
-use nom::number::complete::{be_u8, u16 as nom_u16, u32 as nom_u32};
+use nom::number::complete::be_u8;
 use nom::number::Endianness;
 use nom::{IResult, Parser};
 
@@ -83,7 +84,7 @@ pub fn parse_header(b: &[u8]) -> IResult<&[u8], Header> {
         return reject(b);
     }
     let e = endianness(drep[0] & 0x10 == 0);
-    let (i, (frag_len, auth_len, call_id)) = (nom_u16(e), nom_u16(e), nom_u32(e)).parse(i)?;
+    let (i, (frag_len, auth_len, call_id)) = (num_u16(e), num_u16(e), num_u32(e)).parse(i)?;
     if (frag_len as usize) < HEADER_LEN
         || (auth_len > 0 && (auth_len as usize) + SEC_TRAILER_LEN + HEADER_LEN > frag_len as usize)
     {
@@ -198,7 +199,7 @@ pub const MAX_TRANSFER_SYNTAXES_PER_ITEM: usize = 8;
 /// A transfer syntax: UUID then u32 version.
 fn syntax_id(e: Endianness) -> impl Fn(&[u8]) -> IResult<&[u8], Uuid> {
     move |i| {
-        let (i, (id, _version)) = (uuid(e), nom_u32(e)).parse(i)?;
+        let (i, (id, _version)) = (uuid(e), num_u32(e)).parse(i)?;
         Ok((i, id))
     }
 }
@@ -206,7 +207,7 @@ fn syntax_id(e: Endianness) -> impl Fn(&[u8]) -> IResult<&[u8], Uuid> {
 fn context_item(e: Endianness) -> impl Fn(&[u8]) -> IResult<&[u8], ContextItem> {
     move |i| {
         let (i, (ctx_id, n_ts, _reserved, abstract_uuid, version_major, version_minor)) =
-            (nom_u16(e), be_u8, be_u8, uuid(e), nom_u16(e), nom_u16(e)).parse(i)?;
+            (num_u16(e), be_u8, be_u8, uuid(e), num_u16(e), num_u16(e)).parse(i)?;
         let n_ts = usize::from(n_ts);
         // Every syntax is read (the item must be whole); only the first few are kept.
         let (i, transfer_syntaxes) =
@@ -234,7 +235,7 @@ fn context_item(e: Endianness) -> impl Fn(&[u8]) -> IResult<&[u8], ContextItem> 
 pub fn parse_bind(body: &[u8], be: bool) -> IResult<&[u8], Vec<ContextItem>> {
     let e = endianness(be);
     let (i, (_max_xmit, _max_recv, _assoc_group, n, _reserved)) =
-        (nom_u16(e), nom_u16(e), nom_u32(e), be_u8, take(3usize)).parse(body)?;
+        (num_u16(e), num_u16(e), num_u32(e), be_u8, take(3usize)).parse(body)?;
     count(context_item(e), usize::from(n)).parse(i)
 }
 
@@ -257,7 +258,7 @@ pub struct BindAck {
 fn context_result(e: Endianness) -> impl Fn(&[u8]) -> IResult<&[u8], ContextResult> {
     move |i| {
         let (i, (result, reason, transfer_syntax)) =
-            (nom_u16(e), nom_u16(e), syntax_id(e)).parse(i)?;
+            (num_u16(e), num_u16(e), syntax_id(e)).parse(i)?;
         Ok((
             i,
             ContextResult {
@@ -274,7 +275,7 @@ fn context_result(e: Endianness) -> impl Fn(&[u8]) -> IResult<&[u8], ContextResu
 pub fn parse_bind_ack(body: &[u8], be: bool) -> IResult<&[u8], BindAck> {
     let e = endianness(be);
     let (i, (_max_xmit, _max_recv, _assoc_group, sec_len)) =
-        (nom_u16(e), nom_u16(e), nom_u32(e), nom_u16(e)).parse(body)?;
+        (num_u16(e), num_u16(e), num_u32(e), num_u16(e)).parse(body)?;
     let (i, raw) = take(sec_len)(i)?;
     let sec_addr: String = raw
         .iter()
@@ -299,7 +300,7 @@ pub struct Request<'a> {
 /// request body: the stub is what follows the fixed part (and the object UUID when flagged).
 pub fn parse_request<'a>(body: &'a [u8], h: &Header) -> IResult<&'a [u8], Request<'a>> {
     let e = h.endianness();
-    let (i, (_alloc_hint, ctx_id, opnum)) = (nom_u32(e), nom_u16(e), nom_u16(e)).parse(body)?;
+    let (i, (_alloc_hint, ctx_id, opnum)) = (num_u32(e), num_u16(e), num_u16(e)).parse(body)?;
     let (stub, object) = if h.flags & PFC_OBJECT_UUID != 0 {
         uuid(e)(i).map(|(s, u)| (s, Some(u)))?
     } else {
@@ -325,7 +326,7 @@ pub struct Response<'a> {
 pub fn parse_response<'a>(body: &'a [u8], h: &Header) -> IResult<&'a [u8], Response<'a>> {
     let e = h.endianness();
     let (stub, (_alloc_hint, ctx_id, _cancel_count, _reserved)) =
-        (nom_u32(e), nom_u16(e), be_u8, be_u8).parse(body)?;
+        (num_u32(e), num_u16(e), be_u8, be_u8).parse(body)?;
     Ok((&[], Response { ctx_id, stub }))
 }
 
@@ -333,13 +334,13 @@ pub fn parse_response<'a>(body: &'a [u8], h: &Header) -> IResult<&'a [u8], Respo
 pub fn parse_fault<'a>(body: &'a [u8], h: &Header) -> IResult<&'a [u8], (u16, u32)> {
     let e = h.endianness();
     let (i, (_alloc_hint, ctx_id, _cancel_count, _reserved, status)) =
-        (nom_u32(e), nom_u16(e), be_u8, be_u8, nom_u32(e)).parse(body)?;
+        (num_u32(e), num_u16(e), be_u8, be_u8, num_u32(e)).parse(body)?;
     Ok((i, (ctx_id, status)))
 }
 
 /// bind_nak body: the reject reason.
 pub fn parse_bind_nak<'a>(body: &'a [u8], h: &Header) -> IResult<&'a [u8], u16> {
-    nom_u16(h.endianness()).parse(body)
+    num_u16(h.endianness()).parse(body)
 }
 
 /// Names of fault / reject status codes (C706 appendix E, MS-RPCE 2.2.2.11 / 3.1.1.5.5).

@@ -11,10 +11,11 @@ use crate::wire::parsed;
 /// The buffer never holds more than one (partial) PDU: frag_length is 16 bits.
 pub const MAX_PDU_BUFFER: usize = u16::MAX as usize;
 
-/// What the framer found in a chunk of bytes.
+/// What the framer found in a chunk of bytes. A PDU is lent, not copied: most come straight out
+/// of the bytes pushed (a copy each cost a malloc, a memcpy and a free per PDU).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Framed {
-    Pdu(Vec<u8>),
+pub enum Framed<'a> {
+    Pdu(&'a [u8]),
     /// `n` bytes did not look like DCE-RPC and were skipped while resynchronising.
     Skipped(usize),
 }
@@ -42,7 +43,7 @@ impl Framer {
     }
 
     /// Feeds bytes; calls `out` with every whole PDU (and skip notices) in stream order.
-    pub fn push(&mut self, mut bytes: &[u8], out: &mut dyn FnMut(Framed)) {
+    pub fn push(&mut self, mut bytes: &[u8], out: &mut dyn FnMut(Framed<'_>)) {
         // Complete a PDU left over from earlier writes first.
         while !self.buf.is_empty() {
             let take = self
@@ -63,7 +64,8 @@ impl Framer {
                     return self.scan(&pending, out);
                 }
                 Some(h) if self.buf.len() >= h.frag_len as usize => {
-                    out(Framed::Pdu(std::mem::take(&mut self.buf)));
+                    let pdu = std::mem::take(&mut self.buf);
+                    out(Framed::Pdu(&pdu));
                 }
                 Some(_) if bytes.is_empty() => return,
                 Some(_) => {}
@@ -85,7 +87,7 @@ impl Framer {
     }
 
     /// Frames PDUs straight out of `bytes` (no copy) and buffers only an unfinished tail.
-    fn scan(&mut self, bytes: &[u8], out: &mut dyn FnMut(Framed)) {
+    fn scan(&mut self, bytes: &[u8], out: &mut dyn FnMut(Framed<'_>)) {
         let mut pos = 0usize;
         let mut skipped = 0usize;
         while pos < bytes.len() {
@@ -109,7 +111,7 @@ impl Framer {
                     if rest.len() < len {
                         break;
                     }
-                    out(Framed::Pdu(rest[..len].to_vec()));
+                    out(Framed::Pdu(&rest[..len]));
                     pos += len;
                 }
                 _ => {
@@ -172,10 +174,22 @@ mod tests {
     use super::*;
     use crate::dcerpc::pdu::build::*;
 
-    fn collect(f: &mut Framer, chunks: &[&[u8]]) -> Vec<Framed> {
+    /// [`Framed`], owned.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Got {
+        Pdu(Vec<u8>),
+        Skipped(usize),
+    }
+
+    fn collect(f: &mut Framer, chunks: &[&[u8]]) -> Vec<Got> {
         let mut v = Vec::new();
         for c in chunks {
-            f.push(c, &mut |x| v.push(x));
+            f.push(c, &mut |x| {
+                v.push(match x {
+                    Framed::Pdu(p) => Got::Pdu(p.to_vec()),
+                    Framed::Skipped(n) => Got::Skipped(n),
+                })
+            });
         }
         v
     }
@@ -186,7 +200,7 @@ mod tests {
         let b = pdu(0, 3, 2, &request_body(0, 16, &[5, 6, 7, 8]), None);
         let both = [a.clone(), b.clone()].concat();
         let out = collect(&mut Framer::new(), &[&both]);
-        assert_eq!(out, vec![Framed::Pdu(a), Framed::Pdu(b)]);
+        assert_eq!(out, vec![Got::Pdu(a), Got::Pdu(b)]);
     }
 
     #[test]
@@ -202,7 +216,7 @@ mod tests {
             );
             assert_eq!(
                 out,
-                vec![Framed::Pdu(a.clone()), Framed::Pdu(b.clone())],
+                vec![Got::Pdu(a.clone()), Got::Pdu(b.clone())],
                 "cut at {cut1}"
             );
         }
@@ -218,13 +232,13 @@ mod tests {
         f.gap();
         // The rest of `a` arrives after the gap (its header is gone), then a whole `b`.
         out = collect(&mut f, &[&a[30..], &b]);
-        assert_eq!(out.last(), Some(&Framed::Pdu(b.clone())));
-        assert!(matches!(out[0], Framed::Skipped(n) if n == a.len() - 30));
+        assert_eq!(out.last(), Some(&Got::Pdu(b.clone())));
+        assert!(matches!(out[0], Got::Skipped(n) if n == a.len() - 30));
         // Pure garbage never produces a PDU and never grows the buffer past a header's worth.
         let mut g = Framer::new();
         let junk = vec![0x41u8; 100_000];
         let out = collect(&mut g, &[&junk]);
-        assert!(out.iter().all(|x| matches!(x, Framed::Skipped(_))));
+        assert!(out.iter().all(|x| matches!(x, Got::Skipped(_))));
         assert!(g.buffered() < HEADER_LEN);
     }
 
@@ -255,7 +269,7 @@ mod tests {
         assert_eq!(
             byte_by_byte
                 .iter()
-                .filter(|x| matches!(x, Framed::Pdu(_)))
+                .filter(|x| matches!(x, Got::Pdu(_)))
                 .count(),
             3,
             "{byte_by_byte:?}"
@@ -276,11 +290,11 @@ mod tests {
     }
 
     /// Consecutive skip notices as one (their split depends on where the chunks were cut).
-    fn merge_skips(v: Vec<Framed>) -> Vec<Framed> {
-        let mut out: Vec<Framed> = Vec::new();
+    fn merge_skips(v: Vec<Got>) -> Vec<Got> {
+        let mut out: Vec<Got> = Vec::new();
         for x in v {
             match (out.last_mut(), x) {
-                (Some(Framed::Skipped(n)), Framed::Skipped(m)) => *n += m,
+                (Some(Got::Skipped(n)), Got::Skipped(m)) => *n += m,
                 (_, x) => out.push(x),
             }
         }

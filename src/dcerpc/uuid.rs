@@ -5,8 +5,8 @@
 //! The value keeps the canonical (textual, big-endian) byte order, so equal UUIDs compare equal
 //! whichever byte order carried them.
 
+use crate::wire::num::{u16 as num_u16, u32 as num_u32};
 use nom::bytes::complete::take;
-use nom::number::complete::{u16 as nom_u16, u32 as nom_u32};
 use nom::number::Endianness;
 use nom::{IResult, Parser};
 
@@ -61,7 +61,7 @@ impl std::fmt::Debug for Uuid {
 pub fn uuid(e: Endianness) -> impl Fn(&[u8]) -> IResult<&[u8], Uuid> {
     move |i| {
         let (i, (time_low, time_mid, time_hi, rest)) =
-            (nom_u32(e), nom_u16(e), nom_u16(e), take(8usize)).parse(i)?;
+            (num_u32(e), num_u16(e), num_u16(e), take(8usize)).parse(i)?;
         let mut b = [0u8; 16];
         b[0..4].copy_from_slice(&time_low.to_be_bytes());
         b[4..6].copy_from_slice(&time_mid.to_be_bytes());

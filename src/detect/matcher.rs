@@ -281,7 +281,8 @@ impl Detector {
     /// and none idle can go.
     fn pair(&mut self, c: &ConnFields) -> Option<&mut PairState> {
         let key = (c.orig_h, c.resp_h);
-        if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
+        // The length first: below the cap a new pair needs no lookup of its own.
+        if self.pairs.len() >= MAX_PAIRS && !self.pairs.contains_key(&key) {
             // Evict pairs idle beyond the window (kept only for their user), at most once per sweep period.
             if self
                 .last_evict
@@ -460,9 +461,11 @@ impl Detector {
                     .into_iter()
                     .map(|i| (*key, i)),
             );
-            let user = p.user();
-            for u in p.expire_uploads(now, evidence_ns, all) {
-                expired.push((*key, u, user.clone()));
+            let unowned = p.expire_uploads(now, evidence_ns, all);
+            // The user is cloned only for an upload that leaves: most sweeps expire none.
+            if !unowned.is_empty() {
+                let user = p.user();
+                expired.extend(unowned.into_iter().map(|u| (*key, u, user.clone())));
             }
             if !all {
                 p.prune_evidence(now, evidence_ns);

@@ -78,7 +78,6 @@ pub struct Summary {
     /// (share, name) → bytes written, executable?
     admin_writes: BTreeMap<(String, String), (u64, bool)>,
     dce_ops: BTreeMap<(String, String), u64>,
-    events: BTreeMap<&'static str, u64>,
     /// Entries not remembered because a section was full.
     dropped: u64,
 }
@@ -94,7 +93,6 @@ impl Summary {
     }
 
     pub fn observe(&mut self, ev: &Event) {
-        *self.events.entry(ev.log_name()).or_insert(0) += 1;
         match ev {
             Event::SmbAuth(a) => {
                 self.sessions.observe(&a.conn.uid, a.session_id);

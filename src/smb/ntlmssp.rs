@@ -8,9 +8,9 @@
 //! wrapping, and cannot be fooled into reading outside the blob.
 
 use crate::kerberos::{self, TicketDigest};
+use crate::wire::num::{le_u16, le_u32};
 use crate::wire::{buffer_at, latin1, parsed, utf16le};
 use nom::bytes::complete::{tag, take};
-use nom::number::complete::{le_u16, le_u32};
 use nom::{IResult, Parser};
 
 pub const NTLMSSP_SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
@@ -136,11 +136,14 @@ pub fn authenticate(token: &[u8]) -> IResult<&[u8], Authenticate<'_>> {
     ))
 }
 
+/// The first occurrence of `needle` in `hay` (None for an empty needle). memchr's memmem, not a
+/// comparison at every offset: that scan of each session-setup blob cost ~2,200 instructions a
+/// blob on the bench slice (4.8 M, cachegrind).
 pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
+    if needle.is_empty() {
         return None;
     }
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// The NTLMSSP token inside a security blob: from its signature to the end of the blob.
@@ -210,6 +213,30 @@ pub fn parse_security_blob(blob: &[u8]) -> SecurityBlob {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// `find` is the first offset where the needle matches, as a comparison at every offset says.
+    #[test]
+    fn find_is_the_first_match() {
+        let scan = |hay: &[u8], needle: &[u8]| {
+            (!needle.is_empty() && hay.len() >= needle.len())
+                .then(|| hay.windows(needle.len()).position(|w| w == needle))
+                .flatten()
+        };
+        let mut x = 0x0123_4567_89ab_cdefu64;
+        for round in 0..2000usize {
+            let hay: Vec<u8> = (0..round % 97)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    b"NTLMSSP\0"[(x % 8) as usize]
+                })
+                .collect();
+            for needle in [&b""[..], b"N", b"SS", NTLMSSP_SIGNATURE, b"NTLMSSP\0NTLM"] {
+                assert_eq!(find(&hay, needle), scan(&hay, needle), "{hay:?}");
+            }
+        }
+    }
     use crate::smb::crypto::testutil::{
         hex, MS_SESSION_SETUP_REQUEST_2, MS_SESSION_SETUP_RESPONSE_1,
     };

@@ -2,9 +2,9 @@
 //! records, and the rebuilding of the original message from them.
 
 use super::records::COMPRESSION_MAGIC;
+use crate::wire::num::{le_u16, le_u32, le_u8};
 use crate::wire::parsed;
 use nom::bytes::complete::{tag, take};
-use nom::number::complete::{le_u16, le_u32, le_u8};
 use nom::{IResult, Parser};
 
 /// Size of the unchained header (and of the chained one up to its first payload's data).
@@ -242,7 +242,7 @@ fn decode_lznt1(data: &[u8], room: usize, out: &mut Vec<u8>) -> Result<(), Decom
     let mut rest = data;
     while rest.len() >= 2 {
         let (next, header) =
-            le_u16::<_, nom::error::Error<&[u8]>>(rest).map_err(|_| DecompressError::Malformed)?;
+            le_u16::<nom::error::Error<&[u8]>>(rest).map_err(|_| DecompressError::Malformed)?;
         if header == 0 {
             break; // end of stream
         }

@@ -192,6 +192,11 @@ impl Smb2State {
         chain: &mut Chain,
         sink: &mut Sink,
     ) {
+        // Most messages are one command: read its header once, with no list of commands.
+        if let Some(h) = parsed(parse_header(msg)).filter(|h| h.next_command == 0) {
+            self.command(cx, t, dir, &h, msg, decrypted, chain, sink);
+            return;
+        }
         let (cmds, bad) = split_compound(msg, MAX_COMPOUND_COMMANDS);
         if bad && cmds.len() >= MAX_COMPOUND_COMMANDS {
             sink.cap_reached(
@@ -216,30 +221,46 @@ impl Smb2State {
             let Some(h) = parsed(parse_header(cmd)) else {
                 break;
             };
-            sink.count("smb2.commands", 1);
-            if !decrypted && matches!(h.command, NEGOTIATE | SESSION_SETUP) {
-                self.decryptor.observe(dir, cmd);
-                self.decryptor.report_notes(sink, cx.ts, Some(cx.conn()));
-            }
-            // A related request's SessionId is its predecessor's (or all-ones): nothing new.
-            if !h.is_related() {
-                t.join(cx, h.session_id, sink);
-            }
-            if h.is_response() != (dir == Direction::ToClient) {
-                sink.anomaly(
-                    cx.ts,
-                    Some(cx.conn()),
-                    crate::event::AnomalyKind::WrongDirection,
-                    "smb2",
-                    format!("command {} in the wrong direction", h.command.code()),
-                );
-                continue;
-            }
-            if h.is_response() {
-                self.response(cx, t, &h, cmd, sink);
-            } else {
-                self.request(cx, t, &h, cmd, chain, sink);
-            }
+            self.command(cx, t, dir, &h, cmd, decrypted, chain, sink);
+        }
+    }
+
+    /// One command of a message (`cmd`: its header `h` and body).
+    #[allow(clippy::too_many_arguments)]
+    fn command(
+        &mut self,
+        cx: &Cx<'_>,
+        t: &mut Tables,
+        dir: Direction,
+        h: &Header,
+        cmd: &[u8],
+        decrypted: bool,
+        chain: &mut Chain,
+        sink: &mut Sink,
+    ) {
+        sink.count("smb2.commands", 1);
+        if !decrypted && matches!(h.command, NEGOTIATE | SESSION_SETUP) {
+            self.decryptor.observe(dir, cmd);
+            self.decryptor.report_notes(sink, cx.ts, Some(cx.conn()));
+        }
+        // A related request's SessionId is its predecessor's (or all-ones): nothing new.
+        if !h.is_related() {
+            t.join(cx, h.session_id, sink);
+        }
+        if h.is_response() != (dir == Direction::ToClient) {
+            sink.anomaly(
+                cx.ts,
+                Some(cx.conn()),
+                crate::event::AnomalyKind::WrongDirection,
+                "smb2",
+                format!("command {} in the wrong direction", h.command.code()),
+            );
+            return;
+        }
+        if h.is_response() {
+            self.response(cx, t, h, cmd, sink);
+        } else {
+            self.request(cx, t, h, cmd, chain, sink);
         }
     }
 

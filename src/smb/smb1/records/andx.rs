@@ -5,9 +5,9 @@
 //! always ends after at most MAX_ANDX_DEPTH blocks or msg.len() bytes of progress.
 
 use super::{andx_header, cmd, Header, Smb1Error, SMB1_HEADER_LEN};
+use crate::wire::num::{le_u16, le_u8};
 use crate::wire::{clipped, parsed};
 use nom::bytes::complete::take;
-use nom::number::complete::{le_u16, le_u8};
 use nom::sequence::preceded;
 use nom::{IResult, Parser};
 

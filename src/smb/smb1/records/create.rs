@@ -4,9 +4,9 @@
 use super::andx::Block;
 use super::strings::SmbStr;
 use super::{andx_header, data_block, response_words, words, Accept, Smb1Error};
+use crate::wire::num::{le_u16, le_u32, le_u64, le_u8};
 use nom::bytes::complete::take;
 use nom::combinator::cond;
-use nom::number::complete::{le_u16, le_u32, le_u64, le_u8};
 use nom::sequence::preceded;
 
 /// NT create dispositions (same values as SMB2).

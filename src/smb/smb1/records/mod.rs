@@ -27,8 +27,8 @@ pub mod tree;
 
 use self::andx::Block;
 use super::dos_error;
+use crate::wire::num::{le_u16, le_u32, le_u8};
 use nom::bytes::complete::{tag, take};
-use nom::number::complete::{le_u16, le_u32, le_u8};
 use nom::{IResult, Parser};
 
 pub const SMB1_HEADER_LEN: usize = 32;
@@ -397,7 +397,7 @@ pub(crate) fn data_block<'a>(msg: &'a [u8], block: &Block<'a>) -> strings::StrCu
 mod tests {
     use super::*;
     use crate::smb::smb1::test_util::{capture_msg, first_block, MsgBuilder, W};
-    use nom::number::complete::le_u16;
+    use crate::wire::num::le_u16;
 
     fn msg(command: u8, words: &[u8], bytes: &[u8]) -> Vec<u8> {
         MsgBuilder::request(command)

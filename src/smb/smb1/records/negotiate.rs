@@ -4,9 +4,9 @@
 use super::andx::Block;
 use super::strings::{SmbStr, StrCursor};
 use super::{cmd, data_block, words, Accept, Smb1Error};
+use crate::wire::num::{le_u16, le_u32, le_u64, le_u8};
 use nom::bytes::complete::take;
 use nom::combinator::cond;
-use nom::number::complete::{le_u16, le_u32, le_u64, le_u8};
 use nom::{IResult, Parser};
 
 /// Most dialect strings read from one NEGOTIATE request (real clients offer under 15).

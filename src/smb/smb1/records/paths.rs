@@ -5,8 +5,8 @@
 use super::andx::Block;
 use super::strings::{SmbStr, StrCursor};
 use super::{cmd, data_block, words, Accept, Smb1Error};
+use crate::wire::num::le_u16;
 use nom::combinator::{cond, success};
-use nom::number::complete::le_u16;
 
 const BUFFER_FORMAT_ASCII: u8 = 0x04;
 

@@ -8,9 +8,9 @@
 use super::andx::Block;
 use super::{andx_header, join_u16, response_words, words, Accept, Smb1Error};
 use crate::wire::clipped;
+use crate::wire::num::{le_u16, le_u32};
 use nom::bytes::complete::take;
 use nom::combinator::cond;
-use nom::number::complete::{le_u16, le_u32};
 
 /// WriteMode bits.
 pub const WRITE_THROUGH: u16 = 0x0001;

@@ -6,9 +6,9 @@ use super::andx::Block;
 use super::strings::{SmbStr, StrCursor};
 use super::{andx_header, data_block, response_words, words, Accept, Smb1Error};
 use crate::wire::clipped;
+use crate::wire::num::{le_u16, le_u32};
 use nom::bytes::complete::take;
 use nom::combinator::cond;
-use nom::number::complete::{le_u16, le_u32};
 use nom::sequence::preceded;
 
 /// SMB_SETUP_GUEST in the response Action: the server logged the client on as guest.

@@ -10,10 +10,10 @@ use super::andx::Block;
 use super::create::NtCreateRequest;
 use super::strings::{SmbStr, StrCursor};
 use super::{cmd, response_words, section, words, Accept, Smb1Error};
+use crate::wire::num::{le_u16, le_u32, le_u64, le_u8};
 use crate::wire::parsed;
 use nom::bytes::complete::take;
 use nom::combinator::cond;
-use nom::number::complete::{le_u16, le_u32, le_u64, le_u8};
 use nom::sequence::preceded;
 use nom::{IResult, Parser};
 

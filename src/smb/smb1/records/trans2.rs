@@ -3,9 +3,9 @@
 
 use super::strings::{SmbStr, StrCursor};
 use super::{cmd, Smb1Error};
+use crate::wire::num::{le_u16, le_u32, le_u64, le_u8};
 use crate::wire::parsed;
 use nom::bytes::complete::take;
-use nom::number::complete::{le_u16, le_u32, le_u64, le_u8};
 use nom::sequence::terminated;
 use nom::Parser;
 

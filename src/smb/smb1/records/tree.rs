@@ -4,8 +4,8 @@
 use super::andx::Block;
 use super::strings::SmbStr;
 use super::{andx_header, data_block, response_words, words, Accept, Smb1Error};
+use crate::wire::num::{le_u16, le_u32};
 use nom::combinator::cond;
-use nom::number::complete::{le_u16, le_u32};
 
 /// TREE_CONNECT_ANDX_EXTENDED_RESPONSE in the request flags.
 pub const TREE_CONNECT_EXTENDED_RESPONSE: u16 = 0x0008;
