@@ -80,6 +80,9 @@ pub struct InferredCall {
     pub technique: Technique,
     /// "svcctl" | "atsvc" | "ITaskSchedulerService"
     pub interface: &'static str,
+    /// The carrier of the calls: an SMB named pipe (SMB3 sizes; pipe answers) or TCP (answers
+    /// on a connection the endpoint mapper named).
+    pub transport: crate::dcerpc::Transport,
     pub user: Option<String>,
     pub domain: Option<String>,
     pub workstation: Option<String>,

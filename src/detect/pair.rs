@@ -16,7 +16,6 @@ use super::matcher::{InferredCall, MAX_OPEN_INSTANCES, MAX_PAIR_ITEMS, MAX_UPLOA
 use super::names::is_admin_share;
 use super::report::{service_control_signal, ServiceControl};
 use super::upload::{UploadRec, Written};
-use crate::dcerpc::Transport;
 use crate::event::alert::{Basis, Evidence, FoldedCall, SignalAlert, Technique};
 use crate::event::{
     BindContext, ConnFields, DceArgs, DceRpc, FileAction, Principal, Share, SmbAuth, SmbFiles,
@@ -629,7 +628,11 @@ impl PairState {
         next_instance_id: &mut u64,
     ) -> Option<&'static str> {
         let c = &x.conn;
-        self.smb_seen = true;
+        // Answers on a TCP connection the endpoint mapper named are no SMB (SharpNoPSExec's
+        // signature is "no SMB at all").
+        if x.transport == crate::dcerpc::Transport::SmbPipe {
+            self.smb_seen = true;
+        }
         if self.auth.is_none() && x.user.is_some() {
             self.auth = Some(Auth {
                 user: x.user.clone(),
@@ -655,7 +658,7 @@ impl PairState {
         let create = CreateCall {
             how: How {
                 basis: x.basis,
-                transport: Transport::SmbPipe,
+                transport: x.transport,
                 opnum: None,
                 args: &args,
                 rpc_decrypted: false,

@@ -280,6 +280,7 @@ impl ResponseInference {
             first_ts: upload.map_or(c.ts, |(ts, _)| ts),
             technique,
             interface,
+            transport: d.transport,
             user: None,
             domain: None,
             workstation: None,

@@ -141,6 +141,8 @@ fn inferred_call(x: InferredTechnique) -> InferredCall {
         first_ts: x.ts,
         technique: Technique::ServiceCreate,
         interface: "svcctl",
+        // The sizes are those of SMB3 messages: the calls went over a named pipe.
+        transport: crate::dcerpc::Transport::SmbPipe,
         user: x.user,
         domain: x.domain,
         workstation: x.workstation,

@@ -697,6 +697,7 @@ fn inferred_instances_have_the_lowest_confidence_and_say_so() {
         first_ts: ts(0.5),
         technique: Technique::ServiceCreate,
         interface: "svcctl",
+        transport: psexec_sensor::dcerpc::Transport::SmbPipe,
         user: None,
         domain: None,
         workstation: None,
@@ -744,6 +745,7 @@ fn inferred_instances_have_the_lowest_confidence_and_say_so() {
         first_ts: ts(1.0),
         technique: Technique::ServiceCreate,
         interface: "svcctl",
+        transport: psexec_sensor::dcerpc::Transport::SmbPipe,
         user: None,
         domain: None,
         workstation: None,
@@ -976,4 +978,38 @@ fn a_folded_service_with_the_same_name_keeps_one_instance_and_names_each_service
         "{}",
         t.reason
     );
+}
+
+/// A service reconfiguration read from server answers alone keeps its carrier: over a TCP
+/// connection (no SMB anywhere) it is SharpNoPSExec's signature, over the svcctl pipe SCShell's.
+#[test]
+fn inferred_calls_keep_their_transport_for_attribution() {
+    use psexec_sensor::dcerpc::Transport;
+    let tool_for = |transport: Transport, port: u16| {
+        let mut d = Detector::new(Rules::embedded());
+        let mut out = vec![];
+        d.on_inferred(psexec_sensor::detect::InferredCall {
+            conn: conn(1.0, ATT, VIC, port),
+            first_ts: ts(1.0),
+            technique: Technique::ServiceModify,
+            interface: "svcctl",
+            transport,
+            user: None,
+            domain: None,
+            workstation: None,
+            upload_size: None,
+            tool_hint: None,
+            medium: false,
+            reason: "answers".into(),
+            evidence: vec![],
+            basis: Basis::Responses,
+            failed: false,
+            pipes: vec![],
+            task_path: None,
+        });
+        d.finish(&mut out);
+        one(&out).tool.clone()
+    };
+    assert_eq!(tool_for(Transport::Tcp, 49667), "sharpnopsexec");
+    assert_eq!(tool_for(Transport::SmbPipe, 445), "scshell");
 }
