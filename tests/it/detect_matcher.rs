@@ -693,23 +693,13 @@ fn inferred_instances_have_the_lowest_confidence_and_say_so() {
         d.on_event(&e, &mut out);
     }
     d.on_inferred(psexec_sensor::detect::InferredCall {
-        conn: conn(1.0, "192.0.2.13", VIC, 445),
         first_ts: ts(0.5),
-        technique: Technique::ServiceCreate,
-        interface: "svcctl",
-        transport: psexec_sensor::dcerpc::Transport::SmbPipe,
-        user: None,
-        domain: None,
-        workstation: None,
         upload_size: Some(56320),
         tool_hint: Some("impacket-psexec".into()),
         medium: true,
         reason: "encrypted 56 KB write then svcctl-sized exchange".into(),
         evidence: vec![(ts(0.5), "write request 56400 bytes (upload)".into())],
-        basis: psexec_sensor::event::alert::Basis::Inferred,
-        failed: false,
-        pipes: vec![],
-        task_path: None,
+        ..inferred_call(conn(1.0, "192.0.2.13", VIC, 445))
     });
     d.finish(&mut out);
     let t = one(&out);
@@ -741,23 +731,8 @@ fn inferred_instances_have_the_lowest_confidence_and_say_so() {
     let mut d = Detector::new(Rules::embedded());
     let mut out = vec![];
     d.on_inferred(psexec_sensor::detect::InferredCall {
-        conn: conn(1.0, ATT, VIC, 445),
-        first_ts: ts(1.0),
-        technique: Technique::ServiceCreate,
-        interface: "svcctl",
-        transport: psexec_sensor::dcerpc::Transport::SmbPipe,
-        user: None,
-        domain: None,
-        workstation: None,
-        upload_size: None,
-        tool_hint: None,
-        medium: false,
         reason: "sizes".into(),
-        evidence: vec![],
-        basis: psexec_sensor::event::alert::Basis::Inferred,
-        failed: false,
-        pipes: vec![],
-        task_path: None,
+        ..inferred_call(conn(1.0, ATT, VIC, 445))
     });
     let mut s = Seq::new(ATT, VIC);
     s.create(2.0, "nUwj", "%systemroot%\\zeCGSXch.exe", None, "ok");
@@ -989,27 +964,38 @@ fn inferred_calls_keep_their_transport_for_attribution() {
         let mut d = Detector::new(Rules::embedded());
         let mut out = vec![];
         d.on_inferred(psexec_sensor::detect::InferredCall {
-            conn: conn(1.0, ATT, VIC, port),
-            first_ts: ts(1.0),
             technique: Technique::ServiceModify,
-            interface: "svcctl",
             transport,
-            user: None,
-            domain: None,
-            workstation: None,
-            upload_size: None,
-            tool_hint: None,
-            medium: false,
             reason: "answers".into(),
-            evidence: vec![],
             basis: Basis::Responses,
-            failed: false,
-            pipes: vec![],
-            task_path: None,
+            ..inferred_call(conn(1.0, ATT, VIC, port))
         });
         d.finish(&mut out);
         one(&out).tool.clone()
     };
     assert_eq!(tool_for(Transport::Tcp, 49667), "sharpnopsexec");
     assert_eq!(tool_for(Transport::SmbPipe, 445), "scshell");
+}
+
+/// An inferred create call over an SMB pipe at `c`, with nothing else known; tests override fields.
+fn inferred_call(c: ConnFields) -> psexec_sensor::detect::InferredCall {
+    psexec_sensor::detect::InferredCall {
+        conn: c,
+        first_ts: c.ts,
+        technique: Technique::ServiceCreate,
+        interface: "svcctl",
+        transport: psexec_sensor::dcerpc::Transport::SmbPipe,
+        user: None,
+        domain: None,
+        workstation: None,
+        upload_size: None,
+        tool_hint: None,
+        medium: false,
+        reason: String::new(),
+        evidence: vec![],
+        basis: Basis::Inferred,
+        failed: false,
+        pipes: vec![],
+        task_path: None,
+    }
 }
